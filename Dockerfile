@@ -1,0 +1,18 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+COPY broadcasts ./broadcasts
+COPY models ./models
+COPY config.yaml ./config.yaml
+RUN pip install . && useradd --create-home --uid 10001 lianxin && mkdir -p /data && chown lianxin /data
+
+USER lianxin
+ENV LIANXIN_CONFIG=/app/config.yaml LIANXIN__DATABASE__URL=sqlite+aiosqlite:////data/lianxin.db
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz').status==200 else 1)"
+CMD ["lianxin", "serve", "--host", "0.0.0.0", "--port", "8000"]

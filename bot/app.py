@@ -1,0 +1,74 @@
+"""The application factory: routes over a runtime, background work in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bot.dispatcher import Dispatcher, Handler
+from bot.runtime import Runtime
+from bot.web import api, bridge_routes, health, wechat_routes
+from broadcasts.outbox import OutboxWorker
+
+log = logging.getLogger("lianxin")
+
+
+def make_worker(runtime: Runtime) -> OutboxWorker:
+    """The delivery worker for a runtime, with the bridge's group pacing."""
+    return OutboxWorker(
+        sessions=runtime.sessions,
+        senders=runtime.senders,
+        cipher=runtime.cipher,
+        clock=runtime.clock,
+        settings=runtime.settings.outbox,
+        group_intervals={"bridge": runtime.settings.bridge.send_interval_s},
+        wakeup=runtime.outbox_wakeup,
+    )
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    handlers: Sequence[Handler] | None = None,
+    background: bool = True,
+    close_runtime: bool = True,
+) -> FastAPI:
+    """Build the ASGI app. ``background`` starts the delivery worker with the server."""
+    if handlers is None:
+        from handlers.registry import default_handlers
+
+        handlers = default_handlers()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        worker = make_worker(runtime)
+        if background:
+            tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
+        try:
+            yield
+        finally:
+            worker.stop()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if close_runtime:
+                await runtime.aclose()
+
+    app = FastAPI(
+        title="Lianxin",
+        description="連心: police–resident chat groups; every matter answered and followed.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.dispatcher = Dispatcher(runtime, handlers)
+    for module in (health, bridge_routes, wechat_routes, api):
+        app.include_router(module.router)
+    return app

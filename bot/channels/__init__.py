@@ -1,0 +1,1 @@
+"""Channel adapters: the only code that knows WeChat, WeCom or the bridge's wire formats."""

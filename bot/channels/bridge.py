@@ -1,0 +1,175 @@
+"""The group-chat bridge (CONTRACT §3): signed JSON in both directions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.channels.base import InboundMessage, SendError
+
+SIGNATURE_HEADER = "X-Lianxin-Signature"
+TIMESTAMP_HEADER = "X-Lianxin-Timestamp"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """``hex(HMAC-SHA256(secret, timestamp + "." + raw_body))``."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, now: datetime) -> dict[str, str]:
+    """Headers for a signed request made at ``now``."""
+    ts = str(int(now.timestamp()))
+    return {
+        TIMESTAMP_HEADER: ts,
+        SIGNATURE_HEADER: sign(secret, ts, body),
+        "Content-Type": "application/json",
+    }
+
+
+def verify(secret: str, headers: Any, body: bytes, *, now: datetime, window_s: int) -> str | None:
+    """None when the request is authentic and fresh, else the reason it is not."""
+    ts = headers.get(TIMESTAMP_HEADER)
+    signature = headers.get(SIGNATURE_HEADER)
+    if not ts or not signature:
+        return "missing signature headers"
+    try:
+        ts_value = int(ts)
+    except ValueError:
+        return "bad timestamp"
+    if abs(now.timestamp() - ts_value) > window_s:
+        return "stale timestamp"
+    if not hmac.compare_digest(sign(secret, ts, body), signature.strip().lower()):
+        return "bad signature"
+    return None
+
+
+class _Strictish(BaseModel):
+    # Bridges add fields over time; unknown ones are ignored, known ones are checked.
+    model_config = ConfigDict(extra="ignore")
+
+
+class BridgeGroup(_Strictish):
+    id: str = Field(min_length=1, max_length=128)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class BridgeUser(_Strictish):
+    id: str = Field(min_length=1, max_length=128)
+    nickname: str | None = Field(default=None, max_length=200)
+
+
+class BridgeMessage(_Strictish):
+    type: Literal["text", "image", "voice", "video", "file"]
+    text: str | None = Field(default=None, max_length=20000)
+    mentions: list[str] = Field(default_factory=list)
+    media_url: str | None = None
+
+
+class BridgeEvent(_Strictish):
+    event_id: str = Field(min_length=1, max_length=128)
+    type: Literal["message", "member_joined", "member_left"]
+    timestamp: int
+    group: BridgeGroup | None
+    sender: BridgeUser
+    message: BridgeMessage | None = None
+
+    @model_validator(mode="after")
+    def _message_present(self) -> BridgeEvent:
+        if self.type == "message" and self.message is None:
+            raise ValueError("message is required when type is 'message'")
+        if self.type != "message" and self.group is None:
+            raise ValueError(f"group is required when type is {self.type!r}")
+        return self
+
+    def to_inbound(self) -> InboundMessage:
+        """Normalise to our own type."""
+        msg = self.message
+        return InboundMessage(
+            channel="bridge",
+            dedup_key=self.event_id,
+            kind=self.type,
+            sender_id=self.sender.id,
+            nickname=self.sender.nickname,
+            occurred_at=datetime.fromtimestamp(self.timestamp, UTC),
+            group_id=self.group.id if self.group else None,
+            group_name=self.group.name if self.group else None,
+            msg_type=msg.type if msg else "event",
+            text=(msg.text or "") if msg else "",
+            mentions=tuple(msg.mentions) if msg else (),
+            media_url=msg.media_url if msg else None,
+        )
+
+
+class BadEvent(Exception):
+    """A body that is not a valid bridge event; the message says what is wrong."""
+
+
+def parse_event(body: bytes) -> BridgeEvent:
+    """Parse and validate an inbound body, or raise :class:`BadEvent` naming the problem."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadEvent(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadEvent("body must be a JSON object")
+    try:
+        return BridgeEvent.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            parts.append(f"{where}: {err['msg']}")
+        raise BadEvent("; ".join(parts)) from None
+
+
+class BridgeClient:
+    """Sends outbox rows to ``bridge.send_url``, signed like inbound events."""
+
+    def __init__(self, *, url: str, secret: str, client: httpx.AsyncClient, clock: Any) -> None:
+        self._url = url
+        self._secret = secret
+        self._client = client
+        self._clock = clock
+
+    async def send(
+        self,
+        *,
+        idempotency_key: str,
+        group_id: str | None,
+        user_id: str | None,
+        payload: dict[str, Any],
+    ) -> None:
+        body = json.dumps(
+            {
+                "idempotency_key": idempotency_key,
+                "group_id": group_id,
+                "user_id": None if group_id else user_id,
+                "text": payload.get("text", ""),
+                "mentions": payload.get("mentions") or [],
+                "media": payload.get("media"),
+            },
+            ensure_ascii=False,
+        ).encode()
+        headers = signed_headers(self._secret, body, self._clock.now())
+        await post_for_delivery(self._client, self._url, content=body, headers=headers)
+
+
+async def post_for_delivery(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """POST and sort the outcome: 2xx ok; 429/5xx/timeouts retryable; other 4xx final."""
+    try:
+        response = await client.post(url, **kwargs)
+    except httpx.TimeoutException:
+        raise SendError("timeout", retryable=True) from None
+    except httpx.TransportError as exc:
+        raise SendError(f"transport error: {type(exc).__name__}", retryable=True) from None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise SendError(f"HTTP {response.status_code}", retryable=True)
+    if response.status_code >= 300:
+        raise SendError(f"HTTP {response.status_code}", retryable=False)
+    return response

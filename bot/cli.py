@@ -1,0 +1,213 @@
+"""The ``lianxin`` command line (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.settings import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **kwargs: Any) -> Settings:
+    try:
+        return load_settings(getattr(args, "config", None), **kwargs)
+    except ConfigError as exc:
+        print(f"lianxin: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Plain logs on stderr. Message texts and personal data are never passed to a logger."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.db import migrate_url
+    from bot.runtime import build_runtime
+
+    settings = _settings(args)
+    setup_logging()
+    asyncio.run(migrate_url(settings.database.url))
+    app = create_app(build_runtime(settings))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.db import migrate_url
+
+    settings = _settings(args, require_secrets=False)
+    asyncio.run(migrate_url(settings.database.url))
+    print("database is at the latest revision")
+    return 0
+
+
+def cmd_directory_load(args: argparse.Namespace) -> int:
+    from bot.db import make_engine, make_sessions, migrate
+    from bot.directory import DirectoryError, load_directory_file
+
+    settings = _settings(args, require_secrets=False)
+
+    async def run() -> int:
+        engine = make_engine(settings.database.url)
+        try:
+            await migrate(engine)
+            async with make_sessions(engine).begin() as session:
+                summary = await load_directory_file(session, Path(args.file))
+        except DirectoryError as exc:
+            print(f"lianxin: nothing loaded: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await engine.dispose()
+        print(
+            f"directory loaded: {summary.stations} stations, {summary.officers} officers, "
+            f"{summary.groups} groups, {summary.roster} roster entries"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.db import make_engine, make_sessions, migrate
+    from bot.tokens import create_token
+
+    settings = _settings(args, require_secrets=False)
+
+    async def run() -> str:
+        engine = make_engine(settings.database.url)
+        try:
+            await migrate(engine)
+            async with make_sessions(engine).begin() as session:
+                return await create_token(
+                    session, role=args.role, name=args.name or "", now=SystemClock().now()
+                )
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def cmd_keys_generate(_args: argparse.Namespace) -> int:
+    print(base64.urlsafe_b64encode(os.urandom(32)).decode())
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from handlers.classifier import Classifier, evaluate
+
+    classifier = Classifier.from_file()
+    if args.eval:
+        rows = [
+            json.loads(line)
+            for line in Path(args.eval).read_text("utf-8").splitlines()
+            if line.strip()
+        ]
+        print(evaluate(classifier, rows).format())
+        return 0
+    for lineno, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            text = item["text"]
+            if not isinstance(text, str):
+                raise TypeError
+        except (json.JSONDecodeError, KeyError, TypeError):
+            print(json.dumps({"error": f'line {lineno}: expected {{"text": …}}'}), flush=True)
+            continue
+        result = classifier.classify(text)
+        out = {
+            "text": text,
+            "label": result.label,
+            "emergency": result.emergency,
+            "confidence": round(result.confidence, 3),
+            "unclear": result.unclear,
+        }
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="lianxin", description="Lianxin police–resident chatbot")
+    parser.add_argument("--config", help="config file (default $LIANXIN_CONFIG or ./config.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook server, scheduler and delivery worker")
+    serve.add_argument("--config", default=argparse.SUPPRESS)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser(
+        "demo", help="the whole product on a throw-away database, with /simulator"
+    )
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--script", action="store_true", help="play the scripted scenario and exit")
+    demo.set_defaults(func=_cmd_demo)
+
+    classify = sub.add_parser("classify", help='classify JSON lines {"text": …} from stdin')
+    classify.add_argument("--eval", metavar="FILE", help="evaluate on a labelled JSON-lines file")
+    classify.set_defaults(func=cmd_classify)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("--config", default=argparse.SUPPRESS)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    directory = sub.add_parser("directory", help="the organisation directory")
+    dir_sub = directory.add_subparsers(dest="directory_command", required=True)
+    load = dir_sub.add_parser("load", help="load or update the directory from a YAML file")
+    load.add_argument("file")
+    load.add_argument("--config", default=argparse.SUPPRESS)
+    load.set_defaults(func=cmd_directory_load)
+
+    token = sub.add_parser("token", help="API tokens")
+    tok_sub = token.add_subparsers(dest="token_command", required=True)
+    create = tok_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("--role", choices=["admin", "officer"], required=True)
+    create.add_argument("--name", default="")
+    create.add_argument("--config", default=argparse.SUPPRESS)
+    create.set_defaults(func=cmd_token_create)
+
+    keys = sub.add_parser("keys", help="encryption keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="print a new random 32-byte key (base64)")
+    gen.set_defaults(func=cmd_keys_generate)
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(port=args.port, host=args.host, script=args.script)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lianxin`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

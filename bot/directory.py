@@ -1,0 +1,286 @@
+"""Loading the organisation directory (CONTRACT §4): all or nothing, errors name the line.
+
+Stations, officers and groups are upserted by id; entries missing from a later file are kept
+(tickets and history refer to them). The roster of every station named in the file is replaced by
+the file's entries, so loading the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.directory import Group, Officer, RosterEntry, Station
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+class DirectoryError(Exception):
+    """The file cannot be applied; the message names the file line and the entry."""
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader that remembers each mapping's line as ``__line__``."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass
+class LoadSummary:
+    stations: int
+    officers: int
+    groups: int
+    roster: int
+
+
+def parse_directory(text: str, source: str = "directory") -> dict[str, list[dict[str, Any]]]:
+    """Parse and check a directory document; raises :class:`DirectoryError`."""
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        raise DirectoryError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DirectoryError(f"{source}: top level must be a mapping")
+    unknown = set(doc) - {"stations", "officers", "groups", "roster", "__line__"}
+    if unknown:
+        raise DirectoryError(f"{source}: unknown section(s): {', '.join(sorted(unknown))}")
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for name in ("stations", "officers", "groups", "roster"):
+        items = doc.get(name) or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise DirectoryError(f"{source}: '{name}' must be a list of mappings")
+        sections[name] = items
+    _check(sections, source)
+    return sections
+
+
+def _fail(source: str, item: dict[str, Any], what: str, problem: str) -> DirectoryError:
+    return DirectoryError(f"{source} line {item.get('__line__', '?')}: {what}: {problem}")
+
+
+def _require(source: str, item: dict[str, Any], what: str, *keys: str) -> None:
+    for key in keys:
+        value = item.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise _fail(source, item, what, f"missing '{key}'")
+
+
+def _check(s: dict[str, list[dict[str, Any]]], source: str) -> None:
+    station_ids: set[str] = set()
+    for st in s["stations"]:
+        _require(source, st, "station", "id", "name")
+        sid = str(st["id"])
+        if sid in station_ids:
+            raise _fail(source, st, f"station {sid}", "duplicate id")
+        station_ids.add(sid)
+        if st.get("timezone"):
+            try:
+                ZoneInfo(str(st["timezone"]))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise _fail(source, st, f"station {sid}", "unknown timezone") from None
+    for st in s["stations"]:
+        parent = st.get("parent")
+        if parent is not None and str(parent) not in station_ids:
+            raise _fail(source, st, f"station {st['id']}", f"unknown parent station '{parent}'")
+    _check_no_cycles(s["stations"], source)
+
+    officer_ids: set[str] = set()
+    wechat_ids: set[str] = set()
+    for off in s["officers"]:
+        _require(source, off, "officer", "id", "name", "station")
+        oid = str(off["id"])
+        if oid in officer_ids:
+            raise _fail(source, off, f"officer {oid}", "duplicate id")
+        officer_ids.add(oid)
+        if str(off["station"]) not in station_ids:
+            raise _fail(source, off, f"officer {oid}", f"unknown station '{off['station']}'")
+        if off.get("role", "officer") not in ("officer", "leader"):
+            raise _fail(source, off, f"officer {oid}", "role must be 'officer' or 'leader'")
+        wid = off.get("wechat_id")
+        if wid:
+            if str(wid) in wechat_ids:
+                raise _fail(source, off, f"officer {oid}", f"wechat_id '{wid}' used twice")
+            wechat_ids.add(str(wid))
+
+    group_ids: set[str] = set()
+    for grp in s["groups"]:
+        _require(source, grp, "group", "id", "name", "station")
+        gid = str(grp["id"])
+        if gid in group_ids:
+            raise _fail(source, grp, f"group {gid}", "duplicate id")
+        group_ids.add(gid)
+        if str(grp["station"]) not in station_ids:
+            raise _fail(source, grp, f"group {gid}", f"unknown station '{grp['station']}'")
+        if grp.get("officer") is not None and str(grp["officer"]) not in officer_ids:
+            raise _fail(source, grp, f"group {gid}", f"unknown officer '{grp['officer']}'")
+        tags = grp.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise _fail(source, grp, f"group {gid}", "tags must be a list of words")
+
+    for entry in s["roster"]:
+        what = f"roster entry for {entry.get('officer', '?')}"
+        _require(source, entry, what, "station", "officer", "from", "to")
+        if str(entry["station"]) not in station_ids:
+            raise _fail(source, entry, what, f"unknown station '{entry['station']}'")
+        if str(entry["officer"]) not in officer_ids:
+            raise _fail(source, entry, what, f"unknown officer '{entry['officer']}'")
+        for key in ("from", "to"):
+            if not _TIME.match(str(entry[key])):
+                raise _fail(source, entry, what, f"'{key}' must be HH:MM, got {entry[key]!r}")
+        days = entry.get("days")
+        on = entry.get("date")
+        if (days is None) == (on is None):
+            raise _fail(source, entry, what, "give either 'days' (weekly) or 'date' (one-off)")
+        if days is not None and (
+            not isinstance(days, list) or not days or any(str(d).lower() not in DAYS for d in days)
+        ):
+            raise _fail(source, entry, what, f"days must be a list of {', '.join(DAYS)}")
+        if on is not None and not isinstance(on, date):
+            try:
+                date.fromisoformat(str(on))
+            except ValueError:
+                raise _fail(source, entry, what, f"date must be YYYY-MM-DD, got {on!r}") from None
+
+
+def _check_no_cycles(stations: list[dict[str, Any]], source: str) -> None:
+    parents = {str(st["id"]): (str(st["parent"]) if st.get("parent") else None) for st in stations}
+    for st in stations:
+        seen = {str(st["id"])}
+        node = parents[str(st["id"])]
+        while node is not None:
+            if node in seen:
+                raise _fail(source, st, f"station {st['id']}", "parent chain loops")
+            seen.add(node)
+            node = parents.get(node)
+
+
+def _roster_key(entry: dict[str, Any]) -> str:
+    when = (
+        "date:" + str(entry["date"])
+        if entry.get("date") is not None
+        else "days:" + ",".join(sorted({str(d).lower() for d in entry["days"]}, key=DAYS.index))
+    )
+    return f"{entry['station']}|{entry['officer']}|{when}|{entry['from']}-{entry['to']}"
+
+
+async def apply_directory(
+    session: AsyncSession, sections: dict[str, list[dict[str, Any]]]
+) -> LoadSummary:
+    """Upsert a checked directory into ``session`` (the caller commits, or rolls back)."""
+    # Parents first, so foreign keys hold at every flush.
+    pending = list(sections["stations"])
+    ordered: list[dict[str, Any]] = []
+    placed: set[str] = set((await session.scalars(select(Station.id))).all())
+    while pending:
+        for st in list(pending):
+            parent = st.get("parent")
+            if (
+                parent is None
+                or str(parent) in placed
+                or str(parent) in {str(o["id"]) for o in ordered}
+            ):
+                ordered.append(st)
+                pending.remove(st)
+        placed |= {str(o["id"]) for o in ordered}
+    for st in ordered:
+        await session.merge(
+            Station(
+                id=str(st["id"]),
+                name=str(st["name"]),
+                parent_id=str(st["parent"]) if st.get("parent") else None,
+                timezone=str(st["timezone"]) if st.get("timezone") else None,
+            )
+        )
+        await session.flush()
+    for off in sections["officers"]:
+        await session.merge(
+            Officer(
+                id=str(off["id"]),
+                name=str(off["name"]),
+                station_id=str(off["station"]),
+                wechat_id=str(off["wechat_id"]) if off.get("wechat_id") else None,
+                role=str(off.get("role", "officer")),
+            )
+        )
+    await session.flush()
+    for grp in sections["groups"]:
+        await session.merge(
+            Group(
+                id=str(grp["id"]),
+                name=str(grp["name"]),
+                station_id=str(grp["station"]),
+                officer_id=str(grp["officer"]) if grp.get("officer") else None,
+                tags=[str(t) for t in grp.get("tags") or []],
+                wecom_webhook=str(grp["wecom_webhook"]) if grp.get("wecom_webhook") else None,
+            )
+        )
+    await session.flush()
+    stations_in_file = {str(e["station"]) for e in sections["roster"]}
+    keys = {_roster_key(e) for e in sections["roster"]}
+    if stations_in_file:
+        await session.execute(
+            delete(RosterEntry).where(
+                RosterEntry.station_id.in_(stations_in_file), RosterEntry.natural_key.not_in(keys)
+            )
+        )
+    existing = (
+        set(
+            (
+                await session.scalars(
+                    select(RosterEntry.natural_key).where(RosterEntry.natural_key.in_(keys))
+                )
+            ).all()
+        )
+        if keys
+        else set()
+    )
+    for entry in sections["roster"]:
+        key = _roster_key(entry)
+        if key in existing:
+            continue
+        existing.add(key)
+        on = entry.get("date")
+        session.add(
+            RosterEntry(
+                natural_key=key,
+                station_id=str(entry["station"]),
+                officer_id=str(entry["officer"]),
+                days=[str(d).lower() for d in entry.get("days") or []],
+                on_date=on if isinstance(on, date) or on is None else date.fromisoformat(str(on)),
+                start=str(entry["from"]),
+                end=str(entry["to"]),
+            )
+        )
+    await session.flush()
+    return LoadSummary(
+        stations=len(sections["stations"]),
+        officers=len(sections["officers"]),
+        groups=len(sections["groups"]),
+        roster=len(sections["roster"]),
+    )
+
+
+async def load_directory_file(session: AsyncSession, path: Path) -> LoadSummary:
+    """Read, check and apply a directory file within the caller's transaction."""
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as exc:
+        raise DirectoryError(f"{path}: {exc.strerror}") from None
+    return await apply_directory(session, parse_directory(text, str(path)))

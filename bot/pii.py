@@ -1,0 +1,87 @@
+"""Personal data at rest: AES-GCM encryption, keyed look-up hashes, masking for display.
+
+Ciphertext layout: ``b"\\x01" + key_id(4) + nonce(12) + AES-GCM(ciphertext+tag)``. The key id
+lets old rows be read after ``lianxin keys rotate`` has installed a new current key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_VERSION = b"\x01"
+
+
+def _key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"lianxin-key-id" + key).digest()[:4]
+
+
+class PiiCipher:
+    """Encrypts personal data with the current key; decrypts with any known key."""
+
+    def __init__(self, current: bytes, previous: list[bytes] | None = None) -> None:
+        if len(current) != 32:
+            raise ValueError("PII key must be 32 bytes")
+        self._current = current
+        self._current_id = _key_id(current)
+        self._keys = {_key_id(k): AESGCM(k) for k in [*(previous or []), current]}
+        # Look-up hashes use a key derived from the PII key, never the key itself.
+        self._hash_key = hmac.new(current, b"lianxin-lookup-hash", hashlib.sha256).digest()
+
+    def encrypt(self, plaintext: str | None) -> bytes | None:
+        """Encrypt text; ``None`` stays ``None``."""
+        if plaintext is None:
+            return None
+        nonce = os.urandom(12)
+        sealed = self._keys[self._current_id].encrypt(nonce, plaintext.encode("utf-8"), None)
+        return _VERSION + self._current_id + nonce + sealed
+
+    def decrypt(self, blob: bytes | None) -> str | None:
+        """Decrypt what :meth:`encrypt` produced, with whichever known key made it."""
+        if blob is None:
+            return None
+        blob = bytes(blob)
+        if blob[:1] != _VERSION or len(blob) < 1 + 4 + 12 + 16:
+            raise ValueError("not a Lianxin ciphertext")
+        aes = self._keys.get(blob[1:5])
+        if aes is None:
+            raise ValueError("ciphertext made with an unknown key")
+        return aes.decrypt(blob[5:17], blob[17:], None).decode("utf-8")
+
+    def encrypt_json(self, value: Any) -> bytes:
+        """Encrypt a JSON-serialisable value."""
+        return self.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))  # type: ignore[return-value]
+
+    def decrypt_json(self, blob: bytes | None) -> Any:
+        """Inverse of :meth:`encrypt_json`."""
+        text = self.decrypt(blob)
+        return None if text is None else json.loads(text)
+
+    def is_current(self, blob: bytes) -> bool:
+        """Whether a ciphertext was made with the current key."""
+        return bytes(blob)[1:5] == self._current_id
+
+    def lookup_hash(self, value: str) -> str:
+        """A keyed hash for equality look-ups (phone → binding) without storing the value."""
+        return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def mask_phone(phone: str) -> str:
+    """``13812345678`` → ``138****5678``."""
+    digits = phone.strip()
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_name(name: str) -> str:
+    """``楊某某`` → ``楊**``; Latin names keep their first letter."""
+    name = name.strip()
+    if not name:
+        return ""
+    return name[0] + "*" * max(1, len(name) - 1)

@@ -1,0 +1,92 @@
+"""The runtime: every long-lived dependency, built once and passed in (no globals)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.channels.base import Sender
+from bot.channels.bridge import BridgeClient
+from bot.channels.wechat import WeChatApi, WeChatCallback
+from bot.clock import Clock, SystemClock
+from bot.db import make_engine, make_sessions
+from bot.pii import PiiCipher
+from bot.settings import Settings, decode_key, secret_value
+from handlers.texts import Texts
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: PiiCipher
+    texts: Texts
+    http: httpx.AsyncClient
+    senders: dict[str, Sender] = field(default_factory=dict)
+    wechat: WeChatCallback | None = None
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        """Release connections (HTTP client, database pool)."""
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    http: httpx.AsyncClient | None = None,
+    senders: dict[str, Sender] | None = None,
+) -> Runtime:
+    """Wire the runtime from settings; ``senders`` adds or replaces channel senders."""
+    clock = clock or SystemClock()
+    engine = make_engine(settings.database.url, echo=settings.database.echo)
+    sessions = make_sessions(engine)
+    sec = settings.security
+    cipher = PiiCipher(
+        decode_key(secret_value(sec.pii_key)),
+        [decode_key(secret_value(k)) for k in sec.pii_previous_keys],
+    )
+    http = http or httpx.AsyncClient(timeout=settings.bridge.timeout_s)
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        cipher=cipher,
+        texts=Texts.load(),
+        http=http,
+    )
+    b = settings.bridge
+    if b.send_url and secret_value(b.secret):
+        runtime.senders["bridge"] = BridgeClient(
+            url=b.send_url, secret=secret_value(b.secret), client=http, clock=clock
+        )
+    w = settings.wechat
+    if secret_value(w.token) and w.app_id:
+        runtime.wechat = WeChatCallback(
+            token=secret_value(w.token),
+            app_id=w.app_id,
+            aes_key=secret_value(w.encoding_aes_key) or None,
+            original_id=w.original_id,
+            window_s=settings.server.replay_window_s,
+        )
+        if secret_value(w.app_secret):
+            runtime.senders["wechat"] = WeChatApi(
+                base_url=w.api_base_url,
+                app_id=w.app_id,
+                app_secret=secret_value(w.app_secret),
+                client=http,
+                sessions=sessions,
+                clock=clock,
+            )
+    runtime.senders.update(senders or {})
+    return runtime

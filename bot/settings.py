@@ -1,0 +1,293 @@
+"""Configuration: a YAML file plus ``LIANXIN__SECTION__KEY`` environment overrides.
+
+Validated with pydantic at start-up. ``load_settings`` raises :class:`ConfigError` whose message
+names the offending key, so ``lianxin serve`` can stop with a one-line explanation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "LIANXIN__"
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key and says what is wrong."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./lianxin.db"
+    echo: bool = False
+
+
+class ServerSettings(_Section):
+    max_body_bytes: int = Field(65536, gt=0)
+    replay_window_s: int = Field(300, gt=0)
+
+
+class WeChatSettings(_Section):
+    token: SecretStr | None = None
+    encoding_aes_key: SecretStr | None = None
+    app_id: str | None = None
+    app_secret: SecretStr | None = None
+    original_id: str | None = None
+    api_base_url: str = "https://api.weixin.qq.com"
+    # WeChat waits 5 s; leave room for the network on the way back.
+    passive_reply_budget_s: float = Field(4.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return any(
+            _secret(v) for v in (self.token, self.encoding_aes_key, self.app_secret)
+        ) or bool(self.app_id)
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and len(value.get_secret_value()) != 43:
+            raise ValueError("must be 43 characters (WeChat's EncodingAESKey)")
+        return value
+
+
+class BridgeSettings(_Section):
+    secret: SecretStr | None = None
+    send_url: str | None = None
+    send_interval_s: float = Field(3.0, ge=0)
+    timeout_s: float = Field(10.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return bool(_secret(self.secret) or self.send_url)
+
+
+class SmsSettings(_Section):
+    provider: Literal["log", "http"] = "log"
+    url: str | None = None
+
+
+class SecuritySettings(_Section):
+    pii_key: SecretStr | None = None
+    # Keys that were current before a rotation; still used to read old ciphertexts.
+    pii_previous_keys: list[SecretStr] = Field(default_factory=list)
+
+
+class OutboxSettings(_Section):
+    poll_interval_s: float = Field(1.0, gt=0)
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_s: float = Field(2.0, gt=0)
+    backoff_max_s: float = Field(600.0, gt=0)
+    lease_s: float = Field(60.0, gt=0)
+    batch_size: int = Field(50, ge=1)
+
+
+class BulletinSettings(_Section):
+    quiet_hours: str | None = "21:30-07:30"
+    daily_cap_per_group: int = Field(3, ge=0)
+    missed_run_grace_s: int = Field(3600, ge=0)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_format(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError('must look like "21:30-07:30"')
+        return value
+
+
+class Settings(_Section):
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    timezone: str = "Asia/Shanghai"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    bridge: BridgeSettings = Field(default_factory=BridgeSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    bulletins: BulletinSettings = Field(default_factory=BulletinSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def check_secrets(self) -> None:
+        """Fail when a configured channel lacks a secret it needs (never a silent default)."""
+        missing: list[str] = []
+        if not _secret(self.security.pii_key):
+            missing.append("security.pii_key")
+        else:
+            for name, key in [("security.pii_key", self.security.pii_key)] + [
+                (f"security.pii_previous_keys[{i}]", k)
+                for i, k in enumerate(self.security.pii_previous_keys)
+            ]:
+                try:
+                    decode_key(_secret(key))
+                except ValueError as exc:
+                    raise ConfigError(f"{name}: {exc}") from None
+        if self.wechat.configured:
+            if not _secret(self.wechat.token):
+                missing.append("wechat.token")
+            if not self.wechat.app_id:
+                missing.append("wechat.app_id")
+            if not _secret(self.wechat.app_secret):
+                missing.append("wechat.app_secret")
+        if self.bridge.configured:
+            if not _secret(self.bridge.secret):
+                missing.append("bridge.secret")
+            if not self.bridge.send_url:
+                missing.append("bridge.send_url")
+        if self.sms.provider == "http" and not self.sms.url:
+            missing.append("sms.url")
+        if missing:
+            hints = ", ".join(f"{k} (env {env_name(k)})" for k in missing)
+            raise ConfigError(f"missing required setting: {hints}")
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def secret_value(value: SecretStr | None) -> str:
+    """The plain value of an optional secret, '' when unset."""
+    return _secret(value)
+
+
+def decode_key(text: str) -> bytes:
+    """Decode a 32-byte key given as base64 (standard or URL-safe) or 64 hex digits."""
+    text = text.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.urlsafe_b64decode(
+            text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4)
+        )
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError("must be 32 bytes as base64 or 64 hex digits (lianxin keys generate)")
+    return raw
+
+
+def env_name(dotted: str) -> str:
+    """``bridge.secret`` → ``LIANXIN__BRIDGE__SECRET``."""
+    return ENV_PREFIX + "__".join(part.upper() for part in dotted.split("."))
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: conflicts with another override")
+        # YAML scalars, so "3" is a number and "null" clears a key; secrets stay strings below.
+        try:
+            value: Any = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_SECRET_KEYS = {
+    ("wechat", "token"),
+    ("wechat", "encoding_aes_key"),
+    ("wechat", "app_secret"),
+    ("bridge", "secret"),
+    ("security", "pii_key"),
+}
+
+
+def _stringify_secrets(tree: dict[str, Any]) -> None:
+    # A numeric-looking token must not turn into an int on the way through YAML.
+    for section, key in _SECRET_KEYS:
+        node = tree.get(section)
+        if isinstance(node, dict) and node.get(key) is not None and not isinstance(node[key], str):
+            node[key] = str(node[key])
+
+
+def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    """``--config``, else ``$LIANXIN_CONFIG``, else ``./config.yaml`` when it exists."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("LIANXIN_CONFIG"):
+        return Path(environ["LIANXIN_CONFIG"])
+    default = Path("config.yaml")
+    return default if default.exists() else None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    require_secrets: bool = True,
+) -> Settings:
+    """Read the config file, apply environment and explicit overrides, validate."""
+    environ = os.environ if environ is None else environ
+    file = config_path(path, environ)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {file}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: top level must be a mapping")
+        data = loaded or {}
+    data = _merge(data, _env_overrides(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    _stringify_secrets(data)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if require_secrets:
+        settings.check_secrets()
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{key}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)

@@ -1,0 +1,33 @@
+"""API tokens: shown once at creation, stored only as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.tokens import ApiToken
+
+Role = Literal["admin", "officer"]
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(session: AsyncSession, *, role: Role, name: str, now: datetime) -> str:
+    """Create a token and return its only plain copy."""
+    token = "lx_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=now))
+    return token
+
+
+async def find_token(session: AsyncSession, token: str) -> ApiToken | None:
+    """The live token row for a presented bearer token, if any."""
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    return row if row is not None and row.revoked_at is None else None

@@ -1,0 +1,48 @@
+"""Bearer-token auth for ``/api/v1``: 401 without a valid token, 403 for the wrong role."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bot.runtime import Runtime
+from bot.tokens import find_token
+from bot.web.deps import get_runtime
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class Caller:
+    token_id: int
+    role: str
+    name: str
+
+
+def require_role(*roles: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting tokens whose role is one of ``roles``."""
+
+    async def dependency(
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        runtime: Runtime = Depends(get_runtime),
+    ) -> Caller:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise HTTPException(
+                401, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        async with runtime.sessions() as session:
+            row = await find_token(session, credentials.credentials)
+        if row is None:
+            raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+        if row.role not in roles:
+            raise HTTPException(403, f"needs role {' or '.join(roles)}")
+        return Caller(row.id, row.role, row.name)
+
+    return dependency
+
+
+require_admin = require_role("admin")
+require_officer = require_role("admin", "officer")

@@ -1,0 +1,52 @@
+"""``POST /bridge/events`` (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from bot.channels import bridge
+from bot.channels.body import read_capped_body
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime
+from bot.settings import secret_value
+from bot.web.deps import get_dispatcher, get_runtime
+
+log = logging.getLogger("lianxin.bridge")
+router = APIRouter()
+
+
+@router.post("/bridge/events")
+async def bridge_events(
+    request: Request,
+    runtime: Runtime = Depends(get_runtime),
+    dispatcher: Dispatcher = Depends(get_dispatcher),
+) -> JSONResponse:
+    """Verify, parse and journal one bridge event; answer once it is committed."""
+    secret = secret_value(runtime.settings.bridge.secret)
+    if not secret:
+        raise HTTPException(404, "bridge channel not configured")
+    body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
+    problem = bridge.verify(
+        secret,
+        request.headers,
+        body,
+        now=runtime.clock.now(),
+        window_s=runtime.settings.server.replay_window_s,
+    )
+    if problem:
+        log.warning("bridge event refused: %s", problem)
+        return JSONResponse({"ok": False, "error": problem}, status_code=401)
+    try:
+        event = bridge.parse_event(body)
+    except bridge.BadEvent as exc:
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
+    result = await dispatcher.dispatch(event.to_inbound())
+    answer: dict[str, object] = {"ok": True}
+    if result.duplicate:
+        answer["duplicate"] = True
+    if result.status == "unknown_group":
+        answer["unknown_group"] = True
+    return JSONResponse(answer)

@@ -1,0 +1,18 @@
+"""FastAPI dependencies that hand routes the runtime and dispatcher built at start-up."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The app's runtime."""
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    """The app's dispatcher."""
+    return request.app.state.dispatcher  # type: ignore[no-any-return]

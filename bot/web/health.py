@@ -1,0 +1,26 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from bot.db import ping
+from bot.runtime import Runtime
+from bot.web.deps import get_runtime
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, bool]:
+    """The process is up."""
+    return {"ok": True}
+
+
+@router.get("/readyz")
+async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+    """Ready when the database answers; 503 otherwise."""
+    if await ping(runtime.engine):
+        return JSONResponse({"ok": True, "database": "up"})
+    return JSONResponse({"ok": False, "database": "down"}, status_code=503)

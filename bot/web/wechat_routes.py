@@ -1,0 +1,93 @@
+"""``/wechat/callback`` (CONTRACT §2): the Official Account's private conversations."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from bot.channels.body import read_capped_body
+from bot.channels.wechat import CallbackQuery, Rejected, WeChatCallback
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime
+from bot.web.deps import get_dispatcher, get_runtime
+from broadcasts.outbox import claim_passive
+
+log = logging.getLogger("lianxin.wechat")
+router = APIRouter()
+
+
+def _callback(runtime: Runtime) -> WeChatCallback:
+    if runtime.wechat is None:
+        raise HTTPException(404, "wechat channel not configured")
+    return runtime.wechat
+
+
+def _query(
+    signature: Annotated[str | None, Query()] = None,
+    timestamp: Annotated[str | None, Query()] = None,
+    nonce: Annotated[str | None, Query()] = None,
+    echostr: Annotated[str | None, Query()] = None,
+    encrypt_type: Annotated[str | None, Query()] = None,
+    msg_signature: Annotated[str | None, Query()] = None,
+) -> CallbackQuery:
+    return CallbackQuery(signature, timestamp, nonce, echostr, encrypt_type, msg_signature)
+
+
+@router.get("/wechat/callback")
+async def verify_url(
+    q: CallbackQuery = Depends(_query), runtime: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    """WeChat's URL check: echo ``echostr`` when the signature holds."""
+    try:
+        echo = _callback(runtime).verify_url(q, runtime.clock.now())
+    except Rejected as exc:
+        log.warning("wechat verification refused: %s", exc.reason)
+        return PlainTextResponse(exc.reason, status_code=exc.status)
+    return PlainTextResponse(echo)
+
+
+@router.post("/wechat/callback")
+async def receive(
+    request: Request,
+    q: CallbackQuery = Depends(_query),
+    runtime: Runtime = Depends(get_runtime),
+    dispatcher: Dispatcher = Depends(get_dispatcher),
+) -> Response:
+    """Verify, decrypt, journal and handle one message; answer passively when in time."""
+    callback = _callback(runtime)
+    started = runtime.clock.now()
+    body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
+    try:
+        parsed = callback.parse(q, body, started)
+    except Rejected as exc:
+        log.warning("wechat callback refused: %s", exc.reason)
+        return PlainTextResponse(exc.reason, status_code=exc.status)
+    result = await dispatcher.dispatch(parsed.inbound)
+    # The first reply to the sender may ride back in this response; the rest go by the API.
+    candidate = next(
+        (
+            row
+            for row in result.outbox
+            if row.channel == "wechat" and row.user_id == parsed.inbound.sender_id
+        ),
+        None,
+    )
+    if candidate is None:
+        return PlainTextResponse("success")
+    budget = runtime.settings.wechat.passive_reply_budget_s
+    elapsed = (runtime.clock.now() - started).total_seconds()
+    if candidate.status == "sent" and candidate.sent_via == "passive" and result.duplicate:
+        # WeChat retried because our first answer never reached it: give the same answer.
+        pass
+    elif elapsed > budget:
+        return PlainTextResponse("success")
+    else:
+        async with runtime.sessions.begin() as session:
+            if not await claim_passive(session, candidate.id, runtime.clock.now()):
+                return PlainTextResponse("success")
+    text = runtime.cipher.decrypt_json(candidate.payload_enc)["text"]
+    xml = callback.render_reply(parsed, text, q)
+    return Response(xml, media_type="application/xml")

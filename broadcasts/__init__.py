@@ -1,0 +1,1 @@
+"""Everything that goes out: the outbox and its worker, bulletins, urgent notices."""

@@ -1,0 +1,240 @@
+"""The outbox: enqueue in the caller's transaction, then a worker claims, sends and records.
+
+Delivery is at-least-once toward the channel with the same ``idempotency_key`` on every try, so
+a receiver that de-duplicates on it (the bridge does, by contract) sees each message once even
+when the worker dies between sending and recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import OutboundMessage, Sender, SendError
+from bot.clock import Clock
+from bot.pii import PiiCipher
+from bot.settings import OutboxSettings
+from models.outbox import OutboxMessage
+
+log = logging.getLogger("lianxin.outbox")
+
+
+def enqueue(
+    session: AsyncSession,
+    message: OutboundMessage,
+    *,
+    cipher: PiiCipher,
+    now: datetime,
+    idempotency_key: str | None = None,
+    source_event_id: int | None = None,
+    not_before: datetime | None = None,
+) -> OutboxMessage:
+    """Add an outbox row to ``session`` (the caller commits it with whatever caused it)."""
+    row = OutboxMessage(
+        idempotency_key=idempotency_key or f"lx-{uuid.uuid4().hex}",
+        channel=message.channel,
+        group_id=message.group_id,
+        user_id=message.user_id,
+        payload_enc=cipher.encrypt_json(message.payload()),
+        priority=message.priority,
+        status="pending",
+        attempts=0,
+        next_attempt_at=not_before or now,
+        created_at=now,
+        source_event_id=source_event_id,
+    )
+    session.add(row)
+    return row
+
+
+async def claim_passive(session: AsyncSession, outbox_id: int, now: datetime) -> bool:
+    """Mark a pending row as answered inside the HTTP response (WeChat's passive reply).
+
+    Conditional on ``pending``, so the worker and the request never both deliver it.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "pending")
+        .values(status="sent", sent_via="passive", sent_at=now, attempts=OutboxMessage.attempts + 1)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outbox_id: int
+    status: str  # sent | pending (retry later) | failed
+    reason: str | None = None
+
+
+class OutboxWorker:
+    """Claims due rows, sends them through the channel's sender, records the outcome."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        senders: Mapping[str, Sender],
+        cipher: PiiCipher,
+        clock: Clock,
+        settings: OutboxSettings,
+        group_intervals: Mapping[str, float] | None = None,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._senders = senders
+        self._cipher = cipher
+        self._clock = clock
+        self._settings = settings
+        self._group_intervals = dict(group_intervals or {})
+        self._last_group_send: dict[str, float] = {}
+        self.wakeup = wakeup or asyncio.Event()
+        self._stopping = False
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential backoff with a little jitter so retries of a burst spread out."""
+        base = self._settings.backoff_base_s * (2 ** max(0, attempts - 1))
+        delay = min(self._settings.backoff_max_s, base) * (1 + random.uniform(0, 0.2))
+        return timedelta(seconds=delay)
+
+    async def _claim(self) -> list[int]:
+        now = self._clock.now()
+        due = or_(
+            and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+            and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+        )
+        async with self._sessions.begin() as session:
+            ids = (
+                await session.scalars(
+                    select(OutboxMessage.id)
+                    .where(due)
+                    .order_by(
+                        OutboxMessage.priority,
+                        OutboxMessage.next_attempt_at,
+                        OutboxMessage.id,
+                    )
+                    .limit(self._settings.batch_size)
+                )
+            ).all()
+            claimed = []
+            lease = now + timedelta(seconds=self._settings.lease_s)
+            for outbox_id in ids:
+                # Row by row and conditional: two workers never both win the same row.
+                result = await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == outbox_id, due)
+                    .values(status="sending", lease_until=lease)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(outbox_id)
+        return claimed
+
+    async def run_once(self) -> list[Outcome]:
+        """Send one batch of due rows; returns what happened to each."""
+        outcomes = []
+        for outbox_id in await self._claim():
+            outcomes.append(await self._deliver(outbox_id))
+        return outcomes
+
+    async def drain(self, max_rounds: int = 100) -> list[Outcome]:
+        """Run batches until nothing is due now (tests, the demo script, shutdown)."""
+        outcomes: list[Outcome] = []
+        for _ in range(max_rounds):
+            batch = await self.run_once()
+            if not batch:
+                break
+            outcomes.extend(batch)
+        return outcomes
+
+    async def _pace(self, channel: str, group_id: str | None) -> None:
+        interval = self._group_intervals.get(channel, 0.0)
+        if not group_id or interval <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_group_send.get(channel, -1e9) + interval - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_group_send[channel] = loop.time()
+
+    async def _deliver(self, outbox_id: int) -> Outcome:
+        async with self._sessions.begin() as session:
+            row = await session.get(OutboxMessage, outbox_id)
+            assert row is not None
+            channel, group_id, user_id = row.channel, row.group_id, row.user_id
+            key, attempts = row.idempotency_key, row.attempts + 1
+            payload: dict[str, Any] = self._cipher.decrypt_json(row.payload_enc)
+        sender = self._senders.get(channel)
+        error: SendError | None = None
+        if sender is None:
+            error = SendError(f"no sender configured for channel {channel!r}", retryable=False)
+        else:
+            await self._pace(channel, group_id)
+            try:
+                await sender.send(
+                    idempotency_key=key, group_id=group_id, user_id=user_id, payload=payload
+                )
+            except SendError as exc:
+                error = exc
+            except Exception as exc:  # a bug in a sender must not kill the worker
+                log.exception("sender crashed on outbox %s", outbox_id)
+                error = SendError(f"sender error: {type(exc).__name__}", retryable=True)
+        now = self._clock.now()
+        values: dict[str, Any] = {"attempts": attempts, "lease_until": None}
+        if error is None:
+            values.update(status="sent", sent_at=now, sent_via="api", last_error=None)
+            outcome = Outcome(outbox_id, "sent")
+        elif error.retryable and attempts < self._settings.max_attempts:
+            values.update(
+                status="pending",
+                next_attempt_at=now + self.backoff(attempts),
+                last_error=error.reason,
+            )
+            outcome = Outcome(outbox_id, "pending", error.reason)
+        else:
+            values.update(status="failed", last_error=error.reason)
+            outcome = Outcome(outbox_id, "failed", error.reason)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "sending")
+                .values(**values)
+            )
+        if error is not None:
+            log.warning(
+                "outbox %s via %s attempt %s: %s (%s)",
+                outbox_id,
+                channel,
+                attempts,
+                error.reason,
+                outcome.status,
+            )
+        return outcome
+
+    async def run_forever(self) -> None:
+        """The service loop: send what is due, then sleep until woken or the poll interval."""
+        while not self._stopping:
+            try:
+                did = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                did = []
+            if did:
+                continue
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), self._settings.poll_interval_s)
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to return after the current pass."""
+        self._stopping = True
+        self.wakeup.set()

@@ -1,0 +1,49 @@
+"""Every sentence the bot says lives in ``texts.yaml``, in Traditional and Simplified script."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import opencc
+import yaml
+
+Script = Literal["hant", "hans"]
+TEXTS_FILE = Path(__file__).with_name("texts.yaml")
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def detect_script(text: str) -> Script:
+    """``hant`` when the text changes under Traditional→Simplified conversion, else ``hans``."""
+    return "hant" if text and _t2s().convert(text) != text else "hans"
+
+
+class Texts:
+    """Looks up and fills user-facing sentences by key and script."""
+
+    def __init__(self, table: dict[str, dict[str, str]]) -> None:
+        for key, variants in table.items():
+            if set(variants) != {"hant", "hans"}:
+                raise ValueError(f"texts: {key!r} needs exactly 'hant' and 'hans'")
+        self._table = table
+
+    @classmethod
+    def load(cls, path: Path = TEXTS_FILE) -> Texts:
+        """Read a texts file."""
+        return cls(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._table
+
+    def render(self, key: str, script: Script = "hans", /, **values: Any) -> str:
+        """The sentence ``key`` in ``script`` with ``{placeholders}`` filled."""
+        return self._table[key][script].format(**values)
+
+    def all_variants(self, key: str) -> tuple[str, ...]:
+        """Both scripts of a sentence (commands are matched in either)."""
+        return tuple(self._table[key].values())

@@ -1,0 +1,19 @@
+"""Typed SQLAlchemy 2.0 models, one module per aggregate. Import this package to register all."""
+
+from models.base import Base
+from models.directory import Group, Officer, RosterEntry, Station
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+from models.tokens import AccessTokenCache, ApiToken
+
+__all__ = [
+    "AccessTokenCache",
+    "ApiToken",
+    "Base",
+    "Group",
+    "InboundEvent",
+    "Officer",
+    "OutboxMessage",
+    "RosterEntry",
+    "Station",
+]

@@ -1,0 +1,28 @@
+"""The inbound journal: every accepted event, committed before the HTTP answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+
+class InboundEvent(Base):
+    """One event from a channel. ``(channel, dedup_key)`` is unique: a retry changes nothing."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("channel", "dedup_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))  # message | member_joined | member_left | event
+    group_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    sender_id: Mapped[str] = mapped_column(String(128), index=True)
+    # Text, nickname, mentions, media: personal data, AES-GCM encrypted.
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(32), default="handled")

@@ -1,0 +1,219 @@
+"""A test harness around the real app: signed bridge events, WeChat requests built with
+wechatpy as the peer, a manual clock, the delivery worker driven step by step."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from wechatpy.crypto import WeChatCrypto
+
+from bot.app import create_app, make_worker
+from bot.channels.bridge import signed_headers
+from bot.clock import ManualClock
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings, load_settings
+from broadcasts.outbox import OutboxWorker
+from tests.fakes import FakeWorld
+
+BRIDGE_SECRET = "test-bridge-secret"
+WECHAT_TOKEN = "testtoken"
+WECHAT_APP_ID = "wx1234567890abcdef"
+WECHAT_AES_KEY = base64.b64encode(os.urandom(32)).decode()[:43]
+ACCOUNT = "gh_lianxin_test"
+
+_counter = itertools.count(1)
+
+
+def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
+    """Settings pointing every outside call at the fake world."""
+    base: dict[str, Any] = {
+        "database": {"url": db_url},
+        "bridge": {
+            "secret": BRIDGE_SECRET,
+            "send_url": f"{world.base_url}/send",
+            "send_interval_s": 0,
+            "timeout_s": 2,
+        },
+        "wechat": {
+            "token": WECHAT_TOKEN,
+            "encoding_aes_key": WECHAT_AES_KEY,
+            "app_id": WECHAT_APP_ID,
+            "app_secret": "test-app-secret",
+            "original_id": ACCOUNT,
+            "api_base_url": world.base_url,
+        },
+        "security": {"pii_key": base64.b64encode(os.urandom(32)).decode()},
+        "sms": {"provider": "http", "url": f"{world.base_url}/sms"},
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            base.setdefault(section, {}).update(values)
+        else:
+            base[section] = values
+    return load_settings(None, environ={}, overrides=base)
+
+
+@dataclass
+class Harness:
+    runtime: Runtime
+    client: httpx.AsyncClient
+    world: FakeWorld
+    clock: ManualClock
+    worker: OutboxWorker
+
+    @classmethod
+    def build(
+        cls,
+        db_url: str,
+        world: FakeWorld,
+        *,
+        settings: Settings | None = None,
+        clock: ManualClock | None = None,
+        **overrides: Any,
+    ) -> Harness:
+        world.state.bridge_secret = BRIDGE_SECRET
+        clock = clock or ManualClock(datetime.fromtimestamp(time.time()).astimezone())
+        settings = settings or test_settings(db_url, world, **overrides)
+        runtime = build_runtime(settings, clock=clock)
+        app = create_app(runtime, background=False)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://lianxin"
+        )
+        return cls(runtime, client, world, clock, make_worker(runtime))
+
+    async def restart(self) -> Harness:
+        """A new runtime and app on the same database, as after a process restart."""
+        await self.close()
+        return Harness.build(
+            self.runtime.settings.database.url,
+            self.world,
+            settings=self.runtime.settings,
+            clock=self.clock,
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.runtime.aclose()
+
+    # --- the bridge -------------------------------------------------------------------------
+    def bridge_body(
+        self,
+        text: str = "你好",
+        *,
+        group: str | None = "grp-qiaozhen-01",
+        sender: str = "wxid_yang",
+        nickname: str = "楊某某",
+        event_id: str | None = None,
+        type: str = "message",
+        **message: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "event_id": event_id or f"evt-{next(_counter)}-{os.urandom(3).hex()}",
+            "type": type,
+            "timestamp": int(self.clock.now().timestamp()),
+            "group": None if group is None else {"id": group, "name": "測試群"},
+            "sender": {"id": sender, "nickname": nickname},
+        }
+        if type == "message":
+            body["message"] = {"type": "text", "text": text, "mentions": [], "media_url": None}
+            body["message"].update(message)
+        return body
+
+    async def post_bridge(
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        secret: str = BRIDGE_SECRET,
+        at: datetime | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        signed = signed_headers(secret, raw, at or self.clock.now())
+        if headers is not None:
+            signed = headers
+        return await self.client.post("/bridge/events", content=raw, headers=signed)
+
+    async def say(self, text: str, **kwargs: Any) -> httpx.Response:
+        """A bridge message; asserts it was accepted."""
+        response = await self.post_bridge(self.bridge_body(text, **kwargs))
+        assert response.status_code == 200, response.text
+        return response
+
+    # --- WeChat -----------------------------------------------------------------------------
+    def wechat_text_xml(
+        self, text: str, *, openid: str = "o_resident", msg_id: int | None = None
+    ) -> str:
+        ts = int(self.clock.now().timestamp())
+        msg_id = msg_id or next(_counter) + 10_000_000
+        return (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+        )
+
+    def wechat_crypto(self, aes_key: str = WECHAT_AES_KEY) -> WeChatCrypto:
+        return WeChatCrypto(WECHAT_TOKEN, aes_key, WECHAT_APP_ID)
+
+    async def post_wechat_safe(
+        self,
+        xml: str,
+        *,
+        aes_key: str = WECHAT_AES_KEY,
+        tamper: bool = False,
+        at: datetime | None = None,
+    ) -> httpx.Response:
+        """POST a message encrypted by wechatpy, as WeChat's servers would."""
+        ts = str(int((at or self.clock.now()).timestamp()))
+        nonce = os.urandom(4).hex()
+        encrypted = self.wechat_crypto(aes_key).encrypt_message(xml, nonce, ts)
+        import xmltodict
+
+        doc = xmltodict.parse(encrypted)["xml"]
+        signature = doc["MsgSignature"]
+        envelope = doc["Encrypt"]
+        if tamper:
+            flipped = "A" if envelope[10] != "A" else "B"
+            envelope = envelope[:10] + flipped + envelope[11:]
+        body = (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{envelope}]]></Encrypt></xml>"
+        )
+        return await self.client.post(
+            "/wechat/callback",
+            params={
+                "signature": _sha1(WECHAT_TOKEN, ts, nonce),
+                "timestamp": ts,
+                "nonce": nonce,
+                "encrypt_type": "aes",
+                "msg_signature": signature,
+            },
+            content=body.encode(),
+        )
+
+    def decrypt_reply(self, response: httpx.Response) -> dict[str, Any]:
+        """Decrypt a passive safe-mode reply with wechatpy, checking its signature."""
+        import xmltodict
+
+        doc = xmltodict.parse(response.text)["xml"]
+        plain = self.wechat_crypto().decrypt_message(
+            response.text, doc["MsgSignature"], doc["TimeStamp"], doc["Nonce"]
+        )
+        return dict(xmltodict.parse(plain)["xml"])
+
+    async def drain(self) -> list[Any]:
+        """Run the delivery worker until nothing is due."""
+        return await self.worker.drain()
+
+
+def _sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()

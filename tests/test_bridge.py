@@ -1,0 +1,121 @@
+"""``/bridge/events`` through the ASGI app: what each kind of request gets."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+from tests.harness import Harness
+
+
+async def _count(h: Harness, model: type) -> int:
+    async with h.runtime.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_good_event_is_journaled_and_answered_ok(harness: Harness) -> None:
+    r = await harness.post_bridge(harness.bridge_body("你好", group=None))
+    assert r.status_code == 200
+    assert r.json() == {"ok": True}
+    assert await _count(harness, InboundEvent) == 1
+
+
+async def test_bad_signature_is_401_and_stores_nothing(harness: Harness) -> None:
+    r = await harness.post_bridge(harness.bridge_body("hi"), secret="wrong-secret")
+    assert r.status_code == 401
+    assert r.json()["error"] == "bad signature"
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_missing_signature_headers_is_401(harness: Harness) -> None:
+    r = await harness.post_bridge(harness.bridge_body("hi"), headers={})
+    assert r.status_code == 401
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_stale_timestamp_is_401(harness: Harness) -> None:
+    from datetime import timedelta
+
+    body = harness.bridge_body("hi")
+    r = await harness.post_bridge(body, at=harness.clock.now() - timedelta(seconds=301))
+    assert r.status_code == 401
+    assert r.json()["error"] == "stale timestamp"
+    r = await harness.post_bridge(body, at=harness.clock.now() + timedelta(seconds=301))
+    assert r.status_code == 401
+    # Just inside the window is fine.
+    r = await harness.post_bridge(body, at=harness.clock.now() - timedelta(seconds=299))
+    assert r.status_code == 200
+    assert await _count(harness, InboundEvent) == 1
+
+
+async def test_duplicate_event_id_changes_nothing(harness: Harness) -> None:
+    body = harness.bridge_body("请问身份证怎么办", group=None, event_id="evt-dup-1")
+    first = await harness.post_bridge(body)
+    second = await harness.post_bridge(body)
+    assert first.json() == {"ok": True}
+    assert second.status_code == 200
+    assert second.json() == {"ok": True, "duplicate": True}
+    assert await _count(harness, InboundEvent) == 1
+    replies = await _count(harness, OutboxMessage)
+    third = await harness.post_bridge(body)
+    assert third.json()["duplicate"] is True
+    assert await _count(harness, OutboxMessage) == replies
+
+
+async def test_malformed_json_is_422_saying_so(harness: Harness) -> None:
+    r = await harness.post_bridge(b'{"event_id": "x", ')
+    assert r.status_code == 422
+    assert "malformed JSON" in r.json()["error"]
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_missing_field_is_422_naming_it(harness: Harness) -> None:
+    body = harness.bridge_body("hi")
+    del body["sender"]
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422
+    assert "sender" in r.json()["error"]
+    body = harness.bridge_body("hi")
+    body["message"]["type"] = "sticker"
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422
+    assert "message.type" in r.json()["error"]
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_message_event_without_message_is_422(harness: Harness) -> None:
+    body = harness.bridge_body("hi")
+    del body["message"]
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422
+    assert "message is required" in r.json()["error"]
+
+
+async def test_oversized_body_is_413_and_stores_nothing(harness: Harness) -> None:
+    body = harness.bridge_body("长" * 30000)  # ~90 KB of UTF-8, over the 64 KiB cap
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    assert len(raw) > 65536
+    r = await harness.post_bridge(raw)
+    assert r.status_code == 413
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_unknown_group_is_accepted_journaled_and_flagged(harness: Harness) -> None:
+    r = await harness.post_bridge(harness.bridge_body("大家好", group="grp-nowhere"))
+    assert r.status_code == 200
+    assert r.json() == {"ok": True, "unknown_group": True}
+    async with harness.runtime.sessions() as s:
+        row = await s.scalar(select(InboundEvent))
+    assert row is not None and row.status == "unknown_group"
+
+
+async def test_journal_text_is_encrypted_at_rest(harness: Harness) -> None:
+    await harness.post_bridge(harness.bridge_body("我家门口有可疑的人", group=None))
+    async with harness.runtime.sessions() as s:
+        row = await s.scalar(select(InboundEvent))
+    assert row is not None
+    assert "可疑".encode() not in row.payload_enc
+    assert harness.runtime.cipher.decrypt_json(row.payload_enc)["text"] == "我家门口有可疑的人"

@@ -1,0 +1,147 @@
+"""``lianxin directory load``: idempotent, all-or-nothing, errors name the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.cli import main
+from bot.db import make_engine, make_sessions
+from bot.directory import DirectoryError, load_directory_file
+from models.directory import Group, Officer, RosterEntry, Station
+
+DATA = Path(__file__).parent / "data" / "directory.yaml"
+
+
+async def _counts(db_url: str) -> dict[str, int]:
+    engine = make_engine(db_url)
+    out = {}
+    async with make_sessions(engine)() as s:
+        for model in (Station, Officer, Group, RosterEntry):
+            out[model.__tablename__] = int(
+                await s.scalar(select(func.count()).select_from(model)) or 0
+            )
+    await engine.dispose()
+    return out
+
+
+async def _load(db_url: str, path: Path) -> None:
+    engine = make_engine(db_url)
+    try:
+        async with make_sessions(engine).begin() as s:
+            await load_directory_file(s, path)
+    finally:
+        await engine.dispose()
+
+
+async def test_load_twice_is_the_same_as_once(db_url: str) -> None:
+    await _load(db_url, DATA)
+    once = await _counts(db_url)
+    engine = make_engine(db_url)
+    async with make_sessions(engine)() as s:
+        ids_once = sorted((await s.scalars(select(RosterEntry.id))).all())
+    await engine.dispose()
+    await _load(db_url, DATA)
+    assert await _counts(db_url) == once == {"stations": 3, "officers": 5, "groups": 3, "roster": 5}
+    engine = make_engine(db_url)
+    async with make_sessions(engine)() as s:
+        assert sorted((await s.scalars(select(RosterEntry.id))).all()) == ids_once
+        group = await s.get(Group, "grp-qiaozhen-01")
+        assert group is not None and group.officer_id == "off-wang" and group.tags == ["village"]
+        station = await s.get(Station, "qiaozhen")
+        assert station is not None and station.parent_id == "county"
+    await engine.dispose()
+
+
+async def test_update_changes_entries_and_replaces_station_roster(
+    db_url: str, tmp_path: Path
+) -> None:
+    await _load(db_url, DATA)
+    text = DATA.read_text("utf-8").replace(
+        "officer: off-wang, tags: [village]", "officer: off-li, tags: [village, river]"
+    )
+    text = text.replace(
+        '  - {station: qiaozhen, officer: off-zhao, days: [sat, sun], from: "08:00", to: "20:00"}\n',
+        "",
+    )
+    changed = tmp_path / "dir.yaml"
+    changed.write_text(text, "utf-8")
+    await _load(db_url, changed)
+    engine = make_engine(db_url)
+    async with make_sessions(engine)() as s:
+        group = await s.get(Group, "grp-qiaozhen-01")
+        assert (
+            group is not None
+            and group.officer_id == "off-li"
+            and group.tags == ["village", "river"]
+        )
+        officers = (
+            await s.scalars(
+                select(RosterEntry.officer_id).where(RosterEntry.station_id == "qiaozhen")
+            )
+        ).all()
+        assert sorted(officers) == ["off-li", "off-wang"]
+    await engine.dispose()
+
+
+async def test_unknown_reference_names_the_line_and_applies_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "stations:\n"
+        "  - {id: s1, name: 一所}\n"
+        "groups:\n"
+        "  - {id: g1, name: 一群, station: s1}\n"
+        "  - {id: g2, name: 二群, station: nowhere}\n",
+        "utf-8",
+    )
+    with pytest.raises(DirectoryError) as err:
+        await _load(db_url, bad)
+    assert "line 5" in str(err.value) and "nowhere" in str(err.value) and "g2" in str(err.value)
+    assert await _counts(db_url) == {"stations": 0, "officers": 0, "groups": 0, "roster": 0}
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (
+            "roster:\n  - {station: s1, officer: o1, days: [mon], from: '8am', to: '20:00'}\n",
+            "HH:MM",
+        ),
+        (
+            "roster:\n  - {station: s1, officer: o1, days: [funday], from: '08:00', to: '20:00'}\n",
+            "days",
+        ),
+        (
+            "roster:\n  - {station: s1, officer: ghost, days: [mon], from: '08:00', to: '20:00'}\n",
+            "ghost",
+        ),
+        ("officers:\n  - {id: o2, name: 二, station: s1, role: chief}\n", "role"),
+        ("officers:\n  - {id: o2, name: 二, station: s1, wechat_id: wx1}\n", "wechat_id"),
+    ],
+)
+def test_bad_entries_are_named(snippet: str, expected: str) -> None:
+    from bot.directory import parse_directory
+
+    base = (
+        "stations:\n  - {id: s1, name: 一所}\n"
+        "officers:\n  - {id: o1, name: 一, station: s1, wechat_id: wx1}\n"
+    )
+    doc = base + snippet if not snippet.startswith("officers") else base + snippet.split("\n", 1)[1]
+    with pytest.raises(DirectoryError) as err:
+        parse_directory(doc, "f.yaml")
+    assert expected in str(err.value) and "f.yaml line" in str(err.value)
+
+
+def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    assert main(["--config", str(config), "directory", "load", str(DATA)]) == 0
+    assert "3 stations, 5 officers, 3 groups, 5 roster entries" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups:\n  - {id: g, name: g, station: missing}\n", "utf-8")
+    assert main(["--config", str(config), "directory", "load", str(bad)]) == 1
+    assert "nothing loaded" in capsys.readouterr().err

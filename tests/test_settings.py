@@ -1,0 +1,95 @@
+"""Configuration: YAML plus environment overrides, validated, secrets required by channel."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.settings import ConfigError, load_settings
+
+KEY = base64.b64encode(os.urandom(32)).decode()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_env_overrides_file_and_parses_scalars(tmp_path: Path) -> None:
+    path = _write(tmp_path, "bridge:\n  send_url: http://a/send\n  send_interval_s: 3\n")
+    env = {
+        "LIANXIN__BRIDGE__SEND_INTERVAL_S": "0.5",
+        "LIANXIN__BRIDGE__SECRET": "12345",  # numeric-looking secret stays a string
+        "LIANXIN__SECURITY__PII_KEY": KEY,
+        "LIANXIN__DATABASE__URL": "sqlite+aiosqlite:///./other.db",
+    }
+    s = load_settings(path, environ=env)
+    assert s.bridge.send_interval_s == 0.5
+    assert s.bridge.secret is not None and s.bridge.secret.get_secret_value() == "12345"
+    assert s.database.url.endswith("other.db")
+    assert s.timezone == "Asia/Shanghai"
+
+
+def test_missing_secret_of_configured_channel_names_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, "bridge:\n  send_url: http://a/send\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={"LIANXIN__SECURITY__PII_KEY": KEY})
+    assert "bridge.secret" in str(err.value) and "LIANXIN__BRIDGE__SECRET" in str(err.value)
+
+
+def test_missing_pii_key_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"security\.pii_key"):
+        load_settings(_write(tmp_path, "timezone: Asia/Shanghai\n"), environ={})
+
+
+def test_wechat_needs_token_and_app_secret(tmp_path: Path) -> None:
+    path = _write(tmp_path, "wechat:\n  app_id: wx123\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={"LIANXIN__SECURITY__PII_KEY": KEY})
+    assert "wechat.token" in str(err.value) and "wechat.app_secret" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("bridge:\n  send_interval_s: soon\n", "bridge.send_interval_s"),
+        ("timezone: Mars/Olympus\n", "timezone"),
+        ("wechat:\n  encoding_aes_key: short\n", "wechat.encoding_aes_key"),
+        ("bulletins:\n  quiet_hours: 'late'\n", "bulletins.quiet_hours"),
+        ("databse:\n  url: x\n", "databse"),
+        ("sms:\n  provider: pigeon\n", "sms.provider"),
+    ],
+)
+def test_bad_value_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, text), environ={"LIANXIN__SECURITY__PII_KEY": KEY})
+    assert key in str(err.value)
+
+
+def test_bad_pii_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"security\.pii_key: must be 32 bytes"):
+        load_settings(_write(tmp_path, ""), environ={"LIANXIN__SECURITY__PII_KEY": "tooshort"})
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = _write(tmp_path, "timezone: Asia/Urumqi\n")
+    s = load_settings(
+        None, environ={"LIANXIN_CONFIG": str(path), "LIANXIN__SECURITY__PII_KEY": KEY}
+    )
+    assert s.timezone == "Asia/Urumqi"
+
+
+def test_serve_refuses_to_start_without_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, f"database:\n  url: sqlite+aiosqlite:///{tmp_path}/x.db\n")
+    monkeypatch.delenv("LIANXIN__SECURITY__PII_KEY", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--config", str(path)])
+    assert exit_info.value.code == 2
+    assert "security.pii_key" in capsys.readouterr().err

@@ -1,0 +1,188 @@
+"""``/wechat/callback`` with wechatpy as the real crypto peer (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+from tests.harness import WECHAT_TOKEN, Harness
+
+
+def _sig(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+async def _journal_count(h: Harness) -> int:
+    async with h.runtime.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(InboundEvent)) or 0)
+
+
+async def test_url_verification_echoes_when_signature_holds(harness: Harness) -> None:
+    ts, nonce = str(int(harness.clock.now().timestamp())), "n0nce"
+    r = await harness.client.get(
+        "/wechat/callback",
+        params={
+            "signature": _sig(WECHAT_TOKEN, ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": "echo-123",
+        },
+    )
+    assert r.status_code == 200
+    assert r.text == "echo-123"
+
+
+async def test_url_verification_bad_signature_is_403(harness: Harness) -> None:
+    ts, nonce = str(int(harness.clock.now().timestamp())), "n0nce"
+    r = await harness.client.get(
+        "/wechat/callback",
+        params={
+            "signature": _sig("other-token", ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": "echo-123",
+        },
+    )
+    assert r.status_code == 403
+    assert "echo-123" not in r.text
+    r = await harness.client.get("/wechat/callback", params={"echostr": "x"})
+    assert r.status_code == 403
+
+
+async def test_safe_mode_message_gets_encrypted_passive_reply(harness: Harness) -> None:
+    xml = harness.wechat_text_xml("你好", openid="o_abc")
+    r = await harness.post_wechat_safe(xml)
+    assert r.status_code == 200
+    reply = harness.decrypt_reply(r)
+    assert reply["ToUserName"] == "o_abc"
+    assert reply["MsgType"] == "text"
+    assert "110" in reply["Content"]
+    assert await _journal_count(harness) == 1
+    # Answered passively: nothing left for the worker to send through the API.
+    async with harness.runtime.sessions() as s:
+        row = await s.scalar(select(OutboxMessage))
+    assert row is not None and row.status == "sent" and row.sent_via == "passive"
+    assert await harness.drain() == []
+    assert harness.world.state.by_path("/cgi-bin/message/custom/send") == []
+
+
+async def test_tampered_ciphertext_is_403_and_stores_nothing(harness: Harness) -> None:
+    r = await harness.post_wechat_safe(harness.wechat_text_xml("你好"), tamper=True)
+    assert r.status_code == 403
+    assert await _journal_count(harness) == 0
+
+
+async def test_wrong_aes_key_is_400_and_stores_nothing(harness: Harness) -> None:
+    other_key = os.urandom(32).hex()[:43]
+    r = await harness.post_wechat_safe(harness.wechat_text_xml("你好"), aes_key=other_key)
+    assert r.status_code == 400
+    assert await _journal_count(harness) == 0
+
+
+async def test_broken_xml_is_400(harness: Harness) -> None:
+    ts, nonce = str(int(harness.clock.now().timestamp())), "abc"
+    r = await harness.client.post(
+        "/wechat/callback",
+        params={
+            "timestamp": ts,
+            "nonce": nonce,
+            "encrypt_type": "aes",
+            "msg_signature": "x" * 40,
+            "signature": _sig(WECHAT_TOKEN, ts, nonce),
+        },
+        content=b"<xml><Encrypt>not closed",
+    )
+    assert r.status_code == 400
+    assert await _journal_count(harness) == 0
+
+
+async def test_decrypted_but_malformed_inner_xml_is_400(harness: Harness) -> None:
+    # Valid envelope and signature around a message with no MsgType.
+    inner = "<xml><ToUserName>gh_lianxin_test</ToUserName><FromUserName>o_x</FromUserName></xml>"
+    r = await harness.post_wechat_safe(inner)
+    assert r.status_code == 400
+    assert await _journal_count(harness) == 0
+
+
+async def test_stale_timestamp_is_403(harness: Harness) -> None:
+    xml = harness.wechat_text_xml("你好")
+    r = await harness.post_wechat_safe(xml, at=harness.clock.now() - timedelta(seconds=400))
+    assert r.status_code == 403
+    assert await _journal_count(harness) == 0
+
+
+async def test_plain_mode_refused_when_safe_mode_configured(harness: Harness) -> None:
+    ts, nonce = str(int(harness.clock.now().timestamp())), "abc"
+    r = await harness.client.post(
+        "/wechat/callback",
+        params={"signature": _sig(WECHAT_TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce},
+        content=harness.wechat_text_xml("你好").encode(),
+    )
+    assert r.status_code == 403
+
+
+async def test_retry_of_same_msgid_has_one_effect(harness: Harness) -> None:
+    xml = harness.wechat_text_xml("你好", openid="o_retry", msg_id=987654321)
+    first = await harness.post_wechat_safe(xml)
+    second = await harness.post_wechat_safe(xml)
+    third = await harness.post_wechat_safe(xml)
+    assert first.status_code == second.status_code == third.status_code == 200
+    # WeChat only retries when our answer did not reach it, so each retry gets the same answer.
+    assert harness.decrypt_reply(second)["Content"] == harness.decrypt_reply(first)["Content"]
+    assert await _journal_count(harness) == 1
+    async with harness.runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+async def test_oversized_body_is_413(harness: Harness) -> None:
+    r = await harness.client.post(
+        "/wechat/callback", params={"timestamp": "1", "nonce": "1"}, content=b"x" * 70000
+    )
+    assert r.status_code == 413
+
+
+async def test_wrong_account_is_refused(harness: Harness) -> None:
+    xml = harness.wechat_text_xml("你好").replace("gh_lianxin_test", "gh_someone_else")
+    r = await harness.post_wechat_safe(xml)
+    assert r.status_code == 403
+    assert await _journal_count(harness) == 0
+
+
+async def test_late_answer_goes_through_customer_service_api(harness: Harness) -> None:
+    """When the reply misses the passive window the worker sends it via the API."""
+    xml = harness.wechat_text_xml("你好", openid="o_late")
+    harness.clock.step = timedelta(seconds=5)  # every clock reading costs 5 s: a slow path
+    r = await harness.post_wechat_safe(xml)
+    harness.clock.step = timedelta(0)
+    assert r.status_code == 200
+    assert r.text == "success"
+    async with harness.runtime.sessions() as s:
+        row = await s.scalar(select(OutboxMessage))
+    assert row is not None and row.status == "pending"
+    # The worker leaves the row alone while the request may still answer passively.
+    assert (row.next_attempt_at - row.created_at).total_seconds() > 4
+    harness.clock.advance(10)
+    outcomes = await harness.drain()
+    assert [o.status for o in outcomes] == ["sent"]
+    sends = harness.world.state.by_path("/cgi-bin/message/custom/send")
+    assert len(sends) == 1 and sends[0].json()["touser"] == "o_late"
+    assert "110" in sends[0].json()["text"]["content"]
+
+
+async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> None:
+    api = harness.runtime.senders["wechat"]
+    payload = {"text": "測試"}
+    await api.send(idempotency_key="k1", group_id=None, user_id="o_1", payload=payload)
+    await api.send(idempotency_key="k2", group_id=None, user_id="o_1", payload=payload)
+    state = harness.world.state
+    assert len(state.by_path("/cgi-bin/token")) == 1  # cached
+    state.valid_tokens.clear()  # WeChat invalidates it: next call answers 40001
+    await api.send(idempotency_key="k3", group_id=None, user_id="o_1", payload=payload)
+    assert len(state.by_path("/cgi-bin/token")) == 2  # refreshed once, then sent
+    sends = state.by_path("/cgi-bin/message/custom/send")
+    assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "1", "0", "1"]
