@@ -21,9 +21,10 @@ from bot.channels.base import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue
 from handlers.texts import Script, detect_script
-from models.directory import Group
+from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
+from models.people import GroupMember, Member
 
 log = logging.getLogger("lianxin.dispatch")
 
@@ -37,6 +38,8 @@ class HandlerContext:
     event: InboundMessage
     journal: InboundEvent
     group: Group | None
+    member: Member
+    officer: Officer | None
     now: datetime
     outbox: list[OutboxMessage] = field(default_factory=list)
 
@@ -109,6 +112,44 @@ async def _insert_journal(session: AsyncSession, values: dict[str, Any]) -> int 
     return result.scalar_one_or_none()
 
 
+async def _member(
+    session: AsyncSession, rt: Runtime, event: InboundMessage, now: datetime
+) -> Member:
+    member = await session.scalar(
+        select(Member).where(Member.channel == event.channel, Member.sender_id == event.sender_id)
+    )
+    if member is None:
+        member = Member(
+            channel=event.channel,
+            sender_id=event.sender_id,
+            nickname_enc=rt.cipher.encrypt(event.nickname),
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        session.add(member)
+        await session.flush()
+    else:
+        member.last_seen_at = now
+        if event.nickname:
+            member.nickname_enc = rt.cipher.encrypt(event.nickname)
+    return member
+
+
+async def _note_membership(
+    session: AsyncSession, group_id: str, member_id: int, now: datetime
+) -> None:
+    """A member who speaks in a group is in it (bridges may miss join events)."""
+    row = await session.scalar(
+        select(GroupMember).where(
+            GroupMember.group_id == group_id, GroupMember.member_id == member_id
+        )
+    )
+    if row is None:
+        session.add(GroupMember(group_id=group_id, member_id=member_id, joined_at=now))
+    elif row.left_at is not None:
+        row.left_at = None
+
+
 class Dispatcher:
     """Runs an inbound event through the journal and the handler chain."""
 
@@ -153,8 +194,21 @@ class Dispatcher:
             journal = await session.get(InboundEvent, journal_id)
             assert journal is not None
             group = await session.get(Group, event.group_id) if event.group_id else None
+            member = await _member(session, rt, event, now)
+            officer = await session.scalar(
+                select(Officer).where(Officer.wechat_id == event.sender_id)
+            )
+            if group is not None and event.kind == "message":
+                await _note_membership(session, group.id, member.id, now)
             ctx = HandlerContext(
-                session=session, runtime=rt, event=event, journal=journal, group=group, now=now
+                session=session,
+                runtime=rt,
+                event=event,
+                journal=journal,
+                group=group,
+                member=member,
+                officer=officer,
+                now=now,
             )
             status = "unknown_group" if event.group_id and group is None else "handled"
             for handler in self._handlers:

@@ -107,6 +107,35 @@ class BulletinSettings(_Section):
         return value
 
 
+class VerificationSettings(_Section):
+    roster_match: bool = False
+    code_ttl_s: int = Field(300, gt=0)
+    max_tries: int = Field(5, ge=1)
+    resend_after_s: int = Field(60, ge=0)
+    max_requests_per_hour: int = Field(5, ge=1)
+
+
+class DeadlineSettings(_Section):
+    """Seconds to acknowledge per priority, and to answer; each rung of the ladder waits as long."""
+
+    p1_ack_s: int = Field(300, gt=0)
+    p2_ack_s: int = Field(1800, gt=0)
+    p3_ack_s: int = Field(14400, gt=0)
+    answer_s: int = Field(86400, gt=0)
+    digest_at: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    sweep_interval_s: float = Field(15.0, gt=0)
+
+    def ack_seconds(self, priority: int) -> int:
+        return {1: self.p1_ack_s, 2: self.p2_ack_s}.get(priority, self.p3_ack_s)
+
+
+class IntakeSettings(_Section):
+    # Reports of one incident by several residents of a group within this window merge.
+    merge_window_s: int = Field(1800, ge=0)
+    # The same resident writing again on the same matter within this window merges.
+    same_resident_window_s: int = Field(86400, ge=0)
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     timezone: str = "Asia/Shanghai"
@@ -117,6 +146,9 @@ class Settings(_Section):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     bulletins: BulletinSettings = Field(default_factory=BulletinSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
 
     @field_validator("timezone")
     @classmethod

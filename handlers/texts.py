@@ -33,9 +33,15 @@ class Texts:
         self._table = table
 
     @classmethod
-    def load(cls, path: Path = TEXTS_FILE) -> Texts:
-        """Read a texts file."""
-        return cls(yaml.safe_load(path.read_text(encoding="utf-8")))
+    def load(cls, folder: Path = TEXTS_FILE.parent) -> Texts:
+        """Read every ``texts*.yaml`` in ``folder``; a key defined twice is an error."""
+        table: dict[str, dict[str, str]] = {}
+        for path in sorted(folder.glob("texts*.yaml")):
+            for key, variants in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items():
+                if key in table:
+                    raise ValueError(f"texts: {key!r} defined twice ({path.name})")
+                table[key] = variants
+        return cls(table)
 
     def __contains__(self, key: str) -> bool:
         return key in self._table

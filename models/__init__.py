@@ -4,16 +4,35 @@ from models.base import Base
 from models.directory import Group, Officer, RosterEntry, Station
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
+from models.people import (
+    Binding,
+    GroupMember,
+    Household,
+    Member,
+    PendingItem,
+    VerificationCode,
+)
+from models.tickets import JobRun, Ticket, TicketEvent, TicketReporter
 from models.tokens import AccessTokenCache, ApiToken
 
 __all__ = [
     "AccessTokenCache",
     "ApiToken",
     "Base",
+    "Binding",
     "Group",
+    "GroupMember",
+    "Household",
     "InboundEvent",
+    "JobRun",
+    "Member",
     "Officer",
     "OutboxMessage",
+    "PendingItem",
     "RosterEntry",
     "Station",
+    "Ticket",
+    "TicketEvent",
+    "TicketReporter",
+    "VerificationCode",
 ]

@@ -1,0 +1,92 @@
+"""Tickets: every actionable matter, its reporters, and a timeline of everything that happened."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+OPEN_STATUSES = ("new", "acknowledged", "answered", "escalated")
+
+
+class Ticket(Base):
+    """One matter. ``status``: new → acknowledged → answered → closed, or escalated.
+
+    ``next_check_at`` is the deadline state: when the sweep must look at the ticket next
+    (reminder, escalation, hand-over). APScheduler only runs the sweep; this column is the truth.
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_next_check", "next_check_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    category: Mapped[str] = mapped_column(String(16))
+    unclear: Mapped[bool] = mapped_column(default=False)
+    emergency: Mapped[bool] = mapped_column(default=False)
+    priority: Mapped[int]  # 1 emergency, 2 report/help, 3 consultation/suggestion/dispute
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    group_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    reporter_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    assigned_officer_id: Mapped[str | None] = mapped_column(ForeignKey("officers.id"), index=True)
+    assigned_by: Mapped[str] = mapped_column(String(16), default="roster")  # roster | fallback | manual
+    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    ack_due_at: Mapped[datetime]
+    answer_due_at: Mapped[datetime]
+    escalation_level: Mapped[int] = mapped_column(default=0)  # 0, 1 reminded, 2 leader, 3 parent
+    next_check_at: Mapped[datetime | None]
+    satisfaction: Mapped[str | None] = mapped_column(String(16))  # satisfied | unsatisfied
+    awaiting_satisfaction: Mapped[bool] = mapped_column(default=False)
+    alert_id: Mapped[int | None]
+
+
+class TicketReporter(Base):
+    """A resident attached to a ticket, and where to answer them."""
+
+    __tablename__ = "ticket_reporters"
+    __table_args__ = (UniqueConstraint("ticket_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    sender_id: Mapped[str | None] = mapped_column(String(128))
+    group_id: Mapped[str | None] = mapped_column(String(128))
+    added_at: Mapped[datetime]
+
+
+class TicketEvent(Base):
+    """The timeline: every state change, page, reminder, answer and merge."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    detail: Mapped[str | None] = mapped_column(String(500))  # never personal data
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # texts (answers, merged messages)
+
+
+class JobRun(Base):
+    """Once-only marker for periodic work (the 08:00 digest of a given day)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    run_key: Mapped[str] = mapped_column(String(64))
+    ran_at: Mapped[datetime]
