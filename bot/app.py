@@ -14,6 +14,7 @@ from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
 from bot.web import api, bridge_routes, health, wechat_routes
 from broadcasts.outbox import OutboxWorker
+from broadcasts.scheduler import build_scheduler
 
 log = logging.getLogger("lianxin")
 
@@ -48,11 +49,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         worker = make_worker(runtime)
+        scheduler = build_scheduler(runtime)
         if background:
             tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             worker.stop()
             for task in tasks:
                 task.cancel()

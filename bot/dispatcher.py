@@ -42,6 +42,13 @@ class HandlerContext:
     officer: Officer | None
     now: datetime
     outbox: list[OutboxMessage] = field(default_factory=list)
+    _classification: Any = None
+
+    def classify(self) -> Any:
+        """The classifier's verdict on this message's text, computed once per event."""
+        if self._classification is None:
+            self._classification = self.runtime.classifier.classify(self.event.text)
+        return self._classification
 
     @property
     def script(self) -> Script:
@@ -56,6 +63,16 @@ class HandlerContext:
         self, message: OutboundMessage, *, not_before: datetime | None = None
     ) -> OutboxMessage:
         """Queue a message in this transaction."""
+        ev = self.event
+        if (
+            not_before is None
+            and ev.channel == "wechat"
+            and message.channel == "wechat"
+            and message.user_id == ev.sender_id
+        ):
+            # Give the request its chance at a passive reply before the worker may take the row.
+            budget = self.runtime.settings.wechat.passive_reply_budget_s
+            not_before = self.now + timedelta(seconds=budget + 1)
         row = enqueue(
             self.session,
             message,
@@ -70,11 +87,6 @@ class HandlerContext:
     def reply(self, text: str, *, mention: bool = True, priority: int = 5) -> OutboxMessage:
         """Answer where the event came from: in its group (@-mentioning the sender) or privately."""
         ev = self.event
-        not_before = None
-        if ev.channel == "wechat":
-            # Give the request its chance at a passive reply before the worker may take the row.
-            budget = self.runtime.settings.wechat.passive_reply_budget_s
-            not_before = self.now + timedelta(seconds=budget + 1)
         message = OutboundMessage(
             channel=ev.channel,
             text=text,
@@ -83,7 +95,7 @@ class HandlerContext:
             mentions=(ev.sender_id,) if ev.group_id and mention else (),
             priority=priority,
         )
-        return self.send(message, not_before=not_before)
+        return self.send(message)
 
 
 Handler = Callable[[HandlerContext], Awaitable[bool]]
@@ -130,7 +142,7 @@ async def _member(
         await session.flush()
     else:
         member.last_seen_at = now
-        if event.nickname:
+        if event.nickname and rt.cipher.decrypt(member.nickname_enc) != event.nickname:
             member.nickname_enc = rt.cipher.encrypt(event.nickname)
     return member
 

@@ -16,6 +16,8 @@ from bot.clock import Clock, SystemClock
 from bot.db import make_engine, make_sessions
 from bot.pii import PiiCipher
 from bot.settings import Settings, decode_key, secret_value
+from bot.sms import make_sms_sender
+from handlers.classifier import Classifier
 from handlers.texts import Texts
 
 
@@ -27,6 +29,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     cipher: PiiCipher
     texts: Texts
+    classifier: Classifier
     http: httpx.AsyncClient
     senders: dict[str, Sender] = field(default_factory=dict)
     wechat: WeChatCallback | None = None
@@ -63,6 +66,7 @@ def build_runtime(
         sessions=sessions,
         cipher=cipher,
         texts=Texts.load(),
+        classifier=Classifier.from_file(),
         http=http,
     )
     b = settings.bridge
@@ -88,5 +92,6 @@ def build_runtime(
                 sessions=sessions,
                 clock=clock,
             )
+    runtime.senders["sms"] = make_sms_sender(settings, http, clock)
     runtime.senders.update(senders or {})
     return runtime

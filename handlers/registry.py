@@ -1,11 +1,28 @@
-"""The handler chain, in order: the first handler that takes an event wins."""
+"""The handler chain, in order: the first handler that takes an event wins.
+
+Officer commands come first (an officer's ``#CODE`` is never a resident's message); the
+emergency layer runs before verification, so nothing holds back an emergency; verification
+commands come before intake so that ``實名 …`` never becomes a ticket.
+"""
 
 from __future__ import annotations
 
 from bot.dispatcher import Handler
 from handlers.greeting import private_greeting
+from handlers.intake import emergency_first, intake
+from handlers.officer import officer_commands
+from handlers.resident import resident_commands
+from handlers.verification import membership_events, verification_commands
 
 
 def default_handlers() -> list[Handler]:
     """Handlers for a production runtime."""
-    return [private_greeting]
+    return [
+        officer_commands,
+        emergency_first,
+        membership_events,
+        verification_commands,
+        resident_commands,
+        intake,
+        private_greeting,
+    ]

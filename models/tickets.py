@@ -34,7 +34,9 @@ class Ticket(Base):
     station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
     reporter_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     assigned_officer_id: Mapped[str | None] = mapped_column(ForeignKey("officers.id"), index=True)
-    assigned_by: Mapped[str] = mapped_column(String(16), default="roster")  # roster | fallback | manual
+    assigned_by: Mapped[str] = mapped_column(
+        String(16), default="roster"
+    )  # roster | fallback | manual
     text_enc: Mapped[bytes] = mapped_column(LargeBinary)
     resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
@@ -49,6 +51,7 @@ class Ticket(Base):
     satisfaction: Mapped[str | None] = mapped_column(String(16))  # satisfied | unsatisfied
     awaiting_satisfaction: Mapped[bool] = mapped_column(default=False)
     alert_id: Mapped[int | None]
+    script: Mapped[str] = mapped_column(String(4), default="hans")  # the resident's: hant | hans
 
 
 class TicketReporter(Base):

@@ -11,18 +11,26 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from wechatpy.crypto import WeChatCrypto
 
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
 from bot.clock import ManualClock
+from bot.deadlines import sweep
+from bot.directory import load_directory_file
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from broadcasts.outbox import OutboxWorker
+from models.people import Binding, GroupMember, Member
+from models.tickets import Ticket, TicketEvent
 from tests.fakes import FakeWorld
+
+DIRECTORY = Path(__file__).parent / "data" / "directory.yaml"
 
 BRIDGE_SECRET = "test-bridge-secret"
 WECHAT_TOKEN = "testtoken"
@@ -209,6 +217,77 @@ class Harness:
             response.text, doc["MsgSignature"], doc["TimeStamp"], doc["Nonce"]
         )
         return dict(xmltodict.parse(plain)["xml"])
+
+    # --- seeding and reading state ---------------------------------------------------------
+    async def load_directory(self, path: Path = DIRECTORY) -> None:
+        """Load a directory file, as ``lianxin directory load`` does."""
+        async with self.runtime.sessions.begin() as session:
+            await load_directory_file(session, path)
+
+    async def bind(
+        self,
+        sender_id: str,
+        *,
+        channel: str = "bridge",
+        name: str = "楊某某",
+        phone: str = "13912345678",
+        group: str | None = None,
+    ) -> int:
+        """Give a resident a verified binding directly (for tests about what comes after)."""
+        cipher = self.runtime.cipher
+        now = self.clock.now()
+        async with self.runtime.sessions.begin() as session:
+            member = await session.scalar(
+                select(Member).where(Member.channel == channel, Member.sender_id == sender_id)
+            )
+            if member is None:
+                member = Member(
+                    channel=channel, sender_id=sender_id, first_seen_at=now, last_seen_at=now
+                )
+                session.add(member)
+                await session.flush()
+            session.add(
+                Binding(
+                    member_id=member.id,
+                    name_enc=cipher.encrypt(name),
+                    phone_enc=cipher.encrypt(phone),
+                    phone_hash=cipher.lookup_hash(phone),
+                    verified_at=now,
+                )
+            )
+            if group:
+                session.add(GroupMember(group_id=group, member_id=member.id, joined_at=now))
+            return member.id
+
+    async def tickets(self) -> list[Ticket]:
+        async with self.runtime.sessions() as session:
+            return list((await session.scalars(select(Ticket).order_by(Ticket.id))).all())
+
+    async def timeline(self, ticket: Ticket) -> list[str]:
+        async with self.runtime.sessions() as session:
+            rows = await session.scalars(
+                select(TicketEvent)
+                .where(TicketEvent.ticket_id == ticket.id)
+                .order_by(TicketEvent.id)
+            )
+            return [r.kind for r in rows]
+
+    async def sent(self) -> list[dict[str, Any]]:
+        """Deliver everything due, then return what the bridge delivered (in order)."""
+        await self.drain()
+        return self.world.state.delivered()
+
+    def to_user(self, user_id: str) -> list[str]:
+        """Texts the bridge delivered privately to ``user_id``."""
+        return [d["text"] for d in self.world.state.delivered() if d["user_id"] == user_id]
+
+    def to_group(self, group_id: str) -> list[dict[str, Any]]:
+        """Messages the bridge delivered into ``group_id``."""
+        return [d for d in self.world.state.delivered() if d["group_id"] == group_id]
+
+    async def sweep(self) -> int:
+        """One pass of the deadline sweep at the current clock."""
+        return await sweep(self.runtime)
 
     async def drain(self) -> list[Any]:
         """Run the delivery worker until nothing is due."""

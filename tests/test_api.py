@@ -73,3 +73,20 @@ def test_token_create_cli_prints_a_token_once(
     )
     token = capsys.readouterr().out.strip()
     assert token.startswith("lx_") and len(token) > 30
+
+
+async def test_tickets_listing_filters_and_needs_a_token(harness: Harness) -> None:
+    await harness.load_directory()
+    await harness.bind("wxid_yang", group="grp-qiaozhen-01")
+    await harness.say("我家的电动车被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
+    await harness.say("建议村口装个摄像头", group="grp-qiaozhen-01", sender="wxid_yang")
+    assert (await harness.client.get("/api/v1/tickets")).status_code == 401
+    officer = await _token(harness, "officer")
+    headers = {"Authorization": f"Bearer {officer}"}
+    everything = (await harness.client.get("/api/v1/tickets", headers=headers)).json()
+    assert sorted(t["category"] for t in everything) == ["report", "suggestion"]
+    reports = (await harness.client.get("/api/v1/tickets?category=report", headers=headers)).json()
+    assert [t["priority"] for t in reports] == [2]
+    assert set(reports[0]) >= {"code", "category", "priority", "status", "created_at"}
+    bad = await harness.client.get("/api/v1/tickets?status=lost", headers=headers)
+    assert bad.status_code == 422

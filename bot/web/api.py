@@ -12,6 +12,7 @@ from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin, require_officer
 from bot.web.deps import get_runtime
 from models.outbox import OutboxMessage
+from models.tickets import Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -68,3 +69,44 @@ async def outbox(
         totals={str(k): int(v) for k, v in totals.items()},
         rows=[OutboxRow.model_validate(r, from_attributes=True) for r in rows],
     )
+
+
+class TicketView(BaseModel):
+    code: str
+    category: str
+    unclear: bool
+    emergency: bool
+    priority: int
+    status: str
+    group_id: str | None
+    station_id: str | None
+    assigned_officer_id: str | None
+    escalation_level: int
+    satisfaction: str | None
+    created_at: datetime
+    acknowledged_at: datetime | None
+    answered_at: datetime | None
+    closed_at: datetime | None
+    ack_due_at: datetime
+    answer_due_at: datetime
+
+
+@router.get("/tickets", response_model=list[TicketView])
+async def tickets(
+    status: str | None = Query(None, pattern="^(new|acknowledged|answered|closed|escalated)$"),
+    category: str | None = Query(
+        None, pattern="^(consultation|suggestion|report|help|dispute|other)$"
+    ),
+    limit: int = Query(200, ge=1, le=2000),
+    _: Caller = Depends(require_officer),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[TicketView]:
+    """Tickets with code, category, priority, status and times (no personal data), newest first."""
+    query = select(Ticket).order_by(Ticket.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(Ticket.status == status)
+    if category:
+        query = query.where(Ticket.category == category)
+    async with runtime.sessions() as session:
+        rows = (await session.scalars(query)).all()
+    return [TicketView.model_validate(r, from_attributes=True) for r in rows]

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 05:16:26.942089
+Create Date: 2026-11-29 05:18:59.081290
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def upgrade() -> None:
     sa.Column('satisfaction', sa.String(length=16), nullable=True),
     sa.Column('awaiting_satisfaction', sa.Boolean(), nullable=False),
     sa.Column('alert_id', sa.Integer(), nullable=True),
+    sa.Column('script', sa.String(length=4), nullable=False),
     sa.ForeignKeyConstraint(['assigned_officer_id'], ['officers.id'], name=op.f('fk_tickets_assigned_officer_id_officers')),
     sa.ForeignKeyConstraint(['reporter_member_id'], ['members.id'], name=op.f('fk_tickets_reporter_member_id_members')),
     sa.ForeignKeyConstraint(['station_id'], ['stations.id'], name=op.f('fk_tickets_station_id_stations')),

@@ -1,0 +1,260 @@
+"""Deadlines and escalation: "nothing falls through".
+
+A ticket's ``next_check_at`` and ``escalation_level`` are the whole state. The ladder of the
+current phase (acknowledge, then answer) is: at the deadline a reminder to the assignee (level 1),
+one interval later the station leader (level 2), one more the parent station (level 3). The
+sweep claims a step with a conditional update, so running it twice, or after a restart, fires
+each step once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.routing import Router
+from bot.runtime import Runtime
+from bot.settings import DeadlineSettings
+from handlers.tickets import Out, add_event, category_text, open_tickets_of
+from models.directory import Officer
+from models.tickets import OPEN_STATUSES, JobRun, Ticket
+
+log = logging.getLogger("lianxin.deadlines")
+MAX_LEVEL = 3
+
+
+def _phase(ticket: Ticket) -> str | None:
+    if ticket.status in ("closed", "answered"):
+        return None
+    return "ack" if ticket.acknowledged_at is None else "answer"
+
+
+def next_check(ticket: Ticket, settings: DeadlineSettings) -> datetime | None:
+    """When the sweep must next look at ``ticket`` (None: nothing pending)."""
+    phase = _phase(ticket)
+    if phase is None or ticket.escalation_level >= MAX_LEVEL:
+        return None
+    base = ticket.ack_due_at if phase == "ack" else ticket.answer_due_at
+    step = timedelta(seconds=settings.ack_seconds(ticket.priority))
+    return base + step * ticket.escalation_level
+
+
+async def sweep(runtime: Runtime) -> int:
+    """Fire every due deadline step, hand over, send the daily digest. Returns steps fired."""
+    now = runtime.clock.now()
+    fired = 0
+    async with runtime.sessions() as session:
+        due = (
+            await session.execute(
+                select(Ticket.id, Ticket.next_check_at, Ticket.escalation_level)
+                .where(Ticket.next_check_at.is_not(None), Ticket.next_check_at <= now)
+                .order_by(Ticket.next_check_at)
+                .limit(500)
+            )
+        ).all()
+    for ticket_id, check_at, level in due:
+        async with runtime.sessions.begin() as session:
+            claimed = await session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.id == ticket_id,
+                    Ticket.next_check_at == check_at,
+                    Ticket.escalation_level == level,
+                )
+                .values(escalation_level=level + 1)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another sweep took this step
+            ticket = await session.get(Ticket, ticket_id)
+            assert ticket is not None
+            await session.refresh(ticket)
+            await _step(session, runtime, ticket, level + 1, now)
+            ticket.next_check_at = next_check(ticket, runtime.settings.deadlines)
+            fired += 1
+    await handover(runtime, now)
+    await daily_digest(runtime, now)
+    return fired
+
+
+async def _step(
+    session: AsyncSession, runtime: Runtime, ticket: Ticket, level: int, now: datetime
+) -> None:
+    out = Out(session, runtime, now)
+    script = ticket.script  # type: ignore[assignment]
+    what = runtime.texts.render("what_ack" if _phase(ticket) == "ack" else "what_answer", script)  # type: ignore[arg-type]
+    assignee = (
+        await session.get(Officer, ticket.assigned_officer_id)
+        if ticket.assigned_officer_id
+        else None
+    )
+    category = category_text(runtime, ticket)
+    if level == 1:
+        if assignee is not None:
+            out.to_officer(
+                assignee,
+                out.text(
+                    "deadline_reminder",
+                    script,
+                    code=ticket.code,  # type: ignore[arg-type]
+                    category=category,
+                    priority=ticket.priority,
+                    what=what,
+                ),
+            )
+        add_event(
+            session,
+            runtime,
+            ticket,
+            "reminded",
+            now=now,
+            detail=f"{what} overdue, reminder to {ticket.assigned_officer_id}",
+        )
+        return
+    router = Router(session, runtime.settings.timezone)
+    target = await router.escalation_target(assignee, level) if assignee else None
+    if target is None:
+        county = await router.county_station()
+        target = await router.leader(county.id) if county else None
+    text = runtime.cipher.decrypt(ticket.text_enc) or ""
+    ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
+    if target is not None:
+        out.to_officer(
+            target,
+            out.text(
+                "deadline_escalated",
+                script,
+                code=ticket.code,  # type: ignore[arg-type]
+                category=category,
+                priority=ticket.priority,
+                officer=assignee.name if assignee else "-",
+                what=what,
+                text=text,
+            ),
+            priority=1 if ticket.priority == 1 else 4,
+        )
+    add_event(
+        session,
+        runtime,
+        ticket,
+        "escalated",
+        now=now,
+        detail=f"level {level} to {target.id if target else 'nobody'} ({what} overdue)",
+    )
+
+
+async def handover(runtime: Runtime, now: datetime) -> int:
+    """Unacknowledged roster-assigned tickets follow the roster when a shift ends."""
+    moved = 0
+    async with runtime.sessions.begin() as session:
+        tickets = (
+            await session.scalars(
+                select(Ticket).where(
+                    Ticket.status == "new",
+                    Ticket.assigned_by == "roster",
+                    Ticket.station_id.is_not(None),
+                )
+            )
+        ).all()
+        router = Router(session, runtime.settings.timezone)
+        duty_cache: dict[str, list[Officer]] = {}
+        for ticket in tickets:
+            station_id = ticket.station_id
+            assert station_id is not None
+            if station_id not in duty_cache:
+                duty_cache[station_id] = await router.on_duty(station_id, now)
+            duty = duty_cache[station_id]
+            if not duty or any(o.id == ticket.assigned_officer_id for o in duty):
+                continue
+            previous = (
+                await session.get(Officer, ticket.assigned_officer_id)
+                if ticket.assigned_officer_id
+                else None
+            )
+            successor = duty[0]
+            ticket.assigned_officer_id = successor.id
+            out = Out(session, runtime, now)
+            out.to_officer(
+                successor,
+                out.text(
+                    "handover_to_you",
+                    ticket.script,
+                    code=ticket.code,  # type: ignore[arg-type]
+                    category=category_text(runtime, ticket),
+                    priority=ticket.priority,
+                    from_officer=previous.name if previous else "-",
+                    text=runtime.cipher.decrypt(ticket.text_enc) or "",
+                ),
+                priority=1 if ticket.priority == 1 else 4,
+            )
+            add_event(
+                session,
+                runtime,
+                ticket,
+                "handover",
+                now=now,
+                detail=f"{previous.id if previous else '-'} -> {successor.id} at shift change",
+            )
+            moved += 1
+    return moved
+
+
+async def _claim_run(session: AsyncSession, job: str, key: str, now: datetime) -> bool:
+    values = {"job": job, "run_key": key, "ran_at": now}
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    result = await session.execute(
+        insert(JobRun).values(**values).on_conflict_do_nothing().returning(JobRun.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def daily_digest(runtime: Runtime, now: datetime) -> int:
+    """At ``deadlines.digest_at`` local time, once a day: each officer's overdue items."""
+    settings = runtime.settings.deadlines
+    local = now.astimezone(ZoneInfo(runtime.settings.timezone))
+    hour, minute = (int(p) for p in settings.digest_at.split(":"))
+    if (local.hour, local.minute) < (hour, minute):
+        return 0
+    sent = 0
+    async with runtime.sessions.begin() as session:
+        if not await _claim_run(session, "digest", local.date().isoformat(), now):
+            return 0
+        officers = (await session.scalars(select(Officer).order_by(Officer.id))).all()
+        out = Out(session, runtime, now)
+        for officer in officers:
+            overdue = [
+                t
+                for t in await open_tickets_of(session, officer.id)
+                if (t.acknowledged_at is None and t.ack_due_at <= now)
+                or (t.answered_at is None and t.answer_due_at <= now)
+            ]
+            if not overdue:
+                continue
+            script = overdue[0].script
+            from handlers.tickets import age_text
+
+            lines = [out.text("digest_header", script, count=len(overdue))]  # type: ignore[arg-type]
+            for t in overdue:
+                lines.append(
+                    out.text(
+                        "officer_todo_line",
+                        script,
+                        code=t.code,  # type: ignore[arg-type]
+                        category=category_text(runtime, t),
+                        priority=t.priority,
+                        status=runtime.texts.render(f"status_{t.status}", script),  # type: ignore[arg-type]
+                        age=age_text(runtime, script, now - t.created_at),
+                    )
+                )  # type: ignore[arg-type]
+            out.to_officer(officer, "\n".join(lines))
+            sent += 1
+    if sent:
+        log.info("daily digest sent to %d officers", sent)
+    return sent
+
+
+__all__ = ["OPEN_STATUSES", "daily_digest", "handover", "next_check", "sweep"]

@@ -1,0 +1,200 @@
+"""Who handles a matter now: the duty roster, and a fallback chain that never ends empty.
+
+Group → its station → the officer on duty by the roster (in the station's timezone; shifts may
+cross midnight; one-off entries for a date replace that station's weekly pattern on that date).
+Fallback: the group's own officer → the station leader → the parent station's duty officer, and up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.directory import Group, Officer, RosterEntry, Station
+from models.people import Binding, GroupMember, Member
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _covers(entry: RosterEntry, day: date, minute_of_day: int) -> bool:
+    """Whether a shift belonging to ``day`` covers ``minute_of_day`` of that day or the next.
+
+    ``minute_of_day`` may exceed 1440 to ask about the early hours of the following day.
+    """
+    start, end = _minutes(entry.start), _minutes(entry.end)
+    if end == 23 * 60 + 59:
+        end = 24 * 60  # "to 23:59" means to the end of the day
+    if end <= start:
+        end += 24 * 60  # crosses midnight: belongs to the day it starts on
+    return start <= minute_of_day < end
+
+
+def _applies(entry: RosterEntry, day: date, overridden: set[date]) -> bool:
+    if entry.on_date is not None:
+        return entry.on_date == day
+    return day not in overridden and _DAY_NAMES[day.weekday()] in entry.days
+
+
+def on_duty_ids(entries: list[RosterEntry], local: datetime) -> list[str]:
+    """Officer ids on duty at the local time ``local``, in roster order."""
+    today = local.date()
+    yesterday = today - timedelta(days=1)
+    minute = local.hour * 60 + local.minute
+    overridden = {e.on_date for e in entries if e.on_date is not None}
+    found: list[str] = []
+    for entry in entries:
+        covers = (_applies(entry, today, overridden) and _covers(entry, today, minute)) or (
+            _applies(entry, yesterday, overridden) and _covers(entry, yesterday, minute + 24 * 60)
+        )
+        if covers and entry.officer_id not in found:
+            found.append(entry.officer_id)
+    return found
+
+
+@dataclass(frozen=True)
+class Assignment:
+    officer: Officer
+    how: str  # roster | group-officer | leader | parent-roster | parent-leader | county
+
+
+class Router:
+    """Answers "who takes this now" for a station or group, at a given instant."""
+
+    def __init__(self, session: AsyncSession, default_tz: str) -> None:
+        self._session = session
+        self._default_tz = default_tz
+
+    async def _tz(self, station: Station) -> ZoneInfo:
+        return ZoneInfo(station.timezone or self._default_tz)
+
+    async def on_duty(self, station_id: str, at: datetime) -> list[Officer]:
+        """Officers on duty at ``station_id`` at the instant ``at``."""
+        station = await self._session.get(Station, station_id)
+        if station is None:
+            return []
+        entries = list(
+            (
+                await self._session.scalars(
+                    select(RosterEntry)
+                    .where(RosterEntry.station_id == station_id)
+                    .order_by(RosterEntry.id)
+                )
+            ).all()
+        )
+        ids = on_duty_ids(entries, at.astimezone(await self._tz(station)))
+        officers = []
+        for officer_id in ids:
+            officer = await self._session.get(Officer, officer_id)
+            if officer is not None:
+                officers.append(officer)
+        return officers
+
+    async def leader(self, station_id: str) -> Officer | None:
+        """The station's leader (the first listed if several)."""
+        return await self._session.scalar(
+            select(Officer)
+            .where(Officer.station_id == station_id, Officer.role == "leader")
+            .order_by(Officer.id)
+        )
+
+    async def county_station(self) -> Station | None:
+        """The root of the station tree: the county, whose duty desk takes what has no home."""
+        return await self._session.scalar(
+            select(Station).where(Station.parent_id.is_(None)).order_by(Station.id)
+        )
+
+    async def assign(
+        self, *, station_id: str | None, group: Group | None, at: datetime
+    ) -> Assignment | None:
+        """The officer for a new matter, walking the fallback chain; None only with no directory."""
+        if station_id is not None:
+            duty = await self.on_duty(station_id, at)
+            if duty:
+                preferred = next((o for o in duty if group and o.id == group.officer_id), duty[0])
+                return Assignment(preferred, "roster")
+            if group is not None and group.officer_id:
+                own = await self._session.get(Officer, group.officer_id)
+                if own is not None:
+                    return Assignment(own, "group-officer")
+            leader = await self.leader(station_id)
+            if leader is not None:
+                return Assignment(leader, "leader")
+            station = await self._session.get(Station, station_id)
+            seen = {station_id}
+            while station is not None and station.parent_id and station.parent_id not in seen:
+                seen.add(station.parent_id)
+                duty = await self.on_duty(station.parent_id, at)
+                if duty:
+                    return Assignment(duty[0], "parent-roster")
+                parent_leader = await self.leader(station.parent_id)
+                if parent_leader is not None:
+                    return Assignment(parent_leader, "parent-leader")
+                station = await self._session.get(Station, station.parent_id)
+        county = await self.county_station()
+        if county is None:
+            return None
+        duty = await self.on_duty(county.id, at)
+        if duty:
+            return Assignment(duty[0], "county")
+        leader = await self.leader(county.id)
+        if leader is not None:
+            return Assignment(leader, "county")
+        # Last resort: any officer at all, so nothing is ever unassigned.
+        anyone = await self._session.scalar(select(Officer).order_by(Officer.id))
+        return Assignment(anyone, "county") if anyone else None
+
+    async def escalation_target(self, officer: Officer, level: int) -> Officer | None:
+        """Level 2: the officer's station leader; level 3: the parent station's duty or leader."""
+        if level <= 1:
+            return officer
+        station = await self._session.get(Station, officer.station_id)
+        if station is None:
+            return None
+        if level == 2:
+            leader = await self.leader(station.id)
+            if leader is not None and leader.id != officer.id:
+                return leader
+            level = 3  # the leader is the one who let it slip: go up
+        if station.parent_id:
+            parent_leader = await self.leader(station.parent_id)
+            return parent_leader or (
+                await self._session.scalar(
+                    select(Officer).where(Officer.station_id == station.parent_id)
+                )
+            )
+        return None
+
+
+async def home_station_of(session: AsyncSession, member: Member) -> tuple[str | None, Group | None]:
+    """The station of the group a resident was last active in (for private messages).
+
+    A resident writing to the Official Account is not in any bridged group under that id; if
+    their verified phone is bound to a group member too, that member's group is their home.
+    """
+    same_person = select(Member.id).where(Member.id == member.id)
+    binding = await session.scalar(select(Binding).where(Binding.member_id == member.id))
+    if binding is not None:
+        same_person = select(Binding.member_id).where(Binding.phone_hash == binding.phone_hash)
+    row = await session.scalar(
+        select(GroupMember)
+        .where(GroupMember.member_id.in_(same_person), GroupMember.left_at.is_(None))
+        .order_by(GroupMember.joined_at.desc())
+    )
+    if row is None:
+        return None, None
+    group = await session.get(Group, row.group_id)
+    return (group.station_id, group) if group else (None, None)
+
+
+def local_time(at: datetime, tz: str) -> time:
+    """Wall-clock time at ``at`` in ``tz``."""
+    return at.astimezone(ZoneInfo(tz)).time()

@@ -1,0 +1,45 @@
+"""APScheduler drives the timing; the database holds the state.
+
+Jobs here are a cache of what the database says is due: the deadline sweep reads
+``tickets.next_check_at``, so a restart re-arms everything by simply starting the sweep again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.runtime import Runtime
+
+log = logging.getLogger("lianxin.scheduler")
+
+
+async def deadline_sweep_job(runtime: Runtime) -> None:
+    """Run one deadline sweep; errors are logged, the next run tries again."""
+    from bot.deadlines import sweep
+
+    try:
+        fired = await sweep(runtime)
+    except Exception:
+        log.exception("deadline sweep failed")
+        return
+    if fired:
+        log.info("deadline sweep fired %d step(s)", fired)
+
+
+def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
+    """A scheduler with the periodic jobs of a running service (not started)."""
+    scheduler = AsyncIOScheduler(timezone=runtime.settings.tz)
+    scheduler.add_job(
+        deadline_sweep_job,
+        "interval",
+        seconds=runtime.settings.deadlines.sweep_interval_s,
+        args=[runtime],
+        id="deadline-sweep",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(runtime.settings.tz),
+    )
+    return scheduler

@@ -1,0 +1,664 @@
+"""Rule-based classifier for police–resident chat messages.
+
+Every message gets one of :data:`LABELS` plus an ``emergency`` flag.  All chat vocabulary
+lives in ``handlers/lexicon.yaml``; this module only implements the mechanics:
+
+1. :func:`normalise` the text (Traditional → Simplified, full-width → half-width, …) so the
+   lexicon only has to be written once, in Simplified Chinese.
+2. Run the *emergency layer* first.  It is deliberately separate from label scoring: missing
+   an emergency is far worse than a wrong label, so it has its own patterns and its own
+   blockers (past tense, hypotheticals, publicity/drills, "already found").  Blockers are
+   *scoped*, never message-wide switches: a past or publicity marker covers the text from its
+   clause up to the next present-time / local marker ("昨天他说要弄死我,现在又拿着刀来了"
+   still fires), a hypothetical covers only its clause, and explicit urgency ("快来", "救命")
+   overrides every blocker except negation and hypotheticals.  Hyperbole ("热死了", "笑死")
+   and harmless compounds ("火锅", "杀价") are masked out before the emergency patterns run.
+3. Score every label with weighted lexicon entries, cancelling matches that follow a
+   negator ("不是报警"), then apply context modifiers (public notices, hypotheticals).
+4. Pick the best label, derive a margin-based confidence, and make sure an emergency is
+   never filed as chatter, a question or a proposal.
+
+The module is pure Python; the only I/O is reading the lexicon file.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import opencc
+import yaml
+
+__all__ = [
+    "LABELS",
+    "Classification",
+    "Classifier",
+    "EvalReport",
+    "LabelStats",
+    "evaluate",
+    "normalise",
+]
+
+LABELS: tuple[str, ...] = ("consultation", "suggestion", "report", "help", "dispute", "other")
+
+DEFAULT_LEXICON = Path(__file__).with_name("lexicon.yaml")
+
+# Labels that may carry an emergency; anything else is overridden when the emergency
+# layer fires, because a fire reported with "请问" is still a fire.
+_EMERGENCY_LABELS = ("report", "help")
+
+
+# ---------------------------------------------------------------------------------------
+# Normalisation
+# ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    # Building the converter parses dictionaries; do it once per process.
+    return opencc.OpenCC("t2s")
+
+
+_WS_RE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Return ``text`` in a canonical form for matching.
+
+    Traditional characters become Simplified (opencc ``t2s``), full-width ASCII and
+    punctuation become half-width (NFKC), Latin letters are lower-cased, and runs of
+    whitespace collapse to one space.  Emoji are kept: they are a signal for "other".
+    """
+    simplified = _t2s().convert(text)
+    # NFKC folds full-width forms (ＡＢＣ，１２３！) and the ideographic space to ASCII.
+    # CJK punctuation without a compatibility mapping (。、) is left as is.
+    folded = unicodedata.normalize("NFKC", simplified)
+    return _WS_RE.sub(" ", folded.lower()).strip()
+
+
+# ---------------------------------------------------------------------------------------
+# Public result type
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The classifier's verdict on one message."""
+
+    label: str  # one of LABELS
+    emergency: bool
+    confidence: float  # 0..1, margin of the top label over the runner-up
+    unclear: bool  # margin below the lexicon threshold (label is still the best guess)
+    scores: dict[str, float]
+    matched: tuple[str, ...]  # lexicon entries that fired, e.g. "report:theft"
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled lexicon entries
+# ---------------------------------------------------------------------------------------
+
+
+def _compile_list(patterns: Sequence[str] | str | None, where: str) -> tuple[re.Pattern[str], ...]:
+    if patterns is None:
+        return ()
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    compiled = []
+    for pat in patterns:
+        try:
+            compiled.append(re.compile(str(pat)))
+        except re.error as exc:  # surface the offending entry, not just the regex error
+            raise ValueError(f"bad pattern in lexicon entry {where!r}: {pat!r}: {exc}") from exc
+    return tuple(compiled)
+
+
+def _join(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One alternation of many patterns: a single scan instead of one per pattern."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
+
+
+_CONCEPT_RE = re.compile(r"\{([a-z_]+)\}")
+
+
+def _expand_concepts(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Splice the lexicon's ``concepts`` into every pattern that names them as ``{name}``.
+
+    Concepts let the emergency layer be written as combinations ("{person} ... {harm_state}")
+    instead of one regex per phrasing.  Concepts may use earlier-resolved concepts; a cycle or
+    an unknown name is a lexicon error, reported with the name.
+    """
+    raw = {str(k): str(v) for k, v in (data.get("concepts") or {}).items()}
+    resolved: dict[str, str] = {}
+
+    def resolve(name: str, stack: tuple[str, ...]) -> str:
+        if name in resolved:
+            return resolved[name]
+        if name not in raw:
+            raise ValueError(f"lexicon pattern uses unknown concept {{{name}}}")
+        if name in stack:
+            raise ValueError(f"lexicon concept cycle: {' -> '.join((*stack, name))}")
+        body = _CONCEPT_RE.sub(lambda m: resolve(m.group(1), (*stack, name)), raw[name])
+        resolved[name] = f"(?:{body})"
+        return resolved[name]
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, str):
+            return _CONCEPT_RE.sub(lambda m: resolve(m.group(1), ()), obj)
+        if isinstance(obj, list):
+            return [walk(x) for x in obj]
+        if isinstance(obj, Mapping):
+            return {k: walk(v) for k, v in obj.items()}
+        return obj
+
+    pattern_sections = ("emergency", "labels", "modifiers")
+    return {k: walk(v) if k in pattern_sections else v for k, v in data.items()}
+
+
+# Replacement for masked spans: same length (positions and clause breaks stay put), matched
+# by no lexicon pattern, and not a clause break.
+_MASK_CHAR = "\u25a1"  # □
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One lexicon entry: fires when any ``any`` pattern (and any ``with``) matches."""
+
+    name: str
+    weight: float
+    any: tuple[re.Pattern[str], ...]
+    with_: tuple[re.Pattern[str], ...] = ()
+    unless: tuple[re.Pattern[str], ...] = ()
+    max_len: int | None = None
+    negatable: bool = True
+    hint: str | None = None  # emergency entries only
+    ignore_past: bool = False  # emergency entries only
+    ignore_habitual: bool = False  # emergency entries only
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str) -> _Entry:
+        name = str(raw["name"])
+        where = f"{where}:{name}"
+        hint = raw.get("hint")
+        if hint is not None and hint not in _EMERGENCY_LABELS:
+            raise ValueError(f"{where}: hint must be one of {_EMERGENCY_LABELS}, got {hint!r}")
+        return cls(
+            name=name,
+            weight=float(raw.get("weight", 0.0)),
+            any=_compile_list(raw.get("any"), where),
+            with_=_compile_list(raw.get("with"), where),
+            unless=_compile_list(raw.get("unless"), where),
+            max_len=raw.get("max_len"),
+            negatable=bool(raw.get("negatable", True)),
+            hint=hint,
+            ignore_past=bool(raw.get("ignore_past", False)),
+            ignore_habitual=bool(raw.get("ignore_habitual", False)),
+        )
+
+
+@dataclass(frozen=True)
+class _Modifier:
+    name: str
+    any: tuple[re.Pattern[str], ...]
+    scale: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _EmergencyResult:
+    fired: tuple[_Entry, ...]  # entries that signal a danger now
+    past_only: tuple[_Entry, ...]  # entries whose only blocker is past tense
+
+
+# ---------------------------------------------------------------------------------------
+# Classifier
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Classifier:
+    """Lexicon-driven classifier.  Build it with :meth:`from_file` or :meth:`from_dict`."""
+
+    entries: dict[str, tuple[_Entry, ...]]
+    emergency_entries: tuple[_Entry, ...]
+    modifiers: tuple[_Modifier, ...]
+    unclear_margin: float
+    prior: float
+    no_signal_confidence: float
+    negation_window: int
+    clause_breaks: re.Pattern[str]
+    label_negators: re.Pattern[str]
+    emergency_negators: re.Pattern[str]
+    past: re.Pattern[str]
+    now: re.Pattern[str]
+    hypothetical: re.Pattern[str]
+    publicity: re.Pattern[str]
+    resolved: re.Pattern[str]
+    emergency_hint_weight: float
+    past_hint_weight: float
+    past_hint_labels: frozenset[str]
+    tie_break: tuple[str, ...] = field(default=LABELS)
+    # Emergency-layer scoping (see the module docstring).  Defaults match nothing, so a
+    # lexicon without these keys behaves like plain keyword matching.
+    habitual: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    local: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    urgent: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    playful: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    reported_speech: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    mask: re.Pattern[str] | None = None
+    label_mask: re.Pattern[str] | None = None
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: Path | None = None) -> Classifier:
+        """Load the lexicon YAML (default: ``lexicon.yaml`` next to this module)."""
+        lexicon_path = Path(path) if path is not None else DEFAULT_LEXICON
+        with lexicon_path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Classifier:
+        """Build a classifier from an already-parsed lexicon mapping."""
+        data = _expand_concepts(data)
+        settings = data.get("settings", {})
+        emergency = data.get("emergency", {})
+        labels_raw = data.get("labels", {})
+
+        unknown = set(labels_raw) - set(LABELS)
+        if unknown:
+            raise ValueError(f"lexicon defines unknown labels: {sorted(unknown)}")
+        entries = {
+            label: tuple(_Entry.from_dict(e, label) for e in labels_raw.get(label, []) or [])
+            for label in LABELS
+        }
+        modifiers = tuple(
+            _Modifier(
+                name=str(m["name"]),
+                any=_compile_list(m.get("any"), f"modifier:{m['name']}"),
+                scale={str(k): float(v) for k, v in (m.get("scale") or {}).items()},
+            )
+            for m in data.get("modifiers", []) or []
+        )
+        tie_break = tuple(settings.get("tie_break", LABELS))
+        if set(tie_break) != set(LABELS):
+            raise ValueError("settings.tie_break must list every label exactly once")
+
+        def rx(value: str | None, default: str) -> re.Pattern[str]:
+            return re.compile(value if value else default)
+
+        never = r"(?!x)x"  # matches nothing: an absent blocker blocks nothing
+        return cls(
+            entries=entries,
+            emergency_entries=tuple(
+                _Entry.from_dict(e, "emergency") for e in emergency.get("entries", []) or []
+            ),
+            modifiers=modifiers,
+            unclear_margin=float(settings.get("unclear_margin", 0.15)),
+            prior=float(settings.get("prior", 1.0)),
+            no_signal_confidence=float(settings.get("no_signal_confidence", 0.2)),
+            negation_window=int(settings.get("negation_window", 4)),
+            clause_breaks=rx(settings.get("clause_breaks"), r"[,.!?;:，。！？；：、\n]"),
+            label_negators=rx(settings.get("label_negators"), never),
+            emergency_negators=rx(emergency.get("negators"), never),
+            past=rx(emergency.get("past"), never),
+            now=rx(emergency.get("now"), never),
+            hypothetical=rx(emergency.get("hypothetical"), never),
+            publicity=rx(emergency.get("publicity"), never),
+            resolved=rx(emergency.get("resolved"), never),
+            emergency_hint_weight=float(settings.get("emergency_hint_weight", 3.0)),
+            past_hint_weight=float(settings.get("past_hint_weight", 0.0)),
+            past_hint_labels=frozenset(settings.get("past_hint_labels", ["report"])),
+            tie_break=tie_break,
+            habitual=rx(emergency.get("habitual"), never),
+            local=rx(emergency.get("local"), never),
+            urgent=rx(emergency.get("urgent"), never),
+            playful=rx(emergency.get("playful"), never),
+            reported_speech=rx(emergency.get("reported_speech"), never),
+            mask=_join(_compile_list(emergency.get("mask"), "emergency:mask")),
+            label_mask=_join(_compile_list(settings.get("label_mask"), "settings:label_mask")),
+        )
+
+    # -- matching helpers ---------------------------------------------------------------
+
+    def _clause_start(self, text: str, pos: int) -> int:
+        """Index where the clause containing ``pos`` starts."""
+        start = 0
+        for m in self.clause_breaks.finditer(text, 0, pos):
+            start = m.end()
+        return start
+
+    def _clause_span(self, text: str, pos: int) -> tuple[int, int]:
+        start = self._clause_start(text, pos)
+        m = self.clause_breaks.search(text, pos)
+        return start, (m.start() if m else len(text))
+
+    def _negated(self, text: str, start: int, negators: re.Pattern[str]) -> bool:
+        """True if a negator stands within the window before ``start`` in the same clause."""
+        lo = max(self._clause_start(text, start), start - self.negation_window)
+        # search(pos, endpos) keeps look-behinds working across `lo` (e.g. 是不是).
+        return negators.search(text, lo, start) is not None
+
+    def _first_match(
+        self,
+        text: str,
+        patterns: Iterable[re.Pattern[str]],
+        negators: re.Pattern[str] | None,
+        blocked: Callable[[int], bool] | None = None,
+    ) -> re.Match[str] | None:
+        """First match of any pattern that is neither negated nor ``blocked`` at its start."""
+        for pat in patterns:
+            for m in pat.finditer(text):
+                if negators is not None and self._negated(text, m.start(), negators):
+                    continue
+                if blocked is not None and blocked(m.start()):
+                    continue
+                return m
+        return None
+
+    def _entry_fires(
+        self,
+        entry: _Entry,
+        text: str,
+        negators: re.Pattern[str],
+        blocked: Callable[[int], bool] | None = None,
+    ) -> bool:
+        if entry.max_len is not None and len(text) > entry.max_len:
+            return False
+        if any(p.search(text) for p in entry.unless):
+            return False
+        neg = negators if entry.negatable else None
+        if self._first_match(text, entry.any, neg, blocked) is None:
+            return False
+        return not entry.with_ or self._first_match(text, entry.with_, neg) is not None
+
+    # -- emergency layer ----------------------------------------------------------------
+
+    @staticmethod
+    def _mask(text: str, mask: re.Pattern[str] | None) -> str:
+        """Blank out spans that only look like cues (热死了, 火锅, 杀价, 考砸了)."""
+        if mask is None:
+            return text
+        return mask.sub(lambda m: _MASK_CHAR * len(m.group()), text)
+
+    def _scopes(
+        self, text: str, marker: re.Pattern[str], reset: re.Pattern[str]
+    ) -> list[tuple[int, int]]:
+        """Spans covered by ``marker``: from the start of its clause to the next ``reset``.
+
+        A time word such as 昨天 governs what follows it ("昨天晚上村口有人打架") but not a
+        later "现在又拿着刀来了"; the reset (present-time or local words) ends its reach.
+        """
+        spans: list[tuple[int, int]] = []
+        for m in marker.finditer(text):
+            if spans and m.start() < spans[-1][1]:
+                continue  # already covered by the previous marker's span
+            r = reset.search(text, m.end())
+            spans.append((self._clause_start(text, m.start()), r.start() if r else len(text)))
+        return spans
+
+    def _hypothetical_at(self, text: str, pos: int) -> bool:
+        """True if the clause around ``pos`` is a hypothetical / how-to question.
+
+        A conditional inside reported speech is a threat, not a hypothetical:
+        "他说要是报警就弄死我" stays an emergency.
+        """
+        lo, hi = self._clause_span(text, pos)
+        h = self.hypothetical.search(text, lo, hi)
+        if h is None:
+            return False
+        return self.reported_speech.search(text, lo, h.start()) is None
+
+    def _emergency(self, text: str) -> _EmergencyResult:
+        text = self._mask(text, self.mask)
+        # Explicit urgency ("快来人", "救命", "赶紧报警") means the writer is in it now:
+        # publicity, past, playful and "already resolved" blockers no longer apply.
+        urgent = self.urgent.search(text) is not None
+        if not urgent and (self.resolved.search(text) or self.playful.search(text)):
+            return _EmergencyResult((), ())
+        none: list[tuple[int, int]] = []
+        publicity = none if urgent else self._scopes(text, self.publicity, self.local)
+        past = none if urgent else self._scopes(text, self.past, self.now)
+        habitual = none if urgent else self._scopes(text, self.habitual, self.now)
+
+        def inside(spans: list[tuple[int, int]], pos: int) -> bool:
+            return any(lo <= pos < hi for lo, hi in spans)
+
+        def excluded(pos: int) -> bool:
+            return inside(publicity, pos) or self._hypothetical_at(text, pos)
+
+        fired: list[_Entry] = []
+        past_only: list[_Entry] = []
+        for entry in self.emergency_entries:
+            if not self._entry_fires(entry, text, self.emergency_negators, excluded):
+                continue
+            spans = [] if entry.ignore_past else past
+            if not entry.ignore_past and not entry.ignore_habitual:
+                spans = past + habitual
+
+            def stale(pos: int, spans: list[tuple[int, int]] = spans) -> bool:
+                return excluded(pos) or inside(spans, pos)
+
+            # A match outside every past span makes it current; otherwise it is only a
+            # past report (still worth a "report" hint, but no emergency).
+            if not spans or self._entry_fires(entry, text, self.emergency_negators, stale):
+                fired.append(entry)
+            else:
+                past_only.append(entry)
+        return _EmergencyResult(tuple(fired), tuple(past_only))
+
+    # -- classification -----------------------------------------------------------------
+
+    def classify(self, text: str) -> Classification:
+        """Classify one chat message."""
+        norm = normalise(text)
+        matched: list[str] = []
+        scores = dict.fromkeys(LABELS, 0.0)
+
+        emergency = self._emergency(norm)
+        # Each hinted label is credited once, however many emergency entries point at it:
+        # several overlapping views of one injury ("injured", "crash_injury") are one piece
+        # of evidence, and must not outvote the label cue that decides report vs help
+        # (a hit-and-run is a report even though someone lies injured).
+        for entry in emergency.fired:
+            matched.append(f"emergency:{entry.name}")
+        for hint in {e.hint for e in emergency.fired if e.hint}:
+            scores[hint] += self.emergency_hint_weight
+        for entry in emergency.past_only:
+            matched.append(f"past:{entry.name}")
+        for hint in {e.hint for e in emergency.past_only} & self.past_hint_labels:
+            scores[hint] += self.past_hint_weight
+        is_emergency = bool(emergency.fired)
+
+        # Label cues see their own, smaller mask: "吵死了" must stay a noise complaint.
+        label_text = self._mask(norm, self.label_mask)
+        for label in LABELS:
+            for entry in self.entries[label]:
+                if self._entry_fires(entry, label_text, self.label_negators):
+                    scores[label] += entry.weight
+                    matched.append(f"{label}:{entry.name}")
+
+        for mod in self.modifiers:
+            if any(p.search(label_text) for p in mod.any):
+                matched.append(f"modifier:{mod.name}")
+                for label, factor in mod.scale.items():
+                    if label in scores:
+                        scores[label] *= factor
+
+        scores = {k: round(v, 4) for k, v in scores.items()}
+        total = sum(scores.values())
+        if total <= 0:
+            # Nothing fired: chatter by default, low confidence, but not "unclear" —
+            # there is nothing to clarify.
+            label = "other"
+            if is_emergency:  # only possible if an emergency entry has no hint
+                label = "help"
+            return Classification(
+                label=label,
+                emergency=is_emergency,
+                confidence=self.no_signal_confidence,
+                unclear=False,
+                scores=scores,
+                matched=tuple(matched),
+            )
+
+        rank = {label: i for i, label in enumerate(self.tie_break)}
+        ordered = sorted(LABELS, key=lambda lb: (-scores[lb], rank[lb]))
+        label = ordered[0]
+        if is_emergency and label not in _EMERGENCY_LABELS:
+            # Never file a danger-now message as a question, proposal or chatter.
+            label = self._emergency_label(scores, emergency.fired)
+            matched.append(f"forced:{label}")
+
+        denom = total + self.prior
+        runner_up = max(scores[lb] for lb in LABELS if lb != label)
+        margin = max(0.0, (scores[label] - runner_up) / denom)
+        confidence = round(min(1.0, margin), 3)
+        return Classification(
+            label=label,
+            emergency=is_emergency,
+            confidence=confidence,
+            unclear=margin < self.unclear_margin,
+            scores=scores,
+            matched=tuple(matched),
+        )
+
+    @staticmethod
+    def _emergency_label(scores: Mapping[str, float], fired: Sequence[_Entry]) -> str:
+        """Choose report/help for an emergency whose best label was something else."""
+        if scores["report"] != scores["help"]:
+            return max(_EMERGENCY_LABELS, key=lambda lb: scores[lb])
+        for entry in fired:
+            if entry.hint:
+                return entry.hint
+        return "help"
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """Precision / recall / F1 for one label."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Metrics of a classifier on a labelled set of messages."""
+
+    total: int
+    accuracy: float
+    per_label: dict[str, LabelStats]
+    confusion: dict[str, dict[str, int]]  # confusion[gold][pred] -> count
+    emergency_precision: float
+    emergency_recall: float
+    emergency_support: int
+    missed_emergencies: list[str]
+    false_alarms: list[str]
+    mislabelled: list[tuple[str, str, str]]  # (text, gold, predicted)
+
+    def format(self) -> str:
+        """Render a human-readable report."""
+        lines = [
+            f"messages: {self.total}",
+            f"accuracy: {self.accuracy:.3f}",
+            "",
+            f"{'label':<13}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}",
+        ]
+        for label in LABELS:
+            s = self.per_label[label]
+            lines.append(
+                f"{label:<13}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>7.3f}{s.support:>9d}"
+            )
+        lines += ["", "confusion matrix (rows = gold, columns = predicted):"]
+        abbrev = {lb: lb[:5] for lb in LABELS}
+        lines.append(" " * 13 + "".join(f"{abbrev[lb]:>7}" for lb in LABELS))
+        for gold in LABELS:
+            row = "".join(f"{self.confusion[gold][pred]:>7d}" for pred in LABELS)
+            lines.append(f"{gold:<13}{row}")
+        lines += [
+            "",
+            f"emergency precision: {self.emergency_precision:.3f}",
+            f"emergency recall:    {self.emergency_recall:.3f}"
+            f"  ({self.emergency_support} gold emergencies)",
+            f"missed emergencies ({len(self.missed_emergencies)}):",
+        ]
+        lines += [f"  - {t}" for t in self.missed_emergencies] or ["  (none)"]
+        lines.append(f"false-alarm emergencies ({len(self.false_alarms)}):")
+        lines += [f"  - {t}" for t in self.false_alarms] or ["  (none)"]
+        lines.append(f"mislabelled ({len(self.mislabelled)}):")
+        lines += [f"  - [{g} -> {p}] {t}" for t, g, p in self.mislabelled] or ["  (none)"]
+        return "\n".join(lines)
+
+
+def _ratio(num: int, den: int, empty: float) -> float:
+    return num / den if den else empty
+
+
+def evaluate(classifier: Classifier, rows: Iterable[Mapping[str, Any]]) -> EvalReport:
+    """Classify every row (``{"text", "label", "emergency"}``) and compute metrics.
+
+    Precision of a label nobody predicted, and recall of a label with no gold examples,
+    are reported as 1.0 (nothing was got wrong); the same goes for emergency figures.
+    """
+    confusion = {g: dict.fromkeys(LABELS, 0) for g in LABELS}
+    missed: list[str] = []
+    false_alarms: list[str] = []
+    mislabelled: list[tuple[str, str, str]] = []
+    correct = total = tp_em = gold_em = pred_em = 0
+    for row in rows:
+        text, gold = str(row["text"]), str(row["label"])
+        if gold not in LABELS:
+            raise ValueError(f"unknown gold label {gold!r} for {text!r}")
+        gold_emergency = bool(row.get("emergency", False))
+        result = classifier.classify(text)
+        total += 1
+        confusion[gold][result.label] += 1
+        if result.label == gold:
+            correct += 1
+        else:
+            mislabelled.append((text, gold, result.label))
+        gold_em += gold_emergency
+        pred_em += result.emergency
+        if gold_emergency and result.emergency:
+            tp_em += 1
+        elif gold_emergency:
+            missed.append(text)
+        elif result.emergency:
+            false_alarms.append(text)
+
+    per_label: dict[str, LabelStats] = {}
+    for label in LABELS:
+        tp = confusion[label][label]
+        support = sum(confusion[label].values())
+        predicted = sum(confusion[g][label] for g in LABELS)
+        precision = _ratio(tp, predicted, 1.0)
+        recall = _ratio(tp, support, 1.0)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = LabelStats(precision, recall, f1, support)
+
+    return EvalReport(
+        total=total,
+        accuracy=_ratio(correct, total, 0.0),
+        per_label=per_label,
+        confusion=confusion,
+        emergency_precision=_ratio(tp_em, pred_em, 1.0),
+        emergency_recall=_ratio(tp_em, gold_em, 1.0),
+        emergency_support=gold_em,
+        missed_emergencies=missed,
+        false_alarms=false_alarms,
+        mislabelled=mislabelled,
+    )

@@ -1,0 +1,77 @@
+"""Parsing chat commands (CONTRACT §5) in both scripts, full- or half-width."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+LABEL_WORDS = {
+    "consultation": "consultation",
+    "諮詢": "consultation",
+    "咨询": "consultation",
+    "咨詢": "consultation",
+    "suggestion": "suggestion",
+    "建議": "suggestion",
+    "建议": "suggestion",
+    "report": "report",
+    "報警": "report",
+    "报警": "report",
+    "help": "help",
+    "求助": "help",
+    "dispute": "dispute",
+    "糾紛": "dispute",
+    "纠纷": "dispute",
+    "調解": "dispute",
+    "调解": "dispute",
+    "other": "other",
+    "其他": "other",
+}
+
+_CODE = r"#?\s*(?P<code>[A-Za-z]\d{4,6})"
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("ack", re.compile(rf"^(?:接單|接单)\s*{_CODE}$")),
+    ("close", re.compile(rf"^(?:結案|结案)\s*{_CODE}(?:\s*[:：,，]?\s*(?P<text>.*))?$", re.S)),
+    ("transfer", re.compile(rf"^(?:轉派|转派)\s*{_CODE}\s+(?P<officer>[\w.\-]+)$")),
+    ("classify", re.compile(rf"^(?:分類|分类)\s*{_CODE}\s+(?P<label>\S+)$")),
+    ("todo", re.compile(r"^(?:待辦|待办)$")),
+    ("answer", re.compile(r"^#\s*(?P<code>[A-Za-z]\d{4,6})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
+    ("query", re.compile(rf"^(?:查詢|查询)\s*{_CODE}$")),
+    ("satisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:滿意|满意)[!！。.]*$")),
+    ("unsatisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)[!！。.]*$")),
+]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    code: str | None = None
+    text: str = ""
+    officer: str | None = None
+    label: str | None = None
+
+
+def clean(text: str) -> str:
+    """Full-width to half-width (＃ → #, full-width spaces), drop leading @-mentions, trim."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    text = re.sub(r"^(?:@\S+[\s\u2005]*)+", "", text)  # "@連心 接單 #A1023"
+    return text.strip()
+
+
+def parse(text: str) -> Command | None:
+    """The command in ``text``, if it is one."""
+    body = clean(text)
+    for name, pattern in _PATTERNS:
+        match = pattern.match(body)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        code = groups.get("code")
+        return Command(
+            name=name,
+            code=code.upper() if code else None,
+            text=(groups.get("text") or "").strip(),
+            officer=groups.get("officer"),
+            label=groups.get("label"),
+        )
+    return None

@@ -1,0 +1,267 @@
+"""Officer commands in the chat (CONTRACT §5): answer, acknowledge, close, transfer, classify,
+list. Only a sender whose id is a directory officer's ``wechat_id`` reaches this handler."""
+
+from __future__ import annotations
+
+from bot.deadlines import next_check
+from bot.dispatcher import HandlerContext
+from handlers.commands import LABEL_WORDS, Command, clean, parse
+from handlers.tickets import (
+    Out,
+    add_event,
+    age_text,
+    category_text,
+    find_ticket,
+    open_tickets_of,
+    priority_for,
+    reporters,
+)
+from models.directory import Officer
+from models.tickets import Ticket
+
+OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer"}
+
+
+async def officer_commands(ctx: HandlerContext) -> bool:
+    """Handle an officer's command; an officer's other messages are not residents' items."""
+    officer = ctx.officer
+    if officer is None or ctx.event.kind != "message":
+        return False
+    command = parse(ctx.event.text)
+    if command is None or command.name not in OFFICER_COMMANDS:
+        if clean(ctx.event.text).startswith("指派"):
+            return False  # group assignment belongs to the membership handlers
+        if ctx.event.is_private:
+            Out.of(ctx).to_officer(officer, ctx.text("officer_help"))
+        return True  # officers' publicity and chat in groups are not tickets
+    out = Out.of(ctx)
+    if command.name == "todo":
+        await _todo(ctx, officer)
+        return True
+    assert command.code is not None
+    ticket = await find_ticket(ctx.session, command.code)
+    if ticket is None:
+        _tell(ctx, out, officer, ctx.text("officer_unknown_ticket", code=command.code))
+        return True
+    handler = {
+        "answer": _answer,
+        "ack": _ack,
+        "close": _close,
+        "transfer": _transfer,
+        "classify": _classify,
+    }[command.name]
+    await handler(ctx, out, officer, ticket, command)
+    return True
+
+
+def _tell(ctx: HandlerContext, out: Out, officer: Officer, text: str) -> None:
+    """Confirmations go to the officer privately, never into the residents' group."""
+    out.to_officer(officer, text)
+
+
+def _actor(officer: Officer) -> str:
+    return f"officer:{officer.id}"
+
+
+async def _answer(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
+) -> None:
+    people = await reporters(ctx.session, ticket)
+    text = out.text(
+        "ticket_answer", ticket.script, code=ticket.code, officer=officer.name, text=cmd.text
+    )  # type: ignore[arg-type]
+    for reporter in people:
+        out.to_reporter(reporter, text)
+    if ticket.acknowledged_at is None:
+        ticket.acknowledged_at = ctx.now
+    if ticket.status != "closed":
+        ticket.status = "answered"
+        ticket.answered_at = ctx.now
+    ticket.escalation_level = 0
+    ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "answered",
+        now=ctx.now,
+        actor=_actor(officer),
+        detail=f"to {len(people)} reporter(s)",
+        note=cmd.text,
+    )
+    if ctx.event.is_private:
+        _tell(
+            ctx,
+            out,
+            officer,
+            ctx.text("officer_answer_delivered", code=ticket.code, count=len(people)),
+        )
+
+
+async def _ack(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
+) -> None:
+    if ticket.status == "closed":
+        _tell(ctx, out, officer, ctx.text("officer_already_closed", code=ticket.code))
+        return
+    if ticket.acknowledged_at is None:
+        ticket.acknowledged_at = ctx.now
+        ticket.escalation_level = 0
+    if ticket.status in ("new", "escalated"):
+        ticket.status = "acknowledged"
+    if ticket.assigned_officer_id != officer.id:
+        ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
+    ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
+    add_event(ctx.session, ctx.runtime, ticket, "acknowledged", now=ctx.now, actor=_actor(officer))
+    for reporter in await reporters(ctx.session, ticket):
+        out.to_reporter(
+            reporter,
+            out.text(
+                "ticket_acknowledged_to_resident",
+                ticket.script,  # type: ignore[arg-type]
+                code=ticket.code,
+                officer=officer.name,
+            ),
+        )
+    _tell(
+        ctx,
+        out,
+        officer,
+        ctx.text("officer_done", code=ticket.code, action=ctx.text("action_acknowledged")),
+    )
+
+
+async def _close(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
+) -> None:
+    if ticket.status == "closed":
+        _tell(ctx, out, officer, ctx.text("officer_already_closed", code=ticket.code))
+        return
+    ticket.status = "closed"
+    ticket.closed_at = ctx.now
+    ticket.acknowledged_at = ticket.acknowledged_at or ctx.now
+    ticket.resolution_enc = ctx.runtime.cipher.encrypt(cmd.text or "-")
+    ticket.awaiting_satisfaction = True
+    ticket.next_check_at = None
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "closed",
+        now=ctx.now,
+        actor=_actor(officer),
+        note=cmd.text,
+    )
+    for reporter in await reporters(ctx.session, ticket):
+        out.to_reporter(
+            reporter,
+            out.text(
+                "ticket_closed_to_resident",
+                ticket.script,  # type: ignore[arg-type]
+                code=ticket.code,
+                text=cmd.text or "-",
+            ),
+        )
+    _tell(
+        ctx,
+        out,
+        officer,
+        ctx.text("officer_done", code=ticket.code, action=ctx.text("action_closed")),
+    )
+
+
+async def _transfer(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
+) -> None:
+    target = await ctx.session.get(Officer, cmd.officer or "")
+    if target is None:
+        _tell(ctx, out, officer, ctx.text("officer_unknown_officer", officer_id=cmd.officer))
+        return
+    previous = ticket.assigned_officer_id
+    ticket.assigned_officer_id, ticket.assigned_by = target.id, "manual"
+    if ticket.status != "closed":
+        ticket.status = "new" if ticket.acknowledged_at is None else ticket.status
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "transferred",
+        now=ctx.now,
+        actor=_actor(officer),
+        detail=f"{previous} -> {target.id}",
+    )
+    out.to_officer(
+        target,
+        out.text(
+            "officer_transferred_to_you",
+            ticket.script,
+            code=ticket.code,  # type: ignore[arg-type]
+            category=category_text(ctx.runtime, ticket),
+            priority=ticket.priority,
+            by=officer.name,
+            text=ctx.runtime.cipher.decrypt(ticket.text_enc) or "",
+        ),
+    )
+    _tell(
+        ctx,
+        out,
+        officer,
+        ctx.text(
+            "officer_done",
+            code=ticket.code,
+            action=ctx.text("action_transferred", officer=target.name),
+        ),
+    )
+
+
+async def _classify(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
+) -> None:
+    label = LABEL_WORDS.get((cmd.label or "").lower()) or LABEL_WORDS.get(cmd.label or "")
+    if label is None:
+        _tell(ctx, out, officer, ctx.text("officer_unknown_label", label=cmd.label))
+        return
+    previous = ticket.category
+    ticket.category, ticket.unclear = label, False
+    if not ticket.emergency:
+        ticket.priority = priority_for(label, False)
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "classified",
+        now=ctx.now,
+        actor=_actor(officer),
+        detail=f"{previous} -> {label}",
+    )
+    _tell(
+        ctx,
+        out,
+        officer,
+        ctx.text(
+            "officer_done",
+            code=ticket.code,
+            action=ctx.text("action_classified", category=category_text(ctx.runtime, ticket)),
+        ),
+    )
+
+
+async def _todo(ctx: HandlerContext, officer: Officer) -> None:
+    out = Out.of(ctx)
+    tickets = await open_tickets_of(ctx.session, officer.id)
+    if not tickets:
+        _tell(ctx, out, officer, ctx.text("officer_todo_empty"))
+        return
+    lines = [ctx.text("officer_todo_header", count=len(tickets))]
+    for t in tickets:
+        lines.append(
+            ctx.text(
+                "officer_todo_line",
+                code=t.code,
+                category=category_text(ctx.runtime, t),
+                priority=t.priority,
+                status=ctx.text(f"status_{t.status}"),
+                age=age_text(ctx.runtime, ctx.script, ctx.now - t.created_at),
+            )
+        )
+    _tell(ctx, out, officer, "\n".join(lines))

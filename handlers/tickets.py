@@ -1,0 +1,209 @@
+"""Ticket operations shared by intake, officer commands, resident commands and the deadline sweep.
+
+Functions take the open session and what they need, keyword-only; they write rows and outbox
+messages and never commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.base import OutboundMessage
+from bot.pii import mask_name
+from bot.runtime import Runtime
+from broadcasts.outbox import enqueue
+from handlers.texts import Script
+from models.directory import Group, Officer
+from models.people import Binding, Member
+from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
+
+if TYPE_CHECKING:
+    from bot.dispatcher import HandlerContext
+
+# Letters that cannot be misread as digits (no I, O) and digits: #A1023.
+_CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+PRIORITY_BY_LABEL = {"report": 2, "help": 2, "consultation": 3, "suggestion": 3, "dispute": 3}
+
+
+def priority_for(label: str, emergency: bool) -> int:
+    """P1 emergencies, P2 reports and help, P3 the rest."""
+    return 1 if emergency else PRIORITY_BY_LABEL.get(label, 3)
+
+
+async def new_code(session: AsyncSession) -> str:
+    """A short unique ticket code such as ``A1023``."""
+    for _ in range(50):
+        code = secrets.choice(_CODE_LETTERS) + f"{secrets.randbelow(10000):04d}"
+        if await session.scalar(select(Ticket.id).where(Ticket.code == code)) is None:
+            return code
+    # 240,000 codes; if they are that crowded, grow the number part.
+    return secrets.choice(_CODE_LETTERS) + f"{secrets.randbelow(10**6):06d}"
+
+
+@dataclass
+class Out:
+    """Queues messages for one unit of work (an event, a sweep step) with shared context."""
+
+    session: AsyncSession
+    runtime: Runtime
+    now: datetime
+    # Inside an event, messages go through the handler context (passive WeChat replies).
+    ctx: HandlerContext | None = None
+
+    def text(self, key: str, script: Script, /, **values: Any) -> str:
+        return self.runtime.texts.render(key, script, **values)
+
+    @classmethod
+    def of(cls, ctx: HandlerContext) -> Out:
+        """The outbox of an event being handled."""
+        return cls(ctx.session, ctx.runtime, ctx.now, ctx)
+
+    def queue(self, message: OutboundMessage) -> None:
+        if self.ctx is not None:
+            self.ctx.send(message)
+        else:
+            enqueue(self.session, message, cipher=self.runtime.cipher, now=self.now)
+        self.runtime.outbox_wakeup.set()
+
+    def officer_channel(self) -> str:
+        # Officers are reached in private through the bridge (their wechat_id); the Official
+        # Account only reaches followers by OpenID, which the directory does not hold.
+        return (
+            "bridge"
+            if "bridge" in self.runtime.senders or "wechat" not in self.runtime.senders
+            else "wechat"
+        )
+
+    def to_officer(self, officer: Officer, text: str, *, priority: int = 5) -> None:
+        """A private message to an officer."""
+        if not officer.wechat_id:
+            return
+        self.queue(
+            OutboundMessage(
+                channel=self.officer_channel(),
+                text=text,
+                user_id=officer.wechat_id,
+                priority=priority,
+            )
+        )
+
+    def to_reporter(self, reporter: TicketReporter, text: str, *, priority: int = 5) -> None:
+        """Answer a reporter where they asked: in their group with an @-mention, or privately."""
+        if reporter.sender_id is None:
+            return  # the resident deleted their data; nothing to reach
+        self.queue(
+            OutboundMessage(
+                channel=reporter.channel,
+                text=text,
+                group_id=reporter.group_id,
+                user_id=None if reporter.group_id else reporter.sender_id,
+                mentions=(reporter.sender_id,) if reporter.group_id else (),
+                priority=priority,
+            )
+        )
+
+
+def add_event(
+    session: AsyncSession,
+    runtime: Runtime,
+    ticket: Ticket,
+    kind: str,
+    *,
+    now: datetime,
+    actor: str = "system",
+    detail: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Append to the ticket's timeline (``note`` is encrypted: it may quote residents)."""
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            at=now,
+            kind=kind,
+            actor=actor,
+            detail=detail,
+            note_enc=runtime.cipher.encrypt(note) if note is not None else None,
+        )
+    )
+    ticket.updated_at = now
+
+
+async def reporters(session: AsyncSession, ticket: Ticket) -> list[TicketReporter]:
+    """Everyone attached to a ticket, first reporter first."""
+    return list(
+        (
+            await session.scalars(
+                select(TicketReporter)
+                .where(TicketReporter.ticket_id == ticket.id)
+                .order_by(TicketReporter.id)
+            )
+        ).all()
+    )
+
+
+async def resident_label(
+    session: AsyncSession, runtime: Runtime, member: Member | None, script: Script
+) -> str:
+    """A masked name for officers: the verified name, else the nickname, masked either way."""
+    if member is None:
+        return runtime.texts.render("unknown_resident", script)
+    binding = await session.scalar(select(Binding).where(Binding.member_id == member.id))
+    if binding is not None:
+        return mask_name(runtime.cipher.decrypt(binding.name_enc) or "")
+    nickname = runtime.cipher.decrypt(member.nickname_enc) if member.nickname_enc else None
+    if nickname:
+        return mask_name(nickname) + "(" + runtime.texts.render("unknown_resident", script) + ")"
+    return runtime.texts.render("unknown_resident", script)
+
+
+async def group_label(session: AsyncSession, runtime: Runtime, ticket: Ticket) -> str:
+    """The group's name, or "private chat"."""
+    if ticket.group_id is None:
+        return runtime.texts.render("private_chat", ticket.script)  # type: ignore[arg-type]
+    group = await session.get(Group, ticket.group_id)
+    return group.name if group else ticket.group_id
+
+
+def category_text(runtime: Runtime, ticket: Ticket) -> str:
+    return runtime.texts.render(f"cat_{ticket.category}", ticket.script)  # type: ignore[arg-type]
+
+
+def first_deadline(runtime: Runtime, priority: int, now: datetime) -> tuple[datetime, datetime]:
+    """(acknowledge by, answer by) for a new matter."""
+    d = runtime.settings.deadlines
+    return now + timedelta(seconds=d.ack_seconds(priority)), now + timedelta(seconds=d.answer_s)
+
+
+async def find_ticket(session: AsyncSession, code: str) -> Ticket | None:
+    """A ticket by its code (case-insensitive)."""
+    return await session.scalar(select(Ticket).where(Ticket.code == code.upper()))
+
+
+async def open_tickets_of(session: AsyncSession, officer_id: str) -> list[Ticket]:
+    """An officer's open tickets, oldest first."""
+    return list(
+        (
+            await session.scalars(
+                select(Ticket)
+                .where(Ticket.assigned_officer_id == officer_id, Ticket.status.in_(OPEN_STATUSES))
+                .order_by(Ticket.created_at)
+            )
+        ).all()
+    )
+
+
+def age_text(runtime: Runtime, script: Script, delta: timedelta) -> str:
+    """``35分鐘``, ``3小時``, ``2天``."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return runtime.texts.render("age_minutes", script, n=minutes)
+    if minutes < 48 * 60:
+        return runtime.texts.render("age_hours", script, n=minutes // 60)
+    return runtime.texts.render("age_days", script, n=minutes // 1440)

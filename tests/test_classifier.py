@@ -1,0 +1,521 @@
+"""Tests for handlers.classifier.
+
+Run from the repository root:  PYTHONPATH=. pytest tests/test_classifier.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import opencc
+import pytest
+
+from handlers.classifier import (
+    LABELS,
+    Classification,
+    Classifier,
+    EvalReport,
+    evaluate,
+    normalise,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+# A copy of the shared dev set lives in the repo, so CI in a fresh clone runs it too.
+DEV_SET = DATA / "messages-dev.jsonl"
+HELDOUT_SET = DATA / "heldout.jsonl"
+# Fresh batches written to measure generalisation (round 2 before tuning, round 3 measured
+# untouched after the redesign, then used to fix misses by concept).  Goals hold on all.
+UNSEEN_SETS = sorted(DATA.glob("unseen-*.jsonl"))
+
+ACCURACY_GOAL = 0.90
+EMERGENCY_PRECISION_GOAL = 0.80
+
+
+def _load(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier.from_file()
+
+
+def _assert_goals(report: EvalReport) -> None:
+    details = report.format()
+    assert report.accuracy >= ACCURACY_GOAL, details
+    assert report.emergency_recall == 1.0, details
+    assert report.emergency_precision >= EMERGENCY_PRECISION_GOAL, details
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_dev_set_meets_goals(clf: Classifier) -> None:
+    rows = _load(DEV_SET)
+    assert len(rows) >= 40
+    _assert_goals(evaluate(clf, rows))
+
+
+def test_heldout_set_meets_goals(clf: Classifier) -> None:
+    rows = _load(HELDOUT_SET)
+    assert len(rows) >= 120
+    _assert_goals(evaluate(clf, rows))
+
+
+def test_heldout_set_is_balanced_and_independent() -> None:
+    rows = _load(HELDOUT_SET)
+    labels = {r["label"] for r in rows}
+    assert labels == set(LABELS)
+    assert sum(r["emergency"] for r in rows) >= 15
+    texts = [r["text"] for r in rows]
+    assert len(texts) == len(set(texts)), "duplicate held-out rows"
+    # Both scripts must be represented: some rows change under t2s conversion.
+    t2s = opencc.OpenCC("t2s")
+    traditional = [t for t in texts if t2s.convert(t) != t]
+    assert len(traditional) >= 30
+    dev_texts = {r["text"] for r in _load(DEV_SET)}
+    assert not dev_texts & set(texts), "held-out rows copied from the dev set"
+
+
+def test_unseen_sets_exist() -> None:
+    # Guards against the glob silently matching nothing (renamed files, wrong directory).
+    assert len(UNSEEN_SETS) >= 2
+
+
+@pytest.mark.parametrize("path", UNSEEN_SETS, ids=lambda p: p.name)
+def test_unseen_set_meets_goals(clf: Classifier, path: Path) -> None:
+    rows = _load(path)
+    assert len(rows) >= 100
+    assert sum(r["emergency"] for r in rows) >= 25
+    texts = [r["text"] for r in rows]
+    assert len(texts) == len(set(texts)), f"duplicate rows in {path.name}"
+    assert not {r["text"] for r in _load(DEV_SET)} & set(texts), "rows copied from dev"
+    _assert_goals(evaluate(clf, rows))
+
+
+# -------------------------------------------------------------------------- normalise
+
+
+def test_normalise_script_width_case_whitespace() -> None:
+    assert normalise("請問派出所週末上班嗎") == "请问派出所周末上班吗"
+    assert normalise("ＥＴＣ　認證，１１０！") == "etc 认证,110!"
+    assert normalise("  加我  VX \n 看看 ") == "加我 vx 看看"
+
+
+# ------------------------------------------------------------------ script invariance
+
+SAME_SENTENCES = [
+    "我的電動車昨晚被偷了",
+    "鄰居蓋房子佔了我家的地,說了也不聽",
+    "請問補辦身份證需要帶什麼材料",
+    "建議在學校門口裝個紅綠燈",
+    "我家孩子走丟了,穿著藍色衣服",
+    "廚房著火了,煙很大",
+    "謝謝民警,辛苦了",
+    "有人打電話說我涉嫌洗錢,要我轉到安全賬戶,這是不是騙子",
+    "樓下兩個人在互捅 地上全是血",
+    "屋裡有煤氣味 老人叫不醒",
+    "我兒子說活著沒意思 現在聯繫不上",
+    "熱死了 今天",
+    "電視上說鄰縣有人持刀傷人",
+]
+
+
+@pytest.mark.parametrize("traditional", SAME_SENTENCES)
+def test_traditional_and_simplified_agree(clf: Classifier, traditional: str) -> None:
+    simplified = opencc.OpenCC("t2s").convert(traditional)
+    assert simplified != traditional  # the case really exercises conversion
+    a, b = clf.classify(traditional), clf.classify(simplified)
+    assert (a.label, a.emergency, a.scores) == (b.label, b.emergency, b.scores)
+
+
+# --------------------------------------------------------------------------- negation
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("不是报警,只是问问户口迁移要带什么", "consultation"),
+        ("不是要报警哈,就想问下派出所几点上班", "consultation"),
+        ("我没有被骗,就是想问问这个投资平台是不是骗子", "consultation"),
+        ("钱包没丢,虚惊一场", "other"),
+    ],
+)
+def test_negated_keywords_do_not_count(clf: Classifier, text: str, label: str) -> None:
+    result = clf.classify(text)
+    assert result.label == label, result
+    assert "report:report_explicit" not in result.matched
+
+
+def test_negation_cancels_the_keyword_it_precedes(clf: Classifier) -> None:
+    plain = clf.classify("我的手机被偷了")
+    negated = clf.classify("我的手机没被偷")
+    assert plain.label == "report"
+    assert "report:theft" in plain.matched
+    assert "report:theft" not in negated.matched
+
+
+def test_question_particle_is_not_a_negation(clf: Classifier) -> None:
+    # 是不是 contains 不是, 有没有 contains 没有: neither may cancel what follows.
+    result = clf.classify("他让我转了两万块,我是不是被骗了")
+    assert result.label == "report", result
+    assert "report:fraud_suffered" in result.matched
+
+
+# -------------------------------------------------------------------------- emergency
+
+CLEAR_EMERGENCIES = [
+    ("有人拿着菜刀在村口追着砍人", "report"),
+    ("快来人,饭店门口两伙人打架,有人头上全是血", "report"),
+    ("我家后屋着火了,火越烧越大", "help"),
+    ("廚房起火了,快來人", "help"),
+    ("有个小孩掉进池塘里了", "help"),
+    ("我儿子五岁,在集市上走丢了", "help"),
+    ("我女兒放學到現在還沒回家,電話也打不通", "help"),
+    ("有人把我孙子抱上一辆面包车开走了", "report"),
+    ("他喝醉了说要杀了我,手里拿着刀", "report"),
+    ("有个女的站在楼顶上说不想活了", "help"),
+    ("闻到很大的煤气味,老人在屋里叫不醒", "help"),
+    ("路口车祸,有人倒在地上流了很多血", "help"),
+    ("有人在撬我家门,我躲在卧室里", "report"),
+    ("老人突然晕倒了,没反应", "help"),
+]
+
+
+@pytest.mark.parametrize(("text", "label"), CLEAR_EMERGENCIES)
+def test_clear_emergencies_are_never_missed(clf: Classifier, text: str, label: str) -> None:
+    result = clf.classify(text)
+    assert result.emergency, result
+    assert result.label == label, result
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("上个月被偷了一辆摩托车", "report"),
+        ("去年有人在河里溺水了,那里要装护栏", "suggestion"),
+        ("如果遇到火灾怎么办", "consultation"),
+        ("万一孩子掉进水里应该怎么施救", "consultation"),
+        ("下周村委举办防火知识讲座,请大家参加", "other"),
+        ("明天学校搞消防演练,会放烟,大家别慌", "other"),
+        ("学校今天搞消防演练,教学楼冒烟了是正常的,大家别慌", "other"),
+        ("不是着火,是邻居在烧秸秆", "report"),
+        ("路口追尾了,没人受伤,对方开跑了", "report"),
+        ("孩子走丢了一会儿,已经找到了,谢谢大家", "other"),
+        ("我的车钥匙掉进下水道了", "help"),
+    ],
+)
+def test_no_emergency_for_past_hypothetical_publicity(
+    clf: Classifier, text: str, label: str
+) -> None:
+    result = clf.classify(text)
+    assert not result.emergency, result
+    assert result.label == label, result
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["村里放了宣传片,讲的是有人落水了该怎么救", "电视上说邻县有个小孩被拐走了"],
+)
+def test_publicity_and_media_are_not_emergencies(clf: Classifier, text: str) -> None:
+    result = clf.classify(text)
+    assert not result.emergency, result
+
+
+def test_emergency_forces_an_actionable_label(clf: Classifier) -> None:
+    # Phrased as a question, but the fire is burning now: must not become consultation.
+    result = clf.classify("请问屋里着火了冒黑烟怎么办")
+    assert result.emergency
+    assert result.label in ("help", "report")
+    assert "emergency:fire" in result.matched
+
+
+# Phrasings that are not keywords of any single entry: they fire through concepts
+# (person x harm state, water body x person, weapon words, urgency).
+VARIED_EMERGENCIES = [
+    "车翻沟里了人卡着出不来",
+    "水库边有个娃半天没上来",
+    "我老公说要带着孩子一起去死",
+    "两伙人干起来了 见血了",
+    "有人拿个铁锤在街上乱砸",
+    "煤气管子在嘶嘶响 一股臭鸡蛋味",
+    "孩子误喝了消毒液",
+    "塔吊倒了 下面有人",
+    "有人在拽我家门把手 我好怕",
+    "我被他们关在仓库里 不让我走",
+    "活着没意思 不想拖累家里了 遗书写好了",
+    "電線掉下來了 有個人碰到倒地上了",
+]
+
+
+@pytest.mark.parametrize("text", VARIED_EMERGENCIES)
+def test_varied_emergency_wording(clf: Classifier, text: str) -> None:
+    result = clf.classify(text)
+    assert result.emergency, result
+    assert result.label in ("report", "help"), result
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("今天热死了", "other"),
+        ("笑死我了哈哈哈", "other"),
+        ("饿死了 有没有人一起吃饭", "other"),
+        ("累得要死 今天搬了一天砖", "other"),
+        ("这家火锅店生意火爆得很", "other"),
+        ("买菜跟老板杀价杀了半天", "other"),
+        ("超市东西贵得跟抢钱一样", "other"),
+        ("我想死你们了", "other"),
+        ("跳楼价甩卖 走过路过别错过", "other"),
+        ("狼人杀谁来", "other"),
+        ("我家娃考试考砸了 要被他爸打死了哈哈", "other"),
+    ],
+)
+def test_hyperbole_is_not_an_emergency(clf: Classifier, text: str, label: str) -> None:
+    result = clf.classify(text)
+    assert not result.emergency, result
+    assert result.label == label, result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "路口追尾了,没人受伤",
+        "不是着火,是邻居在烧秸秆",
+        "没人拿刀,就是吵了几句",
+        "我被锁在门外了 钥匙在屋里",
+        "他拿刀切菜 切到手了",
+        "我电脑卡住了",
+    ],
+)
+def test_negated_or_harmless_wording_is_not_an_emergency(clf: Classifier, text: str) -> None:
+    assert not clf.classify(text).emergency
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("昨天晚上有人在村口打架 现在已经散了", "report"),
+        ("去年我家着过一次火 保险咋理赔", "consultation"),
+        ("上个月我家电动车被偷了 到现在没消息 能查一下吗", "report"),
+        ("上次打架的事 对方医药费到现在不给", "dispute"),
+        ("我家孩子上周找到了 谢谢大家", "other"),
+    ],
+)
+def test_past_incidents_are_not_emergencies(clf: Classifier, text: str, label: str) -> None:
+    result = clf.classify(text)
+    assert not result.emergency, result
+    assert result.label == label, result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The past marker governs its own clause, not a later "now".
+        "昨天他就说要弄死我 现在又拿着刀来了",
+        "我老公天天打我 刚才又拿刀了",
+        "孩子从昨天下午到现在还没回家",
+        # Threats are live even when habitual or phrased as a condition.
+        "他老是说要弄死我",
+        "他说要是我报警就弄死我",
+        # Publicity reaches only up to a local / present word; urgency overrides it.
+        "村里刚搞完防火宣传 结果隔壁真着火了 快来",
+        "电视上正放着新闻 我家楼下也打起来了 有人拿刀",
+        # Explicit urgency overrides a past marker.
+        "上次那个人又来了 拿着刀 快来人",
+    ],
+)
+def test_blockers_are_scoped_not_message_wide(clf: Classifier, text: str) -> None:
+    assert clf.classify(text).emergency, clf.classify(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "电视上说有人被电信诈骗骗了几十万 咱们要注意",
+        "新闻上说隔壁县有人持刀伤人 真吓人",
+        "下周二学校搞防溺水安全教育 家长要签字",
+        "如果家里着火了应该先干啥",
+        "万一煤气泄漏了怎么处理 有没有人知道",
+        "暑假到了 别让娃去河里游泳 容易溺水",
+    ],
+)
+def test_publicity_media_hypothetical_are_not_emergencies(clf: Classifier, text: str) -> None:
+    result = clf.classify(text)
+    assert not result.emergency, result
+    assert result.label not in ("report", "help"), result
+
+
+# ------------------------------------------------------------------- lexicon mechanics
+
+
+def test_concepts_are_spliced_into_patterns() -> None:
+    tiny = Classifier.from_dict(
+        {
+            "concepts": {"kid": "孩子|娃", "gone": "不见了|丢了"},
+            "emergency": {
+                "entries": [{"name": "lost", "hint": "help", "any": ["({kid}).{0,3}({gone})"]}]
+            },
+        }
+    )
+    assert tiny.classify("娃不见了").emergency
+    assert not tiny.classify("钥匙不见了").emergency
+
+
+def test_unknown_concept_is_reported() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        Classifier.from_dict(
+            {"labels": {"report": [{"name": "x", "weight": 1, "any": ["{nope}"]}]}}
+        )
+
+
+def test_classification_is_fast(clf: Classifier) -> None:
+    # The bot classifies every group message inline; keep it well under a millisecond
+    # typically.  The bound here is loose so that a slow CI machine does not flake.
+    import time
+
+    texts = [r["text"] for r in _load(HELDOUT_SET)]
+    clf.classify(texts[0])  # warm the opencc converter
+    start = time.perf_counter()
+    for text in texts:
+        clf.classify(text)
+    per_message = (time.perf_counter() - start) / len(texts)
+    assert per_message < 0.005, f"{per_message * 1000:.2f} ms per message"
+
+
+# --------------------------------------------------------------------- hard label cases
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("有人微信说能帮办低息贷款,要先交保证金,靠谱吗", "consultation"),
+        ("我按他说的交了五千保证金,现在人联系不上了", "report"),
+        ("邻居占了我家的宅基地", "dispute"),
+        ("邻居把我家的车砸了", "report"),
+        ("谢谢警官帮我找回了钱包", "other"),
+        ("我的钱包丢了,谁捡到了麻烦联系我", "help"),
+        ("希望晚上在村口多安排巡逻", "suggestion"),
+        ("派出所周六上班吗", "consultation"),
+        ("收到", "other"),
+        ("🙏🙏🙏", "other"),
+    ],
+)
+def test_hard_label_cases(clf: Classifier, text: str, label: str) -> None:
+    assert clf.classify(text).label == label
+
+
+# -------------------------------------------------------------- confidence / unclear
+
+
+def test_no_signal_is_other_low_confidence_not_unclear(clf: Classifier) -> None:
+    result = clf.classify("今天村里开会的照片")
+    assert result.label == "other"
+    assert result.confidence < 0.5
+    assert not result.unclear
+    assert result.matched == ()
+
+
+def test_clear_message_is_confident(clf: Classifier) -> None:
+    result = clf.classify("我家的牛被人偷了,报警")
+    assert result.label == "report"
+    assert result.confidence > 0.5
+    assert not result.unclear
+
+
+def test_conflicting_cues_are_unclear(clf: Classifier) -> None:
+    # Lost (help) vs maybe stolen (report): the best guess is kept but flagged.
+    result = clf.classify("钱包丢了,是不是被偷了")
+    assert result.label in ("help", "report")
+    assert result.unclear
+    assert 0.0 <= result.confidence < 0.15
+
+
+def test_exact_tie_is_unclear_and_uses_tie_break() -> None:
+    tiny = Classifier.from_dict(
+        {
+            "settings": {"unclear_margin": 0.15},
+            "labels": {
+                "report": [{"name": "steal", "weight": 2, "any": ["偷"]}],
+                "help": [{"name": "lose", "weight": 2, "any": ["丢"]}],
+            },
+        }
+    )
+    tie = tiny.classify("丢了还是被偷了")
+    assert tie.label == "report"  # report precedes help in the default tie-break order
+    assert tie.unclear and tie.confidence == 0.0
+    clear = tiny.classify("被偷了")
+    assert clear.label == "report" and not clear.unclear
+
+
+def test_classification_shape(clf: Classifier) -> None:
+    result = clf.classify("建议在水库边装护栏")
+    assert isinstance(result, Classification)
+    assert set(result.scores) == set(LABELS)
+    assert all(isinstance(m, str) and ":" in m for m in result.matched)
+    assert 0.0 <= result.confidence <= 1.0
+    with pytest.raises(AttributeError):
+        result.label = "other"  # type: ignore[misc]  # frozen dataclass
+
+
+def test_unclear_threshold_comes_from_lexicon(tmp_path: Path) -> None:
+    lexicon = (REPO / "handlers" / "lexicon.yaml").read_text(encoding="utf-8")
+    strict = lexicon.replace("unclear_margin: 0.15", "unclear_margin: 0.99")
+    assert strict != lexicon
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(strict, encoding="utf-8")
+    text = "我家的牛被人偷了,报警"
+    assert not Classifier.from_file().classify(text).unclear
+    assert Classifier.from_file(path).classify(text).unclear
+
+
+def test_bad_regex_in_lexicon_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(
+        "labels:\n  report:\n    - name: broken\n      weight: 1\n      any: ['(unclosed']\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="report:broken"):
+        Classifier.from_file(path)
+
+
+# ------------------------------------------------------------------------- evaluation
+
+
+def test_evaluate_counts_and_format(clf: Classifier) -> None:
+    rows = [
+        {"text": "我的摩托车被偷了", "label": "report", "emergency": False},
+        {"text": "好的", "label": "other", "emergency": False},
+        # Deliberately wrong gold labels, so the report has errors to show.
+        {"text": "今天天气真好", "label": "help", "emergency": True},
+        {"text": "有人拿着刀在街上砍人", "label": "report", "emergency": False},
+    ]
+    report = evaluate(clf, rows)
+    assert report.total == 4
+    assert report.accuracy == pytest.approx(3 / 4)
+    assert report.confusion["help"]["other"] == 1
+    assert report.confusion["report"]["report"] == 2
+    assert report.per_label["report"].support == 2
+    assert report.per_label["help"].recall == 0.0
+    assert report.per_label["other"].precision == pytest.approx(1 / 2)
+    assert report.emergency_recall == 0.0
+    assert report.emergency_precision == 0.0
+    assert report.missed_emergencies == ["今天天气真好"]
+    assert report.false_alarms == ["有人拿着刀在街上砍人"]
+
+    text = report.format()
+    assert "accuracy: 0.750" in text
+    assert "confusion matrix" in text
+    # The confusion row for gold "help" shows the miss in the "other" column.
+    lines = text.splitlines()
+    matrix_at = next(i for i, line in enumerate(lines) if line.startswith("confusion matrix"))
+    help_row = next(line for line in lines[matrix_at:] if line.startswith("help "))
+    assert help_row.split()[1:] == ["0", "0", "0", "0", "0", "1"]
+    assert "missed emergencies (1)" in text
+    assert "  - 今天天气真好" in text
+    assert "false-alarm emergencies (1)" in text
+    for label in LABELS:
+        assert label in text

@@ -1,0 +1,132 @@
+"""Deadlines, escalation, hand-over and the digest, driven by the manual clock (issue 4)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.harness import Harness
+
+TZ = ZoneInfo("Asia/Shanghai")
+GROUP = "grp-qiaozhen-01"
+
+
+@pytest.fixture
+async def h(harness: Harness) -> Harness:
+    await harness.load_directory()
+    harness.clock.set(datetime(2026, 11, 30, 10, 0, tzinfo=TZ))  # Monday, off-wang on duty
+    await harness.bind("wxid_yang", group=GROUP)
+    return harness
+
+
+async def _report(h: Harness, text: str = "我家的摩托车被人偷了") -> str:
+    await h.say(text, group=GROUP, sender="wxid_yang")
+    [ticket] = await h.tickets()
+    await h.sent()
+    return ticket.code
+
+
+async def test_escalation_chain_reminder_leader_parent(h: Harness) -> None:
+    code = await _report(h)  # P2: acknowledge within 30 min
+    h.clock.advance(timedelta(minutes=29))
+    assert await h.sweep() == 0
+    h.clock.advance(timedelta(minutes=1))
+    assert await h.sweep() == 1
+    await h.sent()
+    assert any("⏰" in m and code in m for m in h.to_user("wxid_wang"))
+    assert await h.sweep() == 0  # the same step never fires twice
+    h.clock.advance(timedelta(minutes=30))
+    assert await h.sweep() == 1
+    await h.sent()
+    assert any("督" in m and code in m for m in h.to_user("wxid_zhao"))  # station leader
+    [t] = await h.tickets()
+    assert t.status == "escalated" and t.escalation_level == 2
+    h.clock.advance(timedelta(minutes=30))
+    assert await h.sweep() == 1
+    await h.sent()
+    assert any(code in m for m in h.to_user("wxid_county"))  # the parent station
+    h.clock.advance(timedelta(hours=5))
+    assert await h.sweep() == 0  # the top of the ladder
+    assert (await h.timeline(t)).count("escalated") == 2
+
+
+async def test_acknowledging_stops_the_ack_ladder_and_starts_the_answer_one(h: Harness) -> None:
+    code = await _report(h)
+    await h.say(f"接单 #{code}", group=None, sender="wxid_wang")
+    h.clock.advance(timedelta(hours=2))
+    assert await h.sweep() == 0
+    h.clock.advance(timedelta(hours=22))  # 24 h: the answer deadline
+    assert await h.sweep() == 1
+    await h.sent()
+    assert any("答复" in m or "答覆" in m for m in h.to_user("wxid_wang") if "⏰" in m)
+    await h.say(f"#{code} 车找到了,在村东头", group=None, sender="wxid_wang")
+    h.clock.advance(timedelta(days=3))
+    assert await h.sweep() == 0
+
+
+async def test_restart_in_the_middle_of_a_deadline_loses_and_repeats_nothing(h: Harness) -> None:
+    await _report(h)
+    h.clock.advance(timedelta(minutes=20))
+    restarted = await h.restart()
+    try:
+        restarted.clock.advance(timedelta(minutes=15))
+        assert await restarted.sweep() == 1
+        again = await restarted.restart()
+        try:
+            assert await again.sweep() == 0
+            [t] = await again.tickets()
+            assert t.escalation_level == 1
+        finally:
+            await again.close()
+    finally:
+        h.runtime = restarted.runtime
+
+
+async def test_emergency_deadline_is_five_minutes(h: Harness) -> None:
+    await h.say("有人拿刀在村口砍人,快来!", group=GROUP, sender="wxid_yang")
+    h.clock.advance(timedelta(minutes=5))
+    assert await h.sweep() == 1
+
+
+async def test_unacknowledged_ticket_is_handed_over_at_shift_change(h: Harness) -> None:
+    h.clock.set(datetime(2026, 11, 30, 19, 50, tzinfo=TZ))
+    code = await _report(h, "请问二代身份证丢了怎么补办")  # P3, 4 h to acknowledge
+    [t] = await h.tickets()
+    assert t.assigned_officer_id == "off-wang"
+    h.clock.set(datetime(2026, 11, 30, 20, 1, tzinfo=TZ))  # off-li's night shift
+    await h.sweep()
+    [t] = await h.tickets()
+    assert t.assigned_officer_id == "off-li"
+    await h.sent()
+    assert any(code in m for m in h.to_user("wxid_li"))
+    assert "handover" in await h.timeline(t)
+
+
+async def test_acknowledged_ticket_stays_with_its_officer(h: Harness) -> None:
+    h.clock.set(datetime(2026, 11, 30, 19, 50, tzinfo=TZ))
+    code = await _report(h, "请问二代身份证丢了怎么补办")
+    await h.say(f"接單 #{code}", group=None, sender="wxid_wang")
+    h.clock.set(datetime(2026, 11, 30, 20, 1, tzinfo=TZ))
+    await h.sweep()
+    [t] = await h.tickets()
+    assert t.assigned_officer_id == "off-wang"
+
+
+async def test_daily_digest_at_eight_once(h: Harness) -> None:
+    code = await _report(h)
+    h.clock.set(datetime(2026, 12, 1, 7, 59, tzinfo=TZ))
+    await h.sweep()
+    delivered = await h.sent()
+    assert not [d for d in delivered if "早安" in d["text"]]
+    h.clock.set(datetime(2026, 12, 1, 8, 0, tzinfo=TZ))
+    await h.sweep()
+    await h.sweep()
+    [t] = await h.tickets()
+    holder = {"off-wang": "wxid_wang", "off-li": "wxid_li"}[t.assigned_officer_id or ""]
+    digests = [d for d in await h.sent() if "早安" in d["text"]]
+    assert len(digests) == 1 and digests[0]["user_id"] == holder and code in digests[0]["text"]
+    h.clock.advance(timedelta(hours=3))
+    await h.sweep()
+    assert len([d for d in await h.sent() if "早安" in d["text"]]) == 1  # once a day

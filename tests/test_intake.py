@@ -1,0 +1,236 @@
+"""Intake end to end through the bridge and the WeChat callback: tickets, routing, officer
+replies, emergencies, merges, resident commands (issue 4)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.harness import Harness
+
+TZ = ZoneInfo("Asia/Shanghai")
+GROUP = "grp-qiaozhen-01"
+MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)  # off-wang's day shift
+
+
+@pytest.fixture
+async def h(harness: Harness) -> Harness:
+    await harness.load_directory()
+    harness.clock.set(MONDAY_10)
+    return harness
+
+
+def code_in(text: str) -> str:
+    match = re.search(r"#([A-Z]\d{4,6})", text)
+    assert match, text
+    return match.group(1)
+
+
+async def test_report_in_group_reaches_duty_officer_and_answer_reaches_resident(h: Harness) -> None:
+    await h.bind("wxid_yang", name="楊某某", phone="13912345678", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    [ack] = h.to_group(GROUP)
+    assert ack["mentions"] == ["wxid_yang"]
+    code = code_in(ack["text"])
+    assert "王警官" in ack["text"]  # who is on duty
+    [notice] = h.to_user("wxid_wang")
+    assert f"#{code}" in notice and "P2" in notice
+    assert (
+        "楊**" in notice and "電動車" not in notice and "电动车" in notice
+    )  # masked name, words as written
+    assert "13912345678" not in notice
+    [ticket] = await h.tickets()
+    assert (ticket.category, ticket.priority, ticket.status, ticket.assigned_officer_id) == (
+        "report",
+        2,
+        "new",
+        "off-wang",
+    )
+
+    # The officer answers privately; the resident gets it in the group, @-mentioned.
+    await h.say(f"#{code} 已调取监控,请到派出所做笔录", group=None, sender="wxid_wang")
+    await h.sent()
+    answers = [m for m in h.to_group(GROUP) if "调取监控" in m["text"]]
+    assert len(answers) == 1 and answers[0]["mentions"] == ["wxid_yang"]
+    assert f"#{code}" in answers[0]["text"]
+    [ticket] = await h.tickets()
+    assert ticket.status == "answered" and ticket.answered_at is not None
+    assert await h.timeline(ticket) == ["opened", "assigned", "notified", "answered"]
+
+
+async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: Harness) -> None:
+    await h.bind("o_resident", channel="wechat")
+    r = await h.post_wechat_safe(
+        h.wechat_text_xml("我想咨询一下办理居住证需要什么材料", openid="o_resident")
+    )
+    assert r.status_code == 200
+    reply = h.decrypt_reply(r)["Content"]
+    code = code_in(reply)
+    assert "咨询" in reply
+    [ticket] = await h.tickets()
+    assert ticket.channel == "wechat" and ticket.group_id is None and ticket.priority == 3
+    # No group of their own: the county duty desk has it.
+    assert ticket.assigned_officer_id == "off-county"
+    await h.say(f"#{code} 带身份证和租房合同到派出所户籍窗口办理", group=None, sender="wxid_county")
+    await h.drain()
+    h.clock.advance(10)  # past the passive-reply window of the answer row
+    await h.drain()
+    sends = h.world.state.by_path("/cgi-bin/message/custom/send")
+    bodies = [s.json() for s in sends if s.headers["x-fake-accepted"] == "1"]
+    assert [b["touser"] for b in bodies] == ["o_resident"]
+    assert "户籍窗口" in bodies[0]["text"]["content"]
+
+
+async def test_emergency_from_unverified_stranger_is_answered_and_paged(h: Harness) -> None:
+    r = await h.say("救命!有人拿刀在广场砍人!", group=GROUP, sender="wxid_stranger")
+    assert r.status_code == 200
+    [ticket] = await h.tickets()
+    assert ticket.emergency and ticket.priority == 1
+    await h.sent()
+    [reply] = h.to_group(GROUP)
+    assert "110" in reply["text"] and reply["mentions"] == ["wxid_stranger"]
+    assert "P1" in h.to_user("wxid_wang")[0]
+    assert "P1" in h.to_user("wxid_zhao")[0]  # the station leader too
+    kinds = await h.timeline(ticket)
+    assert "emergency_reply" in kinds and kinds.count("paged") == 2
+    # The safety reply went out first.
+    assert h.world.state.delivered()[0]["group_id"] == GROUP
+
+
+async def test_emergency_in_traditional_via_wechat_is_answered_passively(h: Harness) -> None:
+    r = await h.post_wechat_safe(
+        h.wechat_text_xml("隔壁房子著火了,火很大,有人被困在裡面!", openid="o_x")
+    )
+    content = h.decrypt_reply(r)["Content"]
+    assert "110" in content and "119" in content
+    assert "請立即撥打" in content  # answered in the resident's script
+
+
+async def test_unverified_members_item_is_held_with_one_reminder(h: Harness) -> None:
+    await h.say("我家的鸡被人偷了三只", group=GROUP, sender="wxid_new")
+    await h.say("还有一只鸭子也不见了,是被偷了", group=GROUP, sender="wxid_new")
+    assert await h.tickets() == []
+    await h.sent()
+    assert h.to_group(GROUP) == []  # nothing said in the group
+    assert len(h.to_user("wxid_new")) == 1  # one private reminder a day
+
+
+async def test_chatter_gets_nothing(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("谢谢王警官!辛苦了", group=GROUP, sender="wxid_yang")
+    assert await h.tickets() == []
+    assert await h.sent() == []
+
+
+async def test_officer_command_from_non_officer_is_an_ordinary_message(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("我家电动车被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    code = code_in(h.to_group(GROUP)[0]["text"])
+    await h.bind("wxid_mallory", group=GROUP)
+    await h.say(f"#{code} 已经处理完了,不用管了", group=GROUP, sender="wxid_mallory")
+    await h.say(f"结案 #{code} 没事了", group=GROUP, sender="wxid_mallory")
+    tickets = await h.tickets()
+    assert tickets[0].status == "new" and tickets[0].closed_at is None
+
+
+async def test_repeats_merge_and_one_answer_reaches_every_reporter(h: Harness) -> None:
+    for who in ("wxid_a", "wxid_b", "wxid_c"):
+        await h.bind(who, group=GROUP)
+    await h.say("村口小卖部被人撬门偷东西了", group=GROUP, sender="wxid_a")
+    await h.say("村口小卖部被撬了,门锁都坏了,东西被偷", group=GROUP, sender="wxid_b")
+    await h.say("我也看到了,小卖部的门被人撬了", group=GROUP, sender="wxid_c")
+    await h.say("对了小卖部还丢了两条烟", group=GROUP, sender="wxid_a")  # the same resident again
+    [ticket] = await h.tickets()
+    await h.sent()
+    await h.say(f"#{ticket.code} 民警已到现场勘查", group=None, sender="wxid_wang")
+    await h.sent()
+    answers = [m for m in h.to_group(GROUP) if "勘查" in m["text"]]
+    assert sorted(m["mentions"][0] for m in answers) == ["wxid_a", "wxid_b", "wxid_c"]
+    assert (await h.timeline(ticket)).count("merged") == 3
+
+
+async def test_different_matters_do_not_merge(h: Harness) -> None:
+    await h.bind("wxid_a", group=GROUP)
+    await h.bind("wxid_b", group=GROUP)
+    await h.say("村口小卖部被人撬门偷东西了", group=GROUP, sender="wxid_a")
+    await h.say("我家的羊丢了两只,被人偷走了", group=GROUP, sender="wxid_b")
+    assert len(await h.tickets()) == 2
+
+
+async def test_officer_commands_ack_transfer_classify_close_and_satisfaction(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("请问驾驶证到期了怎么换证", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"接單 #{t.code}", group=None, sender="wxid_wang")
+    [t] = await h.tickets()
+    assert t.status == "acknowledged" and t.acknowledged_at is not None
+    await h.say(f"转派 #{t.code} off-li", group=None, sender="wxid_wang")
+    await h.say(f"分類 #{t.code} 建議", group=None, sender="wxid_li")
+    [t] = await h.tickets()
+    assert t.assigned_officer_id == "off-li" and t.category == "suggestion"
+    await h.say(f"分类 #{t.code} 咨询", group=None, sender="wxid_li")
+    await h.say("待辦", group=None, sender="wxid_li")
+    await h.sent()
+    todo = h.to_user("wxid_li")[-1]
+    assert f"#{t.code}" in todo and "1" in todo
+    await h.say(f"結案 #{t.code} 已告知到车管所办理", group=None, sender="wxid_li")
+    await h.sent()
+    closing = [m for m in h.to_group(GROUP) if "车管所" in m["text"]]
+    assert len(closing) == 1 and "满意" in closing[0]["text"]
+    await h.say("不满意", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    assert t.satisfaction == "unsatisfied" and t.status == "escalated"
+    assert t.assigned_officer_id == "off-zhao"  # reopened to the leader
+    await h.sent()
+    assert any(f"#{t.code}" in m for m in h.to_user("wxid_zhao"))
+
+
+async def test_satisfied_is_recorded(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"结案 #{t.code} 已报镇政府安装", group=None, sender="wxid_wang")
+    await h.say("满意", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    assert (t.status, t.satisfaction, t.awaiting_satisfaction) == ("closed", "satisfied", False)
+
+
+async def test_query_shows_status_only_to_reporters(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.bind("wxid_other", group=GROUP)
+    await h.say("我的钱包在集市上丢了,谁捡到了帮忙找一下", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"查詢 #{t.code}", group=None, sender="wxid_yang")
+    await h.say(f"查询 #{t.code}", group=None, sender="wxid_other")
+    await h.sent()
+    assert "待接單" in h.to_user("wxid_yang")[-1] or "待接单" in h.to_user("wxid_yang")[-1]
+    assert "没有找到" in h.to_user("wxid_other")[-1]
+
+
+async def test_officer_unknown_code_is_told_privately(h: Harness) -> None:
+    await h.say("#Z9999 收到", group=GROUP, sender="wxid_wang")
+    await h.sent()
+    assert h.to_group(GROUP) == []
+    assert "Z9999" in h.to_user("wxid_wang")[0]
+
+
+async def test_officer_publicity_is_not_a_ticket(h: Harness) -> None:
+    await h.say(
+        "提醒大家:最近冒充公检法诈骗多发,不要向陌生账户转账", group=GROUP, sender="wxid_wang"
+    )
+    assert await h.tickets() == []
+
+
+async def test_official_account_resident_is_routed_to_their_groups_station(h: Harness) -> None:
+    # The same person, verified with the same phone, in a Hexi group (bridge) and on the OA.
+    await h.bind("wxid_hexi_resident", phone="13700001111", group="grp-hexi-01")
+    await h.bind("o_hexi", channel="wechat", phone="13700001111")
+    r = await h.post_wechat_safe(h.wechat_text_xml("我家的三轮车被人偷了", openid="o_hexi"))
+    assert r.status_code == 200
+    [ticket] = await h.tickets()
+    assert ticket.station_id == "hexi" and ticket.assigned_officer_id == "off-chen"
