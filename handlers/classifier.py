@@ -157,7 +157,7 @@ def _expand_concepts(data: Mapping[str, Any]) -> dict[str, Any]:
             return {k: walk(v) for k, v in obj.items()}
         return obj
 
-    pattern_sections = ("emergency", "labels", "modifiers")
+    pattern_sections = ("emergency", "labels", "modifiers", "safety_net")
     return {k: walk(v) if k in pattern_sections else v for k, v in data.items()}
 
 
@@ -210,9 +210,112 @@ class _Modifier:
 
 
 @dataclass(frozen=True)
+class _NetCategory:
+    """One danger category of the safety net (injury, violence, fire, water, ...).
+
+    ``tiers`` pairs a weight with a pattern of cue words: 3 = enough on its own, 2 = needs
+    one corroborating cue, 1 = needs two.  ``subject`` (optional) replaces the global subject
+    for this category and, with ``require_subject``, must be present for it to count at all
+    (a missing *phone* is not a missing *child*).
+    """
+
+    name: str
+    hint: str | None  # None: the content decides report vs help (救命 follows both)
+    tiers: tuple[tuple[float, re.Pattern[str]], ...]
+    unless: tuple[re.Pattern[str], ...] = ()
+    subject: re.Pattern[str] | None = None
+    require_subject: bool = False
+    # Only counts with an urgency / ongoing cue: a break-in is an emergency while it lasts,
+    # "小卖部被人撬门偷东西了" is a theft report.
+    require_present: bool = False
+    ignore_past: bool = False
+    ignore_habitual: bool = False
+
+
+@dataclass(frozen=True)
+class _SafetyNet:
+    """Recall-first co-occurrence scorer that runs next to the precise emergency entries.
+
+    Score = sum over categories of (best cue weight, +1 if a second distinct cue of weight
+    >= 2 agrees, capped) + ``subject_weight`` if a person/property is named + ``present_weight``
+    if an urgency / ongoing / fear cue is present.  It fires at ``threshold``.  Danger words
+    are short morphemes (刀, 血, 烧, 淹, 塌, 拖), so wording never seen before still lands in a
+    category; precision comes from needing corroboration and from the shared scoped blockers.
+    """
+
+    categories: tuple[_NetCategory, ...]
+    subject: re.Pattern[str]
+    present: re.Pattern[str]
+    mask: re.Pattern[str] | None
+    negators: re.Pattern[str]  # in addition to the emergency negators ("叫他砍也不砍")
+    discovered: re.Pattern[str]  # "回家发现门被撬了": over before it was seen, like a past word
+    advice: re.Pattern[str]  # "第一步是关阀门还是开窗?": a how-to question, not an incident
+    threshold: float = 3.0
+    secondary_weight: float = 0.5
+    subject_weight: float = 0.5
+    present_weight: float = 1.0
+    category_cap: float = 3.0
+    second_cue_bonus: float = 1.0
+
+
+@dataclass(frozen=True)
 class _EmergencyResult:
     fired: tuple[_Entry, ...]  # entries that signal a danger now
     past_only: tuple[_Entry, ...]  # entries whose only blocker is past tense
+    # Safety-net (category, hint, score) triples, strongest first, if the net fired.
+    net: tuple[tuple[str, str | None, float], ...] = ()
+
+
+def _build_net(raw: Mapping[str, Any] | None) -> _SafetyNet | None:
+    """Compile the lexicon's ``safety_net`` section (absent -> no net)."""
+    if not raw:
+        return None
+    where = "safety_net"
+    categories = []
+    for cat in raw.get("categories", []) or []:
+        name = str(cat["name"])
+        hint = cat.get("hint")
+        if hint is not None and hint not in _EMERGENCY_LABELS:
+            raise ValueError(f"{where}:{name}: hint must be one of {_EMERGENCY_LABELS}")
+        tiers = []
+        for tier in cat.get("tiers", []) or []:
+            pats = _compile_list(tier.get("any"), f"{where}:{name}")
+            joined = _join(pats)
+            if joined is not None:
+                tiers.append((float(tier["weight"]), joined))
+        subject = cat.get("subject")
+        categories.append(
+            _NetCategory(
+                name=name,
+                hint=hint,
+                # Strongest tier first, so the best cue is found first.
+                tiers=tuple(sorted(tiers, key=lambda t: -t[0])),
+                unless=_compile_list(cat.get("unless"), f"{where}:{name}"),
+                subject=_compile_list(subject, f"{where}:{name}")[0] if subject else None,
+                require_subject=bool(cat.get("require_subject", False)),
+                require_present=bool(cat.get("require_present", False)),
+                ignore_past=bool(cat.get("ignore_past", False)),
+                ignore_habitual=bool(cat.get("ignore_habitual", False)),
+            )
+        )
+    never = re.compile(r"(?!x)x")
+    subject = _join(_compile_list(raw.get("subject"), f"{where}:subject")) or never
+    present = _join(_compile_list(raw.get("present"), f"{where}:present")) or never
+    return _SafetyNet(
+        categories=tuple(categories),
+        subject=subject,
+        present=present,
+        mask=_join(_compile_list(raw.get("mask"), f"{where}:mask")),
+        negators=_join(_compile_list(raw.get("negators"), f"{where}:negators")) or never,
+        discovered=_join(_compile_list(raw.get("discovered"), f"{where}:discovered")) or never,
+        advice=_join(_compile_list(raw.get("advice"), f"{where}:advice")) or never,
+        threshold=float(raw.get("threshold", 3.0)),
+        secondary_weight=float(raw.get("secondary_weight", 0.5)),
+        subject_weight=float(raw.get("subject_weight", 0.5)),
+        present_weight=float(raw.get("present_weight", 1.0)),
+        category_cap=float(raw.get("category_cap", 3.0)),
+        second_cue_bonus=float(raw.get("second_cue_bonus", 1.0)),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -252,6 +355,7 @@ class Classifier:
     reported_speech: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
     mask: re.Pattern[str] | None = None
     label_mask: re.Pattern[str] | None = None
+    net: _SafetyNet | None = None
 
     # -- construction -------------------------------------------------------------------
 
@@ -323,6 +427,7 @@ class Classifier:
             reported_speech=rx(emergency.get("reported_speech"), never),
             mask=_join(_compile_list(emergency.get("mask"), "emergency:mask")),
             label_mask=_join(_compile_list(settings.get("label_mask"), "settings:label_mask")),
+            net=_build_net(data.get("safety_net")),
         )
 
     # -- matching helpers ---------------------------------------------------------------
@@ -388,18 +493,26 @@ class Classifier:
         return mask.sub(lambda m: _MASK_CHAR * len(m.group()), text)
 
     def _scopes(
-        self, text: str, marker: re.Pattern[str], reset: re.Pattern[str]
+        self,
+        text: str,
+        marker: re.Pattern[str],
+        reset: re.Pattern[str],
+        next_clause: bool = False,
     ) -> list[tuple[int, int]]:
         """Spans covered by ``marker``: from the start of its clause to the next ``reset``.
 
         A time word such as 昨天 governs what follows it ("昨天晚上村口有人打架") but not a
         later "现在又拿着刀来了"; the reset (present-time or local words) ends its reach.
+        With ``next_clause`` the reset only counts from the following clause on: a media
+        story names its own scene ("新闻上看到外省有人在幼儿园门口砍人"), and that 门口 is
+        part of the story, not the writer's doorstep.
         """
         spans: list[tuple[int, int]] = []
         for m in marker.finditer(text):
             if spans and m.start() < spans[-1][1]:
                 continue  # already covered by the previous marker's span
-            r = reset.search(text, m.end())
+            origin = self._clause_span(text, m.end())[1] if next_clause else m.end()
+            r = reset.search(text, origin)
             spans.append((self._clause_start(text, m.start()), r.start() if r else len(text)))
         return spans
 
@@ -423,7 +536,9 @@ class Classifier:
         if not urgent and (self.resolved.search(text) or self.playful.search(text)):
             return _EmergencyResult((), ())
         none: list[tuple[int, int]] = []
-        publicity = none if urgent else self._scopes(text, self.publicity, self.local)
+        publicity = (
+            none if urgent else self._scopes(text, self.publicity, self.local, next_clause=True)
+        )
         past = none if urgent else self._scopes(text, self.past, self.now)
         habitual = none if urgent else self._scopes(text, self.habitual, self.now)
 
@@ -433,25 +548,97 @@ class Classifier:
         def excluded(pos: int) -> bool:
             return inside(publicity, pos) or self._hypothetical_at(text, pos)
 
+        def stale_for(ignore_past: bool, ignore_habitual: bool) -> Callable[[int], bool]:
+            spans = [] if ignore_past else past
+            if not ignore_past and not ignore_habitual:
+                spans = past + habitual
+            return lambda pos: excluded(pos) or inside(spans, pos)
+
         fired: list[_Entry] = []
         past_only: list[_Entry] = []
         for entry in self.emergency_entries:
             if not self._entry_fires(entry, text, self.emergency_negators, excluded):
                 continue
-            spans = [] if entry.ignore_past else past
+            spans = none if entry.ignore_past else past
             if not entry.ignore_past and not entry.ignore_habitual:
                 spans = past + habitual
-
-            def stale(pos: int, spans: list[tuple[int, int]] = spans) -> bool:
-                return excluded(pos) or inside(spans, pos)
-
             # A match outside every past span makes it current; otherwise it is only a
             # past report (still worth a "report" hint, but no emergency).
+            stale = stale_for(entry.ignore_past, entry.ignore_habitual)
             if not spans or self._entry_fires(entry, text, self.emergency_negators, stale):
                 fired.append(entry)
             else:
                 past_only.append(entry)
-        return _EmergencyResult(tuple(fired), tuple(past_only))
+        net: tuple[tuple[str, str | None, float], ...] = ()
+        if self.net is not None and not fired:
+            net = self._net(text, stale_for)
+        return _EmergencyResult(tuple(fired), tuple(past_only), net)
+
+    def _net(
+        self, text: str, stale_for: Callable[[bool, bool], Callable[[int], bool]]
+    ) -> tuple[tuple[str, str | None, float], ...]:
+        """Run the safety net; return the contributing categories if it fires, else ()."""
+        net = self.net
+        assert net is not None
+        # Urgency / fear is read before the net's own mask: "快打120" must stay a cue even
+        # though the mask blanks 打 + number as a harmless phone call.
+        present = any(
+            not self._hypothetical_at(text, m.start()) for m in net.present.finditer(text)
+        )
+        if not present and net.advice.search(text):
+            return ()
+        text = self._mask(text, net.mask)
+        # "回家发现门被撬了" reports something already over; a later present cue ("屋里还有
+        # 动静") ends that reach, exactly like 昨天 ... 现在.
+        discovered = self._scopes(text, net.discovered, net.present)
+
+        def negated(pos: int) -> bool:
+            return self._negated(text, pos, self.emergency_negators) or self._negated(
+                text, pos, net.negators
+            )
+
+        cats: list[tuple[str, str | None, float]] = []
+        for cat in net.categories:
+            if cat.require_subject and (cat.subject is None or not cat.subject.search(text)):
+                continue
+            if cat.require_present and not present:
+                continue
+            if any(p.search(text) for p in cat.unless):
+                continue
+            stale = stale_for(cat.ignore_past, cat.ignore_habitual)
+            hits: list[tuple[float, int, int, str]] = []
+            for weight, pat in cat.tiers:
+                for m in pat.finditer(text):
+                    pos = m.start()
+                    if negated(pos) or stale(pos):
+                        continue
+                    if not cat.ignore_past and any(lo <= pos < hi for lo, hi in discovered):
+                        continue
+                    hits.append((weight, m.start(), m.end(), m.group()))
+            if not hits:
+                continue
+            best = max(hits, key=lambda h: h[0])
+            # A second cue of the same kind at another place, in other words (煤气 + 嘶嘶,
+            # 撬 + 门把手), corroborates; one word repeated or nested in the first does not.
+            others = [
+                h[0] for h in hits if h[3] != best[3] and (h[2] <= best[1] or h[1] >= best[2])
+            ]
+            bonus = 0.0
+            # Weak words only back up a strong cue: 河 + 钓鱼 or 门 + 锁 stay weak.
+            if others and best[0] >= 2:
+                bonus = net.second_cue_bonus * (1.0 if max(others) >= 2 else 0.5)
+            cats.append((cat.name, cat.hint, min(net.category_cap, best[0] + bonus)))
+        if not cats:
+            return ()
+        cats.sort(key=lambda c: -c[2])
+        # Other categories corroborate at a discount: two weak words of unrelated kinds
+        # (树倒了 + 把路堵了) are much weaker evidence than two of the same kind.
+        total = cats[0][2] + net.secondary_weight * sum(c[2] for c in cats[1:])
+        if net.subject.search(text):
+            total += net.subject_weight
+        if present:
+            total += net.present_weight
+        return tuple(cats) if total >= net.threshold else ()
 
     # -- classification -----------------------------------------------------------------
 
@@ -470,11 +657,20 @@ class Classifier:
             matched.append(f"emergency:{entry.name}")
         for hint in {e.hint for e in emergency.fired if e.hint}:
             scores[hint] += self.emergency_hint_weight
+        if emergency.net:
+            # Only the safety net saw a danger: credit the strongest hinted category once.
+            matched.extend(f"net:{name}" for name, _, _ in emergency.net)
+            # A crime category with real weight (violence, abduction, threat, intrusion)
+            # decides: a robbery that left someone bleeding is still a report.
+            crime = any(h == "report" and score >= 2 for _, h, score in emergency.net)
+            hint = "report" if crime else next((h for _, h, _ in emergency.net if h), None)
+            if hint:
+                scores[hint] += self.emergency_hint_weight
         for entry in emergency.past_only:
             matched.append(f"past:{entry.name}")
         for hint in {e.hint for e in emergency.past_only} & self.past_hint_labels:
             scores[hint] += self.past_hint_weight
-        is_emergency = bool(emergency.fired)
+        is_emergency = bool(emergency.fired or emergency.net)
 
         # Label cues see their own, smaller mask: "吵死了" must stay a noise complaint.
         label_text = self._mask(norm, self.label_mask)
@@ -513,7 +709,8 @@ class Classifier:
         label = ordered[0]
         if is_emergency and label not in _EMERGENCY_LABELS:
             # Never file a danger-now message as a question, proposal or chatter.
-            label = self._emergency_label(scores, emergency.fired)
+            hints = [e.hint for e in emergency.fired] + [hint for _, hint, _ in emergency.net]
+            label = self._emergency_label(scores, hints)
             matched.append(f"forced:{label}")
 
         denom = total + self.prior
@@ -530,13 +727,13 @@ class Classifier:
         )
 
     @staticmethod
-    def _emergency_label(scores: Mapping[str, float], fired: Sequence[_Entry]) -> str:
+    def _emergency_label(scores: Mapping[str, float], hints: Sequence[str | None]) -> str:
         """Choose report/help for an emergency whose best label was something else."""
         if scores["report"] != scores["help"]:
             return max(_EMERGENCY_LABELS, key=lambda lb: scores[lb])
-        for entry in fired:
-            if entry.hint:
-                return entry.hint
+        for hint in hints:
+            if hint:
+                return hint
         return "help"
 
 

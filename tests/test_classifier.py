@@ -6,6 +6,7 @@ Run from the repository root:  PYTHONPATH=. pytest tests/test_classifier.py
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import opencc
@@ -26,7 +27,8 @@ DATA = Path(__file__).resolve().parent / "data"
 DEV_SET = DATA / "messages-dev.jsonl"
 HELDOUT_SET = DATA / "heldout.jsonl"
 # Fresh batches written to measure generalisation (round 2 before tuning, round 3 measured
-# untouched after the redesign, then used to fix misses by concept).  Goals hold on all.
+# untouched after the redesign, round 4 before the safety net, round 5 untouched after it;
+# each then used to fix misses by concept).  Goals hold on all.
 UNSEEN_SETS = sorted(DATA.glob("unseen-*.jsonl"))
 
 ACCURACY_GOAL = 0.90
@@ -130,6 +132,72 @@ def test_traditional_and_simplified_agree(clf: Classifier, traditional: str) -> 
     assert simplified != traditional  # the case really exercises conversion
     a, b = clf.classify(traditional), clf.classify(simplified)
     assert (a.label, a.emergency, a.scores) == (b.label, b.emergency, b.scores)
+
+
+# ------------------------------------------------------------------------- safety net
+
+
+@lru_cache(maxsize=1)
+def _net_only() -> Classifier:
+    """The classifier with every precise emergency entry removed: only the net is left."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "handlers" / "lexicon.yaml").read_text(encoding="utf-8"))
+    data["emergency"]["entries"] = []
+    return Classifier.from_dict(data)
+
+
+# Wording that earlier rounds missed: the net must catch it from morphemes and their
+# co-occurrence alone, without the precise entries (none of these is a net phrase).
+NET_ONLY_EMERGENCIES = [
+    "有人拿个铁锤在街上乱砸",
+    "煤气管子在嘶嘶响 一股臭鸡蛋味",
+    "有人把一个女的往车里拖",
+    "楼下两个人在互捅 地上全是血",
+    "塔吊倒了 下面有人",
+    "我刚到家 发现门被撬了 屋里还有动静",
+    "有人在拽我家门把手 我好怕",
+    "水库边有个娃半天没上来",
+    "我老公说要带着孩子一起去死",
+]
+
+
+@pytest.mark.parametrize("text", NET_ONLY_EMERGENCIES)
+def test_safety_net_alone_catches_unseen_wording(text: str) -> None:
+    result = _net_only().classify(text)
+    assert result.emergency, result
+    assert any(m.startswith("net:") for m in result.matched), result
+    assert result.label in ("report", "help"), result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Single weak morphemes need corroboration.
+        "我现在在河边钓鱼",
+        "门锁坏了 现在进不去",
+        "我电脑卡住了",
+        "买了把新菜刀",
+        # Shared blockers reach the net: past, hypothetical, publicity, resolved, advice.
+        "上个月我家被人撬门偷了两千块现金 到现在也没个说法",
+        "万一煤气管子漏气了怎么办",
+        "新闻上看到外省有人在幼儿园门口砍人",
+        "村口那棵老树倒了 把路堵了 没砸到人",
+        "家里煤气泄漏第一步是关阀门还是开窗?",
+        # Harmless compounds of danger morphemes.
+        "晚上吃毛血旺 再来个烧烤",
+        "我家猫从楼上掉下来了 腿瘸了",
+    ],
+)
+def test_safety_net_needs_corroboration_and_respects_blockers(text: str) -> None:
+    result = _net_only().classify(text)
+    assert not result.emergency, result
+
+
+def test_safety_net_prefers_report_for_crimes(clf: Classifier) -> None:
+    # A robbery that left someone bleeding is a report, even though injury scores high.
+    result = _net_only().classify("有人骑摩托抢了个老太太的金项链 老太太被拽倒了 磕得满脸是血")
+    assert result.emergency and result.label == "report", result
 
 
 # --------------------------------------------------------------------------- negation
