@@ -32,6 +32,8 @@ def setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler reports every run of every job at INFO; its warnings are what matter.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

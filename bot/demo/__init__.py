@@ -5,13 +5,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import sys
+import signal
 import tempfile
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.channels.simulated import SimulatedBridge
 from bot.clock import SystemClock
 from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.pii import PiiCipher
+    from bot.runtime import Runtime
+
+T = TypeVar("T")
 
 DEMO_DIRECTORY = Path(__file__).with_name("directory.yaml")
 
@@ -48,28 +63,178 @@ async def prepare(settings: Settings) -> None:
         await engine.dispose()
 
 
-def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int:
-    """Run the demo server (or, with ``script``, the scripted scenario) and return an exit code."""
+@dataclass(frozen=True)
+class DemoResident:
+    """A made-up resident of every demo group; ``name``/``phone`` set means already verified."""
+
+    sender_id: str
+    nickname: str
+    name: str | None = None
+    phone: str | None = None
+
+
+DEMO_RESIDENTS = (
+    DemoResident("wxid_yang", "楊大爺", "楊德勝", "13912345678"),
+    DemoResident("wxid_liu", "劉阿姨", "劉秀英", "13887654321"),
+    DemoResident("wxid_zhou", "小周"),  # not verified: try 「實名 周小明 13700001111」 privately
+)
+
+
+def server_settings(folder: Path) -> Settings:
+    """Demo settings for the interactive server: bulletins go out at once, day or night."""
+    settings = demo_settings(folder)
+    bulletins = settings.bulletins.model_copy(
+        update={"quiet_hours": None, "daily_cap_per_group": 50}
+    )
+    return settings.model_copy(update={"bulletins": bulletins})
+
+
+def demo_cipher(settings: Settings) -> PiiCipher:
+    """The cipher the runtime will use, for seeding before the runtime exists."""
+    from bot.pii import PiiCipher
+    from bot.settings import decode_key, secret_value
+
+    return PiiCipher(decode_key(secret_value(settings.security.pii_key)))
+
+
+async def seed_residents(session: AsyncSession, cipher: PiiCipher, now: datetime) -> None:
+    """Members of every demo group, two of them with verified real-name bindings."""
+    from sqlalchemy import select
+
+    from models.directory import Group
+    from models.people import Binding, GroupMember, Member
+
+    group_ids = list(await session.scalars(select(Group.id)))
+    for resident in DEMO_RESIDENTS:
+        member = Member(
+            channel="bridge",
+            sender_id=resident.sender_id,
+            nickname_enc=cipher.encrypt(resident.nickname),
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        session.add(member)
+        await session.flush()
+        if resident.name and resident.phone:
+            session.add(
+                Binding(
+                    member_id=member.id,
+                    name_enc=cipher.encrypt(resident.name),
+                    phone_enc=cipher.encrypt(resident.phone),
+                    phone_hash=cipher.lookup_hash(resident.phone),
+                    verified_at=now,
+                )
+            )
+        for group_id in group_ids:
+            session.add(GroupMember(group_id=group_id, member_id=member.id, joined_at=now))
+
+
+async def prepare_simulator(settings: Settings) -> str:
+    """Migrate, load the directory, seed the residents; return a new admin API token."""
+    from bot.db import make_engine, make_sessions
+    from bot.tokens import create_token
+
+    await prepare(settings)
+    engine = make_engine(settings.database.url)
+    now = SystemClock().now()
+    try:
+        async with make_sessions(engine).begin() as session:
+            await seed_residents(session, demo_cipher(settings), now)
+            return await create_token(session, role="admin", name="demo-simulator", now=now)
+    finally:
+        await engine.dispose()
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on its own event loop in a helper thread (works inside a running loop too)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, Runtime]:
+    """The demo server: a fresh database in ``folder``, the simulated bridge, ``/simulator``."""
+    from bot.app import create_app
+    from bot.runtime import build_runtime
+    from bot.web import simulator
+
+    settings = server_settings(folder)
+    token = run_blocking(prepare_simulator(settings))
+    clock = SystemClock()
+    bridge = SimulatedBridge(clock=clock)
+    hub = simulator.SimulatorHub(clock=clock, bridge=bridge, admin_token=token)
+    hub.residents = [
+        {"id": r.sender_id, "nickname": r.nickname, "verified": r.name is not None}
+        for r in DEMO_RESIDENTS
+    ]
+    hub.people = {r.sender_id: r.nickname for r in DEMO_RESIDENTS}
+    senders: dict[str, Any] = {"bridge": bridge, "sms": simulator.SmsInbox(hub)}
+    runtime = build_runtime(settings, clock=clock, senders=senders)
+    runtime.extras["simulated_bridge"] = bridge
+    runtime.extras[simulator.HUB_KEY] = hub
+    app = create_app(runtime, background=background)
+    app.include_router(simulator.router)
+    return app, runtime
+
+
+def print_welcome(host: str, port: int, folder: Path, token: str | None) -> None:
+    """Tell the newcomer where to look."""
+    base = f"http://{host}:{port}"
+    print(f"Lianxin demo is running: open {base}/simulator", flush=True)
+    print(f"  database:  {folder / 'lianxin-demo.db'} (deleted on exit)")
+    print(f"  API docs:  {base}/docs   admin token: {token}")
+    print("  residents: 楊大爺, 劉阿姨 (verified), 小周 (not yet: 「實名 周小明 13700001111」)")
+    print("  officers:  王警官, 李警官, 陳警官; leader 趙所長.  Ctrl+C stops it.", flush=True)
+
+
+class StopDemo(Exception):
+    """Raised by the demo's SIGTERM handler, so the temporary folder is still removed."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise StopDemo
+
+
+def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
+    """Run uvicorn until Ctrl+C or SIGTERM; open simulator streams end at once on either."""
     import uvicorn
 
-    from bot.app import create_app
-    from bot.cli import setup_logging
-    from bot.runtime import build_runtime
+    from bot.web.simulator import HUB_KEY
 
+    hub = runtime.extras[HUB_KEY]
+
+    class DemoServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            hub.close_streams()
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3
+    )
+    # uvicorn re-raises the signal after its graceful shutdown; these handlers turn it into an
+    # exception instead of an abrupt exit, so the caller's clean-up still runs.
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        DemoServer(config).run()
+    except (KeyboardInterrupt, StopDemo):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int:
+    """Run the demo server (or, with ``script``, the scripted scenario) and return an exit code."""
     if script:
-        print("lianxin demo --script: the scripted scenario is not built yet", file=sys.stderr)
-        return 1
+        from bot.demo.script import run_script
+
+        return run_script()
+
+    from bot.cli import setup_logging
+    from bot.web.simulator import HUB_KEY
+
     setup_logging()
     with tempfile.TemporaryDirectory(prefix="lianxin-demo-") as tmp:
-        settings = demo_settings(Path(tmp))
-        asyncio.run(prepare(settings))
-        clock = SystemClock()
-        bridge = SimulatedBridge(clock=clock)
-        runtime = build_runtime(settings, clock=clock, senders={"bridge": bridge})
-        runtime.extras["simulated_bridge"] = bridge
-        app = create_app(runtime)
-        print(f"Lianxin demo on http://{host}:{port}/  (database {settings.database.url})")
-        print(f"  API docs:  http://{host}:{port}/docs")
-        print(f"  health:    http://{host}:{port}/readyz")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        app, runtime = build_demo_app(Path(tmp))
+        print_welcome(host, port, Path(tmp), runtime.extras[HUB_KEY].admin_token)
+        serve(app, runtime, host=host, port=port)
+    print("Lianxin demo stopped; its database is gone.")
     return 0
