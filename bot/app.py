@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
-from bot.web import api, bridge_routes, health, wechat_routes
+from bot.web import api, bridge_routes, bulletins_api, health, wechat_routes
 from broadcasts.outbox import OutboxWorker
 from broadcasts.scheduler import build_scheduler
 
@@ -74,6 +74,6 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.dispatcher = Dispatcher(runtime, handlers)
-    for module in (health, bridge_routes, wechat_routes, api):
+    for module in (health, bridge_routes, wechat_routes, api, bulletins_api):
         app.include_router(module.router)
     return app

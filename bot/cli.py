@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.cli_bulletins import register as register_bulletins
 from bot.cli_people import register as register_people
 from bot.settings import ConfigError, Settings, load_settings
 
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = keys_sub.add_parser("generate", help="print a new random 32-byte key (base64)")
     gen.set_defaults(func=cmd_keys_generate)
     register_people(sub)
+    register_bulletins(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from bot.db import make_engine, make_sessions
 from bot.pii import PiiCipher
 from bot.settings import Settings, decode_key, secret_value
 from bot.sms import make_sms_sender
+from broadcasts.wecom_robot import WeComRobotSender
 from handlers.classifier import Classifier
 from handlers.texts import Texts
 
@@ -93,5 +94,6 @@ def build_runtime(
                 clock=clock,
             )
     runtime.senders["sms"] = make_sms_sender(settings, http, clock)
+    runtime.senders["wecom_robot"] = WeComRobotSender(client=http)
     runtime.senders.update(senders or {})
     return runtime

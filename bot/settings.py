@@ -98,6 +98,11 @@ class BulletinSettings(_Section):
     quiet_hours: str | None = "21:30-07:30"
     daily_cap_per_group: int = Field(3, ge=0)
     missed_run_grace_s: int = Field(3600, ge=0)
+    tick_interval_s: float = Field(10.0, gt=0)
+    media_dir: str = "media"
+    public_base_url: str | None = None
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    wecom_webhook_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 
     @field_validator("quiet_hours")
     @classmethod

@@ -107,6 +107,13 @@ class OutboxWorker:
         delay = min(self._settings.backoff_max_s, base) * (1 + random.uniform(0, 0.2))
         return timedelta(seconds=delay)
 
+    def _batch_limit(self) -> int:
+        # With pacing, a batch takes interval × size to send; claiming one row at a time lets an
+        # urgent notice queued meanwhile go next instead of waiting behind the whole batch.
+        if any(interval > 0 for interval in self._group_intervals.values()):
+            return 1
+        return self._settings.batch_size
+
     async def _claim(self) -> list[int]:
         now = self._clock.now()
         due = or_(
@@ -123,7 +130,7 @@ class OutboxWorker:
                         OutboxMessage.next_attempt_at,
                         OutboxMessage.id,
                     )
-                    .limit(self._settings.batch_size)
+                    .limit(self._batch_limit())
                 )
             ).all()
             claimed = []

@@ -12,6 +12,7 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.runtime import Runtime
+from broadcasts.bulletins import BulletinOptions, bulletin_tick_job
 
 log = logging.getLogger("lianxin.scheduler")
 
@@ -38,6 +39,16 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         seconds=runtime.settings.deadlines.sweep_interval_s,
         args=[runtime],
         id="deadline-sweep",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(runtime.settings.tz),
+    )
+    scheduler.add_job(
+        bulletin_tick_job,
+        "interval",
+        seconds=BulletinOptions.of(runtime).tick_interval_s,
+        args=[runtime],
+        id="bulletin-tick",
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(runtime.settings.tz),

@@ -17,8 +17,14 @@ lives in ``handlers/lexicon.yaml``; this module only implements the mechanics:
    negator ("不是报警"), then apply context modifiers (public notices, hypotheticals).
 4. Pick the best label, derive a margin-based confidence, and make sure an emergency is
    never filed as chatter, a question or a proposal.
+5. Ask the learned second opinion (:mod:`handlers.ngram_model`, a character n-gram Naive
+   Bayes trained on ``tests/data``), when one is loaded (:meth:`Classifier.from_file` does):
+   it may *add* an emergency the rules missed (probability >= ``model_emergency_threshold``),
+   never remove one; and it supplies the label when no label rule fired, or the rules are
+   unclear, and it is itself confident (log-score margin >= ``model_label_min_gap``).
+   ``matched`` then carries ``model:emergency`` / ``model:label``.
 
-The module is pure Python; the only I/O is reading the lexicon file.
+The module is pure Python; the only I/O is reading the lexicon and model files.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from typing import Any
 
 import opencc
 import yaml
+
+from handlers.ngram_model import DEFAULT_MODEL, NgramModel
 
 __all__ = [
     "LABELS",
@@ -356,16 +364,28 @@ class Classifier:
     mask: re.Pattern[str] | None = None
     label_mask: re.Pattern[str] | None = None
     net: _SafetyNet | None = None
+    # Learned second opinion; None = rules only (what from_dict builds).
+    model: NgramModel | None = None
+    model_emergency_threshold: float = 0.62
+    model_label_min_gap: float = 10.0
+    model_veto: re.Pattern[str] | None = None
 
     # -- construction -------------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: Path | None = None) -> Classifier:
-        """Load the lexicon YAML (default: ``lexicon.yaml`` next to this module)."""
+    def from_file(
+        cls, path: Path | None = None, model_path: Path | bool | None = None
+    ) -> Classifier:
+        """Load the lexicon YAML (default: ``lexicon.yaml`` next to this module) and the
+        n-gram model (default: ``ngram_model.json`` next to it; ``model_path=False``
+        gives the rules alone)."""
         lexicon_path = Path(path) if path is not None else DEFAULT_LEXICON
         with lexicon_path.open(encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
-        return cls.from_dict(data)
+        clf = cls.from_dict(data)
+        if model_path is not False:
+            clf.model = NgramModel.from_file(Path(model_path) if model_path else DEFAULT_MODEL)
+        return clf
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Classifier:
@@ -428,6 +448,9 @@ class Classifier:
             mask=_join(_compile_list(emergency.get("mask"), "emergency:mask")),
             label_mask=_join(_compile_list(settings.get("label_mask"), "settings:label_mask")),
             net=_build_net(data.get("safety_net")),
+            model_emergency_threshold=float(settings.get("model_emergency_threshold", 0.62)),
+            model_label_min_gap=float(settings.get("model_label_min_gap", 10.0)),
+            model_veto=_join(_compile_list(settings.get("model_veto"), "settings:model_veto")),
         )
 
     # -- matching helpers ---------------------------------------------------------------
@@ -645,6 +668,59 @@ class Classifier:
     def classify(self, text: str) -> Classification:
         """Classify one chat message."""
         norm = normalise(text)
+        result = self._classify_rules(norm)
+        if self.model is None:
+            return result
+        return self._second_opinion(result, norm)
+
+    def _second_opinion(self, result: Classification, norm: str) -> Classification:
+        """Combine the rules' verdict with the n-gram model's (see the module docstring)."""
+        pred = self.model.predict_normalised(norm)  # type: ignore[union-attr]
+        probs = pred.label_probs
+        matched = list(result.matched)
+        label, emergency = result.label, result.emergency
+        confidence, unclear = result.confidence, result.unclear
+        if not emergency and pred.emergency_prob >= self.model_emergency_threshold:
+            if self._model_vetoed(norm):
+                matched.append("model:vetoed")
+            else:
+                emergency = True
+                matched.append("model:emergency")
+        rule_fired = any(m.split(":", 1)[0] in LABELS for m in result.matched)
+        model_label = max(LABELS, key=lambda lb: (probs[lb], -LABELS.index(lb)))
+        if (
+            (unclear or not rule_fired)
+            and model_label != label
+            and pred.label_gap >= self.model_label_min_gap
+            and (model_label in _EMERGENCY_LABELS or not emergency)
+        ):
+            label = model_label
+            confidence, unclear = round(probs[label], 3), False
+            matched.append("model:label")
+        if emergency and label not in _EMERGENCY_LABELS:
+            # Only when the model added the emergency to a question, proposal, dispute or
+            # chatter: a danger-now message goes to report or help, the model picks which.
+            label = "report" if probs["report"] > probs["help"] else "help"
+            matched.append(f"forced:{label}")
+        if (label, emergency) == (result.label, result.emergency):
+            return result
+        return Classification(
+            label=label,
+            emergency=emergency,
+            confidence=confidence,
+            unclear=unclear,
+            scores=result.scores,
+            matched=tuple(matched),
+        )
+
+    def _model_vetoed(self, norm: str) -> bool:
+        """Known-harmless or already-resolved wording: the model may not add an emergency."""
+        if self.model_veto is not None and self.model_veto.search(norm):
+            return True
+        return bool(self.resolved.search(norm)) and not self.urgent.search(norm)
+
+    def _classify_rules(self, norm: str) -> Classification:
+        """The rule-based verdict on already-normalised text."""
         matched: list[str] = []
         scores = dict.fromkeys(LABELS, 0.0)
 

@@ -130,6 +130,9 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         now=ctx.now,
         detail="110 safety reply sent",
     )
+    from handlers.alerts_chat import link_to_active_alert  # alerts build on intake
+
+    await link_to_active_alert(ctx, ticket)
     out = Out.of(ctx)
     if merged:
         await _attach(ctx, ticket, out)

@@ -8,6 +8,7 @@ commands come before intake so that ``實名 …`` never becomes a ticket.
 from __future__ import annotations
 
 from bot.dispatcher import Handler
+from handlers.alerts_chat import alert_commands, alert_replies
 from handlers.greeting import private_greeting
 from handlers.intake import emergency_first, intake
 from handlers.officer import officer_commands
@@ -18,11 +19,13 @@ from handlers.verification import membership_events, verification_commands
 def default_handlers() -> list[Handler]:
     """Handlers for a production runtime."""
     return [
+        alert_commands,
         officer_commands,
         emergency_first,
         membership_events,
         verification_commands,
         resident_commands,
+        alert_replies,
         intake,
         private_greeting,
     ]

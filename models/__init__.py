@@ -1,6 +1,14 @@
 """Typed SQLAlchemy 2.0 models, one module per aggregate. Import this package to register all."""
 
 from models.base import Base
+from models.bulletins import (
+    Alert,
+    AlertAck,
+    AlertDelivery,
+    Bulletin,
+    BulletinDelivery,
+    BulletinRun,
+)
 from models.directory import Group, Officer, RosterEntry, Station
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -17,9 +25,15 @@ from models.tokens import AccessTokenCache, ApiToken
 
 __all__ = [
     "AccessTokenCache",
+    "Alert",
+    "AlertAck",
+    "AlertDelivery",
     "ApiToken",
     "Base",
     "Binding",
+    "Bulletin",
+    "BulletinDelivery",
+    "BulletinRun",
     "Group",
     "GroupMember",
     "Household",

@@ -1,0 +1,613 @@
+"""Admin API for bulletins, urgent notices and media (CONTRACT §6), plus public ``/media/…``.
+
+Everything under ``/api/v1`` needs an admin token (401 without, 403 with an officer's). Requests
+that parse but are wrong for the directory or the clock (an unknown group, a past ``at``) are
+``422`` in FastAPI's own error shape, with ``loc`` naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tempfile
+from datetime import datetime
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.runtime import Runtime
+from bot.web.auth import Caller, require_admin
+from bot.web.deps import get_runtime
+from broadcasts.alerts import alert_view, correct_alert, recall_alert, send_alert
+from broadcasts.bulletins import (
+    BulletinOptions,
+    BulletinPatch,
+    BulletinSpec,
+    Conflict,
+    MediaSpec,
+    Problem,
+    cancel_bulletin,
+    create_bulletin,
+    list_deliveries,
+    list_runs,
+    pause_bulletin,
+    preview_bulletin,
+    resume_bulletin,
+    schedule_dict,
+    update_bulletin,
+)
+from models.bulletins import Alert, Bulletin
+
+router = APIRouter(tags=["bulletins"])
+
+MEDIA_TYPES = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "application/pdf": "pdf",
+}
+_EXT_TYPES = {ext: ctype for ctype, ext in MEDIA_TYPES.items()} | {"jpeg": "image/jpeg"}
+_MEDIA_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|png|gif|webp|mp4|mov|pdf)$")
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's validation errors, ``loc`` pointing into the body."""
+    return HTTPException(
+        422, [{"type": "value_error", "loc": ["body", *field.split(".")], "msg": message}]
+    )
+
+
+def _caller_name(caller: Caller) -> str:
+    return f"admin:{caller.name or caller.token_id}"
+
+
+# --- bulletins ---------------------------------------------------------------------------------
+class Created(BaseModel):
+    id: int
+
+
+class BulletinOut(BaseModel):
+    id: int
+    title: str
+    category: str
+    text: str
+    media: dict[str, Any] | None
+    cover: str | None
+    targets: dict[str, Any]
+    schedule: dict[str, Any]
+    status: str
+    next_run_at: datetime | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _out(b: Bulletin) -> BulletinOut:
+    return BulletinOut(
+        id=b.id,
+        title=b.title,
+        category=b.category,
+        text=b.text,
+        media=b.media,
+        cover=b.cover,
+        targets=b.targets,
+        schedule=schedule_dict(b),
+        status=b.status,
+        next_run_at=b.next_run_at,
+        created_by=b.created_by,
+        created_at=b.created_at,
+        updated_at=b.updated_at,
+    )
+
+
+async def _get(session: AsyncSession, bulletin_id: int) -> Bulletin:
+    bulletin = await session.get(Bulletin, bulletin_id)
+    if bulletin is None:
+        raise HTTPException(404, f"no bulletin {bulletin_id}")
+    return bulletin
+
+
+@router.post("/api/v1/bulletins", status_code=201, response_model=Created)
+async def create(
+    spec: BulletinSpec,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> Created:
+    """Schedule a bulletin: ``{"title", "category", "text", "media"?, "cover"?, "targets",
+    "schedule"}``."""
+    try:
+        async with runtime.sessions.begin() as session:
+            bulletin = await create_bulletin(
+                session,
+                spec=spec,
+                tz=runtime.settings.tz,
+                created_by=_caller_name(caller),
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise _unprocessable(exc.field, exc.message) from None
+    return Created(id=bulletin.id)
+
+
+@router.get("/api/v1/bulletins", response_model=list[BulletinOut])
+async def list_bulletins(
+    status: str | None = Query(None, pattern="^(active|paused|cancelled|finished)$"),
+    limit: int = Query(200, ge=1, le=2000),
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[BulletinOut]:
+    """Bulletins, newest first."""
+    query = select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)
+    if status:
+        query = query.where(Bulletin.status == status)
+    async with runtime.sessions() as session:
+        return [_out(b) for b in (await session.scalars(query)).all()]
+
+
+@router.get("/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut)
+async def get_bulletin(
+    bulletin_id: int,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> BulletinOut:
+    """One bulletin with its schedule, status and next due time."""
+    async with runtime.sessions() as session:
+        return _out(await _get(session, bulletin_id))
+
+
+@router.patch("/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut)
+async def patch_bulletin(
+    bulletin_id: int,
+    patch: BulletinPatch,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> BulletinOut:
+    """Change any fields; runs already sent keep what they sent."""
+    try:
+        async with runtime.sessions.begin() as session:
+            bulletin = await update_bulletin(
+                session,
+                bulletin=await _get(session, bulletin_id),
+                patch=patch,
+                tz=runtime.settings.tz,
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise _unprocessable(exc.field, exc.message) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _out(bulletin)
+
+
+@router.post("/api/v1/bulletins/{bulletin_id}/{action}", response_model=BulletinOut)
+async def bulletin_action(
+    bulletin_id: int,
+    action: Literal["pause", "resume", "cancel"],
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> BulletinOut:
+    """``pause`` holds unsent deliveries and stops new runs; ``resume`` releases them;
+    ``cancel`` withdraws unsent deliveries for good."""
+    now = runtime.clock.now()
+    try:
+        async with runtime.sessions.begin() as session:
+            bulletin = await _get(session, bulletin_id)
+            if action == "pause":
+                await pause_bulletin(session, bulletin=bulletin, now=now)
+            elif action == "resume":
+                await resume_bulletin(session, bulletin=bulletin, tz=runtime.settings.tz, now=now)
+            else:
+                await cancel_bulletin(session, bulletin=bulletin, now=now)
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    if action == "resume":
+        runtime.outbox_wakeup.set()
+    return _out(bulletin)
+
+
+class PreviewMessageOut(BaseModel):
+    group_id: str
+    group_name: str
+    channel: str
+    text: str
+    media: dict[str, Any] | None
+    not_before: datetime | None
+    reason: str | None
+
+
+class PreviewOut(BaseModel):
+    next_runs: list[datetime]
+    messages: list[PreviewMessageOut]
+    warnings: list[str]
+
+
+async def _preview(session: AsyncSession, runtime: Runtime, bulletin: Bulletin) -> PreviewOut:
+    p = await preview_bulletin(session, runtime=runtime, bulletin=bulletin, now=runtime.clock.now())
+    return PreviewOut(
+        next_runs=p.next_runs,
+        messages=[PreviewMessageOut(**m.__dict__) for m in p.messages],
+        warnings=p.warnings,
+    )
+
+
+@router.get("/api/v1/bulletins/{bulletin_id}/preview", response_model=PreviewOut)
+async def preview_saved(
+    bulletin_id: int,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> PreviewOut:
+    """The exact messages the next run sends, the groups, and when each would go out."""
+    async with runtime.sessions() as session:
+        return await _preview(session, runtime, await _get(session, bulletin_id))
+
+
+@router.post("/api/v1/bulletins/preview", response_model=PreviewOut)
+async def preview_draft(
+    spec: BulletinSpec,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> PreviewOut:
+    """Preview a bulletin before creating it (same body as ``POST /api/v1/bulletins``)."""
+    now = runtime.clock.now()
+    async with runtime.sessions() as session:
+        try:
+            # Validate exactly as create would, then throw the row away.
+            draft = await create_bulletin(
+                session, spec=spec, tz=runtime.settings.tz, created_by="preview", now=now
+            )
+        except Problem as exc:
+            raise _unprocessable(exc.field, exc.message) from None
+        try:
+            return await _preview(session, runtime, draft)
+        finally:
+            await session.rollback()
+
+
+class DeliveryOut(BaseModel):
+    group_id: str
+    status: str
+    sent_at: datetime | None
+    attempts: int
+    run_id: int
+    due_at: datetime
+    channel: str
+    not_before: datetime
+    reason: str | None
+
+
+@router.get("/api/v1/bulletins/{bulletin_id}/deliveries", response_model=list[DeliveryOut])
+async def deliveries(
+    bulletin_id: int,
+    run_id: int | None = Query(None),
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[DeliveryOut]:
+    """One row per (run, group): ``status`` is deferred (quiet hours or daily cap, see
+    ``reason``), pending, sent, failed, held (paused) or cancelled; attempts from the outbox."""
+    async with runtime.sessions() as session:
+        await _get(session, bulletin_id)
+        views = await list_deliveries(
+            session, bulletin_id=bulletin_id, now=runtime.clock.now(), run_id=run_id
+        )
+    return [DeliveryOut(**v.__dict__) for v in views]
+
+
+class RunOut(BaseModel):
+    id: int
+    due_at: datetime
+    status: str
+    reason: str | None
+    groups: int
+    totals: dict[str, int]
+
+
+@router.get("/api/v1/bulletins/{bulletin_id}/runs", response_model=list[RunOut])
+async def runs(
+    bulletin_id: int,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[RunOut]:
+    """Runs newest first (pending, sent, missed, cancelled) with delivery totals."""
+    async with runtime.sessions() as session:
+        await _get(session, bulletin_id)
+        views = await list_runs(session, bulletin_id=bulletin_id, now=runtime.clock.now())
+    return [RunOut(**v.__dict__) for v in views]
+
+
+# --- alerts ------------------------------------------------------------------------------------
+class AlertScope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stations: list[str] | None = None
+    groups: list[str] | None = None
+    all: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AlertScope:
+        given = [k for k in ("stations", "groups", "all") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of stations, groups, all")
+        if given[0] == "all" and self.all is not True:
+            raise ValueError("all must be true")
+        if given[0] != "all" and not getattr(self, given[0]):
+            raise ValueError(f"{given[0]} is empty: name at least one")
+        return self
+
+
+class AlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: AlertScope
+    text: str = Field(min_length=1, max_length=4000)
+    media: MediaSpec | None = None
+
+
+class AlertCreated(BaseModel):
+    id: int
+    groups: int
+
+
+class AlertGroupOut(BaseModel):
+    group_id: str
+    status: str
+    sent_at: datetime | None
+    attempts: int
+    acks: int
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    parent_id: int | None
+    status: str
+    scope: dict[str, Any]
+    text: str
+    created_by: str
+    created_at: datetime
+    recalled_at: datetime | None
+    totals: dict[str, int]
+    groups: list[AlertGroupOut]
+    acks: int
+    tickets: list[str]
+    followups: list[int]
+
+
+@router.post("/api/v1/alerts", status_code=201, response_model=AlertCreated)
+async def create_alert(
+    body: AlertIn,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertCreated:
+    """An urgent notice: out at once to every group in scope, ahead of queued bulletins,
+    regardless of quiet hours and caps."""
+    try:
+        async with runtime.sessions.begin() as session:
+            alert, count = await send_alert(
+                session,
+                runtime=runtime,
+                scope=body.scope.model_dump(exclude_none=True),
+                text=body.text,
+                media=body.media.model_dump() if body.media else None,
+                created_by=_caller_name(caller),
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise _unprocessable(exc.field, exc.message) from None
+    runtime.outbox_wakeup.set()
+    return AlertCreated(id=alert.id, groups=count)
+
+
+async def _alert_out(session: AsyncSession, runtime: Runtime, alert: Alert) -> AlertOut:
+    view = await alert_view(session, runtime=runtime, alert=alert)
+    data = dict(view.__dict__)
+    data["groups"] = [AlertGroupOut(**g.__dict__) for g in view.groups]
+    return AlertOut(**data)
+
+
+async def _get_alert(session: AsyncSession, alert_id: int) -> Alert:
+    alert = await session.get(Alert, alert_id)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    return alert
+
+
+@router.get("/api/v1/alerts", response_model=list[AlertOut])
+async def list_alerts(
+    limit: int = Query(50, ge=1, le=500),
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[AlertOut]:
+    """Alerts, corrections and recalls, newest first, with per-group delivery."""
+    async with runtime.sessions() as session:
+        alerts = (await session.scalars(select(Alert).order_by(Alert.id.desc()).limit(limit))).all()
+        return [await _alert_out(session, runtime, a) for a in alerts]
+
+
+@router.get("/api/v1/alerts/{alert_id}", response_model=AlertOut)
+async def get_alert(
+    alert_id: int,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertOut:
+    """Per group: whether it went out (sent, pending, failed, cancelled) and acknowledgements;
+    tickets opened from residents' clues."""
+    async with runtime.sessions() as session:
+        return await _alert_out(session, runtime, await _get_alert(session, alert_id))
+
+
+class RecallIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=1000)
+
+
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+@router.post("/api/v1/alerts/{alert_id}/recall", response_model=AlertCreated)
+async def recall(
+    alert_id: int,
+    body: RecallIn | None = None,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertCreated:
+    """Withdraw what has not gone out and tell the groups it reached; returns the notice."""
+    try:
+        async with runtime.sessions.begin() as session:
+            alert = await _get_alert(session, alert_id)
+            if alert.kind != "alert":
+                raise Problem("id", f"{alert_id} is a {alert.kind}, recall the alert itself")
+            notice, count, _withdrawn = await recall_alert(
+                session,
+                runtime=runtime,
+                alert=alert,
+                reason=(body.reason if body else "").strip(),
+                created_by=_caller_name(caller),
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise HTTPException(409, exc.message) from None
+    runtime.outbox_wakeup.set()
+    return AlertCreated(id=notice.id, groups=count)
+
+
+@router.post("/api/v1/alerts/{alert_id}/correct", status_code=201, response_model=AlertCreated)
+async def correct(
+    alert_id: int,
+    body: CorrectionIn,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertCreated:
+    """A correction, sent the same way to the groups the alert reached."""
+    try:
+        async with runtime.sessions.begin() as session:
+            alert = await _get_alert(session, alert_id)
+            if alert.kind != "alert":
+                raise Problem("id", f"{alert_id} is a {alert.kind}, correct the alert itself")
+            correction, count = await correct_alert(
+                session,
+                runtime=runtime,
+                alert=alert,
+                text=body.text,
+                created_by=_caller_name(caller),
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise HTTPException(409, exc.message) from None
+    runtime.outbox_wakeup.set()
+    return AlertCreated(id=correction.id, groups=count)
+
+
+# --- media -------------------------------------------------------------------------------------
+class MediaOut(BaseModel):
+    url: str
+    type: str
+    bytes: int
+
+
+def _media_kind(ctype: str) -> str:
+    return ctype.split("/")[0] if ctype.startswith(("image/", "video/")) else "file"
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"upload larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _from_multipart(ctype_header: str, body: bytes) -> tuple[bytes, str]:
+    """The first file part of a multipart/form-data body and its content type.
+
+    Parsed with the standard library's MIME parser, so the API needs no extra dependency.
+    """
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype_header.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise HTTPException(422, "multipart body without parts")
+    for part in message.iter_parts():
+        filename = part.get_filename()
+        if not filename:
+            continue
+        data = part.get_payload(decode=True) or b""
+        ctype = part.get_content_type()
+        if ctype not in MEDIA_TYPES:
+            ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+            ctype = _EXT_TYPES.get(ext, ctype)
+        return data, ctype
+    raise HTTPException(422, [{"type": "missing", "loc": ["body", "file"], "msg": "no file part"}])
+
+
+def _store(folder: Path, name: str, data: bytes) -> None:
+    """Write then rename: a reader never sees half a file under the final name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if target.exists():
+        return  # content-addressed: the same bytes are already there
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    Path(tmp).replace(target)
+
+
+@router.post("/api/v1/media", status_code=201, response_model=MediaOut)
+async def upload_media(
+    request: Request,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> MediaOut:
+    """Store an image, video or PDF; answers its stable URL ``/media/<sha256>.<ext>``.
+
+    Send ``multipart/form-data`` with a file part, or the raw bytes with their Content-Type.
+    The same file uploaded twice gets the same URL.
+    """
+    options = BulletinOptions.of(runtime)
+    body = await _read_capped(request, options.max_upload_bytes)
+    ctype_header = request.headers.get("content-type", "")
+    if ctype_header.startswith("multipart/form-data"):
+        data, ctype = _from_multipart(ctype_header, body)
+    else:
+        data, ctype = body, ctype_header.split(";")[0].strip().lower()
+    if ctype not in MEDIA_TYPES:
+        raise HTTPException(
+            415, f"unsupported media type {ctype!r}: use one of {list(MEDIA_TYPES)}"
+        )
+    if not data:
+        raise HTTPException(422, "empty file")
+    name = f"{hashlib.sha256(data).hexdigest()}.{MEDIA_TYPES[ctype]}"
+    await asyncio.to_thread(_store, options.media_dir, name, data)
+    return MediaOut(url=f"/media/{name}", type=_media_kind(ctype), bytes=len(data))
+
+
+@router.get("/media/{name}", include_in_schema=True)
+async def get_media(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
+    """An uploaded file. Public (bridges fetch it); names are content hashes."""
+    if not _MEDIA_NAME.match(name):
+        raise HTTPException(404, "no such media")
+    path = BulletinOptions.of(runtime).media_dir / name
+    if not path.is_file():
+        raise HTTPException(404, "no such media")
+    ext = name.rsplit(".", 1)[1]
+    return FileResponse(
+        path,
+        media_type=_EXT_TYPES[ext],
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )

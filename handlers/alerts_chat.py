@@ -1,0 +1,251 @@
+"""Urgent notices in the chat: the leader's commands, and residents' answers to an alert.
+
+``alert_commands`` (before ``officer_commands``, which takes every officer message):
+
+- ``緊急通報 範圍 內容`` / ``紧急通报 范围 内容``: scope is a station id or name (its sub-stations
+  included), or ``全縣``/``全县``. Leaders only — any leader, any scope: a child lost in one
+  township may be found in the next, and the station chief is who decides that.
+- ``撤回通報 ID [原因]`` / ``撤回通报 ID [原因]``, and ``更正通報 ID 內容`` / ``更正通报 ID 内容``:
+  by the alert's author or a top-level leader.
+
+``alert_replies`` (after the emergency layer and resident commands, before intake), in a group
+that an alert reached in the last 24 h: ``收到`` is recorded and nothing is said; a clue (see
+:func:`is_clue`) becomes a help ticket linked to the alert; anything else goes on to intake.
+Clues are not held for real-name verification: during a search for a missing child a clue must
+not wait (docs/bulletins.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from sqlalchemy import or_, select
+
+from bot.dispatcher import HandlerContext
+from broadcasts.alerts import (
+    active_alert_for_group,
+    correct_alert,
+    recall_alert,
+    record_ack,
+    send_alert,
+)
+from broadcasts.bulletins import Problem
+from handlers.commands import clean
+from handlers.intake import similarity, submit
+from handlers.tickets import Out
+from models.bulletins import Alert
+from models.directory import Officer, Station
+from models.tickets import Ticket
+
+_SEND = re.compile(r"^(?:緊急通報|紧急通报)(?:\s+(?P<scope>\S+))?(?:\s+(?P<text>.+))?$", re.S)
+_RECALL = re.compile(r"^(?:撤回通報|撤回通报)\s*#?(?P<id>\d+)(?:\s+(?P<reason>.+))?$", re.S)
+_CORRECT = re.compile(r"^(?:更正通報|更正通报)\s*#?(?P<id>\d+)\s+(?P<text>.+)$", re.S)
+_WHOLE_COUNTY = {"全縣", "全县"}
+# 收到, 已收到, 收到了, 收到!, 好的收到, 收到收到 … and nothing else.
+_ACK = re.compile(r"^(?:好的)?(?:已)?(?:收到)+(?:了|啦|啊)?$")
+_PUNCT = re.compile(r"[\s\W_]+")
+_CHATTER_MAX = 10
+# Share of character bigrams with the alert's text above which a message is about the alert.
+_SAME_MATTER = 0.2
+
+
+async def alert_commands(ctx: HandlerContext) -> bool:
+    """A leader's alert command; other senders' messages pass on untouched."""
+    officer = ctx.officer
+    if officer is None or ctx.event.kind != "message":
+        return False
+    text = clean(ctx.event.text)
+    send, recall, correct = _SEND.match(text), _RECALL.match(text), _CORRECT.match(text)
+    if not (send or recall or correct):
+        return False
+    out = Out.of(ctx)
+    if officer.role != "leader":
+        out.to_officer(officer, ctx.text("alert_not_leader"))
+        return True
+    if send:
+        await _send(ctx, out, officer, send.group("scope"), send.group("text"))
+    elif recall:
+        await _recall(ctx, out, officer, int(recall.group("id")), recall.group("reason") or "")
+    elif correct:
+        await _correct(ctx, out, officer, int(correct.group("id")), correct.group("text"))
+    return True
+
+
+async def _is_top_leader(ctx: HandlerContext, officer: Officer) -> bool:
+    station = await ctx.session.get(Station, officer.station_id)
+    return station is not None and station.parent_id is None
+
+
+async def _find_station(ctx: HandlerContext, word: str) -> Station | None:
+    """A station by id, by exact name, or by a unique name prefix (``橋鎮`` for 橋鎮派出所)."""
+    exact = await ctx.session.scalar(
+        select(Station).where(or_(Station.id == word, Station.name == word))
+    )
+    if exact is not None:
+        return exact
+    prefixed = (
+        await ctx.session.scalars(select(Station).where(Station.name.startswith(word)))
+    ).all()
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+async def _send(
+    ctx: HandlerContext, out: Out, officer: Officer, scope_word: str | None, text: str | None
+) -> None:
+    if not scope_word or not text or not text.strip():
+        out.to_officer(officer, ctx.text("alert_usage"))
+        return
+    if scope_word in _WHOLE_COUNTY:
+        scope: dict[str, object] = {"all": True}
+    else:
+        station = await _find_station(ctx, scope_word)
+        if station is None:
+            out.to_officer(officer, ctx.text("alert_unknown_scope", scope=scope_word))
+            return
+        scope = {"stations": [station.id]}
+    try:
+        alert, count = await send_alert(
+            ctx.session,
+            runtime=ctx.runtime,
+            scope=scope,
+            text=text.strip(),
+            media=None,
+            created_by=f"officer:{officer.id}",
+            now=ctx.now,
+        )
+    except Problem:
+        out.to_officer(officer, ctx.text("alert_no_groups", scope=scope_word))
+        return
+    out.to_officer(officer, ctx.text("alert_sent_to_leader", id=alert.id, count=count), priority=0)
+
+
+async def _own_alert(
+    ctx: HandlerContext, out: Out, officer: Officer, alert_id: int
+) -> Alert | None:
+    alert = await ctx.session.get(Alert, alert_id)
+    if alert is None or alert.kind != "alert":
+        out.to_officer(officer, ctx.text("alert_unknown", id=alert_id))
+        return None
+    if alert.created_by != f"officer:{officer.id}" and not await _is_top_leader(ctx, officer):
+        out.to_officer(officer, ctx.text("alert_not_yours", id=alert_id))
+        return None
+    if alert.status == "recalled":
+        out.to_officer(officer, ctx.text("alert_already_recalled", id=alert_id))
+        return None
+    return alert
+
+
+async def _recall(
+    ctx: HandlerContext, out: Out, officer: Officer, alert_id: int, reason: str
+) -> None:
+    alert = await _own_alert(ctx, out, officer, alert_id)
+    if alert is None:
+        return
+    _notice, count, withdrawn = await recall_alert(
+        ctx.session,
+        runtime=ctx.runtime,
+        alert=alert,
+        reason=reason.strip(),
+        created_by=f"officer:{officer.id}",
+        now=ctx.now,
+    )
+    out.to_officer(
+        officer,
+        ctx.text("alert_recalled_to_leader", id=alert_id, count=count, withdrawn=withdrawn),
+        priority=0,
+    )
+
+
+async def _correct(
+    ctx: HandlerContext, out: Out, officer: Officer, alert_id: int, text: str
+) -> None:
+    alert = await _own_alert(ctx, out, officer, alert_id)
+    if alert is None:
+        return
+    correction, count = await correct_alert(
+        ctx.session,
+        runtime=ctx.runtime,
+        alert=alert,
+        text=text.strip(),
+        created_by=f"officer:{officer.id}",
+        now=ctx.now,
+    )
+    out.to_officer(
+        officer,
+        ctx.text("alert_corrected_to_leader", id=alert_id, correction=correction.id, count=count),
+        priority=0,
+    )
+
+
+def is_ack(text: str) -> bool:
+    """``收到`` and its everyday variants, with any punctuation or emoji around it."""
+    return bool(_ACK.match(_PUNCT.sub("", clean(text))))
+
+
+def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
+    """Whether a resident's message answers the alert rather than raising a matter of its own.
+
+    Sightings ("我好像在超市门口见过这个孩子") match no lexicon entry: the classifier says
+    ``other``. A message it files under a real label (a fraud question, a theft) is an ordinary
+    matter for intake, unless it talks about what the alert says. Short thanks and greetings are
+    not clues; a longer message that also thanks ("那是我孫子!我馬上去廣場,謝謝") is: during an
+    alert, over-capturing is the safe side.
+    """
+    result = ctx.classify()
+    if similarity(alert_text, text) >= _SAME_MATTER:
+        return True
+    if result.label != "other":
+        return False
+    size = len(_PUNCT.sub("", text))
+    chatter = any(m.startswith("other") for m in result.matched)
+    return size >= 4 and not (chatter and size <= _CHATTER_MAX)
+
+
+async def alert_replies(ctx: HandlerContext) -> bool:
+    """收到 → acknowledgement; a clue → a help ticket linked to the alert; else pass on."""
+    ev = ctx.event
+    if ev.kind != "message" or ctx.group is None or ctx.officer is not None:
+        return False
+    text = clean(ev.text)
+    if not text:
+        return False
+    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
+    if alert is None:
+        return False
+    if is_ack(text):
+        await record_ack(
+            ctx.session, alert=alert, group_id=ctx.group.id, member_id=ctx.member.id, now=ctx.now
+        )
+        return True
+    if not is_clue(ctx, text, ctx.runtime.cipher.decrypt(alert.text_enc) or ""):
+        return False  # an ordinary matter or chatter: intake decides, as on any other day
+    ticket = await submit(
+        ctx,
+        dataclasses.replace(ctx.classify(), label="help", unclear=False),
+        text=ev.text,
+        member=ctx.member,
+        channel=ev.channel,
+        sender_id=ev.sender_id,
+        group=ctx.group,
+        script=ctx.script,
+    )
+    if ticket.alert_id is None:
+        ticket.alert_id = alert.id
+    return True
+
+
+async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:
+    """An emergency raised in a group during an alert, about what the alert says, belongs to it
+    (a child seen by the river while the lost-child notice is out)."""
+    if ctx.group is None or ticket.alert_id is not None:
+        return
+    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
+    if alert is None:
+        return
+    # Weaker wording overlap than for clues: an emergency about a person during an alert is
+    # more likely than not about the person the alert seeks, and a wrong link costs nothing.
+    overlap = similarity(ctx.runtime.cipher.decrypt(alert.text_enc) or "", ctx.event.text)
+    if overlap >= _SAME_MATTER / 2 or ticket.category == "help":
+        ticket.alert_id = alert.id
+        ticket.category = "help"  # a clue for the alert, as alert_replies files them

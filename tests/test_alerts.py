@@ -1,0 +1,198 @@
+"""Urgent notices (issue 5): ahead of queued bulletins, past quiet hours and caps, the leader's
+chat command, residents' 收到 and clues (tickets linked to the alert), corrections and recalls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models.bulletins import AlertAck
+from tests.bulletins_support import GROUPS, Bench, local
+from tests.harness import Harness
+
+MON_10 = local(2026, 11, 30, 10)
+QZ = "grp-qiaozhen-01"
+
+
+@pytest.fixture
+async def b(harness: Harness) -> Bench:
+    return await Bench.build(harness, at=MON_10)
+
+
+async def test_urgent_notice_jumps_ahead_of_queued_bulletins(b: Bench) -> None:
+    await b.create(schedule={"at": MON_10}, targets={"all": True}, title="普通公告")
+    await b.tick()  # three bulletin rows are queued now
+    out = await b.post(
+        "/api/v1/alerts", {"scope": {"all": True}, "text": "寻找走失儿童"}, status=201
+    )
+    assert out["groups"] == 3
+    await b.h.drain()
+    texts = [s["text"] for s in b.h.world.state.sends()]
+    assert all("寻找走失儿童" in t for t in texts[:3])
+    assert all("普通公告" in t for t in texts[3:]) and len(texts) == 6
+    view = await b.get(f"/api/v1/alerts/{out['id']}")
+    assert [(g["group_id"], g["status"]) for g in view["groups"]] == [(g, "sent") for g in GROUPS]
+    assert view["totals"]["sent"] == 3 and view["text"] == "寻找走失儿童"
+
+
+async def test_urgent_notice_ignores_quiet_hours_and_the_daily_cap(b: Bench) -> None:
+    b.h.runtime.settings.bulletins.daily_cap_per_group = 1
+    b.h.clock.set(local(2026, 11, 30, 23, 30))
+    for _ in range(2):
+        await b.post("/api/v1/alerts", {"scope": {"groups": [QZ]}, "text": "暴雨预警"}, status=201)
+    sent = await b.h.sent()
+    assert len(sent) == 2 and all(s["group_id"] == QZ for s in sent)
+    assert sent[0]["text"].startswith("【紧急通报 ")
+
+
+async def test_alert_api_auth_and_validation(b: Bench) -> None:
+    body = {"scope": {"all": True}, "text": "x"}
+    assert (await b.api.post("/api/v1/alerts", json=body)).status_code == 401
+    assert (await b.api.post("/api/v1/alerts", json=body, headers=b.officer)).status_code == 403
+    for bad, where in [
+        ({"scope": {"stations": ["mars"]}, "text": "x"}, ["body", "scope", "stations"]),
+        ({"scope": {"groups": []}, "text": "x"}, ["body", "scope"]),
+        ({"scope": {"all": True}, "text": ""}, ["body", "text"]),
+        ({"scope": {"tags": ["village"]}, "text": "x"}, ["body", "scope"]),
+    ]:
+        r = await b.api.post("/api/v1/alerts", json=bad, headers=b.admin)
+        assert r.status_code == 422, (bad, r.text)
+        assert any(e["loc"][: len(where)] == where for e in r.json()["detail"]), r.text
+
+
+async def test_leader_sends_by_chat_to_a_station_and_its_groups(b: Bench) -> None:
+    await b.h.say(
+        "紧急通报 橋鎮派出所 今晚有寒潮,请照顾好独居老人。", group=None, sender="wxid_zhao"
+    )
+    await b.h.sent()
+    assert {m["group_id"] for m in b.h.to_group(QZ) + b.h.to_group("grp-qiaozhen-02")} == {
+        QZ,
+        "grp-qiaozhen-02",
+    }
+    assert b.h.to_group("grp-hexi-01") == []
+    assert "寒潮" in b.h.to_group(QZ)[0]["text"]
+    [confirm] = b.h.to_user("wxid_zhao")
+    assert "已發往 2 個群組" in confirm  # answered in the script the leader wrote in
+
+
+async def test_chat_command_is_for_leaders_only(b: Bench) -> None:
+    await b.h.say("緊急通報 橋鎮 有人冒充民警", group=None, sender="wxid_wang")  # not a leader
+    await b.h.say("紧急通报 火星 有人冒充民警", group=None, sender="wxid_zhao")
+    await b.h.say("紧急通报", group=None, sender="wxid_zhao")
+    await b.h.say("緊急通報 橋鎮 有人冒充民警", group=QZ, sender="wxid_yang")  # a resident
+    await b.h.sent()
+    assert all(m["group_id"] is None for m in b.h.world.state.delivered())
+    assert "只有所長" in b.h.to_user("wxid_wang")[0]
+    zhao = b.h.to_user("wxid_zhao")
+    assert len(zhao) == 2 and "找不到范围" in zhao[0] and "用法" in zhao[1]
+    # A station leader may reach the whole county (a lost child does not stay in one township).
+    await b.h.say("紧急通报 全县 有人冒充民警诈骗,请勿转账", group=None, sender="wxid_zhao")
+    await b.h.sent()
+    assert {m["group_id"] for m in b.h.world.state.delivered() if m["group_id"]} == set(GROUPS)
+
+
+async def test_residents_acknowledge_and_clues_become_linked_tickets(b: Bench) -> None:
+    out = await b.post(
+        "/api/v1/alerts",
+        {"scope": {"stations": ["qiaozhen"]}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
+        status=201,
+    )
+    await b.h.sent()
+    await b.h.say("收到", group=QZ, sender="wxid_a")
+    await b.h.say("收到!", group=QZ, sender="wxid_a")  # once per resident
+    await b.h.say("已收到", group="grp-qiaozhen-02", sender="wxid_b")
+    assert await b.h.sent() == [] or all(m["group_id"] is None for m in b.h.to_group(QZ)[3:])
+    before = len(b.h.world.state.delivered())
+    await b.h.say("我半小时前在桥头看到一个穿红衣服的小男孩往河边走", group=QZ, sender="wxid_c")
+    [ticket] = await b.h.tickets()
+    assert ticket.alert_id == out["id"] and ticket.category == "help"
+    await b.h.sent()
+    ack = [m for m in b.h.world.state.delivered()[before:] if m["group_id"] == QZ]
+    assert len(ack) == 1 and f"#{ticket.code}" in ack[0]["text"]  # the resident is answered
+    assert any(f"#{ticket.code}" in t for t in b.h.to_user("wxid_wang"))  # the duty officer told
+    await b.h.say("谢谢", group=QZ, sender="wxid_d")  # chatter is not a clue
+    await b.h.say("谢谢警察同志辛苦了", group=QZ, sender="wxid_d")
+    assert len(await b.h.tickets()) == 1
+    await b.h.say("那是我孫子!我馬上去廣場,謝謝警察同志", group="grp-qiaozhen-02", sender="wxid_e")
+    assert [t.alert_id for t in await b.h.tickets()] == [out["id"], out["id"]]
+    view = await b.get(f"/api/v1/alerts/{out['id']}")
+    assert view["acks"] == 2 and view["tickets"][0] == ticket.code and len(view["tickets"]) == 2
+    assert {g["group_id"]: g["acks"] for g in view["groups"]} == {QZ: 1, "grp-qiaozhen-02": 1}
+    async with b.h.runtime.sessions() as s:
+        assert len((await s.scalars(select(AlertAck))).all()) == 2
+
+
+async def test_replies_after_24_hours_are_ordinary_messages(b: Bench) -> None:
+    await b.post("/api/v1/alerts", {"scope": {"groups": [QZ]}, "text": "注意"}, status=201)
+    b.h.clock.advance(timedelta(hours=25))
+    await b.h.say("收到", group=QZ, sender="wxid_a")
+    async with b.h.runtime.sessions() as s:
+        assert (await s.scalars(select(AlertAck))).all() == []
+
+
+async def test_recall_before_sending_withdraws_and_after_sending_tells_the_groups(
+    b: Bench,
+) -> None:
+    early = await b.post("/api/v1/alerts", {"scope": {"all": True}, "text": "错发"}, status=201)
+    recalled = await b.post(f"/api/v1/alerts/{early['id']}/recall", {"reason": ""})
+    assert recalled["groups"] == 0  # it never went out, so nobody needs to hear of it
+    assert await b.h.sent() == []
+    view = await b.get(f"/api/v1/alerts/{early['id']}")
+    assert view["status"] == "recalled" and view["totals"]["cancelled"] == 3
+
+    out = await b.post("/api/v1/alerts", {"scope": {"all": True}, "text": "桥梁封闭"}, status=201)
+    await b.h.sent()
+    fix = await b.post(f"/api/v1/alerts/{out['id']}/correct", {"text": "仅东桥封闭"}, status=201)
+    assert fix["groups"] == 3
+    await b.h.drain()
+    notice = await b.post(f"/api/v1/alerts/{out['id']}/recall", {"reason": "已恢复通行"})
+    assert notice["groups"] == 3
+    texts = [m["text"] for m in await b.h.sent() if m["group_id"] == QZ]
+    assert len(texts) == 3
+    assert texts[1].startswith("【更正:紧急通报 ") and "仅东桥封闭" in texts[1]
+    assert texts[2].startswith("【撤回:紧急通报 ") and "已恢复通行" in texts[2]
+    again = await b.api.post(f"/api/v1/alerts/{out['id']}/recall", json={}, headers=b.admin)
+    assert again.status_code == 409
+    # A recalled alert no longer collects replies.
+    await b.h.say("收到", group=QZ, sender="wxid_a")
+    async with b.h.runtime.sessions() as s:
+        assert (await s.scalars(select(AlertAck))).all() == []
+    listing = await b.get("/api/v1/alerts")
+    assert [a["kind"] for a in listing][:3] == ["recall", "correction", "alert"]
+
+
+async def test_leader_recalls_by_chat_only_their_own(b: Bench) -> None:
+    await b.h.say("紧急通报 qiaozhen 山体滑坡,请绕行", group=None, sender="wxid_zhao")
+    await b.h.sent()
+    alert_id = int(b.h.to_user("wxid_zhao")[0].split("紧急通报 ")[1].split(" ")[0])
+    await b.h.say("撤回通报 999", group=None, sender="wxid_zhao")
+    await b.h.say(f"撤回通报 {alert_id} 信息有误", group=None, sender="wxid_zhao")
+    await b.h.sent()
+    zhao = b.h.to_user("wxid_zhao")
+    assert any("没有找到" in t for t in zhao) and any("已撤回" in t for t in zhao)
+    recalls = [m for m in b.h.to_group(QZ) if "撤回" in m["text"]]
+    assert len(recalls) == 1 and "信息有误" in recalls[0]["text"]
+    view = await b.get(f"/api/v1/alerts/{alert_id}")
+    assert view["status"] == "recalled" and view["followups"]
+
+
+async def test_ordinary_matters_during_an_alert_still_go_through_intake(b: Bench) -> None:
+    out = await b.post(
+        "/api/v1/alerts",
+        {"scope": {"all": True}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
+        status=201,
+    )
+    await b.h.bind("wxid_yang", group=QZ)
+    await b.h.say(
+        "刚才有个自称公安局的人打电话,要我把钱转到安全账户,这是真的吗?",
+        group=QZ,
+        sender="wxid_yang",
+    )
+    await b.h.say("穿红色外套的男孩刚才在我家门口", group=QZ, sender="wxid_c")
+    tickets = await b.h.tickets()
+    assert [(t.category, t.alert_id) for t in tickets] == [
+        ("consultation", None),
+        ("help", out["id"]),
+    ]

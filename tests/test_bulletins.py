@@ -1,0 +1,591 @@
+"""Bulletins (issue 5): schedules on the manual clock, quiet hours, the daily cap, restarts and
+missed runs, retries and crashes through the outbox, the admin API, the CLI, media, WeCom robots."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.channels.base import SendError
+from bot.cli import build_parser
+from bot.cli_bulletins import register
+from broadcasts.bulletins import QuietHours, bulletin_tick, materialise_runs, plan_slot
+from broadcasts.wecom_robot import WeComRobotSender, robot_body
+from models.bulletins import Bulletin
+from models.directory import Group
+from tests.bulletins_support import GROUPS, TZ, Bench, local
+from tests.harness import DIRECTORY, Harness
+
+MON_10 = local(2026, 11, 30, 10)  # a Monday morning, outside quiet hours
+
+
+@pytest.fixture
+async def b(harness: Harness) -> Bench:
+    return await Bench.build(harness, at=MON_10)
+
+
+def texts_to(b: Bench, group: str) -> list[str]:
+    return [m["text"] for m in b.h.to_group(group)]
+
+
+# --- schedules ---------------------------------------------------------------------------------
+async def test_one_off_goes_out_once_at_its_time_with_media(b: Bench) -> None:
+    at = MON_10 + timedelta(hours=1)
+    bid = await b.create(
+        schedule={"at": at},
+        media={"type": "video", "url": "https://example.org/v.mp4", "title": "短片"},
+    )
+    assert (await b.tick()).fanned_out == 0
+    assert await b.h.sent() == []
+    b.h.clock.set(at)
+    result = await b.tick()
+    assert (result.fanned_out, result.deliveries) == (1, 1)
+    assert (await b.tick()).fanned_out == 0  # a second tick changes nothing
+    [sent] = await b.h.sent()
+    assert sent["group_id"] == "grp-qiaozhen-01"
+    assert sent["text"] == "【防詐騙提醒】\n不要向陌生賬戶轉賬。"  # the admin's words, as written
+    assert sent["media"] == {"type": "video", "url": "https://example.org/v.mp4", "title": "短片"}
+    assert sent["idempotency_key"].startswith("bulletin-")
+    [d] = await b.deliveries(bid)
+    assert (d["group_id"], d["status"], d["attempts"]) == ("grp-qiaozhen-01", "sent", 1)
+    assert d["sent_at"] is not None
+    [run] = await b.runs(bid)
+    assert run["status"] == "sent" and run["totals"]["sent"] == 1 and run["totals"]["pending"] == 0
+    info = await b.get(f"/api/v1/bulletins/{bid}")
+    assert info["status"] == "finished" and info["next_run_at"] is None
+
+
+async def test_cron_is_evaluated_in_the_configured_timezone(b: Bench) -> None:
+    b.h.runtime.settings.bulletins.quiet_hours = None
+    bid = await b.create(schedule={"cron": "0 8 * * *"}, targets={"all": True})
+    info = await b.get(f"/api/v1/bulletins/{bid}")
+    # 08:00 in Shanghai (UTC+8, no daylight saving) is midnight UTC, the next day from 10:00.
+    assert info["next_run_at"].startswith("2026-12-01T00:00:00")
+    b.h.clock.set(local(2026, 12, 1, 7, 59))
+    assert (await b.tick()).fanned_out == 0
+    b.h.clock.set(local(2026, 12, 1, 8, 0))
+    assert (await b.tick()).deliveries == 3
+    b.h.clock.set(
+        local(
+            2026,
+            12,
+            2,
+            8,
+            0,
+        )
+    )
+    assert (await b.tick()).deliveries == 3
+    runs = await b.runs(bid)
+    assert [r["due_at"][:19] for r in runs] == ["2026-12-02T00:00:00", "2026-12-01T00:00:00"]
+    await b.h.sent()
+    assert len(texts_to(b, "grp-hexi-01")) == 2
+
+
+async def test_cron_start_and_end_bound_the_runs(b: Bench) -> None:
+    bid = await b.create(
+        schedule={
+            "cron": "0 9 * * *",
+            "start": local(2026, 12, 2, 0).isoformat(),
+            "end": local(2026, 12, 3, 12).isoformat(),
+        }
+    )
+    info = await b.get(f"/api/v1/bulletins/{bid}")
+    assert info["next_run_at"].startswith("2026-12-02T01:00:00")  # 09:00 local on the start day
+    for day in (1, 2, 3, 4):
+        b.h.clock.set(local(2026, 12, day, 9, 1))
+        await b.tick()
+    runs = await b.runs(bid)
+    assert sorted(r["due_at"][:10] for r in runs) == ["2026-12-02", "2026-12-03"]
+    assert (await b.get(f"/api/v1/bulletins/{bid}"))["status"] == "finished"
+
+
+async def test_daily_cap_counts_local_days_across_midnight(b: Bench) -> None:
+    """23:50 and 00:10 Shanghai time are one UTC day (15:50, 16:10) but two local days."""
+    b.h.runtime.settings.bulletins.quiet_hours = None
+    b.h.runtime.settings.bulletins.daily_cap_per_group = 1
+    late = await b.create(schedule={"cron": "50 23 * * *"})
+    early = await b.create(schedule={"cron": "10 0 * * *"}, title="夜間防盜")
+    b.h.clock.set(local(2026, 11, 30, 23, 50))
+    await b.tick()
+    b.h.clock.set(local(2026, 12, 1, 0, 10))
+    await b.tick()
+    [d1] = await b.deliveries(late)
+    [d2] = await b.deliveries(early)
+    assert d1["status"] == "pending" and d2["status"] == "pending"  # neither held by the cap
+    assert len(await b.h.sent()) == 2
+
+
+# --- quiet hours and the cap -------------------------------------------------------------------
+async def test_quiet_hours_hold_a_bulletin_until_morning(b: Bench) -> None:
+    bid = await b.create(schedule={"at": local(2026, 11, 30, 22, 0)})
+    b.h.clock.set(local(2026, 11, 30, 22, 0))
+    await b.tick()
+    assert await b.h.sent() == []
+    [d] = await b.deliveries(bid)
+    assert d["status"] == "deferred"
+    assert d["reason"].startswith("quiet_hours") and "2026-12-01 07:30" in d["reason"]
+    b.h.clock.set(local(2026, 12, 1, 7, 29))
+    assert await b.h.sent() == []
+    b.h.clock.set(local(2026, 12, 1, 7, 30))
+    assert len(await b.h.sent()) == 1
+    assert (await b.deliveries(bid))[0]["status"] == "sent"
+
+
+def test_quiet_hours_maths() -> None:
+    quiet = QuietHours.parse("21:30-07:30")
+    assert quiet is not None
+    free = lambda _d: 0  # noqa: E731
+    slot = plan_slot(local(2026, 11, 30, 3, 0), tz=TZ, quiet=quiet, cap=3, taken=free)
+    assert slot.not_before == local(2026, 11, 30, 7, 30) and slot.reason
+    slot = plan_slot(local(2026, 11, 30, 21, 29), tz=TZ, quiet=quiet, cap=3, taken=free)
+    assert slot.not_before == local(2026, 11, 30, 21, 29) and slot.reason is None
+    lunch = QuietHours.parse("12:00-13:00")
+    assert lunch is not None and lunch.contains(local(2026, 1, 1, 12, 30).time())
+    assert QuietHours.parse(None) is None
+
+
+async def test_fourth_bulletin_of_a_day_waits_for_the_next_day(b: Bench) -> None:
+    ids = [
+        await b.create(schedule={"at": MON_10 + timedelta(minutes=5)}, title=f"第{i}期")
+        for i in range(4)
+    ]
+    b.h.clock.set(MON_10 + timedelta(minutes=5))
+    assert (await b.tick()).deliveries == 4
+    assert len(await b.h.sent()) == 3
+    statuses = [(await b.deliveries(i))[0] for i in ids]
+    assert [s["status"] for s in statuses] == ["sent", "sent", "sent", "deferred"]
+    assert statuses[3]["reason"].startswith("daily_cap")
+    # The next local day starts in quiet hours, so it goes when they end.
+    assert "2026-12-01 07:30" in statuses[3]["reason"]
+    [run] = await b.runs(ids[3])
+    assert run["totals"]["deferred"] == 1 and run["totals"]["pending"] == 1
+    b.h.clock.set(local(2026, 12, 1, 7, 30))
+    assert len(await b.h.sent()) == 4
+
+
+# --- restarts, missed runs, retries, crashes ---------------------------------------------------
+async def test_restart_with_a_run_pending_sends_it_once(b: Bench) -> None:
+    at = MON_10 + timedelta(minutes=1)
+    await b.create(schedule={"at": at}, targets={"all": True})
+    b.h.clock.set(at)
+    # The tick created the run, then the process died before fanning out.
+    async with b.h.runtime.sessions.begin() as s:
+        bid = (await s.scalars(select(Bulletin.id))).one()
+        pending, missed = await materialise_runs(
+            s, bulletin_id=bid, tz=TZ, grace=timedelta(hours=1), now=at
+        )
+    assert (pending, missed) == (1, 0)
+    restarted = await b.h.restart()
+    try:
+        b.h.clock.advance(120)
+        first = await bulletin_tick(restarted.runtime)
+        again = await bulletin_tick(restarted.runtime)
+        assert (first.fanned_out, first.deliveries, again.fanned_out) == (1, 3, 0)
+        await restarted.drain()
+        assert sorted(d["group_id"] for d in restarted.world.state.delivered()) == GROUPS
+    finally:
+        await restarted.close()
+    b.h.runtime = restarted.runtime
+
+
+async def test_missed_run_inside_the_grace_period_is_sent_on_start_up(b: Bench) -> None:
+    at = MON_10 + timedelta(minutes=1)
+    bid = await b.create(schedule={"at": at})
+    b.h.clock.set(at + timedelta(minutes=50))  # the service was down for 50 minutes
+    assert (await b.tick()).deliveries == 1
+    assert len(await b.h.sent()) == 1
+    assert (await b.runs(bid))[0]["status"] == "sent"
+
+
+async def test_missed_run_outside_the_grace_period_is_recorded_not_sent(b: Bench) -> None:
+    at = MON_10 + timedelta(minutes=1)
+    bid = await b.create(schedule={"at": at})
+    b.h.clock.set(at + timedelta(hours=2))
+    result = await b.tick()
+    assert (result.missed, result.deliveries) == (1, 0)
+    assert await b.h.sent() == []
+    [run] = await b.runs(bid)
+    assert run["status"] == "missed" and "grace" in run["reason"]
+    assert await b.deliveries(bid) == []
+
+
+async def test_cron_after_an_outage_records_old_runs_missed_and_sends_the_recent_one(
+    b: Bench,
+) -> None:
+    bid = await b.create(schedule={"cron": "0 * * * *"})
+    b.h.clock.set(local(2026, 11, 30, 15, 30))  # down since 10:00 local: 10:00 … 15:00 were due
+    result = await b.tick()
+    assert (result.missed, result.deliveries) == (5, 1)
+    runs = await b.runs(bid)
+    assert [r["status"] for r in runs] == ["sent"] + ["missed"] * 5
+    assert runs[0]["due_at"].startswith("2026-11-30T07:00:00")  # 15:00 local
+
+
+async def test_run_pending_past_the_grace_period_becomes_missed(b: Bench) -> None:
+    at = MON_10 + timedelta(minutes=1)
+    bid = await b.create(schedule={"at": at})
+    b.h.clock.set(at)
+    async with b.h.runtime.sessions.begin() as s:
+        await materialise_runs(s, bulletin_id=bid, tz=TZ, grace=timedelta(hours=1), now=at)
+    b.h.clock.set(at + timedelta(hours=3))  # the process died and came back much later
+    assert (await b.tick()).deliveries == 0
+    assert (await b.runs(bid))[0]["status"] == "missed"
+
+
+async def test_delivery_is_retried_after_a_503(b: Bench) -> None:
+    bid = await b.create(schedule={"at": MON_10 + timedelta(minutes=1)})
+    b.h.clock.set(MON_10 + timedelta(minutes=1))
+    await b.tick()
+    b.h.world.state.send_script.extend([503])
+    assert await b.h.sent() == []
+    [d] = await b.deliveries(bid)
+    assert (d["status"], d["attempts"], d["reason"]) == ("pending", 1, "HTTP 503")
+    b.h.clock.advance(60)
+    assert len(await b.h.sent()) == 1
+    [d] = await b.deliveries(bid)
+    assert (d["status"], d["attempts"]) == ("sent", 2)
+    sends = b.h.world.state.sends()
+    assert len(sends) == 2 and sends[0]["idempotency_key"] == sends[1]["idempotency_key"]
+
+
+async def test_crash_between_send_and_record_does_not_duplicate(b: Bench) -> None:
+    bid = await b.create(schedule={"at": MON_10 + timedelta(minutes=1)})
+    b.h.clock.set(MON_10 + timedelta(minutes=1))
+    await b.tick()
+    [oid] = await b.h.worker._claim()
+    _, _, [row] = await b.rows()
+    payload = b.h.runtime.cipher.decrypt_json(row.payload_enc)
+    await b.h.runtime.senders["bridge"].send(
+        idempotency_key=row.idempotency_key, group_id=row.group_id, user_id=None, payload=payload
+    )
+    # ... the process dies before recording; after a restart the lease runs out:
+    restarted = await b.h.restart()
+    try:
+        b.h.clock.advance(b.h.runtime.settings.outbox.lease_s + 1)
+        assert (await bulletin_tick(restarted.runtime)).fanned_out == 0  # the run is not redone
+        assert [o.status for o in await restarted.drain()] == ["sent"]
+        assert len(restarted.world.state.sends()) == 2
+        assert len(restarted.world.state.delivered()) == 1  # the bridge de-duplicates by key
+    finally:
+        await restarted.close()
+    b.h.runtime = restarted.runtime
+    _ = (oid, bid)
+
+
+async def test_two_ticks_at_once_fan_out_once(b: Bench) -> None:
+    import asyncio
+
+    await b.create(schedule={"at": MON_10 + timedelta(minutes=1)}, targets={"all": True})
+    b.h.clock.set(MON_10 + timedelta(minutes=1))
+    results = await asyncio.gather(b.tick(), b.tick(), return_exceptions=True)
+    total = sum(r.deliveries for r in results if not isinstance(r, BaseException))
+    assert total == 3
+    runs, deliveries, outbox = await b.rows()
+    assert (len(runs), len(deliveries), len(outbox)) == (1, 3, 3)
+
+
+# --- pause, resume, cancel, edit, preview ------------------------------------------------------
+async def test_pause_holds_resume_releases_cancel_withdraws(b: Bench) -> None:
+    bid = await b.create(schedule={"at": local(2026, 11, 30, 23, 0)}, targets={"all": True})
+    b.h.clock.set(local(2026, 11, 30, 23, 0))
+    await b.tick()  # quiet hours: queued for 07:30
+    assert (await b.post(f"/api/v1/bulletins/{bid}/pause"))["status"] == "paused"
+    assert {d["status"] for d in await b.deliveries(bid)} == {"held"}
+    b.h.clock.set(local(2026, 12, 1, 8, 0))
+    assert await b.h.sent() == []
+    assert (await b.post(f"/api/v1/bulletins/{bid}/resume"))["status"] == "finished"
+    assert len(await b.h.sent()) == 3
+
+    cron = await b.create(schedule={"cron": "0 22 * * *"}, targets={"all": True})
+    b.h.clock.set(local(2026, 12, 1, 22, 0))
+    await b.tick()
+    out = await b.post(f"/api/v1/bulletins/{cron}/cancel")
+    assert out["status"] == "cancelled" and out["next_run_at"] is None
+    assert {d["status"] for d in await b.deliveries(cron)} == {"cancelled"}
+    b.h.clock.set(local(2026, 12, 2, 23, 0))
+    assert (await b.tick()).fanned_out == 0
+    b.h.clock.set(local(2026, 12, 3, 8, 0))
+    assert len(await b.h.sent()) == 3  # nothing more
+    r = await b.api.post(f"/api/v1/bulletins/{cron}/resume", headers=b.admin)
+    assert r.status_code == 409
+
+
+async def test_patch_changes_text_and_schedule(b: Bench) -> None:
+    bid = await b.create(schedule={"at": MON_10 + timedelta(hours=1)})
+    r = await b.api.patch(
+        f"/api/v1/bulletins/{bid}",
+        json={"text": "新的內容", "schedule": {"at": (MON_10 + timedelta(hours=2)).isoformat()}},
+        headers=b.admin,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == "新的內容" and r.json()["next_run_at"].startswith("2026-11-30T04:00")
+    b.h.clock.set(MON_10 + timedelta(hours=2))
+    await b.tick()
+    assert [m["text"] for m in await b.h.sent()] == ["【防詐騙提醒】\n新的內容"]
+
+
+async def test_preview_shows_exact_messages_groups_and_timing(b: Bench) -> None:
+    bid = await b.create(
+        schedule={"cron": "0 22 * * 1"},  # Mondays 22:00: inside quiet hours
+        targets={"stations": ["county"]},  # the county and every station below it
+        cover="https://example.org/cover.jpg",
+    )
+    p = await b.get(f"/api/v1/bulletins/{bid}/preview")
+    assert [m["group_id"] for m in p["messages"]] == GROUPS
+    assert {m["text"] for m in p["messages"]} == {"【防詐騙提醒】\n不要向陌生賬戶轉賬。"}
+    assert p["messages"][0]["media"]["url"] == "https://example.org/cover.jpg"
+    assert p["next_runs"][0].startswith("2026-11-30T14:00:00")
+    assert p["messages"][0]["reason"].startswith("quiet_hours")
+    # A draft previews the same way without being stored.
+    draft = {
+        "title": "交通安全",
+        "category": "traffic",
+        "text": "过马路请走斑马线。",
+        "targets": {"tags": ["community"]},
+        "schedule": {"at": (MON_10 + timedelta(hours=1)).isoformat()},
+    }
+    p = await b.post("/api/v1/bulletins/preview", draft)
+    assert [(m["group_id"], m["text"]) for m in p["messages"]] == [
+        ("grp-qiaozhen-02", "【交通安全】\n过马路请走斑马线。")
+    ]
+    assert len(await b.get("/api/v1/bulletins")) == 1
+
+
+async def test_targets_by_tag_and_station(b: Bench) -> None:
+    village = await b.create(schedule={"at": MON_10}, targets={"tags": ["village"]})
+    station = await b.create(schedule={"at": MON_10}, targets={"stations": ["qiaozhen"]})
+    await b.tick()
+    assert sorted(d["group_id"] for d in await b.deliveries(village)) == [
+        "grp-hexi-01",
+        "grp-qiaozhen-01",
+    ]
+    assert sorted(d["group_id"] for d in await b.deliveries(station)) == [
+        "grp-qiaozhen-01",
+        "grp-qiaozhen-02",
+    ]
+
+
+# --- the API: auth and validation --------------------------------------------------------------
+async def test_api_needs_an_admin_token(b: Bench) -> None:
+    body = {
+        "title": "t",
+        "category": "fire",
+        "text": "x",
+        "targets": {"all": True},
+        "schedule": {"cron": "0 9 * * *"},
+    }
+    assert (await b.api.post("/api/v1/bulletins", json=body)).status_code == 401
+    assert (await b.api.get("/api/v1/bulletins")).status_code == 401
+    r = await b.api.post("/api/v1/bulletins", json=body, headers=b.officer)
+    assert r.status_code == 403
+    for path in ("/api/v1/bulletins", "/api/v1/bulletins/1/deliveries", "/api/v1/alerts"):
+        assert (await b.api.get(path, headers=b.officer)).status_code == 403
+    assert (await b.api.post("/api/v1/media", content=b"x", headers=b.officer)).status_code == 403
+    r = await b.api.post("/api/v1/bulletins", json=body, headers=b.admin)
+    assert r.status_code == 201 and set(r.json()) == {"id"}
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "words"),
+    [
+        ({"schedule": {"cron": "61 9 * * *"}}, ["body", "schedule", "cron"], "cron"),
+        ({"schedule": {"cron": "0 9 * *"}}, ["body", "schedule", "cron"], "five fields"),
+        ({"schedule": {"at": "2026-11-30T09:00:00+08:00"}}, ["body", "schedule", "at"], "past"),
+        ({"schedule": {"at": "2026-12-30T09:00:00"}}, ["body", "schedule", "at"], "offset"),
+        ({"targets": {"tags": ["nope"]}}, ["body", "targets", "tags"], "nope"),
+        ({"targets": {"groups": ["grp-x"]}}, ["body", "targets", "groups"], "grp-x"),
+        ({"targets": {"stations": ["mars"]}}, ["body", "targets", "stations"], "mars"),
+        ({"targets": {"groups": []}}, ["body", "targets"], "empty"),
+        ({"targets": {}}, ["body", "targets"], "exactly one"),
+        ({"category": "gossip"}, ["body", "category"], ""),
+        ({"title": ""}, ["body", "title"], ""),
+        ({"media": {"type": "video", "url": "ftp://x"}}, ["body", "media", "url"], "http"),
+    ],
+)
+async def test_validation_names_the_field(
+    b: Bench, change: dict[str, Any], where: list[str], words: str
+) -> None:
+    body = {
+        "title": "防火",
+        "category": "fire",
+        "text": "冬季用火注意安全",
+        "targets": {"all": True},
+        "schedule": {"cron": "0 9 * * *"},
+    } | change
+    r = await b.api.post("/api/v1/bulletins", json=body, headers=b.admin)
+    assert r.status_code == 422, r.text
+    errors = r.json()["detail"]
+    assert any(e["loc"][: len(where)] == where and words in e["msg"] for e in errors), errors
+
+
+async def test_unknown_bulletin_is_404(b: Bench) -> None:
+    assert (await b.api.get("/api/v1/bulletins/999", headers=b.admin)).status_code == 404
+    r = await b.api.get("/api/v1/bulletins/999/deliveries", headers=b.admin)
+    assert r.status_code == 404
+
+
+# --- media -------------------------------------------------------------------------------------
+async def test_media_upload_is_served_at_a_stable_url(b: Bench, tmp_path: Path) -> None:
+    b.h.runtime.extras["bulletins.media_dir"] = str(tmp_path / "media")
+    b.h.runtime.extras["bulletins.public_base_url"] = "https://lianxin.example.gov.cn"
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    r = await b.api.post(
+        "/api/v1/media", files={"file": ("cover.png", png, "image/png")}, headers=b.admin
+    )
+    assert r.status_code == 201, r.text
+    url = r.json()["url"]
+    assert url.startswith("/media/") and url.endswith(".png") and r.json()["type"] == "image"
+    again = await b.api.post(
+        "/api/v1/media", content=png, headers=b.admin | {"Content-Type": "image/png"}
+    )
+    assert again.json()["url"] == url  # the same bytes, the same URL
+    got = await b.api.get(url)
+    assert got.status_code == 200 and got.content == png
+    assert got.headers["content-type"] == "image/png"
+    assert (await b.api.get("/media/../../etc/passwd")).status_code == 404
+    bad = await b.api.post(
+        "/api/v1/media", content=b"MZ", headers=b.admin | {"Content-Type": "application/x-exe"}
+    )
+    assert bad.status_code == 415
+    await b.create(schedule={"at": MON_10}, media={"type": "image", "url": url, "title": "海報"})
+    await b.tick()
+    [sent] = await b.h.sent()
+    assert sent["media"]["url"] == "https://lianxin.example.gov.cn" + url
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+def test_cli_adds_a_bulletin_from_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    db = tmp_path / "x.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{db}\n", "utf-8")
+    assert main(["--config", str(config), "directory", "load", str(DIRECTORY)]) == 0
+    spec = tmp_path / "fire.yaml"
+    spec.write_text(
+        "title: 冬季防火\ncategory: fire\ntext: |\n  電暖器不要靠近窗簾。\n"
+        "targets: {tags: [village]}\nschedule: {cron: '0 9 * * 1'}\n",
+        "utf-8",
+    )
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    register(sub)  # type: ignore[arg-type]
+    args = parser.parse_args(["--config", str(config), "bulletin", "add", str(spec)])
+    assert args.func(args) == 0
+    assert "scheduled; next run" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "title": "x",
+                "category": "fire",
+                "text": "y",
+                "targets": {"groups": ["grp-none"]},
+                "schedule": {"cron": "0 9 * * 1"},
+            }
+        ),
+        "utf-8",
+    )
+    args = parser.parse_args(["--config", str(config), "bulletin", "add", str(bad)])
+    assert args.func(args) == 1
+    assert "targets.groups: unknown group(s): grp-none" in capsys.readouterr().err
+    args = parser.parse_args(["--config", str(config), "bulletin", "list"])
+    assert args.func(args) == 0
+    listing = capsys.readouterr().out
+    assert "冬季防火" in listing and "0 9 * * 1" in listing
+
+
+# --- WeCom group robots ------------------------------------------------------------------------
+class FakeRobot:
+    """WeCom's webhook endpoint as an httpx MockTransport: records bodies, scripted errcodes."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, dict[str, Any]]] = []
+        self.errcodes: list[int] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append((request.url.params.get("key", ""), json.loads(request.content)))
+        code = self.errcodes.pop(0) if self.errcodes else 0
+        return httpx.Response(200, json={"errcode": code, "errmsg": "ok" if not code else "x"})
+
+
+async def test_groups_with_a_robot_webhook_go_through_it(b: Bench) -> None:
+    robot = FakeRobot()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(robot))
+    b.h.runtime.senders["wecom_robot"] = WeComRobotSender(
+        client=client, base_url="https://robot.test/send"
+    )
+    async with b.h.runtime.sessions.begin() as s:
+        group = await s.get(Group, "grp-hexi-01")
+        assert group is not None
+        group.wecom_webhook = "KEY-HEXI"
+    bid = await b.create(schedule={"at": MON_10}, targets={"all": True})
+    await b.tick()
+    robot.errcodes.append(45009)  # WeCom's own rate limit: retried later
+    await b.h.drain()
+    b.h.clock.advance(60)
+    await b.h.drain()
+    by_channel = {d["group_id"]: (d["channel"], d["status"]) for d in await b.deliveries(bid)}
+    assert by_channel["grp-hexi-01"] == ("wecom_robot", "sent")
+    assert by_channel["grp-qiaozhen-01"] == ("bridge", "sent")
+    assert [k for k, _ in robot.bodies] == ["KEY-HEXI", "KEY-HEXI"]
+    assert robot.bodies[-1][1] == {
+        "msgtype": "text",
+        "text": {"content": "【防詐騙提醒】\n不要向陌生賬戶轉賬。", "mentioned_list": []},
+    }
+    assert "grp-hexi-01" not in {m["group_id"] for m in b.h.world.state.delivered()}
+    await client.aclose()
+
+
+async def test_robot_sender_keeps_to_twenty_a_minute() -> None:
+    robot = FakeRobot()
+    now = [1000.0]
+    sender = WeComRobotSender(
+        client=httpx.AsyncClient(transport=httpx.MockTransport(robot)), monotonic=lambda: now[0]
+    )
+    payload = {"text": "x", "extra": {"webhook": "K"}}
+    for _ in range(20):
+        await sender.send(idempotency_key="k", group_id="g", user_id=None, payload=payload)
+    with pytest.raises(SendError) as exc:
+        await sender.send(idempotency_key="k", group_id="g", user_id=None, payload=payload)
+    assert exc.value.retryable and "rate limit" in exc.value.reason
+    other = {"text": "x", "extra": {"webhook": "OTHER"}}
+    await sender.send(idempotency_key="k", group_id="g2", user_id=None, payload=other)
+    now[0] += 60
+    await sender.send(idempotency_key="k", group_id="g", user_id=None, payload=payload)
+    assert len(robot.bodies) == 22
+
+
+def test_robot_body_uses_markdown_for_media_and_long_texts() -> None:
+    short = robot_body({"text": "短", "mentions": []})
+    assert short["msgtype"] == "text"
+    media = robot_body(
+        {"text": "看", "media": {"type": "video", "url": "https://v", "title": "片"}}
+    )
+    assert media == {"msgtype": "markdown", "markdown": {"content": "看\n[片](https://v)"}}
+    assert robot_body({"text": "字" * 1000})["msgtype"] == "markdown"  # 3000 bytes > 2048
+    with pytest.raises(SendError) as exc:
+        robot_body({"text": "字" * 2000})
+    assert not exc.value.retryable
+
+
+def test_cron_day_of_week_means_what_crontab_means() -> None:
+    from broadcasts.bulletins import parse_cron
+
+    monday_10 = MON_10.astimezone(UTC)
+    fire = parse_cron("0 9 * * 1", TZ).get_next_fire_time(None, monday_10)
+    assert fire is not None and fire.strftime("%a %H:%M") == "Mon 09:00"
+    fire = parse_cron("0 9 * * 0", TZ).get_next_fire_time(None, monday_10)
+    assert fire is not None and fire.strftime("%a") == "Sun"
+    fire = parse_cron("0 9 * * 7", TZ).get_next_fire_time(None, monday_10)
+    assert fire is not None and fire.strftime("%a") == "Sun"
+    fire = parse_cron("0 9 * * 2-5", TZ).get_next_fire_time(None, monday_10)
+    assert fire is not None and fire.strftime("%a") == "Tue"
+    with pytest.raises(ValueError):
+        parse_cron("0 9 * * 8", TZ)
