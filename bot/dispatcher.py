@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -63,16 +63,6 @@ class HandlerContext:
         self, message: OutboundMessage, *, not_before: datetime | None = None
     ) -> OutboxMessage:
         """Queue a message in this transaction."""
-        ev = self.event
-        if (
-            not_before is None
-            and ev.channel == "wechat"
-            and message.channel == "wechat"
-            and message.user_id == ev.sender_id
-        ):
-            # Give the request its chance at a passive reply before the worker may take the row.
-            budget = self.runtime.settings.wechat.passive_reply_budget_s
-            not_before = self.now + timedelta(seconds=budget + 1)
         row = enqueue(
             self.session,
             message,
@@ -107,43 +97,49 @@ class DispatchResult:
     duplicate: bool
     status: str
     outbox: tuple[OutboxMessage, ...] = ()
+    passive: OutboxMessage | None = None  # the reply that rides back in the HTTP response
 
 
-async def _insert_journal(session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id; None when the key was already there."""
+def _insert(session: AsyncSession, model: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (both supported databases do)."""
     dialect = session.bind.dialect.name
-    table = InboundEvent.__table__
-    stmt: Any
     if dialect == "postgresql":
-        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    result = await session.execute(stmt.returning(table.c.id))
-    return result.scalar_one_or_none()
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
+
+
+async def _insert_journal(session: AsyncSession, values: dict[str, Any]) -> InboundEvent | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the row; None when the key was already there."""
+    stmt = (
+        _insert(session, InboundEvent)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(InboundEvent)
+    )
+    return (await session.scalars(stmt)).one_or_none()
 
 
 async def _member(
     session: AsyncSession, rt: Runtime, event: InboundMessage, now: datetime
 ) -> Member:
-    member = await session.scalar(
-        select(Member).where(Member.channel == event.channel, Member.sender_id == event.sender_id)
+    """The sender's member row, created or touched in one statement."""
+    insert = _insert(session, Member).values(
+        channel=event.channel,
+        sender_id=event.sender_id,
+        nickname_enc=rt.cipher.encrypt(event.nickname),
+        first_seen_at=now,
+        last_seen_at=now,
     )
-    if member is None:
-        member = Member(
-            channel=event.channel,
-            sender_id=event.sender_id,
-            nickname_enc=rt.cipher.encrypt(event.nickname),
-            first_seen_at=now,
-            last_seen_at=now,
-        )
-        session.add(member)
-        await session.flush()
-    else:
-        member.last_seen_at = now
-        if event.nickname and rt.cipher.decrypt(member.nickname_enc) != event.nickname:
-            member.nickname_enc = rt.cipher.encrypt(event.nickname)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["channel", "sender_id"], set_={"last_seen_at": now}
+    ).returning(Member)
+    member: Member = (
+        await session.scalars(stmt, execution_options={"populate_existing": True})
+    ).one()
+    if event.nickname and rt.cipher.decrypt(member.nickname_enc) != event.nickname:
+        member.nickname_enc = rt.cipher.encrypt(event.nickname)
     return member
 
 
@@ -151,15 +147,16 @@ async def _note_membership(
     session: AsyncSession, group_id: str, member_id: int, now: datetime
 ) -> None:
     """A member who speaks in a group is in it (bridges may miss join events)."""
-    row = await session.scalar(
-        select(GroupMember).where(
-            GroupMember.group_id == group_id, GroupMember.member_id == member_id
+    stmt = (
+        _insert(session, GroupMember)
+        .values(group_id=group_id, member_id=member_id, joined_at=now)
+        .on_conflict_do_update(
+            index_elements=["group_id", "member_id"],
+            set_={"left_at": None},
+            where=GroupMember.__table__.c.left_at.is_not(None),
         )
     )
-    if row is None:
-        session.add(GroupMember(group_id=group_id, member_id=member_id, joined_at=now))
-    elif row.left_at is not None:
-        row.left_at = None
+    await session.execute(stmt)
 
 
 class Dispatcher:
@@ -169,12 +166,21 @@ class Dispatcher:
         self._runtime = runtime
         self._handlers = list(handlers)
 
-    async def dispatch(self, event: InboundMessage) -> DispatchResult:
-        """Journal the event and handle it exactly once; commit before returning."""
+    async def dispatch(
+        self, event: InboundMessage, *, passive_until: datetime | None = None
+    ) -> DispatchResult:
+        """Journal the event and handle it exactly once; commit before returning.
+
+        With ``passive_until``, the first reply to the sender on the event's channel is marked
+        as answered in the HTTP response (WeChat's passive reply) in the same transaction, as
+        long as the handlers finished before that instant; otherwise the worker sends it.
+        """
         rt = self._runtime
         now = rt.clock.now()
         async with rt.sessions.begin() as session:
-            journal_id = await _insert_journal(
+            group = await session.get(Group, event.group_id) if event.group_id else None
+            status = "unknown_group" if event.group_id and group is None else "handled"
+            journal = await _insert_journal(
                 session,
                 {
                     "channel": event.channel,
@@ -184,28 +190,11 @@ class Dispatcher:
                     "sender_id": event.sender_id,
                     "payload_enc": rt.cipher.encrypt_json(event.journal_payload()),
                     "received_at": now,
-                    "status": "received",
+                    "status": status,
                 },
             )
-            if journal_id is None:
-                existing = await session.scalar(
-                    select(InboundEvent).where(
-                        InboundEvent.channel == event.channel,
-                        InboundEvent.dedup_key == event.dedup_key,
-                    )
-                )
-                assert existing is not None
-                earlier = (
-                    await session.scalars(
-                        select(OutboxMessage)
-                        .where(OutboxMessage.source_event_id == existing.id)
-                        .order_by(OutboxMessage.id)
-                    )
-                ).all()
-                return DispatchResult(existing.id, True, existing.status, tuple(earlier))
-            journal = await session.get(InboundEvent, journal_id)
-            assert journal is not None
-            group = await session.get(Group, event.group_id) if event.group_id else None
+            if journal is None:
+                return await self._duplicate(session, event)
             member = await _member(session, rt, event, now)
             officer = await session.scalar(
                 select(Officer).where(Officer.wechat_id == event.sender_id)
@@ -222,20 +211,49 @@ class Dispatcher:
                 officer=officer,
                 now=now,
             )
-            status = "unknown_group" if event.group_id and group is None else "handled"
             for handler in self._handlers:
                 if await handler(ctx):
                     break
-            journal.status = status
+            passive = None
+            if passive_until is not None and rt.clock.now() <= passive_until:
+                passive = _claim_passive(ctx)
         if ctx.outbox:
             rt.outbox_wakeup.set()
         log.info(
             "event %s/%s kind=%s group=%s status=%s replies=%d",
             event.channel,
-            journal_id,
+            journal.id,
             event.kind,
             event.group_id or "-",
             status,
             len(ctx.outbox),
         )
-        return DispatchResult(journal_id, False, status, tuple(ctx.outbox))
+        return DispatchResult(journal.id, False, status, tuple(ctx.outbox), passive)
+
+    async def _duplicate(self, session: AsyncSession, event: InboundMessage) -> DispatchResult:
+        existing = await session.scalar(
+            select(InboundEvent).where(
+                InboundEvent.channel == event.channel,
+                InboundEvent.dedup_key == event.dedup_key,
+            )
+        )
+        assert existing is not None
+        earlier = (
+            await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.source_event_id == existing.id)
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+        # WeChat retries only when our answer did not reach it: the same passive reply again.
+        passive = next((row for row in earlier if row.sent_via == "passive"), None)
+        return DispatchResult(existing.id, True, existing.status, tuple(earlier), passive)
+
+
+def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:
+    ev = ctx.event
+    for row in ctx.outbox:
+        if row.channel == ev.channel and row.user_id == ev.sender_id and row.status == "pending":
+            row.status, row.sent_via, row.sent_at, row.attempts = "sent", "passive", ctx.now, 1
+            return row
+    return None

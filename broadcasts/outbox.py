@@ -57,19 +57,6 @@ def enqueue(
     return row
 
 
-async def claim_passive(session: AsyncSession, outbox_id: int, now: datetime) -> bool:
-    """Mark a pending row as answered inside the HTTP response (WeChat's passive reply).
-
-    Conditional on ``pending``, so the worker and the request never both deliver it.
-    """
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "pending")
-        .values(status="sent", sent_via="passive", sent_at=now, attempts=OutboxMessage.attempts + 1)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
 class Outcome:
     outbox_id: int
@@ -115,36 +102,33 @@ class OutboxWorker:
         return self._settings.batch_size
 
     async def _claim(self) -> list[int]:
+        """Lease due rows to this worker in one conditional UPDATE; returns their ids."""
         now = self._clock.now()
         due = or_(
             and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
             and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
         )
+        candidates = (
+            select(OutboxMessage.id)
+            .where(due)
+            .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(self._batch_limit())
+            .scalar_subquery()
+        )
         async with self._sessions.begin() as session:
-            ids = (
-                await session.scalars(
-                    select(OutboxMessage.id)
-                    .where(due)
-                    .order_by(
-                        OutboxMessage.priority,
-                        OutboxMessage.next_attempt_at,
-                        OutboxMessage.id,
-                    )
-                    .limit(self._batch_limit())
+            # `due` is checked again by the UPDATE itself: of two workers racing for a row,
+            # only one matches it (PostgreSQL re-evaluates the condition after the row lock).
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(candidates), due)
+                .values(
+                    status="sending", lease_until=now + timedelta(seconds=self._settings.lease_s)
                 )
-            ).all()
-            claimed = []
-            lease = now + timedelta(seconds=self._settings.lease_s)
-            for outbox_id in ids:
-                # Row by row and conditional: two workers never both win the same row.
-                result = await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == outbox_id, due)
-                    .values(status="sending", lease_until=lease)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(outbox_id)
-        return claimed
+                .returning(OutboxMessage.id, OutboxMessage.priority, OutboxMessage.next_attempt_at)
+                .execution_options(synchronize_session=False)
+            )
+            rows = sorted(result.all(), key=lambda r: (r.priority, r.next_attempt_at, r.id))
+        return [r.id for r in rows]
 
     async def run_once(self) -> list[Outcome]:
         """Send one batch of due rows; returns what happened to each."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -13,7 +14,6 @@ from bot.channels.wechat import CallbackQuery, Rejected, WeChatCallback
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.web.deps import get_dispatcher, get_runtime
-from broadcasts.outbox import claim_passive
 
 log = logging.getLogger("lianxin.wechat")
 router = APIRouter()
@@ -65,29 +65,12 @@ async def receive(
     except Rejected as exc:
         log.warning("wechat callback refused: %s", exc.reason)
         return PlainTextResponse(exc.reason, status_code=exc.status)
-    result = await dispatcher.dispatch(parsed.inbound)
-    # The first reply to the sender may ride back in this response; the rest go by the API.
-    candidate = next(
-        (
-            row
-            for row in result.outbox
-            if row.channel == "wechat" and row.user_id == parsed.inbound.sender_id
-        ),
-        None,
-    )
+    budget = timedelta(seconds=runtime.settings.wechat.passive_reply_budget_s)
+    result = await dispatcher.dispatch(parsed.inbound, passive_until=started + budget)
+    # The first reply to the sender rides back in this response; the rest go by the API.
+    candidate = result.passive
     if candidate is None:
         return PlainTextResponse("success")
-    budget = runtime.settings.wechat.passive_reply_budget_s
-    elapsed = (runtime.clock.now() - started).total_seconds()
-    if candidate.status == "sent" and candidate.sent_via == "passive" and result.duplicate:
-        # WeChat retried because our first answer never reached it: give the same answer.
-        pass
-    elif elapsed > budget:
-        return PlainTextResponse("success")
-    else:
-        async with runtime.sessions.begin() as session:
-            if not await claim_passive(session, candidate.id, runtime.clock.now()):
-                return PlainTextResponse("success")
     text = runtime.cipher.decrypt_json(candidate.payload_enc)["text"]
     xml = callback.render_reply(parsed, text, q)
     return Response(xml, media_type="application/xml")
