@@ -32,7 +32,7 @@ from broadcasts.alerts import (
 )
 from broadcasts.bulletins import Problem
 from handlers.commands import clean
-from handlers.intake import similarity, submit
+from handlers.intake import Item, similarity, submit
 from handlers.tickets import Out
 from models.bulletins import Alert
 from models.directory import Officer, Station
@@ -221,14 +221,7 @@ async def alert_replies(ctx: HandlerContext) -> bool:
     if not is_clue(ctx, text, ctx.runtime.cipher.decrypt(alert.text_enc) or ""):
         return False  # an ordinary matter or chatter: intake decides, as on any other day
     ticket = await submit(
-        ctx,
-        dataclasses.replace(ctx.classify(), label="help", unclear=False),
-        text=ev.text,
-        member=ctx.member,
-        channel=ev.channel,
-        sender_id=ev.sender_id,
-        group=ctx.group,
-        script=ctx.script,
+        ctx, dataclasses.replace(ctx.classify(), label="help", unclear=False), Item.of(ctx)
     )
     if ticket.alert_id is None:
         ticket.alert_id = alert.id

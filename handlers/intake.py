@@ -4,7 +4,8 @@ ticket, route it to the officer on duty and tell them — all in the event's tra
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -45,6 +46,39 @@ def similarity(a: str, b: str) -> float:
     return len(x & y) / min(len(x), len(y)) if x and y else 0.0
 
 
+@dataclass(frozen=True)
+class Item:
+    """One resident message about to become (part of) a ticket, and where to answer it."""
+
+    text: str
+    member: Member
+    channel: str
+    sender_id: str
+    group: Group | None
+    script: Script
+
+    @classmethod
+    def of(cls, ctx: HandlerContext) -> Item:
+        """The event being handled."""
+        ev = ctx.event
+        return cls(ev.text, ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script)
+
+    @property
+    def group_id(self) -> str | None:
+        return self.group.id if self.group else None
+
+    def reporter(self, ticket: Ticket, now: datetime) -> TicketReporter:
+        """A reporter row for this item's sender on ``ticket``."""
+        return TicketReporter(
+            ticket_id=ticket.id,
+            member_id=self.member.id,
+            channel=self.channel,
+            sender_id=self.sender_id,
+            group_id=self.group_id,
+            added_at=now,
+        )
+
+
 def _resident_text(ctx: HandlerContext) -> bool:
     ev = ctx.event
     return ev.kind == "message" and ctx.officer is None and bool(ev.text.strip())
@@ -82,42 +116,18 @@ async def intake(ctx: HandlerContext) -> bool:
         )
         await maybe_remind(ctx)
         return True
-    await submit(
-        ctx,
-        result,
-        text=ev.text,
-        member=ctx.member,
-        channel=ev.channel,
-        sender_id=ev.sender_id,
-        group=ctx.group,
-        script=ctx.script,
-    )
+    await submit(ctx, result, Item.of(ctx))
     return True
 
 
 async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     """Safety reply in the same request, a P1 ticket, pages to the duty officer and the leader."""
-    ev = ctx.event
-    ticket, merged = await _merge_target(
-        ctx, result, emergency=True, member=ctx.member, group_id=ev.group_id, text=ev.text
-    )
+    item = Item.of(ctx)
+    ticket = await _merge_target(ctx, result, item, emergency=True)
+    merged = ticket is not None
     if ticket is None:
-        ticket = await _open(
-            ctx,
-            result,
-            emergency=True,
-            text=ev.text,
-            member=ctx.member,
-            channel=ev.channel,
-            sender_id=ev.sender_id,
-            group=ctx.group,
-            script=ctx.script,
-        )
-    officer = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
+        ticket = await _open(ctx, result, item, emergency=True)
+    officer = await _officer(ctx, ticket)
     ctx.reply(
         ctx.text("emergency_reply", officer=officer.name if officer else "", code=ticket.code),
         priority=0,
@@ -135,114 +145,73 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     await link_to_active_alert(ctx, ticket)
     out = Out.of(ctx)
     if merged:
-        await _attach(ctx, ticket, out)
+        await _attach(ctx, ticket, out, item)
         return
-    router = Router(ctx.session, ctx.runtime.settings.timezone)
     paged: list[Officer] = [officer] if officer else []
     if ticket.station_id:
-        leader = await router.leader(ticket.station_id)
+        leader = await Router(ctx.session, ctx.runtime.settings.timezone).leader(ticket.station_id)
         if leader is not None and leader not in paged:
             paged.append(leader)
-    resident = await resident_label(ctx.session, ctx.runtime, ctx.member, ticket.script)  # type: ignore[arg-type]
-    group = await group_label(ctx.session, ctx.runtime, ticket)
+    page = out.text(
+        "officer_emergency_page",
+        item.script,
+        code=ticket.code,
+        category=category_text(ctx.runtime, ticket),
+        group=await group_label(ctx.session, ctx.runtime, ticket),
+        resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
+        text=item.text,
+    )
     for target in paged:
-        out.to_officer(
-            target,
-            out.text(
-                "officer_emergency_page",
-                ticket.script,
-                code=ticket.code,  # type: ignore[arg-type]
-                category=category_text(ctx.runtime, ticket),
-                group=group,
-                resident=resident,
-                text=ctx.event.text,
-            ),
-            priority=0,
-        )
+        out.to_officer(target, page, priority=0)
         add_event(
             ctx.session, ctx.runtime, ticket, "paged", now=ctx.now, detail=f"P1 page to {target.id}"
         )
 
 
-async def submit(
-    ctx: HandlerContext,
-    result: Classification,
-    *,
-    text: str,
-    member: Member,
-    channel: str,
-    sender_id: str,
-    group: Group | None,
-    script: Script,
-) -> Ticket:
+async def _officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
+    if ticket.assigned_officer_id is None:
+        return None
+    return await ctx.session.get(Officer, ticket.assigned_officer_id)
+
+
+async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Ticket:
     """Merge into an open ticket or open a new one; acknowledge to the resident."""
-    ticket, merged = await _merge_target(
-        ctx, result, emergency=False, member=member, group_id=group.id if group else None, text=text
-    )
     out = Out.of(ctx)
-    if merged and ticket is not None:
-        await _attach(
-            ctx,
-            ticket,
-            out,
-            member=member,
-            channel=channel,
-            sender_id=sender_id,
-            group_id=group.id if group else None,
-            text=text,
-            script=script,
-        )
+    ticket = await _merge_target(ctx, result, item, emergency=False)
+    if ticket is not None:
+        await _attach(ctx, ticket, out, item)
         return ticket
-    ticket = await _open(
-        ctx,
-        result,
-        emergency=False,
-        text=text,
-        member=member,
-        channel=channel,
-        sender_id=sender_id,
-        group=group,
-        script=script,
-    )
-    officer = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
-    reporter = TicketReporter(
-        ticket_id=ticket.id,
-        member_id=member.id,
-        channel=channel,
-        sender_id=sender_id,
-        group_id=group.id if group else None,
-        added_at=ctx.now,
-    )
+    ticket = await _open(ctx, result, item, emergency=False)
+    officer = await _officer(ctx, ticket)
+    category = category_text(ctx.runtime, ticket)
     out.to_reporter(
-        reporter,
+        item.reporter(ticket, ctx.now),
         out.text(
             "ticket_ack",
-            script,
+            item.script,
             code=ticket.code,
-            category=category_text(ctx.runtime, ticket),
+            category=category,
             officer=officer.name if officer else "",
         ),
     )
     if officer is not None:
         unclear = (
-            out.text("officer_unclear_mark", script, code=ticket.code) if ticket.unclear else ""
+            out.text("officer_unclear_mark", item.script, code=ticket.code)
+            if ticket.unclear
+            else ""
         )
         out.to_officer(
             officer,
             out.text(
                 "officer_new_ticket",
-                script,
+                item.script,
                 code=ticket.code,
-                category=category_text(ctx.runtime, ticket),
+                category=category,
                 priority=ticket.priority,
                 unclear=unclear,
                 group=await group_label(ctx.session, ctx.runtime, ticket),
-                resident=await resident_label(ctx.session, ctx.runtime, member, script),
-                text=text,
+                resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
+                text=item.text,
             ),
             priority=3 if ticket.priority <= 2 else 5,
         )
@@ -253,23 +222,14 @@ async def submit(
 
 
 async def _open(
-    ctx: HandlerContext,
-    result: Classification,
-    *,
-    emergency: bool,
-    text: str,
-    member: Member,
-    channel: str,
-    sender_id: str,
-    group: Group | None,
-    script: Script,
+    ctx: HandlerContext, result: Classification, item: Item, *, emergency: bool
 ) -> Ticket:
-    router = Router(ctx.session, ctx.runtime.settings.timezone)
     # A private message goes to the station of the resident's group, else the county desk.
-    routing_group = group
+    routing_group = item.group
     if routing_group is None:
-        _, routing_group = await home_station_of(ctx.session, member)
+        _, routing_group = await home_station_of(ctx.session, item.member)
     station_id = routing_group.station_id if routing_group else None
+    router = Router(ctx.session, ctx.runtime.settings.timezone)
     assignment = await router.assign(station_id=station_id, group=routing_group, at=ctx.now)
     label = result.label if result.label != "other" else ("help" if emergency else "consultation")
     priority = priority_for(label, emergency)
@@ -283,32 +243,24 @@ async def _open(
         status="new",
         escalation_level=0,
         awaiting_satisfaction=False,
-        channel=channel,
-        group_id=group.id if group else None,
+        channel=item.channel,
+        group_id=item.group_id,
         station_id=station_id or (assignment.officer.station_id if assignment else None),
-        reporter_member_id=member.id,
+        reporter_member_id=item.member.id,
         assigned_officer_id=assignment.officer.id if assignment else None,
         assigned_by="roster" if assignment and assignment.how == "roster" else "fallback",
-        text_enc=ctx.runtime.cipher.encrypt(text),  # type: ignore[arg-type]
+        text_enc=ctx.runtime.cipher.encrypt(item.text),
         created_at=ctx.now,
         updated_at=ctx.now,
         ack_due_at=ack_due,
         answer_due_at=answer_due,
-        script=script,
+        script=item.script,
     )
     ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
     ctx.session.add(ticket)
     await ctx.session.flush()
-    ctx.session.add(
-        TicketReporter(
-            ticket_id=ticket.id,
-            member_id=member.id,
-            channel=channel,
-            sender_id=sender_id,
-            group_id=group.id if group else None,
-            added_at=ctx.now,
-        )
-    )
+    ctx.session.add(item.reporter(ticket, ctx.now))
+    detail = f"{label} P{priority} confidence={result.confidence:.2f}"
     add_event(
         ctx.session,
         ctx.runtime,
@@ -316,9 +268,8 @@ async def _open(
         "opened",
         now=ctx.now,
         actor="resident",
-        detail=f"{label} P{priority} confidence={result.confidence:.2f}"
-        + (" unclear" if ticket.unclear else ""),
-        note=text,
+        detail=detail + (" unclear" if ticket.unclear else ""),
+        note=item.text,
     )
     if assignment is not None:
         add_event(
@@ -333,26 +284,22 @@ async def _open(
 
 
 async def _merge_target(
-    ctx: HandlerContext,
-    result: Classification,
-    *,
-    emergency: bool,
-    member: Member,
-    group_id: str | None,
-    text: str,
-) -> tuple[Ticket | None, bool]:
-    """An open ticket this message belongs to: the same resident's same matter, or the same
+    ctx: HandlerContext, result: Classification, item: Item, *, emergency: bool
+) -> Ticket | None:
+    """An open ticket this item belongs to: the same resident's same matter, or the same
     incident reported by several residents of one group within the merge window."""
     settings = ctx.runtime.settings.intake
-    label = result.label
+    same_chat = (
+        Ticket.group_id.is_(None) if item.group_id is None else Ticket.group_id == item.group_id
+    )
     own = await ctx.session.scalars(
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
         .where(
-            TicketReporter.member_id == member.id,
+            TicketReporter.member_id == item.member.id,
             Ticket.status.in_(OPEN_STATUSES),
             Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
-            Ticket.group_id.is_(None) if group_id is None else Ticket.group_id == group_id,
+            same_chat,
         )
         .order_by(Ticket.created_at.desc())
     )
@@ -360,66 +307,42 @@ async def _merge_target(
     for ticket in own.all():
         if ticket.emergency != emergency:
             continue
-        if ticket.category == label or emergency:
-            return ticket, True
+        if ticket.category == result.label or emergency:
+            return ticket
         # A follow-up soon after that talks about the same thing, whatever its label.
         recent = ctx.now - ticket.updated_at <= follow_up
         first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
-        if recent and (result.unclear or similarity(first, text) >= _FOLLOW_UP_SIMILAR):
-            return ticket, True
-    if group_id is None:
-        return None, False
+        if recent and (result.unclear or similarity(first, item.text) >= _FOLLOW_UP_SIMILAR):
+            return ticket
+    if item.group_id is None:
+        return None
     others = await ctx.session.scalars(
         select(Ticket)
         .where(
-            Ticket.group_id == group_id,
+            Ticket.group_id == item.group_id,
             Ticket.status.in_(OPEN_STATUSES),
-            Ticket.created_at >= ctx.now - timedelta(seconds=settings.merge_window_s),
+            Ticket.created_at >= ctx.now - follow_up,
         )
         .order_by(Ticket.created_at.desc())
     )
     for ticket in others.all():
         if emergency and ticket.emergency:
-            return ticket, True
-        if ticket.category == label and not emergency and not ticket.emergency:
+            return ticket
+        if ticket.category == result.label and not emergency and not ticket.emergency:
             first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
-            if similarity(first, text) >= _SIMILAR:
-                return ticket, True
-    return None, False
+            if similarity(first, item.text) >= _SIMILAR:
+                return ticket
+    return None
 
 
-async def _attach(
-    ctx: HandlerContext,
-    ticket: Ticket,
-    out: Out,
-    *,
-    member: Member | None = None,
-    channel: str | None = None,
-    sender_id: str | None = None,
-    group_id: str | None = None,
-    text: str | None = None,
-    script: Script | None = None,
-) -> None:
+async def _attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:
     """Attach a reporter and their words to an open ticket; tell them and the assignee."""
-    member = member or ctx.member
-    channel = channel or ctx.event.channel
-    sender_id = sender_id or ctx.event.sender_id
-    group_id = group_id if group_id is not None else ctx.event.group_id
-    text = text or ctx.event.text
-    script = script or detect_script(text)
     exists = await ctx.session.scalar(
         select(TicketReporter).where(
-            TicketReporter.ticket_id == ticket.id, TicketReporter.member_id == member.id
+            TicketReporter.ticket_id == ticket.id, TicketReporter.member_id == item.member.id
         )
     )
-    reporter = exists or TicketReporter(
-        ticket_id=ticket.id,
-        member_id=member.id,
-        channel=channel,
-        sender_id=sender_id,
-        group_id=group_id,
-        added_at=ctx.now,
-    )
+    reporter = exists or item.reporter(ticket, ctx.now)
     if exists is None:
         ctx.session.add(reporter)
     add_event(
@@ -430,19 +353,15 @@ async def _attach(
         now=ctx.now,
         actor="resident",
         detail="same resident" if exists else "another reporter",
-        note=text,
+        note=item.text,
     )
-    officer = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
-    if not ticket.emergency:
+    officer = await _officer(ctx, ticket)
+    if not ticket.emergency:  # emergency reporters already got the safety reply
         out.to_reporter(
             reporter,
             out.text(
                 "ticket_merged",
-                script,
+                item.script,
                 code=ticket.code,
                 category=category_text(ctx.runtime, ticket),
                 officer=officer.name if officer else "",
@@ -453,10 +372,10 @@ async def _attach(
             officer,
             out.text(
                 "officer_merged",
-                script,
+                item.script,
                 code=ticket.code,
-                resident=await resident_label(ctx.session, ctx.runtime, member, script),
-                text=text,
+                resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
+                text=item.text,
             ),
         )
 
@@ -471,25 +390,15 @@ async def release_pending(ctx: HandlerContext, member: Member) -> list[Ticket]:
         )
     ).all()
     tickets: list[Ticket] = []
-    for item in held:
-        journal = await ctx.session.get(InboundEvent, item.journal_id)
-        item.status, item.released_at = "released", ctx.now
+    for pending in held:
+        journal = await ctx.session.get(InboundEvent, pending.journal_id)
+        pending.status, pending.released_at = "released", ctx.now
         if journal is None:
             continue
-        payload = ctx.runtime.cipher.decrypt_json(journal.payload_enc)
-        text = payload.get("text") or ""
+        text = ctx.runtime.cipher.decrypt_json(journal.payload_enc).get("text") or ""
         group = await ctx.session.get(Group, journal.group_id) if journal.group_id else None
-        result = ctx.runtime.classifier.classify(text)
-        ticket = await submit(
-            ctx,
-            result,
-            text=text,
-            member=member,
-            channel=journal.channel,
-            sender_id=journal.sender_id,
-            group=group,
-            script=detect_script(text),
-        )
+        item = Item(text, member, journal.channel, journal.sender_id, group, detect_script(text))
+        ticket = await submit(ctx, ctx.runtime.classifier.classify(text), item)
         if ticket not in tickets:
             tickets.append(ticket)
     return tickets
