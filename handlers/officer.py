@@ -59,6 +59,21 @@ def _tell(ctx: HandlerContext, out: Out, officer: Officer, text: str) -> None:
     out.to_officer(officer, text)
 
 
+def _done(ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, action: str) -> None:
+    _tell(ctx, out, officer, ctx.text("officer_done", code=ticket.code, action=action))
+
+
+async def _to_reporters(
+    ctx: HandlerContext, out: Out, ticket: Ticket, key: str, **values: object
+) -> int:
+    """Tell every reporter of ``ticket``, in the ticket's script; returns how many."""
+    people = await reporters(ctx.session, ticket)
+    text = out.text(key, ticket.script, code=ticket.code, **values)  # type: ignore[arg-type]
+    for reporter in people:
+        out.to_reporter(reporter, text)
+    return len(people)
+
+
 def _actor(officer: Officer) -> str:
     return f"officer:{officer.id}"
 
@@ -66,12 +81,9 @@ def _actor(officer: Officer) -> str:
 async def _answer(
     ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
 ) -> None:
-    people = await reporters(ctx.session, ticket)
-    text = out.text(
-        "ticket_answer", ticket.script, code=ticket.code, officer=officer.name, text=cmd.text
-    )  # type: ignore[arg-type]
-    for reporter in people:
-        out.to_reporter(reporter, text)
+    count = await _to_reporters(
+        ctx, out, ticket, "ticket_answer", officer=officer.name, text=cmd.text
+    )
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = ctx.now
     if ticket.status != "closed":
@@ -86,7 +98,7 @@ async def _answer(
         "answered",
         now=ctx.now,
         actor=_actor(officer),
-        detail=f"to {len(people)} reporter(s)",
+        detail=f"to {count} reporter(s)",
         note=cmd.text,
     )
     if ctx.event.is_private:
@@ -94,7 +106,7 @@ async def _answer(
             ctx,
             out,
             officer,
-            ctx.text("officer_answer_delivered", code=ticket.code, count=len(people)),
+            ctx.text("officer_answer_delivered", code=ticket.code, count=count),
         )
 
 
@@ -113,22 +125,8 @@ async def _ack(
         ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
     ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
     add_event(ctx.session, ctx.runtime, ticket, "acknowledged", now=ctx.now, actor=_actor(officer))
-    for reporter in await reporters(ctx.session, ticket):
-        out.to_reporter(
-            reporter,
-            out.text(
-                "ticket_acknowledged_to_resident",
-                ticket.script,  # type: ignore[arg-type]
-                code=ticket.code,
-                officer=officer.name,
-            ),
-        )
-    _tell(
-        ctx,
-        out,
-        officer,
-        ctx.text("officer_done", code=ticket.code, action=ctx.text("action_acknowledged")),
-    )
+    await _to_reporters(ctx, out, ticket, "ticket_acknowledged_to_resident", officer=officer.name)
+    _done(ctx, out, officer, ticket, ctx.text("action_acknowledged"))
 
 
 async def _close(
@@ -152,22 +150,8 @@ async def _close(
         actor=_actor(officer),
         note=cmd.text,
     )
-    for reporter in await reporters(ctx.session, ticket):
-        out.to_reporter(
-            reporter,
-            out.text(
-                "ticket_closed_to_resident",
-                ticket.script,  # type: ignore[arg-type]
-                code=ticket.code,
-                text=cmd.text or "-",
-            ),
-        )
-    _tell(
-        ctx,
-        out,
-        officer,
-        ctx.text("officer_done", code=ticket.code, action=ctx.text("action_closed")),
-    )
+    await _to_reporters(ctx, out, ticket, "ticket_closed_to_resident", text=cmd.text or "-")
+    _done(ctx, out, officer, ticket, ctx.text("action_closed"))
 
 
 async def _transfer(
@@ -202,16 +186,7 @@ async def _transfer(
             text=ctx.runtime.cipher.decrypt(ticket.text_enc) or "",
         ),
     )
-    _tell(
-        ctx,
-        out,
-        officer,
-        ctx.text(
-            "officer_done",
-            code=ticket.code,
-            action=ctx.text("action_transferred", officer=target.name),
-        ),
-    )
+    _done(ctx, out, officer, ticket, ctx.text("action_transferred", officer=target.name))
 
 
 async def _classify(
@@ -234,16 +209,8 @@ async def _classify(
         actor=_actor(officer),
         detail=f"{previous} -> {label}",
     )
-    _tell(
-        ctx,
-        out,
-        officer,
-        ctx.text(
-            "officer_done",
-            code=ticket.code,
-            action=ctx.text("action_classified", category=category_text(ctx.runtime, ticket)),
-        ),
-    )
+    category = category_text(ctx.runtime, ticket)
+    _done(ctx, out, officer, ticket, ctx.text("action_classified", category=category))
 
 
 async def _todo(ctx: HandlerContext, officer: Officer) -> None:
