@@ -44,6 +44,19 @@ def next_check(ticket: Ticket, settings: DeadlineSettings) -> datetime | None:
     return base + step * ticket.escalation_level
 
 
+def restart_ladder(runtime: Runtime, ticket: Ticket, now: datetime) -> None:
+    """A fresh deadline for the current phase (after a transfer or a new priority)."""
+    settings = runtime.settings.deadlines
+    ticket.escalation_level = 0
+    if ticket.acknowledged_at is None:
+        ticket.ack_due_at = now + timedelta(seconds=settings.ack_seconds(ticket.priority))
+    elif ticket.answered_at is None:
+        ticket.answer_due_at = max(
+            ticket.answer_due_at, now + timedelta(seconds=settings.ack_seconds(ticket.priority))
+        )
+    ticket.next_check_at = next_check(ticket, settings)
+
+
 async def sweep(runtime: Runtime) -> int:
     """Fire every due deadline step, hand over, send the daily digest. Returns steps fired."""
     now = runtime.clock.now()

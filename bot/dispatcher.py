@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
-from broadcasts.outbox import enqueue
+from broadcasts.outbox import echo_hash, enqueue
 from handlers.texts import Script, detect_script
 from models.directory import Group, Officer
 from models.journal import InboundEvent
@@ -27,6 +27,8 @@ from models.outbox import OutboxMessage
 from models.people import GroupMember, Member
 
 log = logging.getLogger("lianxin.dispatch")
+# How long after sending a text an identical inbound text in the same chat counts as our echo.
+ECHO_WINDOW = timedelta(minutes=15)
 
 
 @dataclass
@@ -159,6 +161,31 @@ async def _note_membership(
     await session.execute(stmt)
 
 
+async def _is_own_message(
+    session: AsyncSession, rt: Runtime, event: InboundMessage, now: datetime
+) -> bool:
+    """The bot's own account (``bridge.self_ids``), or a text we sent to this chat just now."""
+    if event.sender_id in rt.settings.bridge.self_ids:
+        return True
+    if event.kind != "message" or not event.text.strip():
+        return False
+    chat = (
+        OutboxMessage.group_id == event.group_id
+        if event.group_id
+        else OutboxMessage.user_id == event.sender_id
+    )
+    recent = await session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.echo_hash == echo_hash(rt.cipher, event.text),
+            OutboxMessage.created_at >= now - ECHO_WINDOW,
+            chat,
+        )
+        .limit(1)
+    )
+    return recent is not None
+
+
 class Dispatcher:
     """Runs an inbound event through the journal and the handler chain."""
 
@@ -180,6 +207,8 @@ class Dispatcher:
         async with rt.sessions.begin() as session:
             group = await session.get(Group, event.group_id) if event.group_id else None
             status = "unknown_group" if event.group_id and group is None else "handled"
+            if await _is_own_message(session, rt, event, now):
+                status = "own_message"
             journal = await _insert_journal(
                 session,
                 {
@@ -195,6 +224,9 @@ class Dispatcher:
             )
             if journal is None:
                 return await self._duplicate(session, event)
+            if status == "own_message":
+                # Our own words coming back through the bridge: recorded, never answered.
+                return DispatchResult(journal.id, False, status)
             member = await _member(session, rt, event, now)
             officer = await session.scalar(
                 select(Officer).where(Officer.wechat_id == event.sender_id)

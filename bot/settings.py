@@ -66,6 +66,8 @@ class WeChatSettings(_Section):
 class BridgeSettings(_Section):
     secret: SecretStr | None = None
     send_url: str | None = None
+    # The bot's own account id(s) in the groups: their events are journaled, never answered.
+    self_ids: list[str] = Field(default_factory=list)
     send_interval_s: float = Field(3.0, ge=0)
     timeout_s: float = Field(10.0, gt=0)
 

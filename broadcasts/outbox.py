@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +29,13 @@ from bot.settings import OutboxSettings
 from models.outbox import OutboxMessage
 
 log = logging.getLogger("lianxin.outbox")
+
+
+def echo_hash(cipher: PiiCipher, text: str) -> str:
+    """The hash under which an echo of ``text`` is recognised: leading @-mentions (which bridges
+    add when they render mentions) and surrounding white space do not count."""
+    body = re.sub(r"^(?:@\S+[\s\u2005]*)+", "", unicodedata.normalize("NFKC", text)).strip()
+    return cipher.lookup_hash("echo:" + body)
 
 
 def enqueue(
@@ -46,6 +55,7 @@ def enqueue(
         group_id=message.group_id,
         user_id=message.user_id,
         payload_enc=cipher.encrypt_json(message.payload()),
+        echo_hash=echo_hash(cipher, message.text),
         priority=message.priority,
         status="pending",
         attempts=0,
@@ -163,10 +173,15 @@ class OutboxWorker:
             assert row is not None
             channel, group_id, user_id = row.channel, row.group_id, row.user_id
             key, attempts = row.idempotency_key, row.attempts + 1
-            payload: dict[str, Any] = self._cipher.decrypt_json(row.payload_enc)
+            try:
+                payload: dict[str, Any] = self._cipher.decrypt_json(row.payload_enc)
+            except ValueError:  # its key was dropped from pii_previous_keys too early
+                payload = {}
         sender = self._senders.get(channel)
         error: SendError | None = None
-        if sender is None:
+        if not payload:
+            error = SendError("undecryptable payload", retryable=False)
+        elif sender is None:
             error = SendError(f"no sender configured for channel {channel!r}", retryable=False)
         else:
             await self._pace(channel, group_id)

@@ -29,16 +29,21 @@ LABEL_WORDS = {
 }
 
 _CODE = r"#?\s*(?P<code>[A-Za-z]\d{4,6})"
+_CODE2 = r"#?\s*(?P<code2>[A-Za-z]\d{4,6})"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ack", re.compile(rf"^(?:接單|接单)\s*{_CODE}$")),
     ("close", re.compile(rf"^(?:結案|结案)\s*{_CODE}(?:\s*[:：,，]?\s*(?P<text>.*))?$", re.S)),
     ("transfer", re.compile(rf"^(?:轉派|转派)\s*{_CODE}\s+(?P<officer>[\w.\-]+)$")),
     ("classify", re.compile(rf"^(?:分類|分类)\s*{_CODE}\s+(?P<label>\S+)$")),
     ("todo", re.compile(r"^(?:待辦|待办)$")),
+    # Ratings before answers: "#A1023 滿意" is a resident's rating, not an officer's reply.
+    (
+        "satisfied",
+        re.compile(rf"^(?:{_CODE}\s*)?(?:非常|很|挺)?(?:滿意|满意)(?:\s*{_CODE2})?[!！。.]*$"),
+    ),
+    ("unsatisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.]*$")),
     ("answer", re.compile(r"^#\s*(?P<code>[A-Za-z]\d{4,6})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
     ("query", re.compile(rf"^(?:查詢|查询)\s*{_CODE}$")),
-    ("satisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:滿意|满意)[!！。.]*$")),
-    ("unsatisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)[!！。.]*$")),
 ]
 
 
@@ -66,7 +71,7 @@ def parse(text: str) -> Command | None:
         if match is None:
             continue
         groups = match.groupdict()
-        code = groups.get("code")
+        code = groups.get("code") or groups.get("code2")
         return Command(
             name=name,
             code=code.upper() if code else None,

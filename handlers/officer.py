@@ -3,7 +3,7 @@ list. Only a sender whose id is a directory officer's ``wechat_id`` reaches this
 
 from __future__ import annotations
 
-from bot.deadlines import next_check
+from bot.deadlines import next_check, restart_ladder
 from bot.dispatcher import HandlerContext
 from handlers.commands import LABEL_WORDS, Command, clean, parse
 from handlers.tickets import (
@@ -163,8 +163,10 @@ async def _transfer(
         return
     previous = ticket.assigned_officer_id
     ticket.assigned_officer_id, ticket.assigned_by = target.id, "manual"
+    ticket.station_id = target.station_id  # escalation follows the new assignee's station
     if ticket.status != "closed":
         ticket.status = "new" if ticket.acknowledged_at is None else ticket.status
+        restart_ladder(ctx.runtime, ticket, ctx.now)
     add_event(
         ctx.session,
         ctx.runtime,
@@ -198,8 +200,10 @@ async def _classify(
         return
     previous = ticket.category
     ticket.category, ticket.unclear = label, False
-    if not ticket.emergency:
+    if not ticket.emergency and ticket.priority != priority_for(label, False):
         ticket.priority = priority_for(label, False)
+        if ticket.status != "closed":
+            restart_ladder(ctx.runtime, ticket, ctx.now)
     add_event(
         ctx.session,
         ctx.runtime,

@@ -22,6 +22,9 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # Keyed hash of the text as a chat would show it, to recognise the bridge echoing our own
+    # messages back as events (bots that answer themselves loop forever).
+    echo_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     channel: Mapped[str] = mapped_column(String(16))  # bridge | wechat | wecom_robot
     group_id: Mapped[str | None] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(128))

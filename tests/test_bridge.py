@@ -119,3 +119,46 @@ async def test_journal_text_is_encrypted_at_rest(harness: Harness) -> None:
     assert row is not None
     assert "可疑".encode() not in row.payload_enc
     assert harness.runtime.cipher.decrypt_json(row.payload_enc)["text"] == "我家门口有可疑的人"
+
+
+async def test_malformed_headers_and_fields_are_answered_not_crashed(harness: Harness) -> None:
+    from bot.channels.bridge import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+    raw = json.dumps(harness.bridge_body("hi")).encode()
+    huge = {TIMESTAMP_HEADER: "9" * 400, SIGNATURE_HEADER: "00"}
+    assert (await harness.post_bridge(raw, headers=huge)).status_code == 401
+    ts = str(int(harness.clock.now().timestamp()))
+    odd = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: "é".encode()}
+    assert (await harness.post_bridge(raw, headers=odd)).status_code == 401
+    body = harness.bridge_body("hi")
+    body["timestamp"] = int(harness.clock.now().timestamp() * 1000)  # milliseconds by mistake
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422 and "timestamp" in r.json()["error"]
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_own_messages_echoed_by_the_bridge_are_never_answered(harness: Harness) -> None:
+    await harness.load_directory()
+    await harness.say("救命!有人拿刀在村口砍人!", group="grp-qiaozhen-01", sender="wxid_x")
+    delivered = await harness.sent()
+    [reply] = [d for d in delivered if d["group_id"] == "grp-qiaozhen-01"]
+    before = await _count(harness, OutboxMessage)
+    # The bridge forwards the bot's own group message back, rendered with the @-mention.
+    echo = "@路人 " + reply["text"]
+    r = await harness.post_bridge(harness.bridge_body(echo, group="grp-qiaozhen-01", sender="wxid_bot"))
+    assert r.status_code == 200
+    assert await _count(harness, OutboxMessage) == before
+    async with harness.runtime.sessions() as s:
+        statuses = (await s.scalars(select(InboundEvent.status).order_by(InboundEvent.id))).all()
+    assert statuses[-1] == "own_message"
+
+
+async def test_configured_self_id_is_never_answered(db_url: str, world: object) -> None:
+    from tests.harness import Harness as H
+
+    h = H.build(db_url, world, bridge={"self_ids": ["wxid_bot"]})  # type: ignore[arg-type]
+    try:
+        await h.say("你好,请问身份证怎么办理", group=None, sender="wxid_bot")
+        assert await _count(h, OutboxMessage) == 0
+    finally:
+        await h.close()

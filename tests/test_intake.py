@@ -234,3 +234,37 @@ async def test_official_account_resident_is_routed_to_their_groups_station(h: Ha
     assert r.status_code == 200
     [ticket] = await h.tickets()
     assert ticket.station_id == "hexi" and ticket.assigned_officer_id == "off-chen"
+
+
+async def test_rating_with_the_code_is_a_rating(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"结案 #{t.code} 已报镇政府安装", group=None, sender="wxid_wang")
+    await h.say(f"#{t.code} 不满意", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    assert t.satisfaction == "unsatisfied" and t.status == "escalated"
+
+
+async def test_transfer_and_reclassify_restart_the_deadline_ladder(h: Harness) -> None:
+    from datetime import timedelta
+
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("请问驾驶证到期了怎么换证", group=GROUP, sender="wxid_yang")  # P3: 4 h
+    h.clock.advance(timedelta(hours=5))
+    assert await h.sweep() == 1  # reminder
+    h.clock.advance(timedelta(hours=4))
+    assert await h.sweep() == 1  # to the leader
+    [t] = await h.tickets()
+    assert t.escalation_level == 2
+    await h.say(f"转派 #{t.code} off-chen", group=None, sender="wxid_zhao")
+    [t] = await h.tickets()
+    assert (t.escalation_level, t.station_id, t.assigned_officer_id) == (0, "hexi", "off-chen")
+    await h.say(f"分类 #{t.code} 报警", group=None, sender="wxid_chen")  # P2: 30 min from now
+    [t] = await h.tickets()
+    assert t.priority == 2
+    assert (t.ack_due_at - h.clock.now()).total_seconds() == 1800
+    h.clock.advance(timedelta(minutes=31))
+    assert await h.sweep() == 1
+    await h.sent()
+    assert any("⏰" in m for m in h.to_user("wxid_chen"))

@@ -141,3 +141,15 @@ async def test_timeout_is_retried(harness: Harness) -> None:
     outcomes = await harness.drain()
     assert [o.status for o in outcomes] == ["pending"]
     assert (await _row(harness, oid)).last_error == "timeout"
+
+
+async def test_undecryptable_row_fails_instead_of_sticking(harness: Harness) -> None:
+    from sqlalchemy import update
+
+    oid = await _enqueue(harness, "无法解密")
+    async with harness.runtime.sessions.begin() as s:
+        await s.execute(update(OutboxMessage).where(OutboxMessage.id == oid).values(payload_enc=b"\x01garbage" + bytes(40)))
+    later = await _enqueue(harness, "后面的消息")
+    outcomes = await harness.drain()
+    assert {(o.outbox_id, o.status) for o in outcomes} == {(oid, "failed"), (later, "sent")}
+    assert (await _row(harness, oid)).last_error == "undecryptable payload"

@@ -183,3 +183,16 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
     assert len(state.by_path("/cgi-bin/token")) == 2  # refreshed once, then sent
     sends = state.by_path("/cgi-bin/message/custom/send")
     assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "1", "0", "1"]
+
+
+async def test_non_ascii_signature_and_huge_timestamp_are_403(harness: Harness) -> None:
+    r = await harness.client.get(
+        "/wechat/callback", params={"signature": "中", "timestamp": "1", "nonce": "n", "echostr": "e"}
+    )
+    assert r.status_code == 403
+    r = await harness.client.post(
+        "/wechat/callback",
+        params={"timestamp": "9" * 300, "nonce": "n", "encrypt_type": "aes", "msg_signature": "x"},
+        content=b"<xml><Encrypt>abc</Encrypt></xml>",
+    )
+    assert r.status_code == 403

@@ -38,13 +38,12 @@ def verify(secret: str, headers: Any, body: bytes, *, now: datetime, window_s: i
     signature = headers.get(SIGNATURE_HEADER)
     if not ts or not signature:
         return "missing signature headers"
-    try:
-        ts_value = int(ts)
-    except ValueError:
+    if not ts.isdigit() or len(ts) > 12:
         return "bad timestamp"
-    if abs(now.timestamp() - ts_value) > window_s:
+    if abs(now.timestamp() - int(ts)) > window_s:
         return "stale timestamp"
-    if not hmac.compare_digest(sign(secret, ts, body), signature.strip().lower()):
+    given = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(sign(secret, ts, body).encode(), given):
         return "bad signature"
     return None
 
@@ -74,7 +73,8 @@ class BridgeMessage(_Strictish):
 class BridgeEvent(_Strictish):
     event_id: str = Field(min_length=1, max_length=128)
     type: Literal["message", "member_joined", "member_left"]
-    timestamp: int
+    # Unix seconds; a bridge sending milliseconds gets a 422 naming the field, not a 500.
+    timestamp: int = Field(ge=0, lt=10**11)
     group: BridgeGroup | None
     sender: BridgeUser
     message: BridgeMessage | None = None

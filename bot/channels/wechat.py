@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import xmltodict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wechatpy import create_reply, parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -82,10 +83,9 @@ class WeChatCallback:
         self._crypto = WeChatCrypto(token, aes_key, app_id) if aes_key else None
 
     def _check_fresh(self, timestamp: str | None, now: datetime) -> None:
-        try:
-            ts = int(timestamp or "")
-        except ValueError:
-            raise Rejected(403, "missing or bad timestamp") from None
+        if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+            raise Rejected(403, "missing or bad timestamp")
+        ts = int(timestamp)
         if abs(now.timestamp() - ts) > self._window_s:
             raise Rejected(403, "stale timestamp")
 
@@ -93,8 +93,23 @@ class WeChatCallback:
         if not q.signature or q.nonce is None or q.timestamp is None:
             raise Rejected(403, "missing signature")
         expected = _sha1_signature(self._token, q.timestamp, q.nonce)
-        if not hmac.compare_digest(expected, q.signature.lower()):
+        if not hmac.compare_digest(
+            expected.encode(), q.signature.lower().encode("utf-8", "replace")
+        ):
             raise Rejected(403, "bad signature")
+
+    def _check_msg_signature(self, q: CallbackQuery, body: bytes) -> None:
+        # wechatpy compares with `!=`; compare in constant time first (PROTOCOL-NOTES).
+        try:
+            envelope = xmltodict.parse(body)["xml"]["Encrypt"]
+        except Exception as exc:
+            raise Rejected(400, f"malformed envelope ({type(exc).__name__})") from None
+        if not isinstance(envelope, str):
+            raise Rejected(400, "malformed envelope")
+        expected = _sha1_signature(self._token, q.timestamp or "", q.nonce or "", envelope)
+        given = (q.msg_signature or "").lower().encode("utf-8", "replace")
+        if not hmac.compare_digest(expected.encode(), given):
+            raise Rejected(403, "bad msg_signature")
 
     def verify_url(self, q: CallbackQuery, now: datetime) -> str:
         """The GET handshake: returns ``echostr`` when the signature holds."""
@@ -113,6 +128,7 @@ class WeChatCallback:
             if not q.msg_signature or q.nonce is None or q.timestamp is None:
                 raise Rejected(403, "missing msg_signature")
             self._check_fresh(q.timestamp, now)
+            self._check_msg_signature(q, body)
             try:
                 xml = self._crypto.decrypt_message(body, q.msg_signature, q.timestamp, q.nonce)
             except InvalidSignatureException:
