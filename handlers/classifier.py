@@ -714,10 +714,12 @@ class Classifier:
         )
 
     def _model_vetoed(self, norm: str) -> bool:
-        """Known-harmless or already-resolved wording: the model may not add an emergency."""
+        """Known-harmless, joking or already-resolved wording: the model may not add an
+        emergency (the same message-wide blockers the rules apply to themselves)."""
         if self.model_veto is not None and self.model_veto.search(norm):
             return True
-        return bool(self.resolved.search(norm)) and not self.urgent.search(norm)
+        harmless = self.resolved.search(norm) or self.playful.search(norm)
+        return bool(harmless) and not self.urgent.search(self._mask(norm, self.mask))
 
     def _classify_rules(self, norm: str) -> Classification:
         """The rule-based verdict on already-normalised text."""
