@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
-from bot.web import api, bridge_routes, bulletins_api, health, wechat_routes
+from bot.web import api, bridge_routes, bulletins_api, docs, health, wechat_routes
 from broadcasts.outbox import OutboxWorker
 from broadcasts.scheduler import build_scheduler
 
@@ -71,9 +71,11 @@ def create_app(
         description="連心: police–resident chat groups; every matter answered and followed.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by bot.web.docs with local assets
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.dispatcher = Dispatcher(runtime, handlers)
-    for module in (health, bridge_routes, wechat_routes, api, bulletins_api):
+    for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs):
         app.include_router(module.router)
     return app

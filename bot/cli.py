@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,17 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port``, or None when it can."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -45,6 +57,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.runtime import build_runtime
 
     settings = _settings(args)
+    problem = port_problem(args.host, args.port)
+    if problem:
+        print(f"lianxin: {problem}", file=sys.stderr)
+        return 2
     setup_logging()
     asyncio.run(migrate_url(settings.database.url))
     app = create_app(build_runtime(settings))

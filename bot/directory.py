@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,17 @@ class LoadSummary:
     roster: int
 
 
-def parse_directory(text: str, source: str = "directory") -> dict[str, list[dict[str, Any]]]:
+@dataclass
+class Known:
+    """Ids already in the database, which a file may refer to without repeating them."""
+
+    stations: set[str] = field(default_factory=set)
+    officers: set[str] = field(default_factory=set)
+
+
+def parse_directory(
+    text: str, source: str = "directory", known: Known | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Parse and check a directory document; raises :class:`DirectoryError`."""
     try:
         doc = yaml.load(text, Loader=_LineLoader)
@@ -67,7 +77,7 @@ def parse_directory(text: str, source: str = "directory") -> dict[str, list[dict
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise DirectoryError(f"{source}: '{name}' must be a list of mappings")
         sections[name] = items
-    _check(sections, source)
+    _check(sections, source, known or Known())
     return sections
 
 
@@ -82,7 +92,7 @@ def _require(source: str, item: dict[str, Any], what: str, *keys: str) -> None:
             raise _fail(source, item, what, f"missing '{key}'")
 
 
-def _check(s: dict[str, list[dict[str, Any]]], source: str) -> None:
+def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> None:
     station_ids: set[str] = set()
     for st in s["stations"]:
         _require(source, st, "station", "id", "name")
@@ -95,6 +105,7 @@ def _check(s: dict[str, list[dict[str, Any]]], source: str) -> None:
                 ZoneInfo(str(st["timezone"]))
             except (ZoneInfoNotFoundError, ValueError):
                 raise _fail(source, st, f"station {sid}", "unknown timezone") from None
+    station_ids |= known.stations
     for st in s["stations"]:
         parent = st.get("parent")
         if parent is not None and str(parent) not in station_ids:
@@ -119,6 +130,7 @@ def _check(s: dict[str, list[dict[str, Any]]], source: str) -> None:
                 raise _fail(source, off, f"officer {oid}", f"wechat_id '{wid}' used twice")
             wechat_ids.add(str(wid))
 
+    officer_ids |= known.officers
     group_ids: set[str] = set()
     for grp in s["groups"]:
         _require(source, grp, "group", "id", "name", "station")
@@ -283,4 +295,8 @@ async def load_directory_file(session: AsyncSession, path: Path) -> LoadSummary:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError as exc:
         raise DirectoryError(f"{path}: {exc.strerror}") from None
-    return await apply_directory(session, parse_directory(text, str(path)))
+    known = Known(
+        stations=set((await session.scalars(select(Station.id))).all()),
+        officers=set((await session.scalars(select(Officer.id))).all()),
+    )
+    return await apply_directory(session, parse_directory(text, str(path), known))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
 from broadcasts.outbox import echo_hash, enqueue
-from handlers.texts import Script, detect_script
+from handlers.texts import Script, detect_script, script_of
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -54,8 +54,10 @@ class HandlerContext:
 
     @property
     def script(self) -> Script:
-        """The script the sender wrote in; answers follow it."""
-        return detect_script(self.event.text)
+        """The script the sender wrote in; answers follow it. Text that reads the same in both
+        scripts is answered in the script of the group's name, else Simplified."""
+        group_name = self.group.name if self.group else ""
+        return script_of(self.event.text) or detect_script(group_name)
 
     def text(self, key: str, /, **values: Any) -> str:
         """A sentence from texts.yaml in the sender's script."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENV_PREFIX = "LIANXIN__"
+log = logging.getLogger("lianxin.settings")
 
 
 class ConfigError(Exception):
@@ -296,10 +298,14 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
     require_secrets: bool = True,
+    read_file: bool = True,
 ) -> Settings:
-    """Read the config file, apply environment and explicit overrides, validate."""
+    """Read the config file, apply environment and explicit overrides, validate.
+
+    ``read_file=False`` ignores every config file (the demo runs on its own settings).
+    """
     environ = os.environ if environ is None else environ
-    file = config_path(path, environ)
+    file = config_path(path, environ) if read_file else None
     data: dict[str, Any] = {}
     if file is not None:
         try:
@@ -311,6 +317,15 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{file}: top level must be a mapping")
         data = loaded or {}
+        for section, key in sorted(_SECRET_KEYS):
+            if isinstance(data.get(section), dict) and data[section].get(key):
+                # Accepted, but a config file is copied and committed; the environment is not.
+                log.warning(
+                    "%s is set in %s: prefer the environment (%s)",
+                    f"{section}.{key}",
+                    file,
+                    env_name(f"{section}.{key}"),
+                )
     data = _merge(data, _env_overrides(environ))
     if overrides:
         data = _merge(data, overrides)

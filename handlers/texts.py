@@ -18,9 +18,26 @@ def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
-def detect_script(text: str) -> Script:
-    """``hant`` when the text changes under Traditional→Simplified conversion, else ``hans``."""
-    return "hant" if text and _t2s().convert(text) != text else "hans"
+@lru_cache(maxsize=1)
+def _s2t() -> opencc.OpenCC:
+    return opencc.OpenCC("s2t")
+
+
+def script_of(text: str) -> Script | None:
+    """``hant`` or ``hans`` when the text shows which; None when it reads the same in both
+    ("有人拿刀砍人", "你好")."""
+    if not text:
+        return None
+    if _t2s().convert(text) != text:
+        return "hant"
+    if _s2t().convert(text) != text:
+        return "hans"
+    return None
+
+
+def detect_script(text: str, default: Script = "hans") -> Script:
+    """The script of ``text``, or ``default`` when it does not tell."""
+    return script_of(text) or default
 
 
 class Texts:

@@ -162,3 +162,15 @@ async def test_configured_self_id_is_never_answered(db_url: str, world: object) 
         assert await _count(h, OutboxMessage) == 0
     finally:
         await h.close()
+
+
+async def test_text_message_without_text_is_422(harness: Harness) -> None:
+    body = harness.bridge_body("hi")
+    del body["message"]["text"]
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422 and "message.text" in r.json()["error"]
+
+
+async def test_oversized_answer_has_the_bridge_shape(harness: Harness) -> None:
+    r = await harness.post_bridge(b"x" * 70000)
+    assert r.status_code == 413 and r.json()["ok"] is False and "65536" in r.json()["error"]

@@ -422,7 +422,7 @@ async def test_assign_refusals(vh: Harness) -> None:
     for sender in ("wxid_wang", "wxid_yang"):  # an officer who is not a leader; a resident
         await vh.say("指派 off-li", group=GROUP, sender=sender)
         await vh.drain()
-        assert "只有所领导" in in_group(vh.world)[-1]
+        assert "只有所領導" in in_group(vh.world)[-1]  # neutral text: the group name's script
     assert (await rows(vh, Group, Group.id == GROUP))[0].officer_id == "off-wang"
     assert "off-nobody" in (await dm(vh, "指派 grp-qiaozhen-01 off-nobody", "wxid_zhao"))[0]
     assert "grp-none" in (await dm(vh, "指派 grp-none off-li", "wxid_zhao"))[0]

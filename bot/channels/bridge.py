@@ -83,6 +83,8 @@ class BridgeEvent(_Strictish):
     def _message_present(self) -> BridgeEvent:
         if self.type == "message" and self.message is None:
             raise ValueError("message is required when type is 'message'")
+        if self.message is not None and self.message.type == "text" and self.message.text is None:
+            raise ValueError("message.text is required when message.type is 'text'")
         if self.type != "message" and self.group is None:
             raise ValueError(f"group is required when type is {self.type!r}")
         return self

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ def demo_settings(folder: Path) -> Settings:
     return load_settings(
         None,
         environ={},
+        read_file=False,
         overrides={
             "database": {"url": f"sqlite+aiosqlite:///{folder / 'lianxin-demo.db'}"},
             "bridge": {
@@ -228,9 +230,13 @@ def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int
 
         return run_script()
 
-    from bot.cli import setup_logging
+    from bot.cli import port_problem, setup_logging
     from bot.web.simulator import HUB_KEY
 
+    problem = port_problem(host, port)
+    if problem:
+        print(f"lianxin demo: {problem} (try --port)", file=sys.stderr)
+        return 2
     setup_logging()
     with tempfile.TemporaryDirectory(prefix="lianxin-demo-") as tmp:
         app, runtime = build_demo_app(Path(tmp))

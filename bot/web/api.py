@@ -93,9 +93,10 @@ class TicketView(BaseModel):
 
 @router.get("/tickets", response_model=list[TicketView])
 async def tickets(
-    status: str | None = Query(None, pattern="^(new|acknowledged|answered|closed|escalated)$"),
+    # An empty value (`?status=&category=`) means no filter.
+    status: str | None = Query(None, pattern="^(|new|acknowledged|answered|closed|escalated)$"),
     category: str | None = Query(
-        None, pattern="^(consultation|suggestion|report|help|dispute|other)$"
+        None, pattern="^(|consultation|suggestion|report|help|dispute|other)$"
     ),
     limit: int = Query(200, ge=1, le=2000),
     _: Caller = Depends(require_officer),

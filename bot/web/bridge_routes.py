@@ -28,7 +28,10 @@ async def bridge_events(
     secret = secret_value(runtime.settings.bridge.secret)
     if not secret:
         raise HTTPException(404, "bridge channel not configured")
-    body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
+    try:
+        body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
+    except HTTPException as exc:
+        return JSONResponse({"ok": False, "error": exc.detail}, status_code=exc.status_code)
     problem = bridge.verify(
         secret,
         request.headers,
