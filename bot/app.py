@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
-from bot.web import api, bridge_routes, bulletins_api, docs, health, wechat_routes
+from bot.web import api, bridge_routes, bulletins_api, docs, health, wechat_routes, wecom_routes
 from broadcasts.outbox import OutboxWorker
 from broadcasts.scheduler import build_scheduler
 
@@ -76,6 +76,6 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.dispatcher = Dispatcher(runtime, handlers)
-    for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs):
+    for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes):
         app.include_router(module.router)
     return app

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.channels.base import Sender
 from bot.channels.bridge import BridgeClient
 from bot.channels.wechat import WeChatApi, WeChatCallback
+from bot.channels.wecom import WeComCallback
+from bot.channels.wecom_reply import WeComReplySender
 from bot.clock import Clock, SystemClock
 from bot.db import make_engine, make_sessions
 from bot.pii import PiiCipher
@@ -96,4 +98,11 @@ def build_runtime(
     runtime.senders["sms"] = make_sms_sender(settings, http, clock)
     runtime.senders["wecom_robot"] = WeComRobotSender(client=http)
     runtime.senders.update(senders or {})
+    if settings.wecom.configured:
+        runtime.extras["wecom"] = WeComCallback.from_settings(
+            settings.wecom, window_s=settings.server.replay_window_s
+        )
+    runtime.senders.setdefault(
+        "wecom", WeComReplySender(robot=runtime.senders["wecom_robot"], sessions=sessions)
+    )
     return runtime

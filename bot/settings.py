@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from bot.channels.wecom import WeComSettings
+
 ENV_PREFIX = "LIANXIN__"
 log = logging.getLogger("lianxin.settings")
 
@@ -150,6 +152,7 @@ class Settings(_Section):
     timezone: str = "Asia/Shanghai"
     server: ServerSettings = Field(default_factory=ServerSettings)
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    wecom: WeComSettings = Field(default_factory=WeComSettings)
     bridge: BridgeSettings = Field(default_factory=BridgeSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
@@ -193,6 +196,11 @@ class Settings(_Section):
                 missing.append("wechat.app_id")
             if not _secret(self.wechat.app_secret):
                 missing.append("wechat.app_secret")
+        if _secret(self.wecom.token) or _secret(self.wecom.encoding_aes_key):
+            if not _secret(self.wecom.token):
+                missing.append("wecom.token")
+            if not _secret(self.wecom.encoding_aes_key):
+                missing.append("wecom.encoding_aes_key")
         if self.bridge.configured:
             if not _secret(self.bridge.secret):
                 missing.append("bridge.secret")
@@ -270,6 +278,8 @@ _SECRET_KEYS = {
     ("wechat", "encoding_aes_key"),
     ("wechat", "app_secret"),
     ("bridge", "secret"),
+    ("wecom", "token"),
+    ("wecom", "encoding_aes_key"),
     ("security", "pii_key"),
 }
 

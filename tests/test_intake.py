@@ -268,3 +268,20 @@ async def test_transfer_and_reclassify_restart_the_deadline_ladder(h: Harness) -
     assert await h.sweep() == 1
     await h.sent()
     assert any("⏰" in m for m in h.to_user("wxid_chen"))
+
+
+async def test_held_report_becomes_a_ticket_once_the_resident_verifies(h: Harness) -> None:
+    await h.say("我家门口的电动车昨晚被人偷了", group=GROUP, sender="wxid_new")
+    assert await h.tickets() == []
+    await h.say("实名 张三 13812345678", group=None, sender="wxid_new")
+    await h.drain()
+    [sms] = h.world.state.by_path("/sms")
+    code = re.search(r"\b(\d{6})\b", sms.json()["text"]).group(1)  # type: ignore[union-attr]
+    assert sms.json()["phone"] == "13812345678"
+    await h.say(code, group=None, sender="wxid_new")
+    [ticket] = await h.tickets()
+    assert ticket.category == "report" and ticket.group_id == GROUP
+    await h.sent()
+    ack = [m for m in h.to_group(GROUP) if f"#{ticket.code}" in m["text"]]
+    assert len(ack) == 1 and ack[0]["mentions"] == ["wxid_new"]  # answered where they asked
+    assert any(f"#{ticket.code}" in m for m in h.to_user("wxid_wang"))
