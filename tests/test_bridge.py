@@ -145,7 +145,9 @@ async def test_own_messages_echoed_by_the_bridge_are_never_answered(harness: Har
     before = await _count(harness, OutboxMessage)
     # The bridge forwards the bot's own group message back, rendered with the @-mention.
     echo = "@路人 " + reply["text"]
-    r = await harness.post_bridge(harness.bridge_body(echo, group="grp-qiaozhen-01", sender="wxid_bot"))
+    r = await harness.post_bridge(
+        harness.bridge_body(echo, group="grp-qiaozhen-01", sender="wxid_bot")
+    )
     assert r.status_code == 200
     assert await _count(harness, OutboxMessage) == before
     async with harness.runtime.sessions() as s:

@@ -9,7 +9,9 @@ import pytest
 from bot.demo.script import play
 
 
-async def test_scripted_scenario_plays_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_scripted_scenario_plays_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = await play(tmp_path)
     out = capsys.readouterr().out
     assert code == 0, out

@@ -148,7 +148,11 @@ async def test_undecryptable_row_fails_instead_of_sticking(harness: Harness) -> 
 
     oid = await _enqueue(harness, "无法解密")
     async with harness.runtime.sessions.begin() as s:
-        await s.execute(update(OutboxMessage).where(OutboxMessage.id == oid).values(payload_enc=b"\x01garbage" + bytes(40)))
+        await s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == oid)
+            .values(payload_enc=b"\x01garbage" + bytes(40))
+        )
     later = await _enqueue(harness, "后面的消息")
     outcomes = await harness.drain()
     assert {(o.outbox_id, o.status) for o in outcomes} == {(oid, "failed"), (later, "sent")}

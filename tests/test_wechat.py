@@ -187,7 +187,8 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
 
 async def test_non_ascii_signature_and_huge_timestamp_are_403(harness: Harness) -> None:
     r = await harness.client.get(
-        "/wechat/callback", params={"signature": "中", "timestamp": "1", "nonce": "n", "echostr": "e"}
+        "/wechat/callback",
+        params={"signature": "中", "timestamp": "1", "nonce": "n", "echostr": "e"},
     )
     assert r.status_code == 403
     r = await harness.client.post(
