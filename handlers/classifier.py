@@ -75,18 +75,58 @@ def _t2s() -> opencc.OpenCC:
 _WS_RE = re.compile(r"\s+")
 
 
+# Cantonese function words (Hong Kong / Guangdong writers) with an unambiguous Mandarin
+# equivalent, applied after t2s.  Only characters that are not ordinary Mandarin are mapped
+# (係 -> 系 is skipped: 关系, 系统); 唔该 ("please / thanks") goes before 唔 -> 不.
+_CANTONESE: tuple[tuple[str, str], ...] = (
+    ("唔该晒", "谢谢"),
+    ("唔该", "麻烦"),
+    ("而家", "现在"),
+    ("屋企", "家"),
+    ("点样", "怎样"),
+    ("点算", "怎么办"),
+    ("咗", "了"),
+    ("喺", "在"),
+    ("冇", "没"),
+    ("嘅", "的"),
+    ("佢", "他"),
+    ("唔", "不"),
+    ("揾", "找"),  # t2s writes 搵 as 揾
+    ("嗰", "那"),
+    ("嘢", "东西"),
+    ("睇", "看"),
+    ("畀", "给"),
+    ("嚟", "来"),
+    ("攞", "拿"),
+)
+# Pinyin initials and spelled-out emergency numbers (voice input writes 幺幺零 / 一一零).
+_ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<![a-z])jc(?![a-z])"), "警察"),
+    (re.compile(r"(?<![a-z])zf(?![a-z])"), "政府"),
+    (re.compile(r"[一幺][一幺]零"), "110"),
+    (re.compile(r"[一幺]二零"), "120"),
+    (re.compile(r"[一幺][一幺]九"), "119"),
+)
+
+
 def normalise(text: str) -> str:
     """Return ``text`` in a canonical form for matching.
 
-    Traditional characters become Simplified (opencc ``t2s``), full-width ASCII and
-    punctuation become half-width (NFKC), Latin letters are lower-cased, and runs of
+    Traditional characters become Simplified (opencc ``t2s``), Cantonese function words
+    their Mandarin equivalents (咗 -> 了, 冇 -> 没, 喺 -> 在), full-width ASCII and
+    punctuation become half-width (NFKC), Latin letters are lower-cased, a few pinyin
+    initials (jc, zf) and spelled-out emergency numbers (一一零) are expanded, and runs of
     whitespace collapse to one space.  Emoji are kept: they are a signal for "other".
     """
     simplified = _t2s().convert(text)
+    for src, dst in _CANTONESE:
+        simplified = simplified.replace(src, dst)
     # NFKC folds full-width forms (ＡＢＣ，１２３！) and the ideographic space to ASCII.
     # CJK punctuation without a compatibility mapping (。、) is left as is.
-    folded = unicodedata.normalize("NFKC", simplified)
-    return _WS_RE.sub(" ", folded.lower()).strip()
+    folded = unicodedata.normalize("NFKC", simplified).lower()
+    for pat, dst in _ABBREVIATIONS:
+        folded = pat.sub(dst, folded)
+    return _WS_RE.sub(" ", folded).strip()
 
 
 # ---------------------------------------------------------------------------------------

@@ -353,6 +353,15 @@ RULES_ONLY_EMERGENCIES = [
     ("他说活着没意思,拿着剪刀把自己锁在屋里", "help"),  # a blade turned on oneself
     ("两个人抢了我奶奶的金耳环,她被拖倒在地上", "report"),
     ("有个男的在小学围墙外面往里扔石头,还想翻墙", "report"),
+    # Round 11 concepts (Cantonese function words, theft / drunk driving in progress, a
+    # child named after the lock, held far from home, a child in the traffic).
+    ("阿公喺屋企晕咗 叫极都冇反应", "help"),
+    ("我阿嫲出去买餸到而家都冇返 佢有老人痴呆", "help"),
+    ("车钥匙锁车里了 里面还有个小孩 热得满头汗", "help"),
+    ("有两个人正在偷剪变压器的电线", "report"),
+    ("醉驾的 一辆红色小车在街上乱开 快拦住", "report"),
+    ("我妹被骗到外地了 那边的人不让她回来", "report"),
+    ("一个小孩在马路中间玩 车开得好快", "help"),
 ]
 
 
@@ -383,6 +392,53 @@ def _rules() -> Classifier:
 )
 def test_round9_non_emergencies(clf: Classifier, text: str) -> None:
     assert not clf.classify(text).emergency, clf.classify(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("隔壁村的砍了我们的竹子 说是他们的山", "dispute"),  # 砍了我们的 is not 砍了我
+        ("邻居家的树挡住我家窗户 叫他砍他不肯砍", "dispute"),
+        ("我被人打了 在医院缝了三针 打人的跑了 想报案", "report"),  # already stitched
+        ("办证要去哪里 要不要交钱", "consultation"),  # a fee question, not a scam payment
+        ("捡到一个钱包 里面好多卡 一直有电话打进来", "help"),  # found property (model veto)
+        ("打幺幺零半天没人接 要改进啊", "suggestion"),  # service feedback (model veto)
+        ("有人在网吧后面卖那种小药丸", "report"),  # illegal trade (model veto)
+        ("家里就我和孩子 万一半夜着火了该怎么跑", "consultation"),  # what-if (model veto)
+    ],
+)
+def test_round11_calm_messages(clf: Classifier, text: str, label: str) -> None:
+    result = clf.classify(text)
+    assert not result.emergency, result
+    assert result.label == label, result
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("jc叔叔 初中生可以去网吧打工吗", "consultation"),  # is it allowed: a law question
+        ("我部手機跌咗喺巴士度 點樣搵返", "help"),  # Cantonese: dropped, how to get back
+        ("窗口那个办事员一直在聊天 让我们干等", "suggestion"),
+        ("派出所态度好差 问个事爱理不理", "suggestion"),
+        ("村口站牌的字太小了 换个大点的", "suggestion"),
+        ("村口那个坑摔了好几个人了 麻烦反映一下", "suggestion"),
+        ("希望户籍室中午也能开 我们上班的来不及", "suggestion"),
+        ("隔篱成日将垃圾放喺我门口", "dispute"),
+        ("有个厂往河里排废水 好几天了", "report"),
+    ],
+)
+def test_round11_label_boundaries(clf: Classifier, text: str, label: str) -> None:
+    assert clf.classify(text).label == label, clf.classify(text)
+
+
+def test_normalise_cantonese_and_abbreviations() -> None:
+    assert normalise("阿婆喺街市暈咗 冇人識佢") == "阿婆在街市晕了 没人识他"
+    assert normalise("到而家都冇返屋企") == "到现在都没返家"
+    assert normalise("點樣搵返") == "怎样找返"
+    assert normalise("唔該晒") == "谢谢"
+    assert normalise("JC叔叔 打一一零 zf") == "警察叔叔 打110 政府"
+    assert normalise("幺二零") == "120"
+    assert normalise("jcb挖掘机") == "jcb挖掘机"  # only a stand-alone abbreviation
 
 
 @pytest.mark.parametrize(
