@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.routing import Router
 from bot.runtime import Runtime
 from bot.settings import DeadlineSettings
-from handlers.tickets import Out, add_event, category_text, open_tickets_of
+from handlers.tickets import Out, add_event, category_text, clip, open_tickets_of
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, JobRun, Ticket
 
@@ -133,7 +133,18 @@ async def _step(
     if target is None:
         county = await router.county_station()
         target = await router.leader(county.id) if county else None
-    text = runtime.cipher.decrypt(ticket.text_enc) or ""
+    if target is None:
+        # No leader up the chain: the county's duty desk, any officer, and at worst the
+        # assignee again, so a step is never "escalated to nobody" in silence.
+        fallback = await router.assign(station_id=None, group=None, at=now)
+        target = fallback.officer if fallback else assignee
+        log.warning(
+            "ticket %s: no leader to escalate to at level %d; telling %s",
+            ticket.code,
+            level,
+            target.id if target else "nobody",
+        )
+    text = clip(runtime.cipher.decrypt(ticket.text_enc) or "")
     ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
     if target is not None:
         out.to_officer(
@@ -200,7 +211,7 @@ async def handover(runtime: Runtime, now: datetime) -> int:
                     category=category_text(runtime, ticket),
                     priority=ticket.priority,
                     from_officer=previous.name if previous else "-",
-                    text=runtime.cipher.decrypt(ticket.text_enc) or "",
+                    text=clip(runtime.cipher.decrypt(ticket.text_enc) or ""),
                 ),
                 priority=1 if ticket.priority == 1 else 4,
             )

@@ -253,6 +253,10 @@ class Dispatcher:
                 passive = _claim_passive(ctx)
         if ctx.outbox:
             rt.outbox_wakeup.set()
+        if status == "unknown_group":
+            log.warning(
+                "event %s/%s from unknown group %s", event.channel, journal.id, event.group_id
+            )
         log.info(
             "event %s/%s kind=%s group=%s status=%s replies=%d",
             event.channel,

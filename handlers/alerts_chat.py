@@ -228,6 +228,17 @@ async def alert_replies(ctx: HandlerContext) -> bool:
     return True
 
 
+async def answers_active_alert(ctx: HandlerContext) -> bool:
+    """Whether a group message talks about what an active alert in that group seeks."""
+    if ctx.group is None:
+        return False
+    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
+    if alert is None:
+        return False
+    alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
+    return similarity(alert_text, ctx.event.text) >= _SAME_MATTER
+
+
 async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:
     """An emergency raised in a group during an alert, about what the alert says, belongs to it
     (a child seen by the river while the lost-child notice is out)."""

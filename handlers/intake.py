@@ -18,6 +18,7 @@ from handlers.tickets import (
     Out,
     add_event,
     category_text,
+    clip,
     first_deadline,
     group_label,
     new_code,
@@ -29,18 +30,28 @@ from models.journal import InboundEvent
 from models.people import Member, PendingItem
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
-# Overlap of character bigrams above which two messages are taken to describe one incident.
-_SIMILAR = 0.3
-_FOLLOW_UP_SIMILAR = 0.2
+# Overlap of content bigrams above which two messages are taken to describe one incident:
+# stricter between different residents (two thefts on one evening are two matters) than for
+# the same resident's follow-up.
+_SIMILAR = 0.5
+_FOLLOW_UP_SIMILAR = 0.34
+# Characters that carry grammar, not content: "被偷了" is in every theft report.
+_FUNCTION_CHARS = set(
+    "了的被我你他她它们是在有人也都就还吗呢啊吧呀个一这那和与及把让给着过很太又再才"
+)
 
 
 def _bigrams(text: str) -> set[str]:
     chars = re.sub(r"\W", "", normalise(text))
-    return {chars[i : i + 2] for i in range(len(chars) - 1)} or {chars}
+    return {
+        chars[i : i + 2]
+        for i in range(len(chars) - 1)
+        if chars[i] not in _FUNCTION_CHARS and chars[i + 1] not in _FUNCTION_CHARS
+    }
 
 
 def similarity(a: str, b: str) -> float:
-    """Share of the shorter message's character bigrams found in the other (overlap
+    """Share of the shorter message's content bigrams found in the other (overlap
     coefficient): two residents describing one incident at different lengths still match."""
     x, y = _bigrams(a), _bigrams(b)
     return len(x & y) / min(len(x), len(y)) if x and y else 0.0
@@ -56,16 +67,20 @@ class Item:
     sender_id: str
     group: Group | None
     script: Script
+    # The chat's group id even when the directory does not know the group (emergencies there).
+    chat_group_id: str | None = None
 
     @classmethod
     def of(cls, ctx: HandlerContext) -> Item:
         """The event being handled."""
         ev = ctx.event
-        return cls(ev.text, ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script)
+        return cls(
+            ev.text, ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script, ev.group_id
+        )
 
     @property
     def group_id(self) -> str | None:
-        return self.group.id if self.group else None
+        return self.group.id if self.group else self.chat_group_id
 
     def reporter(self, ticket: Ticket, now: datetime) -> TicketReporter:
         """A reporter row for this item's sender on ``ticket``."""
@@ -77,6 +92,13 @@ class Item:
             group_id=self.group_id,
             added_at=now,
         )
+
+
+_SCAM_CONCEPTS = ("consultation:scam_check", "consultation:scam_self_check")
+
+
+def _asks_about_a_scam(result: Classification) -> bool:
+    return result.label == "consultation" and any(m in _SCAM_CONCEPTS for m in result.matched)
 
 
 def _resident_text(ctx: HandlerContext) -> bool:
@@ -91,8 +113,28 @@ async def emergency_first(ctx: HandlerContext) -> bool:
     result: Classification = ctx.classify()
     if not result.emergency:
         return False
+    from handlers.alerts_chat import answers_active_alert  # alerts build on intake
+
+    if await answers_active_alert(ctx):
+        return False  # a sighting for the lost-child notice: a clue, not a new emergency
     await _emergency(ctx, result)
     return True
+
+
+_FIRE = re.compile(r"火|烟|燃|烧|爆炸|煤气|燃气|天然气|液化气")
+_MEDICAL = re.compile(
+    r"晕|昏|倒地|不醒|没气|没呼吸|抽搐|抽风|吐血|流血|出血|中毒|心脏|喘不|摔|骨折|受伤"
+)
+
+
+def _safety_reply_key(text: str) -> str:
+    """Fire first names 119, an injury or illness 120, everything else 110."""
+    plain = normalise(text)
+    if _FIRE.search(plain):
+        return "emergency_reply_fire"
+    if _MEDICAL.search(plain) and not re.search(r"刀|枪|砍|捅|打|抢|绑|杀", plain):
+        return "emergency_reply_medical"
+    return "emergency_reply"
 
 
 async def intake(ctx: HandlerContext) -> bool:
@@ -108,6 +150,9 @@ async def intake(ctx: HandlerContext) -> bool:
         return False  # chatter: nothing in groups; the greeting answers in private
     if ev.group_id and ctx.group is None:
         return True  # an unknown group: journaled, flagged, no ticket (docs/decisions.md)
+    if _asks_about_a_scam(result):
+        # The answer people need now, before any officer or verification: do not pay.
+        ctx.reply(ctx.text("scam_warning"), priority=1)
     from handlers.verification import is_verified, maybe_remind
 
     if not await is_verified(ctx.session, ctx.member.id):
@@ -129,7 +174,9 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         ticket = await _open(ctx, result, item, emergency=True)
     officer = await _officer(ctx, ticket)
     ctx.reply(
-        ctx.text("emergency_reply", officer=officer.name if officer else "", code=ticket.code),
+        ctx.text(
+            _safety_reply_key(item.text), officer=officer.name if officer else "", code=ticket.code
+        ),
         priority=0,
     )
     add_event(
@@ -159,7 +206,7 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         category=category_text(ctx.runtime, ticket),
         group=await group_label(ctx.session, ctx.runtime, ticket),
         resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
-        text=item.text,
+        text=clip(item.text),
     )
     for target in paged:
         out.to_officer(target, page, priority=0)
@@ -211,7 +258,7 @@ async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Tic
                 unclear=unclear,
                 group=await group_label(ctx.session, ctx.runtime, ticket),
                 resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
-                text=item.text,
+                text=clip(item.text),
             ),
             priority=3 if ticket.priority <= 2 else 5,
         )
@@ -307,12 +354,14 @@ async def _merge_target(
     for ticket in own.all():
         if ticket.emergency != emergency:
             continue
-        if ticket.category == result.label or emergency:
-            return ticket
-        # A follow-up soon after that talks about the same thing, whatever its label.
         recent = ctx.now - ticket.updated_at <= follow_up
+        if emergency and recent:
+            return ticket  # "快来啊" after "着火了": the same person's same danger
+        # The same matter: the same resident writing about the same thing again.
         first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
-        if recent and (result.unclear or similarity(first, item.text) >= _FOLLOW_UP_SIMILAR):
+        if similarity(first, item.text) >= _FOLLOW_UP_SIMILAR and (
+            recent or ticket.category == result.label
+        ):
             return ticket
     if item.group_id is None:
         return None
@@ -326,12 +375,15 @@ async def _merge_target(
         .order_by(Ticket.created_at.desc())
     )
     for ticket in others.all():
-        if emergency and ticket.emergency:
+        if ticket.emergency != emergency:
+            continue
+        # Two residents, one incident: same kind and the same things named. A knife attack
+        # reported during a fire is a second emergency with its own page to the leader.
+        same_kind = emergency or ticket.category == result.label
+        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
+        threshold = _SIMILAR / 2 if emergency else _SIMILAR
+        if same_kind and similarity(first, item.text) >= threshold:
             return ticket
-        if ticket.category == result.label and not emergency and not ticket.emergency:
-            first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
-            if similarity(first, item.text) >= _SIMILAR:
-                return ticket
     return None
 
 
@@ -375,7 +427,7 @@ async def _attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> 
                 item.script,
                 code=ticket.code,
                 resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
-                text=item.text,
+                text=clip(item.text),
             ),
         )
 

@@ -11,6 +11,7 @@ from handlers.tickets import (
     add_event,
     age_text,
     category_text,
+    clip,
     find_ticket,
     open_tickets_of,
     priority_for,
@@ -68,9 +69,7 @@ async def _to_reporters(
 ) -> int:
     """Tell every reporter of ``ticket``, in the ticket's script; returns how many."""
     people = await reporters(ctx.session, ticket)
-    text = out.text(key, ticket.script, code=ticket.code, **values)  # type: ignore[arg-type]
-    for reporter in people:
-        out.to_reporter(reporter, text)
+    out.to_reporters(people, out.text(key, ticket.script, code=ticket.code, **values))  # type: ignore[arg-type]
     return len(people)
 
 
@@ -185,7 +184,7 @@ async def _transfer(
             category=category_text(ctx.runtime, ticket),
             priority=ticket.priority,
             by=officer.name,
-            text=ctx.runtime.cipher.decrypt(ticket.text_enc) or "",
+            text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),
         ),
     )
     _done(ctx, out, officer, ticket, ctx.text("action_transferred", officer=target.name))
@@ -213,7 +212,7 @@ async def _classify(
         actor=_actor(officer),
         detail=f"{previous} -> {label}",
     )
-    category = category_text(ctx.runtime, ticket)
+    category = category_text(ctx.runtime, ticket, ctx.script)
     _done(ctx, out, officer, ticket, ctx.text("action_classified", category=category))
 
 
@@ -229,7 +228,7 @@ async def _todo(ctx: HandlerContext, officer: Officer) -> None:
             ctx.text(
                 "officer_todo_line",
                 code=t.code,
-                category=category_text(ctx.runtime, t),
+                category=category_text(ctx.runtime, t, ctx.script),
                 priority=t.priority,
                 status=ctx.text(f"status_{t.status}"),
                 age=age_text(ctx.runtime, ctx.script, ctx.now - t.created_at),

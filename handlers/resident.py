@@ -11,7 +11,7 @@ from bot.deadlines import next_check
 from bot.dispatcher import HandlerContext
 from bot.routing import Router
 from handlers.commands import parse
-from handlers.tickets import Out, add_event, category_text, find_ticket, first_deadline
+from handlers.tickets import Out, add_event, category_text, clip, find_ticket, first_deadline
 from models.directory import Officer
 from models.tickets import Ticket, TicketReporter
 
@@ -142,6 +142,6 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket) -> None:
                 code=ticket.code,  # type: ignore[arg-type]
                 category=category_text(ctx.runtime, ticket),
                 officer=previous.name if previous else "-",
-                text=ctx.runtime.cipher.decrypt(ticket.text_enc) or "",
+                text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),
             ),
         )

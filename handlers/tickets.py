@@ -109,6 +109,36 @@ class Out:
             )
         )
 
+    def to_reporters(self, people: list[TicketReporter], text: str, *, priority: int = 5) -> None:
+        """Tell several reporters: one post per group @-mentioning all of them there (bridged
+        accounts get banned for bursts), one private message each for the others."""
+        by_group: dict[tuple[str, str], list[str]] = {}
+        for reporter in people:
+            if reporter.sender_id is None:
+                continue
+            if reporter.group_id:
+                key = (reporter.channel, reporter.group_id)
+                mentions = by_group.setdefault(key, [])
+                if reporter.sender_id not in mentions:
+                    mentions.append(reporter.sender_id)
+            else:
+                self.to_reporter(reporter, text, priority=priority)
+        for (channel, group_id), mentions in by_group.items():
+            self.queue(
+                OutboundMessage(
+                    channel=channel,
+                    text=text,
+                    group_id=group_id,
+                    mentions=tuple(mentions),
+                    priority=priority,
+                )
+            )
+
+
+def clip(text: str, limit: int = 500) -> str:
+    """Residents' words as quoted to officers: whole up to ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 def add_event(
     session: AsyncSession,
@@ -171,8 +201,9 @@ async def group_label(session: AsyncSession, runtime: Runtime, ticket: Ticket) -
     return group.name if group else ticket.group_id
 
 
-def category_text(runtime: Runtime, ticket: Ticket) -> str:
-    return runtime.texts.render(f"cat_{ticket.category}", ticket.script)  # type: ignore[arg-type]
+def category_text(runtime: Runtime, ticket: Ticket, script: Script | None = None) -> str:
+    """The ticket's category in words, in ``script`` (default: the resident's)."""
+    return runtime.texts.render(f"cat_{ticket.category}", script or ticket.script)  # type: ignore[arg-type]
 
 
 def first_deadline(runtime: Runtime, priority: int, now: datetime) -> tuple[datetime, datetime]:

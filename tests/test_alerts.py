@@ -196,3 +196,16 @@ async def test_ordinary_matters_during_an_alert_still_go_through_intake(b: Bench
         ("consultation", None),
         ("help", out["id"]),
     ]
+
+
+async def test_a_sighting_for_the_alert_is_a_clue_not_a_new_emergency(b: Bench) -> None:
+    out = await b.post(
+        "/api/v1/alerts",
+        {"scope": {"stations": ["qiaozhen"]}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
+        status=201,
+    )
+    await b.h.sent()
+    await b.h.say("我在桥头看到一个穿红色外套的男孩在哭,好像走失了", group=QZ, sender="wxid_c")
+    [ticket] = await b.h.tickets()
+    assert ticket.alert_id == out["id"] and ticket.category == "help"
+    assert not any("110" in m["text"] for m in await b.h.sent() if m["group_id"] == QZ and "走失儿童" not in m["text"])

@@ -362,6 +362,10 @@ RULES_ONLY_EMERGENCIES = [
     ("醉驾的 一辆红色小车在街上乱开 快拦住", "report"),
     ("我妹被骗到外地了 那边的人不让她回来", "report"),
     ("一个小孩在马路中间玩 车开得好快", "help"),
+    # Round 12: a person pushed / thrown / held into water or off a height.
+    ("有個人在橋上要把他老婆推下河", "report"),
+    ("有人在河边把一个女的往水里按", "report"),
+    ("他把孩子从二楼扔下来了", "report"),
 ]
 
 
@@ -388,6 +392,7 @@ def _rules() -> Classifier:
         "他对我翻白眼,还骂我",
         "请问持枪证怎么办",  # a permit, not a gun in hand
         "老人拄拐走不了远路,谁能帮忙推一下轮椅",  # 拄拐 is not 拐走
+        "有人把垃圾扔进河里",  # dumping, not a person in the water
     ],
 )
 def test_round9_non_emergencies(clf: Classifier, text: str) -> None:
@@ -620,6 +625,10 @@ def test_classification_is_fast(clf: Classifier) -> None:
         ("继母把房子过户到她儿子名下了", "dispute"),
         ("邻居的树倒过来砸坏了我家的瓦,他说是天灾不赔", "dispute"),
         ("我在镇上迷路了,派出所在哪", "help"),
+        # Round 12: carpool chatter, a parking-space proposal, pay cut for work done.
+        ("有没有人一起拼车去市里", "other"),
+        ("菜市場門口亂停車,能不能劃個停車位", "suggestion"),
+        ("我在他那干了一个月活,他说活干得不好只给一半钱", "dispute"),
     ],
 )
 def test_hard_label_cases(clf: Classifier, text: str, label: str) -> None:

@@ -130,3 +130,24 @@ async def test_daily_digest_at_eight_once(h: Harness) -> None:
     h.clock.advance(timedelta(hours=3))
     await h.sweep()
     assert len([d for d in await h.sent() if "早安" in d["text"]]) == 1  # once a day
+
+
+async def test_escalation_without_a_leader_still_reaches_someone(h: Harness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "stations:\n  - {id: east, name: 東所, parent: county}\n"
+        "officers:\n  - {id: o-east, name: 東警官, station: east, wechat_id: wx_e}\n"
+        "groups:\n  - {id: g-east, name: 東群, station: east, officer: o-east}\n"
+        "roster:\n  - {station: east, officer: o-east, days: [mon, tue, wed, thu, fri, sat, sun], from: '00:00', to: '24:00'}\n",
+        "utf-8",
+    )
+    await h.load_directory(path)
+    await h.bind("wxid_e1", group="g-east")
+    await h.say("我家的摩托车被人偷了", group="g-east", sender="wxid_e1")
+    for _ in range(2):
+        h.clock.advance(timedelta(minutes=30))
+        await h.sweep()
+    [t] = [t for t in await h.tickets() if t.group_id == "g-east"]
+    await h.sent()
+    # East has no leader: the county's leader is told, not nobody.
+    assert any(t.code in m for m in h.to_user("wxid_county"))

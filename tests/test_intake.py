@@ -150,7 +150,9 @@ async def test_repeats_merge_and_one_answer_reaches_every_reporter(h: Harness) -
     await h.say(f"#{ticket.code} 民警已到现场勘查", group=None, sender="wxid_wang")
     await h.sent()
     answers = [m for m in h.to_group(GROUP) if "勘查" in m["text"]]
-    assert sorted(m["mentions"][0] for m in answers) == ["wxid_a", "wxid_b", "wxid_c"]
+    # One post in the group, @-mentioning every reporter (no burst of identical posts).
+    assert len(answers) == 1
+    assert sorted(answers[0]["mentions"]) == ["wxid_a", "wxid_b", "wxid_c"]
     assert (await h.timeline(ticket)).count("merged") == 3
 
 
@@ -285,3 +287,52 @@ async def test_held_report_becomes_a_ticket_once_the_resident_verifies(h: Harnes
     ack = [m for m in h.to_group(GROUP) if f"#{ticket.code}" in m["text"]]
     assert len(ack) == 1 and ack[0]["mentions"] == ["wxid_new"]  # answered where they asked
     assert any(f"#{ticket.code}" in m for m in h.to_user("wxid_wang"))
+
+
+async def test_two_thefts_by_two_residents_are_two_tickets(h: Harness) -> None:
+    await h.bind("wxid_ma", group=GROUP)
+    await h.bind("wxid_niu", group=GROUP)
+    await h.say("我的电动车昨晚被偷了", group=GROUP, sender="wxid_ma")
+    await h.say("我的自行车也被偷了", group=GROUP, sender="wxid_niu")
+    assert len(await h.tickets()) == 2
+
+
+async def test_a_second_emergency_during_a_fire_is_its_own_p1(h: Harness) -> None:
+    await h.say("着火了!村东头老李家房子着火了,火很大", group=GROUP, sender="wxid_a")
+    await h.say("老李家着火了,烟好大,快来人", group=GROUP, sender="wxid_b")  # the same fire
+    await h.say("村口有人拿刀砍人!快报警!", group=GROUP, sender="wxid_c")  # another danger
+    tickets = await h.tickets()
+    assert len(tickets) == 2 and all(t.emergency for t in tickets)
+    await h.sent()
+    pages = [m for m in h.to_user("wxid_zhao") if "P1" in m]
+    assert len(pages) == 2  # the leader is paged for each emergency
+
+
+async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
+    await h.bind("wxid_sun", group=GROUP)
+    await h.say("建议在村口路口装个红绿灯,车太快了", group=GROUP, sender="wxid_sun")
+    await h.say("请问护照怎么办理,需要什么材料", group=GROUP, sender="wxid_sun")
+    assert sorted(t.category for t in await h.tickets()) == ["consultation", "suggestion"]
+
+
+async def test_emergency_in_an_unknown_group_keeps_the_group(h: Harness) -> None:
+    await h.say("救命!有人掉河里了!", group="grp-unknown", sender="wxid_x")
+    [ticket] = await h.tickets()
+    assert ticket.group_id == "grp-unknown" and ticket.emergency
+    await h.sent()
+    assert h.to_group("grp-unknown") and "110" in h.to_group("grp-unknown")[0]["text"]
+
+
+async def test_scam_question_gets_the_warning_at_once_even_unverified(h: Harness) -> None:
+    r = await h.post_wechat_safe(
+        h.wechat_text_xml("有人自称公安局打电话说我涉嫌洗钱,让我转账到安全账户,是不是骗子?", openid="o_new")
+    )
+    reply = h.decrypt_reply(r)["Content"]
+    assert "安全账户" in reply and "96110" in reply  # the warning rides back passively
+
+
+async def test_fire_reply_names_119_first(h: Harness) -> None:
+    await h.say("着火了!我家厨房着火了火很大", group=GROUP, sender="wxid_x")
+    await h.sent()
+    [reply] = h.to_group(GROUP)
+    assert reply["text"].index("119") < reply["text"].index("110")
