@@ -163,9 +163,33 @@ async def correct_alert(
     """A correction: sent like an alert, to the groups the original reached."""
     if alert.status == "recalled":
         raise Problem("id", f"alert {alert.id} was recalled")
-    groups = await _reached_groups(session, alert.id)
-    correction = Alert(
+    return await _follow_up(
+        session,
+        runtime=runtime,
+        alert=alert,
         kind="correction",
+        text=text,
+        reason="",
+        created_by=created_by,
+        now=now,
+    )
+
+
+async def _follow_up(
+    session: AsyncSession,
+    *,
+    runtime: Runtime,
+    alert: Alert,
+    kind: str,
+    text: str,
+    reason: str,
+    created_by: str,
+    now: datetime,
+) -> tuple[Alert, int]:
+    """A correction or recall notice, sent to exactly the groups the alert reached."""
+    groups = await _reached_groups(session, alert.id)
+    notice = Alert(
+        kind=kind,
         parent_id=alert.id,
         scope=alert.scope,
         text_enc=runtime.cipher.encrypt(text),
@@ -174,18 +198,18 @@ async def correct_alert(
         created_by=created_by,
         created_at=now,
     )
-    session.add(correction)
+    session.add(notice)
     await session.flush()
     count = await _fan_out(
         session,
         runtime=runtime,
-        alert=correction,
+        alert=notice,
         groups=groups,
         parent_id=alert.id,
-        reason="",
+        reason=reason,
         now=now,
     )
-    return correction, count
+    return notice, count
 
 
 async def recall_alert(
@@ -224,26 +248,14 @@ async def recall_alert(
         update(Alert).where(Alert.id.in_(family)).values(status="recalled", recalled_at=now)
     )
     await session.refresh(alert)
-    groups = await _reached_groups(session, alert.id)
-    notice = Alert(
-        kind="recall",
-        parent_id=alert.id,
-        scope=alert.scope,
-        text_enc=runtime.cipher.encrypt(reason),
-        media=None,
-        status="sent",
-        created_by=created_by,
-        created_at=now,
-    )
-    session.add(notice)
-    await session.flush()
-    count = await _fan_out(
+    notice, count = await _follow_up(
         session,
         runtime=runtime,
-        alert=notice,
-        groups=groups,
-        parent_id=alert.id,
+        alert=alert,
+        kind="recall",
+        text=reason,
         reason=reason,
+        created_by=created_by,
         now=now,
     )
     return notice, count, int(withdrawn.rowcount)  # type: ignore[attr-defined]

@@ -629,6 +629,19 @@ def test_classification_is_fast(clf: Classifier) -> None:
         ("有没有人一起拼车去市里", "other"),
         ("菜市場門口亂停車,能不能劃個停車位", "suggestion"),
         ("我在他那干了一个月活,他说活干得不好只给一半钱", "dispute"),
+        # Round 13: "好大烟" is smoke, not opium; a driver about to flee; legal liability;
+        # film and joke talk; adverts; "which places" and two-way choice questions.
+        ("我哋屋企廚房著火啦 好大煙 快啲嚟呀", "help"),
+        ("小区门口车撞人了 人躺地上不动 司机想跑", "report"),
+        ("狗咬人了主人要负什么法律责任", "consultation"),
+        ("请问醉驾一般怎么处罚", "consultation"),
+        ("昨晚看了个电影 里面杀人的场面吓死我了 有人知道叫啥名字吗", "other"),
+        ("讲个笑话 警察问小偷为什么偷东西 小偷说我饿", "other"),
+        ("我在写小说 主角被绑架了 警察一般怎么处理绑架案", "consultation"),
+        ("炸鸡店开业 全场五折 快来抢", "other"),
+        ("过年放烟花 县城哪些地方禁放", "consultation"),
+        ("如果看到有人打架应该报警还是先拉开", "consultation"),
+        ("遊戲裏買裝備被騙了兩千", "report"),
     ],
 )
 def test_hard_label_cases(clf: Classifier, text: str, label: str) -> None:
@@ -813,3 +826,34 @@ def test_leave_one_file_out_model_only_helps(path: Path) -> None:
     combined = evaluate(_fold_classifier(path.name), rows)
     assert combined.emergency_recall >= rules.emergency_recall, combined.format()
     assert combined.emergency_precision >= EMERGENCY_PRECISION_GOAL, combined.format()
+
+
+# ------------------------------------------------------------------ round 13 concepts
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # A general question about a danger vs the same danger happening now.
+        ("孩子吞纽扣怎么办", "consultation", False),
+        ("孩子吞了颗纽扣怎么办 现在喘不上气", "help", True),
+        ("闻到家里有煤气味的时候能不能开灯", "consultation", False),
+        ("家里着火的时候应该先跑还是先报警", "consultation", False),
+        # ... but "when I got home I smelt gas" is the smell now, not a general question.
+        ("我回家的时候闻到一股煤气味能不能开灯", "help", True),
+        ("我现在闻到家里有煤气味的时候能不能开灯啊", "help", True),
+        # 救命 as slang in front of a bill; sports hyperbole; killed over and over in a game.
+        ("救命 这个月电费怎么这么贵 哪里可以查明细", "consultation", False),
+        ("球赛太刺激了 最后一秒绝杀 心脏病都要犯了", "other", False),
+        ("打游戏被人砍死了十几次 气死我了", "other", False),
+        ("我儿子打游戏被他爸骂了几句 拿了根绳子进屋把门反锁了 怎么叫都不开", "help", True),
+        # A lost wallet in Cantonese is not an emergency; a breached dam is.
+        ("喺巴士上面唔見咗個銀包 有冇人執到", "help", False),
+        ("村里水库堤坝出了个口子 水哗哗往外冒", "help", True),
+        ("炸鸡店开业 全场五折 快来抢", "other", False),
+    ],
+)
+def test_round13_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = Classifier.from_file(model_path=model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
