@@ -424,15 +424,16 @@ async def _confirm_code(ctx: HandlerContext, digits: str) -> bool:
         return True
     _close_code(row, "used", cipher)
     await _store_binding(ctx, name, phone, matched)
-    answer = _say(ctx, "verify_bound", script, name=mask_name(name), phone=mask_phone(phone))
+    # The confirmation first (it is the passive reply on the Official Account), then the
+    # acknowledgements of whatever was held for them.
+    ctx.reply(_say(ctx, "verify_bound", script, name=mask_name(name), phone=mask_phone(phone)))
     # Imported here: intake imports this module for is_verified/maybe_remind.
     from handlers.intake import release_pending
 
     tickets = await release_pending(ctx, ctx.member)
     if tickets:
         codes = "、".join(f"#{t.code}" for t in tickets)
-        answer += _say(ctx, "verify_released", script, count=len(tickets), codes=codes)
-    ctx.reply(answer)
+        ctx.reply(_say(ctx, "verify_released", script, count=len(tickets), codes=codes))
     return True
 
 

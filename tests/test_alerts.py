@@ -208,4 +208,8 @@ async def test_a_sighting_for_the_alert_is_a_clue_not_a_new_emergency(b: Bench) 
     await b.h.say("我在桥头看到一个穿红色外套的男孩在哭,好像走失了", group=QZ, sender="wxid_c")
     [ticket] = await b.h.tickets()
     assert ticket.alert_id == out["id"] and ticket.category == "help"
-    assert not any("110" in m["text"] for m in await b.h.sent() if m["group_id"] == QZ and "走失儿童" not in m["text"])
+    assert not any(
+        "110" in m["text"]
+        for m in await b.h.sent()
+        if m["group_id"] == QZ and "走失儿童" not in m["text"]
+    )

@@ -325,7 +325,9 @@ async def test_emergency_in_an_unknown_group_keeps_the_group(h: Harness) -> None
 
 async def test_scam_question_gets_the_warning_at_once_even_unverified(h: Harness) -> None:
     r = await h.post_wechat_safe(
-        h.wechat_text_xml("有人自称公安局打电话说我涉嫌洗钱,让我转账到安全账户,是不是骗子?", openid="o_new")
+        h.wechat_text_xml(
+            "有人自称公安局打电话说我涉嫌洗钱,让我转账到安全账户,是不是骗子?", openid="o_new"
+        )
     )
     reply = h.decrypt_reply(r)["Content"]
     assert "安全账户" in reply and "96110" in reply  # the warning rides back passively
