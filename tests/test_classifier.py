@@ -857,3 +857,38 @@ def test_leave_one_file_out_model_only_helps(path: Path) -> None:
 def test_round13_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = Classifier.from_file(model_path=model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Charcoal fumes / several people down at once; a fall down a slope; an elder alone unseen for days.
+        ("屋里生了炭盆 两个老人都晕了", "help", True),
+        ("我爸在山上放牛滚下坡了 腿好像断了", "help", True),
+        ("独居的五保户老汉三天没出门了 喊他也不应", "help", True),
+        # Straw burning that spread to a house is a fire, not a pollution report.
+        ("烧秸秆把人家柴火堆引着了 火烧到屋了", "help", True),
+        # Fish electrocuted by poachers are not a person in danger.
+        ("有人在水库电鱼 鱼都电死了", "report", False),
+        # Predatory loans are a crime, not a debt dispute.
+        ("借了个套路贷 天天有人打电话骂我全家", "report", False),
+        # Asking where to complain / how a standard is set / which benefit to apply for.
+        ("卖过期化肥的店去哪里投诉", "consultation", False),
+        ("征地补偿标准是怎么定的", "consultation", False),
+        ("留守老人可以申请什么补贴", "consultation", False),
+        # A scammer promising a benefit stays a report.
+        ("有人冒充民政的说交钱就能办低保", "report", False),
+        # Asking for service hours / broadcasts to change.
+        ("村里广播能不能多播一下防溺水", "suggestion", False),
+        # A vendor who vanished is not a missing person.
+        ("卖假种子的找不到人了 苗都没出", "report", False),
+        # A beaten family member now vs a past beating.
+        ("拆迁的人把我妈打了 现在还在推房子", "report", True),
+        ("几个社会青年把我弟打了一顿 想报案", "report", False),
+        ("【通知】周六村委会免费体检", "other", False),
+    ],
+)
+def test_round14_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = Classifier.from_file(model_path=model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
