@@ -1,0 +1,43 @@
+"""``lianxin classify`` (CONTRACT §1): JSON lines in, one JSON line out per input."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+DEV = Path(__file__).parent / "data" / "messages-dev.jsonl"
+
+
+def test_classify_reads_json_lines_and_writes_one_line_each(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        {"text": "有人拿刀在村口砍人,快来"},
+        {"text": "請問身份證換領要幾天"},
+        {"text": "谢谢王警官"},
+        "not json",
+        {"words": "no text field"},
+    ]
+    stdin = "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin + "\n"))
+    assert main(["classify"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(out) == 5
+    knife, id_card, thanks, bad, missing = out
+    assert (knife["label"], knife["emergency"]) == ("report", True)
+    assert knife["text"] == "有人拿刀在村口砍人,快来"
+    assert (id_card["label"], id_card["emergency"]) == ("consultation", False)
+    assert thanks["label"] == "other"
+    assert "line 4" in bad["error"] and "line 5" in missing["error"]
+
+
+def test_classify_eval_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["classify", "--eval", str(DEV)]) == 0
+    report = capsys.readouterr().out
+    assert "accuracy: 1.000" in report and "confusion matrix" in report
+    assert "emergency recall:    1.000" in report
