@@ -892,3 +892,30 @@ def test_round13_concepts(text: str, label: str, emergency: bool, model: bool | 
 def test_round14_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = Classifier.from_file(model_path=model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # "Normally back by six" is the routine, not a return: still missing now.
+        ("儿子平常六点就回来了 今天到现在还没到家", "help", True),
+        ("孙子已经回来了 谢谢大家", "other", False),
+        # Objects thrown from a height while it goes on vs a question about the penalty.
+        ("对面楼上有人一直往下扔酒瓶 楼下好多人", "report", True),
+        ("高空抛物怎么处罚", "consultation", False),
+        # A drunk driver described, then weaving on the road.
+        ("那个开车的好像喝醉了 车开得摇摇晃晃的", "report", True),
+        # A stranger leading a child away.
+        ("有个不认识的女人牵着我家孩子往车站走", "report", True),
+        # Something about to fall where people are.
+        ("台风天小区门口招牌快要掉了 下面还有小孩在玩", "help", True),
+        # Cheating scales, blocked fire lanes, pavements taken over: reports, not emergencies.
+        ("卖菜的缺斤短两 秤有问题", "report", False),
+        ("小区消防通道被私家车占了", "report", False),
+        ("烧烤店天天占道经营 人行道都走不了", "report", False),
+    ],
+)
+def test_round15_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = Classifier.from_file(model_path=model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
