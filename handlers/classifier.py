@@ -205,7 +205,9 @@ def _expand_concepts(data: Mapping[str, Any]) -> dict[str, Any]:
             return {k: walk(v) for k, v in obj.items()}
         return obj
 
-    pattern_sections = ("emergency", "labels", "modifiers", "safety_net")
+    # ``settings`` holds patterns too (label_mask, model_veto): a concept named there must be
+    # spliced like anywhere else, or ``{kin}`` would be matched as the literal text "{kin}".
+    pattern_sections = ("settings", "emergency", "labels", "modifiers", "safety_net")
     return {k: walk(v) if k in pattern_sections else v for k, v in data.items()}
 
 
@@ -409,6 +411,9 @@ class Classifier:
     model_emergency_threshold: float = 0.62
     model_label_min_gap: float = 10.0
     model_veto: re.Pattern[str] | None = None
+    # Veto the model's emergency when the message is told wholly in the past or as a habit
+    # (a past / habitual marker, and no present-time, urgency or ongoing cue anywhere).
+    model_veto_stale: bool = False
 
     # -- construction -------------------------------------------------------------------
 
@@ -491,6 +496,7 @@ class Classifier:
             model_emergency_threshold=float(settings.get("model_emergency_threshold", 0.62)),
             model_label_min_gap=float(settings.get("model_label_min_gap", 10.0)),
             model_veto=_join(_compile_list(settings.get("model_veto"), "settings:model_veto")),
+            model_veto_stale=bool(settings.get("model_veto_stale", False)),
         )
 
     # -- matching helpers ---------------------------------------------------------------
@@ -758,8 +764,20 @@ class Classifier:
         emergency (the same message-wide blockers the rules apply to themselves)."""
         if self.model_veto is not None and self.model_veto.search(norm):
             return True
+        masked = self._mask(norm, self.mask)
+        urgent = self.urgent.search(masked) is not None
         harmless = self.resolved.search(norm) or self.playful.search(norm)
-        return bool(harmless) and not self.urgent.search(self._mask(norm, self.mask))
+        if harmless and not urgent:
+            return True
+        if not self.model_veto_stale or urgent:
+            return False
+        # "每次喝完酒都开车回来 昨晚又是": the rules' past / habitual blockers, message-wide.
+        # Any present-time word ("现在", "刚才", "还在") or ongoing cue keeps the model's say.
+        stale = self.past.search(masked) or self.habitual.search(masked)
+        present = self.now.search(masked) or (
+            self.net is not None and self.net.present.search(masked)
+        )
+        return bool(stale) and not present
 
     def _classify_rules(self, norm: str) -> Classification:
         """The rule-based verdict on already-normalised text."""
