@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,14 +17,21 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from bot.sqlite_inline import inline_creator
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
+# How long a statement waits for another process's SQLite write lock. The wait pauses the
+# server's event loop (statements run inline), so it is short; a longer lock fails the event,
+# which the sender retries.
+SQLITE_BUSY_S = 5.0
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
+        # Statements run on the event loop's thread (see bot.sqlite_inline for why and the cost).
+        kwargs["async_creator"] = inline_creator(_sqlite_path(url), timeout_s=SQLITE_BUSY_S)
         # SQLite has one writer. With one pooled connection, requests queue in the pool (fair,
         # cheap) instead of spinning in SQLite's busy handler, which made p99 latency explode.
         kwargs["pool_size"] = 1
@@ -39,12 +46,19 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def _sqlite_path(url: str) -> str:
+    database = make_url(url).database
+    if not database:
+        raise ValueError("use a file for SQLite: the worker and the web app share it")
+    return database
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
     cursor.close()
 
 

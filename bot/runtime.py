@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,15 @@ class Runtime:
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, Any] = field(default_factory=dict)
+    # SQLite has one connection (one writer). SQLAlchemy's pool hands a returned connection to
+    # whoever asks first, so under load new requests overtake waiting ones and the slowest wait
+    # for seconds. Inbound events take turns here first, in arrival order (asyncio.Lock is
+    # fair); PostgreSQL has a real pool and needs no turns.
+    _turns: asyncio.Lock | None = None
+
+    def db_turn(self) -> AbstractAsyncContextManager[Any]:
+        """Hold while using the database for an inbound event: FIFO on SQLite, free otherwise."""
+        return self._turns if self._turns is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
         """Release connections (HTTP client, database pool)."""
@@ -72,6 +83,8 @@ def build_runtime(
         classifier=Classifier.from_file(),
         http=http,
     )
+    if engine.dialect.name == "sqlite":
+        runtime._turns = asyncio.Lock()
     b = settings.bridge
     if b.send_url and secret_value(b.secret):
         runtime.senders["bridge"] = BridgeClient(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Media, OutboundMessage
@@ -261,6 +261,22 @@ async def recall_alert(
     return notice, count, int(withdrawn.rowcount)  # type: ignore[attr-defined]
 
 
+# Built once: it runs for every resident message in a group.
+_ACTIVE_ALERT = (
+    select(Alert)
+    .join(AlertDelivery, AlertDelivery.alert_id == Alert.id)
+    .where(
+        AlertDelivery.group_id == bindparam("group_id"),
+        AlertDelivery.status != CANCELLED,
+        Alert.kind.in_(("alert", "correction")),
+        Alert.status == "sent",
+        Alert.created_at >= bindparam("since"),
+    )
+    .order_by(Alert.created_at.desc(), Alert.id.desc())
+    .limit(1)
+)
+
+
 async def active_alert_for_group(
     session: AsyncSession, *, group_id: str, now: datetime
 ) -> Alert | None:
@@ -268,19 +284,7 @@ async def active_alert_for_group(
 
     Replies count toward the original alert, so a correction maps back to its parent.
     """
-    row = await session.scalar(
-        select(Alert)
-        .join(AlertDelivery, AlertDelivery.alert_id == Alert.id)
-        .where(
-            AlertDelivery.group_id == group_id,
-            AlertDelivery.status != CANCELLED,
-            Alert.kind.in_(("alert", "correction")),
-            Alert.status == "sent",
-            Alert.created_at >= now - REPLY_WINDOW,
-        )
-        .order_by(Alert.created_at.desc(), Alert.id.desc())
-        .limit(1)
-    )
+    row = await session.scalar(_ACTIVE_ALERT, {"group_id": group_id, "since": now - REPLY_WINDOW})
     if row is not None and row.kind == "correction" and row.parent_id is not None:
         return await session.get(Alert, row.parent_id)
     return row

@@ -157,9 +157,9 @@ async def intake(ctx: HandlerContext) -> bool:
 
     if not await is_verified(ctx.session, ctx.member.id):
         ctx.session.add(
-            PendingItem(member_id=ctx.member.id, journal_id=ctx.journal.id, created_at=ctx.now)
+            PendingItem(member_id=ctx.member.id, journal_id=ctx.journal_id, created_at=ctx.now)
         )
-        await maybe_remind(ctx)
+        await maybe_remind(ctx, unverified=True)
         return True
     await submit(ctx, result, Item.of(ctx))
     return True

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import opencc
 import phonenumbers
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import OutboundMessage
@@ -232,7 +232,7 @@ async def _group_reply_once_a_day(ctx: HandlerContext, tag: str, text: str) -> N
         cipher=ctx.runtime.cipher,
         now=ctx.now,
         idempotency_key=key,
-        source_event_id=ctx.journal.id,
+        source_event_id=ctx.journal_id,
     )
     ctx.outbox.append(row)
 
@@ -240,23 +240,26 @@ async def _group_reply_once_a_day(ctx: HandlerContext, tag: str, text: str) -> N
 # --- helpers for intake -----------------------------------------------------------------------
 
 
+_BINDING_OF = select(Binding.id).where(Binding.member_id == bindparam("member_id")).limit(1)
+
+
 async def is_verified(session: AsyncSession, member_id: int) -> bool:
     """Whether the member has a real-name binding."""
-    found = await session.scalar(select(Binding.id).where(Binding.member_id == member_id))
-    return found is not None
+    return await session.scalar(_BINDING_OF, {"member_id": member_id}) is not None
 
 
-async def maybe_remind(ctx: HandlerContext) -> bool:
+async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool:
     """Queue a private "how to verify" reminder, at most one per member per local day.
 
-    Returns whether one was queued. Verified members are never reminded.
+    Returns whether one was queued. Verified members are never reminded; ``unverified`` says
+    the caller has just checked, which saves looking again.
     """
     member = ctx.member
     if member.last_reminder_at is not None and _local_day(ctx, member.last_reminder_at) == (
         _local_day(ctx, ctx.now)
     ):
         return False
-    if await is_verified(ctx.session, member.id):
+    if not unverified and await is_verified(ctx.session, member.id):
         return False
     _tell_privately(ctx, _say(ctx, "verify_reminder"))
     member.last_reminder_at = ctx.now
