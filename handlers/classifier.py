@@ -41,6 +41,7 @@ import opencc
 import yaml
 
 from handlers.ngram_model import DEFAULT_MODEL, NgramModel
+from handlers.regex_literals import required_literals, substrings
 
 __all__ = [
     "LABELS",
@@ -172,6 +173,23 @@ def _join(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
 
 
+def _needs(patterns: Sequence[re.Pattern[str]]) -> frozenset[str] | None:
+    """Strings one of which a match of any of ``patterns`` contains; None when unknown."""
+    union: set[str] = set()
+    for pat in patterns:
+        found = required_literals(pat)
+        if found is None:
+            return None
+        union |= found
+    return frozenset(union) if union else None
+
+
+@lru_cache(maxsize=64)
+def _substrings(text: str) -> frozenset[str]:
+    # Cached: one message is tested against every entry, in a few masked variants.
+    return substrings(text)
+
+
 _CONCEPT_RE = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -230,6 +248,22 @@ class _Entry:
     hint: str | None = None  # emergency entries only
     ignore_past: bool = False  # emergency entries only
     ignore_habitual: bool = False  # emergency entries only
+    # One alternation per pattern list: most entries match nothing in a given message, and a
+    # single scan that says so is far cheaper than one scan per pattern. The per-pattern loop
+    # still decides (negation and blockers apply per match) whenever the probe finds something.
+    # Before even that: strings one of which any match must contain (handlers.regex_literals).
+    needs: frozenset[str] | None = field(init=False, default=None, compare=False)
+    with_needs: frozenset[str] | None = field(init=False, default=None, compare=False)
+    probe: re.Pattern[str] | None = field(init=False, default=None, compare=False)
+    with_probe: re.Pattern[str] | None = field(init=False, default=None, compare=False)
+    unless_probe: re.Pattern[str] | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs", _needs(self.any))
+        object.__setattr__(self, "with_needs", _needs(self.with_))
+        object.__setattr__(self, "probe", _join(self.any))
+        object.__setattr__(self, "with_probe", _join(self.with_))
+        object.__setattr__(self, "unless_probe", _join(self.unless))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str) -> _Entry:
@@ -545,7 +579,15 @@ class Classifier:
     ) -> bool:
         if entry.max_len is not None and len(text) > entry.max_len:
             return False
-        if any(p.search(text) for p in entry.unless):
+        if entry.needs is not None and entry.needs.isdisjoint(_substrings(text)):
+            return False
+        if entry.with_needs is not None and entry.with_needs.isdisjoint(_substrings(text)):
+            return False
+        if entry.probe is None or entry.probe.search(text) is None:
+            return False
+        if entry.unless_probe is not None and entry.unless_probe.search(text):
+            return False
+        if entry.with_probe is not None and entry.with_probe.search(text) is None:
             return False
         neg = negators if entry.negatable else None
         if self._first_match(text, entry.any, neg, blocked) is None:
