@@ -28,8 +28,8 @@ What it measures
 
     Outside the product: ``bridge.send_url`` and ``wechat.api_base_url`` point at a tiny fake
     (FastAPI, own process) that answers 200 / ``{"errcode": 0}``. After each full run the script
-    waits (bounded) for the outbox to drain and reads the SQLite file read-only to report journal
-    and outbox states. ``bridge.send_interval_s`` is 0: group pacing is a deliberate rate limit
+    waits (bounded) for the outbox to drain and reads the database to report journal and outbox
+    states. ``--database-url`` runs lianxin on another (empty) database, e.g. PostgreSQL. ``bridge.send_interval_s`` is 0: group pacing is a deliberate rate limit
     toward WeChat groups, not server capacity, and would keep the outbox from draining.
 
 How to run
@@ -37,6 +37,8 @@ How to run
     /tmp/venv/bin/python bench/webhook.py -n 500 -c 20
     /tmp/venv/bin/python bench/webhook.py --client raw   # take httpx out of the measurement
     /tmp/venv/bin/python bench/webhook.py --keep         # keep config, database, server logs
+    createdb lianxin_bench && /tmp/venv/bin/python bench/webhook.py \
+        --database-url postgresql+asyncpg://postgres@127.0.0.1/lianxin_bench   # production's database
 
     Everything runs on 127.0.0.1 with free ports and a temporary directory (config, database,
     server logs); the servers are stopped at the end, also on error or Ctrl-C. The load average is
@@ -59,7 +61,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,9 @@ import xmltodict
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy import inspect, make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
@@ -126,9 +130,9 @@ class Secrets:
         return WeChatCrypto(self.wechat_token, self.aes_key, APP_ID)
 
 
-def write_config(path: Path, db_path: Path, fake_url: str, s: Secrets) -> None:
+def write_config(path: Path, db_url: str, fake_url: str, s: Secrets) -> None:
     config = {
-        "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        "database": {"url": db_url},
         "timezone": "Asia/Shanghai",
         "server": {"max_body_bytes": 65536, "replay_window_s": 300},
         "bridge": {
@@ -544,28 +548,44 @@ async def fire(
 
 
 # --- database and fake peeks --------------------------------------------------------------------
-def db_states(db_path: Path) -> tuple[dict[str, int], dict[str, int]]:
-    """Journal statuses and outbox ``status/sent_via``, read-only from the SQLite file."""
-    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
-        journal = dict(conn.execute("SELECT status, count(*) FROM inbound_events GROUP BY 1"))
-        outbox = {
-            f"{status}/{via or '-'}": count
-            for status, via, count in conn.execute(
-                "SELECT status, sent_via, count(*) FROM outbox GROUP BY 1, 2"
+async def db_states(db_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Journal statuses and outbox ``status/sent_via``, read through SQLAlchemy."""
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            journal_rows = await conn.execute(
+                text("SELECT status, count(*) FROM inbound_events GROUP BY 1")
             )
-        }
+            journal = {status: count for status, count in journal_rows}
+            outbox_rows = await conn.execute(
+                text("SELECT status, sent_via, count(*) FROM outbox GROUP BY 1, 2")
+            )
+            outbox = {f"{status}/{via or '-'}": count for status, via, count in outbox_rows}
+    finally:
+        await engine.dispose()
     return journal, outbox
 
 
-async def wait_outbox_idle(db_path: Path, timeout_s: float = 120.0) -> str:
+async def wait_outbox_idle(db_url: str, timeout_s: float = 120.0) -> str:
     """Wait (bounded) until no outbox row is pending or sending; says how long it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        _, outbox = db_states(db_path)
+        _, outbox = await db_states(db_url)
         if not any(k.startswith(("pending/", "sending/")) for k in outbox):
             return f"outbox idle {time.monotonic() - started:.1f} s later"
         await asyncio.sleep(0.2)
     return f"outbox still busy after {timeout_s:.0f} s"
+
+
+async def empty_database(db_url: str) -> bool:
+    """True when the database holds no Lianxin tables yet (the bench needs a fresh one)."""
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+    return "inbound_events" not in tables
 
 
 def fake_stats(fake: Server) -> dict[str, int]:
@@ -621,7 +641,7 @@ class Bench:
     baseline: Server
     full: Server
     fake: Server
-    db_path: Path
+    db_url: str
 
     async def run(self) -> bool:
         """Both paths, each baseline then full; True when every request got a 200."""
@@ -638,15 +658,15 @@ class Bench:
                 if warm.errors:
                     ok = False
                     print(f"warm-up of {server.name}: {warm.errors} errors {dict(warm.statuses)}")
-            await wait_outbox_idle(self.db_path)
+            await wait_outbox_idle(self.db_url)
             base = await fire(self.baseline, build(self.n), self.concurrency, self.client)
             full = await fire(self.full, build(self.n), self.concurrency, self.client)
             ok = print_pair(name, base, full) and ok
             tracebacks, last = self.full.last_exception()
             if tracebacks:
                 print(f"  lianxin logged {tracebacks} tracebacks so far; last: {last}")
-            waited = await wait_outbox_idle(self.db_path)
-            journal, outbox = db_states(self.db_path)
+            waited = await wait_outbox_idle(self.db_url)
+            journal, outbox = await db_states(self.db_url)
             print(f"after the run ({waited}; totals include the warm-up):")
             print(f"  journal: {journal}")
             print(f"  outbox:  {outbox}")
@@ -659,6 +679,14 @@ def _load() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def _where(db_url: str) -> str:
+    """The database for the report, without a password."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite {url.database}"
+    return f"{url.get_backend_name()} {url.render_as_string(hide_password=True)}"
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -676,6 +704,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="httpx",
         help="httpx.AsyncClient (default) or a minimal HTTP/1.1 client that costs almost no CPU",
     )
+    parser.add_argument(
+        "--database-url",
+        help="an empty database for lianxin (e.g. postgresql+asyncpg://…); default: SQLite "
+        "in the temporary directory",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
     parser.add_argument("--serve", choices=["baseline", "fake"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -691,7 +724,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     s = Secrets.random()
     workdir = Path(tempfile.mkdtemp(prefix="lianxin-bench-"))
-    db_path = workdir / "lianxin.db"
+    db_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'lianxin.db'}"
+    if args.database_url and not asyncio.run(empty_database(db_url)):
+        parser.error("--database-url must name an empty database (the bench counts its rows)")
     config = workdir / "config.yaml"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -708,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     servers = (fake, baseline, full)
     try:
-        write_config(config, db_path, fake.url, s)
+        write_config(config, db_url, fake.url, s)
         load = ["directory", "load", str(DIRECTORY), "--config", str(config)]
         subprocess.run(
             [sys.executable, "-m", "bot", *load],
@@ -723,12 +758,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for server in servers:
             server.wait_ready()
         print(
-            f"lianxin {full.url} (SQLite {db_path}), baseline {baseline.url}, fake {fake.url}; "
+            f"lianxin {full.url} ({_where(db_url)}), baseline {baseline.url}, fake {fake.url}; "
             f"n={args.n} per side, concurrency {args.concurrency}, warm-up {warmup}, "
             f"client {args.client}, {os.cpu_count()} CPUs, load average {_load()}"
         )
         bench = Bench(
-            args.n, args.concurrency, warmup, args.client, s, baseline, full, fake, db_path
+            args.n, args.concurrency, warmup, args.client, s, baseline, full, fake, db_url
         )
         ok = asyncio.run(bench.run())
         print(f"\nload average at the end: {_load()}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import OutboundMessage, Sender, SendError
@@ -74,6 +75,42 @@ class Outcome:
     reason: str | None = None
 
 
+# The worker's statements run for every message sent: built once (SQLAlchemy's statement
+# construction costs more CPU than SQLite takes to run them), executed with fresh parameters.
+@functools.cache
+def _claim_statement(limit: int) -> Any:
+    now = bindparam("now")
+    due = or_(
+        and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+    )
+    candidates = (
+        select(OutboxMessage.id)
+        .where(due)
+        .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    return (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(candidates), due)
+        .values(status="sending", lease_until=bindparam("lease_until"))
+        .returning(OutboxMessage.id, OutboxMessage.priority, OutboxMessage.next_attempt_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _finish_statement(columns: tuple[str, ...]) -> Any:
+    """Record a delivery attempt: ``v_<column>`` parameters for ``columns``, ``outbox_id``."""
+    return (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == bindparam("outbox_id"), OutboxMessage.status == "sending")
+        .values({c: bindparam(f"v_{c}") for c in columns})
+        .execution_options(synchronize_session=False)
+    )
+
+
 class OutboxWorker:
     """Claims due rows, sends them through the channel's sender, records the outcome."""
 
@@ -114,28 +151,12 @@ class OutboxWorker:
     async def _claim(self) -> list[int]:
         """Lease due rows to this worker in one conditional UPDATE; returns their ids."""
         now = self._clock.now()
-        due = or_(
-            and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
-            and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
-        )
-        candidates = (
-            select(OutboxMessage.id)
-            .where(due)
-            .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(self._batch_limit())
-            .scalar_subquery()
-        )
         async with self._sessions.begin() as session:
             # `due` is checked again by the UPDATE itself: of two workers racing for a row,
             # only one matches it (PostgreSQL re-evaluates the condition after the row lock).
             result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(candidates), due)
-                .values(
-                    status="sending", lease_until=now + timedelta(seconds=self._settings.lease_s)
-                )
-                .returning(OutboxMessage.id, OutboxMessage.priority, OutboxMessage.next_attempt_at)
-                .execution_options(synchronize_session=False)
+                _claim_statement(self._batch_limit()),
+                {"now": now, "lease_until": now + timedelta(seconds=self._settings.lease_s)},
             )
             rows = sorted(result.all(), key=lambda r: (r.priority, r.next_attempt_at, r.id))
         return [r.id for r in rows]
@@ -211,9 +232,8 @@ class OutboxWorker:
             outcome = Outcome(outbox_id, "failed", error.reason)
         async with self._sessions.begin() as session:
             await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "sending")
-                .values(**values)
+                _finish_statement(tuple(sorted(values))),
+                {"outbox_id": outbox_id, **{f"v_{k}": v for k, v in values.items()}},
             )
         if error is not None:
             log.warning(

@@ -150,7 +150,7 @@ class SmsInbox:
         )
 
 
-def get_hub(request: Request) -> SimulatorHub:
+async def get_hub(request: Request) -> SimulatorHub:
     """The demo's hub (the simulator is mounted only where one exists)."""
     runtime: Runtime = request.app.state.runtime
     hub = runtime.extras.get(HUB_KEY)

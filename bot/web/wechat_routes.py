@@ -25,7 +25,7 @@ def _callback(runtime: Runtime) -> WeChatCallback:
     return runtime.wechat
 
 
-def _query(
+async def _query(
     signature: Annotated[str | None, Query()] = None,
     timestamp: Annotated[str | None, Query()] = None,
     nonce: Annotated[str | None, Query()] = None,

@@ -38,7 +38,7 @@ def _callback(runtime: Runtime) -> WeComCallback:
     return callback
 
 
-def _query(
+async def _query(
     msg_signature: Annotated[str | None, Query()] = None,
     timestamp: Annotated[str | None, Query()] = None,
     nonce: Annotated[str | None, Query()] = None,
