@@ -76,29 +76,189 @@ def _t2s() -> opencc.OpenCC:
 _WS_RE = re.compile(r"\s+")
 
 
-# Cantonese function words (Hong Kong / Guangdong writers) with an unambiguous Mandarin
-# equivalent, applied after t2s.  Only characters that are not ordinary Mandarin are mapped
-# (係 -> 系 is skipped: 关系, 系统); 唔该 ("please / thanks") goes before 唔 -> 不.
-_CANTONESE: tuple[tuple[str, str], ...] = (
+# Regional wording, applied after t2s so that one Simplified spelling serves every writer.
+# Three tiers, from safe to context-dependent:
+#
+# 1. ``_REGIONAL_WORDS``: Cantonese (Hong Kong / Guangdong) and Taiwan words that are not
+#    ordinary Mandarin at all, always replaced, in order (唔该 before 唔, 系咪 before 系 is
+#    ever touched).  Taiwan and Hong Kong nouns map to the mainland word the lexicon uses
+#    (捷运 -> 地铁, 机车 -> 摩托车, 警署 -> 派出所, 细路 -> 小孩).
+# 2. ``_REGIONAL_PATTERNS``: the same, but needing a look-around (啲 is 点 after an
+#    adjective and 些 elsewhere; 叫极都唔醒 is 怎么叫都不醒; 呃 is 骗 only before a victim).
+# 3. ``_CANTONESE_CONTEXT``: characters that are ordinary Mandarin too (系 关系, 话 电话,
+#    仲 仲裁, 紧 赶紧, 食 食物, 未 未成年), rewritten only in a message that shows an
+#    unambiguous Cantonese marker (``_CANTONESE_MARKERS``), and even then sparing the
+#    Mandarin compounds.
+_REGIONAL_WORDS: tuple[tuple[str, str], ...] = (
     ("唔该晒", "谢谢"),
     ("唔该", "麻烦"),
+    ("唔好", "不要"),
+    ("系唔系", "是不是"),
+    ("系咪", "是不是"),
+    ("定系", "还是"),
     ("而家", "现在"),
+    ("依家", "现在"),
     ("屋企", "家"),
     ("点样", "怎样"),
     ("点算", "怎么办"),
+    ("点解", "为什么"),
+    ("边度", "哪里"),
+    ("边个", "谁"),
+    ("琴晚", "昨晚"),
+    ("寻晚", "昨晚"),
+    ("琴日", "昨天"),
+    ("寻日", "昨天"),
+    ("今朝", "今早"),
+    ("朝早", "早上"),
+    ("听日", "明天"),
+    ("啱啱", "刚刚"),
+    ("眼瞓", "困"),
+    ("瞓", "睡"),
+    ("细路仔", "小孩"),
+    ("细路", "小孩"),
+    ("细佬", "弟弟"),
+    ("家姐", "姐姐"),
+    ("老豆", "爸爸"),
+    ("老窦", "爸爸"),
+    ("差佬", "警察"),
+    ("警署", "派出所"),
+    ("差馆", "派出所"),
+    ("跌低", "摔倒"),
+    ("跌亲", "摔伤"),
+    ("整亲", "弄伤"),
+    ("咁样", "这样"),
+    ("过数", "转账"),
+    ("入数", "转账"),
+    ("走佬", "跑路"),
+    ("老千", "骗子"),
+    ("食烟", "抽烟"),
+    ("执到", "捡到"),
+    ("入面", "里面"),
+    ("落去", "下去"),
+    ("落嚟", "下来"),
+    ("落车", "下车"),
+    ("隔篱", "隔壁"),
+    ("喺度", "在这"),
     ("咗", "了"),
     ("喺", "在"),
     ("冇", "没"),
     ("嘅", "的"),
     ("佢", "他"),
+    ("哋", "们"),
     ("唔", "不"),
     ("揾", "找"),  # t2s writes 搵 as 揾
     ("嗰", "那"),
+    ("𠮶", "那"),  # t2s writes 嗰 as 𠮶
     ("嘢", "东西"),
+    ("咩", "什么"),
+    ("㗎", "的"),  # 真㗎 / 骗人㗎: the particle carries 的
     ("睇", "看"),
     ("畀", "给"),
+    ("俾", "给"),
     ("嚟", "来"),
     ("攞", "拿"),
+    ("揸", "拿"),
+    ("嗌", "喊"),
+    ("撳", "按"),
+    ("攰", "累"),
+    ("返家", "回家"),
+    # Taiwan (and Hong Kong) nouns.
+    ("捷运", "地铁"),
+    ("简讯", "短信"),
+    ("脚踏车", "自行车"),
+    ("计程车", "出租车"),
+    ("的士", "出租车"),
+    ("身分证", "身份证"),
+    ("网咖", "网吧"),
+    ("鹰架", "脚手架"),
+    ("机车", "摩托车"),
+    ("骑士", "骑手"),
+    ("帐户", "账户"),
+    ("监视器", "监控"),
+    ("闭路电视", "监控"),
+    ("行车纪录器", "行车记录仪"),
+    ("超商", "便利店"),
+    ("溜滑梯", "滑梯"),
+    ("校巴", "校车"),
+)
+_REGIONAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<=[快好多少大细小慢早近远平贵轻重高低差])啲"), "点"),
+    (re.compile(r"啲"), "些"),
+    # 叫极都唔醒: "however much I call, (he) does not wake".
+    (re.compile(r"([叫喊拍敲打摇推])极(?=[都也])"), r"怎么\1"),
+    (re.compile(r"熄了?机"), "关机"),
+    # 呃 is also a hesitation ("呃 我想问一下"): 骗 only next to a victim or a passive.
+    (re.compile(r"呃(?=[人钱我你他她老]|了)|(?<=[被给是])呃"), "骗"),
+    # V返 = V back (搵返 找回, 攞返 拿回); 未返 / 冇返 = not back yet.
+    (re.compile(r"(?<=[找拿要追讨捡])返(?![回还程校乡厂利现航])"), "回"),
+    (re.compile(r"打交(?!道)"), "打架"),
+    (re.compile(r"(?<=[没未])返(?=[来去]|$|[^\w])|(?<![往遣折重])返(?=到|来)"), "回"),
+)
+# Characters or words that only a Cantonese writer uses (checked on the t2s text).
+_CANTONESE_MARKERS = re.compile(
+    "[咗喺冇佢嘅嚟啲嘢咩揸嗌瞓哋嗰𠮶㗎喎嘞噉攞揾睇畀俾嘥咁]|唔|而家|屋企|系咪|琴晚|点解|边度|佢哋"
+)
+_CANTONESE_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
+    # 话 = say (佢话, 学校话), not the noun (电话, 说话, 笑话, 脏话, 话费).
+    (
+        re.compile(
+            r"(?<![电说讲笑脏对废实好坏情大回传讯通会神童问答土白谎空鬼梦闲粗怪官胡夜听])"
+            r"话(?![题费筒剧语])"
+        ),
+        "说",
+    ),
+    # 系 = is, not 关系 / 联系 / 系统 / 系列 / 中文系.
+    (re.compile(r"(?<![关联体派直旁院水星维干谱世文学])系(?![统列数])"), "是"),
+    (re.compile(r"(?<!伯)仲(?![裁夏介秋春冬])"), "还"),
+    # V紧 = V-ing (喊紧, 扯紧, 住紧院), not 赶紧 / 抓紧 / 紧张 / 紧急.
+    (
+        re.compile(
+            r"(?<=[\u4e00-\u9fff])(?<![赶抓加收绷拉要很太好最勒捏握攥揪扎锁关捂箍夹])紧(?![张急迫密要凑俏])"
+        ),
+        "着",
+    ),
+    # 食 = eat (食咗药), not 食物 / 零食 / 粮食.
+    (
+        re.compile(
+            r"(?<![粮零伙饮美素肉主甜杂副面熟生节绝觅寄衣饱进冷])食(?![物品堂材用欲谱宿盐指])"
+        ),
+        "吃",
+    ),
+    (re.compile(r"(?<=不)识(?=[他她你我人])"), "认识"),
+    (re.compile(r"未(?![成来知必婚满经遂免曾])"), "没"),
+    (re.compile(r"(?<=去了)边|(?<=去)边(?=[?,.!？，。！ 啊呀]|$)"), "哪"),
+    (
+        re.compile(r"(?<![0-9几一两三四五六七八九十到半早晚])点(?=[做办补搞去处找知叫喊拍敲])"),
+        "怎么",
+    ),
+    (re.compile(r"(?<=[我你他她给同])个仔"), "儿子"),
+    (re.compile(r"(?<=[我你他她])个女(?![生孩人的])"), "女儿"),
+    (re.compile(r"(?<=[接送])仔(?=[返放上去回])"), "儿子"),
+    # A classifier after a pronoun is a possessive: 我间屋 我的屋, 佢部手机 他的手机.
+    (
+        re.compile(
+            r"(?<=[我你他她])(?:间|部(?![门分队长署])|架(?!子)|条(?![件例约])|张|件(?!事)|辆)"
+        ),
+        "的",
+    ),
+    (re.compile(r"帮手(?=[\u4e00-\u9fff])"), "帮忙"),
+    (re.compile("返学"), "上学"),
+    (re.compile("返工"), "上班"),
+    (re.compile("隔离"), "隔壁"),
+    (re.compile("白车"), "救护车"),
+    (re.compile(r"差人(?!送)"), "警察"),
+    (re.compile(r"好彩(?!头)"), "幸好"),
+    (re.compile("成日"), "成天"),
+    (re.compile("晚晚"), "每晚"),
+    (re.compile("日日"), "天天"),
+    (re.compile("咁"), "这么"),
+    # 揸住 / 指住 = holding / pointing at (拉住 / 抓住 are Mandarin as they are).
+    (re.compile(r"(?<=[拿指抱牵揪扶追])住(?![院宿址户房])"), "着"),
+    # 吓亲 / 烫亲 = scared / scalded: V亲 is V到.
+    (re.compile(r"(?<=[吓烫咬撞夹伤割切电])亲"), "到"),
+    (re.compile(r"呢(?=[边度个些间家条位])"), "这"),
+    (re.compile(r"企(?=[在着])"), "站"),
+    (re.compile("落雨"), "下雨"),
 )
 # Pinyin initials and spelled-out emergency numbers (voice input writes 幺幺零 / 一一零).
 _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -107,21 +267,31 @@ _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[一幺][一幺]零"), "110"),
     (re.compile(r"[一幺]二零"), "120"),
     (re.compile(r"[一幺][一幺]九"), "119"),
+    # Hong Kong code-switching: "call 999", "call白车"; 999 is Hong Kong's 110.
+    (re.compile(r"(?<![a-z])call\s?(?=(了\s?)?(110|119|120|999|救护车|警察|police))"), "打"),
+    (re.compile(r"(?<=[打拨报])999(?!\d)|(?<=[打拨报]了)999(?!\d)"), "110"),
 )
 
 
 def normalise(text: str) -> str:
     """Return ``text`` in a canonical form for matching.
 
-    Traditional characters become Simplified (opencc ``t2s``), Cantonese function words
-    their Mandarin equivalents (咗 -> 了, 冇 -> 没, 喺 -> 在), full-width ASCII and
+    Traditional characters become Simplified (opencc ``t2s``), Cantonese and Taiwan wording
+    its Mandarin equivalent (咗 -> 了, 冇 -> 没, 喺 -> 在, 捷运 -> 地铁; in a message written
+    in Cantonese also 系 -> 是, 话 -> 说, 仲 -> 还, V紧 -> V着), full-width ASCII and
     punctuation become half-width (NFKC), Latin letters are lower-cased, a few pinyin
     initials (jc, zf) and spelled-out emergency numbers (一一零) are expanded, and runs of
     whitespace collapse to one space.  Emoji are kept: they are a signal for "other".
     """
     simplified = _t2s().convert(text)
-    for src, dst in _CANTONESE:
+    cantonese = _CANTONESE_MARKERS.search(simplified) is not None
+    for src, dst in _REGIONAL_WORDS:
         simplified = simplified.replace(src, dst)
+    for pat, dst in _REGIONAL_PATTERNS:
+        simplified = pat.sub(dst, simplified)
+    if cantonese:
+        for pat, dst in _CANTONESE_CONTEXT:
+            simplified = pat.sub(dst, simplified)
     # NFKC folds full-width forms (ＡＢＣ，１２３！) and the ideographic space to ASCII.
     # CJK punctuation without a compatibility mapping (。、) is left as is.
     folded = unicodedata.normalize("NFKC", simplified).lower()
@@ -433,6 +603,9 @@ class Classifier:
     # Emergency-layer scoping (see the module docstring).  Defaults match nothing, so a
     # lexicon without these keys behaves like plain keyword matching.
     habitual: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    # Present-time words that end a past / habitual reach only from the next clause on:
+    # "昨晚又打到凌晨" is last night again, "昨天被偷过 又有人在撬门" is now.
+    now_next_clause: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
     local: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
     urgent: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
     playful: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
@@ -520,6 +693,7 @@ class Classifier:
             past_hint_labels=frozenset(settings.get("past_hint_labels", ["report"])),
             tie_break=tie_break,
             habitual=rx(emergency.get("habitual"), never),
+            now_next_clause=rx(emergency.get("now_next_clause"), never),
             local=rx(emergency.get("local"), never),
             urgent=rx(emergency.get("urgent"), never),
             playful=rx(emergency.get("playful"), never),
@@ -609,6 +783,7 @@ class Classifier:
         marker: re.Pattern[str],
         reset: re.Pattern[str],
         next_clause: bool = False,
+        reset_next_clause: re.Pattern[str] | None = None,
     ) -> list[tuple[int, int]]:
         """Spans covered by ``marker``: from the start of its clause to the next ``reset``.
 
@@ -616,7 +791,9 @@ class Classifier:
         later "现在又拿着刀来了"; the reset (present-time or local words) ends its reach.
         With ``next_clause`` the reset only counts from the following clause on: a media
         story names its own scene ("新闻上看到外省有人在幼儿园门口砍人"), and that 门口 is
-        part of the story, not the writer's doorstep.
+        part of the story, not the writer's doorstep.  ``reset_next_clause`` holds resets
+        that always count from the following clause on ("昨晚又打到凌晨": that 又 is last
+        night's).
         """
         spans: list[tuple[int, int]] = []
         for m in marker.finditer(text):
@@ -624,7 +801,12 @@ class Classifier:
                 continue  # already covered by the previous marker's span
             origin = self._clause_span(text, m.end())[1] if next_clause else m.end()
             r = reset.search(text, origin)
-            spans.append((self._clause_start(text, m.start()), r.start() if r else len(text)))
+            end = r.start() if r else len(text)
+            if reset_next_clause is not None:
+                w = reset_next_clause.search(text, self._clause_span(text, m.end())[1])
+                if w is not None:
+                    end = min(end, w.start())
+            spans.append((self._clause_start(text, m.start()), end))
         return spans
 
     def _hypothetical_at(self, text: str, pos: int) -> bool:
@@ -650,8 +832,9 @@ class Classifier:
         publicity = (
             none if urgent else self._scopes(text, self.publicity, self.local, next_clause=True)
         )
-        past = none if urgent else self._scopes(text, self.past, self.now)
-        habitual = none if urgent else self._scopes(text, self.habitual, self.now)
+        weak_now = self.now_next_clause
+        past = none if urgent else self._scopes(text, self.past, self.now, False, weak_now)
+        habitual = none if urgent else self._scopes(text, self.habitual, self.now, False, weak_now)
 
         def inside(spans: list[tuple[int, int]], pos: int) -> bool:
             return any(lo <= pos < hi for lo, hi in spans)
@@ -816,8 +999,10 @@ class Classifier:
         # "每次喝完酒都开车回来 昨晚又是": the rules' past / habitual blockers, message-wide.
         # Any present-time word ("现在", "刚才", "还在") or ongoing cue keeps the model's say.
         stale = self.past.search(masked) or self.habitual.search(masked)
-        present = self.now.search(masked) or (
-            self.net is not None and self.net.present.search(masked)
+        present = (
+            self.now.search(masked)
+            or self.now_next_clause.search(masked)
+            or (self.net is not None and self.net.present.search(masked))
         )
         return bool(stale) and not present
 

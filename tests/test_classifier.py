@@ -443,8 +443,21 @@ def test_round11_label_boundaries(clf: Classifier, text: str, label: str) -> Non
 
 def test_normalise_cantonese_and_abbreviations() -> None:
     assert normalise("阿婆喺街市暈咗 冇人識佢") == "阿婆在街市晕了 没人识他"
-    assert normalise("到而家都冇返屋企") == "到现在都没返家"
-    assert normalise("點樣搵返") == "怎样找返"
+    assert normalise("到而家都冇返屋企") == "到现在都没回家"
+    assert normalise("點樣搵返") == "怎样找回"
+    # Words only a Cantonese writer uses are always mapped ...
+    assert normalise("佢揸住把刀喺度嗌") == "他拿着把刀在这喊"
+    assert normalise("叫極都唔醒") == "怎么叫都不醒"
+    assert normalise("琴晚佢哋俾人呃咗錢") == "昨晚他们给人骗了钱"
+    # ... words that are Mandarin too only in a Cantonese message, sparing the compounds.
+    assert normalise("佢話係我老公朋友 仲扯緊") == "他说是我老公朋友 还扯着"
+    assert normalise("電話冇人接 佢哋關係好緊張") == "电话没人接 他们关系好紧张"
+    assert normalise("他说话的时候很紧张") == "他说话的时候很紧张"
+    assert normalise("打电话给仲裁委 系统没反应") == "打电话给仲裁委 系统没反应"
+    # Taiwan and Hong Kong nouns; "call 999".
+    assert normalise("機車騎士在捷運站") == "摩托车骑手在地铁站"
+    assert normalise("鷹架倒了 身分證") == "脚手架倒了 身份证"
+    assert normalise("有冇人call咗999") == "有没人打了110"
     assert normalise("唔該晒") == "谢谢"
     assert normalise("JC叔叔 打一一零 zf") == "警察叔叔 打110 政府"
     assert normalise("幺二零") == "120"
@@ -972,5 +985,60 @@ def test_round15_concepts(text: str, label: str, emergency: bool, model: bool | 
     ],
 )
 def test_round16_17_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = Classifier.from_file(model_path=model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Cantonese read through the normaliser: 揸住 拿着, 跌低 摔倒, 點叫都唔應 怎么叫都不应,
+        # 未返 没回, 佢部電話冇人聽, 我間屋 我的屋, 講吓咋 唔好當真 (only joking), 琴晚 昨晚.
+        ("阿sir快啲嚟 有個男人喺公園揸住支鐵棍追住啲細路打", "report", True),
+        ("阿爺喺樓梯跌低咗 點叫都唔應 額頭仲流緊血", "help", True),
+        ("阿媽朝早出去飲茶 到而家都未返 平時三點前一定返到屋企 佢部電話冇人聽", "help", True),
+        ("佢話再唔還錢就燒咗我間屋", "report", True),
+        ("我真係想殺咗佢 講吓咋 唔好當真", "other", False),
+        ("琴晚隔離屋又打交 打到三點 今朝見到佢哋門口有血", "report", False),
+        ("有人喺家長群傳話學校門口有人搶細路 係咪真㗎", "consultation", False),
+        # Taiwan wording: 捷運 機車 騎士 鷹架.
+        ("捷運站有個小男孩找不到媽媽 一直在哭", "help", True),
+        ("機車騎士撞倒阿嬤後直接騎走了 阿嬤躺在地上不動", "report", True),
+        ("工地鷹架塌下來 底下壓著兩個工人", "help", True),
+        # A near miss, a false alarm called off, a device that "saves lives": calm.
+        ("孩子昨天在河边差点掉下去 建议河边装个护栏", "suggestion", False),
+        ("村口冒的烟是老李在烧荒 已经问过了 大家不用再报警了", "other", False),
+        ("楼道里应该装几个烟感报警器 关键时刻能救命", "suggestion", False),
+        # A stranger gripping or luring a child or an elder; held until money is paid.
+        ("孩子在学校门口被人拉住不放 我不认识那个人", "report", True),
+        ("我奶奶在菜市场被一个男的拽着往巷子里走 她根本不认识他", "report", True),
+        ("菜市场有个男的拿玩具哄小孩 叫她跟他去后面巷子里", "report", True),
+        ("讨债的把我爸关在他们店里 说还了钱才放人", "report", True),
+        # A drunk driver about to drive; an overdose counted in pills; a runaway vs a threat.
+        ("网约车司机满身酒气 还要接着拉客 已经把车发动了", "report", True),
+        ("表哥发消息说吞了十几片药 现在人迷迷糊糊的", "help", True),
+        ("我外甥跟家里吵完架离家出走了 手机关机 一晚上没消息", "help", True),
+        ("我女儿天天嚷着要离家出走 说了好多年也没走过 现在在房间里打游戏呢", "other", False),
+        # Not a missing person: a child safe with the other parent, an office that does not
+        # answer, a platform gone with the money.
+        (
+            "离婚后孩子判给我 每次他接走都拖着不送回来 这次又晚了一天 孩子在他家好好的 就是想让人管管他",
+            "dispute",
+            False,
+        ),
+        ("小区电梯坏了三天 我妈腿脚不好下不了楼 打物业电话也没人接 能帮忙催一下吗", "help", False),
+        ("在一个理财群里充了三万 说好一周返利 现在群解散了 客服也找不到了", "report", False),
+        # Threatened arson with the lighter in hand; "again" last night vs "again" now.
+        ("那个醉汉喊着要把小卖部的房子烧了 手里还拿着打火机", "report", True),
+        ("昨晚邻居家男的又打老婆了 今早看到她脸上都是淤青", "report", False),
+        ("上次被偷过 又有人在撬门", "report", True),
+        # Proposals put as questions; quarrels in a group chat; a joke with a crime word.
+        ("菜市场门口的水沟没盖 能加个盖板吗", "suggestion", False),
+        ("业主群里有人天天针对我 说我家狗咬人 我想告她", "dispute", False),
+        ("我老公说我是劫匪 把他的零花钱全抢走了😂", "other", False),
+    ],
+)
+def test_round18_19_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = Classifier.from_file(model_path=model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
