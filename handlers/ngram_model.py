@@ -128,14 +128,13 @@ class _Head:
         return cls(classes=classes, log_prior=log_prior, log_lik=log_lik)
 
     def log_scores(self, feats: Iterable[str]) -> list[float]:
-        scores = list(self.log_prior)
         get = self.log_lik.get
-        for f in feats:
-            ll = get(f)
-            if ll is not None:
-                for k, v in enumerate(ll):
-                    scores[k] += v
-        return scores
+        rows = [ll for ll in map(get, feats) if ll is not None]
+        if not rows:
+            return list(self.log_prior)
+        # Column sums in C; ``sum(column, prior)`` adds in the same order as a running total
+        # started at the prior, so the scores are bit-for-bit those of the plain loop.
+        return [sum(col, prior) for prior, col in zip(self.log_prior, zip(*rows), strict=True)]
 
 
 def _softmax(scores: Sequence[float], temperature: float = TEMPERATURE) -> list[float]:
