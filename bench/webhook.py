@@ -29,16 +29,21 @@ What it measures
     Outside the product: ``bridge.send_url`` and ``wechat.api_base_url`` point at a tiny fake
     (FastAPI, own process) that answers 200 / ``{"errcode": 0}``. After each full run the script
     waits (bounded) for the outbox to drain and reads the database to report journal and outbox
-    states. ``--database-url`` runs lianxin on another (empty) database, e.g. PostgreSQL. ``bridge.send_interval_s`` is 0: group pacing is a deliberate rate limit
-    toward WeChat groups, not server capacity, and would keep the outbox from draining.
+    states. ``--database-url`` runs lianxin on another (empty) database, e.g. PostgreSQL.
+    ``bridge.send_interval_s`` is 0: group pacing is a deliberate rate limit toward WeChat
+    groups, not server capacity, and would keep the outbox from draining.
+
+    The texts are residents' messages: the labelled non-emergencies of ``tests/data`` (about two
+    thousand different ones, so nothing is classified twice), senders from a pool of 500.
 
 How to run
     /tmp/venv/bin/python bench/webhook.py            # N=2000 requests per path, concurrency 50
     /tmp/venv/bin/python bench/webhook.py -n 500 -c 20
     /tmp/venv/bin/python bench/webhook.py --client raw   # take httpx out of the measurement
     /tmp/venv/bin/python bench/webhook.py --keep         # keep config, database, server logs
+    # production's database, PostgreSQL (an empty database):
     createdb lianxin_bench && /tmp/venv/bin/python bench/webhook.py \
-        --database-url postgresql+asyncpg://postgres@127.0.0.1/lianxin_bench   # production's database
+        --database-url postgresql+asyncpg://postgres@127.0.0.1/lianxin_bench
 
     Everything runs on 127.0.0.1 with free ports and a temporary directory (config, database,
     server logs); the servers are stopped at the end, also on error or Ctrl-C. The load average is
@@ -52,12 +57,14 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import itertools
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -338,7 +345,26 @@ class Req:
 
 
 _serial = itertools.count(1)
-_TEXTS = ["請問明天村裡停水嗎？", "路口的路燈壞了好幾天了", "谢谢警官提醒", "你好"]
+MESSAGES = REPO / "tests" / "data"
+
+
+@functools.cache
+def _texts() -> tuple[str, ...]:
+    """Residents' messages: the labelled non-emergencies of ``tests/data``, in a fixed shuffle.
+
+    About two thousand different texts, so every request is classified afresh (no cache sees
+    a repeat) with the length and mix of real chat. Emergencies are left out: they are rare in
+    real traffic, and each opens a P1 ticket and pages two officers.
+    """
+    seen: dict[str, None] = {}
+    for path in sorted(MESSAGES.glob("*.jsonl")):
+        for line in path.read_text("utf-8").splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row and not row.get("emergency") and "]]>" not in row["text"]:
+                seen.setdefault(row["text"], None)
+    texts = list(seen) or ["請問明天村裡停水嗎？", "路口的路燈壞了好幾天了", "谢谢警官提醒", "你好"]
+    random.Random(20261129).shuffle(texts)
+    return tuple(texts)
 
 
 def bridge_requests(n: int, s: Secrets, known_groups: Sequence[str]) -> list[Req]:
@@ -362,7 +388,7 @@ def bridge_requests(n: int, s: Secrets, known_groups: Sequence[str]) -> list[Req
             "sender": {"id": f"wxid_bench_{k % 500}", "nickname": "居民"},
             "message": {
                 "type": "text",
-                "text": _TEXTS[k % len(_TEXTS)],
+                "text": _texts()[k % len(_texts())],
                 "mentions": [],
                 "media_url": None,
             },
@@ -384,7 +410,7 @@ def wechat_requests(n: int, s: Secrets) -> list[Req]:
             f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
             f"<FromUserName><![CDATA[o_bench_{k % 500}]]></FromUserName>"
             f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{_TEXTS[k % len(_TEXTS)]}]]></Content>"
+            f"<Content><![CDATA[{_texts()[k % len(_texts())]}]]></Content>"
             f"<MsgId>{10_000_000 + k}</MsgId></xml>"
         )
         nonce = os.urandom(4).hex()
