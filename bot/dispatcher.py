@@ -105,12 +105,8 @@ class DispatchResult:
     passive: OutboxMessage | None = None  # the reply that rides back in the HTTP response
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (both supported databases do)."""
-    return _dialect_insert(session.bind.dialect.name, model)
-
-
 def _dialect_insert(dialect: str, model: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (both supported databases do)."""
     if dialect == "postgresql":
         return postgresql.insert(model)
     if dialect == "sqlite":
