@@ -134,7 +134,8 @@ class _Head:
             return list(self.log_prior)
         # Column sums in C; ``sum(column, prior)`` adds in the same order as a running total
         # started at the prior, so the scores are bit-for-bit those of the plain loop.
-        return [sum(col, prior) for prior, col in zip(self.log_prior, zip(*rows), strict=True)]
+        columns = zip(*rows, strict=True)
+        return [sum(col, prior) for prior, col in zip(self.log_prior, columns, strict=True)]
 
 
 def _softmax(scores: Sequence[float], temperature: float = TEMPERATURE) -> list[float]:

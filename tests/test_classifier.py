@@ -1042,3 +1042,53 @@ def test_round16_17_concepts(text: str, label: str, emergency: bool, model: bool
 def test_round18_19_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = Classifier.from_file(model_path=model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Similes and heat hyperbole: the danger word is only a comparison.
+        ("隔壁装修电钻响得跟打仗一样 从早到晚 能不能让他们小声点", "dispute", False),
+        ("这太阳晒得人快要冒烟了 地里的菜都蔫了", "other", False),
+        ("他拿着菜刀在楼道里追他老婆 跟疯了一样", "report", True),
+        # 求救 / 报警 naming a fixture or a channel.
+        ("建议水库边装个求救按钮 再多放几个救生圈", "suggestion", False),
+        ("建议把报警电话印在每栋楼的门口 老人记不住号码", "suggestion", False),
+        # A mistaken alarm, a fight over and the crowd gone.
+        ("还以为谁家着火了 跑下去一看原来是楼下在熏腊肉", "other", False),
+        ("刚才广场上两拨人吵架 吵完了 人都走了 没啥事了", "other", False),
+        ("刚才广场上两拨人打起来了 有人拿着砖头 快来人", "report", True),
+        # A retro tag or a recurring sighting: a report, not a danger now.
+        ("村委会门口的宣传栏被人踹坏了 前天夜里的事 早上扫地的阿姨发现的", "report", False),
+        ("这几天夜里老听到有人在河边用电打鱼 噼里啪啦的", "report", False),
+        ("仓库后门老有几个小年轻半夜聚在那里 用锡纸烧着吸东西", "report", False),
+        # Counterfactual warnings inside a proposal.
+        ("楼道里堆满了纸箱 建议物业清一清 不然哪天着火了都没地方跑", "suggestion", False),
+        ("那栋老楼只有一个楼梯 真烧起来逃都逃不出去 建议加装个外挂消防梯", "suggestion", False),
+        # Official bulletins and videos are media.
+        ("看了通报里那个工厂爆炸的视频 太惨了 大家下班路上都小心点", "other", False),
+        # Things dropped in water; a pickpocket long gone; a cut lock.
+        ("我的钥匙刚才掉进下水道了 有没有人能帮忙捞一下", "help", False),
+        ("孩子刚才在河边玩 脚一滑掉进河里了 快来人", "help", True),
+        ("钱包在公交车上被偷了 下车才发现 小偷早就没影了", "report", False),
+        ("电动车停在楼下 早上起来车不见了 链子锁被剪断扔在地上", "report", False),
+        # A wasp nest, a cat stuck up high, a tree across the road: jobs, not rescues.
+        ("阳台外面有个马蜂窝 越来越大了 谁能帮忙弄掉", "help", False),
+        ("有个老人在巷子里被一群马蜂蛰了 脸都肿了 喘不上气", "help", True),
+        ("我家小猫爬到树上下不来了 叫了一上午", "help", False),
+        ("大风把村口的电线杆刮倒了 横在路上 车过不去", "help", False),
+        # A locksmith who does not answer is not a beating.
+        ("门锁坏了进不了家 开锁师傅电话一直打不通 谁有别的开锁电话", "help", False),
+        # Somebody overdue and unreachable; somebody setting light to things.
+        ("我爸下午开三轮去镇上卖菜 到现在都没回 手机一直关机", "help", True),
+        ("有个男的在加油站后面的草垛那里点火 已经烧起来了", "report", True),
+        # Impersonation of the police in the group; refund quarrels; a joking threat.
+        ("群里有个自称派出所民警的人在私信大家 让交什么户籍更新费", "report", False),
+        ("有个客人吃完饭说菜里有头发不肯付钱 在店里吵了一个钟头", "dispute", False),
+        ("笑死 我妈说我再不找对象就打断我的腿", "other", False),
+    ],
+)
+def test_round20_21_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = Classifier.from_file(model_path=model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
