@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot.channels.base import Sender
 from bot.channels.bridge import BridgeClient
@@ -40,14 +41,15 @@ class Runtime:
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, Any] = field(default_factory=dict)
-    # SQLite has one connection (one writer). SQLAlchemy's pool hands a returned connection to
-    # whoever asks first, so under load new requests overtake waiting ones and the slowest wait
-    # for seconds. Inbound events take turns here first, in arrival order (asyncio.Lock is
-    # fair); PostgreSQL has a real pool and needs no turns.
-    _turns: asyncio.Lock | None = None
+    # Inbound events take turns for the database, in arrival order. SQLAlchemy's pool hands a
+    # returned connection to whoever asks first, so under a burst new requests overtook
+    # waiting ones and the unluckiest waited seconds. SQLite (one connection, one writer):
+    # one at a time. PostgreSQL: as many as the pool's base size, leaving its overflow to the
+    # outbox worker and the scheduler. asyncio's Lock and Semaphore serve waiters in order.
+    _turns: asyncio.Lock | asyncio.Semaphore | None = None
 
     def db_turn(self) -> AbstractAsyncContextManager[Any]:
-        """Hold while using the database for an inbound event: FIFO on SQLite, free otherwise."""
+        """Hold while using the database for an inbound event (first come, first served)."""
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
@@ -85,6 +87,8 @@ def build_runtime(
     )
     if engine.dialect.name == "sqlite":
         runtime._turns = asyncio.Lock()
+    elif isinstance(engine.pool, QueuePool):
+        runtime._turns = asyncio.Semaphore(max(1, engine.pool.size()))
     b = settings.bridge
     if b.send_url and secret_value(b.secret):
         runtime.senders["bridge"] = BridgeClient(
