@@ -36,8 +36,6 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # cheap) instead of spinning in SQLite's busy handler, which made p99 latency explode.
         kwargs["pool_size"] = 1
         kwargs["max_overflow"] = 0
-        if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
-            raise ValueError("use a file for SQLite: the worker and the web app share it")
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
@@ -48,7 +46,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 def _sqlite_path(url: str) -> str:
     database = make_url(url).database
-    if not database:
+    if not database or database == ":memory:":
         raise ValueError("use a file for SQLite: the worker and the web app share it")
     return database
 
