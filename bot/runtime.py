@@ -64,8 +64,14 @@ def build_runtime(
     clock: Clock | None = None,
     http: httpx.AsyncClient | None = None,
     senders: dict[str, Sender] | None = None,
+    classifier: Classifier | None = None,
+    texts: Texts | None = None,
 ) -> Runtime:
-    """Wire the runtime from settings; ``senders`` adds or replaces channel senders."""
+    """Wire the runtime from settings; ``senders`` adds or replaces channel senders.
+
+    ``classifier`` and ``texts`` default to the packaged data files; both are read-only after
+    loading, so callers that build many runtimes (the tests) can load them once and pass them.
+    """
     clock = clock or SystemClock()
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     sessions = make_sessions(engine)
@@ -81,8 +87,8 @@ def build_runtime(
         engine=engine,
         sessions=sessions,
         cipher=cipher,
-        texts=Texts.load(),
-        classifier=Classifier.from_file(),
+        texts=texts or Texts.load(),
+        classifier=classifier or Classifier.from_file(),
         http=http,
     )
     if engine.dialect.name == "sqlite":

@@ -19,7 +19,6 @@ from bot.db import make_engine, make_sessions
 from bot.households import HouseholdError, load_households_file, parse_households
 from bot.keyrotation import encrypted_columns, rotate_keys
 from bot.pii import PiiCipher
-from bot.runtime import build_runtime
 from bot.settings import decode_key
 from handlers.verification import name_hash, phone_hash
 from models.base import Base
@@ -234,7 +233,7 @@ async def test_rotation_reencrypts_everything_and_old_key_can_go(
     await _seed_everything(h)
     await h.close()
 
-    both = build_runtime(
+    both = test_harness.make_runtime(
         test_harness.test_settings(
             db_url, world, security={"pii_key": new_key_, "pii_previous_keys": [old_key]}
         )

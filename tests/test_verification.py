@@ -23,7 +23,6 @@ from bot.app import create_app, make_worker
 from bot.clock import ManualClock
 from bot.directory import load_directory_file
 from bot.dispatcher import Handler, HandlerContext
-from bot.runtime import build_runtime
 from bot.sms import LogSmsSender, make_sms_sender
 from handlers.greeting import private_greeting
 from handlers.verification import (
@@ -59,7 +58,7 @@ async def build_harness(
     world.state.bridge_secret = BRIDGE_SECRET
     clock = clock or ManualClock(datetime.now().astimezone())
     settings = test_harness.test_settings(db_url, world, **overrides)
-    runtime = build_runtime(settings, clock=clock)
+    runtime = test_harness.make_runtime(settings, clock=clock)
     # Until bot/runtime.py registers it, the SMS sender is added here.
     runtime.senders.setdefault("sms", make_sms_sender(settings, runtime.http, clock))
     app = create_app(runtime, handlers=list(handlers), background=False)
