@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,10 +122,8 @@ class _Statements:
     every inbound event, so they are built once and executed with fresh parameters.
     """
 
-    group: Any
-    officer: Any
-    echo_in_group: Any
-    echo_in_private: Any
+    lookup_in_group: Any
+    lookup_in_private: Any
     journal: Any
     member: Any
     membership: Any
@@ -137,6 +135,20 @@ def _statements(dialect: str) -> _Statements:
         OutboxMessage.echo_hash == bindparam("echo_hash"),
         OutboxMessage.created_at >= bindparam("since"),
     )
+
+    def lookup(chat_column: Any) -> Any:
+        # One round trip for the three reads every event needs (the group, whether the sender
+        # is an officer, whether the text is our own echo): each statement costs more in
+        # SQLAlchemy than in the database. FROM a one-row table so that missing rows are NULLs.
+        one = select(literal(1).label("one")).subquery()
+        recent = echo.where(chat_column == bindparam("chat")).limit(1).scalar_subquery()
+        return (
+            select(Group, Officer, recent.label("echo_id"))
+            .select_from(one)
+            .outerjoin(Group, Group.id == bindparam("group_id"))
+            .outerjoin(Officer, Officer.wechat_id == bindparam("sender_id"))
+        )
+
     journal_cols = (
         "channel", "dedup_key", "kind", "group_id", "sender_id", "payload_enc", "received_at",
         "status",
@@ -153,10 +165,8 @@ def _statements(dialect: str) -> _Statements:
         group_id=bindparam("group_id"), member_id=bindparam("member_id"), joined_at=bindparam("now")
     )
     return _Statements(
-        group=select(Group).where(Group.id == bindparam("group_id")),
-        officer=select(Officer).where(Officer.wechat_id == bindparam("sender_id")),
-        echo_in_group=echo.where(OutboxMessage.group_id == bindparam("chat")).limit(1),
-        echo_in_private=echo.where(OutboxMessage.user_id == bindparam("chat")).limit(1),
+        lookup_in_group=lookup(OutboxMessage.group_id),
+        lookup_in_private=lookup(OutboxMessage.user_id),
         journal=_dialect_insert(dialect, InboundEvent.__table__)
         .values({c: bindparam(c) for c in journal_cols})
         .on_conflict_do_nothing()
@@ -213,24 +223,38 @@ async def _note_membership(
     )
 
 
-async def _is_own_message(
+@dataclass(frozen=True)
+class _Known:
+    group: Group | None
+    officer: Officer | None
+    own_message: bool
+
+
+async def _look_up(
     session: AsyncSession, rt: Runtime, event: InboundMessage, now: datetime
-) -> bool:
-    """The bot's own account (``bridge.self_ids``), or a text we sent to this chat just now."""
-    if event.sender_id in rt.settings.bridge.self_ids:
-        return True
-    if event.kind != "message" or not event.text.strip():
-        return False
+) -> _Known:
+    """The event's group, the sender's officer row, and whether the event is our own message:
+    the bot's account (``bridge.self_ids``) or a text we sent to this chat just now."""
     stmts = _stmts(session)
-    recent = await session.scalar(
-        stmts.echo_in_group if event.group_id else stmts.echo_in_private,
-        {
-            "echo_hash": echo_hash(rt.cipher, event.text),
-            "since": now - ECHO_WINDOW,
-            "chat": event.group_id or event.sender_id,
-        },
+    echo_hash_ = (
+        echo_hash(rt.cipher, event.text)
+        if event.kind == "message" and event.text.strip()
+        else None  # compares with nothing: NULL = NULL is not true
     )
-    return recent is not None
+    group, officer, echo_id = (
+        await session.execute(
+            stmts.lookup_in_group if event.group_id else stmts.lookup_in_private,
+            {
+                "group_id": event.group_id,
+                "sender_id": event.sender_id,
+                "echo_hash": echo_hash_,
+                "since": now - ECHO_WINDOW,
+                "chat": event.group_id or event.sender_id,
+            },
+        )
+    ).one()
+    own = event.sender_id in rt.settings.bridge.self_ids or echo_id is not None
+    return _Known(group if event.group_id else None, officer, own)
 
 
 class Dispatcher:
@@ -252,13 +276,10 @@ class Dispatcher:
         rt = self._runtime
         now = rt.clock.now()
         async with rt.db_turn(), rt.sessions.begin() as session:
-            group = (
-                await session.scalar(_stmts(session).group, {"group_id": event.group_id})
-                if event.group_id
-                else None
-            )
+            known = await _look_up(session, rt, event, now)
+            group = known.group
             status = "unknown_group" if event.group_id and group is None else "handled"
-            if await _is_own_message(session, rt, event, now):
+            if known.own_message:
                 status = "own_message"
             journal_id = await _insert_journal(
                 session,
@@ -279,7 +300,7 @@ class Dispatcher:
                 # Our own words coming back through the bridge: recorded, never answered.
                 return DispatchResult(journal_id, False, status)
             member = await _member(session, rt, event, now)
-            officer = await session.scalar(_stmts(session).officer, {"sender_id": event.sender_id})
+            officer = known.officer
             if group is not None and event.kind == "message":
                 await _note_membership(session, group.id, member.id, now)
             ctx = HandlerContext(
