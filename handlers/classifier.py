@@ -114,10 +114,16 @@ _REGIONAL_WORDS: tuple[tuple[str, str], ...] = (
     ("啱啱", "刚刚"),
     ("眼瞓", "困"),
     ("瞓", "睡"),
+    ("细路女", "小女孩"),
     ("细路仔", "小孩"),
     ("细路", "小孩"),
     ("细佬", "弟弟"),
     ("家姐", "姐姐"),
+    ("大肚婆", "孕妇"),
+    ("锁匙", "钥匙"),
+    ("咸湿", "色情"),  # lewd: 咸湿相 / 咸湿佬
+    ("好似", "好像"),
+    ("前日", "前天"),
     ("老豆", "爸爸"),
     ("老窦", "爸爸"),
     ("差佬", "警察"),
@@ -128,6 +134,9 @@ _REGIONAL_WORDS: tuple[tuple[str, str], ...] = (
     ("整亲", "弄伤"),
     ("咁样", "这样"),
     ("过数", "转账"),
+    ("荡失路", "迷路"),
+    ("电单车", "摩托车"),
+    ("打机", "打游戏"),
     ("入数", "转账"),
     ("走佬", "跑路"),
     ("老千", "骗子"),
@@ -162,6 +171,8 @@ _REGIONAL_WORDS: tuple[tuple[str, str], ...] = (
     ("撳", "按"),
     ("攰", "累"),
     ("返家", "回家"),
+    # South-western Mandarin (Sichuan, Guizhou, Hunan) and voice-input slips.
+    ("莫得", "没有"),
     # Taiwan (and Hong Kong) nouns.
     ("捷运", "地铁"),
     ("简讯", "短信"),
@@ -187,22 +198,47 @@ _REGIONAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # 叫极都唔醒: "however much I call, (he) does not wake".
     (re.compile(r"([叫喊拍敲打摇推])极(?=[都也])"), r"怎么\1"),
     (re.compile(r"熄了?机"), "关机"),
+    # 水浸 = flooding (水浸到楼梯, 水浸咗).
+    (re.compile(r"(?<=水)浸(?=到|了|入|过|进|咗)"), "淹"),
     # 呃 is also a hesitation ("呃 我想问一下"): 骗 only next to a victim or a passive.
     (re.compile(r"呃(?=[人钱我你他她老]|了)|(?<=[被给是])呃"), "骗"),
     # V返 = V back (搵返 找回, 攞返 拿回); 未返 / 冇返 = not back yet.
-    (re.compile(r"(?<=[找拿要追讨捡])返(?![回还程校乡厂利现航])"), "回"),
+    (re.compile(r"(?<=[找拿要追讨捡])(不|没)?返(?![回还程校乡厂利现航])"), r"\1回"),
+    # 打紧交 (fighting now), 打咗交 / 打完交 (fought): the aspect goes in front.
+    (re.compile(r"打[紧着]交(?!道)"), "在打架"),
+    (re.compile(r"打(了|完|过)交(?!道)"), r"打\1架"),
     (re.compile(r"打交(?!道)"), "打架"),
+    # 唔俾我哋行 / 不给他走: not letting somebody pass, go or see (不给钱 is still 给).
+    (
+        re.compile(
+            r"不给(?=(?:我们|你们|他们|大家|我|你|他|她|人)(?:行|走|过|入|进|出|离开|见|看|停))"
+        ),
+        "不让",
+    ),
+    # 十几蚊 / 四千几蚊: Cantonese dollars.
+    (re.compile(r"(?<=[0-9几十百千万两])蚊(?!子|虫|香)"), "块"),
+    # 听讲 = 听说 (heard that), not 认真听讲 / 听讲座.
+    (re.compile(r"(?<![认真专心用去来在坐])听讲(?![座课堂])"), "听说"),
+    # South-western Mandarin: 看一哈 = 看一下; 遭偷了 / 遭罚款 = 被偷了 / 被罚款.
+    (re.compile(r"(?<!哈)一哈(?!哈)"), "一下"),
+    (re.compile(r"遭(?=[偷抢打骗罚撞咬抓砸扣])"), "被"),
+    # Voice-input homophone: 以经 for 已经 (以经济 is a word).
+    (re.compile(r"以经(?!济)"), "已经"),
     (re.compile(r"(?<=[没未])返(?=[来去]|$|[^\w])|(?<![往遣折重])返(?=到|来)"), "回"),
 )
 # Characters or words that only a Cantonese writer uses (checked on the t2s text).
 _CANTONESE_MARKERS = re.compile(
     "[咗喺冇佢嘅嚟啲嘢咩揸嗌瞓哋嗰𠮶㗎喎嘞噉攞揾睇畀俾嘥咁]|唔|而家|屋企|系咪|琴晚|点解|边度|佢哋"
+    # 快D黎, and an action verb + 紧 (偷紧 撬紧 斩紧: Mandarin has 抓紧 赶紧, never these).
+    "|快[dD]|(?<!不)(?:偷|撬|斩|砍|转|烧|流|追|搬|剪|打|踢|劈)紧(?![张急迫密要凑俏])"
 )
 _CANTONESE_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
     # 话 = say (佢话, 学校话), not the noun (电话, 说话, 笑话, 脏话, 话费).
     (
         re.compile(
-            r"(?<![电说讲笑脏对废实好坏情大回传讯通会神童问答土白谎空鬼梦闲粗怪官胡夜听])"
+            r"(?<![电说讲笑脏对废实好坏情大回传讯通会神童问答土白谎空鬼梦闲粗怪官胡夜听谈])"
+            # ... nor a language (广东话, 本地话, 家乡话, 客家话, 潮州话, 上海话).
+            r"(?<!广东)(?<!本地)(?<!当地)(?<!家乡)(?<!客家)(?<!潮州)(?<!上海)"
             r"话(?![题费筒剧语])"
         ),
         "说",
@@ -228,7 +264,9 @@ _CANTONESE_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"未(?![成来知必婚满经遂免曾])"), "没"),
     (re.compile(r"(?<=去了)边|(?<=去)边(?=[?,.!？，。！ 啊呀]|$)"), "哪"),
     (
-        re.compile(r"(?<![0-9几一两三四五六七八九十到半早晚])点(?=[做办补搞去处找知叫喊拍敲])"),
+        re.compile(
+            r"(?<![0-9几一两三四五六七八九十到半早晚])点(?=[做办补搞去处找知叫喊拍敲报续申登注挂])"
+        ),
         "怎么",
     ),
     (re.compile(r"(?<=[我你他她给同])个仔"), "儿子"),
@@ -253,12 +291,28 @@ _CANTONESE_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile("日日"), "天天"),
     (re.compile("咁"), "这么"),
     # 揸住 / 指住 = holding / pointing at (拉住 / 抓住 are Mandarin as they are).
-    (re.compile(r"(?<=[拿指抱牵揪扶追])住(?![院宿址户房])"), "着"),
+    (re.compile(r"(?<=[拿指抱牵揪扶追拖拽扯])住(?![院宿址户房])"), "着"),
+    # 喊住 / 喊紧 = crying (嗌 is shouting); 闹我 = scolds me; 泊车 = parks.
+    (re.compile(r"喊(?=[住着紧])"), "哭"),
+    (re.compile(r"(?<![吵打哭胡起热])闹(?=[我你他她人])"), "骂"),
+    (re.compile(r"(?<![湖停水漂淡])泊(?=车|在|住|了|着|位)"), "停"),
     # 吓亲 / 烫亲 = scared / scalded: V亲 is V到.
-    (re.compile(r"(?<=[吓烫咬撞夹伤割切电])亲"), "到"),
+    (re.compile(r"(?<=[吓烫咬撞夹伤割切电扭])亲"), "到"),
     (re.compile(r"呢(?=[边度个些间家条位])"), "这"),
     (re.compile(r"企(?=[在着])"), "站"),
     (re.compile("落雨"), "下雨"),
+    # 头先 = 刚才; 好辛苦 = feeling unwell (辛苦晒 / 辛苦了 are thanks); 成身 = 满身.
+    (re.compile("头先"), "刚才"),
+    (re.compile(r"(?<=[好很几咁])辛苦(?![了晒啦哂你大])"), "难受"),
+    (re.compile(r"(?<![完变形构组合达促养])成身(?![份体材高价])"), "满身"),
+    # 出唔到 = cannot get out; 行唔到 = cannot walk.
+    (re.compile(r"出不到"), "出不来"),
+    (re.compile(r"行不到(路)?"), "走不了"),
+)
+# Romanised Cantonese, read before the rest in a Cantonese message: 快D黎 快啲嚟, 录D 录啲.
+_CANTONESE_PRE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<=[\u4e00-\u9fff])[dD](?![a-zA-Z0-9栋座区级号型盘])"), "啲"),
+    (re.compile(r"(?<=[快过返出入落上番啲])黎"), "嚟"),
 )
 # Pinyin initials and spelled-out emergency numbers (voice input writes 幺幺零 / 一一零).
 _ABBREVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -285,6 +339,9 @@ def normalise(text: str) -> str:
     """
     simplified = _t2s().convert(text)
     cantonese = _CANTONESE_MARKERS.search(simplified) is not None
+    if cantonese:
+        for pat, dst in _CANTONESE_PRE:
+            simplified = pat.sub(dst, simplified)
     for src, dst in _REGIONAL_WORDS:
         simplified = simplified.replace(src, dst)
     for pat, dst in _REGIONAL_PATTERNS:
