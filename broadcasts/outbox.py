@@ -75,6 +75,12 @@ class Outcome:
     reason: str | None = None
 
 
+_CLAIMED = (
+    "id", "priority", "next_attempt_at", "channel", "group_id", "user_id", "idempotency_key",
+    "attempts", "payload_enc",
+)  # fmt: skip
+
+
 # The worker's statements run for every message sent: built once (SQLAlchemy's statement
 # construction costs more CPU than SQLite takes to run them), executed with fresh parameters.
 @functools.cache
@@ -95,7 +101,8 @@ def _claim_statement(limit: int) -> Any:
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(candidates), due)
         .values(status="sending", lease_until=bindparam("lease_until"))
-        .returning(OutboxMessage.id, OutboxMessage.priority, OutboxMessage.next_attempt_at)
+        # Everything a delivery needs, so that sending does not read the row again.
+        .returning(*(getattr(OutboxMessage, c) for c in _CLAIMED))
         .execution_options(synchronize_session=False)
     )
 
@@ -148,8 +155,8 @@ class OutboxWorker:
             return 1
         return self._settings.batch_size
 
-    async def _claim(self) -> list[int]:
-        """Lease due rows to this worker in one conditional UPDATE; returns their ids."""
+    async def _claim(self) -> list[Any]:
+        """Lease due rows to this worker in one conditional UPDATE; returns them in order."""
         now = self._clock.now()
         async with self._sessions.begin() as session:
             # `due` is checked again by the UPDATE itself: of two workers racing for a row,
@@ -158,14 +165,13 @@ class OutboxWorker:
                 _claim_statement(self._batch_limit()),
                 {"now": now, "lease_until": now + timedelta(seconds=self._settings.lease_s)},
             )
-            rows = sorted(result.all(), key=lambda r: (r.priority, r.next_attempt_at, r.id))
-        return [r.id for r in rows]
+            return sorted(result.all(), key=lambda r: (r.priority, r.next_attempt_at, r.id))
 
     async def run_once(self) -> list[Outcome]:
         """Send one batch of due rows; returns what happened to each."""
         outcomes = []
-        for outbox_id in await self._claim():
-            outcomes.append(await self._deliver(outbox_id))
+        for claimed in await self._claim():
+            outcomes.append(await self._deliver(claimed))
         return outcomes
 
     async def drain(self, max_rounds: int = 100) -> list[Outcome]:
@@ -188,16 +194,13 @@ class OutboxWorker:
             await asyncio.sleep(wait)
         self._last_group_send[channel] = loop.time()
 
-    async def _deliver(self, outbox_id: int) -> Outcome:
-        async with self._sessions.begin() as session:
-            row = await session.get(OutboxMessage, outbox_id)
-            assert row is not None
-            channel, group_id, user_id = row.channel, row.group_id, row.user_id
-            key, attempts = row.idempotency_key, row.attempts + 1
-            try:
-                payload: dict[str, Any] = self._cipher.decrypt_json(row.payload_enc)
-            except ValueError:  # its key was dropped from pii_previous_keys too early
-                payload = {}
+    async def _deliver(self, row: Any) -> Outcome:
+        outbox_id, channel, group_id, user_id = row.id, row.channel, row.group_id, row.user_id
+        key, attempts = row.idempotency_key, row.attempts + 1
+        try:
+            payload: dict[str, Any] = self._cipher.decrypt_json(row.payload_enc)
+        except ValueError:  # its key was dropped from pii_previous_keys too early
+            payload = {}
         sender = self._senders.get(channel)
         error: SendError | None = None
         if not payload:

@@ -255,11 +255,12 @@ async def test_delivery_is_retried_after_a_503(b: Bench) -> None:
 
 
 async def test_crash_between_send_and_record_does_not_duplicate(b: Bench) -> None:
-    bid = await b.create(schedule={"at": MON_10 + timedelta(minutes=1)})
+    await b.create(schedule={"at": MON_10 + timedelta(minutes=1)})
     b.h.clock.set(MON_10 + timedelta(minutes=1))
     await b.tick()
-    [oid] = await b.h.worker._claim()
+    [claimed] = await b.h.worker._claim()
     _, _, [row] = await b.rows()
+    assert claimed.id == row.id
     payload = b.h.runtime.cipher.decrypt_json(row.payload_enc)
     await b.h.runtime.senders["bridge"].send(
         idempotency_key=row.idempotency_key, group_id=row.group_id, user_id=None, payload=payload
@@ -275,7 +276,6 @@ async def test_crash_between_send_and_record_does_not_duplicate(b: Bench) -> Non
     finally:
         await restarted.close()
     b.h.runtime = restarted.runtime
-    _ = (oid, bid)
 
 
 async def test_two_ticks_at_once_fan_out_once(b: Bench) -> None:

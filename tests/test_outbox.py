@@ -106,7 +106,7 @@ async def test_crash_between_send_and_record_resends_with_same_key(harness: Harn
     next worker sends again under the same key, so the bridge delivers it once."""
     oid = await _enqueue(harness, "只送一次")
     claimed = await harness.worker._claim()
-    assert claimed == [oid]
+    assert [row.id for row in claimed] == [oid]
     row = await _row(harness, oid)
     payload = harness.runtime.cipher.decrypt_json(row.payload_enc)
     await harness.runtime.senders["bridge"].send(
