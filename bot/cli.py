@@ -36,6 +36,10 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # APScheduler reports every run of every job at INFO; its warnings are what matter.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO, and WeChat's API puts the AppSecret
+    # (/cgi-bin/token?secret=…) and the access token in the query string.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def port_problem(host: str, port: int) -> str | None:

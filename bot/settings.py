@@ -254,13 +254,28 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{name}: conflicts with another override")
-        # YAML scalars, so "3" is a number and "null" clears a key; secrets stay strings below.
-        try:
-            value: Any = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        node[path[-1]] = value
+        node[path[-1]] = _env_value(raw)
     return tree
+
+
+def _env_value(raw: str) -> Any:
+    """An environment value as the settings should see it.
+
+    Kept as the string it is, and pydantic converts it where a field wants a number or a
+    boolean ("3", "true"). Read as YAML only for what a string cannot say: a list or mapping
+    ("[a, b]") and "null" (clears a key). Reading every value as YAML changed secrets behind
+    the operator's back: "012345" is the octal number 5349 to YAML, "0777", "on", "12:30" and
+    "1_000" are not strings either, and a value starting with "#" is a comment.
+    """
+    text = raw.strip()
+    if not text or text in ("null", "~"):
+        return None
+    if text[0] in "[{":
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return raw
+    return raw
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

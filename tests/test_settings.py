@@ -35,6 +35,35 @@ def test_env_overrides_file_and_parses_scalars(tmp_path: Path) -> None:
     assert s.timezone == "Asia/Shanghai"
 
 
+@pytest.mark.parametrize("secret", ["012345", "0777", "on", "12:30", "1_000", "#hash", "null-ish"])
+def test_env_secrets_are_taken_exactly_as_written(tmp_path: Path, secret: str) -> None:
+    # YAML would read these as an octal number, a boolean, a sexagesimal number, an integer
+    # with a separator, and a comment: the signature would then be checked with another secret.
+    path = _write(tmp_path, "wechat:\n  app_id: wx1\n")
+    env = {
+        "LIANXIN__SECURITY__PII_KEY": KEY,
+        "LIANXIN__BRIDGE__SECRET": secret,
+        "LIANXIN__WECHAT__TOKEN": secret,
+    }
+    s = load_settings(path, environ=env, require_secrets=False)
+    assert s.bridge.secret is not None and s.bridge.secret.get_secret_value() == secret
+    assert s.wechat.token is not None and s.wechat.token.get_secret_value() == secret
+
+
+def test_env_values_still_reach_typed_settings(tmp_path: Path) -> None:
+    env = {
+        "LIANXIN__SECURITY__PII_KEY": KEY,
+        "LIANXIN__OUTBOX__MAX_ATTEMPTS": "7",
+        "LIANXIN__BRIDGE__SEND_INTERVAL_S": "1.5",
+        "LIANXIN__BULLETINS__QUIET_HOURS": "null",
+        "LIANXIN__BRIDGE__SELF_IDS": "[wxid_bot, wxid_bot2]",
+    }
+    s = load_settings(_write(tmp_path, ""), environ=env)
+    assert s.outbox.max_attempts == 7 and s.bridge.send_interval_s == 1.5
+    assert s.bulletins.quiet_hours is None
+    assert list(s.bridge.self_ids) == ["wxid_bot", "wxid_bot2"]
+
+
 def test_missing_secret_of_configured_channel_names_it(tmp_path: Path) -> None:
     path = _write(tmp_path, "bridge:\n  send_url: http://a/send\n")
     with pytest.raises(ConfigError) as err:

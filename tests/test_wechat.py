@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
+from bot.cli import setup_logging
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from tests.harness import WECHAT_TOKEN, Harness
@@ -183,6 +186,18 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
     assert len(state.by_path("/cgi-bin/token")) == 2  # refreshed once, then sent
     sends = state.by_path("/cgi-bin/message/custom/send")
     assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "1", "0", "1"]
+
+
+async def test_app_secret_and_access_token_never_reach_the_log(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # WeChat's API carries both in the query string, and httpx logs every URL at INFO.
+    setup_logging("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    api = harness.runtime.senders["wechat"]
+    await api.send(idempotency_key="k1", group_id=None, user_id="o_1", payload={"text": "測試"})
+    assert harness.world.state.by_path("/cgi-bin/token")  # the token was fetched and used
+    assert "test-app-secret" not in caplog.text and "tok-" not in caplog.text
 
 
 async def test_non_ascii_signature_and_huge_timestamp_are_403(harness: Harness) -> None:
