@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, literal, select
+from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +63,16 @@ class HandlerContext:
     def text(self, key: str, /, **values: Any) -> str:
         """A sentence from texts.yaml in the sender's script."""
         return self.runtime.texts.render(key, self.script, **values)
+
+    async def redact_journal(self, text: str) -> None:
+        """Keep ``text`` in this event's journal row instead of what the sender wrote (for
+        personal data the event must not keep, such as a real-name command)."""
+        payload = {**self.event.journal_payload(), "text": text}
+        await self.session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id == self.journal_id)
+            .values(payload_enc=self.runtime.cipher.encrypt_json(payload))
+        )
 
     def send(
         self, message: OutboundMessage, *, not_before: datetime | None = None

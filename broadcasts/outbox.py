@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import OutboundMessage, Sender, SendError
 from bot.clock import Clock
-from bot.pii import PiiCipher
+from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings
 from models.outbox import OutboxMessage
 
@@ -73,6 +73,15 @@ class Outcome:
     outbox_id: int
     status: str  # sent | pending (retry later) | failed
     reason: str | None = None
+
+
+def scrub_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload without what was only needed to send it: a text message's phone number
+    (``extra.phone``) becomes its masked form once the message is sent or given up."""
+    extra = payload.get("extra")
+    if isinstance(extra, dict) and extra.get("phone"):
+        return {**payload, "extra": {**extra, "phone": mask_phone(str(extra["phone"]))}}
+    return payload
 
 
 _CLAIMED = (
@@ -233,6 +242,8 @@ class OutboxWorker:
         else:
             values.update(status="failed", last_error=error.reason)
             outcome = Outcome(outbox_id, "failed", error.reason)
+        if values["status"] != "pending" and scrub_payload(payload) is not payload:
+            values["payload_enc"] = self._cipher.encrypt_json(scrub_payload(payload))
         async with self._sessions.begin() as session:
             await session.execute(
                 _finish_statement(tuple(sorted(values))),

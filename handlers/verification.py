@@ -12,6 +12,7 @@ and being assigned to groups (``指派``), and two helpers for intake (:func:`is
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import math
 import re
@@ -30,9 +31,10 @@ from bot.channels.base import OutboundMessage
 from bot.clock import as_utc
 from bot.dispatcher import HandlerContext
 from bot.pii import PiiCipher, mask_name, mask_phone
-from broadcasts.outbox import enqueue
+from broadcasts.outbox import enqueue, scrub_payload
 from handlers.texts import Script, detect_script
 from models.directory import Group, Officer, Station
+from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import Binding, GroupMember, Household, VerificationCode
 
@@ -488,8 +490,51 @@ async def _unbind(ctx: HandlerContext) -> None:
             ),
         )
     )
+    await _scrub_history(ctx)
     had_binding = bool(deleted.rowcount)  # type: ignore[attr-defined]
     ctx.reply(_say(ctx, "verify_unbind_done" if had_binding else "verify_unbind_nothing"))
+
+
+async def _scrub_history(ctx: HandlerContext) -> None:
+    """Mask the member's earlier real-name commands in the journal and the numbers their code
+    messages went to (journal rows from before commands were masked on arrival, and code
+    messages still waiting, which are not sent any more)."""
+    session, cipher, member = ctx.session, ctx.runtime.cipher, ctx.member
+    events = (
+        await session.scalars(
+            select(InboundEvent).where(
+                InboundEvent.channel == member.channel,
+                InboundEvent.sender_id == member.sender_id,
+                InboundEvent.kind == "message",
+            )
+        )
+    ).all()
+    commands = []
+    for event in events:
+        try:
+            payload = cipher.decrypt_json(event.payload_enc)
+        except ValueError:  # under a key already dropped: nobody can read it any more
+            continue
+        request = parse_bind(str(payload.get("text") or ""))
+        if request is not None:
+            commands.append(event.id)
+            masked = redacted_bind(request)
+            if payload.get("text") != masked:
+                event.payload_enc = cipher.encrypt_json({**payload, "text": masked})
+    if not commands:
+        return
+    for row in (
+        await session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.channel == "sms", OutboxMessage.source_event_id.in_(commands)
+            )
+        )
+    ).all():
+        with contextlib.suppress(ValueError):  # unreadable already: nothing to mask
+            payload = scrub_payload(cipher.decrypt_json(row.payload_enc))
+            row.payload_enc = cipher.encrypt_json(payload)
+        if row.status in ("pending", "sending"):
+            row.status, row.last_error = "failed", "cancelled: the real-name binding was deleted"
 
 
 # --- 指派 ---------------------------------------------------------------------------------------
@@ -611,6 +656,12 @@ async def membership_events(ctx: HandlerContext) -> bool:
     return True
 
 
+def redacted_bind(request: BindRequest) -> str:
+    """What the journal keeps of a real-name command: ``實名 楊** 139****5678``."""
+    digits = re.sub(r"\D", "", request.phone)
+    return " ".join(part for part in ("實名", mask_name(request.name), mask_phone(digits)) if part)
+
+
 async def verification_commands(ctx: HandlerContext) -> bool:
     """實名, the code, 我的信息, 註銷實名 (private); the public-實名 hint; 指派 (anywhere)."""
     if ctx.event.kind != "message" or not ctx.event.text:
@@ -620,6 +671,11 @@ async def verification_commands(ctx: HandlerContext) -> bool:
     if assign:
         await _assign(ctx, assign["a"], assign["b"])
         return True
+    request = parse_bind(text)
+    if request is not None:
+        # The name and number live encrypted in the binding, where 註銷實名 deletes them; the
+        # journal keeps the command masked, in a group as well as privately.
+        await ctx.redact_journal(redacted_bind(request))
     if ctx.event.is_private:
         return await _private_command(ctx, text)
     return await _group_command(ctx, text)

@@ -8,6 +8,7 @@ for intake that calls the helpers intake will call.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,8 @@ from handlers.verification import (
     verification_commands,
 )
 from models.directory import Group
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
 from models.people import Binding, GroupMember, Member, VerificationCode
 from tests import harness as test_harness
 from tests.fakes import FakeWorld
@@ -363,6 +366,60 @@ async def test_no_name_or_number_in_clear_in_the_database_or_logs(
         assert needle.encode() not in raw
 
 
+async def _readable_texts(h: Harness) -> str:
+    """Every journal and outbox payload, decrypted with the running key: what an operator with
+    the key (or a thief with both) could read."""
+    cipher = h.runtime.cipher
+    journal = await rows(h, InboundEvent)
+    outbox = await rows(h, OutboxMessage)
+    payloads = [cipher.decrypt_json(r.payload_enc) for r in [*journal, *outbox]]
+    return json.dumps(payloads, ensure_ascii=False)
+
+
+async def test_real_name_commands_are_kept_masked_and_unbinding_leaves_no_trace(
+    vh: Harness,
+) -> None:
+    name = "欧阳娜娜"
+    await vh.say(f"實名 {name} {PHONE}", group=GROUP)  # in the group by mistake
+    await vh.drain()
+    await bind(vh, name=name)
+    readable = await _readable_texts(vh)
+    # The binding holds the name and number; the journal holds the commands masked, and the
+    # code's text message keeps the number only while it is being sent.
+    assert name not in readable and PHONE not in readable
+    assert "實名 欧*** 138****5678" in readable
+    [sms] = [r for r in await rows(vh, OutboxMessage) if r.channel == "sms"]
+    assert sms.status == "sent"
+
+    answers = await dm(vh, "注销实名")
+    assert "删除" in answers[-1]
+    assert await rows(vh, Binding) == []
+    readable = await _readable_texts(vh)
+    assert name not in readable and PHONE not in readable and "欧阳" not in readable
+
+
+async def test_unbinding_masks_commands_journaled_in_clear_and_cancels_unsent_codes(
+    vh: Harness,
+) -> None:
+    # Journal rows from before commands were masked on arrival, and a code still unsent.
+    await vh.say(f"实名 李四 {PHONE}", group=None)
+    cipher = vh.runtime.cipher
+    async with vh.runtime.sessions.begin() as s:
+        for event in (await s.scalars(select(InboundEvent))).all():
+            payload = cipher.decrypt_json(event.payload_enc)
+            event.payload_enc = cipher.encrypt_json({**payload, "text": f"实名 李四 {PHONE}"})
+    assert PHONE in await _readable_texts(vh)
+    [sms] = [r for r in await rows(vh, OutboxMessage) if r.channel == "sms"]
+    assert sms.status == "pending"  # not sent yet
+
+    await dm(vh, "註銷實名")
+    readable = await _readable_texts(vh)
+    assert PHONE not in readable and "李四" not in readable
+    [sms] = [r for r in await rows(vh, OutboxMessage) if r.channel == "sms"]
+    assert sms.status == "failed" and "deleted" in (sms.last_error or "")
+    assert sms_to(vh.world, PHONE) == []  # the code never went out
+
+
 # --- membership -------------------------------------------------------------------------------
 
 
@@ -519,9 +576,14 @@ async def test_log_sender_masks_the_number(caplog: pytest.LogCaptureFixture) -> 
 
 
 async def test_sms_row_keeps_the_number_out_of_clear_columns(vh: Harness) -> None:
-    from models.outbox import OutboxMessage
-
-    await dm(vh, f"实名 张三 {PHONE}")
+    await vh.say(f"实名 张三 {PHONE}", group=None)
     (sms,) = await rows(vh, OutboxMessage, OutboxMessage.channel == "sms")
-    assert sms.user_id == "138****5678" and sms.status == "sent"
+    assert sms.user_id == "138****5678" and sms.status == "pending"
+    # The number rides encrypted until the message is sent ...
     assert vh.runtime.cipher.decrypt_json(sms.payload_enc)["extra"]["phone"] == PHONE
+    await vh.drain()
+    assert sms_to(vh.world, PHONE)  # the gateway got the whole number
+    # ... and is masked once it has been.
+    (sms,) = await rows(vh, OutboxMessage, OutboxMessage.channel == "sms")
+    assert sms.status == "sent"
+    assert vh.runtime.cipher.decrypt_json(sms.payload_enc)["extra"]["phone"] == "138****5678"
