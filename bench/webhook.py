@@ -143,16 +143,12 @@ def write_config(path: Path, db_url: str, fake_url: str, s: Secrets) -> None:
         "timezone": "Asia/Shanghai",
         "server": {"max_body_bytes": 65536, "replay_window_s": 300},
         "bridge": {
-            "secret": s.bridge_secret,
             "send_url": f"{fake_url}/send",
             "send_interval_s": 0,
             "timeout_s": 5,
         },
-        "wechat": {
-            "token": s.wechat_token,
-            "encoding_aes_key": s.aes_key,
+        "wechat": {  # the secrets come from the environment (CONTRACT §1)
             "app_id": APP_ID,
-            "app_secret": s.app_secret,
             "original_id": ACCOUNT,
             "api_base_url": fake_url,
         },
@@ -757,7 +753,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
     env["PYTHONUNBUFFERED"] = "1"
     helper_env = {**env, **s.to_env()}
-    product_env = {**env, "LIANXIN__SECURITY__PII_KEY": s.pii_key}
+    product_env = {
+        **env,
+        "LIANXIN__SECURITY__PII_KEY": s.pii_key,
+        "LIANXIN__BRIDGE__SECRET": s.bridge_secret,
+        "LIANXIN__WECHAT__TOKEN": s.wechat_token,
+        "LIANXIN__WECHAT__ENCODING_AES_KEY": s.aes_key,
+        "LIANXIN__WECHAT__APP_SECRET": s.app_secret,
+    }
     me = [sys.executable, str(Path(__file__).resolve())]
     fake = Server("fake", [*me, "--serve", "fake"], helper_env, workdir)
     baseline = Server("baseline", [*me, "--serve", "baseline"], helper_env, workdir)

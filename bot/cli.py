@@ -178,13 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the webhook server, scheduler and delivery worker")
     serve.add_argument("--config", default=argparse.SUPPRESS)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser(
         "demo", help="the whole product on a throw-away database, with /simulator"
     )
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--port", type=_port, default=8000)
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--script", action="store_true", help="play the scripted scenario and exit")
     demo.set_defaults(func=_cmd_demo)
@@ -229,8 +229,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port, host=args.host, script=args.script)
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: 1–65535, else a one-line usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1–65535, got {port}")
+    return port
+
+
+def _database_problem(exc: BaseException) -> str:
+    """One line for an unreachable or unusable database, without the password."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"cannot use the database: {reason[0] if reason else type(exc).__name__}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lianxin`` console script."""
+    from sqlalchemy.exc import DBAPIError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -238,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `lianxin classify … | head`: the reader left; that is not an error of ours.
         sys.stderr.close()
         return 0
+    except (DBAPIError, ConnectionError, TimeoutError) as exc:
+        # PostgreSQL down, a wrong password or database name, an SQLite file in a folder that
+        # does not exist: an operator's problem to fix, not a traceback to read.
+        print(f"lianxin: {_database_problem(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 from bot.sqlite_inline import inline_creator
 
@@ -86,7 +85,7 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def migrate_url(url: str) -> None:
     """Apply migrations to the database at ``url`` with a short-lived engine."""
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = make_engine(url)  # for SQLite, no aiosqlite thread left behind when it fails
     try:
         await migrate(engine)
     finally:

@@ -92,7 +92,52 @@ def _require(source: str, item: dict[str, Any], what: str, *keys: str) -> None:
             raise _fail(source, item, what, f"missing '{key}'")
 
 
+# What each entry may say. A misspelt key ("parnet") silently dropping a station's parent would
+# cut the escalation chain; names and ids given as lists or mappings would be stored as
+# their Python repr.
+_TEXT, _LIST, _ANY = "text", "list", "any"
+_KEYS: dict[str, tuple[dict[str, str], str]] = {
+    "stations": (dict.fromkeys(("id", "name", "parent", "timezone"), _TEXT), "station"),
+    "officers": (dict.fromkeys(("id", "name", "station", "wechat_id", "role"), _TEXT), "officer"),
+    "groups": (
+        {
+            **dict.fromkeys(("id", "name", "station", "officer", "wecom_webhook"), _TEXT),
+            "tags": _LIST,
+        },
+        "group",
+    ),
+    "roster": (
+        {
+            **dict.fromkeys(("station", "officer"), _TEXT),
+            **dict.fromkeys(("date", "from", "to"), _ANY),  # checked as times and dates below
+            "days": _LIST,
+        },
+        "roster entry",
+    ),
+}
+
+
+def _check_shapes(s: dict[str, list[dict[str, Any]]], source: str) -> None:
+    for section, (allowed, what) in _KEYS.items():
+        for item in s[section]:
+            label = f"{what} {item.get('id', item.get('officer', '?'))}"
+            for key, value in item.items():
+                if key == "__line__":
+                    continue
+                if key not in allowed:
+                    known = ", ".join(allowed)
+                    raise _fail(source, item, label, f"unknown key '{key}' (known: {known})")
+                kind = allowed[key]
+                if value is None or kind == _ANY:
+                    continue
+                if kind == _TEXT and (isinstance(value, bool) or not isinstance(value, str | int)):
+                    raise _fail(source, item, label, f"'{key}' must be text, got {value!r}")
+                if kind == _LIST and not isinstance(value, list):
+                    raise _fail(source, item, label, f"'{key}' must be a list, got {value!r}")
+
+
 def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> None:
+    _check_shapes(s, source)
     station_ids: set[str] = set()
     for st in s["stations"]:
         _require(source, st, "station", "id", "name")
@@ -192,8 +237,43 @@ def _roster_key(entry: dict[str, Any]) -> str:
     return f"{entry['station']}|{entry['officer']}|{when}|{entry['from']}-{entry['to']}"
 
 
+async def _free_moved_wechat_ids(
+    session: AsyncSession, officers: list[dict[str, Any]], source: str
+) -> None:
+    """Let a file move a WeChat account from one officer to another.
+
+    ``wechat_id`` is unique: an account the file gives to another officer is first taken from
+    officers of this file that no longer have it (whatever their order in the file); one held
+    by an officer the file does not mention is an error naming both.
+    """
+    in_file = {str(off["id"]): off for off in officers}
+    wanted = {str(o["wechat_id"]): oid for oid, o in in_file.items() if o.get("wechat_id")}
+    if not wanted:
+        return
+    holders = (
+        await session.scalars(select(Officer).where(Officer.wechat_id.in_(list(wanted))))
+    ).all()
+    moved = False
+    for holder in holders:
+        new_owner = wanted[str(holder.wechat_id)]
+        if holder.id == new_owner:
+            continue
+        if holder.id not in in_file:
+            raise _fail(
+                source,
+                in_file[new_owner],
+                f"officer {new_owner}",
+                f"wechat_id '{holder.wechat_id}' belongs to officer {holder.id}, who is not in "
+                "this file: give that officer another wechat_id here, or none",
+            )
+        holder.wechat_id = None
+        moved = True
+    if moved:
+        await session.flush()
+
+
 async def apply_directory(
-    session: AsyncSession, sections: dict[str, list[dict[str, Any]]]
+    session: AsyncSession, sections: dict[str, list[dict[str, Any]]], source: str = "directory"
 ) -> LoadSummary:
     """Upsert a checked directory into ``session`` (the caller commits, or rolls back)."""
     # Parents first, so foreign keys hold at every flush.
@@ -221,6 +301,7 @@ async def apply_directory(
             )
         )
         await session.flush()
+    await _free_moved_wechat_ids(session, sections["officers"], source)
     for off in sections["officers"]:
         await session.merge(
             Officer(
@@ -295,8 +376,10 @@ async def load_directory_file(session: AsyncSession, path: Path) -> LoadSummary:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError as exc:
         raise DirectoryError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise DirectoryError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
     known = Known(
         stations=set((await session.scalars(select(Station.id))).all()),
         officers=set((await session.scalars(select(Officer.id))).all()),
     )
-    return await apply_directory(session, parse_directory(text, str(path), known))
+    return await apply_directory(session, parse_directory(text, str(path), known), str(path))

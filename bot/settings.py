@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,11 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from bot.channels.base import check_encoding_aes_key
 from bot.channels.wecom import WeComSettings
 
 ENV_PREFIX = "LIANXIN__"
-log = logging.getLogger("lianxin.settings")
 
 
 class ConfigError(Exception):
@@ -33,9 +34,38 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The async drivers Lianxin runs on, and what a URL without one means.
+_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite+aiosqlite:///./lianxin.db"
     echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        """SQLite or PostgreSQL through their async drivers; ``sqlite:///x.db`` and
+        ``postgresql://…`` get the driver added."""
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (sqlite+aiosqlite:///./lianxin.db or "
+                "postgresql+asyncpg://user@host/db)"
+            ) from None
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if backend not in _DRIVERS:
+            raise ValueError(f"unsupported database '{backend}': use SQLite or PostgreSQL")
+        if "+" not in url.drivername:  # no driver named: the async one is meant
+            return url.set(drivername=f"{backend}+{_DRIVERS[backend]}").render_as_string(
+                hide_password=False
+            )
+        if driver != _DRIVERS[backend]:
+            raise ValueError(f"use {backend}+{_DRIVERS[backend]}://… (not the {driver} driver)")
+        if backend == "sqlite" and (not url.database or url.database == ":memory:"):
+            raise ValueError("SQLite needs a file (the web app and the workers share it)")
+        return value
 
 
 class ServerSettings(_Section):
@@ -62,9 +92,7 @@ class WeChatSettings(_Section):
     @field_validator("encoding_aes_key")
     @classmethod
     def _aes_key_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() and len(value.get_secret_value()) != 43:
-            raise ValueError("must be 43 characters (WeChat's EncodingAESKey)")
-        return value
+        return check_encoding_aes_key(value, "WeChat")
 
 
 class BridgeSettings(_Section):
@@ -342,14 +370,13 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{file}: top level must be a mapping")
         data = loaded or {}
-        for section, key in sorted(_SECRET_KEYS):
+        for section, key in sorted({*_SECRET_KEYS, ("security", "pii_previous_keys")}):
             if isinstance(data.get(section), dict) and data[section].get(key):
-                # Accepted, but a config file is copied and committed; the environment is not.
-                log.warning(
-                    "%s is set in %s: prefer the environment (%s)",
-                    f"{section}.{key}",
-                    file,
-                    env_name(f"{section}.{key}"),
+                # CONTRACT §1: secrets come from the environment only. A config file is copied,
+                # mailed and committed; the environment of the service is not.
+                raise ConfigError(
+                    f"{section}.{key} is set in {file}: secrets come from the environment only; "
+                    f"remove it there and set {env_name(f'{section}.{key}')}"
                 )
     data = _merge(data, _env_overrides(environ))
     if overrides:

@@ -121,6 +121,11 @@ async def test_unknown_reference_names_the_line_and_applies_nothing(
         ),
         ("officers:\n  - {id: o2, name: 二, station: s1, role: chief}\n", "role"),
         ("officers:\n  - {id: o2, name: 二, station: s1, wechat_id: wx1}\n", "wechat_id"),
+        # A misspelt key would silently drop the parent and cut the escalation chain.
+        ("stations:\n  - {id: s2, name: 二所, parnet: s1}\n", "unknown key 'parnet'"),
+        ("groups:\n  - {id: g1, name: [a, b], station: s1}\n", "'name' must be text"),
+        ("groups:\n  - {id: g1, name: 群, station: s1, tags: village}\n", "'tags' must be a list"),
+        ("officers:\n  - {id: o2, name: yes, station: s1}\n", "'name' must be text"),
     ],
 )
 def test_bad_entries_are_named(snippet: str, expected: str) -> None:
@@ -130,7 +135,11 @@ def test_bad_entries_are_named(snippet: str, expected: str) -> None:
         "stations:\n  - {id: s1, name: 一所}\n"
         "officers:\n  - {id: o1, name: 一, station: s1, wechat_id: wx1}\n"
     )
-    doc = base + snippet if not snippet.startswith("officers") else base + snippet.split("\n", 1)[1]
+    # A snippet for a section the base has joins that section; any other is appended.
+    header, entries = snippet.split("\n", 1)
+    doc = (
+        base.replace(f"{header}\n", f"{header}\n{entries}", 1) if header in base else base + snippet
+    )
     with pytest.raises(DirectoryError) as err:
         parse_directory(doc, "f.yaml")
     assert expected in str(err.value) and "f.yaml line" in str(err.value)
@@ -145,3 +154,69 @@ def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text("groups:\n  - {id: g, name: g, station: missing}\n", "utf-8")
     assert main(["--config", str(config), "directory", "load", str(bad)]) == 1
     assert "nothing loaded" in capsys.readouterr().err
+
+
+def _officers_file(tmp_path: Path, *officers: str) -> Path:
+    path = tmp_path / "officers.yaml"
+    lines = ["stations:", "  - {id: s1, name: 一所}", "officers:"]
+    lines += [f"  - {o}" for o in officers]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+async def _wechat_ids(db_url: str) -> dict[str, str | None]:
+    engine = make_engine(db_url)
+    async with make_sessions(engine)() as s:
+        found = {o.id: o.wechat_id for o in (await s.scalars(select(Officer))).all()}
+    await engine.dispose()
+    return found
+
+
+async def test_a_wechat_account_moves_between_officers_in_any_order(
+    db_url: str, tmp_path: Path
+) -> None:
+    await _load(
+        db_url,
+        _officers_file(
+            tmp_path, "{id: a, name: 甲, station: s1, wechat_id: wx_a}",
+            "{id: b, name: 乙, station: s1, wechat_id: wx_b}",
+        ),
+    )  # fmt: skip
+    # The new holder's line comes first, and the two accounts are swapped.
+    await _load(
+        db_url,
+        _officers_file(
+            tmp_path, "{id: b, name: 乙, station: s1, wechat_id: wx_a}",
+            "{id: a, name: 甲, station: s1, wechat_id: wx_b}",
+        ),
+    )  # fmt: skip
+    assert await _wechat_ids(db_url) == {"a": "wx_b", "b": "wx_a"}
+    # A new officer takes b's account while b gives it up in the same file.
+    await _load(
+        db_url,
+        _officers_file(
+            tmp_path, "{id: c, name: 丙, station: s1, wechat_id: wx_a}",
+            "{id: b, name: 乙, station: s1}",
+        ),
+    )  # fmt: skip
+    assert await _wechat_ids(db_url) == {"a": "wx_b", "b": None, "c": "wx_a"}
+
+
+async def test_an_account_held_by_an_officer_outside_the_file_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    await _load(db_url, _officers_file(tmp_path, "{id: a, name: 甲, station: s1, wechat_id: wx_a}"))
+    clash = _officers_file(tmp_path, "{id: d, name: 丁, station: s1, wechat_id: wx_a}")
+    with pytest.raises(DirectoryError) as err:
+        await _load(db_url, clash)
+    message = str(err.value)
+    assert "officers.yaml line 4" in message and "wx_a" in message and "officer a" in message
+    assert await _wechat_ids(db_url) == {"a": "wx_a"}  # nothing applied
+
+
+async def test_a_file_not_in_utf8_is_named(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "gbk.yaml"
+    path.write_bytes("stations:\n  - {id: s1, name: 一所}\n".encode("gbk"))
+    with pytest.raises(DirectoryError) as err:
+        await _load(db_url, path)
+    assert "UTF-8" in str(err.value) and "gbk.yaml" in str(err.value)

@@ -64,6 +64,21 @@ def test_env_values_still_reach_typed_settings(tmp_path: Path) -> None:
     assert list(s.bridge.self_ids) == ["wxid_bot", "wxid_bot2"]
 
 
+@pytest.mark.parametrize(
+    ("text", "variable"),
+    [
+        ("bridge:\n  secret: s3cret\n", "LIANXIN__BRIDGE__SECRET"),
+        ("security:\n  pii_key: abc\n", "LIANXIN__SECURITY__PII_KEY"),
+        ("wechat:\n  app_secret: abc\n", "LIANXIN__WECHAT__APP_SECRET"),
+    ],
+)
+def test_a_secret_in_the_config_file_is_refused(tmp_path: Path, text: str, variable: str) -> None:
+    # CONTRACT §1: secrets may come from the environment only.
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, text), environ={"LIANXIN__SECURITY__PII_KEY": KEY})
+    assert variable in str(err.value) and "environment only" in str(err.value)
+
+
 def test_missing_secret_of_configured_channel_names_it(tmp_path: Path) -> None:
     path = _write(tmp_path, "bridge:\n  send_url: http://a/send\n")
     with pytest.raises(ConfigError) as err:
@@ -88,7 +103,6 @@ def test_wechat_needs_token_and_app_secret(tmp_path: Path) -> None:
     [
         ("bridge:\n  send_interval_s: soon\n", "bridge.send_interval_s"),
         ("timezone: Mars/Olympus\n", "timezone"),
-        ("wechat:\n  encoding_aes_key: short\n", "wechat.encoding_aes_key"),
         ("bulletins:\n  quiet_hours: 'late'\n", "bulletins.quiet_hours"),
         ("databse:\n  url: x\n", "databse"),
         ("sms:\n  provider: pigeon\n", "sms.provider"),
@@ -98,6 +112,55 @@ def test_bad_value_names_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(_write(tmp_path, text), environ={"LIANXIN__SECURITY__PII_KEY": KEY})
     assert key in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("LIANXIN__DATABASE__URL", "not a url", "database.url: Value error, not a database URL"),
+        ("LIANXIN__DATABASE__URL", "mysql://x/y", "unsupported database 'mysql'"),
+        ("LIANXIN__DATABASE__URL", "sqlite+pysqlcipher:///x.db", "sqlite+aiosqlite"),
+        ("LIANXIN__DATABASE__URL", "sqlite+aiosqlite://", "SQLite needs a file"),
+        ("LIANXIN__WECHAT__ENCODING_AES_KEY", "short", "must be 43 characters"),
+        ("LIANXIN__WECHAT__ENCODING_AES_KEY", "!" * 43, "is not an EncodingAESKey"),
+        ("LIANXIN__WECOM__ENCODING_AES_KEY", "?" * 43, "wecom.encoding_aes_key"),
+    ],
+)
+def test_bad_environment_value_names_the_key(variable: str, value: str, expected: str) -> None:
+    env = {"LIANXIN__SECURITY__PII_KEY": KEY, variable: value}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=env, read_file=False, require_secrets=False)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("sqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
+        ("postgresql://u:pw@db/lx", "postgresql+asyncpg://u:pw@db/lx"),
+        ("postgresql+asyncpg://u@db/lx", "postgresql+asyncpg://u@db/lx"),
+    ],
+)
+def test_database_url_without_the_async_driver_gets_it(given: str, used: str) -> None:
+    env = {"LIANXIN__SECURITY__PII_KEY": KEY, "LIANXIN__DATABASE__URL": given}
+    assert load_settings(None, environ=env, read_file=False).database.url == used
+
+
+def test_unreachable_database_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-folder" / "x.db"
+    monkeypatch.setenv("LIANXIN__DATABASE__URL", f"sqlite+aiosqlite:///{missing}")
+    monkeypatch.chdir(tmp_path)
+    assert main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lianxin: cannot use the database") and "Traceback" not in err
+
+
+def test_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", "99999"])
+    assert exit_.value.code == 2 and "port must be 1–65535" in capsys.readouterr().err
 
 
 def test_bad_pii_key_is_named(tmp_path: Path) -> None:

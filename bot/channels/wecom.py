@@ -29,7 +29,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner, to_text
 
-from bot.channels.base import InboundMessage
+from bot.channels.base import InboundMessage, check_encoding_aes_key
 from bot.channels.wechat import Rejected
 
 __all__ = [
@@ -72,9 +72,7 @@ class WeComSettings(BaseModel):
     @field_validator("encoding_aes_key")
     @classmethod
     def _aes_key_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() and len(value.get_secret_value()) != 43:
-            raise ValueError("must be 43 characters (WeCom's EncodingAESKey)")
-        return value
+        return check_encoding_aes_key(value, "WeCom")
 
 
 def _secret(value: SecretStr | None) -> str:
