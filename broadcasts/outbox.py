@@ -84,6 +84,36 @@ def scrub_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:
+    """The ``extra`` of a message that, when it finally fails, has ``notice`` sent instead (an
+    officer's answer that never reached the resident must not pass for delivered)."""
+    if notice is None:
+        return {}
+    return {
+        "on_failure": {
+            "channel": notice.channel,
+            "group_id": notice.group_id,
+            "user_id": notice.user_id,
+            "text": notice.text,
+            "priority": notice.priority,
+        }
+    }
+
+
+def _failure_notice(payload: dict[str, Any]) -> OutboundMessage | None:
+    extra = payload.get("extra")
+    spec = extra.get("on_failure") if isinstance(extra, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    return OutboundMessage(
+        channel=str(spec["channel"]),
+        text=str(spec["text"]),
+        group_id=spec.get("group_id"),
+        user_id=spec.get("user_id"),
+        priority=int(spec.get("priority", 5)),
+    )
+
+
 _CLAIMED = (
     "id", "priority", "next_attempt_at", "channel", "group_id", "user_id", "idempotency_key",
     "attempts", "payload_enc",
@@ -244,11 +274,17 @@ class OutboxWorker:
             outcome = Outcome(outbox_id, "failed", error.reason)
         if values["status"] != "pending" and scrub_payload(payload) is not payload:
             values["payload_enc"] = self._cipher.encrypt_json(scrub_payload(payload))
+        notice = _failure_notice(payload) if values["status"] == "failed" else None
         async with self._sessions.begin() as session:
-            await session.execute(
+            finished = await session.execute(
                 _finish_statement(tuple(sorted(values))),
                 {"outbox_id": outbox_id, **{f"v_{k}": v for k, v in values.items()}},
             )
+            # Only the worker that recorded the failure queues the notice, in the same commit.
+            if notice is not None and finished.rowcount:  # type: ignore[attr-defined]
+                enqueue(session, notice, cipher=self._cipher, now=now, source_event_id=None)
+        if notice is not None:
+            self.wakeup.set()
         if error is not None:
             log.warning(
                 "outbox %s via %s attempt %s: %s (%s)",

@@ -3,6 +3,7 @@ list. Only a sender whose id is a directory officer's ``wechat_id`` reaches this
 
 from __future__ import annotations
 
+from bot.channels.base import OutboundMessage
 from bot.deadlines import next_check, restart_ladder
 from bot.dispatcher import HandlerContext
 from handlers.commands import LABEL_WORDS, Command, clean, parse
@@ -65,11 +66,18 @@ def _done(ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, actio
 
 
 async def _to_reporters(
-    ctx: HandlerContext, out: Out, ticket: Ticket, key: str, **values: object
+    ctx: HandlerContext,
+    out: Out,
+    ticket: Ticket,
+    key: str,
+    *,
+    on_failure: OutboundMessage | None = None,
+    **values: object,
 ) -> int:
     """Tell every reporter of ``ticket``, in the ticket's script; returns how many."""
     people = await reporters(ctx.session, ticket)
-    out.to_reporters(people, out.text(key, ticket.script, code=ticket.code, **values))  # type: ignore[arg-type]
+    text = out.text(key, ticket.script, code=ticket.code, **values)  # type: ignore[arg-type]
+    out.to_reporters(people, text, on_failure=on_failure)
     return len(people)
 
 
@@ -80,8 +88,12 @@ def _actor(officer: Officer) -> str:
 async def _answer(
     ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
 ) -> None:
+    # Should the answer never reach a resident, the officer hears so and can call them.
+    failed = out.notice_to_officer(
+        officer, ctx.text("officer_answer_undelivered", code=ticket.code)
+    )
     count = await _to_reporters(
-        ctx, out, ticket, "ticket_answer", officer=officer.name, text=cmd.text
+        ctx, out, ticket, "ticket_answer", on_failure=failed, officer=officer.name, text=cmd.text
     )
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = ctx.now

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels.base import OutboundMessage
 from bot.pii import mask_name
 from bot.runtime import Runtime
-from broadcasts.outbox import enqueue
+from broadcasts.outbox import enqueue, on_failure_extra
 from handlers.texts import Script
 from models.directory import Group, Officer
 from models.people import Binding, Member
@@ -94,8 +94,23 @@ class Out:
             )
         )
 
-    def to_reporter(self, reporter: TicketReporter, text: str, *, priority: int = 5) -> None:
-        """Answer a reporter where they asked: in their group with an @-mention, or privately."""
+    def notice_to_officer(self, officer: Officer, text: str) -> OutboundMessage | None:
+        """A private message to an officer, not queued: for ``on_failure``."""
+        if not officer.wechat_id:
+            return None
+        return OutboundMessage(channel=self.officer_channel(), text=text, user_id=officer.wechat_id)
+
+    def to_reporter(
+        self,
+        reporter: TicketReporter,
+        text: str,
+        *,
+        priority: int = 5,
+        on_failure: OutboundMessage | None = None,
+    ) -> None:
+        """Answer a reporter where they asked: in their group with an @-mention, or privately.
+
+        ``on_failure`` is sent instead when the answer cannot be delivered (see the outbox)."""
         if reporter.sender_id is None:
             return  # the resident deleted their data; nothing to reach
         self.queue(
@@ -106,10 +121,18 @@ class Out:
                 user_id=None if reporter.group_id else reporter.sender_id,
                 mentions=(reporter.sender_id,) if reporter.group_id else (),
                 priority=priority,
+                extra=on_failure_extra(on_failure),
             )
         )
 
-    def to_reporters(self, people: list[TicketReporter], text: str, *, priority: int = 5) -> None:
+    def to_reporters(
+        self,
+        people: list[TicketReporter],
+        text: str,
+        *,
+        priority: int = 5,
+        on_failure: OutboundMessage | None = None,
+    ) -> None:
         """Tell several reporters: one post per group @-mentioning all of them there (bridged
         accounts get banned for bursts), one private message each for the others."""
         by_group: dict[tuple[str, str], list[str]] = {}
@@ -122,7 +145,7 @@ class Out:
                 if reporter.sender_id not in mentions:
                     mentions.append(reporter.sender_id)
             else:
-                self.to_reporter(reporter, text, priority=priority)
+                self.to_reporter(reporter, text, priority=priority, on_failure=on_failure)
         for (channel, group_id), mentions in by_group.items():
             self.queue(
                 OutboundMessage(
@@ -131,6 +154,7 @@ class Out:
                     group_id=group_id,
                     mentions=tuple(mentions),
                     priority=priority,
+                    extra=on_failure_extra(on_failure),
                 )
             )
 

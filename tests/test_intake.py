@@ -62,6 +62,24 @@ async def test_report_in_group_reaches_duty_officer_and_answer_reaches_resident(
     assert await h.timeline(ticket) == ["opened", "assigned", "notified", "answered"]
 
 
+async def test_an_answer_that_cannot_be_delivered_is_reported_back_to_the_officer(
+    h: Harness,
+) -> None:
+    await h.bind("wxid_yang", name="楊某某", phone="13912345678", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    code = code_in(h.to_group(GROUP)[-1]["text"])
+    confirmations_before = len(h.to_user("wxid_wang"))
+    # The bridge refuses the group post for good (400: not retried).
+    h.world.state.send_script.extend([400])
+    await h.say(f"#{code} 请到派出所做笔录", group=None, sender="wxid_wang")
+    await h.sent()
+    assert not [m for m in h.to_group(GROUP) if "做笔录" in m["text"]]
+    told = h.to_user("wxid_wang")[confirmations_before:]
+    assert any("正在送出" in t for t in told)  # not "delivered"
+    assert any(f"#{code}" in t and "未能送达" in t for t in told), told
+
+
 async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: Harness) -> None:
     await h.bind("o_resident", channel="wechat")
     r = await h.post_wechat_safe(
