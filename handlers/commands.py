@@ -63,6 +63,16 @@ def clean(text: str) -> str:
     return text.strip()
 
 
+def _as_written(raw: str, code: str, cleaned: str) -> str:
+    """The free text after ``code`` as the officer wrote it.
+
+    Commands are matched on the NFKC-cleaned text, but that also turns the officer's "，" and "："
+    into "," and ":" — the resident must get the words as written. Falls back to the cleaned
+    text when the code itself was typed in full-width characters."""
+    match = re.search(rf"{re.escape(code)}\s*[:：,，]?\s*", raw, re.I)
+    return raw[match.end() :].strip() if match else cleaned
+
+
 def parse(text: str) -> Command | None:
     """The command in ``text``, if it is one."""
     body = clean(text)
@@ -72,10 +82,11 @@ def parse(text: str) -> Command | None:
             continue
         groups = match.groupdict()
         code = groups.get("code") or groups.get("code2")
+        free = (groups.get("text") or "").strip()
         return Command(
             name=name,
             code=code.upper() if code else None,
-            text=(groups.get("text") or "").strip(),
+            text=_as_written(text, code, free) if free and code else free,
             officer=groups.get("officer"),
             label=groups.get("label"),
         )

@@ -62,6 +62,19 @@ async def test_report_in_group_reaches_duty_officer_and_answer_reaches_resident(
     assert await h.timeline(ticket) == ["opened", "assigned", "notified", "answered"]
 
 
+async def test_the_officers_answer_reaches_the_resident_as_written(h: Harness) -> None:
+    # Commands are recognised on normalised text (＃ → #); the answer itself keeps the
+    # officer's full-width punctuation.
+    await h.bind("wxid_yang", name="楊某某", phone="13912345678", group=GROUP)
+    await h.say("我家的電動車昨晚在樓下被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    code = code_in(h.to_group(GROUP)[-1]["text"])
+    await h.say(f"＃{code}：已調取監控，請到所裡：二樓。", group=None, sender="wxid_wang")
+    await h.sent()
+    [answer] = [m for m in h.to_group(GROUP) if "調取監控" in m["text"]]
+    assert "已調取監控，請到所裡：二樓。" in answer["text"]
+
+
 async def test_an_answer_that_cannot_be_delivered_is_reported_back_to_the_officer(
     h: Harness,
 ) -> None:
