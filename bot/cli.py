@@ -139,22 +139,25 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     classifier = Classifier.from_file()
     if args.eval:
-        rows = [
-            json.loads(line)
-            for line in Path(args.eval).read_text("utf-8").splitlines()
-            if line.strip()
-        ]
-        print(evaluate(classifier, rows).format())
+        try:
+            rows = _labelled_rows(Path(args.eval))
+            report = evaluate(classifier, rows)
+        except ValueError as exc:
+            print(f"lianxin: {exc}", file=sys.stderr)
+            return 2
+        print(report.format())
         return 0
+    bad = 0
     for lineno, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
+        # One output line per input line, so that outputs line up with inputs; a line that is
+        # not {"text": "…"} gets an error line, and the exit status says some did.
         try:
             item = json.loads(line)
             text = item["text"]
             if not isinstance(text, str):
                 raise TypeError
         except (json.JSONDecodeError, KeyError, TypeError):
+            bad += 1
             print(json.dumps({"error": f'line {lineno}: expected {{"text": …}}'}), flush=True)
             continue
         result = classifier.classify(text)
@@ -166,7 +169,29 @@ def cmd_classify(args: argparse.Namespace) -> int:
             "unclear": result.unclear,
         }
         print(json.dumps(out, ensure_ascii=False), flush=True)
-    return 0
+    return 1 if bad else 0
+
+
+def _labelled_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a labelled JSON-lines file; ValueError names the file and line."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    rows = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} line {lineno}: not JSON") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
+            raise ValueError(f'{path} line {lineno}: expected {{"text", "label", "emergency"}}')
+        rows.append(row)
+    return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
