@@ -66,6 +66,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"lianxin: {problem}", file=sys.stderr)
         return 2
     setup_logging()
+    if settings.sms.provider == "log":
+        # Fine for trying it out; in service, residents would wait for codes that never come.
+        logging.getLogger("lianxin").warning(
+            "sms.provider is 'log': verification codes are written to this log, not sent to "
+            "residents; set sms.provider: http and sms.url for real use"
+        )
     asyncio.run(migrate_url(settings.database.url))
     app = create_app(build_runtime(settings))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)

@@ -478,6 +478,7 @@ async def _show_info(ctx: HandlerContext) -> None:
 async def _unbind(ctx: HandlerContext) -> None:
     """Delete the binding and every code that still holds a name or number."""
     session, member_id = ctx.session, ctx.member.id
+    had_open_code = bool(await _open_codes(session, member_id))
     deleted = await session.execute(delete(Binding).where(Binding.member_id == member_id))
     # Closed codes hold no personal data any more; recent ones stay (hash only) so that
     # 註銷 + 實名 cannot be used to get around the hourly limits.
@@ -492,7 +493,12 @@ async def _unbind(ctx: HandlerContext) -> None:
     )
     await _scrub_history(ctx)
     had_binding = bool(deleted.rowcount)  # type: ignore[attr-defined]
-    ctx.reply(_say(ctx, "verify_unbind_done" if had_binding else "verify_unbind_nothing"))
+    if had_binding:
+        ctx.reply(_say(ctx, "verify_unbind_done"))
+    elif had_open_code:  # a verification under way: its code no longer works
+        ctx.reply(_say(ctx, "verify_unbind_code_cancelled"))
+    else:
+        ctx.reply(_say(ctx, "verify_unbind_nothing"))
 
 
 async def _scrub_history(ctx: HandlerContext) -> None:

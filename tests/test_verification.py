@@ -366,6 +366,16 @@ async def test_no_name_or_number_in_clear_in_the_database_or_logs(
         assert needle.encode() not in raw
 
 
+async def test_unbinding_during_a_verification_says_the_code_is_void(vh: Harness) -> None:
+    await dm(vh, f"实名 张三 {PHONE}")
+    code = code_in(sms_to(vh.world, PHONE)[-1])
+    [answer] = await dm(vh, "注销实名")
+    assert "验证码已作废" in answer and "无需注销" not in answer
+    answers = await dm(vh, code)
+    assert not any("成功" in a for a in answers)
+    assert await rows(vh, Binding) == []
+
+
 async def _readable_texts(h: Harness) -> str:
     """Every journal and outbox payload, decrypted with the running key: what an operator with
     the key (or a thief with both) could read."""
