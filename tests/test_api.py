@@ -90,6 +90,12 @@ async def test_tickets_listing_filters_and_needs_a_token(harness: Harness) -> No
     assert set(reports[0]) >= {"code", "category", "priority", "status", "created_at"}
     bad = await harness.client.get("/api/v1/tickets?status=lost", headers=headers)
     assert bad.status_code == 422
+    # Paging: two pages of one, in the order of the whole list, then nothing.
+    pages = [
+        (await harness.client.get(f"/api/v1/tickets?limit=1&offset={n}", headers=headers)).json()
+        for n in range(3)
+    ]
+    assert [p[0]["code"] for p in pages[:2]] == [t["code"] for t in everything] and pages[2] == []
 
 
 async def test_api_docs_work_offline(harness: Harness) -> None:

@@ -99,11 +99,18 @@ async def tickets(
         None, pattern="^(|consultation|suggestion|report|help|dispute|other)$"
     ),
     limit: int = Query(200, ge=1, le=2000),
+    offset: int = Query(0, ge=0, description="skip this many (pages of `limit`)"),
     _: Caller = Depends(require_officer),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[TicketView]:
-    """Tickets with code, category, priority, status and times (no personal data), newest first."""
-    query = select(Ticket).order_by(Ticket.created_at.desc()).limit(limit)
+    """Tickets with code, category, priority, status and times (no personal data), newest first;
+    page with ``limit`` and ``offset``."""
+    query = (
+        select(Ticket)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     if status:
         query = query.where(Ticket.status == status)
     if category:

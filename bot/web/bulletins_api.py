@@ -145,11 +145,12 @@ async def create(
 async def list_bulletins(
     status: str | None = Query(None, pattern="^(active|paused|cancelled|finished)$"),
     limit: int = Query(200, ge=1, le=2000),
+    offset: int = Query(0, ge=0, description="skip this many (pages of `limit`)"),
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[BulletinOut]:
-    """Bulletins, newest first."""
-    query = select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)
+    """Bulletins, newest first; page with ``limit`` and ``offset``."""
+    query = select(Bulletin).order_by(Bulletin.id.desc()).limit(limit).offset(offset)
     if status:
         query = query.where(Bulletin.status == status)
     async with runtime.sessions() as session:
