@@ -88,50 +88,75 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_directory_load(args: argparse.Namespace) -> int:
-    from bot.db import make_engine, make_sessions, migrate
     from bot.directory import DirectoryError, load_directory_file
+
+    try:
+        summary = _in_transaction(args, lambda s: load_directory_file(s, Path(args.file)))
+    except DirectoryError as exc:
+        print(f"lianxin: nothing loaded: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"directory loaded: {summary.stations} stations, {summary.officers} officers, "
+        f"{summary.groups} groups, {summary.roster} roster entries"
+    )
+    return 0
+
+
+def _in_transaction(args: argparse.Namespace, work: Any) -> Any:
+    """Run ``await work(session)`` in one transaction on the configured, migrated database."""
+    from bot.db import make_engine, make_sessions, migrate
 
     settings = _settings(args, require_secrets=False)
 
-    async def run() -> int:
+    async def run() -> Any:
         engine = make_engine(settings.database.url)
         try:
             await migrate(engine)
             async with make_sessions(engine).begin() as session:
-                summary = await load_directory_file(session, Path(args.file))
-        except DirectoryError as exc:
-            print(f"lianxin: nothing loaded: {exc}", file=sys.stderr)
-            return 1
+                return await work(session)
         finally:
             await engine.dispose()
-        print(
-            f"directory loaded: {summary.stations} stations, {summary.officers} officers, "
-            f"{summary.groups} groups, {summary.roster} roster entries"
-        )
-        return 0
 
     return asyncio.run(run())
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
-    from bot.db import make_engine, make_sessions, migrate
     from bot.tokens import create_token
 
-    settings = _settings(args, require_secrets=False)
+    now = SystemClock().now()
+    print(
+        _in_transaction(
+            args, lambda s: create_token(s, role=args.role, name=args.name or "", now=now)
+        )
+    )
+    return 0
 
-    async def run() -> str:
-        engine = make_engine(settings.database.url)
-        try:
-            await migrate(engine)
-            async with make_sessions(engine).begin() as session:
-                return await create_token(
-                    session, role=args.role, name=args.name or "", now=SystemClock().now()
-                )
-        finally:
-            await engine.dispose()
 
-    print(asyncio.run(run()))
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from bot.tokens import list_tokens
+
+    async def rows(session: Any) -> list[str]:
+        return [
+            f"{t.id}\t{t.role}\t{t.name or '-'}\tcreated {t.created_at:%Y-%m-%d %H:%M}"
+            + (f"\trevoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
+            for t in await list_tokens(session)
+        ]
+
+    lines = _in_transaction(args, rows)
+    print("\n".join(lines) if lines else "no tokens")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.tokens import revoke_token
+
+    now = SystemClock().now()
+    if not _in_transaction(args, lambda s: revoke_token(s, args.id, now=now)):
+        print(f"lianxin: no live token {args.id} (see `lianxin token list`)", file=sys.stderr)
+        return 1
+    print(f"token {args.id} revoked")
     return 0
 
 
@@ -244,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.add_argument("--config", default=argparse.SUPPRESS)
     create.set_defaults(func=cmd_token_create)
+    listing = tok_sub.add_parser("list", help="list tokens (ids, roles, names; never the tokens)")
+    listing.add_argument("--config", default=argparse.SUPPRESS)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = tok_sub.add_parser("revoke", help="revoke a token by its id (from `token list`)")
+    revoke.add_argument("id", type=int)
+    revoke.add_argument("--config", default=argparse.SUPPRESS)
+    revoke.set_defaults(func=cmd_token_revoke)
 
     keys = sub.add_parser("keys", help="encryption keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -31,3 +31,17 @@ async def find_token(session: AsyncSession, token: str) -> ApiToken | None:
     """The live token row for a presented bearer token, if any."""
     row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     return row if row is not None and row.revoked_at is None else None
+
+
+async def list_tokens(session: AsyncSession) -> list[ApiToken]:
+    """Every token ever created, oldest first (revoked ones too, marked)."""
+    return list((await session.scalars(select(ApiToken).order_by(ApiToken.id))).all())
+
+
+async def revoke_token(session: AsyncSession, token_id: int, *, now: datetime) -> bool:
+    """Revoke a token by id; False when there is no such live token."""
+    row = await session.get(ApiToken, token_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = now
+    return True

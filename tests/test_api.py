@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.tokens import create_token, hash_token
+from bot.tokens import create_token, hash_token, list_tokens, revoke_token
 from models.tokens import ApiToken
 from tests.harness import Harness
 
@@ -73,6 +73,27 @@ def test_token_create_cli_prints_a_token_once(
     )
     token = capsys.readouterr().out.strip()
     assert token.startswith("lx_") and len(token) > 30
+
+    # Listed by id, role and name (never the token); revoked by id, once.
+    cli = ["--config", str(config), "token"]
+    assert main([*cli, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("1\tadmin\tops\tcreated ") and token not in listing
+    assert main([*cli, "revoke", "1"]) == 0
+    assert main([*cli, "revoke", "1"]) == 1
+    assert "no live token 1" in capsys.readouterr().err
+    assert main([*cli, "list"]) == 0
+    assert "\trevoked " in capsys.readouterr().out
+
+
+async def test_a_revoked_token_is_refused(harness: Harness) -> None:
+    admin = await _token(harness, "admin")
+    headers = {"Authorization": f"Bearer {admin}"}
+    assert (await harness.client.get("/api/v1/tickets", headers=headers)).status_code == 200
+    async with harness.runtime.sessions.begin() as session:
+        [row] = await list_tokens(session)
+        assert await revoke_token(session, row.id, now=harness.clock.now())
+    assert (await harness.client.get("/api/v1/tickets", headers=headers)).status_code == 401
 
 
 async def test_tickets_listing_filters_and_needs_a_token(harness: Harness) -> None:
