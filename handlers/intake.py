@@ -423,7 +423,7 @@ async def _attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> 
         out.to_officer(
             officer,
             out.text(
-                "officer_merged",
+                "officer_merged_same" if exists else "officer_merged",
                 item.script,
                 code=ticket.code,
                 resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),

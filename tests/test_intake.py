@@ -185,6 +185,13 @@ async def test_repeats_merge_and_one_answer_reaches_every_reporter(h: Harness) -
     assert len(answers) == 1
     assert sorted(answers[0]["mentions"]) == ["wxid_a", "wxid_b", "wxid_c"]
     assert (await h.timeline(ticket)).count("merged") == 3
+    # The officer hears who added what: two more residents, then the first one again.
+    merged = [t for t in h.to_user("wxid_wang") if "补充" in t or "補充" in t]
+    assert [("再次" in t, "又有居民" in t) for t in merged] == [
+        (False, True),
+        (False, True),
+        (True, False),
+    ]
 
 
 async def test_different_matters_do_not_merge(h: Harness) -> None:
