@@ -629,10 +629,13 @@ def _announce_officer(ctx: HandlerContext, group: Group, officer: Officer, scrip
     """Tell the group its officer is here; an officer joining an officer-less group takes it."""
     if group.officer_id is None:
         group.officer_id = officer.id
+    # Only the group's own officer is introduced as "this group's officer"; a colleague (a
+    # leader, a stand-in) is introduced as an officer of the station.
+    key = "verify_officer_joined" if group.officer_id == officer.id else "verify_colleague_joined"
     ctx.send(
         OutboundMessage(
             channel=ctx.event.channel,
-            text=_say(ctx, "verify_officer_joined", script, officer=officer.name),
+            text=_say(ctx, key, script, officer=officer.name),
             group_id=group.id,
         )
     )
