@@ -7,7 +7,12 @@ from bot.dispatcher import HandlerContext
 
 async def private_greeting(ctx: HandlerContext) -> bool:
     """Answer an unhandled private text so a resident is never met with silence."""
-    if ctx.event.kind != "message" or not ctx.event.is_private:
+    ev = ctx.event
+    if ev.kind == "event" and ev.msg_type == "event:subscribe" and ev.is_private:
+        # Following the Official Account: what it is for, how to bind, and 110 first.
+        ctx.reply(ctx.text("subscribe_welcome"))
+        return True
+    if ev.kind != "message" or not ev.is_private:
         return False
     ctx.reply(ctx.text("private_greeting"))
     return True

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.cli import setup_logging
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
-from tests.harness import WECHAT_TOKEN, Harness
+from tests.harness import ACCOUNT, WECHAT_TOKEN, Harness
 
 
 def _sig(*parts: str) -> str:
@@ -186,6 +186,21 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
     assert len(state.by_path("/cgi-bin/token")) == 2  # refreshed once, then sent
     sends = state.by_path("/cgi-bin/message/custom/send")
     assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "1", "0", "1"]
+
+
+async def test_following_the_account_gets_a_welcome_once(harness: Harness) -> None:
+    ts = int(harness.clock.now().timestamp())
+    xml = (
+        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[o_newcomer]]></FromUserName><CreateTime>{ts}</CreateTime>"
+        f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>"
+    )
+    first = await harness.post_wechat_safe(xml)
+    reply = harness.decrypt_reply(first)
+    assert reply["ToUserName"] == "o_newcomer" and "实名 姓名 手机号" in reply["Content"]
+    again = await harness.post_wechat_safe(xml)  # WeChat's retry: the same answer, once
+    assert harness.decrypt_reply(again)["Content"] == reply["Content"]
+    assert await _journal_count(harness) == 1
 
 
 async def test_app_secret_and_access_token_never_reach_the_log(
