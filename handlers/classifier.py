@@ -191,6 +191,27 @@ _REGIONAL_WORDS: tuple[tuple[str, str], ...] = (
     ("超商", "便利店"),
     ("溜滑梯", "滑梯"),
     ("校巴", "校车"),
+    ("瓦斯", "燃气"),
+    ("员警", "民警"),
+    ("检举", "举报"),
+    ("志工", "志愿者"),
+    ("视讯", "视频"),
+    ("影片", "视频"),
+    ("讯息", "消息"),
+    ("停车格", "停车位"),
+    ("发财车", "小货车"),
+    # Minnan (Hokkien) words in Taiwan and coastal Fujian writing.
+    ("毋通", "不要"),
+    ("囝仔", "孩子"),
+    ("囡仔", "孩子"),
+    ("少年仔", "年轻人"),
+    ("代志", "事情"),
+    ("拍谢", "不好意思"),
+    ("歹势", "不好意思"),
+    ("按怎", "怎么"),
+    ("安怎", "怎么"),
+    ("查某", "女的"),
+    ("厝", "屋"),
 )
 _REGIONAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<=[快好多少大细小慢早近远平贵轻重高低差])啲"), "点"),
@@ -224,6 +245,11 @@ _REGIONAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"遭(?=[偷抢打骗罚撞咬抓砸扣])"), "被"),
     # Voice-input homophone: 以经 for 已经 (以经济 is a word).
     (re.compile(r"以经(?!济)"), "已经"),
+    # Minnan negation: 袂听 / 毋通 = 不听 / 不要 (not 联袂, 毋庸, 毋须).
+    (re.compile(r"(?<![联分])袂"), "不"),
+    (re.compile(r"毋(?![庸须宁忘])"), "不"),
+    # LINE is Taiwan's WeChat ("用LINE假冒里长借钱"); t2s leaves the Latin letters alone.
+    (re.compile(r"(?<![a-zA-Z])(?:LINE|Line|line)(?![a-zA-Z])"), "微信"),
     (re.compile(r"(?<=[没未])返(?=[来去]|$|[^\w])|(?<![往遣折重])返(?=到|来)"), "回"),
 )
 # Characters or words that only a Cantonese writer uses (checked on the t2s text).
