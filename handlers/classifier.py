@@ -251,6 +251,13 @@ _REGIONAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # LINE is Taiwan's WeChat ("用LINE假冒里长借钱"); t2s leaves the Latin letters alone.
     (re.compile(r"(?<![a-zA-Z])(?:LINE|Line|line)(?![a-zA-Z])"), "微信"),
     (re.compile(r"(?<=[没未])返(?=[来去]|$|[^\w])|(?<![往遣折重])返(?=到|来)"), "回"),
+    # "好 + verb + 几张 / 一段" proposes (好贴几张海报 = 可以贴几张), anywhere.
+    (
+        re.compile(
+            r"(?<![很太真挺最不也还更蛮好])好(?=(?:贴|装|挂|放|加|派|设|录|拍)(?:几|一|两|些|点))"
+        ),
+        "可以",
+    ),
 )
 # Characters or words that only a Cantonese writer uses (checked on the t2s text).
 _CANTONESE_MARKERS = re.compile(
@@ -335,6 +342,60 @@ _CANTONESE_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"出不到"), "出不来"),
     (re.compile(r"行不到(路)?"), "走不了"),
 )
+# Wu (Shanghai, Suzhou, Jiangnan towns): words only a Wu writer uses mark the message, and only
+# then are the forms that are Mandarin too rewritten (伊 伊朗, 明朝 the dynasty, 寻 寻找,
+# 好 + verb 好用, 困 sleep).  Run on the t2s text before the Cantonese words (今朝 is Wu "today",
+# Cantonese "this morning"; 寻晚 is Cantonese and spared).
+_WU_MARKERS = re.compile(
+    r"阿拉(?![斯伯丁])|侬|覅|(?<![请切务众民])勿(?!忘)"
+    r"|(?<![砍征讨步采杀攻])伐(?=[?!,.。，？！ ~]|$)"
+    r"|里厢|辰光|交关|啥人|哪能|搿|伊拉(?!克)|小囡|姆妈|事体|打相打|吵相骂|困觉"
+)
+_WU_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile("屋里厢"), "家里"),
+    (re.compile("里厢"), "里面"),
+    (re.compile(r"阿拉(?![斯伯丁])"), "我们"),
+    (re.compile(r"伊拉(?!克)"), "他们"),
+    (re.compile(r"(?<!木乃)伊(?![朗斯犁利拉甸蚊妹])"), "他"),
+    (re.compile("侬"), "你"),
+    (re.compile("覅"), "不要"),
+    (re.compile("勿"), "不"),
+    # 伐 closing a question (是真的伐? 有人看到伐?), not 砍伐 / 步伐.
+    (re.compile(r"(?<![砍征讨步采杀攻])伐(?=[?!,.。，？！ ~]|$)"), "吗"),
+    (re.compile("今朝"), "今天"),
+    (re.compile("明朝"), "明天"),
+    (re.compile("啥人"), "谁"),
+    (re.compile("哪能"), "怎么"),
+    (re.compile("辰光"), "时候"),
+    (re.compile("交关"), "很"),
+    (re.compile("搿"), "这"),
+    (re.compile("小囡"), "小孩"),
+    (re.compile("姆妈"), "妈妈"),
+    (re.compile("事体"), "事情"),
+    (re.compile("面孔"), "脸"),
+    (re.compile("打相打"), "打架"),
+    (re.compile("吵相骂"), "吵架"),
+    (re.compile("下半天"), "下午"),
+    (re.compile("上半天"), "上午"),
+    # 困 is "sleep" (困觉, 困不着), not trapped.
+    (re.compile(r"困(?=觉|不着|勿着|着了|得)"), "睡"),
+    (re.compile(r"(?<![追搜找探难千])寻(?![找常求思味觅晚日])"), "找"),
+    # 拉勿牢 / 压牢 / 拖牢 = cannot hold / pinned / holding on.
+    (re.compile(r"(?<=[压拉拖抓捉揿夹绑关看])(不)?牢"), r"\1住"),
+    # 骗脱 / 偷脱 = 骗了 / 偷了; 走脱 = passed away.
+    (re.compile("走脱"), "去世"),
+    (re.compile(r"(?<=[骗偷跑逃丢掉烧])脱(?![离身险困口])"), "了"),
+    # 拨 = give / by (拨人骗了 = 给人骗了), not 拨打 / 拨号.
+    (re.compile(r"拨(?=[我你他她人侬伊阿])"), "给"),
+    # "好 + verb" proposes: 好贴几张 / 好装几盏 = 可以 (not 好用的, 好看, 不好装).
+    (
+        re.compile(
+            r"(?<![很太真挺最不也还更蛮])好(?=(?:贴|装|挂|放|改|加|派|设|录|拍|搞|请|叫|组织|安排)"
+            r"(?![了的得不过]))|(?<![很太真挺最不也还更蛮])好(?=用(?![的了得不]))"
+        ),
+        "可以",
+    ),
+)
 # Romanised Cantonese, read before the rest in a Cantonese message: 快D黎 快啲嚟, 录D 录啲.
 _CANTONESE_PRE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<=[\u4e00-\u9fff])[dD](?![a-zA-Z0-9栋座区级号型盘])"), "啲"),
@@ -364,6 +425,9 @@ def normalise(text: str) -> str:
     whitespace collapse to one space.  Emoji are kept: they are a signal for "other".
     """
     simplified = _t2s().convert(text)
+    if _WU_MARKERS.search(simplified):
+        for pat, dst in _WU_CONTEXT:
+            simplified = pat.sub(dst, simplified)
     cantonese = _CANTONESE_MARKERS.search(simplified) is not None
     if cantonese:
         for pat, dst in _CANTONESE_PRE:

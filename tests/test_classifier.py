@@ -1325,3 +1325,63 @@ def test_round24_25_concepts(text: str, label: str, emergency: bool, model: bool
 def test_round26_27_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+def test_normalise_round28_wu_forms() -> None:
+    # Wu (Shanghai / Jiangnan): 阿拉, 侬, 伊, 勿 / 覅, 伐 closing a question, 屋里厢, 今朝,
+    # 交关, 辰光, 寻, 困觉 (sleep), 拉勿牢, "好 + verb" as a proposal.
+    assert normalise("阿拉屋里厢今朝停电了伐?") == "我们家里今天停电了吗?"
+    assert normalise("侬讲伊勿来 覅去寻伊") == "你讲他不来 不要去找他"
+    assert normalise("交关冷 啥人晓得辰光") == "很冷 谁晓得时候"
+    assert normalise("阿婆在困觉 两个人拉勿牢") == "阿婆在睡觉 两个人拉不住"
+    assert normalise("弄堂口好装几盏灯伐") == "弄堂口可以装几盏灯吗"
+    # "好 + verb + 几张" proposes even without a Wu marker.
+    assert normalise("门口好贴几张海报") == "门口可以贴几张海报"
+    # ... while Mandarin keeps its own words: 伊朗, 砍伐, 寻找, 明朝 (the dynasty), 好用.
+    assert normalise("伊朗 砍伐树木 寻找 明朝的瓷器 这个软件好用") == (
+        "伊朗 砍伐树木 寻找 明朝的瓷器 这个软件好用"
+    )
+    assert normalise("请勿靠近 阿拉斯加犬") == "请勿靠近 阿拉斯加犬"
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Wu dialect read through the normaliser.
+        ("阿拉屋里厢煤气味道交关重 阿爷叫勿醒", "help", True),
+        ("阿拉隔壁有两个人打相打 一个拿了把刀", "report", True),
+        ("派出所礼拜天开门伐?", "consultation", False),
+        ("小区门口好装几只摄像头伐", "suggestion", False),
+        ("菜场门口好贴幾張防騙海報", "suggestion", False),
+        # A case already reported, followed up; vandalism found the next morning.
+        ("前两个礼拜被人骗了五千 已经报过案了 想问问有没有进展", "report", False),
+        ("上個月被騙的事已經報過案了,想補充一下對方的電話號碼", "report", False),
+        # The anniversary of a drowning; a parrot that shouts 救命; a cat that made me jump.
+        ("明天是我爸落水走了五周年 去河边给他烧点纸", "other", False),
+        ("今天是我哥淹死的忌日 心里很难受", "other", False),
+        ("我家八哥现在会喊救命了 哈哈 每天喊好几遍", "other", False),
+        ("家里的鹦鹉学会叫“救命”了,把来做客的阿姨吓一跳,哈哈", "other", False),
+        # A parcel stuck in transit; 养老院 is a care home, not an elder-support dispute.
+        ("急死了 快递在中转站好几天都不动 是给孙子买的礼物", "other", False),
+        ("养老院明天上午组织体检 家属不用来", "other", False),
+        # A colleague's harassment reported on her behalf, told calmly.
+        ("我室友一直被厂里的主管发骚扰消息 她不敢说 我帮她反映一下", "report", False),
+        ("同事這陣子老被組長傳騷擾訊息,她不敢講,我替她說一下", "report", False),
+        # A phone dropped in a drain; a car that will not start in daylight; a cat on a roof.
+        ("钥匙掉进下水道的缝里了 够不着 谁有磁铁借一下", "help", False),
+        ("車子在路邊熄火了,打不著,不急,有沒有拖車電話", "help", False),
+        ("我家猫跑到仓库的铁皮顶上下不来了 喵了一晚上", "help", False),
+        # A work injury already treated, argued over; wages owed, the boss not answering.
+        ("我叔在工地摔断了手 老板只赔了三千块就不管了 还要做手术", "dispute", False),
+        ("工頭欠我們八個人兩個月工錢,現在電話不接,能不能幫忙聯繫", "dispute", False),
+        # Children fighting, the parents quarrelling, mediation asked for: a dispute.
+        ("两家小孩在院子里打架 大人又吵起来了 能不能请民警出面调解", "dispute", False),
+        # A staged fight for a video; a live attack still is an emergency.
+        ("广场那边打架的原来是在拍短视频 不用报警了", "other", False),
+        ("工友被工头从楼梯上推下去了 躺在地上不动 工头还在骂人 快报警", "report", True),
+    ],
+)
+def test_round28_29_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
