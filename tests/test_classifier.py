@@ -880,6 +880,12 @@ def test_leave_one_file_out_model_only_helps(path: Path) -> None:
 # ------------------------------------------------------------------ round 13 concepts
 
 
+@cache
+def _classifier(model: bool | None) -> Classifier:
+    """One classifier per flavour (rules only / rules + model) for the long concept lists."""
+    return Classifier.from_file(model_path=model)
+
+
 @pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
 @pytest.mark.parametrize(
     ("text", "label", "emergency"),
@@ -904,7 +910,7 @@ def test_leave_one_file_out_model_only_helps(path: Path) -> None:
     ],
 )
 def test_round13_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
 
 
@@ -939,7 +945,7 @@ def test_round13_concepts(text: str, label: str, emergency: bool, model: bool | 
     ],
 )
 def test_round14_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
 
 
@@ -966,7 +972,7 @@ def test_round14_concepts(text: str, label: str, emergency: bool, model: bool | 
     ],
 )
 def test_round15_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
 
 
@@ -1016,7 +1022,7 @@ def test_round15_concepts(text: str, label: str, emergency: bool, model: bool | 
     ],
 )
 def test_round16_17_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
 
 
@@ -1071,7 +1077,7 @@ def test_round16_17_concepts(text: str, label: str, emergency: bool, model: bool
     ],
 )
 def test_round18_19_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
 
 
@@ -1121,7 +1127,7 @@ def test_round18_19_concepts(text: str, label: str, emergency: bool, model: bool
     ],
 )
 def test_round20_21_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
 
 
@@ -1152,14 +1158,8 @@ def test_round20_21_concepts(text: str, label: str, emergency: bool, model: bool
     ],
 )
 def test_round22_23_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
-    result = Classifier.from_file(model_path=model).classify(text)
+    result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
-
-
-@cache
-def _classifier(model: bool | None) -> Classifier:
-    """One classifier per flavour (rules only / rules + model) for the long concept lists."""
-    return Classifier.from_file(model_path=model)
 
 
 @pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
