@@ -444,7 +444,29 @@ def normalise(text: str) -> str:
     folded = unicodedata.normalize("NFKC", simplified).lower()
     for pat, dst in _ABBREVIATIONS:
         folded = pat.sub(dst, folded)
-    return _WS_RE.sub(" ", folded).strip()
+    return _join_word_spacing(_WS_RE.sub(" ", folded).strip())
+
+
+# Word-spaced writing: some writers (Mandarin as a second language, voice input read back)
+# put a space between most words ("买茶叶 的 客服 叫我 扫码 解冻").  Such a message is joined
+# before matching, while ordinary chat, where a space stands for a comma between clauses
+# ("喝了点酒 头有点晕 不开车了"), keeps its spaces.  The decision is per message: at least
+# ``_SPACED_MIN_TOKENS`` space-separated pieces, most of them one to three characters long.
+_SPACED_MIN_TOKENS = 5
+_SPACED_SHORT_SHARE = 0.7
+_SPACED_JOIN_RE = re.compile(r"(?<=[\u4e00-\u9fff0-9]) (?=[\u4e00-\u9fff0-9])")
+
+
+def _word_spaced(text: str) -> bool:
+    pieces = text.split(" ")
+    if len(pieces) < _SPACED_MIN_TOKENS:
+        return False
+    short = sum(1 for piece in pieces if len(piece) <= 3)
+    return short / len(pieces) >= _SPACED_SHORT_SHARE
+
+
+def _join_word_spacing(text: str) -> str:
+    return _SPACED_JOIN_RE.sub("", text) if _word_spaced(text) else text
 
 
 # ---------------------------------------------------------------------------------------

@@ -1385,3 +1385,76 @@ def test_normalise_round28_wu_forms() -> None:
 def test_round28_29_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+def test_normalise_round30_31_word_spacing() -> None:
+    # Word-spaced writing (a space between most words, pieces of one to three characters)
+    # is joined before matching, in either script ...
+    assert (
+        normalise("买茶叶 的 客服 叫我 扫码 解冻 我卡里 钱 在 扣")
+        == "买茶叶的客服叫我扫码解冻我卡里钱在扣"
+    )
+    assert normalise("小孫子 下午 去 河邊 到現在 沒 回來") == "小孙子下午去河边到现在没回来"
+    assert normalise("派出所 几点 上班 我 要 办证 打 110") == "派出所几点上班我要办证打110"
+    # ... while ordinary chat, where a space stands for a comma, keeps its spaces.
+    assert normalise("喝了点酒 头有点晕 不开车了") == "喝了点酒 头有点晕 不开车了"
+    assert normalise("着火了 快来人 村西头的草垛烧起来了") == "着火了 快来人 村西头的草垛烧起来了"
+    assert normalise("回复 王警官:今晚有暴雨,请关好门窗 —— 收到 谢谢提醒") == (
+        "回复 王警官:今晚有暴雨,请关好门窗 —— 收到 谢谢提醒"
+    )
+    # Latin words keep their spaces even in a spaced message.
+    assert normalise("我 在 古镇 东门 wifi 密码 是 多少") == "我在古镇东门 wifi 密码是多少"
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Word-spaced writing read as one run.
+        ("卖 玉石 的 人 叫我 转 保证金 我 银行卡 现在 还在 一直 扣钱", "report", True),
+        ("賣 玉石 的 人 叫我 轉 保證金 我 銀行卡 現在 還在 一直 扣錢", "report", True),
+        ("我 女儿 早上 去 河边 放牛 到现在 没 回来 天 快 黑了", "help", True),
+        ("姑娘 跟 同学 去 河边 同学 回来了 她 没回来", "help", True),
+        ("派出所 几点 上班 我要 办 暂住证", "consultation", False),
+        # Forwarded publicity and notices: other; asking whether it is true: consultation.
+        (
+            "【防骗提醒】转发周知:有人冒充医保局打电话说医保卡被冻结,要求转账解冻,这是诈骗!",
+            "other",
+            False,
+        ),
+        (
+            "【防騙提醒】轉發給家人:有人冒充醫保局打電話說醫保卡被凍結,要求轉帳解凍,都是詐騙!",
+            "other",
+            False,
+        ),
+        (
+            "转自家长群:最近有人开黑色轿车在学校附近抢小孩,已经丢了两个孩子,这个是真的吗?",
+            "consultation",
+            False,
+        ),
+        # A proposal that mentions near misses stays a suggestion.
+        ("建议村口那个弯道装面凸面镜,上个星期我骑车差点被货车撞到", "suggestion", False),
+        # Harassment by messages over weeks, told calmly: a report.
+        ("從上個月開始一直有人給我打騷擾電話,換了好多號碼,還說知道我住哪,想報警", "report", False),
+        # A stranger hanging about, no act: a report.
+        ("这几天总有个男的在幼儿园门口转 还问小孩家住哪", "report", False),
+        # A buyer who took the goods and switched off his phone: not a missing person.
+        ("收購商 拉走 我 兩車 香蕉 說 過兩天 給錢 現在 電話 關機", "report", False),
+        # Landslide road questions and proposals; a landslide burying someone is an emergency.
+        ("泥石流 冲了 路 去 县城 哪条 路 能 走", "consultation", False),
+        ("塌方路段晚上要有人提醒 警示牌太近了", "suggestion", False),
+        ("山上 塌方 了 我哥 的 车 被 埋了 人 在 里面", "help", True),
+        # Children's scuffle, parents now quarrelling over medical fees: a dispute.
+        ("兩個小孩在學校打架擦破點皮 現在兩邊家長吵著要醫藥費", "dispute", False),
+        # A lost child found: other.
+        ("下午走丢的孙子找到了 谢谢大家帮忙转发", "other", False),
+        # A break-in or smashed car found afterwards: a theft to report, not an emergency.
+        ("早上起来发现车窗被人砸了 车里的钱包没了", "report", False),
+        ("店門被人撬開了 收銀台的錢都被偷了", "report", False),
+        # A burglar seen on the home camera rummaging now.
+        ("家里监控看到有个人正在翻我卧室的抽屉 我在外地 快去看看", "report", True),
+    ],
+)
+def test_round30_31_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
