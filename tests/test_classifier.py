@@ -1458,3 +1458,31 @@ def test_normalise_round30_31_word_spacing() -> None:
 def test_round30_31_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # An engine left running with the keys inside is a help call, not a fire.
+        ("钥匙落在车里了 车门锁上 发动机还着着火 怎么办", "help", False),
+        ("鑰匙落在車裡了 車門鎖上 發動機還著著火 怎麼辦", "help", False),
+        # A relative who borrowed money and stopped answering: a debt, not a missing person.
+        ("我表弟借我三万说过年还 现在微信不回电话也不接", "dispute", False),
+        # Poisoning as a topic of publicity, reckless riding with a rule proposed.
+        ("建议社区冬天多宣传一下一氧化碳中毒 很多老人不懂", "suggestion", False),
+        ("摩托车天天在村道上横冲直撞 希望定个规矩管一管", "suggestion", False),
+        # A snowman knocked over: vandalism.
+        ("孩子们堆的雪人被人踢倒了 还踩得稀烂", "report", False),
+        # Somebody's stove smoke blowing into the yard: a neighbour quarrel.
+        ("对门烧煤的烟天天往我家院子里飘 说了也不听", "dispute", False),
+        # A calm memory of somebody pulled out of the ice: no emergency.
+        ("唠唠嗑 前年冬天河上有人掉冰窟窿 好在捞上来了 想起来还后怕", "other", False),
+        # Replies: a theft seen last night is a report, a child still not found is now.
+        ("回复 小李:我昨晚也看见有人在撬楼下的电动车 前天也有", "report", False),
+        ("回复 张姐:你家孩子还没找到吗 我们去河那边帮着找", "help", True),
+    ],
+)
+def test_round32_33_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
