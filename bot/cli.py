@@ -10,13 +10,18 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_people import register as register_people
 from bot.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace, **kwargs: Any) -> Settings:
@@ -102,13 +107,13 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_transaction(args: argparse.Namespace, work: Any) -> Any:
+def _in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``await work(session)`` in one transaction on the configured, migrated database."""
     from bot.db import make_engine, make_sessions, migrate
 
     settings = _settings(args, require_secrets=False)
 
-    async def run() -> Any:
+    async def run() -> T:
         engine = make_engine(settings.database.url)
         try:
             await migrate(engine)

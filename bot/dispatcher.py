@@ -264,7 +264,7 @@ async def _look_up(
         )
     ).one()
     own = event.sender_id in rt.settings.bridge.self_ids or echo_id is not None
-    return _Known(group if event.group_id else None, officer, own)
+    return _Known(group, officer, own)
 
 
 class Dispatcher:

@@ -54,15 +54,16 @@ class DatabaseSettings(_Section):
                 "not a database URL (sqlite+aiosqlite:///./lianxin.db or "
                 "postgresql+asyncpg://user@host/db)"
             ) from None
-        backend, driver = url.get_backend_name(), url.get_driver_name()
+        backend = url.get_backend_name()
         if backend not in _DRIVERS:
             raise ValueError(f"unsupported database '{backend}': use SQLite or PostgreSQL")
         if "+" not in url.drivername:  # no driver named: the async one is meant
-            return url.set(drivername=f"{backend}+{_DRIVERS[backend]}").render_as_string(
-                hide_password=False
+            url = url.set(drivername=f"{backend}+{_DRIVERS[backend]}")
+            value = url.render_as_string(hide_password=False)
+        if url.get_driver_name() != _DRIVERS[backend]:
+            raise ValueError(
+                f"use {backend}+{_DRIVERS[backend]}://… (not the {url.get_driver_name()} driver)"
             )
-        if driver != _DRIVERS[backend]:
-            raise ValueError(f"use {backend}+{_DRIVERS[backend]}://… (not the {driver} driver)")
         if backend == "sqlite" and (not url.database or url.database == ":memory:"):
             raise ValueError("SQLite needs a file (the web app and the workers share it)")
         return value

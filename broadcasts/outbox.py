@@ -272,8 +272,9 @@ class OutboxWorker:
         else:
             values.update(status="failed", last_error=error.reason)
             outcome = Outcome(outbox_id, "failed", error.reason)
-        if values["status"] != "pending" and scrub_payload(payload) is not payload:
-            values["payload_enc"] = self._cipher.encrypt_json(scrub_payload(payload))
+        scrubbed = scrub_payload(payload)
+        if values["status"] != "pending" and scrubbed is not payload:
+            values["payload_enc"] = self._cipher.encrypt_json(scrubbed)
         notice = _failure_notice(payload) if values["status"] == "failed" else None
         async with self._sessions.begin() as session:
             finished = await session.execute(
@@ -282,7 +283,7 @@ class OutboxWorker:
             )
             # Only the worker that recorded the failure queues the notice, in the same commit.
             if notice is not None and finished.rowcount:  # type: ignore[attr-defined]
-                enqueue(session, notice, cipher=self._cipher, now=now, source_event_id=None)
+                enqueue(session, notice, cipher=self._cipher, now=now)
         if notice is not None:
             self.wakeup.set()
         if error is not None:

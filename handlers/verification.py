@@ -686,14 +686,13 @@ async def verification_commands(ctx: HandlerContext) -> bool:
         # journal keeps the command masked, in a group as well as privately.
         await ctx.redact_journal(redacted_bind(request))
     if ctx.event.is_private:
-        return await _private_command(ctx, text)
-    return await _group_command(ctx, text)
+        return await _private_command(ctx, text, request)
+    return await _group_command(ctx, text, request)
 
 
-async def _private_command(ctx: HandlerContext, text: str) -> bool:
+async def _private_command(ctx: HandlerContext, text: str, request: BindRequest | None) -> bool:
     if _CODE.fullmatch(text):
         return await _confirm_code(ctx, text)
-    request = parse_bind(text)
     if request is not None:
         await _request_code(ctx, request)
         return True
@@ -706,9 +705,9 @@ async def _private_command(ctx: HandlerContext, text: str) -> bool:
     return False
 
 
-async def _group_command(ctx: HandlerContext, text: str) -> bool:
+async def _group_command(ctx: HandlerContext, text: str, request: BindRequest | None) -> bool:
     """In a group nothing personal is processed or repeated: point to the private chat."""
-    if parse_bind(text) is not None:
+    if request is not None:
         await _group_reply_once_a_day(ctx, "verify-public", _say(ctx, "verify_public_hint"))
         return True
     if text in INFO_COMMANDS or text in UNBIND_COMMANDS:
