@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import math
 import re
 import secrets
@@ -31,12 +32,16 @@ from bot.channels.base import OutboundMessage
 from bot.clock import as_utc
 from bot.dispatcher import HandlerContext
 from bot.pii import PiiCipher, mask_name, mask_phone
+from bot.routing import Router
 from broadcasts.outbox import enqueue, scrub_payload
 from handlers.texts import Script, detect_script
+from handlers.tickets import Out
 from models.directory import Group, Officer, Station
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import Binding, GroupMember, Household, VerificationCode
+
+log = logging.getLogger("lianxin.verification")
 
 # --- identity: names and numbers --------------------------------------------------------------
 
@@ -645,6 +650,25 @@ async def _left(ctx: HandlerContext, group_id: str) -> None:
     row = await _membership_row(ctx, group_id)
     if row is not None and row.left_at is None:
         row.left_at = ctx.now
+    group, officer = ctx.group, ctx.officer
+    if group is not None and officer is not None and group.officer_id == officer.id:
+        await _release_group(ctx, group, officer)
+
+
+async def _release_group(ctx: HandlerContext, group: Group, officer: Officer) -> None:
+    """The group's own officer left its chat: the group no longer has one, and a leader hears of
+    it. Its items still reach the duty officer; the next officer to join, or ``指派``, takes it."""
+    group.officer_id = None
+    router = Router(ctx.session, ctx.runtime.settings.timezone)
+    leader = await router.escalation_target(officer, 2)
+    if leader is None:
+        log.warning("group %s lost its officer and no leader is up the chain", group.id)
+        return
+    text = _say(
+        ctx, "verify_officer_left", group_script(group.name),
+        officer=officer.name, group=group.name, group_id=group.id,
+    )  # fmt: skip
+    Out.of(ctx).to_officer(leader, text)
 
 
 # --- entry points -----------------------------------------------------------------------------

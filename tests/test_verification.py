@@ -475,6 +475,29 @@ async def test_officer_joining_is_announced_and_takes_an_officerless_group(vh: H
     assert group.officer_id == "off-wang"
 
 
+async def test_the_group_officer_leaving_frees_the_group_and_tells_the_leader(
+    vh: Harness,
+) -> None:
+    await _event(vh, "member_left", "wxid_li", group=GROUP)  # a colleague: nothing changes
+    assert private_to(vh.world, "wxid_zhao") == []
+    (group,) = await rows(vh, Group, Group.id == GROUP)
+    assert group.officer_id == "off-wang"
+
+    await _event(vh, "member_left", "wxid_wang", group=GROUP)
+    (group,) = await rows(vh, Group, Group.id == GROUP)
+    assert group.officer_id is None
+    (notice,) = private_to(vh.world, "wxid_zhao")
+    assert "王警官 已退出" in notice and f"指派 {GROUP} 民警編號" in notice
+    assert in_group(vh.world) == []  # residents are not told
+
+    # Leaving twice tells nobody again; rejoining takes the officer-less group back.
+    await _event(vh, "member_left", "wxid_wang", group=GROUP)
+    assert len(private_to(vh.world, "wxid_zhao")) == 1
+    await _event(vh, "member_joined", "wxid_wang", group=GROUP)
+    (group,) = await rows(vh, Group, Group.id == GROUP)
+    assert group.officer_id == "off-wang"
+
+
 async def test_assign_by_leader_in_group_and_privately(vh: Harness) -> None:
     await vh.say("指派 off-li", group=GROUP, sender="wxid_zhao")
     await vh.drain()
