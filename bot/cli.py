@@ -104,6 +104,8 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
         f"directory loaded: {summary.stations} stations, {summary.officers} officers, "
         f"{summary.groups} groups, {summary.roster} roster entries"
     )
+    for warning in summary.warnings:
+        print(f"lianxin: warning: {warning}", file=sys.stderr)
     return 0
 
 

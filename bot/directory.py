@@ -48,6 +48,8 @@ class LoadSummary:
     officers: int
     groups: int
     roster: int
+    # Gaps worth an administrator's eye that do not make the file wrong.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -367,7 +369,37 @@ async def apply_directory(
         officers=len(sections["officers"]),
         groups=len(sections["groups"]),
         roster=len(sections["roster"]),
+        warnings=await _warnings(session, sections),
     )
+
+
+async def _warnings(
+    session: AsyncSession, sections: dict[str, list[dict[str, Any]]]
+) -> tuple[str, ...]:
+    """What the loaded directory leaves without a way through: officers the bot cannot reach,
+    and stations with groups but no leader to escalate to."""
+    found = [
+        f"officer {o['id']} has no wechat_id: the bot cannot reach them, so tickets go to the "
+        "next officer on the chain, and they cannot use chat commands"
+        for o in sections["officers"]
+        if not o.get("wechat_id")
+    ]
+    leaderless = (
+        await session.scalars(
+            select(Group.station_id)
+            .where(
+                Group.station_id.not_in(select(Officer.station_id).where(Officer.role == "leader"))
+            )
+            .distinct()
+            .order_by(Group.station_id)
+        )
+    ).all()
+    found += [
+        f"station {sid} has groups but no leader: its escalations skip to the parent station "
+        "or the county"
+        for sid in leaderless
+    ]
+    return tuple(found)
 
 
 async def load_directory_file(session: AsyncSession, path: Path) -> LoadSummary:

@@ -115,41 +115,58 @@ class Router:
     async def assign(
         self, *, station_id: str | None, group: Group | None, at: datetime
     ) -> Assignment | None:
-        """The officer for a new matter, walking the fallback chain; None only with no directory."""
+        """The officer for a new matter, walking the fallback chain; None only with no directory.
+
+        Officers the bot can reach (with a ``wechat_id``) come first: a ticket given to an officer
+        who never hears of it would wait for its deadline. Only when nobody on the chain can be
+        reached is the chain walked again without that condition."""
+        return await self._walk(station_id, group, at, reachable_only=True) or await self._walk(
+            station_id, group, at, reachable_only=False
+        )
+
+    async def _walk(
+        self, station_id: str | None, group: Group | None, at: datetime, *, reachable_only: bool
+    ) -> Assignment | None:
+        def ok(officer: Officer | None) -> bool:
+            return officer is not None and (bool(officer.wechat_id) or not reachable_only)
+
         if station_id is not None:
-            duty = await self.on_duty(station_id, at)
+            duty = [o for o in await self.on_duty(station_id, at) if ok(o)]
             if duty:
                 preferred = next((o for o in duty if group and o.id == group.officer_id), duty[0])
                 return Assignment(preferred, "roster")
             if group is not None and group.officer_id:
                 own = await self._session.get(Officer, group.officer_id)
-                if own is not None:
+                if own is not None and ok(own):
                     return Assignment(own, "group-officer")
             leader = await self.leader(station_id)
-            if leader is not None:
+            if leader is not None and ok(leader):
                 return Assignment(leader, "leader")
             station = await self._session.get(Station, station_id)
             seen = {station_id}
             while station is not None and station.parent_id and station.parent_id not in seen:
                 seen.add(station.parent_id)
-                duty = await self.on_duty(station.parent_id, at)
+                duty = [o for o in await self.on_duty(station.parent_id, at) if ok(o)]
                 if duty:
                     return Assignment(duty[0], "parent-roster")
                 parent_leader = await self.leader(station.parent_id)
-                if parent_leader is not None:
+                if parent_leader is not None and ok(parent_leader):
                     return Assignment(parent_leader, "parent-leader")
                 station = await self._session.get(Station, station.parent_id)
         county = await self.county_station()
         if county is None:
             return None
-        duty = await self.on_duty(county.id, at)
+        duty = [o for o in await self.on_duty(county.id, at) if ok(o)]
         if duty:
             return Assignment(duty[0], "county")
         leader = await self.leader(county.id)
-        if leader is not None:
+        if leader is not None and ok(leader):
             return Assignment(leader, "county")
         # Last resort: any officer at all, so nothing is ever unassigned.
-        anyone = await self._session.scalar(select(Officer).order_by(Officer.id))
+        query = select(Officer).order_by(Officer.id)
+        if reachable_only:
+            query = query.where(Officer.wechat_id.is_not(None))
+        anyone = await self._session.scalar(query)
         return Assignment(anyone, "county") if anyone else None
 
     async def escalation_target(self, officer: Officer, level: int) -> Officer | None:

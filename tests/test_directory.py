@@ -156,6 +156,28 @@ def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "nothing loaded" in capsys.readouterr().err
 
 
+def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "stations:\n  - {id: s1, name: 一所}\n  - {id: s2, name: 二所}\n"
+        "officers:\n  - {id: o1, name: 甲, station: s1}\n"
+        "  - {id: l2, name: 乙, station: s2, wechat_id: wx_l2, role: leader}\n"
+        "groups:\n  - {id: g1, name: 一群, station: s1}\n  - {id: g2, name: 二群, station: s2}\n",
+        "utf-8",
+    )
+    assert main(["--config", str(config), "directory", "load", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "directory loaded" in out  # warnings do not stop the load
+    warnings = [line for line in err.splitlines() if line.startswith("lianxin: warning:")]
+    assert len(warnings) == 2
+    assert "officer o1 has no wechat_id" in warnings[0]
+    assert "station s1 has groups but no leader" in warnings[1]
+
+
 def _officers_file(tmp_path: Path, *officers: str) -> Path:
     path = tmp_path / "officers.yaml"
     lines = ["stations:", "  - {id: s1, name: 一所}", "officers:"]

@@ -7,9 +7,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
 from bot.routing import Router
-from models.directory import Group
+from models.directory import Group, Officer
 from tests.harness import Harness
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -67,6 +68,34 @@ async def test_one_off_override_replaces_the_weekly_pattern(h: Harness, tmp_path
     await h.load_directory(path)
     assert await _duty(h, "qiaozhen", at(1, 10)) == ["off-zhao"]  # Tuesday 1 Dec: override
     assert await _duty(h, "qiaozhen", at(2, 10)) == ["off-wang"]  # Wednesday: weekly again
+
+
+async def test_an_officer_the_bot_cannot_reach_is_passed_over(h: Harness, tmp_path: Path) -> None:
+    # On the roster and the group's own officer, but without a wechat_id: the ticket would sit
+    # with somebody who never hears of it, so the chain goes on to the leader.
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "stations:\n  - {id: east, name: 東所}\n"
+        "officers:\n  - {id: o-mute, name: 無號, station: east}\n"
+        "  - {id: l-east, name: 東所長, station: east, wechat_id: wx_le, role: leader}\n"
+        "groups:\n  - {id: g-east, name: 東群, station: east, officer: o-mute}\n"
+        "roster:\n"
+        "  - {station: east, officer: o-mute, days: [mon, tue, wed, thu, fri, sat, sun], from: '00:00', to: '24:00'}\n",
+        "utf-8",
+    )
+    await h.load_directory(path)
+    async with h.runtime.sessions() as s:
+        router = Router(s, "Asia/Shanghai")
+        got = await router.assign(
+            station_id="east", group=await s.get(Group, "g-east"), at=at(0, 10)
+        )
+        assert got is not None and (got.officer.id, got.how) == ("l-east", "leader")
+        # With nobody reachable at all, the unreachable officer still gets it: never nobody.
+        await s.execute(update(Officer).values(wechat_id=None))
+        got = await router.assign(
+            station_id="east", group=await s.get(Group, "g-east"), at=at(0, 10)
+        )
+        assert got is not None and (got.officer.id, got.how) == ("o-mute", "roster")
 
 
 async def test_fallback_chain_never_ends_empty(h: Harness, tmp_path: Path) -> None:
