@@ -279,9 +279,10 @@ class Dispatcher:
     ) -> DispatchResult:
         """Journal the event and handle it exactly once; commit before returning.
 
-        With ``passive_until``, the first reply to the sender on the event's channel is marked
-        as answered in the HTTP response (WeChat's passive reply) in the same transaction, as
-        long as the handlers finished before that instant; otherwise the worker sends it.
+        With ``passive_until``, the first reply to the event's chat on its channel is marked
+        as answered in the HTTP response (WeChat's and WeCom's passive reply) in the same
+        transaction, as long as the handlers finished before that instant; otherwise the worker
+        sends it.
         """
         rt = self._runtime
         now = rt.clock.now()
@@ -367,9 +368,18 @@ class Dispatcher:
 
 
 def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:
+    """The first reply to the chat the event came from, marked as answered in the response.
+
+    Claimed in the handlers' transaction, before the worker is woken: the worker takes
+    priority-0 rows (safety replies) first and must never find this one pending. A group event
+    is answered in the group; a private reply to its sender (a reminder) is never shown there."""
     ev = ctx.event
     for row in ctx.outbox:
-        if row.channel == ev.channel and row.user_id == ev.sender_id and row.status == "pending":
+        if ev.group_id is not None:
+            same_chat = row.group_id == ev.group_id and row.user_id is None
+        else:
+            same_chat = row.group_id is None and row.user_id == ev.sender_id
+        if row.channel == ev.channel and same_chat and row.status == "pending":
             row.status, row.sent_via, row.sent_at, row.attempts = "sent", "passive", ctx.now, 1
             return row
     return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from models.journal import InboundEvent
@@ -176,3 +178,62 @@ async def test_text_message_without_text_is_422(harness: Harness) -> None:
 async def test_oversized_answer_has_the_bridge_shape(harness: Harness) -> None:
     r = await harness.post_bridge(b"x" * 70000)
     assert r.status_code == 413 and r.json()["ok"] is False and "65536" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (("message", "mentions"), ["wxid_bot\ud800"], "message.mentions"),
+        (("message", "media_url"), "https://example.com/\ud800.jpg", "message.media_url"),
+        (("sender", "id"), "wxid_\u0000e", "sender.id"),  # PostgreSQL refuses NUL
+        (("group", "id"), "grp-qiaozhen-01\nERROR forged log line", "group.id"),
+        (("event_id",), "evt\u0000", "event_id"),
+    ],
+)
+async def test_ids_and_texts_that_cannot_be_stored_are_422_naming_the_field(
+    harness: Harness, path: tuple[str, ...], value: Any, named: str
+) -> None:
+    # Each used to be a 500 on every retry (encryption or the database failing), so the event
+    # was lost; a 422 tells the bridge why at once.
+    body = harness.bridge_body("救命 有人拿刀砍人")
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    r = await harness.post_bridge(json.dumps(body).encode())  # ASCII escapes keep surrogates
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].startswith(named)
+    assert await _count(harness, InboundEvent) == 0
+    assert (await harness.post_bridge(harness.bridge_body("你好"))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event_id": "e", "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # RecursionError
+        b'{"event_id": "e", "timestamp": ' + b"9" * 5000 + b"}",  # int too long to convert
+    ],
+)
+async def test_json_the_parser_cannot_take_is_422(harness: Harness, raw: bytes) -> None:
+    r = await harness.post_bridge(raw)
+    assert r.status_code == 422 and "malformed JSON" in r.json()["error"]
+    assert await _count(harness, InboundEvent) == 0
+
+
+@pytest.mark.parametrize("stamp", [True, "1764380000", 1764380000.0])
+async def test_a_timestamp_that_is_not_an_integer_is_422(harness: Harness, stamp: Any) -> None:
+    body = harness.bridge_body("hi")
+    body["timestamp"] = stamp
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422 and "timestamp" in r.json()["error"]
+
+
+async def test_a_header_timestamp_in_other_digits_is_401(harness: Harness) -> None:
+    from bot.channels.bridge import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+    raw = json.dumps(harness.bridge_body("hi")).encode()
+    # "²".isdigit() is True, int("²") raises: this used to be a 500 without credentials.
+    for stamp in ("²", "1764380000¹"):  # sent as Latin-1 bytes, as HTTP headers are read
+        headers = {TIMESTAMP_HEADER: stamp.encode("latin-1"), SIGNATURE_HEADER: b"00"}
+        r = await harness.client.post("/bridge/events", content=raw, headers=headers)
+        assert r.status_code == 401 and r.json()["error"] == "bad timestamp"

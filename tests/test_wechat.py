@@ -227,3 +227,73 @@ async def test_non_ascii_signature_and_huge_timestamp_are_403(harness: Harness) 
         content=b"<xml><Encrypt>abc</Encrypt></xml>",
     )
     assert r.status_code == 403
+
+
+def _event_xml(harness: Harness, openid: str, event: str, extra: str = "") -> str:
+    ts = int(harness.clock.now().timestamp())
+    return (
+        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{ts}</CreateTime>"
+        f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>{extra}</xml>"
+    )
+
+
+async def test_following_through_a_qr_code_gets_the_welcome_too(harness: Harness) -> None:
+    # wechatpy renames a subscribe that carries a QR scene to subscribe_scan.
+    extra = "<EventKey><![CDATA[qrscene_123]]></EventKey><Ticket><![CDATA[T]]></Ticket>"
+    r = await harness.post_wechat_safe(_event_xml(harness, "o_scanner", "subscribe", extra))
+    assert "实名 姓名 手机号" in harness.decrypt_reply(r)["Content"]
+
+
+async def test_two_events_in_one_second_are_two_events(harness: Harness) -> None:
+    await harness.post_wechat_safe(_event_xml(harness, "o_quick", "subscribe"))
+    r = await harness.post_wechat_safe(_event_xml(harness, "o_quick", "unsubscribe"))
+    assert r.text == "success"  # not the welcome again, as a "retry" of the subscribe
+    assert await _journal_count(harness) == 2
+
+
+async def test_a_msgid_is_one_users_own(harness: Harness) -> None:
+    # The same MsgId from another user is another message: it never gets the first user's
+    # passive reply (with their ticket code) back.
+    first = await harness.post_wechat_safe(
+        harness.wechat_text_xml("请问身份证怎么补办", openid="o_a", msg_id=4242)
+    )
+    second = await harness.post_wechat_safe(
+        harness.wechat_text_xml("你好", openid="o_b", msg_id=4242)
+    )
+    assert harness.decrypt_reply(first)["ToUserName"] == "o_a"
+    assert second.text == "success" or harness.decrypt_reply(second)["ToUserName"] == "o_b"
+    assert await _journal_count(harness) == 2
+
+
+@pytest.mark.parametrize(
+    ("create_time", "sender", "content"),
+    [
+        (None, "o_resident", None),  # a text message without Content
+        ("0", "o_resident", "你好"),
+        ("-5", "o_resident", "你好"),
+        (None, "o" * 5000, "你好"),  # wider than any id column: refused, not a 500
+    ],
+)
+async def test_messages_that_cannot_be_kept_are_400(
+    harness: Harness, create_time: str | None, sender: str, content: str | None
+) -> None:
+    ts = create_time or str(int(harness.clock.now().timestamp()))
+    body = f"<Content><![CDATA[{content}]]></Content>" if content is not None else ""
+    xml = (
+        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{sender}]]></FromUserName><CreateTime>{ts}</CreateTime>"
+        f"<MsgType><![CDATA[text]]></MsgType>{body}<MsgId>77001</MsgId></xml>"
+    )
+    r = await harness.post_wechat_safe(xml)
+    assert r.status_code == 400, r.text
+    assert await _journal_count(harness) == 0
+
+
+async def test_a_timestamp_in_other_digits_is_403(harness: Harness) -> None:
+    r = await harness.client.post(
+        "/wechat/callback",
+        params={"timestamp": "²", "nonce": "n", "encrypt_type": "aes", "msg_signature": "x"},
+        content=b"<xml><Encrypt>abc</Encrypt></xml>",
+    )
+    assert r.status_code == 403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -359,11 +360,50 @@ async def test_group_mention_is_dispatched_with_chatid_and_answered_passively(w:
     again = await w.post(
         {
             **w.message(f"@{ROBOT} {FIRE}", chattype="group", user="zhaoliu"),
-            "msgid": event.dedup_key[4:],
+            "msgid": event.dedup_key.rsplit(":", 1)[1],
         }
     )
     assert w.decrypt_reply(again)["stream"] == reply["stream"]
     assert len(await w.journal()) == 1 and len(await w.h.tickets()) == 1
+
+
+async def test_group_safety_replies_are_never_taken_by_a_busy_worker(w: W) -> None:
+    # In production the delivery worker wakes the moment an event commits. The safety reply
+    # must already be the response's by then: a group without a robot webhook has no other way
+    # to receive it, so a worker that took it would fail it for good.
+    await w.add_group(webhook=None)
+    rt = w.h.runtime
+    stop = False
+
+    async def eager_worker() -> None:
+        while not stop:
+            await rt.outbox_wakeup.wait()
+            rt.outbox_wakeup.clear()
+            await w.h.worker.run_once()
+
+    task = asyncio.create_task(eager_worker())
+    try:
+        for i in range(5):
+            r = await w.post(w.message(f"@{ROBOT} {FIRE}{i}", chattype="group", user=f"u{i}"))
+            assert "請立即撥打" in w.decrypt_reply(r)["stream"]["content"]
+    finally:
+        stop = True
+        rt.outbox_wakeup.set()
+        await task
+    to_group = [row for row in await w.outbox() if row.group_id == CHAT]
+    assert len(to_group) == 5
+    assert {(row.status, row.sent_via) for row in to_group} == {("sent", "passive")}
+
+
+async def test_a_private_reminder_is_never_the_group_reply(w: W) -> None:
+    # An unverified resident's report in a group: the verification reminder is for them alone,
+    # so the group callback is not answered with it.
+    await w.add_group()
+    r = await w.post(w.message(f"@{ROBOT} 我家電動車昨晚被偷了", chattype="group", user="u1"))
+    assert r.status_code == 200
+    assert r.content == b"" or "實名" not in json.dumps(w.decrypt_reply(r), ensure_ascii=False)
+    (reminder,) = [row for row in await w.outbox() if row.user_id == "u1"]
+    assert reminder.group_id is None and reminder.sent_via != "passive"
 
 
 async def test_emergency_in_single_chat_gets_110_passively(w: W) -> None:
@@ -426,7 +466,7 @@ async def test_enter_chat_event_is_journaled_and_stream_refresh_ignored(w: W) ->
     r = await w.post(refresh)
     assert r.status_code == 200 and r.content == b""
     (row,) = await w.journal()
-    assert row.kind == "event" and row.dedup_key == "msg:CAIQevent01="
+    assert row.kind == "event" and row.dedup_key == "msg:qian:CAIQevent01="
 
 
 async def test_aibot_id_is_checked_when_configured(w: W) -> None:
@@ -457,3 +497,25 @@ async def test_unknown_chat_is_journaled_as_such_and_emergency_still_answered(w:
     assert "110" in w.decrypt_reply(r)["stream"]["content"]
     (event,) = await w.journal()
     assert (event.group_id, event.status) == ("wrkUnknownChat", "unknown_group")
+
+
+@pytest.mark.parametrize(
+    ("field_path", "value"),
+    [
+        (("from", "userid"), "zhang\ud800"),
+        (("text", "content"), "救命\ud800"),
+        (("chatid",), "c\x00"),
+    ],
+)
+async def test_fields_that_cannot_be_stored_are_400(
+    w: W, field_path: tuple[str, ...], value: str
+) -> None:
+    # JSON escapes can carry lone surrogates and NUL; each was a 500 on every retry.
+    message = w.message("有人拿刀砍人", chattype="group")
+    target = message
+    for key in field_path[:-1]:
+        target = target[key]
+    target[field_path[-1]] = value
+    r = await w.post(json.dumps(message))  # ASCII escapes
+    assert r.status_code == 400, r.text
+    assert await w.journal() == []

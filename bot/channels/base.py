@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -115,3 +117,51 @@ def check_encoding_aes_key(value: Any, platform: str) -> Any:
             "is not an EncodingAESKey (43 characters of base64: A–Z, a–z, 0–9, + and /)"
         )
     return value
+
+
+def unix_seconds(value: str | None) -> int | None:
+    """A request's timestamp as Unix seconds, or None when it is not plain ASCII digits.
+
+    ``str.isdigit`` admits "²" and other digits that ``int`` refuses."""
+    if not value or len(value) > 12 or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+# The ids an event is stored under in clear columns, with the columns' widths.
+_ID_WIDTHS = {"dedup_key": 200, "sender_id": 128, "group_id": 128}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXTS = ("text", "nickname", "group_name", "media_url")
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None) -> str | None:
+    """Why ``msg`` cannot be stored as it is, naming the field (through ``names``, the channel's
+    own field names), or None.
+
+    Every channel asks before anything is stored: a lone surrogate cannot be encrypted, NUL is
+    refused by PostgreSQL, and an id must fit its column. Each would otherwise fail the same way
+    on every retry, and the event would be lost instead of refused with a reason."""
+    names = names or {}
+    for attr, width in _ID_WIDTHS.items():
+        value = getattr(msg, attr)
+        if value is None:
+            continue
+        name = names.get(attr, attr)
+        if len(value) > width:
+            return f"{name}: at most {width} characters"
+        if _CONTROL.search(value) or not _encodable(value):
+            return f"{name}: control characters and lone surrogates are not allowed"
+    fields = [(attr, getattr(msg, attr)) for attr in _TEXTS]
+    fields += [("mentions", m) for m in msg.mentions]
+    for attr, value in fields:
+        if value and not _encodable(value):
+            return f"{names.get(attr, attr)}: not valid Unicode (a lone surrogate)"
+    return None

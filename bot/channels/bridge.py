@@ -11,7 +11,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bot.channels.base import InboundMessage, SendError
+from bot.channels.base import InboundMessage, SendError, inbound_problem, unix_seconds
 
 SIGNATURE_HEADER = "X-Lianxin-Signature"
 TIMESTAMP_HEADER = "X-Lianxin-Timestamp"
@@ -38,9 +38,10 @@ def verify(secret: str, headers: Any, body: bytes, *, now: datetime, window_s: i
     signature = headers.get(SIGNATURE_HEADER)
     if not ts or not signature:
         return "missing signature headers"
-    if not ts.isdigit() or len(ts) > 12:
+    seconds = unix_seconds(ts)
+    if seconds is None:
         return "bad timestamp"
-    if abs(now.timestamp() - int(ts)) > window_s:
+    if abs(now.timestamp() - seconds) > window_s:
         return "stale timestamp"
     given = signature.strip().lower().encode("utf-8", "replace")
     if not hmac.compare_digest(sign(secret, ts, body).encode(), given):
@@ -74,7 +75,7 @@ class BridgeEvent(_Strictish):
     event_id: str = Field(min_length=1, max_length=128)
     type: Literal["message", "member_joined", "member_left"]
     # Unix seconds; a bridge sending milliseconds gets a 422 naming the field, not a 500.
-    timestamp: int = Field(ge=0, lt=10**11)
+    timestamp: int = Field(ge=0, lt=10**11, strict=True)  # not true, "1764…" or 1764….0
     group: BridgeGroup | None
     sender: BridgeUser
     message: BridgeMessage | None = None
@@ -112,22 +113,42 @@ class BadEvent(Exception):
     """A body that is not a valid bridge event; the message says what is wrong."""
 
 
-def parse_event(body: bytes) -> BridgeEvent:
-    """Parse and validate an inbound body, or raise :class:`BadEvent` naming the problem."""
+# The bridge's own names for the fields of a normalised event, for error messages.
+_FIELD_NAMES = {
+    "dedup_key": "event_id",
+    "sender_id": "sender.id",
+    "nickname": "sender.nickname",
+    "group_id": "group.id",
+    "group_name": "group.name",
+    "text": "message.text",
+    "media_url": "message.media_url",
+    "mentions": "message.mentions",
+}
+
+
+def parse_event(body: bytes) -> InboundMessage:
+    """Parse, validate and normalise an inbound body, or raise :class:`BadEvent` naming the
+    problem."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadEvent(f"malformed JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers broken JSON, bad UTF-8 and integers too long to convert.
+        raise BadEvent(f"malformed JSON: {str(exc)[:200] or type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise BadEvent("body must be a JSON object")
     try:
-        return BridgeEvent.model_validate(data)
+        event = BridgeEvent.model_validate(data)
     except ValidationError as exc:
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "body"
             parts.append(f"{where}: {err['msg']}")
         raise BadEvent("; ".join(parts)) from None
+    inbound = event.to_inbound()
+    problem = inbound_problem(inbound, _FIELD_NAMES)
+    if problem:
+        raise BadEvent(problem)
+    return inbound
 
 
 class BridgeClient:

@@ -21,7 +21,7 @@ from wechatpy import create_reply, parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 
-from bot.channels.base import InboundMessage, SendError
+from bot.channels.base import InboundMessage, SendError, inbound_problem, unix_seconds
 from bot.channels.bridge import post_for_delivery
 from bot.clock import Clock
 from models.tokens import AccessTokenCache
@@ -83,9 +83,9 @@ class WeChatCallback:
         self._crypto = WeChatCrypto(token, aes_key, app_id) if aes_key else None
 
     def _check_fresh(self, timestamp: str | None, now: datetime) -> None:
-        if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        ts = unix_seconds(timestamp)
+        if ts is None:
             raise Rejected(403, "missing or bad timestamp")
-        ts = int(timestamp)
         if abs(now.timestamp() - ts) > self._window_s:
             raise Rejected(403, "stale timestamp")
 
@@ -149,6 +149,9 @@ class WeChatCallback:
             raise
         except Exception as exc:
             raise Rejected(400, f"malformed message ({type(exc).__name__})") from None
+        problem = inbound_problem(inbound, _FIELD_NAMES)
+        if problem:
+            raise Rejected(400, f"malformed message ({problem})")
         if self._original_id and message.target != self._original_id:
             raise Rejected(403, "ToUserName is not this account")
         return ParsedCallback(
@@ -161,6 +164,10 @@ class WeChatCallback:
         if parsed.encrypted and self._crypto is not None:
             return self._crypto.encrypt_message(xml, q.nonce, q.timestamp)
         return xml
+
+
+# WeChat's tag names for the fields of a normalised event, for error messages.
+_FIELD_NAMES = {"dedup_key": "MsgId", "sender_id": "FromUserName", "text": "Content"}
 
 
 def _str(value: Any) -> str:
@@ -176,26 +183,35 @@ def _to_inbound(message: Any) -> InboundMessage:
     data = message._data  # the raw dict; field objects hide missing tags behind defaults
     source = _str(data["FromUserName"])
     target = _str(data["ToUserName"])
-    create_time = int(_str(data["CreateTime"]))
+    create_time = unix_seconds(_str(data["CreateTime"]))
     msg_type = _str(data["MsgType"]).lower()
     if not source or not target:
         raise ValueError("missing user names")
+    if not create_time:
+        raise ValueError("bad CreateTime")
     occurred = datetime.fromtimestamp(create_time, UTC)
     if msg_type == "event":
+        event = _str(data.get("Event")).lower()
+        # wechatpy renames a follow through a QR code (EventKey qrscene_…) to subscribe_scan;
+        # to us it is a follow like any other.
+        event = "subscribe" if event == "subscribe_scan" else event
+        # Two different events of one user in the same second are two events, not a retry.
         return InboundMessage(
             channel="wechat",
-            dedup_key=f"evt:{source}:{create_time}",
+            dedup_key=f"evt:{source}:{create_time}:{event}",
             kind="event",
             sender_id=source,
             occurred_at=occurred,
-            msg_type="event:" + _str(data.get("Event")).lower(),
+            msg_type=f"event:{event}",
         )
     msg_id = _str(data.get("MsgId"))
-    if not msg_id.isdigit():
+    if not (msg_id.isascii() and msg_id.isdigit()):
         raise ValueError("missing MsgId")
     text = ""
     media_url = None
     if msg_type == "text":
+        if data.get("Content") is None:
+            raise ValueError("text without Content")
         text = _str(data.get("Content"))
     elif msg_type == "voice":
         text = _str(data.get("Recognition"))  # WeChat's speech-to-text when enabled
@@ -203,7 +219,7 @@ def _to_inbound(message: Any) -> InboundMessage:
         media_url = _str(data.get("PicUrl")) or None
     return InboundMessage(
         channel="wechat",
-        dedup_key=f"msg:{msg_id}",
+        dedup_key=f"msg:{source}:{msg_id}",  # scoped: one user cannot replay another's reply
         kind="message",
         sender_id=source,
         occurred_at=occurred,

@@ -29,7 +29,12 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner, to_text
 
-from bot.channels.base import InboundMessage, check_encoding_aes_key
+from bot.channels.base import (
+    InboundMessage,
+    check_encoding_aes_key,
+    inbound_problem,
+    unix_seconds,
+)
 from bot.channels.wechat import Rejected
 
 __all__ = [
@@ -173,9 +178,10 @@ class WeComCallback:
 
     # --- checks -----------------------------------------------------------------------------
     def _check_fresh(self, timestamp: str | None, now: datetime) -> None:
-        if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        ts = unix_seconds(timestamp)
+        if ts is None:
             raise Rejected(403, "missing or bad timestamp")
-        if abs(now.timestamp() - int(timestamp)) > self._window_s:
+        if abs(now.timestamp() - ts) > self._window_s:
             raise Rejected(403, "stale timestamp")
 
     def _check_signature(self, q: WeComQuery, encrypted: str) -> None:
@@ -232,6 +238,9 @@ class WeComCallback:
             raise
         except Exception as exc:
             raise Rejected(400, f"malformed message ({type(exc).__name__})") from None
+        problem = parsed.inbound and inbound_problem(parsed.inbound, _FIELD_NAMES)
+        if problem:
+            raise Rejected(400, f"malformed message ({problem})")
         return parsed
 
     def _to_parsed(self, data: Any, now: datetime) -> ParsedWeCom:
@@ -259,7 +268,7 @@ class WeComCallback:
         response_url = _optional(data, "response_url")
         common = {
             "channel": CHANNEL,
-            "dedup_key": f"msg:{msgid}",
+            "dedup_key": f"msg:{user_id}:{msgid}",  # scoped: one user cannot replay another's
             "sender_id": user_id,
             "occurred_at": now,  # messages carry no time; events carry create_time
             "group_id": group_id,
@@ -344,6 +353,15 @@ class WeComCallback:
             "timestamp": timestamp,
             "nonce": nonce,
         }
+
+
+# WeCom's names for the fields of a normalised event, for error messages.
+_FIELD_NAMES = {
+    "dedup_key": "msgid",
+    "sender_id": "from.userid",
+    "group_id": "chatid",
+    "text": "text.content",
+}
 
 
 def _field(data: dict[str, Any], key: str) -> str:

@@ -46,7 +46,7 @@ async def bridge_events(
         event = bridge.parse_event(body)
     except bridge.BadEvent as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
-    result = await dispatcher.dispatch(event.to_inbound())
+    result = await dispatcher.dispatch(event)
     answer: dict[str, object] = {"ok": True}
     if result.duplicate:
         answer["duplicate"] = True

@@ -3,28 +3,25 @@
 The callback object lives in ``runtime.extras["wecom"]`` (a :class:`WeComCallback`), so the
 router works before ``Settings`` has a ``wecom`` section; without it the route answers 404.
 
-Passive replies: the dispatcher claims a private reply (``user_id`` = sender) in its own
-transaction. A group reply has no ``user_id``, so for group callbacks this module claims the
-first pending ``wecom`` row for that group and event right after dispatch, with a conditional
-UPDATE (``status = 'pending'``) so the outbox worker and this request never both send it.
+Passive replies: the dispatcher claims the first reply to the event's chat (the group, or the
+sender privately) in the handlers' own transaction, before the outbox worker can see it, so the
+worker and this request never both send it and neither misses it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy import update
 
 from bot.channels.body import read_capped_body
-from bot.channels.wecom import CHANNEL, ParsedWeCom, Rejected, WeComCallback, WeComQuery
-from bot.dispatcher import Dispatcher, DispatchResult
+from bot.channels.wecom import Rejected, WeComCallback, WeComQuery
+from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.web.deps import get_dispatcher, get_runtime
-from models.outbox import OutboxMessage
 
 log = logging.getLogger("lianxin.wecom")
 router = APIRouter()
@@ -83,8 +80,6 @@ async def receive(
     passive_until = started + timedelta(seconds=callback.passive_reply_budget_s)
     result = await dispatcher.dispatch(parsed.inbound, passive_until=passive_until)
     candidate = result.passive
-    if candidate is None and not result.duplicate:
-        candidate = await _claim_group_passive(runtime, parsed, result, passive_until)
     if candidate is None:
         return Response(status_code=200)  # WeCom: an empty answer means "no reply"
     text = runtime.cipher.decrypt_json(candidate.payload_enc).get("text", "")
@@ -92,33 +87,3 @@ async def receive(
         text, q, kind=parsed.reply_kind, stream_id=candidate.idempotency_key
     )
     return JSONResponse(reply)
-
-
-async def _claim_group_passive(
-    runtime: Runtime, parsed: ParsedWeCom, result: DispatchResult, passive_until: datetime
-) -> OutboxMessage | None:
-    """Take the group reply to this event for the HTTP response, if still pending and in time."""
-    event = parsed.inbound
-    if event is None or event.group_id is None or runtime.clock.now() > passive_until:
-        return None
-    for row in result.outbox:
-        if not (
-            row.channel == CHANNEL
-            and row.group_id == event.group_id
-            and row.user_id is None
-            and row.status == "pending"
-        ):
-            continue
-        now = runtime.clock.now()
-        async with runtime.sessions.begin() as session:
-            claimed = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
-                .values(status="sent", sent_via="passive", sent_at=now, attempts=1)
-                .execution_options(synchronize_session=False)
-            )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            row.status, row.sent_via, row.sent_at, row.attempts = "sent", "passive", now, 1
-            return row
-        return None  # the worker took it first: it goes out through the webhook
-    return None
