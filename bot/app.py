@@ -7,8 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
@@ -76,6 +80,24 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.dispatcher = Dispatcher(runtime, handlers)
+    app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes):
         app.include_router(module.router)
     return app
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every text made encodable: a lone surrogate the caller sent is shown as
+    its escape instead of failing the answer that names it."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    return value
+
+
+async def _unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 with the same shape, but one that can always be sent."""
+    return JSONResponse({"detail": _printable(jsonable_encoder(exc.errors()))}, status_code=422)

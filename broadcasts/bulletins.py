@@ -36,7 +36,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import Media, OutboundMessage
+from bot.channels.base import Media, OutboundMessage, storable_text
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue
 from handlers.texts import detect_script
@@ -92,12 +92,24 @@ class BulletinOptions:
 
 
 # --- the edge: what the API and the CLI accept -------------------------------------------------
-class _Spec(BaseModel):
+class InputSpec(BaseModel):
+    """What the admin API and the CLI take in: strict about keys and about text."""
+
     # A misspelt key is a mistake worth a 422, not something to ignore silently.
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # NUL (PostgreSQL refuses it) or a lone surrogate (no encoding takes it) would be a
+        # 500 at the database; it is the caller's mistake, a 422.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and not storable_text(t) for t in texts):
+            raise ValueError("NUL characters and lone surrogates are not allowed")
+        return value
 
-class MediaSpec(_Spec):
+
+class MediaSpec(InputSpec):
     type: Literal["video", "image", "file", "link"]
     url: str = Field(min_length=1, max_length=1000)
     title: str | None = Field(default=None, max_length=200)
@@ -110,7 +122,7 @@ class MediaSpec(_Spec):
         return value
 
 
-class TargetSpec(_Spec):
+class TargetSpec(InputSpec):
     """Exactly one of ``groups``, ``tags``, ``stations`` (with their sub-stations), ``all``."""
 
     groups: list[str] | None = None
@@ -186,13 +198,21 @@ def parse_cron(expr: str, tz: ZoneInfo | str = "UTC") -> CronTrigger:
         raise ValueError(f"not a valid cron expression: {exc}") from None
 
 
-class ScheduleSpec(_Spec):
+class ScheduleSpec(InputSpec):
     """``{"at": ISO-8601 with offset}`` or ``{"cron": "m h dom mon dow", "start"?, "end"?}``."""
 
     at: datetime | None = None
     cron: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+
+    @field_validator("at", "start", "end", mode="before")
+    @classmethod
+    def _written_out(cls, value: Any) -> Any:
+        # pydantic would take 1764380000 as a time; the contract asks for ISO-8601.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be ISO-8601 with a UTC offset, e.g. 2026-12-01T08:00:00+08:00")
+        return value
 
     @field_validator("at", "start", "end")
     @classmethod
@@ -217,7 +237,7 @@ class ScheduleSpec(_Spec):
         return self
 
 
-class BulletinSpec(_Spec):
+class BulletinSpec(InputSpec):
     """A bulletin as the API (``POST /api/v1/bulletins``) and ``lianxin bulletin add`` take it."""
 
     title: str = Field(min_length=1, max_length=200)
@@ -238,7 +258,7 @@ class BulletinSpec(_Spec):
     schedule: ScheduleSpec
 
 
-class BulletinPatch(_Spec):
+class BulletinPatch(InputSpec):
     """``PATCH``: any subset of a bulletin's fields; edits apply to runs not fanned out yet."""
 
     title: str | None = Field(default=None, min_length=1, max_length=200)

@@ -406,6 +406,11 @@ async def test_api_needs_an_admin_token(b: Bench) -> None:
         ({"category": "gossip"}, ["body", "category"], ""),
         ({"title": ""}, ["body", "title"], ""),
         ({"media": {"type": "video", "url": "ftp://x"}}, ["body", "media", "url"], "http"),
+        ({"title": "防火\u0000"}, ["body", "title"], "NUL"),
+        ({"text": "冬季\ud800"}, ["body", "text"], "unicode"),
+        ({"targets": {"groups": ["g\ud800"]}}, ["body", "targets", "groups"], "surrogate"),
+        ({"targets": {"groups": ["g\u0000"]}}, ["body", "targets", "groups"], "NUL"),
+        ({"schedule": {"at": 1764380000}}, ["body", "schedule", "at"], "ISO-8601"),
     ],
 )
 async def test_validation_names_the_field(
@@ -418,7 +423,10 @@ async def test_validation_names_the_field(
         "targets": {"all": True},
         "schedule": {"cron": "0 9 * * *"},
     } | change
-    r = await b.api.post("/api/v1/bulletins", json=body, headers=b.admin)
+    # ASCII escapes: a lone surrogate travels in JSON as \ud800, as a careless client sends it.
+    raw = json.dumps(body).encode()
+    headers = b.admin | {"Content-Type": "application/json"}
+    r = await b.api.post("/api/v1/bulletins", content=raw, headers=headers)
     assert r.status_code == 422, r.text
     errors = r.json()["detail"]
     assert any(e["loc"][: len(where)] == where and words in e["msg"] for e in errors), errors
@@ -428,6 +436,22 @@ async def test_unknown_bulletin_is_404(b: Bench) -> None:
     assert (await b.api.get("/api/v1/bulletins/999", headers=b.admin)).status_code == 404
     r = await b.api.get("/api/v1/bulletins/999/deliveries", headers=b.admin)
     assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/bulletins/2147483648",
+        "/api/v1/bulletins/9223372036854775808/runs",
+        "/api/v1/bulletins/1/deliveries?run_id=2147483648",
+        "/api/v1/alerts/2147483648",
+        "/api/v1/bulletins?offset=9223372036854775808",
+        "/api/v1/tickets?offset=9223372036854775808",
+    ],
+)
+async def test_numbers_beyond_any_row_are_422_not_500(b: Bench, path: str) -> None:
+    r = await b.api.get(path, headers=b.admin)
+    assert r.status_code == 422, r.text
 
 
 # --- media -------------------------------------------------------------------------------------

@@ -142,6 +142,12 @@ def _encodable(value: str) -> bool:
     return True
 
 
+def storable_text(value: str) -> bool:
+    """Whether a text can be stored in a clear column of either database: no NUL (PostgreSQL
+    refuses it) and no lone surrogate (JSON escapes can carry one; no encoding takes it)."""
+    return "\x00" not in value and _encodable(value)
+
+
 def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None) -> str | None:
     """Why ``msg`` cannot be stored as it is, naming the field (through ``names``, the channel's
     own field names), or None.

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin, require_officer
-from bot.web.deps import get_runtime
+from bot.web.deps import Offset, get_runtime
 from models.outbox import OutboxMessage
 from models.tickets import Ticket
 
@@ -99,7 +99,7 @@ async def tickets(
         None, pattern="^(|consultation|suggestion|report|help|dispute|other)$"
     ),
     limit: int = Query(200, ge=1, le=2000),
-    offset: int = Query(0, ge=0, description="skip this many (pages of `limit`)"),
+    offset: Offset = 0,
     _: Caller = Depends(require_officer),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[TicketView]:

@@ -20,19 +20,20 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin
-from bot.web.deps import get_runtime
+from bot.web.deps import MAX_ROW_ID, Offset, RowId, get_runtime
 from broadcasts.alerts import alert_view, correct_alert, recall_alert, send_alert
 from broadcasts.bulletins import (
     BulletinOptions,
     BulletinPatch,
     BulletinSpec,
     Conflict,
+    InputSpec,
     MediaSpec,
     Problem,
     cancel_bulletin,
@@ -145,7 +146,7 @@ async def create(
 async def list_bulletins(
     status: str | None = Query(None, pattern="^(active|paused|cancelled|finished)$"),
     limit: int = Query(200, ge=1, le=2000),
-    offset: int = Query(0, ge=0, description="skip this many (pages of `limit`)"),
+    offset: Offset = 0,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[BulletinOut]:
@@ -159,7 +160,7 @@ async def list_bulletins(
 
 @router.get("/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut)
 async def get_bulletin(
-    bulletin_id: int,
+    bulletin_id: RowId,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> BulletinOut:
@@ -170,7 +171,7 @@ async def get_bulletin(
 
 @router.patch("/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut)
 async def patch_bulletin(
-    bulletin_id: int,
+    bulletin_id: RowId,
     patch: BulletinPatch,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
@@ -194,7 +195,7 @@ async def patch_bulletin(
 
 @router.post("/api/v1/bulletins/{bulletin_id}/{action}", response_model=BulletinOut)
 async def bulletin_action(
-    bulletin_id: int,
+    bulletin_id: RowId,
     action: Literal["pause", "resume", "cancel"],
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
@@ -245,7 +246,7 @@ async def _preview(session: AsyncSession, runtime: Runtime, bulletin: Bulletin) 
 
 @router.get("/api/v1/bulletins/{bulletin_id}/preview", response_model=PreviewOut)
 async def preview_saved(
-    bulletin_id: int,
+    bulletin_id: RowId,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> PreviewOut:
@@ -290,8 +291,8 @@ class DeliveryOut(BaseModel):
 
 @router.get("/api/v1/bulletins/{bulletin_id}/deliveries", response_model=list[DeliveryOut])
 async def deliveries(
-    bulletin_id: int,
-    run_id: int | None = Query(None),
+    bulletin_id: RowId,
+    run_id: int | None = Query(None, ge=1, le=MAX_ROW_ID),
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[DeliveryOut]:
@@ -316,7 +317,7 @@ class RunOut(BaseModel):
 
 @router.get("/api/v1/bulletins/{bulletin_id}/runs", response_model=list[RunOut])
 async def runs(
-    bulletin_id: int,
+    bulletin_id: RowId,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[RunOut]:
@@ -328,8 +329,7 @@ async def runs(
 
 
 # --- alerts ------------------------------------------------------------------------------------
-class AlertScope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AlertScope(InputSpec):
     stations: list[str] | None = None
     groups: list[str] | None = None
     all: bool | None = None
@@ -346,8 +346,7 @@ class AlertScope(BaseModel):
         return self
 
 
-class AlertIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AlertIn(InputSpec):
     scope: AlertScope
     text: str = Field(min_length=1, max_length=4000)
     media: MediaSpec | None = None
@@ -436,7 +435,7 @@ async def list_alerts(
 
 @router.get("/api/v1/alerts/{alert_id}", response_model=AlertOut)
 async def get_alert(
-    alert_id: int,
+    alert_id: RowId,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> AlertOut:
@@ -446,19 +445,17 @@ async def get_alert(
         return await _alert_out(session, runtime, await _get_alert(session, alert_id))
 
 
-class RecallIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecallIn(InputSpec):
     reason: str = Field("", max_length=1000)
 
 
-class CorrectionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CorrectionIn(InputSpec):
     text: str = Field(min_length=1, max_length=4000)
 
 
 @router.post("/api/v1/alerts/{alert_id}/recall", response_model=AlertCreated)
 async def recall(
-    alert_id: int,
+    alert_id: RowId,
     body: RecallIn | None = None,
     caller: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
@@ -485,7 +482,7 @@ async def recall(
 
 @router.post("/api/v1/alerts/{alert_id}/correct", status_code=201, response_model=AlertCreated)
 async def correct(
-    alert_id: int,
+    alert_id: RowId,
     body: CorrectionIn,
     caller: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),

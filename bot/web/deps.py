@@ -6,10 +6,17 @@ its thread pool, a thread hop per request for a single attribute read.
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Path, Query, Request
 
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
+
+# Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (pages of `limit`)")]
 
 
 async def get_runtime(request: Request) -> Runtime:
