@@ -1486,3 +1486,59 @@ def test_round30_31_concepts(text: str, label: str, emergency: bool, model: bool
 def test_round32_33_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # 打 / 砍 / 推 / 砸 with a thing as the object is work, not violence; noise hyperbole
+        # (吵死了, 闹死了) is no death; night noise from a KTV or a building site is a report.
+        ("工地半夜还在打地基，烦死了", "report", False),
+        ("对面KTV天天唱到两点，闹死了", "report", False),
+        ("楼上装修一直在砸墙，吵得要命", "dispute", False),
+        ("村里有人偷偷砍了集体的杨树，开三轮拉走了", "report", False),
+        # A wheelchair, pram or vehicle stuck: a push or a tow, nobody trapped.
+        ("婴儿车轮子卡在排水沟的缝里了，推不出来，谁来帮一下", "help", False),
+        ("三轮车陷进雪里了，推不动，能来几个人帮忙推一下吗", "help", False),
+        ("货车陷在田埂边的泥里了，有没有拖车", "help", False),
+        # Waste dumped and the smell of pollution: an environmental report, no fire.
+        ("养猪场天天往河里排粪水，臭得不行", "report", False),
+        ("有个厂晚上偷排污水，河里一股臭味", "report", False),
+        # Frightened by a scam call, nobody outside: no stalking emergency.
+        ("我爸接了个冒充公安的电话，吓得不敢出门", "report", False),
+        # Asking whether it is safe before doing what the caller wants: a question.
+        ("有人让我下载个APP开远程协助帮我办退款，能信吗", "consultation", False),
+        ("自称银行客服的让我开屏幕共享，安不安全？", "consultation", False),
+        # Following girls for days, told calmly: a report, not danger now.
+        ("有个男的天天在女生宿舍楼下转悠，好几天了", "report", False),
+        ("最近老有个陌生人跟着放学的小学生，有点担心", "report", False),
+        # Fuel sold by the can: an illegal trade.
+        ("村口小卖部在卖散装汽油，用饮料瓶装的", "report", False),
+        # Labels: a rule asked about, a service wished for, a neighbour's drip, haggling over
+        # damages, signing off, a fire lane blocked, a fraud attempt told afterwards.
+        ("小区里准不准养大型犬", "consultation", False),
+        ("要是派出所晚上也能办户口就好了", "suggestion", False),
+        ("楼上的空调冷凝水天天滴到我家窗台上，说了也不管", "dispute", False),
+        ("骑电动车蹭了人家一下，对方狮子大开口要五千", "dispute", False),
+        ("先不聊了，回头再说", "other", False),
+        ("小区消防通道又被人堆满了杂物", "report", False),
+        ("差点被骗了，对方冒充快递客服说要理赔，还好我没点链接", "report", False),
+        # True emergencies of the same kinds stay emergencies.
+        ("有人拿刀砍人，就在菜市场门口", "report", True),
+        ("村口有个男的拿砍刀在砍人", "report", True),
+        ("车掉河里了人还在里面", "help", True),
+        ("三轮车翻沟里了，我爸压在车底下出不来", "help", True),
+        ("车陷在河滩上了，水一直在涨，人在车里出不来", "help", True),
+        ("暴雨 车开进涵洞里熄火了 水已经淹到车门了", "help", True),
+        ("我老公喝多了推我，把我推倒在地上，我头磕破了", "report", True),
+        ("有人一直跟着我，我现在躲在超市里不敢出去", "report", True),
+        ("有个男的跟着我好几天了，现在就在我家楼下敲门", "report", True),
+        ("客服叫我共享屏幕，我已经开了，现在还在转钱", "report", True),
+        ("客服说我的账户异常要我转到安全账户 我现在在银行排队 要不要转啊", "report", True),
+        ("KTV门口两伙人拿酒瓶打起来了，有人满头血", "report", True),
+    ],
+)
+def test_round34_35_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
