@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from models.people import GroupMember, Member
 log = logging.getLogger("lianxin.dispatch")
 # How long after sending a text an identical inbound text in the same chat counts as our echo.
 ECHO_WINDOW = timedelta(minutes=15)
+_TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-z]\d{4,6}\b")
 
 
 @dataclass
@@ -48,9 +50,13 @@ class HandlerContext:
     _classification: Any = None
 
     def classify(self) -> Any:
-        """The classifier's verdict on this message's text, computed once per event."""
+        """The classifier's verdict on this message's text, computed once per event.
+
+        Ticket codes (``#A1023``) are ours, not the resident's words: they are left out, or a
+        code's letters and digits could sway the verdict on what the resident says."""
         if self._classification is None:
-            self._classification = self.runtime.classifier.classify(self.event.text)
+            text = _TICKET_CODE.sub(" ", self.event.text)
+            self._classification = self.runtime.classifier.classify(text)
         return self._classification
 
     @property

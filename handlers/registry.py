@@ -12,7 +12,7 @@ from handlers.alerts_chat import alert_commands, alert_replies
 from handlers.greeting import private_greeting
 from handlers.intake import emergency_first, intake
 from handlers.officer import officer_commands
-from handlers.resident import resident_commands
+from handlers.resident import resident_commands, resident_followups
 from handlers.verification import membership_events, verification_commands
 
 
@@ -26,6 +26,7 @@ def default_handlers() -> list[Handler]:
         verification_commands,
         resident_commands,
         alert_replies,
+        resident_followups,
         intake,
         private_greeting,
     ]

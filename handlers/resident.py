@@ -1,7 +1,9 @@
-"""Residents' commands about their tickets: ``查詢 #CODE`` and the satisfaction answer."""
+"""Residents about their tickets: ``查詢 #CODE``, the satisfaction answer, and follow-ups that
+reach the officer (``#CODE 內容``, or privately after an officer's answer)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,9 +13,20 @@ from bot.deadlines import next_check
 from bot.dispatcher import HandlerContext
 from bot.routing import Router
 from handlers.commands import parse
-from handlers.tickets import Out, add_event, category_text, clip, find_ticket, first_deadline
+from handlers.tickets import (
+    Out,
+    add_event,
+    category_text,
+    clip,
+    find_ticket,
+    first_deadline,
+    resident_label,
+)
 from models.directory import Officer
-from models.tickets import Ticket, TicketReporter
+from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
+
+# How long after an officer's answer a resident's private message is taken as their reply.
+FOLLOW_UP_WINDOW = timedelta(hours=24)
 
 
 async def resident_commands(ctx: HandlerContext) -> bool:
@@ -145,3 +158,112 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket) -> None:
                 text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),
             ),
         )
+
+
+async def resident_followups(ctx: HandlerContext) -> bool:
+    """A reporter's words about their own open ticket reach its officer.
+
+    ``#CODE 內容`` from one of the ticket's reporters, in a group or privately; and, in a
+    private chat, any message within a day of an officer's answer to one of their tickets
+    (the officer asked "are you safe now?", the resident answers "安全了"). Without this the
+    conversation would end at the officer's first message. Emergencies were handled before
+    this; ``#CODE`` from anyone else stays an ordinary message (CONTRACT §5)."""
+    ev = ctx.event
+    if ev.kind != "message" or ctx.officer is not None or not ev.text.strip():
+        return False
+    command = parse(ev.text)
+    if command is not None and command.name == "answer" and command.code:
+        ticket = await find_ticket(ctx.session, command.code)
+        if ticket is None or not await _is_reporter(ctx, ticket):
+            return False
+        if ticket.status not in OPEN_STATUSES:
+            ctx.reply(ctx.text("followup_closed", code=ticket.code))
+            return True
+        await _forward(ctx, ticket, command.text)
+        return True
+    if not ev.is_private:
+        return False
+    ticket = await _answered_lately(ctx)
+    if ticket is None or not await _reads_as_reply(ctx, ticket):
+        return False
+    await _forward(ctx, ticket, ev.text.strip())
+    return True
+
+
+# An officer's answer that asks the resident something: a question mark, 嗎/呢 at the end of a
+# sentence, or a request for details.
+_ASKS = re.compile(
+    r"[?？]|[吗嗎呢](?=[。.!！\s]|$)|請問|请问|請提供|请提供|請發|请发|告訴我|告诉我"
+)
+
+
+async def _reads_as_reply(ctx: HandlerContext, ticket: Ticket) -> bool:
+    """Whether a private message after an officer's answer continues that conversation: chat
+    (thanks, "好的"), the same kind of matter, or anything at all when the officer asked a
+    question. A different matter told on its own becomes a ticket of its own."""
+    label = ctx.classify().label
+    if label in ("other", ticket.category):
+        return True
+    last = await _last_answer(ctx, ticket)
+    answer = ctx.runtime.cipher.decrypt(last.note_enc) if last and last.note_enc else ""
+    return bool(answer and _ASKS.search(answer))
+
+
+async def _last_answer(ctx: HandlerContext, ticket: Ticket) -> TicketEvent | None:
+    return await ctx.session.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "answered")
+        .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+async def _talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
+    """The officer the resident is talking with: whoever answered last (any officer may answer
+    a ticket), else the one it is assigned to."""
+    last = await _last_answer(ctx, ticket)
+    if last is not None and last.actor.startswith("officer:"):
+        officer = await ctx.session.get(Officer, last.actor.removeprefix("officer:"))
+        if officer is not None:
+            return officer
+    if ticket.assigned_officer_id is None:
+        return None
+    return await ctx.session.get(Officer, ticket.assigned_officer_id)
+
+
+async def _answered_lately(ctx: HandlerContext) -> Ticket | None:
+    """The sender's open ticket an officer answered most recently, within the window."""
+    return await ctx.session.scalar(
+        select(Ticket)
+        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+        .where(
+            TicketReporter.member_id == ctx.member.id,
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.answered_at >= ctx.now - FOLLOW_UP_WINDOW,
+        )
+        .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
+        .limit(1)
+    )
+
+
+async def _forward(ctx: HandlerContext, ticket: Ticket, text: str) -> None:
+    """Record the follow-up, pass it to the ticket's officer, and tell the resident so."""
+    add_event(
+        ctx.session, ctx.runtime, ticket, "followup", now=ctx.now, actor="resident", note=text
+    )
+    officer = await _talking_officer(ctx, ticket)
+    if officer is None:
+        ctx.reply(ctx.text("followup_noted", code=ticket.code))
+        return
+    out = Out.of(ctx)
+    out.to_officer(
+        officer,
+        out.text(
+            "officer_followup",
+            ctx.script,
+            code=ticket.code,
+            resident=await resident_label(ctx.session, ctx.runtime, ctx.member, ctx.script),
+            text=clip(text),
+        ),
+    )
+    ctx.reply(ctx.text("followup_forwarded", code=ticket.code, officer=officer.name))
