@@ -129,45 +129,54 @@ async def _step(
         )
         return
     router = Router(session, runtime.settings.timezone)
-    target = await router.escalation_target(assignee, level) if assignee else None
-    if target is None:
+    chain = await router.escalation_chain(assignee) if assignee else []
+    if not chain:
+        # Nobody above the assignee: the county's leader or duty desk, if that is someone else.
         county = await router.county_station()
-        target = await router.leader(county.id) if county else None
+        desk = await router.leader(county.id) if county else None
+        if desk is None or (assignee is not None and desk.id == assignee.id):
+            fallback = await router.assign(station_id=None, group=None, at=now)
+            desk = fallback.officer if fallback else None
+        if desk is not None and (assignee is None or desk.id != assignee.id):
+            chain = [desk]
+    target = chain[level - 2] if len(chain) > level - 2 else None
     if target is None:
-        # No leader up the chain: the county's duty desk, any officer, and at worst the
-        # assignee again, so a step is never "escalated to nobody" in silence.
-        fallback = await router.assign(station_id=None, group=None, at=now)
-        target = fallback.officer if fallback else assignee
-        log.warning(
-            "ticket %s: no leader to escalate to at level %d; telling %s",
-            ticket.code,
-            level,
-            target.id if target else "nobody",
+        # Everyone up the chain has been told already: telling them the same again is noise.
+        # The step stays on record and in the log, never silent.
+        log.warning("ticket %s: nobody left above to escalate to at level %d", ticket.code, level)
+        ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
+        add_event(
+            session,
+            runtime,
+            ticket,
+            "escalated",
+            now=now,
+            detail=f"level {level}: nobody left above ({what} overdue)",
         )
+        return
     text = clip(runtime.cipher.decrypt(ticket.text_enc) or "")
     ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
-    if target is not None:
-        out.to_officer(
-            target,
-            out.text(
-                "deadline_escalated",
-                script,
-                code=ticket.code,  # type: ignore[arg-type]
-                category=category,
-                priority=ticket.priority,
-                officer=assignee.name if assignee else "-",
-                what=what,
-                text=text,
-            ),
-            priority=1 if ticket.priority == 1 else 4,
-        )
+    out.to_officer(
+        target,
+        out.text(
+            "deadline_escalated",
+            script,
+            code=ticket.code,  # type: ignore[arg-type]
+            category=category,
+            priority=ticket.priority,
+            officer=assignee.name if assignee else "-",
+            what=what,
+            text=text,
+        ),
+        priority=1 if ticket.priority == 1 else 4,
+    )
     add_event(
         session,
         runtime,
         ticket,
         "escalated",
         now=now,
-        detail=f"level {level} to {target.id if target else 'nobody'} ({what} overdue)",
+        detail=f"level {level} to {target.id} ({what} overdue)",
     )
 
 
@@ -201,6 +210,9 @@ async def handover(runtime: Runtime, now: datetime) -> int:
             )
             successor = duty[0]
             ticket.assigned_officer_id = successor.id
+            # The new officer gets a deadline of their own, as after a transfer: the one that
+            # ran out on the last shift is not theirs to be escalated for.
+            restart_ladder(runtime, ticket, now)
             out = Out(session, runtime, now)
             out.to_officer(
                 successor,

@@ -169,26 +169,42 @@ class Router:
         anyone = await self._session.scalar(query)
         return Assignment(anyone, "county") if anyone else None
 
-    async def escalation_target(self, officer: Officer, level: int) -> Officer | None:
-        """Level 2: the officer's station leader; level 3: the parent station's duty or leader."""
-        if level <= 1:
-            return officer
+    async def escalation_chain(self, officer: Officer) -> list[Officer]:
+        """Who hears of an officer's overdue item, in order: their station's leader, then each
+        station above (its leader, else an officer there); each person once, never the officer
+        themself. Empty at the top of the tree."""
+        chain: list[Officer] = []
+
+        def add(candidate: Officer | None) -> None:
+            known = {officer.id} | {c.id for c in chain}
+            if candidate is not None and candidate.id not in known:
+                chain.append(candidate)
+
         station = await self._session.get(Station, officer.station_id)
         if station is None:
-            return None
-        if level == 2:
-            leader = await self.leader(station.id)
-            if leader is not None and leader.id != officer.id:
-                return leader
-            level = 3  # the leader is the one who let it slip: go up
-        if station.parent_id:
-            parent_leader = await self.leader(station.parent_id)
-            return parent_leader or (
-                await self._session.scalar(
-                    select(Officer).where(Officer.station_id == station.parent_id)
+            return chain
+        add(await self.leader(station.id))
+        seen = {station.id}
+        while station is not None and station.parent_id and station.parent_id not in seen:
+            seen.add(station.parent_id)
+            add(
+                await self.leader(station.parent_id)
+                or await self._session.scalar(
+                    select(Officer)
+                    .where(Officer.station_id == station.parent_id)
+                    .order_by(Officer.id)
                 )
             )
-        return None
+            station = await self._session.get(Station, station.parent_id)
+        return chain
+
+    async def escalation_target(self, officer: Officer, level: int) -> Officer | None:
+        """Level 1: the officer; level 2: the first of their escalation chain (their leader);
+        level 3: the next one up. None when the chain has nobody left at that level."""
+        if level <= 1:
+            return officer
+        chain = await self.escalation_chain(officer)
+        return chain[level - 2] if len(chain) > level - 2 else None
 
 
 async def home_station_of(session: AsyncSession, member: Member) -> tuple[str | None, Group | None]:

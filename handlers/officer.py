@@ -172,6 +172,21 @@ async def _transfer(
     if target is None:
         _tell(ctx, out, officer, ctx.text("officer_unknown_officer", officer_id=cmd.officer))
         return
+    if target.id == ticket.assigned_officer_id:
+        _tell(
+            ctx,
+            out,
+            officer,
+            ctx.text("officer_transfer_same", code=ticket.code, officer=target.name),
+        )
+        return
+    if not target.wechat_id:
+        # The bot could never tell them: the ticket would wait in silence for its deadline.
+        _tell(
+            ctx, out, officer,
+            ctx.text("officer_transfer_unreachable", code=ticket.code, officer=target.name),
+        )  # fmt: skip
+        return
     previous = ticket.assigned_officer_id
     ticket.assigned_officer_id, ticket.assigned_by = target.id, "manual"
     ticket.station_id = target.station_id  # escalation follows the new assignee's station

@@ -310,6 +310,29 @@ async def test_transfer_and_reclassify_restart_the_deadline_ladder(h: Harness) -
     assert any("⏰" in m for m in h.to_user("wxid_chen"))
 
 
+async def test_transfer_to_someone_the_bot_cannot_reach_or_to_the_holder_changes_nothing(
+    h: Harness,
+) -> None:
+    from sqlalchemy import update
+
+    from models.directory import Officer
+
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("请问驾驶证到期了怎么换证", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    async with h.runtime.sessions.begin() as s:
+        await s.execute(update(Officer).where(Officer.id == "off-li").values(wechat_id=None))
+    await h.say(f"轉派 #{t.code} off-li", group=None, sender="wxid_wang")
+    await h.say(f"轉派 #{t.code} off-wang", group=None, sender="wxid_wang")
+    await h.sent()
+    [t] = await h.tickets()
+    assert t.assigned_officer_id == "off-wang"
+    told = h.to_user("wxid_wang")[-2:]
+    assert "未轉派" in told[0] and "微信號" in told[0]
+    assert "未作變更" in told[1]
+    assert "transferred" not in await h.timeline(t)
+
+
 async def test_held_report_becomes_a_ticket_once_the_resident_verifies(h: Harness) -> None:
     await h.say("我家门口的电动车昨晚被人偷了", group=GROUP, sender="wxid_new")
     assert await h.tickets() == []
