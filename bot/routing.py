@@ -1,7 +1,7 @@
 """Who handles a matter now: the duty roster, and a fallback chain that never ends empty.
 
 Group → its station → the officer on duty by the roster (in the station's timezone; shifts may
-cross midnight; one-off entries for a date replace that station's weekly pattern on that date).
+cross midnight; a one-off entry replaces the weekly pattern while it covers the instant).
 Fallback: the group's own officer → the station leader → the parent station's duty officer, and up.
 """
 
@@ -38,26 +38,29 @@ def _covers(entry: RosterEntry, day: date, minute_of_day: int) -> bool:
     return start <= minute_of_day < end
 
 
-def _applies(entry: RosterEntry, day: date, overridden: set[date]) -> bool:
+def _scheduled(entry: RosterEntry, day: date) -> bool:
     if entry.on_date is not None:
         return entry.on_date == day
-    return day not in overridden and _DAY_NAMES[day.weekday()] in entry.days
+    return _DAY_NAMES[day.weekday()] in entry.days
 
 
 def on_duty_ids(entries: list[RosterEntry], local: datetime) -> list[str]:
-    """Officer ids on duty at the local time ``local``, in roster order."""
+    """Officer ids on duty at the local time ``local``, in roster order.
+
+    One-off entries win where they cover the instant: "孫 covers Tuesday 08:00–20:00" replaces
+    the weekly day shift then, and leaves the weekly night shift that night alone."""
     today = local.date()
     yesterday = today - timedelta(days=1)
     minute = local.hour * 60 + local.minute
-    overridden = {e.on_date for e in entries if e.on_date is not None}
-    found: list[str] = []
-    for entry in entries:
-        covers = (_applies(entry, today, overridden) and _covers(entry, today, minute)) or (
-            _applies(entry, yesterday, overridden) and _covers(entry, yesterday, minute + 24 * 60)
+
+    def covering(entry: RosterEntry) -> bool:
+        return (_scheduled(entry, today) and _covers(entry, today, minute)) or (
+            _scheduled(entry, yesterday) and _covers(entry, yesterday, minute + 24 * 60)
         )
-        if covers and entry.officer_id not in found:
-            found.append(entry.officer_id)
-    return found
+
+    now_on = [e for e in entries if covering(e)]
+    chosen = [e for e in now_on if e.on_date is not None] or now_on
+    return list(dict.fromkeys(e.officer_id for e in chosen))
 
 
 @dataclass(frozen=True)

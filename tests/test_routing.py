@@ -70,6 +70,22 @@ async def test_one_off_override_replaces_the_weekly_pattern(h: Harness, tmp_path
     assert await _duty(h, "qiaozhen", at(2, 10)) == ["off-wang"]  # Wednesday: weekly again
 
 
+async def test_a_one_off_replaces_only_the_hours_it_covers(h: Harness, tmp_path: Path) -> None:
+    # 趙所長 stands in for Tuesday's day shift: off-li's Tuesday night shift (20:00–08:00) stays,
+    # in the evening and past midnight.
+    text = (Path(__file__).parent / "data" / "directory.yaml").read_text("utf-8")
+    text += (
+        '  - {station: qiaozhen, officer: off-zhao, date: 2026-12-01, from: "08:00", to: "20:00"}\n'
+    )
+    path = tmp_path / "d.yaml"
+    path.write_text(text, "utf-8")
+    await h.load_directory(path)
+    assert await _duty(h, "qiaozhen", at(1, 10)) == ["off-zhao"]
+    assert await _duty(h, "qiaozhen", at(1, 7)) == ["off-li"]  # Monday's night shift, still on
+    assert await _duty(h, "qiaozhen", at(1, 21)) == ["off-li"]
+    assert await _duty(h, "qiaozhen", at(2, 1)) == ["off-li"]  # past midnight
+
+
 async def test_an_officer_the_bot_cannot_reach_is_passed_over(h: Harness, tmp_path: Path) -> None:
     # On the roster and the group's own officer, but without a wechat_id: the ticket would sit
     # with somebody who never hears of it, so the chain goes on to the leader.
