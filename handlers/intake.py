@@ -127,6 +127,14 @@ _MEDICAL = re.compile(
 )
 
 
+# The number each safety reply tells the resident to call first; officers' pages say the same.
+_FIRST_NUMBER = {
+    "emergency_reply": "110",
+    "emergency_reply_fire": "119",
+    "emergency_reply_medical": "120",
+}
+
+
 def _safety_reply_key(text: str) -> str:
     """Fire first names 119, an injury or illness 120, everything else 110."""
     plain = normalise(text)
@@ -173,10 +181,9 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     if ticket is None:
         ticket = await _open(ctx, result, item, emergency=True)
     officer = await _officer(ctx, ticket)
+    reply_key = _safety_reply_key(item.text)
     ctx.reply(
-        ctx.text(
-            _safety_reply_key(item.text), officer=officer.name if officer else "", code=ticket.code
-        ),
+        ctx.text(reply_key, officer=officer.name if officer else "", code=ticket.code),
         priority=0,
     )
     add_event(
@@ -207,6 +214,7 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         group=await group_label(ctx.session, ctx.runtime, ticket),
         resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
         text=clip(item.text),
+        number=_FIRST_NUMBER[reply_key],
     )
     for target in paged:
         out.to_officer(target, page, priority=0)

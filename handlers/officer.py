@@ -127,6 +127,10 @@ async def _ack(
     if ticket.status == "closed":
         _tell(ctx, out, officer, ctx.text("officer_already_closed", code=ticket.code))
         return
+    if ticket.acknowledged_at is not None and ticket.assigned_officer_id == officer.id:
+        # Already theirs: the residents heard so once; the officer hears it again, privately.
+        _tell(ctx, out, officer, ctx.text("officer_already_acknowledged", code=ticket.code))
+        return
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = ctx.now
         ticket.escalation_level = 0
@@ -161,7 +165,10 @@ async def _close(
         actor=_actor(officer),
         note=cmd.text,
     )
-    await _to_reporters(ctx, out, ticket, "ticket_closed_to_resident", text=cmd.text or "-")
+    if cmd.text:
+        await _to_reporters(ctx, out, ticket, "ticket_closed_to_resident", text=cmd.text)
+    else:
+        await _to_reporters(ctx, out, ticket, "ticket_closed_to_resident_plain")
     _done(ctx, out, officer, ticket, ctx.text("action_closed"))
 
 

@@ -399,3 +399,31 @@ async def test_fire_reply_names_119_first(h: Harness) -> None:
     await h.sent()
     [reply] = h.to_group(GROUP)
     assert reply["text"].index("119") < reply["text"].index("110")
+    # The officers' pages say what the resident was told to call.
+    for officer in ("wxid_wang", "wxid_zhao"):
+        [page] = h.to_user(officer)
+        assert "P1" in page and "拨打119" in page
+
+
+async def test_acknowledging_twice_tells_the_officer_not_the_group_again(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"接單 #{t.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    posts = len(h.to_group(GROUP))
+    await h.say(f"接單 #{t.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    assert len(h.to_group(GROUP)) == posts
+    assert "無需重複" in h.to_user("wxid_wang")[-1]
+    assert (await h.timeline(t)).count("acknowledged") == 1
+
+
+async def test_a_close_without_words_says_closed_without_a_dash(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("请问驾驶证到期了怎么换证", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"结案 #{t.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    [closed] = [m["text"] for m in h.to_group(GROUP) if "已结案" in m["text"]]
+    assert f"#{t.code} 已结案。" in closed and ":-" not in closed and "满意" in closed
