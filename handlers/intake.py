@@ -423,7 +423,7 @@ async def _attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> 
                 "ticket_merged",
                 item.script,
                 code=ticket.code,
-                category=category_text(ctx.runtime, ticket),
+                category=category_text(ctx.runtime, ticket, item.script),
                 officer=officer.name if officer else "",
             ),
         )

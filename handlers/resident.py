@@ -72,7 +72,7 @@ async def _query(ctx: HandlerContext, code: str) -> None:
         ctx.text(
             "ticket_status",
             code=ticket.code,
-            category=category_text(ctx.runtime, ticket),
+            category=category_text(ctx.runtime, ticket, ctx.script),
             status=ctx.text(f"status_{ticket.status}"),
             officer=officer.name if officer else "-",
             created=created,

@@ -20,7 +20,9 @@ def _t2s() -> opencc.OpenCC:
 
 @lru_cache(maxsize=1)
 def _s2t() -> opencc.OpenCC:
-    return opencc.OpenCC("s2t")
+    # Taiwan's standard forms: plain s2t writes 群 as 羣 and 床 as 牀, so "警民群" would read
+    # as Simplified although both scripts write it the same.
+    return opencc.OpenCC("s2tw")
 
 
 def script_of(text: str) -> Script | None:

@@ -34,7 +34,7 @@ from bot.dispatcher import HandlerContext
 from bot.pii import PiiCipher, mask_name, mask_phone
 from bot.routing import Router
 from broadcasts.outbox import enqueue, scrub_payload
-from handlers.texts import Script, detect_script
+from handlers.texts import Script, detect_script, script_of
 from handlers.tickets import Out
 from models.directory import Group, Officer, Station
 from models.journal import InboundEvent
@@ -102,11 +102,6 @@ def normalise_phone(raw: str) -> str:
 @lru_cache(maxsize=1)
 def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
-
-
-@lru_cache(maxsize=1)
-def _s2t() -> opencc.OpenCC:
-    return opencc.OpenCC("s2t")
 
 
 def name_key(name: str) -> str:
@@ -205,9 +200,7 @@ def _local_day(ctx: HandlerContext, when: datetime) -> date:
 
 def group_script(name: str | None) -> Script:
     """Announcements follow the group name's script; Traditional when the name does not tell."""
-    if name and _s2t().convert(name) != name and _t2s().convert(name) == name:
-        return "hans"
-    return "hant"
+    return "hans" if name and script_of(name) == "hans" else "hant"
 
 
 def _name_script(name: str) -> Script:

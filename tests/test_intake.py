@@ -427,3 +427,17 @@ async def test_a_close_without_words_says_closed_without_a_dash(h: Harness) -> N
     await h.sent()
     [closed] = [m["text"] for m in h.to_group(GROUP) if "已结案" in m["text"]]
     assert f"#{t.code} 已结案。" in closed and ":-" not in closed and "满意" in closed
+
+
+async def test_a_merge_is_acknowledged_in_the_joiners_own_script(h: Harness) -> None:
+    for who in ("wxid_a", "wxid_b"):
+        await h.bind(who, group=GROUP)
+    await h.say("村口小賣部被人撬門偷東西了", group=GROUP, sender="wxid_a")  # Traditional
+    await h.say("村口小卖部被撬了,门锁都坏了,东西被偷", group=GROUP, sender="wxid_b")
+    [ticket] = await h.tickets()
+    await h.sent()
+    [joined] = [m["text"] for m in h.to_group(GROUP) if m["mentions"] == ["wxid_b"]]
+    assert "报警" in joined and "報警" not in joined
+    await h.say(f"查询 #{ticket.code}", group=None, sender="wxid_b")
+    await h.sent()
+    assert "报警" in h.to_user("wxid_b")[-1] and "報警" not in h.to_user("wxid_b")[-1]

@@ -475,6 +475,16 @@ async def test_officer_joining_is_announced_and_takes_an_officerless_group(vh: H
     assert group.officer_id == "off-wang"
 
 
+async def test_a_group_name_both_scripts_write_alike_gets_traditional(vh: Harness) -> None:
+    # "群" is written alike in both scripts (plain s2t would make it 羣 and call the name
+    # Simplified): the welcome is Traditional, as for any name that does not tell.
+    async with vh.runtime.sessions.begin() as s:
+        await s.execute(update(Group).where(Group.id == GROUP).values(name="河西村警民群"))
+    await _event(vh, "member_joined", "wxid_new")
+    (welcome,) = private_to(vh.world, "wxid_new")
+    assert "實名 姓名 手機號" in welcome
+
+
 async def test_the_group_officer_leaving_frees_the_group_and_tells_the_leader(
     vh: Harness,
 ) -> None:
