@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
@@ -186,6 +187,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(report.format())
         return 0
     bad = 0
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Bytes that are not UTF-8 become a bad line of their own, not a traceback that drops
+        # every line after them.
+        sys.stdin.reconfigure(errors="surrogateescape")
     for lineno, line in enumerate(sys.stdin, 1):
         # One output line per input line, so that outputs line up with inputs; a line that is
         # not {"text": "…"} gets an error line, and the exit status says some did.
@@ -194,7 +199,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
             text = item["text"]
             if not isinstance(text, str):
                 raise TypeError
-        except (json.JSONDecodeError, KeyError, TypeError):
+            text.encode("utf-8")  # a lone surrogate (\ud800) cannot be written back out
+        except (ValueError, RecursionError, KeyError, TypeError):
             bad += 1
             print(json.dumps({"error": f'line {lineno}: expected {{"text": …}}'}), flush=True)
             continue
@@ -280,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--config", default=argparse.SUPPRESS)
     listing.set_defaults(func=cmd_token_list)
     revoke = tok_sub.add_parser("revoke", help="revoke a token by its id (from `token list`)")
-    revoke.add_argument("id", type=int)
+    revoke.add_argument("id", type=_row_id)
     revoke.add_argument("--config", default=argparse.SUPPRESS)
     revoke.set_defaults(func=cmd_token_revoke)
 
@@ -308,6 +314,13 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 1–65535, got {port}")
     return port
+
+
+def _row_id(text: str) -> int:
+    """A row id for argparse: a positive number that fits the database's integer column."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"not a token id: {text!r} (see `lianxin token list`)")
+    return int(text)
 
 
 def _database_problem(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channels.base import storable_text
 from models.directory import Group, Officer, RosterEntry, Station
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -30,10 +31,24 @@ class DirectoryError(Exception):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers each mapping's line as ``__line__``."""
+    """A SafeLoader that remembers each mapping's line as ``__line__``, refuses a key given
+    twice, and leaves dates as text (checked below, naming the line)."""
+
+
+# YAML would turn an unquoted 2026-02-30 into a date and fail with a bare ValueError.
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
+    twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if twice is not None:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"key '{twice}' given twice", node.start_mark
+        )
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
@@ -66,7 +81,11 @@ def parse_directory(
     """Parse and check a directory document; raises :class:`DirectoryError`."""
     try:
         doc = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source} line {mark.line + 1}" if mark else source
+        raise DirectoryError(f"{where}: not valid YAML: {exc.problem or exc}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise DirectoryError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise DirectoryError(f"{source}: top level must be a mapping")
@@ -98,6 +117,10 @@ def _require(source: str, item: dict[str, Any], what: str, *keys: str) -> None:
 # cut the escalation chain; names and ids given as lists or mappings would be stored as
 # their Python repr.
 _TEXT, _LIST, _ANY = "text", "list", "any"
+# The widest text each key may hold (its column); ids of stations and officers are 64 wide.
+_WIDTHS = {"name": 200, "wechat_id": 128, "wecom_webhook": 500}
+_GROUP_ID_WIDTH, _ID_WIDTH = 128, 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _KEYS: dict[str, tuple[dict[str, str], str]] = {
     "stations": (dict.fromkeys(("id", "name", "parent", "timezone"), _TEXT), "station"),
     "officers": (dict.fromkeys(("id", "name", "station", "wechat_id", "role"), _TEXT), "officer"),
@@ -134,8 +157,22 @@ def _check_shapes(s: dict[str, list[dict[str, Any]]], source: str) -> None:
                     continue
                 if kind == _TEXT and (isinstance(value, bool) or not isinstance(value, str | int)):
                     raise _fail(source, item, label, f"'{key}' must be text, got {value!r}")
+                if kind == _TEXT:
+                    _check_text(source, item, label, section, key, str(value))
                 if kind == _LIST and not isinstance(value, list):
                     raise _fail(source, item, label, f"'{key}' must be a list, got {value!r}")
+
+
+def _check_text(
+    source: str, item: dict[str, Any], label: str, section: str, key: str, value: str
+) -> None:
+    """Text the database can hold: within its column, and no control characters (NUL, which
+    PostgreSQL refuses, among them) or lone surrogates."""
+    width = _WIDTHS.get(key, _GROUP_ID_WIDTH if (section, key) == ("groups", "id") else _ID_WIDTH)
+    if len(value) > width:
+        raise _fail(source, item, label, f"'{key}' is longer than {width} characters")
+    if _CONTROL.search(value) or not storable_text(value):
+        raise _fail(source, item, label, f"'{key}' holds control characters")
 
 
 def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> None:
@@ -202,7 +239,11 @@ def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> Non
             raise _fail(source, entry, what, f"unknown officer '{entry['officer']}'")
         for key in ("from", "to"):
             if not _TIME.match(str(entry[key])):
-                raise _fail(source, entry, what, f"'{key}' must be HH:MM, got {entry[key]!r}")
+                # Unquoted, YAML reads 20:00 as the number 1200.
+                raise _fail(
+                    source, entry, what,
+                    f"'{key}' must be HH:MM in quotes (\"20:00\"), got {entry[key]!r}",
+                )  # fmt: skip
         days = entry.get("days")
         on = entry.get("date")
         if (days is None) == (on is None):

@@ -84,6 +84,10 @@ def test_token_create_cli_prints_a_token_once(
     assert "no live token 1" in capsys.readouterr().err
     assert main([*cli, "list"]) == 0
     assert "\trevoked " in capsys.readouterr().out
+    # An id no row can have is a usage error, not an overflow traceback.
+    with pytest.raises(SystemExit) as usage:
+        main([*cli, "revoke", "99999999999999999999999"])
+    assert usage.value.code == 2 and "not a token id" in capsys.readouterr().err
 
 
 async def test_a_revoked_token_is_refused(harness: Harness) -> None:

@@ -71,3 +71,23 @@ def test_classify_eval_names_a_bad_file_or_line(
     assert main(["classify", "--eval", str(path)]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_lines_that_cannot_be_read_or_written_back_are_error_lines_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = (
+        b'{"text": "\\ud800"}\n'  # a lone surrogate: cannot be printed back
+        + b"[" * 100_000  # nested too deep for the parser
+        + b"\n\xff\xfe not UTF-8\n"
+        + b'{"text": 1'
+        + b"0" * 5000
+        + b"}\n"  # a number too long to convert
+        + '{"text": "請問身份證換領要幾天"}\n'.encode()
+    )
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
+    assert main(["classify"]) == 1
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [("error" in o) for o in out] == [True, True, True, True, False]
+    assert [o["error"][:7] for o in out[:4]] == ["line 1:", "line 2:", "line 3:", "line 4:"]
+    assert out[4]["label"] == "consultation"

@@ -126,6 +126,23 @@ async def test_unknown_reference_names_the_line_and_applies_nothing(
         ("groups:\n  - {id: g1, name: [a, b], station: s1}\n", "'name' must be text"),
         ("groups:\n  - {id: g1, name: 群, station: s1, tags: village}\n", "'tags' must be a list"),
         ("officers:\n  - {id: o2, name: yes, station: s1}\n", "'name' must be text"),
+        # Unquoted impossible dates were a bare ValueError from YAML's date parsing.
+        (
+            "roster:\n  - {station: s1, officer: o1, date: 2026-02-30, from: '08:00', to: '20:00'}\n",
+            "date must be YYYY-MM-DD",
+        ),
+        (
+            "roster:\n  - {station: s1, officer: o1, date: 2026-13-01, from: '08:00', to: '20:00'}\n",
+            "date must be YYYY-MM-DD",
+        ),
+        (
+            "roster:\n  - {station: s1, officer: o1, days: [mon], from: 20:00, to: '23:00'}\n",
+            "quotes",
+        ),
+        ("officers:\n  - {id: o2, id: o3, name: 二, station: s1}\n", "key 'id' given twice"),
+        (f"officers:\n  - {{id: {'o' * 65}, name: 二, station: s1}}\n", "longer than 64"),
+        ('officers:\n  - {id: "o\\0x", name: 二, station: s1}\n', "control characters"),
+        ('groups:\n  - {id: g1, name: "群\\n", station: s1}\n', "control characters"),
     ],
 )
 def test_bad_entries_are_named(snippet: str, expected: str) -> None:
