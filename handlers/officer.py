@@ -3,6 +3,8 @@ list. Only a sender whose id is a directory officer's ``wechat_id`` reaches this
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bot.channels.base import OutboundMessage
 from bot.deadlines import next_check, restart_ladder
 from bot.dispatcher import HandlerContext
@@ -18,8 +20,8 @@ from handlers.tickets import (
     priority_for,
     reporters,
 )
-from models.directory import Officer
-from models.tickets import Ticket
+from models.directory import Officer, Station
+from models.tickets import OPEN_STATUSES, Ticket
 
 OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer"}
 
@@ -251,21 +253,55 @@ async def _classify(
 
 
 async def _todo(ctx: HandlerContext, officer: Officer) -> None:
+    """An officer's open tickets; a leader also sees the escalated ones of their stations."""
     out = Out.of(ctx)
     tickets = await open_tickets_of(ctx.session, officer.id)
-    if not tickets:
+    supervised = await _escalated_below(ctx, officer) if officer.role == "leader" else []
+    if not tickets and not supervised:
         _tell(ctx, out, officer, ctx.text("officer_todo_empty"))
         return
-    lines = [ctx.text("officer_todo_header", count=len(tickets))]
-    for t in tickets:
-        lines.append(
-            ctx.text(
-                "officer_todo_line",
-                code=t.code,
-                category=category_text(ctx.runtime, t, ctx.script),
-                priority=t.priority,
-                status=ctx.text(f"status_{t.status}"),
-                age=age_text(ctx.runtime, ctx.script, ctx.now - t.created_at),
+    lines = [ctx.text("officer_todo_header", count=len(tickets))] if tickets else []
+    lines += [ctx.text("officer_todo_line", **_todo_values(ctx, t)) for t in tickets]
+    if supervised:
+        lines.append(ctx.text("officer_todo_supervised", count=len(supervised)))
+        for t, holder in supervised:
+            lines.append(
+                ctx.text("officer_todo_supervised_line", **_todo_values(ctx, t), officer=holder)
             )
-        )
     _tell(ctx, out, officer, "\n".join(lines))
+
+
+def _todo_values(ctx: HandlerContext, t: Ticket) -> dict[str, object]:
+    return {
+        "code": t.code,
+        "category": category_text(ctx.runtime, t, ctx.script),
+        "priority": t.priority,
+        "status": ctx.text(f"status_{t.status}"),
+        "age": age_text(ctx.runtime, ctx.script, ctx.now - t.created_at),
+    }
+
+
+async def _escalated_below(ctx: HandlerContext, leader: Officer) -> list[tuple[Ticket, str]]:
+    """Open tickets of the leader's station and the stations under it that have been escalated
+    to a leader (level 2 or more) and are held by someone else, with the holder's name."""
+    parents = dict((await ctx.session.execute(select(Station.id, Station.parent_id))).all())
+    scope = {leader.station_id}
+    grew = True
+    while grew:
+        below = {sid for sid, parent in parents.items() if parent in scope}
+        grew = not below <= scope
+        scope |= below
+    rows = (
+        await ctx.session.execute(
+            select(Ticket, Officer.name)
+            .outerjoin(Officer, Officer.id == Ticket.assigned_officer_id)
+            .where(
+                Ticket.station_id.in_(scope),
+                Ticket.status.in_(OPEN_STATUSES),
+                Ticket.escalation_level >= 2,
+                Ticket.assigned_officer_id.is_distinct_from(leader.id),
+            )
+            .order_by(Ticket.created_at)
+        )
+    ).all()
+    return [(ticket, name or "-") for ticket, name in rows]

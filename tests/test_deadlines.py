@@ -123,7 +123,7 @@ async def test_daily_digest_at_eight_once(h: Harness) -> None:
     code = await _report(h)
 
     def digests() -> list[dict[str, object]]:
-        return [d for d in h.world.state.delivered() if "早安" in str(d["text"])]
+        return [d for d in h.world.state.delivered() if "每日提醒" in str(d["text"])]
 
     # The sweep runs all day (every minute in production; hourly is enough here): the item is
     # escalated on Monday and so stays overdue, not handed over to the night shift.
@@ -204,3 +204,19 @@ async def test_a_leaders_own_overdue_item_goes_up_one_station(h: Harness) -> Non
     escalations = [m for m in h.to_user("wxid_county")[before:] if "督" in m]
     assert len(escalations) == 1 and t.code in escalations[0]
     assert not [m for m in h.to_user("wxid_zhao") if "督" in m]
+
+
+async def test_a_leaders_todo_lists_what_was_escalated_to_him(h: Harness) -> None:
+    code = await _report(h)  # P2, 王警官's
+    for _ in range(2):  # reminder, then the leader
+        h.clock.advance(timedelta(minutes=30))
+        await h.sweep()
+    await h.say("待辦", group=None, sender="wxid_zhao")
+    await h.sent()
+    todo = h.to_user("wxid_zhao")[-1]
+    assert "督辦" in todo and f"#{code}" in todo and "王警官" in todo
+    # 王警官's own list has it as his, with its age labelled.
+    await h.say("待辦", group=None, sender="wxid_wang")
+    await h.sent()
+    mine = h.to_user("wxid_wang")[-1]
+    assert f"#{code}" in mine and "已1小時" in mine and "逾期督辦" not in mine
