@@ -806,14 +806,34 @@ async def fan_out_run(
     quiet = QuietHours.parse(options.quiet_hours)
     cap = options.daily_cap_per_group
     counts = await cap_counts(session, since=(now - timedelta(days=1)).date())
+    waiting = await _still_waiting(session, bulletin.id)
     for group in groups:
         tz = tzs.get(group.station_id, default_tz)
         slot = plan_slot(
             now, tz=tz, quiet=quiet, cap=cap, taken=lambda d, g=group.id: counts[(g, d)]
         )
+        key = f"bulletin-{run_id}-{group.id}"
+        if group.id in waiting:
+            # A cron bulletin due every few minutes through the night would otherwise queue a
+            # copy per run, all released together at the end of the quiet hours: one copy of
+            # the same words waiting for a group is enough.
+            session.add(
+                BulletinDelivery(
+                    run_id=run_id,
+                    bulletin_id=bulletin.id,
+                    group_id=group.id,
+                    channel=channel_for(group),
+                    idempotency_key=key,
+                    slot_date=slot.slot_date,
+                    not_before=slot.not_before,
+                    reason=f"merged: run {waiting[group.id]} of this bulletin still waits to go",
+                    status=CANCELLED,
+                    created_at=now,
+                )
+            )
+            continue
         counts[(group.id, slot.slot_date)] += 1
         message = bulletin_message(runtime, bulletin, group, options)
-        key = f"bulletin-{run_id}-{group.id}"
         session.add(
             BulletinDelivery(
                 run_id=run_id,
@@ -838,6 +858,21 @@ async def fan_out_run(
         )
     run.groups = len(groups)
     return len(groups)
+
+
+async def _still_waiting(session: AsyncSession, bulletin_id: int) -> dict[str, int]:
+    """Groups with a delivery of this bulletin queued and not yet tried (waiting for the end of
+    quiet hours, a day under the cap, or the worker), and the run it belongs to."""
+    rows = await session.execute(
+        select(BulletinDelivery.group_id, BulletinDelivery.run_id)
+        .join(OutboxMessage, OutboxMessage.idempotency_key == BulletinDelivery.idempotency_key)
+        .where(
+            BulletinDelivery.bulletin_id == bulletin_id,
+            OutboxMessage.status == "pending",
+            OutboxMessage.attempts == 0,
+        )
+    )
+    return {group_id: run for group_id, run in rows.all()}
 
 
 async def _existing_targets(session: AsyncSession, targets: dict[str, Any]) -> list[Group]:
@@ -942,7 +977,7 @@ def delivery_status(
 ) -> str:
     """Our view of one delivery: the outbox row's state, or deferred while it waits its turn."""
     if outbox_status is None:
-        return "pending"
+        return CANCELLED if delivery.status == CANCELLED else "pending"  # merged: never queued
     if outbox_status == "pending":
         waiting = next_attempt_at is not None and next_attempt_at > now
         return "deferred" if waiting and attempts == 0 and delivery.reason else "pending"
