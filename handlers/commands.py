@@ -44,6 +44,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("unsatisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.]*$")),
     ("answer", re.compile(r"^#\s*(?P<code>[A-Za-z]\d{4,6})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
     ("query", re.compile(rf"^(?:查詢|查询)\s*{_CODE}$")),
+    ("contact", re.compile(rf"^(?:聯繫|联系|電話|电话)\s*{_CODE}$")),
 ]
 
 

@@ -21,9 +21,10 @@ from handlers.tickets import (
     reporters,
 )
 from models.directory import Officer, Station
+from models.people import Binding
 from models.tickets import OPEN_STATUSES, Ticket
 
-OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer"}
+OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer", "contact"}
 
 
 async def officer_commands(ctx: HandlerContext) -> bool:
@@ -53,6 +54,7 @@ async def officer_commands(ctx: HandlerContext) -> bool:
         "close": _close,
         "transfer": _transfer,
         "classify": _classify,
+        "contact": _contact,
     }[command.name]
     await handler(ctx, out, officer, ticket, command)
     return True
@@ -250,6 +252,34 @@ async def _classify(
     )
     category = category_text(ctx.runtime, ticket, ctx.script)
     _done(ctx, out, officer, ticket, ctx.text("action_classified", category=category))
+
+
+async def _contact(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, cmd: Command
+) -> None:
+    """``聯繫 #CODE``: the reporters' verified names and numbers, privately, for the officer
+    holding the ticket or a leader, so that they can call; every look is in the timeline."""
+    if officer.role != "leader" and ticket.assigned_officer_id != officer.id:
+        _tell(ctx, out, officer, ctx.text("officer_contact_not_yours", code=ticket.code))
+        return
+    lines = [ctx.text("officer_contact_header", code=ticket.code)]
+    for reporter in await reporters(ctx.session, ticket):
+        binding = (
+            await ctx.session.scalar(select(Binding).where(Binding.member_id == reporter.member_id))
+            if reporter.member_id is not None
+            else None
+        )
+        if binding is None:
+            lines.append(ctx.text("officer_contact_unverified"))
+            continue
+        cipher = ctx.runtime.cipher
+        name, phone = (
+            cipher.decrypt(binding.name_enc) or "",
+            cipher.decrypt(binding.phone_enc) or "",
+        )
+        lines.append(ctx.text("officer_contact_line", name=name, phone=phone))
+    add_event(ctx.session, ctx.runtime, ticket, "contact_shown", now=ctx.now, actor=_actor(officer))
+    _tell(ctx, out, officer, "\n".join(lines))
 
 
 async def _todo(ctx: HandlerContext, officer: Officer) -> None:

@@ -441,3 +441,22 @@ async def test_a_merge_is_acknowledged_in_the_joiners_own_script(h: Harness) -> 
     await h.say(f"查询 #{ticket.code}", group=None, sender="wxid_b")
     await h.sent()
     assert "报警" in h.to_user("wxid_b")[-1] and "報警" not in h.to_user("wxid_b")[-1]
+
+
+async def test_the_holder_or_a_leader_can_see_the_number_privately_and_it_is_recorded(
+    h: Harness,
+) -> None:
+    await h.bind("wxid_yang", name="楊某某", phone="13912345678", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.sent()
+    posts = len(h.to_group(GROUP))
+    await h.say(f"聯繫 #{t.code}", group=GROUP, sender="wxid_wang")  # asked in the group
+    await h.say(f"联系 #{t.code}", group=None, sender="wxid_li")  # not his ticket
+    await h.say(f"電話 #{t.code}", group=None, sender="wxid_zhao")  # the leader
+    await h.sent()
+    assert len(h.to_group(GROUP)) == posts  # never in the group
+    assert "楊某某 13912345678" in h.to_user("wxid_wang")[-1]
+    assert "13912345678" not in h.to_user("wxid_li")[-1] and "负责" in h.to_user("wxid_li")[-1]
+    assert "13912345678" in h.to_user("wxid_zhao")[-1]
+    assert (await h.timeline(t)).count("contact_shown") == 2
