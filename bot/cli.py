@@ -88,8 +88,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from bot.db import migrate_url
 
     settings = _settings(args, require_secrets=False)
-    asyncio.run(migrate_url(settings.database.url))
-    print("database is at the latest revision")
+    before, after = asyncio.run(migrate_url(settings.database.url))
+    if before == after:
+        print(f"database already at the latest revision ({after})")
+    else:
+        print(f"database upgraded from {before or 'empty'} to {after}")
     return 0
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -71,23 +72,25 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` on ``engine``."""
+async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Apply migrations up to ``revision`` on ``engine``; the revisions before and after."""
 
-    def _upgrade(connection: Connection) -> None:
+    def _upgrade(connection: Connection) -> tuple[str | None, str | None]:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
+        before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(cfg, revision)
+        return before, MigrationContext.configure(connection).get_current_revision()
 
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        return await conn.run_sync(_upgrade)
 
 
-async def migrate_url(url: str) -> None:
+async def migrate_url(url: str) -> tuple[str | None, str | None]:
     """Apply migrations to the database at ``url`` with a short-lived engine."""
     engine = make_engine(url)  # for SQLite, no aiosqlite thread left behind when it fails
     try:
-        await migrate(engine)
+        return await migrate(engine)
     finally:
         await engine.dispose()
 

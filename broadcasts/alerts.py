@@ -69,7 +69,10 @@ def render_alert(runtime: Runtime, alert: Alert, *, parent_id: int | None, reaso
     if alert.kind == "correction":
         return runtime.texts.render("alert_correction", script, parent=parent_id, text=text)
     if alert.kind == "recall":
-        return runtime.texts.render("alert_recall", script, parent=parent_id, reason=reason)
+        because = (
+            runtime.texts.render("alert_recall_reason", script, reason=reason) if reason else ""
+        )
+        return runtime.texts.render("alert_recall", script, parent=parent_id, reason=because)
     return runtime.texts.render("alert_message", script, id=alert.id, text=text)
 
 

@@ -152,7 +152,7 @@ async def test_recall_before_sending_withdraws_and_after_sending_tells_the_group
     texts = [m["text"] for m in await b.h.sent() if m["group_id"] == QZ]
     assert len(texts) == 3
     assert texts[1].startswith("【更正:紧急通报 ") and "仅东桥封闭" in texts[1]
-    assert texts[2].startswith("【撤回:紧急通报 ") and "已恢复通行" in texts[2]
+    assert texts[2].startswith("【撤回:紧急通报 ") and "为准。原因:已恢复通行" in texts[2]
     again = await b.api.post(f"/api/v1/alerts/{out['id']}/recall", json={}, headers=b.admin)
     assert again.status_code == 409
     # A recalled alert no longer collects replies.

@@ -185,3 +185,12 @@ def test_serve_refuses_to_start_without_secret(
         main(["serve", "--config", str(path)])
     assert exit_info.value.code == 2
     assert "security.pii_key" in capsys.readouterr().err
+
+
+def test_db_upgrade_says_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    assert "upgraded from empty to " in capsys.readouterr().out
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    assert "already at the latest revision" in capsys.readouterr().out
