@@ -135,6 +135,10 @@ _FIRST_NUMBER = {
 }
 
 
+# A new occurrence of the same kind of incident: "又被偷了一辆", "又一次", "再次被撬".
+_AGAIN = re.compile(r"又[^,.!?]{0,6}了|又一[辆个次回台只头家户]|再次|这次又")
+
+
 def _safety_reply_key(text: str) -> str:
     """Fire first names 119, an injury or illness 120, everything else 110."""
     plain = normalise(text)
@@ -365,7 +369,14 @@ async def _merge_target(
         recent = ctx.now - ticket.updated_at <= follow_up
         if emergency and recent:
             return ticket  # "快来啊" after "着火了": the same person's same danger
-        # The same matter: the same resident writing about the same thing again.
+        # The same matter: the same resident writing about the same thing again, unless they
+        # say it happened again (又被偷了一辆) after the first report has gone quiet.
+        if (
+            not recent
+            and result.label in ("report", "help")
+            and _AGAIN.search(normalise(item.text))
+        ):
+            continue
         first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
         if similarity(first, item.text) >= _FOLLOW_UP_SIMILAR and (
             recent or ticket.category == result.label

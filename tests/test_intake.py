@@ -460,3 +460,16 @@ async def test_the_holder_or_a_leader_can_see_the_number_privately_and_it_is_rec
     assert "13912345678" not in h.to_user("wxid_li")[-1] and "负责" in h.to_user("wxid_li")[-1]
     assert "13912345678" in h.to_user("wxid_zhao")[-1]
     assert (await h.timeline(t)).count("contact_shown") == 2
+
+
+async def test_it_happened_again_is_a_new_ticket_not_a_merge(h: Harness) -> None:
+    from datetime import timedelta
+
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("昨晚我家楼下的电动车被偷了", group=GROUP, sender="wxid_yang")
+    h.clock.advance(timedelta(hours=10).total_seconds())
+    await h.say("又被偷了一辆电动车!就在刚才,楼下", group=GROUP, sender="wxid_yang")
+    assert len(await h.tickets()) == 2
+    # Within the follow-up window it is still the same report being added to.
+    await h.say("刚才被偷的那辆电动车是红色的", group=GROUP, sender="wxid_yang")
+    assert len(await h.tickets()) == 2
