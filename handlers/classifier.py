@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,7 +42,13 @@ import opencc
 import yaml
 
 from handlers.ngram_model import DEFAULT_MODEL, NgramModel
-from handlers.regex_literals import required_literals, substrings
+from handlers.regex_literals import (
+    guard_wildcards,
+    required_literals,
+    single_character,
+    start_guard,
+    substrings,
+)
 
 __all__ = [
     "LABELS",
@@ -71,6 +78,28 @@ _EMERGENCY_LABELS = ("report", "help")
 def _t2s() -> opencc.OpenCC:
     # Building the converter parses dictionaries; do it once per process.
     return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=4096)
+def _t2s_segment(segment: str) -> str:
+    return _t2s().convert(segment)
+
+
+def _to_simplified(text: str) -> str:
+    """opencc ``t2s``, one piece between separators at a time, each distinct piece once.
+
+    opencc converts each piece between its separators (punctuation, spaces) on its own and
+    pays a fixed cost per piece, empty ones included: "，，，…" cost a tree per comma.  Pieces
+    are converted exactly as opencc would, but empty and repeated ones are not redone.
+    """
+    splitter = getattr(_t2s(), "split_chars_re", None)
+    if splitter is None:  # pragma: no cover - another opencc build
+        return _t2s().convert(text)
+    parts = splitter.split(text)
+    # Even indices are the pieces, odd ones the separators (captured by the split).
+    return "".join(
+        _t2s_segment(part) if i % 2 == 0 and part else part for i, part in enumerate(parts)
+    )
 
 
 _WS_RE = re.compile(r"\s+")
@@ -259,6 +288,38 @@ _REGIONAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         "可以",
     ),
 )
+# Northern Mandarin (North-east, Shandong, Henan): words no other writer uses, always mapped.
+# 贼 + adjective is "very" (贼冷, 贼拉响), never the thief (有贼, 小偷小贼, 贼进屋); 找着了 is found
+# (还在找着 is still looking); 夜个 is yesterday, not 半夜个.
+_NORTHERN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile("干仗|干架"), "打架"),
+    (re.compile("耍钱"), "赌博"),
+    (re.compile("嘎哈|干哈"), "干什么"),
+    (re.compile("咋整"), "怎么办"),
+    (re.compile("(?:那|哪|这)(?:嘎达|旮旯|疙瘩)(?:儿)?"), lambda m: m.group()[0] + "里"),
+    (re.compile("忽悠"), "骗"),
+    (re.compile("瞅"), "看"),
+    (
+        re.compile(
+            r"(?<![有小偷盗窃毛飞家抓防个那这的是老蟊])贼(?:拉)?"
+            r"(?=[冷热大好快响亮疼痛臭贵远黑吵滑深厚高猛凶横香烦闹乱难硬狠急冲吓烫辣咸苦累脏乱])"
+        ),
+        "很",
+    ),
+    (re.compile(r"(?<![在正])(找|捡|逮|抓)着(?=了|个|一|啦|没|$|[,.!?，。！？ ])"), r"\1到"),
+    (re.compile(r"(?<![半深午黑一])夜儿?个|昨儿个"), "昨天"),
+    (re.compile("今儿个"), "今天"),
+    (re.compile("明儿个"), "明天"),
+    (re.compile("前儿个"), "前天"),
+    (re.compile("后晌"), "下午"),
+    (re.compile("(?:头|前)晌"), "上午"),
+    (re.compile("晌午"), "中午"),
+    (re.compile("整没了"), "弄丢了"),
+    (re.compile("电驴子?"), "电动车"),
+    (re.compile("屯子"), "村子"),
+    (re.compile("唠嗑"), "聊天"),
+    (re.compile(r"恁(?![地么般])"), "你"),
+)
 # Characters or words that only a Cantonese writer uses (checked on the t2s text).
 _CANTONESE_MARKERS = re.compile(
     "[咗喺冇佢嘅嚟啲嘢咩揸嗌瞓哋嗰𠮶㗎喎嘞噉攞揾睇畀俾嘥咁]|唔|而家|屋企|系咪|琴晚|点解|边度|佢哋"
@@ -424,7 +485,7 @@ def normalise(text: str) -> str:
     initials (jc, zf) and spelled-out emergency numbers (一一零) are expanded, and runs of
     whitespace collapse to one space.  Emoji are kept: they are a signal for "other".
     """
-    simplified = _t2s().convert(text)
+    simplified = _to_simplified(text)
     if _WU_MARKERS.search(simplified):
         for pat, dst in _WU_CONTEXT:
             simplified = pat.sub(dst, simplified)
@@ -436,6 +497,8 @@ def normalise(text: str) -> str:
         simplified = simplified.replace(src, dst)
     for pat, dst in _REGIONAL_PATTERNS:
         simplified = pat.sub(dst, simplified)
+    for pat, north in _NORTHERN:
+        simplified = pat.sub(north, simplified)
     if cantonese:
         for pat, dst in _CANTONESE_CONTEXT:
             simplified = pat.sub(dst, simplified)
@@ -509,7 +572,27 @@ def _join(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
     """One alternation of many patterns: a single scan instead of one per pattern."""
     if not patterns:
         return None
-    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
+    # Each alternative is guarded too: where the text passes the outer guard (a digit, say),
+    # only the alternatives that can start with that character are attempted.
+    return _fast(
+        patterns, "|".join(f"(?:{start_guard([p]) or ''}(?:{p.pattern}))" for p in patterns)
+    )
+
+
+def _fast(patterns: Sequence[re.Pattern[str]], source: str | None = None) -> re.Pattern[str]:
+    """The alternation of ``patterns`` (or ``source``) behind a lookahead for the characters
+    a match can start with.
+
+    It matches exactly what the patterns match, but a position where no match can start is
+    dismissed by one character test instead of an attempt at every alternative: scanning a
+    long message costs a fraction of what it did (see ``regex_literals.start_guard``).
+    """
+    if source is None:
+        (pattern,) = patterns
+        source = pattern.pattern
+    guard = start_guard(patterns)
+    source = guard_wildcards(source)
+    return re.compile(source if guard is None else f"{guard}(?:{source})")
 
 
 def _needs(patterns: Sequence[re.Pattern[str]]) -> frozenset[str] | None:
@@ -527,6 +610,67 @@ def _needs(patterns: Sequence[re.Pattern[str]]) -> frozenset[str] | None:
 def _substrings(text: str) -> frozenset[str]:
     # Cached: one message is tested against every entry, in a few masked variants.
     return substrings(text)
+
+
+# Linear-time helpers.  A message may be 20,000 characters long (the bridge's limit), and
+# the scoping below asks "which clause is this position in?" and "where is the next reset
+# word?" once per match: answered by a fresh scan each time, that grows with the square of
+# the length.  Each is answered from one scan of the text instead.
+
+
+@lru_cache(maxsize=32)
+def _match_bounds(pattern: re.Pattern[str], text: str) -> tuple[list[int], list[int]]:
+    """Starts and ends of every match of ``pattern`` (a single-character pattern)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for m in pattern.finditer(text):
+        starts.append(m.start())
+        ends.append(m.end())
+    return starts, ends
+
+
+class _NextMatch:
+    """``pattern.search(text, pos)`` for queries whose ``pos`` mostly grows.
+
+    A search from ``pos`` tries each start position in turn, and the attempt at a position
+    does not depend on ``pos`` (look-behinds and ``^`` see the whole text), so the answer
+    found from ``p`` also answers every query in ``[p, start of that match]``, and "no
+    match" from ``p`` answers every later query: each character is scanned about once.
+    """
+
+    __slots__ = ("_from", "_hit", "pattern", "text")
+
+    def __init__(self, pattern: re.Pattern[str], text: str) -> None:
+        self.pattern = pattern
+        self.text = text
+        self._from: int | None = None
+        self._hit: re.Match[str] | None = None
+
+    def __call__(self, pos: int) -> re.Match[str] | None:
+        known = self._from is not None and self._from <= pos
+        if known and (self._hit is None or pos <= self._hit.start()):
+            return self._hit
+        self._from = pos
+        self._hit = self.pattern.search(self.text, pos)
+        return self._hit
+
+
+class _SpanSet:
+    """Membership in a union of ``[lo, hi)`` spans by bisection instead of a linear scan."""
+
+    __slots__ = ("_reach", "_starts")
+
+    def __init__(self, *groups: Sequence[tuple[int, int]]) -> None:
+        spans = sorted(span for group in groups for span in group)
+        self._starts = [lo for lo, _ in spans]
+        reach: list[int] = []  # furthest end among the spans starting at or before each one
+        for _, hi in spans:
+            reach.append(max(hi, reach[-1]) if reach else hi)
+        self._reach = reach
+
+    def __contains__(self, pos: int) -> bool:
+        i = bisect_right(self._starts, pos)
+        return i > 0 and self._reach[i - 1] > pos
 
 
 _CONCEPT_RE = re.compile(r"\{([a-z_]+)\}")
@@ -714,7 +858,7 @@ def _build_net(raw: Mapping[str, Any] | None) -> _SafetyNet | None:
                 # Strongest tier first, so the best cue is found first.
                 tiers=tuple(sorted(tiers, key=lambda t: -t[0])),
                 unless=_compile_list(cat.get("unless"), f"{where}:{name}"),
-                subject=_compile_list(subject, f"{where}:{name}")[0] if subject else None,
+                subject=_join(_compile_list(subject, f"{where}:{name}")) if subject else None,
                 require_subject=bool(cat.get("require_subject", False)),
                 require_present=bool(cat.get("require_present", False)),
                 ignore_past=bool(cat.get("ignore_past", False)),
@@ -790,6 +934,12 @@ class Classifier:
     # Veto the model's emergency when the message is told wholly in the past or as a habit
     # (a past / habitual marker, and no present-time, urgency or ongoing cue anywhere).
     model_veto_stale: bool = False
+    # Clause breaks are single characters (the lexicon's are): clauses are then found by
+    # bisecting one scan of the text (see _clause_start).
+    _simple_breaks: bool = field(init=False, default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._simple_breaks = single_character(self.clause_breaks)
 
     # -- construction -------------------------------------------------------------------
 
@@ -836,7 +986,7 @@ class Classifier:
             raise ValueError("settings.tie_break must list every label exactly once")
 
         def rx(value: str | None, default: str) -> re.Pattern[str]:
-            return re.compile(value if value else default)
+            return _fast([re.compile(value if value else default)])
 
         never = r"(?!x)x"  # matches nothing: an absent blocker blocks nothing
         return cls(
@@ -849,7 +999,7 @@ class Classifier:
             prior=float(settings.get("prior", 1.0)),
             no_signal_confidence=float(settings.get("no_signal_confidence", 0.2)),
             negation_window=int(settings.get("negation_window", 4)),
-            clause_breaks=rx(settings.get("clause_breaks"), r"[,.!?;:，。！？；：、\n]"),
+            clause_breaks=re.compile(settings.get("clause_breaks") or r"[,.!?;:，。！？；：、\n]"),
             label_negators=rx(settings.get("label_negators"), never),
             emergency_negators=rx(emergency.get("negators"), never),
             past=rx(emergency.get("past"), never),
@@ -880,6 +1030,11 @@ class Classifier:
 
     def _clause_start(self, text: str, pos: int) -> int:
         """Index where the clause containing ``pos`` starts."""
+        if self._simple_breaks:
+            # One indexed scan per text, then a bisection per question.
+            ends = _match_bounds(self.clause_breaks, text)[1]
+            i = bisect_right(ends, pos)
+            return ends[i - 1] if i else 0
         start = 0
         for m in self.clause_breaks.finditer(text, 0, pos):
             start = m.end()
@@ -887,6 +1042,10 @@ class Classifier:
 
     def _clause_span(self, text: str, pos: int) -> tuple[int, int]:
         start = self._clause_start(text, pos)
+        if self._simple_breaks:
+            starts = _match_bounds(self.clause_breaks, text)[0]
+            i = bisect_left(starts, pos)
+            return start, (starts[i] if i < len(starts) else len(text))
         m = self.clause_breaks.search(text, pos)
         return start, (m.start() if m else len(text))
 
@@ -965,30 +1124,41 @@ class Classifier:
         night's).
         """
         spans: list[tuple[int, int]] = []
+        # Markers come in order, so the reset searches start further on each time: memoised,
+        # the whole text is scanned about once, not once per marker.
+        next_reset = _NextMatch(reset, text)
+        next_weak = _NextMatch(reset_next_clause, text) if reset_next_clause else None
         for m in marker.finditer(text):
             if spans and m.start() < spans[-1][1]:
                 continue  # already covered by the previous marker's span
             origin = self._clause_span(text, m.end())[1] if next_clause else m.end()
-            r = reset.search(text, origin)
+            r = next_reset(origin)
             end = r.start() if r else len(text)
-            if reset_next_clause is not None:
-                w = reset_next_clause.search(text, self._clause_span(text, m.end())[1])
+            if next_weak is not None:
+                w = next_weak(self._clause_span(text, m.end())[1])
                 if w is not None:
                     end = min(end, w.start())
             spans.append((self._clause_start(text, m.start()), end))
         return spans
 
-    def _hypothetical_at(self, text: str, pos: int) -> bool:
+    def _hypothetical_at(
+        self, text: str, pos: int, memo: dict[tuple[int, int], bool] | None = None
+    ) -> bool:
         """True if the clause around ``pos`` is a hypothetical / how-to question.
 
         A conditional inside reported speech is a threat, not a hypothetical:
-        "他说要是报警就弄死我" stays an emergency.
+        "他说要是报警就弄死我" stays an emergency.  ``memo`` keeps the answer per clause (one
+        scan of each clause however many matches it holds).
         """
-        lo, hi = self._clause_span(text, pos)
+        span = self._clause_span(text, pos)
+        if memo is not None and span in memo:
+            return memo[span]
+        lo, hi = span
         h = self.hypothetical.search(text, lo, hi)
-        if h is None:
-            return False
-        return self.reported_speech.search(text, lo, h.start()) is None
+        answer = h is not None and self.reported_speech.search(text, lo, h.start()) is None
+        if memo is not None:
+            memo[span] = answer
+        return answer
 
     def _emergency(self, text: str) -> _EmergencyResult:
         raw = text
@@ -1009,17 +1179,21 @@ class Classifier:
         past = none if urgent else self._scopes(text, self.past, self.now, False, weak_now)
         habitual = none if urgent else self._scopes(text, self.habitual, self.now, False, weak_now)
 
-        def inside(spans: list[tuple[int, int]], pos: int) -> bool:
-            return any(lo <= pos < hi for lo, hi in spans)
+        hypothetical_memo: dict[tuple[int, int], bool] = {}
+        publicity_set = _SpanSet(publicity)
+        stale_sets = {
+            (True, False): _SpanSet(),
+            (True, True): _SpanSet(),
+            (False, True): _SpanSet(past),
+            (False, False): _SpanSet(past, habitual),
+        }
 
         def excluded(pos: int) -> bool:
-            return inside(publicity, pos) or self._hypothetical_at(text, pos)
+            return pos in publicity_set or self._hypothetical_at(text, pos, hypothetical_memo)
 
         def stale_for(ignore_past: bool, ignore_habitual: bool) -> Callable[[int], bool]:
-            spans = [] if ignore_past else past
-            if not ignore_past and not ignore_habitual:
-                spans = past + habitual
-            return lambda pos: excluded(pos) or inside(spans, pos)
+            spans = stale_sets[(ignore_past, ignore_habitual)]
+            return lambda pos: excluded(pos) or pos in spans
 
         fired: list[_Entry] = []
         past_only: list[_Entry] = []
@@ -1038,11 +1212,14 @@ class Classifier:
                 past_only.append(entry)
         net: tuple[tuple[str, str | None, float], ...] = ()
         if self.net is not None and not fired:
-            net = self._net(text, stale_for)
+            net = self._net(text, stale_for, hypothetical_memo)
         return _EmergencyResult(tuple(fired), tuple(past_only), net)
 
     def _net(
-        self, text: str, stale_for: Callable[[bool, bool], Callable[[int], bool]]
+        self,
+        text: str,
+        stale_for: Callable[[bool, bool], Callable[[int], bool]],
+        hypothetical_memo: dict[tuple[int, int], bool] | None = None,
     ) -> tuple[tuple[str, str | None, float], ...]:
         """Run the safety net; return the contributing categories if it fires, else ()."""
         net = self.net
@@ -1050,14 +1227,15 @@ class Classifier:
         # Urgency / fear is read before the net's own mask: "快打120" must stay a cue even
         # though the mask blanks 打 + number as a harmless phone call.
         present = any(
-            not self._hypothetical_at(text, m.start()) for m in net.present.finditer(text)
+            not self._hypothetical_at(text, m.start(), hypothetical_memo)
+            for m in net.present.finditer(text)
         )
         if not present and net.advice.search(text):
             return ()
         text = self._mask(text, net.mask)
         # "回家发现门被撬了" reports something already over; a later present cue ("屋里还有
         # 动静") ends that reach, exactly like 昨天 ... 现在.
-        discovered = self._scopes(text, net.discovered, net.present)
+        discovered = _SpanSet(self._scopes(text, net.discovered, net.present))
 
         def negated(pos: int) -> bool:
             return self._negated(text, pos, self.emergency_negators) or self._negated(
@@ -1079,7 +1257,7 @@ class Classifier:
                     pos = m.start()
                     if negated(pos) or stale(pos):
                         continue
-                    if not cat.ignore_past and any(lo <= pos < hi for lo, hi in discovered):
+                    if not cat.ignore_past and pos in discovered:
                         continue
                     hits.append((weight, m.start(), m.end(), m.group()))
             if not hits:

@@ -16,6 +16,8 @@ long literal contains its first characters too), which bounds the substrings to 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 try:  # CPython 3.11+: the parser is private but stable; without it, no requirements.
@@ -36,9 +38,8 @@ def required_literals(pattern: re.Pattern[str]) -> Requirement:
     """
     if _parser is None or pattern.flags & (re.IGNORECASE | re.VERBOSE):
         return None
-    try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except re.error:  # pragma: no cover - the pattern compiled, so it parses
+    parsed = _parse(pattern.pattern, pattern.flags)
+    if parsed is None:  # pragma: no cover - the pattern compiled, so it parses
         return None
     found = _sequence(list(parsed))
     if found is None or "" in found:
@@ -46,10 +47,261 @@ def required_literals(pattern: re.Pattern[str]) -> Requirement:
     return frozenset(found)
 
 
+_FLAGS_UNSUPPORTED = re.IGNORECASE | re.VERBOSE | re.MULTILINE | re.DOTALL | re.ASCII
+
+
+@lru_cache(maxsize=8192)
+def _parse(source: str, flags: int) -> Any:
+    """The parsed pattern, shared by the analyses (parsing is most of a compile's cost)."""
+    try:
+        return _parser.parse(source, flags)
+    except re.error:  # pragma: no cover - callers pass compiled patterns
+        return None
+
+
+def start_guard(patterns: Sequence[re.Pattern[str]]) -> str | None:
+    """A zero-width prefix that fails quickly where no match of any of ``patterns`` (an
+    alternation) can start.
+
+    Python's regex engine tries every alternative of a pattern at every position of the
+    text, and a lexicon alternation has hundreds: most of the cost of scanning a long message
+    is spent at positions where no match can start at all.  The guard is a lookahead for the
+    characters a match can start with (``(?=[救火打])``), plus ``^`` when some alternatives
+    can only match at the very start; ``(?:guard)(?:pattern)`` matches exactly what the
+    pattern matches.  None when the first characters cannot be read off the pattern (a
+    leading ``.``, a negated class, flags that change what a character matches).
+    """
+    atoms: set[str] = set()
+    nullable = at_start = False
+    for pattern in patterns:
+        found = _first(pattern.pattern, pattern.flags)
+        if found is None:
+            return None
+        atoms |= found[0]
+        nullable = nullable or found[1]
+        at_start = at_start or found[2]
+    return _guard(atoms, nullable, at_start)
+
+
+def guard_wildcards(source: str) -> str:
+    """``source`` with a start guard before every group that follows ``.*``.
+
+    ``^(?!.*(快|救命)).*(退钱|退款)`` runs ``.*`` to the end of the text and steps back one
+    character at a time, trying the group at each: with ``(?=[快救])`` in front, a position
+    where the group cannot start costs one character test.  Matches are unchanged.
+    """
+    out: list[str] = []
+    n = len(source)
+    i = last = 0
+    in_class = False
+    while i < n:
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+            i += 1
+            continue
+        if ch == "[":
+            in_class = True
+            i += 1
+            if i < n and source[i] == "^":
+                i += 1
+            if i < n and source[i] == "]":
+                i += 1  # a leading ] is a member
+            continue
+        if ch == "." and source.startswith("*", i + 1):
+            j = i + 2 + source.startswith("?", i + 2)
+            if source.startswith("(", j) and not source.startswith(("(?=", "(?!", "(?<"), j):
+                end = _group_end(source, j)
+                # An optional group ((...)? (...)* (...){0,2}) need not be there at all.
+                optional = end is None or source.startswith(("?", "*", "{0"), end + 1)
+                guard = None if optional else _guard_of(source[j : end + 1])
+                if guard is not None:
+                    out.append(source[last:j])
+                    out.append(guard)
+                    last = j
+            i = j
+            continue
+        i += 1
+    out.append(source[last:])
+    return "".join(out)
+
+
+def _group_end(source: str, start: int) -> int | None:
+    """Index of the parenthesis closing the group opened at ``start``."""
+    depth = 0
+    i, n = start, len(source)
+    in_class = False
+    while i < n:
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if source.startswith("^", i + 1):
+                i += 1
+            if source.startswith("]", i + 1):
+                i += 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _guard_of(group: str) -> str | None:
+    found = _first(group, re.UNICODE)
+    return None if found is None else _guard(*found)
+
+
+def _guard(atoms: set[str], nullable: bool, at_start: bool) -> str | None:
+    if nullable:
+        return None  # an empty match can happen anywhere
+    if not atoms:
+        return "^" if at_start else None
+    klass = "(?=[" + "".join(sorted(atoms)) + "])"
+    return f"(?:^|{klass})" if at_start else klass
+
+
+@lru_cache(maxsize=8192)
+def _first(source: str, flags: int) -> _First | None:
+    if _parser is None or flags & _FLAGS_UNSUPPORTED:
+        return None
+    parsed = _parse(source, flags)
+    return None if parsed is None else _first_sequence(list(parsed))
+
+
+# First characters: (class atoms a match can start with, can match empty, may match at the
+# start of the text whatever its first character) or None when unknown.
+_First = tuple[set[str], bool, bool]
+
+
+def _class_char(code: int) -> str:
+    char = chr(code)
+    return "\\" + char if char in "\\]^-[" else char
+
+
+def _first_sequence(items: list[tuple[Any, Any]]) -> _First | None:
+    atoms: set[str] = set()
+    at_start = False
+    for op, av in items:
+        if op is _c.AT and av in (_c.AT_BEGINNING, _c.AT_BEGINNING_STRING):
+            # Whatever follows can only match at position 0, which the guard always allows.
+            return atoms, False, True
+        found = _first_item(op, av)
+        if found is None:
+            return None
+        item_atoms, nullable, item_start = found
+        atoms |= item_atoms
+        at_start = at_start or item_start
+        if not nullable:
+            return atoms, False, at_start
+    return atoms, True, at_start
+
+
+def _first_item(op: Any, av: Any) -> _First | None:
+    if op is _c.LITERAL:
+        return {_class_char(av)}, False, False
+    if op is _c.IN:
+        atoms = set()
+        for inner_op, inner_av in av:
+            if inner_op is _c.LITERAL:
+                atoms.add(_class_char(inner_av))
+            elif inner_op is _c.RANGE:
+                atoms.add(f"{_class_char(inner_av[0])}-{_class_char(inner_av[1])}")
+            elif inner_op is _c.CATEGORY and inner_av in _CATEGORIES:
+                atoms.add(_CATEGORIES[inner_av])
+            else:  # NEGATE, and anything unusual
+                return None
+        return atoms, False, False
+    if op in (_c.ASSERT, _c.ASSERT_NOT):
+        return set(), True, False  # zero-width: the next item decides
+    if op is _c.AT:
+        return set(), True, False  # \b, $, \Z: zero-width (^ is handled by the sequence)
+    if op is _c.SUBPATTERN:
+        _group, add_flags, _del_flags, body = av
+        if add_flags & _FLAGS_UNSUPPORTED:
+            return None
+        return _first_sequence(list(body))
+    if op is _c.ATOMIC_GROUP:
+        return _first_sequence(list(av))
+    if op is _c.BRANCH:
+        atoms: set[str] = set()
+        nullable = at_start = False
+        for alternative in av[1]:
+            found = _first_sequence(list(alternative))
+            if found is None:
+                return None
+            atoms |= found[0]
+            nullable = nullable or found[1]
+            at_start = at_start or found[2]
+        return atoms, nullable, at_start
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
+        low, _high, body = av
+        found = _first_sequence(list(body))
+        if found is None:
+            return None
+        return found[0], found[1] or low == 0, found[2]
+    return None  # ANY, NOT_LITERAL, back-references, conditionals: unknown
+
+
+_CATEGORIES = {
+    _c.CATEGORY_DIGIT: "\\d",
+    _c.CATEGORY_NOT_DIGIT: "\\D",
+    _c.CATEGORY_SPACE: "\\s",
+    _c.CATEGORY_NOT_SPACE: "\\S",
+    _c.CATEGORY_WORD: "\\w",
+    _c.CATEGORY_NOT_WORD: "\\W",
+}
+
+
+def single_character(pattern: re.Pattern[str]) -> bool:
+    """True when every match of ``pattern`` is exactly one character and no match depends on
+    its surroundings (no look-around, anchor or back-reference), e.g. ``[,.，。]| ``.
+
+    The matches of such a pattern in a slice of a text are the matches in the whole text
+    that fall inside the slice, which lets the classifier index them once per text.
+    """
+    if _parser is None:
+        return False
+    try:
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except re.error:  # pragma: no cover - the pattern compiled, so it parses
+        return False
+    return parsed.getwidth() == (1, 1) and _context_free(list(parsed))
+
+
+def _context_free(items: list[tuple[Any, Any]]) -> bool:
+    for op, av in items:
+        if op in (_c.ASSERT, _c.ASSERT_NOT, _c.AT, _c.GROUPREF, _c.GROUPREF_EXISTS):
+            return False
+        if op is _c.SUBPATTERN and not _context_free(list(av[3])):
+            return False
+        if op is _c.BRANCH and not all(_context_free(list(alt)) for alt in av[1]):
+            return False
+        repeat = op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT)
+        if repeat and not _context_free(list(av[2])):
+            return False
+        if op is _c.ATOMIC_GROUP and not _context_free(list(av)):
+            return False
+    return True
+
+
 def substrings(text: str) -> frozenset[str]:
     """Every substring of ``text`` up to ``MAX_LITERAL`` characters: what requirements test."""
     n = len(text)
-    return frozenset(text[i:j] for i in range(n) for j in range(i + 1, min(n, i + MAX_LITERAL) + 1))
+    found = set(text)
+    for k in range(2, MAX_LITERAL + 1):
+        found.update([text[i : i + k] for i in range(n - k + 1)])
+    return frozenset(found)
 
 
 def _sequence(items: list[tuple[Any, Any]]) -> set[str] | None:

@@ -1542,3 +1542,165 @@ def test_round32_33_concepts(text: str, label: str, emergency: bool, model: bool
 def test_round34_35_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
     result = _classifier(model).classify(text)
     assert (result.label, result.emergency) == (label, emergency), result
+
+
+# ------------------------------------------------------------------ round 36 concepts
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # The textbook scam question: what a caller, text or app asks me to do, and "is it real?"
+        ("有个自称公安局的打电话让我转账到安全账户,是真的吗", "consultation", False),
+        ("有個自稱檢察院的打電話叫我把錢轉到安全賬戶，真的假的", "consultation", False),
+        ("短信说我快递丢了要理赔，让我下载个软件共享屏幕，靠谱不", "consultation", False),
+        ("网上找兼职，对方叫我先交五百保证金才能接单，可信吗", "consultation", False),
+        ("有个客服打电话要我报验证码，说不报会影响征信，能信吗", "consultation", False),
+        ("群里有人喊我刷单，做任务返佣金，是不是诈骗", "consultation", False),
+        # Defrauded and paid (report:fraud_paid), told in both scripts; not an emergency.
+        ("我被骗了，已经转了五万，怎么办", "report", False),
+        ("俺刷单被骗了三千多，对方现在不回消息了", "report", False),
+        ("我妈被冒充客服的骗了，转给骗子两万块", "report", False),
+        ("我被騙了，前後轉了四次一共八萬", "report", False),
+        ("在一个app上充了会员说能赚钱，现在退不了也提不了现", "report", False),
+        # A near miss is a fraud attempt, not money paid.
+        ("差点被骗了八千，幸亏银行把转账拦下来了", "report", False),
+        # Northern dialect: 干仗, 耍钱, 夜儿个后晌, 电驴子, 瞅, 找着了, 贼 + adjective.
+        ("俺们屯子那嘎达有俩人干仗呢，拿着镐把子，快来", "report", True),
+        ("村东头老王家夜儿个后晌有人耍钱，耍到半夜", "report", False),
+        ("喝了两瓶啤的骑电驴子回家算醉驾不", "consultation", False),
+        ("休渔期从啥时候开始啊，别让人罚了款", "consultation", False),
+        ("能不能把咱派出所的值班电话印在村里的公告栏上", "suggestion", False),
+        ("前天俺的摩托在集上丢了，能帮调下监控不", "report", False),
+        ("大雪封路好几天了，俺娘的降压药快吃完了，谁能帮着捎点", "help", False),
+        ("俺爹一个人在老家，电话打了一天都不接，能不能麻烦民警过去瞅一眼", "help", False),
+        ("钥匙掉井里了，还能捞出来不", "help", False),
+        ("俺在厂里干活砸伤了手，老板给了一千块就不管了", "dispute", False),
+        ("俺爷走丢那事，后来在集上找着了，谢谢大伙", "other", False),
+        ("有人往河里跳了！快来人啊", "help", True),
+        ("后院有人偷着种罂粟，俺瞅见好几棵了", "report", False),
+        # 贼 the thief stays a thief; true emergencies of the same kinds stay emergencies.
+        ("这两天贼冷，大伙出门多穿点", "other", False),
+        ("有贼进屋了，正在翻抽屉，快来", "report", True),
+        ("客服让我转到安全账户，我现在正在转，还要转吗", "report", True),
+        ("有人掉冰窟窿里了，快来人", "help", True),
+        ("俺爹老年痴呆，早上出门到现在没找着，外边零下三十度", "help", True),
+    ],
+)
+def test_round36_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "有个自称公安局的打电话让我转账到安全账户,是真的吗",
+        "有個自稱公安局的打電話讓我轉賬到安全賬戶，是真的嗎",
+        "对方让我下载个软件开屏幕共享，说是退款，靠谱吗",
+        "有人叫我交保证金才能放款，是骗子吗",
+    ],
+)
+def test_scam_question_gets_the_anti_fraud_warning(text: str, model: bool | None) -> None:
+    """handlers.intake sends the warning for a consultation with scam_check matched."""
+    result = _classifier(model).classify(text)
+    assert result.label == "consultation" and not result.emergency, result
+    assert "consultation:scam_check" in result.matched, result
+    assert "report:fraud_paid" not in result.matched, result
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "paid"),
+    [
+        ("我被骗了，已经转了五万", True),
+        ("被骗了三千，对方把我拉黑了", True),
+        ("我妈转给骗子两万块", True),
+        ("刷单被骗了，前后转了六次", True),
+        ("充了会员说能提现，现在退不了", True),
+        ("我被騙了，已經匯了兩萬過去", True),
+        ("差点被骗了，还好没转", False),
+        ("有人让我转账到安全账户，是真的吗", False),
+        ("转发：外地一位老人被骗走十万，大家注意", False),
+    ],
+)
+def test_fraud_paid(text: str, paid: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert ("report:fraud_paid" in result.matched) is paid, result
+    if paid:
+        assert result.label == "report" and not result.emergency, result
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("俺俩在那嘎达干仗", "俺俩在那里打架"),
+        ("夜儿个后晌耍钱", "昨天下午赌博"),
+        ("贼冷贼拉响", "很冷很响"),
+        ("有贼进屋了", "有贼进屋了"),
+        ("小偷小贼", "小偷小贼"),
+        ("后来找着了", "后来找到了"),
+        ("还在找着呢", "还在找着呢"),
+        ("半夜个", "半夜个"),
+        ("咋整", "怎么办"),
+        ("嘎哈呢 瞅瞅", "干什么呢 看看"),
+        ("鱼都快整没了", "鱼都快弄丢了"),
+        ("让卖药的忽悠了", "让卖药的骗了"),
+    ],
+)
+def test_northern_normalisation(text: str, expected: str) -> None:
+    assert normalise(text) == expected
+
+
+# ------------------------------------------------------------------ linear time
+
+
+def _long_texts() -> dict[str, str]:
+    """20,000-character messages (the bridge's limit): real chat run together, and the
+    shapes that used to cost the square of the length (digit runs, bare punctuation, one
+    word repeated, text without a single clause break)."""
+    import random
+
+    messages = [row["text"] for path in [DEV_SET, HELDOUT_SET, *UNSEEN_SETS] for row in _load(path)]
+    rng = random.Random(36)
+    return {
+        "chat": "，".join(messages)[:20000],
+        "chat_unpunctuated": "".join(messages).replace("，", "").replace("。", "")[:20000],
+        "digits": "1" * 20000,
+        "commas": "，" * 20000,
+        "help_repeated": "救命" * 10000,
+        "ok_repeated": "好的" * 9999 + "吗",
+        "yesterday_repeated": "昨天" * 10000,
+        "random_cjk": "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(20000)),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_long_texts()))
+def test_long_messages_classify_in_linear_time(kind: str) -> None:
+    """Classification time grows with the length, not its square (it blocks the event loop).
+
+    A ratio, not a clock: the best of a few runs of a 20,000-character text against the best
+    of a few 200-character ones (different texts each run, so no cache helps), which a busy
+    machine slows alike.  Linear is ~100x; the old quadratic scans were ~10,000x.
+    """
+    import time
+
+    clf = _classifier(None)
+    long_text = _long_texts()[kind]
+    chat = _long_texts()["chat"]
+    clf.classify(chat[:50])  # warm-up: opencc and the model are loaded lazily
+
+    def best(texts: list[str]) -> float:
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            clf.classify(text)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    short = best([chat[i * 997 : i * 997 + 200] for i in range(1, 8)])
+    # Each run differs by its last characters, so the per-text caches start cold.
+    long = best([long_text[: -1 - i] + "啊" * (i + 1) for i in range(3)])
+    assert long < 300 * short, (kind, long, short)
