@@ -95,10 +95,15 @@ class Item:
 
 
 _SCAM_CONCEPTS = ("consultation:scam_check", "consultation:scam_self_check")
+_PAID_A_SCAMMER = "report:fraud_paid"
 
 
 def _asks_about_a_scam(result: Classification) -> bool:
     return result.label == "consultation" and any(m in _SCAM_CONCEPTS for m in result.matched)
+
+
+def _paid_a_scammer(result: Classification) -> bool:
+    return result.label == "report" and _PAID_A_SCAMMER in result.matched
 
 
 def _resident_text(ctx: HandlerContext) -> bool:
@@ -165,6 +170,9 @@ async def intake(ctx: HandlerContext) -> bool:
     if _asks_about_a_scam(result):
         # The answer people need now, before any officer or verification: do not pay.
         ctx.reply(ctx.text("scam_warning"), priority=1)
+    elif _paid_a_scammer(result):
+        # Money already sent can sometimes still be stopped, within hours: say how, at once.
+        ctx.reply(ctx.text("fraud_paid_advice"), priority=1)
     from handlers.verification import is_verified, maybe_remind
 
     if not await is_verified(ctx.session, ctx.member.id):

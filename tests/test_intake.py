@@ -473,3 +473,23 @@ async def test_it_happened_again_is_a_new_ticket_not_a_merge(h: Harness) -> None
     # Within the follow-up window it is still the same report being added to.
     await h.say("刚才被偷的那辆电动车是红色的", group=GROUP, sender="wxid_yang")
     assert len(await h.tickets()) == 2
+
+
+async def test_scam_questions_and_paid_victims_get_advice_at_once_unverified_too(
+    h: Harness,
+) -> None:
+    await h.say("有个自称公安局的打电话让我转账到安全账户,是真的吗", group=GROUP, sender="wxid_new")
+    await h.say(
+        "我被騙了,對方說是公安局的,讓我把錢轉到安全賬戶,我已經轉了五萬",
+        group=None,
+        sender="wxid_other",
+    )
+    await h.sent()
+    [warning] = [m["text"] for m in h.to_group(GROUP) if m["mentions"] == ["wxid_new"]]
+    assert "防诈提醒" in warning and "安全账户" in warning
+    advice = [t for t in h.to_user("wxid_other") if "止付" in t]
+    assert len(advice) == 1 and "96110" in advice[0] and "轉賬" in advice[0]
+    # A near miss is no victim: no stop-payment advice.
+    await h.say("差点被骗了,幸好没转钱", group=None, sender="wxid_third")
+    await h.sent()
+    assert not [t for t in h.to_user("wxid_third") if "止付" in t]
