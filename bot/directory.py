@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import storable_text
+from bot.channels.base import storable_id
 from models.directory import Group, Officer, RosterEntry, Station
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -120,7 +120,6 @@ _TEXT, _LIST, _ANY = "text", "list", "any"
 # The widest text each key may hold (its column); ids of stations and officers are 64 wide.
 _WIDTHS = {"name": 200, "wechat_id": 128, "wecom_webhook": 500}
 _GROUP_ID_WIDTH, _ID_WIDTH = 128, 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _KEYS: dict[str, tuple[dict[str, str], str]] = {
     "stations": (dict.fromkeys(("id", "name", "parent", "timezone"), _TEXT), "station"),
     "officers": (dict.fromkeys(("id", "name", "station", "wechat_id", "role"), _TEXT), "officer"),
@@ -171,7 +170,7 @@ def _check_text(
     width = _WIDTHS.get(key, _GROUP_ID_WIDTH if (section, key) == ("groups", "id") else _ID_WIDTH)
     if len(value) > width:
         raise _fail(source, item, label, f"'{key}' is longer than {width} characters")
-    if _CONTROL.search(value) or not storable_text(value):
+    if not storable_id(value):
         raise _fail(source, item, label, f"'{key}' holds control characters")
 
 

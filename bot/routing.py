@@ -7,6 +7,7 @@ Fallback: the group's own officer → the station leader → the parent station'
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -208,6 +209,23 @@ class Router:
             return officer
         chain = await self.escalation_chain(officer)
         return chain[level - 2] if len(chain) > level - 2 else None
+
+
+async def station_subtree(session: AsyncSession, station_ids: Iterable[str]) -> set[str]:
+    """The given stations and every station below them."""
+    rows = (await session.execute(select(Station.id, Station.parent_id))).all()
+    children: dict[str | None, list[str]] = {}
+    for sid, parent in rows:
+        children.setdefault(parent, []).append(sid)
+    found: set[str] = set()
+    todo = list(station_ids)
+    while todo:
+        sid = todo.pop()
+        if sid in found:
+            continue
+        found.add(sid)
+        todo.extend(children.get(sid, []))
+    return found
 
 
 async def home_station_of(session: AsyncSession, member: Member) -> tuple[str | None, Group | None]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Media, OutboundMessage, storable_text
+from bot.routing import station_subtree
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue
 from handlers.texts import detect_script
@@ -291,23 +292,6 @@ class Conflict(Exception):
 
 
 # --- targets -----------------------------------------------------------------------------------
-async def station_subtree(session: AsyncSession, station_ids: Iterable[str]) -> set[str]:
-    """The given stations and every station below them."""
-    rows = (await session.execute(select(Station.id, Station.parent_id))).all()
-    children: dict[str | None, list[str]] = {}
-    for sid, parent in rows:
-        children.setdefault(parent, []).append(sid)
-    found: set[str] = set()
-    todo = list(station_ids)
-    while todo:
-        sid = todo.pop()
-        if sid in found:
-            continue
-        found.add(sid)
-        todo.extend(children.get(sid, []))
-    return found
-
-
 async def resolve_targets(
     session: AsyncSession, targets: dict[str, Any], *, field: str = "targets"
 ) -> list[Group]:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from bot.channels.base import OutboundMessage
 from bot.deadlines import next_check, restart_ladder
 from bot.dispatcher import HandlerContext
+from bot.routing import station_subtree
 from handlers.commands import LABEL_WORDS, Command, clean, parse
 from handlers.tickets import (
     Out,
@@ -20,7 +21,7 @@ from handlers.tickets import (
     priority_for,
     reporters,
 )
-from models.directory import Officer, Station
+from models.directory import Officer
 from models.people import Binding
 from models.tickets import OPEN_STATUSES, Ticket
 
@@ -314,13 +315,7 @@ def _todo_values(ctx: HandlerContext, t: Ticket) -> dict[str, object]:
 async def _escalated_below(ctx: HandlerContext, leader: Officer) -> list[tuple[Ticket, str]]:
     """Open tickets of the leader's station and the stations under it that have been escalated
     to a leader (level 2 or more) and are held by someone else, with the holder's name."""
-    parents = dict((await ctx.session.execute(select(Station.id, Station.parent_id))).all())
-    scope = {leader.station_id}
-    grew = True
-    while grew:
-        below = {sid for sid, parent in parents.items() if parent in scope}
-        grew = not below <= scope
-        scope |= below
+    scope = await station_subtree(ctx.session, [leader.station_id])
     rows = (
         await ctx.session.execute(
             select(Ticket, Officer.name)

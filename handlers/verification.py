@@ -32,11 +32,11 @@ from bot.channels.base import OutboundMessage
 from bot.clock import as_utc
 from bot.dispatcher import HandlerContext
 from bot.pii import PiiCipher, mask_name, mask_phone
-from bot.routing import Router
+from bot.routing import Router, station_subtree
 from broadcasts.outbox import enqueue, scrub_payload
 from handlers.texts import Script, detect_script, script_of
 from handlers.tickets import Out
-from models.directory import Group, Officer, Station
+from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import Binding, GroupMember, Household, VerificationCode
@@ -546,15 +546,7 @@ async def _scrub_history(ctx: HandlerContext) -> None:
 
 async def _station_within(session: AsyncSession, station_id: str, ancestor_id: str) -> bool:
     """Whether ``station_id`` is ``ancestor_id`` or below it."""
-    seen: set[str] = set()
-    current: str | None = station_id
-    while current is not None and current not in seen:
-        if current == ancestor_id:
-            return True
-        seen.add(current)
-        station = await session.get(Station, current)
-        current = station.parent_id if station else None
-    return False
+    return station_id in await station_subtree(session, [ancestor_id])
 
 
 async def _assign(ctx: HandlerContext, first: str | None, second: str | None) -> None:

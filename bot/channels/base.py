@@ -148,6 +148,12 @@ def storable_text(value: str) -> bool:
     return "\x00" not in value and _encodable(value)
 
 
+def storable_id(value: str) -> bool:
+    """Whether an id can be stored and logged: no control characters at all (a newline in an id
+    would forge log lines) and no lone surrogate."""
+    return not _CONTROL.search(value) and _encodable(value)
+
+
 def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None) -> str | None:
     """Why ``msg`` cannot be stored as it is, naming the field (through ``names``, the channel's
     own field names), or None.
@@ -163,7 +169,7 @@ def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None)
         name = names.get(attr, attr)
         if len(value) > width:
             return f"{name}: at most {width} characters"
-        if _CONTROL.search(value) or not _encodable(value):
+        if not storable_id(value):
             return f"{name}: control characters and lone surrogates are not allowed"
     fields = [(attr, getattr(msg, attr)) for attr in _TEXTS]
     fields += [("mentions", m) for m in msg.mentions]
