@@ -140,44 +140,29 @@ async def _step(
         if desk is not None and (assignee is None or desk.id != assignee.id):
             chain = [desk]
     target = chain[level - 2] if len(chain) > level - 2 else None
+    ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
     if target is None:
         # Everyone up the chain has been told already: telling them the same again is noise.
         # The step stays on record and in the log, never silent.
         log.warning("ticket %s: nobody left above to escalate to at level %d", ticket.code, level)
-        ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
-        add_event(
-            session,
-            runtime,
-            ticket,
-            "escalated",
-            now=now,
-            detail=f"level {level}: nobody left above ({what} overdue)",
+        detail = f"level {level}: nobody left above ({what} overdue)"
+    else:
+        out.to_officer(
+            target,
+            out.text(
+                "deadline_escalated",
+                script,
+                code=ticket.code,  # type: ignore[arg-type]
+                category=category,
+                priority=ticket.priority,
+                officer=assignee.name if assignee else "-",
+                what=what,
+                text=clip(runtime.cipher.decrypt(ticket.text_enc) or ""),
+            ),
+            priority=1 if ticket.priority == 1 else 4,
         )
-        return
-    text = clip(runtime.cipher.decrypt(ticket.text_enc) or "")
-    ticket.status = "escalated" if ticket.acknowledged_at is None else ticket.status
-    out.to_officer(
-        target,
-        out.text(
-            "deadline_escalated",
-            script,
-            code=ticket.code,  # type: ignore[arg-type]
-            category=category,
-            priority=ticket.priority,
-            officer=assignee.name if assignee else "-",
-            what=what,
-            text=text,
-        ),
-        priority=1 if ticket.priority == 1 else 4,
-    )
-    add_event(
-        session,
-        runtime,
-        ticket,
-        "escalated",
-        now=now,
-        detail=f"level {level} to {target.id} ({what} overdue)",
-    )
+        detail = f"level {level} to {target.id} ({what} overdue)"
+    add_event(session, runtime, ticket, "escalated", now=now, detail=detail)
 
 
 async def handover(runtime: Runtime, now: datetime) -> int:
