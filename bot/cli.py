@@ -79,9 +79,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "residents; set sms.provider: http and sms.url for real use"
         )
     asyncio.run(migrate_url(settings.database.url))
-    app = create_app(build_runtime(settings))
+    runtime = build_runtime(settings)
+    unopened = asyncio.run(_unopened(runtime))
+    if unopened:
+        print(
+            "lianxin: security.pii_key does not open personal data already stored "
+            f"({', '.join(unopened)}): start with the key that wrote it, or list that key in "
+            "LIANXIN__SECURITY__PII_PREVIOUS_KEYS and run `lianxin keys rotate` "
+            "(docs/verification.md)",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_app(runtime)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+async def _unopened(runtime: Any) -> list[str]:
+    from bot.keyrotation import unopened_columns
+
+    try:
+        return await unopened_columns(runtime.sessions, runtime.cipher)
+    finally:
+        # The server's event loop is another one: leave no connection bound to this one.
+        await runtime.engine.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -225,9 +226,18 @@ async def _member(
             _stmts(session).member, params, execution_options={"populate_existing": True}
         )
     ).one()
-    if event.nickname and rt.cipher.decrypt(member.nickname_enc) != event.nickname:
+    if event.nickname and _opened(rt, member.nickname_enc) != event.nickname:
         member.nickname_enc = rt.cipher.encrypt(event.nickname)
     return member
+
+
+def _opened(rt: Runtime, blob: bytes | None) -> str | None:
+    """A stored nickname, or None when no configured key opens it (serve refuses to start so,
+    but nothing on the way to the emergency layer may fail on it)."""
+    try:
+        return rt.cipher.decrypt(blob)
+    except (ValueError, InvalidTag):
+        return None
 
 
 async def _note_membership(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import LargeBinary, Table, select, update
+from sqlalchemy import LargeBinary, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import models
@@ -79,6 +79,26 @@ def encrypted_columns() -> dict[str, list[str]]:
         ]
         if cols:
             found[table.name] = cols
+    return found
+
+
+async def unopened_columns(
+    sessions: async_sessionmaker[AsyncSession], cipher: PiiCipher
+) -> list[str]:
+    """``table.column`` of every encrypted column holding ciphertext that none of the configured
+    keys opens. Checked at start-up: a server with the wrong key would otherwise answer 500 to
+    every resident it knows (their stored nickname cannot be read), emergencies included."""
+    found = []
+    async with sessions() as session:
+        for table_name, columns in encrypted_columns().items():
+            table = Base.metadata.tables[table_name]
+            for column in columns:
+                col = table.c[column]
+                key_ids = await session.scalars(
+                    select(func.substr(col, 2, 4)).where(col.is_not(None)).distinct()
+                )
+                if any(not cipher.knows(key_id) for key_id in key_ids):
+                    found.append(f"{table_name}.{column}")
     return found
 
 

@@ -62,6 +62,10 @@ class PiiCipher:
         text = self.decrypt(blob)
         return None if text is None else json.loads(text)
 
+    def knows(self, key_id: bytes) -> bool:
+        """Whether one of the configured keys has the id stored in a ciphertext (bytes 1–4)."""
+        return bytes(key_id) in self._keys
+
     def is_current(self, blob: bytes) -> bool:
         """Whether a ciphertext was made with the current key."""
         return bytes(blob)[1:5] == self._current_id

@@ -594,3 +594,26 @@ async def test_an_emergency_stranger_answers_the_officers_question(h: Harness) -
     await h.say("安全了,謝謝", group=None, sender="wxid_stranger")
     await h.sent()
     assert any("安全了" in t for t in h.to_user("wxid_wang")[before:])
+
+
+async def test_an_unreadable_stored_nickname_never_holds_back_an_emergency(h: Harness) -> None:
+    import os
+
+    from bot.pii import PiiCipher
+    from models.people import Member
+
+    now = h.clock.now()
+    async with h.runtime.sessions.begin() as s:
+        s.add(
+            Member(
+                channel="bridge",
+                sender_id="wxid_old",
+                nickname_enc=PiiCipher(os.urandom(32)).encrypt("老住户"),
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+        )
+    r = await h.say("救命!有人拿刀在广场砍人!", group=GROUP, sender="wxid_old")
+    assert r.status_code == 200
+    await h.sent()
+    assert "110" in h.to_group(GROUP)[0]["text"]

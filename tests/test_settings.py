@@ -194,3 +194,49 @@ def test_db_upgrade_says_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "upgraded from empty to " in capsys.readouterr().out
     assert main(["--config", str(config), "db", "upgrade"]) == 0
     assert "already at the latest revision" in capsys.readouterr().out
+
+
+def test_serve_refuses_a_key_that_does_not_open_stored_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started with a new key by mistake, the server would answer 500 to every resident it
+    # knows, emergencies included (their nickname cannot be read): it must not start.
+    import asyncio
+    import os
+    from datetime import UTC, datetime
+
+    from bot.db import make_engine, make_sessions
+    from bot.pii import PiiCipher
+    from models.people import Member
+
+    old, new = os.urandom(32), os.urandom(32)
+    path = _write(tmp_path, f"database:\n  url: sqlite+aiosqlite:///{tmp_path}/x.db\n")
+    assert main(["--config", str(path), "db", "upgrade"]) == 0
+
+    async def a_resident_stored_with_the_old_key() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/x.db")
+        now = datetime.now(UTC)
+        async with make_sessions(engine).begin() as s:
+            s.add(
+                Member(
+                    channel="bridge",
+                    sender_id="wxid_yang",
+                    nickname_enc=PiiCipher(old).encrypt("楊某某"),
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        await engine.dispose()
+
+    asyncio.run(a_resident_stored_with_the_old_key())
+    started: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", new.hex())
+    assert main(["serve", "--config", str(path), "--port", "18998"]) == 2
+    err = capsys.readouterr().err
+    assert "does not open personal data already stored" in err and "members.nickname_enc" in err
+    assert started == []
+    # With the old key kept as a previous one (as while rotating) it starts.
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_PREVIOUS_KEYS", f'["{old.hex()}"]')
+    assert main(["serve", "--config", str(path), "--port", "18998"]) == 0
+    assert len(started) == 1
