@@ -76,12 +76,19 @@ class Outcome:
 
 
 def scrub_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload without what was only needed to send it: a text message's phone number
-    (``extra.phone``) becomes its masked form once the message is sent or given up."""
+    """The payload without what was only needed to send it, once it is sent or given up: a
+    text message's phone number (``extra.phone``) becomes its masked form, and a text that
+    must not be kept (an SMS code, a resident's number sent to an officer) is replaced by
+    ``extra.kept_text``. The same payload back when there is nothing to scrub."""
     extra = payload.get("extra")
-    if isinstance(extra, dict) and extra.get("phone"):
-        return {**payload, "extra": {**extra, "phone": mask_phone(str(extra["phone"]))}}
-    return payload
+    if not isinstance(extra, dict) or not (extra.get("phone") or "kept_text" in extra):
+        return payload
+    scrubbed = {**payload, "extra": dict(extra)}
+    if extra.get("phone"):
+        scrubbed["extra"]["phone"] = mask_phone(str(extra["phone"]))
+    if "kept_text" in extra:
+        scrubbed["text"] = scrubbed["extra"].pop("kept_text")
+    return scrubbed
 
 
 def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:

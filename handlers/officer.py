@@ -280,7 +280,9 @@ async def _contact(
         )
         lines.append(ctx.text("officer_contact_line", name=name, phone=phone))
     add_event(ctx.session, ctx.runtime, ticket, "contact_shown", now=ctx.now, actor=_actor(officer))
-    _tell(ctx, out, officer, "\n".join(lines))
+    # Sent, the names and numbers leave the outbox: 註銷實名 must be able to delete them all.
+    kept = ctx.text("officer_contact_sent", code=ticket.code)
+    out.to_officer(officer, "\n".join(lines), kept_text=kept)
 
 
 async def _todo(ctx: HandlerContext, officer: Officer) -> None:

@@ -81,8 +81,11 @@ class Out:
             else "wechat"
         )
 
-    def to_officer(self, officer: Officer, text: str, *, priority: int = 5) -> None:
-        """A private message to an officer."""
+    def to_officer(
+        self, officer: Officer, text: str, *, priority: int = 5, kept_text: str | None = None
+    ) -> None:
+        """A private message to an officer; ``kept_text`` replaces ``text`` in the outbox once
+        it is sent (for personal data the bot must not keep)."""
         if not officer.wechat_id:
             return
         self.queue(
@@ -91,6 +94,7 @@ class Out:
                 text=text,
                 user_id=officer.wechat_id,
                 priority=priority,
+                extra={} if kept_text is None else {"kept_text": kept_text},
             )
         )
 

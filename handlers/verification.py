@@ -367,7 +367,11 @@ async def _request_code(ctx: HandlerContext, request: BindRequest) -> None:
             text=_say(ctx, "verify_sms", script, code=code, minutes=minutes),
             user_id=mask_phone(phone),
             priority=3,
-            extra={"phone": phone},
+            # Only a hash of the code is kept; once sent, neither is its text.
+            extra={
+                "phone": phone,
+                "kept_text": _say(ctx, "verify_sms", script, code="******", minutes=minutes),
+            },
         )
     )
 
@@ -522,6 +526,8 @@ async def _scrub_history(ctx: HandlerContext) -> None:
         request = parse_bind(str(payload.get("text") or ""))
         if request is not None:
             commands.append(event.id)
+            if "*" in request.phone:
+                continue  # masked on arrival already; masking it again would garble it
             masked = redacted_bind(request)
             if payload.get("text") != masked:
                 event.payload_enc = cipher.encrypt_json({**payload, "text": masked})
@@ -701,6 +707,8 @@ async def verification_commands(ctx: HandlerContext) -> bool:
 
 async def _private_command(ctx: HandlerContext, text: str, request: BindRequest | None) -> bool:
     if _CODE.fullmatch(text):
+        # Only a hash of a code is kept, in the journal as everywhere else.
+        await ctx.redact_journal("******")
         return await _confirm_code(ctx, text)
     if request is not None:
         await _request_code(ctx, request)

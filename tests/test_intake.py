@@ -460,6 +460,18 @@ async def test_the_holder_or_a_leader_can_see_the_number_privately_and_it_is_rec
     assert "13912345678" not in h.to_user("wxid_li")[-1] and "负责" in h.to_user("wxid_li")[-1]
     assert "13912345678" in h.to_user("wxid_zhao")[-1]
     assert (await h.timeline(t)).count("contact_shown") == 2
+    # Sent, the number leaves the outbox (註銷實名 must be able to delete it everywhere).
+    from sqlalchemy import select
+
+    from models.outbox import OutboxMessage
+
+    async with h.runtime.sessions() as s:
+        payloads = [
+            h.runtime.cipher.decrypt_json(p)
+            for p in (await s.scalars(select(OutboxMessage.payload_enc))).all()
+        ]
+    assert not [p for p in payloads if "13912345678" in str(p) or "楊某某" in str(p)]
+    assert sum("不留存" in p["text"] for p in payloads) == 2
 
 
 async def test_it_happened_again_is_a_new_ticket_not_a_merge(h: Harness) -> None:

@@ -400,12 +400,17 @@ async def test_real_name_commands_are_kept_masked_and_unbinding_leaves_no_trace(
     assert "實名 欧*** 138****5678" in readable
     [sms] = [r for r in await rows(vh, OutboxMessage) if r.channel == "sms"]
     assert sms.status == "sent"
+    # Only a hash of the code is kept: once sent, its text message keeps no code either.
+    [code_sms] = sms_to(vh.world)
+    assert code_in(code_sms) not in readable and "******" in readable
 
     answers = await dm(vh, "注销实名")
     assert "删除" in answers[-1]
     assert await rows(vh, Binding) == []
     readable = await _readable_texts(vh)
     assert name not in readable and PHONE not in readable and "欧阳" not in readable
+    # Commands masked on arrival stay as they were (masking them again garbled the number).
+    assert "實名 欧*** 138****5678" in readable
 
 
 async def test_unbinding_masks_commands_journaled_in_clear_and_cancels_unsent_codes(
