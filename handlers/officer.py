@@ -260,7 +260,13 @@ async def _contact(
 ) -> None:
     """``聯繫 #CODE``: the reporters' verified names and numbers, privately, for the officer
     holding the ticket or a leader, so that they can call; every look is in the timeline."""
-    if officer.role != "leader" and ticket.assigned_officer_id != officer.id:
+    holder = ticket.assigned_officer_id == officer.id
+    # A leader sees the numbers of their own station's and the stations below it, as far as
+    # their 指派 and 待辦 reach: no more than the work needs (PIPL).
+    in_scope = officer.role == "leader" and ticket.station_id in await station_subtree(
+        ctx.session, [officer.station_id]
+    )
+    if not (holder or in_scope):
         _tell(ctx, out, officer, ctx.text("officer_contact_not_yours", code=ticket.code))
         return
     lines = [ctx.text("officer_contact_header", code=ticket.code)]

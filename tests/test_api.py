@@ -123,6 +123,32 @@ async def test_tickets_listing_filters_and_needs_a_token(harness: Harness) -> No
     assert [p[0]["code"] for p in pages[:2]] == [t["code"] for t in everything] and pages[2] == []
 
 
+async def test_an_admin_can_audit_a_tickets_timeline_without_its_words(
+    harness: Harness,
+) -> None:
+    await harness.load_directory()
+    await harness.bind("wxid_yang", name="楊某某", phone="13912345678", group="grp-qiaozhen-01")
+    await harness.say("我家的电动车被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
+    [t] = await harness.tickets()
+    await harness.say(f"联系 #{t.code}", group=None, sender="wxid_zhao")  # the leader
+    admin = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    officer = {"Authorization": f"Bearer {await _token(harness, 'officer')}"}
+    path = f"/api/v1/tickets/{t.code}/events"
+    assert (await harness.client.get(path, headers=officer)).status_code == 403
+    r = await harness.client.get(path, headers=admin)
+    assert r.status_code == 200
+    events = r.json()
+    [look] = [e for e in events if e["kind"] == "contact_shown"]
+    assert look["actor"] == "officer:off-zhao" and events[0]["kind"] == "opened"
+    assert "电动车" not in r.text and "13912345678" not in r.text and "楊" not in r.text
+    assert (
+        await harness.client.get("/api/v1/tickets/Z9999/events", headers=admin)
+    ).status_code == 404
+    assert (
+        await harness.client.get("/api/v1/tickets/bad/events", headers=admin)
+    ).status_code == 422
+
+
 async def test_api_docs_work_offline(harness: Harness) -> None:
     page = await harness.client.get("/docs")
     assert page.status_code == 200

@@ -460,6 +460,17 @@ async def test_the_holder_or_a_leader_can_see_the_number_privately_and_it_is_rec
     assert "13912345678" not in h.to_user("wxid_li")[-1] and "负责" in h.to_user("wxid_li")[-1]
     assert "13912345678" in h.to_user("wxid_zhao")[-1]
     assert (await h.timeline(t)).count("contact_shown") == 2
+    # A leader of another station is refused: a leader's reach is their own stations.
+    from sqlalchemy import update
+
+    from models.directory import Officer
+
+    async with h.runtime.sessions.begin() as s:
+        await s.execute(update(Officer).where(Officer.id == "off-chen").values(role="leader"))
+    await h.say(f"联系 #{t.code}", group=None, sender="wxid_chen")
+    await h.sent()
+    assert "13912345678" not in h.to_user("wxid_chen")[-1]
+    assert (await h.timeline(t)).count("contact_shown") == 2
     # Sent, the number leaves the outbox (註銷實名 must be able to delete it everywhere).
     from sqlalchemy import select
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin, require_officer
 from bot.web.deps import Offset, get_runtime
 from models.outbox import OutboxMessage
-from models.tickets import Ticket
+from models.tickets import Ticket, TicketEvent
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -118,3 +118,31 @@ async def tickets(
     async with runtime.sessions() as session:
         rows = (await session.scalars(query)).all()
     return [TicketView.model_validate(r, from_attributes=True) for r in rows]
+
+
+class TicketEventView(BaseModel):
+    at: datetime
+    kind: str
+    actor: str
+    detail: str | None
+
+
+@router.get("/tickets/{code}/events", response_model=list[TicketEventView])
+async def ticket_events(
+    code: str = Path(pattern=r"^#?[A-Za-z]\d{4,6}$"),
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[TicketEventView]:
+    """A ticket's timeline, oldest first: who did what when (answers, transfers, escalations,
+    and every look at the reporters' contact details with ``聯繫``). No texts: residents' words
+    and answers stay encrypted in the notes."""
+    async with runtime.sessions() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.code == code.lstrip("#").upper()))
+        if ticket is None:
+            raise HTTPException(404, f"no ticket {code}")
+        rows = await session.scalars(
+            select(TicketEvent)
+            .where(TicketEvent.ticket_id == ticket.id)
+            .order_by(TicketEvent.at, TicketEvent.id)
+        )
+        return [TicketEventView.model_validate(r, from_attributes=True) for r in rows.all()]
