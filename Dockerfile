@@ -12,7 +12,10 @@ COPY config.yaml ./config.yaml
 RUN pip install . && useradd --create-home --uid 10001 lianxin && mkdir -p /data && chown lianxin /data
 
 USER lianxin
-ENV LIANXIN_CONFIG=/app/config.yaml LIANXIN__DATABASE__URL=sqlite+aiosqlite:////data/lianxin.db
+# Everything the service writes lives under /data (its volume): the SQLite default, and the
+# bulletins' uploaded media (/app belongs to root).
+ENV LIANXIN_CONFIG=/app/config.yaml LIANXIN__DATABASE__URL=sqlite+aiosqlite:////data/lianxin.db \
+    LIANXIN__BULLETINS__MEDIA_DIR=/data/media
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz').status==200 else 1)"
 CMD ["lianxin", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"lianxin: {problem}", file=sys.stderr)
         return 2
-    setup_logging()
+    setup_logging(settings.server.log_level)
     if settings.sms.provider == "log":
         # Fine for trying it out; in service, residents would wait for codes that never come.
         logging.getLogger("lianxin").warning(
@@ -91,7 +91,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     app = create_app(runtime)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.server.log_level.lower(),
+        access_log=False,
+    )
     return 0
 
 

@@ -72,6 +72,8 @@ class DatabaseSettings(_Section):
 class ServerSettings(_Section):
     max_body_bytes: int = Field(65536, gt=0)
     replay_window_s: int = Field(300, gt=0)
+    # Logs never carry texts or personal data, at any level.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 class WeChatSettings(_Section):
