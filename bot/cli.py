@@ -40,8 +40,10 @@ def setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # APScheduler reports every run of every job at INFO; its warnings are what matter.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler reports every run of every job at INFO, Alembic its set-up on every start;
+    # their warnings are what matter.
+    for name in ("apscheduler", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # httpx logs every request's full URL at INFO, and WeChat's API puts the AppSecret
     # (/cgi-bin/token?secret=…) and the access token in the query string.
     for name in ("httpx", "httpcore"):
