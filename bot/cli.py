@@ -80,7 +80,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "sms.provider is 'log': verification codes are written to this log, not sent to "
             "residents; set sms.provider: http and sms.url for real use"
         )
-    asyncio.run(migrate_url(settings.database.url))
+    before, after = asyncio.run(migrate_url(settings.database.url))
+    if before != after:
+        log = logging.getLogger("lianxin")
+        log.info("database upgraded from %s to %s", before or "empty", after)
     runtime = build_runtime(settings)
     unopened = asyncio.run(_unopened(runtime))
     if unopened:
