@@ -1593,6 +1593,69 @@ def test_round36_concepts(text: str, label: str, emergency: bool, model: bool | 
     assert (result.label, result.emergency) == (label, emergency), result
 
 
+# ------------------------------------------------------------------ round 37 concepts
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Stalking over days told calmly (stalking_days: 连着 / 接连 N 天, photographing children).
+        ("小学门口有个男的连着好几天在拍放学的女孩，感觉不对劲", "report", False),
+        ("这几天总有个陌生人在幼兒園門口偷拍小朋友", "report", False),
+        ("有个男的接连三个晚上在我家楼下转悠", "report", False),
+        # ... but a stranger there now, reaching for a child, stays an emergency.
+        ("有个男的现在在幼儿园门口拍小孩，还想把孩子往车上拉", "report", True),
+        # A child who locked themselves in a room at home is a locksmith's job (self_locked_in).
+        ("小孩自己把卫生间门反锁了，门打不开，在里面哭", "help", False),
+        ("儿子自己把房门反锁了，钥匙找不到，在里面哭", "help", False),
+        # A child locked in a car, silence and gas, or a fire stay emergencies.
+        ("孩子被锁在车里了，车里很热，快来人", "help", True),
+        ("孙子把自己锁在房间里，敲门没动静，屋里有股煤气味", "help", True),
+        ("屋里着火了，孩子还锁在里面", "help", True),
+        # A gas leak already shut off (gas_shut_off) is a fitter's job; hissing, dizziness or a
+        # valve still in question stays an emergency.
+        ("燃气灶漏气了，我已经把总阀关了，窗也开了，麻烦派人来修一下", "help", False),
+        ("液化氣罐漏氣，閥門已經關好了，窗戶也打開了", "help", False),
+        ("煤气漏了，阀门关了还在嘶嘶响", "help", True),
+        ("煤气漏了，关了阀门，老人还是头晕想吐", "help", True),
+        ("家里煤气味很重，要不要先把总阀关了", "help", True),
+        ("煤气管漏气，阀门关了吗我也不知道，屋里味很大", "help", True),
+        ("楼道里煤气味很冲，该不该先把总阀关了", "help", True),
+        # Is it legal? (违不违法 / 犯不犯法 / 合不合法: offence_question).
+        ("在自家地里烧秸秆犯不犯法", "consultation", False),
+        ("河边野炊生火合不合法啊", "consultation", False),
+        ("晚上在小区放烟花违不违规", "consultation", False),
+        # Fire lanes and escape routes blocked (public_way_blocked).
+        ("小区的消防车道天天被那几辆私家车占着", "report", False),
+        ("商场的安全出口被货箱堵住了", "report", False),
+        # Vandalism done with a tool or a substance.
+        ("村里新装的路灯被人用石头砸了", "report", False),
+        ("我家门锁被人用胶水堵死了", "report", False),
+        ("公告栏被人用红漆涂了一片", "report", False),
+        # A thing left at a place and "anyone seen it?" (lost); papers lost with a journey due
+        # (stranded_without_id); how to reissue stays a question.
+        ("我的钱包落在菜市场了，有人捡到吗", "help", False),
+        ("孩子的水壶忘在公交车上了，有人看见没", "help", False),
+        ("钱包在汽车站弄丢了，下午还要赶车去省城，怎么办", "help", False),
+        ("身份证丢在外地了，回不了家，怎么办", "help", False),
+        ("身份证丢了怎么补办", "consultation", False),
+        ("身份证丢了，明天要坐高铁，能不能办个临时身份证", "consultation", False),
+        # Praise of an officer for past help is chatter (officer_praise).
+        ("李警官真负责，上回半夜还帮我找回了电动车", "other", False),
+        ("社区的王民警人特别好，之前帮我爸办低保跑前跑后的", "other", False),
+        # Somebody else's fraud from the news or hearsay is talk (others_fraud_news); one's own
+        # family's loss stays a report.
+        ("听说隔壁村有个老太太被骗了五万，真可怕", "other", False),
+        ("网上看到外省有人被冒充公安的骗走了一百多万，好吓人", "other", False),
+        ("我妈也被骗了，跟新闻里说的一模一样，转了三万", "report", False),
+    ],
+)
+def test_round37_concepts(text: str, label: str, emergency: bool, model: bool | None) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result
+
+
 @pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
 @pytest.mark.parametrize(
     "text",
