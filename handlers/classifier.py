@@ -537,6 +537,10 @@ def _join_word_spacing(text: str) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+# A letter of any script (CJK included): text without one has no words to classify.
+_WORDS = re.compile(r"[^\W\d_]")
+
+
 @dataclass(frozen=True)
 class Classification:
     """The classifier's verdict on one message."""
@@ -1290,6 +1294,11 @@ class Classifier:
     def classify(self, text: str) -> Classification:
         """Classify one chat message."""
         norm = normalise(text)
+        if not _WORDS.search(norm):
+            # Digits and signs only: a phone number answering an officer, a code, "110". There
+            # is nothing to read; the n-gram model, fed digits, would guess at random.
+            scores = dict.fromkeys(LABELS, 0.0)
+            return Classification("other", False, 1.0, False, scores, ("forced:no_words",))
         result = self._classify_rules(norm)
         if self.model is None:
             return result

@@ -126,7 +126,11 @@ def code_hash(cipher: PiiCipher, member_id: int, code: str) -> str:
 
 # --- parsing commands -------------------------------------------------------------------------
 
-_BIND = re.compile(r"^(?:實名|实名)(?:認證|认证)?(?P<sep>[\s:,;、]*)(?P<rest>.*)$", re.S)
+_BIND = re.compile(
+    r"^(?:(?:我要|我想|我來|我来|申請|申请|請幫我|请帮我|幫我|帮我)\s*)?"
+    r"(?:實名|实名)(?:認證|认证)?(?P<sep>[\s:,;、]*)(?P<rest>.*)$",
+    re.S,
+)
 _NAME_AND_PHONE = re.compile(
     r"^(?P<name>.*?)[\s:,;、]*(?P<phone>(?:\+|00)?(?:86)?[\s\-]*1[\d\s\-()]{9,16})$", re.S
 )

@@ -1767,3 +1767,36 @@ def test_long_messages_classify_in_linear_time(kind: str) -> None:
     # Each run differs by its last characters, so the per-text caches start cold.
     long = best([long_text[: -1 - i] + "啊" * (i + 1) for i in range(3)])
     assert long < 300 * short, (kind, long, short)
+
+
+@pytest.mark.parametrize("model", [False, None], ids=["rules", "full"])
+@pytest.mark.parametrize(
+    ("text", "label", "emergency"),
+    [
+        # Digits and signs only: a number answering an officer's question, "110", a code.
+        ("13600002222", "other", False),
+        ("+86 139-1234-5678", "other", False),
+        ("110", "other", False),
+        ("12345", "other", False),
+        ("！！！", "other", False),
+        # Numbers inside words are one token to the model: they decide nothing.
+        ("我要实名 赵小红 13912340002", "other", False),
+        ("我女儿走丢了，我电话13912345678", "help", True),
+        ("有人拿刀砍人 地址是幸福路188号", "report", True),
+    ],
+)
+def test_numbers_alone_are_no_emergency(
+    text: str, label: str, emergency: bool, model: bool | None
+) -> None:
+    result = _classifier(model).classify(text)
+    assert (result.label, result.emergency) == (label, emergency), result.matched
+
+
+def test_random_phone_numbers_are_never_emergencies() -> None:
+    import random
+
+    rng = random.Random(7)
+    classifier = _classifier(None)
+    numbers = [f"1{rng.randint(3, 9)}{rng.randrange(10**9):09d}" for _ in range(300)]
+    assert [n for n in numbers if classifier.classify(n).emergency] == []
+    assert [n for n in numbers if classifier.classify(f"我的电话{n}").emergency] == []

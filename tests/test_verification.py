@@ -160,6 +160,8 @@ async def test_good_binding_sends_code_by_sms_and_binds_encrypted(vh: Harness) -
         ("實名\u3000張三\u3000１５０１２３４５６７８", "15012345678"),
         ("实名认证 阿卜杜・热合曼 18612345678", "18612345678"),
         ("实名 John Smith 0086 13612345678", "13612345678"),
+        ("我要实名 赵小红 13912340002", "13912340002"),  # said as people say it
+        ("請幫我實名認證 陳大文 13812340003", "13812340003"),
     ],
 )
 async def test_forms_of_the_command_are_understood(vh: Harness, text: str, phone: str) -> None:
