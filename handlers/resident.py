@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.deadlines import next_check
 from bot.dispatcher import HandlerContext
 from bot.routing import Router
-from handlers.commands import parse
+from handlers.commands import clean, parse
 from handlers.tickets import (
     Out,
     add_event,
@@ -181,10 +181,10 @@ async def resident_followups(ctx: HandlerContext) -> bool:
             return True
         await _forward(ctx, ticket, command.text)
         return True
-    if not ev.is_private:
-        return False
-    ticket = await _answered_lately(ctx)
-    if ticket is None or not await _reads_as_reply(ctx, ticket):
+    if not ev.is_private or command is not None:
+        return False  # 滿意, 查詢 and the like are commands, not replies
+    ticket = await _conversation(ctx)
+    if ticket is None:
         return False
     await _forward(ctx, ticket, ev.text.strip())
     return True
@@ -197,16 +197,38 @@ _ASKS = re.compile(
 )
 
 
-async def _reads_as_reply(ctx: HandlerContext, ticket: Ticket) -> bool:
-    """Whether a private message after an officer's answer continues that conversation: chat
-    (thanks, "好的"), the same kind of matter, or anything at all when the officer asked a
-    question. A different matter told on its own becomes a ticket of its own."""
-    label = ctx.classify().label
-    if label in ("other", ticket.category):
-        return True
-    last = await _last_answer(ctx, ticket)
-    answer = ctx.runtime.cipher.decrypt(last.note_enc) if last and last.note_enc else ""
-    return bool(answer and _ASKS.search(answer))
+# A resident opening another matter: "另外, …", "还有一件事 …".
+_NEW_MATTER = re.compile(r"^\s*(?:另外|還有一件事|还有一件事|還有個事|还有个事|順便|顺便|再反映)")
+
+
+async def _conversation(ctx: HandlerContext) -> Ticket | None:
+    """The open ticket a private message answers, if it answers one: of the tickets an officer
+    answered within the window, the latest whose answer asked the resident something (the
+    officer asked "是幾路公交車?", the resident writes "23路"); failing that, for chat ("好的,
+    謝謝"), the latest answered. A new matter (another label after an answer that asked
+    nothing, or one announced with "另外…") becomes a ticket of its own."""
+    if _NEW_MATTER.match(clean(ctx.event.text)):
+        return None
+    answered = (
+        await ctx.session.scalars(
+            select(Ticket)
+            .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+            .where(
+                TicketReporter.member_id == ctx.member.id,
+                Ticket.status.in_(OPEN_STATUSES),
+                Ticket.answered_at >= ctx.now - FOLLOW_UP_WINDOW,
+            )
+            .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
+        )
+    ).all()
+    for ticket in answered:
+        last = await _last_answer(ctx, ticket)
+        answer = ctx.runtime.cipher.decrypt(last.note_enc) if last and last.note_enc else ""
+        if answer and _ASKS.search(answer):
+            return ticket
+    if answered and ctx.classify().label == "other":
+        return answered[0]
+    return None
 
 
 async def _last_answer(ctx: HandlerContext, ticket: Ticket) -> TicketEvent | None:
@@ -229,21 +251,6 @@ async def _talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | Non
     if ticket.assigned_officer_id is None:
         return None
     return await ctx.session.get(Officer, ticket.assigned_officer_id)
-
-
-async def _answered_lately(ctx: HandlerContext) -> Ticket | None:
-    """The sender's open ticket an officer answered most recently, within the window."""
-    return await ctx.session.scalar(
-        select(Ticket)
-        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
-        .where(
-            TicketReporter.member_id == ctx.member.id,
-            Ticket.status.in_(OPEN_STATUSES),
-            Ticket.answered_at >= ctx.now - FOLLOW_UP_WINDOW,
-        )
-        .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
-        .limit(1)
-    )
 
 
 async def _forward(ctx: HandlerContext, ticket: Ticket, text: str) -> None:

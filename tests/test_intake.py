@@ -640,3 +640,39 @@ async def test_an_unreadable_stored_nickname_never_holds_back_an_emergency(h: Ha
     assert r.status_code == 200
     await h.sent()
     assert "110" in h.to_group(GROUP)[0]["text"]
+
+
+async def test_another_matter_after_an_answer_is_a_new_ticket_even_of_the_same_kind(
+    h: Harness,
+) -> None:
+    await _private_ticket(h, "我家楼下的超市昨晚被人撬门偷了东西", "已安排民警调取监控。")
+    await h.say(
+        "另外，我们村有人在家里开设赌场，每天晚上很多人去赌博", group=None, sender="wxid_yang"
+    )
+    await h.say("我家隔壁老人被骗买了保健品花了两万块", group=None, sender="wxid_yang")
+    assert len(await h.tickets()) == 3
+
+
+async def test_the_answer_goes_to_the_ticket_whose_officer_asked(h: Harness) -> None:
+    bus = await _private_ticket(h, "我的钱包在公交车上被偷了", "已收到，请问是几路公交车？")
+    await h.say("我家楼道的灯坏了很久了，建议物业修一下", group=None, sender="wxid_yang")
+    await h.sent()
+    other = code_in(h.to_user("wxid_yang")[-1])
+    await h.say(f"#{other} 已转告物业。", group=None, sender="wxid_wang")
+    await h.sent()
+    before = len(h.to_user("wxid_wang"))
+    await h.say("23路", group=None, sender="wxid_yang")
+    await h.sent()
+    [forwarded] = h.to_user("wxid_wang")[before:]
+    assert f"#{bus}" in forwarded and "23路" in forwarded
+
+
+async def test_a_rating_is_no_reply_to_forward(h: Harness) -> None:
+    code = await _private_ticket(h, "请问办居住证要带什么材料", "带身份证到户籍窗口。")
+    await h.say(f"结案 #{code} 已答复", group=None, sender="wxid_wang")
+    await h.say("满意", group=None, sender="wxid_yang")
+    await h.sent()
+    before = len(h.to_user("wxid_wang"))
+    await h.say("满意", group=None, sender="wxid_yang")  # again, nothing left to rate
+    await h.sent()
+    assert not [t for t in h.to_user("wxid_wang")[before:] if "满意" in t]
