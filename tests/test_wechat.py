@@ -188,6 +188,22 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
     assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "1", "0", "1"]
 
 
+async def test_a_token_rejected_again_after_a_refresh_is_retried_later(harness: Harness) -> None:
+    # Another process fetched a token meanwhile: our fresh one is refused too. That is worth
+    # another try with backoff, not a permanent failure after one attempt.
+    from bot.channels.base import SendError
+
+    api = harness.runtime.senders["wechat"]
+    await api.send(idempotency_key="k1", group_id=None, user_id="o_1", payload={"text": "測試"})
+    harness.world.state.custom_send_script.extend([40001, 40001])
+    with pytest.raises(SendError) as failure:
+        await api.send(idempotency_key="k2", group_id=None, user_id="o_1", payload={"text": "測試"})
+    assert failure.value.retryable and "40001" in failure.value.reason
+    await api.send(idempotency_key="k2", group_id=None, user_id="o_1", payload={"text": "測試"})
+    sends = harness.world.state.by_path("/cgi-bin/message/custom/send")
+    assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "0", "0", "1"]
+
+
 async def test_following_the_account_gets_a_welcome_once(harness: Harness) -> None:
     ts = int(harness.clock.now().timestamp())
     xml = (

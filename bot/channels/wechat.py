@@ -319,11 +319,15 @@ class WeChatApi:
             code = _json(response).get("errcode", 0)
             if code == 0:
                 return
-            if code in _TOKEN_EXPIRED and stale is None:
-                stale = token
-                continue
+            if code in _TOKEN_EXPIRED:
+                if stale is None:
+                    stale = token
+                    continue
+                # Rejected again after a refresh: another process or tool fetched a token
+                # meanwhile (PROTOCOL-NOTES). Worth a later try with backoff, not a failure.
+                raise SendError(f"wechat errcode {code} after a token refresh", retryable=True)
             raise SendError(f"wechat errcode {code}", retryable=code in _RETRYABLE)
-        raise SendError("access token rejected after refresh", retryable=True)
+        raise SendError("access token rejected after refresh", retryable=True)  # pragma: no cover
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
