@@ -23,7 +23,7 @@ from handlers.tickets import (
 )
 from models.directory import Officer
 from models.people import Binding
-from models.tickets import OPEN_STATUSES, Ticket
+from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
 OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer", "contact"}
 
@@ -78,12 +78,12 @@ async def _to_reporters(
     *,
     on_failure: OutboundMessage | None = None,
     **values: object,
-) -> int:
-    """Tell every reporter of ``ticket``, in the ticket's script; returns how many."""
+) -> list[TicketReporter]:
+    """Tell every reporter of ``ticket``, in the ticket's script; returns them."""
     people = await reporters(ctx.session, ticket)
     text = out.text(key, ticket.script, code=ticket.code, **values)  # type: ignore[arg-type]
     out.to_reporters(people, text, on_failure=on_failure)
-    return len(people)
+    return people
 
 
 def _actor(officer: Officer) -> str:
@@ -97,7 +97,7 @@ async def _answer(
     failed = out.notice_to_officer(
         officer, ctx.text("officer_answer_undelivered", code=ticket.code)
     )
-    count = await _to_reporters(
+    people = await _to_reporters(
         ctx, out, ticket, "ticket_answer", on_failure=failed, officer=officer.name, text=cmd.text
     )
     if ticket.acknowledged_at is None:
@@ -114,15 +114,17 @@ async def _answer(
         "answered",
         now=ctx.now,
         actor=_actor(officer),
-        detail=f"to {count} reporter(s)",
+        detail=f"to {len(people)} reporter(s)",
         note=cmd.text,
     )
-    if ctx.event.is_private:
+    # In the residents' group the @-reply there is the officer's confirmation; an answer that
+    # goes elsewhere (privately, the Official Account, another group) is confirmed privately.
+    if ctx.event.is_private or any(p.group_id != ctx.event.group_id for p in people):
         _tell(
             ctx,
             out,
             officer,
-            ctx.text("officer_answer_delivered", code=ticket.code, count=count),
+            ctx.text("officer_answer_delivered", code=ticket.code, count=len(people)),
         )
 
 

@@ -41,7 +41,16 @@ async def resident_commands(ctx: HandlerContext) -> bool:
         return True
     if command.name in ("satisfied", "unsatisfied"):
         return await _satisfaction(ctx, command.name == "satisfied", command.code)
+    if command.name in _OFFICERS_ONLY:
+        # "結案 #E2115 已處理" from a resident is no matter to open a ticket for.
+        ctx.reply(ctx.text("officer_command_from_resident"))
+        return True
     return False
+
+
+# Officer commands (CONTRACT §5) that a resident may type by mistake; #CODE with words is a
+# resident's own follow-up (resident_followups) and stays theirs.
+_OFFICERS_ONLY = {"ack", "close", "transfer", "classify", "todo", "contact"}
 
 
 async def _is_reporter(ctx: HandlerContext, ticket: Ticket) -> bool:

@@ -676,3 +676,25 @@ async def test_a_rating_is_no_reply_to_forward(h: Harness) -> None:
     await h.say("满意", group=None, sender="wxid_yang")  # again, nothing left to rate
     await h.sent()
     assert not [t for t in h.to_user("wxid_wang")[before:] if "满意" in t]
+
+
+async def test_officer_commands_from_residents_open_nothing(h: Harness) -> None:
+    code = await _private_ticket(h, "请问办居住证要带什么材料", "带身份证到户籍窗口。")
+    for text in (f"结案 #{code} 已处理", f"接单 #{code}", "待办", f"联系 #{code}"):
+        await h.say(text, group=None, sender="wxid_yang")
+    await h.sent()
+    assert len(await h.tickets()) == 1
+    [t] = await h.tickets()
+    assert t.status == "answered"
+    assert all("民警使用的指令" in m for m in h.to_user("wxid_yang")[-4:])
+
+
+async def test_an_answer_from_a_group_to_a_private_reporter_is_confirmed_privately(
+    h: Harness,
+) -> None:
+    code = await _private_ticket(h, "请问办居住证要带什么材料", "带身份证到户籍窗口。")
+    before = len(h.to_user("wxid_wang"))
+    await h.say(f"#{code} 另外还要带一张照片", group=GROUP, sender="wxid_wang")
+    await h.sent()
+    assert any("照片" in m for m in h.to_user("wxid_yang"))
+    assert any(f"#{code}" in m for m in h.to_user("wxid_wang")[before:])
