@@ -56,7 +56,10 @@ class HandlerContext:
         Ticket codes (``#A1023``) are ours, not the resident's words: they are left out, or a
         code's letters and digits could sway the verdict on what the resident says."""
         if self._classification is None:
-            text = _TICKET_CODE.sub(" ", self.event.text)
+            # A location's place name or a link's title rides in ``text`` too: not words the
+            # resident wrote, so nothing to classify.
+            words = self.event.text if self.event.msg_type in ("text", "voice") else ""
+            text = _TICKET_CODE.sub(" ", words)
             self._classification = self.runtime.classifier.classify(text)
         return self._classification
 

@@ -178,7 +178,11 @@ async def resident_followups(ctx: HandlerContext) -> bool:
     conversation would end at the officer's first message. Emergencies were handled before
     this; ``#CODE`` from anyone else stays an ordinary message (CONTRACT §5)."""
     ev = ctx.event
-    if ev.kind != "message" or ctx.officer is not None or not ev.text.strip():
+    if ev.kind != "message" or ctx.officer is not None:
+        return False
+    if ev.is_private and _attachment(ctx) is not None:
+        return await _forward_attachment(ctx)
+    if not ev.text.strip():
         return False
     command = parse(ev.text)
     if command is not None and command.name == "answer" and command.code:
@@ -238,6 +242,46 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
     if answered and ctx.classify().label == "other":
         return answered[0]
     return None
+
+
+# How long after reporting a photo or a location sent privately belongs with the report.
+ATTACH_WINDOW = timedelta(hours=1)
+
+
+def _attachment(ctx: HandlerContext) -> str | None:
+    """What a private message carries besides words: a photo, a video, a file, a location, a
+    link, or a voice message WeChat did not turn into text; None for words."""
+    ev = ctx.event
+    if ev.msg_type in ("image", "video", "file", "location", "link"):
+        return ev.msg_type
+    if ev.msg_type == "voice" and not ev.text.strip():
+        return "voice"
+    return None
+
+
+async def _forward_attachment(ctx: HandlerContext) -> bool:
+    """A photo or location sent privately goes to the officer of the ticket it belongs to: the
+    one whose officer is talking with the resident, or one they reported within the hour (a
+    fire, then where it is). Otherwise the greeting says to write in words."""
+    ticket = await _conversation(ctx)
+    if ticket is None:
+        ticket = await ctx.session.scalar(
+            select(Ticket)
+            .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+            .where(
+                TicketReporter.member_id == ctx.member.id,
+                Ticket.status.in_(OPEN_STATUSES),
+                Ticket.created_at >= ctx.now - ATTACH_WINDOW,
+            )
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+    if ticket is None:
+        return False
+    ev = ctx.event
+    what = ctx.text(f"attachment_{_attachment(ctx)}", label=ev.text.strip(), url=ev.media_url or "")
+    await _forward(ctx, ticket, what)
+    return True
 
 
 async def _last_answer(ctx: HandlerContext, ticket: Ticket) -> TicketEvent | None:

@@ -698,3 +698,40 @@ async def test_an_answer_from_a_group_to_a_private_reporter_is_confirmed_private
     await h.sent()
     assert any("照片" in m for m in h.to_user("wxid_yang"))
     assert any(f"#{code}" in m for m in h.to_user("wxid_wang")[before:])
+
+
+def _oa_xml(h: Harness, openid: str, msg_type: str, fields: str) -> str:
+    ts = int(h.clock.now().timestamp())
+    from tests.harness import ACCOUNT
+
+    return (
+        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{ts}</CreateTime>"
+        f"<MsgType><![CDATA[{msg_type}]]></MsgType>{fields}"
+        f"<MsgId>{abs(hash((openid, msg_type, fields))) % 10**15}</MsgId></xml>"
+    )
+
+
+async def test_a_photo_and_a_location_after_a_report_reach_its_officer(h: Harness) -> None:
+    r = await h.post_wechat_safe(h.wechat_text_xml("樓下著火了!火很大", openid="o_fire"))
+    assert "119" in h.decrypt_reply(r)["Content"]
+    [ticket] = await h.tickets()
+    location = (
+        "<Location_X>23.13</Location_X><Location_Y>113.26</Location_Y><Scale>15</Scale>"
+        "<Label><![CDATA[橋鎮幸福路18號]]></Label>"
+    )
+    image = "<PicUrl><![CDATA[http://mmbiz.example/pic1.jpg]]></PicUrl><MediaId>m1</MediaId>"
+    for msg_type, fields in (("location", location), ("image", image)):
+        reply = h.decrypt_reply(await h.post_wechat_safe(_oa_xml(h, "o_fire", msg_type, fields)))
+        assert f"#{ticket.code}" in reply["Content"]  # told it went to the officer
+    await h.sent()
+    told = [m for m in h.to_user("wxid_county") + h.to_user("wxid_wang") if f"#{ticket.code}" in m]
+    assert any("幸福路18號" in m and "geo:23.13,113.26" in m for m in told)
+    assert any("http://mmbiz.example/pic1.jpg" in m for m in told)
+
+
+async def test_a_photo_with_no_matter_to_belong_to_gets_the_greeting(h: Harness) -> None:
+    image = "<PicUrl><![CDATA[http://mmbiz.example/pic2.jpg]]></PicUrl><MediaId>m2</MediaId>"
+    reply = h.decrypt_reply(await h.post_wechat_safe(_oa_xml(h, "o_new", "image", image)))
+    assert "連心" in reply["Content"] or "连心" in reply["Content"]
+    assert await h.tickets() == []

@@ -25,7 +25,7 @@ class InboundMessage:
     group_id: str | None = None
     group_name: str | None = None
     nickname: str | None = None
-    msg_type: str = "text"  # text | image | voice | video | file | event
+    msg_type: str = "text"  # text | image | voice | video | file | location | link | event
     text: str = ""
     mentions: tuple[str, ...] = ()
     media_url: str | None = None

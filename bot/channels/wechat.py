@@ -217,13 +217,20 @@ def _to_inbound(message: Any) -> InboundMessage:
         text = _str(data.get("Recognition"))  # WeChat's speech-to-text when enabled
     elif msg_type == "image":
         media_url = _str(data.get("PicUrl")) or None
+    elif msg_type == "location":
+        # Where the resident is: the place's name as the text, the point as a geo: URI.
+        text = _str(data.get("Label"))
+        media_url = f"geo:{_str(data.get('Location_X'))},{_str(data.get('Location_Y'))}"
+    elif msg_type == "link":
+        text, media_url = _str(data.get("Title")), _str(data.get("Url")) or None
+    known = {"text", "image", "voice", "video", "location", "link"}
     return InboundMessage(
         channel="wechat",
         dedup_key=f"msg:{source}:{msg_id}",  # scoped: one user cannot replay another's reply
         kind="message",
         sender_id=source,
         occurred_at=occurred,
-        msg_type=msg_type if msg_type in {"text", "image", "voice", "video"} else "file",
+        msg_type=msg_type if msg_type in known else "file",
         text=text,
         media_url=media_url,
     )
