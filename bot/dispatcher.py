@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
-from broadcasts.outbox import echo_hash, enqueue
+from broadcasts.outbox import echo_hash, enqueue, resend_refused
 from handlers.texts import Script, detect_script, script_of
 from models.directory import Group, Officer
 from models.journal import InboundEvent
@@ -346,6 +346,12 @@ class Dispatcher:
             for handler in self._handlers:
                 if await handler(ctx):
                     break
+            if event.channel == "wechat" and event.kind == "message":
+                # They wrote: WeChat lets us reach them again. After the handlers' own replies,
+                # so that the passive reply answers what they just said when there is one.
+                ctx.outbox += await resend_refused(
+                    session, user_id=event.sender_id, now=now, source_event_id=journal_id
+                )
             passive = None
             if passive_until is not None and rt.clock.now() <= passive_until:
                 passive = _claim_passive(ctx)

@@ -68,6 +68,50 @@ def enqueue(
     return row
 
 
+# WeChat refuses customer-service messages to a follower who has not written for 48 hours
+# (45015) or has had too many since (45047); a message from them opens the window again.
+_WINDOW_CLOSED = ("wechat errcode 45015", "wechat errcode 45047")
+RESEND_WITHIN = timedelta(days=7)
+
+
+async def resend_refused(
+    session: AsyncSession, *, user_id: str, now: datetime, source_event_id: int
+) -> list[OutboxMessage]:
+    """Queue again what WeChat refused to send ``user_id`` because their window had closed (an
+    officer's answer given two days later), now that they have written; each once."""
+    refused = await session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.channel == "wechat",
+            OutboxMessage.user_id == user_id,
+            OutboxMessage.status == "failed",
+            OutboxMessage.last_error.in_(_WINDOW_CLOSED),
+            OutboxMessage.created_at >= now - RESEND_WITHIN,
+        )
+        .order_by(OutboxMessage.id)
+    )
+    again = []
+    for row in refused.all():
+        row.last_error = f"{row.last_error}; sent again when the resident wrote"
+        copy = OutboxMessage(
+            idempotency_key=f"{row.idempotency_key}-again",
+            channel=row.channel,
+            group_id=None,
+            user_id=row.user_id,
+            payload_enc=row.payload_enc,
+            echo_hash=row.echo_hash,
+            priority=row.priority,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            source_event_id=source_event_id,
+        )
+        session.add(copy)
+        again.append(copy)
+    return again
+
+
 @dataclass(frozen=True)
 class Outcome:
     outbox_id: int

@@ -116,6 +116,37 @@ async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: 
     assert "户籍窗口" in bodies[0]["text"]["content"]
 
 
+async def test_an_answer_refused_outside_the_48_hours_goes_out_when_the_resident_writes(
+    h: Harness,
+) -> None:
+    await h.bind("o_resident", channel="wechat")
+    r = await h.post_wechat_safe(
+        h.wechat_text_xml("我想咨询一下办理居住证需要什么材料", openid="o_resident")
+    )
+    code = code_in(h.decrypt_reply(r)["Content"])
+    h.clock.advance(timedelta(hours=49).total_seconds())
+    h.world.state.custom_send_script.extend([45015])  # the resident's window has closed
+    await h.say(f"#{code} 带身份证和租房合同到户籍窗口办理", group=None, sender="wxid_county")
+    await h.drain()
+    assert any(f"#{code}" in m and "未能送达" in m for m in h.to_user("wxid_county"))
+    # Days later the resident writes again: the answer they never got is what they get.
+    h.clock.advance(timedelta(hours=30).total_seconds())
+    r = await h.post_wechat_safe(h.wechat_text_xml("你好,请问有结果了吗", openid="o_resident"))
+    h.clock.advance(10)
+    await h.drain()
+    sends = h.world.state.by_path("/cgi-bin/message/custom/send")
+    delivered = [s.json()["text"]["content"] for s in sends if s.headers["x-fake-accepted"] == "1"]
+    passive = h.decrypt_reply(r)["Content"] if r.text != "success" else ""
+    assert sum("户籍窗口" in t for t in [*delivered, passive]) == 1
+    # Once: writing again does not send it a second time.
+    await h.post_wechat_safe(h.wechat_text_xml("谢谢", openid="o_resident"))
+    h.clock.advance(10)
+    await h.drain()
+    sends = h.world.state.by_path("/cgi-bin/message/custom/send")
+    delivered = [s.json()["text"]["content"] for s in sends if s.headers["x-fake-accepted"] == "1"]
+    assert sum("户籍窗口" in t for t in [*delivered, passive]) == 1
+
+
 async def test_emergency_from_unverified_stranger_is_answered_and_paged(h: Harness) -> None:
     r = await h.say("救命!有人拿刀在广场砍人!", group=GROUP, sender="wxid_stranger")
     assert r.status_code == 200
