@@ -22,6 +22,7 @@ from handlers.tickets import (
     first_deadline,
     group_label,
     new_code,
+    open_reported_by,
     priority_for,
     resident_label,
 )
@@ -360,11 +361,8 @@ async def _merge_target(
         Ticket.group_id.is_(None) if item.group_id is None else Ticket.group_id == item.group_id
     )
     own = await ctx.session.scalars(
-        select(Ticket)
-        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+        open_reported_by(item.member.id)
         .where(
-            TicketReporter.member_id == item.member.id,
-            Ticket.status.in_(OPEN_STATUSES),
             Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
             same_chat,
         )

@@ -20,6 +20,7 @@ from handlers.tickets import (
     clip,
     find_ticket,
     first_deadline,
+    open_reported_by,
     resident_label,
 )
 from models.directory import Officer
@@ -224,13 +225,8 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
         return None
     answered = (
         await ctx.session.scalars(
-            select(Ticket)
-            .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
-            .where(
-                TicketReporter.member_id == ctx.member.id,
-                Ticket.status.in_(OPEN_STATUSES),
-                Ticket.answered_at >= ctx.now - FOLLOW_UP_WINDOW,
-            )
+            open_reported_by(ctx.member.id)
+            .where(Ticket.answered_at >= ctx.now - FOLLOW_UP_WINDOW)
             .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
         )
     ).all()
@@ -266,13 +262,8 @@ async def _forward_attachment(ctx: HandlerContext) -> bool:
     ticket = await _conversation(ctx)
     if ticket is None:
         ticket = await ctx.session.scalar(
-            select(Ticket)
-            .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
-            .where(
-                TicketReporter.member_id == ctx.member.id,
-                Ticket.status.in_(OPEN_STATUSES),
-                Ticket.created_at >= ctx.now - ATTACH_WINDOW,
-            )
+            open_reported_by(ctx.member.id)
+            .where(Ticket.created_at >= ctx.now - ATTACH_WINDOW)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(1)
         )

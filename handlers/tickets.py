@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import OutboundMessage
@@ -243,6 +243,15 @@ def first_deadline(runtime: Runtime, priority: int, now: datetime) -> tuple[date
 async def find_ticket(session: AsyncSession, code: str) -> Ticket | None:
     """A ticket by its code (case-insensitive)."""
     return await session.scalar(select(Ticket).where(Ticket.code == code.upper()))
+
+
+def open_reported_by(member_id: int) -> Select[tuple[Ticket]]:
+    """The open tickets a resident is a reporter of, as a query to narrow and order."""
+    return (
+        select(Ticket)
+        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+        .where(TicketReporter.member_id == member_id, Ticket.status.in_(OPEN_STATUSES))
+    )
 
 
 async def open_tickets_of(session: AsyncSession, officer_id: str) -> list[Ticket]:
