@@ -74,24 +74,33 @@ _WINDOW_CLOSED = ("wechat errcode 45015", "wechat errcode 45047")
 RESEND_WITHIN = timedelta(days=7)
 
 
+# Built once: on every WeChat message, building the statement would cost more than running it.
+_REFUSED = (
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.channel == "wechat",
+        OutboxMessage.user_id == bindparam("user_id"),
+        OutboxMessage.status == "failed",
+        OutboxMessage.last_error.in_(_WINDOW_CLOSED),
+        OutboxMessage.created_at >= bindparam("since"),
+    )
+    .order_by(OutboxMessage.id)
+)
+
+
 async def resend_refused(
     session: AsyncSession, *, user_id: str, now: datetime, source_event_id: int
 ) -> list[OutboxMessage]:
     """Queue again what WeChat refused to send ``user_id`` because their window had closed (an
     officer's answer given two days later), now that they have written; each once."""
-    refused = await session.scalars(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.channel == "wechat",
-            OutboxMessage.user_id == user_id,
-            OutboxMessage.status == "failed",
-            OutboxMessage.last_error.in_(_WINDOW_CLOSED),
-            OutboxMessage.created_at >= now - RESEND_WITHIN,
-        )
-        .order_by(OutboxMessage.id)
-    )
+    # No autoflush: the rows this event queued are pending, never among the refused, and
+    # flushing them here would only move the commit's work ahead of a look-up on every message.
+    with session.no_autoflush:
+        refused = (
+            await session.scalars(_REFUSED, {"user_id": user_id, "since": now - RESEND_WITHIN})
+        ).all()
     again = []
-    for row in refused.all():
+    for row in refused:
         row.last_error = f"{row.last_error}; sent again when the resident wrote"
         copy = OutboxMessage(
             idempotency_key=f"{row.idempotency_key}-again",
