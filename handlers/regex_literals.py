@@ -16,7 +16,7 @@ long literal contains its first characters too), which bounds the substrings to 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -91,27 +91,9 @@ def guard_wildcards(source: str) -> str:
     where the group cannot start costs one character test.  Matches are unchanged.
     """
     out: list[str] = []
-    n = len(source)
-    i = last = 0
-    in_class = False
-    while i < n:
-        ch = source[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-            i += 1
-            continue
-        if ch == "[":
-            in_class = True
-            i += 1
-            if i < n and source[i] == "^":
-                i += 1
-            if i < n and source[i] == "]":
-                i += 1  # a leading ] is a member
-            continue
-        if ch == "." and source.startswith("*", i + 1):
+    last = 0
+    for i in _syntax(source):
+        if source[i] == "." and source.startswith("*", i + 1):
             j = i + 2 + source.startswith("?", i + 2)
             if source.startswith("(", j) and not source.startswith(("(?=", "(?!", "(?<"), j):
                 end = _group_end(source, j)
@@ -122,38 +104,43 @@ def guard_wildcards(source: str) -> str:
                     out.append(source[last:j])
                     out.append(guard)
                     last = j
-            i = j
-            continue
-        i += 1
     out.append(source[last:])
     return "".join(out)
 
 
-def _group_end(source: str, start: int) -> int | None:
-    """Index of the parenthesis closing the group opened at ``start``."""
-    depth = 0
+def _syntax(source: str, start: int = 0) -> Iterator[int]:
+    """The positions of ``source`` from ``start`` that are pattern syntax: not an escaped
+    character and not inside a character class (where ``(``, ``.`` and ``*`` are literal)."""
     i, n = start, len(source)
-    in_class = False
     while i < n:
         ch = source[i]
         if ch == "\\":
             i += 2
             continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            if source.startswith("^", i + 1):
+        if ch == "[":
+            i += 1
+            if source.startswith("^", i):
                 i += 1
-            if source.startswith("]", i + 1):
-                i += 1
-        elif ch == "(":
+            if source.startswith("]", i):
+                i += 1  # a leading ] is a member
+            while i < n and source[i] != "]":
+                i += 2 if source[i] == "\\" else 1
+            i += 1
+            continue
+        yield i
+        i += 1
+
+
+def _group_end(source: str, start: int) -> int | None:
+    """Index of the parenthesis closing the group opened at ``start``."""
+    depth = 0
+    for i in _syntax(source, start):
+        if source[i] == "(":
             depth += 1
-        elif ch == ")":
+        elif source[i] == ")":
             depth -= 1
             if depth == 0:
                 return i
-        i += 1
     return None
 
 
