@@ -17,22 +17,28 @@ from fastapi.responses import JSONResponse
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
 from bot.web import api, bridge_routes, bulletins_api, docs, health, wechat_routes, wecom_routes
-from broadcasts.outbox import OutboxWorker
+from broadcasts.outbox import OutboxWorker, Pace
 from broadcasts.scheduler import build_scheduler
+from broadcasts.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
 
 log = logging.getLogger("lianxin")
 
 
 def make_worker(runtime: Runtime) -> OutboxWorker:
-    """The delivery worker for a runtime, with the bridge's group pacing."""
+    """The delivery worker for a runtime, with each channel's per-chat pacing."""
     return OutboxWorker(
         sessions=runtime.sessions,
         senders=runtime.senders,
         cipher=runtime.cipher,
         clock=runtime.clock,
         settings=runtime.settings.outbox,
-        group_intervals={"bridge": runtime.settings.bridge.send_interval_s},
+        pacing={
+            "bridge": Pace(runtime.settings.bridge.send_interval_s),
+            # WeCom refuses a group robot's 21st message in a minute (errcode 45009).
+            "wecom_robot": Pace(60 / WECOM_ROBOT_PER_MINUTE, burst=WECOM_ROBOT_PER_MINUTE),
+        },
         wakeup=runtime.outbox_wakeup,
+        health=runtime.health,
     )
 
 

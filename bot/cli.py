@@ -132,7 +132,10 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
     from bot.directory import DirectoryError, load_directory_file
 
     try:
-        summary = _in_transaction(args, lambda s: load_directory_file(s, Path(args.file)))
+        cipher = _cipher_if_configured(args)
+        summary = _in_transaction(
+            args, lambda s: load_directory_file(s, Path(args.file), cipher=cipher)
+        )
     except DirectoryError as exc:
         print(f"lianxin: nothing loaded: {exc}", file=sys.stderr)
         return 1
@@ -143,6 +146,24 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(f"lianxin: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _cipher_if_configured(args: argparse.Namespace) -> Any:
+    """The PII cipher when ``security.pii_key`` is set (officers' phone numbers), else None."""
+    from bot.pii import PiiCipher
+    from bot.settings import decode_key, secret_value
+
+    security = _settings(args, require_secrets=False).security
+    if not secret_value(security.pii_key):
+        return None
+    try:
+        return PiiCipher(
+            decode_key(secret_value(security.pii_key)),
+            [decode_key(secret_value(k)) for k in security.pii_previous_keys],
+        )
+    except ValueError as exc:
+        print(f"lianxin: security.pii_key: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

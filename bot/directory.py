@@ -20,6 +20,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import storable_id
+from bot.pii import PiiCipher
+from handlers.verification import IdentityError, normalise_phone
 from models.directory import Group, Officer, RosterEntry, Station
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -118,11 +120,14 @@ def _require(source: str, item: dict[str, Any], what: str, *keys: str) -> None:
 # their Python repr.
 _TEXT, _LIST, _ANY = "text", "list", "any"
 # The widest text each key may hold (its column); ids of stations and officers are 64 wide.
-_WIDTHS = {"name": 200, "wechat_id": 128, "wecom_webhook": 500}
+_WIDTHS = {"name": 200, "wechat_id": 128, "wecom_id": 128, "wecom_webhook": 500, "phone": 32}
 _GROUP_ID_WIDTH, _ID_WIDTH = 128, 64
 _KEYS: dict[str, tuple[dict[str, str], str]] = {
     "stations": (dict.fromkeys(("id", "name", "parent", "timezone"), _TEXT), "station"),
-    "officers": (dict.fromkeys(("id", "name", "station", "wechat_id", "role"), _TEXT), "officer"),
+    "officers": (
+        dict.fromkeys(("id", "name", "station", "wechat_id", "wecom_id", "role", "phone"), _TEXT),
+        "officer",
+    ),
     "groups": (
         {
             **dict.fromkeys(("id", "name", "station", "officer", "wecom_webhook"), _TEXT),
@@ -196,7 +201,7 @@ def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> Non
     _check_no_cycles(s["stations"], source)
 
     officer_ids: set[str] = set()
-    wechat_ids: set[str] = set()
+    account_ids: dict[str, set[str]] = {"wechat_id": set(), "wecom_id": set()}
     for off in s["officers"]:
         _require(source, off, "officer", "id", "name", "station")
         oid = str(off["id"])
@@ -207,11 +212,19 @@ def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> Non
             raise _fail(source, off, f"officer {oid}", f"unknown station '{off['station']}'")
         if off.get("role", "officer") not in ("officer", "leader"):
             raise _fail(source, off, f"officer {oid}", "role must be 'officer' or 'leader'")
-        wid = off.get("wechat_id")
-        if wid:
-            if str(wid) in wechat_ids:
-                raise _fail(source, off, f"officer {oid}", f"wechat_id '{wid}' used twice")
-            wechat_ids.add(str(wid))
+        for column, seen in account_ids.items():
+            account = off.get(column)
+            if account:
+                if str(account) in seen:
+                    raise _fail(source, off, f"officer {oid}", f"{column} '{account}' used twice")
+                seen.add(str(account))
+        if off.get("phone") is not None:
+            try:
+                normalise_phone(str(off["phone"]))
+            except IdentityError:
+                raise _fail(
+                    source, off, f"officer {oid}", "'phone' is not a mainland mobile number"
+                ) from None
 
     officer_ids |= known.officers
     group_ids: set[str] = set()
@@ -279,25 +292,26 @@ def _roster_key(entry: dict[str, Any]) -> str:
     return f"{entry['station']}|{entry['officer']}|{when}|{entry['from']}-{entry['to']}"
 
 
-async def _free_moved_wechat_ids(
-    session: AsyncSession, officers: list[dict[str, Any]], source: str
+async def _free_moved_accounts(
+    session: AsyncSession, officers: list[dict[str, Any]], source: str, column: str
 ) -> None:
-    """Let a file move a WeChat account from one officer to another.
+    """Let a file move a WeChat (``wechat_id``) or WeCom (``wecom_id``) account from one
+    officer to another.
 
-    ``wechat_id`` is unique: an account the file gives to another officer is first taken from
+    Both are unique: an account the file gives to another officer is first taken from
     officers of this file that no longer have it (whatever their order in the file); one held
     by an officer the file does not mention is an error naming both.
     """
     in_file = {str(off["id"]): off for off in officers}
-    wanted = {str(o["wechat_id"]): oid for oid, o in in_file.items() if o.get("wechat_id")}
+    wanted = {str(o[column]): oid for oid, o in in_file.items() if o.get(column)}
     if not wanted:
         return
-    holders = (
-        await session.scalars(select(Officer).where(Officer.wechat_id.in_(list(wanted))))
-    ).all()
+    attribute = getattr(Officer, column)
+    holders = (await session.scalars(select(Officer).where(attribute.in_(list(wanted))))).all()
     moved = False
     for holder in holders:
-        new_owner = wanted[str(holder.wechat_id)]
+        account = getattr(holder, column)
+        new_owner = wanted[str(account)]
         if holder.id == new_owner:
             continue
         if holder.id not in in_file:
@@ -305,17 +319,30 @@ async def _free_moved_wechat_ids(
                 source,
                 in_file[new_owner],
                 f"officer {new_owner}",
-                f"wechat_id '{holder.wechat_id}' belongs to officer {holder.id}, who is not in "
-                "this file: give that officer another wechat_id here, or none",
+                f"{column} '{account}' belongs to officer {holder.id}, who is not in "
+                f"this file: give that officer another {column} here, or none",
             )
-        holder.wechat_id = None
+        setattr(holder, column, None)
         moved = True
     if moved:
         await session.flush()
 
 
+def _set_phone(officer: Officer, raw: Any, cipher: PiiCipher) -> None:
+    """Store the officer's number encrypted; the same number again changes nothing (a fresh
+    ciphertext each load would make every load a change)."""
+    phone = normalise_phone(str(raw)) if raw is not None else None
+    current = cipher.decrypt(officer.phone_enc) if officer.phone_enc else None
+    if phone != current:
+        officer.phone_enc = cipher.encrypt(phone) if phone else None
+
+
 async def apply_directory(
-    session: AsyncSession, sections: dict[str, list[dict[str, Any]]], source: str = "directory"
+    session: AsyncSession,
+    sections: dict[str, list[dict[str, Any]]],
+    source: str = "directory",
+    *,
+    cipher: PiiCipher | None = None,
 ) -> LoadSummary:
     """Upsert a checked directory into ``session`` (the caller commits, or rolls back)."""
     # Parents first, so foreign keys hold at every flush.
@@ -343,17 +370,26 @@ async def apply_directory(
             )
         )
         await session.flush()
-    await _free_moved_wechat_ids(session, sections["officers"], source)
+    for column in ("wechat_id", "wecom_id"):
+        await _free_moved_accounts(session, sections["officers"], source, column)
+    if cipher is None and any(off.get("phone") is not None for off in sections["officers"]):
+        raise DirectoryError(
+            f"{source}: officers' phone numbers are stored encrypted: set security.pii_key "
+            "(LIANXIN__SECURITY__PII_KEY) before loading them"
+        )
     for off in sections["officers"]:
-        await session.merge(
+        officer = await session.merge(
             Officer(
                 id=str(off["id"]),
                 name=str(off["name"]),
                 station_id=str(off["station"]),
                 wechat_id=str(off["wechat_id"]) if off.get("wechat_id") else None,
+                wecom_id=str(off["wecom_id"]) if off.get("wecom_id") else None,
                 role=str(off.get("role", "officer")),
             )
         )
+        if cipher is not None:
+            _set_phone(officer, off.get("phone"), cipher)
     await session.flush()
     for grp in sections["groups"]:
         await session.merge(
@@ -442,8 +478,11 @@ async def _warnings(
     return tuple(found)
 
 
-async def load_directory_file(session: AsyncSession, path: Path) -> LoadSummary:
-    """Read, check and apply a directory file within the caller's transaction."""
+async def load_directory_file(
+    session: AsyncSession, path: Path, *, cipher: PiiCipher | None = None
+) -> LoadSummary:
+    """Read, check and apply a directory file within the caller's transaction; ``cipher``
+    encrypts officers' phone numbers (a file with numbers needs it)."""
     try:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError as exc:
@@ -454,4 +493,6 @@ async def load_directory_file(session: AsyncSession, path: Path) -> LoadSummary:
         stations=set((await session.scalars(select(Station.id))).all()),
         officers=set((await session.scalars(select(Officer.id))).all()),
     )
-    return await apply_directory(session, parse_directory(text, str(path), known), str(path))
+    return await apply_directory(
+        session, parse_directory(text, str(path), known), str(path), cipher=cipher
+    )

@@ -142,8 +142,7 @@ class _Statements:
     every inbound event, so they are built once and executed with fresh parameters.
     """
 
-    lookup_in_group: Any
-    lookup_in_private: Any
+    lookup: dict[tuple[bool, bool], Any]  # (in a group, on WeCom) → statement
     journal: Any
     member: Any
     membership: Any
@@ -156,7 +155,7 @@ def _statements(dialect: str) -> _Statements:
         OutboxMessage.created_at >= bindparam("since"),
     )
 
-    def lookup(chat_column: Any) -> Any:
+    def lookup(chat_column: Any, officer_column: Any) -> Any:
         # One round trip for the three reads every event needs (the group, whether the sender
         # is an officer, whether the text is our own echo): each statement costs more in
         # SQLAlchemy than in the database. FROM a one-row table so that missing rows are NULLs.
@@ -166,7 +165,7 @@ def _statements(dialect: str) -> _Statements:
             select(Group, Officer, recent.label("echo_id"))
             .select_from(one)
             .outerjoin(Group, Group.id == bindparam("group_id"))
-            .outerjoin(Officer, Officer.wechat_id == bindparam("sender_id"))
+            .outerjoin(Officer, officer_column == bindparam("sender_id"))
         )
 
     journal_cols = (
@@ -185,8 +184,16 @@ def _statements(dialect: str) -> _Statements:
         group_id=bindparam("group_id"), member_id=bindparam("member_id"), joined_at=bindparam("now")
     )
     return _Statements(
-        lookup_in_group=lookup(OutboxMessage.group_id),
-        lookup_in_private=lookup(OutboxMessage.user_id),
+        # An officer is the id the directory names on the channel the event came by: a WeCom
+        # user id equal to an officer's WeChat id is somebody else.
+        lookup={
+            (in_group, on_wecom): lookup(
+                OutboxMessage.group_id if in_group else OutboxMessage.user_id,
+                Officer.wecom_id if on_wecom else Officer.wechat_id,
+            )
+            for in_group in (True, False)
+            for on_wecom in (True, False)
+        },
         journal=_dialect_insert(dialect, InboundEvent.__table__)
         .values({c: bindparam(c) for c in journal_cols})
         .on_conflict_do_nothing()
@@ -272,7 +279,7 @@ async def _look_up(
     )
     group, officer, echo_id = (
         await session.execute(
-            stmts.lookup_in_group if event.group_id else stmts.lookup_in_private,
+            stmts.lookup[(bool(event.group_id), event.channel == "wecom")],
             {
                 "group_id": event.group_id,
                 "sender_id": event.sender_id,

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
+from bot.channel_health import ChannelHealth
 from bot.channels.base import Sender
 from bot.channels.bridge import BridgeClient
 from bot.channels.wechat import WeChatApi, WeChatCallback
@@ -40,6 +41,7 @@ class Runtime:
     senders: dict[str, Sender] = field(default_factory=dict)
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    health: ChannelHealth = field(default_factory=ChannelHealth)
     extras: dict[str, Any] = field(default_factory=dict)
     # Inbound events take turns for the database, in arrival order. SQLAlchemy's pool hands a
     # returned connection to whoever asks first, so under a burst new requests overtook
@@ -90,6 +92,7 @@ def build_runtime(
         texts=texts or Texts.load(),
         classifier=classifier or Classifier.from_file(),
         http=http,
+        health=ChannelHealth(settings.bridge.down_after_failures),
     )
     if engine.dialect.name == "sqlite":
         runtime._turns = asyncio.Lock()

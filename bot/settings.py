@@ -103,8 +103,11 @@ class BridgeSettings(_Section):
     send_url: str | None = None
     # The bot's own account id(s) in the groups: their events are journaled, never answered.
     self_ids: list[str] = Field(default_factory=list)
+    # Pacing between sends to one chat (group or person); different chats go side by side.
     send_interval_s: float = Field(3.0, ge=0)
     timeout_s: float = Field(10.0, gt=0)
+    # Deliveries in a row failing with timeouts, 429 or 5xx that mark the bridge down.
+    down_after_failures: int = Field(3, ge=1)
 
     @property
     def configured(self) -> bool:
@@ -129,6 +132,8 @@ class OutboxSettings(_Section):
     backoff_max_s: float = Field(600.0, gt=0)
     lease_s: float = Field(60.0, gt=0)
     batch_size: int = Field(50, ge=1)
+    # Sends in flight at once (to different chats; one chat gets one at a time).
+    concurrency: int = Field(16, ge=1)
 
 
 class BulletinSettings(_Section):

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
+from bot.channel_health import ChannelHealth
 from bot.channels.base import OutboundMessage, Sender, SendError
 from bot.clock import Clock
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, SendPace, chat_key
 
 log = logging.getLogger("lianxin.outbox")
 
@@ -48,13 +51,21 @@ def enqueue(
     idempotency_key: str | None = None,
     source_event_id: int | None = None,
     not_before: datetime | None = None,
+    ticket_id: int | None = None,
+    fallback_after: timedelta | None = None,
 ) -> OutboxMessage:
-    """Add an outbox row to ``session`` (the caller commits it with whatever caused it)."""
+    """Add an outbox row to ``session`` (the caller commits it with whatever caused it).
+
+    ``ticket_id`` with ``fallback_after``: should the row still be unsent that long after it
+    was queued, the ticket's officers are paged by SMS (bot/sms_fallback.py)."""
     row = OutboxMessage(
         idempotency_key=idempotency_key or f"lx-{uuid.uuid4().hex}",
         channel=message.channel,
         group_id=message.group_id,
         user_id=message.user_id,
+        chat_key=chat_key(message.channel, message.group_id, message.user_id),
+        ticket_id=ticket_id,
+        fallback_at=(not_before or now) + fallback_after if fallback_after is not None else None,
         payload_enc=cipher.encrypt_json(message.payload()),
         echo_hash=echo_hash(cipher, message.text),
         priority=message.priority,
@@ -107,6 +118,7 @@ async def resend_refused(
             channel=row.channel,
             group_id=None,
             user_id=row.user_id,
+            chat_key=row.chat_key,
             payload_enc=row.payload_enc,
             echo_hash=row.echo_hash,
             priority=row.priority,
@@ -180,30 +192,107 @@ _CLAIMED = (
 )  # fmt: skip
 
 
-# The worker's statements run for every message sent: built once (SQLAlchemy's statement
-# construction costs more CPU than SQLite takes to run them), executed with fresh parameters.
-@functools.cache
-def _claim_statement(limit: int) -> Any:
-    now = bindparam("now")
-    due = or_(
+@dataclass(frozen=True)
+class Pace:
+    """How fast one chat of a channel may be sent to: one message per ``interval_s``, with
+    up to ``burst`` at once (a WeCom group robot: 20 a minute)."""
+
+    interval_s: float
+    burst: int = 1
+
+
+def _due(now: Any) -> Any:
+    return or_(
         and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
         and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
     )
-    candidates = (
-        select(OutboxMessage.id)
-        .where(due)
-        .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-        .scalar_subquery()
+
+
+# The worker's statements run for every message sent: built once (SQLAlchemy's statement
+# construction costs more CPU than SQLite takes to run them), executed with fresh parameters.
+@functools.cache
+def _candidates_statement() -> Any:
+    """The first due row of every chat that has none in flight, most urgent first.
+
+    One row per chat: a chat's messages go out in order and one at a time, and a backlog in
+    one group (thirty safety replies to one flood) never stands in front of another chat."""
+    now = bindparam("now")
+    ranked = (
+        select(
+            OutboxMessage.id,
+            OutboxMessage.chat_key,
+            OutboxMessage.channel,
+            OutboxMessage.priority,
+            OutboxMessage.next_attempt_at,
+            func.row_number()
+            .over(
+                partition_by=OutboxMessage.chat_key,
+                order_by=(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id),
+            )
+            .label("rank"),
+        )
+        .where(_due(now))
+        .subquery()
+    )
+    other = aliased(OutboxMessage)
+    in_flight = (
+        select(other.id)
+        .where(
+            other.chat_key == ranked.c.chat_key,
+            other.status == "sending",
+            other.lease_until >= now,
+        )
+        .exists()
     )
     return (
+        select(ranked.c.id, ranked.c.chat_key, ranked.c.channel)
+        .where(ranked.c.rank == 1, ~in_flight)
+        .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
+        .limit(bindparam("limit"))
+    )
+
+
+@functools.cache
+def _claim_statement() -> Any:
+    return (
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(candidates), due)
+        # `due` is checked again by the UPDATE itself: of two workers racing for a row, only
+        # one matches it (PostgreSQL re-evaluates the condition after the row lock).
+        .where(OutboxMessage.id.in_(bindparam("ids", expanding=True)), _due(bindparam("now")))
         .values(status="sending", lease_until=bindparam("lease_until"))
         # Everything a delivery needs, so that sending does not read the row again.
         .returning(*(getattr(OutboxMessage, c) for c in _CLAIMED))
         .execution_options(synchronize_session=False)
     )
+
+
+@functools.cache
+def _admit_statement(dialect: str) -> Any:
+    """Take a chat's next sending slot, or nothing when it is not free yet (GCRA, see
+    :class:`models.outbox.SendPace`); RETURNING a row means admitted."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now, interval = bindparam("now"), bindparam("interval")
+    stmt = insert(SendPace).values(key=bindparam("key"), tat=now + interval)
+    return stmt.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"tat": case((SendPace.tat > now, SendPace.tat), else_=now) + interval},
+        where=SendPace.tat <= now + bindparam("tolerance"),
+    ).returning(SendPace.key)
+
+
+async def admit(session: AsyncSession, key: str, *, now: datetime, pace: Pace) -> bool:
+    """Whether chat ``key`` may be sent to now; if so its slot is taken in ``session``'s
+    transaction, so that every worker of every instance sees it."""
+    result = await session.execute(
+        _admit_statement(session.bind.dialect.name),
+        {
+            "key": key,
+            "now": now.timestamp(),
+            "interval": pace.interval_s,
+            "tolerance": (pace.burst - 1) * pace.interval_s,
+        },
+    )
+    return result.first() is not None
 
 
 @functools.cache
@@ -218,7 +307,11 @@ def _finish_statement(columns: tuple[str, ...]) -> Any:
 
 
 class OutboxWorker:
-    """Claims due rows, sends them through the channel's sender, records the outcome."""
+    """Claims due rows, sends them through the channel's sender, records the outcome.
+
+    Different chats are sent to side by side; one chat gets one message at a time, paced by
+    ``pacing`` (per channel) through the database, so that several workers and instances
+    together never send to a chat faster than one may."""
 
     def __init__(
         self,
@@ -228,17 +321,18 @@ class OutboxWorker:
         cipher: PiiCipher,
         clock: Clock,
         settings: OutboxSettings,
-        group_intervals: Mapping[str, float] | None = None,
+        pacing: Mapping[str, Pace] | None = None,
         wakeup: asyncio.Event | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
         self._sessions = sessions
         self._senders = senders
         self._cipher = cipher
         self._clock = clock
         self._settings = settings
-        self._group_intervals = dict(group_intervals or {})
-        self._last_group_send: dict[str, float] = {}
+        self._pacing = {c: p for c, p in (pacing or {}).items() if p.interval_s > 0}
         self.wakeup = wakeup or asyncio.Event()
+        self.health = health or ChannelHealth()
         self._stopping = False
 
     def backoff(self, attempts: int) -> timedelta:
@@ -247,33 +341,50 @@ class OutboxWorker:
         delay = min(self._settings.backoff_max_s, base) * (1 + random.uniform(0, 0.2))
         return timedelta(seconds=delay)
 
-    def _batch_limit(self) -> int:
-        # With pacing, a batch takes interval × size to send; claiming one row at a time lets an
-        # urgent notice queued meanwhile go next instead of waiting behind the whole batch.
-        if any(interval > 0 for interval in self._group_intervals.values()):
-            return 1
-        return self._settings.batch_size
-
     async def _claim(self) -> list[Any]:
-        """Lease due rows to this worker in one conditional UPDATE; returns them in order."""
+        """Lease due rows to this worker, at most one per chat and only where the chat's pace
+        allows; returns them most urgent first."""
         now = self._clock.now()
+        limit = self._settings.batch_size
         async with self._sessions.begin() as session:
-            # `due` is checked again by the UPDATE itself: of two workers racing for a row,
-            # only one matches it (PostgreSQL re-evaluates the condition after the row lock).
+            candidates = (
+                await session.execute(_candidates_statement(), {"now": now, "limit": limit * 2})
+            ).all()
+            chosen: list[int] = []
+            for row in candidates:
+                pace = self._pacing.get(row.channel)
+                if pace is not None and not await admit(session, row.chat_key, now=now, pace=pace):
+                    continue  # this chat waits for its slot; the others go on
+                chosen.append(row.id)
+                if len(chosen) >= limit:
+                    break
+            if not chosen:
+                return []
             result = await session.execute(
-                _claim_statement(self._batch_limit()),
-                {"now": now, "lease_until": now + timedelta(seconds=self._settings.lease_s)},
+                _claim_statement(),
+                {
+                    "ids": chosen,
+                    "now": now,
+                    "lease_until": now + timedelta(seconds=self._settings.lease_s),
+                },
             )
             return sorted(result.all(), key=lambda r: (r.priority, r.next_attempt_at, r.id))
 
     async def run_once(self) -> list[Outcome]:
-        """Send one batch of due rows; returns what happened to each."""
-        outcomes = []
-        for claimed in await self._claim():
-            outcomes.append(await self._deliver(claimed))
-        return outcomes
+        """Send one batch of due rows, different chats concurrently; returns what happened
+        to each, in the batch's order."""
+        claimed = await self._claim()
+        if len(claimed) <= 1:
+            return [await self._deliver(row) for row in claimed]
+        slots = asyncio.Semaphore(self._settings.concurrency)
 
-    async def drain(self, max_rounds: int = 100) -> list[Outcome]:
+        async def deliver(row: Any) -> Outcome:
+            async with slots:
+                return await self._deliver(row)
+
+        return list(await asyncio.gather(*(deliver(row) for row in claimed)))
+
+    async def drain(self, max_rounds: int = 10_000) -> list[Outcome]:
         """Run batches until nothing is due now (tests, the demo script, shutdown)."""
         outcomes: list[Outcome] = []
         for _ in range(max_rounds):
@@ -282,16 +393,6 @@ class OutboxWorker:
                 break
             outcomes.extend(batch)
         return outcomes
-
-    async def _pace(self, channel: str, group_id: str | None) -> None:
-        interval = self._group_intervals.get(channel, 0.0)
-        if not group_id or interval <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        wait = self._last_group_send.get(channel, -1e9) + interval - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._last_group_send[channel] = loop.time()
 
     async def _deliver(self, row: Any) -> Outcome:
         outbox_id, channel, group_id, user_id = row.id, row.channel, row.group_id, row.user_id
@@ -307,7 +408,6 @@ class OutboxWorker:
         elif sender is None:
             error = SendError(f"no sender configured for channel {channel!r}", retryable=False)
         else:
-            await self._pace(channel, group_id)
             try:
                 await sender.send(
                     idempotency_key=key, group_id=group_id, user_id=user_id, payload=payload
@@ -318,6 +418,10 @@ class OutboxWorker:
                 log.exception("sender crashed on outbox %s", outbox_id)
                 error = SendError(f"sender error: {type(exc).__name__}", retryable=True)
         now = self._clock.now()
+        if sender is not None and payload:
+            # A refusal of one message (4xx) says nothing about the channel; timeouts, 429 and
+            # 5xx do.
+            self.health.record(channel, ok=error is None or not error.retryable)
         values: dict[str, Any] = {"attempts": attempts, "lease_until": None}
         if error is None:
             values.update(status="sent", sent_at=now, sent_via="api", last_error=None)

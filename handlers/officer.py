@@ -3,7 +3,7 @@ list. Only a sender whose id is a directory officer's ``wechat_id`` reaches this
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from bot.channels.base import OutboundMessage
 from bot.deadlines import next_check, restart_ladder
@@ -21,7 +21,7 @@ from handlers.tickets import (
     priority_for,
     reporters,
 )
-from models.directory import Officer
+from models.directory import Officer, Station
 from models.people import Binding
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
@@ -49,6 +49,11 @@ async def officer_commands(ctx: HandlerContext) -> bool:
     if ticket is None:
         _tell(ctx, out, officer, ctx.text("officer_unknown_ticket", code=command.code))
         return True
+    if not await in_scope(ctx, officer, ticket):
+        # Holding a ticket opens its reporters' names and numbers (聯繫): an officer acts only
+        # on the matters of their own station and the stations below it.
+        _tell(ctx, out, officer, ctx.text("officer_out_of_scope", code=ticket.code))
+        return True
     handler = {
         "answer": _answer,
         "ack": _ack,
@@ -59,6 +64,41 @@ async def officer_commands(ctx: HandlerContext) -> bool:
     }[command.name]
     await handler(ctx, out, officer, ticket, command)
     return True
+
+
+async def in_scope(ctx: HandlerContext, officer: Officer, ticket: Ticket) -> bool:
+    """Whether ``officer`` may act on ``ticket``: it belongs to their station or a station
+    below it (the county centre's officers: every station). A ticket without a station is the
+    county desk's."""
+    if ticket.assigned_officer_id == officer.id:
+        return True
+    scope = await station_subtree(ctx.session, [officer.station_id])
+    if ticket.station_id is None:
+        return (
+            await ctx.session.scalar(
+                select(Station.parent_id).where(Station.id == officer.station_id)
+            )
+            is None
+        )
+    return ticket.station_id in scope
+
+
+def _tell_previous_holder(
+    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, previous: Officer | None
+) -> None:
+    """A ticket taken from someone (接單 by another, 轉派): they hear it, so that nobody goes
+    on working on, or waiting for, a matter that is no longer theirs."""
+    if previous is None or previous.id == officer.id or previous.id == ticket.assigned_officer_id:
+        return
+    out.to_officer(
+        previous,
+        out.text(
+            "officer_ticket_taken",
+            ticket.script,  # type: ignore[arg-type]
+            code=ticket.code,
+            by=officer.name,
+        ),
+    )
 
 
 def _tell(ctx: HandlerContext, out: Out, officer: Officer, text: str) -> None:
@@ -144,7 +184,13 @@ async def _ack(
     if ticket.status in ("new", "escalated"):
         ticket.status = "acknowledged"
     if ticket.assigned_officer_id != officer.id:
+        previous = (
+            await ctx.session.get(Officer, ticket.assigned_officer_id)
+            if ticket.assigned_officer_id
+            else None
+        )
         ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
+        _tell_previous_holder(ctx, out, officer, ticket, previous)
     ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
     add_event(ctx.session, ctx.runtime, ticket, "acknowledged", now=ctx.now, actor=_actor(officer))
     await _to_reporters(ctx, out, ticket, "ticket_acknowledged_to_resident", officer=officer.name)
@@ -194,6 +240,12 @@ async def _transfer(
             ctx.text("officer_transfer_same", code=ticket.code, officer=target.name),
         )
         return
+    if target.station_id not in await station_subtree(ctx.session, [officer.station_id]):
+        _tell(
+            ctx, out, officer,
+            ctx.text("officer_transfer_out_of_scope", code=ticket.code, officer=target.name),
+        )  # fmt: skip
+        return
     if not target.wechat_id:
         # The bot could never tell them: the ticket would wait in silence for its deadline.
         _tell(
@@ -215,6 +267,9 @@ async def _transfer(
         now=ctx.now,
         actor=_actor(officer),
         detail=f"{previous} -> {target.id}",
+    )
+    _tell_previous_holder(
+        ctx, out, officer, ticket, await ctx.session.get(Officer, previous) if previous else None
     )
     out.to_officer(
         target,
@@ -323,8 +378,9 @@ def _todo_values(ctx: HandlerContext, t: Ticket) -> dict[str, object]:
 
 
 async def _escalated_below(ctx: HandlerContext, leader: Officer) -> list[tuple[Ticket, str]]:
-    """Open tickets of the leader's station and the stations under it that have been escalated
-    to a leader (level 2 or more) and are held by someone else, with the holder's name."""
+    """Open tickets of the leader's station and the stations under it, held by someone else,
+    that have been escalated to a leader (level 2 or more) or are emergencies nobody has
+    acknowledged yet (the leader was paged for them), with the holder's name."""
     scope = await station_subtree(ctx.session, [leader.station_id])
     rows = (
         await ctx.session.execute(
@@ -333,7 +389,10 @@ async def _escalated_below(ctx: HandlerContext, leader: Officer) -> list[tuple[T
             .where(
                 Ticket.station_id.in_(scope),
                 Ticket.status.in_(OPEN_STATUSES),
-                Ticket.escalation_level >= 2,
+                or_(
+                    Ticket.escalation_level >= 2,
+                    and_(Ticket.priority == 1, Ticket.acknowledged_at.is_(None)),
+                ),
                 Ticket.assigned_officer_id.is_distinct_from(leader.id),
             )
             .order_by(Ticket.created_at)

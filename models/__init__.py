@@ -11,7 +11,7 @@ from models.bulletins import (
 )
 from models.directory import Group, Officer, RosterEntry, Station
 from models.journal import InboundEvent
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, RateCounter, SendPace
 from models.people import (
     Binding,
     GroupMember,
@@ -43,7 +43,9 @@ __all__ = [
     "Officer",
     "OutboxMessage",
     "PendingItem",
+    "RateCounter",
     "RosterEntry",
+    "SendPace",
     "Station",
     "Ticket",
     "TicketEvent",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import JSON, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -25,8 +25,13 @@ class Officer(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), index=True)
+    # Who the officer is on each channel: the bridge and the Official Account know them by
+    # ``wechat_id``, WeCom by ``wecom_id``. An id is an officer only on its own channel.
     wechat_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    wecom_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="officer")  # officer | leader
+    # Where urgent pages go by SMS when the chat cannot deliver them (personal data).
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Group(Base):

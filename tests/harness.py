@@ -241,7 +241,7 @@ class Harness:
     async def load_directory(self, path: Path = DIRECTORY) -> None:
         """Load a directory file, as ``lianxin directory load`` does."""
         async with self.runtime.sessions.begin() as session:
-            await load_directory_file(session, path)
+            await load_directory_file(session, path, cipher=self.runtime.cipher)
 
     async def bind(
         self,

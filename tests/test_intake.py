@@ -328,7 +328,8 @@ async def test_transfer_and_reclassify_restart_the_deadline_ladder(h: Harness) -
     assert await h.sweep() == 1  # to the leader
     [t] = await h.tickets()
     assert t.escalation_level == 2
-    await h.say(f"转派 #{t.code} off-chen", group=None, sender="wxid_zhao")
+    # The county's desk may move a matter to another township's station.
+    await h.say(f"转派 #{t.code} off-chen", group=None, sender="wxid_county")
     [t] = await h.tickets()
     assert (t.escalation_level, t.station_id, t.assigned_officer_id) == (0, "hexi", "off-chen")
     await h.say(f"分类 #{t.code} 报警", group=None, sender="wxid_chen")  # P2: 30 min from now
@@ -642,12 +643,14 @@ async def test_an_emergency_stranger_answers_the_officers_question(h: Harness) -
     await h.say("有人在我家門口打架,拿著棍子,快來人!", group=None, sender="wxid_stranger")
     await h.sent()
     [ticket] = await h.tickets()
-    await h.say(f"#{ticket.code} 巡警已到場,請問您現在安全嗎?", group=None, sender="wxid_wang")
+    # A stranger in private has no group: the county's duty desk holds the matter.
+    assert ticket.assigned_officer_id == "off-county"
+    await h.say(f"#{ticket.code} 巡警已到場,請問您現在安全嗎?", group=None, sender="wxid_county")
     await h.sent()
-    before = len(h.to_user("wxid_wang"))
+    before = len(h.to_user("wxid_county"))
     await h.say("安全了,謝謝", group=None, sender="wxid_stranger")
     await h.sent()
-    assert any("安全了" in t for t in h.to_user("wxid_wang")[before:])
+    assert any("安全了" in t for t in h.to_user("wxid_county")[before:])
 
 
 async def test_an_unreadable_stored_nickname_never_holds_back_an_emergency(h: Harness) -> None:

@@ -20,7 +20,10 @@ async def healthz() -> dict[str, bool]:
 
 @router.get("/readyz")
 async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
-    """Ready when the database answers; 503 otherwise."""
-    if await ping(runtime.engine):
-        return JSONResponse({"ok": True, "database": "up"})
-    return JSONResponse({"ok": False, "database": "down"}, status_code=503)
+    """Ready when the database answers and no outgoing channel is marked down; 503 otherwise,
+    naming what is down (``{"bridge": "down"}``)."""
+    body: dict[str, object] = {"database": "up" if await ping(runtime.engine) else "down"}
+    for channel in sorted(runtime.health.down()):
+        body[channel] = "down"
+    ok = all(value != "down" for value in body.values())
+    return JSONResponse({"ok": ok, **body}, status_code=200 if ok else 503)
