@@ -22,6 +22,7 @@ from bot.db import make_engine, make_sessions
 from bot.pii import PiiCipher
 from bot.settings import Settings, decode_key, secret_value
 from bot.sms import make_sms_sender
+from broadcasts.leadership import Leadership
 from broadcasts.wecom_robot import WeComRobotSender
 from handlers.classifier import Classifier
 from handlers.texts import Texts
@@ -41,6 +42,9 @@ class Runtime:
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Whether this instance runs the scheduler's jobs (broadcasts.leadership); one process
+    # on SQLite always does.
+    leadership: Leadership = field(default_factory=lambda: Leadership(None))
     # Inbound events take turns for the database, in arrival order. SQLAlchemy's pool hands a
     # returned connection to whoever asks first, so under a burst new requests overtook
     # waiting ones and the unluckiest waited seconds. SQLite (one connection, one writer):
@@ -53,7 +57,8 @@ class Runtime:
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
-        """Release connections (HTTP client, database pool)."""
+        """Release connections (HTTP client, scheduler lock, database pool)."""
+        await self.leadership.close()
         await self.http.aclose()
         await self.engine.dispose()
 
@@ -90,6 +95,7 @@ def build_runtime(
         texts=texts or Texts.load(),
         classifier=classifier or Classifier.from_file(),
         http=http,
+        leadership=Leadership.for_url(settings.database.url),
     )
     if engine.dialect.name == "sqlite":
         runtime._turns = asyncio.Lock()

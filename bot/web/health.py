@@ -20,7 +20,9 @@ async def healthz() -> dict[str, bool]:
 
 @router.get("/readyz")
 async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
-    """Ready when the database answers; 503 otherwise."""
+    """Ready when the database answers; 503 otherwise. ``scheduler`` says whether this instance
+    runs the scheduled jobs (``leader``) or waits to take over (``standby``): both are ready."""
+    scheduler = runtime.leadership.role
     if await ping(runtime.engine):
-        return JSONResponse({"ok": True, "database": "up"})
-    return JSONResponse({"ok": False, "database": "down"}, status_code=503)
+        return JSONResponse({"ok": True, "database": "up", "scheduler": scheduler})
+    return JSONResponse({"ok": False, "database": "down", "scheduler": scheduler}, status_code=503)
