@@ -35,13 +35,15 @@ LOCK_KEY = 0x6C69616E78696E01
 DEFAULT_INTERVAL_S = 5.0
 DEFAULT_TIMEOUT_S = 10.0
 # The server probes an idle lock connection after 10 s and drops it after 3 failed probes 5 s
-# apart: a leader whose host lost power or network frees the lock in about 25 s instead of the
-# operating system's default of two hours. A process that exits closes its socket at once.
+# apart, or 25 s after an answer it sent went unacknowledged: a leader whose host lost power or
+# network frees the lock in about 25 s instead of the operating system's default of minutes to
+# hours. A process that exits closes its socket at once.
 _SERVER_SETTINGS = {
     "application_name": "lianxin-scheduler-lock",
     "tcp_keepalives_idle": "10",
     "tcp_keepalives_interval": "5",
     "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "25000",
 }
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
 _STILL_HELD = text(
