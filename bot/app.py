@@ -62,6 +62,9 @@ def create_app(
         scheduler = build_scheduler(runtime)
         if background:
             tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
+            # Elect before the first jobs are due, so a lone instance does not skip them.
+            await runtime.leadership.check()
+            tasks.append(asyncio.create_task(runtime.leadership.run_forever(), name="election"))
             scheduler.start()
         try:
             yield
@@ -73,6 +76,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await runtime.leadership.close()  # at once: a standby need not wait for the exit
             if close_runtime:
                 await runtime.aclose()
 

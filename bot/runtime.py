@@ -23,6 +23,7 @@ from bot.db import make_engine, make_sessions
 from bot.pii import PiiCipher
 from bot.settings import Settings, decode_key, secret_value
 from bot.sms import make_sms_sender
+from broadcasts.leadership import Leadership
 from broadcasts.wecom_robot import WeComRobotSender
 from handlers.classifier import Classifier
 from handlers.texts import Texts
@@ -43,6 +44,9 @@ class Runtime:
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Whether this instance runs the scheduler's jobs (broadcasts.leadership); one process
+    # on SQLite always does.
+    leadership: Leadership = field(default_factory=lambda: Leadership(None))
     # Inbound events take turns for the database, in arrival order. SQLAlchemy's pool hands a
     # returned connection to whoever asks first, so under a burst new requests overtook
     # waiting ones and the unluckiest waited seconds. SQLite (one connection, one writer):
@@ -55,7 +59,8 @@ class Runtime:
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
-        """Release connections (HTTP client, database pool)."""
+        """Release connections (HTTP client, scheduler lock, database pool)."""
+        await self.leadership.close()
         await self.http.aclose()
         await self.engine.dispose()
 
@@ -93,6 +98,7 @@ def build_runtime(
         classifier=classifier or Classifier.from_file(),
         http=http,
         health=ChannelHealth(settings.bridge.down_after_failures),
+        leadership=Leadership.for_url(settings.database.url),
     )
     if engine.dialect.name == "sqlite":
         runtime._turns = asyncio.Lock()

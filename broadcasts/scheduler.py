@@ -2,11 +2,17 @@
 
 Jobs here are a cache of what the database says is due: the deadline sweep reads
 ``tickets.next_check_at``, so a restart re-arms everything by simply starting the sweep again.
+
+Every instance builds and starts the same scheduler; each job does its work only while this
+instance leads (broadcasts.leadership), so with several processes on one database the work is
+done once, by one of them, and moves to another when it dies.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,6 +21,21 @@ from bot.runtime import Runtime
 from broadcasts.bulletins import BulletinOptions, bulletin_tick_job
 
 log = logging.getLogger("lianxin.scheduler")
+
+Job = Callable[[Runtime], Awaitable[None]]
+
+
+def leader_only(job: Job) -> Job:
+    """``job`` as a scheduled job: it runs only while this instance leads the scheduler."""
+
+    @functools.wraps(job)
+    async def gated(runtime: Runtime) -> None:
+        if not runtime.leadership.is_leader:
+            log.debug("%s skipped: this instance is a standby", job.__name__)
+            return
+        await job(runtime)
+
+    return gated
 
 
 async def deadline_sweep_job(runtime: Runtime) -> None:
@@ -31,10 +52,11 @@ async def deadline_sweep_job(runtime: Runtime) -> None:
 
 
 def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
-    """A scheduler with the periodic jobs of a running service (not started)."""
+    """A scheduler with the periodic jobs of a running service (not started), each one
+    ``leader_only``."""
     scheduler = AsyncIOScheduler(timezone=runtime.settings.tz)
     scheduler.add_job(
-        deadline_sweep_job,
+        leader_only(deadline_sweep_job),
         "interval",
         seconds=runtime.settings.deadlines.sweep_interval_s,
         args=[runtime],
@@ -44,7 +66,7 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         next_run_time=datetime.now(runtime.settings.tz),
     )
     scheduler.add_job(
-        bulletin_tick_job,
+        leader_only(bulletin_tick_job),
         "interval",
         seconds=BulletinOptions.of(runtime).tick_interval_s,
         args=[runtime],

@@ -21,9 +21,11 @@ async def healthz() -> dict[str, bool]:
 @router.get("/readyz")
 async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
     """Ready when the database answers and no outgoing channel is marked down; 503 otherwise,
-    naming what is down (``{"bridge": "down"}``)."""
+    naming what is down (``{"bridge": "down"}``). ``scheduler`` says whether this instance
+    runs the scheduled jobs (``leader``) or waits to take over (``standby``): both are ready."""
     body: dict[str, object] = {"database": "up" if await ping(runtime.engine) else "down"}
     for channel in sorted(runtime.health.down()):
         body[channel] = "down"
     ok = all(value != "down" for value in body.values())
+    body["scheduler"] = runtime.leadership.role
     return JSONResponse({"ok": ok, **body}, status_code=200 if ok else 503)
