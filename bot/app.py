@@ -50,10 +50,12 @@ def create_app(
     close_runtime: bool = True,
 ) -> FastAPI:
     """Build the ASGI app. ``background`` starts the delivery worker with the server."""
-    if handlers is None:
-        from handlers.registry import default_handlers
+    from handlers.registry import default_handlers, when_limited
 
+    if handlers is None:
         handlers = default_handlers()
+    # A custom chain keeps, when limited, those of its handlers the default keeps.
+    limited = {k: [h for h in v if h in handlers] for k, v in when_limited().items()}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,7 +91,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.state.dispatcher = Dispatcher(runtime, handlers)
+    app.state.dispatcher = Dispatcher(runtime, handlers, when_limited=limited)
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes):
         app.include_router(module.router)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.routing import Router
 from bot.runtime import Runtime
 from bot.settings import DeadlineSettings
+from bot.sms_fallback import page_by_sms
 from handlers.tickets import Out, add_event, category_text, clip, open_tickets_of
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, JobRun, Ticket
@@ -89,6 +90,7 @@ async def sweep(runtime: Runtime) -> int:
             await _step(session, runtime, ticket, level + 1, now)
             ticket.next_check_at = next_check(ticket, runtime.settings.deadlines)
             fired += 1
+    await page_by_sms(runtime, now)
     await handover(runtime, now)
     await daily_digest(runtime, now)
     return fired

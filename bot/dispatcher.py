@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +20,10 @@ from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import rate_limits
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
-from broadcasts.outbox import echo_hash, enqueue, resend_refused
+from broadcasts.outbox import echo_hash, enqueue, resend_refused, urgent_fallback
 from handlers.texts import Script, detect_script, script_of
 from models.directory import Group, Officer
 from models.journal import InboundEvent
@@ -85,9 +86,14 @@ class HandlerContext:
         )
 
     def send(
-        self, message: OutboundMessage, *, not_before: datetime | None = None
+        self,
+        message: OutboundMessage,
+        *,
+        not_before: datetime | None = None,
+        urgent_for: int | None = None,
     ) -> OutboxMessage:
-        """Queue a message in this transaction."""
+        """Queue a message in this transaction. ``urgent_for`` names the ticket of an urgent
+        message (a safety reply, a P1 page): undelivered in time, the ticket is paged by SMS."""
         row = enqueue(
             self.session,
             message,
@@ -95,11 +101,19 @@ class HandlerContext:
             now=self.now,
             source_event_id=self.journal_id,
             not_before=not_before,
+            **urgent_fallback(self.runtime.settings.sms, urgent_for),
         )
         self.outbox.append(row)
         return row
 
-    def reply(self, text: str, *, mention: bool = True, priority: int = 5) -> OutboxMessage:
+    def reply(
+        self,
+        text: str,
+        *,
+        mention: bool = True,
+        priority: int = 5,
+        urgent_for: int | None = None,
+    ) -> OutboxMessage:
         """Answer where the event came from: in its group (@-mentioning the sender) or privately."""
         ev = self.event
         message = OutboundMessage(
@@ -110,7 +124,7 @@ class HandlerContext:
             mentions=(ev.sender_id,) if ev.group_id and mention else (),
             priority=priority,
         )
-        return self.send(message)
+        return self.send(message, urgent_for=urgent_for)
 
 
 Handler = Callable[[HandlerContext], Awaitable[bool]]
@@ -296,9 +310,18 @@ async def _look_up(
 class Dispatcher:
     """Runs an inbound event through the journal and the handler chain."""
 
-    def __init__(self, runtime: Runtime, handlers: Sequence[Handler]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        handlers: Sequence[Handler],
+        *,
+        when_limited: Mapping[str, Sequence[Handler]] | None = None,
+    ) -> None:
+        """``when_limited``: the handlers that still run for an event over a rate limit, by
+        the limit (``sender``, ``group``); the emergency layer belongs in both."""
         self._runtime = runtime
         self._handlers = list(handlers)
+        self._when_limited = {k: list(v) for k, v in (when_limited or {}).items()}
 
     async def dispatch(
         self, event: InboundMessage, *, passive_until: datetime | None = None
@@ -350,9 +373,27 @@ class Dispatcher:
                 officer=officer,
                 now=now,
             )
-            for handler in self._handlers:
+            limit = None
+            if officer is None and event.kind == "message":
+                limit = await rate_limits.check(
+                    session, cipher=rt.cipher, limits=rt.settings.limits, event=event, now=now
+                )
+            chain = (
+                self._when_limited.get(limit.over, []) if limit and limit.over else self._handlers
+            )
+            taken = False
+            for handler in chain:
                 if await handler(ctx):
+                    taken = True
                     break
+            if limit and limit.over and not taken:
+                # Journaled and counted, nothing opened: a flood costs rows, not officers' time.
+                status = "rate_limited"
+                await session.execute(
+                    update(InboundEvent).where(InboundEvent.id == journal_id).values(status=status)
+                )
+                if limit.notify:
+                    ctx.reply(ctx.text(f"rate_limited_{limit.over}"))
             if event.channel == "wechat" and event.kind == "message":
                 # They wrote: WeChat lets us reach them again. After the handlers' own replies,
                 # so that the passive reply answers what they just said when there is one.

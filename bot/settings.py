@@ -117,6 +117,9 @@ class BridgeSettings(_Section):
 class SmsSettings(_Section):
     provider: Literal["log", "http"] = "log"
     url: str | None = None
+    # A P1 page or an emergency's safety reply still unsent this long after it was queued
+    # (or at once while its channel is marked down): the ticket's officers are paged by SMS.
+    fallback_after_s: int = Field(60, gt=0)
 
 
 class SecuritySettings(_Section):
@@ -181,6 +184,21 @@ class IntakeSettings(_Section):
     merge_window_s: int = Field(1800, ge=0)
     # The same resident writing again on the same matter within this window merges.
     same_resident_window_s: int = Field(86400, ge=0)
+    # Emergency messages from a chat that merge into one ticket get one safety reply there
+    # per this window, not one each (a flood must not queue thirty identical replies).
+    safety_reply_repeat_s: int = Field(300, ge=0)
+
+
+class LimitSettings(_Section):
+    """How much one resident, or one group, may make the bot do (officers are not limited).
+
+    Beyond a limit events are journaled and counted but open nothing new, and the sender is
+    told at most once a minute; emergencies always pass. Counts are shared by all instances.
+    """
+
+    sender_per_minute: int = Field(12, ge=1)
+    sender_per_hour: int = Field(120, ge=1)
+    group_per_minute: int = Field(120, ge=1)
 
 
 class Settings(_Section):
@@ -197,6 +215,7 @@ class Settings(_Section):
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -29,7 +29,7 @@ from bot.channel_health import ChannelHealth
 from bot.channels.base import OutboundMessage, Sender, SendError
 from bot.clock import Clock
 from bot.pii import PiiCipher, mask_phone
-from bot.settings import OutboxSettings
+from bot.settings import OutboxSettings, SmsSettings
 from models.outbox import OutboxMessage, SendPace, chat_key
 
 log = logging.getLogger("lianxin.outbox")
@@ -77,6 +77,14 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+def urgent_fallback(sms: SmsSettings, ticket_id: int | None) -> dict[str, Any]:
+    """:func:`enqueue`'s arguments that make a message about ``ticket_id`` urgent: still
+    unsent after ``sms.fallback_after_s``, its ticket is paged by SMS (bot/sms_fallback.py)."""
+    if ticket_id is None:
+        return {}
+    return {"ticket_id": ticket_id, "fallback_after": timedelta(seconds=sms.fallback_after_s)}
 
 
 # WeChat refuses customer-service messages to a follower who has not written for 48 hours
@@ -424,7 +432,9 @@ class OutboxWorker:
             self.health.record(channel, ok=error is None or not error.retryable)
         values: dict[str, Any] = {"attempts": attempts, "lease_until": None}
         if error is None:
-            values.update(status="sent", sent_at=now, sent_via="api", last_error=None)
+            values.update(
+                status="sent", sent_at=now, sent_via="api", last_error=None, fallback_at=None
+            )
             outcome = Outcome(outbox_id, "sent")
         elif error.retryable and attempts < self._settings.max_attempts:
             values.update(

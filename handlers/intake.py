@@ -28,6 +28,7 @@ from handlers.tickets import (
 )
 from models.directory import Group, Officer
 from models.journal import InboundEvent
+from models.outbox import OutboxMessage, chat_key
 from models.people import Member, PendingItem
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
@@ -195,18 +196,20 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         ticket = await _open(ctx, result, item, emergency=True)
     officer = await _officer(ctx, ticket)
     reply_key = _safety_reply_key(item.text)
-    ctx.reply(
-        ctx.text(reply_key, officer=officer.name if officer else "", code=ticket.code),
-        priority=0,
-    )
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "emergency_reply",
-        now=ctx.now,
-        detail="110 safety reply sent",
-    )
+    if not (merged and await _told_here_lately(ctx, ticket)):
+        ctx.reply(
+            ctx.text(reply_key, officer=officer.name if officer else "", code=ticket.code),
+            priority=0,
+            urgent_for=ticket.id,
+        )
+        add_event(
+            ctx.session,
+            ctx.runtime,
+            ticket,
+            "emergency_reply",
+            now=ctx.now,
+            detail="110 safety reply sent",
+        )
     from handlers.alerts_chat import link_to_active_alert  # alerts build on intake
 
     await link_to_active_alert(ctx, ticket)
@@ -230,10 +233,32 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         number=_FIRST_NUMBER[reply_key],
     )
     for target in paged:
-        out.to_officer(target, page, priority=0)
+        out.to_officer(target, page, priority=0, urgent_for=ticket.id)
         add_event(
             ctx.session, ctx.runtime, ticket, "paged", now=ctx.now, detail=f"P1 page to {target.id}"
         )
+
+
+async def _told_here_lately(ctx: HandlerContext, ticket: Ticket) -> bool:
+    """Whether the sender got a safety reply about ``ticket`` in this chat within
+    ``intake.safety_reply_repeat_s``: one resident's thirty alarms about one fire are one
+    matter, and thirty identical replies would queue in front of everyone else's."""
+    ev = ctx.event
+    chat = chat_key(ev.channel, ev.group_id, None if ev.group_id else ev.sender_id)
+    since = ctx.now - timedelta(seconds=ctx.runtime.settings.intake.safety_reply_repeat_s)
+    # The same sender: every other resident reporting the fire hears what to do themselves.
+    earlier = await ctx.session.scalar(
+        select(OutboxMessage.id)
+        .join(InboundEvent, InboundEvent.id == OutboxMessage.source_event_id)
+        .where(
+            OutboxMessage.ticket_id == ticket.id,
+            OutboxMessage.chat_key == chat,
+            OutboxMessage.created_at >= since,
+            InboundEvent.sender_id == ev.sender_id,
+        )
+        .limit(1)
+    )
+    return earlier is not None
 
 
 async def _officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:

@@ -30,3 +30,10 @@ def default_handlers() -> list[Handler]:
         intake,
         private_greeting,
     ]
+
+
+def when_limited() -> dict[str, list[Handler]]:
+    """What still runs for an event over a rate limit: the emergency layer always; in a group
+    flooded by many residents (a lost-child notice answered by hundreds), also the answers to
+    an alert, so that no sighting is dropped."""
+    return {"sender": [emergency_first], "group": [emergency_first, alert_replies]}

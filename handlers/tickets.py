@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels.base import OutboundMessage
 from bot.pii import mask_name
 from bot.runtime import Runtime
-from broadcasts.outbox import enqueue, on_failure_extra
+from broadcasts.outbox import enqueue, on_failure_extra, urgent_fallback
 from handlers.texts import Script
 from models.directory import Group, Officer
 from models.people import Binding, Member
@@ -65,11 +65,18 @@ class Out:
         """The outbox of an event being handled."""
         return cls(ctx.session, ctx.runtime, ctx.now, ctx)
 
-    def queue(self, message: OutboundMessage) -> None:
+    def queue(self, message: OutboundMessage, *, urgent_for: int | None = None) -> None:
+        """Queue ``message``; ``urgent_for``: see :meth:`HandlerContext.send`."""
         if self.ctx is not None:
-            self.ctx.send(message)
+            self.ctx.send(message, urgent_for=urgent_for)
         else:
-            enqueue(self.session, message, cipher=self.runtime.cipher, now=self.now)
+            enqueue(
+                self.session,
+                message,
+                cipher=self.runtime.cipher,
+                now=self.now,
+                **urgent_fallback(self.runtime.settings.sms, urgent_for),
+            )
         self.runtime.outbox_wakeup.set()
 
     def officer_channel(self) -> str:
@@ -82,10 +89,16 @@ class Out:
         )
 
     def to_officer(
-        self, officer: Officer, text: str, *, priority: int = 5, kept_text: str | None = None
+        self,
+        officer: Officer,
+        text: str,
+        *,
+        priority: int = 5,
+        kept_text: str | None = None,
+        urgent_for: int | None = None,
     ) -> None:
         """A private message to an officer; ``kept_text`` replaces ``text`` in the outbox once
-        it is sent (for personal data the bot must not keep)."""
+        it is sent (for personal data the bot must not keep); ``urgent_for``: a P1 page."""
         if not officer.wechat_id:
             return
         self.queue(
@@ -95,7 +108,8 @@ class Out:
                 user_id=officer.wechat_id,
                 priority=priority,
                 extra={} if kept_text is None else {"kept_text": kept_text},
-            )
+            ),
+            urgent_for=urgent_for,
         )
 
     def notice_to_officer(self, officer: Officer, text: str) -> OutboundMessage | None:

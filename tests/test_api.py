@@ -106,8 +106,14 @@ async def test_tickets_listing_filters_and_needs_a_token(harness: Harness) -> No
     await harness.say("我家的电动车被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
     await harness.say("建议村口装个摄像头", group="grp-qiaozhen-01", sender="wxid_yang")
     assert (await harness.client.get("/api/v1/tickets")).status_code == 401
+    # Every station's tickets are the county's view: an officer's token is refused (403).
     officer = await _token(harness, "officer")
-    headers = {"Authorization": f"Bearer {officer}"}
+    refused = await harness.client.get(
+        "/api/v1/tickets", headers={"Authorization": f"Bearer {officer}"}
+    )
+    assert refused.status_code == 403
+    admin = await _token(harness, "admin")
+    headers = {"Authorization": f"Bearer {admin}"}
     everything = (await harness.client.get("/api/v1/tickets", headers=headers)).json()
     assert sorted(t["category"] for t in everything) == ["report", "suggestion"]
     reports = (await harness.client.get("/api/v1/tickets?category=report", headers=headers)).json()
@@ -160,8 +166,8 @@ async def test_api_docs_work_offline(harness: Harness) -> None:
 
 
 async def test_empty_ticket_filters_mean_no_filter(harness: Harness) -> None:
-    officer = await _token(harness, "officer")
+    admin = await _token(harness, "admin")
     r = await harness.client.get(
-        "/api/v1/tickets?status=&category=", headers={"Authorization": f"Bearer {officer}"}
+        "/api/v1/tickets?status=&category=", headers={"Authorization": f"Bearer {admin}"}
     )
     assert r.status_code == 200 and r.json() == []

@@ -100,7 +100,8 @@ async def tickets(
     ),
     limit: int = Query(200, ge=1, le=2000),
     offset: Offset = 0,
-    _: Caller = Depends(require_officer),
+    # Every station's tickets: the county's view, not an officer's (CONTRACT §6).
+    _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[TicketView]:
     """Tickets with code, category, priority, status and times (no personal data), newest first;

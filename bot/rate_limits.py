@@ -1,0 +1,94 @@
+"""Limits on what one sender, or one group, may make the bot do (abuse, floods).
+
+Counted in the database (``rate_counters``), so that every instance of the service sees the
+same counts: one multi-row upsert per event, keyed by scope, a keyed hash of the sender (no
+account id in clear) or the group id, and a fixed window. Beyond a limit an event is journaled
+and counted but opens nothing new; emergencies always pass (the dispatcher runs the emergency
+layer for a limited event) and the sender is told at most once a minute.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.base import InboundMessage
+from bot.pii import PiiCipher
+from bot.settings import LimitSettings
+from models.outbox import RateCounter
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Which limit an event went over (None: within every limit)."""
+
+    over: str | None  # "sender" | "group" | None
+    notify: bool = False  # the first limited event of this minute: tell the sender
+
+
+def _sender_key(cipher: PiiCipher, event: InboundMessage) -> str:
+    return cipher.lookup_hash(f"rate:{event.channel}:{event.sender_id}")[:40]
+
+
+@functools.cache
+def _upsert(dialect: str, rows: int) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = RateCounter.__table__
+    # Core on the table: the ORM would read a dict of parameters as rows to bulk-insert.
+    stmt = insert(table).values(
+        [
+            {"key": bindparam(f"k{i}"), "count": 1, "expires_at": bindparam(f"e{i}")}
+            for i in range(rows)
+        ]
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"count": table.c.count + 1}
+    ).returning(table.c.key, table.c.count)
+
+
+async def _count(session: AsyncSession, keys: list[tuple[str, datetime]]) -> dict[str, int]:
+    params: dict[str, Any] = {}
+    for i, (key, expires) in enumerate(keys):
+        params[f"k{i}"], params[f"e{i}"] = key, expires
+    result = await session.execute(_upsert(session.bind.dialect.name, len(keys)), params)
+    return {key: count for key, count in result.all()}
+
+
+async def check(
+    session: AsyncSession,
+    *,
+    cipher: PiiCipher,
+    limits: LimitSettings,
+    event: InboundMessage,
+    now: datetime,
+) -> Verdict:
+    """Count ``event`` against its sender's and its group's limits; say which it went over."""
+    epoch = int(now.timestamp())
+    minute, hour = epoch // 60, epoch // 3600
+    sender = _sender_key(cipher, event)
+    soon, later = now + timedelta(minutes=2), now + timedelta(hours=2)
+    keys = [(f"s:m:{sender}:{minute}", soon), (f"s:h:{sender}:{hour}", later)]
+    if event.group_id:
+        keys.append((f"g:m:{event.group_id}:{minute}", soon))
+    counts = await _count(session, keys)
+    over = None
+    if counts[keys[0][0]] > limits.sender_per_minute or counts[keys[1][0]] > limits.sender_per_hour:
+        over = "sender"
+    elif event.group_id and counts[keys[2][0]] > limits.group_per_minute:
+        over = "group"
+    if over is None:
+        return Verdict(None)
+    notices = await _count(session, [(f"n:{sender}:{minute}", soon)])
+    return Verdict(over, notify=next(iter(notices.values())) == 1)
+
+
+async def forget_expired(session: AsyncSession, now: datetime) -> int:
+    """Delete counters whose window has passed; returns how many."""
+    result = await session.execute(delete(RateCounter).where(RateCounter.expires_at < now))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
