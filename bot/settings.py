@@ -141,6 +141,11 @@ class SmsTemplate(_Section):
         if isinstance(value, list):
             return {str(i): v for i, v in enumerate(value, start=1)}
         if isinstance(value, dict):  # YAML reads {1: code} with a number as the key
+            if any(isinstance(k, bool) for k in value):
+                # YAML 1.1 reads the words yes, no, on, off as true/false, also as keys.
+                raise ValueError(
+                    "a parameter name was read as true/false (yes, no, on, off): quote it"
+                )
             return {str(k): v for k, v in value.items()}
         return value
 

@@ -489,6 +489,10 @@ def test_a_gateway_missing_a_setting_names_it(tmp_path: Path, text: str, named: 
             ALIYUN_YAML.replace("params: {code: code}", "params: [code]"),
             "Alibaba Cloud's parameters are named",
         ),
+        (
+            ALIYUN_YAML.replace("params: {code: code}", "params: {no: code}"),
+            "read as true/false (yes, no, on, off): quote it",
+        ),
         ("sms:\n  provider: huawei\n", "sms.provider"),
     ],
 )
