@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
     from bot.db import migrate_url
     from bot.runtime import build_runtime
+    from bot.sms import sms_warnings
 
     settings = _settings(args)
     problem = port_problem(args.host, args.port)
@@ -74,12 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"lianxin: {problem}", file=sys.stderr)
         return 2
     setup_logging(settings.server.log_level)
-    if settings.sms.provider == "log":
-        # Fine for trying it out; in service, residents would wait for codes that never come.
-        logging.getLogger("lianxin").warning(
-            "sms.provider is 'log': verification codes are written to this log, not sent to "
-            "residents; set sms.provider: http and sms.url for real use"
-        )
+    for warning in sms_warnings(settings):
+        logging.getLogger("lianxin").warning("%s", warning)
     before, after = asyncio.run(migrate_url(settings.database.url))
     if before != after:
         log = logging.getLogger("lianxin")

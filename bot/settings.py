@@ -16,12 +16,21 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.channels.base import check_encoding_aes_key
 from bot.channels.wecom import WeComSettings
+from bot.sms_templates import TEMPLATE_VALUES
 
 ENV_PREFIX = "LIANXIN__"
 
@@ -114,9 +123,115 @@ class BridgeSettings(_Section):
         return bool(_secret(self.secret) or self.send_url)
 
 
+class SmsTemplate(_Section):
+    """A template registered with the SMS gateway, and how our values fill it (docs/sms.md)."""
+
+    # Alibaba Cloud: the TemplateCode (SMS_123456789); Tencent Cloud: the TemplateId (1234567).
+    id: str = Field(min_length=1)
+    # The template's parameter name → our value name (bot/sms_templates.py). Tencent's
+    # parameters are positional ({1}, {2}): a list [code, minutes] means {"1": code, "2": minutes}.
+    params: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # Tencent's template ids are numbers, and YAML reads them as such.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _positional(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(i): v for i, v in enumerate(value, start=1)}
+        if isinstance(value, dict):  # YAML reads {1: code} with a number as the key
+            if any(isinstance(k, bool) for k in value):
+                # YAML 1.1 reads the words yes, no, on, off as true/false, also as keys.
+                raise ValueError(
+                    "a parameter name was read as true/false (yes, no, on, off): quote it"
+                )
+            return {str(k): v for k, v in value.items()}
+        return value
+
+
+# Where each gateway's API answers; tests point ``sms.api_base_url`` at a loopback fake.
+SMS_API_BASE_URLS = {
+    "aliyun": "https://dysmsapi.aliyuncs.com",
+    "tencent": "https://sms.tencentcloudapi.com",
+}
+_ALIYUN_PARAM = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
 class SmsSettings(_Section):
-    provider: Literal["log", "http"] = "log"
+    # log: the server log; http: POST {"phone", "text"} to url; aliyun / tencent: the gateways.
+    provider: Literal["log", "http", "aliyun", "tencent"] = "log"
     url: str | None = None
+    api_base_url: str | None = None  # default: the provider's public endpoint
+    # Alibaba Cloud: AccessKey ID / Secret; Tencent Cloud: SecretId / SecretKey (env only).
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
+    sign_name: str | None = None  # the approved signature, without 【】
+    app_id: str | None = None  # Tencent Cloud: the SmsSdkAppId
+    region: str = "ap-guangzhou"  # Tencent Cloud: X-TC-Region
+    timeout_s: float = Field(10.0, gt=0)
+    templates: dict[str, SmsTemplate] = Field(default_factory=dict)
+
+    @field_validator("app_id", "access_key_id", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("templates")
+    @classmethod
+    def _known_kinds_and_values(cls, value: dict[str, SmsTemplate]) -> dict[str, SmsTemplate]:
+        for kind, template in value.items():
+            allowed = TEMPLATE_VALUES.get(kind)
+            if allowed is None:
+                raise ValueError(f"unknown kind {kind!r} (kinds: {', '.join(TEMPLATE_VALUES)})")
+            for param, our in template.params.items():
+                if our not in allowed:
+                    raise ValueError(
+                        f"{kind}.params.{param}: unknown value {our!r} "
+                        f"({kind} has: {', '.join(allowed)})"
+                    )
+        return value
+
+    @property
+    def gateway(self) -> bool:
+        return self.provider in SMS_API_BASE_URLS
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's API base URL."""
+        return (self.api_base_url or SMS_API_BASE_URLS.get(self.provider, "")).rstrip("/")
+
+    @model_validator(mode="after")
+    def _params_fit_the_provider(self) -> SmsSettings:
+        """Tencent's template parameters are positional, Alibaba Cloud's named."""
+        problems = self._template_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _template_problems(self) -> list[str]:
+        problems: list[str] = []
+        for kind, template in self.templates.items():
+            names = list(template.params)
+            if self.provider == "tencent" and set(names) != {
+                str(i) for i in range(1, len(names) + 1)
+            }:
+                problems.append(
+                    f"sms.templates.{kind}.params: Tencent's parameters are positional ({{1}}, "
+                    f"{{2}}, …): give a list [value, …] or keys 1..n, not {', '.join(names)}"
+                )
+            if self.provider == "aliyun":
+                bad = [n for n in names if not _ALIYUN_PARAM.fullmatch(n)]
+                if bad:
+                    problems.append(
+                        f"sms.templates.{kind}.params: Alibaba Cloud's parameters are named "
+                        f"(${{code}}): {', '.join(bad)} is not a parameter name"
+                    )
+        return problems
+
     # A P1 page or an emergency's safety reply still unsent this long after it was queued
     # (or at once while its channel is marked down): the ticket's officers are paged by SMS.
     fallback_after_s: int = Field(60, gt=0)
@@ -263,9 +378,26 @@ class Settings(_Section):
                 missing.append("bridge.send_url")
         if self.sms.provider == "http" and not self.sms.url:
             missing.append("sms.url")
+        if self.sms.gateway:
+            missing += self._sms_gateway_missing()
         if missing:
             hints = ", ".join(f"{k} (env {env_name(k)})" for k in missing)
             raise ConfigError(f"missing required setting: {hints}")
+
+    def _sms_gateway_missing(self) -> list[str]:
+        """What an SMS gateway (aliyun, tencent) needs and is not set."""
+        sms = self.sms
+        needed = {
+            "access_key_id": sms.access_key_id,
+            "access_key_secret": _secret(sms.access_key_secret),
+            "sign_name": sms.sign_name,
+        }
+        if sms.provider == "tencent":
+            needed["app_id"] = sms.app_id
+        missing = [f"sms.{key}" for key, value in needed.items() if not value]
+        if "code" not in sms.templates:  # verification codes are what SMS is there for
+            missing.append("sms.templates.code")
+        return missing
 
 
 def _secret(value: SecretStr | None) -> str:
@@ -351,6 +483,7 @@ _SECRET_KEYS = {
     ("wecom", "token"),
     ("wecom", "encoding_aes_key"),
     ("security", "pii_key"),
+    ("sms", "access_key_secret"),
 }
 
 

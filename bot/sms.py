@@ -1,37 +1,31 @@
-"""SMS delivery for the outbox (CONTRACT §1 ``sms``): an HTTP gateway or the server log.
+"""SMS delivery for the outbox (CONTRACT §1 ``sms``): Alibaba Cloud or Tencent Cloud templates
+(``bot/sms_gateways``), an HTTP gateway of one's own, or the server log.
 
 Outbox rows on channel ``sms`` carry the number inside their encrypted payload
 (``payload["extra"]["phone"]``); the clear ``user_id`` column holds only the masked number.
-Neither sender ever writes a full number to a log or an exception message.
+No sender ever writes a full number to a log or an exception message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 import httpx
 
-from bot.channels.base import Sender, SendError
+from bot.channels.base import Sender
 from bot.channels.bridge import post_for_delivery
 from bot.clock import Clock
 from bot.pii import mask_phone
 from bot.settings import Settings
+from bot.sms_gateways.aliyun import AliyunSmsSender
+from bot.sms_gateways.tencent import TencentSmsSender
+from bot.sms_templates import recipient
+
+__all__ = ["HttpSmsSender", "LogSmsSender", "make_sms_sender", "recipient", "sms_warnings"]
 
 log = logging.getLogger("lianxin.sms")
-
-
-def recipient(user_id: str | None, payload: dict[str, Any]) -> str:
-    """The number to text: the payload's ``extra.phone``, else a ``user_id`` of digits only."""
-    extra = payload.get("extra") or {}
-    phone = extra.get("phone") if isinstance(extra, dict) else None
-    if not phone and user_id and re.fullmatch(r"\+?\d{6,16}", user_id):
-        phone = user_id
-    if not phone:
-        raise SendError("sms row has no phone number", retryable=False)
-    return str(phone)
 
 
 class HttpSmsSender:
@@ -76,11 +70,31 @@ class LogSmsSender:
 
 
 def make_sms_sender(settings: Settings, http_client: httpx.AsyncClient, clock: Clock) -> Sender:
-    """The sender for ``sms.provider`` (``clock`` is accepted for symmetry with other senders)."""
-    del clock  # neither provider signs requests with a timestamp
+    """The sender for ``sms.provider``; the gateways sign with the time from ``clock``."""
     sms = settings.sms
+    if sms.provider == "aliyun":
+        return AliyunSmsSender(settings=sms, client=http_client, clock=clock)
+    if sms.provider == "tencent":
+        return TencentSmsSender(settings=sms, client=http_client, clock=clock)
     if sms.provider == "http":
         if not sms.url:
             raise ValueError("sms.url is required when sms.provider is http")
         return HttpSmsSender(url=sms.url, client=http_client)
     return LogSmsSender()
+
+
+def sms_warnings(settings: Settings) -> list[str]:
+    """What ``lianxin serve`` should warn about in the SMS settings (not errors: it can run)."""
+    sms = settings.sms
+    if sms.provider == "log":
+        # Fine for trying it out; in service, residents would wait for codes that never come.
+        return [
+            "sms.provider is 'log': verification codes are written to this log, not sent to "
+            "residents; set sms.provider to aliyun, tencent or http for real use (docs/sms.md)"
+        ]
+    if sms.gateway and "page" not in sms.templates:
+        return [
+            f"sms.templates.page is not set: urgent pages to officers cannot go out through "
+            f"{sms.provider} SMS (docs/sms.md)"
+        ]
+    return []

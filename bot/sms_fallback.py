@@ -15,10 +15,9 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import OutboundMessage
-from bot.pii import mask_phone
 from bot.routing import Router
 from bot.runtime import Runtime
+from bot.sms_templates import sms_message
 from broadcasts.outbox import enqueue
 from handlers.tickets import add_event, category_text, group_label
 from models.directory import Officer
@@ -59,6 +58,19 @@ async def page_by_sms(runtime: Runtime, now: datetime | None = None) -> int:
     return paged
 
 
+async def _first_number(session: AsyncSession, ticket: Ticket) -> str:
+    """The number the resident was told to call first (119 fire, 120 injury, else 110), as the
+    chat page says: the safety reply's timeline entry begins with it."""
+    detail = await session.scalar(
+        select(TicketEvent.detail)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "emergency_reply")
+        .order_by(TicketEvent.id)
+        .limit(1)
+    )
+    number = (detail or "").split(" ", 1)[0]
+    return number if number in ("110", "119", "120") else "110"
+
+
 async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: datetime) -> int:
     ticket = await session.get(Ticket, ticket_id)
     if ticket is None or ticket.status == "closed":
@@ -86,6 +98,7 @@ async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: da
         category=category_text(runtime, ticket),
         group=await group_label(session, runtime, ticket),
     )
+    number = await _first_number(session, ticket)
     reached = []
     for officer in people:
         phone = runtime.cipher.decrypt(officer.phone_enc) if officer.phone_enc else None
@@ -93,16 +106,17 @@ async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: da
             continue
         enqueue(
             session,
-            OutboundMessage(
-                channel="sms",
+            sms_message(
+                "page",
                 text=text,
-                user_id=mask_phone(phone),
-                priority=0,
-                extra={
-                    "phone": phone,
-                    "template": "page",
-                    "params": {"code": ticket.code},
+                phone=phone,
+                values={
+                    "ticket": ticket.code,
+                    "category": category_text(runtime, ticket),
+                    "number": number,
+                    "minutes": max(1, runtime.settings.deadlines.p1_ack_s // 60),
                 },
+                priority=0,
             ),
             cipher=runtime.cipher,
             now=now,

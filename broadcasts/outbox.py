@@ -150,17 +150,21 @@ class Outcome:
 
 def scrub_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload without what was only needed to send it, once it is sent or given up: a
-    text message's phone number (``extra.phone``) becomes its masked form, and a text that
-    must not be kept (an SMS code, a resident's number sent to an officer) is replaced by
-    ``extra.kept_text``. The same payload back when there is nothing to scrub."""
+    text message's phone number (``extra.phone``) becomes its masked form, a text that must
+    not be kept (an SMS code, a resident's number sent to an officer) is replaced by
+    ``extra.kept_text``, and an SMS's template values (``extra.sms_values``: the code) go.
+    The same payload back when there is nothing to scrub."""
     extra = payload.get("extra")
-    if not isinstance(extra, dict) or not (extra.get("phone") or "kept_text" in extra):
+    if not isinstance(extra, dict) or not (
+        extra.get("phone") or "kept_text" in extra or "sms_values" in extra
+    ):
         return payload
     scrubbed = {**payload, "extra": dict(extra)}
     if extra.get("phone"):
         scrubbed["extra"]["phone"] = mask_phone(str(extra["phone"]))
     if "kept_text" in extra:
         scrubbed["text"] = scrubbed["extra"].pop("kept_text")
+    scrubbed["extra"].pop("sms_values", None)
     return scrubbed
 
 

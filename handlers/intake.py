@@ -208,7 +208,8 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
             ticket,
             "emergency_reply",
             now=ctx.now,
-            detail="110 safety reply sent",
+            # The number comes first: an SMS page names the same one (bot/sms_fallback.py).
+            detail=f"{_FIRST_NUMBER[reply_key]} safety reply sent",
         )
     from handlers.alerts_chat import link_to_active_alert  # alerts build on intake
 

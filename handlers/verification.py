@@ -33,6 +33,7 @@ from bot.clock import as_utc
 from bot.dispatcher import HandlerContext
 from bot.pii import PiiCipher, mask_name, mask_phone
 from bot.routing import Router, station_subtree
+from bot.sms_templates import sms_message
 from broadcasts.outbox import enqueue, scrub_payload
 from handlers.texts import Script, detect_script, script_of
 from handlers.tickets import Out
@@ -366,16 +367,15 @@ async def _request_code(ctx: HandlerContext, request: BindRequest) -> None:
     # The number rides in the encrypted payload; outbox.user_id is a clear column, so it only
     # gets the masked form (useful to operators, useless to a thief).
     ctx.send(
-        OutboundMessage(
-            channel="sms",
+        sms_message(
+            "code",
             text=_say(ctx, "verify_sms", script, code=code, minutes=minutes),
-            user_id=mask_phone(phone),
-            priority=3,
+            phone=phone,
+            # What a gateway's template gets (docs/sms.md).
+            values={"code": code, "minutes": minutes},
             # Only a hash of the code is kept; once sent, neither is its text.
-            extra={
-                "phone": phone,
-                "kept_text": _say(ctx, "verify_sms", script, code="******", minutes=minutes),
-            },
+            kept_text=_say(ctx, "verify_sms", script, code="******", minutes=minutes),
+            priority=3,
         )
     )
 
