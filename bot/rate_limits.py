@@ -84,7 +84,9 @@ async def check(
         over = "group"
     if over is None:
         return Verdict(None)
-    notices = await _count(session, [(f"n:{sender}:{minute}", soon)])
+    # Told once a minute: the flooding sender, or the flooded group as a whole.
+    whom = sender if over == "sender" else f"g:{event.group_id}"
+    notices = await _count(session, [(f"n:{whom}:{minute}", soon)])
     return Verdict(over, notify=next(iter(notices.values())) == 1)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Float, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -283,12 +283,13 @@ def _admit_statement(dialect: str) -> Any:
     """Take a chat's next sending slot, or nothing when it is not free yet (GCRA, see
     :class:`models.outbox.SendPace`); RETURNING a row means admitted."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    now, interval = bindparam("now"), bindparam("interval")
+    # Typed: PostgreSQL cannot tell what `$1 + $2` adds.
+    now, interval = bindparam("now", type_=Float), bindparam("interval", type_=Float)
     stmt = insert(SendPace).values(key=bindparam("key"), tat=now + interval)
     return stmt.on_conflict_do_update(
         index_elements=["key"],
         set_={"tat": case((SendPace.tat > now, SendPace.tat), else_=now) + interval},
-        where=SendPace.tat <= now + bindparam("tolerance"),
+        where=SendPace.tat <= now + bindparam("tolerance", type_=Float),
     ).returning(SendPace.key)
 
 

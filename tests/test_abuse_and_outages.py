@@ -1,0 +1,280 @@
+"""Holding under abuse and outages (issue 12): officers act only within their stations, one
+group's flood never delays another chat's emergency, per-sender and per-group limits, a P1 page
+by SMS when the chat cannot deliver it, and the bridge marked down and up again."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+from models.tickets import Ticket, TicketEvent
+from tests.fakes import FakeWorld
+from tests.harness import DIRECTORY, Harness
+
+TZ = ZoneInfo("Asia/Shanghai")
+MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
+GROUP, OTHER_GROUP = "grp-qiaozhen-01", "grp-hexi-01"
+FIRE = "着火了!三楼冒烟了,快来人"
+
+
+def _with_phones(tmp_path: Path) -> Path:
+    """The test directory, with mobile numbers for the officers of 橋鎮."""
+    text = DIRECTORY.read_text(encoding="utf-8")
+    text = text.replace("wechat_id: wxid_wang,", 'wechat_id: wxid_wang, phone: "13900000001",')
+    text = text.replace("wechat_id: wxid_zhao,", 'wechat_id: wxid_zhao, phone: "13900000003",')
+    path = tmp_path / "directory.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def h(harness: Harness, tmp_path: Path) -> Harness:
+    await harness.load_directory(_with_phones(tmp_path))
+    harness.clock.set(MONDAY_10)
+    return harness
+
+
+def code_in(text: str) -> str:
+    match = re.search(r"#([A-Z]\d{4,6})", text)
+    assert match, text
+    return match.group(1)
+
+
+async def _report(h: Harness) -> Ticket:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    [ticket] = await h.tickets()
+    return ticket
+
+
+# --- 1. officers act only within their stations --------------------------------------------
+async def test_an_officer_of_another_station_cannot_take_a_ticket_or_see_its_reporters(
+    h: Harness,
+) -> None:
+    ticket = await _report(h)
+    assert ticket.station_id == "qiaozhen" and ticket.assigned_officer_id == "off-wang"
+    # 陳 is at 河西, a sibling station: 接單, 轉派 to himself and 聯繫 are all refused.
+    for command in (
+        f"接單 #{ticket.code}",
+        f"转派 #{ticket.code} off-chen",
+        f"联系 #{ticket.code}",
+    ):
+        await h.say(command, group=None, sender="wxid_chen")
+    await h.sent()
+    [after] = await h.tickets()
+    assert after.assigned_officer_id == "off-wang" and after.acknowledged_at is None
+    told = h.to_user("wxid_chen")
+    assert len(told) == 3 and all("其他派出所" in t for t in told)
+    assert not any("139" in t for t in told)  # no number ever reached him
+    assert "contact_shown" not in await h.timeline(after)
+
+
+async def test_a_leader_cannot_transfer_out_of_his_subtree_and_the_county_can(h: Harness) -> None:
+    ticket = await _report(h)
+    await h.say(f"转派 #{ticket.code} off-chen", group=None, sender="wxid_zhao")
+    await h.sent()
+    [after] = await h.tickets()
+    assert after.assigned_officer_id == "off-wang"
+    assert re.search("不能[轉转]派", h.to_user("wxid_zhao")[-1])
+    await h.say(f"转派 #{ticket.code} off-chen", group=None, sender="wxid_county")
+    await h.sent()
+    [after] = await h.tickets()
+    assert (after.assigned_officer_id, after.station_id) == ("off-chen", "hexi")
+    # The officer it was taken from hears so.
+    assert any(f"#{ticket.code}" in t and "不再由您" in t for t in h.to_user("wxid_wang"))
+
+
+async def test_the_previous_holder_is_told_when_a_colleague_takes_the_ticket(h: Harness) -> None:
+    ticket = await _report(h)
+    before = len(h.to_user("wxid_wang"))
+    await h.say(f"接单 #{ticket.code}", group=None, sender="wxid_li")  # same station: allowed
+    await h.sent()
+    [after] = await h.tickets()
+    assert after.assigned_officer_id == "off-li" and after.acknowledged_at is not None
+    taken = h.to_user("wxid_wang")[before:]
+    assert len(taken) == 1 and "李警官" in taken[0] and f"#{ticket.code}" in taken[0]
+
+
+async def test_a_leader_sees_the_unacknowledged_p1_page_in_his_todo(h: Harness) -> None:
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    await h.sent()
+    [ticket] = await h.tickets()
+    assert any(f"#{ticket.code}" in t for t in h.to_user("wxid_zhao"))  # paged
+    await h.say("待办", group=None, sender="wxid_zhao")
+    await h.sent()
+    todo = h.to_user("wxid_zhao")[-1]
+    assert f"#{ticket.code}" in todo and "王警官" in todo and "沒有待辦" not in todo
+    # Once acknowledged, it is the holder's again and leaves the leader's list.
+    await h.say(f"接单 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.say("待办", group=None, sender="wxid_zhao")
+    await h.sent()
+    assert f"#{ticket.code}" not in h.to_user("wxid_zhao")[-1]
+
+
+# --- 2. no head-of-line blocking -------------------------------------------------------------
+async def test_a_flood_in_one_group_never_delays_an_emergency_in_another(
+    db_url: str, world: FakeWorld, tmp_path: Path
+) -> None:
+    h = Harness.build(db_url, world, bridge={"send_interval_s": 3})
+    try:
+        await h.load_directory(_with_phones(tmp_path))
+        h.clock.set(MONDAY_10)
+        for i in range(30):
+            await h.say(f"{FIRE}{i}", group=GROUP, sender="wxid_flood")
+        await h.say("河边有人落水了,快救人", group=OTHER_GROUP, sender="wxid_other")
+        # One pass of the worker at the same instant: the other group's safety reply and the
+        # page to its duty officer go out now, whatever is queued in the flooded group.
+        await h.worker.run_once()
+        delivered = h.world.state.delivered()
+        assert any(d["group_id"] == OTHER_GROUP for d in delivered)
+        assert any(d["user_id"] == "wxid_chen" for d in delivered)  # 河西's officer paged
+        # The flood merged into one ticket and one safety reply; the group is paced.
+        assert len([d for d in delivered if d["group_id"] == GROUP]) == 1
+        async with h.runtime.sessions() as session:
+            replies = await session.scalar(
+                select(func.count()).where(OutboxMessage.group_id == GROUP)
+            )
+        assert replies == 1
+        assert len(await h.tickets()) == 2
+        # Pacing holds per chat: nothing more to that group until the interval has passed.
+        await h.say("又着火了!二楼也冒烟了", group=GROUP, sender="wxid_other_neighbour")
+        await h.worker.run_once()
+        assert len(h.to_group(GROUP)) == 1
+        h.clock.advance(timedelta(seconds=3))
+        await h.worker.run_once()
+        assert len(h.to_group(GROUP)) == 2
+    finally:
+        await h.close()
+
+
+# --- 3. limits on what one resident sends ---------------------------------------------------
+async def test_a_flooding_resident_opens_nothing_new_and_is_told_once_a_minute(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    for i in range(60):
+        await h.say(f"建议村口第{i}个路灯修一下", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    limit = h.runtime.settings.limits.sender_per_minute
+    async with h.runtime.sessions() as session:
+        statuses = dict(
+            (
+                await session.execute(
+                    select(InboundEvent.status, func.count()).group_by(InboundEvent.status)
+                )
+            ).all()
+        )
+        outgoing = await session.scalar(select(func.count()).select_from(OutboxMessage))
+    assert statuses == {"handled": limit, "rate_limited": 60 - limit}  # all journaled
+    assert len(await h.tickets()) <= limit
+    assert outgoing is not None and outgoing <= 2 * limit + 1
+    notices = [d for d in h.to_group(GROUP) if "太多" in d["text"]]
+    assert len(notices) == 1
+    # An emergency from the same resident still passes, at once.
+    await h.say(FIRE, group=GROUP, sender="wxid_yang")
+    await h.sent()
+    assert "119" in h.to_group(GROUP)[-1]["text"]
+    # The next minute they are told once more, and the hour's limit still holds.
+    h.clock.advance(timedelta(minutes=1))
+    await h.say("建议村口路灯修一下", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    assert len([d for d in h.to_group(GROUP) if "太多" in d["text"]]) == 1
+
+
+async def test_a_busy_group_keeps_answering_a_lost_child_notice_but_opens_nothing_else(
+    db_url: str, world: FakeWorld
+) -> None:
+    h = Harness.build(db_url, world, limits={"group_per_minute": 5})
+    try:
+        await h.load_directory()
+        h.clock.set(MONDAY_10)
+        for i in range(8):
+            await h.bind(f"wxid_r{i}", group=GROUP)
+            await h.say(f"建议村口第{i}个路灯修一下", group=GROUP, sender=f"wxid_r{i}")
+        async with h.runtime.sessions() as session:
+            limited = await session.scalar(
+                select(func.count()).where(InboundEvent.status == "rate_limited")
+            )
+        assert limited == 3
+        # Officers are never limited.
+        await h.say("待办", group=None, sender="wxid_wang")
+        await h.say(FIRE, group=GROUP, sender="wxid_r0")
+        await h.sent()
+        assert any("119" in d["text"] for d in h.to_group(GROUP))
+        notices = [d for d in h.to_group(GROUP) if "太多" in d["text"]]
+        assert len(notices) == 1  # once a minute for the group, not once per resident
+    finally:
+        await h.close()
+
+
+# --- SMS when the chat is down, bridge health ----------------------------------------------
+async def test_a_p1_page_the_bridge_cannot_deliver_goes_by_sms_once(h: Harness) -> None:
+    h.world.state.send_script.extend([503] * 50)
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    await h.drain()
+    assert await h.sweep() == 0
+    assert not h.world.state.by_path("/sms")  # not yet: 60 s have not passed
+    h.clock.advance(timedelta(seconds=61))
+    await h.sweep()
+    await h.drain()
+    sms = [r.json() for r in h.world.state.by_path("/sms")]
+    [ticket] = await h.tickets()
+    assert sorted(s["phone"] for s in sms) == ["13900000001", "13900000003"]  # 王 and 趙
+    assert all(f"#{ticket.code}" in s["text"] and "119" not in s["text"] for s in sms)
+    timeline = await h.timeline(ticket)
+    assert timeline.count("sms_page") == 1
+    # Once: later sweeps and further undelivered messages page nobody again.
+    h.clock.advance(timedelta(minutes=5))
+    await h.say("火越来越大了", group=GROUP, sender="wxid_stranger")
+    h.clock.advance(timedelta(seconds=61))
+    await h.sweep()
+    await h.drain()
+    assert len(h.world.state.by_path("/sms")) == 2
+    async with h.runtime.sessions() as session:
+        detail = await session.scalar(
+            select(TicketEvent.detail).where(TicketEvent.kind == "sms_page")
+        )
+    assert detail == "P1 page by SMS to off-wang, off-zhao"
+
+
+async def test_a_delivered_page_sends_no_sms(h: Harness) -> None:
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    await h.sent()
+    h.clock.advance(timedelta(minutes=2))
+    await h.sweep()
+    await h.drain()
+    assert not h.world.state.by_path("/sms")
+
+
+async def test_the_bridge_is_marked_down_and_up_and_a_down_bridge_pages_by_sms_at_once(
+    h: Harness,
+) -> None:
+    assert (await h.client.get("/readyz")).status_code == 200
+    h.world.state.send_script.extend([502] * 40)
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议村口路灯修一下", group=GROUP, sender="wxid_yang")
+    outcomes = await h.worker.run_once()  # the group's answer, the officer's notice
+    assert {o.status for o in outcomes} == {"pending"}
+    assert (await h.client.get("/readyz")).status_code == 200  # two failures: not yet
+    h.clock.advance(timedelta(seconds=5))
+    await h.worker.run_once()
+    ready = await h.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["bridge"] == "down"
+    # While it is down an emergency's page goes by SMS without waiting its 60 s.
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    await h.worker.run_once()
+    await h.sweep()
+    await h.drain()
+    assert len(h.world.state.by_path("/sms")) == 2
+    # The first success marks it up again.
+    h.world.state.send_script.clear()
+    h.clock.advance(timedelta(hours=1))
+    await h.drain()
+    ready = await h.client.get("/readyz")
+    assert ready.status_code == 200 and "bridge" not in ready.json()
