@@ -80,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "sms.provider is 'log': verification codes are written to this log, not sent to "
             "residents; set sms.provider: http and sms.url for real use"
         )
+    for warning in settings.startup_warnings():
+        logging.getLogger("lianxin").warning("%s", warning)
     before, after = asyncio.run(migrate_url(settings.database.url))
     if before != after:
         log = logging.getLogger("lianxin")
@@ -102,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=settings.server.log_level.lower(),
         access_log=False,
+        server_header=False,  # no "server: uvicorn" banner telling a scanner what to try
     )
     return 0
 
