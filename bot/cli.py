@@ -150,14 +150,15 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
 
 def _in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``await work(session)`` in one transaction on the configured, migrated database."""
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.cli_database import require_current_database
+    from bot.db import make_engine, make_sessions
 
     settings = _settings(args, require_secrets=False)
+    require_current_database(settings, getattr(args, "config", None))
 
     async def run() -> T:
         engine = make_engine(settings.database.url)
         try:
-            await migrate(engine)
             async with make_sessions(engine).begin() as session:
                 return await work(session)
         finally:

@@ -11,6 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -109,6 +110,31 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
 
     async with engine.begin() as conn:
         return await conn.run_sync(_upgrade)
+
+
+def head_revision() -> str | None:
+    """The newest migration this version of the code knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    """Every migration this version of the code knows."""
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at; None when it was never migrated (or is empty)."""
+
+    def _read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(_read)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, None for other databases."""
+    return Path(_sqlite_path(url)) if url.startswith("sqlite") else None
 
 
 async def migrate_url(url: str) -> tuple[str | None, str | None]:

@@ -69,6 +69,8 @@ def test_token_create_cli_prints_a_token_once(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
     assert (
         main(["--config", str(config), "token", "create", "--role", "admin", "--name", "ops"]) == 0
     )
