@@ -6,6 +6,9 @@ simulator do not carry our URLs). HTML responses also refuse to be framed
 (``X-Frame-Options: DENY`` for old browsers, CSP ``frame-ancestors 'none'`` for new ones), so a
 page of ours cannot be overlaid on another site to trick a click. A header a route set itself
 is kept.
+
+Not covered: the bare ``500 Internal Server Error`` that Starlette's outermost error handler
+writes after a crash passes outside every added middleware (a fixed plain-text body).
 """
 
 from __future__ import annotations
