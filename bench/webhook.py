@@ -773,15 +773,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = (fake, baseline, full)
     try:
         write_config(config, db_url, fake.url, s)
-        load = ["directory", "load", str(DIRECTORY), "--config", str(config)]
-        subprocess.run(
-            [sys.executable, "-m", "bot", *load],
-            env=product_env,
-            cwd=workdir,
-            check=True,
-            timeout=120,
-            stdout=subprocess.DEVNULL,
-        )
+        # `directory load` works on an existing, migrated database only: create it first.
+        for command in (["db", "upgrade"], ["directory", "load", str(DIRECTORY)]):
+            subprocess.run(
+                [sys.executable, "-m", "bot", *command, "--config", str(config)],
+                env=product_env,
+                cwd=workdir,
+                check=True,
+                timeout=120,
+                stdout=subprocess.DEVNULL,
+            )
         for server in servers:
             server.start()
         for server in servers:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
 from bot.web import api, bridge_routes, bulletins_api, docs, health, wechat_routes, wecom_routes
+from bot.web.headers import SecurityHeaders
 from broadcasts.outbox import OutboxWorker, Pace
 from broadcasts.scheduler import build_scheduler
 from broadcasts.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
@@ -87,12 +88,15 @@ def create_app(
         description="連心: police–resident chat groups; every matter answered and followed.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # served by bot.web.docs with local assets
+        # Served by bot.web.docs with local assets, and only to admins unless server.public_docs.
+        docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.runtime = runtime
     app.state.dispatcher = Dispatcher(runtime, handlers, when_limited=limited)
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders)
     for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes):
         app.include_router(module.router)
     return app

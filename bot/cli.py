@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"lianxin: {problem}", file=sys.stderr)
         return 2
     setup_logging(settings.server.log_level)
-    for warning in sms_warnings(settings):
+    for warning in [*sms_warnings(settings), *settings.startup_warnings()]:
         logging.getLogger("lianxin").warning("%s", warning)
     before, after = asyncio.run(migrate_url(settings.database.url))
     if before != after:
@@ -99,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=settings.server.log_level.lower(),
         access_log=False,
+        server_header=False,  # no "server: uvicorn" banner telling a scanner what to try
     )
     return 0
 
@@ -165,14 +166,15 @@ def _cipher_if_configured(args: argparse.Namespace) -> Any:
 
 def _in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``await work(session)`` in one transaction on the configured, migrated database."""
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.cli_database import require_current_database
+    from bot.db import make_engine, make_sessions
 
     settings = _settings(args, require_secrets=False)
+    require_current_database(settings, getattr(args, "config", None))
 
     async def run() -> T:
         engine = make_engine(settings.database.url)
         try:
-            await migrate(engine)
             async with make_sessions(engine).begin() as session:
                 return await work(session)
         finally:

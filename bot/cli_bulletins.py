@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from bot.cli_database import require_current_database
 from bot.settings import ConfigError, Settings, load_settings
 
 
@@ -44,11 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, for a database that exists and is migrated (else exit 2, creating nothing)."""
+    config = getattr(args, "config", None)
     try:
-        return load_settings(getattr(args, "config", None), require_secrets=False)
+        settings = load_settings(config, require_secrets=False)
     except ConfigError as exc:
         print(f"lianxin: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    require_current_database(settings, config)
+    return settings
 
 
 def read_spec_file(path: Path) -> dict[str, Any]:
@@ -62,7 +67,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
 
 def cmd_bulletin_add(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.db import make_engine, make_sessions
     from broadcasts.bulletins import BulletinSpec, Problem, create_bulletin
 
     settings = _settings(args)
@@ -86,7 +91,6 @@ def cmd_bulletin_add(args: argparse.Namespace) -> int:
     async def run() -> tuple[int, datetime | None] | str:
         engine = make_engine(settings.database.url)
         try:
-            await migrate(engine)
             async with make_sessions(engine).begin() as session:
                 bulletin = await create_bulletin(
                     session,
@@ -114,7 +118,7 @@ def cmd_bulletin_add(args: argparse.Namespace) -> int:
 def cmd_bulletin_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.db import make_engine, make_sessions
     from models.bulletins import Bulletin
 
     settings = _settings(args)
@@ -122,7 +126,6 @@ def cmd_bulletin_list(args: argparse.Namespace) -> int:
     async def run() -> list[Bulletin]:
         engine = make_engine(settings.database.url)
         try:
-            await migrate(engine)
             async with make_sessions(engine)() as session:
                 return list((await session.scalars(select(Bulletin).order_by(Bulletin.id))).all())
         finally:
@@ -137,7 +140,7 @@ def cmd_bulletin_list(args: argparse.Namespace) -> int:
 
 def cmd_bulletin_action(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.db import make_engine, make_sessions
     from broadcasts.bulletins import Conflict, cancel_bulletin, pause_bulletin, resume_bulletin
     from models.bulletins import Bulletin
 
@@ -147,7 +150,6 @@ def cmd_bulletin_action(args: argparse.Namespace) -> int:
         engine = make_engine(settings.database.url)
         now = SystemClock().now()
         try:
-            await migrate(engine)
             async with make_sessions(engine).begin() as session:
                 bulletin = await session.get(Bulletin, args.id)
                 if bulletin is None:

@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bot.cli_database import require_current_database
 from bot.pii import PiiCipher
 from bot.settings import ConfigError, Settings, decode_key, env_name, load_settings, secret_value
 
@@ -49,7 +50,8 @@ def _fail(message: str, code: int = 2) -> SystemExit:
 
 
 def _settings_and_cipher(args: argparse.Namespace) -> tuple[Settings, PiiCipher]:
-    """Settings without channel secrets, but with a usable PII key (both commands need it)."""
+    """Settings without channel secrets, but with a usable PII key (both commands need it), for
+    a database that exists and is migrated (else exit 2, creating nothing)."""
     try:
         settings = load_settings(getattr(args, "config", None), require_secrets=False)
     except ConfigError as exc:
@@ -65,12 +67,13 @@ def _settings_and_cipher(args: argparse.Namespace) -> tuple[Settings, PiiCipher]
         )
     except ValueError as exc:
         raise _fail(f"security keys: {exc}") from None
+    require_current_database(settings, getattr(args, "config", None))
     return settings, cipher
 
 
 def cmd_households_load(args: argparse.Namespace) -> int:
     """``lianxin households load FILE.csv``: all or nothing; errors name the line."""
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.db import make_engine, make_sessions
     from bot.households import HouseholdError, load_households_file
 
     settings, cipher = _settings_and_cipher(args)
@@ -78,7 +81,6 @@ def cmd_households_load(args: argparse.Namespace) -> int:
     async def run() -> int:
         engine = make_engine(settings.database.url)
         try:
-            await migrate(engine)
             async with make_sessions(engine).begin() as session:
                 summary = await load_households_file(session, Path(args.file), cipher)
         except HouseholdError as exc:
@@ -94,7 +96,7 @@ def cmd_households_load(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     """``lianxin keys rotate``: re-encrypt everything with the current key; prints counts."""
-    from bot.db import make_engine, make_sessions, migrate
+    from bot.db import make_engine, make_sessions
     from bot.keyrotation import RotationError, rotate_keys
 
     settings, cipher = _settings_and_cipher(args)
@@ -104,7 +106,6 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     async def run() -> int:
         engine = make_engine(settings.database.url)
         try:
-            await migrate(engine)
             summary = await rotate_keys(make_sessions(engine), cipher, batch_size=args.batch_size)
         except RotationError as exc:
             print(f"lianxin: rotation stopped: {exc}", file=sys.stderr)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -17,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.sqlite_inline import inline_creator
+from bot.sqlite_inline import InlineConnection, inline_creator
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
 # How long a statement waits for another process's SQLite write lock. The wait pauses the
@@ -31,7 +35,9 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         # Statements run on the event loop's thread (see bot.sqlite_inline for why and the cost).
-        kwargs["async_creator"] = inline_creator(_sqlite_path(url), timeout_s=SQLITE_BUSY_S)
+        kwargs["async_creator"] = _private_file_first(
+            _sqlite_path(url), inline_creator(_sqlite_path(url), timeout_s=SQLITE_BUSY_S)
+        )
         # SQLite has one writer. With one pooled connection, requests queue in the pool (fair,
         # cheap) instead of spinning in SQLite's busy handler, which made p99 latency explode.
         kwargs["pool_size"] = 1
@@ -49,6 +55,26 @@ def _sqlite_path(url: str) -> str:
     if not database or database == ":memory:":
         raise ValueError("use a file for SQLite: the worker and the web app share it")
     return database
+
+
+def _private_file_first(
+    path: str, connect: Callable[[], Awaitable[InlineConnection]]
+) -> Callable[[], Awaitable[InlineConnection]]:
+    """``connect``, after creating the database file readable by its owner only.
+
+    SQLite would create it with the process's umask (usually 0644: readable by every local
+    account), and gives its -wal and -shm files the database file's mode; the file holds
+    ciphertext, but also every id, time and status in clear.
+    """
+
+    async def connect_private() -> InlineConnection:
+        # Already there: left as it is. Any other failure (no such folder, no permission) is
+        # left for the connect below to report as SQLite's own one-line error.
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return await connect()
+
+    return connect_private
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -84,6 +110,31 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
 
     async with engine.begin() as conn:
         return await conn.run_sync(_upgrade)
+
+
+def head_revision() -> str | None:
+    """The newest migration this version of the code knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    """Every migration this version of the code knows."""
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at; None when it was never migrated (or is empty)."""
+
+    def _read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(_read)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, None for other databases."""
+    return Path(_sqlite_path(url)) if url.startswith("sqlite") else None
 
 
 async def migrate_url(url: str) -> tuple[str | None, str | None]:

@@ -33,6 +33,8 @@ from bot.channels.wecom import WeComSettings
 from bot.sms_templates import TEMPLATE_VALUES
 
 ENV_PREFIX = "LIANXIN__"
+# CONTRACT §1: the bridge's HMAC key is generated, never typed.
+MIN_BRIDGE_SECRET = 32
 
 
 class ConfigError(Exception):
@@ -83,6 +85,8 @@ class ServerSettings(_Section):
     replay_window_s: int = Field(300, gt=0)
     # Logs never carry texts or personal data, at any level.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /docs and /openapi.json map every admin route: by default only an admin token sees them.
+    public_docs: bool = False
 
 
 class WeChatSettings(_Section):
@@ -94,6 +98,14 @@ class WeChatSettings(_Section):
     api_base_url: str = "https://api.weixin.qq.com"
     # WeChat waits 5 s; leave room for the network on the way back.
     passive_reply_budget_s: float = Field(4.0, gt=0)
+    # Plain mode signs the query string but not the body: whoever sees one signed request can
+    # send any message under it for replay_window_s. Refused unless explicitly allowed.
+    allow_plain_mode: bool = False
+
+    @property
+    def plain_mode(self) -> bool:
+        """No EncodingAESKey: messages would arrive unencrypted, their bodies unsigned."""
+        return not _secret(self.encoding_aes_key)
 
     @property
     def configured(self) -> bool:
@@ -383,6 +395,43 @@ class Settings(_Section):
         if missing:
             hints = ", ".join(f"{k} (env {env_name(k)})" for k in missing)
             raise ConfigError(f"missing required setting: {hints}")
+        self._check_unsafe()
+
+    def _check_unsafe(self) -> None:
+        """Refuse settings that would work but leave a channel open to forgery."""
+        secret = _secret(self.bridge.secret)
+        if secret and len(secret) < MIN_BRIDGE_SECRET:
+            # Anyone who guesses it can post events as any resident or officer.
+            raise ConfigError(
+                f"bridge.secret is too short ({len(secret)} characters; at least "
+                f"{MIN_BRIDGE_SECRET} are needed: it is generated, never typed): make one with "
+                "`lianxin keys generate`, "
+                f"set it in {env_name('bridge.secret')} and give the bridge the same"
+            )
+        if self.wechat.configured and self.wechat.plain_mode and not self.wechat.allow_plain_mode:
+            raise ConfigError(
+                "wechat.encoding_aes_key is not set: WeChat's plain mode signs the URL but not "
+                "the message, so a captured request can carry a forged one; choose safe mode "
+                "(安全模式) in the Official Account console and set "
+                f"{env_name('wechat.encoding_aes_key')}, or accept the risk with "
+                "wechat.allow_plain_mode: true"
+            )
+
+    def startup_warnings(self) -> list[str]:
+        """Allowed but risky choices, for ``lianxin serve`` to log at WARNING when it starts."""
+        warnings = []
+        if self.wechat.configured and self.wechat.plain_mode and self.wechat.allow_plain_mode:
+            warnings.append(
+                "wechat.allow_plain_mode is true: WeChat messages arrive unencrypted and their "
+                "signature does not cover the body, so a captured request can carry a forged "
+                "message; switch the Official Account to safe mode (安全模式) and set "
+                f"{env_name('wechat.encoding_aes_key')}"
+            )
+        if self.server.public_docs:
+            warnings.append(
+                "server.public_docs is true: /docs and /openapi.json answer without a token"
+            )
+        return warnings
 
     def _sms_gateway_missing(self) -> list[str]:
         """What an SMS gateway (aliyun, tencent) needs and is not set."""

@@ -35,7 +35,8 @@ from tests.fakes import FakeWorld
 
 DIRECTORY = Path(__file__).parent / "data" / "directory.yaml"
 
-BRIDGE_SECRET = "test-bridge-secret"
+# CONTRACT §1: at least 32 characters (a shorter one stops start-up).
+BRIDGE_SECRET = "test-bridge-secret-of-32-characters-or-more"
 WECHAT_TOKEN = "testtoken"
 WECHAT_APP_ID = "wx1234567890abcdef"
 WECHAT_AES_KEY = base64.b64encode(os.urandom(32)).decode()[:43]

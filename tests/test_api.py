@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.cli import main
 from bot.tokens import create_token, hash_token, list_tokens, revoke_token
 from models.tokens import ApiToken
+from tests.fakes import FakeWorld
 from tests.harness import Harness
 
 
@@ -68,6 +69,8 @@ def test_token_create_cli_prints_a_token_once(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
     assert (
         main(["--config", str(config), "token", "create", "--role", "admin", "--name", "ops"]) == 0
     )
@@ -156,13 +159,62 @@ async def test_an_admin_can_audit_a_tickets_timeline_without_its_words(
 
 
 async def test_api_docs_work_offline(harness: Harness) -> None:
-    page = await harness.client.get("/docs")
+    admin = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    page = await harness.client.get("/docs", headers=admin)
     assert page.status_code == 200
     assert "cdn." not in page.text and "https://" not in page.text.split("<body>")[1]
     js = await harness.client.get("/docs/assets/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert (await harness.client.get("/docs/assets/../../settings.py")).status_code == 404
-    assert "/api/v1/tickets" in (await harness.client.get("/openapi.json")).json()["paths"]
+    schema = await harness.client.get("/openapi.json", headers=admin)
+    assert "/api/v1/tickets" in schema.json()["paths"]
+
+
+async def test_api_docs_answer_only_an_admin_token(harness: Harness) -> None:
+    # They map every admin route and its parameters: a scanner's first read.
+    officer = {"Authorization": f"Bearer {await _token(harness, 'officer')}"}
+    for path in ("/docs", "/openapi.json"):
+        anonymous = await harness.client.get(path)
+        assert anonymous.status_code == 401, path
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert "/api/v1/tickets" not in anonymous.text
+        assert (await harness.client.get(path, headers=officer)).status_code == 403
+    # The two Swagger UI files are the same for everyone.
+    assert (await harness.client.get("/docs/assets/swagger-ui.css")).status_code == 200
+
+
+async def test_public_docs_open_them_to_everyone(db_url: str, world: FakeWorld) -> None:
+    h = Harness.build(db_url, world, server={"public_docs": True})
+    try:
+        assert (await h.client.get("/docs")).status_code == 200
+        assert "/api/v1/tickets" in (await h.client.get("/openapi.json")).json()["paths"]
+        # The API itself still wants its token.
+        assert (await h.client.get("/api/v1/outbox")).status_code == 401
+    finally:
+        await h.close()
+
+
+async def test_every_response_carries_the_security_headers(harness: Harness) -> None:
+    admin = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    responses = {
+        "json": await harness.client.get("/healthz"),
+        "error": await harness.client.get("/api/v1/outbox"),
+        "not found": await harness.client.get("/nowhere"),
+        "bridge": await harness.post_bridge(harness.bridge_body("你好")),
+        "script": await harness.client.get("/docs/assets/swagger-ui-bundle.js"),
+        "html": await harness.client.get("/docs", headers=admin),
+    }
+    for kind, r in responses.items():
+        assert r.headers["x-content-type-options"] == "nosniff", kind
+        assert r.headers["referrer-policy"] == "no-referrer", kind
+        assert "server" not in r.headers, kind
+    # Pages of ours cannot be framed by another site (clickjacking); other answers need not say.
+    html = responses.pop("html")
+    assert html.headers["content-type"].startswith("text/html")
+    assert html.headers["x-frame-options"] == "DENY"
+    assert html.headers["content-security-policy"] == "frame-ancestors 'none'"
+    for kind, r in responses.items():
+        assert "x-frame-options" not in r.headers, kind
 
 
 async def test_empty_ticket_filters_mean_no_filter(harness: Harness) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.channels.bridge import sign
+from bot.clock import ManualClock
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
+from tests.fakes import FakeWorld
 from tests.harness import Harness
 
 
@@ -237,3 +243,52 @@ async def test_a_header_timestamp_in_other_digits_is_401(harness: Harness) -> No
         headers = {TIMESTAMP_HEADER: stamp.encode("latin-1"), SIGNATURE_HEADER: b"00"}
         r = await harness.client.post("/bridge/events", content=raw, headers=headers)
         assert r.status_code == 401 and r.json()["error"] == "bad timestamp"
+
+
+INTERFACES = Path(__file__).resolve().parents[1] / "docs" / "interfaces.md"
+
+
+def _documented_snippet() -> str:
+    """The Python signing code of docs/interfaces.md §3.1."""
+    doc = INTERFACES.read_text("utf-8")
+    return doc.split("In Python:\n\n```python\n", 1)[1].split("```", 1)[0]
+
+
+def _documented_example() -> tuple[str, str, bytes, str]:
+    """The signing example of docs/interfaces.md §3.1: secret, timestamp, body, signature."""
+    doc = INTERFACES.read_text("utf-8")
+    section = doc.split("Worked example.", 1)[1].split("In Python:", 1)[0]
+    secret = re.search(r"- secret `([^`]+)`", section)
+    timestamp = re.search(r"- timestamp `(\d+)`", section)
+    body = re.search(r"```json\n(.+)\n```", section)
+    signature = re.search(r"X-Lianxin-Signature: ([0-9a-f]{64})", section)
+    assert secret and timestamp and body and signature, "the example's layout changed"
+    return secret[1], timestamp[1], body[1].encode(), signature[1]
+
+
+async def test_the_documented_signing_example_is_accepted(db_url: str, world: FakeWorld) -> None:
+    # A bridge author checks their code against the example: it must be right to the byte.
+    secret, timestamp, body, signature = _documented_example()
+    assert len(secret) >= 32
+    assert sign(secret, timestamp, body) == signature
+    # The page's Python snippet, as a bridge author would paste it, agrees.
+    pasted: dict[str, Any] = {}
+    exec(_documented_snippet(), pasted)
+    assert pasted["sign"](secret, timestamp, body) == signature
+    fresh = str(int(datetime.now(UTC).timestamp()))
+    headers = {"X-Lianxin-Timestamp": fresh, "X-Lianxin-Signature": sign(secret, fresh, body)}
+    assert pasted["verify"](secret, headers, body)
+    assert not pasted["verify"](secret, {**headers, "X-Lianxin-Timestamp": timestamp}, body)
+    clock = ManualClock(datetime.fromtimestamp(int(timestamp), UTC))
+    h = Harness.build(db_url, world, clock=clock, bridge={"secret": secret})
+    try:
+        headers = {
+            "X-Lianxin-Timestamp": timestamp,
+            "X-Lianxin-Signature": signature,
+            "Content-Type": "application/json",
+        }
+        r = await h.client.post("/bridge/events", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["ok"] is True
+        assert await _count(h, InboundEvent) == 1
+    finally:
+        await h.close()

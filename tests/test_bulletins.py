@@ -506,6 +506,7 @@ def test_cli_adds_a_bulletin_from_yaml(tmp_path: Path, capsys: pytest.CaptureFix
     db = tmp_path / "x.db"
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{db}\n", "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
     assert main(["--config", str(config), "directory", "load", str(DIRECTORY)]) == 0
     spec = tmp_path / "fire.yaml"
     spec.write_text(

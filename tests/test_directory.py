@@ -165,6 +165,7 @@ def test_bad_entries_are_named(snippet: str, expected: str) -> None:
 def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
     assert main(["--config", str(config), "directory", "load", str(DATA)]) == 0
     assert "3 stations, 5 officers, 3 groups, 5 roster entries" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
@@ -186,6 +187,8 @@ def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leade
         "groups:\n  - {id: g1, name: 一群, station: s1}\n  - {id: g2, name: 二群, station: s2}\n",
         "utf-8",
     )
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
     assert main(["--config", str(config), "directory", "load", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "directory loaded" in out  # warnings do not stop the load

@@ -318,6 +318,7 @@ def test_cli_load_rotate_and_drop_old_key(
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\n")
     old_key, new_key_ = new_key(), new_key()
     monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", old_key)
+    assert cli_main(["--config", str(config), "db", "upgrade"]) == 0
     assert cli_main(["--config", str(config), "directory", "load", str(DIRECTORY)]) == 0
     assert run_cli(["--config", str(config), "households", "load", str(ROSTER)]) == 0
     assert "3 new, 0 updated" in capsys.readouterr().out

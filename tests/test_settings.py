@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from pathlib import Path
 
@@ -24,13 +25,15 @@ def test_env_overrides_file_and_parses_scalars(tmp_path: Path) -> None:
     path = _write(tmp_path, "bridge:\n  send_url: http://a/send\n  send_interval_s: 3\n")
     env = {
         "LIANXIN__BRIDGE__SEND_INTERVAL_S": "0.5",
-        "LIANXIN__BRIDGE__SECRET": "12345",  # numeric-looking secret stays a string
+        "LIANXIN__BRIDGE__SECRET": "0" + "123456789" * 4,  # numeric-looking: stays a string
         "LIANXIN__SECURITY__PII_KEY": KEY,
         "LIANXIN__DATABASE__URL": "sqlite+aiosqlite:///./other.db",
     }
     s = load_settings(path, environ=env)
     assert s.bridge.send_interval_s == 0.5
-    assert s.bridge.secret is not None and s.bridge.secret.get_secret_value() == "12345"
+    assert (
+        s.bridge.secret is not None and s.bridge.secret.get_secret_value() == "0" + "123456789" * 4
+    )
     assert s.database.url.endswith("other.db")
     assert s.timezone == "Asia/Shanghai"
 
@@ -240,3 +243,102 @@ def test_serve_refuses_a_key_that_does_not_open_stored_data(
     monkeypatch.setenv("LIANXIN__SECURITY__PII_PREVIOUS_KEYS", f'["{old.hex()}"]')
     assert main(["serve", "--config", str(path), "--port", "18998"]) == 0
     assert len(started) == 1
+
+
+# --- settings that would work but leave a door open (issue 12, finding 6) --------------------
+def _serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, **env: str
+) -> tuple[int, list[object]]:
+    """``lianxin serve`` with ``config`` up to the point where uvicorn would take over."""
+    path = _write(tmp_path, f"database:\n  url: sqlite+aiosqlite:///{tmp_path}/x.db\n{config}")
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", KEY)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    started: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(k))
+    try:
+        code = main(["serve", "--config", str(path), "--port", "18997"])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    return code, started
+
+
+@pytest.mark.parametrize("secret", ["Q", "s3cret!", "Q" * 31])
+def test_a_bridge_secret_under_32_characters_stops_start_up(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    secret: str,
+) -> None:
+    # CONTRACT §1: it is generated, never typed; a short one can be guessed, and with it anyone
+    # posts events as any resident or officer.
+    code, started = _serve(
+        tmp_path,
+        monkeypatch,
+        "bridge:\n  send_url: http://127.0.0.1:9/send\n",
+        LIANXIN__BRIDGE__SECRET=secret,
+    )
+    assert code == 2 and started == []
+    err = capsys.readouterr().err
+    assert f"bridge.secret is too short ({len(secret)} characters; at least 32" in err
+    assert "lianxin keys generate" in err and "LIANXIN__BRIDGE__SECRET" in err
+    assert secret not in err
+
+
+def test_a_generated_bridge_secret_is_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the refusal tells the operator to run makes a secret that passes.
+    assert main(["keys", "generate"]) == 0
+    generated = capsys.readouterr().out.strip()
+    path = _write(tmp_path, "bridge:\n  send_url: http://127.0.0.1:9/send\n")
+    for secret in (generated, "b" * 32):
+        env = {"LIANXIN__SECURITY__PII_KEY": KEY, "LIANXIN__BRIDGE__SECRET": secret}
+        s = load_settings(path, environ=env)
+        assert s.bridge.secret is not None and s.bridge.secret.get_secret_value() == secret
+
+
+WECHAT = "wechat:\n  app_id: wx1234567890abcdef\n"
+WECHAT_ENV = {"LIANXIN__WECHAT__TOKEN": "token", "LIANXIN__WECHAT__APP_SECRET": "app-secret"}
+
+
+def test_wechat_plain_mode_stops_start_up_unless_allowed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Plain mode signs the query string, not the message: one captured request carries any
+    # message for the replay window.
+    code, started = _serve(tmp_path, monkeypatch, WECHAT, **WECHAT_ENV)
+    assert code == 2 and started == []
+    err = capsys.readouterr().err
+    assert "wechat.encoding_aes_key is not set" in err
+    assert "LIANXIN__WECHAT__ENCODING_AES_KEY" in err and "wechat.allow_plain_mode: true" in err
+
+    # Allowed explicitly: it starts, and says at WARNING what that costs.
+    caplog.set_level(logging.WARNING, logger="lianxin")
+    code, started = _serve(
+        tmp_path, monkeypatch, WECHAT + "  allow_plain_mode: true\n", **WECHAT_ENV
+    )
+    assert code == 0 and len(started) == 1
+    [warning] = [r for r in caplog.records if "allow_plain_mode" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and "forged" in warning.getMessage()
+
+
+def test_safe_mode_starts_without_the_plain_mode_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="lianxin")
+    aes_key = base64.b64encode(os.urandom(32)).decode()[:43]
+    code, started = _serve(
+        tmp_path,
+        monkeypatch,
+        WECHAT,
+        LIANXIN__WECHAT__ENCODING_AES_KEY=aes_key,
+        **WECHAT_ENV,
+    )
+    assert code == 0 and len(started) == 1
+    assert not [r for r in caplog.records if "plain" in r.getMessage()]
+    # Nor the banner naming the server software (uvicorn's "server: uvicorn").
+    assert started[0]["server_header"] is False  # type: ignore[index]

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli import setup_logging
+from bot.settings import ConfigError
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
+from tests.fakes import FakeWorld
 from tests.harness import ACCOUNT, WECHAT_TOKEN, Harness
 
 
@@ -127,6 +129,28 @@ async def test_plain_mode_refused_when_safe_mode_configured(harness: Harness) ->
         content=harness.wechat_text_xml("你好").encode(),
     )
     assert r.status_code == 403
+
+
+async def test_plain_mode_needs_allow_plain_mode_and_then_works(
+    db_url: str, world: FakeWorld
+) -> None:
+    # Without an EncodingAESKey the signature covers the URL, not the message: refused at
+    # start-up unless the operator says they accept that.
+    with pytest.raises(ConfigError, match=r"wechat\.allow_plain_mode: true"):
+        Harness.build(db_url, world, wechat={"encoding_aes_key": None})
+    h = Harness.build(db_url, world, wechat={"encoding_aes_key": None, "allow_plain_mode": True})
+    try:
+        ts, nonce = str(int(h.clock.now().timestamp())), "abc"
+        r = await h.client.post(
+            "/wechat/callback",
+            params={"signature": _sig(WECHAT_TOKEN, ts, nonce), "timestamp": ts, "nonce": nonce},
+            content=h.wechat_text_xml("你好", openid="o_plain").encode(),
+        )
+        assert r.status_code == 200
+        assert "<ToUserName><![CDATA[o_plain]]></ToUserName>" in r.text and "110" in r.text
+        assert await _journal_count(h) == 1
+    finally:
+        await h.close()
 
 
 async def test_retry_of_same_msgid_has_one_effect(harness: Harness) -> None:

@@ -47,6 +47,8 @@ def demo_settings(folder: Path) -> Settings:
             },
             "security": {"pii_key": base64.urlsafe_b64encode(os.urandom(32)).decode()},
             "sms": {"provider": "log"},
+            # The demo is for newcomers on their own machine: the API page is open to them.
+            "server": {"public_docs": True},
         },
     )
 
@@ -210,7 +212,12 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
             hub.close_streams()
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+        server_header=False,  # as in `lianxin serve`: no banner naming the server software
     )
     # uvicorn re-raises the signal after its graceful shutdown; these handlers turn it into an
     # exception instead of an abrupt exit, so the caller's clean-up still runs.

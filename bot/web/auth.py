@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 from bot.tokens import find_token
 from bot.web.deps import get_runtime
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting tokens whose role is one of ``roles``."""
 
     async def dependency(
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
         runtime: Runtime = Depends(get_runtime),
     ) -> Caller:
         if credentials is None or credentials.scheme.lower() != "bearer":

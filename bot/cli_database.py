@@ -1,0 +1,81 @@
+"""The CLI's guard for commands that work on an existing database.
+
+Only ``db upgrade``, ``serve`` and ``demo`` create or migrate a database. Any other command run
+in the wrong folder, or with a forgotten ``--config``, used to create an empty ``lianxin.db``
+there and answer as if the county had no data; now it names the database it looked at and what
+to run, exits 2 and creates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+
+from sqlalchemy.engine import make_url
+
+from bot.settings import Settings, config_path, env_name
+
+
+def database_problem(
+    settings: Settings, config: str | None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Why the configured database cannot serve a command, or None when it is migrated to
+    the newest revision. Never creates a file."""
+    from bot.db import current_revision, head_revision, known_revisions, make_engine, sqlite_file
+
+    environ = os.environ if environ is None else environ
+    url = settings.database.url
+    file = sqlite_file(url)
+    where = f"{file.resolve()}" if file else make_url(url).render_as_string(hide_password=True)
+    origin, advice = _origin(config, environ)
+    if file is not None and not file.exists():
+        return f"no database at {where} ({origin}): {advice}"
+
+    async def read() -> str | None:
+        engine = make_engine(url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    revision, head = asyncio.run(read()), head_revision()
+    if revision == head:
+        return None
+    if revision is None:
+        return f"the database at {where} ({origin}) was never migrated: {advice}"
+    if revision not in known_revisions():
+        return (
+            f"the database at {where} ({origin}) is at revision {revision}, which this version "
+            "of lianxin does not know (a newer version migrated it): use that version"
+        )
+    return (
+        f"the database at {where} ({origin}) is at revision {revision}, this version of "
+        f"lianxin needs {head}: {advice}"
+    )
+
+
+def _origin(config: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """Where ``database.url`` came from, and what to run (with the same config)."""
+    file = config_path(config, environ)
+    if file is None:
+        advice = (
+            "run `lianxin db upgrade` to create one here, or give this command the --config "
+            "of your installation"
+        )
+    else:
+        advice = f"run `lianxin db upgrade --config {file}`"
+    if environ.get(env_name("database.url")):
+        return f"database.url from ${env_name('database.url')}", advice
+    if file is not None:
+        return f"settings from {file}", advice
+    return "the default: no --config given and no config.yaml in this folder", advice
+
+
+def require_current_database(settings: Settings, config: str | None) -> None:
+    """Exit 2 with a one-line message unless the configured database is ready for use."""
+    problem = database_problem(settings, config)
+    if problem:
+        print(f"lianxin: {problem}", file=sys.stderr)
+        raise SystemExit(2)

@@ -1,0 +1,186 @@
+"""Commands other than ``db upgrade``, ``serve`` and ``demo`` refuse a database that does not
+exist or is not migrated: they name the database and what to run, exit 2, and create nothing.
+
+Found by a new admin: ``lianxin bulletin list`` run in another folder without ``--config``
+silently created an empty ``lianxin.db`` there and printed nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bot.cli import main
+from bot.db import head_revision, make_engine, migrate
+from tests.conftest import BACKENDS, PG_URL
+
+DATA = Path(__file__).parent / "data"
+KEY = base64.b64encode(os.urandom(32)).decode()
+
+# Every command that works on an existing database (the files need not exist: the database
+# is checked first).
+COMMANDS = [
+    ["bulletin", "list"],
+    ["bulletin", "add", "spec.yaml"],
+    ["bulletin", "pause", "1"],
+    ["token", "list"],
+    ["token", "create", "--role", "admin"],
+    ["token", "revoke", "1"],
+    ["directory", "load", str(DATA / "directory.yaml")],
+    ["households", "load", "roster.csv"],
+    ["keys", "rotate"],
+]
+
+
+def run(argv: list[str]) -> int:
+    """``lianxin ARGV`` as the console script runs it: the exit code, whichever way it ends."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder as the working directory, with no configuration from the environment."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    for name in list(os.environ):
+        if name.startswith("LIANXIN"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", KEY)
+    return folder
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_command_in_a_folder_without_a_database_refuses_and_creates_nothing(
+    elsewhere: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(command) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith(f"lianxin: no database at {elsewhere.resolve() / 'lianxin.db'} ")
+    assert "no --config given" in err and "`lianxin db upgrade`" in err and "--config" in err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_message_names_the_config_and_the_command_to_run(
+    elsewhere: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "county" / "lianxin.db"
+    db.parent.mkdir()
+    config = tmp_path / "county.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{db}\n", "utf-8")
+    assert run(["--config", str(config), "bulletin", "list"]) == 2
+    err = capsys.readouterr().err
+    assert f"no database at {db} (settings from {config})" in err
+    assert f"run `lianxin db upgrade --config {config}`" in err
+    assert not db.exists()
+    # Doing what it says is enough.
+    assert run(["--config", str(config), "db", "upgrade"]) == 0
+    assert run(["--config", str(config), "bulletin", "list"]) == 0
+
+
+def test_commands_that_need_no_database_still_run_anywhere(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["keys", "generate"]) == 0
+    assert len(base64.urlsafe_b64decode(capsys.readouterr().out.strip())) == 32
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.fixture(params=BACKENDS)
+async def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database that exists: an empty SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        path = tmp_path / "empty.db"
+        path.touch()
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    assert PG_URL
+    name = f"lx_cli_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(PG_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def _previous_of_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_revision(head_revision())
+    assert head is not None and isinstance(head.down_revision, str)
+    return head.down_revision
+
+
+def test_an_unmigrated_or_stale_database_is_refused_until_upgraded(
+    unmigrated_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LIANXIN__DATABASE__URL", unmigrated_url)
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    assert run(["token", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "was never migrated" in err and "$LIANXIN__DATABASE__URL" in err
+    assert "`lianxin db upgrade`" in err
+
+    # One migration behind, as after installing a new version without upgrading.
+    previous = _previous_of_head()
+
+    async def migrate_to_previous() -> None:
+        engine = make_engine(unmigrated_url)
+        try:
+            await migrate(engine, previous)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate_to_previous())
+    assert run(["directory", "load", str(DATA / "directory.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"is at revision {previous}, this version of lianxin needs {head_revision()}" in err
+    assert run(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert run(["directory", "load", str(DATA / "directory.yaml")]) == 0
+    assert "directory loaded" in capsys.readouterr().out
+
+
+def test_a_database_from_a_newer_version_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("LIANXIN__DATABASE__URL", url)
+    assert run(["db", "upgrade"]) == 0
+
+    async def stamp_unknown() -> None:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed0001'"))
+        await engine.dispose()
+
+    asyncio.run(stamp_unknown())
+    capsys.readouterr()
+    assert run(["bulletin", "list"]) == 2
+    assert "revision f00dfeed0001, which this version of lianxin does not know" in (
+        capsys.readouterr().err
+    )

@@ -1,0 +1,144 @@
+"""What a running server shows a stranger (issue 12, finding 7): no banner naming the server
+software, security headers on every answer, the API page only for admins (except in the demo),
+and a SQLite database only its owner can read.
+
+The server tests start the real ``lianxin serve`` and ``lianxin demo`` processes on loopback:
+uvicorn's banner and the file modes are only visible there.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from bot.db import make_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _modes(folder: Path, pattern: str = "lianxin.db*") -> dict[str, int]:
+    """The permission bits of the database's files in ``folder``."""
+    return {p.name: _mode(p) for p in folder.glob(pattern)}
+
+
+@contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+async def test_a_new_sqlite_database_and_its_wal_are_owner_only(tmp_path: Path) -> None:
+    # With the usual umask SQLite made them 0644: every local account could copy the ids, times
+    # and statuses in clear (and the ciphertexts, for later).
+    path = tmp_path / "lianxin.db"
+    with _umask(0o022):
+        engine = make_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+                await conn.execute(text("INSERT INTO t VALUES (1)"))
+            files = _modes(tmp_path)
+        finally:
+            await engine.dispose()
+    assert set(files) >= {"lianxin.db", "lianxin.db-wal", "lianxin.db-shm"}, files
+    assert files == dict.fromkeys(files, 0o600), {k: oct(v) for k, v in files.items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """``lianxin ARGS --port P`` started as its own process; yields its base URL when it answers."""
+    port = _free_port()
+    log = (cwd / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", *args, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (cwd / "server.log").read_text()
+            assert time.monotonic() < deadline, "server did not start"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
+    env["PYTHONPATH"] = str(ROOT)
+    return {**env, **extra}
+
+
+def _assert_hardened(r: httpx.Response, *, html: bool) -> None:
+    assert "server" not in r.headers, r.headers  # uvicorn's banner
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    if html:
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
+def test_serve_shows_no_banner_keeps_its_api_page_and_its_files_private(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'lianxin.db'}\n")
+    env = _env(LIANXIN__SECURITY__PII_KEY=base64.b64encode(os.urandom(32)).decode())
+    with _umask(0o022), _running(["serve", "--config", str(config)], tmp_path, env) as base:
+        health = httpx.get(f"{base}/healthz")
+        _assert_hardened(health, html=False)
+        for path in ("/docs", "/openapi.json"):
+            refused = httpx.get(f"{base}{path}")
+            assert refused.status_code == 401, path
+            _assert_hardened(refused, html=False)
+        modes = _modes(tmp_path)
+    assert set(modes) >= {"lianxin.db", "lianxin.db-wal", "lianxin.db-shm"}, modes
+    assert modes == dict.fromkeys(modes, 0o600), {k: oct(v) for k, v in modes.items()}
+
+
+def test_demo_shows_no_banner_and_its_api_page_is_open(tmp_path: Path) -> None:
+    with _running(["demo"], tmp_path, _env()) as base:
+        page = httpx.get(f"{base}/simulator")
+        assert page.status_code == 200
+        _assert_hardened(page, html=True)
+        docs = httpx.get(f"{base}/docs")  # the demo is for newcomers: no token needed
+        assert docs.status_code == 200
+        _assert_hardened(docs, html=True)
+        assert "/api/v1/tickets" in httpx.get(f"{base}/openapi.json").json()["paths"]
