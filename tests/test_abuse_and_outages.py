@@ -4,6 +4,7 @@ by SMS when the chat cannot deliver it, and the bridge marked down and up again.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot.channels.base import OutboundMessage
+from bot.clock import ManualClock
+from broadcasts.outbox import enqueue
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.tickets import Ticket, TicketEvent
@@ -278,3 +282,41 @@ async def test_the_bridge_is_marked_down_and_up_and_a_down_bridge_pages_by_sms_a
     await h.drain()
     ready = await h.client.get("/readyz")
     assert ready.status_code == 200 and "bridge" not in ready.json()
+
+
+async def test_two_instances_share_one_pace_per_chat(db_url: str, world: FakeWorld) -> None:
+    # Two servers on one database: together they never send to a group faster than one may,
+    # and a message is sent by one of them only.
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several instances share a PostgreSQL database; SQLite runs one process")
+    clock = ManualClock(MONDAY_10)
+    a = Harness.build(db_url, world, clock=clock, bridge={"send_interval_s": 3})
+    b = Harness.build(db_url, world, settings=a.runtime.settings, clock=clock)
+    try:
+        await a.load_directory()
+        async with a.runtime.sessions.begin() as session:
+            for i in range(4):
+                enqueue(
+                    session,
+                    OutboundMessage(channel="bridge", text=f"第{i}條", group_id=GROUP),
+                    cipher=a.runtime.cipher,
+                    now=clock.now(),
+                )
+            enqueue(
+                session,
+                OutboundMessage(channel="bridge", text="另一群", group_id=OTHER_GROUP),
+                cipher=a.runtime.cipher,
+                now=clock.now(),
+            )
+        seen = []
+        for _ in range(4):
+            await asyncio.gather(a.worker.run_once(), b.worker.run_once())
+            seen.append(len(world.state.delivered()))
+            clock.advance(timedelta(seconds=1))
+        # Second 0: one to each group; seconds 1 and 2: nothing; second 3: the next one.
+        assert seen == [2, 2, 2, 3]
+        assert [d["text"] for d in a.to_group(GROUP)] == ["第0條", "第1條"]
+        assert len(world.state.sends()) == 3  # nobody sent anything twice
+    finally:
+        await a.close()
+        await b.close()

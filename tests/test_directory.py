@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from bot.cli import main
 from bot.db import make_engine, make_sessions
 from bot.directory import DirectoryError, load_directory_file
+from bot.pii import PiiCipher
 from models.directory import Group, Officer, RosterEntry, Station
 
 DATA = Path(__file__).parent / "data" / "directory.yaml"
@@ -262,3 +264,87 @@ async def test_a_file_not_in_utf8_is_named(db_url: str, tmp_path: Path) -> None:
     with pytest.raises(DirectoryError) as err:
         await _load(db_url, path)
     assert "UTF-8" in str(err.value) and "gbk.yaml" in str(err.value)
+
+
+def _cipher() -> PiiCipher:
+    return PiiCipher(os.urandom(32))
+
+
+async def test_officers_phones_are_stored_encrypted_and_a_second_load_changes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        DATA.read_text(encoding="utf-8").replace(
+            "wechat_id: wxid_wang,",
+            'wechat_id: wxid_wang, wecom_id: WangWei, phone: "139 0000 0001",',
+        ),
+        encoding="utf-8",
+    )
+    cipher = _cipher()
+    engine = make_engine(db_url)
+    sessions = make_sessions(engine)
+    try:
+        async with sessions.begin() as s:
+            await load_directory_file(s, path, cipher=cipher)
+        async with sessions() as s:
+            wang = await s.get(Officer, "off-wang")
+            assert wang is not None and wang.wecom_id == "WangWei" and wang.phone_enc
+            assert b"13900000001" not in wang.phone_enc
+            assert cipher.decrypt(wang.phone_enc) == "13900000001"
+            stored = wang.phone_enc
+        async with sessions.begin() as s:
+            await load_directory_file(s, path, cipher=cipher)
+        async with sessions() as s:
+            wang = await s.get(Officer, "off-wang")
+            assert wang is not None and wang.phone_enc == stored  # not re-encrypted
+        # A file without the number removes it.
+        async with sessions.begin() as s:
+            await load_directory_file(s, DATA, cipher=cipher)
+        async with sessions() as s:
+            wang = await s.get(Officer, "off-wang")
+            assert wang is not None and wang.phone_enc is None and wang.wecom_id is None
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("replacement", "message"),
+    [
+        (
+            'wechat_id: wxid_wang, phone: "12345"',
+            "line 6: officer off-wang: 'phone' is not a mainland",
+        ),
+        ("wechat_id: wxid_wang, wecom_id: Same", None),
+    ],
+)
+async def test_bad_officer_phones_and_accounts_name_the_line(
+    db_url: str, tmp_path: Path, replacement: str, message: str | None
+) -> None:
+    text = DATA.read_text(encoding="utf-8").replace("wechat_id: wxid_wang", replacement)
+    if message is None:  # the same WeCom id for two officers
+        text = text.replace("wechat_id: wxid_li", "wechat_id: wxid_li, wecom_id: Same")
+        message = "line 7: officer off-li: wecom_id 'Same' used twice"
+    path = tmp_path / "d.yaml"
+    path.write_text(text, encoding="utf-8")
+    engine = make_engine(db_url)
+    try:
+        async with make_sessions(engine).begin() as s:
+            with pytest.raises(DirectoryError) as err:
+                await load_directory_file(s, path, cipher=_cipher())
+        assert message in str(err.value)
+    finally:
+        await engine.dispose()
+    assert (await _counts(db_url))["officers"] == 0  # nothing of that file applied
+
+
+async def test_phones_need_the_pii_key(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        DATA.read_text(encoding="utf-8").replace(
+            "wechat_id: wxid_wang,", 'wechat_id: wxid_wang, phone: "13900000001",'
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(DirectoryError, match="pii_key"):
+        await _load(db_url, path)

@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld
-from tests.harness import Harness
+from tests.harness import DIRECTORY, Harness
 
 TOKEN = "wecomtoken"
 AES_KEY = base64.b64encode(os.urandom(32)).decode()[:43]
@@ -519,3 +520,33 @@ async def test_fields_that_cannot_be_stored_are_400(
     r = await w.post(json.dumps(message))  # ASCII escapes
     assert r.status_code == 400, r.text
     assert await w.journal() == []
+
+
+async def test_an_officer_is_the_id_the_directory_names_on_that_channel(
+    w: W, tmp_path: Path
+) -> None:
+    # A WeCom user whose id happens to equal an officer's WeChat id is a resident on WeCom:
+    # their "结案 #CODE" is not an officer's command.
+    await w.add_group()
+    await w.h.bind("wxid_yang", group="grp-qiaozhen-01")
+    await w.h.say("我家的电动车昨晚在楼下被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
+    [ticket] = await w.h.tickets()
+    await w.post(
+        w.message(f"@{ROBOT} 结案 #{ticket.code} 已处理", chattype="group", user="wxid_wang")
+    )
+    [after] = await w.h.tickets()
+    assert after.status != "closed"
+    # The officer's WeCom id, named in the directory, is the officer on WeCom.
+    directory = tmp_path / "directory.yaml"
+    directory.write_text(
+        DIRECTORY.read_text(encoding="utf-8").replace(
+            "wechat_id: wxid_wang,", "wechat_id: wxid_wang, wecom_id: WangWei,"
+        ),
+        encoding="utf-8",
+    )
+    await w.h.load_directory(directory)
+    await w.post(
+        w.message(f"@{ROBOT} 结案 #{ticket.code} 已处理", chattype="group", user="WangWei")
+    )
+    [after] = await w.h.tickets()
+    assert after.status == "closed"
