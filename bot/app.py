@@ -16,7 +16,16 @@ from fastapi.responses import JSONResponse
 
 from bot.dispatcher import Dispatcher, Handler
 from bot.runtime import Runtime
-from bot.web import api, bridge_routes, bulletins_api, docs, health, wechat_routes, wecom_routes
+from bot.web import (
+    api,
+    bridge_routes,
+    bulletins_api,
+    docs,
+    health,
+    metrics_route,
+    wechat_routes,
+    wecom_routes,
+)
 from bot.web.headers import SecurityHeaders
 from broadcasts.outbox import OutboxWorker, Pace
 from broadcasts.scheduler import build_scheduler
@@ -40,6 +49,7 @@ def make_worker(runtime: Runtime) -> OutboxWorker:
         },
         wakeup=runtime.outbox_wakeup,
         health=runtime.health,
+        metrics=runtime.metrics,
     )
 
 
@@ -97,7 +107,8 @@ def create_app(
     app.state.dispatcher = Dispatcher(runtime, handlers, when_limited=limited)
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
-    for module in (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes):
+    routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)
+    for module in (*routers, metrics_route):
         app.include_router(module.router)
     return app
 

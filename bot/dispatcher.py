@@ -335,6 +335,16 @@ class Dispatcher:
         """
         rt = self._runtime
         now = rt.clock.now()
+        rt.metrics.events_received.labels(event.channel).inc()
+        result = await self._dispatch(event, now, passive_until)
+        status = "duplicate" if result.duplicate else result.status
+        rt.metrics.events_processed.labels(event.channel, status).inc()
+        return result
+
+    async def _dispatch(
+        self, event: InboundMessage, now: datetime, passive_until: datetime | None
+    ) -> DispatchResult:
+        rt = self._runtime
         async with rt.db_turn(), rt.sessions.begin() as session:
             known = await _look_up(session, rt, event, now)
             group = known.group

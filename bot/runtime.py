@@ -20,6 +20,7 @@ from bot.channels.wecom import WeComCallback
 from bot.channels.wecom_reply import WeComReplySender
 from bot.clock import Clock, SystemClock
 from bot.db import make_engine, make_sessions
+from bot.metrics import Metrics
 from bot.pii import PiiCipher
 from bot.settings import Settings, decode_key, secret_value
 from bot.sms import make_sms_sender
@@ -43,6 +44,7 @@ class Runtime:
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
+    metrics: Metrics = field(default_factory=Metrics)
     extras: dict[str, Any] = field(default_factory=dict)
     # Whether this instance runs the scheduler's jobs (broadcasts.leadership); one process
     # on SQLite always does.

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from bot.channel_health import ChannelHealth
 from bot.channels.base import OutboundMessage, Sender, SendError
 from bot.clock import Clock
+from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
 from models.outbox import OutboxMessage, SendPace, chat_key
@@ -337,6 +338,7 @@ class OutboxWorker:
         pacing: Mapping[str, Pace] | None = None,
         wakeup: asyncio.Event | None = None,
         health: ChannelHealth | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._senders = senders
@@ -346,6 +348,7 @@ class OutboxWorker:
         self._pacing = {c: p for c, p in (pacing or {}).items() if p.interval_s > 0}
         self.wakeup = wakeup or asyncio.Event()
         self.health = health or ChannelHealth()
+        self._metrics = metrics or Metrics()
         self._stopping = False
 
     def backoff(self, attempts: int) -> timedelta:
@@ -441,6 +444,7 @@ class OutboxWorker:
                 status="sent", sent_at=now, sent_via="api", last_error=None, fallback_at=None
             )
             outcome = Outcome(outbox_id, "sent")
+            self._metrics.outbox_sent.labels(channel).inc()
         elif error.retryable and attempts < self._settings.max_attempts:
             values.update(
                 status="pending",
@@ -448,9 +452,11 @@ class OutboxWorker:
                 last_error=error.reason,
             )
             outcome = Outcome(outbox_id, "pending", error.reason)
+            self._metrics.outbox_retried.labels(channel).inc()
         else:
             values.update(status="failed", last_error=error.reason)
             outcome = Outcome(outbox_id, "failed", error.reason)
+            self._metrics.outbox_failed.labels(channel).inc()
         scrubbed = scrub_payload(payload)
         if values["status"] != "pending" and scrubbed is not payload:
             values["payload_enc"] = self._cipher.encrypt_json(scrubbed)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from bot.channels.base import OutboundMessage
 from bot.clock import ManualClock
+from bot.tokens import create_token
 from broadcasts.outbox import enqueue
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -320,3 +321,39 @@ async def test_two_instances_share_one_pace_per_chat(db_url: str, world: FakeWor
     finally:
         await a.close()
         await b.close()
+
+
+async def test_metrics_show_events_deliveries_and_the_bridge_for_admins_only(h: Harness) -> None:
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+        officer = await create_token(s, role="officer", name="wang", now=h.clock.now())
+    assert (await h.client.get("/metrics")).status_code == 401
+    refused = await h.client.get("/metrics", headers={"Authorization": f"Bearer {officer}"})
+    assert refused.status_code == 403
+
+    async def scrape() -> dict[str, float]:
+        r = await h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        return {
+            name: float(value) for name, value in re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M)
+        }
+
+    body = h.bridge_body("你好", group=GROUP, sender="wxid_yang")
+    await h.post_bridge(body)
+    await h.post_bridge(body)  # a retry
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    m = await scrape()
+    assert m['lianxin_events_received_total{channel="bridge"}'] == 3
+    assert m['lianxin_events_processed_total{channel="bridge",status="duplicate"}'] == 1
+    assert m['lianxin_outbox_pending{channel="bridge"}'] >= 2  # the safety reply and pages
+    assert m['lianxin_channel_up{channel="bridge"}'] == 1
+    await h.drain()
+    h.world.state.send_script.extend([503] * 10)
+    await h.say("建议村口路灯修一下", group=GROUP, sender="wxid_yang")
+    for _ in range(3):
+        await h.worker.run_once()
+        h.clock.advance(timedelta(minutes=5))
+    m = await scrape()
+    assert m['lianxin_outbox_retried_total{channel="bridge"}'] >= 3
+    assert m['lianxin_outbox_sent_total{channel="bridge"}'] >= 3
+    assert m['lianxin_channel_up{channel="bridge"}'] == 0

@@ -1,0 +1,63 @@
+"""What the service counts, for ``GET /metrics`` (Prometheus text format).
+
+One registry per runtime (no process-wide globals: tests build many runtimes in one process).
+Counters are this process's since it started; gauges that describe shared state (the outbox
+backlog) are read from the database when scraped, so every instance reports the same backlog.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    """The service's counters and gauges, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events_received = Counter(
+            "lianxin_events_received",
+            "Inbound events accepted by a channel endpoint (before de-duplication).",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.events_processed = Counter(
+            "lianxin_events_processed",
+            "Inbound events journaled and handled, by outcome (handled, duplicate, "
+            "rate_limited, unknown_group, own_message).",
+            ["channel", "status"],
+            registry=self.registry,
+        )
+        self.outbox_sent = Counter(
+            "lianxin_outbox_sent", "Messages delivered by this process.", ["channel"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.outbox_failed = Counter(
+            "lianxin_outbox_failed",
+            "Messages given up for good by this process.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_retried = Counter(
+            "lianxin_outbox_retried",
+            "Delivery attempts that failed and will be tried again.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "lianxin_outbox_pending",
+            "Messages waiting to be sent (pending or being sent), all instances.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.channel_up = Gauge(
+            "lianxin_channel_up",
+            "1 while deliveries through the channel succeed, 0 once it is marked down.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.scheduler_leader = Gauge(
+            "lianxin_scheduler_leader",
+            "1 when this instance runs the scheduler's jobs.",
+            registry=self.registry,
+        )
