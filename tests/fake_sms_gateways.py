@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes import free_port
+from tests.fakes import LoopbackServer
 
 ALIYUN_KEY_ID = "LTAI5tFakeKeyId"
 ALIYUN_SECRET = "fake-aliyun-access-key-secret"
@@ -388,31 +387,9 @@ def _app(state: GatewayState) -> FastAPI:
     return app
 
 
-class FakeGateways:
+class FakeGateways(LoopbackServer):
     """Both fakes on one loopback port, in a background thread."""
 
     def __init__(self) -> None:
         self.state = GatewayState()
-        self.port = free_port()
-        config = uvicorn.Config(
-            _app(self.state), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeGateways:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake gateways did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        super().__init__(_app(self.state))

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -137,14 +137,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class FakeWorld:
-    """Runs the fake server in a background thread for the whole test session."""
+class LoopbackServer:
+    """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self) -> None:
-        self.state = FakeState()
+    def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            _app(self.state), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -153,15 +152,23 @@ class FakeWorld:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeWorld:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline:
-                raise RuntimeError("fake server did not start")
+                raise RuntimeError(f"{type(self).__name__} did not start")
             time.sleep(0.02)
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=5)
+
+
+class FakeWorld(LoopbackServer):
+    """Runs the fake server in a background thread for the whole test session."""
+
+    def __init__(self) -> None:
+        self.state = FakeState()
+        super().__init__(_app(self.state))
