@@ -464,5 +464,6 @@ def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:
             same_chat = row.group_id is None and row.user_id == ev.sender_id
         if row.channel == ev.channel and same_chat and row.status == "pending":
             row.status, row.sent_via, row.sent_at, row.attempts = "sent", "passive", ctx.now, 1
+            row.fallback_at = None  # answered in the response: no SMS page needed
             return row
     return None

@@ -369,8 +369,11 @@ class OutboxWorker:
             chosen: list[int] = []
             for row in candidates:
                 pace = self._pacing.get(row.channel)
-                if pace is not None and not await admit(session, row.chat_key, now=now, pace=pace):
-                    continue  # this chat waits for its slot; the others go on
+                if pace is not None:
+                    # Keyed hash: a private chat's key holds the person's account id.
+                    key = self._cipher.lookup_hash(f"pace:{row.chat_key}")
+                    if not await admit(session, key, now=now, pace=pace):
+                        continue  # this chat waits for its slot; the others go on
                 chosen.append(row.id)
                 if len(chosen) >= limit:
                     break
