@@ -178,6 +178,24 @@ class IntakeSettings(_Section):
     same_resident_window_s: int = Field(86400, ge=0)
 
 
+class RetentionSettings(_Section):
+    """How long texts are kept (``lianxin purge``); None keeps them. Rows stay, texts go."""
+
+    journal_days: int | None = Field(None, ge=1)
+    outbox_days: int | None = Field(None, ge=1)
+    closed_ticket_days: int | None = Field(None, ge=1)
+    # Local time of the daily purge when any of the above is set.
+    run_at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    batch_size: int = Field(1000, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        return any(
+            days is not None
+            for days in (self.journal_days, self.outbox_days, self.closed_ticket_days)
+        )
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     timezone: str = "Asia/Shanghai"
@@ -192,6 +210,7 @@ class Settings(_Section):
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("timezone")
     @classmethod
