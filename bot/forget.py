@@ -75,8 +75,7 @@ async def forget_sender(
     # Pending ORM changes first (the journal's masked commands): the statements below work on
     # the tables, and a later flush must not write an old payload over a rewritten one.
     await session.flush()
-    channel, sender = member.channel, member.sender_id
-    pseudonym = cipher.pseudonym(channel, member.id, sender)
+    pseudonym = cipher.pseudonym(member.channel, member.id, member.sender_id)
     groups = list(
         (
             await session.scalars(
@@ -84,53 +83,10 @@ async def forget_sender(
             )
         ).all()
     )
-    since = member.first_seen_at
-    journal = InboundEvent.__table__
-    outbox = OutboxMessage.__table__
-    mentions = _mention_swap(sender, pseudonym)
-
-    own = and_(journal.c.channel == channel, journal.c.sender_id == sender)
-    await _rewrite(session, cipher, journal, own, _without_nickname)
-    journal_rows = await _update(
-        session,
-        update(journal)
-        .where(own)
-        .values(sender_id=pseudonym, dedup_key=_dedup_key(journal, sender, pseudonym)),
+    journal, journal_mentions = await _forget_in_journal(session, cipher, member, pseudonym, groups)
+    outbox, waiting, outbox_mentions = await _forget_in_outbox(
+        session, cipher, member, pseudonym, groups
     )
-    mention_rows = 0
-    if groups:
-        in_their_groups = and_(
-            journal.c.group_id.in_(groups),
-            journal.c.received_at >= since,
-            journal.c.kind == "message",
-        )
-        mention_rows += await _rewrite(session, cipher, journal, in_their_groups, mentions)
-
-    # The outbox: a waiting row keeps the id until sent; the others lose it now ("sending" ones
-    # too: the worker has what it needs in hand and records only the outcome).
-    addressed = and_(outbox.c.channel == channel, outbox.c.user_id == sender)
-    waiting = outbox.c.status == "pending"
-    after_sending = _after_sending(sender, pseudonym)
-    waiting_rows = await _rewrite(session, cipher, outbox, and_(addressed, waiting), after_sending)
-    outbox_rows = await _update(
-        session,
-        update(outbox)
-        .where(addressed, ~waiting)
-        .values(user_id=pseudonym, last_error=func.replace(outbox.c.last_error, sender, pseudonym)),
-    )
-    if groups:
-        in_their_groups = and_(outbox.c.group_id.in_(groups), outbox.c.created_at >= since)
-        waiting_rows += await _rewrite(
-            session,
-            cipher,
-            outbox,
-            and_(in_their_groups, waiting),
-            lambda p: after_sending(p) if mentions(p) is not None else None,
-        )
-        mention_rows += await _rewrite(
-            session, cipher, outbox, and_(in_their_groups, ~waiting), mentions
-        )
-
     reporters = TicketReporter.__table__
     reporter_rows = await _update(
         session,
@@ -138,7 +94,10 @@ async def forget_sender(
         .where(
             or_(
                 reporters.c.member_id == member.id,
-                and_(reporters.c.channel == channel, reporters.c.sender_id == sender),
+                and_(
+                    reporters.c.channel == member.channel,
+                    reporters.c.sender_id == member.sender_id,
+                ),
             )
         )
         .values(sender_id=pseudonym),
@@ -155,13 +114,73 @@ async def forget_sender(
     await session.flush()
     return Forgotten(
         pseudonym=pseudonym,
-        journal=journal_rows,
-        outbox=outbox_rows,
-        waiting=waiting_rows,
+        journal=journal,
+        outbox=outbox,
+        waiting=waiting,
         reporters=reporter_rows,
-        mentions=mention_rows,
+        mentions=journal_mentions + outbox_mentions,
         memberships=membership_rows,
     )
+
+
+async def _forget_in_journal(
+    session: AsyncSession, cipher: PiiCipher, member: Member, pseudonym: str, groups: list[str]
+) -> tuple[int, int]:
+    """Their own rows lose the nickname and take the pseudonym; other people's messages in
+    their groups since they appeared @-mention the pseudonym. Returns (own rows, mentions)."""
+    journal, sender = InboundEvent.__table__, member.sender_id
+    own = and_(journal.c.channel == member.channel, journal.c.sender_id == sender)
+    await _rewrite(session, cipher, journal, own, _without_nickname)
+    rows = await _update(
+        session,
+        update(journal)
+        .where(own)
+        .values(sender_id=pseudonym, dedup_key=_dedup_key(journal, sender, pseudonym)),
+    )
+    if not groups:
+        return rows, 0
+    in_their_groups = and_(
+        journal.c.group_id.in_(groups),
+        journal.c.received_at >= member.first_seen_at,
+        journal.c.kind == "message",
+    )
+    mentions = _mention_swap(sender, pseudonym)
+    return rows, await _rewrite(session, cipher, journal, in_their_groups, mentions)
+
+
+async def _forget_in_outbox(
+    session: AsyncSession, cipher: PiiCipher, member: Member, pseudonym: str, groups: list[str]
+) -> tuple[int, int, int]:
+    """Rows addressed to them take the pseudonym, and rows in their groups @-mention it; a row
+    still waiting keeps the id until it is sent (``extra.pseudonyms``), the others lose it now
+    ("sending" ones too: the worker has what it needs in hand and records only the outcome).
+    Returns (rows addressed to them, rows marked for after sending, mentions replaced)."""
+    outbox, sender = OutboxMessage.__table__, member.sender_id
+    addressed = and_(outbox.c.channel == member.channel, outbox.c.user_id == sender)
+    waiting = outbox.c.status == "pending"
+    after_sending = _after_sending(sender, pseudonym)
+    marked = await _rewrite(session, cipher, outbox, and_(addressed, waiting), after_sending)
+    rows = await _update(
+        session,
+        update(outbox)
+        .where(addressed, ~waiting)
+        .values(user_id=pseudonym, last_error=func.replace(outbox.c.last_error, sender, pseudonym)),
+    )
+    if not groups:
+        return rows, marked, 0
+    mentions = _mention_swap(sender, pseudonym)
+    in_their_groups = and_(
+        outbox.c.group_id.in_(groups), outbox.c.created_at >= member.first_seen_at
+    )
+    marked += await _rewrite(
+        session,
+        cipher,
+        outbox,
+        and_(in_their_groups, waiting),
+        lambda payload: after_sending(payload) if mentions(payload) is not None else None,
+    )
+    swapped = await _rewrite(session, cipher, outbox, and_(in_their_groups, ~waiting), mentions)
+    return rows, marked, swapped
 
 
 def _dedup_key(journal: Table, sender: str, pseudonym: str) -> ColumnElement[Any]:

@@ -19,6 +19,7 @@ from sqlalchemy import LargeBinary, select
 from bot.keyrotation import encrypted_columns
 from bot.pii import PSEUDONYM_PREFIX
 from models.base import Base
+from models.journal import InboundEvent
 from models.people import Binding, GroupMember, Member
 from models.tickets import TicketReporter
 from tests.harness import Harness
@@ -92,13 +93,17 @@ async def test_unbinding_cuts_every_link_and_keeps_the_matter(h: Harness) -> Non
     await h.sent()
     assert [m["mentions"] for m in h.to_group(GROUP) if "调取监控" in m["text"]] == [["wxid_yang"]]
     await h.say(f"#{private} 带身份证和租房合同到户籍窗口办理", group=None, sender="wxid_county")
+    await h.say(f"#{in_group} 民警下午到您家", group=None, sender="wxid_wang")
     before = await holders_of(h, "wxid_yang")
     tables = {place.split(".")[0] for place in before}
     assert {"members", "inbound_events", "outbox", "ticket_reporters"} <= tables, before
 
-    # The answer to the private ticket is still pending: it reaches them, then forgets them.
+    # Two answers are still waiting: they reach them, then forget them.
     answers = await dm(h, "註銷實名")
     assert any("带身份证" in a for a in answers), answers
+    assert [m["mentions"] for m in h.to_group(GROUP) if "下午到您家" in m["text"]] == [
+        ["wxid_yang"]
+    ]
     [done] = [a for a in answers if "已註銷實名" in a]
     assert f"#{in_group}" in done and f"#{private}" in done and "不會再發給您" in done
 
@@ -115,7 +120,12 @@ async def test_unbinding_cuts_every_link_and_keeps_the_matter(h: Harness) -> Non
     assert all((r.sender_id or "").startswith(PSEUDONYM_PREFIX) for r in reporters)
     assert len({r.sender_id for r in reporters}) == 1  # one person, one pseudonym
     old = await one(h, Member, Member.sender_id == reporters[0].sender_id)
-    assert old.nickname_enc is None
+    assert old.nickname_enc is None  # a nickname would tie them again
+    theirs = await all_of(h, InboundEvent, InboundEvent.sender_id == old.sender_id)
+    assert len(theirs) >= 5
+    payloads = [h.runtime.cipher.decrypt_json(e.payload_enc) for e in theirs]
+    assert all(p.get("nickname") is None for p in payloads)
+    assert any("电动车" in (p.get("text") or "") for p in payloads)  # their words stay
     [membership] = await all_of(h, GroupMember, GroupMember.member_id == old.id)
     assert membership.left_at is not None  # not counted twice when they write again
     # The officer holding them hears it once, naming both tickets.
