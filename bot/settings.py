@@ -186,7 +186,7 @@ class RetentionSettings(_Section):
     closed_ticket_days: int | None = Field(None, ge=1)
     # Local time of the daily purge when any of the above is set.
     run_at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    batch_size: int = Field(1000, ge=1)
+    batch_size: int = Field(1000, ge=1, le=10000)  # ids per UPDATE: bound parameters
 
     @property
     def configured(self) -> bool:

@@ -291,6 +291,7 @@ def test_cli_purge_without_retention_says_so(
         ({"outbox_days": -3}, "retention.outbox_days"),
         ({"run_at": "3:30"}, "retention.run_at"),
         ({"batch_size": 0}, "retention.batch_size"),
+        ({"batch_size": 10001}, "retention.batch_size"),
     ],
 )
 def test_bad_retention_settings_name_the_key(values: dict[str, Any], key: str) -> None:
