@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_people import register as register_people
+from bot.cli_purge import register as register_purge
 from bot.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -351,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_keys_generate)
     register_people(sub)
     register_bulletins(sub)
+    register_purge(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.rate_limits import forget_expired
 from bot.routing import Router
 from bot.runtime import Runtime
 from bot.settings import DeadlineSettings
@@ -91,6 +92,8 @@ async def sweep(runtime: Runtime) -> int:
             ticket.next_check_at = next_check(ticket, runtime.settings.deadlines)
             fired += 1
     await page_by_sms(runtime, now)
+    async with runtime.sessions.begin() as session:
+        await forget_expired(session, now)  # rate-limit windows that have passed
     await handover(runtime, now)
     await daily_digest(runtime, now)
     return fired

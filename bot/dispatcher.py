@@ -23,11 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import rate_limits
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
-from broadcasts.outbox import echo_hash, enqueue, resend_refused, urgent_fallback
+from broadcasts.outbox import (
+    echo_hash,
+    enqueue,
+    recipient_after_sending,
+    resend_refused,
+    scrub_payload,
+    urgent_fallback,
+)
 from handlers.texts import Script, detect_script, script_of
 from models.directory import Group, Officer
 from models.journal import InboundEvent
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, chat_key
 from models.people import GroupMember, Member
 
 log = logging.getLogger("lianxin.dispatch")
@@ -49,6 +56,10 @@ class HandlerContext:
     officer: Officer | None
     now: datetime
     outbox: list[OutboxMessage] = field(default_factory=list)
+    # Set when the sender cut the link in this event (註銷實名): their sender id → pseudonym,
+    # applied to the passive reply once it is sent in the response (the worker does the same
+    # for queued rows through ``extra.pseudonyms``).
+    pseudonyms: dict[str, str] = field(default_factory=dict)
     _classification: Any = None
 
     def classify(self) -> Any:
@@ -465,5 +476,17 @@ def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:
         if row.channel == ev.channel and same_chat and row.status == "pending":
             row.status, row.sent_via, row.sent_at, row.attempts = "sent", "passive", ctx.now, 1
             row.fallback_at = None  # answered in the response: no SMS page needed
+            if ctx.pseudonyms:
+                _scrub_sent(ctx, row)
             return row
     return None
+
+
+def _scrub_sent(ctx: HandlerContext, row: OutboxMessage) -> None:
+    """What the worker does to a row it has sent, for the passive reply: the payload loses what
+    was only needed to send it, and the recipient becomes their pseudonym if they cut the link."""
+    cipher = ctx.runtime.cipher
+    payload = cipher.decrypt_json(row.payload_enc)
+    row.payload_enc = cipher.encrypt_json(scrub_payload(payload))
+    row.user_id = recipient_after_sending(payload, row.user_id)
+    row.chat_key = chat_key(row.channel, row.group_id, row.user_id)

@@ -15,6 +15,10 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = b"\x01"
+# What replaces a resident's channel id once they have cut the link (註銷實名). No channel's ids
+# contain ":" (wxids, OpenIDs and WeCom user ids are letters, digits, "_-@."), and the
+# channels refuse inbound ids with this prefix, so a pseudonym never matches a real sender.
+PSEUDONYM_PREFIX = "anon:"
 
 
 def _key_id(key: bytes) -> bytes:
@@ -73,6 +77,20 @@ class PiiCipher:
     def lookup_hash(self, value: str) -> str:
         """A keyed hash for equality look-ups (phone → binding) without storing the value."""
         return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def pseudonym(self, channel: str, member_id: int, sender_id: str) -> str:
+        """What replaces ``sender_id`` when a resident cuts the link: ``anon:`` and 32 hex
+        digits of a keyed hash, so that without the key nobody can test a known id against it.
+
+        The member id is hashed too: a resident who binds and deletes twice leaves two member
+        rows, and ``(channel, sender_id)`` is unique."""
+        digest = self.lookup_hash(f"pseudonym:{channel}:{member_id}:{sender_id}")
+        return PSEUDONYM_PREFIX + digest[:32]
+
+
+def is_pseudonym(value: str | None) -> bool:
+    """Whether a stored sender id is a pseudonym (the resident can no longer be reached)."""
+    return value is not None and value.startswith(PSEUDONYM_PREFIX)
 
 
 def mask_phone(phone: str) -> str:

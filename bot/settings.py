@@ -328,6 +328,24 @@ class LimitSettings(_Section):
     group_per_minute: int = Field(120, ge=1)
 
 
+class RetentionSettings(_Section):
+    """How long texts are kept (``lianxin purge``); None keeps them. Rows stay, texts go."""
+
+    journal_days: int | None = Field(None, ge=1)
+    outbox_days: int | None = Field(None, ge=1)
+    closed_ticket_days: int | None = Field(None, ge=1)
+    # Local time of the daily purge when any of the above is set.
+    run_at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    batch_size: int = Field(1000, ge=1, le=10000)  # ids per UPDATE: bound parameters
+
+    @property
+    def configured(self) -> bool:
+        return any(
+            days is not None
+            for days in (self.journal_days, self.outbox_days, self.closed_ticket_days)
+        )
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     timezone: str = "Asia/Shanghai"
@@ -343,6 +361,7 @@ class Settings(_Section):
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -153,11 +153,12 @@ def scrub_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload without what was only needed to send it, once it is sent or given up: a
     text message's phone number (``extra.phone``) becomes its masked form, a text that must
     not be kept (an SMS code, a resident's number sent to an officer) is replaced by
-    ``extra.kept_text``, and an SMS's template values (``extra.sms_values``: the code) go.
-    The same payload back when there is nothing to scrub."""
+    ``extra.kept_text``, an SMS's template values (``extra.sms_values``: the code) go, and the
+    ids of residents who cut the link while it waited (``extra.pseudonyms``, id → pseudonym)
+    are replaced in its mentions. The same payload back when there is nothing to scrub."""
     extra = payload.get("extra")
     if not isinstance(extra, dict) or not (
-        extra.get("phone") or "kept_text" in extra or "sms_values" in extra
+        extra.get("phone") or "kept_text" in extra or "sms_values" in extra or "pseudonyms" in extra
     ):
         return payload
     scrubbed = {**payload, "extra": dict(extra)}
@@ -166,7 +167,20 @@ def scrub_payload(payload: dict[str, Any]) -> dict[str, Any]:
     if "kept_text" in extra:
         scrubbed["text"] = scrubbed["extra"].pop("kept_text")
     scrubbed["extra"].pop("sms_values", None)
+    if "pseudonyms" in extra:
+        names = scrubbed["extra"].pop("pseudonyms") or {}
+        scrubbed["mentions"] = [names.get(m, m) for m in payload.get("mentions") or []]
     return scrubbed
+
+
+def recipient_after_sending(payload: dict[str, Any], user_id: str | None) -> str | None:
+    """The ``user_id`` an outbox row keeps once sent or given up: the pseudonym of a resident
+    who cut the link while the message waited (``extra.pseudonyms``), else ``user_id``."""
+    extra = payload.get("extra")
+    names = extra.get("pseudonyms") if isinstance(extra, dict) else None
+    if not isinstance(names, dict) or user_id is None:
+        return user_id
+    return names.get(user_id, user_id)
 
 
 def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:
@@ -463,6 +477,10 @@ class OutboxWorker:
         scrubbed = scrub_payload(payload)
         if values["status"] != "pending" and scrubbed is not payload:
             values["payload_enc"] = self._cipher.encrypt_json(scrubbed)
+            kept_recipient = recipient_after_sending(payload, user_id)
+            if kept_recipient != user_id:
+                values["user_id"] = kept_recipient
+                values["chat_key"] = chat_key(channel, group_id, kept_recipient)
         notice = _failure_notice(payload) if values["status"] == "failed" else None
         async with self._sessions.begin() as session:
             finished = await session.execute(

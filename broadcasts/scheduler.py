@@ -17,6 +17,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.purge import retention_purge_job
 from bot.runtime import Runtime
 from broadcasts.bulletins import BulletinOptions, bulletin_tick_job
 
@@ -75,4 +76,20 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         coalesce=True,
         next_run_time=datetime.now(runtime.settings.tz),
     )
+    retention = runtime.settings.retention
+    if retention.configured:
+        hour, minute = (int(part) for part in retention.run_at.split(":"))
+        # Daily at a quiet hour, local time. A day missed while the server was down is not made
+        # up: the next day's run blanks everything due by then.
+        scheduler.add_job(
+            leader_only(retention_purge_job),
+            "cron",
+            hour=hour,
+            minute=minute,
+            args=[runtime],
+            id="retention-purge",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
     return scheduler

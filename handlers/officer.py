@@ -19,6 +19,7 @@ from handlers.tickets import (
     find_ticket,
     open_tickets_of,
     priority_for,
+    reachable,
     reporters,
 )
 from models.directory import Officer, Station
@@ -147,6 +148,7 @@ async def _answer(
         ticket.answered_at = ctx.now
     ticket.escalation_level = 0
     ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
+    reached = reachable(people)
     add_event(
         ctx.session,
         ctx.runtime,
@@ -154,17 +156,20 @@ async def _answer(
         "answered",
         now=ctx.now,
         actor=_actor(officer),
-        detail=f"to {len(people)} reporter(s)",
+        detail=f"to {len(reached)} reporter(s)",
         note=cmd.text,
     )
+    if people and not reached:
+        # Every reporter cut the link (註銷實名): the answer is on record, nobody receives it.
+        _tell(ctx, out, officer, ctx.text("officer_answer_reporter_left", code=ticket.code))
     # In the residents' group the @-reply there is the officer's confirmation; an answer that
     # goes elsewhere (privately, the Official Account, another group) is confirmed privately.
-    if ctx.event.is_private or any(p.group_id != ctx.event.group_id for p in people):
+    elif ctx.event.is_private or any(p.group_id != ctx.event.group_id for p in reached):
         _tell(
             ctx,
             out,
             officer,
-            ctx.text("officer_answer_delivered", code=ticket.code, count=len(people)),
+            ctx.text("officer_answer_delivered", code=ticket.code, count=len(reached)),
         )
 
 

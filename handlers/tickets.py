@@ -15,7 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import OutboundMessage
-from bot.pii import mask_name
+from bot.pii import is_pseudonym, mask_name
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue, on_failure_extra, urgent_fallback
 from handlers.texts import Script
@@ -129,8 +129,8 @@ class Out:
         """Answer a reporter where they asked: in their group with an @-mention, or privately.
 
         ``on_failure`` is sent instead when the answer cannot be delivered (see the outbox)."""
-        if reporter.sender_id is None:
-            return  # the resident deleted their data; nothing to reach
+        if not is_reachable(reporter):
+            return  # the resident cut the link (註銷實名); nothing to reach
         self.queue(
             OutboundMessage(
                 channel=reporter.channel,
@@ -155,7 +155,7 @@ class Out:
         accounts get banned for bursts), one private message each for the others."""
         by_group: dict[tuple[str, str], list[str]] = {}
         for reporter in people:
-            if reporter.sender_id is None:
+            if not is_reachable(reporter):
                 continue
             if reporter.group_id:
                 key = (reporter.channel, reporter.group_id)
@@ -175,6 +175,17 @@ class Out:
                     extra=on_failure_extra(on_failure),
                 )
             )
+
+
+def is_reachable(reporter: TicketReporter) -> bool:
+    """Whether answers can reach a reporter: not after they cut the link (``註銷實名`` leaves a
+    pseudonym, see bot.forget; older rows of deleted data have no sender id at all)."""
+    return reporter.sender_id is not None and not is_pseudonym(reporter.sender_id)
+
+
+def reachable(people: list[TicketReporter]) -> list[TicketReporter]:
+    """The reporters answers can still reach."""
+    return [p for p in people if is_reachable(p)]
 
 
 def clip(text: str, limit: int = 500) -> str:

@@ -31,16 +31,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels.base import OutboundMessage
 from bot.clock import as_utc
 from bot.dispatcher import HandlerContext
+from bot.forget import forget_sender
 from bot.pii import PiiCipher, mask_name, mask_phone
 from bot.routing import Router, station_subtree
 from bot.sms_templates import sms_message
 from broadcasts.outbox import enqueue, scrub_payload
 from handlers.texts import Script, detect_script, script_of
-from handlers.tickets import Out
+from handlers.tickets import Out, add_event, open_reported_by
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import Binding, GroupMember, Household, VerificationCode
+from models.tickets import Ticket
 
 log = logging.getLogger("lianxin.verification")
 
@@ -482,7 +484,8 @@ async def _show_info(ctx: HandlerContext) -> None:
 
 
 async def _unbind(ctx: HandlerContext) -> None:
-    """Delete the binding and every code that still holds a name or number."""
+    """Delete the binding and every code that still holds a name or number; when a binding was
+    deleted, cut the account link too (:func:`_cut_the_link`)."""
     session, member_id = ctx.session, ctx.member.id
     had_open_code = bool(await _open_codes(session, member_id))
     deleted = await session.execute(delete(Binding).where(Binding.member_id == member_id))
@@ -500,11 +503,72 @@ async def _unbind(ctx: HandlerContext) -> None:
     await _scrub_history(ctx)
     had_binding = bool(deleted.rowcount)  # type: ignore[attr-defined]
     if had_binding:
-        ctx.reply(_say(ctx, "verify_unbind_done"))
+        await _cut_the_link(ctx)
     elif had_open_code:  # a verification under way: its code no longer works
         ctx.reply(_say(ctx, "verify_unbind_code_cancelled"))
     else:
         ctx.reply(_say(ctx, "verify_unbind_nothing"))
+
+
+async def _cut_the_link(ctx: HandlerContext) -> None:
+    """After the binding's deletion: the matter stays, the account link goes (bot.forget).
+
+    The officers of the resident's open tickets hear that answers no longer reach them, and
+    each ticket's timeline says so; the resident's confirmation names those tickets."""
+    member, sender = ctx.member, ctx.event.sender_id
+    tickets = list(
+        (await ctx.session.scalars(open_reported_by(member.id).order_by(Ticket.id))).all()
+    )
+    forgotten = await forget_sender(ctx.session, ctx.runtime.cipher, member, ctx.now)
+    log.info(
+        "member %s cut the link: journal=%d outbox=%d waiting=%d reporters=%d mentions=%d",
+        member.id,
+        forgotten.journal,
+        forgotten.outbox,
+        forgotten.waiting,
+        forgotten.reporters,
+        forgotten.mentions,
+    )
+    await _tell_officers_reporter_left(ctx, tickets)
+    text = _say(ctx, "verify_unbind_done")
+    if tickets:
+        codes = "、".join(f"#{t.code}" for t in tickets)
+        text += _say(ctx, "verify_unbind_open_tickets", count=len(tickets), codes=codes)
+    # The confirmation must reach them: it keeps the real id until sent, then the pseudonym.
+    ctx.pseudonyms[sender] = forgotten.pseudonym
+    ctx.send(
+        OutboundMessage(
+            channel=ctx.event.channel,
+            text=text,
+            user_id=sender,
+            extra={"pseudonyms": {sender: forgotten.pseudonym}},
+        )
+    )
+
+
+async def _tell_officers_reporter_left(ctx: HandlerContext, tickets: list[Ticket]) -> None:
+    """One private message per assigned officer listing the tickets whose reporter left, and
+    a ``reporter_left`` step in each timeline."""
+    by_officer: dict[str, list[Ticket]] = {}
+    for ticket in tickets:
+        add_event(
+            ctx.session,
+            ctx.runtime,
+            ticket,
+            "reporter_left",
+            now=ctx.now,
+            actor="resident",
+            detail="a reporter deleted their real-name data; answers no longer reach them",
+        )
+        if ticket.assigned_officer_id:
+            by_officer.setdefault(ticket.assigned_officer_id, []).append(ticket)
+    out = Out.of(ctx)
+    for officer_id, theirs in by_officer.items():
+        officer = await ctx.session.get(Officer, officer_id)
+        if officer is None:
+            continue
+        codes = "、".join(f"#{t.code}" for t in theirs)
+        out.to_officer(officer, out.text("officer_reporter_left", theirs[0].script, codes=codes))  # type: ignore[arg-type]
 
 
 async def _scrub_history(ctx: HandlerContext) -> None:

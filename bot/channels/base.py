@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from bot.pii import PSEUDONYM_PREFIX
+
 Kind = Literal["message", "member_joined", "member_left", "event"]
 
 
@@ -171,6 +173,10 @@ def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None)
             return f"{name}: at most {width} characters"
         if not storable_id(value):
             return f"{name}: control characters and lone surrogates are not allowed"
+    if msg.sender_id.startswith(PSEUDONYM_PREFIX):
+        # A pseudonym stands for a resident who cut the link: no event may speak as them.
+        name = names.get("sender_id", "sender_id")
+        return f"{name}: ids starting {PSEUDONYM_PREFIX!r} are reserved"
     fields = [(attr, getattr(msg, attr)) for attr in _TEXTS]
     fields += [("mentions", m) for m in msg.mentions]
     for attr, value in fields:
