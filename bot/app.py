@@ -20,6 +20,7 @@ from bot.web import (
     api,
     bridge_routes,
     bulletins_api,
+    disputes_api,
     docs,
     health,
     metrics_route,
@@ -108,7 +109,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)
-    for module in (*routers, metrics_route):
+    for module in (*routers, disputes_api, metrics_route):
         app.include_router(module.router)
     return app
 

@@ -22,6 +22,8 @@ from bot.routing import Router
 from bot.runtime import Runtime
 from bot.settings import DeadlineSettings
 from bot.sms_fallback import page_by_sms
+from handlers.dispute_cases import sweep as dispute_sweep
+from handlers.dispute_cases import todo_lines as dispute_todo_lines
 from handlers.tickets import Out, add_event, category_text, clip, open_tickets_of
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, JobRun, Ticket
@@ -91,6 +93,7 @@ async def sweep(runtime: Runtime) -> int:
             await _step(session, runtime, ticket, level + 1, now)
             ticket.next_check_at = next_check(ticket, runtime.settings.deadlines)
             fired += 1
+    fired += await dispute_sweep(runtime, now)
     await page_by_sms(runtime, now)
     async with runtime.sessions.begin() as session:
         await forget_expired(session, now)  # rate-limit windows that have passed
@@ -258,12 +261,15 @@ async def daily_digest(runtime: Runtime, now: datetime) -> int:
                 if (t.acknowledged_at is None and t.ack_due_at <= now)
                 or (t.answered_at is None and t.answer_due_at <= now)
             ]
-            if not overdue:
+            script = overdue[0].script if overdue else "hans"
+            # Red disputes head every digest until they are downgraded or resolved.
+            lines = await dispute_todo_lines(session, runtime, officer, script, now)  # type: ignore[arg-type]
+            if not overdue and not lines:
                 continue
-            script = overdue[0].script
             from handlers.tickets import age_text
 
-            lines = [out.text("digest_header", script, count=len(overdue))]  # type: ignore[arg-type]
+            if overdue:
+                lines.append(out.text("digest_header", script, count=len(overdue)))  # type: ignore[arg-type]
             for t in overdue:
                 lines.append(
                     out.text(

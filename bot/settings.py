@@ -11,6 +11,7 @@ import binascii
 import os
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -316,6 +317,47 @@ class IntakeSettings(_Section):
     safety_reply_repeat_s: int = Field(300, ge=0)
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm]?)\s*$")
+
+
+def parse_duration(value: str | int) -> timedelta:
+    """``7d``, ``15d``, ``12h``, ``30m``, or seconds as a number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if match is None or int(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a duration (7d, 15d, 12h, 30m)")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "": "seconds"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+class DisputeDeadlines(_Section):
+    """三級調解: the time allowed at each level before a case moves up by itself."""
+
+    village: str | int = "7d"
+    station: str | int = "15d"
+    county: str | int = "60d"
+
+    @field_validator("village", "station", "county")
+    @classmethod
+    def _duration(cls, value: str | int) -> str | int:
+        parse_duration(value)
+        return value
+
+
+class DisputeSettings(_Section):
+    deadlines: DisputeDeadlines = Field(default_factory=DisputeDeadlines)
+    # 回訪 after an agreement: days after it, each one due in turn.
+    follow_up_days: list[int] = Field(default_factory=lambda: [7, 30])
+
+    @field_validator("follow_up_days")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if any(d <= 0 for d in value) or value != sorted(set(value)):
+            raise ValueError("days after the agreement, ascending and positive (e.g. [7, 30])")
+        return value
+
+
 class LimitSettings(_Section):
     """How much one resident, or one group, may make the bot do (officers are not limited).
 
@@ -361,6 +403,7 @@ class Settings(_Section):
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    disputes: DisputeSettings = Field(default_factory=DisputeSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("timezone")

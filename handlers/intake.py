@@ -13,6 +13,7 @@ from bot.deadlines import next_check
 from bot.dispatcher import HandlerContext
 from bot.routing import Router, home_station_of
 from handlers.classifier import Classification, normalise
+from handlers.dispute_cases import open_for_ticket
 from handlers.texts import Script, detect_script
 from handlers.tickets import (
     Out,
@@ -238,6 +239,8 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         add_event(
             ctx.session, ctx.runtime, ticket, "paged", now=ctx.now, detail=f"P1 page to {target.id}"
         )
+    if ticket.category == "dispute":  # a dispute turned violent: red, the leader paged again
+        await open_for_ticket(ctx.session, ctx.runtime, ticket, now=ctx.now)
 
 
 async def _told_here_lately(ctx: HandlerContext, ticket: Ticket) -> bool:
@@ -312,6 +315,8 @@ async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Tic
         add_event(
             ctx.session, ctx.runtime, ticket, "notified", now=ctx.now, detail=f"to {officer.id}"
         )
+    if ticket.category == "dispute":
+        await open_for_ticket(ctx.session, ctx.runtime, ticket, now=ctx.now)
     return ticket
 
 

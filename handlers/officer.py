@@ -10,6 +10,8 @@ from bot.deadlines import next_check, restart_ladder
 from bot.dispatcher import HandlerContext
 from bot.routing import station_subtree
 from handlers.commands import LABEL_WORDS, Command, clean, parse
+from handlers.dispute_cases import open_for_ticket
+from handlers.dispute_cases import todo_lines as dispute_todo_lines
 from handlers.tickets import (
     Out,
     add_event,
@@ -315,6 +317,8 @@ async def _classify(
     )
     category = category_text(ctx.runtime, ticket, ctx.script)
     _done(ctx, out, officer, ticket, ctx.text("action_classified", category=category))
+    if label == "dispute" and ticket.status != "closed":
+        await open_for_ticket(ctx.session, ctx.runtime, ticket, now=ctx.now, by=_actor(officer))
 
 
 async def _contact(
@@ -358,10 +362,13 @@ async def _todo(ctx: HandlerContext, officer: Officer) -> None:
     out = Out.of(ctx)
     tickets = await open_tickets_of(ctx.session, officer.id)
     supervised = await _escalated_below(ctx, officer) if officer.role == "leader" else []
-    if not tickets and not supervised:
+    # Red disputes first, then dispute follow-ups that are due.
+    lines = await dispute_todo_lines(ctx.session, ctx.runtime, officer, ctx.script, ctx.now)
+    if not tickets and not supervised and not lines:
         _tell(ctx, out, officer, ctx.text("officer_todo_empty"))
         return
-    lines = [ctx.text("officer_todo_header", count=len(tickets))] if tickets else []
+    if tickets:
+        lines.append(ctx.text("officer_todo_header", count=len(tickets)))
     lines += [ctx.text("officer_todo_line", **_todo_values(ctx, t)) for t in tickets]
     if supervised:
         lines.append(ctx.text("officer_todo_supervised", count=len(supervised)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bot.dispatcher import Handler
 from handlers.alerts_chat import alert_commands, alert_replies
+from handlers.disputes import dispute_commands
 from handlers.greeting import private_greeting
 from handlers.intake import emergency_first, intake
 from handlers.officer import officer_commands
@@ -20,6 +21,7 @@ def default_handlers() -> list[Handler]:
     """Handlers for a production runtime."""
     return [
         alert_commands,
+        dispute_commands,
         officer_commands,
         emergency_first,
         membership_events,

@@ -10,6 +10,7 @@ from models.bulletins import (
     BulletinRun,
 )
 from models.directory import Group, Officer, RosterEntry, Station
+from models.disputes import DisputeCase, DisputeEvent
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, RateCounter, SendPace
 from models.people import (
@@ -34,6 +35,8 @@ __all__ = [
     "Bulletin",
     "BulletinDelivery",
     "BulletinRun",
+    "DisputeCase",
+    "DisputeEvent",
     "Group",
     "GroupMember",
     "Household",

@@ -1,0 +1,276 @@
+"""Disputes the county's way (issue 14): red/yellow/blue risk control and three levels of
+mediation with deadlines, through the bridge and the admin API, on the manual clock."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.tokens import create_token
+from models.disputes import DisputeCase, DisputeEvent
+from models.tickets import Ticket
+from tests.harness import Harness
+
+TZ = ZoneInfo("Asia/Shanghai")
+MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
+GROUP = "grp-qiaozhen-01"
+NOISE = "邻居家装修天天吵到半夜,跟他说了也不听,想请民警帮忙调解"
+REPEATED = "隔壁老王又把垃圾堆到我家门口,吵了好几次了"
+LAND = "鄰居占了我家的地,想請派出所調解一下"
+
+
+@pytest.fixture
+async def h(harness: Harness) -> Harness:
+    await harness.load_directory()
+    harness.clock.set(MONDAY_10)
+    return harness
+
+
+async def _dispute(h: Harness, text: str = NOISE) -> tuple[Ticket, DisputeCase]:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say(text, group=GROUP, sender="wxid_yang")
+    await h.sent()
+    [ticket] = await h.tickets()
+    assert ticket.category == "dispute"
+    return ticket, await _case(h)
+
+
+async def _case(h: Harness) -> DisputeCase:
+    async with h.runtime.sessions() as session:
+        [case] = (await session.scalars(select(DisputeCase))).all()
+        return case
+
+
+async def _actions(h: Harness) -> list[str]:
+    async with h.runtime.sessions() as session:
+        rows = await session.scalars(select(DisputeEvent.action).order_by(DisputeEvent.id))
+        return list(rows.all())
+
+
+async def test_a_dispute_starts_at_village_level_with_a_week_and_a_suggested_colour(
+    h: Harness,
+) -> None:
+    ticket, case = await _dispute(h, REPEATED)
+    assert (case.level, case.status) == ("village", "open")
+    assert case.level_deadline == h.clock.now() + timedelta(days=7)
+    assert (case.suggested_colour, case.colour) == ("yellow", "yellow")  # repeated: could escalate
+    told = h.to_user("wxid_wang")[-1]
+    assert f"#{ticket.code}" in told and "建议定级:黄色" in told
+    assert h.runtime.cipher.decrypt(case.summary_enc) == REPEATED
+    assert h.runtime.cipher.decrypt(case.parties_enc) == '["楊某某"]'  # encrypted at rest
+
+
+async def test_red_pages_the_leader_once_and_heads_his_todo_until_downgraded(h: Harness) -> None:
+    ticket, case = await _dispute(h)
+    assert case.colour == "blue"
+    before = len(h.to_user("wxid_zhao"))
+    await h.say(f"定级 #{ticket.code} 红 扬言要动刀", group=None, sender="wxid_wang")
+    await h.say(f"定級 #{ticket.code} 紅", group=None, sender="wxid_wang")  # again: no new page
+    await h.sent()
+    pages = [t for t in h.to_user("wxid_zhao")[before:] if "红色纠纷" in t or "紅色糾紛" in t]
+    assert len(pages) == 1 and f"#{ticket.code}" in pages[0]
+    await h.say("待办", group=None, sender="wxid_zhao")
+    await h.sent()
+    todo = h.to_user("wxid_zhao")[-1]
+    assert todo.startswith("🔴") and f"#{ticket.code}" in todo.splitlines()[1]
+    # The 08:00 digest of the next day opens with it too, for the leader and the holder.
+    h.clock.set(MONDAY_10 + timedelta(hours=22, minutes=5))
+    await h.sweep()
+    await h.sent()
+    assert h.to_user("wxid_zhao")[-1].startswith("🔴")
+    await h.say(f"定级 #{ticket.code} 蓝 已缓和", group=None, sender="wxid_wang")
+    await h.say("待办", group=None, sender="wxid_zhao")
+    await h.sent()
+    assert f"#{ticket.code}" not in h.to_user("wxid_zhao")[-1]
+
+
+async def test_deadlines_move_a_case_up_telling_the_right_people_once_even_after_a_restart(
+    h: Harness,
+) -> None:
+    ticket, _ = await _dispute(h)
+    # The matter itself is answered; the mediation runs on its own deadlines.
+    await h.say(f"#{ticket.code} 已联系双方,安排到村委会调解", group=None, sender="wxid_wang")
+    h.clock.advance(timedelta(days=7, minutes=1))
+    await h.sweep()
+    await h.sent()
+    case = await _case(h)
+    assert case.level == "station"
+    assert case.level_deadline == h.clock.now() + timedelta(days=15)
+    leader = [t for t in h.to_user("wxid_zhao") if "派出所调解" in t and f"#{ticket.code}" in t]
+    assert len(leader) == 1 and "期限已过" in leader[0]
+    assert any("已由派出所调解接手" in t for t in h.to_user("wxid_wang"))
+    assert any("已转由橋鎮派出所继续调解" in d["text"] for d in h.to_group(GROUP))
+    # A restart and another sweep at the same instant change nothing and tell nobody again.
+    sent_before = len(h.world.state.delivered())
+    h2 = await h.restart()
+    try:
+        await h2.sweep()
+        await h2.sent()
+        assert len(h2.world.state.delivered()) == sent_before
+        h2.clock.advance(timedelta(days=15, minutes=1))
+        await h2.sweep()
+        await h2.sent()
+        case = await _case(h2)
+        assert case.level == "county"
+        assert case.level_deadline == h2.clock.now() + timedelta(days=60)
+        county = [t for t in h2.to_user("wxid_county") if f"#{ticket.code}" in t]
+        assert len(county) == 1 and "县调解中心" in county[0]
+        assert any("甘泉縣調解中心" in d["text"] for d in h2.to_group(GROUP))
+        # Past the county's own deadline: reminded once to refer, and the level stays.
+        h2.clock.advance(timedelta(days=60, minutes=1))
+        await h2.sweep()
+        await h2.sweep()
+        await h2.sent()
+        overdue = [t for t in h2.to_user("wxid_county") if "期限已过" in t and "转介" in t]
+        assert len(overdue) == 1
+        assert (await _case(h2)).level == "county"
+        actions = await _actions(h2)
+        assert actions.count("auto_escalated") == 2 and actions.count("county_overdue") == 1
+    finally:
+        await h2.close()
+
+
+async def test_an_agreement_resolves_at_its_level_and_follow_ups_fall_due(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"调解 #{ticket.code} 双方到村委会当面沟通", group=None, sender="wxid_wang")
+    await h.say(f"升级 #{ticket.code} 村里调不下来", group=None, sender="wxid_wang")
+    await h.say(
+        f"协议 #{ticket.code} 装修只在白天进行,晚上八点后停工", group=None, sender="wxid_zhao"
+    )
+    await h.sent()
+    case = await _case(h)
+    assert (case.status, case.resolved_level) == ("resolved", "station")
+    assert case.follow_up_at == h.clock.now() + timedelta(days=7)
+    assert any("晚上八点后停工" in d["text"] for d in h.to_group(GROUP))  # the residents hear it
+    [closed] = await h.tickets()
+    assert closed.status == "closed"
+    # A photo of the signed agreement, sent privately within the hour, is attached.
+    photo = h.bridge_body("", group=None, sender="wxid_zhao")
+    photo["message"].update(type="image", media_url="https://x/agreement.jpg")
+    assert (await h.post_bridge(photo)).status_code == 200
+    assert "photo" in await _actions(h)
+    # Bad input: 協議 and 升級 on a resolved case change nothing.
+    await h.say(f"协议 #{ticket.code} 另一个协议", group=None, sender="wxid_zhao")
+    await h.say(f"升级 #{ticket.code}", group=None, sender="wxid_zhao")
+    await h.sent()
+    assert all("已达成协议,不能再" in t for t in h.to_user("wxid_zhao")[-2:])
+    # The ticket's holder sees the follow-up in 待辦 when it is due, not before.
+    await h.say("待办", group=None, sender="wxid_wang")
+    await h.sent()
+    assert "回访到期" not in h.to_user("wxid_wang")[-1]
+    h.clock.advance(timedelta(days=7, hours=1))
+    await h.say("待办", group=None, sender="wxid_wang")
+    await h.sent()
+    assert (
+        "回访到期" in h.to_user("wxid_wang")[-1] and f"#{ticket.code}" in h.to_user("wxid_wang")[-1]
+    )
+    await h.say(
+        f"回访 #{ticket.code} 双方遵守协议,没有再次发生争吵", group=None, sender="wxid_wang"
+    )
+    await h.sent()
+    case = await _case(h)
+    assert case.status == "resolved" and case.follow_ups_done == 1
+    assert case.follow_up_at == case.resolved_at + timedelta(days=30)
+    # Thirty days on, the second visit finds the conflict back: the case reopens at station.
+    h.clock.advance(timedelta(days=23))
+    await h.say(f"回访 #{ticket.code} 对方反悔了,昨晚又吵起来", group=None, sender="wxid_wang")
+    await h.sent()
+    case = await _case(h)
+    assert (case.status, case.level) == ("open", "station")
+    assert case.level_deadline == h.clock.now() + timedelta(days=15)
+    assert "重新开启" in h.to_user("wxid_wang")[-1]
+    [reopened] = await h.tickets()
+    assert reopened.status == "acknowledged"
+
+
+async def test_officers_of_another_station_cannot_grade_or_resolve(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"定级 #{ticket.code} 红", group=None, sender="wxid_chen")
+    await h.say(f"协议 #{ticket.code} 和解", group=None, sender="wxid_chen")
+    await h.sent()
+    case = await _case(h)
+    assert (case.colour, case.status) == ("blue", "open")
+    assert all("其他派出所" in t for t in h.to_user("wxid_chen")[-2:])
+
+
+async def test_bad_input_gets_a_clear_answer_in_the_senders_script(h: Harness) -> None:
+    ticket, _ = await _dispute(h, LAND)
+    await h.say(f"定級 #{ticket.code} 綠", group=None, sender="wxid_wang")
+    await h.sent()
+    assert re.search("紅.*黃.*藍", h.to_user("wxid_wang")[-1])
+    await h.say(f"調解 #{ticket.code}", group=None, sender="wxid_wang")  # no record
+    await h.sent()
+    assert "請寫上內容" in h.to_user("wxid_wang")[-1]
+    for _ in range(2):
+        await h.say(f"升級 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.say(f"升級 #{ticket.code}", group=None, sender="wxid_county")
+    await h.sent()
+    assert "無法再升級" in h.to_user("wxid_county")[-1] and "轉介" in h.to_user("wxid_county")[-1]
+    assert (await _case(h)).level == "county"
+    await h.say(f"轉介 #{ticket.code} 已引導當事人向法院起訴", group=None, sender="wxid_county")
+    await h.sent()
+    assert (await _case(h)).status == "referred"
+    # A dispute command on a matter that is not a dispute.
+    await h.say("我家电动车被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    theft = next(t for t in await h.tickets() if t.category == "report")
+    await h.say(f"定級 #{theft.code} 紅", group=None, sender="wxid_wang")
+    await h.sent()
+    assert "不是糾紛" in h.to_user("wxid_wang")[-1]
+    # A resident typing one is told it is the officers'.
+    await h.say(f"协议 #{ticket.code} 我同意", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    assert "民警的调解指令" in h.to_group(GROUP)[-1]["text"]
+
+
+async def test_reclassifying_a_ticket_as_a_dispute_opens_a_case(h: Harness) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("请问宅基地的事归谁管", group=GROUP, sender="wxid_yang")
+    [ticket] = await h.tickets()
+    assert ticket.category != "dispute"
+    await h.say(f"分類 #{ticket.code} 糾紛", group=None, sender="wxid_wang")
+    case = await _case(h)
+    assert (case.level, case.status) == ("village", "open")
+
+
+async def test_the_api_lists_disputes_by_colour_and_level_with_history(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"定级 #{ticket.code} 红", group=None, sender="wxid_wang")
+    await h.say(f"升级 #{ticket.code}", group=None, sender="wxid_wang")
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+        officer = await create_token(s, role="officer", name="w", now=h.clock.now())
+    auth = {"Authorization": f"Bearer {admin}"}
+    assert (await h.client.get("/api/v1/disputes")).status_code == 401
+    assert (
+        await h.client.get("/api/v1/disputes", headers={"Authorization": f"Bearer {officer}"})
+    ).status_code == 403
+    red = (await h.client.get("/api/v1/disputes?colour=red&level=station", headers=auth)).json()
+    assert [d["code"] for d in red] == [ticket.code]
+    assert set(red[0]) == {
+        "code",
+        "colour",
+        "level",
+        "status",
+        "station",
+        "opened_at",
+        "level_deadline",
+        "resolved_at",
+    }
+    assert (await h.client.get("/api/v1/disputes?colour=blue", headers=auth)).json() == []
+    assert (await h.client.get("/api/v1/disputes?colour=green", headers=auth)).status_code == 422
+    one = (await h.client.get(f"/api/v1/disputes/{ticket.code}", headers=auth)).json()
+    assert [s["action"] for s in one["history"]] == [
+        "opened",
+        "graded",
+        "paged_leader",
+        "escalated",
+    ]
+    assert (
+        one["history"][-1]["level"] == "station" and one["history"][-1]["by"] == "officer:off-wang"
+    )
+    assert (await h.client.get("/api/v1/disputes/Z9999", headers=auth)).status_code == 404
