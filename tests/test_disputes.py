@@ -102,7 +102,7 @@ async def test_deadlines_move_a_case_up_telling_the_right_people_once_even_after
     assert case.level_deadline == h.clock.now() + timedelta(days=15)
     leader = [t for t in h.to_user("wxid_zhao") if "派出所调解" in t and f"#{ticket.code}" in t]
     assert len(leader) == 1 and "期限已过" in leader[0]
-    assert any("已由派出所调解接手" in t for t in h.to_user("wxid_wang"))
+    assert any("已转到派出所调解" in t for t in h.to_user("wxid_wang"))
     assert any("已转由橋鎮派出所继续调解" in d["text"] for d in h.to_group(GROUP))
     # A restart and another sweep at the same instant change nothing and tell nobody again.
     sent_before = len(h.world.state.delivered())

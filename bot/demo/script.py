@@ -260,6 +260,47 @@ async def scene_weekly_video(p: Player, admin_token: str) -> None:
     p.check(len(again) == len(videos), "同一週不會重複推送")
 
 
+async def scene_dispute_levels(p: Player) -> None:
+    from bot.deadlines import sweep
+    from models.disputes import DisputeCase
+
+    p.line("\n■ 七、鄰里糾紛三級調解:村裡一週沒調好,升到派出所,達成協議,七天後回訪")
+    await p.say(
+        "wxid_demo_liu",
+        "隔壁家的狗又跑到我家院子裡咬死了兩隻雞,說了好幾次都不管,請民警幫忙調解",
+        group="grp-qiaozhen-02",
+    )
+    ticket = await p.latest_ticket()
+    p.check(ticket is not None and ticket.category == "dispute", "登記為糾紛,村(社區)調解,期限7天")
+    if ticket is None:
+        return
+    officer = next(w for w, n in p.names.items() if n == "王警官")
+    await p.say(officer, f"定級 #{ticket.code} 黃 多次發生,可能激化")
+    await p.say(officer, f"調解 #{ticket.code} 到兩家當面溝通,狗主人答應拴狗,賠償問題未談攏")
+    p.line("  …… 七天過去,村(社區)調解期限已到 ……")
+    p.clock.advance(timedelta(days=7, minutes=5))
+    await sweep(p.runtime)
+    await p.deliver()
+    async with p.runtime.sessions() as s:
+        case = await s.scalar(select(DisputeCase).where(DisputeCase.ticket_id == ticket.id))
+    p.check(case is not None and case.level == "station", "期限已過,自動升到派出所調解(15天)")
+    leader = next(w for w, n in p.names.items() if n == "趙所長")
+    await p.say(leader, f"協議 #{ticket.code} 狗主人賠償兩隻雞120元,今後拴養;雙方握手言和")
+    async with p.runtime.sessions() as s:
+        case = await s.scalar(select(DisputeCase).where(DisputeCase.ticket_id == ticket.id))
+    p.check(case is not None and case.status == "resolved", "在派出所一級達成協議,化解")
+    p.line("  …… 七天後 ……")
+    p.clock.advance(timedelta(days=7, hours=1))
+    await p.say(officer, "待辦")
+    await p.say(officer, f"回訪 #{ticket.code} 狗已拴好,兩家關係正常")
+    async with p.runtime.sessions() as s:
+        case = await s.scalar(select(DisputeCase).where(DisputeCase.ticket_id == ticket.id))
+    p.check(
+        case is not None and case.follow_ups_done == 1,
+        "待辦列出到期回訪;回訪已記錄,30天時再回訪一次",
+    )
+
+
 async def _tick(p: Player) -> None:
     from broadcasts.bulletins import bulletin_tick
 
@@ -356,6 +397,10 @@ async def play(folder: Path) -> int:
             await scene_weekly_video(p, admin)
         except Exception as exc:
             p.check(False, f"scene_weekly_video raised {type(exc).__name__}: {exc}")
+        try:  # last: it lets weeks pass
+            await scene_dispute_levels(p)
+        except Exception as exc:
+            p.check(False, f"scene_dispute_levels raised {type(exc).__name__}: {exc}")
     await runtime.aclose()
     print()
     if p.failures:
