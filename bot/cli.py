@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_people import register as register_people
 from bot.settings import ConfigError, Settings, load_settings
@@ -351,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_keys_generate)
     register_people(sub)
     register_bulletins(sub)
+    register_accounts(sub)
     return parser
 
 

@@ -328,6 +328,14 @@ class LimitSettings(_Section):
     group_per_minute: int = Field(120, ge=1)
 
 
+class ConsoleSettings(_Section):
+    """The bureau console (/console/). Sign-in rules are fixed (CONTRACT §7): five failures
+    lock an account for 15 minutes, a session ends after 30 minutes idle."""
+
+    # How often the overview (總覽) refreshes itself; its refreshes do not count as use.
+    refresh_s: int = Field(30, ge=5, le=3600)
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     timezone: str = "Asia/Shanghai"
@@ -343,6 +351,7 @@ class Settings(_Section):
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("timezone")
     @classmethod

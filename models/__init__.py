@@ -9,6 +9,7 @@ from models.bulletins import (
     BulletinDelivery,
     BulletinRun,
 )
+from models.console import AuditEntry, ConsoleAccount, ConsoleFormUse, ConsoleSession
 from models.directory import Group, Officer, RosterEntry, Station
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, RateCounter, SendPace
@@ -29,11 +30,15 @@ __all__ = [
     "AlertAck",
     "AlertDelivery",
     "ApiToken",
+    "AuditEntry",
     "Base",
     "Binding",
     "Bulletin",
     "BulletinDelivery",
     "BulletinRun",
+    "ConsoleAccount",
+    "ConsoleFormUse",
+    "ConsoleSession",
     "Group",
     "GroupMember",
     "Household",
