@@ -284,6 +284,16 @@ async def render_ticket(
             ip=who.ip,
         )
     holder = who.officer is not None and ticket.assigned_officer_id == who.officer.id
+    can_take = (
+        who.officer is not None
+        and ticket.status != "closed"
+        and not (holder and ticket.acknowledged_at is not None)
+    )
+    can_see_contacts = service.may_see_contacts(who.actor, ticket)
+    forms = {"answer", "reclassify"}
+    forms |= {"take"} if can_take else set()
+    forms |= {"transfer", "close"} if ticket.status != "closed" else set()
+    forms |= {"contacts"} if can_see_contacts else set()
     return page(
         "ticket.html",
         ui=ui,
@@ -300,10 +310,11 @@ async def render_ticket(
         timeline=timeline,
         targets=targets,
         categories=CATEGORIES,
-        can_take=who.officer is not None
-        and ticket.status != "closed"
-        and not (holder and ticket.acknowledged_at is not None),
-        can_see_contacts=service.may_see_contacts(who.actor, ticket),
+        can_take=can_take,
+        can_see_contacts=can_see_contacts,
+        # A refusal whose form the page no longer shows (the ticket changed meanwhile, or the
+        # form was never the viewer's) is said at the top.
+        stray_errors=[m for action, m in extra.errors.items() if action not in forms],
         answer_limit=ANSWER_LIMIT,
         errors=extra.errors,
         values=extra.values,
