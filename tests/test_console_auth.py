@@ -370,3 +370,26 @@ async def test_the_demo_makes_one_account_of_each_role(tmp_path: Path) -> None:
             assert account.who in (await client.get("/console/")).text
     finally:
         await runtime.aclose()
+
+
+async def test_signing_in_again_replaces_the_browsers_session(h: Harness) -> None:
+    client = await signed_in(h, "zhao")
+    first = client.cookies.get("lx_console")
+    # Signed in, the sign-in page sends the browser on to the overview.
+    again = await client.get("/console/login")
+    assert again.status_code == 303 and again.headers["location"] == "/console/"
+    # Signing in as someone else in the same browser (from a sign-in form left open in another
+    # tab) ends zhao's session.
+    login = await client.post(
+        "/console/login",
+        data={
+            "username": "wang",
+            "password": PASSWORD,
+            "csrf_token": client.cookies.get("lx_console_login") or "",
+        },
+    )
+    assert login.status_code == 303
+    assert "王警官" in (await client.get("/console/")).text
+    old = browser(h)
+    old.cookies.set("lx_console", first or "", path="/console")
+    assert (await old.get("/console/")).status_code == 303

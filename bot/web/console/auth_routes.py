@@ -14,7 +14,14 @@ from starlette.datastructures import FormData
 
 from bot import audit
 from bot.accounts import MAX_PASSWORD, authenticate
-from bot.console_sessions import end_session, ended_idle, new_token, open_session, tokens_match
+from bot.console_sessions import (
+    end_session,
+    ended_idle,
+    new_token,
+    open_session,
+    resume_session,
+    tokens_match,
+)
 from bot.runtime import Runtime
 from bot.web.console.ui import Ui, page
 from bot.web.console.viewer import (
@@ -83,16 +90,20 @@ def _login_token(request: Request) -> str:
 
 @router.get("/login", include_in_schema=False)
 async def login_form(request: Request, runtime: Runtime = Depends(get_runtime)) -> Response:
-    """The sign-in form."""
-    message = None
+    """The sign-in form (a browser still signed in goes on to the overview)."""
+    raw = request.cookies.get(COOKIE)
     async with runtime.sessions() as session:
-        expired = await ended_idle(session, raw=request.cookies.get(COOKIE))
+        live = await resume_session(session, raw=raw, now=runtime.clock.now(), touch=False)
+        expired = await ended_idle(session, raw=raw)
+    if live is not None and not live.expired and not request.headers.get("hx-request"):
+        return RedirectResponse("/console/", status_code=303)
+    message = None
     if expired:
         message = "login_expired"
     elif request.query_params.get("signed_out"):
         message = "login_signed_out"
     response = _login_page(request, runtime, token=_login_token(request), message=message)
-    if request.cookies.get(COOKIE):
+    if raw:
         response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response
 
@@ -125,6 +136,8 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
     now = runtime.clock.now()
     ip = client_ip(request)
     async with runtime.sessions.begin() as session:
+        # Signing in again ends the session this browser had (another account's, perhaps).
+        await end_session(session, raw=request.cookies.get(COOKIE), now=now)
         result = await authenticate(session, username=username, password=password, now=now)
         account = result.account if result.outcome not in ("unknown",) else None
         if result.outcome == "ok":
@@ -153,8 +166,8 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
             username=username,
         )
     response = RedirectResponse("/console/", status_code=303)
+    # The sign-in form's cookie stays: another tab's form still works.
     _cookie(response, request, COOKIE, raw)
-    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
     return response
 
 
