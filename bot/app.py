@@ -20,6 +20,7 @@ from bot.web import (
     api,
     bridge_routes,
     bulletins_api,
+    console,
     disputes_api,
     docs,
     health,
@@ -111,6 +112,7 @@ def create_app(
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)
     for module in (*routers, disputes_api, metrics_route):
         app.include_router(module.router)
+    console.install(app)
     return app
 
 

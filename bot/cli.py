@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_people import register as register_people
 from bot.cli_purge import register as register_purge
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_people(sub)
     register_bulletins(sub)
     register_purge(sub)
+    register_accounts(sub)
     return parser
 
 

@@ -388,6 +388,14 @@ class RetentionSettings(_Section):
         )
 
 
+class ConsoleSettings(_Section):
+    """The bureau console (/console/). Sign-in rules are fixed (CONTRACT §7): five failures
+    lock an account for 15 minutes, a session ends after 30 minutes idle."""
+
+    # How often the overview (總覽) refreshes itself; its refreshes do not count as use.
+    refresh_s: int = Field(30, ge=5, le=3600)
+
+
 class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     timezone: str = "Asia/Shanghai"
@@ -405,6 +413,7 @@ class Settings(_Section):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     disputes: DisputeSettings = Field(default_factory=DisputeSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -30,7 +30,7 @@ from handlers.dispute_cases import (
     tell_level_change,
     word,
 )
-from handlers.officer import in_scope
+from handlers.ticket_service import officer_actor
 from handlers.tickets import Out, add_event, find_ticket, reporters
 from models.directory import Officer
 from models.disputes import (
@@ -100,7 +100,8 @@ async def dispute_commands(ctx: HandlerContext) -> bool:
     if ticket is None:
         out.to_officer(officer, ctx.text("officer_unknown_ticket", code=code))
         return True
-    if not await in_scope(ctx, officer, ticket):
+    actor = await officer_actor(ctx.session, officer, script=ctx.script)
+    if not actor.scope.admits(ticket):  # the same rule as every ticket action
         out.to_officer(officer, ctx.text("officer_out_of_scope", code=ticket.code))
         return True
     if ticket.category != "dispute":

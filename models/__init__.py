@@ -9,6 +9,7 @@ from models.bulletins import (
     BulletinDelivery,
     BulletinRun,
 )
+from models.console import AuditEntry, ConsoleAccount, ConsoleFormUse, ConsoleSession
 from models.directory import Group, Officer, RosterEntry, Station
 from models.disputes import DisputeCase, DisputeEvent
 from models.journal import InboundEvent
@@ -30,11 +31,15 @@ __all__ = [
     "AlertAck",
     "AlertDelivery",
     "ApiToken",
+    "AuditEntry",
     "Base",
     "Binding",
     "Bulletin",
     "BulletinDelivery",
     "BulletinRun",
+    "ConsoleAccount",
+    "ConsoleFormUse",
+    "ConsoleSession",
     "DisputeCase",
     "DisputeEvent",
     "Group",

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEMO_DIRECTORY = Path(__file__).with_name("directory.yaml")
+CONSOLE_ACCOUNTS = "console_accounts"  # runtime.extras key: the demo's console accounts
 
 
 def demo_settings(folder: Path) -> Settings:
@@ -133,8 +134,48 @@ async def seed_residents(session: AsyncSession, cipher: PiiCipher, now: datetime
             session.add(GroupMember(group_id=group_id, member_id=member.id, joined_at=now))
 
 
-async def prepare_simulator(settings: Settings) -> str:
-    """Migrate, load the directory, seed the residents; return a new admin API token."""
+@dataclass(frozen=True)
+class DemoAccount:
+    """A console account of the demo, its password made up at start and printed."""
+
+    username: str
+    password: str
+    role: str
+    who: str
+
+
+# One console account of each role: the county's admin, the leader of 橋鎮派出所 (趙所長) and
+# an officer there (王警官).
+DEMO_ACCOUNTS = (
+    ("admin", "admin", None, "縣局指揮中心"),
+    ("zhao", "leader", "off-zhao", "趙所長"),
+    ("wang", "officer", "off-wang", "王警官"),
+)
+
+
+async def seed_accounts(session: AsyncSession, now: datetime) -> list[DemoAccount]:
+    """The demo's console accounts, with fresh random passwords."""
+    from bot.accounts import create_account, generate_password
+
+    made = []
+    for username, role, officer, who in DEMO_ACCOUNTS:
+        password = generate_password()
+        await create_account(
+            session,
+            username=username,
+            password=password,
+            role=role,
+            officer_id=officer,
+            name=who if role == "admin" else "",
+            now=now,
+        )
+        made.append(DemoAccount(username, password, role, who))
+    return made
+
+
+async def prepare_simulator(settings: Settings) -> tuple[str, list[DemoAccount]]:
+    """Migrate, load the directory, seed the residents and the console accounts; return a
+    new admin API token and the accounts."""
     from bot.db import make_engine, make_sessions
     from bot.tokens import create_token
 
@@ -144,7 +185,9 @@ async def prepare_simulator(settings: Settings) -> str:
     try:
         async with make_sessions(engine).begin() as session:
             await seed_residents(session, demo_cipher(settings), now)
-            return await create_token(session, role="admin", name="demo-simulator", now=now)
+            accounts = await seed_accounts(session, now)
+            token = await create_token(session, role="admin", name="demo-simulator", now=now)
+            return token, accounts
     finally:
         await engine.dispose()
 
@@ -162,7 +205,7 @@ def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, R
     from bot.web import simulator
 
     settings = server_settings(folder)
-    token = run_blocking(prepare_simulator(settings))
+    token, accounts = run_blocking(prepare_simulator(settings))
     clock = SystemClock()
     bridge = SimulatedBridge(clock=clock)
     hub = simulator.SimulatorHub(clock=clock, bridge=bridge, admin_token=token)
@@ -175,17 +218,29 @@ def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, R
     runtime = build_runtime(settings, clock=clock, senders=senders)
     runtime.extras["simulated_bridge"] = bridge
     runtime.extras[simulator.HUB_KEY] = hub
+    runtime.extras[CONSOLE_ACCOUNTS] = accounts
     app = create_app(runtime, background=background)
     app.include_router(simulator.router)
     return app, runtime
 
 
-def print_welcome(host: str, port: int, folder: Path, token: str | None) -> None:
+def print_welcome(
+    host: str,
+    port: int,
+    folder: Path,
+    token: str | None,
+    accounts: Sequence[DemoAccount] = (),
+) -> None:
     """Tell the newcomer where to look."""
     base = f"http://{host}:{port}"
     print(f"Lianxin demo is running: open {base}/simulator", flush=True)
     print(f"  database:  {folder / 'lianxin-demo.db'} (deleted on exit)")
     print(f"  API docs:  {base}/docs   admin token: {token}")
+    if accounts:
+        print(f"  console:   {base}/console/   sign in as (username / password):")
+        for account in accounts:
+            line = f"{account.username} / {account.password}   {account.role}, {account.who}"
+            print(f"             {line}")
     print("  residents: 楊大爺, 劉阿姨 (verified), 小周 (not yet: 「實名 周小明 13700001111」)")
     print("  officers:  王警官, 李警官, 陳警官; leader 趙所長.  Ctrl+C stops it.", flush=True)
 
@@ -247,7 +302,13 @@ def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int
     setup_logging()
     with tempfile.TemporaryDirectory(prefix="lianxin-demo-") as tmp:
         app, runtime = build_demo_app(Path(tmp))
-        print_welcome(host, port, Path(tmp), runtime.extras[HUB_KEY].admin_token)
+        print_welcome(
+            host,
+            port,
+            Path(tmp),
+            runtime.extras[HUB_KEY].admin_token,
+            runtime.extras[CONSOLE_ACCOUNTS],
+        )
         serve(app, runtime, host=host, port=port)
     print("Lianxin demo stopped; its database is gone.")
     return 0

@@ -1,0 +1,47 @@
+"""The bureau console (CONTRACT §7): server-rendered pages under ``/console/``.
+
+``install(app)`` adds the routes, the static files (``/console/static/``: the stylesheet and
+htmx, no build step) and the answers for "not signed in" (``303`` to the sign-in page) and "form
+without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out), ``overview``
+(總覽), ``tickets`` (工單), ``audit_page`` (審計); ``coming`` holds the places of pages not built
+yet, listed in ``ui.NAV``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from bot.web.console import audit_page, auth_routes, coming, overview, tickets
+from bot.web.console.ui import STATIC, Ui, page
+from bot.web.console.viewer import LOGIN_PATH, CsrfRefused, SignInRequired
+
+router = APIRouter(prefix="/console")
+for module in (auth_routes, overview, tickets, audit_page, coming):
+    router.include_router(module.router)
+
+
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    return RedirectResponse(LOGIN_PATH, status_code=303)
+
+
+async def _csrf_refused(request: Request, exc: Exception) -> Response:
+    runtime = request.app.state.runtime
+    script = exc.script if isinstance(exc, CsrfRefused) else "hant"
+    return page(
+        "error.html",
+        ui=Ui(runtime, script, runtime.clock.now()),
+        viewer=None,
+        title="error_csrf_title",
+        text="error_csrf_text",
+        status_code=403,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console from ``app``."""
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.add_exception_handler(SignInRequired, _sign_in)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
