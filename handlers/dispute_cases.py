@@ -219,18 +219,21 @@ async def tell_level_change(
     *,
     before: str,
     now: datetime,
-    by: Officer | None,
+    by_name: str | None,
+    by_officer_id: str | None = None,
 ) -> None:
     """After a case moved up: the new level's people, the officer who had it and the residents
-    involved (in their script) hear who handles it now."""
+    involved (in their script) hear who handles it now. ``by_name`` is who moved it up (None:
+    its deadline passed); ``by_officer_id`` their directory officer, who is not told of their
+    own step."""
     out = Out(session, runtime, now)
     script: Script = ticket.script  # type: ignore[assignment]
     level = word(runtime, "level", case.level, script)
     old = word(runtime, "level", before, script)
     deadline = local_date(runtime, case.level_deadline)
     reason = (
-        out.text("dispute_reason_by", script, officer=by.name)
-        if by is not None
+        out.text("dispute_reason_by", script, officer=by_name)
+        if by_name is not None
         else out.text("dispute_reason_deadline", script, level=old)
     )
     newcomers = await people_at(session, runtime, case)
@@ -251,7 +254,7 @@ async def tell_level_change(
             priority=3,
         )
     holder = await session.get(Officer, ticket.assigned_officer_id or "")
-    if holder is not None and holder not in newcomers and (by is None or holder.id != by.id):
+    if holder is not None and holder not in newcomers and holder.id != by_officer_id:
         out.to_officer(
             holder,
             out.text(
@@ -261,7 +264,8 @@ async def tell_level_change(
                 level=level,
                 old=old,
                 reason=out.text(
-                    "dispute_reason_passed" if by is None else "dispute_reason_escalated", script
+                    "dispute_reason_passed" if by_name is None else "dispute_reason_escalated",
+                    script,
                 ),
             ),
         )
@@ -335,7 +339,7 @@ async def sweep(runtime: Runtime, now: datetime) -> int:
                     session, case, deadlines=deadlines, now=now, by="system", automatic=True
                 )
                 await tell_level_change(
-                    session, runtime, case, ticket, before=before, now=now, by=None
+                    session, runtime, case, ticket, before=before, now=now, by_name=None
                 )
             steps += 1
     steps += await _yellow_checks(runtime, now)

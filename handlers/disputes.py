@@ -10,40 +10,29 @@
 
 Only the officers who may act on the ticket (their station's subtree) can use them; a resident
 typing one is told it is an officer's command.
+
+What a command does, and who may, is handlers/dispute_service.py (the console's 糾紛台賬 page calls
+the same functions); this module parses, and words the outcome for the officer in the chat.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from bot.dispatcher import HandlerContext
+from handlers import dispute_service as service
 from handlers.commands import clean
-from handlers.dispute_cases import (
-    conflict_returned,
-    level_deadlines,
-    local_date,
-    open_for_ticket,
-    page_red,
-    tell_level_change,
-    word,
-)
-from handlers.ticket_service import officer_actor
-from handlers.tickets import Out, add_event, find_ticket, reporters
+from handlers.dispute_cases import local_date, word
+from handlers.dispute_service import Outcome
+from handlers.ticket_service import Actor, Refused, officer_actor
+from handlers.tickets import Out, find_ticket
+from models.console import ConsoleAccount
 from models.directory import Officer
-from models.disputes import (
-    DisputeCase,
-    DisputeEvent,
-    follow_up,
-    grade,
-    move_up,
-    next_level,
-    record,
-    refer,
-    resolve,
-)
+from models.disputes import DisputeCase, DisputeEvent, record
 from models.tickets import Ticket
 
 _CODE = r"[#＃]?\s*(?P<code>[A-Za-z]\d{4,6})"
@@ -101,274 +90,123 @@ async def dispute_commands(ctx: HandlerContext) -> bool:
         out.to_officer(officer, ctx.text("officer_unknown_ticket", code=code))
         return True
     actor = await officer_actor(ctx.session, officer, script=ctx.script)
-    if not actor.scope.admits(ticket):  # the same rule as every ticket action
-        out.to_officer(officer, ctx.text("officer_out_of_scope", code=ticket.code))
-        return True
-    if ticket.category != "dispute":
-        out.to_officer(officer, ctx.text("dispute_not_a_dispute", code=ticket.code))
-        return True
-    case = await open_for_ticket(ctx.session, ctx.runtime, ticket, now=ctx.now)
     text = (match.group("text") or "").strip()
-    name = _name(match.group("command"))
-    await _ACTIONS[name](ctx, out, officer, ticket, case, text)
+    try:
+        message = await _ACTIONS[_name(match.group("command"))](ctx, out, actor, ticket, text)
+    except Refused as refused:
+        # Nothing changed; the officer hears why, privately, in their script.
+        message = _refusal(ctx, refused)
+    out.to_officer(officer, message)
     return True
+
+
+def _refusal(ctx: HandlerContext, refused: Refused) -> str:
+    """A refusal of handlers/dispute_service.py (or the ticket scope's) in the chat's words."""
+    values = dict(refused.values)
+    if refused.reason == "out_of_scope":
+        return ctx.text("officer_out_of_scope", **values)
+    if refused.reason == "not_open":
+        return ctx.text(
+            "dispute_not_open",
+            code=values["code"],
+            status=ctx.text(f"dispute_status_{values['status']}"),
+            action=ctx.text(f"dispute_action_{values['action']}"),
+        )
+    if refused.reason == "empty_text":
+        command = _COMMAND_WORDS[values["action"]][0 if ctx.script == "hant" else 1]
+        return ctx.text("dispute_usage", command=command, code=values["code"])
+    return ctx.text(f"dispute_{refused.reason}", **values)
+
+
+# The command's word in each script, for "請寫上內容,例:「調解 #A1023 …」".
+_COMMAND_WORDS = {
+    "mediate": ("調解", "调解"),
+    "agreement": ("協議", "协议"),
+    "refer": ("轉介", "转介"),
+    "follow_up": ("回訪", "回访"),
+}
 
 
 def _by(officer: Officer) -> str:
     return f"officer:{officer.id}"
 
 
-def _enc(ctx: HandlerContext, text: str) -> bytes | None:
-    return ctx.runtime.cipher.encrypt(text) if text else None
+def _level(ctx: HandlerContext, case: DisputeCase) -> str:
+    return word(ctx.runtime, "level", case.level, ctx.script)
 
 
-def _still_open(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, action: str
-) -> bool:
-    if case.status == "open":
-        return True
-    out.to_officer(
-        officer,
-        ctx.text(
-            "dispute_not_open",
-            code=ticket.code,
-            status=ctx.text(f"dispute_status_{case.status}"),
-            action=ctx.text(f"dispute_action_{action}"),
-        ),
-    )
-    return False
-
-
-def _needs_text(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, command: str, text: str
-) -> bool:
-    if text:
-        return True
-    out.to_officer(officer, ctx.text("dispute_usage", command=command, code=ticket.code))
-    return False
-
-
-async def _grade(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, text: str
-) -> None:
+async def _grade(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
     first, _, reason = text.partition(" ")
     colour = _COLOURS.get(first.strip().lower()) or _COLOURS.get(first.strip()[:1])
-    if colour is None:
-        out.to_officer(
-            officer, ctx.text("dispute_bad_colour", colour=first or "-", code=ticket.code)
-        )
-        return
-    before = grade(
-        ctx.session,
-        case,
-        colour,
-        now=ctx.now,
-        by=_by(officer),
-        reason_enc=_enc(ctx, reason.strip()),
+    done = await service.grade(
+        out, actor=actor, ticket=ticket, colour=colour or first.strip(), reason=reason
     )
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "graded",
-        now=ctx.now,
-        actor=_by(officer),
-        detail=f"{before} -> {colour}",
+    colour_word = word(ctx.runtime, "colour", done.case.colour, ctx.script)
+    return ctx.text("dispute_graded", code=ticket.code, colour=colour_word)
+
+
+async def _mediate(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
+    done = await service.mediate(out, actor=actor, ticket=ticket, text=text)
+    return ctx.text("dispute_mediated", code=ticket.code, level=_level(ctx, done.case))
+
+
+async def _agreement(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
+    done = await service.agreement(out, actor=actor, ticket=ticket, text=text)
+    dates = "、".join(local_date(ctx.runtime, at) for at in done.follow_ups) or "-"
+    return ctx.text(
+        "dispute_resolved_to_officer",
+        code=ticket.code,
+        level=_level(ctx, done.case),
+        follow_ups=dates,
     )
-    out.to_officer(
-        officer,
-        ctx.text(
-            "dispute_graded",
+
+
+async def _escalate(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
+    done = await service.escalate(out, actor=actor, ticket=ticket, reason=text)
+    return ctx.text(
+        "dispute_escalated_to_officer",
+        code=ticket.code,
+        level=_level(ctx, done.case),
+        deadline=local_date(ctx.runtime, done.case.level_deadline),
+    )
+
+
+async def _refer(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
+    await service.refer(out, actor=actor, ticket=ticket, text=text)
+    return ctx.text("dispute_referred", code=ticket.code, text=text)
+
+
+async def _follow_up(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
+    done: Outcome = await service.follow_up(out, actor=actor, ticket=ticket, text=text)
+    case = done.case
+    if done.returned:
+        return ctx.text(
+            "dispute_reopened",
             code=ticket.code,
-            colour=word(ctx.runtime, "colour", colour, ctx.script),
-        ),
-    )
-    if colour == "red" and before != "red" and case.status == "open":
-        await page_red(ctx.session, ctx.runtime, case, ticket, now=ctx.now)
-
-
-async def _mediate(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, text: str
-) -> None:
-    if not _still_open(ctx, out, officer, ticket, case, "mediate"):
-        return
-    if not _needs_text(ctx, out, officer, ticket, "調解" if ctx.script == "hant" else "调解", text):
-        return
-    record(ctx.session, case, "mediated", now=ctx.now, by=_by(officer), note_enc=_enc(ctx, text))
-    out.to_officer(
-        officer,
-        ctx.text(
-            "dispute_mediated",
-            code=ticket.code,
-            level=word(ctx.runtime, "level", case.level, ctx.script),
-        ),
-    )
-
-
-async def _agreement(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, text: str
-) -> None:
-    if not _still_open(ctx, out, officer, ticket, case, "agreement"):
-        return
-    if not _needs_text(ctx, out, officer, ticket, "協議" if ctx.script == "hant" else "协议", text):
-        return
-    deadlines = level_deadlines(ctx.runtime)
-    resolve(
-        ctx.session,
-        case,
-        deadlines=deadlines,
-        now=ctx.now,
-        by=_by(officer),
-        agreement_enc=_enc(ctx, text),
-    )
-    level = word(ctx.runtime, "level", case.level, ctx.script)
-    # The matter is settled: the ticket closes as 結案 would, and the residents hear the terms.
-    ticket.status, ticket.closed_at = "closed", ctx.now
-    ticket.acknowledged_at = ticket.acknowledged_at or ctx.now
-    ticket.answered_at = ticket.answered_at or ctx.now
-    ticket.resolution_enc, ticket.next_check_at = ctx.runtime.cipher.encrypt(text), None
-    ticket.awaiting_satisfaction = True
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "closed",
-        now=ctx.now,
-        actor=_by(officer),
-        detail=f"agreement at {case.level}",
-        note=text,
-    )
-    script = ticket.script
-    out.to_reporters(
-        await reporters(ctx.session, ticket),
-        out.text(
-            "dispute_resolved_to_resident",
-            script,  # type: ignore[arg-type]
-            code=ticket.code,
-            level=word(ctx.runtime, "level", case.level, script),  # type: ignore[arg-type]
-            text=text,
-        ),
-    )
-    dates = "、".join(local_date(ctx.runtime, ctx.now + d) for d in deadlines.follow_ups) or "-"
-    out.to_officer(
-        officer,
-        ctx.text("dispute_resolved_to_officer", code=ticket.code, level=level, follow_ups=dates),
-    )
-
-
-async def _escalate(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, text: str
-) -> None:
-    if not _still_open(ctx, out, officer, ticket, case, "escalate"):
-        return
-    if next_level(case.level) is None:
-        out.to_officer(officer, ctx.text("dispute_at_county", code=ticket.code))
-        return
-    before = move_up(
-        ctx.session,
-        case,
-        deadlines=level_deadlines(ctx.runtime),
-        now=ctx.now,
-        by=_by(officer),
-        reason_enc=_enc(ctx, text),
-    )
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "dispute_escalated",
-        now=ctx.now,
-        actor=_by(officer),
-        detail=f"{before} -> {case.level}",
-    )
-    await tell_level_change(
-        ctx.session, ctx.runtime, case, ticket, before=before, now=ctx.now, by=officer
-    )
-    out.to_officer(
-        officer,
-        ctx.text(
-            "dispute_escalated_to_officer",
-            code=ticket.code,
-            level=word(ctx.runtime, "level", case.level, ctx.script),
+            level=_level(ctx, case),
             deadline=local_date(ctx.runtime, case.level_deadline),
-        ),
-    )
-
-
-async def _refer(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, text: str
-) -> None:
-    if not _still_open(ctx, out, officer, ticket, case, "refer"):
-        return
-    if not _needs_text(ctx, out, officer, ticket, "轉介" if ctx.script == "hant" else "转介", text):
-        return
-    refer(ctx.session, case, now=ctx.now, by=_by(officer), note_enc=_enc(ctx, text))
-    add_event(
-        ctx.session, ctx.runtime, ticket, "referred", now=ctx.now, actor=_by(officer), note=text
-    )
-    out.to_officer(officer, ctx.text("dispute_referred", code=ticket.code, text=text))
-
-
-async def _follow_up(
-    ctx: HandlerContext, out: Out, officer: Officer, ticket: Ticket, case: DisputeCase, text: str
-) -> None:
-    if case.status != "resolved":
-        out.to_officer(officer, ctx.text("dispute_follow_up_not_due", code=ticket.code))
-        return
-    if not _needs_text(ctx, out, officer, ticket, "回訪" if ctx.script == "hant" else "回访", text):
-        return
-    deadlines = level_deadlines(ctx.runtime)
-    returned = conflict_returned(text)
-    follow_up(
-        ctx.session,
-        case,
-        returned=returned,
-        deadlines=deadlines,
-        now=ctx.now,
-        by=_by(officer),
-        note_enc=_enc(ctx, text),
-    )
-    if returned:
-        # Back to work: the ticket is open again and held by the officer who visited.
-        ticket.status, ticket.closed_at, ticket.awaiting_satisfaction = "acknowledged", None, False
-        add_event(
-            ctx.session,
-            ctx.runtime,
-            ticket,
-            "reopened",
-            now=ctx.now,
-            actor=_by(officer),
-            detail="dispute returned at follow-up",
-            note=text,
         )
-        out.to_officer(
-            officer,
-            ctx.text(
-                "dispute_reopened",
-                code=ticket.code,
-                level=word(ctx.runtime, "level", case.level, ctx.script),
-                deadline=local_date(ctx.runtime, case.level_deadline),
-            ),
-        )
-        if case.colour == "red":
-            await page_red(ctx.session, ctx.runtime, case, ticket, now=ctx.now)
-        return
     following = (
         ctx.text("dispute_next_follow_up", date=local_date(ctx.runtime, case.follow_up_at))
         if case.follow_up_at
         else ctx.text("dispute_no_more_follow_ups")
     )
-    out.to_officer(officer, ctx.text("dispute_followed_up", code=ticket.code, next=following))
+    return ctx.text("dispute_followed_up", code=ticket.code, next=following)
 
 
 async def _attach_photo(ctx: HandlerContext, officer: Officer) -> bool:
-    """A photo sent privately soon after the officer recorded an agreement: the signed
-    agreement, attached to that case. Other photos pass on."""
+    """A photo sent privately soon after the officer recorded an agreement — from the chat, or
+    from the console under an account linked to them: the signed agreement, attached to that
+    case. Other photos pass on."""
+    accounts = await ctx.session.scalars(
+        select(ConsoleAccount.username).where(ConsoleAccount.officer_id == officer.id)
+    )
+    keys = [_by(officer), *(f"console:{username}" for username in accounts)]
     latest = await ctx.session.scalar(
         select(DisputeEvent)
         .where(
             DisputeEvent.action == "agreement",
-            DisputeEvent.by == _by(officer),
+            DisputeEvent.by.in_(keys),
             DisputeEvent.at >= ctx.now - PHOTO_WINDOW,
         )
         .order_by(DisputeEvent.at.desc(), DisputeEvent.id.desc())
@@ -380,13 +218,14 @@ async def _attach_photo(ctx: HandlerContext, officer: Officer) -> bool:
     ticket = await ctx.session.get(Ticket, case.ticket_id) if case else None
     if case is None or ticket is None:
         return False
-    where = ctx.event.media_url or f"journal:{ctx.journal_id}"
-    record(ctx.session, case, "photo", now=ctx.now, by=_by(officer), note_enc=_enc(ctx, str(where)))
+    where = str(ctx.event.media_url or f"journal:{ctx.journal_id}")
+    cipher = ctx.runtime.cipher
+    record(ctx.session, case, "photo", now=ctx.now, by=_by(officer), note_enc=cipher.encrypt(where))
     Out.of(ctx).to_officer(officer, ctx.text("dispute_photo_attached", code=ticket.code))
     return True
 
 
-_ACTIONS = {
+_ACTIONS: dict[str, Callable[[HandlerContext, Out, Actor, Ticket, str], Awaitable[str]]] = {
     "grade": _grade,
     "mediate": _mediate,
     "agreement": _agreement,
