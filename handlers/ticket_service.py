@@ -330,6 +330,13 @@ async def reclassify(out: Out, *, actor: Actor, ticket: Ticket, label: str) -> s
     return previous
 
 
+def may_read_words(actor: Actor, ticket: Ticket) -> bool:
+    """The residents' words — the report, the notes of its timeline, a dispute's records,
+    parties and agreement — are for whoever may act on the ticket: nobody answers or mediates
+    without reading them. Each showing is audited by the surface that shows them."""
+    return actor.scope.admits(ticket)
+
+
 def may_see_contacts(actor: Actor, ticket: Ticket) -> bool:
     """The reporters' verified names and numbers are for the officer holding the ticket and
     for leaders of its station or one above it — as far as their 指派 and 待辦 reach, no more

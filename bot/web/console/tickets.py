@@ -39,6 +39,7 @@ from handlers.ticket_service import CATEGORIES, Contact, Refused
 from handlers.tickets import Out, find_ticket, reporters, resident_label
 from models.console import ConsoleAccount
 from models.directory import Officer
+from models.disputes import case_of
 from models.people import Member
 from models.tickets import Ticket, TicketEvent
 
@@ -210,7 +211,8 @@ class TicketPage:
     status_code: int = 200
 
 
-async def _account_names(session: AsyncSession, officers: dict[str, str]) -> dict[str, str]:
+async def account_names(session: AsyncSession, officers: dict[str, str]) -> dict[str, str]:
+    """Console accounts by username → how they sign (for ``console:USERNAME`` actors)."""
     rows = await session.execute(
         select(ConsoleAccount.username, ConsoleAccount.name, ConsoleAccount.officer_id)
     )
@@ -230,7 +232,9 @@ async def _reporter_lines(
     return lines
 
 
-async def _find_in_scope(session: AsyncSession, who: Viewer, code: str) -> Ticket | None:
+async def find_in_scope(session: AsyncSession, who: Viewer, code: str) -> Ticket | None:
+    """The ticket of ``code`` if the viewer may see it; None for another station's, exactly as
+    for a code that does not exist."""
     ticket = await find_ticket(session, code)
     return ticket if ticket is not None and who.scope.admits(ticket) else None
 
@@ -243,7 +247,7 @@ async def render_ticket(
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
     async with runtime.sessions.begin() as session:
-        ticket = await _find_in_scope(session, who, code)
+        ticket = await find_in_scope(session, who, code)
         if ticket is None:
             return not_found(ui, who)
         stations, officers, groups = await names(session)
@@ -255,13 +259,14 @@ async def render_ticket(
             )
         )
         cipher = runtime.cipher
+        with_words = service.may_read_words(who.actor, ticket)
         timeline = steps(
             events,
             ui,
             cipher,
             officers=officers,
-            accounts=await _account_names(session, officers),
-            with_notes=True,
+            accounts=await account_names(session, officers),
+            with_notes=with_words,
         )
         reporter_lines = await _reporter_lines(session, runtime, ticket, ui, groups)
         targets = [
@@ -273,16 +278,18 @@ async def render_ticket(
             and o.wechat_id
             and o.id != ticket.assigned_officer_id
         ]
+        dispute = await case_of(session, ticket.id)
         # Every page that shows residents' words is a showing of personal data.
-        audit.record(
-            session,
-            now=now,
-            action=audit.PERSONAL_DATA_SHOWN,
-            account=who.account,
-            target=f"ticket:{ticket.code}",
-            detail="words",
-            ip=who.ip,
-        )
+        if with_words:
+            audit.record(
+                session,
+                now=now,
+                action=audit.PERSONAL_DATA_SHOWN,
+                account=who.account,
+                target=f"ticket:{ticket.code}",
+                detail="words",
+                ip=who.ip,
+            )
     holder = who.officer is not None and ticket.assigned_officer_id == who.officer.id
     can_take = (
         who.officer is not None
@@ -304,7 +311,8 @@ async def render_ticket(
         station=stations.get(ticket.station_id or "", ""),
         officer=officers.get(ticket.assigned_officer_id or "", ""),
         group=groups.get(ticket.group_id, ticket.group_id) if ticket.group_id else "",
-        words=cipher.decrypt(ticket.text_enc) or "",
+        words=(cipher.decrypt(ticket.text_enc) or "") if with_words else None,
+        dispute=dispute,
         resolution=cipher.decrypt(ticket.resolution_enc) if ticket.resolution_enc else None,
         reporters=reporter_lines,
         timeline=timeline,
@@ -395,7 +403,7 @@ async def ticket_action(
             if not await use_form(session, nonce=nonce, account_id=who.account.id, now=now):
                 result: Any = "duplicate"
             else:
-                ticket = await _find_in_scope(session, who, code)
+                ticket = await find_in_scope(session, who, code)
                 if ticket is None:
                     raise _Missing
                 result = await _act(Out(session, runtime, now), who, ticket, action, form)

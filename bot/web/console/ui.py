@@ -47,6 +47,7 @@ class NavItem:
 NAV = (
     NavItem("overview", "/console/"),
     NavItem("tickets", "/console/tickets"),
+    NavItem("disputes", "/console/disputes"),
     NavItem("bulletins", "/console/bulletins", ready=False),
     NavItem("alerts", "/console/alerts", ready=False),
     NavItem("organisation", "/console/organisation", ready=False),
@@ -109,6 +110,22 @@ class Ui:
         """A ticket status in words."""
         key = f"status_{status}"
         return self.runtime.texts.render(key, self.script) if key in self.runtime.texts else status
+
+    def _chat_word(self, key: str, fallback: str) -> str:
+        texts = self.runtime.texts
+        return texts.render(key, self.script) if key in texts else fallback
+
+    def colour(self, colour: str) -> str:
+        """A dispute's risk colour in words (紅色; the chat's vocabulary)."""
+        return self._chat_word(f"colour_{colour}", colour)
+
+    def level(self, level: str) -> str:
+        """A mediation level in words (村(社區)調解)."""
+        return self._chat_word(f"level_{level}", level)
+
+    def dstatus(self, status: str) -> str:
+        """A dispute case's status in words (調解中, 已達成協議)."""
+        return self._chat_word(f"dispute_status_{status}", status)
 
     def bcat(self, category: str) -> str:
         """A bulletin category in words."""
