@@ -41,8 +41,6 @@ REASONS = (
     "at_county",
     "follow_up_not_due",
 )
-# Actions that need words (the record, the agreement, where it went, what the visit found).
-NEEDS_TEXT = ("mediate", "agreement", "refer", "follow_up")
 
 
 @dataclass(frozen=True)

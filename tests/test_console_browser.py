@@ -1,6 +1,7 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright) against
 `lianxin demo`: an admin signs in, filters the tickets, opens one and answers it; the answer
-reaches the residents' group once. Screenshots go to ``test-artifacts/``.
+reaches the residents' group once. A leader opens the dispute register (糾紛台賬), finds the red
+case on top, opens it and records a mediation. Screenshots go to ``test-artifacts/``.
 
 Needs the ``playwright`` package and ``/usr/bin/chromium`` (``.ci/run`` installs it); skips
 with the reason otherwise, as tests/test_browser.py does.
@@ -161,5 +162,74 @@ def test_an_admin_signs_in_filters_opens_and_answers(demo: Demo, browser: Browse
     page.click(".menu-button")
     expect(page.locator("nav.nav")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "console-phone-menu.png"))
+    assert problems == []
+    page.close()
+
+
+THREAT = "兩家為了宅基地鬧矛盾,對方放話要拼命,想請民警調解"  # 拼命: red suggested
+LEAK = "樓上漏水泡了我家天花板,鄰居不肯賠,想請民警調解"
+MEDIATION = "雙方到村委會當面溝通,約定下週再談"
+
+
+def test_a_leader_opens_the_dispute_register_and_a_red_case(demo: Demo, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = demo.url
+    page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    say(page, base, "wxid_yang", "grp-qiaozhen-02", LEAK)
+    say(page, base, "wxid_liu", "grp-qiaozhen-01", THREAT)
+    deadline = time.monotonic() + 10
+    while len(page.request.get(f"{base}/simulator/api/tickets").json()) < 2:
+        assert time.monotonic() < deadline, "the reports did not become tickets"
+        time.sleep(0.1)
+    red = code_of(page, base, THREAT)
+    blue = code_of(page, base, LEAK)
+
+    page.goto(f"{base}/console/login")
+    leader = demo.accounts["leader"]
+    page.fill("input[name=username]", leader.username)
+    page.fill("input[name=password]", leader.password)
+    page.click("#login-form button[type=submit]")
+    expect(page).to_have_url(f"{base}/console/")
+
+    # 糾紛台賬 from the navigation: both cases of 橋鎮, the red one on top.
+    page.click("nav.nav >> text=糾紛台賬")
+    expect(page).to_have_url(f"{base}/console/disputes")
+    rows = page.locator("#dispute-rows tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-code", red)
+    expect(rows.first.locator(".badge.red")).to_have_text("紅色")
+    expect(page.locator(f'tr[data-code="{blue}"]')).to_contain_text("橋鎮社區警民群")
+    page.screenshot(path=str(ARTIFACTS / "console-disputes.png"), full_page=True)
+    page.select_option("select[name=colour]", "red")
+    page.click("#filters button[type=submit]")
+    expect(rows).to_have_count(1)
+
+    # The red case: its words, its history; a mediation recorded from the page.
+    page.click(f'tr[data-code="{red}"] a.code')
+    expect(page).to_have_url(f"{base}/console/disputes/{red}")
+    expect(page.locator("#words blockquote.words")).to_have_text(THREAT)
+    expect(page.locator("#history li[data-action=opened]")).to_be_visible()
+    expect(page.locator("#history li[data-action=paged_leader]")).to_contain_text("趙所長")
+    page.fill("#mediate textarea[name=text]", MEDIATION)
+    page.click("#mediate button[type=submit]")
+    expect(page.locator("#done")).to_be_visible()
+    expect(page.locator("#history li[data-action=mediated]")).to_contain_text(MEDIATION)
+    page.screenshot(path=str(ARTIFACTS / "console-dispute.png"), full_page=True)
+
+    # To its ticket and back.
+    page.click("#ticket-link")
+    expect(page).to_have_url(f"{base}/console/tickets/{red}")
+    page.click("#dispute-link a")
+    expect(page).to_have_url(f"{base}/console/disputes/{red}")
+
+    # On a phone the register is one card per case.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/console/disputes")
+    expect(page.locator("#dispute-rows tbody tr")).to_have_count(2)
+    page.screenshot(path=str(ARTIFACTS / "console-disputes-phone.png"), full_page=True)
     assert problems == []
     page.close()
