@@ -23,6 +23,7 @@ from models.people import (
 )
 from models.tickets import JobRun, Ticket, TicketEvent, TicketReporter
 from models.tokens import AccessTokenCache, ApiToken
+from models.visits import HouseholdEvent, Visit, VisitChoice, VisitPlan
 
 __all__ = [
     "AccessTokenCache",
@@ -40,6 +41,7 @@ __all__ = [
     "Group",
     "GroupMember",
     "Household",
+    "HouseholdEvent",
     "InboundEvent",
     "JobRun",
     "Member",
@@ -54,4 +56,7 @@ __all__ = [
     "TicketEvent",
     "TicketReporter",
     "VerificationCode",
+    "Visit",
+    "VisitChoice",
+    "VisitPlan",
 ]

@@ -39,7 +39,8 @@ class Ticket(Base):
     )  # roster | fallback | manual
     text_enc: Mapped[bytes] = mapped_column(LargeBinary)
     resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime]
+    # Indexed for the statistics, which count tickets by when they came in.
+    created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
