@@ -25,9 +25,10 @@ class Visit(Base):
     it no longer says whom it was to, and its note is gone."""
 
     __tablename__ = "visits"
+    # Both hold what the statistics read (a county's year from the index alone).
     __table_args__ = (
-        Index("ix_visits_at", "at"),
-        Index("ix_visits_station_at", "station_id", "at"),
+        Index("ix_visits_at", "at", "station_id", "household_id"),
+        Index("ix_visits_station_at", "station_id", "at", "household_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
