@@ -38,6 +38,7 @@ COMMANDS = [
     ["directory", "load", str(DATA / "directory.yaml")],
     ["households", "load", "roster.csv"],
     ["keys", "rotate"],
+    ["report", "--month", "2026-11"],
 ]
 
 
