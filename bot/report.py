@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -332,6 +332,21 @@ class _Sheets:
             cell.number_format = "yyyy-mm-dd hh:mm"
 
 
+def _title(sheets: _Sheets, scope: str, period: Period) -> str:
+    """``全縣社區警務月報 2026年11月`` for a calendar month, else with the dates."""
+    first, last = period.first, period.last
+    whole_month = (
+        first.day == 1
+        and (first.year, first.month) == (last.year, last.month)
+        and (last + timedelta(days=1)).day == 1
+    )
+    if whole_month:
+        return sheets.t("report_title", scope=scope, year=first.year, month=first.month)
+    return sheets.t(
+        "report_title_range", scope=scope, first=first.isoformat(), last=last.isoformat()
+    )
+
+
 def _minutes(start: datetime, end: datetime | None, unit: int) -> float | None:
     return round((end - start).total_seconds() / unit, 2) if end else None
 
@@ -361,9 +376,7 @@ async def build_report(
         if period.station
         else sheets.t("report_county")
     )
-    summary.append(
-        [sheets.t("report_title", scope=scope, year=period.first.year, month=period.first.month)]
-    )
+    summary.append([_title(sheets, scope, period)])
     summary["A1"].font = Font(bold=True, size=14)
     summary.append(
         [sheets.t("report_period", first=period.first.isoformat(), last=period.last.isoformat())]

@@ -303,6 +303,129 @@ async def add_household(
 
 
 @dataclass(frozen=True)
+class HouseholdLine:
+    """A household as the console lists it (in clear: mask or show by the viewer's role)."""
+
+    id: int
+    name: str
+    phone: str | None
+    address: str | None
+    group_id: str | None
+    visits: int
+    last_visit_at: datetime | None
+
+
+async def list_households(
+    session: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    scope: Scope,
+    group_id: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[HouseholdLine]:
+    """The scope's households (one group's when given), least recently visited first (never
+    visited at the top), with how often and when they were last visited."""
+    visits = (
+        select(
+            Visit.household_id.label("household_id"),
+            func.count().label("visits"),
+            func.max(Visit.at).label("last_at"),
+        )
+        .where(Visit.household_id.is_not(None))
+        .group_by(Visit.household_id)
+        .subquery()
+    )
+    query = (
+        select(Household, visits.c.visits, visits.c.last_at)
+        .outerjoin(Group, Group.id == Household.group_id)
+        .outerjoin(visits, visits.c.household_id == Household.id)
+        .where(scope.groups_clause())
+        .order_by(visits.c.last_at.is_not(None), visits.c.last_at, Household.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if group_id is not None:
+        query = query.where(Household.group_id == group_id)
+    return [
+        HouseholdLine(
+            id=h.id,
+            name=cipher.decrypt(h.name_enc) or "",
+            phone=cipher.decrypt(h.phone_enc),
+            address=cipher.decrypt(h.address_enc),
+            group_id=h.group_id,
+            visits=int(count or 0),
+            last_visit_at=last,
+        )
+        for h, count, last in (await session.execute(query)).all()
+    ]
+
+
+_KEEP: object = object()
+
+
+async def update_household(
+    session: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    household_id: int,
+    actor: str,
+    now: datetime,
+    name: str | None = None,
+    phone: str | object | None = _KEEP,
+    address: str | object | None = _KEEP,
+    group_id: str | object | None = _KEEP,
+) -> Household:
+    """Change a household (what is not given stays; ``phone=None`` removes the number).
+    Raises :class:`VisitError` like :func:`add_household`, or ``visit_household_gone``."""
+    household = await session.get(Household, household_id)
+    if household is None:
+        raise VisitError("visit_household_gone")
+    changed = []
+    if name is not None:
+        try:
+            name = check_name(name)
+        except ValueError:
+            raise VisitError("visit_bad_name", name=name) from None
+        household.name_enc, household.name_hash = cipher.encrypt(name), name_hash(cipher, name)
+        changed.append("name")
+    if phone is not _KEEP:
+        number = None
+        if phone:
+            try:
+                number = normalise_phone(str(phone))
+            except ValueError:
+                raise VisitError("visit_bad_phone") from None
+            other = await session.scalar(
+                select(Household.id).where(Household.phone_hash == phone_hash(cipher, number))
+            )
+            if other is not None and other != household_id:
+                raise VisitError("visit_phone_known")
+        household.phone_enc = cipher.encrypt(number)
+        household.phone_hash = phone_hash(cipher, number) if number else None
+        changed.append("phone")
+    if address is not _KEEP:
+        text = unicodedata.normalize("NFKC", str(address)).strip() if address else None
+        household.address_enc = cipher.encrypt(text or None)
+        changed.append("address")
+    if group_id is not _KEEP:
+        if group_id is not None and await session.get(Group, str(group_id)) is None:
+            raise VisitError("visit_unknown_group", group=group_id)
+        household.group_id = None if group_id is None else str(group_id)
+        changed.append(f"group {group_id or '-'}")
+    await session.flush()
+    audit(
+        session,
+        household_id=household_id,
+        action="edited",
+        actor=actor,
+        now=now,
+        detail=", ".join(changed) or "nothing",
+    )
+    return household
+
+
+@dataclass(frozen=True)
 class Deleted:
     """What deleting a household on request did."""
 
@@ -619,6 +742,7 @@ async def expire_choices(session: AsyncSession, *, now: datetime) -> int:
 __all__ = [
     "Deleted",
     "Found",
+    "HouseholdLine",
     "PlanLine",
     "Scope",
     "VisitError",
@@ -631,6 +755,7 @@ __all__ = [
     "expire_choices",
     "find_households",
     "find_reason",
+    "list_households",
     "list_visits",
     "may_see_plan",
     "officer_scope",
@@ -640,4 +765,5 @@ __all__ = [
     "reason_label",
     "record_visit",
     "take_off_plan",
+    "update_household",
 ]

@@ -11,7 +11,19 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.households import apply_households, parse_households
-from bot.visits import address_contains, address_key, delete_household, plans_in_view
+from bot.visits import (
+    VisitError,
+    address_contains,
+    address_key,
+    delete_household,
+    households_by_id,
+    list_households,
+    officer_scope,
+    plans_in_view,
+    put_on_plan,
+    record_visit,
+    update_household,
+)
 from models.directory import Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -353,3 +365,82 @@ async def test_deleting_a_household_removes_its_personal_data_and_keeps_the_coun
             await delete_household(session, household_id=yang.id, actor="x", now=h.clock.now())
             is None
         )
+
+
+# --- what the console calls -------------------------------------------------------------------
+
+
+async def test_console_functions_list_edit_and_record_backdated_visits(h: Harness) -> None:
+    cipher = h.runtime.cipher
+    now = h.clock.now()
+    await officer_says(h, "wxid_wang", "走訪 張三 送宣傳單")
+    yang = await household(h, "楊德勝")
+    async with h.runtime.sessions.begin() as session:
+        wang = await session.get(Officer, "off-wang")
+        assert wang is not None
+        scope = await officer_scope(session, officer=wang)
+        # Never visited first, then the least recently visited; one group only when asked.
+        listed = await list_households(session, cipher, scope=scope, group_id="grp-qiaozhen-01")
+        assert [line.name for line in listed] == ["楊德勝", "劉秀英", "張三"]
+        assert (listed[2].visits, listed[2].last_visit_at) == (1, now)
+        chen = await session.get(Officer, "off-chen")
+        assert chen is not None
+        theirs = await list_households(
+            session, cipher, scope=await officer_scope(session, officer=chen)
+        )
+        assert [line.name for line in theirs] == ["陳六"]
+        # A plan, then a visit entered the next day for the day before: due a month after it.
+        await put_on_plan(
+            session,
+            settings=h.runtime.settings.visits,
+            household_id=yang.id,
+            reason="living_alone",
+            every_days=None,
+            officer_id=None,
+            by="admin:console",
+            now=now,
+        )
+        await record_visit(
+            session,
+            cipher,
+            household_id=yang.id,
+            officer=wang,
+            note="補錄",
+            at=now - timedelta(days=1),
+            now=now,
+            source="console",
+        )
+        with pytest.raises(VisitError) as caught:
+            await record_visit(
+                session, cipher, household_id=yang.id, officer=wang, note="x",
+                at=now + timedelta(hours=1), now=now,
+            )  # fmt: skip
+        assert caught.value.key == "visit_in_future"
+        plan = await session.scalar(select(VisitPlan))
+        assert plan is not None and plan.officer_id == "off-wang"  # the group's officer
+        assert plan.next_due_at == now - timedelta(days=1) + timedelta(days=30)
+        # Edits: a number added, then one another household has refused; the address removed.
+        await update_household(
+            session, cipher, household_id=yang.id, actor="admin:console", now=now, phone=None
+        )
+        assert (await session.get(Household, yang.id)).phone_hash is None  # type: ignore[union-attr]
+        with pytest.raises(VisitError) as caught:
+            await update_household(
+                session, cipher, household_id=yang.id, actor="a", now=now, phone="13812345678"
+            )
+        assert caught.value.key == "visit_phone_known"
+        await update_household(
+            session, cipher, household_id=yang.id, actor="a", now=now,
+            name="楊德盛", address=None, phone="13500001234",
+        )  # fmt: skip
+        [found] = await households_by_id(session, cipher, [yang.id])
+        assert (found.name, found.address) == ("楊德盛", None)
+    async with h.runtime.sessions() as session:
+        visit = await session.scalar(select(Visit).where(Visit.source == "console"))
+        assert visit is not None and visit.at == now - timedelta(days=1)
+        actions = list(
+            await session.scalars(
+                select(HouseholdEvent.action).where(HouseholdEvent.household_id == yang.id)
+            )
+        )
+    assert actions == ["plan_added", "edited", "edited"]
