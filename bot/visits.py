@@ -686,12 +686,13 @@ async def plans_in_view(
     viewer: Officer,
     now: datetime,
     officer_id: str | None = None,
+    not_officer: str | None = None,
     due_by: datetime | None = None,
     purpose: str,
 ) -> list[PlanLine]:
     """The plans ``viewer`` may see (see :func:`plan_stations`), most overdue first; only
-    ``officer_id``'s when given, only those due by ``due_by`` when given. Every household
-    shown is audited (``plan_shown``, with ``purpose``)."""
+    ``officer_id``'s, or all but ``not_officer``'s, or only those due by ``due_by``, when
+    given. Every household returned is audited (``plan_shown``, with ``purpose``)."""
     scope = await plan_stations(session, viewer=viewer)
     query = (
         select(VisitPlan, Household)
@@ -702,6 +703,10 @@ async def plans_in_view(
     )
     if officer_id is not None:
         query = query.where(VisitPlan.officer_id == officer_id)
+    if not_officer is not None:
+        query = query.where(
+            or_(VisitPlan.officer_id.is_(None), VisitPlan.officer_id != not_officer)
+        )
     if due_by is not None:
         query = query.where(VisitPlan.next_due_at <= due_by)
     rows = (await session.execute(query)).all()

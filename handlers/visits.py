@@ -51,6 +51,7 @@ from models.visits import VisitChoice, VisitPlan
 
 _COMMAND = re.compile(r"^(?P<word>走訪|走访|入冊|入册|出冊|出册)(?:[\s:：]+(?P<rest>.*))?$", re.S)
 _TODO = re.compile(r"^(?:待訪|待访)$")
+_MENTIONS = re.compile(r"^(?:[@＠]\S+[\s\u2005]*)+")  # "@連心 走訪 …"
 _CHOICE = re.compile(r"^(?P<n>\d{1,2})(?:[\s,，:：]+(?P<extra>.*))?$", re.S)
 _SPLIT = re.compile(r"[\s,，:：;；]+")
 # A mainland mobile number as people type it: 13700009999, 137 0000 9999, +86-137-0000-9999.
@@ -74,7 +75,7 @@ _WORDS = {
 # An address names a place: digits or the words of Chinese addresses. Anything else that is
 # a valid name is taken for the householder's.
 _ADDRESS_WORDS = re.compile(
-    r"\d|[村組组號号路街巷弄棟栋樓楼室單单元屯莊庄鎮镇鄉乡區区院苑舍里灣湾坪寨堡]"
+    r"\d|[村組组號号路街巷弄棟栋樓楼室屯鎮镇鄉乡]|單元|单元|社區|社区|小區|小区"
 )
 _EVERY_WORDS = {
     "每週": 7,
@@ -100,8 +101,10 @@ async def visit_commands(ctx: HandlerContext) -> bool:
     officer = ctx.officer
     if officer is None or ctx.event.kind != "message":
         return False
-    body = clean(ctx.event.text)
-    if _TODO.match(body):
+    # Matched as written (not NFKC-folded like other commands): the note is stored, and the
+    # officer's "，" and "：" are theirs. Full-width digits and spaces still match \d and \s.
+    body = _MENTIONS.sub("", ctx.event.text.strip()).strip()
+    if _TODO.match(clean(body)):
         await _Visits(ctx, officer, "visit").todo()
         return True
     match = _COMMAND.match(body)
@@ -522,18 +525,15 @@ class _Visits:
         lines += [self.todo_line(n, line) for n, line in enumerate(mine, 1)]
         if self.officer.role == "leader":
             days = self.settings.remind_after_days
-            others = [
-                line
-                for line in await plans_in_view(
-                    session,
-                    self.cipher,
-                    viewer=self.officer,
-                    now=now,
-                    due_by=now - timedelta(days=days),
-                    purpose="待訪 (leader: overdue in the stations)",
-                )
-                if line.officer_id != self.officer.id
-            ]
+            others = await plans_in_view(
+                session,
+                self.cipher,
+                viewer=self.officer,
+                now=now,
+                due_by=now - timedelta(days=days),
+                not_officer=self.officer.id,  # their own are listed above
+                purpose="待訪 (leader: overdue in the stations)",
+            )
             if others:
                 lines.append(self.say("visit_todo_station_header", days=days, count=len(others)))
                 for n, line in enumerate(others, 1):

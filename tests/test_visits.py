@@ -224,6 +224,21 @@ async def test_bad_input_gets_a_clear_answer_and_records_nothing(
         assert await session.scalar(select(func.count()).select_from(VisitPlan)) == 0
 
 
+async def test_a_household_nobody_can_identify_and_nowhere_to_add_it(h: Harness) -> None:
+    # The county desk has no group of its own to add a household to.
+    told = await officer_says(h, "wxid_county", "走訪 幸福路99號 路過看看")
+    assert "名冊中沒有「幸福路99號」" in told and "沒有您可以把住戶加入的警民群" in told
+    assert await visits(h) == []
+    assert "沒有等待您選擇" in await officer_says(h, "wxid_county", "走訪 1 張三")
+
+
+async def test_the_note_is_kept_as_written_full_width_and_all(h: Harness) -> None:
+    await officer_says(h, "wxid_wang", "@連心 走訪　橋鎮村３組１２號，老人說：身體還好")
+    [visit] = await visits(h)
+    assert visit.household_id == (await household(h, "楊德勝")).id
+    assert h.runtime.cipher.decrypt(visit.note_enc) == "老人說：身體還好"
+
+
 async def test_another_station_s_households_are_not_found(h: Harness) -> None:
     told = await officer_says(h, "wxid_chen", "走訪 楊德勝 路過")
     assert "名冊中沒有戶主" in told and "加入河西村警民群" in told  # his own group only
