@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from bot.households import apply_households, parse_households
 from bot.visits import (
@@ -200,6 +201,14 @@ async def test_households_added_without_a_phone_and_a_known_phone_refused(h: Har
         zheng.phone_hash is None and h.runtime.cipher.decrypt(zheng.address_enc) == "橋鎮村8組2號"
     )
     assert len(await visits(h)) == 2
+    # In the database too: any number of households without a number, a known number once.
+    zhang = await household(h, "張三")
+    async with h.runtime.sessions() as session:
+        session.add(Household(name_enc=b"x", name_hash="x", phone_hash=wu.phone_hash))
+        await session.flush()
+        session.add(Household(name_enc=b"y", name_hash="y", phone_hash=zhang.phone_hash))
+        with pytest.raises(IntegrityError):
+            await session.flush()
 
 
 @pytest.mark.parametrize(
