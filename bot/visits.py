@@ -694,8 +694,14 @@ async def plans_in_view(
     ``officer_id``'s, or all but ``not_officer``'s, or only those due by ``due_by``, when
     given. Every household returned is audited (``plan_shown``, with ``purpose``)."""
     scope = await plan_stations(session, viewer=viewer)
+    latest = (
+        select(func.max(Visit.at))
+        .where(Visit.household_id == Household.id)
+        .correlate(Household)
+        .scalar_subquery()
+    )
     query = (
-        select(VisitPlan, Household)
+        select(VisitPlan, Household, latest)
         .join(Household, Household.id == VisitPlan.household_id)
         .outerjoin(Group, Group.id == Household.group_id)
         .where(scope.groups_clause())
@@ -711,7 +717,7 @@ async def plans_in_view(
         query = query.where(VisitPlan.next_due_at <= due_by)
     rows = (await session.execute(query)).all()
     lines = []
-    for plan, household in rows:
+    for plan, household, last in rows:
         lines.append(
             PlanLine(
                 plan_id=plan.id,
@@ -723,7 +729,7 @@ async def plans_in_view(
                 every_days=plan.every_days,
                 officer_id=plan.officer_id,
                 next_due_at=plan.next_due_at,
-                last_visit_at=await last_visit_at(session, household.id),
+                last_visit_at=last,
                 reminded=plan.reminded,
             )
         )

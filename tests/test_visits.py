@@ -342,6 +342,17 @@ async def test_plans_are_seen_by_the_station_s_officers_and_leaders_only(h: Harn
         }
     # 李 (same station), 趙 (its leader), the county's leader (above it); not 陳 of 河西.
     assert seen == {"off-wang": 1, "off-li": 1, "off-zhao": 1, "off-chen": 0, "off-county": 1}
+    h.clock.advance(timedelta(hours=2))
+    await officer_says(h, "wxid_wang", "走訪 楊德勝 看看")
+    async with h.runtime.sessions.begin() as session:
+        [line] = await plans_in_view(
+            session, h.runtime.cipher, viewer=officers["off-li"], now=h.clock.now(), purpose="t"
+        )
+    assert (line.name, line.reason, line.last_visit_at) == (
+        "楊德勝",
+        "left_behind_elderly",
+        h.clock.now(),
+    )
     assert "移出走訪計畫" in await officer_says(h, "wxid_li", "出冊 楊德勝")
 
 
