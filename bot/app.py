@@ -25,6 +25,7 @@ from bot.web import (
     docs,
     health,
     metrics_route,
+    visits_api,
     wechat_routes,
     wecom_routes,
 )
@@ -110,7 +111,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)
-    for module in (*routers, disputes_api, metrics_route):
+    for module in (*routers, disputes_api, visits_api, metrics_route):
         app.include_router(module.router)
     console.install(app)
     return app

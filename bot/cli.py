@@ -19,6 +19,7 @@ from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_people import register as register_people
 from bot.cli_purge import register as register_purge
+from bot.cli_report import register as register_report
 from bot.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_bulletins(sub)
     register_purge(sub)
     register_accounts(sub)
+    register_report(sub)
     return parser
 
 

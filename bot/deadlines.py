@@ -22,6 +22,7 @@ from bot.routing import Router
 from bot.runtime import Runtime
 from bot.settings import DeadlineSettings
 from bot.sms_fallback import page_by_sms
+from bot.visit_reminders import remind_overdue_plans
 from handlers.dispute_cases import sweep as dispute_sweep
 from handlers.dispute_cases import todo_lines as dispute_todo_lines
 from handlers.tickets import Out, add_event, category_text, clip, open_tickets_of
@@ -94,6 +95,7 @@ async def sweep(runtime: Runtime) -> int:
             ticket.next_check_at = next_check(ticket, runtime.settings.deadlines)
             fired += 1
     fired += await dispute_sweep(runtime, now)
+    fired += await remind_overdue_plans(runtime, now)  # visit plans a week overdue, then two
     await page_by_sms(runtime, now)
     async with runtime.sessions.begin() as session:
         await forget_expired(session, now)  # rate-limit windows that have passed

@@ -358,6 +358,51 @@ class DisputeSettings(_Section):
         return value
 
 
+class PlanReason(_Section):
+    """Why a household is on a visit plan, in both scripts, and how often it is visited unless
+    the plan says otherwise."""
+
+    hant: str = Field(min_length=1, max_length=40)
+    hans: str = Field(min_length=1, max_length=40)
+    every_days: int = Field(30, ge=1, le=366)
+
+
+def _default_reasons() -> dict[str, PlanReason]:
+    return {
+        "living_alone": PlanReason(hant="獨居老人", hans="独居老人"),
+        "left_behind_children": PlanReason(hant="留守兒童", hans="留守儿童"),
+        "left_behind_elderly": PlanReason(hant="留守老人", hans="留守老人"),
+        "severely_ill": PlanReason(hant="重病患者", hans="重病患者"),
+        "keep_in_touch": PlanReason(hant="重點關注人員", hans="重点关注人员"),
+    }
+
+
+class VisitSettings(_Section):
+    """入戶走訪: the reasons a household may be on a visit plan, when an overdue plan reminds
+    the officer and then the station leader, how long a 走訪 choice waits for its answer."""
+
+    plan_reasons: dict[str, PlanReason] = Field(default_factory=_default_reasons)
+    remind_after_days: int = Field(7, ge=0, le=365)
+    leader_after_days: int = Field(14, ge=0, le=365)
+    choice_ttl_s: int = Field(600, ge=30, le=86400)
+
+    @field_validator("plan_reasons")
+    @classmethod
+    def _reason_keys(cls, value: dict[str, PlanReason]) -> dict[str, PlanReason]:
+        if not value:
+            raise ValueError("at least one reason is needed")
+        for key in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", key):
+                raise ValueError(f"{key!r}: keys are lower-case letters, digits and _ (≤ 32)")
+        return value
+
+    @model_validator(mode="after")
+    def _leader_after_officer(self) -> VisitSettings:
+        if self.leader_after_days <= self.remind_after_days:
+            raise ValueError("leader_after_days must be later than remind_after_days")
+        return self
+
+
 class LimitSettings(_Section):
     """How much one resident, or one group, may make the bot do (officers are not limited).
 
@@ -412,6 +457,7 @@ class Settings(_Section):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     disputes: DisputeSettings = Field(default_factory=DisputeSettings)
+    visits: VisitSettings = Field(default_factory=VisitSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 

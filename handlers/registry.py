@@ -15,6 +15,7 @@ from handlers.intake import emergency_first, intake
 from handlers.officer import officer_commands
 from handlers.resident import resident_commands, resident_followups
 from handlers.verification import membership_events, verification_commands
+from handlers.visits import visit_commands
 
 
 def default_handlers() -> list[Handler]:
@@ -22,6 +23,7 @@ def default_handlers() -> list[Handler]:
     return [
         alert_commands,
         dispute_commands,
+        visit_commands,  # before officer_commands, which takes every officer message
         officer_commands,
         emergency_first,
         membership_events,

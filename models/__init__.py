@@ -24,6 +24,7 @@ from models.people import (
 )
 from models.tickets import JobRun, Ticket, TicketEvent, TicketReporter
 from models.tokens import AccessTokenCache, ApiToken
+from models.visits import HouseholdEvent, Visit, VisitChoice, VisitPlan
 
 __all__ = [
     "AccessTokenCache",
@@ -45,6 +46,7 @@ __all__ = [
     "Group",
     "GroupMember",
     "Household",
+    "HouseholdEvent",
     "InboundEvent",
     "JobRun",
     "Member",
@@ -59,4 +61,7 @@ __all__ = [
     "TicketEvent",
     "TicketReporter",
     "VerificationCode",
+    "Visit",
+    "VisitChoice",
+    "VisitPlan",
 ]

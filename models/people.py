@@ -72,17 +72,21 @@ class GroupMember(Base):
 
 
 class Household(Base):
-    """A household record from officers' visits (``lianxin households load``)."""
+    """A household on the roster (``lianxin households load``, or added at a 走訪).
+
+    The householder's name, mobile number and address are personal data: encrypted, with keyed
+    look-up hashes for the name and the number. A household added at a visit may have no
+    number yet; a known number belongs to one household only (NULLs never collide)."""
 
     __tablename__ = "households"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    name_hash: Mapped[str] = mapped_column(String(64))
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name_hash: Mapped[str] = mapped_column(String(64), index=True)
     address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    group_id: Mapped[str | None] = mapped_column(String(128))
+    group_id: Mapped[str | None] = mapped_column(String(128), index=True)
 
 
 class PendingItem(Base):

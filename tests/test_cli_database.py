@@ -41,6 +41,7 @@ COMMANDS = [
     ["directory", "load", str(DATA / "directory.yaml")],
     ["households", "load", "roster.csv"],
     ["keys", "rotate"],
+    ["report", "--month", "2026-11"],
 ]
 
 

@@ -16,7 +16,16 @@ async def test_scripted_scenario_plays_end_to_end(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "✘" not in out
-    for expected in ("驗證碼", "糾紛調解", "走失", "安全賬戶", "110", "反詐"):
+    for expected in (
+        "驗證碼",
+        "糾紛調解",
+        "走失",
+        "安全賬戶",
+        "110",
+        "反詐",
+        "已記錄走訪",
+        "覆蓋率",
+    ):
         assert expected in out
     # Personal data never shows in clear outside the SMS inbox: the masked phone only.
     assert "139****5678" in out

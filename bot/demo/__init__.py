@@ -177,6 +177,7 @@ async def prepare_simulator(settings: Settings) -> tuple[str, list[DemoAccount]]
     """Migrate, load the directory, seed the residents and the console accounts; return a
     new admin API token and the accounts."""
     from bot.db import make_engine, make_sessions
+    from bot.demo.seed import seed_month
     from bot.tokens import create_token
 
     await prepare(settings)
@@ -185,6 +186,8 @@ async def prepare_simulator(settings: Settings) -> tuple[str, list[DemoAccount]]
     try:
         async with make_sessions(engine).begin() as session:
             await seed_residents(session, demo_cipher(settings), now)
+            # A month of visits, items, disputes and bulletins: /api/v1/stats is not empty.
+            await seed_month(session, demo_cipher(settings), now=now)
             accounts = await seed_accounts(session, now)
             token = await create_token(session, role="admin", name="demo-simulator", now=now)
             return token, accounts
@@ -208,7 +211,7 @@ def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, R
     token, accounts = run_blocking(prepare_simulator(settings))
     clock = SystemClock()
     bridge = SimulatedBridge(clock=clock)
-    hub = simulator.SimulatorHub(clock=clock, bridge=bridge, admin_token=token)
+    hub = simulator.SimulatorHub(clock=clock, bridge=bridge, admin_token=token, since=clock.now())
     hub.residents = [
         {"id": r.sender_id, "nickname": r.nickname, "verified": r.name is not None}
         for r in DEMO_RESIDENTS
@@ -242,7 +245,9 @@ def print_welcome(
             line = f"{account.username} / {account.password}   {account.role}, {account.who}"
             print(f"             {line}")
     print("  residents: 楊大爺, 劉阿姨 (verified), 小周 (not yet: 「實名 周小明 13700001111」)")
-    print("  officers:  王警官, 李警官, 陳警官; leader 趙所長.  Ctrl+C stops it.", flush=True)
+    print("  officers:  王警官, 李警官, 陳警官; leader 趙所長.  Ctrl+C stops it.")
+    print("  a month of made-up visits and items is seeded: as 王警官 try 「待訪」 and")
+    print("  「走訪 3組 看望老人」; figures: /api/v1/stats?from=…&to=… (YYYY-MM-DD)", flush=True)
 
 
 class StopDemo(Exception):

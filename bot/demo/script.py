@@ -219,7 +219,7 @@ async def scene_knife(p: Player) -> None:
 
 
 async def scene_weekly_video(p: Player, admin_token: str) -> None:
-    p.line("\n■ 六、每週反詐視頻推送到各村警民群")
+    p.line("\n■ 七、每週反詐視頻推送到各村警民群")
     tz = ZoneInfo(p.runtime.settings.timezone)
     now_local = p.clock.now().astimezone(tz)
     # Every week at 10:00 on the weekday of tomorrow: not in quiet hours, reachable by the clock.
@@ -264,7 +264,7 @@ async def scene_dispute_levels(p: Player) -> None:
     from bot.deadlines import sweep
     from models.disputes import DisputeCase
 
-    p.line("\n■ 七、鄰里糾紛三級調解:村裡一週沒調好,升到派出所,達成協議,七天後回訪")
+    p.line("\n■ 八、鄰里糾紛三級調解:村裡一週沒調好,升到派出所,達成協議,七天後回訪")
     await p.say(
         "wxid_demo_liu",
         "隔壁家的狗又跑到我家院子裡咬死了兩隻雞,說了好幾次都不管,請民警幫忙調解",
@@ -301,6 +301,74 @@ async def scene_dispute_levels(p: Player) -> None:
     )
 
 
+async def scene_visits(p: Player, admin_token: str) -> None:
+    from openpyxl import load_workbook
+
+    from bot.report import build_report
+    from bot.stats import make_period
+
+    p.line("\n■ 六、入戶走訪:待訪名單、走訪記錄、新住戶入冊;本月統計與月報")
+    wang = next(w for w, n in p.names.items() if n == "王警官")
+
+    def told() -> str:
+        return next(
+            (s.payload.get("text", "") for s in reversed(p.bridge.sent) if s.user_id == wang), ""
+        )
+
+    await p.say(wang, "待訪")
+    p.check("待訪 1 戶" in told() and "楊**" in told(), "「待訪」列出走訪計畫到期的獨居老人")
+    await p.say(wang, "走訪 3組 看望獨居老人楊大爺,身體尚好,叮囑天冷注意取暖、防詐騙")
+    p.check("對應 2 戶" in told(), "地址對應兩戶:請民警選擇")
+    await p.say(wang, "走訪 1")
+    p.check("已記錄走訪" in told() and "下次應訪" in told(), "走訪已記錄,走訪計畫順延一個月")
+    await p.say(wang, "走訪 橋鎮村5組8號 新搬來的一家三口,登記了電動車,提醒勿私拉電線充電")
+    await p.say(wang, "走訪 1 孫志強 13700005678")
+    p.check("加入橋鎮村警民群的住戶名冊" in told(), "名冊上沒有的新住戶:確認後入冊並記錄走訪")
+    tz = ZoneInfo(p.runtime.settings.timezone)
+    today = p.clock.now().astimezone(tz).date()
+    first = today - timedelta(days=30)
+    response = await p.client.get(
+        "/api/v1/stats",
+        params={"from": first.isoformat(), "to": today.isoformat()},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    stats = response.json() if response.status_code == 200 else {}
+    visits = stats.get("visits", {})
+    p.line(
+        f"  /api/v1/stats {first}~{today}: 走訪 {visits.get('count')} 次,"
+        f"在冊 {visits.get('households')} 戶,覆蓋率 {visits.get('coverage')};"
+        f"受理事項 {sum(stats.get('items', {}).values())} 件,"
+        f"滿意率 {stats.get('satisfaction', {}).get('rate')}"
+    )
+    p.check(bool(visits.get("count")), "統計接口給出本月走訪與覆蓋率")
+    async with p.runtime.sessions() as s:
+        period = await make_period(
+            s, timezone=p.runtime.settings.timezone, first=first, last=today, station=None
+        )
+        book, figures = await build_report(
+            s,
+            cipher=p.runtime.cipher,
+            texts=p.runtime.texts,
+            timezone=p.runtime.settings.timezone,
+            period=period,
+            script="hant",
+            generated_at=p.clock.now(),
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "report.xlsx"
+        book.save(path)
+        summary = load_workbook(path).worksheets[0]
+        rows = {r[2]: r for r in summary.iter_rows(min_row=6, values_only=True) if r[2]}
+    p.line(f"  報表「{summary['A1'].value}」:{len(rows)} 項指標,例如")
+    for key in ("visits.count", "visits.coverage", "items.suggestion"):
+        label, value, _ = rows[key]
+        p.line(f"    {label}: {value}")
+    p.check(
+        rows["visits.count"][1] == figures["visits"]["count"] == visits.get("count"),
+        "月報匯總與統計接口一致",
+    )
+
+
 async def _tick(p: Player) -> None:
     from broadcasts.bulletins import bulletin_tick
 
@@ -308,9 +376,14 @@ async def _tick(p: Player) -> None:
 
 
 async def _seed(runtime: Runtime) -> None:
-    """Demo residents who verified earlier (the farmer's neighbour, a shopkeeper, a grandmother)."""
+    """Demo residents who verified earlier (the farmer's neighbour, a shopkeeper, a grandmother),
+    and the month before: households, visits, items, disputes, bulletins."""
+    from bot.demo.seed import seed_month
+
     now = runtime.clock.now()
     cipher = runtime.cipher
+    async with runtime.sessions.begin() as s:
+        await seed_month(s, cipher, now=now)
     people = [
         ("wxid_demo_liu", "劉小芳", "13700002222", "grp-qiaozhen-02"),
         ("wxid_demo_grandma", "陳阿婆", "13600003333", "grp-hexi-01"),
@@ -393,6 +466,10 @@ async def play(folder: Path) -> int:
                 await scene(p)
             except Exception as exc:  # a broken scene must not hide the others
                 p.check(False, f"{scene.__name__} raised {type(exc).__name__}: {exc}")
+        try:
+            await scene_visits(p, admin)
+        except Exception as exc:
+            p.check(False, f"scene_visits raised {type(exc).__name__}: {exc}")
         try:
             await scene_weekly_video(p, admin)
         except Exception as exc:

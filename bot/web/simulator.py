@@ -20,7 +20,7 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,8 @@ class SimulatorHub:
     people: dict[str, str] = field(default_factory=dict)  # sender id → nickname
     residents: list[dict[str, Any]] = field(default_factory=list)
     admin_token: str | None = None
+    # The ticket panel shows what happens from here on, not the month the demo seeded before.
+    since: datetime | None = None
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     def publish(self, event: dict[str, Any]) -> None:
@@ -391,10 +393,15 @@ def ticket_row(ticket: Ticket, runtime: Runtime, names: dict[str, str]) -> dict[
 
 
 @router.get("/api/tickets")
-async def tickets(runtime: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
-    """The newest tickets with status, priority, assignee and deadlines."""
+async def tickets(
+    runtime: Runtime = Depends(get_runtime), hub: SimulatorHub = Depends(get_hub)
+) -> list[dict[str, Any]]:
+    """The newest tickets of this session with status, priority, assignee and deadlines."""
+    query = select(Ticket).order_by(Ticket.id.desc()).limit(50)
+    if hub.since is not None:
+        query = query.where(Ticket.created_at >= hub.since)
     async with runtime.sessions() as session:
-        rows = (await session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(50))).all()
+        rows = (await session.scalars(query)).all()
         names = {o.id: o.name for o in await session.scalars(select(Officer))}
         names |= {g.id: g.name for g in await session.scalars(select(Group))}
     return [ticket_row(t, runtime, names) for t in rows]
