@@ -207,6 +207,20 @@ async def refer(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outcome
     return Outcome(case)
 
 
+async def withdraw(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outcome:
+    """撤回調解: the parties withdraw the request (why, in ``text``); mediation ends without an
+    agreement and the case leaves every deadline."""
+    case = await case_for(out, actor=actor, ticket=ticket)
+    _still_open(ticket, case, "withdraw")
+    text = _needs_text(ticket, "withdraw", text)
+    cases.withdraw(out.session, case, now=out.now, by=actor.key, note_enc=_enc(out, text))
+    add_event(
+        out.session, out.runtime, ticket, "dispute_withdrawn", now=out.now, actor=actor.key,
+        note=text,
+    )  # fmt: skip
+    return Outcome(case)
+
+
 async def follow_up(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outcome:
     """回訪: a visit after the agreement. A report that the conflict is back reopens the case
     at the level that reached the agreement (and the ticket); a red one pages the leader

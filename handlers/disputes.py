@@ -43,6 +43,7 @@ _COMMANDS = {
     "escalate": r"升級|升级",
     "refer": r"轉介|转介",
     "follow_up": r"回訪|回访",
+    "withdraw": r"撤回調解|撤回调解",
 }
 _PATTERN = re.compile(
     rf"^(?P<command>{'|'.join(_COMMANDS.values())})\s*{_CODE}(?:\s*[:：,，]?\s*(?P<text>.*))?$",
@@ -124,6 +125,7 @@ _COMMAND_WORDS = {
     "agreement": ("協議", "协议"),
     "refer": ("轉介", "转介"),
     "follow_up": ("回訪", "回访"),
+    "withdraw": ("撤回調解", "撤回调解"),
 }
 
 
@@ -174,6 +176,11 @@ async def _escalate(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket,
 async def _refer(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
     await service.refer(out, actor=actor, ticket=ticket, text=text)
     return ctx.text("dispute_referred", code=ticket.code, text=text)
+
+
+async def _withdraw(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
+    await service.withdraw(out, actor=actor, ticket=ticket, text=text)
+    return ctx.text("dispute_withdrawn", code=ticket.code, text=text)
 
 
 async def _follow_up(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, text: str) -> str:
@@ -232,4 +239,5 @@ _ACTIONS: dict[str, Callable[[HandlerContext, Out, Actor, Ticket, str], Awaitabl
     "escalate": _escalate,
     "refer": _refer,
     "follow_up": _follow_up,
+    "withdraw": _withdraw,
 }

@@ -241,6 +241,15 @@ def refer(
     record(session, case, "referred", now=now, by=by, note_enc=note_enc)
 
 
+def withdraw(
+    session: AsyncSession, case: DisputeCase, *, now: datetime, by: str, note_enc: bytes | None
+) -> None:
+    """Withdrawn (撤回調解): the parties no longer ask for mediation; nothing is left to climb."""
+    case.status, case.resolved_at, case.resolved_level = "withdrawn", now, case.level
+    case.level_deadline, case.check_at, case.follow_up_at = None, None, None
+    record(session, case, "withdrawn", now=now, by=by, note_enc=note_enc)
+
+
 def follow_up(
     session: AsyncSession,
     case: DisputeCase,

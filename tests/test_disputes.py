@@ -274,3 +274,22 @@ async def test_the_api_lists_disputes_by_colour_and_level_with_history(h: Harnes
         one["history"][-1]["level"] == "station" and one["history"][-1]["by"] == "officer:off-wang"
     )
     assert (await h.client.get("/api/v1/disputes/Z9999", headers=auth)).status_code == 404
+
+
+async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"撤回调解 #{ticket.code}", group=None, sender="wxid_wang")  # no reason
+    await h.sent()
+    assert "请写上内容" in h.to_user("wxid_wang")[-1] and (await _case(h)).status == "open"
+    await h.say(
+        f"撤回调解 #{ticket.code} 双方已私下和解,不再要求调解", group=None, sender="wxid_wang"
+    )
+    await h.say(f"协议 #{ticket.code} 补一个协议", group=None, sender="wxid_wang")
+    await h.sent()
+    case = await _case(h)
+    assert (case.status, case.level_deadline, case.follow_up_at) == ("withdrawn", None, None)
+    assert "已撤回,不能再记录协议" in h.to_user("wxid_wang")[-1]
+    h.clock.advance(timedelta(days=8))
+    await h.sweep()
+    assert (await _case(h)).level == "village"  # nothing climbs
+    assert "withdrawn" in await _actions(h)
