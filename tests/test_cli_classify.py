@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 
-DEV = Path(__file__).parent / "data" / "messages-dev.jsonl"
+DEV = Path(__file__).parent.parent / "handlers" / "classify" / "corpus" / "messages-dev.jsonl"
 
 
 def test_classify_reads_json_lines_and_writes_one_line_each(
