@@ -1,7 +1,8 @@
 """Record what the old rule-based classifier said, so the trained one can be compared with it
 after the rules are gone (docs/classifier.md, "Old rules against the trained model").
 
-Two kinds of rows, written to ``bench/classifier_baseline.jsonl``:
+Two kinds of rows, written to ``bench/classifier_baseline.jsonl``, one per corpus file and
+kind, with the label and the emergency flag (0/1) of each of the file's messages in order:
 
 * ``untouched``: each round file scored by the rules *as they stood before that file was
   added* (the parent of the commit that added it) — the honest "untouched" figure of the old
@@ -90,20 +91,15 @@ def main() -> int:
         if "handlers/classifier.py" in _git("ls-tree", "-r", "--name-only", before, "handlers"):
             runs["untouched"] = before
         for kind, rev in runs.items():
-            for row, pred in zip(rows, _run_rules(rev, texts), strict=True):
-                out.append(
-                    json.dumps(
-                        {
-                            "file": name,
-                            "kind": kind,
-                            "rev": _git("rev-parse", "--short", rev).strip(),
-                            "text": row["text"],
-                            "label": pred["label"],
-                            "emergency": pred["emergency"],
-                        },
-                        ensure_ascii=False,
-                    )
-                )
+            preds = _run_rules(rev, texts)
+            item = {
+                "file": name,
+                "kind": kind,
+                "rev": _git("rev-parse", "--short", rev).strip(),
+                "labels": [p["label"] for p in preds],
+                "emergency": [int(bool(p["emergency"])) for p in preds],
+            }
+            out.append(json.dumps(item))
             print(f"{name}: {kind} at {rev}", file=sys.stderr)
     OUT.write_text("\n".join(out) + "\n", "utf-8")
     return 0

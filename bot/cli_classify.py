@@ -86,7 +86,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"lianxin: no labelled *.jsonl files in {corpus}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    model = train(rows)
+    try:
+        model = train(rows)
+    except ValueError as exc:
+        print(f"lianxin: {corpus}: {exc}", file=sys.stderr)
+        return 2
     if args.check:
         import tempfile
 
@@ -112,11 +116,17 @@ def cmd_forward(args: argparse.Namespace) -> int:
     if not _need_training_extra():
         return 2
     from handlers.classify import Classifier
-    from handlers.classify.evaluate import CORPUS, format_forward, forward
-    from handlers.classify.train import train
+    from handlers.classify.evaluate import CORPUS, FIRST_FORWARD_ROUND, format_forward, forward
+    from handlers.classify.train import CV_RECALL, train
+
+    recall = CV_RECALL if args.recall is None else args.recall
+    first_round = FIRST_FORWARD_ROUND if args.first_round is None else args.first_round
+    if not 0.5 <= recall < 1.0:
+        print("lianxin: --recall must be at least 0.5 and below 1", file=sys.stderr)
+        return 2
 
     def make(rows):  # type: ignore[no-untyped-def]
-        return Classifier(train(rows), use_rules=not args.model_only)
+        return Classifier(train(rows, recall=recall), use_rules=not args.model_only)
 
     def progress(result) -> None:  # type: ignore[no-untyped-def]
         rep = result.report
@@ -128,21 +138,21 @@ def cmd_forward(args: argparse.Namespace) -> int:
         )
 
     corpus = Path(args.corpus) if args.corpus else CORPUS
-    results = forward(make, first_round=args.first_round, corpus=corpus, progress=progress)
+    results = forward(make, first_round=first_round, corpus=corpus, progress=progress)
     print(format_forward(results))
     if args.save:
-        rows = [
-            {"round": r.name, "emergency": flag}
+        # One line a scored message, in corpus order: bench/classifier_compare.py reads it.
+        lines = [
+            json.dumps({"round": r.name, "label": label, "emergency": flag})
             for r in results
-            for flag in r.report.emergency_flags
+            for label, flag in zip(r.report.labels, r.report.emergency_flags, strict=True)
         ]
-        Path(args.save).write_text("".join(json.dumps(row) + "\n" for row in rows), "utf-8")
+        Path(args.save).write_text("".join(line + "\n" for line in lines), "utf-8")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``classify`` command and its ``train`` and ``forward`` actions."""
-    from handlers.classify.evaluate import FIRST_FORWARD_ROUND
 
     classify = subparsers.add_parser(
         "classify", help='classify JSON lines {"text": …} from stdin; train; evaluate'
@@ -164,10 +174,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--from",
         dest="first_round",
         type=int,
-        default=FIRST_FORWARD_ROUND,
-        help=f"first round scored (default {FIRST_FORWARD_ROUND})",
+        help="first round scored (default 10: every model has 1,500 messages behind it)",
     )
     fwd.add_argument("--corpus", help="folder of labelled *.jsonl (default: the packaged one)")
     fwd.add_argument("--model-only", action="store_true", help="without the rule layer")
-    fwd.add_argument("--save", metavar="FILE", help="also write each message's emergency flag")
+    fwd.add_argument(
+        "--recall",
+        type=float,
+        help="cross-validated emergency recall the threshold must reach (default: training's)",
+    )
+    fwd.add_argument(
+        "--save",
+        metavar="FILE",
+        help="also write each scored message's label and emergency flag (JSON lines)",
+    )
     fwd.set_defaults(func=cmd_forward)

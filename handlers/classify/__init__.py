@@ -17,5 +17,17 @@ numpy, opencc and its own files (scikit-learn only when training).  See docs/cla
 from handlers.classify.classifier import Classification, Classifier
 from handlers.classify.model import LABELS
 from handlers.classify.normalise import normalise
+from handlers.classify.rules import CHATTER, FRAUD_PAID, SCAM_CHECK
 
-__all__ = ["LABELS", "Classification", "Classifier", "normalise"]
+# CHATTER, FRAUD_PAID and SCAM_CHECK are concepts in Classification.matched that the handlers act
+# on: thanks and greetings; money already paid to a fraudster (stop-payment advice); a question
+# whether a demand is a scam (the anti-fraud warning).
+__all__ = [
+    "CHATTER",
+    "FRAUD_PAID",
+    "LABELS",
+    "SCAM_CHECK",
+    "Classification",
+    "Classifier",
+    "normalise",
+]

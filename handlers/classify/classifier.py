@@ -53,6 +53,12 @@ def decide(
     margin = values[ranked[0]] - values[ranked[1]]
     matched = list(verdict.concepts)
     emergency = scores.emergency_logit >= emergency_threshold
+    if emergency and label not in _EMERGENCY_LABELS and verdict.checked:
+        # Every emergency in the corpus is a report or a help request: the emergency model alone
+        # does not overrule a label model that reads a dispute, a question, a proposal or chatter
+        # (a quarrel at the door, "孩子吞纽扣怎么办", a joke); plain danger does (the rules).
+        matched.append("model:emergency_overruled")
+        emergency = False
     if emergency:
         matched.append("model:emergency")
     if verdict.emergency is not None and verdict.emergency != emergency:
@@ -95,7 +101,7 @@ class Classifier:
     def classify(self, text: str) -> Classification:
         """Classify one chat message (any script; up to the bridge's 20,000 characters)."""
         norm = normalise(text)
-        verdict = rules.apply(norm) if self.use_rules else rules.Verdict()
+        verdict = rules.apply(norm) if self.use_rules else rules.Verdict(checked=False)
         # Text without words, a bare address: nothing for the model to read.
         scores = None if verdict.final else self.model.score(norm)
         return decide(

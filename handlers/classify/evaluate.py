@@ -69,6 +69,7 @@ class EvalReport:
     missed_emergencies: list[str]
     false_alarms: list[str]
     mislabelled: list[tuple[str, str, str]]  # (text, gold, predicted)
+    labels: list[str]  # per row, as predicted
     emergency_flags: list[bool]  # per row, as predicted
 
     def format(self) -> str:
@@ -119,6 +120,7 @@ def evaluate(classifier: _Classifies, rows: Iterable[Mapping[str, Any]]) -> Eval
     false_alarms: list[str] = []
     mislabelled: list[tuple[str, str, str]] = []
     flags: list[bool] = []
+    predicted_labels: list[str] = []
     correct = total = tp_em = gold_em = pred_em = 0
     for row in rows:
         text, gold = str(row["text"]), str(row["label"])
@@ -127,6 +129,7 @@ def evaluate(classifier: _Classifies, rows: Iterable[Mapping[str, Any]]) -> Eval
         gold_emergency = bool(row.get("emergency", False))
         result = classifier.classify(text)
         flags.append(result.emergency)
+        predicted_labels.append(result.label)
         total += 1
         confusion[gold][result.label] += 1
         if result.label == gold:
@@ -163,6 +166,7 @@ def evaluate(classifier: _Classifies, rows: Iterable[Mapping[str, Any]]) -> Eval
         missed_emergencies=missed,
         false_alarms=false_alarms,
         mislabelled=mislabelled,
+        labels=predicted_labels,
         emergency_flags=flags,
     )
 
