@@ -164,7 +164,7 @@ def apply(norm: str) -> Verdict:
     """The rules' verdict on normalised text (the model is asked for the rest)."""
     if not _WORDS.search(norm):
         return Verdict(emergency=False, label="other", concepts=(NO_WORDS,))
-    if _ADDRESS_PART.sub("", norm) == "" and len(norm) <= 40:
+    if len(norm) <= 40 and _ADDRESS_PART.sub("", norm) == "":
         return Verdict(emergency=False, label="other", concepts=(ADDRESS,))
     fraud = _FRAUD.search(norm) is not None
     scam_ask = _SCAM_ASK.search(norm) is not None
