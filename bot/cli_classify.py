@@ -174,7 +174,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--from",
         dest="first_round",
         type=int,
-        help="first round scored (default 10: every model has 1,500 messages behind it)",
+        help="first round scored (default 10: every model has 1,600 messages behind it)",
     )
     fwd.add_argument("--corpus", help="folder of labelled *.jsonl (default: the packaged one)")
     fwd.add_argument("--model-only", action="store_true", help="without the rule layer")

@@ -163,6 +163,7 @@ def test_a_phone_number_is_never_an_emergency(template: str) -> None:
         "119 120",
         "#A7K2",
         "12:30",
+        "B座1203",
     ],
 )
 def test_a_bare_address_or_number_is_chatter(text: str) -> None:
@@ -200,6 +201,7 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "有個男的拿著刀在追人",
         "我妈现在正在银行排队要转账到安全账户 快去拦住她",
         "隔壁有人要跳楼 站在楼顶边上",
+        "SOS",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -284,3 +286,28 @@ def test_normalise_maps_scripts_and_regional_words_to_one_spelling() -> None:
     assert normalise("ＡＢＣ１２３") == "abc123"
     assert normalise("一一零") == "110"
     assert normalise("俺们屯子今儿个干仗了") == "俺们村子今天打架了"
+
+
+def test_the_package_sits_low_in_the_layers() -> None:
+    """handlers/classify imports only the standard library, numpy, opencc and itself
+    (scikit-learn inside the training functions): any handler, service or the CLI may use it."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import handlers.classify
+
+    allowed = {"numpy", "opencc", "sklearn", "handlers"}
+    for path in Path(handlers.classify.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top in allowed, (path.name, name)
+                if top == "handlers":
+                    assert name.startswith("handlers.classify"), (path.name, name)
