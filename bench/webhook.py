@@ -33,8 +33,9 @@ What it measures
     ``bridge.send_interval_s`` is 0: group pacing is a deliberate rate limit toward WeChat
     groups, not server capacity, and would keep the outbox from draining.
 
-    The texts are residents' messages: the labelled non-emergencies of ``tests/data`` (about two
-    thousand different ones, so nothing is classified twice), senders from a pool of 500.
+    The texts are residents' messages: the labelled non-emergencies of
+    ``handlers/classify/corpus`` (about two thousand different ones, so nothing is classified
+    twice), senders from a pool of 500.
 
 How to run
     /tmp/venv/bin/python bench/webhook.py            # N=2000 requests per path, concurrency 50
@@ -341,12 +342,12 @@ class Req:
 
 
 _serial = itertools.count(1)
-MESSAGES = REPO / "tests" / "data"
+MESSAGES = REPO / "handlers" / "classify" / "corpus"
 
 
 @functools.cache
 def _texts() -> tuple[str, ...]:
-    """Residents' messages: the labelled non-emergencies of ``tests/data``, in a fixed shuffle.
+    """Residents' messages: the corpus's labelled non-emergencies, in a fixed shuffle.
 
     About two thousand different texts, so every request is classified afresh (no cache sees
     a repeat) with the length and mix of real chat. Emergencies are left out: they are rare in

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
-import json
 import logging
 import os
 import socket
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
+from bot.cli_classify import register as register_classify
 from bot.cli_people import register as register_people
 from bot.cli_purge import register as register_purge
 from bot.cli_report import register as register_report
@@ -231,71 +230,6 @@ def cmd_keys_generate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    from handlers.classifier import Classifier, evaluate
-
-    classifier = Classifier.from_file()
-    if args.eval:
-        try:
-            rows = _labelled_rows(Path(args.eval))
-            report = evaluate(classifier, rows)
-        except ValueError as exc:
-            print(f"lianxin: {exc}", file=sys.stderr)
-            return 2
-        print(report.format())
-        return 0
-    bad = 0
-    if isinstance(sys.stdin, io.TextIOWrapper):
-        # Bytes that are not UTF-8 become a bad line of their own, not a traceback that drops
-        # every line after them.
-        sys.stdin.reconfigure(errors="surrogateescape")
-    for lineno, line in enumerate(sys.stdin, 1):
-        # One output line per input line, so that outputs line up with inputs; a line that is
-        # not {"text": "…"} gets an error line, and the exit status says some did.
-        try:
-            item = json.loads(line)
-            text = item["text"]
-            if not isinstance(text, str):
-                raise TypeError
-            text.encode("utf-8")  # a lone surrogate (\ud800) cannot be written back out
-        except (ValueError, RecursionError, KeyError, TypeError):
-            bad += 1
-            print(json.dumps({"error": f'line {lineno}: expected {{"text": …}}'}), flush=True)
-            continue
-        result = classifier.classify(text)
-        out = {
-            "text": text,
-            "label": result.label,
-            "emergency": result.emergency,
-            "confidence": round(result.confidence, 3),
-            "unclear": result.unclear,
-        }
-        print(json.dumps(out, ensure_ascii=False), flush=True)
-    return 1 if bad else 0
-
-
-def _labelled_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a labelled JSON-lines file; ValueError names the file and line."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text") from None
-    rows = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise ValueError(f"{path} line {lineno}: not JSON") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
-            raise ValueError(f'{path} line {lineno}: expected {{"text", "label", "emergency"}}')
-        rows.append(row)
-    return rows
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="lianxin", description="Lianxin police–resident chatbot")
@@ -316,9 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--script", action="store_true", help="play the scripted scenario and exit")
     demo.set_defaults(func=_cmd_demo)
 
-    classify = sub.add_parser("classify", help='classify JSON lines {"text": …} from stdin')
-    classify.add_argument("--eval", metavar="FILE", help="evaluate on a labelled JSON-lines file")
-    classify.set_defaults(func=cmd_classify)
+    register_classify(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

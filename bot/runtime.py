@@ -26,7 +26,7 @@ from bot.settings import Settings, decode_key, secret_value
 from bot.sms import make_sms_sender
 from broadcasts.leadership import Leadership
 from broadcasts.wecom_robot import WeComRobotSender
-from handlers.classifier import Classifier
+from handlers.classify import Classifier
 from handlers.texts import Texts
 
 

@@ -31,6 +31,7 @@ from broadcasts.alerts import (
     send_alert,
 )
 from broadcasts.bulletins import Problem
+from handlers.classify import CHATTER
 from handlers.commands import clean
 from handlers.intake import Item, similarity, submit
 from handlers.tickets import Out
@@ -186,9 +187,9 @@ def is_ack(text: str) -> bool:
 def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
     """Whether a resident's message answers the alert rather than raising a matter of its own.
 
-    Sightings ("我好像在超市门口见过这个孩子") match no lexicon entry: the classifier says
-    ``other``. A message it files under a real label (a fraud question, a theft) is an ordinary
-    matter for intake, unless it talks about what the alert says. Short thanks and greetings are
+    A message that talks about what the alert says is a clue. Otherwise one the classifier files
+    under a real label (a fraud question, a theft) is an ordinary matter for intake, and one it
+    calls ``other`` (a sighting in other words) is a clue. Short thanks and greetings are
     not clues; a longer message that also thanks ("那是我孫子!我馬上去廣場,謝謝") is: during an
     alert, over-capturing is the safe side.
     """
@@ -198,7 +199,7 @@ def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
     if result.label != "other":
         return False
     size = len(_PUNCT.sub("", text))
-    chatter = any(m.startswith("other") for m in result.matched)
+    chatter = CHATTER in result.matched
     return size >= 4 and not (chatter and size <= _CHATTER_MAX)
 
 

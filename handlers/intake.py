@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.deadlines import next_check
 from bot.dispatcher import HandlerContext
 from bot.routing import Router, home_station_of
-from handlers.classifier import Classification, normalise
+from handlers.classify import FRAUD_PAID, SCAM_CHECK, Classification, normalise
 from handlers.dispute_cases import open_for_ticket
 from handlers.texts import Script, detect_script
 from handlers.tickets import (
@@ -97,16 +97,12 @@ class Item:
         )
 
 
-_SCAM_CONCEPTS = ("consultation:scam_check", "consultation:scam_self_check")
-_PAID_A_SCAMMER = "report:fraud_paid"
-
-
 def _asks_about_a_scam(result: Classification) -> bool:
-    return result.label == "consultation" and any(m in _SCAM_CONCEPTS for m in result.matched)
+    return result.label == "consultation" and SCAM_CHECK in result.matched
 
 
 def _paid_a_scammer(result: Classification) -> bool:
-    return result.label == "report" and _PAID_A_SCAMMER in result.matched
+    return result.label == "report" and FRAUD_PAID in result.matched
 
 
 def _resident_text(ctx: HandlerContext) -> bool:

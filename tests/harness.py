@@ -27,7 +27,7 @@ from bot.directory import load_directory_file
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from broadcasts.outbox import OutboxWorker
-from handlers.classifier import Classifier
+from handlers.classify import Classifier
 from handlers.texts import Texts
 from models.people import Binding, GroupMember, Member
 from models.tickets import Ticket, TicketEvent
@@ -78,8 +78,8 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
 def shared_data() -> tuple[Classifier, Texts]:
     """The packaged classifier and texts, loaded once per test session.
 
-    Loading the lexicon compiles about 1,600 patterns (0.7 s); both are read-only afterwards,
-    so every harness shares them instead of paying that in each test's set-up.
+    Both are read-only after loading, so every harness shares them instead of paying for the
+    weights file and the text tables in each test's set-up.
     """
     return Classifier.from_file(), Texts.load()
 

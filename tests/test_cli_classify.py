@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 
-DEV = Path(__file__).parent / "data" / "messages-dev.jsonl"
+DEV = Path(__file__).parent.parent / "handlers" / "classify" / "corpus" / "messages-dev.jsonl"
 
 
 def test_classify_reads_json_lines_and_writes_one_line_each(
@@ -91,3 +91,62 @@ def test_lines_that_cannot_be_read_or_written_back_are_error_lines_too(
     assert [("error" in o) for o in out] == [True, True, True, True, False]
     assert [o["error"][:7] for o in out[:4]] == ["line 1:", "line 2:", "line 3:", "line 4:"]
     assert out[4]["label"] == "consultation"
+
+
+CORPUS = DEV.parent
+
+
+def _small_corpus(tmp_path: Path) -> Path:
+    """The dev sample, the held-out set and rounds 2–3: enough to train on in about a second."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("messages-dev", "heldout", "unseen-round2", "unseen-round3"):
+        (folder / f"{name}.jsonl").write_bytes((CORPUS / f"{name}.jsonl").read_bytes())
+    return folder
+
+
+def test_train_writes_the_same_weights_file_every_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("sklearn")
+    corpus = _small_corpus(tmp_path)
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert main(["classify", "train", "--corpus", str(corpus), "--out", str(first)]) == 0
+    assert "785 messages" in capsys.readouterr().out
+    assert main(["classify", "train", "--corpus", str(corpus), "--out", str(second)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    check = ["classify", "train", "--corpus", str(corpus), "--out", str(first), "--check"]
+    assert main(check) == 0
+    assert "current" in capsys.readouterr().out
+    with (corpus / "unseen-round3.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "楼下着火了", "label": "help", "emergency": True}) + "\n")
+    assert main(check) == 1
+    assert "OUT OF DATE" in capsys.readouterr().out
+
+
+def test_train_names_a_bad_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["classify", "train", "--corpus", str(empty), "--out", str(tmp_path / "m")]) == 2
+    assert "no labelled" in capsys.readouterr().err
+    (empty / "bad.jsonl").write_text('{"text": "好", "label": "gossip"}\n', "utf-8")
+    assert main(["classify", "train", "--corpus", str(empty), "--out", str(tmp_path / "m")]) == 2
+    assert "gossip" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_forward_trains_on_earlier_rounds_and_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("sklearn")
+    corpus = _small_corpus(tmp_path)
+    saved = tmp_path / "flags.jsonl"
+    args = ["classify", "forward", "--corpus", str(corpus), "--from", "3", "--save", str(saved)]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    # Round 3 alone, trained on the dev sample, the held-out set and round 2 (683 messages).
+    assert "| round3 | 683 | 102 |" in table and "**all 1**" in table
+    rows = [json.loads(line) for line in saved.read_text("utf-8").splitlines()]
+    assert len(rows) == 102 and {r["round"] for r in rows} == {"unseen-round3"}
+    assert main([*args, "--recall", "1.5"]) == 2

@@ -1,0 +1,33 @@
+"""Classification of residents' messages: a label (:data:`LABELS`) and an emergency flag.
+
+* :mod:`~handlers.classify.normalise` — one spelling for every writer (tables in
+  ``data/normalise.txt``);
+* :mod:`~handlers.classify.model` — the trained linear model over character n-grams, served from
+  ``data/model.npz`` with numpy;
+* :mod:`~handlers.classify.rules` — the small rule layer: what must never be missed, what must
+  never fire, fraud advice;
+* :mod:`~handlers.classify.evaluate` — metrics and the forward protocol;
+  :mod:`~handlers.classify.train` rebuilds the weights (``lianxin classify train``, needs the
+  ``[train]`` extra).
+
+The labelled messages are in ``corpus/``.  This package imports only the standard library,
+numpy, opencc and its own files (scikit-learn only when training).  See docs/classifier.md.
+"""
+
+from handlers.classify.classifier import Classification, Classifier
+from handlers.classify.model import LABELS
+from handlers.classify.normalise import normalise
+from handlers.classify.rules import CHATTER, FRAUD_PAID, SCAM_CHECK
+
+# CHATTER, FRAUD_PAID and SCAM_CHECK are concepts in Classification.matched that the handlers act
+# on: thanks and greetings; money already paid to a fraudster (stop-payment advice); a question
+# whether a demand is a scam (the anti-fraud warning).
+__all__ = [
+    "CHATTER",
+    "FRAUD_PAID",
+    "LABELS",
+    "SCAM_CHECK",
+    "Classification",
+    "Classifier",
+    "normalise",
+]

@@ -1,0 +1,188 @@
+"""The rule layer: what the trained model may not decide alone.
+
+Each rule is a handful of readable patterns over *normalised* text (Simplified, lower-case,
+half-width; see :mod:`handlers.classify.normalise`).  The rules do four things:
+
+* **never fire** on text without words (a phone number answering an officer, "110"), on an address
+  given on its own, or on hyperbole (热死了, 笑死, 吵死了): hyperbole is masked before the model
+  reads the text, the others are no emergency whatever the model says;
+* **never miss** danger happening now, said in plain words (着火了, 救命, 有人晕倒了, 拿刀砍人),
+  unless the message says it is over, elsewhere in time, a joke or a what-if;
+* **fraud**: a scam going on now (still transferring, queueing at the bank) is an emergency; a
+  question whether a caller's demand is a scam gets the anti-fraud warning (and is no emergency);
+  money already paid to a fraudster gets the stop-payment advice;
+* **chatter** (thanks, greetings, "收到") is marked: an alert's clue is told from a thank-you.
+
+Add a pattern only with a corpus message that needs it, and run ``lianxin classify forward``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Verdict", "apply", "mask_hyperbole"]
+
+# Concepts the handlers act on (handlers/intake.py, handlers/alerts_chat.py).
+SCAM_CHECK = "consultation:scam_check"
+FRAUD_PAID = "report:fraud_paid"
+SCAM_NOW = "emergency:scam_in_progress"
+DANGER_NOW = "emergency:danger_now"
+CHATTER = "other:chatter"
+NO_WORDS = "forced:no_words"
+ADDRESS = "forced:address_only"
+FRAGMENT = "rule:fragment"
+
+# A letter of any script (CJK included): text without one has no words to read.
+_WORDS = re.compile(r"[^\W\d_]")
+
+# "热死了", "笑死我了", "吵死人了", "累得要命", "热得快着火了": no death, no fire.
+_HYPERBOLE = re.compile(
+    r"[热冷累笑吵闹烦气饿困忙美帅馋乐丑臭渴挤晒憋羡慕]死(?:我|人|个人)?(?:了|啦|啊)?"
+    r"|[热冷累忙饿困]得(?:要命|要死)"
+    r"|热得?(?:快|要)?着火"
+)
+_MASK = "□"
+
+# An address on its own (the answer to "在哪里?"): place names, numbers and their units only.
+_ADDRESS_PART = re.compile(
+    r"[\u4e00-\u9fff]{1,8}?(?:省|市|县|区|镇|乡|村|组|屯|街道|街|路|巷|弄|道|小区|花园|苑|公寓"
+    r"|大厦|广场|新村|社区)"
+    r"|[0-9一二三四五六七八九十百零两]+(?:号楼|号|栋|幢|座|单元|楼|层|室|户|组|排|巷|弄)?"
+    r"|(?<![a-z])[a-z](?![a-z])座?|[\s,.\-#、,。:]+"
+)
+
+# Danger happening now, in words nobody uses for anything else.
+_DANGER = re.compile(
+    r"救命(?:啊|呀|!|$)|快来人|快救人|救救(?:我|他|她|孩子)|(?<![a-z])sos(?![a-z])"
+    r"|(?<!打)(?<!打不)(?:着|起|失)火了|烧起来了|火(?:很|越来越)?大|冒(?:黑)?烟了"
+    r"|(?:拿|持|举|提)着?(?:刀|菜刀|砍刀|斧头|枪|刀子)(?:在|要|追|砍|捅|乱|威胁)"
+    r"|(?:在|正在)(?:砍人|捅人|打人|抢劫|绑人)|砍伤了人|捅了人"
+    r"|(?:晕倒|昏倒|倒地不起|没有?呼吸|没气了|叫不醒|不省人事|口吐白沫)"
+    r"|(?:人|孩子|小孩|老人|他|她)(?:掉|落|跌|摔)(?:进|到|入)?(?:河|江|湖|水库|井|冰窟窿|粪池)"
+    r"|有人溺水"
+    r"|(?:燃气|煤气|天然气|液化气)(?:泄漏|漏气|漏了)|一氧化碳中毒|煤气中毒"
+    r"|被困|困在(?:电梯|火|水|楼|屋|车)|(?:孩子|小孩|老人|人)被?(?:关|锁)在"
+    r"|要(?:跳楼|跳河|自杀|轻生)|想不开(?:要|了)"
+)
+# A danger told as over, elsewhere in time, hearsay, fiction, a joke or a what-if.
+_CALM = re.compile(
+    r"昨天|昨晚|前天|上周|上个?月|去年|以前|之前|那次|当时|差点|幸好|还好|好在|虚惊一场"
+    r"|如果|要是|万一|假如|怎么办才好|演习|演练|讲座|宣传|新闻|电视|电影|(?:电视)?剧|小说|视频里"
+    r"|游戏|哈哈|笑死|开玩笑|😂|🤣|😅|没事了|已经(?:灭|扑灭|救出|找到|送医|送到医院|没事)"
+    r"|原来是|怎么预防|如何|注意事项|提醒大家|转发|一旦|真(?:要|的)?(?:着火|出事)"
+    # A question about what one should do, a lesson, a proposal: nobody in danger now.
+    r"|应该怎么|怎么处理|怎么救|想学|学一下|学习|培训|请问|建议|报警器"
+)
+# Overrides _CALM: a present-time or urgent word ("昨天他说要弄死我,现在又拿着刀来了").
+_URGENT = re.compile(r"现在|正在|还在|快来|快点来|赶紧来|马上来|快报警|快打110")
+
+# Fraud.  What a caller, text or app asks for; "is it real?"; money that has left; money leaving.
+_SCAM_ASK = re.compile(
+    r"转账|转钱|汇款|打钱|安全账户|验证码|下载|app|链接|扫码|二维码|共享屏幕|屏幕共享|保证金|手续费"
+    r"|刷单|冻结|解冻|理赔|退款|中奖|领奖|贷款|投资|返利|加qq|交钱|交[0-9一二三四五六七八九十几两百千万]"
+    r"|公安局|公检法|冒充|客服|领导"
+)
+_IS_IT_REAL = re.compile(
+    r"是真的吗|是不是真的|真的假的|是真的假的|是真的不|真的吗|靠谱吗|靠谱不|可信吗|能信吗|可靠吗"
+    r"|真定假|能不能信|会不会是骗|要不要(?:转|交|给)|是不是(?:骗子|诈骗|骗局|骗人|被骗)"
+    r"|(?:骗子|诈骗|骗局|骗人|骗人的)(?:吧|吗|啊|呀|呢|嘛|哦|\?)"
+)
+_MONEY_GONE = re.compile(
+    r"(?:已经|刚|都)(?:转|汇|打|交|充|付)了|(?:转|汇|打|交|充|付)了[0-9一二三四五六七八九十几两百千万]"
+    r"|被骗了|骗了[0-9一二三四五六七八九十几两百千万]|骗走|转给(?:了)?骗子|(?:亏|损失)了"
+    r"|忽悠(?:着)?买了|骗(?:去|着)?(?:买|做|投)"
+)
+_FRAUD = re.compile(r"骗|诈|刷单|忽悠|冒充|安全账户|传销|杀猪盘|提不出来|提现不了")
+# Not a loss of the writer's own: a near miss, nothing sent, a warning for others.
+_NOT_PAID = re.compile(
+    r"差点|幸好|还好|好在|还没(?:转|汇|给|交|打)|没(?:敢)?(?:转|汇|交|给)|没上当|识破"
+    r"|转发|大家注意|提醒大家|要注意|新闻|电视|宣传|有人被|好多|不少人|很多人|建议|希望"
+)
+_MONEY_MOVING = re.compile(
+    r"(?:正在|还在|继续|准备)(?:去)?(?:转|汇|打钱|充|交钱|借钱|取钱)"
+    r"|(?:在|去)(?:银行|atm|农商行|信用社)(?:的路上|排队|门口)|(?:现在|正)在(?:银行|atm|农商行|信用社)"
+    r"|刮序号|还在(?:扣|少)|一笔一笔|余额还在|视频里(?:让我)?继续"
+)
+
+# A fragment: a few characters, typically the answer to an officer's question ("23路", "两个人",
+# "在的"), is no emergency unless it has one of these (快来, 救命, 着火了, 打起来了, 人不见了);
+# up to four characters it is chatter (no corpus message that short is anything else).
+_FRAGMENT_CHARS = 6
+_CHATTER_CHARS = 4
+_FRAGMENT_DANGER = re.compile(
+    r"快|救|火|伙|烟|打|杀|偷|抢|砍|刀|枪|不见|找不|丢|跳|死|活|困|淹|掉|落水|晕|血|伤|撞|出事|报警"
+    r"|110|119|120|炸|爆|漏|毒|绑|拐|sos"
+)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+# Thanks, greetings, acknowledgements: short replies nobody needs to act on.
+_CHATTER = re.compile(
+    r"谢谢|感谢|多谢|辛苦了?|收到|好的|明白|知道了|早上好|早安|晚安|你好|大家好|哈哈|点赞|👍|🙏"
+)
+
+
+def mask_hyperbole(norm: str) -> str:
+    """``norm`` with hyperbole (热死了, 笑死, 热得要命) replaced by a mark the model ignores."""
+    return _HYPERBOLE.sub(_MASK, norm)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the rules decided; ``None`` leaves the decision to the model."""
+
+    emergency: bool | None = None
+    label: str | None = None
+    concepts: tuple[str, ...] = ()
+    # False only for the verdict of no rules at all (measuring the model alone).
+    checked: bool = True
+
+    @property
+    def final(self) -> bool:
+        """Nothing for the model to read (no words, a bare address)."""
+        return bool(self.concepts) and self.concepts[0] in (NO_WORDS, ADDRESS)
+
+    @property
+    def fragment(self) -> bool:
+        """A few words without a danger word: chatter unless the model is sure of a label."""
+        return FRAGMENT in self.concepts
+
+
+def _clauses(norm: str) -> list[str]:
+    return [c for c in re.split(r"[,.!?;，。！？；\n ]+", norm) if c]
+
+
+def _danger_now(norm: str) -> bool:
+    """Danger in plain words, in a message that does not call it over, past or pretend."""
+    if not _DANGER.search(norm):
+        return False
+    urgent = _URGENT.search(norm) is not None
+    return urgent or not _CALM.search(norm)
+
+
+def apply(norm: str) -> Verdict:
+    """The rules' verdict on normalised text (the model is asked for the rest)."""
+    if not _WORDS.search(norm):
+        return Verdict(emergency=False, label="other", concepts=(NO_WORDS,))
+    if len(norm) <= 40 and _ADDRESS_PART.sub("", norm) == "":
+        return Verdict(emergency=False, label="other", concepts=(ADDRESS,))
+    fraud = _FRAUD.search(norm) is not None
+    scam_ask = _SCAM_ASK.search(norm) is not None
+    moving = (fraud or scam_ask) and _MONEY_MOVING.search(norm) is not None
+    if moving and not _NOT_PAID.search(norm):
+        return Verdict(emergency=True, label="report", concepts=(SCAM_NOW,))
+    if scam_ask and _IS_IT_REAL.search(norm) and not moving and not _MONEY_GONE.search(norm):
+        # Asking before paying: the warning goes out; an officer answers later.
+        return Verdict(emergency=False, label="consultation", concepts=(SCAM_CHECK,))
+    if fraud and _MONEY_GONE.search(norm) and not _NOT_PAID.search(norm):
+        return Verdict(label="report", concepts=(FRAUD_PAID,))
+    if _danger_now(mask_hyperbole(norm)):
+        return Verdict(emergency=True, concepts=(DANGER_NOW,))
+    concepts = []
+    if _CHATTER.search(norm) and len(norm) <= 12:
+        concepts.append(CHATTER)
+    size = len(_CJK.findall(norm))
+    if size <= _FRAGMENT_CHARS and not _FRAGMENT_DANGER.search(norm):
+        label = "other" if size <= _CHATTER_CHARS else None
+        return Verdict(emergency=False, label=label, concepts=(*concepts, FRAGMENT))
+    return Verdict(concepts=tuple(concepts))
