@@ -256,7 +256,7 @@ async def test_another_station_s_households_are_not_found(h: Harness) -> None:
 
 async def test_a_resident_writing_zoufang_is_not_taken_for_an_officer(h: Harness) -> None:
     await h.bind("wxid_yang", group="grp-qiaozhen-01")
-    await h.say("走访 我家什么时候来人看看", group="grp-qiaozhen-01", sender="wxid_yang")
+    await h.say("走访 我家门锁被人撬了,请民警来看看", group="grp-qiaozhen-01", sender="wxid_yang")
     await h.sent()
     assert await visits(h) == []
     assert len(await h.tickets()) == 1  # an ordinary item for the officer
