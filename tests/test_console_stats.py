@@ -108,6 +108,15 @@ async def test_an_admin_sees_the_county_s_figures_as_the_api_gives_them(h: Harne
     # The chart's points are the table's numbers, week by week and kind by kind.
     for index, series in enumerate(specs["items"]["series"]):
         assert series["data"] == [int(r[2 + index]) for r in items]
+    # Coverage by village in percent: 橋鎮村 2 of 4 households (0, 1; household 2 was visited
+    # in October), 橋鎮社區 1 of 2, 河西村 1 of 2; together the county's 4 visited households.
+    coverage = {r[0]: (r[1], r[2], r[3]) for r in table_rows(page.text, "coverage")}
+    assert coverage == {
+        "橋鎮村警民群": ("4", "2", "50.0"),
+        "橋鎮社區警民群": ("2", "1", "50.0"),
+        "河西村警民群": ("2", "1", "50.0"),
+    }
+    assert specs["coverage"]["series"][0]["data"] == [50.0, 50.0, 50.0]
     disputes = table_rows(page.text, "disputes")
     assert [int(r[-1]) for r in disputes] == list(COUNTY["disputes"]["by_level"].values())
 
@@ -179,8 +188,14 @@ async def test_week_rows_and_drill_down_links(h: Harness) -> None:
     page = await client.get("/console/stats", params=NOVEMBER)
     rows = table_rows(page.text, "items")
     # November 2026 begins on a Sunday: 1 Nov alone, then Mondays to Sundays, then 30 Nov.
-    assert [r[0] for r in rows] == ["2026-11-01", "2026-11-02", "2026-11-09", "2026-11-16",
-                                    "2026-11-23", "2026-11-30"]  # fmt: skip
+    assert [r[0] for r in rows] == [
+        "2026-11-01",
+        "2026-11-02",
+        "2026-11-09",
+        "2026-11-16",
+        "2026-11-23",
+        "2026-11-30",
+    ]
     assert rows[0][1] == "2026-11-01" and rows[-1][1] == "2026-11-30"
     # 1 Nov: the consultation at 00:30 local; 30 Nov: the suggestion at 23:59.
     assert rows[0][-1] == "1" and rows[-1][-1] == "1"

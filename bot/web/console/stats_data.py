@@ -221,11 +221,12 @@ def satisfaction_chart(
             continue
         rated[index] += 1
         satisfied[index] += r.satisfaction == "satisfied"
-    rates = [round(s / n, 4) if n else None for s, n in zip(satisfied, rated, strict=True)]
+    # In percent, as the chart draws them (the table and the CSV carry the chart's numbers).
+    rates = [round(s * 100 / n, 2) if n else None for s, n in zip(satisfied, rated, strict=True)]
     series = [
         {
             "name": w.t("st_sat_rate"),
-            "data": [None if x is None else round(x * 100, 2) for x in rates],
+            "data": rates,
             "links": [link(first=f, last=l_, status="closed") for f, l_ in spans],
         }
     ]
@@ -314,7 +315,7 @@ async def coverage_chart(session: AsyncSession, period: Period, w: Labels, link:
         seen = int(visited.get(gid, 0))
         if households == 0 and seen == 0:
             continue
-        rate = round(seen / households, 4) if households else None
+        rate = round(seen * 100 / households, 2) if households else None
         ranked.append((name, gid, households, seen, rate))
     ranked.sort(key=lambda r: (-(r[4] or 0), r[0]))
     table = [
@@ -324,7 +325,7 @@ async def coverage_chart(session: AsyncSession, period: Period, w: Labels, link:
     series = [
         {
             "name": w.t("st_cov_rate"),
-            "data": [None if r[4] is None else round(r[4] * 100, 2) for r in ranked],
+            "data": [r[4] for r in ranked],
             "links": [link(group=r[1]) for r in ranked],
         }
     ]

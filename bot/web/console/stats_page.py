@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -67,9 +67,9 @@ def home_station(who: Viewer, stations: dict[str, str]) -> str:
 
 
 def read_query(request: Request, who: Viewer, stations: dict[str, str], today: date) -> StatsQuery:
-    """Filters from the query string. Defaults: this month up to today, the viewer's home."""
+    """Filters from the query string. Defaults: the 30 days up to today, the viewer's home."""
     typed = {k: (request.query_params.get(k) or "").strip()[:64] for k in ("from", "to", "station")}
-    q = StatsQuery(today.replace(day=1), today, home_station(who, stations), typed)
+    q = StatsQuery(today - timedelta(days=29), today, home_station(who, stations), typed)
     for name in ("from", "to"):
         if typed[name]:
             try:
@@ -201,7 +201,7 @@ async def stats_page(
         figures=figures,
         flat=[(k, figure_label(ui, k), v) for k, v in flat(figures).items()],
         charts=charts,
-        month=q.last.strftime("%Y-%m"),
+        month=q.first.strftime("%Y-%m"),
         status_code=400 if q.errors else 200,
     )
 
