@@ -117,6 +117,7 @@ async def test_an_admin_sees_the_county_s_figures_as_the_api_gives_them(h: Harne
         "河西村警民群": ("2", "1", "50.0"),
     }
     assert specs["coverage"]["series"][0]["data"] == [50.0, 50.0, 50.0]
+    assert "/console/households?group=grp-hexi-01" in specs["coverage"]["series"][0]["links"]
     disputes = table_rows(page.text, "disputes")
     assert [int(r[-1]) for r in disputes] == list(COUNTY["disputes"]["by_level"].values())
 

@@ -99,7 +99,6 @@ class Links:
     """Where a chart's bar leads: the lists of the items behind it, filtered alike."""
 
     q: StatsQuery
-    households_ready: bool = False
 
     def tickets(
         self,
@@ -122,10 +121,8 @@ class Links:
         params = {"status": "all", "colour": colour, "level": level, "station": self.q.station}
         return "/console/disputes?" + urlencode({k: v for k, v in params.items() if v})
 
-    def households(self, *, group: str) -> str | None:
-        return (
-            "/console/households?" + urlencode({"group": group}) if self.households_ready else None
-        )
+    def households(self, *, group: str) -> str:
+        return "/console/households?" + urlencode({"group": group})
 
 
 def labels(ui: Ui) -> Labels:
