@@ -9,6 +9,7 @@ with the reason otherwise, as tests/test_browser.py does.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -231,5 +232,78 @@ def test_a_leader_opens_the_dispute_register_and_a_red_case(demo: Demo, browser:
     page.goto(f"{base}/console/disputes")
     expect(page.locator("#dispute-rows tbody tr")).to_have_count(2)
     page.screenshot(path=str(ARTIFACTS / "console-disputes-phone.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_a_leader_reads_the_statistics_charts(demo: Demo, browser: Browser) -> None:
+    """統計 over the demo's seeded month: every chart drawn (a canvas), no script error or CSP
+    refusal, a bar leads to the tickets behind it, the report downloads."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = demo.url
+    page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    page.goto(f"{base}/console/login")
+    leader = demo.accounts["leader"]
+    page.fill("input[name=username]", leader.username)
+    page.fill("input[name=password]", leader.password)
+    page.click("#login-form button[type=submit]")
+    expect(page).to_have_url(f"{base}/console/")
+
+    page.click("nav.nav >> text=統計")
+    expect(page).to_have_url(f"{base}/console/stats")
+    charts = page.locator("div.chart[data-chart]")
+    expect(charts).to_have_count(5)
+    for index in range(5):
+        chart = charts.nth(index)
+        expect(chart).to_have_attribute("data-drawn", "1")
+        expect(chart.locator("canvas")).to_have_count(1)
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 100
+    assert page.evaluate("typeof echarts") == "object"
+    # The seeded month is not empty: visits and items were counted.
+    assert int(page.locator('td[data-key="visits.count"]').inner_text()) > 0
+    assert page.locator("#chart-coverage tbody tr").count() > 0
+    page.screenshot(path=str(ARTIFACTS / "console-stats.png"), full_page=True)
+
+    # Click the tallest bar of the first kind (the bottom of its stack): the 工單 list of that
+    # week and kind.
+    target = page.evaluate(
+        """() => {
+        const el = document.querySelector('#chart-items div.chart');
+        const spec = JSON.parse(el.getAttribute('data-chart'));
+        const chart = echarts.getInstanceByDom(el);
+        const data = spec.series[0].data;
+        const i = data.indexOf(Math.max(...data));
+        if (!(data[i] > 0)) { return null; }
+        const [x, y] = chart.convertToPixel({seriesIndex: 0}, [i, data[i] / 2]);
+        return {x, y, link: spec.series[0].links[i]};
+      }"""
+    )
+    if target is not None:
+        page.locator("#chart-items div.chart").scroll_into_view_if_needed()
+        box = page.locator("#chart-items div.chart").bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + target["x"], box["y"] + target["y"])
+        page.wait_for_url(f"{base}{target['link']}")
+        expect(page.locator("#ticket-rows tbody tr").first).to_be_visible()
+        page.go_back()
+        expect(page).to_have_url(f"{base}/console/stats")
+
+    # The month's report.
+    with page.expect_download() as download:
+        page.click("#report-download")
+    path = download.value.path()
+    assert download.value.suggested_filename.startswith("lianxin-report-")
+    from openpyxl import load_workbook
+
+    assert len(load_workbook(io.BytesIO(path.read_bytes())).worksheets) == 5
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/console/stats")
+    expect(page.locator("div.chart[data-drawn]")).to_have_count(5)
+    page.screenshot(path=str(ARTIFACTS / "console-stats-phone.png"), full_page=True)
     assert problems == []
     page.close()

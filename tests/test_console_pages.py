@@ -35,6 +35,8 @@ async def test_every_page_renders_for_every_role_in_both_scripts(county: County)
                 "/console/bulletins",
                 "/console/alerts",
                 "/console/organisation",
+                "/console/stats",
+                "/console/households",
                 "/console/audit",
             ]
             for path in pages:

@@ -48,6 +48,8 @@ NAV = (
     NavItem("overview", "/console/"),
     NavItem("tickets", "/console/tickets"),
     NavItem("disputes", "/console/disputes"),
+    NavItem("stats", "/console/stats"),
+    NavItem("households", "/console/households"),
     NavItem("bulletins", "/console/bulletins", ready=False),
     NavItem("alerts", "/console/alerts", ready=False),
     NavItem("organisation", "/console/organisation", ready=False),
