@@ -3,8 +3,8 @@
 ``install(app)`` adds the routes, the static files (``/console/static/``: the stylesheet and
 htmx, no build step) and the answers for "not signed in" (``303`` to the sign-in page) and "form
 without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out), ``overview``
-(總覽), ``tickets`` (工單), ``audit_page`` (審計); ``coming`` holds the places of pages not built
-yet, listed in ``ui.NAV``.
+(總覽), ``tickets`` (工單), ``bulletins_page`` (公告), ``audit_page`` (審計); ``coming``
+holds the places of pages not built yet, listed in ``ui.NAV``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from bot.web.console import audit_page, auth_routes, coming, overview, tickets
+from bot.web.console import audit_page, auth_routes, bulletins_page, coming, overview, tickets
 from bot.web.console.ui import STATIC, Ui, page
 from bot.web.console.viewer import LOGIN_PATH, CsrfRefused, SignInRequired
 
 router = APIRouter(prefix="/console")
-for module in (auth_routes, overview, tickets, audit_page, coming):
+for module in (auth_routes, overview, tickets, bulletins_page, audit_page, coming):
     router.include_router(module.router)
 
 

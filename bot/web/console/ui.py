@@ -47,7 +47,7 @@ class NavItem:
 NAV = (
     NavItem("overview", "/console/"),
     NavItem("tickets", "/console/tickets"),
-    NavItem("bulletins", "/console/bulletins", ready=False),
+    NavItem("bulletins", "/console/bulletins"),
     NavItem("alerts", "/console/alerts", ready=False),
     NavItem("organisation", "/console/organisation", ready=False),
     NavItem("audit", "/console/audit", roles=("admin",)),
