@@ -356,7 +356,7 @@ async def test_an_upload_over_the_limit_is_refused_with_its_size_and_the_form_ke
     refused = await submit(admin, WEEKLY, file=("long.mp4", big, "video/mp4"))
     assert refused.status_code == 400
     [shown] = field_errors(refused.text)
-    assert shown.startswith("檔案有 3.0 MB,超過上限 1.0 MB。"), shown
+    assert shown.startswith("檔案有 3 MB,超過上限 1 MB。"), shown
     assert f'value="{WEEKLY["title"]}"' in refused.text and WEEKLY["text"] in refused.text
     assert desk.stored_files() == []
     # A kept upload survives a refused replacement.
@@ -419,6 +419,13 @@ async def test_a_leader_schedules_for_their_own_station_only(desk: Desk) -> None
     page = await wang.get(f"/console/bulletins/{bid}")
     assert page.status_code == 200 and "/cancel" not in page.text
     assert (await wang.get(NEW)).status_code == 404
+    token = hidden(page.text, "csrf_token")
+    posted = await wang.post(
+        NEW,
+        data={**WEEKLY, "csrf_token": token, "nonce": "n-0", "step": "save"},
+        files={"media_file": ("a.mp4", MP4, "video/mp4")},
+    )
+    assert posted.status_code == 404 and desk.stored_files() == []
     token = hidden(page.text, "csrf_token")
     for action in ("cancel", "pause"):
         posted = await wang.post(

@@ -279,11 +279,12 @@ def media_error(refused: MediaRefused, ui: Ui) -> str:
 
 
 def megabytes(size: int) -> str:
-    """``3.2 MB`` or ``40 KB`` (of 1,024 and 1,048,576 bytes, as phones and Windows count)."""
+    """``3.2 MB``, ``20 MB`` or ``40 KB`` (of 1,024 and 1,048,576 bytes, as phones count)."""
     if size < 1024 * 1024:
         return f"{max(1, round(size / 1024))} KB"
     value = size / (1024 * 1024)
-    return f"{value:.1f} MB" if value < 100 else f"{value:.0f} MB"
+    shown = f"{value:.1f}".removesuffix(".0") if value < 100 else f"{value:.0f}"
+    return f"{shown} MB"
 
 
 def digest(spec: BulletinSpec) -> str:

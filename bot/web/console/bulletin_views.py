@@ -23,7 +23,7 @@ from broadcasts.bulletins import (
     reached_groups,
     within_reach,
 )
-from models.bulletins import Bulletin
+from models.bulletins import Bulletin, BulletinRun
 from models.console import ConsoleAccount
 from models.directory import Group, Officer, Station
 
@@ -132,7 +132,7 @@ class BulletinLine:
     schedule: str
     author: str
     manage: bool
-    last_run: RunView | None = None
+    last_run: BulletinRun | None = None
     groups: list[GroupLine] = field(default_factory=list)
 
 
@@ -209,8 +209,13 @@ async def line(
     """A bulletin with its targets and schedule in words and its latest run's deliveries
     per group (before its first run: the groups it will reach, waiting)."""
     reached = await reached_groups(session, bulletin.targets or {})
-    runs = await list_runs(session, bulletin_id=bulletin.id, now=now)
-    sent = next((r for r in runs if r.status == "sent"), None)
+    runs = select(BulletinRun).where(BulletinRun.bulletin_id == bulletin.id)
+    latest = await session.scalar(runs.order_by(BulletinRun.due_at.desc()).limit(1))
+    # Only the latest fanned-out run's deliveries are read: a list of many bulletins with a
+    # year of weekly runs each stays one small query per bulletin.
+    sent = await session.scalar(
+        runs.where(BulletinRun.status == "sent").order_by(BulletinRun.due_at.desc()).limit(1)
+    )
     if sent is not None:
         views = await list_deliveries(session, bulletin_id=bulletin.id, now=now, run_id=sent.id)
         groups = group_lines(views, names)
@@ -225,7 +230,7 @@ async def line(
         schedule=describe(bulletin, ui),
         author=authors.get(bulletin.created_by, bulletin.created_by),
         manage=manage,
-        last_run=runs[0] if runs else None,
+        last_run=latest,
         groups=groups,
     )
 

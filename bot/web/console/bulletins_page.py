@@ -14,11 +14,10 @@ groups. A bulletin outside the viewer's scope answers 404, like one that does no
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from bot import audit
@@ -71,7 +70,10 @@ async def posted_upload(
     runtime: Runtime = Depends(get_runtime),
 ) -> tuple[Viewer, UploadForm]:
     """The 公告 form as posted (``multipart/form-data`` with at most one file), after
-    checking its ``csrf_token`` as every console form's."""
+    checking its ``csrf_token`` as every console form's. The body of someone who may not
+    schedule is not read at all (the route answers 404)."""
+    if not views.may_schedule(who):
+        return who, UploadForm()
     limit = BulletinOptions.of(runtime).max_upload_bytes
     form = await read_upload_form(
         request,
@@ -136,7 +138,8 @@ async def bulletin_list(
     )
 
 
-async def _find(session: Any, who: Viewer, raw_id: str) -> Bulletin | None:
+async def _find(session: AsyncSession, who: Viewer, raw_id: str) -> Bulletin | None:
+    """A bulletin the viewer may see, or None (absent and out of scope alike)."""
     bulletin = await session.get(Bulletin, int(raw_id))
     if bulletin is None or not await views.visible(session, who, bulletin):
         return None
@@ -315,20 +318,20 @@ async def _media(
 
 @router.post("/bulletins/new", include_in_schema=False)
 async def submit_bulletin(
-    posted: tuple[Viewer, UploadForm] = Depends(posted_upload),
+    submitted: tuple[Viewer, UploadForm] = Depends(posted_upload),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    """预览 (``step=preview``) shows what would be saved; 保存 (``step=save``) saves it —
+    """預覽 (``step=preview``) shows what would be saved; 保存 (``step=save``) saves it —
     once per rendered form, and only what the preview showed: a form changed since its
     preview is previewed again instead of saved. Refusals come back beside their fields."""
-    who, posted_form_ = posted
+    who, posted = submitted
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
     if not views.may_schedule(who):
         return not_found(ui, who)
     options = BulletinOptions.of(runtime)
-    form = BulletinForm.read(posted_form_)
-    media, media_refused = await _media(posted_form_, form, options, ui)
+    form = BulletinForm.read(posted)
+    media, media_refused = await _media(posted, form, options, ui)
     outcome = to_spec(form, tz=runtime.settings.tz, media=media, ui=ui)
     errors = dict(outcome.errors)
     if media_refused:
@@ -338,12 +341,12 @@ async def submit_bulletin(
         return await _render_form(who, runtime, form, errors=errors, media=media, status_code=400)
     fingerprint = digest(spec)
     limit = views.within(who)
-    saving = posted_form_.get("step") == "save"
+    saving = posted.get("step") == "save"
     notice = None
-    if saving and posted_form_.get("previewed") == fingerprint:
+    if saving and posted.get("previewed") == fingerprint:
         try:
             async with runtime.sessions.begin() as session:
-                nonce = posted_form_.get("nonce")
+                nonce = posted.get("nonce")
                 if not await use_form(session, nonce=nonce, account_id=who.account.id, now=now):
                     return RedirectResponse("/console/bulletins?done=duplicate", status_code=303)
                 bulletin = await create_bulletin(
