@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -106,7 +107,9 @@ class InputSpec(BaseModel):
         # 500 at the database; it is the caller's mistake, a 422.
         texts = value if isinstance(value, list) else [value]
         if any(isinstance(t, str) and not storable_text(t) for t in texts):
-            raise ValueError("NUL characters and lone surrogates are not allowed")
+            raise PydanticCustomError(
+                "unstorable", "NUL characters and lone surrogates are not allowed"
+            )
         return value
 
 
@@ -119,7 +122,9 @@ class MediaSpec(InputSpec):
     @classmethod
     def _url(cls, value: str) -> str:
         if not (value.startswith(("https://", "http://")) or value.startswith("/media/")):
-            raise ValueError("must be an http(s) URL or /media/<name> from POST /api/v1/media")
+            raise PydanticCustomError(
+                "media_url", "must be an http(s) URL or /media/<name> from POST /api/v1/media"
+            )
         return value
 
 
@@ -135,12 +140,16 @@ class TargetSpec(InputSpec):
     def _exactly_one(self) -> TargetSpec:
         given = [k for k in ("groups", "tags", "stations", "all") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of groups, tags, stations, all")
+            raise PydanticCustomError(
+                "targets_one", "give exactly one of groups, tags, stations, all"
+            )
         key = given[0]
         if key == "all" and self.all is not True:
-            raise ValueError("all must be true")
+            raise PydanticCustomError("targets_one", "all must be true")
         if key != "all" and not getattr(self, key):
-            raise ValueError(f"{key} is empty: name at least one")
+            raise PydanticCustomError(
+                "targets_empty", "{key} is empty: name at least one", {"key": key}
+            )
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -149,7 +158,11 @@ class TargetSpec(InputSpec):
 
 def _aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise ValueError(f"{what} needs a UTC offset, e.g. 2026-12-01T08:00:00+08:00")
+        raise PydanticCustomError(
+            "needs_offset",
+            "{what} needs a UTC offset, e.g. 2026-12-01T08:00:00+08:00",
+            {"what": what},
+        )
     return value.astimezone(UTC) if value is not None else None
 
 
@@ -212,7 +225,9 @@ class ScheduleSpec(InputSpec):
     def _written_out(cls, value: Any) -> Any:
         # pydantic would take 1764380000 as a time; the contract asks for ISO-8601.
         if value is not None and not isinstance(value, str | datetime):
-            raise ValueError("must be ISO-8601 with a UTC offset, e.g. 2026-12-01T08:00:00+08:00")
+            raise PydanticCustomError(
+                "needs_offset", "must be ISO-8601 with a UTC offset, e.g. 2026-12-01T08:00:00+08:00"
+            )
         return value
 
     @field_validator("at", "start", "end")
@@ -224,17 +239,22 @@ class ScheduleSpec(InputSpec):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_cron(value)
+            try:
+                parse_cron(value)
+            except ValueError as exc:
+                raise PydanticCustomError(
+                    "cron_invalid", "{reason}", {"reason": str(exc)}
+                ) from None
         return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> ScheduleSpec:
         if (self.at is None) == (self.cron is None):
-            raise ValueError("give exactly one of at, cron")
+            raise PydanticCustomError("schedule_one", "give exactly one of at, cron")
         if self.at is not None and (self.start or self.end):
-            raise ValueError("start and end go with cron, not at")
+            raise PydanticCustomError("schedule_one", "start and end go with cron, not at")
         if self.start and self.end and self.end <= self.start:
-            raise ValueError("end must be after start")
+            raise PydanticCustomError("end_before_start", "end must be after start")
         return self
 
 
@@ -242,21 +262,20 @@ class BulletinSpec(InputSpec):
     """A bulletin as the API (``POST /api/v1/bulletins``) and ``lianxin bulletin add`` take it."""
 
     title: str = Field(min_length=1, max_length=200)
-    category: Literal[
-        "anti-fraud",
-        "anti-theft",
-        "fire",
-        "staged-accident",
-        "drugs",
-        "organised-crime",
-        "traffic",
-        "other",
-    ]
+    # One list of categories (models.bulletins): the API's enum, the console's picker.
+    category: Literal[BULLETIN_CATEGORIES]  # type: ignore[valid-type]
     text: str = Field(min_length=1, max_length=4000)
     media: MediaSpec | None = None
     cover: str | None = Field(default=None, max_length=1000)
     targets: TargetSpec
     schedule: ScheduleSpec
+
+    @field_validator("title", "text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank", "must not be blank")
+        return value
 
 
 class BulletinPatch(InputSpec):
@@ -279,12 +298,19 @@ class BulletinPatch(InputSpec):
 
 
 class Problem(Exception):
-    """A request that is well-formed but wrong; ``field`` is a dotted path into the body."""
+    """A request that is well-formed but wrong; ``field`` is a dotted path into the body.
 
-    def __init__(self, field: str, message: str) -> None:
+    ``code`` and ``values`` say the same for a caller that words it itself (the console, in
+    Chinese): ``unknown`` (``names``), ``past``, ``never_fires``, ``outside_scope``
+    (``names``), ``scope_tags``, ``scope_all``.
+    """
+
+    def __init__(self, field: str, message: str, *, code: str = "", **values: Any) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.code = code
+        self.values = values
 
 
 class Conflict(Exception):
@@ -304,7 +330,12 @@ async def resolve_targets(
         groups = list((await session.scalars(query.where(Group.id.in_(wanted)))).all())
         unknown = sorted(set(wanted) - {g.id for g in groups})
         if unknown:
-            raise Problem(f"{field}.groups", f"unknown group(s): {', '.join(unknown)}")
+            raise Problem(
+                f"{field}.groups",
+                f"unknown group(s): {', '.join(unknown)}",
+                code="unknown",
+                names=unknown,
+            )
         return groups
     if "tags" in targets:
         wanted = set(targets["tags"])
@@ -312,17 +343,77 @@ async def resolve_targets(
         groups = [g for g in (await session.scalars(query)).all() if wanted & set(g.tags or [])]
         unknown = sorted(wanted - {t for g in groups for t in g.tags or []})
         if unknown:
-            raise Problem(f"{field}.tags", f"unknown tag(s): {', '.join(unknown)}")
+            raise Problem(
+                f"{field}.tags",
+                f"unknown tag(s): {', '.join(unknown)}",
+                code="unknown",
+                names=unknown,
+            )
         return groups
     if "stations" in targets:
         wanted = list(dict.fromkeys(targets["stations"]))
         known = set((await session.scalars(select(Station.id).where(Station.id.in_(wanted)))).all())
         unknown = sorted(set(wanted) - known)
         if unknown:
-            raise Problem(f"{field}.stations", f"unknown station(s): {', '.join(unknown)}")
+            raise Problem(
+                f"{field}.stations",
+                f"unknown station(s): {', '.join(unknown)}",
+                code="unknown",
+                names=unknown,
+            )
         stations = await station_subtree(session, wanted)
         return list((await session.scalars(query.where(Group.station_id.in_(stations)))).all())
     raise Problem(field, "give exactly one of groups, tags, stations, all")
+
+
+def check_within(
+    targets: dict[str, Any], groups: Sequence[Group], within: frozenset[str] | None
+) -> None:
+    """An author limited to some stations (a leader: their station and those below it) may
+    target those stations or their groups, nothing else; ``within`` None is the county.
+
+    Tags and ``all`` are refused to them: a tag is resolved county-wide at every run, so it
+    could reach another station's groups, now or once the directory changes.
+    """
+    if within is None:
+        return
+    if targets.get("all"):
+        raise Problem("targets", "only an admin may target every group", code="scope_all")
+    if "tags" in targets:
+        raise Problem("targets.tags", "only an admin may target by tag", code="scope_tags")
+    field = "targets.stations" if "stations" in targets else "targets.groups"
+    outside = [s for s in targets.get("stations", []) if s not in within]
+    outside += [g.id for g in groups if g.station_id not in within]
+    if outside:
+        raise Problem(
+            field,
+            f"outside the author's stations: {', '.join(outside)}",
+            code="outside_scope",
+            names=outside,
+        )
+
+
+async def reached_groups(session: AsyncSession, targets: dict[str, Any]) -> list[Group]:
+    """The groups a stored target reaches today; entries that have left the directory since
+    reach nobody (a run sends to the rest)."""
+    try:
+        return await resolve_targets(session, targets)
+    except Problem:
+        return await _existing_targets(session, targets)
+
+
+async def within_reach(
+    session: AsyncSession, bulletin: Bulletin, within: frozenset[str] | None
+) -> bool:
+    """Whether an author limited to ``within`` may act on ``bulletin`` (pause, resume,
+    cancel): everything it targets lies within their stations."""
+    if within is None:
+        return True
+    try:
+        check_within(bulletin.targets, await reached_groups(session, bulletin.targets), within)
+    except Problem:
+        return False
+    return True
 
 
 def channel_for(group: Group) -> str:
@@ -511,20 +602,30 @@ def _check_schedule(bulletin: Bulletin, *, tz: ZoneInfo, now: datetime) -> datet
     if bulletin.schedule_kind == "at":
         assert bulletin.run_at is not None
         if bulletin.run_at < now:
-            raise Problem("schedule.at", f"is in the past (now {now.isoformat()})")
+            raise Problem("schedule.at", f"is in the past (now {now.isoformat()})", code="past")
         return bulletin.run_at
     first = first_run(bulletin, tz=tz, at_or_after=now)
     if first is None:
         field = "schedule.end" if bulletin.ends_at is not None else "schedule.cron"
-        raise Problem(field, "the schedule never fires from now on")
+        raise Problem(field, "the schedule never fires from now on", code="never_fires")
     return first
 
 
-async def create_bulletin(
-    session: AsyncSession, *, spec: BulletinSpec, tz: ZoneInfo, created_by: str, now: datetime
+async def build_bulletin(
+    session: AsyncSession,
+    *,
+    spec: BulletinSpec,
+    tz: ZoneInfo,
+    created_by: str,
+    now: datetime,
+    within: frozenset[str] | None = None,
 ) -> Bulletin:
-    """Validate targets and schedule against the directory and the clock, then store."""
-    await resolve_targets(session, spec.targets.as_dict())
+    """A new bulletin checked against the directory, the clock and the author's stations
+    (``within``, see :func:`check_within`), not stored: what :func:`create_bulletin` saves
+    and what a preview of a draft shows. :class:`Problem` names what is wrong."""
+    targets = spec.targets.as_dict()
+    groups = await resolve_targets(session, targets)
+    check_within(targets, groups, within)
     bulletin = Bulletin(
         title=spec.title,
         category=spec.category,
@@ -539,6 +640,22 @@ async def create_bulletin(
         **_schedule_columns(spec.schedule),
     )
     bulletin.next_run_at = _check_schedule(bulletin, tz=tz, now=now)
+    return bulletin
+
+
+async def create_bulletin(
+    session: AsyncSession,
+    *,
+    spec: BulletinSpec,
+    tz: ZoneInfo,
+    created_by: str,
+    now: datetime,
+    within: frozenset[str] | None = None,
+) -> Bulletin:
+    """Validate targets, schedule and scope (:func:`build_bulletin`), then store."""
+    bulletin = await build_bulletin(
+        session, spec=spec, tz=tz, created_by=created_by, now=now, within=within
+    )
     session.add(bulletin)
     await session.flush()
     return bulletin
@@ -1054,75 +1171,6 @@ async def list_runs(session: AsyncSession, *, bulletin_id: int, now: datetime) -
     ]
 
 
-@dataclass(frozen=True)
-class PreviewMessage:
-    group_id: str
-    group_name: str
-    channel: str
-    text: str
-    media: dict[str, Any] | None
-    not_before: datetime | None
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class Preview:
-    next_runs: list[datetime]
-    messages: list[PreviewMessage]
-    warnings: list[str]
-
-
-async def preview_bulletin(
-    session: AsyncSession, *, runtime: Runtime, bulletin: Bulletin, now: datetime
-) -> Preview:
-    """The exact messages the next run would send, to which groups, and when they would go."""
-    options = BulletinOptions.of(runtime)
-    tz = runtime.settings.tz
-    runs = upcoming(bulletin, tz=tz) if bulletin.status in ("active", "paused") else []
-    if bulletin.status == "paused" and not runs:
-        first = first_run(bulletin, tz=tz, at_or_after=now)
-        runs = [first] if first else []
-    warnings: list[str] = []
-    try:
-        groups = await resolve_targets(session, bulletin.targets)
-    except Problem as exc:
-        warnings.append(str(exc))
-        groups = await _existing_targets(session, bulletin.targets)
-    if not groups:
-        warnings.append("no group is in the target")
-    at = runs[0] if runs else now
-    tzs = await group_timezones(session, runtime.settings.timezone)
-    quiet = QuietHours.parse(options.quiet_hours)
-    counts = await cap_counts(session, since=(at - timedelta(days=1)).date())
-    messages = []
-    for group in groups:
-        slot = plan_slot(
-            at,
-            tz=tzs.get(group.station_id, tz),
-            quiet=quiet,
-            cap=options.daily_cap_per_group,
-            taken=lambda d, g=group.id: counts[(g, d)],
-        )
-        msg = bulletin_message(runtime, bulletin, group, options)
-        payload = msg.payload()
-        if msg.channel == "wecom_robot" and len(msg.text.encode()) > 4096:
-            warnings.append(f"{group.id}: text too long for a WeCom group robot (4096 bytes)")
-        messages.append(
-            PreviewMessage(
-                group_id=group.id,
-                group_name=group.name,
-                channel=msg.channel,
-                text=msg.text,
-                media=payload["media"],
-                not_before=slot.not_before if runs else None,
-                reason=slot.reason if runs else None,
-            )
-        )
-    if not runs:
-        warnings.append(f"no run is scheduled (status {bulletin.status})")
-    return Preview(next_runs=runs, messages=messages, warnings=warnings)
-
-
 def schedule_dict(bulletin: Bulletin) -> dict[str, Any]:
     """The schedule as the API shows it (the shape it was given in)."""
     if bulletin.schedule_kind == "at":
@@ -1137,15 +1185,18 @@ __all__: Sequence[str] = [
     "Conflict",
     "Problem",
     "QuietHours",
+    "build_bulletin",
     "bulletin_tick",
     "bulletin_tick_job",
     "cancel_bulletin",
+    "check_within",
     "create_bulletin",
     "list_deliveries",
     "list_runs",
     "pause_bulletin",
     "plan_slot",
-    "preview_bulletin",
+    "reached_groups",
     "resume_bulletin",
     "update_bulletin",
+    "within_reach",
 ]

@@ -24,6 +24,7 @@ BULLETIN_CATEGORIES = (
     "staged-accident",
     "drugs",
     "organised-crime",
+    "missing-person",
     "traffic",
     "other",
 )

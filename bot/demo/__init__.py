@@ -86,10 +86,15 @@ DEMO_RESIDENTS = (
 
 
 def server_settings(folder: Path) -> Settings:
-    """Demo settings for the interactive server: bulletins go out at once, day or night."""
+    """Demo settings for the interactive server: bulletins go out at once, day or night, and
+    uploads (the console's 公告 form) stay in the demo's temporary folder."""
     settings = demo_settings(folder)
     bulletins = settings.bulletins.model_copy(
-        update={"quiet_hours": None, "daily_cap_per_group": 50}
+        update={
+            "quiet_hours": None,
+            "daily_cap_per_group": 50,
+            "media_dir": str(folder / "media"),
+        }
     )
     return settings.model_copy(update={"bulletins": bulletins})
 

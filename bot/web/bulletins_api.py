@@ -7,15 +7,9 @@ that parse but are wrong for the directory or the clock (an unknown group, a pas
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import os
-import re
-import tempfile
 from datetime import datetime
 from email import policy
 from email.parser import BytesParser
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -27,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import MAX_ROW_ID, Offset, RowId, get_runtime
+from broadcasts import bulletin_preview
 from broadcasts.alerts import alert_view, correct_alert, recall_alert, send_alert
+from broadcasts.bulletin_preview import Preview, preview_bulletin
 from broadcasts.bulletins import (
     BulletinOptions,
     BulletinPatch,
@@ -41,26 +37,17 @@ from broadcasts.bulletins import (
     list_deliveries,
     list_runs,
     pause_bulletin,
-    preview_bulletin,
     resume_bulletin,
     schedule_dict,
     update_bulletin,
 )
+from broadcasts.media import EXT_TYPES, MediaRefused, media_file, save_upload
 from models.bulletins import Alert, Bulletin
 
 router = APIRouter(tags=["bulletins"])
 
-MEDIA_TYPES = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "application/pdf": "pdf",
-}
-_EXT_TYPES = {ext: ctype for ctype, ext in MEDIA_TYPES.items()} | {"jpeg": "image/jpeg"}
-_MEDIA_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|png|gif|webp|mp4|mov|pdf)$")
+# Room for a multipart body's boundaries and part headers around the file.
+MULTIPART_SLACK = 64 * 1024
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -235,12 +222,18 @@ class PreviewOut(BaseModel):
     warnings: list[str]
 
 
-async def _preview(session: AsyncSession, runtime: Runtime, bulletin: Bulletin) -> PreviewOut:
-    p = await preview_bulletin(session, runtime=runtime, bulletin=bulletin, now=runtime.clock.now())
+def _preview_out(p: Preview) -> PreviewOut:
     return PreviewOut(
         next_runs=p.next_runs,
         messages=[PreviewMessageOut(**m.__dict__) for m in p.messages],
-        warnings=p.warnings,
+        warnings=[w.text for w in p.warnings],
+    )
+
+
+async def _preview(session: AsyncSession, runtime: Runtime, bulletin: Bulletin) -> PreviewOut:
+    now = runtime.clock.now()
+    return _preview_out(
+        await preview_bulletin(session, runtime=runtime, bulletin=bulletin, now=now)
     )
 
 
@@ -261,20 +254,16 @@ async def preview_draft(
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> PreviewOut:
-    """Preview a bulletin before creating it (same body as ``POST /api/v1/bulletins``)."""
-    now = runtime.clock.now()
+    """Preview a bulletin before creating it (same body as ``POST /api/v1/bulletins``),
+    checked exactly as creating it would be; nothing is stored."""
     async with runtime.sessions() as session:
         try:
-            # Validate exactly as create would, then throw the row away.
-            draft = await create_bulletin(
-                session, spec=spec, tz=runtime.settings.tz, created_by="preview", now=now
+            _, preview = await bulletin_preview.preview_draft(
+                session, runtime=runtime, spec=spec, now=runtime.clock.now()
             )
         except Problem as exc:
             raise _unprocessable(exc.field, exc.message) from None
-        try:
-            return await _preview(session, runtime, draft)
-        finally:
-            await session.rollback()
+    return _preview_out(preview)
 
 
 class DeliveryOut(BaseModel):
@@ -514,10 +503,6 @@ class MediaOut(BaseModel):
     bytes: int
 
 
-def _media_kind(ctype: str) -> str:
-    return ctype.split("/")[0] if ctype.startswith(("image/", "video/")) else "file"
-
-
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -531,10 +516,11 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _from_multipart(ctype_header: str, body: bytes) -> tuple[bytes, str]:
-    """The first file part of a multipart/form-data body and its content type.
+def _from_multipart(ctype_header: str, body: bytes) -> bytes:
+    """The first file part of a multipart/form-data body.
 
-    Parsed with the standard library's MIME parser, so the API needs no extra dependency.
+    Parsed with the standard library's MIME parser, so the API needs no extra dependency. The
+    part's declared type and its file name are not looked at: the bytes say what it is.
     """
     message = BytesParser(policy=policy.HTTP).parsebytes(
         b"Content-Type: " + ctype_header.encode("latin-1") + b"\r\n\r\n" + body
@@ -542,28 +528,9 @@ def _from_multipart(ctype_header: str, body: bytes) -> tuple[bytes, str]:
     if not message.is_multipart():
         raise HTTPException(422, "multipart body without parts")
     for part in message.iter_parts():
-        filename = part.get_filename()
-        if not filename:
-            continue
-        data = part.get_payload(decode=True) or b""
-        ctype = part.get_content_type()
-        if ctype not in MEDIA_TYPES:
-            ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-            ctype = _EXT_TYPES.get(ext, ctype)
-        return data, ctype
+        if part.get_filename():
+            return part.get_payload(decode=True) or b""
     raise HTTPException(422, [{"type": "missing", "loc": ["body", "file"], "msg": "no file part"}])
-
-
-def _store(folder: Path, name: str, data: bytes) -> None:
-    """Write then rename: a reader never sees half a file under the final name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    if target.exists():
-        return  # content-addressed: the same bytes are already there
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    Path(tmp).replace(target)
 
 
 @router.post("/api/v1/media", status_code=201, response_model=MediaOut)
@@ -574,38 +541,36 @@ async def upload_media(
 ) -> MediaOut:
     """Store an image, video or PDF; answers its stable URL ``/media/<sha256>.<ext>``.
 
-    Send ``multipart/form-data`` with a file part, or the raw bytes with their Content-Type.
-    The same file uploaded twice gets the same URL.
+    Send ``multipart/form-data`` with a file part, or the raw bytes. What the file is comes
+    from its bytes (JPEG, PNG, GIF, WebP, MP4, MOV, PDF), never from its name or the declared
+    Content-Type; anything else is ``415`` saying what it looks like. The same file uploaded
+    twice gets the same URL.
     """
     options = BulletinOptions.of(runtime)
-    body = await _read_capped(request, options.max_upload_bytes)
+    # A multipart body carries a little more than the file: its boundaries and headers.
+    body = await _read_capped(request, options.max_upload_bytes + MULTIPART_SLACK)
     ctype_header = request.headers.get("content-type", "")
-    if ctype_header.startswith("multipart/form-data"):
-        data, ctype = _from_multipart(ctype_header, body)
-    else:
-        data, ctype = body, ctype_header.split(";")[0].strip().lower()
-    if ctype not in MEDIA_TYPES:
-        raise HTTPException(
-            415, f"unsupported media type {ctype!r}: use one of {list(MEDIA_TYPES)}"
-        )
-    if not data:
-        raise HTTPException(422, "empty file")
-    name = f"{hashlib.sha256(data).hexdigest()}.{MEDIA_TYPES[ctype]}"
-    await asyncio.to_thread(_store, options.media_dir, name, data)
-    return MediaOut(url=f"/media/{name}", type=_media_kind(ctype), bytes=len(data))
+    data = (
+        _from_multipart(ctype_header, body)
+        if ctype_header.startswith("multipart/form-data")
+        else body
+    )
+    try:
+        stored = await save_upload(data, folder=options.media_dir, limit=options.max_upload_bytes)
+    except MediaRefused as refused:
+        status = {"too_large": 413, "empty": 422}.get(refused.code, 415)
+        raise HTTPException(status, str(refused)) from None
+    return MediaOut(url=stored.url, type=stored.kind, bytes=stored.size)
 
 
 @router.get("/media/{name}", include_in_schema=True)
 async def get_media(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
     """An uploaded file. Public (bridges fetch it); names are content hashes."""
-    if not _MEDIA_NAME.match(name):
+    path = media_file(BulletinOptions.of(runtime).media_dir, name)
+    if path is None:
         raise HTTPException(404, "no such media")
-    path = BulletinOptions.of(runtime).media_dir / name
-    if not path.is_file():
-        raise HTTPException(404, "no such media")
-    ext = name.rsplit(".", 1)[1]
     return FileResponse(
         path,
-        media_type=_EXT_TYPES[ext],
+        media_type=EXT_TYPES[path.suffix[1:]],
         headers={"Cache-Control": "public, max-age=31536000, immutable"},
     )

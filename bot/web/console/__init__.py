@@ -3,9 +3,9 @@
 ``install(app)`` adds the routes, the static files (``/console/static/``: the stylesheet and
 htmx, no build step) and the answers for "not signed in" (``303`` to the sign-in page) and "form
 without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out), ``overview``
-(總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``stats_page`` (統計), ``households``
-(住戶), ``audit_page`` (審計); ``coming`` holds the places of pages not built yet, listed in
-``ui.NAV``.
+(總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``bulletins_page`` (公告), ``stats_page``
+(統計), ``households`` (住戶), ``audit_page`` (審計); ``coming`` holds the places of pages not
+built yet, listed in ``ui.NAV``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from bot.web.console import (
     audit_page,
     auth_routes,
+    bulletins_page,
     coming,
     disputes,
     households,
@@ -33,6 +34,7 @@ for module in (
     overview,
     tickets,
     disputes,
+    bulletins_page,
     stats_page,
     households,
     audit_page,

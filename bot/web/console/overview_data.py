@@ -12,8 +12,8 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import as_utc
-from bot.routing import station_subtree
 from bot.runtime import Runtime
+from broadcasts.bulletins import reached_groups
 from handlers.ticket_service import Scope
 from models.bulletins import Bulletin
 from models.directory import Group, Officer, Station
@@ -169,7 +169,7 @@ async def _bulletins(session: AsyncSession, *, scope: Scope, now: datetime) -> l
     lines = []
     for bulletin in due:
         targets = bulletin.targets or {}
-        reached = await _reached(session, targets, groups)
+        reached = await reached_groups(session, targets)
         if not any(scope.covers_station(g.station_id) for g in reached):
             continue
         by_id = {g.id: g.name for g in groups}
@@ -180,24 +180,6 @@ async def _bulletins(session: AsyncSession, *, scope: Scope, now: datetime) -> l
             BulletinLine(bulletin, named, list(targets.get("tags", [])), bool(targets.get("all")))
         )
     return lines
-
-
-async def _reached(
-    session: AsyncSession, targets: dict[str, Any], groups: list[Group]
-) -> list[Group]:
-    """The groups a bulletin's targets name (unknown names reach nobody)."""
-    if targets.get("all"):
-        return groups
-    if "groups" in targets:
-        wanted = set(targets["groups"])
-        return [g for g in groups if g.id in wanted]
-    if "tags" in targets:
-        tags = set(targets["tags"])
-        return [g for g in groups if tags & set(g.tags or [])]
-    if "stations" in targets:
-        below = await station_subtree(session, targets["stations"])
-        return [g for g in groups if g.station_id in below]
-    return []
 
 
 async def _channels(session: AsyncSession, runtime: Runtime, *, now: datetime) -> list[ChannelLine]:

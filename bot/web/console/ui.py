@@ -50,7 +50,7 @@ NAV = (
     NavItem("disputes", "/console/disputes"),
     NavItem("stats", "/console/stats"),
     NavItem("households", "/console/households"),
-    NavItem("bulletins", "/console/bulletins", ready=False),
+    NavItem("bulletins", "/console/bulletins"),
     NavItem("alerts", "/console/alerts", ready=False),
     NavItem("organisation", "/console/organisation", ready=False),
     NavItem("audit", "/console/audit", roles=("admin",)),
