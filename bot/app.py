@@ -50,6 +50,11 @@ def make_worker(runtime: Runtime) -> OutboxWorker:
             # WeCom refuses a group robot's 21st message in a minute (errcode 45009).
             "wecom_robot": Pace(60 / WECOM_ROBOT_PER_MINUTE, burst=WECOM_ROBOT_PER_MINUTE),
         },
+        account_pacing=(
+            {"bridge": Pace(60 / runtime.settings.bridge.account_per_minute)}
+            if runtime.settings.bridge.account_per_minute
+            else {}
+        ),
         wakeup=runtime.outbox_wakeup,
         health=runtime.health,
         metrics=runtime.metrics,

@@ -128,6 +128,9 @@ class BridgeSettings(_Section):
     # Pacing between sends to one chat (group or person); different chats go side by side.
     send_interval_s: float = Field(3.0, ge=0)
     timeout_s: float = Field(10.0, gt=0)
+    # A cap on the bridged account as a whole, across all chats (None: none). Urgent messages
+    # (safety replies, P1 pages, urgent notices) are never held by it.
+    account_per_minute: int | None = Field(None, ge=1)
     # Deliveries in a row failing with timeouts, 429 or 5xx that mark the bridge down.
     down_after_failures: int = Field(3, ge=1)
 

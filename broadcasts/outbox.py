@@ -272,7 +272,7 @@ def _candidates_statement() -> Any:
         .exists()
     )
     return (
-        select(ranked.c.id, ranked.c.chat_key, ranked.c.channel)
+        select(ranked.c.id, ranked.c.chat_key, ranked.c.channel, ranked.c.priority)
         .where(ranked.c.rank == 1, ~in_flight)
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
         .limit(bindparam("limit"))
@@ -350,6 +350,7 @@ class OutboxWorker:
         clock: Clock,
         settings: OutboxSettings,
         pacing: Mapping[str, Pace] | None = None,
+        account_pacing: Mapping[str, Pace] | None = None,
         wakeup: asyncio.Event | None = None,
         health: ChannelHealth | None = None,
         metrics: Metrics | None = None,
@@ -360,6 +361,7 @@ class OutboxWorker:
         self._clock = clock
         self._settings = settings
         self._pacing = {c: p for c, p in (pacing or {}).items() if p.interval_s > 0}
+        self._account_pacing = dict(account_pacing or {})
         self.wakeup = wakeup or asyncio.Event()
         self.health = health or ChannelHealth()
         self._metrics = metrics or Metrics()
@@ -388,6 +390,13 @@ class OutboxWorker:
                     key = self._cipher.lookup_hash(f"pace:{row.chat_key}")
                     if not await admit(session, key, now=now, pace=pace):
                         continue  # this chat waits for its slot; the others go on
+                account = self._account_pacing.get(row.channel)
+                if (
+                    account is not None
+                    and row.priority > 1  # urgent messages are never held by the account cap
+                    and not await admit(session, f"account:{row.channel}", now=now, pace=account)
+                ):
+                    continue
                 chosen.append(row.id)
                 if len(chosen) >= limit:
                     break

@@ -357,3 +357,33 @@ async def test_metrics_show_events_deliveries_and_the_bridge_for_admins_only(h: 
     assert m['lianxin_outbox_retried_total{channel="bridge"}'] >= 3
     assert m['lianxin_outbox_sent_total{channel="bridge"}'] >= 3
     assert m['lianxin_channel_up{channel="bridge"}'] == 0
+
+
+async def test_an_account_cap_holds_ordinary_messages_but_never_urgent_ones(
+    db_url: str, world: FakeWorld
+) -> None:
+    h = Harness.build(db_url, world, bridge={"account_per_minute": 20})
+    try:
+        await h.load_directory()
+        h.clock.set(MONDAY_10)
+        async with h.runtime.sessions.begin() as session:
+            for group in (GROUP, OTHER_GROUP, "grp-qiaozhen-02"):
+                enqueue(
+                    session,
+                    OutboundMessage(
+                        channel="bridge", text="本週防詐騙提示", group_id=group, priority=9
+                    ),
+                    cipher=h.runtime.cipher,
+                    now=h.clock.now(),
+                )
+        await h.say(FIRE, group=OTHER_GROUP, sender="wxid_other")  # a safety reply and pages
+        await h.worker.run_once()
+        sent = h.world.state.delivered()
+        # Every urgent message went at once; of the three bulletins only one (3 s apart).
+        assert any("119" in d["text"] for d in sent)
+        assert len([d for d in sent if d["text"] == "本週防詐騙提示"]) == 1
+        h.clock.advance(timedelta(seconds=3))
+        await h.worker.run_once()
+        assert len([d for d in h.world.state.delivered() if d["text"] == "本週防詐騙提示"]) == 2
+    finally:
+        await h.close()
