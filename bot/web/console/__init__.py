@@ -4,8 +4,8 @@
 htmx, no build step) and the answers for "not signed in" (``303`` to the sign-in page) and "form
 without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out), ``overview``
 (總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``bulletins_page`` (公告), ``stats_page``
-(統計), ``households`` (住戶), ``audit_page`` (審計); ``coming`` holds the places of pages not
-built yet, listed in ``ui.NAV``.
+(統計), ``households`` and ``household_visits`` (住戶: roster, visits, plans, 待訪),
+``audit_page`` (審計); ``coming`` holds the places of pages not built yet, listed in ``ui.NAV``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.web.console import (
     bulletins_page,
     coming,
     disputes,
+    household_visits,
     households,
     overview,
     stats_page,
@@ -36,6 +37,7 @@ for module in (
     disputes,
     bulletins_page,
     stats_page,
+    household_visits,  # before households: /households/due is not a household's number
     households,
     audit_page,
     coming,

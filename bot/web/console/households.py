@@ -1,8 +1,9 @@
 """住戶: the household roster of the viewer's scope, by group, least recently visited first,
 with how often and when each was last visited; add a household, edit one, and (leaders and
-admins) delete one on request. Every change calls bot/visits.py (the functions the chat's 走訪
-uses), once per rendered form, and is audited; the edit page shows the householder's name,
-number and address in clear, and each showing is audited too. The list shows names masked.
+admins) delete one on request (household_visits.py adds visits, plans and 待訪). Every change
+calls bot/visits.py (the functions the chat's 走訪 uses), once per rendered form, and is
+audited; the edit page shows the householder's name, number and address in clear, and each
+showing is audited too. The list shows names masked.
 
 A household outside the scope answers exactly as one that does not exist (404).
 """
@@ -25,6 +26,7 @@ from bot.pii import mask_name
 from bot.runtime import Runtime
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.viewer import Viewer, posted_form, viewer
+from bot.web.console.visit_panel import visit_panel
 from bot.web.deps import get_runtime
 from models.directory import Group
 from models.people import Household
@@ -76,18 +78,22 @@ class FormState:
     status_code: int = 200
 
 
-def _field(form: FormData, name: str, limit: int = 200) -> str:
+def field_of(form: FormData, name: str, limit: int = 200) -> str:
+    """A posted text field, trimmed and cut to ``limit`` ("" when absent)."""
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-def _error(ui: Ui, exc: visits.VisitError) -> tuple[str, str]:
+def error_of(ui: Ui, exc: visits.VisitError) -> tuple[str, str]:
     """The form field a refusal is about and the console's sentence for it."""
     where = {
         "visit_bad_name": "name",
         "visit_bad_phone": "phone",
         "visit_phone_known": "phone",
         "visit_unknown_group": "group",
+        "visit_in_future": "at",
+        "plan_bad_reason": "reason",
+        "plan_bad_every": "every",
     }.get(exc.key, "form")
     return where, ui.t(f"hh_{exc.key}")
 
@@ -152,12 +158,12 @@ async def add(
     who, form = posted
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
-    typed = {k: _field(form, k) for k in FIELDS}
+    typed = {k: field_of(form, k) for k in FIELDS}
     try:
         async with runtime.sessions.begin() as session:
             await check_group(session, who, typed["group"])
             if not await use_form(
-                session, nonce=_field(form, "nonce", 64), account_id=who.account.id, now=now
+                session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
             ):
                 done = "duplicate"
             else:
@@ -182,7 +188,7 @@ async def add(
                 )
                 done = "added"
     except visits.VisitError as exc:
-        where, text = _error(ui, exc)
+        where, text = error_of(ui, exc)
         return await render_roster(
             request, who, runtime, FormState(errors={where: text}, values=typed, status_code=400)
         )
@@ -190,7 +196,8 @@ async def add(
     return RedirectResponse(f"/console/households?{query}", status_code=303)
 
 
-async def _in_scope(session: AsyncSession, who: Viewer, household_id: int) -> Household | None:
+async def in_scope(session: AsyncSession, who: Viewer, household_id: int) -> Household | None:
+    """The household, if it is in the viewer's roster (else None, as for one that is gone)."""
     household = await session.get(Household, household_id)
     if household is None:
         return None
@@ -202,15 +209,20 @@ async def _in_scope(session: AsyncSession, who: Viewer, household_id: int) -> Ho
 
 
 async def render_household(
-    who: Viewer, runtime: Runtime, household_id: int, state: FormState | None = None
+    who: Viewer,
+    runtime: Runtime,
+    household_id: int,
+    state: FormState | None = None,
+    done: str = "",
 ) -> Response:
-    """A household's page: its details in clear (audited) in the edit form, and deletion."""
+    """A household's page: its details in clear (audited) in the edit form, its last visit and
+    the form to record one, its plan (to those who may see it, audited), and deletion."""
     state = state or FormState()
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
     cipher = runtime.cipher
     async with runtime.sessions.begin() as session:
-        household = await _in_scope(session, who, household_id)
+        household = await in_scope(session, who, household_id)
         if household is None:
             return not_found(ui, who)
         groups = await group_choices(session, await roster_scope(session, who))
@@ -219,8 +231,15 @@ async def render_household(
             "phone": cipher.decrypt(household.phone_enc) or "",
             "address": cipher.decrypt(household.address_enc) or "",
             "group": household.group_id or "",
+            "at": ui.local(now, "%Y-%m-%dT%H:%M"),
+            "note": "",
+            "reason": "",
+            "every": "",
             **state.values,
         }
+        panel = await visit_panel(
+            session, who=who, household=household, settings=runtime.settings.visits, now=now
+        )
         audit.record(
             session,
             now=now,
@@ -241,18 +260,22 @@ async def render_household(
         groups=groups,
         state=state,
         deletable=may_delete(who),
+        panel=panel,
+        done=done[:16],
         status_code=state.status_code,
     )
 
 
 @router.get("/households/{household_id}", include_in_schema=False)
 async def household_page(
+    request: Request,
     household_id: int = HOUSEHOLD,
     who: Viewer = Depends(viewer),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
     """A household's details and forms."""
-    return await render_household(who, runtime, household_id)
+    done = request.query_params.get("done", "")
+    return await render_household(who, runtime, household_id, done=done)
 
 
 class _Missing(Exception):
@@ -269,15 +292,15 @@ async def edit(
     who, form = posted
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
-    typed = {k: _field(form, k) for k in FIELDS}
+    typed = {k: field_of(form, k) for k in FIELDS}
     try:
         async with runtime.sessions.begin() as session:
-            if await _in_scope(session, who, household_id) is None:
+            if await in_scope(session, who, household_id) is None:
                 raise _Missing
             await check_group(session, who, typed["group"])
             done = "duplicate"
             if await use_form(
-                session, nonce=_field(form, "nonce", 64), account_id=who.account.id, now=now
+                session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
             ):
                 await visits.update_household(
                     session,
@@ -302,7 +325,7 @@ async def edit(
     except _Missing:
         return not_found(ui, who)
     except visits.VisitError as exc:
-        where, text = _error(ui, exc)
+        where, text = error_of(ui, exc)
         return await render_household(
             who, runtime, household_id, FormState({where: text}, typed, status_code=400)
         )
@@ -323,7 +346,7 @@ async def delete(
     ui = Ui(runtime, who.script, now)
     if not may_delete(who):
         return not_found(ui, who)
-    if _field(form, "confirm") != "yes":
+    if field_of(form, "confirm") != "yes":
         return await render_household(
             who,
             runtime,
@@ -334,9 +357,9 @@ async def delete(
     async with runtime.sessions.begin() as session:
         done = "duplicate"
         if await use_form(
-            session, nonce=_field(form, "nonce", 64), account_id=who.account.id, now=now
+            session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
         ):
-            household = await _in_scope(session, who, household_id)
+            household = await in_scope(session, who, household_id)
             if household is None:
                 return not_found(ui, who)
             group = household.group_id or ""
