@@ -43,9 +43,7 @@ def _worker_url(url: str | None) -> str | None:
     if not url or not worker:
         return url
     parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
-        hide_password=False
-    )
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
 
 
 BASE_PG_URL = os.environ.get("TEST_DATABASE_URL")
