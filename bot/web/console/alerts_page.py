@@ -365,6 +365,9 @@ async def _media(
     if form.media_url and kept is None:
         form.media_url = ""
         return None, ui.t("bf_media_gone")
+    if kept is not None and kept.kind not in MEDIA_KINDS:
+        form.media_url = ""  # a bulletin's PDF named by hand: not a notice's
+        return None, ui.t("al_media_kind")
     return kept, None
 
 
