@@ -150,8 +150,9 @@ async def _pg_fresh(url: str) -> None:
                 "start_value, false) FROM pg_sequences "
                 "WHERE schemaname = 'public' AND last_value IS NOT NULL;"
             )
-            raw = await conn.get_raw_connection()
-            await raw.driver_connection.execute(script)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute(script)  # asyncpg: several statements, no parameters
     if "pg" not in _prepared:
         await engine.dispose()
         await migrate_url(url)
