@@ -125,7 +125,7 @@ async def use_form(session: AsyncSession, *, nonce: str, account_id: int, now: d
     """Mark an action form's nonce used; False when it was used before (a double submit)."""
     if not nonce or len(nonce) > 64:
         return False
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
         insert(ConsoleFormUse)
         .values(nonce=nonce, account_id=account_id, used_at=now)

@@ -236,7 +236,7 @@ async def handover(runtime: Runtime, now: datetime) -> int:
 
 async def _claim_run(session: AsyncSession, job: str, key: str, now: datetime) -> bool:
     values = {"job": job, "run_key": key, "ran_at": now}
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
         insert(JobRun).values(**values).on_conflict_do_nothing().returning(JobRun.id)
     )

@@ -183,7 +183,7 @@ async def percentiles(
     query reads the values of every expression in a single pass and Python sorts them (a
     county's year, ~50,000 values, sorts in milliseconds; SQLite's own sorter, through a
     window query, took ten times longer)."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         columns = [
             func.percentile_cont(p / 100).within_group(expression).label(f"{name}_{p}")
             for name, expression in values.items()

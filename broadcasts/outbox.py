@@ -312,7 +312,7 @@ async def admit(session: AsyncSession, key: str, *, now: datetime, pace: Pace) -
     """Whether chat ``key`` may be sent to now; if so its slot is taken in ``session``'s
     transaction, so that every worker of every instance sees it."""
     result = await session.execute(
-        _admit_statement(session.bind.dialect.name),
+        _admit_statement(session.get_bind().dialect.name),
         {
             "key": key,
             "now": now.timestamp(),
