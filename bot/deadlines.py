@@ -108,8 +108,8 @@ async def _step(
     session: AsyncSession, runtime: Runtime, ticket: Ticket, level: int, now: datetime
 ) -> None:
     out = Out(session, runtime, now)
-    script = ticket.script  # type: ignore[assignment]
-    what = runtime.texts.render("what_ack" if _phase(ticket) == "ack" else "what_answer", script)  # type: ignore[arg-type]
+    script = ticket.script
+    what = runtime.texts.render("what_ack" if _phase(ticket) == "ack" else "what_answer", script)
     assignee = (
         await session.get(Officer, ticket.assigned_officer_id)
         if ticket.assigned_officer_id
@@ -123,7 +123,7 @@ async def _step(
                 out.text(
                     "deadline_reminder",
                     script,
-                    code=ticket.code,  # type: ignore[arg-type]
+                    code=ticket.code,
                     category=category,
                     priority=ticket.priority,
                     what=what,
@@ -162,7 +162,7 @@ async def _step(
             out.text(
                 "deadline_escalated",
                 script,
-                code=ticket.code,  # type: ignore[arg-type]
+                code=ticket.code,
                 category=category,
                 priority=ticket.priority,
                 officer=assignee.name if assignee else "-",
@@ -214,7 +214,7 @@ async def handover(runtime: Runtime, now: datetime) -> int:
                 out.text(
                     "handover_to_you",
                     ticket.script,
-                    code=ticket.code,  # type: ignore[arg-type]
+                    code=ticket.code,
                     category=category_text(runtime, ticket),
                     priority=ticket.priority,
                     from_officer=previous.name if previous else "-",
@@ -265,25 +265,25 @@ async def daily_digest(runtime: Runtime, now: datetime) -> int:
             ]
             script = overdue[0].script if overdue else "hans"
             # Red disputes head every digest until they are downgraded or resolved.
-            lines = await dispute_todo_lines(session, runtime, officer, script, now)  # type: ignore[arg-type]
+            lines = await dispute_todo_lines(session, runtime, officer, script, now)
             if not overdue and not lines:
                 continue
             from handlers.tickets import age_text
 
             if overdue:
-                lines.append(out.text("digest_header", script, count=len(overdue)))  # type: ignore[arg-type]
+                lines.append(out.text("digest_header", script, count=len(overdue)))
             for t in overdue:
                 lines.append(
                     out.text(
                         "officer_todo_line",
                         script,
-                        code=t.code,  # type: ignore[arg-type]
+                        code=t.code,
                         category=category_text(runtime, t),
                         priority=t.priority,
-                        status=runtime.texts.render(f"status_{t.status}", script),  # type: ignore[arg-type]
+                        status=runtime.texts.render(f"status_{t.status}", script),
                         age=age_text(runtime, script, now - t.created_at),
                     )
-                )  # type: ignore[arg-type]
+                )
             out.to_officer(officer, "\n".join(lines))
             sent += 1
     if sent:

@@ -243,7 +243,8 @@ def _stmts(session: AsyncSession) -> _Statements:
 
 async def _insert_journal(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING the id; None when the key was already there."""
-    return await session.scalar(_stmts(session).journal, values)
+    journal_id: int | None = await session.scalar(_stmts(session).journal, values)
+    return journal_id
 
 
 async def _member(

@@ -128,7 +128,7 @@ async def apply_households(
         else:
             updated += 1
         household.name_enc = cipher.encrypt(row.name)  # type: ignore[assignment]
-        household.phone_enc = cipher.encrypt(row.phone)  # type: ignore[assignment]
+        household.phone_enc = cipher.encrypt(row.phone)
         household.name_hash = name_hash(cipher, row.name)
         household.address_enc = cipher.encrypt(row.address)
         household.group_id = row.group_id

@@ -180,7 +180,8 @@ def recipient_after_sending(payload: dict[str, Any], user_id: str | None) -> str
     names = extra.get("pseudonyms") if isinstance(extra, dict) else None
     if not isinstance(names, dict) or user_id is None:
         return user_id
-    return names.get(user_id, user_id)
+    pseudonym = names.get(user_id)
+    return pseudonym if isinstance(pseudonym, str) else user_id
 
 
 def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:

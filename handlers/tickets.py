@@ -249,14 +249,14 @@ async def resident_label(
 async def group_label(session: AsyncSession, runtime: Runtime, ticket: Ticket) -> str:
     """The group's name, or "private chat"."""
     if ticket.group_id is None:
-        return runtime.texts.render("private_chat", ticket.script)  # type: ignore[arg-type]
+        return runtime.texts.render("private_chat", ticket.script)
     group = await session.get(Group, ticket.group_id)
     return group.name if group else ticket.group_id
 
 
 def category_text(runtime: Runtime, ticket: Ticket, script: Script | None = None) -> str:
     """The ticket's category in words, in ``script`` (default: the resident's)."""
-    return runtime.texts.render(f"cat_{ticket.category}", script or ticket.script)  # type: ignore[arg-type]
+    return runtime.texts.render(f"cat_{ticket.category}", script or ticket.script)
 
 
 def first_deadline(runtime: Runtime, priority: int, now: datetime) -> tuple[datetime, datetime]:

@@ -398,9 +398,9 @@ async def _seed(runtime: Runtime) -> None:
             s.add(
                 Binding(
                     member_id=member.id,
-                    name_enc=cipher.encrypt(name),  # type: ignore[arg-type]
+                    name_enc=cipher.encrypt(name),
                     phone_enc=cipher.encrypt(phone),
-                    phone_hash=cipher.lookup_hash(phone),  # type: ignore[arg-type]
+                    phone_hash=cipher.lookup_hash(phone),
                     verified_at=now,
                 )
             )
