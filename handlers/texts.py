@@ -9,7 +9,7 @@ from typing import Any
 import opencc
 import yaml
 
-from models.base import Script
+from models.base import Script as Script  # re-exported: handlers and the console import it here
 
 TEXTS_FILE = Path(__file__).with_name("texts.yaml")
 
