@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -211,7 +212,7 @@ def _rounded(value: float | None, unit: float) -> float | None:
 # --- the figures ------------------------------------------------------------------------------
 
 
-def _in(column: ColumnElement[Any], stations: frozenset[str] | None) -> ColumnElement[bool]:
+def _in(column: QueryableAttribute[Any], stations: frozenset[str] | None) -> ColumnElement[bool]:
     return column.in_(sorted(stations)) if stations is not None else true()
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import BindParameter, Float, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -244,7 +244,7 @@ def _candidates_statement() -> Any:
 
     One row per chat: a chat's messages go out in order and one at a time, and a backlog in
     one group (thirty safety replies to one flood) never stands in front of another chat."""
-    now = bindparam("now")
+    now: BindParameter[datetime] = bindparam("now")
     ranked = (
         select(
             OutboxMessage.id,
