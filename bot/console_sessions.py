@@ -18,6 +18,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.base import rowcount
 from models.console import ConsoleAccount, ConsoleFormUse, ConsoleSession
 
 IDLE_LIMIT = timedelta(minutes=30)
@@ -131,7 +132,7 @@ async def use_form(session: AsyncSession, *, nonce: str, account_id: int, now: d
         .values(nonce=nonce, account_id=account_id, used_at=now)
         .on_conflict_do_nothing(index_elements=["nonce"])
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 async def live_sessions(session: AsyncSession, account_id: int) -> list[ConsoleSession]:

@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
-from models.base import table_of
+from models.base import rowcount, table_of
 from models.journal import DEDUP_KEY_LENGTH, InboundEvent
 from models.outbox import OutboxMessage
 from models.people import GroupMember, Member
@@ -225,7 +225,7 @@ def _after_sending(sender: str, pseudonym: str) -> Change:
 
 async def _update(session: AsyncSession, statement: Any) -> int:
     result = await session.execute(statement)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def _rewrite(

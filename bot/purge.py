@@ -38,7 +38,7 @@ from bot.pii import PiiCipher
 from bot.runtime import Runtime
 from bot.settings import RetentionSettings
 from broadcasts.outbox import RESEND_WITHIN
-from models.base import table_of
+from models.base import rowcount, table_of
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import PendingItem
@@ -190,7 +190,7 @@ async def _blank_in_batches(
             if not ids:
                 return total
             result = await session.execute(update(table).where(pk.in_(ids), where).values(values))
-        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        total += rowcount(result)
         last = ids[-1]
 
 
@@ -204,7 +204,7 @@ async def _drop_held(
         return await _count(sessions, table_of(PendingItem), held)
     async with sessions.begin() as session:
         result = await session.execute(update(PendingItem).where(held).values(status="dropped"))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def _claim_day(session: AsyncSession, day: str, now: datetime) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.channels.base import InboundMessage
 from bot.pii import PiiCipher
 from bot.settings import LimitSettings
-from models.base import table_of
+from models.base import rowcount, table_of
 from models.outbox import RateCounter
 
 
@@ -94,4 +94,4 @@ async def check(
 async def forget_expired(session: AsyncSession, now: datetime) -> int:
     """Delete counters whose window has passed; returns how many."""
     result = await session.execute(delete(RateCounter).where(RateCounter.expires_at < now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)

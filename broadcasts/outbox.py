@@ -31,6 +31,7 @@ from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
+from models.base import rowcount
 from models.outbox import OutboxMessage, SendPace, chat_key
 
 log = logging.getLogger("lianxin.outbox")
@@ -498,7 +499,7 @@ class OutboxWorker:
                 {"outbox_id": outbox_id, **{f"v_{k}": v for k, v in values.items()}},
             )
             # Only the worker that recorded the failure queues the notice, in the same commit.
-            if notice is not None and finished.rowcount:  # type: ignore[attr-defined]
+            if notice is not None and rowcount(finished):
                 enqueue(session, notice, cipher=self._cipher, now=now)
         if notice is not None:
             self.wakeup.set()

@@ -21,6 +21,7 @@ from bot.routing import Router, station_subtree
 from bot.runtime import Runtime
 from handlers.texts import Script
 from handlers.tickets import Out, clip, group_label, reporters
+from models.base import rowcount
 from models.directory import Officer, Station
 from models.disputes import Deadlines as LevelDeadlines
 from models.disputes import (
@@ -319,7 +320,7 @@ async def sweep(runtime: Runtime, now: datetime) -> int:
                 )
                 .values(updated_at=now)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(claimed) != 1:
                 continue
             case = await session.get(DisputeCase, case_id)
             assert case is not None

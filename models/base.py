@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from sqlalchemy import DateTime, MetaData, Table
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -57,3 +57,13 @@ def table_of(model: type[Base]) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model.__name__} is not mapped to a table")
     return table
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE matched.
+
+    ``AsyncSession.execute`` is typed to return a plain ``Result`` whatever the statement; a
+    DML statement's is a ``CursorResult``, which alone knows the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount of a result that is not a DML statement's")
+    return result.rowcount
