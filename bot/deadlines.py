@@ -26,6 +26,7 @@ from bot.visit_reminders import remind_overdue_plans
 from handlers.dispute_cases import sweep as dispute_sweep
 from handlers.dispute_cases import todo_lines as dispute_todo_lines
 from handlers.tickets import Out, add_event, category_text, clip, open_tickets_of
+from models.base import rowcount
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, JobRun, Ticket
 
@@ -86,7 +87,7 @@ async def sweep(runtime: Runtime) -> int:
                 )
                 .values(escalation_level=level + 1)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(claimed) != 1:
                 continue  # another sweep took this step
             ticket = await session.get(Ticket, ticket_id)
             assert ticket is not None
