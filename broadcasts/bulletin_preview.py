@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from broadcasts.bulletins import (
     build_bulletin,
     bulletin_message,
     cap_counts,
+    cap_taken,
     first_run,
     group_timezones,
     plan_slot,
@@ -180,7 +181,7 @@ async def preview_bulletin(
             tz=tzs.get(group.station_id, tz),
             quiet=quiet,
             cap=options.daily_cap_per_group,
-            taken=partial(_taken, counts, group.id),
+            taken=partial(cap_taken, counts, group.id),
         )
         if runs and slot.reason and slot.reason.startswith("daily_cap"):
             capped.append(group.name)
@@ -244,8 +245,3 @@ async def preview_draft(
         session, spec=spec, tz=runtime.settings.tz, created_by="preview", now=now, within=within
     )
     return draft, await preview_bulletin(session, runtime=runtime, bulletin=draft, now=now)
-
-
-def _taken(counts: Counter[tuple[str, date]], group_id: str, day: date) -> int:
-    """Bulletins already planned in ``group_id`` on ``day`` (the cap's count)."""
-    return counts[(group_id, day)]

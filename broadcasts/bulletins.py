@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -42,6 +43,7 @@ from bot.routing import station_subtree
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue
 from handlers.texts import detect_script
+from models.base import table_of
 from models.bulletins import BULLETIN_CATEGORIES, Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group, Station
 from models.outbox import OutboxMessage
@@ -338,10 +340,10 @@ async def resolve_targets(
             )
         return groups
     if "tags" in targets:
-        wanted = set(targets["tags"])
+        tags = set(targets["tags"])
         # Tags are a JSON list per group: filter in Python, the directory is small.
-        groups = [g for g in (await session.scalars(query)).all() if wanted & set(g.tags or [])]
-        unknown = sorted(wanted - {t for g in groups for t in g.tags or []})
+        groups = [g for g in (await session.scalars(query)).all() if tags & set(g.tags or [])]
+        unknown = sorted(tags - {t for g in groups for t in g.tags or []})
         if unknown:
             raise Problem(
                 f"{field}.tags",
@@ -546,6 +548,11 @@ async def cap_counts(session: AsyncSession, *, since: date) -> Counter[tuple[str
         .group_by(BulletinDelivery.group_id, BulletinDelivery.slot_date)
     )
     return Counter({(g, d): int(n) for g, d, n in rows.all()})
+
+
+def cap_taken(counts: Counter[tuple[str, date]], group_id: str, day: date) -> int:
+    """Bulletins already planned in ``group_id`` on ``day`` (what :func:`plan_slot` caps)."""
+    return counts[(group_id, day)]
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -800,10 +807,11 @@ class TickResult:
 
 async def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT a run unless its (bulletin, due time) exists; the new id or None."""
-    table = BulletinRun.__table__
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    table = table_of(BulletinRun)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    run_id: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return run_id
 
 
 async def materialise_runs(
@@ -911,7 +919,7 @@ async def fan_out_run(
     for group in groups:
         tz = tzs.get(group.station_id, default_tz)
         slot = plan_slot(
-            now, tz=tz, quiet=quiet, cap=cap, taken=lambda d, g=group.id: counts[(g, d)]
+            now, tz=tz, quiet=quiet, cap=cap, taken=partial(cap_taken, counts, group.id)
         )
         key = f"bulletin-{run_id}-{group.id}"
         if group.id in waiting:
