@@ -43,8 +43,14 @@ from bot.routing import station_subtree
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue
 from handlers.texts import detect_script
-from models.base import table_of
-from models.bulletins import BULLETIN_CATEGORIES, Bulletin, BulletinDelivery, BulletinRun
+from models.base import rowcount, table_of
+from models.bulletins import (
+    BULLETIN_CATEGORIES,
+    Bulletin,
+    BulletinCategory,
+    BulletinDelivery,
+    BulletinRun,
+)
 from models.directory import Group, Station
 from models.outbox import OutboxMessage
 
@@ -265,7 +271,7 @@ class BulletinSpec(InputSpec):
 
     title: str = Field(min_length=1, max_length=200)
     # One list of categories (models.bulletins): the API's enum, the console's picker.
-    category: Literal[BULLETIN_CATEGORIES]  # type: ignore[valid-type]
+    category: BulletinCategory
     text: str = Field(min_length=1, max_length=4000)
     media: MediaSpec | None = None
     cover: str | None = Field(default=None, max_length=1000)
@@ -724,7 +730,7 @@ async def pause_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: date
         )
         .values(status=HELD)
     )
-    return int(held.rowcount)  # type: ignore[attr-defined]
+    return rowcount(held)
 
 
 async def resume_bulletin(
@@ -790,7 +796,7 @@ async def cancel_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: dat
         )
         .values(status=CANCELLED)
     )
-    return int(withdrawn.rowcount)  # type: ignore[attr-defined]
+    return rowcount(withdrawn)
 
 
 # --- the tick ----------------------------------------------------------------------------------
@@ -848,7 +854,7 @@ async def materialise_runs(
         .where(Bulletin.id == bulletin_id, Bulletin.next_run_at == old_next)
         .values(next_run_at=t, status="active" if t is not None else "finished", updated_at=now)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(moved) != 1:
         return 0, 0
     pending = missed = 0
     for due_at in due:
@@ -900,7 +906,7 @@ async def fan_out_run(
         .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
         .values(status="sent", fanned_out_at=now)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         return None
     bulletin = await session.get(Bulletin, run.bulletin_id)
     assert bulletin is not None
