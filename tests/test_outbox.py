@@ -138,7 +138,7 @@ async def test_outbox_payload_encrypted_at_rest(harness: Harness) -> None:
 
 async def test_timeout_is_retried(db_url: str, world: FakeWorld) -> None:
     # The fake answers a "hang" after 5 s; a short client timeout finds that out sooner than
-    # the harness's 2 s would.
+    # the harness's 10 s would.
     harness = Harness.build(db_url, world, bridge={"timeout_s": 0.3})
     try:
         harness.world.state.send_script.extend(["hang"])
