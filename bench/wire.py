@@ -44,9 +44,9 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import webhook  # noqa: E402  (the sibling bench: secrets, servers, requests)
+import webhook
 
-from bot.channels.bridge import signed_headers  # noqa: E402
+from bot.channels.bridge import signed_headers
 
 LUA = r"""
 local reqs = {}
@@ -82,10 +82,23 @@ def uptime() -> str:
 def wrk(url: str, script: Path, requests_file: Path, seconds: int, connections: int) -> dict:
     """One wrk run (one thread); its ``done`` hook prints a JSON line."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s",
-         str(script), url, "--", str(requests_file)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(requests_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = next(x for x in out.stdout.splitlines() if x.startswith("{"))
     return dict(json.loads(line))
 
@@ -122,20 +135,30 @@ def emergency_texts(k: int) -> list[str]:
 
 
 def send_emergencies(
-    url: str, s: webhook.Secrets, group: str, texts: list[str], start_s: float, every_s: float,
+    url: str,
+    s: webhook.Secrets,
+    group: str,
+    texts: list[str],
+    start_s: float,
+    every_s: float,
     posted: dict[str, float],
-) -> None:  # fmt: skip
+) -> None:
     """Signed bridge events from ``sos-i``, one every ``every_s`` from ``start_s`` on."""
     with httpx.Client(base_url=url, timeout=30) as client:
         time.sleep(start_s)
         for i, text in enumerate(texts):
             who = f"sos-{i}"
-            body = json.dumps({
-                "event_id": f"sos-{i}-{os.urandom(3).hex()}", "type": "message",
-                "timestamp": int(time.time()), "group": {"id": group, "name": "警民群"},
-                "sender": {"id": who, "nickname": "居民"},
-                "message": {"type": "text", "text": text, "mentions": [], "media_url": None},
-            }, ensure_ascii=False).encode()  # fmt: skip
+            body = json.dumps(
+                {
+                    "event_id": f"sos-{i}-{os.urandom(3).hex()}",
+                    "type": "message",
+                    "timestamp": int(time.time()),
+                    "group": {"id": group, "name": "警民群"},
+                    "sender": {"id": who, "nickname": "居民"},
+                    "message": {"type": "text", "text": text, "mentions": [], "media_url": None},
+                },
+                ensure_ascii=False,
+            ).encode()
             headers = signed_headers(s.bridge_secret, body, webhook.datetime.now(webhook.UTC))
             posted[who] = time.time()
             client.post("/bridge/events", content=body, headers=headers)
@@ -189,12 +212,22 @@ def main() -> int:
             config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
         cli = [sys.executable, "-m", "bot"]
         for command in (["db", "upgrade"], ["directory", "load", str(webhook.DIRECTORY)]):
-            subprocess.run([*cli, *command, "--config", str(config)], env=product_env,
-                           cwd=workdir, check=True, timeout=120, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                [*cli, *command, "--config", str(config)],
+                env=product_env,
+                cwd=workdir,
+                check=True,
+                timeout=120,
+                stdout=subprocess.DEVNULL,
+            )
         token = subprocess.run(
             [*cli, "token", "create", "--role", "admin", "--config", str(config)],
-            env=product_env, cwd=workdir, check=True, capture_output=True, text=True,
-        ).stdout.split()[-1]  # fmt: skip
+            env=product_env,
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[-1]
         for server in servers:
             server.start()
         for server in servers:
@@ -205,12 +238,15 @@ def main() -> int:
         write_requests(requests_file, args.n, s)
         group = yaml.safe_load(webhook.DIRECTORY.read_text("utf-8"))["groups"][0]["id"]
         where = "SQLite" if db_url.startswith("sqlite") else "PostgreSQL"
-        print(f"{where}, {args.processes} lianxin process(es), reply_mode "
-              f"{args.reply_mode or 'default'}, wrk -c{args.connections} -d{args.seconds}s")  # fmt: skip
+        print(
+            f"{where}, {args.processes} lianxin process(es), reply_mode "
+            f"{args.reply_mode or 'default'}, wrk -c{args.connections} -d{args.seconds}s"
+        )
 
         print(f"floor ... ({uptime()})")
-        base = wrk(f"{floor.url}/wechat/callback", script, requests_file, args.seconds,
-                   args.connections)  # fmt: skip
+        base = wrk(
+            f"{floor.url}/wechat/callback", script, requests_file, args.seconds, args.connections
+        )
         base_rps = base["requests"] / (base["duration_us"] / 1e6)
 
         print(f"full ... ({uptime()})")
@@ -223,8 +259,9 @@ def main() -> int:
         )
         started = time.time()
         sos.start()
-        full = wrk(f"{fulls[0].url}/wechat/callback", script, requests_file, args.seconds,
-                   args.connections)  # fmt: skip
+        full = wrk(
+            f"{fulls[0].url}/wechat/callback", script, requests_file, args.seconds, args.connections
+        )
         accepted_at = time.time()
         sos.join()
         full_rps = full["requests"] / (full["duration_us"] / 1e6)
@@ -246,20 +283,26 @@ def main() -> int:
         errors = lambda r: r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"]  # noqa: E731
         print(f"\n(a) acceptance   {'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  errors")
         for name, r, rps in (("floor", base, base_rps), ("lianxin", full, full_rps)):
-            print(f"    {name:12}{rps:9.0f}{r['p50_us'] / 1000:9.1f}{r['p99_us'] / 1000:9.1f}"
-                  f"{r['max_us'] / 1000:9.1f}  {errors(r)}")  # fmt: skip
+            print(
+                f"    {name:12}{rps:9.0f}{r['p50_us'] / 1000:9.1f}{r['p99_us'] / 1000:9.1f}"
+                f"{r['max_us'] / 1000:9.1f}  {errors(r)}"
+            )
         print(f"    ratio {full_rps / base_rps:.2f} (target ≥ 0.50), p99 target < 100 ms")
         if done_at is None:
             print("(b) processing: NOT drained within 600 s")
         else:
             rate = received / (done_at - started)
-            print(f"(b) processing   {received:.0f} events in {done_at - started:.1f} s "
-                  f"(accepting took {accepted_at - started:.1f} s): {rate:.0f}/s = "
-                  f"{rate / base_rps:.3f} of the floor (target ≥ 0.15)")  # fmt: skip
-        print(f"(c) emergencies  {len(lat)} of {len(posted)} safety replies: p50 "
-              f"{pct(lat, 0.5):.0f} ms, p99 {pct(lat, 0.99):.0f} ms, max "
-              f"{max(lat, default=0):.0f} ms (target p99 < 1000 ms)"
-              + (f"; {missing} never arrived" if missing else ""))  # fmt: skip
+            print(
+                f"(b) processing   {received:.0f} events in {done_at - started:.1f} s "
+                f"(accepting took {accepted_at - started:.1f} s): {rate:.0f}/s = "
+                f"{rate / base_rps:.3f} of the floor (target ≥ 0.15)"
+            )
+        print(
+            f"(c) emergencies  {len(lat)} of {len(posted)} safety replies: p50 "
+            f"{pct(lat, 0.5):.0f} ms, p99 {pct(lat, 0.99):.0f} ms, max "
+            f"{max(lat, default=0):.0f} ms (target p99 < 1000 ms)"
+            + (f"; {missing} never arrived" if missing else "")
+        )
         for f in fulls:
             n, last = f.last_exception()
             if n:
