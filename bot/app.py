@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bot.dispatcher import Dispatcher, Handler
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.web import (
     api,
@@ -82,6 +83,8 @@ def create_app(
         worker = make_worker(runtime)
         scheduler = build_scheduler(runtime)
         if background:
+            # Events journaled before a restart (or by another process) are processed now.
+            pipeline.start()
             tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
             # Elect before the first jobs are due, so a lone instance does not skip them.
             await runtime.leadership.check()
@@ -93,6 +96,7 @@ def create_app(
             if scheduler.running:
                 scheduler.shutdown(wait=False)
             worker.stop()
+            await pipeline.stop()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -112,7 +116,10 @@ def create_app(
         openapi_url=None,
     )
     app.state.runtime = runtime
-    app.state.dispatcher = Dispatcher(runtime, handlers, when_limited=limited)
+    pipeline = Pipeline(runtime, Dispatcher(runtime, handlers, when_limited=limited))
+    # Started on the first accepted event when no lifespan runs (in-process clients).
+    runtime.closers.append(pipeline.stop)
+    app.state.pipeline = pipeline
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)

@@ -24,6 +24,7 @@ from bot.channels.bridge import signed_headers
 from bot.clock import ManualClock
 from bot.deadlines import sweep
 from bot.directory import load_directory_file
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from broadcasts.outbox import OutboxWorker
@@ -74,6 +75,25 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
     return load_settings(None, environ={}, overrides=base)
 
 
+class SettledTransport(httpx.ASGITransport):
+    """The app in process; after each response, its inbound pipeline processes every event
+    journaled so far. Events are handled behind the answer (bot/pipeline.py): draining here,
+    deterministically, lets a test see what its request led to, as it did when the request
+    itself ran the handlers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        pipeline = getattr(self.app.state, "pipeline", None)  # type: ignore[attr-defined]
+        if pipeline is not None:
+            await pipeline.drain()
+        return response
+
+
+def in_process(app: Any) -> httpx.AsyncClient:
+    """A client for ``app`` in process that waits for the inbound processing of each request."""
+    return httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://lianxin")
+
+
 @functools.cache
 def shared_data() -> tuple[Classifier, Texts]:
     """The packaged classifier and texts, loaded once per test session.
@@ -113,10 +133,7 @@ class Harness:
         settings = settings or test_settings(db_url, world, **overrides)
         runtime = make_runtime(settings, clock=clock)
         app = create_app(runtime, background=False)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://lianxin"
-        )
-        return cls(runtime, client, world, clock, make_worker(runtime))
+        return cls(runtime, in_process(app), world, clock, make_worker(runtime))
 
     async def restart(self) -> Harness:
         """A new runtime and app on the same database, as after a process restart."""
@@ -312,6 +329,13 @@ class Harness:
     async def drain(self) -> list[Any]:
         """Run the delivery worker until nothing is due."""
         return await self.worker.drain()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The inbound pipeline of the app this harness's client talks to."""
+        transport = self.client._transport  # the app behind the client, for its pipeline
+        assert isinstance(transport, httpx.ASGITransport)
+        return transport.app.state.pipeline  # type: ignore[attr-defined,no-any-return]
 
 
 def _sha1(*parts: str) -> str:
