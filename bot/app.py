@@ -84,7 +84,7 @@ def create_app(
         scheduler = build_scheduler(runtime)
         if background:
             # Events journaled before a restart (or by another process) are processed now.
-            pipeline.start()
+            pipeline.start_processing()
             tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
             # Elect before the first jobs are due, so a lone instance does not skip them.
             await runtime.leadership.check()
@@ -117,7 +117,7 @@ def create_app(
     )
     app.state.runtime = runtime
     pipeline = Pipeline(runtime, Dispatcher(runtime, handlers, when_limited=limited))
-    # Started on the first accepted event when no lifespan runs (in-process clients).
+    # Its tasks outlive a request: stopped with the runtime when no lifespan runs.
     runtime.closers.append(pipeline.stop)
     app.state.pipeline = pipeline
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]

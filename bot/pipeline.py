@@ -128,7 +128,8 @@ class Pipeline:
     _waiters: dict[int, _Waiter] = field(default_factory=dict)
     _verdicts: dict[int, Any] = field(default_factory=dict)  # journal id → classification
     _last_write: float = 0.0
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _writer: asyncio.Task[None] | None = None
+    _processor: asyncio.Task[None] | None = None
 
     # --- accepting ------------------------------------------------------------------------
     async def accept(
@@ -227,6 +228,11 @@ class Pipeline:
         waiter = self._waiters.get(journal_id)
         if waiter is None:
             return None
+        if self._processor is None:
+            # No processor task (an in-process client without the server's lifespan): this
+            # request processes the queue, emergencies and earlier events first, up to its own.
+            while not waiter.future.done() and await self.process_once():
+                pass
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), budget_s)
         except TimeoutError:
@@ -252,17 +258,20 @@ class Pipeline:
 
     # --- processing -----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the writer and processor tasks if they are not running (idempotent)."""
-        if self._tasks:
-            return
-        self._tasks = [
-            asyncio.create_task(self._write_loop(), name="journal-writer"),
-            asyncio.create_task(self._process_loop(), name="inbound-processor"),
-        ]
+        """Start the journal writer if it is not running (on the first event)."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
+
+    def start_processing(self) -> None:
+        """Start the processor task (with the server). Without it, events are processed by
+        :meth:`drain`, and a request waiting for a passive reply processes the queue itself."""
+        if self._processor is None:
+            self._processor = asyncio.create_task(self._process_loop(), name="inbound-processor")
 
     async def stop(self) -> None:
         """Stop both tasks; events journaled and not processed stay queued for the next run."""
-        tasks, self._tasks = self._tasks, []
+        tasks = [t for t in (self._writer, self._processor) if t is not None]
+        self._writer = self._processor = None
         for task in tasks:
             task.cancel()
         for task in tasks:

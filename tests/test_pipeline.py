@@ -1,0 +1,169 @@
+"""The inbound pipeline (bot/pipeline.py): answered once journaled, processed behind.
+
+These tests post through a plain in-process client (no drain after each response), so the
+events wait in the journal until a test processes them, as they would behind a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import create_app
+from bot.channels.bridge import signed_headers
+from bot.dispatcher import HandlerContext
+from bot.pipeline import Pipeline
+from models.journal import InboundEvent
+from tests.fakes import FakeWorld
+from tests.harness import BRIDGE_SECRET, Harness, make_runtime
+
+GROUP = "grp-qiaozhen-01"
+FIRE = "着火了!三楼冒烟了,快来人"
+
+
+class ProcessDied(BaseException):
+    """Stands for the process being killed in the middle of processing (not an error the
+    processor could catch and carry on from)."""
+
+
+def plain_client(h: Harness, app: Any = None) -> httpx.AsyncClient:
+    """A client that does not wait for processing after each response."""
+    transport = httpx.ASGITransport(app=app or h.client._transport.app)  # type: ignore[attr-defined]
+    return httpx.AsyncClient(transport=transport, base_url="http://lianxin")
+
+
+async def post(client: httpx.AsyncClient, h: Harness, text: str, **kw: Any) -> httpx.Response:
+    raw = json.dumps(h.bridge_body(text, **kw), ensure_ascii=False).encode()
+    r = await client.post(
+        "/bridge/events", content=raw, headers=signed_headers(BRIDGE_SECRET, raw, h.clock.now())
+    )
+    assert r.status_code == 200, r.text
+    return r
+
+
+async def queued(h: Harness) -> int:
+    async with h.runtime.sessions() as s:
+        n = await s.scalar(
+            select(func.count())
+            .select_from(InboundEvent)
+            .where(InboundEvent.processed_at.is_(None))
+        )
+    return int(n or 0)
+
+
+@pytest.fixture
+async def h(db_url: str, world: FakeWorld) -> AsyncIterator[Harness]:
+    harness = Harness.build(db_url, world)
+    await harness.load_directory()
+    yield harness
+    await harness.close()
+
+
+async def test_a_crash_after_the_answer_loses_nothing(
+    db_url: str, world: FakeWorld, h: Harness
+) -> None:
+    async def dies(ctx: HandlerContext) -> bool:
+        raise ProcessDied
+
+    # A process whose handlers never finish: it answers, then dies while processing.
+    doomed = make_runtime(h.runtime.settings, clock=h.clock)
+    app = create_app(doomed, handlers=[dies], background=False)
+    async with plain_client(h, app) as client:
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+    pipeline: Pipeline = app.state.pipeline
+    with pytest.raises(ProcessDied):
+        await pipeline.drain()
+    await doomed.aclose()
+    assert await queued(h) == 1 and await h.tickets() == []
+
+    # The next process picks the event up: the emergency is handled and answered once.
+    await h.pipeline.drain()
+    assert await queued(h) == 0
+    (ticket,) = await h.tickets()
+    assert ticket.emergency
+    sent = await h.sent()
+    assert [d["mentions"] for d in sent if d["group_id"] == GROUP] == [["wxid_fire"]]
+    async with h.runtime.sessions() as s:
+        (row,) = (await s.scalars(select(InboundEvent))).all()
+    assert row.status == "handled" and row.processed_at is not None and row.emergency
+
+
+async def test_per_chat_order_holds_across_batches(h: Harness) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def record(ctx: HandlerContext) -> bool:
+        seen.append((ctx.event.group_id or ctx.event.sender_id, ctx.event.text))
+        await asyncio.sleep(0)  # let the other chats' requests in between
+        return True
+
+    app = create_app(h.runtime, handlers=[record], background=False, close_runtime=False)
+    chats = [GROUP, "grp-hexi-01", "grp-qiaozhen-02"]
+
+    async with plain_client(h, app) as client:
+
+        async def one_chat(chat: str) -> None:
+            for i in range(25):  # each chat's messages one after the other, chats side by side
+                # Different senders (one resident's 25 a minute would be over their limit).
+                sender = f"wxid_{chat}_{i}"
+                await post(client, h, f"{chat}:{i}", group=chat, sender=sender)
+
+        await asyncio.gather(*(one_chat(c) for c in chats))
+    await app.state.pipeline.drain()
+    assert len(seen) == 75
+    for chat in chats:
+        assert [t for c, t in seen if c == chat] == [f"{chat}:{i}" for i in range(25)]
+
+
+async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> None:
+    async with plain_client(h) as client:
+        for start in range(0, 2000, 100):  # side by side: the journal writer batches them
+            await asyncio.gather(
+                *(
+                    post(client, h, "你好", group=None, sender=f"wxid_r{i}")
+                    for i in range(start, start + 100)
+                )
+            )
+        assert await queued(h) == 2000
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+    # One batch of the processor: the emergency is in it, nearly everything else still queued.
+    await h.pipeline.process_once()
+    assert await queued(h) > 1900
+    (ticket,) = await h.tickets()
+    assert ticket.emergency
+    # One round of the delivery worker: the safety reply and the P1 page go in it (urgent
+    # messages are claimed first), whatever else the batch answered.
+    await h.worker.run_once()
+    delivered = h.world.state.delivered()
+    safety = [d for d in delivered if d["group_id"] == GROUP and d["mentions"] == ["wxid_fire"]]
+    assert len(safety) == 1 and "119" in safety[0]["text"]
+    pages = [d for d in delivered if d["user_id"] and "P1" in d["text"]]
+    assert pages, delivered
+
+
+async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
+    body = h.bridge_body("路口的路燈壞了好幾天了", group=GROUP, sender="wxid_lamp")
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    async with plain_client(h) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/bridge/events",
+                    content=raw,
+                    headers=signed_headers(BRIDGE_SECRET, raw, h.clock.now()),
+                )
+                for _ in range(3)
+            )
+        )
+    assert sorted(json.dumps(r.json()) for r in answers) == sorted(
+        [json.dumps({"ok": True})] + [json.dumps({"ok": True, "duplicate": True})] * 2
+    )
+    await h.pipeline.drain()
+    async with h.runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(InboundEvent)) == 1
+    assert len(await h.tickets()) <= 1
