@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ WECHAT_TOKEN = "testtoken"
 WECHAT_APP_ID = "wx1234567890abcdef"
 WECHAT_AES_KEY = base64.b64encode(os.urandom(32)).decode()[:43]
 ACCOUNT = "gh_lianxin_test"
+API_SEND = "/cgi-bin/message/custom/send"
 
 _counter = itertools.count(1)
 
@@ -67,6 +69,9 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
         "security": {"pii_key": base64.b64encode(os.urandom(32)).decode()},
         "sms": {"provider": "http", "url": f"{world.base_url}/sms"},
     }
+    # The WeChat reply mode the suite runs in: `passive` (the default) or, with this variable,
+    # `api` (every reply through the customer-service API); run both (docs/wechat.md).
+    base["wechat"]["reply_mode"] = os.environ.get("LIANXIN_TEST_REPLY_MODE", "passive")
     for section, values in overrides.items():
         if isinstance(values, dict):
             base.setdefault(section, {}).update(values)
@@ -233,7 +238,8 @@ class Harness:
             f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
             f"<Encrypt><![CDATA[{envelope}]]></Encrypt></xml>"
         )
-        return await self.client.post(
+        sent_before = len(self.world.state.by_path(API_SEND))
+        response = await self.client.post(
             "/wechat/callback",
             params={
                 "signature": _sha1(WECHAT_TOKEN, ts, nonce),
@@ -244,6 +250,37 @@ class Harness:
             },
             content=body.encode(),
         )
+        # For decrypt_reply in `api` reply mode: who wrote, and what the API had sent before.
+        sender = re.search(r"<FromUserName><!\[CDATA\[(.*?)\]\]>", xml)
+        response.extensions["lianxin_sender"] = sender.group(1) if sender else ""
+        response.extensions["lianxin_sent_before"] = sent_before
+        return response
+
+    @property
+    def passive(self) -> bool:
+        """Whether WeChat messages are answered in the response (`wechat.reply_mode`)."""
+        return self.runtime.settings.wechat.reply_mode == "passive"
+
+    async def reply_to(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer to a WeChat message, whichever way it went: the passive reply decrypted
+        (`passive` reply mode), or in `api` mode the first customer-service message to the
+        sender after it (the delivery worker is run for it), in the passive reply's shape."""
+        if self.passive:
+            return self.decrypt_reply(response)
+        assert response.text == "success", response.text
+        await self.drain()
+        sender = response.extensions["lianxin_sender"]
+        sends = self.world.state.by_path(API_SEND)[response.extensions["lianxin_sent_before"] :]
+        for send in sends:
+            body = send.json()
+            if body.get("touser") == sender and body.get("msgtype") == "text":
+                return {
+                    "ToUserName": sender,
+                    "FromUserName": ACCOUNT,
+                    "MsgType": "text",
+                    "Content": body["text"]["content"],
+                }
+        raise AssertionError(f"no reply to {sender} through the API")
 
     def decrypt_reply(self, response: httpx.Response) -> dict[str, Any]:
         """Decrypt a passive safe-mode reply with wechatpy, checking its signature."""

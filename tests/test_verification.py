@@ -584,7 +584,7 @@ async def test_maybe_remind_once_a_day_and_is_verified(db_url: str, world: FakeW
 async def _oa(h: Harness, text: str, openid: str = "o_resident") -> str:
     response = await h.post_wechat_safe(h.wechat_text_xml(text, openid=openid))
     assert response.status_code == 200, response.text
-    return str(h.decrypt_reply(response)["Content"])
+    return str((await h.reply_to(response))["Content"])
 
 
 async def test_binding_through_the_official_account(vh: Harness) -> None:
