@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.app import create_app
 from bot.channels.bridge import signed_headers
 from bot.dispatcher import HandlerContext
 from bot.pipeline import Pipeline
+from bot.tokens import create_token
 from models.journal import InboundEvent
 from tests.fakes import FakeWorld
 from tests.harness import BRIDGE_SECRET, Harness, make_runtime
@@ -167,3 +169,32 @@ async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
     async with h.runtime.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(InboundEvent)) == 1
     assert len(await h.tickets()) <= 1
+
+
+async def test_metrics_show_the_queue_and_its_lag(h: Harness) -> None:
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+
+    async def scrape() -> dict[str, float]:
+        r = await h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200
+        found = re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M)
+        return {name: float(value) for name, value in found}
+
+    async with plain_client(h) as client:
+        for i in range(3):
+            await post(client, h, f"第{i}條", group=GROUP, sender=f"wxid_m{i}")
+        h.clock.advance(30)
+        # Scraped through the same app, without draining: the queue as it stands.
+        r = await client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
+    assert float(found['lianxin_inbound_queued{channel="bridge"}']) == 3
+    assert float(found["lianxin_inbound_lag_seconds"]) == 30
+    assert float(found['lianxin_events_received_total{channel="bridge"}']) == 3
+    assert 'lianxin_events_processed_total{channel="bridge",status="handled"}' not in found
+
+    await h.pipeline.drain()
+    m = await scrape()
+    assert m['lianxin_inbound_queued{channel="bridge"}'] == 0
+    assert m["lianxin_inbound_lag_seconds"] == 0
+    assert m['lianxin_events_processed_total{channel="bridge",status="handled"}'] == 3
