@@ -55,14 +55,20 @@ _QUEUE = (
     .order_by(_journal.c.emergency.desc(), _journal.c.id)
     .limit(bindparam("n"))
 )
-# PostgreSQL: take the queue's first rows whose chat's advisory lock this transaction gets (a
-# chat's lock is held by one transaction at a time, re-entrantly), then read them again in a new
-# snapshot: rows another process processed before it let go of the chat's lock are done.
+# PostgreSQL: walk the queue's first rows in order and take a row when this transaction gets
+# its chat's advisory lock (held by one transaction at a time, re-entrantly), until :n rows are
+# taken. The outer LIMIT stops the walk there, so only the chats of the rows taken get locked;
+# rows of a chat another process holds are skipped, and each chat's rows taken are a prefix of
+# its queue. PostgreSQL does not push a volatile function's condition below the inner LIMIT.
 _PG_LOCK = text(
     "SELECT q.id FROM (SELECT id, channel, coalesce(group_id, '@' || sender_id) AS chat "
-    "FROM inbound_events WHERE processed_at IS NULL ORDER BY emergency DESC, id LIMIT :n) q "
-    "WHERE pg_try_advisory_xact_lock(hashtextextended(q.channel || ':' || q.chat, 17))"
+    "FROM inbound_events WHERE processed_at IS NULL ORDER BY emergency DESC, id "
+    "LIMIT :window) q "
+    "WHERE pg_try_advisory_xact_lock(hashtextextended(q.channel || ':' || q.chat, 17)) "
+    "LIMIT :n"
 )
+# Then read them again in a new snapshot: rows another process processed before it let go of
+# the chat's lock are done.
 _PG_RECHECK = (
     select(*_CLAIM_COLUMNS)
     .where(_journal.c.id.in_(bindparam("ids", expanding=True)))
@@ -70,6 +76,8 @@ _PG_RECHECK = (
     .order_by(_journal.c.emergency.desc(), _journal.c.id)
     .with_for_update()
 )
+# How far past the rows it takes a processor looks for chats no other process holds.
+_PG_WINDOW = 8
 _KNOWN_GROUPS = select(Group.id).where(Group.id.in_(bindparam("ids", expanding=True)))
 _EXISTING = select(_journal.c.id, _journal.c.status).where(
     _journal.c.channel == bindparam("channel"), _journal.c.dedup_key == bindparam("dedup_key")
@@ -410,7 +418,8 @@ async def _claim(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
     if session.bind.dialect.name != "postgresql":
         # One process on SQLite (its single writer): the processor's own lock is enough.
         return (await session.execute(_QUEUE, {"n": limit})).all()
-    ids = list((await session.execute(_PG_LOCK, {"n": limit})).scalars())
+    window = limit * _PG_WINDOW
+    ids = list((await session.execute(_PG_LOCK, {"n": limit, "window": window})).scalars())
     if not ids:
         return []
     return (await session.execute(_PG_RECHECK, {"ids": ids})).all()

@@ -198,3 +198,55 @@ async def test_metrics_show_the_queue_and_its_lag(h: Harness) -> None:
     assert m['lianxin_inbound_queued{channel="bridge"}'] == 0
     assert m["lianxin_inbound_lag_seconds"] == 0
     assert m['lianxin_events_processed_total{channel="bridge",status="handled"}'] == 3
+
+
+async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> None:
+    if h.runtime.engine.dialect.name != "postgresql":
+        pytest.skip("several processes share PostgreSQL; SQLite runs one")
+    # Eight private chats, ten messages each, interleaved as they would arrive.
+    async with plain_client(h) as client:
+        for i in range(10):
+            for chat in range(8):
+                await post(client, h, f"{chat}:{i}", group=None, sender=f"wxid_c{chat}")
+    log: list[tuple[str, str, int]] = []
+    inside: dict[str, str] = {}  # chat → the processor handling one of its events just now
+
+    def recorder(name: str) -> Any:
+        async def record(ctx: HandlerContext) -> bool:
+            chat, seq = ctx.event.text.split(":")
+            assert inside.get(chat, name) == name, f"{chat} in two processors at once"
+            inside[chat] = name
+            log.append((name, chat, int(seq)))
+            await asyncio.sleep(0)  # the other processor's turn
+            return True
+
+        return record
+
+    settings = h.runtime.settings
+    small = settings.model_copy(
+        update={"inbound": settings.inbound.model_copy(update={"process_batch": 4})}
+    )
+    runtimes = [make_runtime(small, clock=h.clock) for _ in "AB"]
+    apps = [
+        create_app(rt, handlers=[recorder(name)], background=False)
+        for rt, name in zip(runtimes, "AB", strict=True)
+    ]
+
+    async def processor(app: Any, name: str) -> None:
+        while await app.state.pipeline.process_once():
+            for chat in [c for c, n in inside.items() if n == name]:
+                del inside[chat]  # committed: its chats are free for the other processor
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.gather(*(processor(app, name) for app, name in zip(apps, "AB", strict=True)))
+    finally:
+        for rt in runtimes:
+            await rt.aclose()
+    assert await queued(h) == 0
+    assert sorted((chat, seq) for _, chat, seq in log) == sorted(
+        (str(c), i) for c in range(8) for i in range(10)
+    )
+    for chat in map(str, range(8)):
+        assert [seq for _, c, seq in log if c == chat] == list(range(10))
+    assert {name for name, _, _ in log} == {"A", "B"}
