@@ -38,8 +38,10 @@ from broadcasts.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
 log = logging.getLogger("lianxin")
 
 
-def make_worker(runtime: Runtime) -> OutboxWorker:
-    """The delivery worker for a runtime, with each channel's per-chat pacing."""
+def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
+    """The delivery worker for a runtime, with each channel's per-chat pacing. ``urgent``: the
+    urgent lane, which sends only safety replies and P1 pages (priority ≤ 1), woken by the
+    inbound processor the moment it commits one."""
     return OutboxWorker(
         sessions=runtime.sessions,
         senders=runtime.senders,
@@ -56,9 +58,10 @@ def make_worker(runtime: Runtime) -> OutboxWorker:
             if runtime.settings.bridge.account_per_minute
             else {}
         ),
-        wakeup=runtime.outbox_wakeup,
+        wakeup=runtime.urgent_wakeup if urgent else runtime.outbox_wakeup,
         health=runtime.health,
         metrics=runtime.metrics,
+        max_priority=1 if urgent else None,
     )
 
 
@@ -81,11 +84,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         worker = make_worker(runtime)
+        urgent = make_worker(runtime, urgent=True)
         scheduler = build_scheduler(runtime)
         if background:
             # Events journaled before a restart (or by another process) are processed now.
             pipeline.start_processing()
             tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
+            tasks.append(asyncio.create_task(urgent.run_forever(), name="outbox-urgent"))
             # Elect before the first jobs are due, so a lone instance does not skip them.
             await runtime.leadership.check()
             tasks.append(asyncio.create_task(runtime.leadership.run_forever(), name="election"))
@@ -96,6 +101,7 @@ def create_app(
             if scheduler.running:
                 scheduler.shutdown(wait=False)
             worker.stop()
+            urgent.stop()
             await pipeline.stop()
             for task in tasks:
                 task.cancel()

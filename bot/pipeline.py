@@ -76,6 +76,8 @@ _PG_RECHECK = (
     .order_by(_journal.c.emergency.desc(), _journal.c.id)
     .with_for_update()
 )
+# Verdicts of the emergency check kept for the processor (it would classify again without).
+_MAX_VERDICTS = 20_000
 # How far past the rows it takes a processor looks for chats no other process holds.
 _PG_WINDOW = 8
 _KNOWN_GROUPS = select(Group.id).where(Group.id.in_(bindparam("ids", expanding=True)))
@@ -214,6 +216,9 @@ class Pipeline:
                     loop = asyncio.get_running_loop()
                     self._waiters[journal_id] = _Waiter(item.passive_until, loop.create_future())
                 if item.classification is not None:
+                    if len(self._verdicts) > _MAX_VERDICTS:
+                        # Kept for events another process handled: a saving, not a record.
+                        self._verdicts.clear()
                     self._verdicts[journal_id] = item.classification
                 result = Accepted(journal_id, False, "accepted", unknown)
                 if item.values["emergency"]:
@@ -241,6 +246,12 @@ class Pipeline:
             # request processes the queue, emergencies and earlier events first, up to its own.
             while not waiter.future.done() and await self.process_once():
                 pass
+        elif len(self._waiters) > self.runtime.settings.inbound.process_batch:
+            # A burst: more than a batch is ahead of this event. Answer now rather than hold
+            # the connection; the reply goes through the channel's API when it is ready.
+            waiter.abandoned = True
+            self._waiters.pop(journal_id, None)
+            return None
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), budget_s)
         except TimeoutError:
@@ -372,6 +383,8 @@ class Pipeline:
             self._settle(result.journal_id, result.passive)
         if any(result.outbox for _, result in done):
             rt.outbox_wakeup.set()
+        if any(row.priority <= 1 for _, result in done for row in result.outbox):
+            rt.urgent_wakeup.set()
         return len(done)
 
     def _settle(self, journal_id: int, passive: OutboxMessage | None) -> None:

@@ -44,6 +44,8 @@ class Runtime:
     senders: dict[str, Sender] = field(default_factory=dict)
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a safety reply or P1 page is queued: wakes the outbox's urgent lane.
+    urgent_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     metrics: Metrics = field(default_factory=Metrics)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import create_app
+from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
 from bot.dispatcher import HandlerContext
 from bot.pipeline import Pipeline
@@ -138,14 +138,16 @@ async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> 
     assert await queued(h) > 1900
     (ticket,) = await h.tickets()
     assert ticket.emergency
-    # One round of the delivery worker: the safety reply and the P1 page go in it (urgent
-    # messages are claimed first), whatever else the batch answered.
-    await h.worker.run_once()
+    # The processor woke the outbox's urgent lane; one round of it sends the safety reply and
+    # the P1 pages, and nothing else.
+    assert h.runtime.urgent_wakeup.is_set()
+    outcomes = await make_worker(h.runtime, urgent=True).run_once()
     delivered = h.world.state.delivered()
+    assert len(delivered) == len(outcomes)
     safety = [d for d in delivered if d["group_id"] == GROUP and d["mentions"] == ["wxid_fire"]]
     assert len(safety) == 1 and "119" in safety[0]["text"]
     pages = [d for d in delivered if d["user_id"] and "P1" in d["text"]]
-    assert pages, delivered
+    assert pages and len(safety) + len(pages) == len(delivered), delivered
 
 
 async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
