@@ -324,8 +324,8 @@ class InboundSettings(_Section):
     max_batch: int = Field(200, ge=1)
     # The processor claims up to process_batch events at a time and handles them in one
     # transaction, stopping early after slice_ms so that the journal writer gets its turn.
-    process_batch: int = Field(32, ge=1)
-    slice_ms: float = Field(20.0, gt=0)
+    process_batch: int = Field(16, ge=1)
+    slice_ms: float = Field(50.0, gt=0)
     # While requests keep arriving, the processor takes at most this share of the event loop
     # (emergencies excepted): a burst is accepted first and its backlog processed after it.
     process_share: float = Field(0.4, gt=0, le=1)
