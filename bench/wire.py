@@ -244,10 +244,12 @@ def main() -> int:
         )
 
         print(f"floor ... ({uptime()})")
+        floor_cpu = floor.cpu_seconds()
         base = wrk(
             f"{floor.url}/wechat/callback", script, requests_file, args.seconds, args.connections
         )
         base_rps = base["requests"] / (base["duration_us"] / 1e6)
+        floor_cpu = floor.cpu_seconds() - floor_cpu
 
         print(f"full ... ({uptime()})")
         received0 = sum(scrape(f.url, token)[0] for f in fulls)
@@ -257,6 +259,7 @@ def main() -> int:
         sos = threading.Thread(
             target=send_emergencies, args=(fulls[0].url, s, group, texts, 0.5, every, posted)
         )
+        full_cpu = sum(f.cpu_seconds() for f in fulls)
         started = time.time()
         sos.start()
         full = wrk(
@@ -276,6 +279,7 @@ def main() -> int:
                 done_at = time.time()
                 break
             time.sleep(0.05)
+        full_cpu = sum(f.cpu_seconds() for f in fulls) - full_cpu
         arrived = httpx.get(f"{fake.url}/sos", timeout=10).json()
         lat = [(arrived[w] - t) * 1000 for w, t in posted.items() if w in arrived]
         missing = len(posted) - len(lat)
@@ -288,6 +292,11 @@ def main() -> int:
                 f"{r['max_us'] / 1000:9.1f}  {errors(r)}"
             )
         print(f"    ratio {full_rps / base_rps:.2f} (target ≥ 0.50), p99 target < 100 ms")
+        print(
+            f"    server CPU: floor {floor_cpu * 1000 / max(1, base['requests']):.2f} ms/request; "
+            f"lianxin {full_cpu * 1000 / max(1, received):.2f} ms/event from the first request "
+            "until processed (accepting, processing, sending the replies)"
+        )
         if done_at is None:
             print("(b) processing: NOT drained within 600 s")
         else:
