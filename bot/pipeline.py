@@ -316,7 +316,14 @@ class Pipeline:
             # processed when the burst ends. Emergencies cut the pause short.
             took = time.monotonic() - started
             accepting = time.monotonic() - self._last_write < max(took, 0.05)
-            if accepting and not self._urgent.is_set() and settings.process_share < 1:
+            # Requests waiting for their passive reply are waiting for this very work.
+            waited_for = bool(self._waiters)
+            if (
+                accepting
+                and not waited_for
+                and not self._urgent.is_set()
+                and settings.process_share < 1
+            ):
                 pause = took * (1 - settings.process_share) / settings.process_share
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), pause)
