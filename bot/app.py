@@ -126,6 +126,7 @@ def create_app(
     # Its tasks outlive a request: stopped with the runtime when no lifespan runs.
     runtime.closers.append(pipeline.stop)
     app.state.pipeline = pipeline
+    # Starlette types a handler as taking any Exception; ours takes the one it is registered for.
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)

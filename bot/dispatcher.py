@@ -239,7 +239,7 @@ def _statements(dialect: str) -> _Statements:
 
 
 def _stmts(session: AsyncSession) -> _Statements:
-    return _statements(session.bind.dialect.name)
+    return _statements(session.get_bind().dialect.name)
 
 
 async def _member(

@@ -435,7 +435,7 @@ def _insert_statement(dialect: str) -> Any:
 
 
 async def _claim(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
-    if session.bind.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         # One process on SQLite (its single writer): the processor's own lock is enough.
         return (await session.execute(_QUEUE, {"n": limit})).all()
     window = limit * _PG_WINDOW
