@@ -15,10 +15,10 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import bindparam, literal, select, update
+from sqlalchemy import Table, bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -221,7 +221,7 @@ def _statements(dialect: str) -> _Statements:
             for in_group in (True, False)
             for on_wecom in (True, False)
         },
-        processed=update(InboundEvent.__table__)
+        processed=update(cast(Table, InboundEvent.__table__))
         .where(InboundEvent.__table__.c.id == bindparam("journal_id"))
         .values(status=bindparam("status"), processed_at=bindparam("now")),
         member=select(Member).from_statement(

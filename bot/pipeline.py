@@ -24,11 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.channels.base import InboundMessage
@@ -39,7 +38,7 @@ from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 
 log = logging.getLogger("lianxin.pipeline")
-_journal = InboundEvent.__table__
+_journal = cast(Table, InboundEvent.__table__)
 _JOURNAL_COLUMNS = (
     "channel", "dedup_key", "kind", "group_id", "sender_id", "payload_enc", "received_at",
     "status", "emergency",
@@ -434,7 +433,7 @@ def _insert_statement(dialect: str) -> Any:
     return _INSERTS[dialect]
 
 
-async def _claim(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
+async def _claim(session: AsyncSession, limit: int) -> Sequence[Any]:
     if session.get_bind().dialect.name != "postgresql":
         # One process on SQLite (its single writer): the processor's own lock is enough.
         return (await session.execute(_QUEUE, {"n": limit})).all()
@@ -445,7 +444,7 @@ async def _claim(session: AsyncSession, limit: int) -> Sequence[Row[Any]]:
     return (await session.execute(_PG_RECHECK, {"ids": ids})).all()
 
 
-def _event(rt: Runtime, row: Row[Any]) -> InboundMessage:
+def _event(rt: Runtime, row: Any) -> InboundMessage:
     return InboundMessage.from_journal(
         channel=row.channel,
         dedup_key=row.dedup_key,

@@ -48,15 +48,15 @@ def _upsert(dialect: str, rows: int) -> Any:
             for i in range(rows)
         ]
     )
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=["key"], set_={"count": table.c.count + 1}
     ).returning(table.c.key, table.c.count)
     if dialect != "sqlite":
-        return stmt
+        return upsert
     # SQLAlchemy compiles a multi-row VALUES statement afresh on every execution (about a
     # millisecond, once per event); compiled here once, it runs as text with typed parameters.
     # (SQLite only: PostgreSQL's rendering adds casts that text() cannot read back.)
-    compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
+    compiled = upsert.compile(dialect=sqlite.dialect(paramstyle="named"))
     literals = {
         name: bindparam(name, value=compiled.params[name], type_=Integer)
         for name in compiled.params
