@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,6 +157,16 @@ def _undoes(change: Change, edits: dict[str, tuple[datetime, str]]) -> tuple[dat
     return None
 
 
+async def _changes(session: AsyncSession, before: Snapshot) -> tuple[Snapshot, tuple[Change, ...]]:
+    """The directory now, and what changed since ``before`` (with the console edits undone)."""
+    after = await snapshot(session)
+    edits = await _console_edits(session)
+    return after, tuple(
+        Change(c.section, c.kind, c.key, c.before, c.after, c.fields, _undoes(c, edits))
+        for c in _diff(before, after)
+    )
+
+
 async def preview_directory(
     sessions: async_sessionmaker[AsyncSession], text: str, *, cipher: PiiCipher | None
 ) -> Preview:
@@ -166,16 +177,22 @@ async def preview_directory(
             before = await snapshot(session)
             sections = parse_directory(text, SOURCE, await known_ids(session))
             summary = await apply_directory(session, sections, SOURCE, cipher=cipher)
-            after = await snapshot(session)
-            edits = await _console_edits(session)
+            after, changes = await _changes(session, before)
         finally:
             await session.rollback()
     base = fingerprint(before)
-    changes = tuple(
-        Change(c.section, c.kind, c.key, c.before, c.after, c.fields, _undoes(c, edits))
-        for c in _diff(before, after)
-    )
     return Preview(changes, summary, base, preview_token(text, base), before, after)
+
+
+async def load_noting_undone(
+    session: AsyncSession, load: Callable[[], Awaitable[LoadSummary]]
+) -> tuple[LoadSummary, list[Change]]:
+    """Run ``load`` (``lianxin directory load``) in ``session`` and return, besides its
+    summary, the changes it made that undo console edits."""
+    before = await snapshot(session)
+    summary = await load()
+    _, changes = await _changes(session, before)
+    return summary, [c for c in changes if c.console_edit is not None]
 
 
 class StalePreview(Exception):
@@ -258,6 +275,7 @@ __all__ = [
     "StalePreview",
     "apply_previewed",
     "edit_roster",
+    "load_noting_undone",
     "preview_directory",
     "set_group_officer",
     "snapshot",

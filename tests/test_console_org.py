@@ -462,3 +462,25 @@ async def test_the_pages_in_simplified_script(h: Harness) -> None:
     page = await liu.get(QIAOZHEN)
     text = visible_text(page.text)
     assert "值班表" in text and "周一" in text and "正在值班" in text
+
+
+async def test_a_command_line_load_says_which_console_edits_it_replaced(h: Harness) -> None:
+    from bot.cli import _undone
+    from bot.directory import load_directory_file
+    from bot.directory_changes import load_noting_undone
+
+    zhao = await signed_in(h, "zhao")
+    page = await zhao.get(QIAOZHEN)
+    action = "/console/organisation/groups/grp-qiaozhen-02/officer"
+    await zhao.post(
+        action, data={**hidden_after(page.text, f'action="{action}"'), "officer": "off-zhao"}
+    )
+    async with h.runtime.sessions.begin() as session:
+        _, undone = await load_noting_undone(
+            session, lambda: load_directory_file(session, DIRECTORY, cipher=h.runtime.cipher)
+        )
+    assert [(c.section, c.key) for c in undone] == [("groups", "grp-qiaozhen-02")]
+    assert _undone(undone[0]).startswith(
+        "replaced a console edit of the officer of group grp-qiaozhen-02 (by zhao at "
+    )
+    assert await group_officer(h, "grp-qiaozhen-02") == "off-li"
