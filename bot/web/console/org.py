@@ -96,7 +96,8 @@ async def tree(
         directory = await read_directory(session, scope, now=now, tz=runtime.settings.tz)
     masked = {
         o.id: mask_phone(runtime.cipher.decrypt(o.phone_enc) or "") if o.phone_enc else ""
-        for o in directory.officers.values()
+        for node in directory.nodes
+        for o in node.officers
     }
     return page(
         "org.html",
