@@ -285,7 +285,10 @@ async def group_officer(
         station_id = group.station_id
         before = group.officer_id
         directory = await read_directory(session, scope, now=now, tz=runtime.settings.tz)
-        valid = officer == "" or officer in await officer_choices(session, scope, directory)
+        # The group's present officer may stay even when from outside the editor's stations.
+        valid = officer in ("", before) or officer in await officer_choices(
+            session, scope, directory
+        )
         if valid and await use_form(
             session, nonce=_text(form, "nonce", 64), account_id=who.account.id, now=now
         ):
