@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from pydantic import SecretStr
+
 from bot.pii import PSEUDONYM_PREFIX
 
 Kind = Literal["message", "member_joined", "member_left", "event"]
@@ -102,7 +104,7 @@ class Sender(Protocol):
     ) -> None: ...
 
 
-def check_encoding_aes_key(value: Any, platform: str) -> Any:
+def check_encoding_aes_key(value: SecretStr | None, platform: str) -> SecretStr | None:
     """A pydantic check of an EncodingAESKey (a ``SecretStr`` or None): 43 characters of base64
     for 32 bytes. wechatpy only asserts this, deep inside, on the first message."""
     key = value.get_secret_value() if value is not None else ""
