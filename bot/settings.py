@@ -297,6 +297,9 @@ class BulletinSettings(_Section):
     media_dir: str = "media"
     public_base_url: str | None = None
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    # Uploads no bulletin or notice names (a form previewed and never saved, an API upload
+    # never used) are deleted this many days after their last upload; None keeps them.
+    unused_upload_days: int | None = Field(7, ge=1, le=3650)
     wecom_webhook_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 
     @field_validator("quiet_hours")
