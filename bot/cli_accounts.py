@@ -77,16 +77,27 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-def cmd_account_create(args: argparse.Namespace) -> int:
-    from bot.accounts import AccountError, check_password, create_account, generate_password
-    from bot.cli import _in_transaction
-    from bot.clock import SystemClock
+def _new_password(args: argparse.Namespace, refused: str) -> str | None:
+    """The password of ``create`` or ``password``: made up with ``--generate``, else read;
+    None (and why, after ``refused``, on stderr) when it is too short or too long."""
+    from bot.accounts import AccountError, check_password, generate_password
 
     password = generate_password() if args.generate else _read_password()
     try:
         check_password(password)
     except AccountError as exc:
-        print(f"lianxin: {exc}", file=sys.stderr)
+        print(f"lianxin: {refused}{exc}", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_account_create(args: argparse.Namespace) -> int:
+    from bot.accounts import AccountError, create_account
+    from bot.cli import _in_transaction
+    from bot.clock import SystemClock
+
+    password = _new_password(args, "")
+    if password is None:
         return 2
     now = SystemClock().now()
 
@@ -142,50 +153,45 @@ def cmd_account_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_account_disable(args: argparse.Namespace) -> int:
-    from bot.accounts import disable_account
+def _on_account(args: argparse.Namespace, action: Any) -> Any:
+    """``await action(session, username=…, now=…)`` in one transaction on the configured
+    database, at the system clock's now."""
     from bot.cli import _in_transaction
     from bot.clock import SystemClock
 
     now = SystemClock().now()
-    if not _in_transaction(args, lambda s: disable_account(s, username=args.username, now=now)):
-        print(
-            f"lianxin: no active account {args.username!r} (see `lianxin account list`)",
-            file=sys.stderr,
-        )
-        return 1
+    return _in_transaction(args, lambda s: action(s, username=args.username, now=now))
+
+
+def _no_account(args: argparse.Namespace, what: str) -> int:
+    print(f"lianxin: no {what}{args.username!r} (see `lianxin account list`)", file=sys.stderr)
+    return 1
+
+
+def cmd_account_disable(args: argparse.Namespace) -> int:
+    from bot.accounts import disable_account
+
+    if not _on_account(args, disable_account):
+        return _no_account(args, "active account ")
     print(f"account {args.username} disabled; its sessions are ended")
     return 0
 
 
 def cmd_account_enable(args: argparse.Namespace) -> int:
     from bot.accounts import enable_account
-    from bot.cli import _in_transaction
-    from bot.clock import SystemClock
 
-    now = SystemClock().now()
-    if not _in_transaction(args, lambda s: enable_account(s, username=args.username, now=now)):
-        print(
-            f"lianxin: no disabled account {args.username!r} (see `lianxin account list`)",
-            file=sys.stderr,
-        )
-        return 1
+    if not _on_account(args, enable_account):
+        return _no_account(args, "disabled account ")
     print(f"account {args.username} enabled; it signs in with its old password")
     return 0
 
 
 def cmd_account_unlock(args: argparse.Namespace) -> int:
     from bot.accounts import unlock_account
-    from bot.cli import _in_transaction
-    from bot.clock import SystemClock
 
-    now = SystemClock().now()
-    was_locked = _in_transaction(args, lambda s: unlock_account(s, username=args.username, now=now))
+    was_locked = _on_account(args, unlock_account)
     if was_locked is None:
-        print(
-            f"lianxin: no account {args.username!r} (see `lianxin account list`)", file=sys.stderr
-        )
-        return 1
+        return _no_account(args, "account ")
     if was_locked:
         print(f"account {args.username} unlocked")
     else:
@@ -194,15 +200,12 @@ def cmd_account_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_account_password(args: argparse.Namespace) -> int:
-    from bot.accounts import AccountError, check_password, generate_password, reset_password
+    from bot.accounts import AccountError, reset_password
     from bot.cli import _in_transaction
     from bot.clock import SystemClock
 
-    password = generate_password() if args.generate else _read_password()
-    try:
-        check_password(password)
-    except AccountError as exc:
-        print(f"lianxin: password unchanged: {exc}", file=sys.stderr)
+    password = _new_password(args, "password unchanged: ")
+    if password is None:
         return 2
     now = SystemClock().now()
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.app import create_app
 from bot.settings import ConfigError, load_settings
-from tests.console_support import PASSWORD, add_accounts, audit_rows, hidden, visible_text
+from tests.console_support import add_accounts, audit_rows, sign_in, visible_text
 from tests.fakes import FakeWorld
 from tests.harness import Harness
 
@@ -53,19 +53,8 @@ def from_address(h: Harness, address: str, **headers: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://lianxin", headers=headers)
 
 
-async def attempt(
-    client: httpx.AsyncClient, username: str, password: str = PASSWORD, **headers: str
-) -> httpx.Response:
-    form = await client.get("/console/login")
-    return await client.post(
-        "/console/login",
-        data={
-            "username": username,
-            "password": password,
-            "csrf_token": hidden(form.text, "csrf_token"),
-        },
-        headers=headers,
-    )
+# Signing in as a browser does, from wherever the client connects.
+attempt = sign_in
 
 
 async def fail_from(client: httpx.AsyncClient, times: int, **headers: str) -> None:
