@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,9 +44,13 @@ class Runtime:
     senders: dict[str, Sender] = field(default_factory=dict)
     wechat: WeChatCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a safety reply or P1 page is queued: wakes the outbox's urgent lane.
+    urgent_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     metrics: Metrics = field(default_factory=Metrics)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Run first by aclose(): background tasks started with the runtime (the inbound pipeline).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Whether this instance runs the scheduler's jobs (broadcasts.leadership); one process
     # on SQLite always does.
     leadership: Leadership = field(default_factory=lambda: Leadership(None))
@@ -61,7 +66,9 @@ class Runtime:
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
-        """Release connections (HTTP client, scheduler lock, database pool)."""
+        """Stop background tasks, release connections (HTTP client, scheduler lock, pool)."""
+        for close in self.closers:
+            await close()
         await self.leadership.close()
         await self.http.aclose()
         await self.engine.dispose()

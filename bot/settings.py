@@ -118,6 +118,11 @@ class WeChatSettings(_Section):
     api_base_url: str = "https://api.weixin.qq.com"
     # WeChat waits 5 s; leave room for the network on the way back.
     passive_reply_budget_s: float = Field(4.0, gt=0)
+    # passive: the request waits for its event's processing (up to passive_reply_budget_s) and
+    # answers with the first reply; what is not ready goes through the customer-service API.
+    # api: answer `success` at once and send every reply through the API (verified service
+    # accounts: a subscription account without the API could not answer at all).
+    reply_mode: Literal["passive", "api"] = "passive"
     # Plain mode signs the query string but not the body: whoever sees one signed request can
     # send any message under it for replay_window_s. Refused unless explicitly allowed.
     allow_plain_mode: bool = False
@@ -332,6 +337,24 @@ class DeadlineSettings(_Section):
         return {1: self.p1_ack_s, 2: self.p2_ack_s}.get(priority, self.p3_ack_s)
 
 
+class InboundSettings(_Section):
+    """Accepting and processing inbound events (bot/pipeline.py, docs/performance.md)."""
+
+    # The journal writer waits this long after the first event of a batch for others to join
+    # its transaction (group commit), unless max_batch are already waiting.
+    gather_ms: float = Field(1.5, ge=0)
+    max_batch: int = Field(200, ge=1)
+    # The processor claims up to process_batch events at a time and handles them in one
+    # transaction, stopping early after slice_ms so that the journal writer gets its turn.
+    process_batch: int = Field(16, ge=1)
+    slice_ms: float = Field(50.0, gt=0)
+    # While requests keep arriving, the processor takes at most this share of the event loop
+    # (emergencies excepted): a burst is accepted first and its backlog processed after it.
+    process_share: float = Field(0.4, gt=0, le=1)
+    # How often an idle processor looks for events journaled by another process.
+    poll_interval_s: float = Field(0.5, gt=0)
+
+
 class IntakeSettings(_Section):
     # Reports of one incident by several residents of a group within this window merge.
     merge_window_s: int = Field(1800, ge=0)
@@ -486,6 +509,7 @@ class Settings(_Section):
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     disputes: DisputeSettings = Field(default_factory=DisputeSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)

@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import opencc
 from sqlalchemy import ColumnElement, delete, func, or_, select, true, update
@@ -25,6 +26,7 @@ from bot.pii import PiiCipher
 from bot.routing import station_subtree
 from bot.settings import VisitSettings
 from handlers.verification import check_name, name_hash, normalise_phone, phone_hash
+from models.base import rowcount
 from models.directory import Group, Officer, Station
 from models.people import Household
 from models.visits import HouseholdEvent, Visit, VisitChoice, VisitPlan
@@ -36,10 +38,10 @@ _ADDRESS_NOISE = re.compile(r"[\s\-‐–—_·•.,，、/\\()（）\[\]【】]
 class VisitError(ValueError):
     """A request the roster cannot satisfy; ``key`` names the sentence that explains it."""
 
-    def __init__(self, key: str, /, **values: object) -> None:
+    def __init__(self, key: str, /, **values: Any) -> None:
         super().__init__(key)
         self.key = key
-        self.values = values
+        self.values = values  # the sentence's placeholders
 
 
 @lru_cache(maxsize=1)
@@ -454,8 +456,8 @@ async def delete_household(
         if any(option.get("household") == household_id for option in choice.options):
             await session.delete(choice)
     await session.delete(household)
-    visits_kept = kept.rowcount or 0  # type: ignore[attr-defined]
-    removed = bool(plan.rowcount)  # type: ignore[attr-defined]
+    visits_kept = rowcount(kept)
+    removed = bool(rowcount(plan))
     audit(
         session,
         household_id=household_id,
@@ -655,7 +657,7 @@ async def take_off_plan(
 ) -> bool:
     """End a household's visit plan; False when it had none."""
     result = await session.execute(delete(VisitPlan).where(VisitPlan.household_id == household_id))
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not rowcount(result):
         return False
     audit(session, household_id=household_id, action="plan_ended", actor=by, now=now)
     return True
@@ -747,7 +749,7 @@ async def plans_in_view(
 async def expire_choices(session: AsyncSession, *, now: datetime) -> int:
     """Delete 走訪 choices nobody answered in time (they hold what the officer wrote)."""
     result = await session.execute(delete(VisitChoice).where(VisitChoice.expires_at <= now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -42,7 +43,14 @@ from bot.routing import station_subtree
 from bot.runtime import Runtime
 from broadcasts.outbox import enqueue
 from handlers.texts import detect_script
-from models.bulletins import BULLETIN_CATEGORIES, Bulletin, BulletinDelivery, BulletinRun
+from models.base import rowcount, table_of
+from models.bulletins import (
+    BULLETIN_CATEGORIES,
+    Bulletin,
+    BulletinCategory,
+    BulletinDelivery,
+    BulletinRun,
+)
 from models.directory import Group, Station
 from models.outbox import OutboxMessage
 
@@ -263,7 +271,7 @@ class BulletinSpec(InputSpec):
 
     title: str = Field(min_length=1, max_length=200)
     # One list of categories (models.bulletins): the API's enum, the console's picker.
-    category: Literal[BULLETIN_CATEGORIES]  # type: ignore[valid-type]
+    category: BulletinCategory
     text: str = Field(min_length=1, max_length=4000)
     media: MediaSpec | None = None
     cover: str | None = Field(default=None, max_length=1000)
@@ -338,10 +346,10 @@ async def resolve_targets(
             )
         return groups
     if "tags" in targets:
-        wanted = set(targets["tags"])
+        tags = set(targets["tags"])
         # Tags are a JSON list per group: filter in Python, the directory is small.
-        groups = [g for g in (await session.scalars(query)).all() if wanted & set(g.tags or [])]
-        unknown = sorted(wanted - {t for g in groups for t in g.tags or []})
+        groups = [g for g in (await session.scalars(query)).all() if tags & set(g.tags or [])]
+        unknown = sorted(tags - {t for g in groups for t in g.tags or []})
         if unknown:
             raise Problem(
                 f"{field}.tags",
@@ -552,6 +560,11 @@ async def cap_counts(session: AsyncSession, *, since: date) -> Counter[tuple[str
     return Counter({(g, d): int(n) for g, d, n in rows.all()})
 
 
+def cap_taken(counts: Counter[tuple[str, date]], group_id: str, day: date) -> int:
+    """Bulletins already planned in ``group_id`` on ``day`` (what :func:`plan_slot` caps)."""
+    return counts[(group_id, day)]
+
+
 # --- messages ----------------------------------------------------------------------------------
 def public_url(url: str, options: BulletinOptions) -> str:
     """Uploaded media are served at ``/media/…``; channels need an absolute URL."""
@@ -745,7 +758,7 @@ async def pause_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: date
         )
         .values(status=HELD)
     )
-    return int(held.rowcount)  # type: ignore[attr-defined]
+    return rowcount(held)
 
 
 async def resume_bulletin(
@@ -811,7 +824,7 @@ async def cancel_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: dat
         )
         .values(status=CANCELLED)
     )
-    return int(withdrawn.rowcount)  # type: ignore[attr-defined]
+    return rowcount(withdrawn)
 
 
 # --- the tick ----------------------------------------------------------------------------------
@@ -828,10 +841,11 @@ class TickResult:
 
 async def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT a run unless its (bulletin, due time) exists; the new id or None."""
-    table = BulletinRun.__table__
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    table = table_of(BulletinRun)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    run_id: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return run_id
 
 
 async def materialise_runs(
@@ -868,7 +882,7 @@ async def materialise_runs(
         .where(Bulletin.id == bulletin_id, Bulletin.next_run_at == old_next)
         .values(next_run_at=t, status="active" if t is not None else "finished", updated_at=now)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(moved) != 1:
         return 0, 0
     pending = missed = 0
     for due_at in due:
@@ -920,7 +934,7 @@ async def fan_out_run(
         .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
         .values(status="sent", fanned_out_at=now)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         return None
     bulletin = await session.get(Bulletin, run.bulletin_id)
     assert bulletin is not None
@@ -939,7 +953,7 @@ async def fan_out_run(
     for group in groups:
         tz = tzs.get(group.station_id, default_tz)
         slot = plan_slot(
-            now, tz=tz, quiet=quiet, cap=cap, taken=lambda d, g=group.id: counts[(g, d)]
+            now, tz=tz, quiet=quiet, cap=cap, taken=partial(cap_taken, counts, group.id)
         )
         key = f"bulletin-{run_id}-{group.id}"
         if group.id in waiting:

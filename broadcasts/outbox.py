@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import BindParameter, Float, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -31,6 +31,7 @@ from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
+from models.base import rowcount
 from models.outbox import OutboxMessage, SendPace, chat_key
 
 log = logging.getLogger("lianxin.outbox")
@@ -180,7 +181,8 @@ def recipient_after_sending(payload: dict[str, Any], user_id: str | None) -> str
     names = extra.get("pseudonyms") if isinstance(extra, dict) else None
     if not isinstance(names, dict) or user_id is None:
         return user_id
-    return names.get(user_id, user_id)
+    pseudonym = names.get(user_id)
+    return pseudonym if isinstance(pseudonym, str) else user_id
 
 
 def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:
@@ -243,7 +245,7 @@ def _candidates_statement() -> Any:
 
     One row per chat: a chat's messages go out in order and one at a time, and a backlog in
     one group (thirty safety replies to one flood) never stands in front of another chat."""
-    now = bindparam("now")
+    now: BindParameter[datetime] = bindparam("now")
     ranked = (
         select(
             OutboxMessage.id,
@@ -273,7 +275,7 @@ def _candidates_statement() -> Any:
     )
     return (
         select(ranked.c.id, ranked.c.chat_key, ranked.c.channel, ranked.c.priority)
-        .where(ranked.c.rank == 1, ~in_flight)
+        .where(ranked.c.rank == 1, ranked.c.priority <= bindparam("max_priority"), ~in_flight)
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
         .limit(bindparam("limit"))
     )
@@ -312,7 +314,7 @@ async def admit(session: AsyncSession, key: str, *, now: datetime, pace: Pace) -
     """Whether chat ``key`` may be sent to now; if so its slot is taken in ``session``'s
     transaction, so that every worker of every instance sees it."""
     result = await session.execute(
-        _admit_statement(session.bind.dialect.name),
+        _admit_statement(session.get_bind().dialect.name),
         {
             "key": key,
             "now": now.timestamp(),
@@ -354,7 +356,11 @@ class OutboxWorker:
         wakeup: asyncio.Event | None = None,
         health: ChannelHealth | None = None,
         metrics: Metrics | None = None,
+        max_priority: int | None = None,
     ) -> None:
+        """``max_priority``: send only rows this urgent or more (the urgent lane: a second
+        worker for safety replies and P1 pages, never behind a batch of ordinary sends)."""
+        self._max_priority = 1_000_000 if max_priority is None else max_priority
         self._sessions = sessions
         self._senders = senders
         self._cipher = cipher
@@ -380,7 +386,10 @@ class OutboxWorker:
         limit = self._settings.batch_size
         async with self._sessions.begin() as session:
             candidates = (
-                await session.execute(_candidates_statement(), {"now": now, "limit": limit * 2})
+                await session.execute(
+                    _candidates_statement(),
+                    {"now": now, "limit": limit * 2, "max_priority": self._max_priority},
+                )
             ).all()
             chosen: list[int] = []
             for row in candidates:
@@ -497,7 +506,7 @@ class OutboxWorker:
                 {"outbox_id": outbox_id, **{f"v_{k}": v for k, v in values.items()}},
             )
             # Only the worker that recorded the failure queues the notice, in the same commit.
-            if notice is not None and finished.rowcount:  # type: ignore[attr-defined]
+            if notice is not None and rowcount(finished):
                 enqueue(session, notice, cipher=self._cipher, now=now)
         if notice is not None:
             self.wakeup.set()

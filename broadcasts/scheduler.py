@@ -24,7 +24,7 @@ from broadcasts.media import sweep_unused_uploads
 
 log = logging.getLogger("lianxin.scheduler")
 
-Job = Callable[[Runtime], Awaitable[None]]
+Job = Callable[[Runtime], Awaitable[object]]  # what a job returns (a report) is not used
 
 
 def leader_only(job: Job) -> Job:

@@ -38,6 +38,7 @@ from bot.sms_templates import sms_message
 from broadcasts.outbox import enqueue, scrub_payload
 from handlers.texts import Script, detect_script, script_of
 from handlers.tickets import Out, add_event, open_reported_by
+from models.base import rowcount
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -109,7 +110,8 @@ def _t2s() -> opencc.OpenCC:
 
 def name_key(name: str) -> str:
     """What two spellings of one name share: Simplified script, case-folded (張三 == 张三)."""
-    return _t2s().convert(re.sub(r"\s+", " ", normalise_text(name)).strip()).casefold()
+    simplified: str = _t2s().convert(re.sub(r"\s+", " ", normalise_text(name)).strip())
+    return simplified.casefold()
 
 
 def phone_hash(cipher: PiiCipher, phone: str) -> str:
@@ -279,8 +281,8 @@ async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool
 def _close_code(row: VerificationCode, status: str, cipher: PiiCipher) -> None:
     """A code that can no longer bind keeps no name or number; the hash stays for rate limits."""
     row.status = status
-    row.name_enc = cipher.encrypt("")  # type: ignore[assignment]
-    row.phone_enc = cipher.encrypt("")  # type: ignore[assignment]
+    row.name_enc = cipher.encrypt("")
+    row.phone_enc = cipher.encrypt("")
 
 
 async def _open_codes(session: AsyncSession, member_id: int) -> list[VerificationCode]:
@@ -398,8 +400,8 @@ async def _store_binding(ctx: HandlerContext, name: str, phone: str, matched: bo
     if binding is None:
         binding = Binding(member_id=ctx.member.id)
         ctx.session.add(binding)
-    binding.name_enc = cipher.encrypt(name)  # type: ignore[assignment]
-    binding.phone_enc = cipher.encrypt(phone)  # type: ignore[assignment]
+    binding.name_enc = cipher.encrypt(name)
+    binding.phone_enc = cipher.encrypt(phone)
     binding.phone_hash = phone_hash(cipher, phone)
     binding.verified_at = ctx.now
     binding.roster_matched = matched
@@ -501,7 +503,7 @@ async def _unbind(ctx: HandlerContext) -> None:
         )
     )
     await _scrub_history(ctx)
-    had_binding = bool(deleted.rowcount)  # type: ignore[attr-defined]
+    had_binding = bool(rowcount(deleted))
     if had_binding:
         await _cut_the_link(ctx)
     elif had_open_code:  # a verification under way: its code no longer works
@@ -568,7 +570,7 @@ async def _tell_officers_reporter_left(ctx: HandlerContext, tickets: list[Ticket
         if officer is None:
             continue
         codes = "、".join(f"#{t.code}" for t in theirs)
-        out.to_officer(officer, out.text("officer_reporter_left", theirs[0].script, codes=codes))  # type: ignore[arg-type]
+        out.to_officer(officer, out.text("officer_reporter_left", theirs[0].script, codes=codes))
 
 
 async def _scrub_history(ctx: HandlerContext) -> None:

@@ -29,6 +29,7 @@ from bot.channels.simulated import SimulatedBridge, SimulatedSend
 from bot.clock import ManualClock
 from bot.demo import demo_settings, prepare
 from bot.pii import mask_phone
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime, build_runtime
 from bot.settings import secret_value
 from bot.tokens import create_token
@@ -48,6 +49,7 @@ class Player:
     bridge: SimulatedBridge
     sms: SimulatedBridge
     clock: ManualClock
+    pipeline: Pipeline
     names: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     seen: int = 0
@@ -82,7 +84,9 @@ class Player:
         return response
 
     async def deliver(self) -> list[SimulatedSend]:
-        """Run the delivery worker and print every new message the bot sent."""
+        """Process what was received, run the delivery worker and print every new message the
+        bot sent."""
+        await self.pipeline.drain()
         await make_worker(self.runtime).drain()
         new = self.bridge.sent[self.seen :]
         self.seen = len(self.bridge.sent)
@@ -249,7 +253,7 @@ async def scene_weekly_video(p: Player, admin_token: str) -> None:
     await _tick(p)
     await p.deliver()
     videos = [s for s in p.bridge.sent if (s.payload.get("media") or {}).get("type") == "video"]
-    groups = sorted({s.group_id for s in videos})
+    groups = sorted({s.group_id or "" for s in videos})
     p.check(
         groups == ["grp-hexi-01", "grp-qiaozhen-01"], f"視頻送達兩個村級群,各一次({len(videos)}則)"
     )
@@ -398,9 +402,9 @@ async def _seed(runtime: Runtime) -> None:
             s.add(
                 Binding(
                     member_id=member.id,
-                    name_enc=cipher.encrypt(name),  # type: ignore[arg-type]
+                    name_enc=cipher.encrypt(name),
                     phone_enc=cipher.encrypt(phone),
-                    phone_hash=cipher.lookup_hash(phone),  # type: ignore[arg-type]
+                    phone_hash=cipher.lookup_hash(phone),
                     verified_at=now,
                 )
             )
@@ -446,7 +450,7 @@ async def play(folder: Path) -> int:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://demo"
     ) as client:
-        p = Player(runtime, client, bridge, sms, clock)
+        p = Player(runtime, client, bridge, sms, clock, app.state.pipeline)
         await _names(runtime, p)
         await _seed(runtime)
         async with runtime.sessions.begin() as s:

@@ -1,4 +1,4 @@
-"""FastAPI dependencies that hand routes the runtime and dispatcher built at start-up.
+"""FastAPI dependencies that hand routes the runtime and inbound pipeline built at start-up.
 
 They are ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
 its thread pool, a thread hop per request for a single attribute read.
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request
 
-from bot.dispatcher import Dispatcher
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 
 # Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
@@ -21,9 +21,11 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (
 
 async def get_runtime(request: Request) -> Runtime:
     """The app's runtime."""
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime  # app.state holds untyped attributes
+    return runtime
 
 
-async def get_dispatcher(request: Request) -> Dispatcher:
-    """The app's dispatcher."""
-    return request.app.state.dispatcher  # type: ignore[no-any-return]
+async def get_pipeline(request: Request) -> Pipeline:
+    """The app's inbound pipeline (journal writer and processor)."""
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
