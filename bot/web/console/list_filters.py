@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from handlers.ticket_service import Scope
 from models.directory import Station
@@ -61,7 +62,9 @@ class ListFilters:
             return ""
         return value
 
-    def station_clause(self, column: Any) -> ColumnElement[bool] | None:
+    def station_clause(
+        self, column: InstrumentedAttribute[str | None]
+    ) -> ColumnElement[bool] | None:
         """The condition on ``column`` (a station id) the station filter makes, if any."""
         if not self.station:
             return None
