@@ -1,5 +1,6 @@
-"""Console accounts (CONTRACT §7): created from the command line, passwords hashed with
-argon2id, five failed sign-ins in a row lock an account for 15 minutes.
+"""Console accounts (CONTRACT §7): created, disabled, enabled, unlocked and given a new
+password from the command line; passwords hashed with argon2id; five failed sign-ins in a row
+lock an account for 15 minutes.
 
 Only the hash is stored. Verifying one costs about 64 MiB and tens of milliseconds on purpose
 (argon2-cffi's RFC 9106 profile), so it runs in a worker thread, not on the event loop.
@@ -19,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from models.console import CONSOLE_ROLES, ConsoleAccount, ConsoleSession
 from models.directory import Officer
 
@@ -125,19 +127,78 @@ async def find_account(session: AsyncSession, username: str) -> ConsoleAccount |
     )
 
 
-async def disable_account(session: AsyncSession, *, username: str, now: datetime) -> bool:
-    """Disable an account for good and end its sessions; False when there is no such live
-    account."""
-    account = await find_account(session, username)
-    if account is None or account.disabled_at is not None:
-        return False
-    account.disabled_at = now
+async def _end_sessions(session: AsyncSession, account: ConsoleAccount, now: datetime) -> None:
     await session.execute(
         update(ConsoleSession)
         .where(ConsoleSession.account_id == account.id, ConsoleSession.ended_at.is_(None))
         .values(ended_at=now)
     )
+
+
+def _audit(session: AsyncSession, account: ConsoleAccount, action: str, now: datetime) -> None:
+    # The actor is whoever runs the command on the server; the row names the account acted on.
+    audit.record(
+        session,
+        now=now,
+        action=action,
+        account=account,
+        target=f"account:{account.username}",
+        detail="lianxin account",
+    )
+
+
+async def disable_account(session: AsyncSession, *, username: str, now: datetime) -> bool:
+    """Disable an account and end its sessions (until ``enable``); False when there is no
+    such live account."""
+    account = await find_account(session, username)
+    if account is None or account.disabled_at is not None:
+        return False
+    account.disabled_at = now
+    await _end_sessions(session, account, now)
+    _audit(session, account, "account_disabled", now)
     return True
+
+
+async def enable_account(session: AsyncSession, *, username: str, now: datetime) -> bool:
+    """Let a disabled account sign in again, with its password unchanged and no failures
+    counted; False when there is no disabled account of that name."""
+    account = await find_account(session, username)
+    if account is None or account.disabled_at is None:
+        return False
+    account.disabled_at = None
+    account.failed_logins, account.locked_until = 0, None
+    _audit(session, account, "account_enabled", now)
+    return True
+
+
+async def unlock_account(session: AsyncSession, *, username: str, now: datetime) -> bool | None:
+    """Lift a lock-out and start the count of failures again. True when the account was
+    locked, False when it was not (its count still starts again), None when there is no
+    such account."""
+    account = await find_account(session, username)
+    if account is None:
+        return None
+    was_locked = account.locked_until is not None and account.locked_until > now
+    account.failed_logins, account.locked_until = 0, None
+    _audit(session, account, "account_unlocked", now)
+    return was_locked
+
+
+async def reset_password(
+    session: AsyncSession, *, username: str, password: str, now: datetime
+) -> ConsoleAccount:
+    """Give an account a new password. Its sessions end at once (whoever knew the old one is
+    signed out) and a lock-out is lifted: the usual reason for a reset is a person locked out
+    by their own forgotten password. A disabled account stays disabled."""
+    check_password(password)
+    account = await find_account(session, username)
+    if account is None:
+        raise AccountError(f"no account {normalise_username(username)!r}")
+    account.password_hash = await asyncio.to_thread(hash_password, password)
+    account.failed_logins, account.locked_until = 0, None
+    await _end_sessions(session, account, now)
+    _audit(session, account, "password_reset", now)
+    return account
 
 
 SignInOutcome = Literal["ok", "wrong", "locked", "unknown", "disabled"]

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot.dispatcher import Dispatcher, Handler
 from bot.pipeline import Pipeline
@@ -129,6 +130,13 @@ def create_app(
     # Starlette types a handler as taking any Exception; ours takes the one it is registered for.
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
+    if runtime.settings.server.trusted_proxies:
+        # Added last, so it runs first: every route, the console's sign-in throttle and the
+        # audit log's addresses see the client the proxy names. Only the configured proxies
+        # are believed (uvicorn's own proxy handling is off: `lianxin serve`).
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=runtime.settings.server.trusted_proxies
+        )
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)
     for module in (*routers, disputes_api, visits_api, metrics_route):
         app.include_router(module.router)

@@ -102,6 +102,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.server.log_level.lower(),
         access_log=False,
         server_header=False,  # no "server: uvicorn" banner telling a scanner what to try
+        # Forwarded headers are believed only from server.trusted_proxies (bot/app.py), not
+        # from uvicorn's default 127.0.0.1 or $FORWARDED_ALLOW_IPS.
+        proxy_headers=False,
     )
     return 0
 

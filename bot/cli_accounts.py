@@ -1,7 +1,9 @@
-"""``lianxin account create | list | disable``: console accounts (CONTRACT §1, §7).
+"""``lianxin account create | list | disable | enable | unlock | password``: console accounts
+(CONTRACT §1, §7).
 
-``create`` reads the password from standard input (one line; typed without echo at a
-terminal), or with ``--generate`` makes one and prints it once. Only its argon2 hash is kept.
+``create`` and ``password`` read the password from standard input (one line; typed without
+echo at a terminal), or with ``--generate`` make one and print it once. Only its argon2 hash is
+kept.
 """
 
 from __future__ import annotations
@@ -46,6 +48,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     disable.add_argument("username")
     disable.add_argument("--config", default=argparse.SUPPRESS)
     disable.set_defaults(func=cmd_account_disable)
+    enable = sub.add_parser("enable", help="let a disabled account sign in again")
+    enable.add_argument("username")
+    enable.add_argument("--config", default=argparse.SUPPRESS)
+    enable.set_defaults(func=cmd_account_enable)
+    unlock = sub.add_parser(
+        "unlock", help="lift a lock-out after failed sign-ins and start the count again"
+    )
+    unlock.add_argument("username")
+    unlock.add_argument("--config", default=argparse.SUPPRESS)
+    unlock.set_defaults(func=cmd_account_unlock)
+    password = sub.add_parser(
+        "password",
+        help="set a new password (from stdin, or --generate); ends the account's sessions",
+    )
+    password.add_argument("username")
+    password.add_argument(
+        "--generate", action="store_true", help="make up a password and print it once"
+    )
+    password.add_argument("--config", default=argparse.SUPPRESS)
+    password.set_defaults(func=cmd_account_password)
 
 
 def _read_password() -> str:
@@ -55,16 +77,27 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-def cmd_account_create(args: argparse.Namespace) -> int:
-    from bot.accounts import AccountError, check_password, create_account, generate_password
-    from bot.cli import _in_transaction
-    from bot.clock import SystemClock
+def _new_password(args: argparse.Namespace, refused: str) -> str | None:
+    """The password of ``create`` or ``password``: made up with ``--generate``, else read;
+    None (and why, after ``refused``, on stderr) when it is too short or too long."""
+    from bot.accounts import AccountError, check_password, generate_password
 
     password = generate_password() if args.generate else _read_password()
     try:
         check_password(password)
     except AccountError as exc:
-        print(f"lianxin: {exc}", file=sys.stderr)
+        print(f"lianxin: {refused}{exc}", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_account_create(args: argparse.Namespace) -> int:
+    from bot.accounts import AccountError, create_account
+    from bot.cli import _in_transaction
+    from bot.clock import SystemClock
+
+    password = _new_password(args, "")
+    if password is None:
         return 2
     now = SystemClock().now()
 
@@ -120,17 +153,74 @@ def cmd_account_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_account_disable(args: argparse.Namespace) -> int:
-    from bot.accounts import disable_account
+def _on_account(args: argparse.Namespace, action: Any) -> Any:
+    """``await action(session, username=…, now=…)`` in one transaction on the configured
+    database, at the system clock's now."""
     from bot.cli import _in_transaction
     from bot.clock import SystemClock
 
     now = SystemClock().now()
-    if not _in_transaction(args, lambda s: disable_account(s, username=args.username, now=now)):
-        print(
-            f"lianxin: no active account {args.username!r} (see `lianxin account list`)",
-            file=sys.stderr,
-        )
-        return 1
+    return _in_transaction(args, lambda s: action(s, username=args.username, now=now))
+
+
+def _no_account(args: argparse.Namespace, what: str) -> int:
+    print(f"lianxin: no {what}{args.username!r} (see `lianxin account list`)", file=sys.stderr)
+    return 1
+
+
+def cmd_account_disable(args: argparse.Namespace) -> int:
+    from bot.accounts import disable_account
+
+    if not _on_account(args, disable_account):
+        return _no_account(args, "active account ")
     print(f"account {args.username} disabled; its sessions are ended")
+    return 0
+
+
+def cmd_account_enable(args: argparse.Namespace) -> int:
+    from bot.accounts import enable_account
+
+    if not _on_account(args, enable_account):
+        return _no_account(args, "disabled account ")
+    print(f"account {args.username} enabled; it signs in with its old password")
+    return 0
+
+
+def cmd_account_unlock(args: argparse.Namespace) -> int:
+    from bot.accounts import unlock_account
+
+    was_locked = _on_account(args, unlock_account)
+    if was_locked is None:
+        return _no_account(args, "account ")
+    if was_locked:
+        print(f"account {args.username} unlocked")
+    else:
+        print(f"account {args.username} was not locked; its count of failed sign-ins starts again")
+    return 0
+
+
+def cmd_account_password(args: argparse.Namespace) -> int:
+    from bot.accounts import AccountError, reset_password
+    from bot.cli import _in_transaction
+    from bot.clock import SystemClock
+
+    password = _new_password(args, "password unchanged: ")
+    if password is None:
+        return 2
+    now = SystemClock().now()
+
+    async def work(session: Any) -> bool:
+        account = await reset_password(session, username=args.username, password=password, now=now)
+        return account.disabled_at is not None
+
+    try:
+        disabled = _in_transaction(args, work)
+    except AccountError as exc:
+        print(f"lianxin: password unchanged: {exc}", file=sys.stderr)
+        return 1
+    print(f"account {args.username}: new password set; its sessions are ended")
+    if disabled:
+        print(f"(it is disabled: `lianxin account enable {args.username}` to let it sign in)")
+    if args.generate:
+        print(f"password: {password}")
     return 0

@@ -81,6 +81,20 @@ async def _count(session: AsyncSession, keys: list[tuple[str, datetime]]) -> dic
     return {key: count for key, count in result.all()}
 
 
+async def count(session: AsyncSession, keys: list[tuple[str, datetime]]) -> dict[str, int]:
+    """Add one to each counter ``key`` (made with its window's end, ``expires_at``, when new)
+    and return the new counts: for limits other than the chat's (the console's sign-in)."""
+    return await _count(session, keys)
+
+
+async def peek(session: AsyncSession, key: str, now: datetime) -> int:
+    """The count of ``key`` without adding to it (0 when absent or its window has passed)."""
+    counter = await session.get(RateCounter, key)
+    if counter is None or counter.expires_at < now:
+        return 0
+    return counter.count
+
+
 async def check(
     session: AsyncSession,
     *,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -88,6 +89,24 @@ class ServerSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # /docs and /openapi.json map every admin route: by default only an admin token sees them.
     public_docs: bool = False
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed. Empty: none, and every caller is the address that connected. Anyone else can
+    # write those headers, so a caller's address (the console's sign-in throttle, the audit
+    # log) would be whatever they claim.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (like 127.0.0.1 or 10.0.0.0/8); "
+                    "'*' is refused: it would let any caller choose its own address"
+                ) from None
+        return [entry.strip() for entry in value]
 
 
 class WeChatSettings(_Section):
@@ -283,6 +302,9 @@ class BulletinSettings(_Section):
     media_dir: str = "media"
     public_base_url: str | None = None
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    # Uploads no bulletin or notice names (a form previewed and never saved, an API upload
+    # never used) are deleted this many days after their last upload; None keeps them.
+    unused_upload_days: int | None = Field(7, ge=1, le=3650)
     wecom_webhook_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 
     @field_validator("quiet_hours")
@@ -460,11 +482,17 @@ class RetentionSettings(_Section):
 
 
 class ConsoleSettings(_Section):
-    """The bureau console (/console/). Sign-in rules are fixed (CONTRACT §7): five failures
-    lock an account for 15 minutes, a session ends after 30 minutes idle."""
+    """The bureau console (/console/). The per-account sign-in rules are fixed (CONTRACT §7):
+    five failures lock an account for 15 minutes, a session ends after 30 minutes idle. The
+    per-address throttle below is the project's own."""
 
     # How often the overview (總覽) refreshes itself; its refreshes do not count as use.
     refresh_s: int = Field(30, ge=5, le=3600)
+    # Failed sign-ins from one address (an IPv6 /64) in one window, across all usernames,
+    # after which that address may not try again until the window ends. Counted in the
+    # database, so every instance sees the same count.
+    login_failures_per_address: int = Field(20, ge=1, le=10000)
+    login_window_s: int = Field(900, ge=60, le=86400)
 
 
 class Settings(_Section):

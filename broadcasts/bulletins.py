@@ -679,14 +679,25 @@ async def create_bulletin(
 
 
 async def update_bulletin(
-    session: AsyncSession, *, bulletin: Bulletin, patch: BulletinPatch, tz: ZoneInfo, now: datetime
+    session: AsyncSession,
+    *,
+    bulletin: Bulletin,
+    patch: BulletinPatch,
+    tz: ZoneInfo,
+    now: datetime,
+    within: frozenset[str] | None = None,
 ) -> Bulletin:
-    """Apply a PATCH. Runs already fanned out keep what they sent; later runs use the edit."""
+    """Apply a PATCH. Runs already fanned out keep what they sent; later runs use the edit.
+    New targets are held to the editor's stations (``within``, as :func:`check_within`)."""
     if bulletin.status == "cancelled":
         raise Conflict("the bulletin is cancelled")
     given = patch.model_fields_set
     if patch.targets is not None:
-        await resolve_targets(session, patch.targets.as_dict())
+        check_within(
+            patch.targets.as_dict(),
+            await resolve_targets(session, patch.targets.as_dict()),
+            within,
+        )
         bulletin.targets = patch.targets.as_dict()
     for name in ("title", "category", "text", "cover"):
         if name in given and (value := getattr(patch, name)) is not None:
@@ -704,6 +715,19 @@ async def update_bulletin(
             bulletin.next_run_at = first
     bulletin.updated_at = now
     return bulletin
+
+
+def replacing(spec: BulletinSpec) -> BulletinPatch:
+    """A patch that makes a bulletin say, reach and run exactly as ``spec`` (the console's
+    編輯 sends the whole form); its cover stays."""
+    return BulletinPatch(
+        title=spec.title,
+        category=spec.category,
+        text=spec.text,
+        media=spec.media,
+        targets=spec.targets,
+        schedule=spec.schedule,
+    )
 
 
 def _keys_of(bulletin_id: int) -> Any:

@@ -4,7 +4,9 @@ type a browser claims), whether we take it, where it is stored and its URL.
 ``POST /api/v1/media`` and the console's 公告 form both call :func:`save_upload`, so a file is
 accepted or refused by one rule. Files are content-addressed: ``<media_dir>/<sha256>.<ext>``,
 served publicly at ``/media/<sha256>.<ext>`` (bridges fetch them); the same bytes give the same
-URL, and a file once stored never changes.
+URL, and a file once stored never changes. A file that no bulletin or urgent notice names goes
+after ``bulletins.unused_upload_days`` (:func:`sweep_unused_uploads`, hourly): forms uploaded
+to and never confirmed leave no files behind for good.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.bulletins import Alert, Bulletin
 
 MediaKind = Literal["image", "video", "file"]
 
@@ -181,23 +189,30 @@ def check_upload(data: bytes, *, limit: int, size: int | None = None) -> Sniffed
     return found
 
 
-def _write(folder: Path, name: str, data: bytes) -> None:
-    """Write then rename: a reader never sees half a file under the final name."""
+def _write(folder: Path, name: str, data: bytes, at: float | None) -> None:
+    """Write then rename: a reader never sees half a file under the final name. Its time is
+    set to ``at`` (the upload's, by the runtime's clock; None: the file system's)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
-    if target.exists():
-        return  # content-addressed: the same bytes are already there
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    Path(tmp).replace(target)
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(target)
+    # The same bytes again (content-addressed) are touched too: the sweep of unused uploads
+    # counts from the last upload, not the first.
+    os.utime(target, None if at is None else (at, at))
 
 
-async def save_upload(data: bytes, *, folder: Path, limit: int) -> StoredMedia:
-    """Check an upload (:func:`check_upload`) and store it; the same bytes, the same URL."""
+async def save_upload(
+    data: bytes, *, folder: Path, limit: int, now: datetime | None = None
+) -> StoredMedia:
+    """Check an upload (:func:`check_upload`) and store it; the same bytes, the same URL.
+    ``now`` (the runtime's clock) dates it for :func:`sweep_unused_uploads`."""
     found = check_upload(data, limit=limit)
     name = f"{hashlib.sha256(data).hexdigest()}.{found.ext}"
-    await asyncio.to_thread(_write, folder, name, data)
+    at = now.timestamp() if now is not None else None
+    await asyncio.to_thread(_write, folder, name, data, at)
     return StoredMedia(url=f"/media/{name}", kind=found.kind, ctype=found.ctype, size=len(data))
 
 
@@ -218,3 +233,45 @@ def stored_media(folder: Path, url: str) -> StoredMedia | None:
         return None
     ctype = EXT_TYPES[path.suffix[1:]]
     return StoredMedia(url=url, kind=media_kind(ctype), ctype=ctype, size=path.stat().st_size)
+
+
+async def referenced_media(session: AsyncSession) -> set[str]:
+    """The file names under ``/media/`` that a bulletin (its media or cover) or an urgent
+    notice names, whatever its state: a cancelled bulletin's runs still show its video."""
+    names: set[str] = set()
+    rows = await session.execute(select(Bulletin.media, Bulletin.cover))
+    urls = [((media or {}).get("url"), cover) for media, cover in rows.all()]
+    alerts = await session.scalars(select(Alert.media).where(Alert.media.is_not(None)))
+    urls += [((media or {}).get("url"), None) for media in alerts.all()]
+    for pair in urls:
+        for url in pair:
+            if isinstance(url, str) and url.startswith("/media/"):
+                names.add(url.removeprefix("/media/"))
+    return names
+
+
+def _unused(folder: Path, referenced: set[str], before: float) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        ours = _MEDIA_NAME.match(path.name) or path.name.startswith(".upload-")
+        unused = ours and path.name not in referenced and path.is_file()
+        if unused and path.stat().st_mtime < before:
+            found.append(path)
+    return found
+
+
+async def sweep_unused_uploads(
+    session: AsyncSession, *, folder: Path, keep_for: timedelta, now: datetime
+) -> list[str]:
+    """Delete uploads nothing refers to that were last uploaded more than ``keep_for``
+    before ``now`` (forms previewed and never confirmed, API uploads never used, half-written
+    files of a crash); returns their names. Files a bulletin or notice names are never
+    touched, however old."""
+    referenced = await referenced_media(session)
+    old = await asyncio.to_thread(_unused, folder, referenced, (now - keep_for).timestamp())
+    for path in old:
+        # Gone already (another instance's sweep): nothing to do.
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+    return sorted(p.name for p in old)

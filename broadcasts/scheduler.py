@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.purge import retention_purge_job
 from bot.runtime import Runtime
 from broadcasts.bulletins import BulletinOptions, bulletin_tick_job
+from broadcasts.media import sweep_unused_uploads
 
 log = logging.getLogger("lianxin.scheduler")
 
@@ -52,6 +53,28 @@ async def deadline_sweep_job(runtime: Runtime) -> None:
         log.info("deadline sweep fired %d step(s)", fired)
 
 
+async def upload_sweep_job(runtime: Runtime) -> list[str]:
+    """Delete uploads nothing names, ``bulletins.unused_upload_days`` after their last upload
+    (by the runtime's clock); errors are logged and the next hour tries again."""
+    days = runtime.settings.bulletins.unused_upload_days
+    if days is None:
+        return []
+    try:
+        async with runtime.sessions() as session:
+            gone = await sweep_unused_uploads(
+                session,
+                folder=BulletinOptions.of(runtime).media_dir,
+                keep_for=timedelta(days=days),
+                now=runtime.clock.now(),
+            )
+    except Exception:
+        log.exception("upload sweep failed")
+        return []
+    if gone:
+        log.info("upload sweep: %d unused upload(s) older than %d days deleted", len(gone), days)
+    return gone
+
+
 def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     """A scheduler with the periodic jobs of a running service (not started), each one
     ``leader_only``."""
@@ -76,6 +99,16 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         coalesce=True,
         next_run_time=datetime.now(runtime.settings.tz),
     )
+    if runtime.settings.bulletins.unused_upload_days is not None:
+        scheduler.add_job(
+            leader_only(upload_sweep_job),
+            "interval",
+            hours=1,
+            args=[runtime],
+            id="upload-sweep",
+            max_instances=1,
+            coalesce=True,
+        )
     retention = runtime.settings.retention
     if retention.configured:
         hour, minute = (int(part) for part in retention.run_at.split(":"))

@@ -83,10 +83,10 @@ async def desk(db_url: str, world: FakeWorld, tmp_path: Path) -> AsyncIterator[D
         await h.close()
 
 
-def form_fields(page: str) -> dict[str, str]:
+def form_fields(page: str, path: str = NEW) -> dict[str, str]:
     """The bulletin form's hidden fields as the page carries them (token, nonce, the kept
-    upload, the preview's fingerprint)."""
-    found = re.search(r'<form method="post" action="/console/bulletins/new".*?</form>', page, re.S)
+    upload, the preview's fingerprint); ``path``: where the form posts (an edit's own)."""
+    found = re.search(rf'<form method="post" action="{re.escape(path)}".*?</form>', page, re.S)
     assert found, "no bulletin form in the page"
     return {
         m.group(1): html.unescape(m.group(2))
@@ -101,17 +101,19 @@ async def submit(
     page: str | None = None,
     step: str = "preview",
     file: tuple[str, bytes, str] | None = None,
+    path: str = NEW,
 ) -> httpx.Response:
-    """Post the bulletin form: ``page`` is the form last shown (its hidden fields are sent,
-    as a browser sends them), else a fresh one is opened."""
+    """Post the bulletin form at ``path`` (new, or a bulletin's ``/edit``): ``page`` is the
+    form last shown (its hidden fields are sent, as a browser sends them), else a fresh one is
+    opened."""
     if page is None:
-        opened = await client.get(NEW)
+        opened = await client.get(path)
         assert opened.status_code == 200, opened.text
         page = opened.text
-    data = {**form_fields(page), **fields, "step": step}
+    data = {**form_fields(page, path), **fields, "step": step}
     # A browser sends the file input even when no file was chosen: no name, no bytes.
     upload = file or ("", b"", "application/octet-stream")
-    return await client.post(NEW, data=data, files={"media_file": upload})
+    return await client.post(path, data=data, files={"media_file": upload})
 
 
 async def preview_and_save(

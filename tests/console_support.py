@@ -71,9 +71,10 @@ def visible_text(page: str) -> str:
 
 
 async def sign_in(
-    client: httpx.AsyncClient, username: str, password: str = PASSWORD
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD, **headers: str
 ) -> httpx.Response:
-    """Fill in and send the sign-in form; returns the POST's answer (303 when it worked)."""
+    """Fill in and send the sign-in form (with ``headers``, a proxy's for one); returns the
+    POST's answer (303 when it worked)."""
     form = await client.get("/console/login")
     assert form.status_code == 200
     return await client.post(
@@ -83,6 +84,7 @@ async def sign_in(
             "password": password,
             "csrf_token": hidden(form.text, "csrf_token"),
         },
+        headers=headers,
     )
 
 

@@ -53,10 +53,18 @@ def flat(figures: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def page_figures(page: str) -> dict[str, str]:
-    """The figures table: data-key → the number shown."""
+    """The figures table: data-key → the number behind what is shown (the API's)."""
     return {
         m.group(1): html.unescape(m.group(2)).strip()
-        for m in re.finditer(r'<td data-key="([^"]+)">([^<]*)</td>', page)
+        for m in re.finditer(r'<td data-key="([^"]+)" data-value="([^"]*)">', page)
+    }
+
+
+def shown_figures(page: str) -> dict[str, str]:
+    """The figures table: data-key → what a person reads."""
+    return {
+        m.group(1): html.unescape(m.group(2)).strip()
+        for m in re.finditer(r'<td data-key="([^"]+)" data-value="[^"]*">([^<]*)</td>', page)
     }
 
 
@@ -209,6 +217,46 @@ async def test_week_rows_and_drill_down_links(h: Harness) -> None:
     assert "S0000" in listed.text and "S0001" not in listed.text
     red = chart_specs(page.text)["disputes"]["series"][0]
     assert red["links"][0] == "/console/disputes?status=all&colour=red&level=village"
+
+
+async def test_shares_read_as_percentages(h: Harness) -> None:
+    client = await signed_in(h, "admin")
+    page = await client.get("/console/stats", params=NOVEMBER)
+    shown = shown_figures(page.text)
+    # 3 of 4 rated satisfied; 4 of 9 households visited: percentages, not 0.75 and 0.4444.
+    assert (shown["satisfaction.rate"], shown["visits.coverage"]) == ("75.0%", "44.4%")
+    assert shown["visits.count"] == "8"
+    mine = await (await signed_in(h, "zhao")).get("/console/stats", params=NOVEMBER)
+    assert shown_figures(mine.text)["satisfaction.rate"] == "66.7%"
+
+
+async def test_a_stations_drill_down_lists_its_subtree_as_it_was_counted(h: Harness) -> None:
+    client = await signed_in(h, "admin")
+    page = await client.get("/console/stats", params={**NOVEMBER, "station": "county"})
+    spec = chart_specs(page.text)["items"]
+    reports = next(
+        series for series in spec["series"] if series["name"] == "報警"
+    )  # 10 Nov at 橋鎮 and 12 Nov at 河西: the week of 9 November
+    week = spec["categories"].index("2026-11-09")
+    assert reports["data"][week] == 2
+    link = reports["links"][week]
+    assert "station=county" in link and "below=1" in link
+    listed = await client.get(link)
+    assert listed.status_code == 200
+    assert "S0002" in listed.text and "S0006" in listed.text and "S0001" not in listed.text
+    # The station's box stays chosen with 含下級單位 ticked, and the CSV holds the same rows.
+    assert 'name="below" value="1" checked' in listed.text
+    exported = await client.get(link.replace("/console/tickets?", "/console/tickets.csv?"))
+    assert "S0002" in exported.text and "S0006" in exported.text
+    # The county's own station alone holds none of them.
+    alone = await client.get(link.replace("&below=1", ""))
+    assert "S0002" not in alone.text and "S0006" not in alone.text
+    # Disputes alike: yellow at the village level, 橋鎮 none and 河西 one, found under county.
+    yellow = next(
+        s for s in chart_specs(page.text)["disputes"]["series"] if s["colour"] == "yellow"
+    )
+    cases = await client.get(yellow["links"][0])
+    assert "below=1" in yellow["links"][0] and "河西派出所" in visible_text(cases.text)
 
 
 async def test_the_report_downloads_audited_and_opens(h: Harness) -> None:

@@ -283,6 +283,7 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
         log_level="warning",
         timeout_graceful_shutdown=3,
         server_header=False,  # as in `lianxin serve`: no banner naming the server software
+        proxy_headers=False,  # as in `lianxin serve`: only server.trusted_proxies are believed
     )
     # uvicorn re-raises the signal after its graceful shutdown; these handlers turn it into an
     # exception instead of an abrupt exit, so the caller's clean-up still runs.

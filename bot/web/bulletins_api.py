@@ -555,7 +555,12 @@ async def upload_media(
         else body
     )
     try:
-        stored = await save_upload(data, folder=options.media_dir, limit=options.max_upload_bytes)
+        stored = await save_upload(
+            data,
+            folder=options.media_dir,
+            limit=options.max_upload_bytes,
+            now=runtime.clock.now(),
+        )
     except MediaRefused as refused:
         status = {"too_large": 413, "empty": 422}.get(refused.code, 415)
         raise HTTPException(status, str(refused)) from None

@@ -8,12 +8,14 @@ cookie, or the form again with one message for every kind of failure.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.accounts import MAX_PASSWORD, authenticate
+from bot import audit, login_throttle
+from bot.accounts import MAX_PASSWORD, authenticate, find_account
 from bot.console_sessions import (
     end_session,
     ended_idle,
@@ -59,6 +61,7 @@ def _login_page(
     *,
     token: str,
     message: str | None = None,
+    message_values: dict[str, str] | None = None,
     username: str = "",
     status_code: int = 200,
 ) -> Response:
@@ -73,6 +76,7 @@ def _login_page(
         viewer=None,
         csrf_token=token,
         message=message,
+        message_values=message_values or {},
         username=username,
         status_code=status_code,
         headers=headers,
@@ -86,6 +90,24 @@ def _login_token(request: Request) -> str:
     sign-in page both work), else a new one."""
     current = request.cookies.get(LOGIN_COOKIE, "")
     return current if 32 <= len(current) <= 64 and current.isascii() else new_token()
+
+
+def _throttled_page(
+    request: Request, runtime: Runtime, until: datetime, *, username: str, now: datetime
+) -> Response:
+    """429 with the local time the address may try again (nothing was checked or counted)."""
+    ui = Ui(runtime, "hant", now)
+    response = _login_page(
+        request,
+        runtime,
+        token=_login_token(request),
+        message="login_throttled",
+        message_values={"until": ui.hm(until)},
+        username=username,
+        status_code=429,
+    )
+    response.headers["Retry-After"] = str(max(1, int((until - now).total_seconds())))
+    return response
 
 
 @router.get("/login", include_in_schema=False)
@@ -135,6 +157,22 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
         )
     now = runtime.clock.now()
     ip = client_ip(request)
+    limits = runtime.settings.console
+    async with runtime.sessions.begin() as session:
+        throttle = await login_throttle.check(
+            session, cipher=runtime.cipher, settings=limits, ip=ip, now=now
+        )
+        if throttle.throttled and throttle.first_this_minute:
+            audit.record(
+                session,
+                now=now,
+                action="login_throttled",
+                account=await find_account(session, username),
+                detail=f"over {limits.login_failures_per_address} failures",
+                ip=ip,
+            )
+    if throttle.throttled:
+        return _throttled_page(request, runtime, throttle.until, username=username, now=now)
     async with runtime.sessions.begin() as session:
         # Signing in again ends the session this browser had (another account's, perhaps).
         await end_session(session, raw=request.cookies.get(COOKIE), now=now)
@@ -155,6 +193,9 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
             )
             if result.locked_now:
                 audit.record(session, now=now, action="locked", account=account, ip=ip)
+            await login_throttle.count_failure(
+                session, cipher=runtime.cipher, settings=limits, ip=ip, now=now
+            )
     if result.outcome != "ok":
         # One message for every failure: a wrong password, an unknown or disabled account and
         # a locked one look alike from outside.

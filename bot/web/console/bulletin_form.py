@@ -86,6 +86,45 @@ class BulletinForm:
             end=get("end").strip(),
         )
 
+    @classmethod
+    def of(cls, bulletin: Bulletin, tz: ZoneInfo) -> BulletinForm:
+        """A saved bulletin as the form would have been filled in to make it (its page's
+        編輯): daily, weekly and monthly crons come back as those choices, any other cron as
+        進階, dates and times in local time."""
+        targets = bulletin.targets or {}
+        kind = next((k for k in TARGET_KINDS if targets.get(k)), "stations")
+        media = (bulletin.media or {}).get("url") or ""
+        form = cls(
+            title=bulletin.title,
+            category=bulletin.category,
+            text=bulletin.text,
+            media_url=media,
+            target_kind=kind,
+            stations=list(targets.get("stations") or []),
+            groups=list(targets.get("groups") or []),
+            tags=list(targets.get("tags") or []),
+        )
+        if bulletin.schedule_kind == "at" and bulletin.run_at is not None:
+            local = bulletin.run_at.astimezone(tz)
+            form.schedule, form.date, form.time = "once", f"{local:%Y-%m-%d}", f"{local:%H:%M}"
+            return form
+        cron = bulletin.cron or ""
+        form.schedule, form.cron = "cron", cron
+        if found := _DAILY.match(cron):
+            form.schedule = "daily"
+        elif found := _WEEKLY.match(cron):
+            days = ["0" if d == "7" else d for d in found.group(3).split(",")]
+            form.schedule, form.days = "weekly", [d for d in WEEKDAYS if d in days]
+        elif found := _MONTHLY.match(cron):
+            form.schedule, form.month_day = "monthly", str(int(found.group(3)))
+        if found is not None:
+            form.time, form.cron = _clock(found.group(2), found.group(1)), ""
+        if bulletin.starts_at is not None:
+            form.start = f"{bulletin.starts_at.astimezone(tz):%Y-%m-%d}"
+        if bulletin.ends_at is not None:
+            form.end = f"{bulletin.ends_at.astimezone(tz):%Y-%m-%d}"
+        return form
+
     def picked(self) -> list[str]:
         """The entries ticked for the chosen kind of target."""
         return {"stations": self.stations, "groups": self.groups, "tags": self.tags}.get(

@@ -1,11 +1,12 @@
 """公告: scheduled bulletins — the list (state, next send time, delivery per group), a
-bulletin's page (its runs, cancel, pause, resume) and the form that creates one, with a
-preview of the groups reached and the next five send times before anything is saved.
+bulletin's page (its runs, cancel, pause, resume) and the form that creates or edits one,
+with a preview of the groups reached and the next five send times before anything is saved.
 
 One implementation: the form becomes a ``BulletinSpec`` and goes to ``build_bulletin`` /
-``create_bulletin`` and ``preview_draft``, the functions behind ``POST /api/v1/bulletins`` and
-``POST /api/v1/bulletins/preview``; uploads go through ``broadcasts.media.save_upload`` as
-``POST /api/v1/media`` does; cancel, pause and resume call the service as the API does.
+``create_bulletin`` (an edit: ``update_bulletin``, as ``PATCH``) and ``preview_draft``, the
+functions behind ``POST /api/v1/bulletins`` and ``POST /api/v1/bulletins/preview``; uploads go
+through ``broadcasts.media.save_upload`` as ``POST /api/v1/media`` does; cancel, pause and
+resume call the service as the API does.
 
 Admins schedule for the county; leaders for their station and the stations below it (groups
 or stations, not tags: a tag reaches the whole county); officers see what goes to their
@@ -29,12 +30,12 @@ from bot.web.console.bulletin_form import (
     WEEKDAYS,
     BulletinForm,
     digest,
-    media_error,
     megabytes,
     problem_errors,
     to_spec,
     when,
 )
+from bot.web.console.bulletin_media import form_media, kept_media
 from bot.web.console.bulletin_warnings import preview_view
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.uploads import UploadForm, read_upload_form
@@ -48,16 +49,18 @@ from broadcasts.bulletins import (
     cancel_bulletin,
     create_bulletin,
     pause_bulletin,
+    replacing,
     resume_bulletin,
+    update_bulletin,
     within_reach,
 )
-from broadcasts.media import MediaRefused, StoredMedia, save_upload, stored_media
+from broadcasts.media import StoredMedia
 from models.bulletins import Bulletin
 
 router = APIRouter()
 BULLETIN_ID = Path(pattern=r"^\d{1,9}$")
 ACTIONS = ("cancel", "pause", "resume")
-DONE = {"created", "cancelled", "paused", "resumed", "duplicate", "refused"}
+DONE = {"created", "edited", "cancelled", "paused", "resumed", "duplicate", "refused"}
 # The file field of the form; files beyond the upload limit are read (and counted) up to
 # this much so that the typed form still comes back with the reason.
 FILE_FIELD = "media_file"
@@ -194,6 +197,56 @@ async def bulletin_page(
     )
 
 
+# Before /{action}: its pattern would refuse `edit` with a 422 instead of passing it on.
+@router.get("/bulletins/{bulletin_id}/edit", include_in_schema=False)
+async def edit_bulletin_form(
+    bulletin_id: str = BULLETIN_ID,
+    who: Viewer = Depends(viewer),
+    runtime: Runtime = Depends(get_runtime),
+) -> Response:
+    """The 公告 form filled in with a bulletin that is not cancelled, for those who may
+    pause or cancel it."""
+    async with runtime.sessions() as session:
+        bulletin = await _editable(session, who, bulletin_id)
+    if bulletin is None:
+        return not_found(Ui(runtime, who.script, runtime.clock.now()), who)
+    form = BulletinForm.of(bulletin, runtime.settings.tz)
+    options = BulletinOptions.of(runtime)
+    media = kept_media(form, bulletin, options)
+    return await _render_form(who, runtime, form, media=media, editing=bulletin)
+
+
+@router.post("/bulletins/{bulletin_id}/edit", include_in_schema=False)
+async def submit_edit(
+    bulletin_id: str = BULLETIN_ID,
+    submitted: tuple[Viewer, UploadForm] = Depends(posted_upload),
+    runtime: Runtime = Depends(get_runtime),
+) -> Response:
+    """The edit's 預覽 and 保存, exactly as a new bulletin's; saving replaces the bulletin's
+    title, category, text, media, targets and schedule (``update_bulletin``, as ``PATCH
+    /api/v1/bulletins/ID``); runs already sent keep what they sent."""
+    who, posted = submitted
+    async with runtime.sessions() as session:
+        bulletin = await _editable(session, who, bulletin_id)
+    if bulletin is None:
+        return not_found(Ui(runtime, who.script, runtime.clock.now()), who)
+    return await _submit(who, posted, runtime, editing=bulletin)
+
+
+async def _editable(session: AsyncSession, who: Viewer, raw_id: str) -> Bulletin | None:
+    """A bulletin the viewer may change: visible, not cancelled, wholly within their
+    stations; None otherwise (a 404 like one that does not exist)."""
+    bulletin = await _find(session, who, raw_id)
+    if (
+        bulletin is None
+        or bulletin.status == "cancelled"
+        or not views.may_schedule(who)
+        or not await within_reach(session, bulletin, views.within(who))
+    ):
+        return None
+    return bulletin
+
+
 @router.post("/bulletins/{bulletin_id}/{action}", include_in_schema=False)
 async def bulletin_action(
     bulletin_id: str = BULLETIN_ID,
@@ -261,6 +314,7 @@ async def _render_form(
     draft: Bulletin | None = None,
     previewed: str = "",
     notice: str | None = None,
+    editing: Bulletin | None = None,
     status_code: int = 200,
 ) -> Response:
     now = runtime.clock.now()
@@ -273,8 +327,9 @@ async def _render_form(
         ui=ui,
         viewer=who,
         active="bulletins",
-        here="/console/bulletins/new",
+        here=f"/console/bulletins/{editing.id}/edit" if editing else "/console/bulletins/new",
         form=form,
+        editing=editing,
         errors=errors or {},
         picks=picks,
         categories=CATEGORIES,
@@ -289,33 +344,6 @@ async def _render_form(
     )
 
 
-async def _media(
-    posted: UploadForm, form: BulletinForm, options: BulletinOptions, ui: Ui
-) -> tuple[StoredMedia | None, str | None]:
-    """The form's video or picture: a new upload (stored now, judged by its bytes), or the
-    one kept from an earlier submission; and why it was refused, if it was."""
-    upload = posted.file
-    if upload is not None:
-        try:
-            if upload.size > options.max_upload_bytes:
-                raise MediaRefused("too_large", size=upload.size, limit=options.max_upload_bytes)
-            stored = await save_upload(
-                upload.data, folder=options.media_dir, limit=options.max_upload_bytes
-            )
-        except MediaRefused as refused:
-            kept = stored_media(options.media_dir, form.media_url) if form.media_url else None
-            return kept, media_error(refused, ui)
-        form.media_url = stored.url
-        return stored, None
-    if not form.media_url:
-        return None, None
-    kept = stored_media(options.media_dir, form.media_url)
-    if kept is None:
-        form.media_url = ""
-        return None, ui.t("bf_media_gone")
-    return kept, None
-
-
 @router.post("/bulletins/new", include_in_schema=False)
 async def submit_bulletin(
     submitted: tuple[Viewer, UploadForm] = Depends(posted_upload),
@@ -325,49 +353,74 @@ async def submit_bulletin(
     once per rendered form, and only what the preview showed: a form changed since its
     preview is previewed again instead of saved. Refusals come back beside their fields."""
     who, posted = submitted
+    if not views.may_schedule(who):
+        return not_found(Ui(runtime, who.script, runtime.clock.now()), who)
+    return await _submit(who, posted, runtime, editing=None)
+
+
+async def _submit(
+    who: Viewer, posted: UploadForm, runtime: Runtime, *, editing: Bulletin | None
+) -> Response:
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
-    if not views.may_schedule(who):
-        return not_found(ui, who)
     options = BulletinOptions.of(runtime)
     form = BulletinForm.read(posted)
-    media, media_refused = await _media(posted, form, options, ui)
+    media, media_refused = await form_media(posted, form, options, ui, editing)
     outcome = to_spec(form, tz=runtime.settings.tz, media=media, ui=ui)
     errors = dict(outcome.errors)
     if media_refused:
         errors["media"] = media_refused
     spec = outcome.spec
     if spec is None or errors:
-        return await _render_form(who, runtime, form, errors=errors, media=media, status_code=400)
+        return await _render_form(
+            who, runtime, form, errors=errors, media=media, editing=editing, status_code=400
+        )
     fingerprint = digest(spec)
     limit = views.within(who)
     saving = posted.get("step") == "save"
     notice = None
+    back = f"/console/bulletins/{editing.id}" if editing else "/console/bulletins"
     if saving and posted.get("previewed") == fingerprint:
         try:
             async with runtime.sessions.begin() as session:
                 nonce = posted.get("nonce")
                 if not await use_form(session, nonce=nonce, account_id=who.account.id, now=now):
-                    return RedirectResponse("/console/bulletins?done=duplicate", status_code=303)
-                bulletin = await create_bulletin(
-                    session,
-                    spec=spec,
-                    tz=runtime.settings.tz,
-                    created_by=f"console:{who.account.username}",
-                    now=now,
-                    within=limit,
-                )
+                    return RedirectResponse(f"{back}?done=duplicate", status_code=303)
+                if editing is None:
+                    bulletin = await create_bulletin(
+                        session,
+                        spec=spec,
+                        tz=runtime.settings.tz,
+                        created_by=f"console:{who.account.username}",
+                        now=now,
+                        within=limit,
+                    )
+                else:
+                    current = await _editable(session, who, str(editing.id))
+                    if current is None:
+                        raise Conflict("no longer editable")
+                    bulletin = await update_bulletin(
+                        session,
+                        bulletin=current,
+                        patch=replacing(spec),
+                        tz=runtime.settings.tz,
+                        now=now,
+                        within=limit,
+                    )
+                done = "created" if editing is None else "edited"
                 audit.record(
                     session,
                     now=now,
-                    action="bulletin_created",
+                    action=f"bulletin_{done}",
                     account=who.account,
                     target=f"bulletin:{bulletin.id}",
                     ip=who.ip,
                 )
         except Problem as problem:
-            return await _problem(who, runtime, form, problem, media, ui)
-        return RedirectResponse(f"/console/bulletins/{bulletin.id}?done=created", status_code=303)
+            return await _problem(who, runtime, form, problem, media, ui, editing)
+        except Conflict:
+            return RedirectResponse(f"{back}?done=refused", status_code=303)
+        return RedirectResponse(f"/console/bulletins/{bulletin.id}?done={done}", status_code=303)
     if saving:
         notice = "bf_changed_since_preview"
     try:
@@ -376,7 +429,7 @@ async def submit_bulletin(
                 session, runtime=runtime, spec=spec, now=now, within=limit
             )
     except Problem as problem:
-        return await _problem(who, runtime, form, problem, media, ui)
+        return await _problem(who, runtime, form, problem, media, ui, editing)
     return await _render_form(
         who,
         runtime,
@@ -386,6 +439,7 @@ async def submit_bulletin(
         draft=draft,
         previewed=fingerprint,
         notice=notice,
+        editing=editing,
     )
 
 
@@ -396,9 +450,12 @@ async def _problem(
     problem: Problem,
     media: StoredMedia | None,
     ui: Ui,
+    editing: Bulletin | None,
 ) -> Response:
     """The form again with the service's refusal beside its field (400); nothing saved."""
     async with runtime.sessions() as session:
         names = (await views.choices(session, None)).names
     errors = problem_errors(problem, form, ui, names)
-    return await _render_form(who, runtime, form, errors=errors, media=media, status_code=400)
+    return await _render_form(
+        who, runtime, form, errors=errors, media=media, editing=editing, status_code=400
+    )

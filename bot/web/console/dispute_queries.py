@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVarTuple
-from urllib.parse import urlencode
+from typing import TypeVarTuple
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.web.console.list_filters import ListFilters, read_station, read_typed
 from handlers.ticket_service import Scope
 from models.disputes import COLOURS, LEVELS, STATUSES, DisputeCase
 from models.tickets import Ticket
 
-FIELDS = ("colour", "level", "station", "status")
+FIELDS = ("colour", "level", "status")
 # "open" (the default) and "all" besides the case statuses.
 STATUS_CHOICES = ("open", "all", *(s for s in STATUSES if s != "open"))
 PAGE_SIZE = 50
@@ -25,53 +25,29 @@ Row = TypeVarTuple("Row")  # the columns of a query a helper narrows and hands b
 
 
 @dataclass
-class DisputeFilters:
-    """What the register is narrowed to; ``errors`` maps a field to the text key of why its
-    value was not used, ``typed`` keeps what was asked for."""
+class DisputeFilters(ListFilters):
+    """What the register is narrowed to (the station and paging: :class:`ListFilters`)."""
 
     colour: str = ""
     level: str = ""
-    station: str = ""
     status: str = "open"
-    page: int = 1
-    errors: dict[str, str] = field(default_factory=dict)
-    typed: dict[str, str] = field(default_factory=dict)
 
-    def params(self, **changes: Any) -> dict[str, str]:
-        """The filters as query parameters (empty ones left out)."""
-        values = {
-            "colour": self.colour,
-            "level": self.level,
-            "station": self.station,
-            "status": self.status,
-        }
-        values.update({k: str(v) for k, v in changes.items()})
-        return {k: v for k, v in values.items() if v}
-
-    def query(self, **changes: Any) -> str:
-        """The filters as a query string."""
-        return urlencode(self.params(**changes))
+    def values(self) -> dict[str, str]:
+        return {"colour": self.colour, "level": self.level, "status": self.status}
 
 
-def parse_filters(params: Mapping[str, str], stations: Mapping[str, str]) -> DisputeFilters:
-    """Filters from a query string; ``stations`` are those the viewer may pick. A station of
-    another scope, or a colour that is not one, is reported and left out."""
+def parse_filters(
+    params: Mapping[str, str], subtrees: Mapping[str, frozenset[str]]
+) -> DisputeFilters:
+    """Filters from a query string; ``subtrees`` are the stations the viewer may pick, each
+    with those below it. A station of another scope, or a colour that is not one, is reported
+    and left out."""
     f = DisputeFilters()
-    typed = {k: (params.get(k) or "").strip()[:64] for k in FIELDS}
-    f.typed = typed
-    for name, allowed in (("colour", COLOURS), ("level", LEVELS), ("station", stations)):
-        value = typed[name]
-        if value and value in allowed:
-            setattr(f, name, value)
-        elif value:
-            f.errors[name] = "f_bad_choice"
-    status = typed["status"] or "open"
-    if status in STATUS_CHOICES:
-        f.status = status
-    else:
-        f.errors["status"] = "f_bad_choice"
-    page = params.get("page") or "1"
-    f.page = int(page) if page.isdigit() and 0 < int(page) <= 100_000 else 1
+    read_typed(f, params, FIELDS, 64)
+    f.colour = f.choose("colour", COLOURS)
+    f.level = f.choose("level", LEVELS)
+    read_station(f, subtrees)
+    f.status = f.choose("status", STATUS_CHOICES) or "open"
     return f
 
 
@@ -89,8 +65,8 @@ def register_query(f: DisputeFilters, *, scope: Scope) -> Select[DisputeCase, Ti
         query = query.where(DisputeCase.colour == f.colour)
     if f.level:
         query = query.where(DisputeCase.level == f.level)
-    if f.station:
-        query = query.where(DisputeCase.station_id == f.station)
+    if (station := f.station_clause(DisputeCase.station_id)) is not None:
+        query = query.where(station)
     if f.status != "all":
         query = query.where(DisputeCase.status == f.status)
     is_open = DisputeCase.status == "open"

@@ -103,7 +103,7 @@ async def register(
     now = runtime.clock.now()
     async with runtime.sessions() as session:
         picks = await choices(session, who.scope)
-        f = parse_filters(request.query_params, picks.stations)
+        f = parse_filters(request.query_params, picks.subtrees)
         query = register_query(f, scope=who.scope)
         total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
         pages = max(1, -(-total // PAGE_SIZE))

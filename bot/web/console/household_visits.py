@@ -16,15 +16,16 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from bot import audit, visits
-from bot.console_sessions import use_form
+from bot import visits
 from bot.pii import mask_name
 from bot.runtime import Runtime
 from bot.web.console.households import (
     HOUSEHOLD,
     FormState,
+    audit_household,
     error_of,
     field_of,
+    first_use,
     group_choices,
     in_scope,
     render_household,
@@ -45,6 +46,20 @@ class _Refused(Exception):
     def __init__(self, where: str, text: str) -> None:
         super().__init__(where)
         self.where, self.text = where, text
+
+
+async def _again(
+    who: Viewer,
+    runtime: Runtime,
+    household_id: int,
+    ui: Ui,
+    exc: _Refused | visits.VisitError,
+    typed: dict[str, str],
+) -> Response:
+    """The household's page again (400) with the reason beside its field and what was typed."""
+    where, text = (exc.where, exc.text) if isinstance(exc, _Refused) else error_of(ui, exc)
+    state = FormState({where: text}, typed, status_code=400)
+    return await render_household(who, runtime, household_id, state)
 
 
 def _back(household_id: int, done: str) -> Response:
@@ -112,9 +127,7 @@ async def record(
             if await in_scope(session, who, household_id) is None:
                 return not_found(ui, who)
             done = "duplicate"
-            if await use_form(
-                session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
-            ):
+            if await first_use(session, who, form, now):
                 visit = await visits.record_visit(
                     session,
                     runtime.cipher,
@@ -125,23 +138,17 @@ async def record(
                     now=now,
                     source="console",
                 )
-                audit.record(
+                audit_household(
                     session,
+                    who,
                     now=now,
                     action="visit_recorded",
-                    account=who.account,
-                    target=f"household:{household_id}",
+                    household_id=household_id,
                     detail=f"visit {visit.id}",
-                    ip=who.ip,
                 )
                 done = "visited"
-    except _Refused as exc:
-        state = FormState({exc.where: exc.text}, typed, status_code=400)
-        return await render_household(who, runtime, household_id, state)
-    except visits.VisitError as exc:
-        where, text = error_of(ui, exc)
-        state = FormState({where: text}, typed, status_code=400)
-        return await render_household(who, runtime, household_id, state)
+    except (_Refused, visits.VisitError) as exc:
+        return await _again(who, runtime, household_id, ui, exc, typed)
     return _back(household_id, done)
 
 
@@ -170,9 +177,7 @@ async def plan_on(
             ):
                 return not_found(ui, who)
             done = "duplicate"
-            if await use_form(
-                session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
-            ):
+            if await first_use(session, who, form, now):
                 plan = await visits.put_on_plan(
                     session,
                     settings=runtime.settings.visits,
@@ -183,23 +188,17 @@ async def plan_on(
                     by=who.actor.key,
                     now=now,
                 )
-                audit.record(
+                audit_household(  # the reason stays out, as in the chat
                     session,
+                    who,
                     now=now,
                     action="plan_put_on",
-                    account=who.account,
-                    target=f"household:{household_id}",
-                    detail=f"every {plan.every_days} d",  # the reason stays out, as in the chat
-                    ip=who.ip,
+                    household_id=household_id,
+                    detail=f"every {plan.every_days} d",
                 )
                 done = "planned"
-    except _Refused as exc:
-        state = FormState({exc.where: exc.text}, typed, status_code=400)
-        return await render_household(who, runtime, household_id, state)
-    except visits.VisitError as exc:
-        where, text = error_of(ui, exc)
-        state = FormState({where: text}, typed, status_code=400)
-        return await render_household(who, runtime, household_id, state)
+    except (_Refused, visits.VisitError) as exc:
+        return await _again(who, runtime, household_id, ui, exc, typed)
     return _back(household_id, done)
 
 
@@ -222,20 +221,17 @@ async def plan_off(
         ):
             return not_found(ui, who)
         done = "duplicate"
-        if await use_form(
-            session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
-        ):
+        if await first_use(session, who, form, now):
             ended = await visits.take_off_plan(
                 session, household_id=household_id, by=who.actor.key, now=now
             )
             if ended:
-                audit.record(
+                audit_household(
                     session,
+                    who,
                     now=now,
                     action="plan_taken_off",
-                    account=who.account,
-                    target=f"household:{household_id}",
-                    ip=who.ip,
+                    household_id=household_id,
                 )
             done = "unplanned" if ended else "no_plan"
     return _back(household_id, done)

@@ -11,6 +11,7 @@ A household outside the scope answers exactly as one that does not exist (404).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -82,6 +83,35 @@ def field_of(form: FormData, name: str, limit: int = 200) -> str:
     """A posted text field, trimmed and cut to ``limit`` ("" when absent)."""
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+async def first_use(session: AsyncSession, who: Viewer, form: FormData, now: datetime) -> bool:
+    """Whether this rendered form is submitted for the first time: its nonce is recorded in
+    the same transaction as what it does, and a second submission does nothing."""
+    return await use_form(
+        session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
+    )
+
+
+def audit_household(
+    session: AsyncSession,
+    who: Viewer,
+    *,
+    now: datetime,
+    action: str,
+    household_id: int,
+    detail: str | None = None,
+) -> None:
+    """The audit row of what the viewer did to a household (never its personal data)."""
+    audit.record(
+        session,
+        now=now,
+        action=action,
+        account=who.account,
+        target=f"household:{household_id}",
+        detail=detail,
+        ip=who.ip,
+    )
 
 
 def error_of(ui: Ui, exc: visits.VisitError) -> tuple[str, str]:
@@ -162,9 +192,7 @@ async def add(
     try:
         async with runtime.sessions.begin() as session:
             await check_group(session, who, typed["group"])
-            if not await use_form(
-                session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
-            ):
+            if not await first_use(session, who, form, now):
                 done = "duplicate"
             else:
                 household = await visits.add_household(
@@ -177,14 +205,13 @@ async def add(
                     actor=who.actor.key,
                     now=now,
                 )
-                audit.record(
+                audit_household(
                     session,
+                    who,
                     now=now,
                     action="household_added",
-                    account=who.account,
-                    target=f"household:{household.id}",
+                    household_id=household.id,
                     detail=f"group {typed['group']}",
-                    ip=who.ip,
                 )
                 done = "added"
     except visits.VisitError as exc:
@@ -240,14 +267,13 @@ async def render_household(
         panel = await visit_panel(
             session, who=who, household=household, settings=runtime.settings.visits, now=now
         )
-        audit.record(
+        audit_household(
             session,
+            who,
             now=now,
             action="personal_data_shown",
-            account=who.account,
-            target=f"household:{household_id}",
+            household_id=household_id,
             detail="household",
-            ip=who.ip,
         )
     return page(
         "household.html",
@@ -299,9 +325,7 @@ async def edit(
                 raise _Missing
             await check_group(session, who, typed["group"])
             done = "duplicate"
-            if await use_form(
-                session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
-            ):
+            if await first_use(session, who, form, now):
                 await visits.update_household(
                     session,
                     runtime.cipher,
@@ -313,13 +337,12 @@ async def edit(
                     address=typed["address"] or None,
                     group_id=typed["group"] or None,
                 )
-                audit.record(
+                audit_household(
                     session,
+                    who,
                     now=now,
                     action="household_edited",
-                    account=who.account,
-                    target=f"household:{household_id}",
-                    ip=who.ip,
+                    household_id=household_id,
                 )
                 done = "edited"
     except _Missing:
@@ -356,9 +379,7 @@ async def delete(
     group = ""
     async with runtime.sessions.begin() as session:
         done = "duplicate"
-        if await use_form(
-            session, nonce=field_of(form, "nonce", 64), account_id=who.account.id, now=now
-        ):
+        if await first_use(session, who, form, now):
             household = await in_scope(session, who, household_id)
             if household is None:
                 return not_found(ui, who)
@@ -366,14 +387,13 @@ async def delete(
             gone = await visits.delete_household(
                 session, household_id=household_id, actor=who.actor.key, now=now
             )
-            audit.record(
+            audit_household(
                 session,
+                who,
                 now=now,
                 action="household_deleted",
-                account=who.account,
-                target=f"household:{household_id}",
+                household_id=household_id,
                 detail=f"{gone.visits_kept if gone else 0} visit(s) kept",
-                ip=who.ip,
             )
             done = "deleted"
     query = urlencode({"group": group, "done": done})

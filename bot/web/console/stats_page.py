@@ -96,7 +96,8 @@ def read_query(request: Request, who: Viewer, stations: dict[str, str], today: d
 
 @dataclass(frozen=True)
 class Links:
-    """Where a chart's bar leads: the lists of the items behind it, filtered alike."""
+    """Where a chart's bar leads: the lists of the items behind it, filtered alike — a
+    station with the stations below it (``below=1``), as its figures count them."""
 
     q: StatsQuery
 
@@ -112,13 +113,20 @@ class Links:
             "status": status,
             "category": category,
             "station": self.q.station,
+            "below": "1" if self.q.station else "",
             "from": (first or self.q.first).isoformat(),
             "to": (last or self.q.last).isoformat(),
         }
         return "/console/tickets?" + urlencode({k: v for k, v in params.items() if v})
 
     def disputes(self, *, colour: str, level: str) -> str:
-        params = {"status": "all", "colour": colour, "level": level, "station": self.q.station}
+        params = {
+            "status": "all",
+            "colour": colour,
+            "level": level,
+            "station": self.q.station,
+            "below": "1" if self.q.station else "",
+        }
         return "/console/disputes?" + urlencode({k: v for k, v in params.items() if v})
 
     def households(self, *, group: str) -> str:
@@ -139,6 +147,20 @@ def flat(figures: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+# Figures that are shares (the API's fractions, 0.9474): shown as percentages (94.7%).
+SHARES = frozenset({"satisfaction.rate", "visits.coverage"})
+
+
+def figure_text(key: str, value: Any) -> str:
+    """A figure as the table shows it: a share in percent with one decimal, others as they
+    are, nothing for none."""
+    if value is None:
+        return ""
+    if key in SHARES:
+        return f"{value * 100:.1f}%"
+    return str(value)
 
 
 def figure_label(ui: Ui, key: str) -> str:
@@ -196,7 +218,7 @@ async def stats_page(
         q=q,
         stations=stations,
         figures=figures,
-        flat=[(k, figure_label(ui, k), v) for k, v in flat(figures).items()],
+        flat=[(k, figure_label(ui, k), v, figure_text(k, v)) for k, v in flat(figures).items()],
         charts=charts,
         month=q.first.strftime("%Y-%m"),
         status_code=400 if q.errors else 200,

@@ -9,17 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.web.console.list_filters import ListFilters, read_station, read_typed, station_subtrees
 from handlers.ticket_service import CATEGORIES, Scope
 from models.directory import Officer, Station
 from models.tickets import OPEN_STATUSES, Ticket
 
-FIELDS = ("status", "category", "priority", "station", "officer", "from", "to", "code")
+FIELDS = ("status", "category", "priority", "officer", "from", "to", "code")
 STATUSES = ("open", "all", "new", "acknowledged", "answered", "escalated", "closed")
 PAGE_SIZE = 50
 CSV_LIMIT = 10_000
@@ -27,48 +27,37 @@ _CODE = re.compile(r"[A-Z]?\d{0,6}")
 
 
 @dataclass
-class Filters:
-    """What the list is narrowed to. ``errors`` maps a field to the text key of why its value
-    was not used; ``typed`` keeps what was typed, to show it again."""
+class Filters(ListFilters):
+    """What the ticket list is narrowed to (the station and paging: :class:`ListFilters`)."""
 
     status: str = "open"
     category: str = ""
     priority: int | None = None
-    station: str = ""
     officer: str = ""
     date_from: date | None = None
     date_to: date | None = None
     code: str = ""
-    page: int = 1
-    errors: dict[str, str] = field(default_factory=dict)
-    typed: dict[str, str] = field(default_factory=dict)
 
-    def params(self, **changes: Any) -> dict[str, str]:
-        """The filters as query parameters (empty ones left out)."""
-        values = {
+    def values(self) -> dict[str, str]:
+        return {
             "status": self.status,
             "category": self.category,
             "priority": str(self.priority or ""),
-            "station": self.station,
             "officer": self.officer,
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
             "code": self.code,
         }
-        values.update({k: str(v) for k, v in changes.items()})
-        return {k: v for k, v in values.items() if v}
-
-    def query(self, **changes: Any) -> str:
-        """The filters as a query string."""
-        return urlencode(self.params(**changes))
 
 
 @dataclass(frozen=True)
 class Choices:
-    """What the viewer may pick: stations and officers of their scope, by name."""
+    """What the viewer may pick: stations and officers of their scope, by name, and each
+    station's subtree (the station filter's ``below``)."""
 
     stations: dict[str, str]
     officers: dict[str, str]  # id → "name(station)"
+    subtrees: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 async def choices(session: AsyncSession, scope: Scope) -> Choices:
@@ -80,7 +69,7 @@ async def choices(session: AsyncSession, scope: Scope) -> Choices:
         for o in await session.scalars(select(Officer).order_by(Officer.station_id, Officer.name))
         if scope.covers_station(o.station_id) or o.id == scope.officer_id
     }
-    return Choices(stations, officers)
+    return Choices(stations, officers, await station_subtrees(session, scope))
 
 
 def _date(value: str) -> date | None:
@@ -94,57 +83,32 @@ def parse_filters(params: Mapping[str, str], picks: Choices) -> Filters:
     """Filters from a query string. A value that is not one of the choices (a station of
     another scope included) is reported and left out, never silently widened or narrowed."""
     f = Filters()
-    typed = {k: (params.get(k) or "").strip()[:100] for k in FIELDS}
-    f.typed = typed
-
-    def bad(name: str, key: str = "f_bad_choice") -> None:
-        f.errors[name] = key
-
-    status = typed.get("status") or "open"
-    if status in STATUSES:
-        f.status = status
-    else:
-        bad("status")
-    if typed.get("category"):
-        if typed["category"] in CATEGORIES:
-            f.category = typed["category"]
-        else:
-            bad("category")
-    if typed.get("priority"):
-        if typed["priority"] in ("1", "2", "3"):
-            f.priority = int(typed["priority"])
-        else:
-            bad("priority")
-    if typed.get("station"):
-        if typed["station"] in picks.stations:
-            f.station = typed["station"]
-        else:
-            bad("station")
-    if typed.get("officer"):
-        if typed["officer"] in picks.officers:
-            f.officer = typed["officer"]
-        else:
-            bad("officer")
+    read_typed(f, params, FIELDS, 100)
+    typed = f.typed
+    f.status = f.choose("status", STATUSES) or "open"
+    f.category = f.choose("category", CATEGORIES)
+    priority = f.choose("priority", ("1", "2", "3"))
+    f.priority = int(priority) if priority else None
+    read_station(f, picks.subtrees)
+    f.officer = f.choose("officer", picks.officers)
     for name in ("from", "to"):
-        if typed.get(name):
+        if typed[name]:
             parsed = _date(typed[name])
             if parsed is None:
-                bad(name, "f_bad_date")
+                f.errors[name] = "f_bad_date"
             elif name == "from":
                 f.date_from = parsed
             else:
                 f.date_to = parsed
     if f.date_from and f.date_to and f.date_from > f.date_to:
-        bad("to", "f_bad_range")
+        f.errors["to"] = "f_bad_range"
         f.date_to = None
-    if typed.get("code"):
+    if typed["code"]:
         code = typed["code"].lstrip("#＃").strip().upper()
         if code and _CODE.fullmatch(code):
             f.code = code
         else:
-            bad("code", "f_bad_code")
-    page = params.get("page") or "1"
-    f.page = int(page) if page.isdigit() and 0 < int(page) <= 100_000 else 1
+            f.errors["code"] = "f_bad_code"
     return f
 
 
@@ -164,8 +128,8 @@ def ticket_query(f: Filters, *, scope: Scope, tz: ZoneInfo, mine: str | None) ->
         query = query.where(Ticket.category == f.category)
     if f.priority:
         query = query.where(Ticket.priority == f.priority)
-    if f.station:
-        query = query.where(Ticket.station_id == f.station)
+    if (station := f.station_clause(Ticket.station_id)) is not None:
+        query = query.where(station)
     if f.officer:
         query = query.where(Ticket.assigned_officer_id == f.officer)
     if f.date_from:

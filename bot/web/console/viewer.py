@@ -75,13 +75,14 @@ class Viewer:
 
 
 def client_ip(request: Request) -> str | None:
-    """The caller's address (the proxy's, unless uvicorn trusts its X-Forwarded-For)."""
+    """The caller's address: the one that connected, or the client a proxy listed in
+    ``server.trusted_proxies`` names in X-Forwarded-For (bot/app.py)."""
     return request.client.host if request.client else None
 
 
 def https(request: Request) -> bool:
-    """Whether the browser reached us over https (directly, or through a trusted proxy that
-    uvicorn's proxy headers describe): cookies are marked Secure then."""
+    """Whether the browser reached us over https (directly, or through a proxy listed in
+    ``server.trusted_proxies`` that says so in X-Forwarded-Proto): cookies are Secure then."""
     return request.url.scheme == "https"
 
 
