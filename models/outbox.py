@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
+# Statuses the worker never claims: a paused bulletin's rows wait as ``held``, a cancelled
+# bulletin's or recalled alert's unsent rows end as ``cancelled``.
+HELD, CANCELLED = "held", "cancelled"
 
 class OutboxMessage(Base):
     """A message waiting to be sent, being sent, sent, or failed for good.
