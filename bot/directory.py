@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import storable_id
 from bot.pii import PiiCipher
-from handlers.verification import IdentityError, normalise_phone
+from bot.services.identity import IdentityError, normalise_phone
 from models.directory import Group, Officer, RosterEntry, Station
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

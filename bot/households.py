@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
-from handlers.verification import (
+from bot.services.identity import (
     IdentityError,
     check_name,
     name_hash,

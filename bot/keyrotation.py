@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import models
 from bot.pii import PiiCipher
-from handlers.verification import name_key
+from bot.services.identity import name_key
 from models.base import Base
 
 # table → hash column → (encrypted source column, normalisation before hashing)

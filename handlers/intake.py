@@ -172,7 +172,8 @@ async def intake(ctx: HandlerContext) -> bool:
     elif _paid_a_scammer(result):
         # Money already sent can sometimes still be stopped, within hours: say how, at once.
         ctx.reply(ctx.text("fraud_paid_advice"), priority=1)
-    from handlers.verification import is_verified, maybe_remind
+    from handlers.verification import maybe_remind
+    from handlers.verification_support import is_verified
 
     if not await is_verified(ctx.session, ctx.member.id):
         ctx.session.add(

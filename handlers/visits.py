@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 
 from bot.dispatcher import HandlerContext
 from bot.pii import mask_name
+from bot.services.identity import check_name
 from bot.visits import (
     Found,
     PlanLine,
@@ -44,7 +45,6 @@ from bot.visits import (
 from handlers.commands import clean
 from handlers.dispute_cases import local_date
 from handlers.tickets import Out
-from handlers.verification import check_name
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import VisitChoice, VisitPlan

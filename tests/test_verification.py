@@ -26,12 +26,9 @@ from bot.directory import load_directory_file
 from bot.dispatcher import Handler, HandlerContext
 from bot.sms import LogSmsSender, make_sms_sender
 from handlers.greeting import private_greeting
-from handlers.verification import (
-    is_verified,
-    maybe_remind,
-    membership_events,
-    verification_commands,
-)
+from handlers.membership import membership_events
+from handlers.verification import maybe_remind, verification_commands
+from handlers.verification_support import is_verified
 from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,25 +98,6 @@ class Sender(Protocol):
         user_id: str | None,
         payload: dict[str, Any],
     ) -> None: ...
-
-
-def check_encoding_aes_key(value: Any, platform: str) -> Any:
-    """A pydantic check of an EncodingAESKey (a ``SecretStr`` or None): 43 characters of base64
-    for 32 bytes. wechatpy only asserts this, deep inside, on the first message."""
-    key = value.get_secret_value() if value is not None else ""
-    if not key:
-        return value
-    if len(key) != 43:
-        raise ValueError(f"must be 43 characters ({platform}'s EncodingAESKey)")
-    try:
-        raw = base64.b64decode(key + "=", validate=True)
-    except binascii.Error:
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError(
-            "is not an EncodingAESKey (43 characters of base64: A–Z, a–z, 0–9, + and /)"
-        )
-    return value
 
 
 def unix_seconds(value: str | None) -> int | None:
