@@ -42,10 +42,10 @@ class Runtime:
     http: httpx.AsyncClient
     senders: dict[str, Sender] = field(default_factory=dict)
     wechat: WeChatCallback | None = None
+    wecom: WeComCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     metrics: Metrics = field(default_factory=Metrics)
-    extras: dict[str, Any] = field(default_factory=dict)
     # Whether this instance runs the scheduler's jobs (broadcasts.leadership); one process
     # on SQLite always does.
     leadership: Leadership = field(default_factory=lambda: Leadership(None))
@@ -133,7 +133,7 @@ def build_runtime(
     runtime.senders["wecom_robot"] = WeComRobotSender(client=http)
     runtime.senders.update(senders or {})
     if settings.wecom.configured:
-        runtime.extras["wecom"] = WeComCallback.from_settings(
+        runtime.wecom = WeComCallback.from_settings(
             settings.wecom, window_s=settings.server.replay_window_s
         )
     runtime.senders.setdefault(

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import Media, OutboundMessage
 from bot.runtime import Runtime
+from bot.settings import BulletinSettings
 from broadcasts.bulletins import (
     CANCELLED,
-    BulletinOptions,
     Problem,
     channel_for,
     public_url,
@@ -46,7 +46,7 @@ def _message(
     alert: Alert,
     group: Group,
     text: str,
-    options: BulletinOptions,
+    options: BulletinSettings,
 ) -> OutboundMessage:
     media = None
     if alert.media:
@@ -86,7 +86,7 @@ async def _fan_out(
     reason: str,
     now: datetime,
 ) -> int:
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     text = render_alert(runtime, alert, parent_id=parent_id, reason=reason)
     for group in groups:
         message = _message(runtime, alert, group, text, options)

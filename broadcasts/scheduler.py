@@ -13,13 +13,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.purge import retention_purge_job
 from bot.runtime import Runtime
-from broadcasts.bulletins import BulletinOptions, bulletin_tick_job
+from broadcasts.bulletins import bulletin_tick_job
 
 log = logging.getLogger("lianxin.scheduler")
 
@@ -56,6 +55,8 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     """A scheduler with the periodic jobs of a running service (not started), each one
     ``leader_only``."""
     scheduler = AsyncIOScheduler(timezone=runtime.settings.tz)
+    # The first runs are due at once; "now" is the injected clock's, like every time of ours.
+    start = runtime.clock.now().astimezone(runtime.settings.tz)
     scheduler.add_job(
         leader_only(deadline_sweep_job),
         "interval",
@@ -64,17 +65,17 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         id="deadline-sweep",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(runtime.settings.tz),
+        next_run_time=start,
     )
     scheduler.add_job(
         leader_only(bulletin_tick_job),
         "interval",
-        seconds=BulletinOptions.of(runtime).tick_interval_s,
+        seconds=runtime.settings.bulletins.tick_interval_s,
         args=[runtime],
         id="bulletin-tick",
         max_instances=1,
         coalesce=True,
-        next_run_time=datetime.now(runtime.settings.tz),
+        next_run_time=start,
     )
     retention = runtime.settings.retention
     if retention.configured:

@@ -75,7 +75,7 @@ async def desk(db_url: str, world: FakeWorld, tmp_path: Path) -> AsyncIterator[D
         await h.load_directory()
         await add_accounts(h)
         media = tmp_path / "media"
-        h.runtime.extras["bulletins.media_dir"] = str(media)
+        h.runtime.settings.bulletins.media_dir = str(media)
         async with h.runtime.sessions.begin() as session:
             token = await create_token(session, role="admin", name="ops", now=h.clock.now())
         yield Desk(h, {"Authorization": f"Bearer {token}"}, media)

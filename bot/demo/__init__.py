@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEMO_DIRECTORY = Path(__file__).with_name("directory.yaml")
-CONSOLE_ACCOUNTS = "console_accounts"  # runtime.extras key: the demo's console accounts
 
 
 def demo_settings(folder: Path) -> Settings:
@@ -224,10 +223,10 @@ def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, R
     hub.people = {r.sender_id: r.nickname for r in DEMO_RESIDENTS}
     senders: dict[str, Any] = {"bridge": bridge, "sms": simulator.SmsInbox(hub)}
     runtime = build_runtime(settings, clock=clock, senders=senders)
-    runtime.extras["simulated_bridge"] = bridge
-    runtime.extras[simulator.HUB_KEY] = hub
-    runtime.extras[CONSOLE_ACCOUNTS] = accounts
     app = create_app(runtime, background=background)
+    # Demo-only state lives on the app, not in the runtime every layer is handed.
+    app.state.simulator = hub
+    app.state.demo_accounts = accounts
     app.include_router(simulator.router)
     return app, runtime
 
@@ -267,9 +266,10 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
     """Run uvicorn until Ctrl+C or SIGTERM; open simulator streams end at once on either."""
     import uvicorn
 
-    from bot.web.simulator import HUB_KEY
+    from bot.web.simulator import hub_of
 
-    hub = runtime.extras[HUB_KEY]
+    hub = hub_of(app)
+    assert hub is not None, "serve() runs the demo app, which has a simulator"
 
     class DemoServer(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -303,7 +303,6 @@ def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int
         return run_script()
 
     from bot.cli import port_problem, setup_logging
-    from bot.web.simulator import HUB_KEY
 
     problem = port_problem(host, port)
     if problem:
@@ -316,8 +315,8 @@ def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int
             host,
             port,
             Path(tmp),
-            runtime.extras[HUB_KEY].admin_token,
-            runtime.extras[CONSOLE_ACCOUNTS],
+            app.state.simulator.admin_token,
+            app.state.demo_accounts,
         )
         serve(app, runtime, host=host, port=port)
     print("Lianxin demo stopped; its database is gone.")

@@ -35,14 +35,14 @@ from broadcasts.bulletins.crud import (
     update_bulletin,
 )
 from broadcasts.bulletins.jobs import (
+    MAX_CATCH_UP,
     TickResult,
     bulletin_tick,
     bulletin_tick_job,
     fan_out_run,
     materialise_runs,
 )
-from broadcasts.bulletins.message import bulletin_message, public_url
-from broadcasts.bulletins.options import BULLETIN_PRIORITY, MAX_CATCH_UP, BulletinOptions
+from broadcasts.bulletins.message import BULLETIN_PRIORITY, bulletin_message, public_url
 from broadcasts.bulletins.quiet import QuietHours, Slot, cap_counts, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after, parse_cron, upcoming
 from broadcasts.bulletins.specs import (
@@ -78,7 +78,6 @@ __all__ = [
     "CANCELLED",
     "HELD",
     "MAX_CATCH_UP",
-    "BulletinOptions",
     "BulletinPatch",
     "BulletinSpec",
     "Conflict",

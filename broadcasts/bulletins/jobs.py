@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from broadcasts.bulletins.message import bulletin_message
-from broadcasts.bulletins.options import MAX_CATCH_UP, BulletinOptions
 from broadcasts.bulletins.quiet import QuietHours, cap_counts, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after
 from broadcasts.bulletins.specs import Problem
@@ -32,6 +31,8 @@ from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.outbox import CANCELLED, OutboxMessage
 
 log = logging.getLogger("lianxin.bulletins")
+# A service down for long with a frequent cron: record at most this many missed runs per tick.
+MAX_CATCH_UP = 100
 
 
 @dataclass
@@ -118,7 +119,7 @@ async def fan_out_run(
     session: AsyncSession, *, runtime: Runtime, run_id: int, now: datetime
 ) -> int | None:
     """Claim a pending run and write its deliveries and outbox rows; None if not ours to do."""
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     run = await session.get(BulletinRun, run_id)
     if run is None or run.status != "pending":
         return None
@@ -229,7 +230,7 @@ async def bulletin_tick(runtime: Runtime) -> TickResult:
     Safe to run twice, concurrently, or after a crash at any point (see the module docstring).
     """
     now = runtime.clock.now()
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     grace = timedelta(seconds=options.missed_run_grace_s)
     tz = runtime.settings.tz
     result = TickResult()

@@ -6,14 +6,16 @@ from typing import Any
 
 from bot.channels.base import Media, OutboundMessage
 from bot.runtime import Runtime
-from broadcasts.bulletins.options import BULLETIN_PRIORITY, BulletinOptions
+from bot.settings import BulletinSettings
 from broadcasts.bulletins.targets import channel_for
 from handlers.texts import detect_script
 from models.bulletins import Bulletin
 from models.directory import Group
 
+BULLETIN_PRIORITY = 9
 
-def public_url(url: str, options: BulletinOptions) -> str:
+
+def public_url(url: str, options: BulletinSettings) -> str:
     """Uploaded media are served at ``/media/…``; channels need an absolute URL."""
     if url.startswith("/") and options.public_base_url:
         return options.public_base_url.rstrip("/") + url
@@ -21,7 +23,7 @@ def public_url(url: str, options: BulletinOptions) -> str:
 
 
 def bulletin_message(
-    runtime: Runtime, bulletin: Bulletin, group: Group, options: BulletinOptions
+    runtime: Runtime, bulletin: Bulletin, group: Group, options: BulletinSettings
 ) -> OutboundMessage:
     """Exactly what a group receives: the admin's title and text, and the media or cover."""
     script = detect_script(bulletin.title + bulletin.text)

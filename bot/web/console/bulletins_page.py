@@ -14,6 +14,8 @@ groups. A bulletin outside the viewer's scope answers 404, like one that does no
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
+
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
@@ -23,6 +25,7 @@ from starlette.datastructures import FormData
 from bot import audit
 from bot.console_sessions import tokens_match, use_form
 from bot.runtime import Runtime
+from bot.settings import BulletinSettings
 from bot.web.console import bulletin_views as views
 from bot.web.console.bulletin_form import (
     CATEGORIES,
@@ -42,7 +45,6 @@ from bot.web.console.viewer import CsrfRefused, Viewer, posted_form, viewer
 from bot.web.deps import get_runtime
 from broadcasts.bulletin_preview import Preview, preview_bulletin, preview_draft
 from broadcasts.bulletins import (
-    BulletinOptions,
     Conflict,
     Problem,
     cancel_bulletin,
@@ -74,7 +76,7 @@ async def posted_upload(
     schedule is not read at all (the route answers 404)."""
     if not views.may_schedule(who):
         return who, UploadForm()
-    limit = BulletinOptions.of(runtime).max_upload_bytes
+    limit = runtime.settings.bulletins.max_upload_bytes
     form = await read_upload_form(
         request,
         file_field=FILE_FIELD,
@@ -267,7 +269,7 @@ async def _render_form(
     ui = Ui(runtime, who.script, now)
     async with runtime.sessions() as session:
         picks = await views.choices(session, views.within(who))
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     return page(
         "bulletin_new.html",
         ui=ui,
@@ -290,7 +292,7 @@ async def _render_form(
 
 
 async def _media(
-    posted: UploadForm, form: BulletinForm, options: BulletinOptions, ui: Ui
+    posted: UploadForm, form: BulletinForm, options: BulletinSettings, ui: Ui
 ) -> tuple[StoredMedia | None, str | None]:
     """The form's video or picture: a new upload (stored now, judged by its bytes), or the
     one kept from an earlier submission; and why it was refused, if it was."""
@@ -300,16 +302,20 @@ async def _media(
             if upload.size > options.max_upload_bytes:
                 raise MediaRefused("too_large", size=upload.size, limit=options.max_upload_bytes)
             stored = await save_upload(
-                upload.data, folder=options.media_dir, limit=options.max_upload_bytes
+                upload.data, folder=FilePath(options.media_dir), limit=options.max_upload_bytes
             )
         except MediaRefused as refused:
-            kept = stored_media(options.media_dir, form.media_url) if form.media_url else None
+            kept = (
+                stored_media(FilePath(options.media_dir), form.media_url)
+                if form.media_url
+                else None
+            )
             return kept, media_error(refused, ui)
         form.media_url = stored.url
         return stored, None
     if not form.media_url:
         return None, None
-    kept = stored_media(options.media_dir, form.media_url)
+    kept = stored_media(FilePath(options.media_dir), form.media_url)
     if kept is None:
         form.media_url = ""
         return None, ui.t("bf_media_gone")
@@ -329,7 +335,7 @@ async def submit_bulletin(
     ui = Ui(runtime, who.script, now)
     if not views.may_schedule(who):
         return not_found(ui, who)
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     form = BulletinForm.read(posted)
     media, media_refused = await _media(posted, form, options, ui)
     outcome = to_spec(form, tz=runtime.settings.tz, media=media, ui=ui)
