@@ -56,9 +56,14 @@ def _read_password() -> str:
 
 
 def cmd_account_create(args: argparse.Namespace) -> int:
-    from bot.accounts import AccountError, check_password, create_account, generate_password
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
+    from bot.services.accounts import (
+        AccountError,
+        check_password,
+        create_account,
+        generate_password,
+    )
 
     password = generate_password() if args.generate else _read_password()
     try:
@@ -82,7 +87,7 @@ def cmd_account_create(args: argparse.Namespace) -> int:
         return account.username
 
     try:
-        username = _in_transaction(args, work)
+        username = in_transaction(args, work)
     except AccountError as exc:
         print(f"lianxin: nothing created: {exc}", file=sys.stderr)
         return 2
@@ -93,9 +98,9 @@ def cmd_account_create(args: argparse.Namespace) -> int:
 
 
 def cmd_account_list(args: argparse.Namespace) -> int:
-    from bot.accounts import list_accounts
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
+    from bot.services.accounts import list_accounts
     from models.directory import Officer
 
     now = SystemClock().now()
@@ -115,18 +120,18 @@ def cmd_account_list(args: argparse.Namespace) -> int:
             lines.append(f"{a.username}\t{a.role}\t{who}\t{a.script}\t{state}\t{last}")
         return lines
 
-    lines = _in_transaction(args, rows)
+    lines = in_transaction(args, rows)
     print("\n".join(lines) if lines else "no accounts")
     return 0
 
 
 def cmd_account_disable(args: argparse.Namespace) -> int:
-    from bot.accounts import disable_account
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
+    from bot.services.accounts import disable_account
 
     now = SystemClock().now()
-    if not _in_transaction(args, lambda s: disable_account(s, username=args.username, now=now)):
+    if not in_transaction(args, lambda s: disable_account(s, username=args.username, now=now)):
         print(
             f"lianxin: no active account {args.username!r} (see `lianxin account list`)",
             file=sys.stderr,

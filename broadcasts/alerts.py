@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import Media, OutboundMessage
+from bot.messages import Media, OutboundMessage
 from bot.runtime import Runtime
 from bot.settings import BulletinSettings
+from bot.texts import detect_script
 from broadcasts.bulletins import (
     CANCELLED,
     Problem,
@@ -30,7 +31,6 @@ from broadcasts.bulletins import (
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
-from handlers.texts import detect_script
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
 from models.outbox import OutboxMessage

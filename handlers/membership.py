@@ -7,11 +7,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import OutboundMessage
-from bot.dispatcher import HandlerContext
-from bot.routing import Router, station_subtree
-from handlers.texts import Script
-from handlers.tickets import Out
+from bot.messages import OutboundMessage
+from bot.services.routing import Router, station_subtree
+from bot.services.tickets import Out
+from bot.texts import Script
+from handlers.context import HandlerContext
 from handlers.verification_support import group_script, is_verified, say
 from models.directory import Group, Officer
 from models.people import GroupMember

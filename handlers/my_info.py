@@ -9,12 +9,12 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import OutboundMessage
-from bot.dispatcher import HandlerContext
-from bot.forget import forget_sender
+from bot.messages import OutboundMessage
 from bot.pii import mask_name, mask_phone
+from bot.services.forget import forget_sender
+from bot.services.tickets import Out, add_event, open_reported_by
 from broadcasts.outbox import scrub_payload
-from handlers.tickets import Out, add_event, open_reported_by
+from handlers.context import HandlerContext
 from handlers.verification_support import local_day, open_code_rows, parse_bind, redacted_bind, say
 from models.directory import Group, Officer
 from models.journal import InboundEvent
@@ -85,7 +85,7 @@ async def unbind(ctx: HandlerContext) -> None:
 
 
 async def _cut_the_link(ctx: HandlerContext) -> None:
-    """After the binding's deletion: the matter stays, the account link goes (bot.forget).
+    """After the binding's deletion: the matter stays, the account link goes (bot.services.forget).
 
     The officers of the resident's open tickets hear that answers no longer reach them, and
     each ticket's timeline says so; the resident's confirmation names those tickets."""

@@ -7,8 +7,8 @@ commands come before intake so that ``實名 …`` never becomes a ticket.
 
 from __future__ import annotations
 
-from bot.dispatcher import Handler
 from handlers.alerts_chat import alert_commands, alert_replies
+from handlers.context import Handler
 from handlers.disputes import dispute_commands
 from handlers.greeting import private_greeting
 from handlers.intake import emergency_first, intake

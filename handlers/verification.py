@@ -7,7 +7,8 @@ of a code is stored. Everything here runs inside the dispatcher's transaction an
 
 ``我的信息`` / ``註銷實名`` are in handlers/my_info.py, joins, leaves and ``指派`` in
 handlers/membership.py, names and numbers (normalising, hashing) in bot/services/identity.py.
-Two helpers for intake: :func:`is_verified`, :func:`maybe_remind`.
+Two helpers for intake are in handlers/verification_support.py: :func:`is_verified`,
+:func:`maybe_remind`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import as_utc
-from bot.dispatcher import HandlerContext
 from bot.pii import PiiCipher, mask_name, mask_phone
 from bot.services.identity import (
     IdentityError,
@@ -32,9 +32,11 @@ from bot.services.identity import (
     phone_hash,
 )
 from bot.sms_templates import sms_message
+from bot.texts import Script
+from handlers.context import HandlerContext
+from handlers.intake import release_pending
 from handlers.membership import assign_officer
 from handlers.my_info import show_info, unbind
-from handlers.texts import Script
 from handlers.verification_support import (
     ASSIGN_COMMAND,
     CODE_DIGITS,
@@ -43,35 +45,13 @@ from handlers.verification_support import (
     BindRequest,
     command_text,
     group_reply_once_a_day,
-    is_verified,
-    local_day,
     name_script,
     open_code_rows,
     parse_bind,
     redacted_bind,
     say,
-    tell_privately,
 )
 from models.people import Binding, Household, VerificationCode
-
-
-async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool:
-    """Queue a private "how to verify" reminder, at most one per member per local day.
-
-    Returns whether one was queued. Verified members are never reminded; ``unverified`` says
-    the caller has just checked, which saves looking again.
-    """
-    member = ctx.member
-    if member.last_reminder_at is not None and local_day(ctx, member.last_reminder_at) == (
-        local_day(ctx, ctx.now)
-    ):
-        return False
-    if not unverified and await is_verified(ctx.session, member.id):
-        return False
-    tell_privately(ctx, say(ctx, "verify_reminder"))
-    member.last_reminder_at = ctx.now
-    return True
-
 
 # --- codes ------------------------------------------------------------------------------------
 
@@ -231,8 +211,6 @@ async def _confirm_code(ctx: HandlerContext, digits: str) -> bool:
     # The confirmation first (it is the passive reply on the Official Account), then the
     # acknowledgements of whatever was held for them.
     ctx.reply(say(ctx, "verify_bound", script, name=mask_name(name), phone=mask_phone(phone)))
-    # Imported here: intake imports this module for is_verified/maybe_remind.
-    from handlers.intake import release_pending
 
     tickets = await release_pending(ctx, ctx.member)
     if tickets:

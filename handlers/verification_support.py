@@ -9,13 +9,13 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import OutboundMessage
 from bot.clock import as_utc
-from bot.dispatcher import HandlerContext
+from bot.messages import OutboundMessage
 from bot.pii import mask_name, mask_phone
 from bot.services.identity import normalise_text
+from bot.texts import Script, detect_script, script_of
 from broadcasts.outbox import enqueue
-from handlers.texts import Script, detect_script, script_of
+from handlers.context import HandlerContext
 from models.outbox import OutboxMessage
 from models.people import Binding, VerificationCode
 
@@ -160,3 +160,21 @@ def redacted_bind(request: BindRequest) -> str:
     """What the journal keeps of a real-name command: ``實名 楊** 139****5678``."""
     digits = re.sub(r"\D", "", request.phone)
     return " ".join(part for part in ("實名", mask_name(request.name), mask_phone(digits)) if part)
+
+
+async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool:
+    """Queue a private "how to verify" reminder, at most one per member per local day.
+
+    Returns whether one was queued. Verified members are never reminded; ``unverified`` says
+    the caller has just checked, which saves looking again.
+    """
+    member = ctx.member
+    if member.last_reminder_at is not None and local_day(ctx, member.last_reminder_at) == (
+        local_day(ctx, ctx.now)
+    ):
+        return False
+    if not unverified and await is_verified(ctx.session, member.id):
+        return False
+    tell_privately(ctx, say(ctx, "verify_reminder"))
+    member.last_reminder_at = ctx.now
+    return True

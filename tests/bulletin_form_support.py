@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from models.bulletins import Bulletin
 from models.console import ConsoleFormUse
 from tests.bulletins_support import local

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.channels.base import SendError
+from bot.channels.wecom_robot import WeComRobotSender, robot_body
 from bot.cli import build_parser
 from bot.cli_bulletins import register
+from bot.messages import SendError
 from broadcasts.bulletins import QuietHours, bulletin_tick, materialise_runs, plan_slot
-from broadcasts.wecom_robot import WeComRobotSender, robot_body
 from models.bulletins import Bulletin
 from models.directory import Group
 from tests.bulletins_support import GROUPS, TZ, Bench, local

@@ -343,7 +343,7 @@ def test_account_create_list_and_disable_from_the_command_line(
 
 
 async def test_a_disabled_account_is_signed_out_at_once(h: Harness) -> None:
-    from bot.accounts import disable_account
+    from bot.services.accounts import disable_account
 
     client = await signed_in(h, "wang")
     async with h.runtime.sessions.begin() as session:

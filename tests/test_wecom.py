@@ -23,9 +23,9 @@ from wechatpy.utils import WeChatSigner, to_text
 from bot.app import create_app
 from bot.channels.wecom import WeComCallback, strip_mention
 from bot.channels.wecom_reply import NO_SINGLE_PATH, WeComReplySender
+from bot.channels.wecom_robot import WeComRobotSender
 from bot.settings import WeComSettings
 from bot.web import wecom_routes
-from broadcasts.wecom_robot import WeComRobotSender
 from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage

@@ -28,12 +28,12 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner, to_text
 
-from bot.channels.base import (
+from bot.channels.wechat import Rejected
+from bot.messages import (
     InboundMessage,
     inbound_problem,
     unix_seconds,
 )
-from bot.channels.wechat import Rejected
 from bot.settings import WeComSettings, secret_value
 
 __all__ = [

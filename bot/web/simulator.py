@@ -31,11 +31,11 @@ from sqlalchemy import select
 
 from bot.channels.bridge import signed_headers
 from bot.channels.simulated import SimulatedBridge, SimulatedSend
+from bot.channels.sms import recipient
 from bot.clock import Clock
 from bot.pii import mask_phone
 from bot.runtime import Runtime
 from bot.settings import secret_value
-from bot.sms import recipient
 from bot.web.deps import get_runtime
 from models.directory import Group, Officer, Station
 from models.tickets import Ticket

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.channels.base import Media, OutboundMessage
+from bot.messages import Media, OutboundMessage
 from bot.runtime import Runtime
 from bot.settings import BulletinSettings
+from bot.texts import detect_script
 from broadcasts.bulletins.targets import channel_for
-from handlers.texts import detect_script
 from models.bulletins import Bulletin
 from models.directory import Group
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bot.channels.base import storable_text
+from bot.messages import storable_text
 from broadcasts.bulletins.schedule import parse_cron
 from models.bulletins import BULLETIN_CATEGORIES
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.routing import station_subtree
+from bot.services.routing import station_subtree
 from broadcasts.bulletins.specs import Problem
 from models.bulletins import Bulletin
 from models.directory import Group, Station

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.accounts import MAX_PASSWORD, authenticate
-from bot.console_sessions import (
+from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.accounts import MAX_PASSWORD, authenticate
+from bot.services.console_sessions import (
     end_session,
     ended_idle,
     new_token,
@@ -22,7 +23,6 @@ from bot.console_sessions import (
     resume_session,
     tokens_match,
 )
-from bot.runtime import Runtime
 from bot.web.console.ui import Ui, page
 from bot.web.console.viewer import (
     COOKIE,

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import tokens_match, use_form
 from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.console_sessions import tokens_match, use_form
 from bot.settings import BulletinSettings
 from bot.web.console import bulletin_views as views
 from bot.web.console.bulletin_form import (

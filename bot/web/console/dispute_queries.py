@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.ticket_service import Scope
+from bot.services.ticket_service import Scope
 from models.disputes import COLOURS, LEVELS, STATUSES, DisputeCase
 from models.tickets import Ticket
 
@@ -75,7 +75,7 @@ def parse_filters(params: Mapping[str, str], stations: Mapping[str, str]) -> Dis
 
 
 def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
-    """A case is the viewer's when its ticket is (the scope rule of handlers/ticket_service)."""
+    """A case is the viewer's when its ticket is (the scope rule of bot/services/ticket_service)."""
     return query.join(Ticket, Ticket.id == DisputeCase.ticket_id).where(scope.clause())
 
 

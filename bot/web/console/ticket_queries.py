@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.ticket_service import CATEGORIES, Scope
+from bot.services.ticket_service import CATEGORIES, Scope
 from models.directory import Officer, Station
 from models.tickets import OPEN_STATUSES, Ticket
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from bot.channels.base import SendError
+from bot.messages import SendError
 from bot.settings import SmsSettings
 from bot.sms_templates import fill, message_values
 

@@ -8,7 +8,7 @@ can test a known id against it, and nobody can reverse it) in
 - the member row (its nickname goes too): the resident writing again is a new, unbound member;
 - the journal rows they sent (sender and de-duplication key; their nickname leaves the payloads);
 - ticket reporter rows: answers to those tickets no longer reach them
-  (:func:`handlers.tickets.reachable`);
+  (:func:`bot.services.tickets.reachable`);
 - outbox rows addressed to them or @-mentioning them. A row still waiting keeps the real id until
   it is sent (the confirmation of the deletion must reach them): ``extra.pseudonyms`` tells the
   worker what to put in its place afterwards;

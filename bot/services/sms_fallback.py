@@ -15,11 +15,11 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.routing import Router
 from bot.runtime import Runtime
+from bot.services.routing import Router
+from bot.services.tickets import add_event, category_text, group_label
 from bot.sms_templates import sms_message
 from broadcasts.outbox import enqueue
-from handlers.tickets import add_event, category_text, group_label
 from models.directory import Officer
 from models.outbox import OutboxMessage
 from models.tickets import Ticket, TicketEvent

@@ -6,14 +6,14 @@ changing, deleting), ``records`` (visits) and ``plans``; callers import from the
 
 The chat (handlers/visits.py), the console and the API call these. Functions take the open
 session first and everything else by keyword; they write rows and never commit and never
-message anyone (the overdue-plan reminders are in bot/visit_reminders.py). Names, numbers,
+message anyone (the overdue-plan reminders are in bot/services/visit_reminders.py). Names, numbers,
 addresses and notes are encrypted with the runtime's cipher; what the audit keeps
 (``household_events``) never holds them.
 """
 
 from __future__ import annotations
 
-from bot.visits.households import (
+from bot.services.visits.households import (
     Deleted,
     HouseholdLine,
     add_household,
@@ -22,7 +22,7 @@ from bot.visits.households import (
     list_households,
     update_household,
 )
-from bot.visits.plans import (
+from bot.services.visits.plans import (
     PlanLine,
     expire_choices,
     find_reason,
@@ -31,8 +31,8 @@ from bot.visits.plans import (
     reason_label,
     take_off_plan,
 )
-from bot.visits.records import VisitRow, last_visit_at, list_visits, next_due, record_visit
-from bot.visits.roster import (
+from bot.services.visits.records import VisitRow, last_visit_at, list_visits, next_due, record_visit
+from bot.services.visits.roster import (
     Found,
     Scope,
     VisitError,

@@ -13,8 +13,8 @@ from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
-from bot.routing import station_subtree
 from bot.services.identity import check_name, name_hash
+from bot.services.routing import station_subtree
 from models.directory import Group, Officer, Station
 from models.people import Household
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
 from bot.services.identity import check_name, name_hash, normalise_phone, phone_hash
-from bot.visits.roster import Scope, VisitError
+from bot.services.visits.roster import Scope, VisitError
 from models.directory import Group
 from models.people import Household
 from models.visits import HouseholdEvent, Visit, VisitChoice, VisitPlan

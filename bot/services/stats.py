@@ -49,7 +49,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from bot.routing import station_subtree
+from bot.services.routing import station_subtree
 from models.bulletins import BulletinDelivery, BulletinRun
 from models.directory import Group, Station
 from models.disputes import COLOURS, LEVELS, DisputeCase

@@ -17,15 +17,15 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.rate_limits import forget_expired
-from bot.routing import Router
 from bot.runtime import Runtime
+from bot.services.dispute_cases import sweep as dispute_sweep
+from bot.services.dispute_cases import todo_lines as dispute_todo_lines
+from bot.services.rate_limits import forget_expired
+from bot.services.routing import Router
+from bot.services.sms_fallback import page_by_sms
+from bot.services.tickets import Out, add_event, age_text, category_text, clip, open_tickets_of
+from bot.services.visit_reminders import remind_overdue_plans
 from bot.settings import DeadlineSettings
-from bot.sms_fallback import page_by_sms
-from bot.visit_reminders import remind_overdue_plans
-from handlers.dispute_cases import sweep as dispute_sweep
-from handlers.dispute_cases import todo_lines as dispute_todo_lines
-from handlers.tickets import Out, add_event, category_text, clip, open_tickets_of
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, JobRun, Ticket
 
@@ -268,8 +268,6 @@ async def daily_digest(runtime: Runtime, now: datetime) -> int:
             lines = await dispute_todo_lines(session, runtime, officer, script, now)  # type: ignore[arg-type]
             if not overdue and not lines:
                 continue
-            from handlers.tickets import age_text
-
             if overdue:
                 lines.append(out.text("digest_header", script, count=len(overdue)))  # type: ignore[arg-type]
             for t in overdue:

@@ -4,7 +4,7 @@ Jobs here are a cache of what the database says is due: the deadline sweep reads
 ``tickets.next_check_at``, so a restart re-arms everything by simply starting the sweep again.
 
 Every instance builds and starts the same scheduler; each job does its work only while this
-instance leads (broadcasts.leadership), so with several processes on one database the work is
+instance leads (bot.leadership), so with several processes on one database the work is
 done once, by one of them, and moves to another when it dies.
 """
 
@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.purge import retention_purge_job
 from bot.runtime import Runtime
+from bot.services.deadlines import sweep
+from bot.services.purge import retention_purge_job
 from broadcasts.bulletins import bulletin_tick_job
 
 log = logging.getLogger("lianxin.scheduler")
@@ -40,8 +41,6 @@ def leader_only(job: Job) -> Job:
 
 async def deadline_sweep_job(runtime: Runtime) -> None:
     """Run one deadline sweep; errors are logged, the next run tries again."""
-    from bot.deadlines import sweep
-
     try:
         fired = await sweep(runtime)
     except Exception:

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from bot.channels.base import SendError
 from bot.channels.bridge import post_for_delivery
+from bot.messages import SendError
 
 TEXT_LIMIT = 2048
 MARKDOWN_LIMIT = 4096

@@ -9,22 +9,31 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import OutboundMessage
+from bot.messages import OutboundMessage
 from bot.pii import is_pseudonym, mask_name
 from bot.runtime import Runtime
+from bot.texts import Script
 from broadcasts.outbox import enqueue, on_failure_extra, urgent_fallback
-from handlers.texts import Script
 from models.directory import Group, Officer
 from models.people import Binding, Member
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
-if TYPE_CHECKING:
-    from bot.dispatcher import HandlerContext
+
+class EventContext(Protocol):
+    """What :class:`Out` needs of an event being handled (handlers' ``HandlerContext`` is one):
+    messages sent through it ride in the event's transaction (and its passive reply)."""
+
+    session: AsyncSession
+    runtime: Runtime
+    now: datetime
+
+    def send(self, message: OutboundMessage, *, urgent_for: int | None = None) -> object: ...
+
 
 # Letters that cannot be misread as digits (no I, O) and digits: #A1023.
 _CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -55,13 +64,13 @@ class Out:
     runtime: Runtime
     now: datetime
     # Inside an event, messages go through the handler context (passive WeChat replies).
-    ctx: HandlerContext | None = None
+    ctx: EventContext | None = None
 
     def text(self, key: str, script: Script, /, **values: Any) -> str:
         return self.runtime.texts.render(key, script, **values)
 
     @classmethod
-    def of(cls, ctx: HandlerContext) -> Out:
+    def of(cls, ctx: EventContext) -> Out:
         """The outbox of an event being handled."""
         return cls(ctx.session, ctx.runtime, ctx.now, ctx)
 
@@ -179,7 +188,7 @@ class Out:
 
 def is_reachable(reporter: TicketReporter) -> bool:
     """Whether answers can reach a reporter: not after they cut the link (``註銷實名`` leaves a
-    pseudonym, see bot.forget; older rows of deleted data have no sender id at all)."""
+    pseudonym, see bot.services.forget; older rows of deleted data have no sender id at all)."""
     return reporter.sender_id is not None and not is_pseudonym(reporter.sender_id)
 
 

@@ -33,11 +33,11 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.channels.base import SendError
+from bot.channels.sms_gateways.common import host_of, json_body, post, safe_text, template_params
 from bot.clock import Clock
+from bot.messages import SendError
 from bot.pii import mask_phone
 from bot.settings import SmsSettings, secret_value
-from bot.sms_gateways.common import host_of, json_body, post, safe_text, template_params
 from bot.sms_templates import recipient
 
 log = logging.getLogger("lianxin.sms")

@@ -10,10 +10,10 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
+from bot.services.visits.households import audit
+from bot.services.visits.records import next_due
+from bot.services.visits.roster import VisitError, plan_stations, t2s
 from bot.settings import VisitSettings
-from bot.visits.households import audit
-from bot.visits.records import next_due
-from bot.visits.roster import VisitError, plan_stations, t2s
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import Visit, VisitChoice, VisitPlan

@@ -3,8 +3,8 @@
 A summary sheet with the month's figures in the order a county bureau reports its community
 policing (visits and coverage, suggestions collected, items, disputes, emergencies, response
 times, satisfaction, bulletins): the same figures as ``/api/v1/stats`` for the same month and
-station (bot/stats.py computes both), each row with its key in that API. Then one sheet each
-for the month's tickets, dispute cases, visits and bulletin runs: codes, categories, times and
+station (bot/services/stats.py computes both), each row with its key in that API. Then one sheet
+each for the month's tickets, dispute cases, visits and bulletin runs: codes, categories, times and
 counts, never residents' words, numbers or addresses; households by masked name only.
 
 :func:`build_report` takes the open session; the CLI (bot/cli_report.py) and the console's
@@ -28,8 +28,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher, mask_name
-from bot.stats import LABELS, Period, compute_stats
-from handlers.texts import Script, Texts
+from bot.services.stats import LABELS, Period, compute_stats
+from bot.texts import Script, Texts
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group, Officer, Station
 from models.disputes import COLOURS, LEVELS, DisputeCase

@@ -18,11 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.deadlines import next_check, restart_ladder
-from bot.routing import station_subtree
-from handlers.dispute_cases import open_for_ticket
-from handlers.texts import Script
-from handlers.tickets import (
+from bot.services.deadlines import next_check, restart_ladder
+from bot.services.dispute_cases import open_for_ticket
+from bot.services.routing import station_subtree
+from bot.services.tickets import (
     Out,
     add_event,
     category_text,
@@ -31,6 +30,7 @@ from handlers.tickets import (
     reachable,
     reporters,
 )
+from bot.texts import Script
 from models.directory import Officer, Station
 from models.people import Binding
 from models.tickets import Ticket, TicketReporter

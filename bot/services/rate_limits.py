@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import InboundMessage
+from bot.messages import InboundMessage
 from bot.pii import PiiCipher
 from bot.settings import LimitSettings
 from models.outbox import RateCounter

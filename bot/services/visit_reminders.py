@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import mask_name
-from bot.routing import Router
 from bot.runtime import Runtime
-from bot.visits import audit, expire_choices, reason_label
-from handlers.dispute_cases import local_date
-from handlers.texts import Script, detect_script
-from handlers.tickets import Out
+from bot.services.dispute_cases import local_date
+from bot.services.routing import Router
+from bot.services.tickets import Out
+from bot.services.visits import audit, expire_choices, reason_label
+from bot.texts import Script, detect_script
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import VisitPlan

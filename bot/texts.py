@@ -1,4 +1,5 @@
-"""Every sentence the bot says lives in ``texts.yaml``, in Traditional and Simplified script."""
+"""Every sentence the bot says lives in ``handlers/texts*.yaml``, in Traditional and Simplified
+script; this module loads and renders them (a foundation module every layer may use)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import opencc
 import yaml
 
 Script = Literal["hant", "hans"]
-TEXTS_FILE = Path(__file__).with_name("texts.yaml")
+# The sentences stay beside the intent handlers that say them.
+TEXTS_FILE = Path(__file__).resolve().parent.parent / "handlers" / "texts.yaml"
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
-from bot.visits.roster import VisitError
+from bot.services.visits.roster import VisitError
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import Visit, VisitPlan

@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import storable_id
+from bot.messages import storable_id
 from bot.pii import PiiCipher
 from bot.services.identity import IdentityError, normalise_phone
 from models.directory import Group, Officer, RosterEntry, Station

@@ -17,10 +17,11 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.routing import Router, station_subtree
 from bot.runtime import Runtime
-from handlers.texts import Script
-from handlers.tickets import Out, clip, group_label, reporters
+from bot.services.routing import Router, station_subtree
+from bot.services.tickets import Out, clip, group_label, reporters
+from bot.settings import parse_duration
+from bot.texts import Script
 from models.directory import Officer, Station
 from models.disputes import Deadlines as LevelDeadlines
 from models.disputes import (
@@ -82,8 +83,6 @@ def conflict_returned(text: str) -> bool:
 
 def level_deadlines(runtime: Runtime) -> LevelDeadlines:
     """The configured time per level and follow-up days."""
-    from bot.settings import parse_duration
-
     d = runtime.settings.disputes
     return LevelDeadlines(
         village=parse_duration(d.deadlines.village),

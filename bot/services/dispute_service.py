@@ -1,7 +1,7 @@
 """What an officer or a console account does to a dispute case (三色管控, 三級調解): grade it,
 record a mediation or the agreement, move it up, refer it, record a follow-up visit.
 
-One implementation for every surface, like handlers/ticket_service.py: the chat's commands
+One implementation for every surface, like bot/services/ticket_service.py: the chat's commands
 (handlers/disputes.py: 定級 / 調解 / 協議 / 升級 / 轉介 / 回訪) and the console's 糾紛台賬 page
 (bot/web/console/disputes.py) call these functions. Each takes the unit of work (:class:`Out`)
 first and the rest keyword-only; it changes the case, its history and the ticket, queues what
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.dispute_cases import (
+from bot.services.dispute_cases import (
     conflict_returned,
     level_deadlines,
     open_for_ticket,
@@ -24,8 +24,8 @@ from handlers.dispute_cases import (
     tell_level_change,
     word,
 )
-from handlers.ticket_service import Actor, Refused, check_scope
-from handlers.tickets import Out, add_event, reporters
+from bot.services.ticket_service import Actor, Refused, check_scope
+from bot.services.tickets import Out, add_event, reporters
 from models import disputes as cases
 from models.disputes import COLOURS, DisputeCase, next_level
 from models.tickets import Ticket

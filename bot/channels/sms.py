@@ -1,5 +1,5 @@
 """SMS delivery for the outbox (CONTRACT §1 ``sms``): Alibaba Cloud or Tencent Cloud templates
-(``bot/sms_gateways``), an HTTP gateway of one's own, or the server log.
+(``bot/channels/sms_gateways``), an HTTP gateway of one's own, or the server log.
 
 Outbox rows on channel ``sms`` carry the number inside their encrypted payload
 (``payload["extra"]["phone"]``); the clear ``user_id`` column holds only the masked number.
@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 
-from bot.channels.base import Sender
 from bot.channels.bridge import post_for_delivery
+from bot.channels.sms_gateways.aliyun import AliyunSmsSender
+from bot.channels.sms_gateways.tencent import TencentSmsSender
 from bot.clock import Clock
+from bot.messages import Sender
 from bot.pii import mask_phone
 from bot.settings import Settings
-from bot.sms_gateways.aliyun import AliyunSmsSender
-from bot.sms_gateways.tencent import TencentSmsSender
 from bot.sms_templates import recipient
 
 __all__ = ["HttpSmsSender", "LogSmsSender", "make_sms_sender", "recipient", "sms_warnings"]
