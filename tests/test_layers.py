@@ -61,6 +61,20 @@ def test_imports_go_to_the_same_or_a_lower_layer() -> None:
     assert upward == []
 
 
+def test_the_readme_diagram_is_this_map() -> None:
+    diagram = (ROOT / "README.md").read_text(encoding="utf-8").split("## Layers")[1].split("```")[1]
+    drawn: dict[str, list[str]] = {}
+    for line in diagram.splitlines():
+        if line.strip() in ("", "▼"):
+            continue
+        if line.startswith(" "):  # more paths of the layer above
+            drawn[list(drawn)[-1]] += line.split()
+        else:
+            name, _, paths = line.partition("  ")
+            drawn[name] = paths.split()
+    assert drawn == {name: list(paths) for name, paths in LAYERS.items()}
+
+
 def test_no_import_cycles() -> None:
     try:
         TopologicalSorter({m: imports(m) for m in FILES}).prepare()

@@ -27,8 +27,8 @@ from bot.services.directory import load_directory_file
 from handlers.context import Handler, HandlerContext
 from handlers.greeting import private_greeting
 from handlers.membership import membership_events
-from handlers.verification import maybe_remind, verification_commands
-from handlers.verification_support import is_verified
+from handlers.verification import verification_commands
+from handlers.verification_support import is_verified, maybe_remind
 from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
