@@ -1,4 +1,5 @@
-"""What the verification commands share: parsing them, and small ways to answer."""
+"""What the verification commands share: parsing them, small ways to answer, and two helpers
+for intake (:func:`is_verified`, :func:`maybe_remind`)."""
 
 from __future__ import annotations
 
