@@ -22,6 +22,8 @@ class ConfigError(Exception):
 
 
 class Section(BaseModel):
+    """A settings section: a misspelt key is an error naming it, never silently ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
