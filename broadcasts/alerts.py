@@ -37,6 +37,7 @@ from broadcasts.bulletins import (
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
+from models.base import rowcount
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
 from models.outbox import OutboxMessage
@@ -344,7 +345,7 @@ async def recall_alert(
         created_by=created_by,
         now=now,
     )
-    return notice, count, int(withdrawn.rowcount)  # type: ignore[attr-defined]
+    return notice, count, rowcount(withdrawn)
 
 
 # Built once: it runs for every resident message in a group.

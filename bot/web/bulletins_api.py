@@ -259,7 +259,7 @@ async def preview_draft(
     checked exactly as creating it would be; nothing is stored."""
     async with runtime.sessions() as session:
         try:
-            _, preview = await bulletin_preview.preview_draft(
+            _draft, preview = await bulletin_preview.preview_draft(
                 session, runtime=runtime, spec=spec, now=runtime.clock.now()
             )
         except Problem as exc:
@@ -527,7 +527,8 @@ def _from_multipart(ctype_header: str, body: bytes) -> bytes:
         raise HTTPException(422, "multipart body without parts")
     for part in message.iter_parts():
         if part.get_filename():
-            return part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)  # a leaf part decodes to bytes (None if empty)
+            return payload if isinstance(payload, bytes) else b""
     raise HTTPException(422, [{"type": "missing", "loc": ["body", "file"], "msg": "no file part"}])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from broadcasts.bulletins.message import bulletin_message
-from broadcasts.bulletins.quiet import QuietHours, cap_counts, plan_slot
+from broadcasts.bulletins.quiet import QuietHours, cap_counts, cap_taken, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after
 from broadcasts.bulletins.specs import Problem
 from broadcasts.bulletins.targets import (
@@ -27,6 +28,7 @@ from broadcasts.bulletins.targets import (
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
+from models.base import rowcount, table_of
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.outbox import CANCELLED, OutboxMessage
 
@@ -48,10 +50,11 @@ class TickResult:
 
 async def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT a run unless its (bulletin, due time) exists; the new id or None."""
-    table = BulletinRun.__table__
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    table = table_of(BulletinRun)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    run_id: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return run_id
 
 
 async def materialise_runs(
@@ -88,7 +91,7 @@ async def materialise_runs(
         .where(Bulletin.id == bulletin_id, Bulletin.next_run_at == old_next)
         .values(next_run_at=t, status="active" if t is not None else "finished", updated_at=now)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(moved) != 1:
         return 0, 0
     pending = missed = 0
     for due_at in due:
@@ -140,7 +143,7 @@ async def fan_out_run(
         .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
         .values(status="sent", fanned_out_at=now)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         return None
     bulletin = await session.get(Bulletin, run.bulletin_id)
     assert bulletin is not None
@@ -159,7 +162,7 @@ async def fan_out_run(
     for group in groups:
         tz = tzs.get(group.station_id, default_tz)
         slot = plan_slot(
-            now, tz=tz, quiet=quiet, cap=cap, taken=lambda d, g=group.id: counts[(g, d)]
+            now, tz=tz, quiet=quiet, cap=cap, taken=partial(cap_taken, counts, group.id)
         )
         key = f"bulletin-{run_id}-{group.id}"
         if group.id in waiting:

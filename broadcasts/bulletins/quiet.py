@@ -90,3 +90,8 @@ async def cap_counts(session: AsyncSession, *, since: date) -> Counter[tuple[str
         .group_by(BulletinDelivery.group_id, BulletinDelivery.slot_date)
     )
     return Counter({(g, d): int(n) for g, d, n in rows.all()})
+
+
+def cap_taken(counts: Counter[tuple[str, date]], group_id: str, day: date) -> int:
+    """Bulletins already planned in ``group_id`` on ``day`` (what :func:`plan_slot` caps)."""
+    return counts[(group_id, day)]

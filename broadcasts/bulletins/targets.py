@@ -35,10 +35,10 @@ async def resolve_targets(
             )
         return groups
     if "tags" in targets:
-        wanted = set(targets["tags"])
+        tags = set(targets["tags"])
         # Tags are a JSON list per group: filter in Python, the directory is small.
-        groups = [g for g in (await session.scalars(query)).all() if wanted & set(g.tags or [])]
-        unknown = sorted(wanted - {t for g in groups for t in g.tags or []})
+        groups = [g for g in (await session.scalars(query)).all() if tags & set(g.tags or [])]
+        unknown = sorted(tags - {t for g in groups for t in g.tags or []})
         if unknown:
             raise Problem(
                 f"{field}.tags",

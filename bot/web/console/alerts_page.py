@@ -39,7 +39,14 @@ from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.uploads import UploadForm, read_upload_form
 from bot.web.console.viewer import CsrfRefused, Viewer, passive_viewer, posted_form, viewer
 from bot.web.deps import get_runtime
-from broadcasts.alerts import MEDIA_KINDS, alert_groups, check_text, recall_alert, send_alert
+from broadcasts.alerts import (
+    MEDIA_KINDS,
+    alert_groups,
+    check_text,
+    may_recall,
+    recall_alert,
+    send_alert,
+)
 from broadcasts.bulletins import Problem
 from broadcasts.media import MediaRefused, StoredMedia, check_upload, save_upload, stored_media
 from models.bulletins import Alert
@@ -262,7 +269,7 @@ async def recall(
             alert = await _find(session, who, alert_id)
             if alert is None or not lines.may_send(who):
                 return not_found(ui, who)
-            if not await lines.may_recall(
+            if not await may_recall(
                 session, alert, authors=lines.authors(who), within=lines.within(who)
             ):
                 return not_found(ui, who)
