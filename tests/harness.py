@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,7 +58,9 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
             "secret": BRIDGE_SECRET,
             "send_url": f"{world.base_url}/send",
             "send_interval_s": 0,
-            "timeout_s": 2,
+            # Generous: on a loaded machine (two workers, other jobs) the fake in its thread
+            # once took over 2 s to answer. The one timeout test sets its own (test_outbox).
+            "timeout_s": 10,
         },
         "wechat": {
             "token": WECHAT_TOKEN,
@@ -78,7 +81,9 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
             base.setdefault(section, {}).update(values)
         else:
             base[section] = values
-    return load_settings(None, environ={}, overrides=base)
+    # Not ./config.yaml: the tests' settings do not depend on where pytest runs (and parsing it
+    # in pure-Python YAML cost ~50 ms in every test's set-up).
+    return load_settings(None, environ={}, overrides=base, read_file=False)
 
 
 class SettledTransport(httpx.ASGITransport):
@@ -110,9 +115,18 @@ def shared_data() -> tuple[Classifier, Texts]:
     return Classifier.from_file(), Texts.load()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context, made once: loading the CA bundle takes ~50 ms a time."""
+    return httpx.create_ssl_context()
+
+
 def make_runtime(settings: Settings, **kwargs: Any) -> Runtime:
-    """``build_runtime`` with the shared classifier and texts."""
+    """``build_runtime`` with the shared classifier and texts (and TLS context)."""
     classifier, texts = shared_data()
+    # The client build_runtime would make, but with the shared TLS context; the fakes answer
+    # on plain HTTP, so it only ever serves a test that reaches for https.
+    kwargs.setdefault("http", httpx.AsyncClient(timeout=settings.bridge.timeout_s, verify=_tls()))
     return build_runtime(settings, classifier=classifier, texts=texts, **kwargs)
 
 
