@@ -17,7 +17,7 @@ What it measures
 
     The fake bridge is a real HTTP server (uvicorn, own process) that checks the signature and
     answers 200 at once. The Lianxin server is ``lianxin serve`` once the bulletin job is wired
-    into ``broadcasts/scheduler.py``; until then the same start-up with that one job added
+    into ``bot/scheduler.py``; until then the same start-up with that one job added
     (``--serve-lianxin``, see ``serve_lianxin``).
 
 How to run
@@ -123,8 +123,8 @@ def serve_lianxin(config: str, port: int) -> None:
 
     import bot.app
     from bot.db import migrate_url
-    from bot.runtime import build_runtime
     from bot.settings import load_settings
+    from bot.wiring import build_runtime
     from broadcasts.bulletins import bulletin_tick_job
 
     original = bot.app.build_scheduler

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import make_engine, make_sessions, migrate
 from bot.pii import PiiCipher
-from bot.stats import (
+from bot.services.stats import (
     Period,
     bulletin_figures,
     compute_stats,

@@ -15,9 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from bot.dispatcher import Dispatcher, Handler
+from bot.channels.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
+from bot.dispatcher import Dispatcher
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
+from bot.scheduler import build_scheduler
 from bot.web import (
     api,
     bridge_routes,
@@ -33,8 +35,8 @@ from bot.web import (
 )
 from bot.web.headers import SecurityHeaders
 from broadcasts.outbox import OutboxWorker, Pace
-from broadcasts.scheduler import build_scheduler
-from broadcasts.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
+from handlers.context import Handler
+from handlers.registry import default_handlers, when_limited
 
 log = logging.getLogger("lianxin")
 
@@ -74,8 +76,6 @@ def create_app(
     close_runtime: bool = True,
 ) -> FastAPI:
     """Build the ASGI app. ``background`` starts the delivery worker with the server."""
-    from handlers.registry import default_handlers, when_limited
-
     if handlers is None:
         handlers = default_handlers()
     # A custom chain keeps, when limited, those of its handlers the default keeps.

@@ -2,7 +2,7 @@
 
 A run of failures that say nothing about one message (timeouts, 429, 5xx) marks a channel down;
 the first success marks it up again. While the bridge is down ``/readyz`` answers 503, urgent
-pages go by SMS at once (bot/sms_fallback.py) and the operator sees a WARNING in the log.
+pages go by SMS at once (bot/services/sms_fallback.py) and the operator sees a WARNING in the log.
 """
 
 from __future__ import annotations

@@ -7,71 +7,34 @@ import asyncio
 import base64
 import logging
 import os
-import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_classify import register as register_classify
+from bot.cli_common import in_transaction, port_problem, settings_of, setup_logging
 from bot.cli_people import register as register_people
 from bot.cli_purge import register as register_purge
 from bot.cli_report import register as register_report
-from bot.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    pass
 
 T = TypeVar("T")
-
-
-def _settings(args: argparse.Namespace, **kwargs: Any) -> Settings:
-    try:
-        return load_settings(getattr(args, "config", None), **kwargs)
-    except ConfigError as exc:
-        print(f"lianxin: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """Plain logs on stderr. Message texts and personal data are never passed to a logger."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # APScheduler reports every run of every job at INFO, Alembic its set-up on every start;
-    # their warnings are what matter.
-    for name in ("apscheduler", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # httpx logs every request's full URL at INFO, and WeChat's API puts the AppSecret
-    # (/cgi-bin/token?secret=…) and the access token in the query string.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def port_problem(host: str, port: int) -> str | None:
-    """Why the server could not listen on ``host:port``, or None when it can."""
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-    except OSError as exc:
-        return f"cannot listen on {host}:{port}: {exc.strerror}"
-    return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app import create_app
+    from bot.channels.sms import sms_warnings
     from bot.db import migrate_url
-    from bot.runtime import build_runtime
-    from bot.sms import sms_warnings
+    from bot.wiring import build_runtime
 
-    settings = _settings(args)
+    settings = settings_of(args)
     problem = port_problem(args.host, args.port)
     if problem:
         print(f"lianxin: {problem}", file=sys.stderr)
@@ -110,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _unopened(runtime: Any) -> list[str]:
-    from bot.keyrotation import unopened_columns
+    from bot.services.keyrotation import unopened_columns
 
     try:
         return await unopened_columns(runtime.sessions, runtime.cipher)
@@ -122,7 +85,7 @@ async def _unopened(runtime: Any) -> list[str]:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from bot.db import migrate_url
 
-    settings = _settings(args, require_secrets=False)
+    settings = settings_of(args, require_secrets=False)
     before, after = asyncio.run(migrate_url(settings.database.url))
     if before == after:
         print(f"database already at the latest revision ({after})")
@@ -132,12 +95,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_directory_load(args: argparse.Namespace) -> int:
-    from bot.directory import DirectoryError, load_directory_file
-    from bot.directory_changes import load_noting_undone
+    from bot.services.directory import DirectoryError, load_directory_file
+    from bot.services.directory_changes import load_noting_undone
 
     try:
         cipher = _cipher_if_configured(args)
-        summary, undone = _in_transaction(
+        summary, undone = in_transaction(
             args,
             lambda s: load_noting_undone(
                 s, lambda: load_directory_file(s, Path(args.file), cipher=cipher)
@@ -174,7 +137,7 @@ def _cipher_if_configured(args: argparse.Namespace) -> Any:
     from bot.pii import PiiCipher
     from bot.settings import decode_key, secret_value
 
-    security = _settings(args, require_secrets=False).security
+    security = settings_of(args, require_secrets=False).security
     if not secret_value(security.pii_key):
         return None
     try:
@@ -187,32 +150,13 @@ def _cipher_if_configured(args: argparse.Namespace) -> Any:
         raise SystemExit(2) from None
 
 
-def _in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``await work(session)`` in one transaction on the configured, migrated database."""
-    from bot.cli_database import require_current_database
-    from bot.db import make_engine, make_sessions
-
-    settings = _settings(args, require_secrets=False)
-    require_current_database(settings, getattr(args, "config", None))
-
-    async def run() -> T:
-        engine = make_engine(settings.database.url)
-        try:
-            async with make_sessions(engine).begin() as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
 def cmd_token_create(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
-    from bot.tokens import create_token
+    from bot.services.tokens import create_token
 
     now = SystemClock().now()
     print(
-        _in_transaction(
+        in_transaction(
             args, lambda s: create_token(s, role=args.role, name=args.name or "", now=now)
         )
     )
@@ -220,7 +164,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from bot.tokens import list_tokens
+    from bot.services.tokens import list_tokens
 
     async def rows(session: Any) -> list[str]:
         return [
@@ -229,17 +173,17 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             for t in await list_tokens(session)
         ]
 
-    lines = _in_transaction(args, rows)
+    lines = in_transaction(args, rows)
     print("\n".join(lines) if lines else "no tokens")
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
-    from bot.tokens import revoke_token
+    from bot.services.tokens import revoke_token
 
     now = SystemClock().now()
-    if not _in_transaction(args, lambda s: revoke_token(s, args.id, now=now)):
+    if not in_transaction(args, lambda s: revoke_token(s, args.id, now=now)):
         print(f"lianxin: no live token {args.id} (see `lianxin token list`)", file=sys.stderr)
         return 1
     print(f"token {args.id} revoked")
@@ -314,9 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.script:
+        from bot.demo.script import run_script
+
+        return run_script()
     from bot.demo import run_demo
 
-    return run_demo(port=args.port, host=args.host, script=args.script)
+    return run_demo(port=args.port, host=args.host)
 
 
 def _port(text: str) -> int:

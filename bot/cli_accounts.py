@@ -80,7 +80,7 @@ def _read_password() -> str:
 def _new_password(args: argparse.Namespace, refused: str) -> str | None:
     """The password of ``create`` or ``password``: made up with ``--generate``, else read;
     None (and why, after ``refused``, on stderr) when it is too short or too long."""
-    from bot.accounts import AccountError, check_password, generate_password
+    from bot.services.accounts import AccountError, check_password, generate_password
 
     password = generate_password() if args.generate else _read_password()
     try:
@@ -92,9 +92,9 @@ def _new_password(args: argparse.Namespace, refused: str) -> str | None:
 
 
 def cmd_account_create(args: argparse.Namespace) -> int:
-    from bot.accounts import AccountError, create_account
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
+    from bot.services.accounts import AccountError, create_account
 
     password = _new_password(args, "")
     if password is None:
@@ -115,7 +115,7 @@ def cmd_account_create(args: argparse.Namespace) -> int:
         return account.username
 
     try:
-        username = _in_transaction(args, work)
+        username = in_transaction(args, work)
     except AccountError as exc:
         print(f"lianxin: nothing created: {exc}", file=sys.stderr)
         return 2
@@ -126,9 +126,9 @@ def cmd_account_create(args: argparse.Namespace) -> int:
 
 
 def cmd_account_list(args: argparse.Namespace) -> int:
-    from bot.accounts import list_accounts
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
+    from bot.services.accounts import list_accounts
     from models.directory import Officer
 
     now = SystemClock().now()
@@ -148,7 +148,7 @@ def cmd_account_list(args: argparse.Namespace) -> int:
             lines.append(f"{a.username}\t{a.role}\t{who}\t{a.script}\t{state}\t{last}")
         return lines
 
-    lines = _in_transaction(args, rows)
+    lines = in_transaction(args, rows)
     print("\n".join(lines) if lines else "no accounts")
     return 0
 
@@ -156,11 +156,11 @@ def cmd_account_list(args: argparse.Namespace) -> int:
 def _on_account(args: argparse.Namespace, action: Any) -> Any:
     """``await action(session, username=…, now=…)`` in one transaction on the configured
     database, at the system clock's now."""
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
 
     now = SystemClock().now()
-    return _in_transaction(args, lambda s: action(s, username=args.username, now=now))
+    return in_transaction(args, lambda s: action(s, username=args.username, now=now))
 
 
 def _no_account(args: argparse.Namespace, what: str) -> int:
@@ -169,7 +169,7 @@ def _no_account(args: argparse.Namespace, what: str) -> int:
 
 
 def cmd_account_disable(args: argparse.Namespace) -> int:
-    from bot.accounts import disable_account
+    from bot.services.accounts import disable_account
 
     if not _on_account(args, disable_account):
         return _no_account(args, "active account ")
@@ -178,7 +178,7 @@ def cmd_account_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_account_enable(args: argparse.Namespace) -> int:
-    from bot.accounts import enable_account
+    from bot.services.accounts import enable_account
 
     if not _on_account(args, enable_account):
         return _no_account(args, "disabled account ")
@@ -187,7 +187,7 @@ def cmd_account_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_account_unlock(args: argparse.Namespace) -> int:
-    from bot.accounts import unlock_account
+    from bot.services.accounts import unlock_account
 
     was_locked = _on_account(args, unlock_account)
     if was_locked is None:
@@ -200,9 +200,9 @@ def cmd_account_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_account_password(args: argparse.Namespace) -> int:
-    from bot.accounts import AccountError, reset_password
-    from bot.cli import _in_transaction
+    from bot.cli_common import in_transaction
     from bot.clock import SystemClock
+    from bot.services.accounts import AccountError, reset_password
 
     password = _new_password(args, "password unchanged: ")
     if password is None:
@@ -214,7 +214,7 @@ def cmd_account_password(args: argparse.Namespace) -> int:
         return account.disabled_at is not None
 
     try:
-        disabled = _in_transaction(args, work)
+        disabled = in_transaction(args, work)
     except AccountError as exc:
         print(f"lianxin: password unchanged: {exc}", file=sys.stderr)
         return 1

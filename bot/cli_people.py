@@ -76,7 +76,7 @@ def _settings_and_cipher(args: argparse.Namespace) -> tuple[Settings, PiiCipher]
 def cmd_households_load(args: argparse.Namespace) -> int:
     """``lianxin households load FILE.csv``: all or nothing; errors name the line."""
     from bot.db import make_engine, make_sessions
-    from bot.households import HouseholdError, load_households_file
+    from bot.services.households import HouseholdError, load_households_file
 
     settings, cipher = _settings_and_cipher(args)
 
@@ -99,7 +99,7 @@ def cmd_households_load(args: argparse.Namespace) -> int:
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     """``lianxin keys rotate``: re-encrypt everything with the current key; prints counts."""
     from bot.db import make_engine, make_sessions
-    from bot.keyrotation import RotationError, rotate_keys
+    from bot.services.keyrotation import RotationError, rotate_keys
 
     settings, cipher = _settings_and_cipher(args)
     if args.batch_size < 1:

@@ -1,4 +1,5 @@
-"""``lianxin purge [--dry-run]``: blank texts older than ``retention.*`` days (bot/purge.py).
+"""``lianxin purge [--dry-run]``: blank texts older than ``retention.*`` days
+(bot/services/purge.py).
 
 Wired into ``bot.cli.build_parser`` with ``register(sub)``.
 """
@@ -28,7 +29,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     """Print one line per kind: how many rows were (or, dry, would be) blanked."""
     from bot.clock import SystemClock
     from bot.db import make_engine, make_sessions
-    from bot.purge import purge
+    from bot.services.purge import purge
 
     # The blanks are ciphertexts of the empty text: the PII key is needed, as for rotation.
     # Refuses a missing or unmigrated database, as every command but serve and db upgrade.

@@ -1,5 +1,5 @@
 """``lianxin report --month YYYY-MM [--station ID] [--output FILE.xlsx]`` (CONTRACT §1): the
-month's report for the bureau as an Excel workbook (bot/report.py).
+month's report for the bureau as an Excel workbook (bot/services/report.py).
 
 A month like ``2026-13`` or a station that does not exist is a one-line error and exit 2, and
 so is a missing or unmigrated database (nothing is created); the workbook is written only when
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.stats import StatsInputError, parse_month
+from bot.services.stats import StatsInputError, parse_month
 
 if TYPE_CHECKING:
     from openpyxl import Workbook
@@ -52,9 +52,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bot.cli_people import _settings_and_cipher
     from bot.clock import SystemClock
     from bot.db import make_engine, make_sessions
-    from bot.report import build_report
-    from bot.stats import make_period
-    from handlers.texts import Texts
+    from bot.services.report import build_report
+    from bot.services.stats import make_period
+    from bot.texts import Texts
 
     try:
         first, last = parse_month(args.month)

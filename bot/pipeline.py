@@ -30,9 +30,10 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot.channels.base import InboundMessage
-from bot.dispatcher import Dispatcher, DispatchResult, classifiable
+from bot.dispatcher import Dispatcher, DispatchResult
+from bot.messages import InboundMessage
 from bot.runtime import Runtime
+from handlers.context import classifiable
 from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage

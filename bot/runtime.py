@@ -1,4 +1,9 @@
-"""The runtime: every long-lived dependency, built once and passed in (no globals)."""
+"""The runtime: every long-lived dependency, built once and passed in (no globals).
+
+A foundation module: every layer is handed a :class:`Runtime`, so it imports nothing above the
+foundation. The composition root builds it (bot/wiring.py, :func:`bot.wiring.build_runtime`);
+the channel callbacks and the classifier are named for their types only (``TYPE_CHECKING``).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,24 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import QueuePool
 
 from bot.channel_health import ChannelHealth
-from bot.channels.base import Sender
-from bot.channels.bridge import BridgeClient
-from bot.channels.wechat import WeChatApi, WeChatCallback
-from bot.channels.wecom import WeComCallback
-from bot.channels.wecom_reply import WeComReplySender
-from bot.clock import Clock, SystemClock
-from bot.db import make_engine, make_sessions
+from bot.clock import Clock
+from bot.leadership import Leadership
+from bot.messages import Sender
 from bot.metrics import Metrics
 from bot.pii import PiiCipher
-from bot.settings import Settings, decode_key, secret_value
-from bot.sms import make_sms_sender
-from broadcasts.leadership import Leadership
-from broadcasts.wecom_robot import WeComRobotSender
-from handlers.classify import Classifier
-from handlers.texts import Texts
+from bot.settings import Settings
+from bot.texts import Texts
+
+if TYPE_CHECKING:
+    from bot.channels.wechat import WeChatCallback
+    from bot.channels.wecom import WeComCallback
+    from handlers.classify import Classifier
 
 
 @dataclass
@@ -43,15 +44,15 @@ class Runtime:
     http: httpx.AsyncClient
     senders: dict[str, Sender] = field(default_factory=dict)
     wechat: WeChatCallback | None = None
+    wecom: WeComCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Set when a safety reply or P1 page is queued: wakes the outbox's urgent lane.
     urgent_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     metrics: Metrics = field(default_factory=Metrics)
-    extras: dict[str, Any] = field(default_factory=dict)
     # Run first by aclose(): background tasks started with the runtime (the inbound pipeline).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Whether this instance runs the scheduler's jobs (broadcasts.leadership); one process
+    # Whether this instance runs the scheduler's jobs (bot.leadership); one process
     # on SQLite always does.
     leadership: Leadership = field(default_factory=lambda: Leadership(None))
     # Inbound events take turns for the database, in arrival order. SQLAlchemy's pool hands a
@@ -72,78 +73,3 @@ class Runtime:
         await self.leadership.close()
         await self.http.aclose()
         await self.engine.dispose()
-
-
-def build_runtime(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    http: httpx.AsyncClient | None = None,
-    senders: dict[str, Sender] | None = None,
-    classifier: Classifier | None = None,
-    texts: Texts | None = None,
-) -> Runtime:
-    """Wire the runtime from settings; ``senders`` adds or replaces channel senders.
-
-    ``classifier`` and ``texts`` default to the packaged data files; both are read-only after
-    loading, so callers that build many runtimes (the tests) can load them once and pass them.
-    """
-    clock = clock or SystemClock()
-    engine = make_engine(settings.database.url, echo=settings.database.echo)
-    sessions = make_sessions(engine)
-    sec = settings.security
-    cipher = PiiCipher(
-        decode_key(secret_value(sec.pii_key)),
-        [decode_key(secret_value(k)) for k in sec.pii_previous_keys],
-    )
-    http = http or httpx.AsyncClient(timeout=settings.bridge.timeout_s)
-    runtime = Runtime(
-        settings=settings,
-        clock=clock,
-        engine=engine,
-        sessions=sessions,
-        cipher=cipher,
-        texts=texts or Texts.load(),
-        classifier=classifier or Classifier.from_file(),
-        http=http,
-        health=ChannelHealth(settings.bridge.down_after_failures),
-        leadership=Leadership.for_url(settings.database.url),
-    )
-    if engine.dialect.name == "sqlite":
-        runtime._turns = asyncio.Lock()
-    elif isinstance(engine.pool, QueuePool):
-        runtime._turns = asyncio.Semaphore(max(1, engine.pool.size()))
-    b = settings.bridge
-    if b.send_url and secret_value(b.secret):
-        runtime.senders["bridge"] = BridgeClient(
-            url=b.send_url, secret=secret_value(b.secret), client=http, clock=clock
-        )
-    w = settings.wechat
-    if secret_value(w.token) and w.app_id:
-        runtime.wechat = WeChatCallback(
-            token=secret_value(w.token),
-            app_id=w.app_id,
-            aes_key=secret_value(w.encoding_aes_key) or None,
-            original_id=w.original_id,
-            window_s=settings.server.replay_window_s,
-        )
-        if secret_value(w.app_secret):
-            runtime.senders["wechat"] = WeChatApi(
-                base_url=w.api_base_url,
-                app_id=w.app_id,
-                app_secret=secret_value(w.app_secret),
-                client=http,
-                sessions=sessions,
-                clock=clock,
-            )
-    runtime.senders["sms"] = make_sms_sender(settings, http, clock)
-    runtime.senders["wecom_robot"] = WeComRobotSender(client=http)
-    runtime.senders.update(senders or {})
-    if settings.wecom.configured:
-        runtime.extras["wecom"] = WeComCallback.from_settings(
-            settings.wecom, window_s=settings.server.replay_window_s
-        )
-    runtime.senders.setdefault(
-        "wecom", WeComReplySender(robot=runtime.senders["wecom_robot"], sessions=sessions)
-    )
-    return runtime

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.channels.base import OutboundMessage, SendError
+from bot.messages import OutboundMessage, SendError
 from bot.pii import mask_phone
 
 # Each kind of SMS and the values it offers a template. A new kind is added here, then used

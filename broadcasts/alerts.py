@@ -24,11 +24,12 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.base import Media, OutboundMessage
+from bot.messages import Media, OutboundMessage
 from bot.runtime import Runtime
+from bot.settings import BulletinSettings
+from bot.texts import detect_script
 from broadcasts.bulletins import (
     CANCELLED,
-    BulletinOptions,
     Problem,
     channel_for,
     check_within,
@@ -36,7 +37,6 @@ from broadcasts.bulletins import (
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
-from handlers.texts import detect_script
 from models.base import rowcount
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
@@ -82,7 +82,7 @@ def _message(
     alert: Alert,
     group: Group,
     text: str,
-    options: BulletinOptions,
+    options: BulletinSettings,
 ) -> OutboundMessage:
     media = None
     if alert.media:
@@ -122,7 +122,7 @@ async def _fan_out(
     reason: str,
     now: datetime,
 ) -> int:
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     text = render_alert(runtime, alert, parent_id=parent_id, reason=reason)
     for group in groups:
         message = _message(runtime, alert, group, text, options)

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
+from bot.settings import BulletinSettings
 from broadcasts.bulletins import (
-    BulletinOptions,
     BulletinSpec,
     Problem,
     QuietHours,
@@ -80,7 +80,7 @@ class Preview:
     warnings: list[PreviewWarning]
 
 
-def _media_warnings(bulletin: Bulletin, options: BulletinOptions) -> list[PreviewWarning]:
+def _media_warnings(bulletin: Bulletin, options: BulletinSettings) -> list[PreviewWarning]:
     """Media the groups' channels could not fetch: an upload without a public address, or a
     public address that is this machine."""
     urls = [u for u in ((bulletin.media or {}).get("url"), bulletin.cover) if u]
@@ -110,7 +110,7 @@ def _media_warnings(bulletin: Bulletin, options: BulletinOptions) -> list[Previe
 
 
 def _schedule_warnings(
-    runs: list[datetime], runtime: Runtime, options: BulletinOptions
+    runs: list[datetime], runtime: Runtime, options: BulletinSettings
 ) -> list[PreviewWarning]:
     """Send times inside quiet hours, and days on which the schedule itself exceeds the cap."""
     tz = runtime.settings.tz
@@ -154,7 +154,7 @@ async def preview_bulletin(
 ) -> Preview:
     """The exact messages the next run would send, to which groups, and when they would go;
     the next five send times; warnings."""
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     tz = runtime.settings.tz
     live = bulletin.status in ("active", "paused")
     runs = upcoming(bulletin, tz=tz, count=NEXT_RUNS) if live else []

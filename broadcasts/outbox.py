@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.channel_health import ChannelHealth
-from bot.channels.base import OutboundMessage, Sender, SendError
 from bot.clock import Clock
+from bot.messages import OutboundMessage, Sender, SendError
 from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
@@ -59,7 +59,7 @@ def enqueue(
     """Add an outbox row to ``session`` (the caller commits it with whatever caused it).
 
     ``ticket_id`` with ``fallback_after``: should the row still be unsent that long after it
-    was queued, the ticket's officers are paged by SMS (bot/sms_fallback.py)."""
+    was queued, the ticket's officers are paged by SMS (bot/services/sms_fallback.py)."""
     row = OutboxMessage(
         idempotency_key=idempotency_key or f"lx-{uuid.uuid4().hex}",
         channel=message.channel,
@@ -83,7 +83,8 @@ def enqueue(
 
 def urgent_fallback(sms: SmsSettings, ticket_id: int | None) -> dict[str, Any]:
     """:func:`enqueue`'s arguments that make a message about ``ticket_id`` urgent: still
-    unsent after ``sms.fallback_after_s``, its ticket is paged by SMS (bot/sms_fallback.py)."""
+    unsent after ``sms.fallback_after_s``, its ticket is paged by SMS
+    (bot/services/sms_fallback.py)."""
     if ticket_id is None:
         return {}
     return {"ticket_id": ticket_id, "fallback_after": timedelta(seconds=sms.fallback_after_s)}

@@ -23,7 +23,8 @@ import re
 
 from sqlalchemy import or_, select
 
-from bot.dispatcher import HandlerContext
+from bot.services.ticket_service import officer_scope
+from bot.services.tickets import Out
 from broadcasts.alerts import (
     active_alert_for_group,
     correct_alert,
@@ -33,14 +34,14 @@ from broadcasts.alerts import (
     send_alert,
 )
 from broadcasts.bulletins import Problem
+from handlers.alert_links import SAME_MATTER
 from handlers.classify import CHATTER
 from handlers.commands import clean
-from handlers.intake import Item, similarity, submit
-from handlers.ticket_service import officer_scope
-from handlers.tickets import Out
+from handlers.context import HandlerContext
+from handlers.intake import Item, submit
+from handlers.similarity import similarity
 from models.bulletins import Alert
 from models.directory import Officer, Station
-from models.tickets import Ticket
 
 _SEND = re.compile(r"^(?:緊急通報|紧急通报)(?:\s+(?P<scope>\S+))?(?:\s+(?P<text>.+))?$", re.S)
 _RECALL = re.compile(r"^(?:撤回通報|撤回通报)\s*#?(?P<id>\d+)(?:\s+(?P<reason>.+))?$", re.S)
@@ -50,8 +51,6 @@ _WHOLE_COUNTY = {"全縣", "全县"}
 _ACK = re.compile(r"^(?:好的)?(?:已)?(?:收到)+(?:了|啦|啊)?$")
 _PUNCT = re.compile(r"[\s\W_]+")
 _CHATTER_MAX = 10
-# Share of character bigrams with the alert's text above which a message is about the alert.
-_SAME_MATTER = 0.2
 
 
 async def alert_commands(ctx: HandlerContext) -> bool:
@@ -194,7 +193,7 @@ def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
     alert, over-capturing is the safe side.
     """
     result = ctx.classify()
-    if similarity(alert_text, text) >= _SAME_MATTER:
+    if similarity(alert_text, text) >= SAME_MATTER:
         return True
     if result.label != "other":
         return False
@@ -227,30 +226,3 @@ async def alert_replies(ctx: HandlerContext) -> bool:
     if ticket.alert_id is None:
         ticket.alert_id = alert.id
     return True
-
-
-async def answers_active_alert(ctx: HandlerContext) -> bool:
-    """Whether a group message talks about what an active alert in that group seeks."""
-    if ctx.group is None:
-        return False
-    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
-    if alert is None:
-        return False
-    alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
-    return similarity(alert_text, ctx.event.text) >= _SAME_MATTER
-
-
-async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:
-    """An emergency raised in a group during an alert, about what the alert says, belongs to it
-    (a child seen by the river while the lost-child notice is out)."""
-    if ctx.group is None or ticket.alert_id is not None:
-        return
-    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
-    if alert is None:
-        return
-    # Weaker wording overlap than for clues: an emergency about a person during an alert is
-    # more likely than not about the person the alert seeks, and a wrong link costs nothing.
-    overlap = similarity(ctx.runtime.cipher.decrypt(alert.text_enc) or "", ctx.event.text)
-    if overlap >= _SAME_MATTER / 2 or ticket.category == "help":
-        ticket.alert_id = alert.id
-        ticket.category = "help"  # a clue for the alert, as alert_replies files them

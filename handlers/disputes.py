@@ -11,8 +11,9 @@
 Only the officers who may act on the ticket (their station's subtree) can use them; a resident
 typing one is told it is an officer's command.
 
-What a command does, and who may, is handlers/dispute_service.py (the console's 糾紛台賬 page calls
-the same functions); this module parses, and words the outcome for the officer in the chat.
+What a command does, and who may, is bot/services/dispute_service.py (the console's 糾紛台賬
+page calls the same functions); this module parses, and words the outcome for the officer in
+the chat.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.dispatcher import HandlerContext
-from handlers import dispute_service as service
+from bot.services import dispute_service as service
+from bot.services.dispute_cases import local_date, word
+from bot.services.dispute_service import Outcome
+from bot.services.ticket_service import Actor, Refused, officer_actor
+from bot.services.tickets import Out, find_ticket
 from handlers.commands import clean
-from handlers.dispute_cases import local_date, word
-from handlers.dispute_service import Outcome
-from handlers.ticket_service import Actor, Refused, officer_actor
-from handlers.tickets import Out, find_ticket
+from handlers.context import HandlerContext
 from models.console import ConsoleAccount
 from models.directory import Officer
 from models.disputes import DisputeCase, DisputeEvent, record
@@ -102,7 +103,7 @@ async def dispute_commands(ctx: HandlerContext) -> bool:
 
 
 def _refusal(ctx: HandlerContext, refused: Refused) -> str:
-    """A refusal of handlers/dispute_service.py (or the ticket scope's) in the chat's words."""
+    """A refusal of bot/services/dispute_service.py (or the ticket scope's) in the chat's words."""
     values = dict(refused.values)
     if refused.reason == "out_of_scope":
         return ctx.text("officer_out_of_scope", **values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.dispatcher import HandlerContext
+from handlers.context import HandlerContext
 
 
 async def private_greeting(ctx: HandlerContext) -> bool:

@@ -9,13 +9,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.deadlines import next_check
-from bot.dispatcher import HandlerContext
-from bot.routing import Router, home_station_of
-from handlers.classify import FRAUD_PAID, SCAM_CHECK, Classification, normalise
-from handlers.dispute_cases import open_for_ticket
-from handlers.texts import Script, detect_script
-from handlers.tickets import (
+from bot.services.deadlines import next_check
+from bot.services.dispute_cases import open_for_ticket
+from bot.services.routing import Router, home_station_of
+from bot.services.tickets import (
     Out,
     add_event,
     category_text,
@@ -27,6 +24,12 @@ from handlers.tickets import (
     priority_for,
     resident_label,
 )
+from bot.texts import Script, detect_script
+from handlers.alert_links import answers_active_alert, link_to_active_alert
+from handlers.classify import FRAUD_PAID, SCAM_CHECK, Classification, normalise
+from handlers.context import HandlerContext
+from handlers.similarity import similarity
+from handlers.verification_support import is_verified, maybe_remind
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, chat_key
@@ -38,26 +41,6 @@ from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 # the same resident's follow-up.
 _SIMILAR = 0.5
 _FOLLOW_UP_SIMILAR = 0.34
-# Characters that carry grammar, not content: "被偷了" is in every theft report.
-_FUNCTION_CHARS = set(
-    "了的被我你他她它们是在有人也都就还吗呢啊吧呀个一这那和与及把让给着过很太又再才"
-)
-
-
-def _bigrams(text: str) -> set[str]:
-    chars = re.sub(r"\W", "", normalise(text))
-    return {
-        chars[i : i + 2]
-        for i in range(len(chars) - 1)
-        if chars[i] not in _FUNCTION_CHARS and chars[i + 1] not in _FUNCTION_CHARS
-    }
-
-
-def similarity(a: str, b: str) -> float:
-    """Share of the shorter message's content bigrams found in the other (overlap
-    coefficient): two residents describing one incident at different lengths still match."""
-    x, y = _bigrams(a), _bigrams(b)
-    return len(x & y) / min(len(x), len(y)) if x and y else 0.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +100,6 @@ async def emergency_first(ctx: HandlerContext) -> bool:
     result: Classification = ctx.classify()
     if not result.emergency:
         return False
-    from handlers.alerts_chat import answers_active_alert  # alerts build on intake
-
     if await answers_active_alert(ctx):
         return False  # a sighting for the lost-child notice: a clue, not a new emergency
     await _emergency(ctx, result)
@@ -172,8 +153,6 @@ async def intake(ctx: HandlerContext) -> bool:
     elif _paid_a_scammer(result):
         # Money already sent can sometimes still be stopped, within hours: say how, at once.
         ctx.reply(ctx.text("fraud_paid_advice"), priority=1)
-    from handlers.verification import is_verified, maybe_remind
-
     if not await is_verified(ctx.session, ctx.member.id):
         ctx.session.add(
             PendingItem(member_id=ctx.member.id, journal_id=ctx.journal_id, created_at=ctx.now)
@@ -205,11 +184,9 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
             ticket,
             "emergency_reply",
             now=ctx.now,
-            # The number comes first: an SMS page names the same one (bot/sms_fallback.py).
+            # The number comes first: an SMS page names the same one (bot/services/sms_fallback.py).
             detail=f"{_FIRST_NUMBER[reply_key]} safety reply sent",
         )
-    from handlers.alerts_chat import link_to_active_alert  # alerts build on intake
-
     await link_to_active_alert(ctx, ticket)
     out = Out.of(ctx)
     if merged:

@@ -1,20 +1,18 @@
 """Officer commands in the chat (CONTRACT §5): answer, acknowledge, close, transfer, classify,
 list. Only a sender whose id is a directory officer's ``wechat_id`` reaches this handler.
 
-What a command does to a ticket, and who may, is handlers/ticket_service.py (the console calls
+What a command does to a ticket, and who may, is bot/services/ticket_service.py (the console calls
 the same functions); this module parses, and words the outcome for the officer in the chat."""
 
 from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 
-from bot.dispatcher import HandlerContext
-from bot.routing import station_subtree
-from handlers import ticket_service as tickets
-from handlers.commands import LABEL_WORDS, Command, clean, parse
-from handlers.dispute_cases import todo_lines as dispute_todo_lines
-from handlers.ticket_service import Actor, Refused, officer_actor
-from handlers.tickets import (
+from bot.services import ticket_service as tickets
+from bot.services.dispute_cases import todo_lines as dispute_todo_lines
+from bot.services.routing import station_subtree
+from bot.services.ticket_service import Actor, Refused, officer_actor
+from bot.services.tickets import (
     Out,
     age_text,
     category_text,
@@ -22,6 +20,8 @@ from handlers.tickets import (
     open_tickets_of,
     reachable,
 )
+from handlers.commands import LABEL_WORDS, Command, clean, parse
+from handlers.context import HandlerContext
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket
 
@@ -61,7 +61,7 @@ async def officer_commands(ctx: HandlerContext) -> bool:
     try:
         await handler(ctx, out, actor, ticket, command)
     except Refused as refused:
-        # Nothing changed; the officer hears why, privately (handlers/ticket_service.py).
+        # Nothing changed; the officer hears why, privately (bot/services/ticket_service.py).
         _tell(out, officer, ctx.text(f"officer_{refused.reason}", **refused.values))
     return True
 

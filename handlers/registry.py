@@ -7,14 +7,15 @@ commands come before intake so that ``實名 …`` never becomes a ticket.
 
 from __future__ import annotations
 
-from bot.dispatcher import Handler
 from handlers.alerts_chat import alert_commands, alert_replies
+from handlers.context import Handler
 from handlers.disputes import dispute_commands
 from handlers.greeting import private_greeting
 from handlers.intake import emergency_first, intake
+from handlers.membership import membership_events
 from handlers.officer import officer_commands
 from handlers.resident import resident_commands, resident_followups
-from handlers.verification import membership_events, verification_commands
+from handlers.verification import verification_commands
 from handlers.visits import visit_commands
 
 

@@ -9,11 +9,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.deadlines import next_check
-from bot.dispatcher import HandlerContext
-from bot.routing import Router
-from handlers.commands import clean, parse
-from handlers.tickets import (
+from bot.services.deadlines import next_check
+from bot.services.routing import Router
+from bot.services.tickets import (
     Out,
     add_event,
     category_text,
@@ -23,6 +21,8 @@ from handlers.tickets import (
     open_reported_by,
     resident_label,
 )
+from handlers.commands import clean, parse
+from handlers.context import HandlerContext
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 

@@ -23,9 +23,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from bot.dispatcher import HandlerContext
 from bot.pii import mask_name
-from bot.visits import (
+from bot.services.dispute_cases import local_date
+from bot.services.identity import check_name
+from bot.services.tickets import Out
+from bot.services.visits import (
     Found,
     PlanLine,
     VisitError,
@@ -42,9 +44,7 @@ from bot.visits import (
     take_off_plan,
 )
 from handlers.commands import clean
-from handlers.dispute_cases import local_date
-from handlers.tickets import Out
-from handlers.verification import check_name
+from handlers.context import HandlerContext
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import VisitChoice, VisitPlan

@@ -9,6 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
+# Statuses the worker never claims: a paused bulletin's rows wait as ``held``, a cancelled
+# bulletin's or recalled alert's unsent rows end as ``cancelled``.
+HELD, CANCELLED = "held", "cancelled"
+
 
 class OutboxMessage(Base):
     """A message waiting to be sent, being sent, sent, or failed for good.
@@ -48,7 +52,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     source_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"), index=True)
     # Urgent messages about a ticket (P1 pages, safety replies): if still unsent at
-    # ``fallback_at``, the ticket's officers are paged by SMS (bot/sms_fallback.py).
+    # ``fallback_at``, the ticket's officers are paged by SMS (bot/services/sms_fallback.py).
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     fallback_at: Mapped[datetime | None] = mapped_column(index=True)
 

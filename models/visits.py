@@ -2,7 +2,7 @@
 走訪 waiting for the officer to choose which household they meant, and the audit of who
 added, deleted or looked at whose household data.
 
-The service functions are in bot/visits.py; these are the tables.
+The service functions are in bot/services/visits.py; these are the tables.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class VisitPlan(Base):
     by whom. ``next_due_at`` is the deadline state the sweep reads; ``reminded`` how far the
     overdue plan has climbed (0 none, 1 the officer told, 2 the station leader told). A visit
     moves ``next_due_at`` on and sets ``reminded`` back to 0. Who is on a plan and why is
-    personal data: see bot/visits.py for who may see it."""
+    personal data: see bot/services/visits.py for who may see it."""
 
     __tablename__ = "visit_plans"
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from models.bulletins import Bulletin
 from models.console import ConsoleFormUse
 from tests.bulletins_support import local
@@ -75,7 +75,7 @@ async def desk(db_url: str, world: FakeWorld, tmp_path: Path) -> AsyncIterator[D
         await h.load_directory()
         await add_accounts(h)
         media = tmp_path / "media"
-        h.runtime.extras["bulletins.media_dir"] = str(media)
+        h.runtime.settings.bulletins.media_dir = str(media)
         async with h.runtime.sessions.begin() as session:
             token = await create_token(session, role="admin", name="ops", now=h.clock.now())
         yield Desk(h, {"Authorization": f"Bearer {token}"}, media)

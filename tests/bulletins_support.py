@@ -13,11 +13,11 @@ import httpx
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.dispatcher import Handler
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from bot.web import bulletins_api
 from broadcasts.bulletins import TickResult, bulletin_tick
 from handlers.alerts_chat import alert_commands, alert_replies
+from handlers.context import Handler
 from handlers.intake import intake
 from handlers.registry import default_handlers
 from models.bulletins import BulletinDelivery, BulletinRun

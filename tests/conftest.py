@@ -31,7 +31,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-import bot.accounts
+import bot.services.accounts
 from bot.db import migrate_url
 from tests.fakes import FakeWorld
 from tests.harness import Harness
@@ -55,8 +55,8 @@ _prepared: dict[str, str] = {}
 _pg_reset: list[str] = []
 
 _cheap_hasher = PasswordHasher.from_parameters(CHEAPEST)
-bot.accounts._hasher = _cheap_hasher
-bot.accounts._DUMMY_HASH = _cheap_hasher.hash("not-any-account's-password")
+bot.services.accounts._hasher = _cheap_hasher
+bot.services.accounts._DUMMY_HASH = _cheap_hasher.hash("not-any-account's-password")
 
 
 def pytest_report_header() -> str:

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from bot.accounts import create_account
 from bot.app import create_app
+from bot.services.accounts import create_account
 from models.console import AuditEntry
 from tests.harness import Harness, SettledTransport
 

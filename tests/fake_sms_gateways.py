@@ -3,7 +3,7 @@
 One HTTP server on 127.0.0.1 plays both services at ``/``: a request with ``x-acs-action`` is
 Alibaba Cloud's, one with ``X-TC-Action`` Tencent Cloud's. Like the real services, each checks
 the request's signature first, recomputing it from what arrived (its own implementation of the
-public algorithms, written apart from ``bot/sms_gateways``), and refuses a wrong one with the
+public algorithms, written apart from ``bot/channels/sms_gateways``), and refuses a wrong one with the
 service's own error; then it checks the business parameters against the templates "registered"
 here, and answers as the service does. Tests script throttling and outages and read what was
 received.

@@ -24,14 +24,15 @@ from wechatpy.crypto import WeChatCrypto
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
 from bot.clock import ManualClock
-from bot.deadlines import sweep
-from bot.directory import load_directory_file
 from bot.pipeline import Pipeline
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
+from bot.services.deadlines import sweep
+from bot.services.directory import load_directory_file
 from bot.settings import Settings, load_settings
+from bot.texts import Texts
+from bot.wiring import build_runtime
 from broadcasts.outbox import OutboxWorker
 from handlers.classify import Classifier
-from handlers.texts import Texts
 from models.people import Binding, GroupMember, Member
 from models.tickets import Ticket, TicketEvent
 from tests.fakes import FakeWorld

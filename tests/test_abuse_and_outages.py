@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.base import OutboundMessage
 from bot.clock import ManualClock
-from bot.tokens import create_token
+from bot.messages import OutboundMessage
+from bot.services.tokens import create_token
 from broadcasts.outbox import enqueue
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.tokens import create_token, hash_token, list_tokens, revoke_token
+from bot.services.tokens import create_token, hash_token, list_tokens, revoke_token
 from models.tokens import ApiToken
 from tests.fakes import FakeWorld
 from tests.harness import Harness

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.channels.base import SendError
+from bot.channels.wecom_robot import WeComRobotSender, robot_body
 from bot.cli import build_parser
 from bot.cli_bulletins import register
+from bot.messages import SendError
 from broadcasts.bulletins import QuietHours, bulletin_tick, materialise_runs, plan_slot
-from broadcasts.wecom_robot import WeComRobotSender, robot_body
 from models.bulletins import Bulletin
 from models.directory import Group
 from tests.bulletins_support import GROUPS, TZ, Bench, local
@@ -472,8 +472,8 @@ async def test_numbers_beyond_any_row_are_422_not_500(b: Bench, path: str) -> No
 
 # --- media -------------------------------------------------------------------------------------
 async def test_media_upload_is_served_at_a_stable_url(b: Bench, tmp_path: Path) -> None:
-    b.h.runtime.extras["bulletins.media_dir"] = str(tmp_path / "media")
-    b.h.runtime.extras["bulletins.public_base_url"] = "https://lianxin.example.gov.cn"
+    b.h.runtime.settings.bulletins.media_dir = str(tmp_path / "media")
+    b.h.runtime.settings.bulletins.public_base_url = "https://lianxin.example.gov.cn"
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
     r = await b.api.post(
         "/api/v1/media", files={"file": ("cover.png", png, "image/png")}, headers=b.admin

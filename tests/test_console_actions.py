@@ -1,5 +1,5 @@
 """Acting on tickets in the console: the same service functions as the officers' chat
-commands (handlers/ticket_service.py), so the same messages reach residents and officers and
+commands (bot/services/ticket_service.py), so the same messages reach residents and officers and
 the same rules refuse; each rendered form acts once."""
 
 from __future__ import annotations

@@ -326,7 +326,7 @@ async def test_the_chat_recalls_by_the_same_rule_as_the_console(desk: Desk) -> N
 # --- bad input --------------------------------------------------------------------------------
 async def test_bad_input_comes_back_beside_its_field_with_nothing_sent(desk: Desk) -> None:
     h = desk.h
-    desk.h.runtime.extras["bulletins.max_upload_bytes"] = 1024 * 1024  # 1 MB
+    desk.h.runtime.settings.bulletins.max_upload_bytes = 1024 * 1024  # 1 MB
     zhao = await desk.client("zhao")
     empty = await submit(zhao, {"scope_kind": "stations", "text": "   "})
     assert empty.status_code == 400

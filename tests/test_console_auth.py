@@ -343,7 +343,7 @@ def test_account_create_list_and_disable_from_the_command_line(
 
 
 async def test_a_disabled_account_is_signed_out_at_once(h: Harness) -> None:
-    from bot.accounts import disable_account
+    from bot.services.accounts import disable_account
 
     client = await signed_in(h, "wang")
     async with h.runtime.sessions.begin() as session:
@@ -355,11 +355,11 @@ async def test_a_disabled_account_is_signed_out_at_once(h: Harness) -> None:
 async def test_the_demo_makes_one_account_of_each_role(tmp_path: Path) -> None:
     import httpx
 
-    from bot.demo import CONSOLE_ACCOUNTS, build_demo_app
+    from bot.demo import build_demo_app
 
     app, runtime = build_demo_app(tmp_path, background=False)
     try:
-        accounts = runtime.extras[CONSOLE_ACCOUNTS]
+        accounts = app.state.demo_accounts
         assert sorted(a.role for a in accounts) == ["admin", "leader", "officer"]
         for account in accounts:
             client = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://demo")

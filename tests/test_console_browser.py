@@ -29,7 +29,7 @@ if not CHROMIUM.exists():
 import uvicorn  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-from bot.demo import CONSOLE_ACCOUNTS, DemoAccount, build_demo_app  # noqa: E402
+from bot.demo import DemoAccount, build_demo_app  # noqa: E402
 from tests.test_browser import CHROMIUM_ARGS, free_port  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -46,7 +46,7 @@ class Demo:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     """`lianxin demo`'s server (worker and scheduler running) on a free loopback port."""
-    app, runtime = build_demo_app(tmp_path)
+    app, _runtime = build_demo_app(tmp_path)
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
@@ -58,7 +58,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "demo server did not start"
         time.sleep(0.05)
-    yield Demo(f"http://127.0.0.1:{port}", {a.role: a for a in runtime.extras[CONSOLE_ACCOUNTS]})
+    yield Demo(f"http://127.0.0.1:{port}", {a.role: a for a in app.state.demo_accounts})
     server.should_exit = True
     thread.join(10)
 

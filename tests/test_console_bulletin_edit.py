@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from bot.scheduler import build_scheduler, upload_sweep_job
 from broadcasts.bulletins import bulletin_tick
-from broadcasts.scheduler import build_scheduler, upload_sweep_job
 from models.console import AuditEntry
 from tests.bulletin_form_support import (
     MP4,

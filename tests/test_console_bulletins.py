@@ -350,7 +350,7 @@ async def test_an_upload_of_the_wrong_kind_is_refused_with_its_reason(
 async def test_an_upload_over_the_limit_is_refused_with_its_size_and_the_form_kept(
     desk: Desk,
 ) -> None:
-    desk.h.runtime.extras["bulletins.max_upload_bytes"] = 1024 * 1024  # 1 MB
+    desk.h.runtime.settings.bulletins.max_upload_bytes = 1024 * 1024  # 1 MB
     admin = await desk.client()
     big = MP4 + b"\x00" * (3 * 1024 * 1024)
     refused = await submit(admin, WEEKLY, file=("long.mp4", big, "video/mp4"))
@@ -570,10 +570,10 @@ async def test_the_preview_warns_of_media_nobody_outside_can_open(desk: Desk) ->
     assert "沒有設定對外網址(bulletins.public_base_url)" in section(
         preview.text, "preview-warnings"
     )
-    desk.h.runtime.extras["bulletins.public_base_url"] = "http://127.0.0.1:8000"
+    desk.h.runtime.settings.bulletins.public_base_url = "http://127.0.0.1:8000"
     preview = await submit(admin, WEEKLY, file=video)
     assert "指向本機" in section(preview.text, "preview-warnings")
-    desk.h.runtime.extras["bulletins.public_base_url"] = "https://lianxin.example.gov.cn"
+    desk.h.runtime.settings.bulletins.public_base_url = "https://lianxin.example.gov.cn"
     preview = await submit(admin, WEEKLY, file=video)
     assert 'id="preview-warnings"' not in preview.text
 

@@ -1,6 +1,6 @@
 """The console's 住戶 page over the ASGI app: the roster of each role's scope by group with the
 last visit, masked names in the list; add, edit and (leaders, admins) delete through
-bot/visits.py, each once per rendered form and audited; a household of another station is 404;
+bot/services/visits.py, each once per rendered form and audited; a household of another station is 404;
 bad input is refused beside the field and nothing is written. A visit recorded from a
 household's page (as the account's officer), its plan put on and taken off, and the 待訪 view."""
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from models.people import Household
 from models.visits import HouseholdEvent, Visit
 from tests.console_support import (

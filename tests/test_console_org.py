@@ -445,7 +445,7 @@ async def test_a_wrong_file_gets_the_loaders_reason_in_chinese_and_nothing_appli
 
 
 async def test_the_pages_in_simplified_script(h: Harness) -> None:
-    from bot.accounts import create_account
+    from bot.services.accounts import create_account
     from tests.console_support import PASSWORD
 
     async with h.runtime.sessions.begin() as session:
@@ -466,8 +466,8 @@ async def test_the_pages_in_simplified_script(h: Harness) -> None:
 
 async def test_a_command_line_load_says_which_console_edits_it_replaced(h: Harness) -> None:
     from bot.cli import _undone
-    from bot.directory import load_directory_file
-    from bot.directory_changes import load_noting_undone
+    from bot.services.directory import load_directory_file
+    from bot.services.directory_changes import load_noting_undone
 
     zhao = await signed_in(h, "zhao")
     page = await zhao.get(QIAOZHEN)

@@ -9,7 +9,7 @@ import io
 import re
 from datetime import timedelta
 
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from tests.console_support import ACCOUNTS, audit_rows, form_of, hidden, signed_in, visible_text
 from tests.console_world import THEFT, County, county
 

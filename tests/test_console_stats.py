@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from tests.console_support import add_accounts, audit_rows, signed_in, visible_text
 from tests.harness import Harness
 from tests.stats_support import COUNTY, QIAOZHEN, seed_month

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.db import make_engine, make_sessions
-from bot.directory import DirectoryError, load_directory_file
 from bot.pii import PiiCipher
+from bot.services.directory import DirectoryError, load_directory_file
 from models.directory import Group, Officer, RosterEntry, Station
 
 DATA = Path(__file__).parent / "data" / "directory.yaml"
@@ -148,7 +148,7 @@ async def test_unknown_reference_names_the_line_and_applies_nothing(
     ],
 )
 def test_bad_entries_are_named(snippet: str, expected: str) -> None:
-    from bot.directory import parse_directory
+    from bot.services.directory import parse_directory
 
     base = (
         "stations:\n  - {id: s1, name: 一所}\n"

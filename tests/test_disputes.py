@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.tokens import create_token
+from bot.services.tokens import create_token
 from models.disputes import DisputeCase, DisputeEvent
 from models.tickets import Ticket
 from tests.harness import Harness

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import LargeBinary, select
 
-from bot.keyrotation import encrypted_columns
 from bot.pii import PSEUDONYM_PREFIX
+from bot.services.keyrotation import encrypted_columns
 from models.base import Base
 from models.journal import InboundEvent
 from models.people import Binding, GroupMember, Member

@@ -16,11 +16,11 @@ from bot.cli import build_parser
 from bot.cli import main as cli_main
 from bot.cli_people import register, subparsers_of
 from bot.db import make_engine, make_sessions
-from bot.households import HouseholdError, load_households_file, parse_households
-from bot.keyrotation import encrypted_columns, rotate_keys
 from bot.pii import PiiCipher
+from bot.services.households import HouseholdError, load_households_file, parse_households
+from bot.services.identity import name_hash, phone_hash
+from bot.services.keyrotation import encrypted_columns, rotate_keys
 from bot.settings import decode_key
-from handlers.verification import name_hash, phone_hash
 from models.base import Base
 from models.people import Binding, Household, VerificationCode
 from models.tickets import Ticket, TicketEvent

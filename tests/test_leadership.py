@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.app import create_app
-from bot.tokens import create_token
-from broadcasts.leadership import LOCK_KEY
-from broadcasts.scheduler import build_scheduler
+from bot.leadership import LOCK_KEY
+from bot.scheduler import build_scheduler
+from bot.services.tokens import create_token
 from models.bulletins import BulletinRun
 from models.outbox import OutboxMessage
 from models.tickets import JobRun, TicketEvent

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.channels.base import OutboundMessage
+from bot.messages import OutboundMessage
 from broadcasts.outbox import enqueue
 from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
-from bot.dispatcher import HandlerContext
 from bot.pipeline import Pipeline
-from bot.tokens import create_token
+from bot.services.tokens import create_token
+from handlers.context import HandlerContext
 from models.journal import InboundEvent
 from tests.fakes import FakeWorld
 from tests.harness import BRIDGE_SECRET, Harness, make_runtime

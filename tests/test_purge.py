@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli import main as cli_main
-from bot.keyrotation import unopened_columns
-from bot.purge import JOURNAL_BLANK, OUTBOX_BLANK, PurgeReport, purge, retention_purge_job
+from bot.scheduler import build_scheduler
+from bot.services.keyrotation import unopened_columns
+from bot.services.purge import JOURNAL_BLANK, OUTBOX_BLANK, PurgeReport, purge, retention_purge_job
 from bot.settings import ConfigError, load_settings
-from broadcasts.scheduler import build_scheduler
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import PendingItem

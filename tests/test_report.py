@@ -13,8 +13,8 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.cli import main
+from bot.services.tokens import create_token
 from bot.settings import secret_value
-from bot.tokens import create_token
 from tests.harness import Harness
 from tests.stats_support import seed_month
 

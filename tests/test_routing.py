@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from bot.routing import Router
+from bot.services.routing import Router
 from models.directory import Group, Officer
 from tests.harness import Harness
 

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import make_worker
+from bot.app import create_app, make_worker
 from bot.channels.simulated import SimulatedBridge
 from bot.demo import build_demo_app
 from bot.runtime import Runtime
-from bot.web.simulator import HUB_KEY, SimulatorHub, event_stream
+from bot.web.simulator import SimulatorHub, event_stream, hub_of
 from tests.harness import Harness, SettledTransport
 
 GROUP = "grp-qiaozhen-01"
@@ -27,17 +27,21 @@ class Demo:
     """The demo app over ASGI, its runtime, and the delivery worker driven by hand."""
 
     def __init__(self, folder: Path) -> None:
-        app, self.runtime = build_demo_app(folder, background=False)
-        self.client = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://demo")
+        self.app, self.runtime = build_demo_app(folder, background=False)
+        self.client = httpx.AsyncClient(
+            transport=SettledTransport(app=self.app), base_url="http://demo"
+        )
         self.worker = make_worker(self.runtime)
 
     @property
     def bridge(self) -> SimulatedBridge:
-        return self.runtime.extras["simulated_bridge"]  # type: ignore[no-any-return]
+        return self.hub.bridge
 
     @property
     def hub(self) -> SimulatorHub:
-        return self.runtime.extras[HUB_KEY]  # type: ignore[no-any-return]
+        hub = hub_of(self.app)
+        assert hub is not None
+        return hub
 
     async def say(self, sender: str, text: str, group: str | None = GROUP) -> dict[str, Any]:
         """Type as ``sender`` on the page, then let the worker deliver the bot's answers."""
@@ -190,4 +194,4 @@ async def test_serve_does_not_mount_the_simulator(harness: Harness) -> None:
 
 async def test_runtime_has_no_simulator_outside_the_demo(harness: Harness) -> None:
     runtime: Runtime = harness.runtime
-    assert HUB_KEY not in runtime.extras
+    assert hub_of(create_app(runtime, background=False, close_runtime=False)) is None

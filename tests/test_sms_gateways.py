@@ -20,12 +20,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.channels.base import SendError
+from bot.channels.sms import make_sms_sender, sms_warnings
+from bot.channels.sms_gateways import aliyun, tencent
 from bot.cli import main
 from bot.clock import ManualClock
+from bot.messages import SendError
 from bot.settings import ConfigError, Settings, load_settings
-from bot.sms import make_sms_sender, sms_warnings
-from bot.sms_gateways import aliyun, tencent
 from bot.sms_templates import sms_message
 from models.outbox import OutboxMessage
 from tests.fake_sms_gateways import (

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import case, literal, select, union_all
 
-from bot.stats import StatsInputError, interpolate, make_period, parse_month, percentiles
-from bot.tokens import create_token
+from bot.services.stats import StatsInputError, interpolate, make_period, parse_month, percentiles
+from bot.services.tokens import create_token
 from models.tickets import Ticket
 from tests.harness import Harness
 from tests.stats_support import COUNTY, QIAOZHEN, local, seed_month

@@ -21,17 +21,14 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import create_app, make_worker
+from bot.channels.sms import LogSmsSender, make_sms_sender
 from bot.clock import ManualClock
-from bot.directory import load_directory_file
-from bot.dispatcher import Handler, HandlerContext
-from bot.sms import LogSmsSender, make_sms_sender
+from bot.services.directory import load_directory_file
+from handlers.context import Handler, HandlerContext
 from handlers.greeting import private_greeting
-from handlers.verification import (
-    is_verified,
-    maybe_remind,
-    membership_events,
-    verification_commands,
-)
+from handlers.membership import membership_events
+from handlers.verification import verification_commands
+from handlers.verification_support import is_verified, maybe_remind
 from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage

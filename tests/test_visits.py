@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.households import apply_households, parse_households
-from bot.visits import (
+from bot.services.households import apply_households, parse_households
+from bot.services.visits import (
     VisitError,
     address_contains,
     address_key,

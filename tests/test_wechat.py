@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.cli import setup_logging
+from bot.cli_common import setup_logging
 from bot.settings import ConfigError
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -226,7 +226,7 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
 async def test_a_token_rejected_again_after_a_refresh_is_retried_later(harness: Harness) -> None:
     # Another process fetched a token meanwhile: our fresh one is refused too. That is worth
     # another try with backoff, not a permanent failure after one attempt.
-    from bot.channels.base import SendError
+    from bot.messages import SendError
 
     api = harness.runtime.senders["wechat"]
     await api.send(idempotency_key="k1", group_id=None, user_id="o_1", payload={"text": "測試"})

@@ -21,10 +21,11 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.utils import WeChatSigner, to_text
 
 from bot.app import create_app
-from bot.channels.wecom import WeComCallback, WeComSettings, strip_mention
+from bot.channels.wecom import WeComCallback, strip_mention
 from bot.channels.wecom_reply import NO_SINGLE_PATH, WeComReplySender
+from bot.channels.wecom_robot import WeComRobotSender
+from bot.settings import WeComSettings
 from bot.web import wecom_routes
-from broadcasts.wecom_robot import WeComRobotSender
 from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -161,9 +162,7 @@ async def w(db_url: str, world: FakeWorld) -> AsyncIterator[W]:
     settings = WeComSettings.model_validate(
         {"token": TOKEN, "encoding_aes_key": AES_KEY, "robot_name": ROBOT}
     )
-    rt.extras["wecom"] = WeComCallback.from_settings(
-        settings, window_s=rt.settings.server.replay_window_s
-    )
+    rt.wecom = WeComCallback.from_settings(settings, window_s=rt.settings.server.replay_window_s)
     robot = FakeRobot()
     robot_client = httpx.AsyncClient(transport=httpx.MockTransport(robot))
     rt.senders["wecom_robot"] = WeComRobotSender(
@@ -322,7 +321,7 @@ async def test_oversized_body_is_413(w: W) -> None:
 
 
 async def test_unconfigured_channel_is_404(w: W) -> None:
-    del w.h.runtime.extras["wecom"]
+    w.h.runtime.wecom = None
     assert (await w.h.client.post(PATH, content=b"{}")).status_code == 404
     assert (await w.h.client.get(PATH)).status_code == 404
 
@@ -474,7 +473,7 @@ async def test_aibot_id_is_checked_when_configured(w: W) -> None:
     settings = WeComSettings.model_validate(
         {"token": TOKEN, "encoding_aes_key": AES_KEY, "aibot_id": "OTHERBOT"}
     )
-    w.h.runtime.extras["wecom"] = WeComCallback.from_settings(settings, window_s=300)
+    w.h.runtime.wecom = WeComCallback.from_settings(settings, window_s=300)
     assert (await w.post(w.message("你好"))).status_code == 403
     assert await w.journal() == []
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bot.channels.base import InboundMessage, SendError, inbound_problem, unix_seconds
+from bot.messages import InboundMessage, SendError, inbound_problem, unix_seconds
 
 SIGNATURE_HEADER = "X-Lianxin-Signature"
 TIMESTAMP_HEADER = "X-Lianxin-Timestamp"

@@ -21,7 +21,7 @@ class SimulatedSend:
 
 @dataclass
 class SimulatedBridge:
-    """A :class:`~bot.channels.base.Sender` that keeps every message and tells listeners."""
+    """A :class:`~bot.messages.Sender` that keeps every message and tells listeners."""
 
     clock: Clock
     sent: list[SimulatedSend] = field(default_factory=list)

@@ -21,9 +21,9 @@ from wechatpy import create_reply, parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 
-from bot.channels.base import InboundMessage, SendError, inbound_problem, unix_seconds
 from bot.channels.bridge import post_for_delivery
 from bot.clock import Clock
+from bot.messages import InboundMessage, SendError, inbound_problem, unix_seconds
 from models.tokens import AccessTokenCache
 
 # Codes meaning "your access token is no longer good": refresh once and try again.

@@ -25,25 +25,23 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner, to_text
 
-from bot.channels.base import (
+from bot.channels.wechat import Rejected
+from bot.messages import (
     InboundMessage,
-    check_encoding_aes_key,
     inbound_problem,
     unix_seconds,
 )
-from bot.channels.wechat import Rejected
+from bot.settings import WeComSettings, secret_value
 
 __all__ = [
     "ParsedWeCom",
     "Rejected",
     "WeComCallback",
     "WeComQuery",
-    "WeComSettings",
     "strip_mention",
 ]
 
@@ -52,37 +50,6 @@ CHANNEL = "wecom"
 STREAM_LIMIT = 20480
 _MENTION = re.compile(r"^@\S+[\s\u2005\u00a0]*")
 _SPACES = "\u2005\u00a0 \t\r\n"
-
-
-class WeComSettings(BaseModel):
-    """The ``wecom`` configuration section (smart robot in API mode)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token: SecretStr | None = None
-    encoding_aes_key: SecretStr | None = None
-    # The robot's display name, as it appears after "@" in group texts; stripped from them.
-    robot_name: str | None = None
-    # When set, callbacks whose ``aibotid`` differs are refused (like ``wechat.original_id``).
-    aibot_id: str | None = None
-    # Not used by smart robots (their ReceiveId is empty); kept for WeCom self-built apps.
-    corp_id: str | None = None
-    # How long a passive reply may take before it is left to the outbox instead.
-    passive_reply_budget_s: float = Field(4.0, gt=0)
-
-    @property
-    def configured(self) -> bool:
-        """True when the callback can run (both secrets present)."""
-        return bool(_secret(self.token) and _secret(self.encoding_aes_key))
-
-    @field_validator("encoding_aes_key")
-    @classmethod
-    def _aes_key_length(cls, value: SecretStr | None) -> SecretStr | None:
-        return check_encoding_aes_key(value, "WeCom")
-
-
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
 
 
 def _signature(*parts: str) -> str:
@@ -169,8 +136,8 @@ class WeComCallback:
         if not settings.configured:
             raise ValueError("wecom.token and wecom.encoding_aes_key are required")
         return cls(
-            token=_secret(settings.token),
-            aes_key=_secret(settings.encoding_aes_key),
+            token=secret_value(settings.token),
+            aes_key=secret_value(settings.encoding_aes_key),
             window_s=window_s,
             robot_name=settings.robot_name,
             aibot_id=settings.aibot_id,

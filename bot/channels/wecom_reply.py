@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Sender, SendError
+from bot.messages import Sender, SendError
 from models.directory import Group
 
 NO_SINGLE_PATH = "no active send path for WeCom single chats (passive reply only)"

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEMO_DIRECTORY = Path(__file__).with_name("directory.yaml")
-CONSOLE_ACCOUNTS = "console_accounts"  # runtime.extras key: the demo's console accounts
 
 
 def demo_settings(folder: Path) -> Settings:
@@ -57,7 +56,7 @@ def demo_settings(folder: Path) -> Settings:
 async def prepare(settings: Settings) -> None:
     """Migrate the demo database and load the demo directory."""
     from bot.db import make_engine, make_sessions, migrate
-    from bot.directory import load_directory_file
+    from bot.services.directory import load_directory_file
 
     engine = make_engine(settings.database.url)
     try:
@@ -160,7 +159,7 @@ DEMO_ACCOUNTS = (
 
 async def seed_accounts(session: AsyncSession, now: datetime) -> list[DemoAccount]:
     """The demo's console accounts, with fresh random passwords."""
-    from bot.accounts import create_account, generate_password
+    from bot.services.accounts import create_account, generate_password
 
     made = []
     for username, role, officer, who in DEMO_ACCOUNTS:
@@ -183,7 +182,7 @@ async def prepare_simulator(settings: Settings) -> tuple[str, list[DemoAccount]]
     new admin API token and the accounts."""
     from bot.db import make_engine, make_sessions
     from bot.demo.seed import seed_month
-    from bot.tokens import create_token
+    from bot.services.tokens import create_token
 
     await prepare(settings)
     engine = make_engine(settings.database.url)
@@ -209,8 +208,8 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
 def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, Runtime]:
     """The demo server: a fresh database in ``folder``, the simulated bridge, ``/simulator``."""
     from bot.app import create_app
-    from bot.runtime import build_runtime
     from bot.web import simulator
+    from bot.wiring import build_runtime
 
     settings = server_settings(folder)
     token, accounts = run_blocking(prepare_simulator(settings))
@@ -224,10 +223,10 @@ def build_demo_app(folder: Path, *, background: bool = True) -> tuple[FastAPI, R
     hub.people = {r.sender_id: r.nickname for r in DEMO_RESIDENTS}
     senders: dict[str, Any] = {"bridge": bridge, "sms": simulator.SmsInbox(hub)}
     runtime = build_runtime(settings, clock=clock, senders=senders)
-    runtime.extras["simulated_bridge"] = bridge
-    runtime.extras[simulator.HUB_KEY] = hub
-    runtime.extras[CONSOLE_ACCOUNTS] = accounts
     app = create_app(runtime, background=background)
+    # Demo-only state lives on the app, not in the runtime every layer is handed.
+    app.state.simulator = hub
+    app.state.demo_accounts = accounts
     app.include_router(simulator.router)
     return app, runtime
 
@@ -267,9 +266,11 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
     """Run uvicorn until Ctrl+C or SIGTERM; open simulator streams end at once on either."""
     import uvicorn
 
-    from bot.web.simulator import HUB_KEY
+    from bot.web.simulator import hub_of
 
-    hub = runtime.extras[HUB_KEY]
+    found = hub_of(app)
+    assert found is not None, "serve() runs the demo app, which has a simulator"
+    hub = found  # narrowed, for the class below
 
     class DemoServer(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -296,15 +297,10 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int:
-    """Run the demo server (or, with ``script``, the scripted scenario) and return an exit code."""
-    if script:
-        from bot.demo.script import run_script
-
-        return run_script()
-
-    from bot.cli import port_problem, setup_logging
-    from bot.web.simulator import HUB_KEY
+def run_demo(*, port: int, host: str = "127.0.0.1") -> int:
+    """Run the demo server and return an exit code (``lianxin demo --script`` runs
+    bot/demo/script.py instead)."""
+    from bot.cli_common import port_problem, setup_logging
 
     problem = port_problem(host, port)
     if problem:
@@ -317,8 +313,8 @@ def run_demo(*, port: int, host: str = "127.0.0.1", script: bool = False) -> int
             host,
             port,
             Path(tmp),
-            runtime.extras[HUB_KEY].admin_token,
-            runtime.extras[CONSOLE_ACCOUNTS],
+            app.state.simulator.admin_token,
+            app.state.demo_accounts,
         )
         serve(app, runtime, host=host, port=port)
     print("Lianxin demo stopped; its database is gone.")

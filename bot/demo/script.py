@@ -30,9 +30,10 @@ from bot.clock import ManualClock
 from bot.demo import demo_settings, prepare
 from bot.pii import mask_phone
 from bot.pipeline import Pipeline
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
+from bot.services.tokens import create_token
 from bot.settings import secret_value
-from bot.tokens import create_token
+from bot.wiring import build_runtime
 from models.directory import Group, Officer
 from models.people import Binding, Member
 from models.tickets import Ticket
@@ -265,7 +266,7 @@ async def scene_weekly_video(p: Player, admin_token: str) -> None:
 
 
 async def scene_dispute_levels(p: Player) -> None:
-    from bot.deadlines import sweep
+    from bot.services.deadlines import sweep
     from models.disputes import DisputeCase
 
     p.line("\n■ 八、鄰里糾紛三級調解:村裡一週沒調好,升到派出所,達成協議,七天後回訪")
@@ -308,8 +309,8 @@ async def scene_dispute_levels(p: Player) -> None:
 async def scene_visits(p: Player, admin_token: str) -> None:
     from openpyxl import load_workbook
 
-    from bot.report import build_report
-    from bot.stats import make_period
+    from bot.services.report import build_report
+    from bot.services.stats import make_period
 
     p.line("\n■ 六、入戶走訪:待訪名單、走訪記錄、新住戶入冊;本月統計與月報")
     wang = next(w for w, n in p.names.items() if n == "王警官")

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
-from handlers.verification import name_hash, phone_hash
+from bot.services.identity import name_hash, phone_hash
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group
 from models.disputes import DisputeCase

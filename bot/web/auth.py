@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.runtime import Runtime
-from bot.tokens import find_token
+from bot.services.tokens import find_token
 from bot.web.deps import get_runtime
 
 bearer = HTTPBearer(auto_error=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -26,7 +27,6 @@ from broadcasts.alert_views import alert_view
 from broadcasts.alerts import TEXT_MAX, correct_alert, recall_alert, send_alert
 from broadcasts.bulletin_preview import Preview, preview_bulletin
 from broadcasts.bulletins import (
-    BulletinOptions,
     BulletinPatch,
     BulletinSpec,
     Conflict,
@@ -545,7 +545,7 @@ async def upload_media(
     Content-Type; anything else is ``415`` saying what it looks like. The same file uploaded
     twice gets the same URL.
     """
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     # A multipart body carries a little more than the file: its boundaries and headers.
     body = await _read_capped(request, options.max_upload_bytes + MULTIPART_SLACK)
     ctype_header = request.headers.get("content-type", "")
@@ -557,7 +557,7 @@ async def upload_media(
     try:
         stored = await save_upload(
             data,
-            folder=options.media_dir,
+            folder=Path(options.media_dir),
             limit=options.max_upload_bytes,
             now=runtime.clock.now(),
         )
@@ -570,7 +570,7 @@ async def upload_media(
 @router.get("/media/{name}", include_in_schema=True)
 async def get_media(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
     """An uploaded file. Public (bridges fetch it); names are content hashes."""
-    path = media_file(BulletinOptions.of(runtime).media_dir, name)
+    path = media_file(Path(runtime.settings.bulletins.media_dir), name)
     if path is None:
         raise HTTPException(404, "no such media")
     return FileResponse(

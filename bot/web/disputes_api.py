@@ -9,9 +9,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from bot.runtime import Runtime
+from bot.services.dispute_cases import history
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import Offset, get_runtime
-from handlers.dispute_cases import history
 from models.disputes import DisputeCase
 from models.tickets import Ticket
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import logging
 import secrets
@@ -32,11 +31,11 @@ from sqlalchemy import select
 
 from bot.channels.bridge import signed_headers
 from bot.channels.simulated import SimulatedBridge, SimulatedSend
+from bot.channels.sms import recipient
 from bot.clock import Clock
 from bot.pii import mask_phone
 from bot.runtime import Runtime
 from bot.settings import secret_value
-from bot.sms import recipient
 from bot.web.deps import get_runtime
 from models.directory import Group, Officer, Station
 from models.tickets import Ticket
@@ -49,7 +48,6 @@ ASSETS = {
     "simulator.css": "text/css; charset=utf-8",
     "simulator.js": "text/javascript; charset=utf-8",
 }
-HUB_KEY = "simulator"
 KEEPALIVE_S = 15.0
 BULLETIN_DELAY_S = 10
 BULLETIN_VIDEO = {
@@ -152,11 +150,16 @@ class SmsInbox:
         )
 
 
+def hub_of(app: FastAPI) -> SimulatorHub | None:
+    """The demo's hub, which the demo puts on ``app.state.simulator``; None outside the demo."""
+    hub = getattr(app.state, "simulator", None)
+    return hub if isinstance(hub, SimulatorHub) else None
+
+
 async def get_hub(request: Request) -> SimulatorHub:
     """The demo's hub (the simulator is mounted only where one exists)."""
-    runtime: Runtime = request.app.state.runtime
-    hub = runtime.extras.get(HUB_KEY)
-    if not isinstance(hub, SimulatorHub):
+    hub = hub_of(request.app)
+    if hub is None:
         raise HTTPException(404, "simulator not enabled")
     return hub
 
@@ -215,16 +218,12 @@ async def people(
             if o.wechat_id
         ],
         "residents": hub.residents,
-        "bulletins": bulletin_status(hub, request.app),
+        "bulletins": bulletin_status(hub),
     }
 
 
-def bulletin_status(hub: SimulatorHub, app: FastAPI) -> dict[str, Any]:
+def bulletin_status(hub: SimulatorHub) -> dict[str, Any]:
     """Whether the bulletin button works, and why not when it does not."""
-    if importlib.util.find_spec("broadcasts.bulletins") is None:
-        return {"enabled": False, "note": "公告模組尚未完成(broadcasts/bulletins.py),暫不能排程。"}
-    if "post" not in app.openapi()["paths"].get("/api/v1/bulletins", {}):
-        return {"enabled": False, "note": "公告 API(POST /api/v1/bulletins)尚未接入,暫不能排程。"}
     if not hub.admin_token:
         return {"enabled": False, "note": "示範未建立管理員令牌。"}
     return {"enabled": True, "note": f"{BULLETIN_DELAY_S}秒後以管理員身份推送到全部群組(附視頻)。"}
@@ -414,7 +413,7 @@ async def bulletin(
     hub: SimulatorHub = Depends(get_hub),
 ) -> dict[str, Any]:
     """Schedule an anti-fraud bulletin with a video for every group, due in 10 seconds."""
-    status = bulletin_status(hub, request.app)
+    status = bulletin_status(hub)
     if not status["enabled"]:
         raise HTTPException(409, status["note"])
     due = runtime.clock.now() + timedelta(seconds=BULLETIN_DELAY_S)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from bot.runtime import Runtime
-from bot.stats import Period, StatsInputError, compute_stats, make_period, parse_day
-from bot.visits import list_visits
+from bot.services.stats import Period, StatsInputError, compute_stats, make_period, parse_day
+from bot.services.visits import list_visits
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import Offset, get_runtime
 

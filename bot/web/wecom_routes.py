@@ -1,7 +1,7 @@
 """``/wecom/bot/callback`` (CONTRACT §3a): the WeCom smart robot, in groups and single chats.
 
-The callback object lives in ``runtime.extras["wecom"]`` (a :class:`WeComCallback`), so the
-router works before ``Settings`` has a ``wecom`` section; without it the route answers 404.
+The callback object is ``runtime.wecom`` (a :class:`WeComCallback`, built when the ``wecom``
+section is configured); without it the route answers 404.
 
 Passive replies: the request waits for its event's processing (bot/pipeline.py); the processor
 claims the first reply to the event's chat (the group, or the sender privately) in the handlers'
@@ -30,8 +30,8 @@ PATH = "/wecom/bot/callback"
 
 
 def _callback(runtime: Runtime) -> WeComCallback:
-    callback = runtime.extras.get("wecom")
-    if not isinstance(callback, WeComCallback):
+    callback = runtime.wecom
+    if callback is None:
         raise HTTPException(404, "wecom channel not configured")
     return callback
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.ticket_service import may_read_words
 from bot.web.console.bulletin_views import author_names
 from bot.web.console.ui import Ui
 from bot.web.console.uploads import UploadForm
@@ -22,7 +23,6 @@ from bot.web.console.viewer import Viewer
 from broadcasts.alert_views import AlertGroupView, clue_tickets, group_states, reached_stations
 from broadcasts.alerts import may_recall
 from broadcasts.bulletins import Problem
-from handlers.ticket_service import may_read_words
 from models.bulletins import Alert
 from models.directory import Group, Officer, Station
 from models.tokens import ApiToken

@@ -17,6 +17,7 @@ viewer's scope answers 404, like one that does not exist.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -24,9 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import tokens_match, use_form
 from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.console_sessions import tokens_match, use_form
+from bot.settings import BulletinSettings
+from bot.texts import detect_script
 from bot.web.console import alert_lines as lines
 from bot.web.console.alert_lines import AlertForm
 from bot.web.console.bulletin_form import media_error, megabytes
@@ -44,9 +47,8 @@ from broadcasts.alerts import (
     recall_alert,
     send_alert,
 )
-from broadcasts.bulletins import BulletinOptions, Problem
+from broadcasts.bulletins import Problem
 from broadcasts.media import MediaRefused, StoredMedia, check_upload, save_upload, stored_media
-from handlers.texts import detect_script
 from models.bulletins import Alert
 from models.console import AuditEntry
 from models.directory import Group
@@ -69,7 +71,7 @@ async def posted_upload(
     checked as every console form's. Someone who may not send has nothing read (404)."""
     if not lines.may_send(who):
         return who, UploadForm()
-    limit = BulletinOptions.of(runtime).max_upload_bytes
+    limit = runtime.settings.bulletins.max_upload_bytes
     form = await read_upload_form(
         request,
         file_field=FILE_FIELD,
@@ -181,7 +183,9 @@ async def _render_alert(
         recall = await lines.may_recall_here(session, who, alert)
     media = None
     if alert.media:
-        media = stored_media(BulletinOptions.of(runtime).media_dir, alert.media.get("url", ""))
+        media = stored_media(
+            FilePath(runtime.settings.bulletins.media_dir), alert.media.get("url", "")
+        )
     return page(
         template,
         ui=ui,
@@ -328,7 +332,7 @@ async def _render_form(
     ui = Ui(runtime, who.script, now)
     async with runtime.sessions() as session:
         picks = await choices(session, lines.within(who))
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     return page(
         "alert_new.html",
         ui=ui,
@@ -350,12 +354,12 @@ async def _render_form(
 
 
 async def _media(
-    posted: UploadForm, form: AlertForm, options: BulletinOptions, ui: Ui
+    posted: UploadForm, form: AlertForm, options: BulletinSettings, ui: Ui
 ) -> tuple[StoredMedia | None, str | None]:
     """The notice's photo or video: a new upload (judged by its bytes, stored only when
     it is one the service takes), or the one kept from an earlier submission."""
     upload = posted.file
-    kept = stored_media(options.media_dir, form.media_url) if form.media_url else None
+    kept = stored_media(FilePath(options.media_dir), form.media_url) if form.media_url else None
     if upload is not None:
         try:
             if upload.size > options.max_upload_bytes:
@@ -363,7 +367,7 @@ async def _media(
             if check_upload(upload.data, limit=options.max_upload_bytes).kind not in MEDIA_KINDS:
                 return kept, ui.t("al_media_kind")
             stored = await save_upload(
-                upload.data, folder=options.media_dir, limit=options.max_upload_bytes
+                upload.data, folder=FilePath(options.media_dir), limit=options.max_upload_bytes
             )
         except MediaRefused as refused:
             return kept, media_error(refused, ui)
@@ -391,7 +395,7 @@ async def submit_alert(
     ui = Ui(runtime, who.script, now)
     if not lines.may_send(who):
         return not_found(ui, who)
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     form = AlertForm.read(posted)
     media, media_refused = await _media(posted, form, options, ui)
     errors: dict[str, str] = {}

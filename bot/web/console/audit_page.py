@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from bot import audit
 from bot.runtime import Runtime
+from bot.services import audit
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.viewer import Viewer, viewer
 from bot.web.deps import get_runtime

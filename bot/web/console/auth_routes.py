@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from bot import audit, login_throttle
-from bot.accounts import MAX_PASSWORD, authenticate, find_account
-from bot.console_sessions import (
+from bot.runtime import Runtime
+from bot.services import audit, login_throttle
+from bot.services.accounts import MAX_PASSWORD, authenticate, find_account
+from bot.services.console_sessions import (
     end_session,
     ended_idle,
     new_token,
@@ -24,7 +25,6 @@ from bot.console_sessions import (
     resume_session,
     tokens_match,
 )
-from bot.runtime import Runtime
 from bot.web.console.ui import Ui, page
 from bot.web.console.viewer import (
     COOKIE,

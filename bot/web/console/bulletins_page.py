@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import tokens_match, use_form
 from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.console_sessions import tokens_match, use_form
 from bot.web.console import bulletin_views as views
 from bot.web.console.bulletin_form import (
     CATEGORIES,
@@ -43,7 +43,6 @@ from bot.web.console.viewer import CsrfRefused, Viewer, posted_form, viewer
 from bot.web.deps import get_runtime
 from broadcasts.bulletin_preview import Preview, preview_bulletin, preview_draft
 from broadcasts.bulletins import (
-    BulletinOptions,
     Conflict,
     Problem,
     cancel_bulletin,
@@ -77,7 +76,7 @@ async def posted_upload(
     schedule is not read at all (the route answers 404)."""
     if not views.may_schedule(who):
         return who, UploadForm()
-    limit = BulletinOptions.of(runtime).max_upload_bytes
+    limit = runtime.settings.bulletins.max_upload_bytes
     form = await read_upload_form(
         request,
         file_field=FILE_FIELD,
@@ -211,7 +210,7 @@ async def edit_bulletin_form(
     if bulletin is None:
         return not_found(Ui(runtime, who.script, runtime.clock.now()), who)
     form = BulletinForm.of(bulletin, runtime.settings.tz)
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     media = kept_media(form, bulletin, options)
     return await _render_form(who, runtime, form, media=media, editing=bulletin)
 
@@ -321,7 +320,7 @@ async def _render_form(
     ui = Ui(runtime, who.script, now)
     async with runtime.sessions() as session:
         picks = await views.choices(session, views.within(who))
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     return page(
         "bulletin_new.html",
         ui=ui,
@@ -363,7 +362,7 @@ async def _submit(
 ) -> Response:
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
-    options = BulletinOptions.of(runtime)
+    options = runtime.settings.bulletins
     form = BulletinForm.read(posted)
     media, media_refused = await form_media(posted, form, options, ui, editing)
     outcome = to_spec(form, tz=runtime.settings.tz, media=media, ui=ui)

@@ -12,8 +12,8 @@ from typing import TypeVarTuple
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.ticket_service import Scope
 from bot.web.console.list_filters import ListFilters, read_station, read_typed
-from handlers.ticket_service import Scope
 from models.disputes import COLOURS, LEVELS, STATUSES, DisputeCase
 from models.tickets import Ticket
 
@@ -52,7 +52,7 @@ def parse_filters(
 
 
 def _in_scope(query: Select[*Row], scope: Scope) -> Select[*Row]:
-    """A case is the viewer's when its ticket is (the scope rule of handlers/ticket_service)."""
+    """A case is the viewer's when its ticket is (the scope rule of bot/services/ticket_service)."""
     return query.join(Ticket, Ticket.id == DisputeCase.ticket_id).where(scope.clause())
 
 

@@ -1,7 +1,7 @@
 """糾紛台賬: the dispute register (filters by colour, level, station and status; red open cases
 on top; the tally by level), a case's page (its history and, audited, the residents' words)
 and its actions — grade, record a mediation or the agreement, escalate, refer, record a
-follow-up — which call handlers/dispute_service.py, the same functions as the officers' chat
+follow-up — which call bot/services/dispute_service.py, the same functions as the officers' chat
 commands 定級 / 調解 / 協議 / 升級 / 轉介 / 回訪.
 
 A case whose ticket lies outside the viewer's scope answers exactly as a code that does not
@@ -20,10 +20,14 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import use_form
 from bot.pii import mask_name
 from bot.runtime import Runtime
+from bot.services import audit
+from bot.services import dispute_service as service
+from bot.services.console_sessions import use_form
+from bot.services.dispute_cases import history, level_deadlines
+from bot.services.ticket_service import Refused, may_read_words
+from bot.services.tickets import Out
 from bot.web.console.dispute_queries import (
     PAGE_SIZE,
     STATUS_CHOICES,
@@ -38,10 +42,6 @@ from bot.web.console.timeline import actor_name
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.viewer import Viewer, posted_form, viewer
 from bot.web.deps import get_runtime
-from handlers import dispute_service as service
-from handlers.dispute_cases import history, level_deadlines
-from handlers.ticket_service import Refused, may_read_words
-from handlers.tickets import Out
 from models.disputes import COLOURS, LEVELS, DisputeCase, case_of, next_level
 from models.tickets import Ticket
 

@@ -1,7 +1,7 @@
 """住戶: recording a visit from a household's page, putting it on or taking it off a visit plan,
 and the 待訪 view (the plan households due in the account's scope).
 
-Each form acts once (its one-time token) and is audited; each calls bot/visits.py as the
+Each form acts once (its one-time token) and is audited; each calls bot/services/visits.py as the
 account's linked officer (the chat's 走訪 and 入冊 call the same functions). An account without a
 linked officer cannot record a visit or see plans: the page says so. A household outside the
 scope, or whose plan the officer may not see, answers 404 as one that does not exist.
@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from bot import visits
 from bot.pii import mask_name
 from bot.runtime import Runtime
+from bot.services import visits
 from bot.web.console.households import (
     HOUSEHOLD,
     FormState,
@@ -41,7 +41,7 @@ AT_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends
 
 
 class _Refused(Exception):
-    """A form refused before bot/visits.py was called: the field and the sentence."""
+    """A form refused before bot/services/visits.py was called: the field and the sentence."""
 
     def __init__(self, where: str, text: str) -> None:
         super().__init__(where)

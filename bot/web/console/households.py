@@ -1,7 +1,7 @@
 """住戶: the household roster of the viewer's scope, by group, least recently visited first,
 with how often and when each was last visited; add a household, edit one, and (leaders and
 admins) delete one on request (household_visits.py adds visits, plans and 待訪). Every change
-calls bot/visits.py (the functions the chat's 走訪 uses), once per rendered form, and is
+calls bot/services/visits.py (the functions the chat's 走訪 uses), once per rendered form, and is
 audited; the edit page shows the householder's name, number and address in clear, and each
 showing is audited too. The list shows names masked.
 
@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from bot import audit, visits
-from bot.console_sessions import use_form
 from bot.pii import mask_name
 from bot.runtime import Runtime
+from bot.services import audit, visits
+from bot.services.console_sessions import use_form
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.viewer import Viewer, posted_form, viewer
 from bot.web.console.visit_panel import visit_panel

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from handlers.ticket_service import Scope
+from bot.services.ticket_service import Scope
 from models.directory import Station
 
 MAX_PAGE = 100_000

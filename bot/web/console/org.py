@@ -1,11 +1,10 @@
-"""組織: the stations of the viewer's scope as a tree with their officers (on duty now,
-numbers masked) and groups; a station's page with its roster as a week in local time, and for
-editors (admins, leaders within their subtree) the forms to add, change or remove a duty slot
-and to give a group another officer. Every change goes through bot/directory_changes.py (the
+"""組織: the stations of the viewer's scope as a tree with their officers (on duty now, numbers
+masked) and groups; a station's page with its roster as a week in local time, and for editors
+(admins, leaders within their subtree) the forms to add, change or remove a duty slot and to
+give a group another officer. Every change goes through bot/services/directory_changes.py (the
 loader's own code), once per rendered form, audited; officers read only. A station or group
-outside the viewer's scope answers 404, as one that does not exist. The directory file upload
-is org_upload.py.
-"""
+outside the viewer's scope answers 404, as one that does not exist. The directory file upload is
+org_upload.py."""
 
 from __future__ import annotations
 
@@ -18,9 +17,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import use_form
-from bot.directory_changes import (
+from bot.pii import mask_phone
+from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.console_sessions import use_form
+from bot.services.directory_changes import (
     GROUP_OFFICER_CHANGED,
     ROSTER_EDITED,
     DirectoryError,
@@ -28,9 +29,7 @@ from bot.directory_changes import (
     edit_roster,
     set_group_officer,
 )
-from bot.directory_check import DAYS
-from bot.pii import mask_phone
-from bot.runtime import Runtime
+from bot.services.directory_check import DAYS
 from bot.web.console.org_data import (
     monday_of,
     officer_choices,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.routing import on_duty_ids, scheduled_on, station_subtree
+from bot.services.routing import on_duty_ids, scheduled_on, station_subtree
 from bot.web.console.viewer import Viewer
 from models.directory import Group, Officer, RosterEntry, Station
 

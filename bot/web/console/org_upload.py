@@ -2,12 +2,12 @@
 load`` (CONTRACT §4), sees what it would add, change and remove — by name, with the console
 edits it would undo — and applies exactly that.
 
-The preview applies the file in a transaction that is rolled back (bot/directory_changes.py,
-the loader's own code). The confirm form carries the file's text and a token binding it to
-the directory as it was previewed: if either changed since, nothing is applied and the new
-preview is shown instead. Each rendered confirm form applies once. A file the loader refuses
-comes back with the loader's reason in Chinese, and nothing is applied.
-"""
+The preview applies the file in a transaction that is rolled back
+(bot/services/directory_changes.py, the loader's own code). The confirm form carries the file's
+text and a token binding it to the directory as it was previewed: if either changed since,
+nothing is applied and the new preview is shown instead. Each rendered confirm form applies
+once. A file the loader refuses comes back with the loader's reason in Chinese, and nothing is
+applied."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from bot import audit
-from bot.console_sessions import tokens_match, use_form
-from bot.directory_changes import (
+from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.console_sessions import tokens_match, use_form
+from bot.services.directory_changes import (
     DIRECTORY_LOADED,
     Change,
     DirectoryError,
@@ -29,7 +30,6 @@ from bot.directory_changes import (
     apply_previewed,
     preview_directory,
 )
-from bot.runtime import Runtime
 from bot.web.console.org import BASE, directory_reason
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.uploads import UploadForm, read_upload_form

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import as_utc
 from bot.runtime import Runtime
+from bot.services.ticket_service import Scope
 from broadcasts.bulletins import reached_groups
-from handlers.ticket_service import Scope
 from models.bulletins import Bulletin
 from models.directory import Group, Officer, Station
 from models.outbox import OutboxMessage

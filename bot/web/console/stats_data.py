@@ -1,5 +1,5 @@
-"""The 統計 page's series: the figures of ``/api/v1/stats`` (bot/stats.py) broken down the way
-the charts show them — items per week by kind, response-time distribution, satisfaction per
+"""The 統計 page's series: the figures of ``/api/v1/stats`` (bot/services/stats.py) broken down
+the way the charts show them — items per week by kind, response-time distribution, satisfaction per
 week, disputes by colour and level, coverage by village, response times per officer and per
 station.
 
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.stats import LABELS, Period, SecondsBetween, interpolate
+from bot.services.stats import LABELS, Period, SecondsBetween, interpolate
 from models.directory import Group, Officer, Station
 from models.disputes import COLOURS, LEVELS, DisputeCase
 from models.people import Household

@@ -1,6 +1,6 @@
 """統計: the figures of ``/api/v1/stats`` for a station subtree and a range of local dates,
 as charts (Apache ECharts, a static file) with their numbers in a table beside each, each
-chart's CSV, and the month's report workbook (bot/report.py) to download.
+chart's CSV, and the month's report workbook (bot/services/report.py) to download.
 
 Scope: an admin sees the county or any station; a leader or an officer their station and the
 stations below it (the same rule as everywhere in the console, ``viewer.scope``). A station
@@ -20,10 +20,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from bot import audit
-from bot.report import build_report, workbook_bytes
 from bot.runtime import Runtime
-from bot.stats import Period, StatsInputError, compute_stats, make_period, parse_day, parse_month
+from bot.services import audit
+from bot.services.report import build_report, workbook_bytes
+from bot.services.stats import (
+    Period,
+    StatsInputError,
+    compute_stats,
+    make_period,
+    parse_day,
+    parse_month,
+)
 from bot.web.console.stats_data import Chart, Labels, all_charts
 from bot.web.console.ticket_queries import choices
 from bot.web.console.ui import Ui, page
@@ -276,7 +283,7 @@ async def stats_csv(
 async def report_download(
     request: Request, who: Viewer = Depends(viewer), runtime: Runtime = Depends(get_runtime)
 ) -> Response:
-    """The month's workbook (bot/report.py, as ``lianxin report``) for the chosen station
+    """The month's workbook (bot/services/report.py, as ``lianxin report``) for the chosen station
     within the viewer's scope; every download is audited (``report``)."""
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.ticket_service import CATEGORIES, Scope
 from bot.web.console.list_filters import ListFilters, read_station, read_typed, station_subtrees
-from handlers.ticket_service import CATEGORIES, Scope
 from models.directory import Officer, Station
 from models.tickets import OPEN_STATUSES, Ticket
 

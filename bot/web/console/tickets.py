@@ -1,5 +1,5 @@
 """工單: the list (filters, search by code, CSV export), a ticket's page (its timeline and,
-audited, the residents' words) and its actions, which call handlers/ticket_service.py — the
+audited, the residents' words) and its actions, which call bot/services/ticket_service.py — the
 same functions as the officers' chat commands.
 
 A ticket outside the viewer's scope answers exactly as a code that does not exist (404).
@@ -18,9 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import use_form
 from bot.runtime import Runtime
+from bot.services import audit
+from bot.services import ticket_service as service
+from bot.services.console_sessions import use_form
+from bot.services.ticket_service import CATEGORIES, Contact, Refused
+from bot.services.tickets import Out, find_ticket, reporters, resident_label
 from bot.web.console.overview_data import names, overdue_clause
 from bot.web.console.ticket_queries import (
     CSV_LIMIT,
@@ -34,9 +37,6 @@ from bot.web.console.timeline import steps
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.viewer import Viewer, posted_form, viewer
 from bot.web.deps import get_runtime
-from handlers import ticket_service as service
-from handlers.ticket_service import CATEGORIES, Contact, Refused
-from handlers.tickets import Out, find_ticket, reporters, resident_label
 from models.console import ConsoleAccount
 from models.directory import Officer
 from models.disputes import case_of

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from handlers.texts import Script, Texts
+from bot.texts import Script, Texts
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import FormData
 
-from bot import audit
-from bot.console_sessions import resume_session, tokens_match
 from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.console_sessions import resume_session, tokens_match
+from bot.services.ticket_service import COUNTY, Actor, Scope, officer_scope
+from bot.texts import Script
 from bot.web.deps import get_runtime
-from handlers.texts import Script
-from handlers.ticket_service import COUNTY, Actor, Scope, officer_scope
 from models.console import ConsoleAccount, ConsoleSession
 from models.directory import Officer
 
@@ -45,7 +45,7 @@ class CsrfRefused(Exception):
 @dataclass(frozen=True)
 class Viewer:
     """A signed-in account: who they are, what they may see (``scope``) and how they act on
-    tickets (``actor``, for handlers/ticket_service.py)."""
+    tickets (``actor``, for bot/services/ticket_service.py)."""
 
     account: ConsoleAccount
     officer: Officer | None

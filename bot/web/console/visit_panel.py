@@ -1,6 +1,7 @@
 """What a household's page shows about its visits and plan: the last visit, whether the account
 may record one (it needs a linked officer to record as), and the plan, to those
-:func:`bot.visits.may_see_plan` allows; each showing of a plan is audited (``plan_shown``)."""
+:func:`bot.services.visits.may_see_plan` allows; each showing of a plan is audited
+(``plan_shown``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import visits
+from bot.services import visits
 from bot.settings import VisitSettings
 from bot.web.console.viewer import Viewer
 from models.people import Household

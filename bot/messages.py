@@ -1,0 +1,195 @@
+"""Our own message types, shared by every channel."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from bot.pii import PSEUDONYM_PREFIX
+
+Kind = Literal["message", "member_joined", "member_left", "event"]
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A normalised inbound event, whatever channel it came from."""
+
+    channel: str  # bridge | wechat | wecom | simulated
+    dedup_key: str
+    kind: Kind
+    sender_id: str
+    occurred_at: datetime
+    group_id: str | None = None
+    group_name: str | None = None
+    nickname: str | None = None
+    msg_type: str = "text"  # text | image | voice | video | file | location | link | event
+    text: str = ""
+    mentions: tuple[str, ...] = ()
+    media_url: str | None = None
+
+    @property
+    def is_private(self) -> bool:
+        return self.group_id is None
+
+    def journal_payload(self) -> dict[str, Any]:
+        """What the journal keeps (encrypted) of the event."""
+        return {
+            "text": self.text,
+            "nickname": self.nickname,
+            "group_name": self.group_name,
+            "msg_type": self.msg_type,
+            "mentions": list(self.mentions),
+            "media_url": self.media_url,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+    @classmethod
+    def from_journal(
+        cls,
+        *,
+        channel: str,
+        dedup_key: str,
+        kind: Kind,
+        sender_id: str,
+        group_id: str | None,
+        received_at: datetime,
+        payload: Mapping[str, Any],
+    ) -> InboundMessage:
+        """The event again from its journal row (the processor handles it after acceptance).
+        Rows journaled before ``occurred_at`` was kept use the time they were received."""
+        occurred = payload.get("occurred_at")
+        return cls(
+            channel=channel,
+            dedup_key=dedup_key,
+            kind=kind,
+            sender_id=sender_id,
+            occurred_at=datetime.fromisoformat(occurred) if occurred else received_at,
+            group_id=group_id,
+            group_name=payload.get("group_name"),
+            nickname=payload.get("nickname"),
+            msg_type=payload.get("msg_type") or "text",
+            text=payload.get("text") or "",
+            mentions=tuple(payload.get("mentions") or ()),
+            media_url=payload.get("media_url"),
+        )
+
+
+@dataclass(frozen=True)
+class Media:
+    type: str  # video | image | file | link
+    url: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """Something the bot says: to a group (``group_id``) or privately (``user_id``)."""
+
+    channel: str
+    text: str
+    group_id: str | None = None
+    user_id: str | None = None
+    mentions: tuple[str, ...] = ()
+    media: Media | None = None
+    priority: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        """The encrypted part of an outbox row."""
+        return {
+            "text": self.text,
+            "mentions": list(self.mentions),
+            "media": None
+            if self.media is None
+            else {"type": self.media.type, "url": self.media.url, "title": self.media.title},
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class SendError(Exception):
+    """A failed send. ``retryable`` decides between backoff and a final ``failed``."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class Sender(Protocol):
+    """Delivers one outbox row's content; raises :class:`SendError` on failure."""
+
+    async def send(
+        self,
+        *,
+        idempotency_key: str,
+        group_id: str | None,
+        user_id: str | None,
+        payload: dict[str, Any],
+    ) -> None: ...
+
+
+def unix_seconds(value: str | None) -> int | None:
+    """A request's timestamp as Unix seconds, or None when it is not plain ASCII digits.
+
+    ``str.isdigit`` admits "²" and other digits that ``int`` refuses."""
+    if not value or len(value) > 12 or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+# The ids an event is stored under in clear columns, with the columns' widths.
+_ID_WIDTHS = {"dedup_key": 200, "sender_id": 128, "group_id": 128}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXTS = ("text", "nickname", "group_name", "media_url")
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_text(value: str) -> bool:
+    """Whether a text can be stored in a clear column of either database: no NUL (PostgreSQL
+    refuses it) and no lone surrogate (JSON escapes can carry one; no encoding takes it)."""
+    return "\x00" not in value and _encodable(value)
+
+
+def storable_id(value: str) -> bool:
+    """Whether an id can be stored and logged: no control characters at all (a newline in an id
+    would forge log lines) and no lone surrogate."""
+    return not _CONTROL.search(value) and _encodable(value)
+
+
+def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None) -> str | None:
+    """Why ``msg`` cannot be stored as it is, naming the field (through ``names``, the channel's
+    own field names), or None.
+
+    Every channel asks before anything is stored: a lone surrogate cannot be encrypted, NUL is
+    refused by PostgreSQL, and an id must fit its column. Each would otherwise fail the same way
+    on every retry, and the event would be lost instead of refused with a reason."""
+    names = names or {}
+    for attr, width in _ID_WIDTHS.items():
+        value = getattr(msg, attr)
+        if value is None:
+            continue
+        name = names.get(attr, attr)
+        if len(value) > width:
+            return f"{name}: at most {width} characters"
+        if not storable_id(value):
+            return f"{name}: control characters and lone surrogates are not allowed"
+    if msg.sender_id.startswith(PSEUDONYM_PREFIX):
+        # A pseudonym stands for a resident who cut the link: no event may speak as them.
+        name = names.get("sender_id", "sender_id")
+        return f"{name}: ids starting {PSEUDONYM_PREFIX!r} are reserved"
+    fields = [(attr, getattr(msg, attr)) for attr in _TEXTS]
+    fields += [("mentions", m) for m in msg.mentions]
+    for attr, value in fields:
+        if value and not _encodable(value):
+            return f"{names.get(attr, attr)}: not valid Unicode (a lone surrogate)"
+    return None

@@ -1,0 +1,145 @@
+"""Loading settings: the YAML file, ``LIANXIN__SECTION__KEY`` overrides, one-line errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    ValidationError,
+)
+
+from bot.settings.base import ENV_PREFIX, ConfigError, env_name
+from bot.settings.root import Settings
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: conflicts with another override")
+        node[path[-1]] = _env_value(raw)
+    return tree
+
+
+def _env_value(raw: str) -> Any:
+    """An environment value as the settings should see it.
+
+    Kept as the string it is, and pydantic converts it where a field wants a number or a
+    boolean ("3", "true"). Read as YAML only for what a string cannot say: a list or mapping
+    ("[a, b]") and "null" (clears a key). Reading every value as YAML changed secrets behind
+    the operator's back: "012345" is the octal number 5349 to YAML, "0777", "on", "12:30" and
+    "1_000" are not strings either, and a value starting with "#" is a comment.
+    """
+    text = raw.strip()
+    if not text or text in ("null", "~"):
+        return None
+    if text[0] in "[{":
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return raw
+    return raw
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_SECRET_KEYS = {
+    ("wechat", "token"),
+    ("wechat", "encoding_aes_key"),
+    ("wechat", "app_secret"),
+    ("bridge", "secret"),
+    ("wecom", "token"),
+    ("wecom", "encoding_aes_key"),
+    ("security", "pii_key"),
+    ("sms", "access_key_secret"),
+}
+
+
+def _stringify_secrets(tree: dict[str, Any]) -> None:
+    # A numeric-looking token must not turn into an int on the way through YAML.
+    for section, key in _SECRET_KEYS:
+        node = tree.get(section)
+        if isinstance(node, dict) and node.get(key) is not None and not isinstance(node[key], str):
+            node[key] = str(node[key])
+
+
+def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    """``--config``, else ``$LIANXIN_CONFIG``, else ``./config.yaml`` when it exists."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("LIANXIN_CONFIG"):
+        return Path(environ["LIANXIN_CONFIG"])
+    default = Path("config.yaml")
+    return default if default.exists() else None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    require_secrets: bool = True,
+    read_file: bool = True,
+) -> Settings:
+    """Read the config file, apply environment and explicit overrides, validate.
+
+    ``read_file=False`` ignores every config file (the demo runs on its own settings).
+    """
+    environ = os.environ if environ is None else environ
+    file = config_path(path, environ) if read_file else None
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {file}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: top level must be a mapping")
+        data = loaded or {}
+        for section, key in sorted({*_SECRET_KEYS, ("security", "pii_previous_keys")}):
+            if isinstance(data.get(section), dict) and data[section].get(key):
+                # CONTRACT §1: secrets come from the environment only. A config file is copied,
+                # mailed and committed; the environment of the service is not.
+                raise ConfigError(
+                    f"{section}.{key} is set in {file}: secrets come from the environment only; "
+                    f"remove it there and set {env_name(f'{section}.{key}')}"
+                )
+    data = _merge(data, _env_overrides(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    _stringify_secrets(data)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if require_secrets:
+        settings.check_secrets()
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{key}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)

@@ -1,0 +1,77 @@
+"""Every sentence the bot says lives in ``handlers/texts*.yaml``, in Traditional and Simplified
+script; this module loads and renders them (a foundation module every layer may use)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import opencc
+import yaml
+
+from models.base import Script as Script  # re-exported: handlers and the console import it here
+
+# The sentences stay beside the intent handlers that say them.
+TEXTS_FILE = Path(__file__).resolve().parent.parent / "handlers" / "texts.yaml"
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=1)
+def _s2t() -> opencc.OpenCC:
+    # Taiwan's standard forms: plain s2t writes 群 as 羣 and 床 as 牀, so "警民群" would read
+    # as Simplified although both scripts write it the same.
+    return opencc.OpenCC("s2tw")
+
+
+def script_of(text: str) -> Script | None:
+    """``hant`` or ``hans`` when the text shows which; None when it reads the same in both
+    ("有人拿刀砍人", "你好")."""
+    if not text:
+        return None
+    if _t2s().convert(text) != text:
+        return "hant"
+    if _s2t().convert(text) != text:
+        return "hans"
+    return None
+
+
+def detect_script(text: str, default: Script = "hans") -> Script:
+    """The script of ``text``, or ``default`` when it does not tell."""
+    return script_of(text) or default
+
+
+class Texts:
+    """Looks up and fills user-facing sentences by key and script."""
+
+    def __init__(self, table: dict[str, dict[str, str]]) -> None:
+        for key, variants in table.items():
+            if set(variants) != {"hant", "hans"}:
+                raise ValueError(f"texts: {key!r} needs exactly 'hant' and 'hans'")
+        self._table = table
+
+    @classmethod
+    def load(cls, folder: Path = TEXTS_FILE.parent) -> Texts:
+        """Read every ``texts*.yaml`` in ``folder``; a key defined twice is an error."""
+        table: dict[str, dict[str, str]] = {}
+        for path in sorted(folder.glob("texts*.yaml")):
+            for key, variants in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items():
+                if key in table:
+                    raise ValueError(f"texts: {key!r} defined twice ({path.name})")
+                table[key] = variants
+        return cls(table)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._table
+
+    def render(self, key: str, script: Script = "hans", /, **values: Any) -> str:
+        """The sentence ``key`` in ``script`` with ``{placeholders}`` filled."""
+        return self._table[key][script].format(**values)
+
+    def all_variants(self, key: str) -> tuple[str, ...]:
+        """Both scripts of a sentence (commands are matched in either)."""
+        return tuple(self._table[key].values())

@@ -1,0 +1,240 @@
+"""Creating and changing bulletins (keyword-only service functions; they never commit)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broadcasts.bulletins.schedule import first_run
+from broadcasts.bulletins.specs import BulletinPatch, BulletinSpec, Conflict, Problem, ScheduleSpec
+from broadcasts.bulletins.targets import check_within, resolve_targets
+from models.base import rowcount
+from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
+from models.outbox import CANCELLED, HELD, OutboxMessage
+
+
+def _schedule_columns(spec: ScheduleSpec) -> dict[str, Any]:
+    return {
+        "schedule_kind": "at" if spec.at is not None else "cron",
+        "run_at": spec.at,
+        "cron": spec.cron,
+        "starts_at": spec.start,
+        "ends_at": spec.end,
+    }
+
+
+def _check_schedule(bulletin: Bulletin, *, tz: ZoneInfo, now: datetime) -> datetime:
+    """The first due time of a new or changed schedule; :class:`Problem` if there is none."""
+    if bulletin.schedule_kind == "at":
+        assert bulletin.run_at is not None
+        if bulletin.run_at < now:
+            raise Problem("schedule.at", f"is in the past (now {now.isoformat()})", code="past")
+        return bulletin.run_at
+    first = first_run(bulletin, tz=tz, at_or_after=now)
+    if first is None:
+        field = "schedule.end" if bulletin.ends_at is not None else "schedule.cron"
+        raise Problem(field, "the schedule never fires from now on", code="never_fires")
+    return first
+
+
+async def build_bulletin(
+    session: AsyncSession,
+    *,
+    spec: BulletinSpec,
+    tz: ZoneInfo,
+    created_by: str,
+    now: datetime,
+    within: frozenset[str] | None = None,
+) -> Bulletin:
+    """A new bulletin checked against the directory, the clock and the author's stations
+    (``within``, see :func:`check_within`), not stored: what :func:`create_bulletin` saves
+    and what a preview of a draft shows. :class:`Problem` names what is wrong."""
+    targets = spec.targets.as_dict()
+    groups = await resolve_targets(session, targets)
+    check_within(targets, groups, within)
+    bulletin = Bulletin(
+        title=spec.title,
+        category=spec.category,
+        text=spec.text,
+        media=spec.media.model_dump() if spec.media else None,
+        cover=spec.cover,
+        targets=spec.targets.as_dict(),
+        status="active",
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
+        **_schedule_columns(spec.schedule),
+    )
+    bulletin.next_run_at = _check_schedule(bulletin, tz=tz, now=now)
+    return bulletin
+
+
+async def create_bulletin(
+    session: AsyncSession,
+    *,
+    spec: BulletinSpec,
+    tz: ZoneInfo,
+    created_by: str,
+    now: datetime,
+    within: frozenset[str] | None = None,
+) -> Bulletin:
+    """Validate targets, schedule and scope (:func:`build_bulletin`), then store."""
+    bulletin = await build_bulletin(
+        session, spec=spec, tz=tz, created_by=created_by, now=now, within=within
+    )
+    session.add(bulletin)
+    await session.flush()
+    return bulletin
+
+
+async def update_bulletin(
+    session: AsyncSession,
+    *,
+    bulletin: Bulletin,
+    patch: BulletinPatch,
+    tz: ZoneInfo,
+    now: datetime,
+    within: frozenset[str] | None = None,
+) -> Bulletin:
+    """Apply a PATCH. Runs already fanned out keep what they sent; later runs use the edit.
+    New targets are held to the editor's stations (``within``, as :func:`check_within`)."""
+    if bulletin.status == "cancelled":
+        raise Conflict("the bulletin is cancelled")
+    given = patch.model_fields_set
+    if patch.targets is not None:
+        check_within(
+            patch.targets.as_dict(),
+            await resolve_targets(session, patch.targets.as_dict()),
+            within,
+        )
+        bulletin.targets = patch.targets.as_dict()
+    for name in ("title", "category", "text", "cover"):
+        if name in given and (value := getattr(patch, name)) is not None:
+            setattr(bulletin, name, value)
+    if "cover" in given and patch.cover is None:
+        bulletin.cover = None
+    if "media" in given:
+        bulletin.media = patch.media.model_dump() if patch.media else None
+    if patch.schedule is not None:
+        for name, value in _schedule_columns(patch.schedule).items():
+            setattr(bulletin, name, value)
+        first = _check_schedule(bulletin, tz=tz, now=now)
+        if bulletin.status in ("active", "finished"):
+            bulletin.status = "active"
+            bulletin.next_run_at = first
+    bulletin.updated_at = now
+    return bulletin
+
+
+def replacing(spec: BulletinSpec) -> BulletinPatch:
+    """A patch that makes a bulletin say, reach and run exactly as ``spec`` (the console's
+    編輯 sends the whole form); its cover stays."""
+    return BulletinPatch(
+        title=spec.title,
+        category=spec.category,
+        text=spec.text,
+        media=spec.media,
+        targets=spec.targets,
+        schedule=spec.schedule,
+    )
+
+
+def _keys_of(bulletin_id: int) -> Any:
+    return select(BulletinDelivery.idempotency_key).where(
+        BulletinDelivery.bulletin_id == bulletin_id
+    )
+
+
+async def pause_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: datetime) -> int:
+    """No new runs; deliveries not yet sent wait as ``held``. Returns how many were held."""
+    if bulletin.status not in ("active", "finished", "paused"):
+        raise Conflict(f"cannot pause a {bulletin.status} bulletin")
+    bulletin.status, bulletin.updated_at = "paused", now
+    # Conditional on ``pending``: a row the worker already took goes out as it is.
+    held = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.idempotency_key.in_(_keys_of(bulletin.id)))
+        .where(OutboxMessage.status == "pending")
+        .values(status=HELD)
+    )
+    await session.execute(
+        update(BulletinDelivery)
+        .where(BulletinDelivery.bulletin_id == bulletin.id)
+        .where(
+            BulletinDelivery.idempotency_key.in_(
+                select(OutboxMessage.idempotency_key).where(OutboxMessage.status == HELD)
+            )
+        )
+        .values(status=HELD)
+    )
+    return rowcount(held)
+
+
+async def resume_bulletin(
+    session: AsyncSession, *, bulletin: Bulletin, tz: ZoneInfo, now: datetime
+) -> int:
+    """Release held deliveries (not before their planned time) and schedule the next run.
+
+    Cron times that fell inside the pause are skipped; a one-off whose time passed during the
+    pause is handled like a missed run (sent if still within the grace period).
+    """
+    if bulletin.status != "paused":
+        raise Conflict(f"cannot resume a {bulletin.status} bulletin")
+    held = (
+        await session.scalars(
+            select(BulletinDelivery).where(
+                BulletinDelivery.bulletin_id == bulletin.id, BulletinDelivery.status == HELD
+            )
+        )
+    ).all()
+    for d in held:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.idempotency_key == d.idempotency_key)
+            .where(OutboxMessage.status == HELD)
+            .values(status="pending", next_attempt_at=max(now, d.not_before))
+        )
+        d.status = "queued"
+    has_run = await session.scalar(
+        select(BulletinRun.id).where(BulletinRun.bulletin_id == bulletin.id).limit(1)
+    )
+    if bulletin.schedule_kind == "at":
+        bulletin.next_run_at = None if has_run else bulletin.run_at
+    else:
+        bulletin.next_run_at = first_run(bulletin, tz=tz, at_or_after=now)
+    bulletin.status = "active" if bulletin.next_run_at is not None else "finished"
+    bulletin.updated_at = now
+    return len(held)
+
+
+async def cancel_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: datetime) -> int:
+    """Stop for good: no more runs, unsent deliveries withdrawn. Returns how many were."""
+    if bulletin.status == "cancelled":
+        return 0
+    bulletin.status, bulletin.next_run_at, bulletin.updated_at = "cancelled", None, now
+    await session.execute(
+        update(BulletinRun)
+        .where(BulletinRun.bulletin_id == bulletin.id, BulletinRun.status == "pending")
+        .values(status="cancelled", reason="bulletin cancelled")
+    )
+    withdrawn = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.idempotency_key.in_(_keys_of(bulletin.id)))
+        .where(OutboxMessage.status.in_(("pending", HELD)))
+        .values(status=CANCELLED, last_error="bulletin cancelled")
+    )
+    await session.execute(
+        update(BulletinDelivery)
+        .where(BulletinDelivery.bulletin_id == bulletin.id)
+        .where(
+            BulletinDelivery.idempotency_key.in_(
+                select(OutboxMessage.idempotency_key).where(OutboxMessage.status == CANCELLED)
+            )
+        )
+        .values(status=CANCELLED)
+    )
+    return rowcount(withdrawn)

@@ -1,0 +1,289 @@
+"""The tick: materialise due runs, fan each out to deliveries and outbox rows.
+
+See the package docstring for why a crash or a second tick neither loses nor repeats a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.runtime import Runtime
+from broadcasts.bulletins.message import bulletin_message
+from broadcasts.bulletins.quiet import QuietHours, cap_counts, cap_taken, plan_slot
+from broadcasts.bulletins.schedule import first_run, next_after
+from broadcasts.bulletins.specs import Problem
+from broadcasts.bulletins.targets import (
+    channel_for,
+    existing_targets,
+    group_timezones,
+    resolve_targets,
+)
+from broadcasts.outbox import enqueue
+from models.base import rowcount, table_of
+from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
+from models.outbox import CANCELLED, OutboxMessage
+
+log = logging.getLogger("lianxin.bulletins")
+# A service down for long with a frequent cron: record at most this many missed runs per tick.
+MAX_CATCH_UP = 100
+
+
+@dataclass
+class TickResult:
+    """What one tick did."""
+
+    runs: int = 0
+    missed: int = 0
+    fanned_out: int = 0
+    deliveries: int = 0
+    run_ids: list[int] = field(default_factory=list)
+
+
+async def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """INSERT a run unless its (bulletin, due time) exists; the new id or None."""
+    table = table_of(BulletinRun)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
+    run_id: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return run_id
+
+
+async def materialise_runs(
+    session: AsyncSession,
+    *,
+    bulletin_id: int,
+    tz: ZoneInfo,
+    grace: timedelta,
+    now: datetime,
+) -> tuple[int, int]:
+    """Insert the runs of one bulletin that are due by ``now``; returns (pending, missed)."""
+    bulletin = await session.get(Bulletin, bulletin_id)
+    if bulletin is None or bulletin.status != "active" or bulletin.next_run_at is None:
+        return 0, 0
+    old_next = bulletin.next_run_at
+    due: list[datetime] = []
+    t: datetime | None = old_next
+    while t is not None and t <= now and len(due) < MAX_CATCH_UP:
+        due.append(t)
+        t = next_after(bulletin, tz=tz, after=t)
+    if t is not None and t <= now:
+        # Far behind: skip to the runs that are still within the grace period.
+        skipped_from = t
+        t = first_run(bulletin, tz=tz, at_or_after=now - grace)
+        while t is not None and t <= now:
+            due.append(t)
+            t = next_after(bulletin, tz=tz, after=t)
+        log.warning(
+            "bulletin %s: skipped due times from %s (far behind)", bulletin_id, skipped_from
+        )
+    # Conditional on the value we read: two ticks at once create each run once.
+    moved = await session.execute(
+        update(Bulletin)
+        .where(Bulletin.id == bulletin_id, Bulletin.next_run_at == old_next)
+        .values(next_run_at=t, status="active" if t is not None else "finished", updated_at=now)
+    )
+    if rowcount(moved) != 1:
+        return 0, 0
+    pending = missed = 0
+    for due_at in due:
+        late = now - due_at
+        is_missed = late > grace
+        inserted = await _insert_ignore(
+            session,
+            {
+                "bulletin_id": bulletin_id,
+                "due_at": due_at,
+                "status": "missed" if is_missed else "pending",
+                "reason": (
+                    f"missed: found {int(late.total_seconds())} s late, past the grace period"
+                    if is_missed
+                    else None
+                ),
+                "groups": 0,
+                "created_at": now,
+            },
+        )
+        if inserted is not None:
+            missed += is_missed
+            pending += not is_missed
+    return pending, missed
+
+
+async def fan_out_run(
+    session: AsyncSession, *, runtime: Runtime, run_id: int, now: datetime
+) -> int | None:
+    """Claim a pending run and write its deliveries and outbox rows; None if not ours to do."""
+    options = runtime.settings.bulletins
+    run = await session.get(BulletinRun, run_id)
+    if run is None or run.status != "pending":
+        return None
+    late = now - run.due_at
+    if late > timedelta(seconds=options.missed_run_grace_s):
+        # Pending since before a long outage: too late to be useful.
+        await session.execute(
+            update(BulletinRun)
+            .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
+            .values(
+                status="missed",
+                reason=f"missed: found {int(late.total_seconds())} s late, past the grace period",
+            )
+        )
+        return None
+    claimed = await session.execute(
+        update(BulletinRun)
+        .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
+        .values(status="sent", fanned_out_at=now)
+    )
+    if rowcount(claimed) != 1:
+        return None
+    bulletin = await session.get(Bulletin, run.bulletin_id)
+    assert bulletin is not None
+    try:
+        groups = await resolve_targets(session, bulletin.targets)
+    except Problem as exc:
+        # The directory changed since the bulletin was saved: send to what still exists.
+        log.warning("bulletin %s run %s: %s", bulletin.id, run_id, exc)
+        groups = await existing_targets(session, bulletin.targets)
+    tzs = await group_timezones(session, runtime.settings.timezone)
+    default_tz = runtime.settings.tz
+    quiet = QuietHours.parse(options.quiet_hours)
+    cap = options.daily_cap_per_group
+    counts = await cap_counts(session, since=(now - timedelta(days=1)).date())
+    waiting = await _still_waiting(session, bulletin.id)
+    for group in groups:
+        tz = tzs.get(group.station_id, default_tz)
+        slot = plan_slot(
+            now, tz=tz, quiet=quiet, cap=cap, taken=partial(cap_taken, counts, group.id)
+        )
+        key = f"bulletin-{run_id}-{group.id}"
+        if group.id in waiting:
+            # A cron bulletin due every few minutes through the night would otherwise queue a
+            # copy per run, all released together at the end of the quiet hours: one copy of
+            # the same words waiting for a group is enough.
+            session.add(
+                BulletinDelivery(
+                    run_id=run_id,
+                    bulletin_id=bulletin.id,
+                    group_id=group.id,
+                    channel=channel_for(group),
+                    idempotency_key=key,
+                    slot_date=slot.slot_date,
+                    not_before=slot.not_before,
+                    reason=f"merged: run {waiting[group.id]} of this bulletin still waits to go",
+                    status=CANCELLED,
+                    created_at=now,
+                )
+            )
+            continue
+        counts[(group.id, slot.slot_date)] += 1
+        message = bulletin_message(runtime, bulletin, group, options)
+        session.add(
+            BulletinDelivery(
+                run_id=run_id,
+                bulletin_id=bulletin.id,
+                group_id=group.id,
+                channel=message.channel,
+                idempotency_key=key,
+                slot_date=slot.slot_date,
+                not_before=slot.not_before,
+                reason=slot.reason,
+                status="queued",
+                created_at=now,
+            )
+        )
+        enqueue(
+            session,
+            message,
+            cipher=runtime.cipher,
+            now=now,
+            idempotency_key=key,
+            not_before=slot.not_before,
+        )
+    run.groups = len(groups)
+    return len(groups)
+
+
+async def _still_waiting(session: AsyncSession, bulletin_id: int) -> dict[str, int]:
+    """Groups with a delivery of this bulletin queued and not yet tried (waiting for the end of
+    quiet hours, a day under the cap, or the worker), and the run it belongs to."""
+    rows = await session.execute(
+        select(BulletinDelivery.group_id, BulletinDelivery.run_id)
+        .join(OutboxMessage, OutboxMessage.idempotency_key == BulletinDelivery.idempotency_key)
+        .where(
+            BulletinDelivery.bulletin_id == bulletin_id,
+            OutboxMessage.status == "pending",
+            OutboxMessage.attempts == 0,
+        )
+    )
+    return {group_id: run for group_id, run in rows.all()}
+
+
+async def bulletin_tick(runtime: Runtime) -> TickResult:
+    """Everything due at ``runtime.clock.now()``: create runs, then fan out pending ones.
+
+    Safe to run twice, concurrently, or after a crash at any point (see the module docstring).
+    """
+    now = runtime.clock.now()
+    options = runtime.settings.bulletins
+    grace = timedelta(seconds=options.missed_run_grace_s)
+    tz = runtime.settings.tz
+    result = TickResult()
+    async with runtime.sessions() as session:
+        due_ids = (
+            await session.scalars(
+                select(Bulletin.id)
+                .where(Bulletin.status == "active", Bulletin.next_run_at <= now)
+                .order_by(Bulletin.next_run_at)
+            )
+        ).all()
+    for bulletin_id in due_ids:
+        async with runtime.sessions.begin() as session:
+            pending, missed = await materialise_runs(
+                session, bulletin_id=bulletin_id, tz=tz, grace=grace, now=now
+            )
+        result.runs += pending
+        result.missed += missed
+    async with runtime.sessions() as session:
+        run_ids = (
+            await session.scalars(
+                select(BulletinRun.id)
+                .join(Bulletin, Bulletin.id == BulletinRun.bulletin_id)
+                .where(
+                    BulletinRun.status == "pending",
+                    BulletinRun.due_at <= now,
+                    Bulletin.status.in_(("active", "finished")),
+                )
+                .order_by(BulletinRun.due_at, BulletinRun.id)
+            )
+        ).all()
+    for run_id in run_ids:
+        async with runtime.sessions.begin() as session:
+            count = await fan_out_run(session, runtime=runtime, run_id=run_id, now=now)
+        if count is None:
+            continue
+        result.fanned_out += 1
+        result.deliveries += count
+        result.run_ids.append(run_id)
+        log.info("bulletin run %s fanned out to %d group(s)", run_id, count)
+    if result.missed:
+        log.warning("bulletins: %d run(s) recorded as missed", result.missed)
+    if result.deliveries:
+        runtime.outbox_wakeup.set()
+    return result
+
+
+async def bulletin_tick_job(runtime: Runtime) -> None:
+    """The scheduler job: one tick; errors are logged and the next tick tries again."""
+    try:
+        await bulletin_tick(runtime)
+    except Exception:
+        log.exception("bulletin tick failed")

@@ -1,0 +1,97 @@
+"""Schedule maths: crontab expressions, first and next due times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from models.bulletins import Bulletin
+
+_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _crontab_dow(field: str) -> str:
+    """Crontab's day-of-week numbers (0 or 7 Sunday, 1 Monday) as names.
+
+    APScheduler 3's ``from_crontab`` passes the field through, and APScheduler counts 0 as
+    Monday: "0 9 * * 1" would fire on Tuesdays. Numbers, ranges and steps are expanded to names.
+    """
+    out: list[str] = []
+    for item in field.lower().split(","):
+        base, _, step_text = item.partition("/")
+        if not any(ch.isdigit() for ch in base) and not step_text:
+            out.append(item)  # *, names, name ranges: the same in both
+            continue
+        if base == "*":
+            lo, hi = 0, 6
+        elif "-" in base:
+            a, b = base.split("-", 1)
+            lo, hi = int(a), int(b)
+        else:
+            lo = int(base)
+            hi = 6 if step_text else lo
+        step = int(step_text) if step_text else 1
+        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi and step >= 1):
+            raise ValueError(f"day of week {item!r} is out of range 0-7")
+        out.extend(_DOW_NAMES[v] for v in range(lo, hi + 1, step))
+    return ",".join(dict.fromkeys(out))
+
+
+def parse_cron(expr: str, tz: ZoneInfo | str = "UTC") -> CronTrigger:
+    """A five-field crontab expression as an APScheduler trigger; ValueError names the problem.
+
+    Standard crontab meaning, evaluated in ``tz``. One difference from cron(8): when both day of
+    month and day of week are restricted, both must match (APScheduler's rule), not either.
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError('must have five fields "m h dom mon dow"')
+    try:
+        fields[4] = _crontab_dow(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"not a valid cron expression: {exc}") from None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def first_run(bulletin: Bulletin, *, tz: ZoneInfo, at_or_after: datetime) -> datetime | None:
+    """The first due time at or after ``at_or_after`` (within start/end), or None."""
+    if bulletin.schedule_kind == "at":
+        return bulletin.run_at
+    assert bulletin.cron is not None
+    start = max(at_or_after, bulletin.starts_at or at_or_after)
+    fire = parse_cron(bulletin.cron, tz).get_next_fire_time(None, start.astimezone(tz))
+    if fire is None or (bulletin.ends_at is not None and fire > bulletin.ends_at):
+        return None
+    return _utc(fire)
+
+
+def next_after(bulletin: Bulletin, *, tz: ZoneInfo, after: datetime) -> datetime | None:
+    """The due time strictly after ``after``, or None (one-off, or past the end)."""
+    if bulletin.schedule_kind == "at":
+        return None
+    assert bulletin.cron is not None
+    trigger = parse_cron(bulletin.cron, tz)
+    local = after.astimezone(tz)
+    # APScheduler treats ``previous_fire_time`` as done: the answer is strictly later.
+    fire = trigger.get_next_fire_time(local, local)
+    if bulletin.starts_at is not None and fire is not None and fire < bulletin.starts_at:
+        fire = trigger.get_next_fire_time(None, bulletin.starts_at.astimezone(tz))
+    if fire is None or (bulletin.ends_at is not None and fire > bulletin.ends_at):
+        return None
+    return _utc(fire)
+
+
+def upcoming(bulletin: Bulletin, *, tz: ZoneInfo, count: int = 5) -> list[datetime]:
+    """The next ``count`` due times from ``next_run_at`` on (for previews)."""
+    out: list[datetime] = []
+    t = bulletin.next_run_at
+    while t is not None and len(out) < count:
+        out.append(t)
+        t = next_after(bulletin, tz=tz, after=t)
+    return out

@@ -1,0 +1,52 @@
+"""Whether a resident's emergency is about an active alert in their group (a child seen by the
+river while the lost-child notice is out): intake asks before opening an emergency ticket."""
+
+from __future__ import annotations
+
+import re
+
+from broadcasts.alerts import (
+    active_alert_for_group,
+)
+from handlers.context import HandlerContext
+from handlers.similarity import similarity
+from models.tickets import Ticket
+
+_SEND = re.compile(r"^(?:緊急通報|紧急通报)(?:\s+(?P<scope>\S+))?(?:\s+(?P<text>.+))?$", re.S)
+_RECALL = re.compile(r"^(?:撤回通報|撤回通报)\s*#?(?P<id>\d+)(?:\s+(?P<reason>.+))?$", re.S)
+_CORRECT = re.compile(r"^(?:更正通報|更正通报)\s*#?(?P<id>\d+)\s+(?P<text>.+)$", re.S)
+_WHOLE_COUNTY = {"全縣", "全县"}
+# 收到, 已收到, 收到了, 收到!, 好的收到, 收到收到 … and nothing else.
+_ACK = re.compile(r"^(?:好的)?(?:已)?(?:收到)+(?:了|啦|啊)?$")
+_PUNCT = re.compile(r"[\s\W_]+")
+_CHATTER_MAX = 10
+
+# Share of character bigrams with the alert's text above which a message is about the alert.
+SAME_MATTER = 0.2
+
+
+async def answers_active_alert(ctx: HandlerContext) -> bool:
+    """Whether a group message talks about what an active alert in that group seeks."""
+    if ctx.group is None:
+        return False
+    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
+    if alert is None:
+        return False
+    alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
+    return similarity(alert_text, ctx.event.text) >= SAME_MATTER
+
+
+async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:
+    """An emergency raised in a group during an alert, about what the alert says, belongs to it
+    (a child seen by the river while the lost-child notice is out)."""
+    if ctx.group is None or ticket.alert_id is not None:
+        return
+    alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
+    if alert is None:
+        return
+    # Weaker wording overlap than for clues: an emergency about a person during an alert is
+    # more likely than not about the person the alert seeks, and a wrong link costs nothing.
+    overlap = similarity(ctx.runtime.cipher.decrypt(alert.text_enc) or "", ctx.event.text)
+    if overlap >= SAME_MATTER / 2 or ticket.category == "help":
+        ticket.alert_id = alert.id
+        ticket.category = "help"  # a clue for the alert, as alert_replies files them

@@ -1,0 +1,133 @@
+"""What an intent handler gets: :class:`HandlerContext` (the open session, the event, the time,
+and ways to answer), and the :data:`Handler` signature the dispatcher calls.
+
+The dispatcher builds one context per event and runs the handlers it was given (the composition
+root passes handlers/registry.py's chain); handlers import this module, never the dispatcher.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import InboundMessage, OutboundMessage
+from bot.runtime import Runtime
+from bot.texts import Script, detect_script, script_of
+from broadcasts.outbox import (
+    enqueue,
+    urgent_fallback,
+)
+from models.directory import Group, Officer
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+from models.people import Member
+
+_TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-z]\d{4,6}\b")
+
+
+def classifiable(event: InboundMessage) -> str:
+    """The words of ``event`` the classifier judges: the resident's own text, without our ticket
+    codes. A location's place name or a link's title rides in ``text`` too: not words the
+    resident wrote, so nothing to classify."""
+    words = event.text if event.msg_type in ("text", "voice") else ""
+    return _TICKET_CODE.sub(" ", words)
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets: the open session, the event, the time, and ways to answer."""
+
+    session: AsyncSession
+    runtime: Runtime
+    event: InboundMessage
+    journal_id: int
+    group: Group | None
+    member: Member
+    officer: Officer | None
+    now: datetime
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    # Set when the sender cut the link in this event (註銷實名): their sender id → pseudonym,
+    # applied to the passive reply once it is sent in the response (the worker does the same
+    # for queued rows through ``extra.pseudonyms``).
+    pseudonyms: dict[str, str] = field(default_factory=dict)
+    _classification: Any = None
+
+    def classify(self) -> Any:
+        """The classifier's verdict on this message's text, computed once per event.
+
+        Ticket codes (``#A1023``) are ours, not the resident's words: they are left out, or a
+        code's letters and digits could sway the verdict on what the resident says."""
+        if self._classification is None:
+            self._classification = self.runtime.classifier.classify(classifiable(self.event))
+        return self._classification
+
+    @property
+    def script(self) -> Script:
+        """The script the sender wrote in; answers follow it. Text that reads the same in both
+        scripts is answered in the script of the group's name, else Simplified."""
+        group_name = self.group.name if self.group else ""
+        return script_of(self.event.text) or detect_script(group_name)
+
+    def text(self, key: str, /, **values: Any) -> str:
+        """A sentence from texts.yaml in the sender's script."""
+        return self.runtime.texts.render(key, self.script, **values)
+
+    async def redact_journal(self, text: str) -> None:
+        """Keep ``text`` in this event's journal row instead of what the sender wrote (for
+        personal data the event must not keep, such as a real-name command)."""
+        payload = {**self.event.journal_payload(), "text": text}
+        await self.session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id == self.journal_id)
+            .values(payload_enc=self.runtime.cipher.encrypt_json(payload))
+        )
+
+    def send(
+        self,
+        message: OutboundMessage,
+        *,
+        not_before: datetime | None = None,
+        urgent_for: int | None = None,
+    ) -> OutboxMessage:
+        """Queue a message in this transaction. ``urgent_for`` names the ticket of an urgent
+        message (a safety reply, a P1 page): undelivered in time, the ticket is paged by SMS."""
+        row = enqueue(
+            self.session,
+            message,
+            cipher=self.runtime.cipher,
+            now=self.now,
+            source_event_id=self.journal_id,
+            not_before=not_before,
+            **urgent_fallback(self.runtime.settings.sms, urgent_for),
+        )
+        self.outbox.append(row)
+        return row
+
+    def reply(
+        self,
+        text: str,
+        *,
+        mention: bool = True,
+        priority: int = 5,
+        urgent_for: int | None = None,
+    ) -> OutboxMessage:
+        """Answer where the event came from: in its group (@-mentioning the sender) or privately."""
+        ev = self.event
+        message = OutboundMessage(
+            channel=ev.channel,
+            text=text,
+            group_id=ev.group_id,
+            user_id=None if ev.group_id else ev.sender_id,
+            mentions=(ev.sender_id,) if ev.group_id and mention else (),
+            priority=priority,
+        )
+        return self.send(message, urgent_for=urgent_for)
+
+
+Handler = Callable[[HandlerContext], Awaitable[bool]]

@@ -1,0 +1,29 @@
+"""How alike two residents' messages are: shared content bigrams (intake merges reports of one
+incident with it; alerts recognise answers to a notice with it)."""
+
+from __future__ import annotations
+
+import re
+
+from handlers.classify import normalise
+
+# Characters that carry grammar, not content: "被偷了" is in every theft report.
+_FUNCTION_CHARS = set(
+    "了的被我你他她它们是在有人也都就还吗呢啊吧呀个一这那和与及把让给着过很太又再才"
+)
+
+
+def _bigrams(text: str) -> set[str]:
+    chars = re.sub(r"\W", "", normalise(text))
+    return {
+        chars[i : i + 2]
+        for i in range(len(chars) - 1)
+        if chars[i] not in _FUNCTION_CHARS and chars[i + 1] not in _FUNCTION_CHARS
+    }
+
+
+def similarity(a: str, b: str) -> float:
+    """Share of the shorter message's content bigrams found in the other (overlap
+    coefficient): two residents describing one incident at different lengths still match."""
+    x, y = _bigrams(a), _bigrams(b)
+    return len(x & y) / min(len(x), len(y)) if x and y else 0.0

@@ -1,0 +1,181 @@
+"""What the verification commands share: parsing them, small ways to answer, and two helpers
+for intake (:func:`is_verified`, :func:`maybe_remind`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import as_utc
+from bot.messages import OutboundMessage
+from bot.pii import mask_name, mask_phone
+from bot.services.identity import normalise_text
+from bot.texts import Script, detect_script, script_of
+from broadcasts.outbox import enqueue
+from handlers.context import HandlerContext
+from models.outbox import OutboxMessage
+from models.people import Binding, VerificationCode
+
+# --- parsing commands -------------------------------------------------------------------------
+
+_BIND = re.compile(
+    r"^(?:(?:我要|我想|我來|我来|申請|申请|請幫我|请帮我|幫我|帮我)\s*)?"
+    r"(?:實名|实名)(?:認證|认证)?(?P<sep>[\s:,;、]*)(?P<rest>.*)$",
+    re.S,
+)
+_NAME_AND_PHONE = re.compile(
+    r"^(?P<name>.*?)[\s:,;、]*(?P<phone>(?:\+|00)?(?:86)?[\s\-]*1[\d\s\-()]{9,16})$", re.S
+)
+CODE_DIGITS = re.compile(r"\d{6}")
+# Ids are ASCII (off-wang, grp-qiaozhen-01), so "指派出所的人来看看" is not a command.
+ASSIGN_COMMAND = re.compile(
+    r"^指派(?:\s*(?P<a>[A-Za-z0-9][\w.\-]*))?(?:\s+(?P<b>[A-Za-z0-9][\w.\-]*))?$", re.A
+)
+_MENTIONS = re.compile(r"^(?:@\S+\s*)+")
+_TRAILING = re.compile(r"[\s。.!！?？~～]+$")
+INFO_COMMANDS = frozenset({"我的信息", "我的資訊", "我的资讯", "我的資料", "我的资料"})
+UNBIND_COMMANDS = frozenset({"註銷實名", "注销实名", "注銷實名", "註銷实名"})
+
+
+@dataclass(frozen=True)
+class BindRequest:
+    """What followed ``實名``; either part may be empty when the resident left it out."""
+
+    name: str
+    phone: str
+
+
+def parse_bind(text: str) -> BindRequest | None:
+    """``實名 張三 138…`` → its parts; None when the text is not the binding command.
+
+    ``实名制怎么办`` is a question, not a command: without a separator after 實名 the rest must
+    end in a number for the text to count.
+    """
+    match = _BIND.match(normalise_text(text).strip())
+    if match is None:
+        return None
+    rest = match["rest"].strip()
+    both = _NAME_AND_PHONE.match(rest)
+    if both:
+        return BindRequest(both["name"].strip(" :,;、"), both["phone"].strip())
+    if rest and not match["sep"]:
+        return None
+    digit = re.search(r"[+\d]", rest)
+    if digit is None:
+        return BindRequest(rest, "")
+    return BindRequest(rest[: digit.start()].strip(" :,;、"), rest[digit.start() :].strip())
+
+
+def command_text(ctx: HandlerContext) -> str:
+    """The text without leading @mentions and trailing punctuation, in half-width form."""
+    text = normalise_text(ctx.event.text or "").strip()
+    if ctx.event.group_id:
+        text = _MENTIONS.sub("", text)
+    return _TRAILING.sub("", text)
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def say(ctx: HandlerContext, key: str, script: Script | None = None, **values: object) -> str:
+    return ctx.runtime.texts.render(key, script or ctx.script, **values)
+
+
+def tell_privately(ctx: HandlerContext, text: str) -> None:
+    """Private message to the sender: a reply when the event was private (so WeChat can carry
+    it passively), else a direct message on the same channel."""
+    if ctx.event.is_private:
+        ctx.reply(text)
+    else:
+        ctx.send(OutboundMessage(channel=ctx.event.channel, text=text, user_id=ctx.event.sender_id))
+
+
+def local_day(ctx: HandlerContext, when: datetime) -> date:
+    return as_utc(when).astimezone(ctx.runtime.settings.tz).date()
+
+
+def group_script(name: str | None) -> Script:
+    """Announcements follow the group name's script; Traditional when the name does not tell."""
+    return "hans" if name and script_of(name) == "hans" else "hant"
+
+
+def name_script(name: str) -> Script:
+    """The script of a code's answer: the six digits do not tell, the name may."""
+    return "hant" if detect_script(name) == "hant" else "hans"
+
+
+async def group_reply_once_a_day(ctx: HandlerContext, tag: str, text: str) -> None:
+    """Answer in the group at most once per member per day.
+
+    The day's idempotency key is the record: no column needed, and a unique key cannot be
+    queued twice even by two events racing.
+    """
+    day = local_day(ctx, ctx.now).isoformat()
+    key = f"lx-{tag}-{ctx.member.id}-{day}"
+    if await ctx.session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+    ):
+        return
+    message = OutboundMessage(
+        channel=ctx.event.channel,
+        text=text,
+        group_id=ctx.event.group_id,
+        mentions=(ctx.event.sender_id,),
+    )
+    row = enqueue(
+        ctx.session,
+        message,
+        cipher=ctx.runtime.cipher,
+        now=ctx.now,
+        idempotency_key=key,
+        source_event_id=ctx.journal_id,
+    )
+    ctx.outbox.append(row)
+
+
+# --- helpers for intake -----------------------------------------------------------------------
+
+
+_BINDING_OF = select(Binding.id).where(Binding.member_id == bindparam("member_id")).limit(1)
+
+
+async def is_verified(session: AsyncSession, member_id: int) -> bool:
+    """Whether the member has a real-name binding."""
+    return await session.scalar(_BINDING_OF, {"member_id": member_id}) is not None
+
+
+async def open_code_rows(session: AsyncSession, member_id: int) -> list[VerificationCode]:
+    rows = await session.scalars(
+        select(VerificationCode)
+        .where(VerificationCode.member_id == member_id, VerificationCode.status == "open")
+        .order_by(VerificationCode.id.desc())
+    )
+    return list(rows.all())
+
+
+def redacted_bind(request: BindRequest) -> str:
+    """What the journal keeps of a real-name command: ``實名 楊** 139****5678``."""
+    digits = re.sub(r"\D", "", request.phone)
+    return " ".join(part for part in ("實名", mask_name(request.name), mask_phone(digits)) if part)
+
+
+async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool:
+    """Queue a private "how to verify" reminder, at most one per member per local day.
+
+    Returns whether one was queued. Verified members are never reminded; ``unverified`` says
+    the caller has just checked, which saves looking again.
+    """
+    member = ctx.member
+    if member.last_reminder_at is not None and local_day(ctx, member.last_reminder_at) == (
+        local_day(ctx, ctx.now)
+    ):
+        return False
+    if not unverified and await is_verified(ctx.session, member.id):
+        return False
+    tell_privately(ctx, say(ctx, "verify_reminder"))
+    member.last_reminder_at = ctx.now
+    return True
