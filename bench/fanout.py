@@ -152,7 +152,8 @@ def serve_lianxin(config: str, port: int) -> None:
 
 
 def _wired() -> bool:
-    return "bulletin_tick_job" in (REPO / "broadcasts" / "scheduler.py").read_text("utf-8")
+    scheduler = REPO / "bot" / "scheduler.py"
+    return scheduler.exists() and "bulletin_tick_job" in scheduler.read_text("utf-8")
 
 
 def free_port() -> int:
