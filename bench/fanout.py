@@ -327,7 +327,7 @@ async def baseline(bridge: Proc, secret: str, n: int) -> float:
 
 
 # --- the runs ----------------------------------------------------------------------------------
-def run(groups: int, workdir: Path) -> bool:
+def run(groups: int, workdir: Path, profile: Path | None = None) -> bool:
     secret = base64.b64encode(os.urandom(24)).decode()
     env = os.environ | {
         SECRET_ENV: secret,
@@ -359,6 +359,10 @@ def run(groups: int, workdir: Path) -> bool:
                 if _wired()
                 else [*me, "--serve-lianxin", str(config)]
             )
+            if profile is not None and not crash:
+                # cProfile writes its file when the server exits on SIGTERM.
+                argv = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "bot"]
+                argv += ["serve", "--config", str(config)]
             server = Proc(f"lianxin-{db.stem}", argv, env, workdir).start()
             due = datetime.now(UTC) + timedelta(seconds=2)
             asyncio.run(add_bulletin(db, due))
@@ -419,6 +423,9 @@ def run(groups: int, workdir: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument(
+        "--profile", type=Path, help="write the fan-out server's cProfile statistics here"
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-lianxin", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -435,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="lianxin-fanout-") as tmp:
         try:
-            return 0 if run(args.groups, Path(tmp)) else 1
+            return 0 if run(args.groups, Path(tmp), args.profile) else 1
         except RuntimeError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
