@@ -6,7 +6,7 @@ See the package docstring for why a crash or a second tick neither loses nor rep
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,9 +119,31 @@ async def materialise_runs(
     return pending, missed
 
 
-async def fan_out_run(runtime: Runtime, *, run_id: int, now: datetime) -> int | None:
+async def fan_out_run(
+    runtime: Runtime, *, run_id: int, now: datetime, page_size: int = FAN_OUT_PAGE
+) -> int | None:
+    """Fan a pending run out completely (see :func:`fan_out_pages`); the number of groups, or
+    None if it was not ours to do."""
+    progress = [
+        p async for p in fan_out_pages(runtime, run_id=run_id, now=now, page_size=page_size)
+    ]
+    return progress[-1].groups if progress and progress[-1].done else None
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """How far a run's fan-out has come: groups written so far, and whether it is sent."""
+
+    groups: int
+    done: bool = False
+
+
+async def fan_out_pages(
+    runtime: Runtime, *, run_id: int, now: datetime, page_size: int = FAN_OUT_PAGE
+) -> AsyncIterator[FanOut]:
     """Write a pending run's deliveries and outbox rows, a page of groups per transaction, then
-    mark it sent; the number of groups, or None if it was not ours to do.
+    mark it sent; yields after every committed page and, last, once the run is sent. Yields
+    nothing when the run is not ours to do (gone, not pending, missed, paused).
 
     Pages keep memory flat and let the outbox worker start on the first groups while the rest
     are written. A crash between pages leaves the run pending with some pages written; the
@@ -132,7 +154,7 @@ async def fan_out_run(runtime: Runtime, *, run_id: int, now: datetime) -> int | 
     async with runtime.sessions.begin() as session:
         run = await session.get(BulletinRun, run_id)
         if run is None or run.status != "pending":
-            return None
+            return
         written, after = (
             await session.execute(
                 select(func.count(), func.max(BulletinDelivery.group_id)).where(
@@ -154,7 +176,7 @@ async def fan_out_run(runtime: Runtime, *, run_id: int, now: datetime) -> int | 
                     ),
                 )
             )
-            return None
+            return
         bulletin = await session.get(Bulletin, run.bulletin_id)
         assert bulletin is not None
         targets, bulletin_id = dict(bulletin.targets), bulletin.id
@@ -169,8 +191,8 @@ async def fan_out_run(runtime: Runtime, *, run_id: int, now: datetime) -> int | 
                 select(Bulletin.status).where(Bulletin.id == bulletin_id).with_for_update()
             )
             if status not in ("active", "finished"):
-                return None
-            groups, last = await target_page(session, targets, after=after, size=FAN_OUT_PAGE)
+                return
+            groups, last = await target_page(session, targets, after=after, size=page_size)
             if last is None:
                 break
             await _write_page(
@@ -187,13 +209,15 @@ async def fan_out_run(runtime: Runtime, *, run_id: int, now: datetime) -> int | 
         after = last
         if groups:
             runtime.outbox_wakeup.set()
+        yield FanOut(total)
     async with runtime.sessions.begin() as session:
         claimed = await session.execute(
             update(BulletinRun)
             .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
             .values(status="sent", fanned_out_at=now, groups=total)
         )
-    return total if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        yield FanOut(total, done=True)
 
 
 async def _write_page(
