@@ -113,6 +113,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.dispatcher = Dispatcher(runtime, handlers, when_limited=limited)
+    # Starlette types a handler as taking any Exception; ours takes the one it is registered for.
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)

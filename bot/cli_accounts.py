@@ -14,7 +14,7 @@ from typing import Any
 from models.console import CONSOLE_ROLES
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``account`` command group."""
     account = subparsers.add_parser("account", help="console accounts (/console/)")
     sub = account.add_subparsers(dest="account_command", required=True)

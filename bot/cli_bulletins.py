@@ -23,7 +23,7 @@ from bot.cli_database import require_current_database
 from bot.settings import ConfigError, Settings, load_settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``bulletin`` command group; calling it twice adds nothing twice."""
     if "bulletin" in subparsers.choices:
         return

@@ -8,7 +8,9 @@ import io
 import json
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["register"]
 
@@ -116,7 +118,13 @@ def cmd_forward(args: argparse.Namespace) -> int:
     if not _need_training_extra():
         return 2
     from handlers.classify import Classifier
-    from handlers.classify.evaluate import CORPUS, FIRST_FORWARD_ROUND, format_forward, forward
+    from handlers.classify.evaluate import (
+        CORPUS,
+        FIRST_FORWARD_ROUND,
+        RoundResult,
+        format_forward,
+        forward,
+    )
     from handlers.classify.train import CV_RECALL, train
 
     recall = CV_RECALL if args.recall is None else args.recall
@@ -125,10 +133,10 @@ def cmd_forward(args: argparse.Namespace) -> int:
         print("lianxin: --recall must be at least 0.5 and below 1", file=sys.stderr)
         return 2
 
-    def make(rows):  # type: ignore[no-untyped-def]
+    def make(rows: Sequence[Mapping[str, Any]]) -> Classifier:
         return Classifier(train(rows, recall=recall), use_rules=not args.model_only)
 
-    def progress(result) -> None:  # type: ignore[no-untyped-def]
+    def progress(result: RoundResult) -> None:
         rep = result.report
         print(
             f"{result.name}: accuracy {rep.accuracy:.3f}, emergency recall "
@@ -151,7 +159,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``classify`` command and its ``train`` and ``forward`` actions."""
 
     classify = subparsers.add_parser(

@@ -16,7 +16,9 @@ from bot.pii import PiiCipher
 from bot.settings import ConfigError, Settings, decode_key, env_name, load_settings, secret_value
 
 
-def subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:  # type: ignore[type-arg]
+def subparsers_of(
+    parser: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
     """The subparsers action of ``parser``, if it has one (argparse offers no public getter)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -24,7 +26,7 @@ def subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction
     return None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``households load`` and ``keys rotate``; calling it twice adds nothing twice."""
     if "households" not in subparsers.choices:
         households = subparsers.add_parser("households", help="the household roster")

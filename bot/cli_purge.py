@@ -12,7 +12,7 @@ import asyncio
 from bot.cli_people import _settings_and_cipher
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``purge``; calling it twice adds nothing twice."""
     if "purge" in subparsers.choices:
         return

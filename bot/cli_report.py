@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from openpyxl import Workbook
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``report``."""
     report = subparsers.add_parser("report", help="the month's report for the bureau (Excel)")
     report.add_argument("--month", required=True, help="YYYY-MM, local time")

@@ -136,12 +136,13 @@ def _statements(dialect: str) -> _Statements:
 
 
 def _stmts(session: AsyncSession) -> _Statements:
-    return _statements(session.bind.dialect.name)
+    return _statements(session.get_bind().dialect.name)
 
 
 async def _insert_journal(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING the id; None when the key was already there."""
-    return await session.scalar(_stmts(session).journal, values)
+    journal_id: int | None = await session.scalar(_stmts(session).journal, values)
+    return journal_id
 
 
 async def _member(

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import os
-from typing import Any
+from typing import Any, overload
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -37,6 +37,12 @@ class PiiCipher:
         # Look-up hashes use a key derived from the PII key, never the key itself.
         self._hash_key = hmac.new(current, b"lianxin-lookup-hash", hashlib.sha256).digest()
 
+    @overload
+    def encrypt(self, plaintext: str) -> bytes: ...
+    @overload
+    def encrypt(self, plaintext: None) -> None: ...
+    @overload
+    def encrypt(self, plaintext: str | None) -> bytes | None: ...
     def encrypt(self, plaintext: str | None) -> bytes | None:
         """Encrypt text; ``None`` stays ``None``."""
         if plaintext is None:
@@ -45,6 +51,12 @@ class PiiCipher:
         sealed = self._keys[self._current_id].encrypt(nonce, plaintext.encode("utf-8"), None)
         return _VERSION + self._current_id + nonce + sealed
 
+    @overload
+    def decrypt(self, blob: bytes) -> str: ...
+    @overload
+    def decrypt(self, blob: None) -> None: ...
+    @overload
+    def decrypt(self, blob: bytes | None) -> str | None: ...
     def decrypt(self, blob: bytes | None) -> str | None:
         """Decrypt what :meth:`encrypt` produced, with whichever known key made it."""
         if blob is None:
@@ -59,7 +71,7 @@ class PiiCipher:
 
     def encrypt_json(self, value: Any) -> bytes:
         """Encrypt a JSON-serialisable value."""
-        return self.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))  # type: ignore[return-value]
+        return self.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
     def decrypt_json(self, blob: bytes | None) -> Any:
         """Inverse of :meth:`encrypt_json`."""

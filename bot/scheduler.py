@@ -23,7 +23,7 @@ from broadcasts.bulletins import bulletin_tick_job
 
 log = logging.getLogger("lianxin.scheduler")
 
-Job = Callable[[Runtime], Awaitable[None]]
+Job = Callable[[Runtime], Awaitable[object]]  # what a job returns (a report) is not used
 
 
 def leader_only(job: Job) -> Job:

@@ -18,8 +18,11 @@ is no such wait: the engine has a single pooled connection. PostgreSQL is unaffe
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+# What sqlite3 binds: values by position or by name.
+Parameters = Sequence[Any] | Mapping[str, Any]
 
 
 class InlineCursor:
@@ -36,7 +39,7 @@ class InlineCursor:
     async def __aexit__(self, *exc: object) -> None:
         self._cursor.close()
 
-    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> InlineCursor:
+    async def execute(self, sql: str, parameters: Parameters | None = None) -> InlineCursor:
         """Run one statement."""
         if parameters is None:
             self._cursor.execute(sql)
@@ -44,7 +47,7 @@ class InlineCursor:
             self._cursor.execute(sql, parameters)
         return self
 
-    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> InlineCursor:
+    async def executemany(self, sql: str, parameters: Iterable[Parameters]) -> InlineCursor:
         """Run one statement for each set of parameters."""
         self._cursor.executemany(sql, parameters)
         return self
@@ -125,7 +128,7 @@ class InlineConnection:
         """A new cursor (SQLAlchemy enters it with ``__aenter__``)."""
         return InlineCursor(self._conn.cursor())
 
-    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> InlineCursor:
+    async def execute(self, sql: str, parameters: Parameters | None = None) -> InlineCursor:
         """Run one statement on a new cursor."""
         return await self.cursor().execute(sql, parameters)
 

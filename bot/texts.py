@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import opencc
 import yaml
 
-Script = Literal["hant", "hans"]
+from models.base import Script as Script  # re-exported: handlers and the console import it here
+
 # The sentences stay beside the intent handlers that say them.
 TEXTS_FILE = Path(__file__).resolve().parent.parent / "handlers" / "texts.yaml"
 

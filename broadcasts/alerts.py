@@ -8,15 +8,20 @@ withdraws the original's rows that had not gone out yet.
 
 Residents answer in their group: ``收到`` is recorded as an acknowledgement, anything with content
 becomes a help ticket linked to the alert (``handlers/alerts_chat.py``).
+
+The rules are here once, for the chat (``handlers/alerts_chat.py``), the API
+(``bot/web/bulletins_api.py``) and the console (``bot/web/console/alerts_page.py``): what a text
+and a scope must be (:func:`alert_groups`, :func:`check_text`), which media go out with an alert
+(:data:`MEDIA_KINDS`), who may recall (:func:`may_recall`) and what a recall does. What the
+pages and the API read is in ``broadcasts/alert_views.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Media, OutboundMessage
@@ -27,18 +32,49 @@ from broadcasts.bulletins import (
     CANCELLED,
     Problem,
     channel_for,
+    check_within,
     public_url,
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
+from models.base import rowcount
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
 from models.outbox import OutboxMessage
-from models.tickets import Ticket
 
 ALERT_PRIORITY = 0
 # Residents' answers count toward an alert for this long after it went out.
 REPLY_WINDOW = timedelta(hours=24)
+TEXT_MAX = 4000
+# What an alert may carry: a photo (a lost child's face) or a short video. A PDF or a file is
+# for bulletins; a group reading an urgent notice on a phone should see it at once.
+MEDIA_KINDS = ("image", "video")
+
+
+def check_text(text: str) -> str:
+    """The alert's words, stripped; :class:`Problem` (field ``text``, code ``required`` or
+    ``too_long``) for none or too many."""
+    text = text.strip()
+    if not text:
+        raise Problem("text", "an alert needs a text", code="required")
+    if len(text) > TEXT_MAX:
+        raise Problem("text", f"at most {TEXT_MAX} characters", code="too_long", limit=TEXT_MAX)
+    return text
+
+
+async def alert_groups(
+    session: AsyncSession, scope: dict[str, Any], *, within: frozenset[str] | None = None
+) -> list[Group]:
+    """The groups an alert to ``scope`` reaches now, in id order: what a preview shows and
+    what :func:`send_alert` sends to. ``within`` limits an author to their stations
+    (:func:`broadcasts.bulletins.check_within`; None: the county). :class:`Problem` (field
+    ``scope…``) for an unknown station or group (``unknown``), a scope outside ``within``
+    (``outside_scope``, ``scope_all``, ``scope_tags``) or one with no group (``empty``)."""
+    groups = await resolve_targets(session, scope, field="scope")
+    check_within(scope, groups, within, field="scope")
+    if not groups:
+        raise Problem("scope", "no group is in this scope", code="empty")
+    return groups
 
 
 def _message(
@@ -115,14 +151,17 @@ async def send_alert(
     media: dict[str, Any] | None,
     created_by: str,
     now: datetime,
+    within: frozenset[str] | None = None,
 ) -> tuple[Alert, int]:
     """Write an alert and queue it to every group in ``scope``; returns it and the group count.
 
-    :class:`Problem` (field ``scope…``) for an unknown station or group or an empty scope.
+    :class:`Problem` as :func:`check_text` and :func:`alert_groups` say, or (field ``media``,
+    code ``media_kind``) for media other than :data:`MEDIA_KINDS`.
     """
-    groups = await resolve_targets(session, scope, field="scope")
-    if not groups:
-        raise Problem("scope", "no group is in this scope")
+    text = check_text(text)
+    if media is not None and media.get("type") not in MEDIA_KINDS:
+        raise Problem("media", "an alert carries a photo or a video", code="media_kind")
+    groups = await alert_groups(session, scope, within=within)
     alert = Alert(
         kind="alert",
         scope=scope,
@@ -141,17 +180,59 @@ async def send_alert(
 
 
 async def _reached_groups(session: AsyncSession, alert_id: int) -> list[Group]:
-    """Groups an alert went out to, or is going out to (not withdrawn)."""
+    """Groups an alert went out to, or is going out to: not withdrawn, and not given up on
+    (a group whose copy finally failed never read the alert; a recall or a correction of
+    something it never saw would only puzzle it)."""
     return list(
         (
             await session.scalars(
                 select(Group)
                 .join(AlertDelivery, AlertDelivery.group_id == Group.id)
+                .outerjoin(
+                    OutboxMessage,
+                    OutboxMessage.idempotency_key == AlertDelivery.idempotency_key,
+                )
                 .where(AlertDelivery.alert_id == alert_id, AlertDelivery.status != CANCELLED)
+                .where(or_(OutboxMessage.status.is_(None), OutboxMessage.status != "failed"))
                 .order_by(Group.id)
             )
         ).all()
     )
+
+
+def _recallable(alert: Alert) -> None:
+    """Only an alert itself is recalled or corrected (its corrections go with it), once."""
+    if alert.kind != "alert":
+        raise Problem(
+            "id", f"{alert.id} is a {alert.kind}, act on the alert itself", code="not_alert"
+        )
+    if alert.status == "recalled":
+        raise Problem("id", f"alert {alert.id} was already recalled", code="recalled")
+
+
+async def may_recall(
+    session: AsyncSession,
+    alert: Alert,
+    *,
+    authors: frozenset[str],
+    within: frozenset[str] | None,
+) -> bool:
+    """Whether someone may recall or correct ``alert``: its author (``authors``: every name
+    they act under, ``officer:ID`` in the chat, ``console:USERNAME`` on the console), or
+    someone whose stations (``within``; None: the county) hold every group it was sent to —
+    the county's leader for any alert, a station's leader for the ones that reached only
+    their groups."""
+    if alert.created_by in authors:
+        return True
+    if within is None:
+        return True
+    stations = await session.scalars(
+        select(Group.station_id)
+        .join(AlertDelivery, AlertDelivery.group_id == Group.id)
+        .where(AlertDelivery.alert_id == alert.id)
+    )
+    reached = set(stations.all())
+    return bool(reached) and reached <= within
 
 
 async def correct_alert(
@@ -164,14 +245,13 @@ async def correct_alert(
     now: datetime,
 ) -> tuple[Alert, int]:
     """A correction: sent like an alert, to the groups the original reached."""
-    if alert.status == "recalled":
-        raise Problem("id", f"alert {alert.id} was recalled")
+    _recallable(alert)
     return await _follow_up(
         session,
         runtime=runtime,
         alert=alert,
         kind="correction",
-        text=text,
+        text=check_text(text),
         reason="",
         created_by=created_by,
         now=now,
@@ -225,9 +305,13 @@ async def recall_alert(
     now: datetime,
 ) -> tuple[Alert, int, int]:
     """Recall an alert (and its corrections): withdraw what has not gone out, and tell the
-    groups it reached. Returns (the recall notice, groups told, messages withdrawn)."""
-    if alert.status == "recalled":
-        raise Problem("id", f"alert {alert.id} was already recalled")
+    groups it reached. Returns (the recall notice, groups told, messages withdrawn).
+
+    A group whose copy was withdrawn never saw it and is told nothing; one whose copy the
+    worker had already taken, or had sent, gets the recall notice at priority 0.
+    :class:`Problem` (``not_alert``, ``recalled``) for a correction, a recall notice or an
+    alert already recalled."""
+    _recallable(alert)
     children = await session.scalars(select(Alert.id).where(Alert.parent_id == alert.id))
     family = [alert.id, *children.all()]
     keys = select(AlertDelivery.idempotency_key).where(AlertDelivery.alert_id.in_(family))
@@ -261,7 +345,7 @@ async def recall_alert(
         created_by=created_by,
         now=now,
     )
-    return notice, count, int(withdrawn.rowcount)  # type: ignore[attr-defined]
+    return notice, count, rowcount(withdrawn)
 
 
 # Built once: it runs for every resident message in a group.
@@ -304,102 +388,3 @@ async def record_ack(
         return False
     session.add(AlertAck(alert_id=alert.id, group_id=group_id, member_id=member_id, at=now))
     return True
-
-
-@dataclass(frozen=True)
-class AlertGroupView:
-    group_id: str
-    status: str  # pending | sent | failed | cancelled
-    sent_at: datetime | None
-    attempts: int
-    acks: int
-
-
-@dataclass(frozen=True)
-class AlertView:
-    id: int
-    kind: str
-    parent_id: int | None
-    status: str
-    scope: dict[str, Any]
-    text: str
-    created_by: str
-    created_at: datetime
-    recalled_at: datetime | None
-    totals: dict[str, int]
-    groups: list[AlertGroupView]
-    acks: int
-    tickets: list[str]
-    followups: list[int]
-
-
-async def alert_view(session: AsyncSession, *, runtime: Runtime, alert: Alert) -> AlertView:
-    """Per group: whether it went out, and how many residents acknowledged; linked tickets."""
-    rows = (
-        await session.execute(
-            select(
-                AlertDelivery.group_id,
-                AlertDelivery.status,
-                OutboxMessage.status,
-                OutboxMessage.sent_at,
-                OutboxMessage.attempts,
-            )
-            .outerjoin(
-                OutboxMessage, OutboxMessage.idempotency_key == AlertDelivery.idempotency_key
-            )
-            .where(AlertDelivery.alert_id == alert.id)
-            .order_by(AlertDelivery.group_id)
-        )
-    ).all()
-    acks = dict(
-        (
-            await session.execute(
-                select(AlertAck.group_id, func.count())
-                .where(AlertAck.alert_id == alert.id)
-                .group_by(AlertAck.group_id)
-            )
-        ).all()
-    )
-    groups = []
-    totals = {"sent": 0, "pending": 0, "failed": 0, "cancelled": 0}
-    for group_id, own, ob_status, sent_at, attempts in rows:
-        if own == CANCELLED or ob_status == CANCELLED:
-            status = CANCELLED
-        elif ob_status in ("sent", "failed"):
-            status = ob_status
-        else:
-            status = "pending"
-        totals[status] += 1
-        groups.append(
-            AlertGroupView(group_id, status, sent_at, attempts or 0, acks.get(group_id, 0))
-        )
-    tickets = list(
-        (
-            await session.scalars(
-                select(Ticket.code).where(Ticket.alert_id == alert.id).order_by(Ticket.id)
-            )
-        ).all()
-    )
-    followups = list(
-        (
-            await session.scalars(
-                select(Alert.id).where(Alert.parent_id == alert.id).order_by(Alert.id)
-            )
-        ).all()
-    )
-    return AlertView(
-        id=alert.id,
-        kind=alert.kind,
-        parent_id=alert.parent_id,
-        status=alert.status,
-        scope=alert.scope,
-        text=runtime.cipher.decrypt(alert.text_enc) or "",
-        created_by=alert.created_by,
-        created_at=alert.created_at,
-        recalled_at=alert.recalled_at,
-        totals=totals,
-        groups=groups,
-        acks=sum(acks.values()),
-        tickets=tickets,
-        followups=followups,
-    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from broadcasts.bulletins import (
     build_bulletin,
     bulletin_message,
     cap_counts,
+    cap_taken,
     first_run,
     group_timezones,
     plan_slot,
@@ -179,7 +181,7 @@ async def preview_bulletin(
             tz=tzs.get(group.station_id, tz),
             quiet=quiet,
             cap=options.daily_cap_per_group,
-            taken=lambda d, g=group.id: counts[(g, d)],
+            taken=partial(cap_taken, counts, group.id),
         )
         if runs and slot.reason and slot.reason.startswith("daily_cap"):
             capped.append(group.name)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import BindParameter, Float, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -31,6 +31,7 @@ from bot.messages import OutboundMessage, Sender, SendError
 from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
+from models.base import rowcount
 from models.outbox import OutboxMessage, SendPace, chat_key
 
 log = logging.getLogger("lianxin.outbox")
@@ -210,7 +211,8 @@ def recipient_after_sending(payload: dict[str, Any], user_id: str | None) -> str
     names = extra.get("pseudonyms") if isinstance(extra, dict) else None
     if not isinstance(names, dict) or user_id is None:
         return user_id
-    return names.get(user_id, user_id)
+    pseudonym = names.get(user_id)
+    return pseudonym if isinstance(pseudonym, str) else user_id
 
 
 def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:
@@ -283,7 +285,7 @@ def _candidates_statement() -> Any:
 
     One row per chat: a chat's messages go out in order and one at a time, and a backlog in
     one group (thirty safety replies to one flood) never stands in front of another chat."""
-    now = bindparam("now")
+    now: BindParameter[datetime] = bindparam("now")
     ranked = (
         select(
             OutboxMessage.id,
@@ -352,7 +354,7 @@ async def admit(session: AsyncSession, key: str, *, now: datetime, pace: Pace) -
     """Whether chat ``key`` may be sent to now; if so its slot is taken in ``session``'s
     transaction, so that every worker of every instance sees it."""
     result = await session.execute(
-        _admit_statement(session.bind.dialect.name),
+        _admit_statement(session.get_bind().dialect.name),
         {
             "key": key,
             "now": now.timestamp(),
@@ -564,7 +566,7 @@ class OutboxWorker:
                 finished = await session.execute(_finish_statement(columns), params)
                 # Only the worker that recorded the failure queues the notice, in the same
                 # commit (a row whose lease another worker took over matches nothing).
-                if finished.rowcount:  # type: ignore[attr-defined]
+                if rowcount(finished):
                     enqueue(session, a.notice, cipher=self._cipher, now=a.at)
                     notices = True
             # On the connection: a Core executemany, not the ORM's bulk update by primary key.

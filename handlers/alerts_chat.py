@@ -6,7 +6,8 @@
   included), or ``全縣``/``全县``. Leaders only — any leader, any scope: a child lost in one
   township may be found in the next, and the station chief is who decides that.
 - ``撤回通報 ID [原因]`` / ``撤回通报 ID [原因]``, and ``更正通報 ID 內容`` / ``更正通报 ID 内容``:
-  by the alert's author or a top-level leader.
+  by the alert's author, or a leader whose stations hold every group it reached (the county's
+  leader: any alert) — :func:`broadcasts.alerts.may_recall`, the console's rule too.
 
 ``alert_replies`` (after the emergency layer and resident commands, before intake), in a group
 that an alert reached in the last 24 h: ``收到`` is recorded and nothing is said; a clue (see
@@ -22,10 +23,12 @@ import re
 
 from sqlalchemy import or_, select
 
+from bot.services.ticket_service import officer_scope
 from bot.services.tickets import Out
 from broadcasts.alerts import (
     active_alert_for_group,
     correct_alert,
+    may_recall,
     recall_alert,
     record_ack,
     send_alert,
@@ -70,11 +73,6 @@ async def alert_commands(ctx: HandlerContext) -> bool:
     elif correct:
         await _correct(ctx, out, officer, int(correct.group("id")), correct.group("text"))
     return True
-
-
-async def _is_top_leader(ctx: HandlerContext, officer: Officer) -> bool:
-    station = await ctx.session.get(Station, officer.station_id)
-    return station is not None and station.parent_id is None
 
 
 async def _find_station(ctx: HandlerContext, word: str) -> Station | None:
@@ -127,7 +125,9 @@ async def _own_alert(
     if alert is None or alert.kind != "alert":
         out.to_officer(officer, ctx.text("alert_unknown", id=alert_id))
         return None
-    if alert.created_by != f"officer:{officer.id}" and not await _is_top_leader(ctx, officer):
+    scope = await officer_scope(ctx.session, officer)
+    authors = frozenset({f"officer:{officer.id}"})
+    if not await may_recall(ctx.session, alert, authors=authors, within=scope.stations):
         out.to_officer(officer, ctx.text("alert_not_yours", id=alert_id))
         return None
     if alert.status == "recalled":

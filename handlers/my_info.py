@@ -16,6 +16,7 @@ from bot.services.tickets import Out, add_event, open_reported_by
 from broadcasts.outbox import scrub_payload
 from handlers.context import HandlerContext
 from handlers.verification_support import local_day, open_code_rows, parse_bind, redacted_bind, say
+from models.base import rowcount
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
@@ -75,7 +76,7 @@ async def unbind(ctx: HandlerContext) -> None:
         )
     )
     await _scrub_history(ctx)
-    had_binding = bool(deleted.rowcount)  # type: ignore[attr-defined]
+    had_binding = bool(rowcount(deleted))
     if had_binding:
         await _cut_the_link(ctx)
     elif had_open_code:  # a verification under way: its code no longer works
@@ -142,7 +143,7 @@ async def _tell_officers_reporter_left(ctx: HandlerContext, tickets: list[Ticket
         if officer is None:
             continue
         codes = "、".join(f"#{t.code}" for t in theirs)
-        out.to_officer(officer, out.text("officer_reporter_left", theirs[0].script, codes=codes))  # type: ignore[arg-type]
+        out.to_officer(officer, out.text("officer_reporter_left", theirs[0].script, codes=codes))
 
 
 async def _scrub_history(ctx: HandlerContext) -> None:

@@ -162,7 +162,7 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket) -> None:
             out.text(
                 "reopened_to_leader",
                 ticket.script,
-                code=ticket.code,  # type: ignore[arg-type]
+                code=ticket.code,
                 category=category_text(ctx.runtime, ticket),
                 officer=previous.name if previous else "-",
                 text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),

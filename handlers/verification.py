@@ -59,8 +59,8 @@ from models.people import Binding, Household, VerificationCode
 def _close_code(row: VerificationCode, status: str, cipher: PiiCipher) -> None:
     """A code that can no longer bind keeps no name or number; the hash stays for rate limits."""
     row.status = status
-    row.name_enc = cipher.encrypt("")  # type: ignore[assignment]
-    row.phone_enc = cipher.encrypt("")  # type: ignore[assignment]
+    row.name_enc = cipher.encrypt("")
+    row.phone_enc = cipher.encrypt("")
 
 
 async def _limit_refusal(ctx: HandlerContext, script: Script, p_hash: str) -> str | None:
@@ -169,8 +169,8 @@ async def _store_binding(ctx: HandlerContext, name: str, phone: str, matched: bo
     if binding is None:
         binding = Binding(member_id=ctx.member.id)
         ctx.session.add(binding)
-    binding.name_enc = cipher.encrypt(name)  # type: ignore[assignment]
-    binding.phone_enc = cipher.encrypt(phone)  # type: ignore[assignment]
+    binding.name_enc = cipher.encrypt(name)
+    binding.phone_enc = cipher.encrypt(phone)
     binding.phone_hash = phone_hash(cipher, phone)
     binding.verified_at = ctx.now
     binding.roster_matched = matched

@@ -369,7 +369,8 @@ class _Visits:
             if await self.add_and_record(n, option["group"], payload, extra):
                 await session.delete(choice)
             return
-        [found] = await households_by_id(session, self.cipher, [option["household"]]) or [None]
+        matches = await households_by_id(session, self.cipher, [option["household"]])
+        found = matches[0] if matches else None
         await session.delete(choice)
         if found is None:
             self.tell("visit_household_gone")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+# The two scripts texts are written in: Traditional and Simplified Chinese.
+Script = Literal["hant", "hans"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -35,9 +38,32 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        stamp: datetime = value
+        return stamp.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The ``Table`` that ``model`` is mapped to.
+
+    SQLAlchemy types ``__table__`` as any ``FromClause`` (a class may be mapped to a join or a
+    subquery); every model here is mapped to a table, and Core's ``insert``/``update`` and our
+    helpers want one."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE matched.
+
+    ``AsyncSession.execute`` is typed to return a plain ``Result`` whatever the statement; a
+    DML statement's is a ``CursorResult``, which alone knows the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount of a result that is not a DML statement's")
+    return result.rowcount

@@ -10,14 +10,14 @@ shares the delivery's ``idempotency_key``.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
-BULLETIN_CATEGORIES = (
+BulletinCategory = Literal[
     "anti-fraud",
     "anti-theft",
     "fire",
@@ -27,7 +27,8 @@ BULLETIN_CATEGORIES = (
     "missing-person",
     "traffic",
     "other",
-)
+]
+BULLETIN_CATEGORIES: tuple[BulletinCategory, ...] = get_args(BulletinCategory)
 
 
 class Bulletin(Base):
@@ -166,6 +167,7 @@ __all__ = [
     "AlertAck",
     "AlertDelivery",
     "Bulletin",
+    "BulletinCategory",
     "BulletinDelivery",
     "BulletinRun",
 ]

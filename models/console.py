@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, Script
 
 CONSOLE_ROLES = ("admin", "leader", "officer")
 
@@ -30,7 +30,7 @@ class ConsoleAccount(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     officer_id: Mapped[str | None] = mapped_column(ForeignKey("officers.id"))
-    script: Mapped[str] = mapped_column(String(4), default="hant")  # the console's: hant | hans
+    script: Mapped[Script] = mapped_column(String(4), default="hant")  # the console's: hant | hans
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]

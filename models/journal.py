@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
+# The width of ``dedup_key``; `lianxin forget` keeps rewritten keys within it.
+DEDUP_KEY_LENGTH = 200
+
 
 class InboundEvent(Base):
     """One event from a channel. ``(channel, dedup_key)`` is unique: a retry changes nothing."""
@@ -18,7 +21,7 @@ class InboundEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    dedup_key: Mapped[str] = mapped_column(String(200))
+    dedup_key: Mapped[str] = mapped_column(String(DEDUP_KEY_LENGTH))
     kind: Mapped[str] = mapped_column(String(32))  # message | member_joined | member_left | event
     group_id: Mapped[str | None] = mapped_column(String(128), index=True)
     sender_id: Mapped[str] = mapped_column(String(128), index=True)

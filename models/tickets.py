@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, Script
 
 OPEN_STATUSES = ("new", "acknowledged", "answered", "escalated")
 
@@ -66,7 +66,7 @@ class Ticket(Base):
     satisfaction: Mapped[str | None] = mapped_column(String(16))  # satisfied | unsatisfied
     awaiting_satisfaction: Mapped[bool] = mapped_column(default=False)
     alert_id: Mapped[int | None]
-    script: Mapped[str] = mapped_column(String(4), default="hans")  # the resident's: hant | hans
+    script: Mapped[Script] = mapped_column(String(4), default="hans")  # the resident's: hant | hans
 
 
 class TicketReporter(Base):

@@ -18,10 +18,10 @@ LAYERS = {  # top to bottom: a module may import its own layer and those below i
     "intent handlers": ("handlers/",),
     "domain services": ("bot/services/", "broadcasts/"),
     "outbox": ("broadcasts/outbox.py",),
-    "models": ("models/",),
     "foundation": ("bot/__init__.py", "bot/settings/", "bot/clock.py", "bot/pii.py", "bot/texts.py", "bot/messages.py",
                    "bot/runtime.py", "bot/db.py", "bot/sqlite_inline.py", "bot/metrics.py", "bot/channel_health.py",
                    "bot/leadership.py", "bot/sms_templates.py"),
+    "models": ("models/",),
 }  # fmt: skip
 FILES = {
     ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f

@@ -160,9 +160,11 @@ class WeChatCallback:
 
     def render_reply(self, parsed: ParsedCallback, text: str, q: CallbackQuery) -> str:
         """A passive text reply, encrypted when the request was."""
-        xml = create_reply(text, parsed.message, render=True)
+        # wechatpy is untyped: its replies are XML text.
+        xml: str = create_reply(text, parsed.message, render=True)
         if parsed.encrypted and self._crypto is not None:
-            return self._crypto.encrypt_message(xml, q.nonce, q.timestamp)
+            encrypted: str = self._crypto.encrypt_message(xml, q.nonce, q.timestamp)
+            return encrypted
         return xml
 
 

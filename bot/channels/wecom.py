@@ -22,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
@@ -233,30 +234,32 @@ class WeComCallback:
             raise ValueError("group message without chatid")
         group_id = chat_id if chattype == "group" else None
         response_url = _optional(data, "response_url")
-        common = {
-            "channel": CHANNEL,
-            "dedup_key": f"msg:{user_id}:{msgid}",  # scoped: one user cannot replay another's
-            "sender_id": user_id,
-            "occurred_at": now,  # messages carry no time; events carry create_time
-            "group_id": group_id,
-        }
-        result = {
-            "msgtype": msgtype,
-            "chattype": chattype,
-            "chat_id": chat_id,
-            "response_url": response_url,
-        }
+        common = partial(
+            InboundMessage,
+            channel=CHANNEL,
+            dedup_key=f"msg:{user_id}:{msgid}",  # scoped: one user cannot replay another's
+            sender_id=user_id,
+            group_id=group_id,
+        )
+        result = partial(
+            ParsedWeCom,
+            msgtype=msgtype,
+            chattype=chattype,
+            chat_id=chat_id,
+            response_url=response_url,
+        )
         if msgtype == "stream":
             _object(data, "stream")  # a refresh of one of our streams: nothing new to handle
-            return ParsedWeCom(inbound=None, **result)
+            return result(inbound=None)
         if msgtype == "event":
             event = _object(data, "event")
             created = data.get("create_time")
+            occurred_at = now  # messages carry no time; events carry create_time
             if isinstance(created, int) and not isinstance(created, bool) and created > 0:
-                common["occurred_at"] = datetime.fromtimestamp(created, now.tzinfo)
+                occurred_at = datetime.fromtimestamp(created, now.tzinfo)
             kind_name = _field(event, "eventtype").lower()
-            inbound = InboundMessage(kind="event", msg_type=f"event:{kind_name}", **common)
-            return ParsedWeCom(inbound=inbound, **result)
+            inbound = common(kind="event", msg_type=f"event:{kind_name}", occurred_at=occurred_at)
+            return result(inbound=inbound)
         text = ""
         msg_type = "file"
         group = chattype == "group"
@@ -282,8 +285,8 @@ class WeComCallback:
             _object(data, "image")
             msg_type = "image"
         # Image and file URLs point at AES-encrypted blobs valid for five minutes: not kept.
-        inbound = InboundMessage(kind="message", msg_type=msg_type, text=text, **common)
-        return ParsedWeCom(inbound=inbound, **result)
+        inbound = common(kind="message", msg_type=msg_type, text=text, occurred_at=now)
+        return result(inbound=inbound)
 
     # --- replies ----------------------------------------------------------------------------
     def render_reply(

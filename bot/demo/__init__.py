@@ -268,8 +268,9 @@ def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> None:
 
     from bot.web.simulator import hub_of
 
-    hub = hub_of(app)
-    assert hub is not None, "serve() runs the demo app, which has a simulator"
+    found = hub_of(app)
+    assert found is not None, "serve() runs the demo app, which has a simulator"
+    hub = found  # narrowed, for the class below
 
     class DemoServer(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

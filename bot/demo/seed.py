@@ -74,7 +74,9 @@ async def seed_month(
     for group_id, pattern in _PLACES.items():
         if group_id not in groups:
             continue
-        people = [k for k in KNOWN if group_id == "grp-qiaozhen-01"]
+        people: list[tuple[str, str | None, str, str | None]] = [
+            k for k in KNOWN if group_id == "grp-qiaozhen-01"
+        ]
         for n in range(24 - len(people)):
             name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
             phone = f"139{rng.randrange(10**8):08d}" if rng.random() < 0.8 else None

@@ -18,6 +18,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.base import rowcount
 from models.console import ConsoleAccount, ConsoleFormUse, ConsoleSession
 
 IDLE_LIMIT = timedelta(minutes=30)
@@ -125,13 +126,13 @@ async def use_form(session: AsyncSession, *, nonce: str, account_id: int, now: d
     """Mark an action form's nonce used; False when it was used before (a double submit)."""
     if not nonce or len(nonce) > 64:
         return False
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
         insert(ConsoleFormUse)
         .values(nonce=nonce, account_id=account_id, used_at=now)
         .on_conflict_do_nothing(index_elements=["nonce"])
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rowcount(result))
 
 
 async def live_sessions(session: AsyncSession, account_id: int) -> list[ConsoleSession]:

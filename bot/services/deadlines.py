@@ -26,6 +26,7 @@ from bot.services.sms_fallback import page_by_sms
 from bot.services.tickets import Out, add_event, age_text, category_text, clip, open_tickets_of
 from bot.services.visit_reminders import remind_overdue_plans
 from bot.settings import DeadlineSettings
+from models.base import rowcount
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, JobRun, Ticket
 
@@ -86,7 +87,7 @@ async def sweep(runtime: Runtime) -> int:
                 )
                 .values(escalation_level=level + 1)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(claimed) != 1:
                 continue  # another sweep took this step
             ticket = await session.get(Ticket, ticket_id)
             assert ticket is not None
@@ -108,8 +109,8 @@ async def _step(
     session: AsyncSession, runtime: Runtime, ticket: Ticket, level: int, now: datetime
 ) -> None:
     out = Out(session, runtime, now)
-    script = ticket.script  # type: ignore[assignment]
-    what = runtime.texts.render("what_ack" if _phase(ticket) == "ack" else "what_answer", script)  # type: ignore[arg-type]
+    script = ticket.script
+    what = runtime.texts.render("what_ack" if _phase(ticket) == "ack" else "what_answer", script)
     assignee = (
         await session.get(Officer, ticket.assigned_officer_id)
         if ticket.assigned_officer_id
@@ -123,7 +124,7 @@ async def _step(
                 out.text(
                     "deadline_reminder",
                     script,
-                    code=ticket.code,  # type: ignore[arg-type]
+                    code=ticket.code,
                     category=category,
                     priority=ticket.priority,
                     what=what,
@@ -162,7 +163,7 @@ async def _step(
             out.text(
                 "deadline_escalated",
                 script,
-                code=ticket.code,  # type: ignore[arg-type]
+                code=ticket.code,
                 category=category,
                 priority=ticket.priority,
                 officer=assignee.name if assignee else "-",
@@ -214,7 +215,7 @@ async def handover(runtime: Runtime, now: datetime) -> int:
                 out.text(
                     "handover_to_you",
                     ticket.script,
-                    code=ticket.code,  # type: ignore[arg-type]
+                    code=ticket.code,
                     category=category_text(runtime, ticket),
                     priority=ticket.priority,
                     from_officer=previous.name if previous else "-",
@@ -236,7 +237,7 @@ async def handover(runtime: Runtime, now: datetime) -> int:
 
 async def _claim_run(session: AsyncSession, job: str, key: str, now: datetime) -> bool:
     values = {"job": job, "run_key": key, "ran_at": now}
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
         insert(JobRun).values(**values).on_conflict_do_nothing().returning(JobRun.id)
     )
@@ -265,23 +266,23 @@ async def daily_digest(runtime: Runtime, now: datetime) -> int:
             ]
             script = overdue[0].script if overdue else "hans"
             # Red disputes head every digest until they are downgraded or resolved.
-            lines = await dispute_todo_lines(session, runtime, officer, script, now)  # type: ignore[arg-type]
+            lines = await dispute_todo_lines(session, runtime, officer, script, now)
             if not overdue and not lines:
                 continue
             if overdue:
-                lines.append(out.text("digest_header", script, count=len(overdue)))  # type: ignore[arg-type]
+                lines.append(out.text("digest_header", script, count=len(overdue)))
             for t in overdue:
                 lines.append(
                     out.text(
                         "officer_todo_line",
                         script,
-                        code=t.code,  # type: ignore[arg-type]
+                        code=t.code,
                         category=category_text(runtime, t),
                         priority=t.priority,
-                        status=runtime.texts.render(f"status_{t.status}", script),  # type: ignore[arg-type]
+                        status=runtime.texts.render(f"status_{t.status}", script),
                         age=age_text(runtime, script, now - t.created_at),
                     )
-                )  # type: ignore[arg-type]
+                )
             out.to_officer(officer, "\n".join(lines))
             sent += 1
     if sent:

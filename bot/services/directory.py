@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -44,7 +45,7 @@ _LineLoader.yaml_implicit_resolvers = {
 }
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
     keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
     twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
     if twice is not None:

@@ -22,6 +22,7 @@ from bot.services.routing import Router, station_subtree
 from bot.services.tickets import Out, clip, group_label, reporters
 from bot.settings import parse_duration
 from bot.texts import Script
+from models.base import rowcount
 from models.directory import Officer, Station
 from models.disputes import Deadlines as LevelDeadlines
 from models.disputes import (
@@ -51,7 +52,8 @@ def _t2s() -> opencc.OpenCC:
 
 
 def _simplified(text: str) -> str:
-    return _t2s().convert(text)
+    simplified: str = _t2s().convert(text)
+    return simplified
 
 
 def _mentions(text: str, kind: str) -> bool:
@@ -139,7 +141,7 @@ async def open_for_ticket(
     )
     out = Out(session, runtime, now)
     holder = await session.get(Officer, ticket.assigned_officer_id or "")
-    script: Script = ticket.script  # type: ignore[assignment]
+    script: Script = ticket.script
     if holder is not None:
         out.to_officer(
             holder,
@@ -172,7 +174,7 @@ async def page_red(
         leader,
         out.text(
             "dispute_red_page",
-            ticket.script,  # type: ignore[arg-type]
+            ticket.script,
             code=ticket.code,
             group=await group_label(session, runtime, ticket),
             text=clip(runtime.cipher.decrypt(ticket.text_enc) or ""),
@@ -226,7 +228,7 @@ async def tell_level_change(
     its deadline passed); ``by_officer_id`` their directory officer, who is not told of their
     own step."""
     out = Out(session, runtime, now)
-    script: Script = ticket.script  # type: ignore[assignment]
+    script: Script = ticket.script
     level = word(runtime, "level", case.level, script)
     old = word(runtime, "level", before, script)
     deadline = local_date(runtime, case.level_deadline)
@@ -317,7 +319,7 @@ async def sweep(runtime: Runtime, now: datetime) -> int:
                 )
                 .values(updated_at=now)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(claimed) != 1:
                 continue
             case = await session.get(DisputeCase, case_id)
             assert case is not None
@@ -331,7 +333,7 @@ async def sweep(runtime: Runtime, now: datetime) -> int:
                 for officer in await people_at(session, runtime, case):
                     out.to_officer(
                         officer,
-                        out.text("dispute_county_overdue", ticket.script, code=ticket.code),  # type: ignore[arg-type]
+                        out.text("dispute_county_overdue", ticket.script, code=ticket.code),
                     )
             else:
                 before = move_up(
@@ -369,7 +371,7 @@ async def _yellow_checks(runtime: Runtime, now: datetime) -> int:
                 continue
             out.to_officer(
                 holder,
-                out.text("dispute_yellow_check", ticket.script, code=ticket.code),  # type: ignore[arg-type]
+                out.text("dispute_yellow_check", ticket.script, code=ticket.code),
             )
             record(session, case, "yellow_check", now=now)
             checked += 1

@@ -151,9 +151,9 @@ async def agreement(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Out
         await reporters(out.session, ticket),
         out.text(
             "dispute_resolved_to_resident",
-            script,  # type: ignore[arg-type]
+            script,
             code=ticket.code,
-            level=word(out.runtime, "level", case.level, script),  # type: ignore[arg-type]
+            level=word(out.runtime, "level", case.level, script),
             text=text,
         ),
     )

@@ -43,14 +43,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
-from models.journal import InboundEvent
+from models.base import rowcount, table_of
+from models.journal import DEDUP_KEY_LENGTH, InboundEvent
 from models.outbox import OutboxMessage
 from models.people import GroupMember, Member
 from models.tickets import TicketReporter
 
 # Payloads are rewritten this many rows at a time: a member's history may be long.
 BATCH = 500
-_DEDUP_WIDTH = InboundEvent.__table__.c.dedup_key.type.length  # type: ignore[attr-defined]
 
 Change = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -87,7 +87,7 @@ async def forget_sender(
     outbox, waiting, outbox_mentions = await _forget_in_outbox(
         session, cipher, member, pseudonym, groups
     )
-    reporters = TicketReporter.__table__
+    reporters = table_of(TicketReporter)
     reporter_rows = await _update(
         session,
         update(reporters)
@@ -102,7 +102,7 @@ async def forget_sender(
         )
         .values(sender_id=pseudonym),
     )
-    memberships = GroupMember.__table__
+    memberships = table_of(GroupMember)
     membership_rows = await _update(
         session,
         update(memberships)
@@ -128,7 +128,7 @@ async def _forget_in_journal(
 ) -> tuple[int, int]:
     """Their own rows lose the nickname and take the pseudonym; other people's messages in
     their groups since they appeared @-mention the pseudonym. Returns (own rows, mentions)."""
-    journal, sender = InboundEvent.__table__, member.sender_id
+    journal, sender = table_of(InboundEvent), member.sender_id
     own = and_(journal.c.channel == member.channel, journal.c.sender_id == sender)
     await _rewrite(session, cipher, journal, own, _without_nickname)
     rows = await _update(
@@ -155,7 +155,7 @@ async def _forget_in_outbox(
     still waiting keeps the id until it is sent (``extra.pseudonyms``), the others lose it now
     ("sending" ones too: the worker has what it needs in hand and records only the outcome).
     Returns (rows addressed to them, rows marked for after sending, mentions replaced)."""
-    outbox, sender = OutboxMessage.__table__, member.sender_id
+    outbox, sender = table_of(OutboxMessage), member.sender_id
     addressed = and_(outbox.c.channel == member.channel, outbox.c.user_id == sender)
     waiting = outbox.c.status == "pending"
     after_sending = _after_sending(sender, pseudonym)
@@ -192,7 +192,7 @@ def _dedup_key(journal: Table, sender: str, pseudonym: str) -> ColumnElement[Any
     when that would not fit the column, the pseudonym and the row id, which are unique too."""
     replaced = func.replace(journal.c.dedup_key, sender, pseudonym)
     fallback = literal(f"{pseudonym}:", String) + cast(journal.c.id, String)
-    return case((func.length(replaced) <= _DEDUP_WIDTH, replaced), else_=fallback)
+    return case((func.length(replaced) <= DEDUP_KEY_LENGTH, replaced), else_=fallback)
 
 
 def _without_nickname(payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -225,7 +225,7 @@ def _after_sending(sender: str, pseudonym: str) -> Change:
 
 async def _update(session: AsyncSession, statement: Any) -> int:
     result = await session.execute(statement)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def _rewrite(

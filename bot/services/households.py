@@ -117,7 +117,7 @@ async def apply_households(
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         found = await session.scalars(select(Household).where(Household.phone_hash.in_(chunk)))
-        existing.update({h.phone_hash: h for h in found})
+        existing.update({h.phone_hash: h for h in found if h.phone_hash is not None})
     created = updated = 0
     for p_hash, row in hashes.items():
         household = existing.get(p_hash)
@@ -127,8 +127,8 @@ async def apply_households(
             created += 1
         else:
             updated += 1
-        household.name_enc = cipher.encrypt(row.name)  # type: ignore[assignment]
-        household.phone_enc = cipher.encrypt(row.phone)  # type: ignore[assignment]
+        household.name_enc = cipher.encrypt(row.name)
+        household.phone_enc = cipher.encrypt(row.phone)
         household.name_hash = name_hash(cipher, row.name)
         household.address_enc = cipher.encrypt(row.address)
         household.group_id = row.group_id

@@ -74,7 +74,8 @@ def _t2s() -> opencc.OpenCC:
 
 def name_key(name: str) -> str:
     """What two spellings of one name share: Simplified script, case-folded (張三 == 张三)."""
-    return _t2s().convert(re.sub(r"\s+", " ", normalise_text(name)).strip()).casefold()
+    simplified: str = _t2s().convert(re.sub(r"\s+", " ", normalise_text(name)).strip())
+    return simplified.casefold()
 
 
 def phone_hash(cipher: PiiCipher, phone: str) -> str:

@@ -135,7 +135,7 @@ async def _rotate_table(
             stmt = select(*wanted).where(holding).order_by(pk).limit(batch_size)
             if last_id is not None:
                 stmt = stmt.where(pk > last_id)
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 # A server writing the same row meanwhile waits for this batch.
                 stmt = stmt.with_for_update()
             rows = (await session.execute(stmt)).mappings().all()

@@ -38,6 +38,7 @@ from bot.pii import PiiCipher
 from bot.runtime import Runtime
 from bot.settings import RetentionSettings
 from broadcasts.outbox import RESEND_WITHIN
+from models.base import rowcount, table_of
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import PendingItem
@@ -105,7 +106,7 @@ async def purge(
             return await _count(sessions, table, where)
         return await _blank_in_batches(sessions, table, where, values, batch)
 
-    journal = InboundEvent.__table__
+    journal = table_of(InboundEvent)
     days = retention.journal_days
     rows = 0
     if days is not None:
@@ -117,7 +118,7 @@ async def purge(
         rows = await run(journal, old, {"payload_enc": blank})
     report.kinds.append(Kind("journal payloads", "journal_days", days, rows))
 
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     days, rows = retention.outbox_days, 0
     if days is not None:
         blank = cipher.encrypt_json(OUTBOX_BLANK)
@@ -135,7 +136,7 @@ async def purge(
         rows = await run(outbox, old, {"payload_enc": blank, "echo_hash": None})
     report.kinds.append(Kind("sent outbox texts", "outbox_days", days, rows))
 
-    tickets, events = Ticket.__table__, TicketEvent.__table__
+    tickets, events = table_of(Ticket), table_of(TicketEvent)
     days, rows, notes = retention.closed_ticket_days, 0, 0
     if days is not None:
         blank_text = cipher.encrypt("")
@@ -189,7 +190,7 @@ async def _blank_in_batches(
             if not ids:
                 return total
             result = await session.execute(update(table).where(pk.in_(ids), where).values(values))
-        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        total += rowcount(result)
         last = ids[-1]
 
 
@@ -200,15 +201,15 @@ async def _drop_held(
     would be submitted empty."""
     held = (PendingItem.status == "held") & PendingItem.journal_id.in_(journal_ids)
     if dry_run:
-        return await _count(sessions, PendingItem.__table__, held)
+        return await _count(sessions, table_of(PendingItem), held)
     async with sessions.begin() as session:
         result = await session.execute(update(PendingItem).where(held).values(status="dropped"))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def _claim_day(session: AsyncSession, day: str, now: datetime) -> bool:
     """Whether this process is the first to purge on ``day`` (several may share a database)."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
         insert(JobRun)
         .values(job="purge", run_key=day, ran_at=now)

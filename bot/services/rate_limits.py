@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import InboundMessage
 from bot.pii import PiiCipher
 from bot.settings import LimitSettings
+from models.base import rowcount, table_of
 from models.outbox import RateCounter
 
 
@@ -39,7 +40,7 @@ def _sender_key(cipher: PiiCipher, event: InboundMessage) -> str:
 @functools.cache
 def _upsert(dialect: str, rows: int) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = RateCounter.__table__
+    table = table_of(RateCounter)
     # Core on the table: the ORM would read a dict of parameters as rows to bulk-insert.
     stmt = insert(table).values(
         [
@@ -56,7 +57,7 @@ async def _count(session: AsyncSession, keys: list[tuple[str, datetime]]) -> dic
     params: dict[str, Any] = {}
     for i, (key, expires) in enumerate(keys):
         params[f"k{i}"], params[f"e{i}"] = key, expires
-    result = await session.execute(_upsert(session.bind.dialect.name, len(keys)), params)
+    result = await session.execute(_upsert(session.get_bind().dialect.name, len(keys)), params)
     return {key: count for key, count in result.all()}
 
 
@@ -93,4 +94,4 @@ async def check(
 async def forget_expired(session: AsyncSession, now: datetime) -> int:
     """Delete counters whose window has passed; returns how many."""
     result = await session.execute(delete(RateCounter).where(RateCounter.expires_at < now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)

@@ -93,7 +93,7 @@ async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: da
             people.append(leader)
     text = runtime.texts.render(
         "sms_emergency_page",
-        ticket.script,  # type: ignore[arg-type]
+        ticket.script,
         code=ticket.code,
         category=category_text(runtime, ticket),
         group=await group_label(session, runtime, ticket),

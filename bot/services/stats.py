@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -183,7 +184,7 @@ async def percentiles(
     query reads the values of every expression in a single pass and Python sorts them (a
     county's year, ~50,000 values, sorts in milliseconds; SQLite's own sorter, through a
     window query, took ten times longer)."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         columns = [
             func.percentile_cont(p / 100).within_group(expression).label(f"{name}_{p}")
             for name, expression in values.items()
@@ -211,7 +212,7 @@ def _rounded(value: float | None, unit: float) -> float | None:
 # --- the figures ------------------------------------------------------------------------------
 
 
-def _in(column: ColumnElement[Any], stations: frozenset[str] | None) -> ColumnElement[bool]:
+def _in(column: QueryableAttribute[Any], stations: frozenset[str] | None) -> ColumnElement[bool]:
     return column.in_(sorted(stations)) if stations is not None else true()
 
 

@@ -149,7 +149,7 @@ def _tell_previous_holder(out: Out, actor: Actor, ticket: Ticket, previous: Offi
         previous,
         out.text(
             "officer_ticket_taken",
-            ticket.script,  # type: ignore[arg-type]
+            ticket.script,
             code=ticket.code,
             by=actor.name,
         ),
@@ -161,7 +161,7 @@ async def _to_reporters(
 ) -> list[TicketReporter]:
     """Tell every reporter of ``ticket``, in the ticket's script; returns them."""
     people = await reporters(out.session, ticket)
-    text = out.text(key, ticket.script, code=ticket.code, **values)  # type: ignore[arg-type]
+    text = out.text(key, ticket.script, code=ticket.code, **values)
     out.to_reporters(people, text, on_failure=on_failure)
     return people
 
@@ -292,7 +292,7 @@ async def transfer(out: Out, *, actor: Actor, ticket: Ticket, officer_id: str) -
         target,
         out.text(
             "officer_transferred_to_you",
-            ticket.script,  # type: ignore[arg-type]
+            ticket.script,
             code=ticket.code,
             category=category_text(out.runtime, ticket),
             priority=ticket.priority,

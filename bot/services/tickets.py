@@ -138,15 +138,16 @@ class Out:
         """Answer a reporter where they asked: in their group with an @-mention, or privately.
 
         ``on_failure`` is sent instead when the answer cannot be delivered (see the outbox)."""
-        if not is_reachable(reporter):
+        sender = reachable_id(reporter)
+        if sender is None:
             return  # the resident cut the link (註銷實名); nothing to reach
         self.queue(
             OutboundMessage(
                 channel=reporter.channel,
                 text=text,
                 group_id=reporter.group_id,
-                user_id=None if reporter.group_id else reporter.sender_id,
-                mentions=(reporter.sender_id,) if reporter.group_id else (),
+                user_id=None if reporter.group_id else sender,
+                mentions=(sender,) if reporter.group_id else (),
                 priority=priority,
                 extra=on_failure_extra(on_failure),
             )
@@ -164,13 +165,14 @@ class Out:
         accounts get banned for bursts), one private message each for the others."""
         by_group: dict[tuple[str, str], list[str]] = {}
         for reporter in people:
-            if not is_reachable(reporter):
+            sender = reachable_id(reporter)
+            if sender is None:
                 continue
             if reporter.group_id:
                 key = (reporter.channel, reporter.group_id)
                 mentions = by_group.setdefault(key, [])
-                if reporter.sender_id not in mentions:
-                    mentions.append(reporter.sender_id)
+                if sender not in mentions:
+                    mentions.append(sender)
             else:
                 self.to_reporter(reporter, text, priority=priority, on_failure=on_failure)
         for (channel, group_id), mentions in by_group.items():
@@ -189,7 +191,13 @@ class Out:
 def is_reachable(reporter: TicketReporter) -> bool:
     """Whether answers can reach a reporter: not after they cut the link (``註銷實名`` leaves a
     pseudonym, see bot.services.forget; older rows of deleted data have no sender id at all)."""
-    return reporter.sender_id is not None and not is_pseudonym(reporter.sender_id)
+    return reachable_id(reporter) is not None
+
+
+def reachable_id(reporter: TicketReporter) -> str | None:
+    """The sender id answers reach a reporter at; None when they cannot be reached."""
+    sender = reporter.sender_id
+    return None if sender is None or is_pseudonym(sender) else sender
 
 
 def reachable(people: list[TicketReporter]) -> list[TicketReporter]:
@@ -258,14 +266,14 @@ async def resident_label(
 async def group_label(session: AsyncSession, runtime: Runtime, ticket: Ticket) -> str:
     """The group's name, or "private chat"."""
     if ticket.group_id is None:
-        return runtime.texts.render("private_chat", ticket.script)  # type: ignore[arg-type]
+        return runtime.texts.render("private_chat", ticket.script)
     group = await session.get(Group, ticket.group_id)
     return group.name if group else ticket.group_id
 
 
 def category_text(runtime: Runtime, ticket: Ticket, script: Script | None = None) -> str:
     """The ticket's category in words, in ``script`` (default: the resident's)."""
-    return runtime.texts.render(f"cat_{ticket.category}", script or ticket.script)  # type: ignore[arg-type]
+    return runtime.texts.render(f"cat_{ticket.category}", script or ticket.script)
 
 
 def first_deadline(runtime: Runtime, priority: int, now: datetime) -> tuple[datetime, datetime]:
@@ -279,7 +287,7 @@ async def find_ticket(session: AsyncSession, code: str) -> Ticket | None:
     return await session.scalar(select(Ticket).where(Ticket.code == code.upper()))
 
 
-def open_reported_by(member_id: int) -> Select[tuple[Ticket]]:
+def open_reported_by(member_id: int) -> Select[Ticket]:
     """The open tickets a resident is a reporter of, as a query to narrow and order."""
     return (
         select(Ticket)

@@ -21,6 +21,7 @@ from bot.services.routing import Router
 from bot.services.tickets import Out
 from bot.services.visits import audit, expire_choices, reason_label
 from bot.texts import Script, detect_script
+from models.base import rowcount
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import VisitPlan
@@ -54,7 +55,7 @@ async def _claim(session: AsyncSession, *, level: int, before: datetime) -> list
             )
             .values(reminded=level)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             continue  # another sweep took it, or a visit moved it on meanwhile
         plan = await session.get(VisitPlan, plan_id)
         assert plan is not None

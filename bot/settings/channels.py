@@ -210,7 +210,7 @@ class WeComSettings(BaseModel):
         return check_encoding_aes_key(value, "WeCom")
 
 
-def check_encoding_aes_key(value: Any, platform: str) -> Any:
+def check_encoding_aes_key(value: SecretStr | None, platform: str) -> SecretStr | None:
     """A pydantic check of an EncodingAESKey (a ``SecretStr`` or None): 43 characters of base64
     for 32 bytes. wechatpy only asserts this, deep inside, on the first message."""
     key = value.get_secret_value() if value is not None else ""

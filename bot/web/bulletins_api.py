@@ -23,7 +23,8 @@ from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import MAX_ROW_ID, Offset, RowId, get_runtime
 from broadcasts import bulletin_preview
-from broadcasts.alerts import alert_view, correct_alert, recall_alert, send_alert
+from broadcasts.alert_views import alert_view
+from broadcasts.alerts import TEXT_MAX, correct_alert, recall_alert, send_alert
 from broadcasts.bulletin_preview import Preview, preview_bulletin
 from broadcasts.bulletins import (
     BulletinPatch,
@@ -258,7 +259,7 @@ async def preview_draft(
     checked exactly as creating it would be; nothing is stored."""
     async with runtime.sessions() as session:
         try:
-            _, preview = await bulletin_preview.preview_draft(
+            _draft, preview = await bulletin_preview.preview_draft(
                 session, runtime=runtime, spec=spec, now=runtime.clock.now()
             )
         except Problem as exc:
@@ -337,7 +338,7 @@ class AlertScope(InputSpec):
 
 class AlertIn(InputSpec):
     scope: AlertScope
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
     media: MediaSpec | None = None
 
 
@@ -352,6 +353,7 @@ class AlertGroupOut(BaseModel):
     sent_at: datetime | None
     attempts: int
     acks: int
+    error: str | None = None
 
 
 class AlertOut(BaseModel):
@@ -439,7 +441,7 @@ class RecallIn(InputSpec):
 
 
 class CorrectionIn(InputSpec):
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
 
 
 @router.post("/api/v1/alerts/{alert_id}/recall", response_model=AlertCreated)
@@ -453,8 +455,6 @@ async def recall(
     try:
         async with runtime.sessions.begin() as session:
             alert = await _get_alert(session, alert_id)
-            if alert.kind != "alert":
-                raise Problem("id", f"{alert_id} is a {alert.kind}, recall the alert itself")
             notice, count, _withdrawn = await recall_alert(
                 session,
                 runtime=runtime,
@@ -480,8 +480,6 @@ async def correct(
     try:
         async with runtime.sessions.begin() as session:
             alert = await _get_alert(session, alert_id)
-            if alert.kind != "alert":
-                raise Problem("id", f"{alert_id} is a {alert.kind}, correct the alert itself")
             correction, count = await correct_alert(
                 session,
                 runtime=runtime,
@@ -529,7 +527,8 @@ def _from_multipart(ctype_header: str, body: bytes) -> bytes:
         raise HTTPException(422, "multipart body without parts")
     for part in message.iter_parts():
         if part.get_filename():
-            return part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)  # a leaf part decodes to bytes (None if empty)
+            return payload if isinstance(payload, bytes) else b""
     raise HTTPException(422, [{"type": "missing", "loc": ["body", "file"], "msg": "no file part"}])
 
 

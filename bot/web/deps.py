@@ -21,9 +21,11 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (
 
 async def get_runtime(request: Request) -> Runtime:
     """The app's runtime."""
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime  # app.state holds untyped attributes
+    return runtime
 
 
 async def get_dispatcher(request: Request) -> Dispatcher:
     """The app's dispatcher."""
-    return request.app.state.dispatcher  # type: ignore[no-any-return]
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher

@@ -49,7 +49,7 @@ from broadcasts.bulletins.jobs import (
     materialise_runs,
 )
 from broadcasts.bulletins.message import BULLETIN_PRIORITY, bulletin_message, public_url
-from broadcasts.bulletins.quiet import QuietHours, Slot, cap_counts, plan_slot
+from broadcasts.bulletins.quiet import QuietHours, Slot, cap_counts, cap_taken, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after, parse_cron, upcoming
 from broadcasts.bulletins.specs import (
     BulletinPatch,
@@ -104,6 +104,7 @@ __all__ = [
     "bulletin_tick_job",
     "cancel_bulletin",
     "cap_counts",
+    "cap_taken",
     "channel_for",
     "check_within",
     "create_bulletin",

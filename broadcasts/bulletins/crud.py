@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broadcasts.bulletins.schedule import first_run
 from broadcasts.bulletins.specs import BulletinPatch, BulletinSpec, Conflict, Problem, ScheduleSpec
 from broadcasts.bulletins.targets import check_within, resolve_targets
+from models.base import rowcount
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.outbox import CANCELLED, HELD, OutboxMessage
 
@@ -146,7 +147,7 @@ async def pause_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: date
         )
         .values(status=HELD)
     )
-    return int(held.rowcount)  # type: ignore[attr-defined]
+    return rowcount(held)
 
 
 async def resume_bulletin(
@@ -212,4 +213,4 @@ async def cancel_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: dat
         )
         .values(status=CANCELLED)
     )
-    return int(withdrawn.rowcount)  # type: ignore[attr-defined]
+    return rowcount(withdrawn)

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import OutboundMessage
 from bot.runtime import Runtime
 from broadcasts.bulletins.message import bulletin_messages
-from broadcasts.bulletins.quiet import QuietHours, cap_counts, plan_slot
+from broadcasts.bulletins.quiet import QuietHours, cap_counts, cap_taken, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after
 from broadcasts.bulletins.targets import (
     channel_for,
@@ -27,6 +28,7 @@ from broadcasts.bulletins.targets import (
     target_page,
 )
 from broadcasts.outbox import outbox_values
+from models.base import rowcount, table_of
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group
 from models.outbox import CANCELLED, OutboxMessage
@@ -52,10 +54,11 @@ class TickResult:
 
 async def _insert_ignore(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """INSERT a run unless its (bulletin, due time) exists; the new id or None."""
-    table = BulletinRun.__table__
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    table = table_of(BulletinRun)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    run_id: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return run_id
 
 
 async def materialise_runs(
@@ -92,7 +95,7 @@ async def materialise_runs(
         .where(Bulletin.id == bulletin_id, Bulletin.next_run_at == old_next)
         .values(next_run_at=t, status="active" if t is not None else "finished", updated_at=now)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(moved) != 1:
         return 0, 0
     pending = missed = 0
     for due_at in due:
@@ -216,7 +219,7 @@ async def fan_out_pages(
             .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
             .values(status="sent", fanned_out_at=now, groups=total)
         )
-    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) == 1:
         yield FanOut(total, done=True)
 
 
@@ -246,7 +249,7 @@ async def _write_page(
     for group in groups:
         tz = tzs.get(group.station_id, runtime.settings.tz)
         slot = plan_slot(
-            now, tz=tz, quiet=quiet, cap=cap, taken=lambda d, g=group.id: counts[(g, d)]
+            now, tz=tz, quiet=quiet, cap=cap, taken=partial(cap_taken, counts, group.id)
         )
         key = f"bulletin-{run_id}-{group.id}"
         delivery = {

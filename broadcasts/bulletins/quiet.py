@@ -96,3 +96,8 @@ async def cap_counts(
         query = query.where(BulletinDelivery.group_id.in_(groups))
     rows = await session.execute(query)
     return Counter({(g, d): int(n) for g, d, n in rows.all()})
+
+
+def cap_taken(counts: Counter[tuple[str, date]], group_id: str, day: date) -> int:
+    """Bulletins already planned in ``group_id`` on ``day`` (what :func:`plan_slot` caps)."""
+    return counts[(group_id, day)]

@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from bot.messages import storable_text
 from broadcasts.bulletins.schedule import parse_cron
-from models.bulletins import BULLETIN_CATEGORIES
+from models.bulletins import BULLETIN_CATEGORIES, BulletinCategory
 
 
 class InputSpec(BaseModel):
@@ -136,7 +136,7 @@ class BulletinSpec(InputSpec):
 
     title: str = Field(min_length=1, max_length=200)
     # One list of categories (models.bulletins): the API's enum, the console's picker.
-    category: Literal[BULLETIN_CATEGORIES]  # type: ignore[valid-type]
+    category: BulletinCategory
     text: str = Field(min_length=1, max_length=4000)
     media: MediaSpec | None = None
     cover: str | None = Field(default=None, max_length=1000)

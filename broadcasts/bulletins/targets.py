@@ -35,10 +35,10 @@ async def resolve_targets(
             )
         return groups
     if "tags" in targets:
-        wanted = set(targets["tags"])
+        tags = set(targets["tags"])
         # Tags are a JSON list per group: filter in Python, the directory is small.
-        groups = [g for g in (await session.scalars(query)).all() if wanted & set(g.tags or [])]
-        unknown = sorted(wanted - {t for g in groups for t in g.tags or []})
+        groups = [g for g in (await session.scalars(query)).all() if tags & set(g.tags or [])]
+        unknown = sorted(tags - {t for g in groups for t in g.tags or []})
         if unknown:
             raise Problem(
                 f"{field}.tags",
@@ -98,7 +98,11 @@ async def target_page(
 
 
 def check_within(
-    targets: dict[str, Any], groups: Sequence[Group], within: frozenset[str] | None
+    targets: dict[str, Any],
+    groups: Sequence[Group],
+    within: frozenset[str] | None,
+    *,
+    field: str = "targets",
 ) -> None:
     """An author limited to some stations (a leader: their station and those below it) may
     target those stations or their groups, nothing else; ``within`` None is the county.
@@ -109,15 +113,15 @@ def check_within(
     if within is None:
         return
     if targets.get("all"):
-        raise Problem("targets", "only an admin may target every group", code="scope_all")
+        raise Problem(field, "only an admin may target every group", code="scope_all")
     if "tags" in targets:
-        raise Problem("targets.tags", "only an admin may target by tag", code="scope_tags")
-    field = "targets.stations" if "stations" in targets else "targets.groups"
+        raise Problem(f"{field}.tags", "only an admin may target by tag", code="scope_tags")
+    where = f"{field}.stations" if "stations" in targets else f"{field}.groups"
     outside = [s for s in targets.get("stations", []) if s not in within]
     outside += [g.id for g in groups if g.station_id not in within]
     if outside:
         raise Problem(
-            field,
+            where,
             f"outside the author's stations: {', '.join(outside)}",
             code="outside_scope",
             names=outside,

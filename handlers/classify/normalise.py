@@ -106,7 +106,8 @@ def _t2s() -> opencc.OpenCC:
 
 @lru_cache(maxsize=4096)
 def _t2s_piece(piece: str) -> str:
-    return _t2s().convert(piece)
+    converted: str = _t2s().convert(piece)
+    return converted
 
 
 def _to_simplified(text: str) -> str:
@@ -118,7 +119,8 @@ def _to_simplified(text: str) -> str:
     """
     splitter = getattr(_t2s(), "split_chars_re", None)
     if splitter is None:  # pragma: no cover - another opencc build
-        return _t2s().convert(text)
+        converted: str = _t2s().convert(text)
+        return converted
     parts = splitter.split(text)
     # Even indices are the pieces, odd ones the separators (captured by the split).
     return "".join(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.pii import PiiCipher
 from bot.services.identity import check_name, name_hash, normalise_phone, phone_hash
 from bot.services.visits.roster import Scope, VisitError
+from models.base import rowcount
 from models.directory import Group
 from models.people import Household
 from models.visits import HouseholdEvent, Visit, VisitChoice, VisitPlan
@@ -237,8 +238,8 @@ async def delete_household(
         if any(option.get("household") == household_id for option in choice.options):
             await session.delete(choice)
     await session.delete(household)
-    visits_kept = kept.rowcount or 0  # type: ignore[attr-defined]
-    removed = bool(plan.rowcount)  # type: ignore[attr-defined]
+    visits_kept = rowcount(kept)
+    removed = bool(rowcount(plan))
     audit(
         session,
         household_id=household_id,

@@ -14,6 +14,7 @@ from bot.services.visits.households import audit
 from bot.services.visits.records import next_due
 from bot.services.visits.roster import VisitError, plan_stations, t2s
 from bot.settings import VisitSettings
+from models.base import rowcount
 from models.directory import Group, Officer
 from models.people import Household
 from models.visits import Visit, VisitChoice, VisitPlan
@@ -113,7 +114,7 @@ async def take_off_plan(
 ) -> bool:
     """End a household's visit plan; False when it had none."""
     result = await session.execute(delete(VisitPlan).where(VisitPlan.household_id == household_id))
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not rowcount(result):
         return False
     audit(session, household_id=household_id, action="plan_ended", actor=by, now=now)
     return True
@@ -205,4 +206,4 @@ async def plans_in_view(
 async def expire_choices(session: AsyncSession, *, now: datetime) -> int:
     """Delete 走訪 choices nobody answered in time (they hold what the officer wrote)."""
     result = await session.execute(delete(VisitChoice).where(VisitChoice.expires_at <= now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import opencc
 from sqlalchemy import ColumnElement, or_, select, true
@@ -25,10 +26,10 @@ _ADDRESS_NOISE = re.compile(r"[\s\-‐–—_·•.,，、/\\()（）\[\]【】]
 class VisitError(ValueError):
     """A request the roster cannot satisfy; ``key`` names the sentence that explains it."""
 
-    def __init__(self, key: str, /, **values: object) -> None:
+    def __init__(self, key: str, /, **values: Any) -> None:
         super().__init__(key)
         self.key = key
-        self.values = values
+        self.values = values  # the sentence's placeholders
 
 
 @lru_cache(maxsize=1)

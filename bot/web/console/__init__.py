@@ -3,9 +3,10 @@
 ``install(app)`` adds the routes, the static files (``/console/static/``: the stylesheet and
 htmx, no build step) and the answers for "not signed in" (``303`` to the sign-in page) and "form
 without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out), ``overview``
-(總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``bulletins_page`` (公告), ``stats_page``
-(統計), ``households`` and ``household_visits`` (住戶: roster, visits, plans, 待訪),
-``audit_page`` (審計); ``coming`` holds the places of pages not built yet, listed in ``ui.NAV``.
+(總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``bulletins_page`` (公告), ``alerts_page``
+(緊急通報), ``stats_page`` (統計), ``households`` and ``household_visits`` (住戶: roster,
+visits, plans, 待訪), ``audit_page`` (審計); ``coming`` holds the places of pages not built
+yet, listed in ``ui.NAV``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from bot.web.console import (
+    alerts_page,
     audit_page,
     auth_routes,
     bulletins_page,
@@ -36,6 +38,7 @@ for module in (
     tickets,
     disputes,
     bulletins_page,
+    alerts_page,
     stats_page,
     household_visits,  # before households: /households/due is not a household's number
     households,

@@ -3,7 +3,7 @@ schedule, and how the service's refusals are said beside the right field, in Chi
 
 The form only translates. Whether a bulletin is acceptable (lengths, categories, cron, a time
 in the past, unknown or out-of-scope targets) is decided by ``BulletinSpec`` and
-``build_bulletin`` in broadcasts/bulletins.py, the same as for ``POST /api/v1/bulletins``;
+``build_bulletin`` in broadcasts/bulletins/, the same as for ``POST /api/v1/bulletins``;
 what they refuse comes back here with a code, worded by ``texts_bulletins.yaml``. What the
 form checks itself is only what the API has no field for: a weekday ticked, a day of the
 month, a date and a time typed separately.

@@ -1,6 +1,6 @@
 """What the 公告 pages read: who may schedule and for which stations, the pickers (stations,
 groups and tags by name), and the bulletins of a viewer's scope with their targets, schedules
-and per-group delivery status in words. Read-only; states come from broadcasts/bulletins.py
+and per-group delivery status in words. Read-only; states come from broadcasts/bulletins/
 (``list_runs``, ``list_deliveries``, ``reached_groups``), the same as the API's."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVarTuple
 from urllib.parse import urlencode
 
 from sqlalchemy import Select, case, func, select
@@ -21,6 +21,7 @@ FIELDS = ("colour", "level", "station", "status")
 # "open" (the default) and "all" besides the case statuses.
 STATUS_CHOICES = ("open", "all", *(s for s in STATUSES if s != "open"))
 PAGE_SIZE = 50
+Row = TypeVarTuple("Row")  # the columns of a query a helper narrows and hands back
 
 
 @dataclass
@@ -74,12 +75,12 @@ def parse_filters(params: Mapping[str, str], stations: Mapping[str, str]) -> Dis
     return f
 
 
-def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
+def _in_scope(query: Select[*Row], scope: Scope) -> Select[*Row]:
     """A case is the viewer's when its ticket is (the scope rule of bot/services/ticket_service)."""
     return query.join(Ticket, Ticket.id == DisputeCase.ticket_id).where(scope.clause())
 
 
-def register_query(f: DisputeFilters, *, scope: Scope) -> Select[Any]:
+def register_query(f: DisputeFilters, *, scope: Scope) -> Select[DisputeCase, Ticket]:
     """The cases matching ``f`` within ``scope``, with their tickets. Red open cases first,
     then the other open ones (yellow before blue, the nearest deadline first), then the
     settled, newest first."""

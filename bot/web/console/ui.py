@@ -51,7 +51,7 @@ NAV = (
     NavItem("stats", "/console/stats"),
     NavItem("households", "/console/households"),
     NavItem("bulletins", "/console/bulletins"),
-    NavItem("alerts", "/console/alerts", ready=False),
+    NavItem("alerts", "/console/alerts"),
     NavItem("organisation", "/console/organisation", ready=False),
     NavItem("audit", "/console/audit", roles=("admin",)),
 )
