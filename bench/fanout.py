@@ -226,7 +226,7 @@ class Proc:
 
 
 # --- set-up ------------------------------------------------------------------------------------
-def write_config(path: Path, db: Path, bridge_url: str) -> None:
+def write_config(path: Path, db: Path, bridge_url: str, concurrency: int = 16) -> None:
     from bot.settings import BulletinSettings
 
     bulletins: dict[str, Any] = {"quiet_hours": None, "daily_cap_per_group": 3}
@@ -237,7 +237,12 @@ def write_config(path: Path, db: Path, bridge_url: str) -> None:
         "timezone": "Asia/Shanghai",
         "bridge": {"send_url": f"{bridge_url}/send", "send_interval_s": 0, "timeout_s": 5},
         # A short lease so the restarted server re-sends the in-flight rows within seconds.
-        "outbox": {"lease_s": 3, "poll_interval_s": 0.2, "batch_size": 200},
+        "outbox": {
+            "lease_s": 3,
+            "poll_interval_s": 0.2,
+            "batch_size": 200,
+            "concurrency": concurrency,
+        },
         "bulletins": bulletins,
         "sms": {"provider": "log"},
     }
@@ -337,7 +342,7 @@ async def baseline(bridge: Proc, secret: str, n: int) -> tuple[float, float]:
 
 
 # --- the runs ----------------------------------------------------------------------------------
-def run(groups: int, workdir: Path) -> bool:
+def run(groups: int, workdir: Path, concurrency: int = 16) -> bool:
     secret = base64.b64encode(os.urandom(24)).decode()
     env = os.environ | {
         SECRET_ENV: secret,
@@ -363,7 +368,7 @@ def run(groups: int, workdir: Path) -> bool:
             httpx.post(bridge.url + "/reset", timeout=5)
             db = workdir / f"{'crash' if crash else 'fanout'}.db"
             config = workdir / f"{db.stem}.yaml"
-            write_config(config, db, bridge.url)
+            write_config(config, db, bridge.url, concurrency)
             asyncio.run(seed(db, groups))
             argv = (
                 [str(Path(sys.executable).with_name("lianxin")), "serve", "--config", str(config)]
@@ -374,7 +379,10 @@ def run(groups: int, workdir: Path) -> bool:
             idle_cpu = server.cpu_s()
             due = datetime.now(UTC) + timedelta(seconds=2)
             asyncio.run(add_bulletin(db, due))
-            print(f"\n{label}: {groups} groups, one bulletin, {how}, SQLite, pacing off")
+            print(
+                f"\n{label}: {groups} groups, one bulletin, {how}, SQLite, pacing off, "
+                f"outbox.concurrency {concurrency}"
+            )
             kill_info = ""
             if crash:
                 half = wait_for(bridge, groups // 2, 300)
@@ -439,6 +447,9 @@ def run(groups: int, workdir: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="outbox.concurrency (default 16)"
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-lianxin", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -455,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="lianxin-fanout-") as tmp:
         try:
-            return 0 if run(args.groups, Path(tmp)) else 1
+            return 0 if run(args.groups, Path(tmp), args.concurrency) else 1
         except RuntimeError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
