@@ -213,10 +213,23 @@ def fake_app() -> FastAPI:
     async def stats() -> dict[str, int]:
         return dict(seen)
 
+    # When a message mentioning each ``sos-`` sender first arrived (bench/wire.py's emergency
+    # lane: the safety reply @-mentions the resident in their group).
+    sos_first: dict[str, float] = {}
+
+    @app.get("/sos")
+    async def sos() -> dict[str, float]:
+        return sos_first
+
     @app.post("/send")
     async def send(request: Request) -> JSONResponse:
-        await request.body()
+        body = await request.body()
         seen["bridge_send"] += 1
+        if b"sos-" in body:
+            arrived = time.time()
+            for who in json.loads(body).get("mentions") or []:
+                if who.startswith("sos-"):
+                    sos_first.setdefault(who, arrived)
         return JSONResponse({"ok": True})
 
     @app.get("/cgi-bin/token")

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from bot.channels.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
 from bot.dispatcher import Dispatcher
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.scheduler import build_scheduler
 from bot.web import (
@@ -39,8 +40,10 @@ from handlers.registry import default_handlers, when_limited
 log = logging.getLogger("lianxin")
 
 
-def make_worker(runtime: Runtime) -> OutboxWorker:
-    """The delivery worker for a runtime, with each channel's per-chat pacing."""
+def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
+    """The delivery worker for a runtime, with each channel's per-chat pacing. ``urgent``: the
+    urgent lane, which sends only safety replies and P1 pages (priority ≤ 1), woken by the
+    inbound processor the moment it commits one."""
     return OutboxWorker(
         sessions=runtime.sessions,
         senders=runtime.senders,
@@ -57,9 +60,10 @@ def make_worker(runtime: Runtime) -> OutboxWorker:
             if runtime.settings.bridge.account_per_minute
             else {}
         ),
-        wakeup=runtime.outbox_wakeup,
+        wakeup=runtime.urgent_wakeup if urgent else runtime.outbox_wakeup,
         health=runtime.health,
         metrics=runtime.metrics,
+        max_priority=1 if urgent else None,
     )
 
 
@@ -80,9 +84,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         worker = make_worker(runtime)
+        urgent = make_worker(runtime, urgent=True)
         scheduler = build_scheduler(runtime)
         if background:
+            # Events journaled before a restart (or by another process) are processed now.
+            pipeline.start_processing()
             tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
+            tasks.append(asyncio.create_task(urgent.run_forever(), name="outbox-urgent"))
             # Elect before the first jobs are due, so a lone instance does not skip them.
             await runtime.leadership.check()
             tasks.append(asyncio.create_task(runtime.leadership.run_forever(), name="election"))
@@ -93,6 +101,8 @@ def create_app(
             if scheduler.running:
                 scheduler.shutdown(wait=False)
             worker.stop()
+            urgent.stop()
+            await pipeline.stop()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -112,7 +122,10 @@ def create_app(
         openapi_url=None,
     )
     app.state.runtime = runtime
-    app.state.dispatcher = Dispatcher(runtime, handlers, when_limited=limited)
+    pipeline = Pipeline(runtime, Dispatcher(runtime, handlers, when_limited=limited))
+    # Its tasks outlive a request: stopped with the runtime when no lifespan runs.
+    runtime.closers.append(pipeline.stop)
+    app.state.pipeline = pipeline
     # Starlette types a handler as taking any Exception; ours takes the one it is registered for.
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)

@@ -93,11 +93,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_directory_load(args: argparse.Namespace) -> int:
     from bot.services.directory import DirectoryError, load_directory_file
+    from bot.services.directory_changes import load_noting_undone
 
     try:
         cipher = _cipher_if_configured(args)
-        summary = in_transaction(
-            args, lambda s: load_directory_file(s, Path(args.file), cipher=cipher)
+        summary, undone = in_transaction(
+            args,
+            lambda s: load_noting_undone(
+                s, lambda: load_directory_file(s, Path(args.file), cipher=cipher)
+            ),
         )
     except DirectoryError as exc:
         print(f"lianxin: nothing loaded: {exc}", file=sys.stderr)
@@ -108,7 +112,21 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
     )
     for warning in summary.warnings:
         print(f"lianxin: warning: {warning}", file=sys.stderr)
+    for change in undone:
+        print(f"lianxin: note: {_undone(change)}", file=sys.stderr)
     return 0
+
+
+def _undone(change: Any) -> str:
+    """A console edit that a load replaced, in words (a directory_changes.Change)."""
+    at, username = change.console_edit
+    row = change.before or change.after or {}
+    what = (
+        f"the roster of station {row.get('station')}"
+        if change.section == "roster"
+        else f"the officer of group {change.key}"
+    )
+    return f"replaced a console edit of {what} (by {username} at {at:%Y-%m-%d %H:%M} UTC)"
 
 
 def _cipher_if_configured(args: argparse.Namespace) -> Any:

@@ -1,21 +1,23 @@
-"""From a normalised event to committed state: journal, handlers, outbox — one transaction.
+"""From an accepted event to committed state: handlers, tickets, outbox, in the caller's
+transaction.
 
-The journal insert is the de-duplication point: ``(channel, dedup_key)`` is unique, so a retried
-event finds its row and changes nothing. Handlers run in order; the first that returns True wins.
-They write rows and outbox messages; only this module commits.
+The webhook journals an event and answers (``bot/pipeline.py``); the processor then hands each
+journaled event to :meth:`Dispatcher.process`, which runs the handlers in order (the first that
+returns True wins) and marks the journal row processed in the same transaction. Handlers write
+rows and outbox messages; they never commit (the pipeline does).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import bindparam, literal, select, update
+from sqlalchemy import Table, bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,7 +68,7 @@ class _Statements:
     """
 
     lookup: dict[tuple[bool, bool], Any]  # (in a group, on WeCom) → statement
-    journal: Any
+    processed: Any
     member: Any
     membership: Any
 
@@ -91,10 +93,6 @@ def _statements(dialect: str) -> _Statements:
             .outerjoin(Officer, officer_column == bindparam("sender_id"))
         )
 
-    journal_cols = (
-        "channel", "dedup_key", "kind", "group_id", "sender_id", "payload_enc", "received_at",
-        "status",
-    )  # fmt: skip
     # Core inserts on the tables: the ORM's DML path costs several times more per statement.
     member = _dialect_insert(dialect, Member.__table__).values(
         channel=bindparam("channel"),
@@ -117,10 +115,9 @@ def _statements(dialect: str) -> _Statements:
             for in_group in (True, False)
             for on_wecom in (True, False)
         },
-        journal=_dialect_insert(dialect, InboundEvent.__table__)
-        .values({c: bindparam(c) for c in journal_cols})
-        .on_conflict_do_nothing()
-        .returning(InboundEvent.__table__.c.id),
+        processed=update(cast(Table, InboundEvent.__table__))
+        .where(InboundEvent.__table__.c.id == bindparam("journal_id"))
+        .values(status=bindparam("status"), processed_at=bindparam("now")),
         member=select(Member).from_statement(
             member.on_conflict_do_update(
                 index_elements=["channel", "sender_id"],
@@ -137,12 +134,6 @@ def _statements(dialect: str) -> _Statements:
 
 def _stmts(session: AsyncSession) -> _Statements:
     return _statements(session.get_bind().dialect.name)
-
-
-async def _insert_journal(session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING the id; None when the key was already there."""
-    journal_id: int | None = await session.scalar(_stmts(session).journal, values)
-    return journal_id
 
 
 async def _member(
@@ -218,7 +209,7 @@ async def _look_up(
 
 
 class Dispatcher:
-    """Runs an inbound event through the journal and the handler chain."""
+    """Runs an accepted (journaled) event through the handler chain."""
 
     def __init__(
         self,
@@ -233,98 +224,72 @@ class Dispatcher:
         self._handlers = list(handlers)
         self._when_limited = {k: list(v) for k, v in (when_limited or {}).items()}
 
-    async def dispatch(
-        self, event: InboundMessage, *, passive_until: datetime | None = None
+    async def process(
+        self,
+        session: AsyncSession,
+        event: InboundMessage,
+        journal_id: int,
+        *,
+        now: datetime,
+        claim_passive: Callable[[], bool] | None = None,
+        classification: Any = None,
     ) -> DispatchResult:
-        """Journal the event and handle it exactly once; commit before returning.
+        """Handle the journaled event ``journal_id`` in ``session``; the caller commits.
 
-        With ``passive_until``, the first reply to the event's chat on its channel is marked
-        as answered in the HTTP response (WeChat's and WeCom's passive reply) in the same
-        transaction, as long as the handlers finished before that instant; otherwise the worker
-        sends it.
+        Marks the journal row processed with its final status in the same transaction, so an
+        event is handled exactly once however often a processor crashes before committing.
+        When ``claim_passive`` (asked once the handlers are done) says a request is still
+        waiting in time, the first reply to the event's chat on its channel is marked as
+        answered in that HTTP response (WeChat's and WeCom's passive reply). ``classification``:
+        the classifier's verdict when the emergency check at acceptance already made it.
         """
         rt = self._runtime
-        now = rt.clock.now()
-        rt.metrics.events_received.labels(event.channel).inc()
-        result = await self._dispatch(event, now, passive_until)
-        status = "duplicate" if result.duplicate else result.status
-        rt.metrics.events_processed.labels(event.channel, status).inc()
-        return result
-
-    async def _dispatch(
-        self, event: InboundMessage, now: datetime, passive_until: datetime | None
-    ) -> DispatchResult:
-        rt = self._runtime
-        async with rt.db_turn(), rt.sessions.begin() as session:
-            known = await _look_up(session, rt, event, now)
-            group = known.group
-            status = "unknown_group" if event.group_id and group is None else "handled"
-            if known.own_message:
-                status = "own_message"
-            journal_id = await _insert_journal(
-                session,
-                {
-                    "channel": event.channel,
-                    "dedup_key": event.dedup_key,
-                    "kind": event.kind,
-                    "group_id": event.group_id,
-                    "sender_id": event.sender_id,
-                    "payload_enc": rt.cipher.encrypt_json(event.journal_payload()),
-                    "received_at": now,
-                    "status": status,
-                },
+        known = await _look_up(session, rt, event, now)
+        group = known.group
+        status = "unknown_group" if event.group_id and group is None else "handled"
+        if known.own_message:
+            # Our own words coming back through the bridge: recorded, never answered.
+            await _mark_processed(session, journal_id, "own_message", now)
+            return DispatchResult(journal_id, False, "own_message")
+        member = await _member(session, rt, event, now)
+        officer = known.officer
+        if group is not None and event.kind == "message":
+            await _note_membership(session, group.id, member.id, now)
+        ctx = HandlerContext(
+            session=session,
+            runtime=rt,
+            event=event,
+            journal_id=journal_id,
+            group=group,
+            member=member,
+            officer=officer,
+            now=now,
+            _classification=classification,
+        )
+        limit = None
+        if officer is None and event.kind == "message":
+            limit = await rate_limits.check(
+                session, cipher=rt.cipher, limits=rt.settings.limits, event=event, now=now
             )
-            if journal_id is None:
-                return await self._duplicate(session, event)
-            if status == "own_message":
-                # Our own words coming back through the bridge: recorded, never answered.
-                return DispatchResult(journal_id, False, status)
-            member = await _member(session, rt, event, now)
-            officer = known.officer
-            if group is not None and event.kind == "message":
-                await _note_membership(session, group.id, member.id, now)
-            ctx = HandlerContext(
-                session=session,
-                runtime=rt,
-                event=event,
-                journal_id=journal_id,
-                group=group,
-                member=member,
-                officer=officer,
-                now=now,
+        chain = self._when_limited.get(limit.over, []) if limit and limit.over else self._handlers
+        taken = False
+        for handler in chain:
+            if await handler(ctx):
+                taken = True
+                break
+        if limit and limit.over and not taken:
+            # Journaled and counted, nothing opened: a flood costs rows, not officers' time.
+            status = "rate_limited"
+            if limit.notify:
+                ctx.reply(ctx.text(f"rate_limited_{limit.over}"))
+        if event.channel == "wechat" and event.kind == "message":
+            # They wrote: WeChat lets us reach them again. After the handlers' own replies,
+            # so that the passive reply answers what they just said when there is one.
+            ctx.outbox += await resend_refused(
+                session, user_id=event.sender_id, now=now, source_event_id=journal_id
             )
-            limit = None
-            if officer is None and event.kind == "message":
-                limit = await rate_limits.check(
-                    session, cipher=rt.cipher, limits=rt.settings.limits, event=event, now=now
-                )
-            chain = (
-                self._when_limited.get(limit.over, []) if limit and limit.over else self._handlers
-            )
-            taken = False
-            for handler in chain:
-                if await handler(ctx):
-                    taken = True
-                    break
-            if limit and limit.over and not taken:
-                # Journaled and counted, nothing opened: a flood costs rows, not officers' time.
-                status = "rate_limited"
-                await session.execute(
-                    update(InboundEvent).where(InboundEvent.id == journal_id).values(status=status)
-                )
-                if limit.notify:
-                    ctx.reply(ctx.text(f"rate_limited_{limit.over}"))
-            if event.channel == "wechat" and event.kind == "message":
-                # They wrote: WeChat lets us reach them again. After the handlers' own replies,
-                # so that the passive reply answers what they just said when there is one.
-                ctx.outbox += await resend_refused(
-                    session, user_id=event.sender_id, now=now, source_event_id=journal_id
-                )
-            passive = None
-            if passive_until is not None and rt.clock.now() <= passive_until:
-                passive = _claim_passive(ctx)
-        if ctx.outbox:
-            rt.outbox_wakeup.set()
+        await _mark_processed(session, journal_id, status, now)
+        passive = _claim_passive(ctx) if claim_passive is not None and claim_passive() else None
         if status == "unknown_group":
             log.warning(
                 "event %s/%s from unknown group %s", event.channel, journal_id, event.group_id
@@ -340,24 +305,13 @@ class Dispatcher:
         )
         return DispatchResult(journal_id, False, status, tuple(ctx.outbox), passive)
 
-    async def _duplicate(self, session: AsyncSession, event: InboundMessage) -> DispatchResult:
-        existing = await session.scalar(
-            select(InboundEvent).where(
-                InboundEvent.channel == event.channel,
-                InboundEvent.dedup_key == event.dedup_key,
-            )
-        )
-        assert existing is not None
-        earlier = (
-            await session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.source_event_id == existing.id)
-                .order_by(OutboxMessage.id)
-            )
-        ).all()
-        # WeChat retries only when our answer did not reach it: the same passive reply again.
-        passive = next((row for row in earlier if row.sent_via == "passive"), None)
-        return DispatchResult(existing.id, True, existing.status, tuple(earlier), passive)
+
+async def _mark_processed(
+    session: AsyncSession, journal_id: int, status: str, now: datetime
+) -> None:
+    await session.execute(
+        _stmts(session).processed, {"journal_id": journal_id, "status": status, "now": now}
+    )
 
 
 def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:

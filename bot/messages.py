@@ -43,7 +43,38 @@ class InboundMessage:
             "msg_type": self.msg_type,
             "mentions": list(self.mentions),
             "media_url": self.media_url,
+            "occurred_at": self.occurred_at.isoformat(),
         }
+
+    @classmethod
+    def from_journal(
+        cls,
+        *,
+        channel: str,
+        dedup_key: str,
+        kind: Kind,
+        sender_id: str,
+        group_id: str | None,
+        received_at: datetime,
+        payload: Mapping[str, Any],
+    ) -> InboundMessage:
+        """The event again from its journal row (the processor handles it after acceptance).
+        Rows journaled before ``occurred_at`` was kept use the time they were received."""
+        occurred = payload.get("occurred_at")
+        return cls(
+            channel=channel,
+            dedup_key=dedup_key,
+            kind=kind,
+            sender_id=sender_id,
+            occurred_at=datetime.fromisoformat(occurred) if occurred else received_at,
+            group_id=group_id,
+            group_name=payload.get("group_name"),
+            nickname=payload.get("nickname"),
+            msg_type=payload.get("msg_type") or "text",
+            text=payload.get("text") or "",
+            mentions=tuple(payload.get("mentions") or ()),
+            media_url=payload.get("media_url"),
+        )
 
 
 @dataclass(frozen=True)

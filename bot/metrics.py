@@ -17,14 +17,14 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.events_received = Counter(
             "lianxin_events_received",
-            "Inbound events accepted by a channel endpoint (before de-duplication).",
+            "Inbound events accepted by a channel endpoint, journaled (before de-duplication).",
             ["channel"],
             registry=self.registry,
         )
         self.events_processed = Counter(
             "lianxin_events_processed",
-            "Inbound events journaled and handled, by outcome (handled, duplicate, "
-            "rate_limited, unknown_group, own_message).",
+            "Inbound events handled by this process's processor, by outcome (handled, "
+            "duplicate, rate_limited, unknown_group, own_message, failed).",
             ["channel", "status"],
             registry=self.registry,
         )
@@ -48,6 +48,17 @@ class Metrics:
             "lianxin_outbox_pending",
             "Messages waiting to be sent (pending or being sent), all instances.",
             ["channel"],
+            registry=self.registry,
+        )
+        self.inbound_queued = Gauge(
+            "lianxin_inbound_queued",
+            "Events journaled and not processed yet (the processors' queue), all instances.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.inbound_lag = Gauge(
+            "lianxin_inbound_lag_seconds",
+            "How long the oldest unprocessed event has waited (0 when none waits).",
             registry=self.registry,
         )
         self.channel_up = Gauge(

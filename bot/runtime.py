@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,8 +46,12 @@ class Runtime:
     wechat: WeChatCallback | None = None
     wecom: WeComCallback | None = None
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a safety reply or P1 page is queued: wakes the outbox's urgent lane.
+    urgent_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     metrics: Metrics = field(default_factory=Metrics)
+    # Run first by aclose(): background tasks started with the runtime (the inbound pipeline).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Whether this instance runs the scheduler's jobs (bot.leadership); one process
     # on SQLite always does.
     leadership: Leadership = field(default_factory=lambda: Leadership(None))
@@ -62,7 +67,9 @@ class Runtime:
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
-        """Release connections (HTTP client, scheduler lock, database pool)."""
+        """Stop background tasks, release connections (HTTP client, scheduler lock, pool)."""
+        for close in self.closers:
+            await close()
         await self.leadership.close()
         await self.http.aclose()
         await self.engine.dispose()

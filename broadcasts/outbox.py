@@ -315,7 +315,7 @@ def _candidates_statement() -> Any:
     )
     return (
         select(ranked.c.id, ranked.c.chat_key, ranked.c.channel, ranked.c.priority)
-        .where(ranked.c.rank == 1, ~in_flight)
+        .where(ranked.c.rank == 1, ranked.c.priority <= bindparam("max_priority"), ~in_flight)
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
         .limit(bindparam("limit"))
     )
@@ -396,7 +396,11 @@ class OutboxWorker:
         wakeup: asyncio.Event | None = None,
         health: ChannelHealth | None = None,
         metrics: Metrics | None = None,
+        max_priority: int | None = None,
     ) -> None:
+        """``max_priority``: send only rows this urgent or more (the urgent lane: a second
+        worker for safety replies and P1 pages, never behind a batch of ordinary sends)."""
+        self._max_priority = 1_000_000 if max_priority is None else max_priority
         self._sessions = sessions
         self._senders = senders
         self._cipher = cipher
@@ -422,7 +426,10 @@ class OutboxWorker:
         limit = self._settings.batch_size
         async with self._sessions.begin() as session:
             candidates = (
-                await session.execute(_candidates_statement(), {"now": now, "limit": limit * 2})
+                await session.execute(
+                    _candidates_statement(),
+                    {"now": now, "limit": limit * 2, "max_priority": self._max_priority},
+                )
             ).all()
             chosen: list[int] = []
             for row in candidates:

@@ -31,6 +31,14 @@ from models.people import Member
 _TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-z]\d{4,6}\b")
 
 
+def classifiable(event: InboundMessage) -> str:
+    """The words of ``event`` the classifier judges: the resident's own text, without our ticket
+    codes. A location's place name or a link's title rides in ``text`` too: not words the
+    resident wrote, so nothing to classify."""
+    words = event.text if event.msg_type in ("text", "voice") else ""
+    return _TICKET_CODE.sub(" ", words)
+
+
 @dataclass
 class HandlerContext:
     """What a handler gets: the open session, the event, the time, and ways to answer."""
@@ -56,11 +64,7 @@ class HandlerContext:
         Ticket codes (``#A1023``) are ours, not the resident's words: they are left out, or a
         code's letters and digits could sway the verdict on what the resident says."""
         if self._classification is None:
-            # A location's place name or a link's title rides in ``text`` too: not words the
-            # resident wrote, so nothing to classify.
-            words = self.event.text if self.event.msg_type in ("text", "voice") else ""
-            text = _TICKET_CODE.sub(" ", words)
-            self._classification = self.runtime.classifier.classify(text)
+            self._classification = self.runtime.classifier.classify(classifiable(self.event))
         return self._classification
 
     @property

@@ -1,10 +1,15 @@
-"""The inbound journal: every accepted event, committed before the HTTP answer."""
+"""The inbound journal: every accepted event, committed before the HTTP answer.
+
+An event is accepted (journaled, ``processed_at`` NULL) by the webhook and handled afterwards by
+the processor (``bot/pipeline.py``), which sets ``processed_at`` and the final ``status`` in the
+handlers' transaction. The rows still to process are the queue; emergencies go first.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -17,7 +22,17 @@ class InboundEvent(Base):
     """One event from a channel. ``(channel, dedup_key)`` is unique: a retry changes nothing."""
 
     __tablename__ = "inbound_events"
-    __table_args__ = (UniqueConstraint("channel", "dedup_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "dedup_key"),
+        # The processor's queue: only unprocessed rows are in it, emergencies first.
+        Index(
+            "ix_inbound_events_queue",
+            "emergency",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -28,4 +43,9 @@ class InboundEvent(Base):
     # Text, nickname, mentions, media: personal data, AES-GCM encrypted.
     payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime]
+    # accepted (waiting for the processor), then handled | unknown_group | own_message |
+    # rate_limited | failed.
     status: Mapped[str] = mapped_column(String(32), default="handled")
+    # The emergency check's verdict at acceptance: such events are processed before all others.
+    emergency: Mapped[bool] = mapped_column(default=False, server_default=false())
+    processed_at: Mapped[datetime | None]

@@ -22,7 +22,7 @@ from handlers.intake import intake
 from handlers.registry import default_handlers
 from models.bulletins import BulletinDelivery, BulletinRun
 from models.outbox import OutboxMessage
-from tests.harness import Harness
+from tests.harness import Harness, SettledTransport
 
 TZ = ZoneInfo("Asia/Shanghai")
 GROUPS = ["grp-hexi-01", "grp-qiaozhen-01", "grp-qiaozhen-02"]
@@ -60,7 +60,7 @@ class Bench:
         app = create_app(h.runtime, handlers=chain(), background=False, close_runtime=False)
         if not any(getattr(r, "path", "") == "/api/v1/bulletins" for r in app.routes):
             app.include_router(bulletins_api.router)
-        api = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lianxin")
+        api = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://lianxin")
         # Bridge events go through the same app, so the alert handlers see them.
         await h.client.aclose()
         h.client = api

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.services.accounts import create_account
 from models.console import AuditEntry
-from tests.harness import Harness
+from tests.harness import Harness, SettledTransport
 
 PASSWORD = "correct-horse-battery"
 # Accounts of every role over tests/data/directory.yaml: the county admin, the leader of
@@ -45,7 +45,7 @@ async def add_accounts(h: Harness, **overrides: Any) -> None:
 def browser(h: Harness, base_url: str = "http://lianxin") -> httpx.AsyncClient:
     """A new client with its own cookies, on an app over the harness's runtime."""
     app = create_app(h.runtime, background=False, close_runtime=False)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+    return httpx.AsyncClient(transport=SettledTransport(app=app), base_url=base_url)
 
 
 def hidden(page: str, name: str) -> str:

@@ -9,6 +9,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +24,7 @@ from wechatpy.crypto import WeChatCrypto
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
 from bot.clock import ManualClock
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.services.deadlines import sweep
 from bot.services.directory import load_directory_file
@@ -42,6 +45,7 @@ WECHAT_TOKEN = "testtoken"
 WECHAT_APP_ID = "wx1234567890abcdef"
 WECHAT_AES_KEY = base64.b64encode(os.urandom(32)).decode()[:43]
 ACCOUNT = "gh_lianxin_test"
+API_SEND = "/cgi-bin/message/custom/send"
 
 _counter = itertools.count(1)
 
@@ -54,7 +58,9 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
             "secret": BRIDGE_SECRET,
             "send_url": f"{world.base_url}/send",
             "send_interval_s": 0,
-            "timeout_s": 2,
+            # Generous: on a loaded machine (two workers, other jobs) the fake in its thread
+            # once took over 2 s to answer. The one timeout test sets its own (test_outbox).
+            "timeout_s": 10,
         },
         "wechat": {
             "token": WECHAT_TOKEN,
@@ -67,12 +73,36 @@ def test_settings(db_url: str, world: FakeWorld, **overrides: Any) -> Settings:
         "security": {"pii_key": base64.b64encode(os.urandom(32)).decode()},
         "sms": {"provider": "http", "url": f"{world.base_url}/sms"},
     }
+    # The WeChat reply mode the suite runs in: `passive` (the default) or, with this variable,
+    # `api` (every reply through the customer-service API); run both (docs/wechat.md).
+    base["wechat"]["reply_mode"] = os.environ.get("LIANXIN_TEST_REPLY_MODE", "passive")
     for section, values in overrides.items():
         if isinstance(values, dict):
             base.setdefault(section, {}).update(values)
         else:
             base[section] = values
-    return load_settings(None, environ={}, overrides=base)
+    # Not ./config.yaml: the tests' settings do not depend on where pytest runs (and parsing it
+    # in pure-Python YAML cost ~50 ms in every test's set-up).
+    return load_settings(None, environ={}, overrides=base, read_file=False)
+
+
+class SettledTransport(httpx.ASGITransport):
+    """The app in process; after each response, its inbound pipeline processes every event
+    journaled so far. Events are handled behind the answer (bot/pipeline.py): draining here,
+    deterministically, lets a test see what its request led to, as it did when the request
+    itself ran the handlers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        pipeline = getattr(self.app.state, "pipeline", None)  # type: ignore[attr-defined]
+        if pipeline is not None:
+            await pipeline.drain()
+        return response
+
+
+def in_process(app: Any) -> httpx.AsyncClient:
+    """A client for ``app`` in process that waits for the inbound processing of each request."""
+    return httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://lianxin")
 
 
 @functools.cache
@@ -85,9 +115,18 @@ def shared_data() -> tuple[Classifier, Texts]:
     return Classifier.from_file(), Texts.load()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context, made once: loading the CA bundle takes ~50 ms a time."""
+    return httpx.create_ssl_context()
+
+
 def make_runtime(settings: Settings, **kwargs: Any) -> Runtime:
-    """``build_runtime`` with the shared classifier and texts."""
+    """``build_runtime`` with the shared classifier and texts (and TLS context)."""
     classifier, texts = shared_data()
+    # The client build_runtime would make, but with the shared TLS context; the fakes answer
+    # on plain HTTP, so it only ever serves a test that reaches for https.
+    kwargs.setdefault("http", httpx.AsyncClient(timeout=settings.bridge.timeout_s, verify=_tls()))
     return build_runtime(settings, classifier=classifier, texts=texts, **kwargs)
 
 
@@ -114,10 +153,7 @@ class Harness:
         settings = settings or test_settings(db_url, world, **overrides)
         runtime = make_runtime(settings, clock=clock)
         app = create_app(runtime, background=False)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://lianxin"
-        )
-        return cls(runtime, client, world, clock, make_worker(runtime))
+        return cls(runtime, in_process(app), world, clock, make_worker(runtime))
 
     async def restart(self) -> Harness:
         """A new runtime and app on the same database, as after a process restart."""
@@ -217,7 +253,8 @@ class Harness:
             f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
             f"<Encrypt><![CDATA[{envelope}]]></Encrypt></xml>"
         )
-        return await self.client.post(
+        sent_before = len(self.world.state.by_path(API_SEND))
+        response = await self.client.post(
             "/wechat/callback",
             params={
                 "signature": _sha1(WECHAT_TOKEN, ts, nonce),
@@ -228,6 +265,37 @@ class Harness:
             },
             content=body.encode(),
         )
+        # For decrypt_reply in `api` reply mode: who wrote, and what the API had sent before.
+        sender = re.search(r"<FromUserName><!\[CDATA\[(.*?)\]\]>", xml)
+        response.extensions["lianxin_sender"] = sender.group(1) if sender else ""
+        response.extensions["lianxin_sent_before"] = sent_before
+        return response
+
+    @property
+    def passive(self) -> bool:
+        """Whether WeChat messages are answered in the response (`wechat.reply_mode`)."""
+        return self.runtime.settings.wechat.reply_mode == "passive"
+
+    async def reply_to(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer to a WeChat message, whichever way it went: the passive reply decrypted
+        (`passive` reply mode), or in `api` mode the first customer-service message to the
+        sender after it (the delivery worker is run for it), in the passive reply's shape."""
+        if self.passive:
+            return self.decrypt_reply(response)
+        assert response.text == "success", response.text
+        await self.drain()
+        sender = response.extensions["lianxin_sender"]
+        sends = self.world.state.by_path(API_SEND)[response.extensions["lianxin_sent_before"] :]
+        for send in sends:
+            body = send.json()
+            if body.get("touser") == sender and body.get("msgtype") == "text":
+                return {
+                    "ToUserName": sender,
+                    "FromUserName": ACCOUNT,
+                    "MsgType": "text",
+                    "Content": body["text"]["content"],
+                }
+        raise AssertionError(f"no reply to {sender} through the API")
 
     def decrypt_reply(self, response: httpx.Response) -> dict[str, Any]:
         """Decrypt a passive safe-mode reply with wechatpy, checking its signature."""
@@ -313,6 +381,13 @@ class Harness:
     async def drain(self) -> list[Any]:
         """Run the delivery worker until nothing is due."""
         return await self.worker.drain()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The inbound pipeline of the app this harness's client talks to."""
+        transport = self.client._transport  # the app behind the client, for its pipeline
+        assert isinstance(transport, httpx.ASGITransport)
+        return transport.app.state.pipeline  # type: ignore[attr-defined,no-any-return]
 
 
 def _sha1(*parts: str) -> str:

@@ -22,7 +22,7 @@ from tests.console_support import (
     signed_in,
 )
 from tests.fakes import FakeWorld
-from tests.harness import DIRECTORY, Harness
+from tests.harness import DIRECTORY, Harness, SettledTransport
 
 PAGES = [
     "/console/",
@@ -362,9 +362,7 @@ async def test_the_demo_makes_one_account_of_each_role(tmp_path: Path) -> None:
         accounts = app.state.demo_accounts
         assert sorted(a.role for a in accounts) == ["admin", "leader", "officer"]
         for account in accounts:
-            client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://demo"
-            )
+            client = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://demo")
             answer = await sign_in(client, account.username, account.password)
             assert answer.status_code == 303, account
             assert account.who in (await client.get("/console/")).text

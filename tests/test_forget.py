@@ -155,9 +155,9 @@ async def test_unbinding_on_the_official_account_forgets_the_openid(h: Harness) 
     r = await h.post_wechat_safe(
         h.wechat_text_xml("我想咨询一下办理居住证需要什么材料", openid="o_resident")
     )
-    code = code_in(h.decrypt_reply(r)["Content"])
+    code = code_in((await h.reply_to(r))["Content"])
     r = await h.post_wechat_safe(h.wechat_text_xml("注销实名", openid="o_resident"))
-    reply = h.decrypt_reply(r)["Content"]
+    reply = (await h.reply_to(r))["Content"]
     assert "已注销实名" in reply and f"#{code}" in reply
     await h.drain()
     assert await holders_of(h, "o_resident") == []

@@ -99,7 +99,7 @@ async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: 
         h.wechat_text_xml("我想咨询一下办理居住证需要什么材料", openid="o_resident")
     )
     assert r.status_code == 200
-    reply = h.decrypt_reply(r)["Content"]
+    reply = (await h.reply_to(r))["Content"]
     code = code_in(reply)
     assert "咨询" in reply
     [ticket] = await h.tickets()
@@ -112,8 +112,9 @@ async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: 
     await h.drain()
     sends = h.world.state.by_path("/cgi-bin/message/custom/send")
     bodies = [s.json() for s in sends if s.headers["x-fake-accepted"] == "1"]
-    assert [b["touser"] for b in bodies] == ["o_resident"]
-    assert "户籍窗口" in bodies[0]["text"]["content"]
+    # In `api` reply mode the acknowledgement went through the API too, first.
+    assert [b["touser"] for b in bodies] == ["o_resident"] * (1 if h.passive else 2)
+    assert "户籍窗口" in bodies[-1]["text"]["content"]
 
 
 async def test_an_answer_refused_outside_the_48_hours_goes_out_when_the_resident_writes(
@@ -123,7 +124,7 @@ async def test_an_answer_refused_outside_the_48_hours_goes_out_when_the_resident
     r = await h.post_wechat_safe(
         h.wechat_text_xml("我想咨询一下办理居住证需要什么材料", openid="o_resident")
     )
-    code = code_in(h.decrypt_reply(r)["Content"])
+    code = code_in((await h.reply_to(r))["Content"])
     h.clock.advance(timedelta(hours=49).total_seconds())
     h.world.state.custom_send_script.extend([45015])  # the resident's window has closed
     await h.say(f"#{code} 带身份证和租房合同到户籍窗口办理", group=None, sender="wxid_county")
@@ -136,7 +137,7 @@ async def test_an_answer_refused_outside_the_48_hours_goes_out_when_the_resident
     await h.drain()
     sends = h.world.state.by_path("/cgi-bin/message/custom/send")
     delivered = [s.json()["text"]["content"] for s in sends if s.headers["x-fake-accepted"] == "1"]
-    passive = h.decrypt_reply(r)["Content"] if r.text != "success" else ""
+    passive = (await h.reply_to(r))["Content"] if r.text != "success" else ""
     assert sum("户籍窗口" in t for t in [*delivered, passive]) == 1
     # Once: writing again does not send it a second time.
     await h.post_wechat_safe(h.wechat_text_xml("谢谢", openid="o_resident"))
@@ -173,7 +174,7 @@ async def test_emergency_in_traditional_via_wechat_is_answered_passively(h: Harn
     r = await h.post_wechat_safe(
         h.wechat_text_xml("隔壁房子著火了,火很大,有人被困在裡面!", openid="o_x")
     )
-    content = h.decrypt_reply(r)["Content"]
+    content = (await h.reply_to(r))["Content"]
     assert "110" in content and "119" in content
     assert "請立即撥打" in content  # answered in the resident's script
 
@@ -428,7 +429,7 @@ async def test_scam_question_gets_the_warning_at_once_even_unverified(h: Harness
             "有人自称公安局打电话说我涉嫌洗钱,让我转账到安全账户,是不是骗子?", openid="o_new"
         )
     )
-    reply = h.decrypt_reply(r)["Content"]
+    reply = (await h.reply_to(r))["Content"]
     assert "安全账户" in reply and "96110" in reply  # the warning rides back passively
 
 
@@ -754,7 +755,7 @@ def _oa_xml(h: Harness, openid: str, msg_type: str, fields: str) -> str:
 
 async def test_a_photo_and_a_location_after_a_report_reach_its_officer(h: Harness) -> None:
     r = await h.post_wechat_safe(h.wechat_text_xml("樓下著火了!火很大", openid="o_fire"))
-    assert "119" in h.decrypt_reply(r)["Content"]
+    assert "119" in (await h.reply_to(r))["Content"]
     [ticket] = await h.tickets()
     location = (
         "<Location_X>23.13</Location_X><Location_Y>113.26</Location_Y><Scale>15</Scale>"
@@ -762,7 +763,7 @@ async def test_a_photo_and_a_location_after_a_report_reach_its_officer(h: Harnes
     )
     image = "<PicUrl><![CDATA[http://mmbiz.example/pic1.jpg]]></PicUrl><MediaId>m1</MediaId>"
     for msg_type, fields in (("location", location), ("image", image)):
-        reply = h.decrypt_reply(await h.post_wechat_safe(_oa_xml(h, "o_fire", msg_type, fields)))
+        reply = await h.reply_to(await h.post_wechat_safe(_oa_xml(h, "o_fire", msg_type, fields)))
         assert f"#{ticket.code}" in reply["Content"]  # told it went to the officer
     await h.sent()
     told = [m for m in h.to_user("wxid_county") + h.to_user("wxid_wang") if f"#{ticket.code}" in m]
@@ -772,6 +773,6 @@ async def test_a_photo_and_a_location_after_a_report_reach_its_officer(h: Harnes
 
 async def test_a_photo_with_no_matter_to_belong_to_gets_the_greeting(h: Harness) -> None:
     image = "<PicUrl><![CDATA[http://mmbiz.example/pic2.jpg]]></PicUrl><MediaId>m2</MediaId>"
-    reply = h.decrypt_reply(await h.post_wechat_safe(_oa_xml(h, "o_new", "image", image)))
+    reply = await h.reply_to(await h.post_wechat_safe(_oa_xml(h, "o_new", "image", image)))
     assert "連心" in reply["Content"] or "连心" in reply["Content"]
     assert await h.tickets() == []

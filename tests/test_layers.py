@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {  # top to bottom: a module may import its own layer and those below it
     "composition root": ("bot/app.py", "bot/wiring.py", "bot/cli", "bot/demo/", "bot/__main__.py", "bot/scheduler.py"),
     "routes and channels": ("bot/web/", "bot/channels/"),
-    "dispatcher": ("bot/dispatcher.py",),
+    "dispatcher": ("bot/pipeline.py", "bot/dispatcher.py"),
     "intent handlers": ("handlers/",),
     "domain services": ("bot/services/", "broadcasts/"),
     "outbox": ("broadcasts/outbox.py",),

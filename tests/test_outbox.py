@@ -9,6 +9,7 @@ from sqlalchemy import select
 from bot.messages import OutboundMessage
 from broadcasts.outbox import enqueue
 from models.outbox import OutboxMessage
+from tests.fakes import FakeWorld
 from tests.harness import Harness
 
 
@@ -135,12 +136,18 @@ async def test_outbox_payload_encrypted_at_rest(harness: Harness) -> None:
     assert raw is not None and b"13812345678" not in raw
 
 
-async def test_timeout_is_retried(harness: Harness) -> None:
-    harness.world.state.send_script.extend(["hang"])
-    oid = await _enqueue(harness)
-    outcomes = await harness.drain()
-    assert [o.status for o in outcomes] == ["pending"]
-    assert (await _row(harness, oid)).last_error == "timeout"
+async def test_timeout_is_retried(db_url: str, world: FakeWorld) -> None:
+    # The fake answers a "hang" after 5 s; a short client timeout finds that out sooner than
+    # the harness's 10 s would.
+    harness = Harness.build(db_url, world, bridge={"timeout_s": 0.3})
+    try:
+        harness.world.state.send_script.extend(["hang"])
+        oid = await _enqueue(harness)
+        outcomes = await harness.drain()
+        assert [o.status for o in outcomes] == ["pending"]
+        assert (await _row(harness, oid)).last_error == "timeout"
+    finally:
+        await harness.close()
 
 
 async def test_undecryptable_row_fails_instead_of_sticking(harness: Harness) -> None:

@@ -17,7 +17,7 @@ from bot.channels.simulated import SimulatedBridge
 from bot.demo import build_demo_app
 from bot.runtime import Runtime
 from bot.web.simulator import SimulatorHub, event_stream, hub_of
-from tests.harness import Harness
+from tests.harness import Harness, SettledTransport
 
 GROUP = "grp-qiaozhen-01"
 REPORT = "我家的電動車昨晚在樓下被偷了"
@@ -29,7 +29,7 @@ class Demo:
     def __init__(self, folder: Path) -> None:
         self.app, self.runtime = build_demo_app(folder, background=False)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://demo"
+            transport=SettledTransport(app=self.app), base_url="http://demo"
         )
         self.worker = make_worker(self.runtime)
 

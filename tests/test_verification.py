@@ -35,7 +35,7 @@ from models.outbox import OutboxMessage
 from models.people import Binding, GroupMember, Member, VerificationCode
 from tests import harness as test_harness
 from tests.fakes import FakeWorld
-from tests.harness import BRIDGE_SECRET, Harness
+from tests.harness import BRIDGE_SECRET, Harness, SettledTransport
 
 DIRECTORY = Path(__file__).parent / "data" / "directory.yaml"
 CHAIN: list[Handler] = [membership_events, verification_commands, private_greeting]
@@ -62,7 +62,7 @@ async def build_harness(
     # Until bot/runtime.py registers it, the SMS sender is added here.
     runtime.senders.setdefault("sms", make_sms_sender(settings, runtime.http, clock))
     app = create_app(runtime, handlers=list(handlers), background=False)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lianxin")
+    client = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://lianxin")
     harness = Harness(runtime, client, world, clock, make_worker(runtime))
     async with runtime.sessions.begin() as session:
         await load_directory_file(session, DIRECTORY)
@@ -581,7 +581,7 @@ async def test_maybe_remind_once_a_day_and_is_verified(db_url: str, world: FakeW
 async def _oa(h: Harness, text: str, openid: str = "o_resident") -> str:
     response = await h.post_wechat_safe(h.wechat_text_xml(text, openid=openid))
     assert response.status_code == 200, response.text
-    return str(h.decrypt_reply(response)["Content"])
+    return str((await h.reply_to(response))["Content"])
 
 
 async def test_binding_through_the_official_account(vh: Harness) -> None:

@@ -30,7 +30,7 @@ from models.directory import Group
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld
-from tests.harness import DIRECTORY, Harness
+from tests.harness import DIRECTORY, Harness, SettledTransport
 
 TOKEN = "wecomtoken"
 AES_KEY = base64.b64encode(os.urandom(32)).decode()[:43]
@@ -173,7 +173,7 @@ async def w(db_url: str, world: FakeWorld) -> AsyncIterator[W]:
     if not any(getattr(route, "path", None) == PATH for route in app.routes):
         app.include_router(wecom_routes.router)  # until bot/app.py includes it
     await h.client.aclose()
-    h.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lianxin")
+    h.client = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://lianxin")
     yield W(h, robot, robot_client)
     await h.close()
     await robot_client.aclose()

@@ -29,6 +29,7 @@ from bot.channels.simulated import SimulatedBridge, SimulatedSend
 from bot.clock import ManualClock
 from bot.demo import demo_settings, prepare
 from bot.pii import mask_phone
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.services.tokens import create_token
 from bot.settings import secret_value
@@ -49,6 +50,7 @@ class Player:
     bridge: SimulatedBridge
     sms: SimulatedBridge
     clock: ManualClock
+    pipeline: Pipeline
     names: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     seen: int = 0
@@ -83,7 +85,9 @@ class Player:
         return response
 
     async def deliver(self) -> list[SimulatedSend]:
-        """Run the delivery worker and print every new message the bot sent."""
+        """Process what was received, run the delivery worker and print every new message the
+        bot sent."""
+        await self.pipeline.drain()
         await make_worker(self.runtime).drain()
         new = self.bridge.sent[self.seen :]
         self.seen = len(self.bridge.sent)
@@ -447,7 +451,7 @@ async def play(folder: Path) -> int:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://demo"
     ) as client:
-        p = Player(runtime, client, bridge, sms, clock)
+        p = Player(runtime, client, bridge, sms, clock, app.state.pipeline)
         await _names(runtime, p)
         await _seed(runtime)
         async with runtime.sessions.begin() as s:

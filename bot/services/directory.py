@@ -1,63 +1,45 @@
 """Loading the organisation directory (CONTRACT §4): all or nothing, errors name the line.
 
-Stations, officers and groups are upserted by id; entries missing from a later file are kept
-(tickets and history refer to them). The roster of every station named in the file is replaced by
-the file's entries, so loading the same file twice changes nothing.
+The file's rules are bot/services/directory_check.py. Stations, officers and groups are upserted by
+id; entries missing from a later file are kept (tickets and history refer to them). The roster
+of every station named in the file is replaced by the file's entries, so loading the same file
+twice changes nothing. The console's edits (bot/services/directory_changes.py) go through here too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import storable_id
 from bot.pii import PiiCipher
-from bot.services.identity import IdentityError, normalise_phone
+from bot.services.directory_check import (
+    DAYS,
+    DirectoryError,
+    Known,
+    check_sections,
+    fail,
+    parse_directory,
+)
+from bot.services.identity import normalise_phone
 from models.directory import Group, Officer, RosterEntry, Station
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
-
-
-class DirectoryError(Exception):
-    """The file cannot be applied; the message names the file line and the entry."""
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers each mapping's line as ``__line__``, refuses a key given
-    twice, and leaves dates as text (checked below, naming the line)."""
-
-
-# YAML would turn an unquoted 2026-02-30 into a date and fail with a bare ValueError.
-_LineLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
-    keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
-    twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-    if twice is not None:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"key '{twice}' given twice", node.start_mark
-        )
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+__all__ = [
+    "DAYS",
+    "DirectoryError",
+    "Known",
+    "LoadSummary",
+    "apply_directory",
+    "check_sections",
+    "known_ids",
+    "parse_directory",
+    "roster_key",
+]
 
 
 @dataclass
@@ -70,221 +52,8 @@ class LoadSummary:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass
-class Known:
-    """Ids already in the database, which a file may refer to without repeating them."""
-
-    stations: set[str] = field(default_factory=set)
-    officers: set[str] = field(default_factory=set)
-
-
-def parse_directory(
-    text: str, source: str = "directory", known: Known | None = None
-) -> dict[str, list[dict[str, Any]]]:
-    """Parse and check a directory document; raises :class:`DirectoryError`."""
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source} line {mark.line + 1}" if mark else source
-        raise DirectoryError(f"{where}: not valid YAML: {exc.problem or exc}") from None
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        raise DirectoryError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise DirectoryError(f"{source}: top level must be a mapping")
-    unknown = set(doc) - {"stations", "officers", "groups", "roster", "__line__"}
-    if unknown:
-        raise DirectoryError(f"{source}: unknown section(s): {', '.join(sorted(unknown))}")
-    sections: dict[str, list[dict[str, Any]]] = {}
-    for name in ("stations", "officers", "groups", "roster"):
-        items = doc.get(name) or []
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise DirectoryError(f"{source}: '{name}' must be a list of mappings")
-        sections[name] = items
-    _check(sections, source, known or Known())
-    return sections
-
-
-def _fail(source: str, item: dict[str, Any], what: str, problem: str) -> DirectoryError:
-    return DirectoryError(f"{source} line {item.get('__line__', '?')}: {what}: {problem}")
-
-
-def _require(source: str, item: dict[str, Any], what: str, *keys: str) -> None:
-    for key in keys:
-        value = item.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise _fail(source, item, what, f"missing '{key}'")
-
-
-# What each entry may say. A misspelt key ("parnet") silently dropping a station's parent would
-# cut the escalation chain; names and ids given as lists or mappings would be stored as
-# their Python repr.
-_TEXT, _LIST, _ANY = "text", "list", "any"
-# The widest text each key may hold (its column); ids of stations and officers are 64 wide.
-_WIDTHS = {"name": 200, "wechat_id": 128, "wecom_id": 128, "wecom_webhook": 500, "phone": 32}
-_GROUP_ID_WIDTH, _ID_WIDTH = 128, 64
-_KEYS: dict[str, tuple[dict[str, str], str]] = {
-    "stations": (dict.fromkeys(("id", "name", "parent", "timezone"), _TEXT), "station"),
-    "officers": (
-        dict.fromkeys(("id", "name", "station", "wechat_id", "wecom_id", "role", "phone"), _TEXT),
-        "officer",
-    ),
-    "groups": (
-        {
-            **dict.fromkeys(("id", "name", "station", "officer", "wecom_webhook"), _TEXT),
-            "tags": _LIST,
-        },
-        "group",
-    ),
-    "roster": (
-        {
-            **dict.fromkeys(("station", "officer"), _TEXT),
-            **dict.fromkeys(("date", "from", "to"), _ANY),  # checked as times and dates below
-            "days": _LIST,
-        },
-        "roster entry",
-    ),
-}
-
-
-def _check_shapes(s: dict[str, list[dict[str, Any]]], source: str) -> None:
-    for section, (allowed, what) in _KEYS.items():
-        for item in s[section]:
-            label = f"{what} {item.get('id', item.get('officer', '?'))}"
-            for key, value in item.items():
-                if key == "__line__":
-                    continue
-                if key not in allowed:
-                    known = ", ".join(allowed)
-                    raise _fail(source, item, label, f"unknown key '{key}' (known: {known})")
-                kind = allowed[key]
-                if value is None or kind == _ANY:
-                    continue
-                if kind == _TEXT and (isinstance(value, bool) or not isinstance(value, str | int)):
-                    raise _fail(source, item, label, f"'{key}' must be text, got {value!r}")
-                if kind == _TEXT:
-                    _check_text(source, item, label, section, key, str(value))
-                if kind == _LIST and not isinstance(value, list):
-                    raise _fail(source, item, label, f"'{key}' must be a list, got {value!r}")
-
-
-def _check_text(
-    source: str, item: dict[str, Any], label: str, section: str, key: str, value: str
-) -> None:
-    """Text the database can hold: within its column, and no control characters (NUL, which
-    PostgreSQL refuses, among them) or lone surrogates."""
-    width = _WIDTHS.get(key, _GROUP_ID_WIDTH if (section, key) == ("groups", "id") else _ID_WIDTH)
-    if len(value) > width:
-        raise _fail(source, item, label, f"'{key}' is longer than {width} characters")
-    if not storable_id(value):
-        raise _fail(source, item, label, f"'{key}' holds control characters")
-
-
-def _check(s: dict[str, list[dict[str, Any]]], source: str, known: Known) -> None:
-    _check_shapes(s, source)
-    station_ids: set[str] = set()
-    for st in s["stations"]:
-        _require(source, st, "station", "id", "name")
-        sid = str(st["id"])
-        if sid in station_ids:
-            raise _fail(source, st, f"station {sid}", "duplicate id")
-        station_ids.add(sid)
-        if st.get("timezone"):
-            try:
-                ZoneInfo(str(st["timezone"]))
-            except (ZoneInfoNotFoundError, ValueError):
-                raise _fail(source, st, f"station {sid}", "unknown timezone") from None
-    station_ids |= known.stations
-    for st in s["stations"]:
-        parent = st.get("parent")
-        if parent is not None and str(parent) not in station_ids:
-            raise _fail(source, st, f"station {st['id']}", f"unknown parent station '{parent}'")
-    _check_no_cycles(s["stations"], source)
-
-    officer_ids: set[str] = set()
-    account_ids: dict[str, set[str]] = {"wechat_id": set(), "wecom_id": set()}
-    for off in s["officers"]:
-        _require(source, off, "officer", "id", "name", "station")
-        oid = str(off["id"])
-        if oid in officer_ids:
-            raise _fail(source, off, f"officer {oid}", "duplicate id")
-        officer_ids.add(oid)
-        if str(off["station"]) not in station_ids:
-            raise _fail(source, off, f"officer {oid}", f"unknown station '{off['station']}'")
-        if off.get("role", "officer") not in ("officer", "leader"):
-            raise _fail(source, off, f"officer {oid}", "role must be 'officer' or 'leader'")
-        for column, seen in account_ids.items():
-            account = off.get(column)
-            if account:
-                if str(account) in seen:
-                    raise _fail(source, off, f"officer {oid}", f"{column} '{account}' used twice")
-                seen.add(str(account))
-        if off.get("phone") is not None:
-            try:
-                normalise_phone(str(off["phone"]))
-            except IdentityError:
-                raise _fail(
-                    source, off, f"officer {oid}", "'phone' is not a mainland mobile number"
-                ) from None
-
-    officer_ids |= known.officers
-    group_ids: set[str] = set()
-    for grp in s["groups"]:
-        _require(source, grp, "group", "id", "name", "station")
-        gid = str(grp["id"])
-        if gid in group_ids:
-            raise _fail(source, grp, f"group {gid}", "duplicate id")
-        group_ids.add(gid)
-        if str(grp["station"]) not in station_ids:
-            raise _fail(source, grp, f"group {gid}", f"unknown station '{grp['station']}'")
-        if grp.get("officer") is not None and str(grp["officer"]) not in officer_ids:
-            raise _fail(source, grp, f"group {gid}", f"unknown officer '{grp['officer']}'")
-        tags = grp.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise _fail(source, grp, f"group {gid}", "tags must be a list of words")
-
-    for entry in s["roster"]:
-        what = f"roster entry for {entry.get('officer', '?')}"
-        _require(source, entry, what, "station", "officer", "from", "to")
-        if str(entry["station"]) not in station_ids:
-            raise _fail(source, entry, what, f"unknown station '{entry['station']}'")
-        if str(entry["officer"]) not in officer_ids:
-            raise _fail(source, entry, what, f"unknown officer '{entry['officer']}'")
-        for key in ("from", "to"):
-            if not _TIME.match(str(entry[key])):
-                # Unquoted, YAML reads 20:00 as the number 1200.
-                raise _fail(
-                    source, entry, what,
-                    f"'{key}' must be HH:MM in quotes (\"20:00\"), got {entry[key]!r}",
-                )  # fmt: skip
-        days = entry.get("days")
-        on = entry.get("date")
-        if (days is None) == (on is None):
-            raise _fail(source, entry, what, "give either 'days' (weekly) or 'date' (one-off)")
-        if days is not None and (
-            not isinstance(days, list) or not days or any(str(d).lower() not in DAYS for d in days)
-        ):
-            raise _fail(source, entry, what, f"days must be a list of {', '.join(DAYS)}")
-        if on is not None and not isinstance(on, date):
-            try:
-                date.fromisoformat(str(on))
-            except ValueError:
-                raise _fail(source, entry, what, f"date must be YYYY-MM-DD, got {on!r}") from None
-
-
-def _check_no_cycles(stations: list[dict[str, Any]], source: str) -> None:
-    parents = {str(st["id"]): (str(st["parent"]) if st.get("parent") else None) for st in stations}
-    for st in stations:
-        seen = {str(st["id"])}
-        node = parents[str(st["id"])]
-        while node is not None:
-            if node in seen:
-                raise _fail(source, st, f"station {st['id']}", "parent chain loops")
-            seen.add(node)
-            node = parents.get(node)
-
-
-def _roster_key(entry: dict[str, Any]) -> str:
+def roster_key(entry: dict[str, Any]) -> str:
+    """A roster entry's identity: station, officer, days or date, and hours."""
     when = (
         "date:" + str(entry["date"])
         if entry.get("date") is not None
@@ -316,12 +85,15 @@ async def _free_moved_accounts(
         if holder.id == new_owner:
             continue
         if holder.id not in in_file:
-            raise _fail(
+            raise fail(
                 source,
                 in_file[new_owner],
-                f"officer {new_owner}",
-                f"{column} '{account}' belongs to officer {holder.id}, who is not in "
-                f"this file: give that officer another {column} here, or none",
+                "officer",
+                new_owner,
+                "account_elsewhere",
+                column=column,
+                account=account,
+                holder=holder.id,
             )
         setattr(holder, column, None)
         moved = True
@@ -344,8 +116,12 @@ async def apply_directory(
     source: str = "directory",
     *,
     cipher: PiiCipher | None = None,
+    roster_stations: frozenset[str] = frozenset(),
 ) -> LoadSummary:
-    """Upsert a checked directory into ``session`` (the caller commits, or rolls back)."""
+    """Upsert a checked directory into ``session`` (the caller commits, or rolls back).
+
+    The roster of each station the file's roster names, and of ``roster_stations`` (a console
+    edit that leaves a station's roster empty), is replaced by the file's entries."""
     # Parents first, so foreign keys hold at every flush.
     pending = list(sections["stations"])
     ordered: list[dict[str, Any]] = []
@@ -374,10 +150,7 @@ async def apply_directory(
     for column in ("wechat_id", "wecom_id"):
         await _free_moved_accounts(session, sections["officers"], source, column)
     if cipher is None and any(off.get("phone") is not None for off in sections["officers"]):
-        raise DirectoryError(
-            f"{source}: officers' phone numbers are stored encrypted: set security.pii_key "
-            "(LIANXIN__SECURITY__PII_KEY) before loading them"
-        )
+        raise DirectoryError(source, "pii_key_missing")
     for off in sections["officers"]:
         officer = await session.merge(
             Officer(
@@ -404,8 +177,8 @@ async def apply_directory(
             )
         )
     await session.flush()
-    stations_in_file = {str(e["station"]) for e in sections["roster"]}
-    keys = {_roster_key(e) for e in sections["roster"]}
+    stations_in_file = {str(e["station"]) for e in sections["roster"]} | roster_stations
+    keys = {roster_key(e) for e in sections["roster"]}
     if stations_in_file:
         await session.execute(
             delete(RosterEntry).where(
@@ -424,7 +197,7 @@ async def apply_directory(
         else set()
     )
     for entry in sections["roster"]:
-        key = _roster_key(entry)
+        key = roster_key(entry)
         if key in existing:
             continue
         existing.add(key)
@@ -487,13 +260,18 @@ async def load_directory_file(
     try:
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError as exc:
-        raise DirectoryError(f"{path}: {exc.strerror}") from None
+        raise DirectoryError(str(path), "unreadable", reason=exc.strerror) from None
     except UnicodeDecodeError:
-        raise DirectoryError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
-    known = Known(
-        stations=set((await session.scalars(select(Station.id))).all()),
-        officers=set((await session.scalars(select(Officer.id))).all()),
-    )
+        raise DirectoryError(str(path), "not_utf8") from None
+    known = await known_ids(session)
     return await apply_directory(
         session, parse_directory(text, str(path), known), str(path), cipher=cipher
+    )
+
+
+async def known_ids(session: AsyncSession) -> Known:
+    """The stations and officers already in the database."""
+    return Known(
+        stations=set((await session.scalars(select(Station.id))).all()),
+        officers=set((await session.scalars(select(Officer.id))).all()),
     )

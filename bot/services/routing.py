@@ -39,7 +39,8 @@ def _covers(entry: RosterEntry, day: date, minute_of_day: int) -> bool:
     return start <= minute_of_day < end
 
 
-def _scheduled(entry: RosterEntry, day: date) -> bool:
+def scheduled_on(entry: RosterEntry, day: date) -> bool:
+    """Whether a shift starts on ``day`` (its weekday, or its one date)."""
     if entry.on_date is not None:
         return entry.on_date == day
     return _DAY_NAMES[day.weekday()] in entry.days
@@ -55,8 +56,8 @@ def on_duty_ids(entries: list[RosterEntry], local: datetime) -> list[str]:
     minute = local.hour * 60 + local.minute
 
     def covering(entry: RosterEntry) -> bool:
-        return (_scheduled(entry, today) and _covers(entry, today, minute)) or (
-            _scheduled(entry, yesterday) and _covers(entry, yesterday, minute + 24 * 60)
+        return (scheduled_on(entry, today) and _covers(entry, today, minute)) or (
+            scheduled_on(entry, yesterday) and _covers(entry, yesterday, minute + 24 * 60)
         )
 
     now_on = [e for e in entries if covering(e)]

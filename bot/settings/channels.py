@@ -29,6 +29,11 @@ class WeChatSettings(Section):
     api_base_url: str = "https://api.weixin.qq.com"
     # WeChat waits 5 s; leave room for the network on the way back.
     passive_reply_budget_s: float = Field(4.0, gt=0)
+    # passive: the request waits for its event's processing (up to passive_reply_budget_s) and
+    # answers with the first reply; what is not ready goes through the customer-service API.
+    # api: answer `success` at once and send every reply through the API (verified service
+    # accounts: a subscription account without the API could not answer at all).
+    reply_mode: Literal["passive", "api"] = "passive"
     # Plain mode signs the query string but not the body: whoever sees one signed request can
     # send any message under it for replay_window_s. Refused unless explicitly allowed.
     allow_plain_mode: bool = False

@@ -24,6 +24,7 @@ from bot.settings.sections import (
     DatabaseSettings,
     DeadlineSettings,
     DisputeSettings,
+    InboundSettings,
     IntakeSettings,
     LimitSettings,
     OutboxSettings,
@@ -49,6 +50,7 @@ class Settings(Section):
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     disputes: DisputeSettings = Field(default_factory=DisputeSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)

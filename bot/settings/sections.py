@@ -119,6 +119,24 @@ class DeadlineSettings(Section):
         return {1: self.p1_ack_s, 2: self.p2_ack_s}.get(priority, self.p3_ack_s)
 
 
+class InboundSettings(Section):
+    """Accepting and processing inbound events (bot/pipeline.py, docs/performance.md)."""
+
+    # The journal writer waits this long after the first event of a batch for others to join
+    # its transaction (group commit), unless max_batch are already waiting.
+    gather_ms: float = Field(1.5, ge=0)
+    max_batch: int = Field(200, ge=1)
+    # The processor claims up to process_batch events at a time and handles them in one
+    # transaction, stopping early after slice_ms so that the journal writer gets its turn.
+    process_batch: int = Field(16, ge=1)
+    slice_ms: float = Field(50.0, gt=0)
+    # While requests keep arriving, the processor takes at most this share of the event loop
+    # (emergencies excepted): a burst is accepted first and its backlog processed after it.
+    process_share: float = Field(0.4, gt=0, le=1)
+    # How often an idle processor looks for events journaled by another process.
+    poll_interval_s: float = Field(0.5, gt=0)
+
+
 class IntakeSettings(Section):
     # Reports of one incident by several residents of a group within this window merge.
     merge_window_s: int = Field(1800, ge=0)

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 
 from bot.channels import bridge
 from bot.channels.body import read_capped_body
-from bot.dispatcher import Dispatcher
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.settings import secret_value
-from bot.web.deps import get_dispatcher, get_runtime
+from bot.web.deps import get_pipeline, get_runtime
 
 log = logging.getLogger("lianxin.bridge")
 router = APIRouter()
@@ -22,9 +22,10 @@ router = APIRouter()
 async def bridge_events(
     request: Request,
     runtime: Runtime = Depends(get_runtime),
-    dispatcher: Dispatcher = Depends(get_dispatcher),
+    pipeline: Pipeline = Depends(get_pipeline),
 ) -> JSONResponse:
-    """Verify, parse and journal one bridge event; answer once it is committed."""
+    """Verify, parse and journal one bridge event; answer once it is committed (it is handled
+    behind, by the pipeline's processor)."""
     secret = secret_value(runtime.settings.bridge.secret)
     if not secret:
         raise HTTPException(404, "bridge channel not configured")
@@ -46,10 +47,10 @@ async def bridge_events(
         event = bridge.parse_event(body)
     except bridge.BadEvent as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
-    result = await dispatcher.dispatch(event)
+    accepted = await pipeline.accept(event)
     answer: dict[str, object] = {"ok": True}
-    if result.duplicate:
+    if accepted.duplicate:
         answer["duplicate"] = True
-    if result.status == "unknown_group":
+    if accepted.unknown_group:
         answer["unknown_group"] = True
     return JSONResponse(answer)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies that hand routes the runtime and dispatcher built at start-up.
+"""FastAPI dependencies that hand routes the runtime and inbound pipeline built at start-up.
 
 They are ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
 its thread pool, a thread hop per request for a single attribute read.
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request
 
-from bot.dispatcher import Dispatcher
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 
 # Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
@@ -25,7 +25,7 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_dispatcher(request: Request) -> Dispatcher:
-    """The app's dispatcher."""
-    dispatcher: Dispatcher = request.app.state.dispatcher
-    return dispatcher
+async def get_pipeline(request: Request) -> Pipeline:
+    """The app's inbound pipeline (journal writer and processor)."""
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline

@@ -11,9 +11,9 @@ from fastapi.responses import PlainTextResponse, Response
 
 from bot.channels.body import read_capped_body
 from bot.channels.wechat import CallbackQuery, Rejected, WeChatCallback
-from bot.dispatcher import Dispatcher
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
-from bot.web.deps import get_dispatcher, get_runtime
+from bot.web.deps import get_pipeline, get_runtime
 
 log = logging.getLogger("lianxin.wechat")
 router = APIRouter()
@@ -54,9 +54,10 @@ async def receive(
     request: Request,
     q: CallbackQuery = Depends(_query),
     runtime: Runtime = Depends(get_runtime),
-    dispatcher: Dispatcher = Depends(get_dispatcher),
+    pipeline: Pipeline = Depends(get_pipeline),
 ) -> Response:
-    """Verify, decrypt, journal and handle one message; answer passively when in time."""
+    """Verify, decrypt and journal one message; in ``passive`` reply mode wait (within the
+    budget) for its processing and answer with its first reply."""
     callback = _callback(runtime)
     started = runtime.clock.now()
     body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
@@ -65,10 +66,22 @@ async def receive(
     except Rejected as exc:
         log.warning("wechat callback refused: %s", exc.reason)
         return PlainTextResponse(exc.reason, status_code=exc.status)
-    budget = timedelta(seconds=runtime.settings.wechat.passive_reply_budget_s)
-    result = await dispatcher.dispatch(parsed.inbound, passive_until=started + budget)
+    settings = runtime.settings.wechat
+    if settings.reply_mode == "api":
+        # Every reply goes through the customer-service API; WeChat only needs to know we have it.
+        await pipeline.accept(parsed.inbound)
+        return PlainTextResponse("success")
+    budget = timedelta(seconds=settings.passive_reply_budget_s)
+    accepted = await pipeline.accept(parsed.inbound, passive_until=started + budget)
+    if accepted.duplicate:
+        # WeChat retries only when our answer did not reach it: the same passive reply again.
+        candidate = await pipeline.earlier_passive(accepted.journal_id)
+    else:
+        left = budget - (runtime.clock.now() - started)
+        candidate = await pipeline.passive_reply(
+            accepted.journal_id, budget_s=max(0.0, left.total_seconds())
+        )
     # The first reply to the sender rides back in this response; the rest go by the API.
-    candidate = result.passive
     if candidate is None:
         return PlainTextResponse("success")
     text = runtime.cipher.decrypt_json(candidate.payload_enc)["text"]

@@ -3,9 +3,10 @@
 The callback object is ``runtime.wecom`` (a :class:`WeComCallback`, built when the ``wecom``
 section is configured); without it the route answers 404.
 
-Passive replies: the dispatcher claims the first reply to the event's chat (the group, or the
-sender privately) in the handlers' own transaction, before the outbox worker can see it, so the
-worker and this request never both send it and neither misses it.
+Passive replies: the request waits for its event's processing (bot/pipeline.py); the processor
+claims the first reply to the event's chat (the group, or the sender privately) in the handlers'
+own transaction, before the outbox worker can see it, so the worker and this request never both
+send it and neither misses it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.channels.body import read_capped_body
 from bot.channels.wecom import Rejected, WeComCallback, WeComQuery
-from bot.dispatcher import Dispatcher
+from bot.pipeline import Pipeline
 from bot.runtime import Runtime
-from bot.web.deps import get_dispatcher, get_runtime
+from bot.web.deps import get_pipeline, get_runtime
 
 log = logging.getLogger("lianxin.wecom")
 router = APIRouter()
@@ -62,7 +63,7 @@ async def receive(
     request: Request,
     q: WeComQuery = Depends(_query),
     runtime: Runtime = Depends(get_runtime),
-    dispatcher: Dispatcher = Depends(get_dispatcher),
+    pipeline: Pipeline = Depends(get_pipeline),
 ) -> Response:
     """Verify, decrypt, journal and handle one callback; answer passively when in time."""
     callback = _callback(runtime)
@@ -77,9 +78,15 @@ async def receive(
         # A stream refresh: our streams finish in the first reply, so there is nothing to add.
         log.info("wecom %s callback ignored", parsed.msgtype)
         return Response(status_code=200)
-    passive_until = started + timedelta(seconds=callback.passive_reply_budget_s)
-    result = await dispatcher.dispatch(parsed.inbound, passive_until=passive_until)
-    candidate = result.passive
+    budget = timedelta(seconds=callback.passive_reply_budget_s)
+    accepted = await pipeline.accept(parsed.inbound, passive_until=started + budget)
+    if accepted.duplicate:
+        candidate = await pipeline.earlier_passive(accepted.journal_id)
+    else:
+        left = budget - (runtime.clock.now() - started)
+        candidate = await pipeline.passive_reply(
+            accepted.journal_id, budget_s=max(0.0, left.total_seconds())
+        )
     if candidate is None:
         return Response(status_code=200)  # WeCom: an empty answer means "no reply"
     text = runtime.cipher.decrypt_json(candidate.payload_enc).get("text", "")

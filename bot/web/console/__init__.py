@@ -5,8 +5,9 @@ htmx, no build step) and the answers for "not signed in" (``303`` to the sign-in
 without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out), ``overview``
 (總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``bulletins_page`` (公告), ``alerts_page``
 (緊急通報), ``stats_page`` (統計), ``households`` and ``household_visits`` (住戶: roster,
-visits, plans, 待訪), ``audit_page`` (審計); ``coming`` holds the places of pages not built
-yet, listed in ``ui.NAV``.
+visits, plans, 待訪), ``org`` and ``org_upload`` (組織: the tree, a station's roster week,
+edits, the directory upload), ``audit_page`` (審計); ``coming`` holds the places of pages not
+built yet, listed in ``ui.NAV``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from bot.web.console import (
     disputes,
     household_visits,
     households,
+    org,
+    org_upload,
     overview,
     stats_page,
     tickets,
@@ -42,6 +45,8 @@ for module in (
     stats_page,
     household_visits,  # before households: /households/due is not a household's number
     households,
+    org_upload,
+    org,
     audit_page,
     coming,
 ):

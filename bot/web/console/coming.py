@@ -1,4 +1,4 @@
-"""Pages listed in the navigation but not built yet (組織): each says how to do
+"""Pages listed in the navigation but not built yet (none at present): each says how to do
 the same today. A real page replaces its entry here and sets ``ready`` in ui.NAV."""
 
 from __future__ import annotations

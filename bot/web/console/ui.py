@@ -52,7 +52,7 @@ NAV = (
     NavItem("households", "/console/households"),
     NavItem("bulletins", "/console/bulletins"),
     NavItem("alerts", "/console/alerts"),
-    NavItem("organisation", "/console/organisation", ready=False),
+    NavItem("organisation", "/console/organisation"),
     NavItem("audit", "/console/audit", roles=("admin",)),
 )
 

@@ -1,0 +1,457 @@
+"""Accept at the speed of the wire, process behind, emergencies first (issue 17).
+
+Accepting: a channel endpoint verifies and parses an event, runs the emergency check and hands
+it to :meth:`Pipeline.accept`, which returns once the event's journal row is durable. A single
+writer task gathers the events that arrive within ``inbound.gather_ms`` (or up to
+``inbound.max_batch``) into one transaction: one INSERT for all of them, one commit. Nothing is
+answered before its row is committed, so a crash after the answer loses nothing.
+
+Processing: a processor task claims unprocessed journal rows, emergencies first and otherwise in
+journal order, and runs each through :meth:`Dispatcher.process` in one transaction per batch,
+which marks the rows processed. Per chat the order holds: one processor task per process, and on
+PostgreSQL a transaction-scoped advisory lock per chat keeps another process off a chat's events
+while one has them (docs/performance.md). Passive replies: an endpoint that may answer in its
+response registers a waiter at acceptance; the processor claims the passive reply for it while
+the waiter is still waiting and its deadline has not passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from bot.dispatcher import Dispatcher, DispatchResult
+from bot.messages import InboundMessage
+from bot.runtime import Runtime
+from handlers.context import classifiable
+from models.directory import Group
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+
+log = logging.getLogger("lianxin.pipeline")
+_journal = cast(Table, InboundEvent.__table__)
+_JOURNAL_COLUMNS = (
+    "channel", "dedup_key", "kind", "group_id", "sender_id", "payload_enc", "received_at",
+    "status", "emergency",
+)  # fmt: skip
+_CLAIM_COLUMNS = (
+    _journal.c.id, _journal.c.channel, _journal.c.dedup_key, _journal.c.kind,
+    _journal.c.group_id, _journal.c.sender_id, _journal.c.payload_enc, _journal.c.received_at,
+    _journal.c.emergency,
+)  # fmt: skip
+_QUEUE = (
+    select(*_CLAIM_COLUMNS)
+    .where(_journal.c.processed_at.is_(None))
+    .order_by(_journal.c.emergency.desc(), _journal.c.id)
+    .limit(bindparam("n"))
+)
+# PostgreSQL: walk the queue's first rows in order and take a row when this transaction gets
+# its chat's advisory lock (held by one transaction at a time, re-entrantly), until :n rows are
+# taken. The outer LIMIT stops the walk there, so only the chats of the rows taken get locked;
+# rows of a chat another process holds are skipped, and each chat's rows taken are a prefix of
+# its queue. PostgreSQL does not push a volatile function's condition below the inner LIMIT.
+_PG_LOCK = text(
+    "SELECT q.id FROM (SELECT id, channel, coalesce(group_id, '@' || sender_id) AS chat "
+    "FROM inbound_events WHERE processed_at IS NULL ORDER BY emergency DESC, id "
+    "LIMIT :window) q "
+    "WHERE pg_try_advisory_xact_lock(hashtextextended(q.channel || ':' || q.chat, 17)) "
+    "LIMIT :n"
+)
+# Then read them again in a new snapshot: rows another process processed before it let go of
+# the chat's lock are done.
+_PG_RECHECK = (
+    select(*_CLAIM_COLUMNS)
+    .where(_journal.c.id.in_(bindparam("ids", expanding=True)))
+    .where(_journal.c.processed_at.is_(None))
+    .order_by(_journal.c.emergency.desc(), _journal.c.id)
+    .with_for_update()
+)
+# Verdicts of the emergency check kept for the processor (it would classify again without).
+_MAX_VERDICTS = 20_000
+# How far past the rows it takes a processor looks for chats no other process holds.
+_PG_WINDOW = 8
+_KNOWN_GROUPS = select(Group.id).where(Group.id.in_(bindparam("ids", expanding=True)))
+_EXISTING = select(_journal.c.id, _journal.c.status).where(
+    _journal.c.channel == bindparam("channel"), _journal.c.dedup_key == bindparam("dedup_key")
+)
+_FAILED = (
+    update(_journal)
+    .where(_journal.c.id == bindparam("journal_id"), _journal.c.processed_at.is_(None))
+    .values(status="failed", processed_at=bindparam("now"))
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What an endpoint learns once an event is journaled."""
+
+    journal_id: int
+    duplicate: bool
+    status: str  # "accepted", or for a duplicate what its first arrival became
+    unknown_group: bool = False
+
+
+@dataclass
+class _Incoming:
+    event: InboundMessage
+    values: dict[str, Any]
+    passive_until: datetime | None
+    classification: Any
+    future: asyncio.Future[Accepted]
+
+
+@dataclass
+class _Waiter:
+    """An endpoint waiting to answer with the event's first reply (a passive reply)."""
+
+    passive_until: datetime
+    future: asyncio.Future[OutboxMessage | None]
+    claimed: bool = False  # the processor marked a reply as passive: its commit decides
+    abandoned: bool = False  # the endpoint answered without it
+
+    def still_waiting(self, rt: Runtime) -> Callable[[], bool]:
+        """Asked when the handlers are done: may the first reply ride in the response?"""
+        return lambda: not self.abandoned and rt.clock.now() <= self.passive_until
+
+
+@dataclass
+class Pipeline:
+    """The journal writer and the processor of one process (both lazily started tasks)."""
+
+    runtime: Runtime
+    dispatcher: Dispatcher
+    _incoming: list[_Incoming] = field(default_factory=list)
+    _incoming_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _waiters: dict[int, _Waiter] = field(default_factory=dict)
+    _verdicts: dict[int, Any] = field(default_factory=dict)  # journal id → classification
+    _last_write: float = 0.0
+    _writer: asyncio.Task[None] | None = None
+    _processor: asyncio.Task[None] | None = None
+
+    # --- accepting ------------------------------------------------------------------------
+    async def accept(
+        self, event: InboundMessage, *, passive_until: datetime | None = None
+    ) -> Accepted:
+        """Journal ``event`` (group-committed) and return once its row is durable.
+
+        With ``passive_until`` a waiter is registered for :meth:`passive_reply`. The emergency
+        check runs here, so that an emergency is processed before everything queued."""
+        rt = self.runtime
+        classification = None
+        if event.kind == "message" and (words := classifiable(event)).strip():
+            classification = rt.classifier.classify(words)
+        values = {
+            "channel": event.channel,
+            "dedup_key": event.dedup_key,
+            "kind": event.kind,
+            "group_id": event.group_id,
+            "sender_id": event.sender_id,
+            "payload_enc": rt.cipher.encrypt_json(event.journal_payload()),
+            "received_at": rt.clock.now(),
+            "status": "accepted",
+            "emergency": bool(classification is not None and classification.emergency),
+        }
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._incoming.append(_Incoming(event, values, passive_until, classification, future))
+        self._incoming_ready.set()
+        self.start()
+        rt.metrics.events_received.labels(event.channel).inc()
+        return await future
+
+    async def _write_loop(self) -> None:
+        gather_s = self.runtime.settings.inbound.gather_ms / 1000
+        max_batch = self.runtime.settings.inbound.max_batch
+        while True:
+            await self._incoming_ready.wait()
+            if gather_s and len(self._incoming) < max_batch:
+                await asyncio.sleep(gather_s)  # let the events arriving now share the commit
+            batch, self._incoming = self._incoming[:max_batch], self._incoming[max_batch:]
+            if not self._incoming:
+                self._incoming_ready.clear()
+            try:
+                await self._write(batch)
+            except Exception as exc:  # the requests fail (500): nothing answered, nothing lost
+                log.exception("journal write failed for %d events", len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+
+    async def _write(self, batch: Sequence[_Incoming]) -> None:
+        rt = self.runtime
+        first: dict[tuple[str, str], _Incoming] = {}
+        for item in batch:
+            first.setdefault((item.event.channel, item.event.dedup_key), item)
+        group_ids = sorted({i.event.group_id for i in first.values() if i.event.group_id})
+        async with rt.db_turn(), rt.engine.begin() as conn:
+            known: set[str] = set()
+            if group_ids:
+                known = set((await conn.execute(_KNOWN_GROUPS, {"ids": group_ids})).scalars())
+            rows = await conn.execute(_insert(conn), [item.values for item in first.values()])
+            ids = {(r.channel, r.dedup_key): r.id for r in rows}
+            existing = {
+                key: (await conn.execute(_EXISTING, {"channel": key[0], "dedup_key": key[1]})).one()
+                for key in first
+                if key not in ids
+            }
+        self._last_write = time.monotonic()
+        for item in batch:
+            key = (item.event.channel, item.event.dedup_key)
+            unknown = bool(item.event.group_id) and item.event.group_id not in known
+            if key in ids and first[key] is item:
+                journal_id = ids[key]
+                if item.passive_until is not None:
+                    loop = asyncio.get_running_loop()
+                    self._waiters[journal_id] = _Waiter(item.passive_until, loop.create_future())
+                if item.classification is not None:
+                    if len(self._verdicts) > _MAX_VERDICTS:
+                        # Kept for events another process handled: a saving, not a record.
+                        self._verdicts.clear()
+                    self._verdicts[journal_id] = item.classification
+                result = Accepted(journal_id, False, "accepted", unknown)
+                if item.values["emergency"]:
+                    self._urgent.set()
+            elif key in ids:  # the same event twice in one batch
+                result = Accepted(ids[key], True, "accepted", unknown)
+            else:
+                journal_id, status = existing[key]
+                result = Accepted(journal_id, True, status, status == "unknown_group")
+            if result.duplicate:  # nothing left to do for it: processed as it arrives
+                rt.metrics.events_processed.labels(item.event.channel, "duplicate").inc()
+            if not item.future.done():
+                item.future.set_result(result)
+        self._wakeup.set()
+
+    async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None:
+        """The reply to answer in the response: wait (at most ``budget_s``) for the event's
+        processing. None when there is none or it is not ready in time (the outbox worker then
+        sends it through the channel's API)."""
+        waiter = self._waiters.get(journal_id)
+        if waiter is None:
+            return None
+        if self._processor is None:
+            # No processor task (an in-process client without the server's lifespan): this
+            # request processes the queue, emergencies and earlier events first, up to its own.
+            while not waiter.future.done() and await self.process_once():
+                pass
+        elif len(self._waiters) > self.runtime.settings.inbound.process_batch:
+            # A burst: more than a batch is ahead of this event. Answer now rather than hold
+            # the connection; the reply goes through the channel's API when it is ready.
+            waiter.abandoned = True
+            self._waiters.pop(journal_id, None)
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter.future), budget_s)
+        except TimeoutError:
+            if waiter.claimed:  # marked passive in a transaction that is committing now
+                return await waiter.future
+            waiter.abandoned = True
+            return None
+        finally:
+            self._waiters.pop(journal_id, None)
+
+    async def earlier_passive(self, journal_id: int) -> OutboxMessage | None:
+        """The passive reply an earlier arrival of a retried event was answered with."""
+        async with self.runtime.sessions() as session:
+            return await session.scalar(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.source_event_id == journal_id,
+                    OutboxMessage.sent_via == "passive",
+                )
+                .order_by(OutboxMessage.id)
+                .limit(1)
+            )
+
+    # --- processing -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the journal writer if it is not running (on the first event)."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
+
+    def start_processing(self) -> None:
+        """Start the processor task (with the server). Without it, events are processed by
+        :meth:`drain`, and a request waiting for a passive reply processes the queue itself."""
+        if self._processor is None:
+            self._processor = asyncio.create_task(self._process_loop(), name="inbound-processor")
+
+    async def stop(self) -> None:
+        """Stop both tasks; events journaled and not processed stay queued for the next run."""
+        tasks = [t for t in (self._writer, self._processor) if t is not None]
+        self._writer = self._processor = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _process_loop(self) -> None:
+        settings = self.runtime.settings.inbound
+        while True:
+            self._wakeup.clear()
+            started = time.monotonic()
+            try:
+                done = await self.process_once()
+            except Exception:
+                log.exception("inbound processing failed; trying again")
+                done = 0
+                await asyncio.sleep(settings.poll_interval_s)
+            if done == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), settings.poll_interval_s)
+                continue
+            # While requests keep arriving, leave them most of the event loop: the backlog is
+            # processed when the burst ends. Emergencies cut the pause short.
+            took = time.monotonic() - started
+            accepting = time.monotonic() - self._last_write < max(took, 0.05)
+            # Requests waiting for their passive reply are waiting for this very work.
+            waited_for = bool(self._waiters)
+            if (
+                accepting
+                and not waited_for
+                and not self._urgent.is_set()
+                and settings.process_share < 1
+            ):
+                pause = took * (1 - settings.process_share) / settings.process_share
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), pause)
+            else:
+                await asyncio.sleep(0)
+
+    async def drain(self) -> None:
+        """Process until no journaled event waits (the tests' deterministic drain, after the
+        requests were answered: their events are journaled by then)."""
+        while await self.process_once():
+            pass
+
+    async def process_once(self) -> int:
+        """Claim and process one batch; returns how many events were processed."""
+        async with self._turn:
+            try:
+                return await self._batch(self.runtime.settings.inbound.process_batch)
+            except Exception:
+                log.exception("a batch of inbound events failed; processing them one by one")
+                for waiter in self._waiters.values():
+                    waiter.claimed = False
+            return await self._batch(1, isolate=True)
+
+    async def _batch(self, limit: int, *, isolate: bool = False) -> int:
+        rt = self.runtime
+        slice_s = rt.settings.inbound.slice_ms / 1000
+        self._urgent.clear()
+        done: list[tuple[InboundMessage, DispatchResult]] = []
+        claimed: list[int] = []
+        now = rt.clock.now()
+        try:
+            async with rt.db_turn(), rt.sessions.begin() as session:
+                rows = await _claim(session, limit)
+                started = time.monotonic()
+                for row in rows:
+                    if done and time.monotonic() - started > slice_s:
+                        break  # the rest stays queued, in order, for the next batch
+                    claimed.append(row.id)
+                    event = _event(rt, row)
+                    waiter = self._waiters.get(row.id)
+                    result = await self.dispatcher.process(
+                        session,
+                        event,
+                        row.id,
+                        now=now,
+                        claim_passive=None if waiter is None else waiter.still_waiting(rt),
+                        classification=self._verdicts.get(row.id),
+                    )
+                    if waiter is not None and result.passive is not None:
+                        # No await since the claim: the endpoint now waits for the commit.
+                        waiter.claimed = True
+                    done.append((event, result))
+        except Exception:
+            if not isolate or not claimed:
+                raise
+            log.exception("inbound event %s failed: marked failed", claimed[-1])
+            async with rt.db_turn(), rt.sessions.begin() as session:
+                await session.execute(_FAILED, {"journal_id": claimed[-1], "now": now})
+            self._settle(claimed[-1], None)
+            rt.metrics.events_processed.labels("-", "failed").inc()
+            return 1
+        for event, result in done:
+            rt.metrics.events_processed.labels(event.channel, result.status).inc()
+            self._settle(result.journal_id, result.passive)
+        if any(result.outbox for _, result in done):
+            rt.outbox_wakeup.set()
+        if any(row.priority <= 1 for _, result in done for row in result.outbox):
+            rt.urgent_wakeup.set()
+        return len(done)
+
+    def _settle(self, journal_id: int, passive: OutboxMessage | None) -> None:
+        self._verdicts.pop(journal_id, None)
+        waiter = self._waiters.get(journal_id)
+        if waiter is not None and not waiter.future.done():
+            waiter.future.set_result(passive)
+
+    async def queue_state(self, session: AsyncSession) -> tuple[dict[str, int], datetime | None]:
+        """Unprocessed events by channel, and when the oldest of them was received."""
+        rows = (
+            await session.execute(
+                select(_journal.c.channel, func.count(), func.min(_journal.c.received_at))
+                .where(_journal.c.processed_at.is_(None))
+                .group_by(_journal.c.channel)
+            )
+        ).all()
+        oldest = min((r[2] for r in rows if r[2] is not None), default=None)
+        return {r[0]: int(r[1]) for r in rows}, oldest
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return _insert_statement(conn.dialect.name)
+
+
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING, built once per dialect: a retried event
+    finds its key taken and is reported as a duplicate."""
+    if dialect not in _INSERTS:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        _INSERTS[dialect] = (
+            insert(_journal)
+            .values({c: bindparam(c) for c in _JOURNAL_COLUMNS})
+            .on_conflict_do_nothing()
+            .returning(_journal.c.id, _journal.c.channel, _journal.c.dedup_key)
+        )
+    return _INSERTS[dialect]
+
+
+async def _claim(session: AsyncSession, limit: int) -> Sequence[Any]:
+    if session.get_bind().dialect.name != "postgresql":
+        # One process on SQLite (its single writer): the processor's own lock is enough.
+        return (await session.execute(_QUEUE, {"n": limit})).all()
+    window = limit * _PG_WINDOW
+    ids = list((await session.execute(_PG_LOCK, {"n": limit, "window": window})).scalars())
+    if not ids:
+        return []
+    return (await session.execute(_PG_RECHECK, {"ids": ids})).all()
+
+
+def _event(rt: Runtime, row: Any) -> InboundMessage:
+    return InboundMessage.from_journal(
+        channel=row.channel,
+        dedup_key=row.dedup_key,
+        kind=row.kind,
+        sender_id=row.sender_id,
+        group_id=row.group_id,
+        received_at=row.received_at,
+        payload=rt.cipher.decrypt_json(row.payload_enc),
+    )

@@ -1,0 +1,254 @@
+"""The inbound pipeline (bot/pipeline.py): answered once journaled, processed behind.
+
+These tests post through a plain in-process client (no drain after each response), so the
+events wait in the journal until a test processes them, as they would behind a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import create_app, make_worker
+from bot.channels.bridge import signed_headers
+from bot.pipeline import Pipeline
+from bot.services.tokens import create_token
+from handlers.context import HandlerContext
+from models.journal import InboundEvent
+from tests.fakes import FakeWorld
+from tests.harness import BRIDGE_SECRET, Harness, make_runtime
+
+GROUP = "grp-qiaozhen-01"
+FIRE = "着火了!三楼冒烟了,快来人"
+
+
+class ProcessDied(BaseException):
+    """Stands for the process being killed in the middle of processing (not an error the
+    processor could catch and carry on from)."""
+
+
+def plain_client(h: Harness, app: Any = None) -> httpx.AsyncClient:
+    """A client that does not wait for processing after each response."""
+    transport = httpx.ASGITransport(app=app or h.client._transport.app)  # type: ignore[attr-defined]
+    return httpx.AsyncClient(transport=transport, base_url="http://lianxin")
+
+
+async def post(client: httpx.AsyncClient, h: Harness, text: str, **kw: Any) -> httpx.Response:
+    raw = json.dumps(h.bridge_body(text, **kw), ensure_ascii=False).encode()
+    r = await client.post(
+        "/bridge/events", content=raw, headers=signed_headers(BRIDGE_SECRET, raw, h.clock.now())
+    )
+    assert r.status_code == 200, r.text
+    return r
+
+
+async def queued(h: Harness) -> int:
+    async with h.runtime.sessions() as s:
+        n = await s.scalar(
+            select(func.count())
+            .select_from(InboundEvent)
+            .where(InboundEvent.processed_at.is_(None))
+        )
+    return int(n or 0)
+
+
+@pytest.fixture
+async def h(db_url: str, world: FakeWorld) -> AsyncIterator[Harness]:
+    harness = Harness.build(db_url, world)
+    await harness.load_directory()
+    yield harness
+    await harness.close()
+
+
+async def test_a_crash_after_the_answer_loses_nothing(
+    db_url: str, world: FakeWorld, h: Harness
+) -> None:
+    async def dies(ctx: HandlerContext) -> bool:
+        raise ProcessDied
+
+    # A process whose handlers never finish: it answers, then dies while processing.
+    doomed = make_runtime(h.runtime.settings, clock=h.clock)
+    app = create_app(doomed, handlers=[dies], background=False)
+    async with plain_client(h, app) as client:
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+    pipeline: Pipeline = app.state.pipeline
+    with pytest.raises(ProcessDied):
+        await pipeline.drain()
+    await doomed.aclose()
+    assert await queued(h) == 1 and await h.tickets() == []
+
+    # The next process picks the event up: the emergency is handled and answered once.
+    await h.pipeline.drain()
+    assert await queued(h) == 0
+    (ticket,) = await h.tickets()
+    assert ticket.emergency
+    sent = await h.sent()
+    assert [d["mentions"] for d in sent if d["group_id"] == GROUP] == [["wxid_fire"]]
+    async with h.runtime.sessions() as s:
+        (row,) = (await s.scalars(select(InboundEvent))).all()
+    assert row.status == "handled" and row.processed_at is not None and row.emergency
+
+
+async def test_per_chat_order_holds_across_batches(h: Harness) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def record(ctx: HandlerContext) -> bool:
+        seen.append((ctx.event.group_id or ctx.event.sender_id, ctx.event.text))
+        await asyncio.sleep(0)  # let the other chats' requests in between
+        return True
+
+    app = create_app(h.runtime, handlers=[record], background=False, close_runtime=False)
+    chats = [GROUP, "grp-hexi-01", "grp-qiaozhen-02"]
+
+    async with plain_client(h, app) as client:
+
+        async def one_chat(chat: str) -> None:
+            for i in range(25):  # each chat's messages one after the other, chats side by side
+                # Different senders (one resident's 25 a minute would be over their limit).
+                sender = f"wxid_{chat}_{i}"
+                await post(client, h, f"{chat}:{i}", group=chat, sender=sender)
+
+        await asyncio.gather(*(one_chat(c) for c in chats))
+    await app.state.pipeline.drain()
+    assert len(seen) == 75
+    for chat in chats:
+        assert [t for c, t in seen if c == chat] == [f"{chat}:{i}" for i in range(25)]
+
+
+async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> None:
+    async with plain_client(h) as client:
+        for start in range(0, 2000, 100):  # side by side: the journal writer batches them
+            await asyncio.gather(
+                *(
+                    post(client, h, "你好", group=None, sender=f"wxid_r{i}")
+                    for i in range(start, start + 100)
+                )
+            )
+        assert await queued(h) == 2000
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+    # One batch of the processor: the emergency is in it, nearly everything else still queued.
+    await h.pipeline.process_once()
+    assert await queued(h) > 1900
+    (ticket,) = await h.tickets()
+    assert ticket.emergency
+    # The processor woke the outbox's urgent lane; one round of it sends the safety reply and
+    # the P1 pages, and nothing else.
+    assert h.runtime.urgent_wakeup.is_set()
+    outcomes = await make_worker(h.runtime, urgent=True).run_once()
+    delivered = h.world.state.delivered()
+    assert len(delivered) == len(outcomes)
+    safety = [d for d in delivered if d["group_id"] == GROUP and d["mentions"] == ["wxid_fire"]]
+    assert len(safety) == 1 and "119" in safety[0]["text"]
+    pages = [d for d in delivered if d["user_id"] and "P1" in d["text"]]
+    assert pages and len(safety) + len(pages) == len(delivered), delivered
+
+
+async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
+    body = h.bridge_body("路口的路燈壞了好幾天了", group=GROUP, sender="wxid_lamp")
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    async with plain_client(h) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/bridge/events",
+                    content=raw,
+                    headers=signed_headers(BRIDGE_SECRET, raw, h.clock.now()),
+                )
+                for _ in range(3)
+            )
+        )
+    assert sorted(json.dumps(r.json()) for r in answers) == sorted(
+        [json.dumps({"ok": True})] + [json.dumps({"ok": True, "duplicate": True})] * 2
+    )
+    await h.pipeline.drain()
+    async with h.runtime.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(InboundEvent)) == 1
+    assert len(await h.tickets()) <= 1
+
+
+async def test_metrics_show_the_queue_and_its_lag(h: Harness) -> None:
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+
+    async def scrape() -> dict[str, float]:
+        r = await h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200
+        found = re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M)
+        return {name: float(value) for name, value in found}
+
+    async with plain_client(h) as client:
+        for i in range(3):
+            await post(client, h, f"第{i}條", group=GROUP, sender=f"wxid_m{i}")
+        h.clock.advance(30)
+        # Scraped through the same app, without draining: the queue as it stands.
+        r = await client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
+    assert float(found['lianxin_inbound_queued{channel="bridge"}']) == 3
+    assert float(found["lianxin_inbound_lag_seconds"]) == 30
+    assert float(found['lianxin_events_received_total{channel="bridge"}']) == 3
+    assert 'lianxin_events_processed_total{channel="bridge",status="handled"}' not in found
+
+    await h.pipeline.drain()
+    m = await scrape()
+    assert m['lianxin_inbound_queued{channel="bridge"}'] == 0
+    assert m["lianxin_inbound_lag_seconds"] == 0
+    assert m['lianxin_events_processed_total{channel="bridge",status="handled"}'] == 3
+
+
+async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> None:
+    if h.runtime.engine.dialect.name != "postgresql":
+        pytest.skip("several processes share PostgreSQL; SQLite runs one")
+    # Eight private chats, ten messages each, interleaved as they would arrive.
+    async with plain_client(h) as client:
+        for i in range(10):
+            for chat in range(8):
+                await post(client, h, f"{chat}:{i}", group=None, sender=f"wxid_c{chat}")
+    log: list[tuple[str, str, int]] = []
+    inside: dict[str, str] = {}  # chat → the processor handling one of its events just now
+
+    def recorder(name: str) -> Any:
+        async def record(ctx: HandlerContext) -> bool:
+            chat, seq = ctx.event.text.split(":")
+            assert inside.get(chat, name) == name, f"{chat} in two processors at once"
+            inside[chat] = name
+            log.append((name, chat, int(seq)))
+            await asyncio.sleep(0)  # the other processor's turn
+            return True
+
+        return record
+
+    settings = h.runtime.settings
+    small = settings.model_copy(
+        update={"inbound": settings.inbound.model_copy(update={"process_batch": 4})}
+    )
+    runtimes = [make_runtime(small, clock=h.clock) for _ in "AB"]
+    apps = [
+        create_app(rt, handlers=[recorder(name)], background=False)
+        for rt, name in zip(runtimes, "AB", strict=True)
+    ]
+
+    async def processor(app: Any, name: str) -> None:
+        while await app.state.pipeline.process_once():
+            for chat in [c for c, n in inside.items() if n == name]:
+                del inside[chat]  # committed: its chats are free for the other processor
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.gather(*(processor(app, name) for app, name in zip(apps, "AB", strict=True)))
+    finally:
+        for rt in runtimes:
+            await rt.aclose()
+    assert await queued(h) == 0
+    assert sorted((chat, seq) for _, chat, seq in log) == sorted(
+        (str(c), i) for c in range(8) for i in range(10)
+    )
+    for chat in map(str, range(8)):
+        assert [seq for _, c, seq in log if c == chat] == list(range(10))
+    assert {name for name, _, _ in log} == {"A", "B"}
