@@ -21,8 +21,8 @@ What it measures
     (``--serve-lianxin``, see ``serve_lianxin``).
 
 How to run
-    /tmp/venv/bin/python bench/fanout.py               # 10,000 groups
-    /tmp/venv/bin/python bench/fanout.py --groups 2000
+    .venv/bin/python bench/fanout.py               # 10,000 groups
+    .venv/bin/python bench/fanout.py --groups 2000
 
     Everything runs on 127.0.0.1 with free ports in a temporary directory; servers are stopped
     at the end, also on error. Exit status 0 when every group got exactly one delivery in both
@@ -152,7 +152,8 @@ def serve_lianxin(config: str, port: int) -> None:
 
 
 def _wired() -> bool:
-    return "bulletin_tick_job" in (REPO / "broadcasts" / "scheduler.py").read_text("utf-8")
+    scheduler = REPO / "bot" / "scheduler.py"
+    return scheduler.exists() and "bulletin_tick_job" in scheduler.read_text("utf-8")
 
 
 def free_port() -> int:
@@ -192,6 +193,15 @@ class Proc:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready:\n{self.log.read_text()[-3000:]}")
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server has used so far (``/proc/<pid>/stat``)."""
+        if self.proc is None:
+            return float("nan")
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return float("nan")
+
     def peak_rss_mb(self) -> float:
         if self.proc is None:
             return float("nan")
@@ -216,7 +226,7 @@ class Proc:
 
 
 # --- set-up ------------------------------------------------------------------------------------
-def write_config(path: Path, db: Path, bridge_url: str) -> None:
+def write_config(path: Path, db: Path, bridge_url: str, concurrency: int = 16) -> None:
     from bot.settings import BulletinSettings
 
     bulletins: dict[str, Any] = {"quiet_hours": None, "daily_cap_per_group": 3}
@@ -227,7 +237,12 @@ def write_config(path: Path, db: Path, bridge_url: str) -> None:
         "timezone": "Asia/Shanghai",
         "bridge": {"send_url": f"{bridge_url}/send", "send_interval_s": 0, "timeout_s": 5},
         # A short lease so the restarted server re-sends the in-flight rows within seconds.
-        "outbox": {"lease_s": 3, "poll_interval_s": 0.2, "batch_size": 200},
+        "outbox": {
+            "lease_s": 3,
+            "poll_interval_s": 0.2,
+            "batch_size": 200,
+            "concurrency": concurrency,
+        },
         "bulletins": bulletins,
         "sms": {"provider": "log"},
     }
@@ -301,12 +316,13 @@ def wait_for(bridge: Proc, target: int, timeout_s: float) -> dict[str, Any]:
 
 
 # --- the baseline ------------------------------------------------------------------------------
-async def baseline(bridge: Proc, secret: str, n: int) -> float:
-    """n signed POSTs, one after the other, like the worker sends them; wall seconds."""
+async def baseline(bridge: Proc, secret: str, n: int) -> tuple[float, float]:
+    """n signed POSTs, one after the other, like the worker sends them; wall and CPU
+    seconds of this process."""
     from bot.channels.bridge import signed_headers
 
     async with httpx.AsyncClient(timeout=5) as client:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(n):
             body = json.dumps(
                 {
@@ -322,11 +338,11 @@ async def baseline(bridge: Proc, secret: str, n: int) -> float:
             headers = signed_headers(secret, body, datetime.now(UTC))
             r = await client.post(f"{bridge.url}/send", content=body, headers=headers)
             r.raise_for_status()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 # --- the runs ----------------------------------------------------------------------------------
-def run(groups: int, workdir: Path) -> bool:
+def run(groups: int, workdir: Path, concurrency: int = 16) -> bool:
     secret = base64.b64encode(os.urandom(24)).decode()
     env = os.environ | {
         SECRET_ENV: secret,
@@ -338,12 +354,13 @@ def run(groups: int, workdir: Path) -> bool:
     ok = True
     try:
         # 1. Baseline.
-        wall = asyncio.run(baseline(bridge, secret, groups))
+        wall, client_cpu = asyncio.run(baseline(bridge, secret, groups))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"baseline: {groups} bare signed POSTs from one process")
         print(
             f"  time {wall:.2f} s, {groups / wall:.0f} POST/s, this process peak RSS {rss:.0f} MB"
         )
+        print(f"  CPU {client_cpu / groups * 1000:.2f} ms per POST (this process)")
 
         # 2. Fan-out, undisturbed.
         how = "lianxin serve" if _wired() else "lianxin serve + bulletin tick (--serve-lianxin)"
@@ -351,7 +368,7 @@ def run(groups: int, workdir: Path) -> bool:
             httpx.post(bridge.url + "/reset", timeout=5)
             db = workdir / f"{'crash' if crash else 'fanout'}.db"
             config = workdir / f"{db.stem}.yaml"
-            write_config(config, db, bridge.url)
+            write_config(config, db, bridge.url, concurrency)
             asyncio.run(seed(db, groups))
             argv = (
                 [str(Path(sys.executable).with_name("lianxin")), "serve", "--config", str(config)]
@@ -359,9 +376,13 @@ def run(groups: int, workdir: Path) -> bool:
                 else [*me, "--serve-lianxin", str(config)]
             )
             server = Proc(f"lianxin-{db.stem}", argv, env, workdir).start()
+            idle_cpu = server.cpu_s()
             due = datetime.now(UTC) + timedelta(seconds=2)
             asyncio.run(add_bulletin(db, due))
-            print(f"\n{label}: {groups} groups, one bulletin, {how}, SQLite, pacing off")
+            print(
+                f"\n{label}: {groups} groups, one bulletin, {how}, SQLite, pacing off, "
+                f"outbox.concurrency {concurrency}"
+            )
             kill_info = ""
             if crash:
                 half = wait_for(bridge, groups // 2, 300)
@@ -376,6 +397,7 @@ def run(groups: int, workdir: Path) -> bool:
             time.sleep(1.0)  # let stragglers (re-sends of in-flight rows) arrive before counting
             final = stats(bridge)
             peak = server.peak_rss_mb()
+            busy_cpu = server.cpu_s() - idle_cpu
             server.kill()
             counts = db_counts(db)
             exactly_once = (
@@ -403,6 +425,13 @@ def run(groups: int, workdir: Path) -> bool:
                     f"→ {(groups / send_s) / (groups / wall):.0%} of baseline"
                 )
                 print(f"  server peak RSS {peak:.0f} MB")
+                # CPU is what a loaded machine does not distort much: on a quiet one, the
+                # ratio of these two is about the ratio of the rates.
+                per = busy_cpu / groups * 1000
+                print(
+                    f"  server CPU {per:.2f} ms per delivery (fan-out and sending, after start-up)"
+                    f" → {client_cpu / groups * 1000 / per:.0%} of the baseline's rate if CPU-bound"
+                )
             else:
                 print(f"  restarted server peak RSS {peak:.0f} MB")
             print(
@@ -418,6 +447,9 @@ def run(groups: int, workdir: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="outbox.concurrency (default 16)"
+    )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-lianxin", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -434,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="lianxin-fanout-") as tmp:
         try:
-            return 0 if run(args.groups, Path(tmp)) else 1
+            return 0 if run(args.groups, Path(tmp), args.concurrency) else 1
         except RuntimeError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1

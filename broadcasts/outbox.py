@@ -44,6 +44,40 @@ def echo_hash(cipher: PiiCipher, text: str) -> str:
     return cipher.lookup_hash("echo:" + body)
 
 
+def outbox_values(
+    message: OutboundMessage,
+    *,
+    cipher: PiiCipher,
+    now: datetime,
+    idempotency_key: str | None = None,
+    source_event_id: int | None = None,
+    not_before: datetime | None = None,
+    ticket_id: int | None = None,
+    fallback_after: timedelta | None = None,
+) -> dict[str, Any]:
+    """The column values of ``message``'s outbox row (see :func:`enqueue`), for callers that
+    insert many rows in one statement (a bulletin run's fan-out)."""
+    return {
+        "idempotency_key": idempotency_key or f"lx-{uuid.uuid4().hex}",
+        "channel": message.channel,
+        "group_id": message.group_id,
+        "user_id": message.user_id,
+        "chat_key": chat_key(message.channel, message.group_id, message.user_id),
+        "ticket_id": ticket_id,
+        "fallback_at": (
+            (not_before or now) + fallback_after if fallback_after is not None else None
+        ),
+        "payload_enc": cipher.encrypt_json(message.payload()),
+        "echo_hash": echo_hash(cipher, message.text),
+        "priority": message.priority,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+        "source_event_id": source_event_id,
+    }
+
+
 def enqueue(
     session: AsyncSession,
     message: OutboundMessage,
@@ -61,21 +95,16 @@ def enqueue(
     ``ticket_id`` with ``fallback_after``: should the row still be unsent that long after it
     was queued, the ticket's officers are paged by SMS (bot/services/sms_fallback.py)."""
     row = OutboxMessage(
-        idempotency_key=idempotency_key or f"lx-{uuid.uuid4().hex}",
-        channel=message.channel,
-        group_id=message.group_id,
-        user_id=message.user_id,
-        chat_key=chat_key(message.channel, message.group_id, message.user_id),
-        ticket_id=ticket_id,
-        fallback_at=(not_before or now) + fallback_after if fallback_after is not None else None,
-        payload_enc=cipher.encrypt_json(message.payload()),
-        echo_hash=echo_hash(cipher, message.text),
-        priority=message.priority,
-        status="pending",
-        attempts=0,
-        next_attempt_at=not_before or now,
-        created_at=now,
-        source_event_id=source_event_id,
+        **outbox_values(
+            message,
+            cipher=cipher,
+            now=now,
+            idempotency_key=idempotency_key,
+            source_event_id=source_event_id,
+            not_before=not_before,
+            ticket_id=ticket_id,
+            fallback_after=fallback_after,
+        )
     )
     session.add(row)
     return row
@@ -220,6 +249,16 @@ _CLAIMED = (
     "id", "priority", "next_attempt_at", "channel", "group_id", "user_id", "idempotency_key",
     "attempts", "payload_enc",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One send's result, recorded with the rest of its batch."""
+
+    outcome: Outcome
+    values: dict[str, Any]
+    notice: OutboundMessage | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -423,18 +462,23 @@ class OutboxWorker:
             return sorted(result.all(), key=lambda r: (r.priority, r.next_attempt_at, r.id))
 
     async def run_once(self) -> list[Outcome]:
-        """Send one batch of due rows, different chats concurrently; returns what happened
-        to each, in the batch's order."""
+        """Send one batch of due rows, different chats concurrently, then record every
+        outcome in one transaction; returns what happened to each, in the batch's order."""
         claimed = await self._claim()
-        if len(claimed) <= 1:
-            return [await self._deliver(row) for row in claimed]
-        slots = asyncio.Semaphore(self._settings.concurrency)
+        if not claimed:
+            return []
+        if len(claimed) == 1:
+            attempts = [await self._attempt(claimed[0])]
+        else:
+            slots = asyncio.Semaphore(self._settings.concurrency)
 
-        async def deliver(row: Any) -> Outcome:
-            async with slots:
-                return await self._deliver(row)
+            async def attempt(row: Any) -> _Attempt:
+                async with slots:
+                    return await self._attempt(row)
 
-        return list(await asyncio.gather(*(deliver(row) for row in claimed)))
+            attempts = list(await asyncio.gather(*(attempt(row) for row in claimed)))
+        await self._record(attempts)
+        return [a.outcome for a in attempts]
 
     async def drain(self, max_rounds: int = 10_000) -> list[Outcome]:
         """Run batches until nothing is due now (tests, the demo script, shutdown)."""
@@ -446,7 +490,8 @@ class OutboxWorker:
             outcomes.extend(batch)
         return outcomes
 
-    async def _deliver(self, row: Any) -> Outcome:
+    async def _attempt(self, row: Any) -> _Attempt:
+        """Send one claimed row; what to record about it (nothing is written here)."""
         outbox_id, channel, group_id, user_id = row.id, row.channel, row.group_id, row.user_id
         key, attempts = row.idempotency_key, row.attempts + 1
         try:
@@ -500,17 +545,6 @@ class OutboxWorker:
             if kept_recipient != user_id:
                 values["user_id"] = kept_recipient
                 values["chat_key"] = chat_key(channel, group_id, kept_recipient)
-        notice = _failure_notice(payload) if values["status"] == "failed" else None
-        async with self._sessions.begin() as session:
-            finished = await session.execute(
-                _finish_statement(tuple(sorted(values))),
-                {"outbox_id": outbox_id, **{f"v_{k}": v for k, v in values.items()}},
-            )
-            # Only the worker that recorded the failure queues the notice, in the same commit.
-            if notice is not None and rowcount(finished):
-                enqueue(session, notice, cipher=self._cipher, now=now)
-        if notice is not None:
-            self.wakeup.set()
         if error is not None:
             log.warning(
                 "outbox %s via %s attempt %s: %s (%s)",
@@ -520,7 +554,34 @@ class OutboxWorker:
                 error.reason,
                 outcome.status,
             )
-        return outcome
+        notice = _failure_notice(payload) if values["status"] == "failed" else None
+        return _Attempt(outcome, values, notice, now)
+
+    async def _record(self, attempts: list[_Attempt]) -> None:
+        """Write a batch's outcomes in one transaction: one executemany per shape of update
+        (a run of sends is one statement), a failure with a notice on its own."""
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        notices = False
+        async with self._sessions.begin() as session:
+            for a in attempts:
+                params = {"outbox_id": a.outcome.outbox_id}
+                params.update({f"v_{k}": v for k, v in a.values.items()})
+                columns = tuple(sorted(a.values))
+                if a.notice is None:
+                    shapes.setdefault(columns, []).append(params)
+                    continue
+                finished = await session.execute(_finish_statement(columns), params)
+                # Only the worker that recorded the failure queues the notice, in the same
+                # commit (a row whose lease another worker took over matches nothing).
+                if rowcount(finished):
+                    enqueue(session, a.notice, cipher=self._cipher, now=a.at)
+                    notices = True
+            # On the connection: a Core executemany, not the ORM's bulk update by primary key.
+            connection = await session.connection()
+            for columns, rows in shapes.items():
+                await connection.execute(_finish_statement(columns), rows)
+        if notices:
+            self.wakeup.set()
 
     async def run_forever(self) -> None:
         """The service loop: send what is due, then sleep until woken or the poll interval."""

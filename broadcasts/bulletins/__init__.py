@@ -13,15 +13,19 @@ How a bulletin goes out
        ``BulletinRun`` per due time (``INSERT … ON CONFLICT DO NOTHING`` under the unique
        ``(bulletin_id, due_at)``) and move ``next_run_at`` on with a conditional update. Due times
        older than ``bulletins.missed_run_grace_s`` (the service was down) are recorded ``missed``.
-    2. *Fan out*: each pending run is claimed with a conditional update and, in the same
-       transaction, gets one ``BulletinDelivery`` and one outbox row per target group (priority 9,
-       idempotency key ``bulletin-<run>-<group>``). Quiet hours and the daily cap only move the
-       outbox row's ``not_before`` (the reason is kept on the delivery), so nothing else has to
-       remember to release it later.
+    2. *Fan out*: each pending run gets one ``BulletinDelivery`` and one outbox row per target
+       group (priority 9, idempotency key ``bulletin-<run>-<group>``), written a page of groups
+       (``FAN_OUT_PAGE``, in group id order) per transaction with multi-row INSERTs, so memory
+       stays flat for a county of 10,000 groups and the outbox starts sending the first page
+       while the rest are written. The run is marked ``sent`` after its last page. Quiet hours
+       and the daily cap only move the outbox row's ``not_before`` (the reason is kept on the
+       delivery), so nothing else has to remember to release it later.
 
-    A crash before the commit leaves the run pending and the next tick does it again; after the
-    commit the outbox owns delivery (retries, backoff, the same key on every try). So a restart
-    neither loses nor repeats a run, and the bridge sees every (run, group) once.
+    A crash before the first page's commit leaves the run pending and the next tick does it
+    again; a crash between pages leaves it pending with some pages written, and the next tick
+    resumes after the last group written; after the commit the outbox owns delivery (retries,
+    backoff, the same key on every try). So a restart neither loses nor repeats a run, and the
+    bridge sees every (run, group) once.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ from broadcasts.bulletins.crud import (
 )
 from broadcasts.bulletins.jobs import (
     MAX_CATCH_UP,
+    FanOut,
     TickResult,
     bulletin_tick,
     bulletin_tick_job,
+    fan_out_pages,
     fan_out_run,
     materialise_runs,
 )
@@ -83,6 +89,7 @@ __all__ = [
     "BulletinSpec",
     "Conflict",
     "DeliveryView",
+    "FanOut",
     "InputSpec",
     "MediaSpec",
     "Problem",
@@ -103,6 +110,7 @@ __all__ = [
     "check_within",
     "create_bulletin",
     "delivery_status",
+    "fan_out_pages",
     "fan_out_run",
     "first_run",
     "group_timezones",

@@ -6,35 +6,39 @@ See the package docstring for why a crash or a second tick neither loses nor rep
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.messages import OutboundMessage
 from bot.runtime import Runtime
-from broadcasts.bulletins.message import bulletin_message
+from broadcasts.bulletins.message import bulletin_messages
 from broadcasts.bulletins.quiet import QuietHours, cap_counts, cap_taken, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after
-from broadcasts.bulletins.specs import Problem
 from broadcasts.bulletins.targets import (
     channel_for,
-    existing_targets,
     group_timezones,
-    resolve_targets,
+    target_page,
 )
-from broadcasts.outbox import enqueue
+from broadcasts.outbox import outbox_values
 from models.base import rowcount, table_of
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
+from models.directory import Group
 from models.outbox import CANCELLED, OutboxMessage
 
 log = logging.getLogger("lianxin.bulletins")
 # A service down for long with a frequent cron: record at most this many missed runs per tick.
 MAX_CATCH_UP = 100
+# Groups per fan-out transaction: large enough that a round trip is shared by many rows, small
+# enough that memory stays flat and a writer is never held up long (SQLite has one at a time).
+FAN_OUT_PAGE = 500
 
 
 @dataclass
@@ -119,107 +123,187 @@ async def materialise_runs(
 
 
 async def fan_out_run(
-    session: AsyncSession, *, runtime: Runtime, run_id: int, now: datetime
+    runtime: Runtime, *, run_id: int, now: datetime, page_size: int = FAN_OUT_PAGE
 ) -> int | None:
-    """Claim a pending run and write its deliveries and outbox rows; None if not ours to do."""
+    """Fan a pending run out completely (see :func:`fan_out_pages`); the number of groups, or
+    None if it was not ours to do."""
+    progress = [
+        p async for p in fan_out_pages(runtime, run_id=run_id, now=now, page_size=page_size)
+    ]
+    return progress[-1].groups if progress and progress[-1].done else None
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """How far a run's fan-out has come: groups written so far, and whether it is sent."""
+
+    groups: int
+    done: bool = False
+
+
+async def fan_out_pages(
+    runtime: Runtime, *, run_id: int, now: datetime, page_size: int = FAN_OUT_PAGE
+) -> AsyncIterator[FanOut]:
+    """Write a pending run's deliveries and outbox rows, a page of groups per transaction, then
+    mark it sent; yields after every committed page and, last, once the run is sent. Yields
+    nothing when the run is not ours to do (gone, not pending, missed, paused).
+
+    Pages keep memory flat and let the outbox worker start on the first groups while the rest
+    are written. A crash between pages leaves the run pending with some pages written; the
+    next tick resumes after the last group written (the deliveries are written in group id
+    order), so no group gets two rows (``(run_id, group_id)`` and the idempotency key are
+    unique besides)."""
     options = runtime.settings.bulletins
-    run = await session.get(BulletinRun, run_id)
-    if run is None or run.status != "pending":
-        return None
-    late = now - run.due_at
-    if late > timedelta(seconds=options.missed_run_grace_s):
-        # Pending since before a long outage: too late to be useful.
-        await session.execute(
+    async with runtime.sessions.begin() as session:
+        run = await session.get(BulletinRun, run_id)
+        if run is None or run.status != "pending":
+            return
+        written, after = (
+            await session.execute(
+                select(func.count(), func.max(BulletinDelivery.group_id)).where(
+                    BulletinDelivery.run_id == run_id
+                )
+            )
+        ).one()
+        late = now - run.due_at
+        if not written and late > timedelta(seconds=options.missed_run_grace_s):
+            # Pending since before a long outage: too late to be useful. A run already partly
+            # out is finished instead: half the groups told is worse than all of them late.
+            await session.execute(
+                update(BulletinRun)
+                .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
+                .values(
+                    status="missed",
+                    reason=(
+                        f"missed: found {int(late.total_seconds())} s late, past the grace period"
+                    ),
+                )
+            )
+            return
+        bulletin = await session.get(Bulletin, run.bulletin_id)
+        assert bulletin is not None
+        targets, bulletin_id = dict(bulletin.targets), bulletin.id
+        message_for = bulletin_messages(runtime, bulletin, options)
+        tzs = await group_timezones(session, runtime.settings.timezone)
+    total = int(written or 0)
+    while True:
+        async with runtime.sessions.begin() as session:
+            # Locked (PostgreSQL) so that a pause committed meanwhile holds this page too, or
+            # stops the fan-out; the resume picks the run up where it stopped.
+            status = await session.scalar(
+                select(Bulletin.status).where(Bulletin.id == bulletin_id).with_for_update()
+            )
+            if status not in ("active", "finished"):
+                return
+            groups, last = await target_page(session, targets, after=after, size=page_size)
+            if last is None:
+                break
+            await _write_page(
+                session,
+                runtime=runtime,
+                run_id=run_id,
+                bulletin_id=bulletin_id,
+                groups=groups,
+                message_for=message_for,
+                tzs=tzs,
+                now=now,
+            )
+        total += len(groups)
+        after = last
+        if groups:
+            runtime.outbox_wakeup.set()
+        yield FanOut(total)
+    async with runtime.sessions.begin() as session:
+        claimed = await session.execute(
             update(BulletinRun)
             .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
-            .values(
-                status="missed",
-                reason=f"missed: found {int(late.total_seconds())} s late, past the grace period",
-            )
+            .values(status="sent", fanned_out_at=now, groups=total)
         )
-        return None
-    claimed = await session.execute(
-        update(BulletinRun)
-        .where(BulletinRun.id == run_id, BulletinRun.status == "pending")
-        .values(status="sent", fanned_out_at=now)
-    )
-    if rowcount(claimed) != 1:
-        return None
-    bulletin = await session.get(Bulletin, run.bulletin_id)
-    assert bulletin is not None
-    try:
-        groups = await resolve_targets(session, bulletin.targets)
-    except Problem as exc:
-        # The directory changed since the bulletin was saved: send to what still exists.
-        log.warning("bulletin %s run %s: %s", bulletin.id, run_id, exc)
-        groups = await existing_targets(session, bulletin.targets)
-    tzs = await group_timezones(session, runtime.settings.timezone)
-    default_tz = runtime.settings.tz
+    if rowcount(claimed) == 1:
+        yield FanOut(total, done=True)
+
+
+async def _write_page(
+    session: AsyncSession,
+    *,
+    runtime: Runtime,
+    run_id: int,
+    bulletin_id: int,
+    groups: list[Group],
+    message_for: Callable[[Group], OutboundMessage],
+    tzs: dict[str, ZoneInfo],
+    now: datetime,
+) -> None:
+    """One page of a run's fan-out: a delivery and (unless merged) an outbox row per group,
+    each kind in one multi-row INSERT."""
+    if not groups:
+        return
+    options = runtime.settings.bulletins
+    ids = [g.id for g in groups]
     quiet = QuietHours.parse(options.quiet_hours)
     cap = options.daily_cap_per_group
-    counts = await cap_counts(session, since=(now - timedelta(days=1)).date())
-    waiting = await _still_waiting(session, bulletin.id)
+    counts = await cap_counts(session, since=(now - timedelta(days=1)).date(), groups=ids)
+    waiting = await _still_waiting(session, bulletin_id, ids)
+    deliveries: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
     for group in groups:
-        tz = tzs.get(group.station_id, default_tz)
+        tz = tzs.get(group.station_id, runtime.settings.tz)
         slot = plan_slot(
             now, tz=tz, quiet=quiet, cap=cap, taken=partial(cap_taken, counts, group.id)
         )
         key = f"bulletin-{run_id}-{group.id}"
+        delivery = {
+            "run_id": run_id,
+            "bulletin_id": bulletin_id,
+            "group_id": group.id,
+            "channel": channel_for(group),
+            "idempotency_key": key,
+            "slot_date": slot.slot_date,
+            "not_before": slot.not_before,
+            "reason": slot.reason,
+            "status": "queued",
+            "created_at": now,
+        }
         if group.id in waiting:
             # A cron bulletin due every few minutes through the night would otherwise queue a
             # copy per run, all released together at the end of the quiet hours: one copy of
             # the same words waiting for a group is enough.
-            session.add(
-                BulletinDelivery(
-                    run_id=run_id,
-                    bulletin_id=bulletin.id,
-                    group_id=group.id,
-                    channel=channel_for(group),
-                    idempotency_key=key,
-                    slot_date=slot.slot_date,
-                    not_before=slot.not_before,
-                    reason=f"merged: run {waiting[group.id]} of this bulletin still waits to go",
-                    status=CANCELLED,
-                    created_at=now,
-                )
+            delivery["reason"] = (
+                f"merged: run {waiting[group.id]} of this bulletin still waits to go"
             )
+            delivery["status"] = CANCELLED
+            deliveries.append(delivery)
             continue
         counts[(group.id, slot.slot_date)] += 1
-        message = bulletin_message(runtime, bulletin, group, options)
-        session.add(
-            BulletinDelivery(
-                run_id=run_id,
-                bulletin_id=bulletin.id,
-                group_id=group.id,
-                channel=message.channel,
+        deliveries.append(delivery)
+        outbox.append(
+            outbox_values(
+                message_for(group),
+                cipher=runtime.cipher,
+                now=now,
                 idempotency_key=key,
-                slot_date=slot.slot_date,
                 not_before=slot.not_before,
-                reason=slot.reason,
-                status="queued",
-                created_at=now,
             )
         )
-        enqueue(
-            session,
-            message,
-            cipher=runtime.cipher,
-            now=now,
-            idempotency_key=key,
-            not_before=slot.not_before,
-        )
-    run.groups = len(groups)
-    return len(groups)
+    # On the connection: plain executemany INSERTs, no ORM objects to build or flush.
+    connection = await session.connection()
+    await connection.execute(insert(BulletinDelivery), deliveries)
+    if outbox:
+        await connection.execute(insert(OutboxMessage), outbox)
 
 
-async def _still_waiting(session: AsyncSession, bulletin_id: int) -> dict[str, int]:
-    """Groups with a delivery of this bulletin queued and not yet tried (waiting for the end of
-    quiet hours, a day under the cap, or the worker), and the run it belongs to."""
+async def _still_waiting(
+    session: AsyncSession, bulletin_id: int, groups: list[str]
+) -> dict[str, int]:
+    """Of ``groups``, those with a delivery of this bulletin queued and not yet tried (waiting
+    for the end of quiet hours, a day under the cap, or the worker), and the run it belongs
+    to."""
     rows = await session.execute(
         select(BulletinDelivery.group_id, BulletinDelivery.run_id)
         .join(OutboxMessage, OutboxMessage.idempotency_key == BulletinDelivery.idempotency_key)
         .where(
             BulletinDelivery.bulletin_id == bulletin_id,
+            BulletinDelivery.group_id.in_(groups),
             OutboxMessage.status == "pending",
             OutboxMessage.attempts == 0,
         )
@@ -266,8 +350,7 @@ async def bulletin_tick(runtime: Runtime) -> TickResult:
             )
         ).all()
     for run_id in run_ids:
-        async with runtime.sessions.begin() as session:
-            count = await fan_out_run(session, runtime=runtime, run_id=run_id, now=now)
+        count = await fan_out_run(runtime, run_id=run_id, now=now)
         if count is None:
             continue
         result.fanned_out += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.messages import Media, OutboundMessage
@@ -26,6 +27,13 @@ def bulletin_message(
     runtime: Runtime, bulletin: Bulletin, group: Group, options: BulletinSettings
 ) -> OutboundMessage:
     """Exactly what a group receives: the admin's title and text, and the media or cover."""
+    return bulletin_messages(runtime, bulletin, options)(group)
+
+
+def bulletin_messages(
+    runtime: Runtime, bulletin: Bulletin, options: BulletinSettings
+) -> Callable[[Group], OutboundMessage]:
+    """:func:`bulletin_message` for many groups: the text is rendered once, not per group."""
     script = detect_script(bulletin.title + bulletin.text)
     text = runtime.texts.render(
         "bulletin_message", script, title=bulletin.title, text=bulletin.text
@@ -37,16 +45,21 @@ def bulletin_message(
     elif bulletin.cover:
         # The bridge contract carries one media item: a cover alone goes as the image.
         media = Media("image", public_url(bulletin.cover, options), bulletin.title)
-    extra: dict[str, Any] = {}
-    if group.wecom_webhook:
-        extra["webhook"] = group.wecom_webhook
-        if bulletin.cover:
-            extra["cover"] = public_url(bulletin.cover, options)
-    return OutboundMessage(
-        channel=channel_for(group),
-        text=text,
-        group_id=group.id,
-        media=media,
-        priority=BULLETIN_PRIORITY,
-        extra=extra,
-    )
+    cover = public_url(bulletin.cover, options) if bulletin.cover else None
+
+    def for_group(group: Group) -> OutboundMessage:
+        extra: dict[str, Any] = {}
+        if group.wecom_webhook:
+            extra["webhook"] = group.wecom_webhook
+            if cover:
+                extra["cover"] = cover
+        return OutboundMessage(
+            channel=channel_for(group),
+            text=text,
+            group_id=group.id,
+            media=media,
+            priority=BULLETIN_PRIORITY,
+            extra=extra,
+        )
+
+    return for_group

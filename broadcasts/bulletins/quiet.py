@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -82,13 +82,19 @@ def plan_slot(
     return Slot(max(local.astimezone(UTC), at), day, reason)
 
 
-async def cap_counts(session: AsyncSession, *, since: date) -> Counter[tuple[str, date]]:
-    """Bulletins per (group, local day) from ``since`` on, not counting cancelled ones."""
-    rows = await session.execute(
+async def cap_counts(
+    session: AsyncSession, *, since: date, groups: Sequence[str] | None = None
+) -> Counter[tuple[str, date]]:
+    """Bulletins per (group, local day) from ``since`` on, not counting cancelled ones; only
+    for ``groups`` when given (a fan-out counts one page of groups at a time)."""
+    query = (
         select(BulletinDelivery.group_id, BulletinDelivery.slot_date, func.count())
         .where(BulletinDelivery.slot_date >= since, BulletinDelivery.status != CANCELLED)
         .group_by(BulletinDelivery.group_id, BulletinDelivery.slot_date)
     )
+    if groups is not None:
+        query = query.where(BulletinDelivery.group_id.in_(groups))
+    rows = await session.execute(query)
     return Counter({(g, d): int(n) for g, d, n in rows.all()})
 
 

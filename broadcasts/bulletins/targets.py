@@ -63,6 +63,40 @@ async def resolve_targets(
     raise Problem(field, "give exactly one of groups, tags, stations, all")
 
 
+async def target_page(
+    session: AsyncSession, targets: dict[str, Any], *, after: str | None, size: int
+) -> tuple[list[Group], str | None]:
+    """One page of the groups a stored target reaches (read as :func:`reached_groups` reads
+    it: entries that have left the directory reach nobody), in id order after ``after``, and
+    the last group id looked at (None once there are no more). A fan-out reads a target this
+    way so that neither it nor the database holds every group at once.
+
+    A page may hold fewer than ``size`` groups, or none, before the end: tags are matched in
+    Python, the directory stores them as a JSON list."""
+    query = select(Group).order_by(Group.id).limit(size)
+    if after is not None:
+        query = query.where(Group.id > after)
+    wanted_tags: set[str] | None = None
+    if targets.get("all"):
+        pass
+    elif "groups" in targets:
+        query = query.where(Group.id.in_(list(dict.fromkeys(targets["groups"]))))
+    elif "tags" in targets:
+        wanted_tags = set(targets["tags"])
+    elif "stations" in targets:
+        wanted = list(dict.fromkeys(targets["stations"]))
+        known = (await session.scalars(select(Station.id).where(Station.id.in_(wanted)))).all()
+        query = query.where(Group.station_id.in_(await station_subtree(session, known)))
+    else:
+        return [], None
+    page = list((await session.scalars(query)).all())
+    if not page:
+        return [], None
+    if wanted_tags is not None:
+        return [g for g in page if wanted_tags & set(g.tags or [])], page[-1].id
+    return page, page[-1].id
+
+
 def check_within(
     targets: dict[str, Any],
     groups: Sequence[Group],
