@@ -31,6 +31,7 @@ from broadcasts.outbox import (
     scrub_payload,
 )
 from handlers.context import Handler, HandlerContext
+from models.base import core
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, chat_key
@@ -169,7 +170,7 @@ async def _note_membership(
     session: AsyncSession, group_id: str, member_id: int, now: datetime
 ) -> None:
     """A member who speaks in a group is in it (bridges may miss join events)."""
-    await session.execute(
+    await (await core(session)).execute(
         _stmts(session).membership, {"group_id": group_id, "member_id": member_id, "now": now}
     )
 
@@ -309,7 +310,9 @@ class Dispatcher:
 async def _mark_processed(
     session: AsyncSession, journal_id: int, status: str, now: datetime
 ) -> None:
-    await session.execute(
+    # On the connection: the handlers' pending rows are flushed with the next event's first
+    # read or at the commit, and a passive reply claimed below is inserted once, as sent.
+    await (await core(session)).execute(
         _stmts(session).processed, {"journal_id": journal_id, "status": status, "now": now}
     )
 

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bot.services.deadlines import next_check
 from bot.services.routing import Router
@@ -23,6 +23,7 @@ from bot.services.tickets import (
 )
 from handlers.commands import clean, parse
 from handlers.context import HandlerContext
+from models.base import core
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
@@ -215,6 +216,19 @@ _ASKS = re.compile(
 _NEW_MATTER = re.compile(r"^\s*(?:另外|還有一件事|还有一件事|還有個事|还有个事|順便|顺便|再反映)")
 
 
+# Whether a resident has an open ticket an officer answered since :since (the window).
+_ANSWERED_LATELY = (
+    select(TicketReporter.ticket_id)
+    .join(Ticket, Ticket.id == TicketReporter.ticket_id)
+    .where(
+        TicketReporter.member_id == bindparam("member_id"),
+        Ticket.status.in_(OPEN_STATUSES),
+        Ticket.answered_at >= bindparam("since"),
+    )
+    .limit(1)
+)
+
+
 async def _conversation(ctx: HandlerContext) -> Ticket | None:
     """The open ticket a private message answers, if it answers one: of the tickets an officer
     answered within the window, the latest whose answer asked the resident something (the
@@ -223,10 +237,18 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
     nothing, or one announced with "另外…") becomes a ticket of its own."""
     if _NEW_MATTER.match(clean(ctx.event.text)):
         return None
+    since = ctx.now - FOLLOW_UP_WINDOW
+    # Most private messages answer nothing: a narrow Core query on the connection says so
+    # before the ORM loads any ticket (it cost 15% of processing when it loaded them for all).
+    conn = await core(ctx.session, flush=True)
+    if (
+        await conn.execute(_ANSWERED_LATELY, {"member_id": ctx.member.id, "since": since})
+    ).first() is None:
+        return None
     answered = (
         await ctx.session.scalars(
             open_reported_by(ctx.member.id)
-            .where(Ticket.answered_at >= ctx.now - FOLLOW_UP_WINDOW)
+            .where(Ticket.answered_at >= since)
             .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
         )
     ).all()

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -67,3 +68,16 @@ def rowcount(result: Result[Any]) -> int:
     if not isinstance(result, CursorResult):
         raise TypeError("rowcount of a result that is not a DML statement's")
     return result.rowcount
+
+
+async def core(session: AsyncSession, *, flush: bool = False) -> AsyncConnection:
+    """The connection of ``session``'s transaction, for Core statements on the hot path.
+
+    ``session.execute`` runs even a Core statement through the ORM (autoflush, the ORM's
+    execution context, synchronising the identity map for DML): several times the CPU that the
+    statement costs on the connection (docs/performance.md). Only for statements that no
+    loaded object mirrors. ``flush``: write the session's pending changes first, for a read
+    that must see what the handlers wrote in this transaction."""
+    if flush:
+        await session.flush()
+    return await session.connection()

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import InboundMessage
 from bot.pii import PiiCipher
 from bot.settings import LimitSettings
-from models.base import rowcount, table_of
+from models.base import core, rowcount, table_of
 from models.outbox import RateCounter
 
 
@@ -77,7 +77,8 @@ async def _count(session: AsyncSession, keys: list[tuple[str, datetime]]) -> dic
     params: dict[str, Any] = {}
     for i, (key, expires) in enumerate(keys):
         params[f"k{i}"], params[f"e{i}"] = key, expires
-    result = await session.execute(_upsert(session.get_bind().dialect.name, len(keys)), params)
+    statement = _upsert(session.get_bind().dialect.name, len(keys))
+    result = await (await core(session)).execute(statement, params)
     return {key: count for key, count in result.all()}
 
 

@@ -1,0 +1,176 @@
+"""CPU per inbound event, in process and deterministic (issue 17, processing target (b)).
+
+    .venv/bin/python bench/process_cost.py                  # this checkout, SQLite
+    .venv/bin/python bench/process_cost.py --repo /tmp/old  # another checkout's code
+    .venv/bin/python bench/process_cost.py --db-url postgresql+asyncpg://…/lx_x  # emptied first
+    .venv/bin/python bench/process_cost.py --profile 25     # and the processing's top functions
+
+Builds the real app (tests/harness.py: the ASGI app over httpx, the fake world on loopback, a
+manual clock) on a fresh migrated database and sends ``--events`` distinct residents' messages
+as signed bridge events: a third each in a known group, in an unknown group and in private, the
+texts of bench/webhook.py. Events go in chunks of ``--chunk``: the chunk is accepted (the
+requests answered, journal rows committed), the clock moves on a minute (so no rate limit
+trips), and the processor drains it in its batches. It prints the process's CPU time (not wall
+time: the machine is shared) per event for accepting and for processing, and the statuses the
+events ended with, so that two checkouts are seen to do the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+def _texts(repo: Path) -> list[str]:
+    """The corpus's labelled non-emergencies, in a fixed shuffle (as bench/webhook.py)."""
+    seen: dict[str, None] = {}
+    for path in sorted((repo / "handlers" / "classify" / "corpus").glob("*.jsonl")):
+        for line in path.read_text("utf-8").splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row and not row.get("emergency"):
+                seen.setdefault(row["text"], None)
+    texts = list(seen)
+    random.Random(20261129).shuffle(texts)
+    return texts
+
+
+async def _empty_postgres(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+    from sqlalchemy import func, select
+
+    from bot.db import migrate_url
+    from models.journal import InboundEvent
+    from tests.fakes import FakeWorld
+    from tests.harness import Harness
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        if url.startswith("postgresql"):
+            await _empty_postgres(url)
+        await migrate_url(url)
+        world = FakeWorld()
+        world.start()
+        h = Harness.build(url, world)
+        await h.load_directory()
+        # Plain ASGI transport: the request answers once its event is journaled; the
+        # processing is run (and measured) separately below.
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=h.client._transport.app),  # type: ignore[attr-defined]
+            base_url="http://lianxin",
+        )
+        pipeline = h.client._transport.app.state.pipeline  # type: ignore[attr-defined]
+        texts = _texts(Path(args.repo))
+        groups = ["grp-qiaozhen-01", "grp-qiaozhen-02", "grp-hexi-01"]
+        profiler = cProfile.Profile() if args.profile else None
+        accept_cpu = process_cpu = 0.0
+        for start in range(0, args.events, args.chunk):
+            bodies = []
+            for k in range(start, min(args.events, start + args.chunk)):
+                group = (
+                    groups[k % 3]
+                    if k % 3 == 0
+                    else (f"grp-unknown-{k % 17}" if k % 3 == 1 else None)
+                )
+                bodies.append(
+                    h.bridge_body(
+                        texts[k % len(texts)],
+                        group=group,
+                        sender=f"wxid_bench_{k % 500}",
+                        nickname="居民",
+                        event_id=f"bench-{k}",
+                    )
+                )
+            from bot.channels.bridge import signed_headers
+
+            t0 = time.process_time()
+            for body in bodies:
+                raw = json.dumps(body, ensure_ascii=False).encode()
+                response = await client.post(
+                    "/bridge/events",
+                    content=raw,
+                    headers=signed_headers(
+                        "test-bridge-secret-of-32-characters-or-more", raw, h.clock.now()
+                    ),
+                )
+                assert response.status_code == 200, response.text
+            accept_cpu += time.process_time() - t0
+            h.clock.advance(timedelta(minutes=1))
+            t0 = time.process_time()
+            if profiler:
+                profiler.enable()
+            await pipeline.drain()
+            if profiler:
+                profiler.disable()
+            process_cpu += time.process_time() - t0
+            h.clock.advance(timedelta(minutes=1))
+        async with h.runtime.sessions() as session:
+            statuses = dict(
+                (
+                    await session.execute(
+                        select(InboundEvent.status, func.count()).group_by(InboundEvent.status)
+                    )
+                ).all()
+            )
+        await client.aclose()
+        await h.close()
+        world.stop()
+        if profiler:
+            profiler.dump_stats(os.path.join(tempfile.gettempdir(), "process_cost.prof"))
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
+            print(out.getvalue())
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
+            print(out.getvalue())
+        return {
+            "repo": str(args.repo),
+            "database": url.split(":", 1)[0],
+            "events": args.events,
+            "accept_cpu_ms_per_event": round(accept_cpu * 1000 / args.events, 3),
+            "process_cpu_ms_per_event": round(process_cpu * 1000 / args.events, 3),
+            "statuses": dict(Counter(statuses)),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repo", default=str(HERE), help="the checkout whose code is measured")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--chunk", type=int, default=60)
+    parser.add_argument("--db-url", default=None, help="a PostgreSQL database to empty and use")
+    parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
+    args = parser.parse_args()
+    repo = Path(args.repo).resolve()
+    args.repo = repo
+    sys.path.insert(0, str(repo))
+    os.chdir(repo)
+    print(json.dumps(asyncio.run(run(args)), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
