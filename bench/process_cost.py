@@ -77,6 +77,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         world.start()
         h = Harness.build(url, world)
         await h.load_directory()
+        import bot.app
+
+        # What `serve` does as it starts, in the checkouts that do it (bot.app.settle_heap).
+        getattr(bot.app, "settle_heap", lambda: None)()
         # Plain ASGI transport: the request answers once its event is journaled; the
         # processing is run (and measured) separately below.
         client = httpx.AsyncClient(
