@@ -55,7 +55,8 @@ async def _empty_postgres(url: str) -> None:
 
     engine = create_async_engine(url)
     async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
 
 
@@ -92,6 +93,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         groups = ["grp-qiaozhen-01", "grp-qiaozhen-02", "grp-hexi-01"]
         profiler = cProfile.Profile() if args.profile else None
         accept_cpu = process_cpu = 0.0
+        # Deterministic beside the CPU time: the statements the processing sends.
+        statements = [0, False]
+
+        def count(*_: Any) -> None:
+            statements[0] += statements[1]
+
+        from sqlalchemy import event
+
+        event.listen(h.runtime.engine.sync_engine, "before_cursor_execute", count)
         for start in range(0, args.events, args.chunk):
             bodies = []
             for k in range(start, min(args.events, start + args.chunk)):
@@ -125,11 +135,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             accept_cpu += time.process_time() - t0
             h.clock.advance(timedelta(minutes=1))
             t0 = time.process_time()
+            statements[1] = True
             if profiler:
                 profiler.enable()
             await pipeline.drain()
             if profiler:
                 profiler.disable()
+            statements[1] = False
             process_cpu += time.process_time() - t0
             h.clock.advance(timedelta(minutes=1))
         async with h.runtime.sessions() as session:
@@ -157,6 +169,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "events": args.events,
             "accept_cpu_ms_per_event": round(accept_cpu * 1000 / args.events, 3),
             "process_cpu_ms_per_event": round(process_cpu * 1000 / args.events, 3),
+            "process_statements_per_event": round(statements[0] / args.events, 2),
+            **(
+                {
+                    "process_python_calls_per_event": pstats.Stats(profiler).total_calls
+                    // args.events
+                }  # type: ignore[attr-defined]
+                if profiler
+                else {}
+            ),
             "statuses": dict(Counter(statuses)),
         }
 
@@ -167,13 +188,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--chunk", type=int, default=60)
     parser.add_argument("--db-url", default=None, help="a PostgreSQL database to empty and use")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; the least CPU is printed")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     args = parser.parse_args()
     repo = Path(args.repo).resolve()
     args.repo = repo
     sys.path.insert(0, str(repo))
     os.chdir(repo)
-    print(json.dumps(asyncio.run(run(args)), ensure_ascii=False))
+    runs = []
+    for _ in range(args.repeat):
+        runs.append(asyncio.run(run(args)))
+        print(json.dumps(runs[-1], ensure_ascii=False))
+    if args.repeat > 1:
+        # The least CPU of the runs: what the code costs when the shared machine slows it least.
+        best = {k: min(r[k] for r in runs) for k in runs[0] if k.endswith("_per_event")}
+        print(json.dumps({"best_of": args.repeat, **best}, ensure_ascii=False))
 
 
 if __name__ == "__main__":
