@@ -161,6 +161,9 @@ async def test_a_photo_from_the_browser_goes_out_with_the_notice(desk: Desk) -> 
     zhao = await desk.client("zhao")
     preview, alert_id = await send(zhao, QIAOZHEN, file=("孩子.png", PNG, "image/png"))
     assert "已上傳:圖片" in section(preview.text, "media-kept")
+    # The same reachability warning as the 公告 preview, from the same rule.
+    warning = section(preview.text, "preview-warnings")
+    assert "仍可保存和發送" in warning and "bulletins.public_base_url" in warning
     assert '<img src="/media/' in section_html(preview.text, "preview-media")
     [alert] = await alerts(desk)
     assert alert.media is not None and alert.media["type"] == "image"
@@ -171,6 +174,9 @@ async def test_a_photo_from_the_browser_goes_out_with_the_notice(desk: Desk) -> 
     assert one["media"]["url"].endswith(alert.media["url"])
     page = await zhao.get(f"/console/alerts/{alert_id}")
     assert f'<img src="{alert.media["url"]}"' in page.text
+    h.runtime.settings.bulletins.public_base_url = "https://lianxin.example.gov.cn"
+    again = await submit(zhao, QIAOZHEN, file=("孩子.png", PNG, "image/png"))
+    assert 'id="preview-warnings"' not in again.text
 
 
 async def test_a_failed_group_shows_its_error_and_a_retry_waits(desk: Desk) -> None:
