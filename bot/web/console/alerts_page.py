@@ -298,7 +298,7 @@ async def recall(
                     action="alert_recalled",
                     account=who.account,
                     target=f"alert:{alert.id}",
-                    detail=f"told {count} groups, withdrew {withdrawn}",
+                    detail=f"told={count} withdrew={withdrawn}",
                     ip=who.ip,
                 )
     except _Refused:
@@ -448,7 +448,7 @@ async def submit_alert(
                     action="alert_sent",
                     account=who.account,
                     target=f"alert:{alert.id}",
-                    detail=f"{count} groups",
+                    detail=f"groups={count}",
                     ip=who.ip,
                 )
         except Problem as problem:

@@ -174,7 +174,7 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
                 now=now,
                 action="login_throttled",
                 account=await find_account(session, username),
-                detail=f"over {limits.login_failures_per_address} failures",
+                detail=f"failures={limits.login_failures_per_address}",
                 ip=ip,
             )
     if throttle.throttled:

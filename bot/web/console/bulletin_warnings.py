@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.settings import BulletinSettings
 from bot.web.console.bulletin_form import when
 from bot.web.console.ui import Ui
-from bot.settings import BulletinSettings
 from broadcasts.bulletin_preview import Preview, PreviewWarning, media_warnings
 from models.bulletins import Bulletin
 
