@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.web.console.ui import console_texts
 from broadcasts.bulletins import bulletin_tick
-from models.bulletins import BulletinRun
+from models.bulletins import BULLETIN_CATEGORIES, BulletinRun
 from models.console import AuditEntry
 from tests.bulletin_form_support import (
     EXE,
@@ -618,3 +619,32 @@ async def test_the_form_in_simplified_script_without_raw_ids(desk: Desk) -> None
     for page_text in (form.text, preview.text):
         for raw in IDS:
             assert raw not in visible_text(page_text), raw
+
+
+# --- suggestions per category ------------------------------------------------------------------
+async def test_a_category_picked_with_empty_boxes_suggests_a_title_and_text(desk: Desk) -> None:
+    admin = await desk.client()
+    form = await admin.get("/console/bulletins/new")
+    assert 'hx-get="/console/bulletins/suggest"' in form.text  # the select asks on change
+    empty = {"category": "anti-fraud", "title": "", "text": ""}
+    filled = await admin.get("/console/bulletins/suggest", params=empty)
+    assert filled.status_code == 200
+    assert 'id="bf-title" value="每週防詐騙提醒"' in filled.text
+    assert 'hx-swap-oob="true"' in filled.text and "96110" in filled.text
+    # What was typed is never replaced; a category without a suggestion changes nothing.
+    for params in (
+        {**empty, "title": "我的標題"},
+        {**empty, "text": "我寫的內容"},
+        {**empty, "category": "other"},
+        {**empty, "category": "no-such"},
+    ):
+        assert (await admin.get("/console/bulletins/suggest", params=params)).status_code == 204
+    # Nothing was saved by asking.
+    assert await desk.bulletins() == []
+    # Every category but 其他 has one, in both scripts.
+    texts = console_texts()
+    for category in BULLETIN_CATEGORIES:
+        if category != "other":
+            for script in ("hant", "hans"):
+                assert texts.render(f"bs_title_{category}", script), category
+                assert texts.render(f"bs_text_{category}", script), category
