@@ -81,9 +81,13 @@ class Preview:
 
 
 def _media_warnings(bulletin: Bulletin, options: BulletinSettings) -> list[PreviewWarning]:
-    """Media the groups' channels could not fetch: an upload without a public address, or a
-    public address that is this machine."""
     urls = [u for u in ((bulletin.media or {}).get("url"), bulletin.cover) if u]
+    return media_warnings(urls, options)
+
+
+def media_warnings(urls: list[str], options: BulletinSettings) -> list[PreviewWarning]:
+    """Media the groups' channels could not fetch: an upload without a public address, or a
+    public address that is this machine. One rule for bulletins and urgent notices alike."""
     local = [u for u in urls if u.startswith("/")]
     out = []
     if local and not options.public_base_url:

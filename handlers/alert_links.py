@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 
+from bot.services.tickets import Out, clip
 from broadcasts.alerts import (
     active_alert_for_group,
 )
 from handlers.context import HandlerContext
 from handlers.similarity import similarity
+from models.bulletins import Alert
+from models.directory import Officer
 from models.tickets import Ticket
 
 _SEND = re.compile(r"^(?:緊急通報|紧急通报)(?:\s+(?P<scope>\S+))?(?:\s+(?P<text>.+))?$", re.S)
@@ -50,3 +53,24 @@ async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:
     if overlap >= SAME_MATTER / 2 or ticket.category == "help":
         ticket.alert_id = alert.id
         ticket.category = "help"  # a clue for the alert, as alert_replies files them
+        # Priority 1: right after the P0 page intake queues next, ahead of everything else.
+        await tell_officer_of_clue(ctx, ticket, alert, priority=1)
+
+
+async def tell_officer_of_clue(
+    ctx: HandlerContext, ticket: Ticket, alert: Alert, *, priority: int
+) -> None:
+    """Tell the officer who has ``ticket`` that it answers urgent notice N, and what that
+    notice seeks, so that the clue is not handled as an ordinary matter. Intake's own notice of
+    the ticket is left as it is; ``priority`` places this line right after it."""
+    if ticket.assigned_officer_id is None:
+        return
+    officer = await ctx.session.get(Officer, ticket.assigned_officer_id)
+    if officer is None:
+        return
+    sought = clip(ctx.runtime.cipher.decrypt(alert.text_enc) or "", 80)
+    Out.of(ctx).to_officer(
+        officer,
+        ctx.text("officer_alert_clue", code=ticket.code, id=alert.id, alert=sought),
+        priority=priority,
+    )

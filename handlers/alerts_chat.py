@@ -34,7 +34,7 @@ from broadcasts.alerts import (
     send_alert,
 )
 from broadcasts.bulletins import Problem
-from handlers.alert_links import SAME_MATTER
+from handlers.alert_links import SAME_MATTER, tell_officer_of_clue
 from handlers.classify import CHATTER
 from handlers.commands import clean
 from handlers.context import HandlerContext
@@ -225,4 +225,6 @@ async def alert_replies(ctx: HandlerContext) -> bool:
     )
     if ticket.alert_id is None:
         ticket.alert_id = alert.id
+        # Right after intake's notice of the ticket, at its priority.
+        await tell_officer_of_clue(ctx, ticket, alert, priority=3 if ticket.priority <= 2 else 5)
     return True

@@ -111,12 +111,24 @@ async def test_residents_acknowledge_and_clues_become_linked_tickets(b: Bench) -
     await b.h.sent()
     ack = [m for m in b.h.world.state.delivered()[before:] if m["group_id"] == QZ]
     assert len(ack) == 1 and f"#{ticket.code}" in ack[0]["text"]  # the resident is answered
-    assert any(f"#{ticket.code}" in t for t in b.h.to_user("wxid_wang"))  # the duty officer told
+    told = [t for t in b.h.to_user("wxid_wang") if f"#{ticket.code}" in t]
+    assert told  # the duty officer told, and that it answers urgent notice N
+    assert any(f"紧急通报 {out['id']}】的回复" in t and "走失儿童" in t for t in told), told
     await b.h.say("谢谢", group=QZ, sender="wxid_d")  # chatter is not a clue
     await b.h.say("谢谢警察同志辛苦了", group=QZ, sender="wxid_d")
     assert len(await b.h.tickets()) == 1
     await b.h.say("那是我孫子!我馬上去廣場,謝謝警察同志", group="grp-qiaozhen-02", sender="wxid_e")
     assert [t.alert_id for t in await b.h.tickets()] == [out["id"], out["id"]]
+    # Each clue's officer is told, privately, which urgent notice it answers (either script).
+    await b.h.sent()
+    notes = [
+        m["text"]
+        for m in b.h.world.state.delivered()
+        if m["group_id"] is None
+        and f"通報 {out['id']}】的回覆" in m["text"].replace("通报", "通報").replace("回复", "回覆")
+    ]
+    for t in await b.h.tickets():
+        assert [n for n in notes if n.startswith(f"#{t.code} ")], (t.code, notes)
     view = await b.get(f"/api/v1/alerts/{out['id']}")
     assert view["acks"] == 2 and view["tickets"][0] == ticket.code and len(view["tickets"]) == 2
     assert {g["group_id"]: g["acks"] for g in view["groups"]} == {QZ: 1, "grp-qiaozhen-02": 1}

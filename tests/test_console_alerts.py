@@ -128,7 +128,7 @@ async def test_a_leader_previews_the_groups_then_sends_and_watches_each_group(
     assert alert.id == alert_id and alert.created_by == "console:zhao"
     assert alert.scope == {"stations": ["qiaozhen"]}
     [row] = await audit_rows(h, "alert_sent")
-    assert row.target == f"alert:{alert_id}" and row.detail == "2 groups"
+    assert row.target == f"alert:{alert_id}" and row.detail == "groups=2"
 
     page = await zhao.get(sent.headers["location"])
     assert "緊急通報已發出" in visible_text(page.text)
@@ -161,6 +161,9 @@ async def test_a_photo_from_the_browser_goes_out_with_the_notice(desk: Desk) -> 
     zhao = await desk.client("zhao")
     preview, alert_id = await send(zhao, QIAOZHEN, file=("孩子.png", PNG, "image/png"))
     assert "已上傳:圖片" in section(preview.text, "media-kept")
+    # The same reachability warning as the 公告 preview, from the same rule.
+    warning = section(preview.text, "preview-warnings")
+    assert "仍可保存和發送" in warning and "bulletins.public_base_url" in warning
     assert '<img src="/media/' in section_html(preview.text, "preview-media")
     [alert] = await alerts(desk)
     assert alert.media is not None and alert.media["type"] == "image"
@@ -171,6 +174,22 @@ async def test_a_photo_from_the_browser_goes_out_with_the_notice(desk: Desk) -> 
     assert one["media"]["url"].endswith(alert.media["url"])
     page = await zhao.get(f"/console/alerts/{alert_id}")
     assert f'<img src="{alert.media["url"]}"' in page.text
+    h.runtime.settings.bulletins.public_base_url = "https://lianxin.example.gov.cn"
+    again = await submit(zhao, QIAOZHEN, file=("孩子.png", PNG, "image/png"))
+    assert 'id="preview-warnings"' not in again.text
+
+
+async def test_the_audit_log_names_what_was_done_in_chinese(desk: Desk) -> None:
+    zhao = await desk.client("zhao")
+    await send(zhao, QIAOZHEN)
+    log = await (await desk.client()).get("/console/audit?action=alert_sent")
+    rows = section_html(log.text, "audit-rows")
+    # The label, with the raw name only as the tooltip; the detail in words.
+    assert '<span class="action" title="alert_sent">發出緊急通報</span>' in rows
+    assert "發往2個群" in visible_text(rows)
+    shown = visible_text(log.text)
+    assert "alert_sent" not in shown and "groups" not in shown
+    assert '<option value="alert_sent" selected>發出緊急通報</option>' in log.text
 
 
 async def test_a_failed_group_shows_its_error_and_a_retry_waits(desk: Desk) -> None:

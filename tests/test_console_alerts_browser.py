@@ -109,6 +109,16 @@ def test_a_leader_sends_a_notice_with_a_photo_and_watches_it_arrive(
     sent = page.locator("#delivery-rows tr.gs.sent")
     expect(sent).to_have_count(2, timeout=20_000)
     expect(page.locator("#alert-media img")).to_have_count(1)
+    # Residents in the simulator's group chat see the photo itself, not a video card.
+    chat = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-TW")
+    chat.goto(f"{base}/simulator")
+    card = chat.locator("#group-messages .from-bot .media", has=chat.locator("img.photo"))
+    expect(card).to_have_count(1, timeout=10_000)
+    expect(card.locator("img.photo")).to_have_js_property("complete", True)
+    assert card.locator("img.photo").evaluate("i => i.naturalWidth") == 160
+    expect(chat.locator("#group-messages .media")).not_to_contain_text("視頻")
+    chat.screenshot(path=str(ARTIFACTS / "simulator-alert-photo.png"))
+    chat.close()
 
     # A resident answers in the group: the clue appears, linked to its ticket.
     say(page, base, "wxid_clue", "grp-qiaozhen-01", CLUE)

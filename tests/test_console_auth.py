@@ -100,6 +100,13 @@ async def test_without_a_session_every_page_answers_303_to_the_sign_in_page(h: H
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
 
 
+def notice(page: str) -> str:
+    """The sign-in page's message."""
+    found = re.search(r'<p class="notice[^"]*" role="alert">(.*?)</p>', page, re.S)
+    assert found, page[:2000]
+    return found.group(1)
+
+
 async def test_a_wrong_password_fails_and_the_fifth_failure_locks_the_account(h: Harness) -> None:
     client = browser(h)
     for _ in range(4):
@@ -115,6 +122,11 @@ async def test_a_wrong_password_fails_and_the_fifth_failure_locks_the_account(h:
     # Locked: the right password fails too, with the same message, for 15 minutes.
     right = await sign_in(client, "wang")
     assert right.status_code == 200 and "帳號或密碼錯誤" in right.text
+    # The message says that a lock-out may be why, for how long and who lifts it; but it is
+    # the very message an unknown username gets, so it tells nobody which usernames exist.
+    said = notice(right.text)
+    assert "或帳號已被鎖定" in said and "連續輸錯5次即鎖定15分鐘" in said
+    assert "密碼正確也無法登入" in said and "lianxin account unlock" in said
     h.clock.advance(timedelta(minutes=14, seconds=59))
     assert (await sign_in(client, "wang")).status_code == 200
     h.clock.advance(timedelta(seconds=2))
@@ -125,6 +137,7 @@ async def test_a_wrong_password_fails_and_the_fifth_failure_locks_the_account(h:
     assert [f.detail for f in failures[5:]] == ["while_locked", "while_locked"]
     # Other accounts were never locked by wang's failures.
     assert (await sign_in(browser(h), "zhao")).status_code == 303
+    assert said == notice((await sign_in(browser(h), "nobody-here", PASSWORD)).text)
 
 
 async def test_a_success_starts_the_count_of_failures_again(h: Harness) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.web.console.ui import console_texts
 from broadcasts.bulletins import bulletin_tick
-from models.bulletins import BulletinRun
+from models.bulletins import BULLETIN_CATEGORIES, BulletinRun
 from models.console import AuditEntry
 from tests.bulletin_form_support import (
     EXE,
@@ -567,9 +568,11 @@ async def test_the_preview_warns_of_media_nobody_outside_can_open(desk: Desk) ->
     admin = await desk.client()
     video = ("a.mp4", MP4, "video/mp4")
     preview = await submit(admin, WEEKLY, file=video)
-    assert "沒有設定對外網址(bulletins.public_base_url)" in section(
-        preview.text, "preview-warnings"
-    )
+    warning = section(preview.text, "preview-warnings")
+    # It says whether the form still works, and who must do what where (not this browser).
+    assert "仍可保存和發送" in warning and "群成員打不開" in warning
+    assert "伺服器運維人員" in warning and "bulletins.public_base_url" in warning
+    assert "請管理員" not in warning
     desk.h.runtime.settings.bulletins.public_base_url = "http://127.0.0.1:8000"
     preview = await submit(admin, WEEKLY, file=video)
     assert "指向本機" in section(preview.text, "preview-warnings")
@@ -616,3 +619,32 @@ async def test_the_form_in_simplified_script_without_raw_ids(desk: Desk) -> None
     for page_text in (form.text, preview.text):
         for raw in IDS:
             assert raw not in visible_text(page_text), raw
+
+
+# --- suggestions per category ------------------------------------------------------------------
+async def test_a_category_picked_with_empty_boxes_suggests_a_title_and_text(desk: Desk) -> None:
+    admin = await desk.client()
+    form = await admin.get("/console/bulletins/new")
+    assert 'hx-get="/console/bulletins/suggest"' in form.text  # the select asks on change
+    empty = {"category": "anti-fraud", "title": "", "text": ""}
+    filled = await admin.get("/console/bulletins/suggest", params=empty)
+    assert filled.status_code == 200
+    assert 'id="bf-title" value="每週防詐騙提醒"' in filled.text
+    assert 'hx-swap-oob="true"' in filled.text and "96110" in filled.text
+    # What was typed is never replaced; a category without a suggestion changes nothing.
+    for params in (
+        {**empty, "title": "我的標題"},
+        {**empty, "text": "我寫的內容"},
+        {**empty, "category": "other"},
+        {**empty, "category": "no-such"},
+    ):
+        assert (await admin.get("/console/bulletins/suggest", params=params)).status_code == 204
+    # Nothing was saved by asking.
+    assert await desk.bulletins() == []
+    # Every category but 其他 has one, in both scripts.
+    texts = console_texts()
+    for category in BULLETIN_CATEGORIES:
+        if category != "other":
+            for script in ("hant", "hans"):
+                assert texts.render(f"bs_title_{category}", script), category
+                assert texts.render(f"bs_text_{category}", script), category

@@ -82,9 +82,19 @@ def test_an_admin_schedules_a_weekly_video_for_one_town(
     expect(page).to_have_url(f"{base}/console/bulletins/new")
 
     # 1. The content, with the video from this computer.
-    page.fill("input[name=title]", TITLE)
+    # A 類別 picked while the boxes are empty fills in its suggestion, to edit or keep.
     page.select_option("select[name=category]", label="防詐騙")
+    expect(page.locator("input[name=title]")).to_have_value("每週防詐騙提醒")
+    expect(page.locator("textarea[name=text]")).to_contain_text("96110")
+    page.fill("input[name=title]", TITLE)
     page.fill("textarea[name=text]", TEXT)
+    # Once something is typed, another pick changes nothing that was typed.
+    with page.expect_response(lambda r: "/console/bulletins/suggest" in r.url) as answered:
+        page.select_option("select[name=category]", label="防火")
+    assert answered.value.status == 204
+    page.select_option("select[name=category]", label="防詐騙")
+    expect(page.locator("input[name=title]")).to_have_value(TITLE)
+    expect(page.locator("textarea[name=text]")).to_have_value(TEXT)
     page.set_input_files("input[name=media_file]", str(video))
     # 2. One town: 橋鎮派出所 (and so its groups), picked by name.
     page.get_by_label("按派出所").check()

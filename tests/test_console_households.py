@@ -144,7 +144,7 @@ async def test_add_edit_and_delete_once_each_and_audited(h: Harness) -> None:
         )
         assert list(events) == ["added", "edited", "deleted"]
     (deleted,) = await audit_rows(h, "household_deleted")
-    assert deleted.detail == "1 visit(s) kept"
+    assert deleted.detail == "visits_kept=1"
     assert (await zhao.get(f"/console/households/{new_id}")).status_code == 404
 
 

@@ -362,7 +362,7 @@ async def test_an_upload_is_previewed_by_name_then_applied_exactly_once(h: Harne
     assert await group_officer(h, "grp-qiaozhen-02") == "off-wang"
     assert "qiaozhen|off-li|days:sat,sun|08:00-20:00" in await roster(h)
     (row,) = await audit_rows(h, "directory_loaded")
-    assert row.username == "admin" and "4 stations" in row.detail
+    assert row.username == "admin" and "stations=4 " in row.detail
     tree = await admin.get(applied.headers["location"])
     assert "目錄檔已載入" in visible_text(tree.text) and "東山派出所" in visible_text(tree.text)
     # The same confirm form again applies nothing twice.

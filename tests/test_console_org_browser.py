@@ -88,6 +88,9 @@ def test_a_leader_edits_the_roster_and_an_admin_uploads_a_directory(
     expect(page.locator("#done")).to_contain_text("已更換群的負責民警")
     page.screenshot(path=str(ARTIFACTS / "console-org-week.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
+    # On a phone the header's account block folds away; the roster's names must not.
+    slot = saturday.locator(".org-slot", has_text="09:00–12:00")
+    expect(slot.get_by_text("李警官")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "console-org-week-phone.png"), full_page=True)
 
     # The admin uploads the demo's directory with a new station: the preview says that the

@@ -212,6 +212,12 @@ async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> No
                 await post(client, h, f"{chat}:{i}", group=None, sender=f"wxid_c{chat}")
     log: list[tuple[str, str, int]] = []
     inside: dict[str, str] = {}  # chat → the processor handling one of its events just now
+    # Each processor, once it holds a batch, waits until the other has handled an event too:
+    # with its chats locked meanwhile, the other can only go on with other chats. Without the
+    # wait, on a loaded machine the first processor could empty the queue before the second
+    # starts, and "both take part" would be luck.
+    seen: set[str] = set()
+    both = asyncio.Event()
 
     def recorder(name: str) -> Any:
         async def record(ctx: HandlerContext) -> bool:
@@ -219,6 +225,10 @@ async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> No
             assert inside.get(chat, name) == name, f"{chat} in two processors at once"
             inside[chat] = name
             log.append((name, chat, int(seq)))
+            seen.add(name)
+            if len(seen) == 2:
+                both.set()
+            await asyncio.wait_for(both.wait(), timeout=60)
             await asyncio.sleep(0)  # the other processor's turn
             return True
 

@@ -14,6 +14,63 @@ from models.console import AuditEntry, ConsoleAccount
 # A showing of residents' words or contact details.
 PERSONAL_DATA_SHOWN = "personal_data_shown"
 
+# Every action an audit row may name. The 審計 page shows each by its label
+# (``audit_action_<name>`` in the console's texts, both scripts); :func:`record` refuses a
+# name missing here, so a new action cannot reach the page as a bare English word.
+ACTIONS: frozenset[str] = frozenset(
+    {
+        # sign-in and sessions
+        "login",
+        "login_failed",
+        "login_throttled",
+        "locked",
+        "logout",
+        "session_expired",
+        "script_changed",
+        # accounts (lianxin account …)
+        "account_disabled",
+        "account_enabled",
+        "account_unlocked",
+        "password_reset",
+        # what was shown or taken away
+        PERSONAL_DATA_SHOWN,
+        "export",
+        "report",
+        # tickets
+        "ticket_acknowledged",
+        "ticket_answered",
+        "ticket_closed",
+        "ticket_transferred",
+        "ticket_classified",
+        # bulletins and urgent notices
+        "bulletin_created",
+        "bulletin_edited",
+        "bulletin_cancelled",
+        "bulletin_paused",
+        "bulletin_resumed",
+        "alert_sent",
+        "alert_recalled",
+        # organisation
+        "roster_edited",
+        "group_officer_changed",
+        "directory_loaded",
+        # disputes
+        "dispute_graded",
+        "dispute_mediated",
+        "dispute_agreement",
+        "dispute_escalated",
+        "dispute_referred",
+        "dispute_followed_up",
+        # households and visits
+        "household_added",
+        "household_edited",
+        "household_deleted",
+        "visit_recorded",
+        "plan_put_on",
+        "plan_taken_off",
+    }
+)
+
 
 def record(
     session: AsyncSession,
@@ -26,7 +83,9 @@ def record(
     ip: str | None = None,
 ) -> None:
     """Add an audit row. ``detail`` never carries personal data: what was shown is named
-    (``words``, ``contacts``), never quoted."""
+    (``words``, ``contacts``), never quoted. ``action`` is one of :data:`ACTIONS`."""
+    if action not in ACTIONS:
+        raise ValueError(f"audit action {action!r} is not in audit.ACTIONS (give it a label)")
     session.add(
         AuditEntry(
             at=now,

@@ -104,12 +104,33 @@ function richText(text, mentions) {
   return frag;
 }
 
+// What the bridge sends carries its kind (CONTRACT §3): a photo is shown as the photo, so that
+// residents see a lost child's face; only a 視頻號 link (channels.weixin.qq.com) says 視頻號.
+function isChannelsVideo(url) {
+  try { return new URL(url, location.href).hostname.endsWith("channels.weixin.qq.com"); }
+  catch (e) { return false; }
+}
+
 function mediaCard(media) {
-  const card = el("div", "media");
-  const thumb = el("div", "thumb", "▶");
+  const card = el("div", "media " + (media.type || "file"));
+  card.dataset.type = media.type || "";
   const info = el("div", "info");
-  info.append(el("b", "", media.title || "視頻"), el("small", "", media.type === "video" ? "視頻號 · 點擊播放" : media.type));
-  card.append(thumb, info);
+  if (media.type === "image") {
+    const img = el("img", "photo");
+    img.src = media.url;
+    img.alt = media.title || "圖片";
+    card.append(img);
+    info.append(el("b", "", media.title || "圖片"));
+  } else if (media.type === "video") {
+    card.append(el("div", "thumb", "▶"));
+    const channels = isChannelsVideo(media.url);
+    info.append(el("b", "", media.title || (channels ? "視頻號" : "視頻")),
+                el("small", "", channels ? "視頻號 · 點擊播放" : "視頻 · 點擊播放"));
+  } else {
+    card.append(el("div", "thumb file", "📄"));
+    info.append(el("b", "", media.title || "文件"), el("small", "", media.url));
+  }
+  card.append(info);
   return card;
 }
 

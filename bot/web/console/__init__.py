@@ -20,6 +20,7 @@ from bot.web.console import (
     alerts_page,
     audit_page,
     auth_routes,
+    bulletin_suggest,
     bulletins_page,
     coming,
     disputes,
@@ -40,6 +41,7 @@ for module in (
     overview,
     tickets,
     disputes,
+    bulletin_suggest,  # before bulletins_page: /bulletins/suggest is not a bulletin's id
     bulletins_page,
     alerts_page,
     stats_page,

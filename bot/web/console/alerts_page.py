@@ -34,6 +34,7 @@ from bot.web.console import alert_lines as lines
 from bot.web.console.alert_lines import AlertForm
 from bot.web.console.bulletin_form import media_error, megabytes
 from bot.web.console.bulletin_views import choices
+from bot.web.console.bulletin_warnings import media_warning_words
 from bot.web.console.bulletins_page import FILE_FIELD, HARD_LIMIT
 from bot.web.console.ui import Ui, not_found, page
 from bot.web.console.uploads import UploadForm, read_upload_form
@@ -297,7 +298,7 @@ async def recall(
                     action="alert_recalled",
                     account=who.account,
                     target=f"alert:{alert.id}",
-                    detail=f"told {count} groups, withdrew {withdrawn}",
+                    detail=f"told={count} withdrew={withdrawn}",
                     ip=who.ip,
                 )
     except _Refused:
@@ -349,6 +350,7 @@ async def _render_form(
         message=message,
         previewed=previewed,
         notice=notice,
+        warnings=media_warning_words([media.url], options, ui) if reached and media else [],
         status_code=status_code,
     )
 
@@ -446,7 +448,7 @@ async def submit_alert(
                     action="alert_sent",
                     account=who.account,
                     target=f"alert:{alert.id}",
-                    detail=f"{count} groups",
+                    detail=f"groups={count}",
                     ip=who.ip,
                 )
         except Problem as problem:

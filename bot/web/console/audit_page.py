@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query
@@ -15,6 +16,31 @@ from bot.web.deps import get_runtime
 
 router = APIRouter()
 PAGE_SIZE = 100
+# A detail written as ``name=value`` pairs (counts, never personal data) is put into words.
+_PAIR = re.compile(r"([a-z_]+)=(\S+)")
+
+
+def action_words(action: str, ui: Ui) -> str:
+    """An audit action in Chinese; a name without a label (an old row) stays as it is."""
+    key = f"audit_action_{action}"
+    return ui.t(key) if ui.has(key) else action
+
+
+def detail_words(action: str, detail: str | None, ui: Ui) -> str:
+    """A row's detail in words: a named thing (``words``, ``while_locked``), or counts
+    written as ``name=value`` pairs through ``audit_detail_<action>``; otherwise as kept."""
+    if not detail:
+        return ""
+    if ui.has(f"audit_detail_{detail}"):
+        return ui.t(f"audit_detail_{detail}")
+    pairs = _PAIR.findall(detail)
+    key = f"audit_detail_{action}"
+    if pairs and " ".join(f"{k}={v}" for k, v in pairs) == detail and ui.has(key):
+        try:
+            return ui.t(key, **dict(pairs))
+        except KeyError:  # an older row with other names: shown as it was written
+            return detail
+    return detail
 
 
 @router.get("/audit", include_in_schema=False)
@@ -42,6 +68,8 @@ async def audit_log(
     return page(
         "audit.html",
         ui=Ui(runtime, who.script, runtime.clock.now()),
+        action_words=action_words,
+        detail_words=detail_words,
         viewer=who,
         active="audit",
         here=f"/console/audit?{query}&page={page_no}",

@@ -16,7 +16,13 @@ from starlette.datastructures import FormData
 
 from bot.runtime import Runtime
 from bot.services import audit, login_throttle
-from bot.services.accounts import MAX_PASSWORD, authenticate, find_account
+from bot.services.accounts import (
+    LOCK_FOR,
+    MAX_FAILURES,
+    MAX_PASSWORD,
+    authenticate,
+    find_account,
+)
 from bot.services.console_sessions import (
     end_session,
     ended_idle,
@@ -168,7 +174,7 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
                 now=now,
                 action="login_throttled",
                 account=await find_account(session, username),
-                detail=f"over {limits.login_failures_per_address} failures",
+                detail=f"failures={limits.login_failures_per_address}",
                 ip=ip,
             )
     if throttle.throttled:
@@ -198,12 +204,18 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
             )
     if result.outcome != "ok":
         # One message for every failure: a wrong password, an unknown or disabled account and
-        # a locked one look alike from outside.
+        # a locked one look alike from outside (saying "locked" only when locked would tell,
+        # after five tries, whether a username exists). So the one message names the lock-out,
+        # its length and its remedy, for everyone.
         return _login_page(
             request,
             runtime,
             token=_login_token(request),
             message="login_failed",
+            message_values={
+                "failures": str(MAX_FAILURES),
+                "minutes": str(int(LOCK_FOR.total_seconds() // 60)),
+            },
             username=username,
         )
     response = RedirectResponse("/console/", status_code=303)

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.settings import BulletinSettings
 from bot.web.console.bulletin_form import when
 from bot.web.console.ui import Ui
-from broadcasts.bulletin_preview import Preview, PreviewWarning
+from broadcasts.bulletin_preview import Preview, PreviewWarning, media_warnings
 from models.bulletins import Bulletin
 
 
@@ -35,6 +36,12 @@ def warning_words(warning: PreviewWarning, ui: Ui) -> str:
         values["day"] = values["day"].isoformat()
     key = f"bw_{warning.code}"
     return ui.t(key, **values) if ui.has(key) else warning.text
+
+
+def media_warning_words(urls: list[str], options: BulletinSettings, ui: Ui) -> list[str]:
+    """The media-reachability warnings for an urgent notice's photo or video, in the same
+    words as the 公告 preview's (one rule: :func:`broadcasts.bulletin_preview.media_warnings`)."""
+    return [warning_words(w, ui) for w in media_warnings(urls, options)]
 
 
 def _wait_words(reason: str | None, not_before: Any, ui: Ui) -> str | None:

@@ -393,7 +393,7 @@ async def delete(
                 now=now,
                 action="household_deleted",
                 household_id=household_id,
-                detail=f"{gone.visits_kept if gone else 0} visit(s) kept",
+                detail=f"visits_kept={gone.visits_kept if gone else 0}",
             )
             done = "deleted"
     query = urlencode({"group": group, "done": done})

@@ -214,8 +214,8 @@ async def upload(
                     account=who.account,
                     target="directory",
                     detail=(
-                        f"{summary.stations} stations, {summary.officers} officers, "
-                        f"{summary.groups} groups, {summary.roster} roster entries"
+                        f"stations={summary.stations} officers={summary.officers} "
+                        f"groups={summary.groups} roster={summary.roster}"
                     ),
                     ip=who.ip,
                 )
