@@ -32,7 +32,8 @@ from bot.settings import BulletinSettings
 from bot.texts import detect_script
 from bot.web.console import alert_lines as lines
 from bot.web.console.alert_lines import AlertForm
-from bot.web.console.bulletin_form import media_error, megabytes
+from bot.web.console.bulletin_form import megabytes
+from bot.web.console.bulletin_media import receive_media
 from bot.web.console.bulletin_views import choices
 from bot.web.console.bulletin_warnings import media_warning_words
 from bot.web.console.bulletins_page import FILE_FIELD, HARD_LIMIT
@@ -49,7 +50,7 @@ from broadcasts.alerts import (
     send_alert,
 )
 from broadcasts.bulletins import Problem
-from broadcasts.media import MediaRefused, StoredMedia, check_upload, save_upload, stored_media
+from broadcasts.media import StoredMedia, stored_media
 from models.bulletins import Alert
 from models.console import AuditEntry
 from models.directory import Group
@@ -358,30 +359,11 @@ async def _render_form(
 async def _media(
     posted: UploadForm, form: AlertForm, options: BulletinSettings, ui: Ui
 ) -> tuple[StoredMedia | None, str | None]:
-    """The notice's photo or video: a new upload (judged by its bytes, stored only when
-    it is one the service takes), or the one kept from an earlier submission."""
-    upload = posted.file
+    """The notice's photo or video: a picture or a video only (the service's MEDIA_KINDS)."""
     kept = stored_media(FilePath(options.media_dir), form.media_url) if form.media_url else None
-    if upload is not None:
-        try:
-            if upload.size > options.max_upload_bytes:
-                raise MediaRefused("too_large", size=upload.size, limit=options.max_upload_bytes)
-            if check_upload(upload.data, limit=options.max_upload_bytes).kind not in MEDIA_KINDS:
-                return kept, ui.t("al_media_kind")
-            stored = await save_upload(
-                upload.data, folder=FilePath(options.media_dir), limit=options.max_upload_bytes
-            )
-        except MediaRefused as refused:
-            return kept, media_error(refused, ui)
-        form.media_url = stored.url
-        return stored, None
-    if form.media_url and kept is None:
-        form.media_url = ""
-        return None, ui.t("bf_media_gone")
-    if kept is not None and kept.kind not in MEDIA_KINDS:
-        form.media_url = ""  # a bulletin's PDF named by hand: not a notice's
-        return None, ui.t("al_media_kind")
-    return kept, None
+    return await receive_media(
+        posted, form, options, ui, kept=kept, kinds=MEDIA_KINDS, wrong_kind=ui.t("al_media_kind")
+    )
 
 
 @router.post("/alerts/new", include_in_schema=False)

@@ -1,16 +1,18 @@
-"""The 公告 form's video or picture: a new upload stored at once under its content hash (as
-``POST /api/v1/media`` stores it), or the file kept from an earlier submission of the form,
-or (for an edit) the bulletin's own media given by address."""
+"""The console forms' video or picture (公告, 緊急通報): a new upload stored at once under its
+content hash (as ``POST /api/v1/media`` stores it), or the file kept from an earlier submission
+of the form, or (for a bulletin's edit) the bulletin's own media given by address."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
+from typing import Protocol
 
 from bot.settings import BulletinSettings
 from bot.web.console.bulletin_form import BulletinForm, media_error
 from bot.web.console.ui import Ui
 from bot.web.console.uploads import UploadForm
-from broadcasts.media import MediaRefused, StoredMedia, save_upload, stored_media
+from broadcasts.media import MediaRefused, StoredMedia, check_upload, save_upload, stored_media
 from models.bulletins import Bulletin
 
 
@@ -28,20 +30,31 @@ def kept_media(
     return kept
 
 
-async def form_media(
+class _MediaForm(Protocol):
+    media_url: str
+
+
+async def receive_media(
     posted: UploadForm,
-    form: BulletinForm,
+    form: _MediaForm,
     options: BulletinSettings,
     ui: Ui,
-    editing: Bulletin | None = None,
+    *,
+    kept: StoredMedia | None,
+    kinds: Collection[str] | None = None,
+    wrong_kind: str | None = None,
 ) -> tuple[StoredMedia | None, str | None]:
-    """The form's video or picture: a new upload (stored now, judged by its bytes), or the
-    one kept from an earlier submission; and why it was refused, if it was."""
+    """A console form's video or picture: a new upload (judged by its bytes; stored only when
+    it is of ``kinds``, when given), or ``kept``, the file of an earlier submission; and why
+    it was refused, if it was. 公告 and 緊急通報 both take their media here."""
     upload = posted.file
     if upload is not None:
         try:
             if upload.size > options.max_upload_bytes:
                 raise MediaRefused("too_large", size=upload.size, limit=options.max_upload_bytes)
+            sniffed = check_upload(upload.data, limit=options.max_upload_bytes)
+            if kinds is not None and sniffed.kind not in kinds:
+                return kept, wrong_kind
             stored = await save_upload(
                 upload.data,
                 folder=Path(options.media_dir),
@@ -49,13 +62,27 @@ async def form_media(
                 now=ui.now,
             )
         except MediaRefused as refused:
-            return kept_media(form, editing, options), media_error(refused, ui)
+            return kept, media_error(refused, ui)
         form.media_url = stored.url
         return stored, None
     if not form.media_url:
         return None, None
-    kept = kept_media(form, editing, options)
     if kept is None:
         form.media_url = ""
         return None, ui.t("bf_media_gone")
+    if kinds is not None and kept.kind not in kinds:
+        form.media_url = ""  # e.g. a bulletin's PDF named by hand in a notice's form
+        return None, wrong_kind
     return kept, None
+
+
+async def form_media(
+    posted: UploadForm,
+    form: BulletinForm,
+    options: BulletinSettings,
+    ui: Ui,
+    editing: Bulletin | None = None,
+) -> tuple[StoredMedia | None, str | None]:
+    """The 公告 form's video or picture (:func:`receive_media`); for an edit the bulletin's
+    own media given by address stays too."""
+    return await receive_media(posted, form, options, ui, kept=kept_media(form, editing, options))
