@@ -52,8 +52,10 @@ async def receive_media(
         try:
             if upload.size > options.max_upload_bytes:
                 raise MediaRefused("too_large", size=upload.size, limit=options.max_upload_bytes)
-            sniffed = check_upload(upload.data, limit=options.max_upload_bytes)
-            if kinds is not None and sniffed.kind not in kinds:
+            # save_upload sniffs again and refuses what is no media at all; this asks only
+            # whether the kind is one this form takes, before anything is stored.
+            limit = options.max_upload_bytes
+            if kinds is not None and check_upload(upload.data, limit=limit).kind not in kinds:
                 return kept, wrong_kind
             stored = await save_upload(
                 upload.data,
