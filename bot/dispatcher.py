@@ -12,18 +12,21 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Table, bindparam, literal, select, update
+from sqlalchemy import Table, and_, bindparam, literal, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.messages import InboundMessage
 from bot.runtime import Runtime
 from bot.services import rate_limits
+from bot.services.directory_cache import VERSION, DirectoryCache, DirectoryView
 from broadcasts.outbox import (
     echo_hash,
     recipient_after_sending,
@@ -32,7 +35,6 @@ from broadcasts.outbox import (
 )
 from handlers.context import Handler, HandlerContext
 from models.base import core
-from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, chat_key
 from models.people import GroupMember, Member
@@ -62,69 +64,61 @@ def _dialect_insert(dialect: str, model: Any) -> Any:
 
 @dataclass(frozen=True)
 class _Statements:
-    """The statements every event runs, built once per dialect with bound parameters.
+    """The statements of a batch and of its events, built once per dialect with bound
+    parameters.
 
-    Building a SQLAlchemy statement costs more CPU than SQLite takes to run it; these run on
-    every inbound event, so they are built once and executed with fresh parameters.
-    """
+    Building a SQLAlchemy statement costs more CPU than SQLite takes to run it, and SQLAlchemy
+    costs more per statement than the database: these are built once, and run once per batch
+    where the batch can share them (an executemany of one statement is one round trip)."""
 
-    lookup: dict[tuple[bool, bool], Any]  # (in a group, on WeCom) → statement
+    first: Any  # per batch: the directory's version and the texts we sent lately
     processed: Any
-    member: Any
+    member: Any  # an ORM upsert of one member, or of a batch's as an executemany
     membership: Any
 
 
 @functools.cache
 def _statements(dialect: str) -> _Statements:
-    echo = select(OutboxMessage.id).where(
-        OutboxMessage.echo_hash == bindparam("echo_hash"),
-        OutboxMessage.created_at >= bindparam("since"),
-    )
-
-    def lookup(chat_column: Any, officer_column: Any) -> Any:
-        # One round trip for the three reads every event needs (the group, whether the sender
-        # is an officer, whether the text is our own echo): each statement costs more in
-        # SQLAlchemy than in the database. FROM a one-row table so that missing rows are NULLs.
-        one = select(literal(1).label("one")).subquery()
-        recent = echo.where(chat_column == bindparam("chat")).limit(1).scalar_subquery()
-        return (
-            select(Group, Officer, recent.label("echo_id"))
-            .select_from(one)
-            .outerjoin(Group, Group.id == bindparam("group_id"))
-            .outerjoin(Officer, officer_column == bindparam("sender_id"))
+    # The directory's version and every recent outbox row whose text hash one of the batch's
+    # texts has, in one round trip: FROM a one-row table, so that no echo is one NULL row.
+    one = select(literal(1).label("one")).subquery()
+    first = (
+        select(
+            VERSION.label("version"),
+            OutboxMessage.echo_hash,
+            OutboxMessage.group_id,
+            OutboxMessage.user_id,
         )
-
+        .select_from(one)
+        .outerjoin(
+            OutboxMessage,
+            and_(
+                OutboxMessage.echo_hash.in_(bindparam("hashes", expanding=True)),
+                OutboxMessage.created_at >= bindparam("since"),
+            ),
+        )
+    )
     # Core inserts on the tables: the ORM's DML path costs several times more per statement.
-    member = _dialect_insert(dialect, Member.__table__).values(
+    # Separate parameters for the two times: PostgreSQL's executemany form numbers them.
+    member = _dialect_insert(dialect, Member).values(
         channel=bindparam("channel"),
         sender_id=bindparam("sender_id"),
         nickname_enc=bindparam("nickname_enc"),
-        first_seen_at=bindparam("now"),
-        last_seen_at=bindparam("now"),
+        first_seen_at=bindparam("first_seen_at"),
+        last_seen_at=bindparam("last_seen_at"),
     )
     membership = _dialect_insert(dialect, GroupMember.__table__).values(
         group_id=bindparam("group_id"), member_id=bindparam("member_id"), joined_at=bindparam("now")
     )
     return _Statements(
-        # An officer is the id the directory names on the channel the event came by: a WeCom
-        # user id equal to an officer's WeChat id is somebody else.
-        lookup={
-            (in_group, on_wecom): lookup(
-                OutboxMessage.group_id if in_group else OutboxMessage.user_id,
-                Officer.wecom_id if on_wecom else Officer.wechat_id,
-            )
-            for in_group in (True, False)
-            for on_wecom in (True, False)
-        },
+        first=first,
         processed=update(cast(Table, InboundEvent.__table__))
         .where(InboundEvent.__table__.c.id == bindparam("journal_id"))
         .values(status=bindparam("status"), processed_at=bindparam("now")),
-        member=select(Member).from_statement(
-            member.on_conflict_do_update(
-                index_elements=["channel", "sender_id"],
-                set_={"last_seen_at": member.excluded.last_seen_at},
-            ).returning(*Member.__table__.c)
-        ),
+        member=member.on_conflict_do_update(
+            index_elements=["channel", "sender_id"],
+            set_={"last_seen_at": member.excluded.last_seen_at},
+        ).returning(Member),
         membership=membership.on_conflict_do_update(
             index_elements=["group_id", "member_id"],
             set_={"left_at": None},
@@ -137,26 +131,6 @@ def _stmts(session: AsyncSession) -> _Statements:
     return _statements(session.get_bind().dialect.name)
 
 
-async def _member(
-    session: AsyncSession, rt: Runtime, event: InboundMessage, now: datetime
-) -> Member:
-    """The sender's member row, created or touched in one statement."""
-    params = {
-        "channel": event.channel,
-        "sender_id": event.sender_id,
-        "nickname_enc": rt.cipher.encrypt(event.nickname),
-        "now": now,
-    }
-    member: Member = (
-        await session.scalars(
-            _stmts(session).member, params, execution_options={"populate_existing": True}
-        )
-    ).one()
-    if event.nickname and _opened(rt, member.nickname_enc) != event.nickname:
-        member.nickname_enc = rt.cipher.encrypt(event.nickname)
-    return member
-
-
 def _opened(rt: Runtime, blob: bytes | None) -> str | None:
     """A stored nickname, or None when no configured key opens it (serve refuses to start so,
     but nothing on the way to the emergency layer may fail on it)."""
@@ -166,51 +140,123 @@ def _opened(rt: Runtime, blob: bytes | None) -> str | None:
         return None
 
 
-async def _note_membership(
-    session: AsyncSession, group_id: str, member_id: int, now: datetime
-) -> None:
-    """A member who speaks in a group is in it (bridges may miss join events)."""
-    await (await core(session)).execute(
-        _stmts(session).membership, {"group_id": group_id, "member_id": member_id, "now": now}
+def _member_params(rt: Runtime, event: InboundMessage, now: datetime) -> dict[str, Any]:
+    return {
+        "channel": event.channel,
+        "sender_id": event.sender_id,
+        "nickname_enc": rt.cipher.encrypt(event.nickname),
+        "first_seen_at": now,
+        "last_seen_at": now,
+    }
+
+
+async def _upsert_members(
+    session: AsyncSession, params: list[dict[str, Any]]
+) -> dict[tuple[str, str], Member]:
+    """Create or touch members (one statement however many), by (channel, sender id)."""
+    members = await session.scalars(
+        _stmts(session).member, params, execution_options={"populate_existing": True}
     )
+    return {(m.channel, m.sender_id): m for m in members.all()}
 
 
-@dataclass(frozen=True)
-class _Known:
-    group: Group | None
-    officer: Officer | None
-    own_message: bool
+def _chat(event: InboundMessage) -> tuple[str, str]:
+    """Where an echo of ours would be addressed: the group, or the sender in private."""
+    return ("g", event.group_id) if event.group_id else ("u", event.sender_id)
 
 
-async def _look_up(
-    session: AsyncSession, rt: Runtime, event: InboundMessage, now: datetime
-) -> _Known:
-    """The event's group, the sender's officer row, and whether the event is our own message:
-    the bot's account (``bridge.self_ids``) or a text we sent to this chat just now."""
-    stmts = _stmts(session)
-    echo_hash_ = (
-        echo_hash(rt.cipher, event.text)
-        if event.kind == "message" and event.text.strip()
-        else None  # compares with nothing: NULL = NULL is not true
-    )
-    group, officer, echo_id = (
-        await session.execute(
-            stmts.lookup[(bool(event.group_id), event.channel == "wecom")],
-            {
-                "group_id": event.group_id,
-                "sender_id": event.sender_id,
-                "echo_hash": echo_hash_,
-                "since": now - ECHO_WINDOW,
-                "chat": event.group_id or event.sender_id,
-            },
+@dataclass
+class Batch:
+    """What the events of one processing batch share, read and written before they are
+    handled: the directory (from the process's cache), the texts we sent lately (our echoes),
+    the senders' member rows, their memberships, and their rate counters. Per event this is
+    what the event alone would have read and written at its turn (:meth:`Dispatcher.process`
+    says where it falls back to doing it alone); :meth:`finish` marks the handled events
+    processed, in one statement, before the commit.
+    """
+
+    runtime: Runtime
+    session: AsyncSession
+    now: datetime
+    directory: DirectoryView
+    echo_hashes: dict[int, str | None]  # journal id → the hash of its text
+    echoes: set[tuple[str, str, str]]  # (hash, "g" | "u", chat) of our recent messages
+    members: dict[tuple[str, str], Member] = field(default_factory=dict)
+    # (group, member) known to be open in this transaction
+    open_memberships: set[tuple[str, int]] = field(default_factory=set)
+    counts: rate_limits.BatchCount = field(default_factory=rate_limits.BatchCount)
+    added: list[OutboxMessage] = field(default_factory=list)  # queued by this batch's events
+    processed: list[dict[str, Any]] = field(default_factory=list)
+
+    def own_message(self, event: InboundMessage, journal_id: int) -> bool:
+        """Our own words coming back: the bot's account, or a text we sent to this chat within
+        :data:`ECHO_WINDOW` (before the batch, or queued by one of its earlier events)."""
+        if event.sender_id in self.runtime.settings.bridge.self_ids:
+            return True
+        hash_ = self.echo_hashes.get(journal_id)
+        if hash_ is None:
+            return False
+        if (hash_, *_chat(event)) in self.echoes:
+            return True
+        since = self.now - ECHO_WINDOW
+        for row in self.added:
+            if row.echo_hash == hash_ and row.created_at >= since:
+                kind, chat = _chat(event)
+                if (row.group_id if kind == "g" else row.user_id) == chat:
+                    return True
+        return False
+
+    def _queued(self, session: Session, instance: object) -> None:
+        if isinstance(instance, OutboxMessage) and instance.echo_hash is not None:
+            self.added.append(instance)
+
+    async def member(self, event: InboundMessage) -> Member:
+        """The sender's member row, created or touched (by the batch's statement when it
+        still names this sender: a ``註銷實名`` earlier in the batch makes them a new one)."""
+        rt = self.runtime
+        member = self.members.get((event.channel, event.sender_id))
+        if member is None or (member.channel, member.sender_id) != (
+            event.channel,
+            event.sender_id,
+        ):
+            params = _member_params(rt, event, self.now)
+            member = (await _upsert_members(self.session, [params]))[
+                (event.channel, event.sender_id)
+            ]
+            self.members[(event.channel, event.sender_id)] = member
+        if event.nickname and _opened(rt, member.nickname_enc) != event.nickname:
+            member.nickname_enc = rt.cipher.encrypt(event.nickname)
+        return member
+
+    async def note_membership(self, group_id: str, member_id: int) -> None:
+        """A member who speaks in a group is in it (bridges may miss join events)."""
+        if (group_id, member_id) in self.open_memberships:
+            return
+        # A join handled earlier in the batch may still be an unflushed ORM row.
+        await (await core(self.session, flush=(GroupMember,))).execute(
+            _stmts(self.session).membership,
+            {"group_id": group_id, "member_id": member_id, "now": self.now},
         )
-    ).one()
-    own = event.sender_id in rt.settings.bridge.self_ids or echo_id is not None
-    return _Known(group, officer, own)
+        self.open_memberships.add((group_id, member_id))
+
+    def mark_processed(self, journal_id: int, status: str) -> None:
+        """Record the event's final status; written by :meth:`finish`."""
+        self.processed.append({"journal_id": journal_id, "status": status, "now": self.now})
+
+    async def finish(self) -> None:
+        """Mark the handled events processed and take back what was counted for the others;
+        in the batch's transaction, before its commit."""
+        sa_event.remove(self.session.sync_session, "transient_to_pending", self._queued)
+        if self.processed:
+            # On the connection: the handlers' pending rows are flushed at the commit, and a
+            # passive reply claimed in its event is inserted once, as sent.
+            await (await core(self.session)).execute(_stmts(self.session).processed, self.processed)
+            self.processed = []
+        await self.counts.settle(self.session)
 
 
 class Dispatcher:
-    """Runs an accepted (journaled) event through the handler chain."""
+    """Runs accepted (journaled) events through the handler chain, a batch at a time."""
 
     def __init__(
         self,
@@ -224,6 +270,76 @@ class Dispatcher:
         self._runtime = runtime
         self._handlers = list(handlers)
         self._when_limited = {k: list(v) for k, v in (when_limited or {}).items()}
+        self.directory = DirectoryCache()
+
+    async def prepare(
+        self,
+        session: AsyncSession,
+        events: Sequence[tuple[int, InboundMessage]],
+        *,
+        now: datetime,
+    ) -> Batch:
+        """Read and write, for the journaled ``events`` (journal id, event; in journal order)
+        at once, what each would read and write first on its own: see :class:`Batch`.
+
+        Writes only for each sender's first event in the batch (their member row, and their
+        membership when it is a message in a known group) and counts every event against the
+        rate limits; :meth:`Batch.finish` takes back the counts of events not handled in the
+        end. The caller runs :meth:`process` for a prefix of ``events`` and then
+        :meth:`Batch.finish`, in the same transaction."""
+        rt = self._runtime
+        stmts = _stmts(session)
+        hashes = {
+            journal_id: (
+                echo_hash(rt.cipher, ev.text) if ev.kind == "message" and ev.text.strip() else None
+            )
+            for journal_id, ev in events
+        }
+        rows = (
+            await (await core(session)).execute(
+                stmts.first,
+                {"hashes": sorted({h for h in hashes.values() if h}), "since": now - ECHO_WINDOW},
+            )
+        ).all()
+        directory = await self.directory.view(session, rows[0].version)
+        echoes = set()
+        for row in rows:
+            if row.echo_hash is not None:
+                if row.group_id is not None:
+                    echoes.add((row.echo_hash, "g", row.group_id))
+                if row.user_id is not None:
+                    echoes.add((row.echo_hash, "u", row.user_id))
+        batch = Batch(rt, session, now, directory, hashes, echoes)
+        first: dict[tuple[str, str], tuple[int, InboundMessage]] = {}
+        for journal_id, ev in events:
+            if not batch.own_message(ev, journal_id):
+                first.setdefault((ev.channel, ev.sender_id), (journal_id, ev))
+        if first:
+            batch.members = await _upsert_members(
+                session, [_member_params(rt, ev, now) for _, ev in first.values()]
+            )
+            pairs = {
+                (group.id, batch.members[key].id)
+                for key, (_, ev) in first.items()
+                if ev.kind == "message" and (group := directory.group(ev.group_id)) is not None
+            }
+            if pairs:
+                await (await core(session)).execute(
+                    stmts.membership,
+                    [{"group_id": g, "member_id": m, "now": now} for g, m in sorted(pairs)],
+                )
+                batch.open_memberships = pairs
+        counted = [
+            (journal_id, ev)
+            for journal_id, ev in events
+            if ev.kind == "message"
+            and not batch.own_message(ev, journal_id)
+            and directory.officer(ev.channel, ev.sender_id) is None
+        ]
+        batch.counts = await rate_limits.count_batch(session, rt.cipher, counted, now)
+        # Rows queued from here on (by the handlers) count as ours for the later events.
+        sa_event.listen(session.sync_session, "transient_to_pending", batch._queued)
+        return batch
 
     async def process(
         self,
@@ -234,28 +350,46 @@ class Dispatcher:
         now: datetime,
         claim_passive: Callable[[], bool] | None = None,
         classification: Any = None,
+        batch: Batch | None = None,
     ) -> DispatchResult:
         """Handle the journaled event ``journal_id`` in ``session``; the caller commits.
 
-        Marks the journal row processed with its final status in the same transaction, so an
-        event is handled exactly once however often a processor crashes before committing.
-        When ``claim_passive`` (asked once the handlers are done) says a request is still
-        waiting in time, the first reply to the event's chat on its channel is marked as
-        answered in that HTTP response (WeChat's and WeCom's passive reply). ``classification``:
-        the classifier's verdict when the emergency check at acceptance already made it.
+        Marks the journal row processed with its final status in the same transaction (with
+        ``batch``, when the batch finishes), so an event is handled exactly once however often
+        a processor crashes before committing. When ``claim_passive`` (asked once the handlers
+        are done) says a request is still waiting in time, the first reply to the event's chat
+        on its channel is marked as answered in that HTTP response (WeChat's and WeCom's
+        passive reply). ``classification``: the classifier's verdict when the emergency check
+        at acceptance already made it. ``batch``: from :meth:`prepare` for a batch the event
+        is in (its events processed in order); without, the event is a batch of its own.
         """
+        if batch is None:
+            alone = await self.prepare(session, [(journal_id, event)], now=now)
+            result = await self.process(
+                session,
+                event,
+                journal_id,
+                now=now,
+                claim_passive=claim_passive,
+                classification=classification,
+                batch=alone,
+            )
+            await alone.finish()
+            return result
         rt = self._runtime
-        known = await _look_up(session, rt, event, now)
-        group = known.group
+        group = batch.directory.group(event.group_id)
         status = "unknown_group" if event.group_id and group is None else "handled"
-        if known.own_message:
+        if batch.own_message(event, journal_id):
             # Our own words coming back through the bridge: recorded, never answered.
-            await _mark_processed(session, journal_id, "own_message", now)
+            batch.mark_processed(journal_id, "own_message")
             return DispatchResult(journal_id, False, "own_message")
-        member = await _member(session, rt, event, now)
-        officer = known.officer
-        if group is not None and event.kind == "message":
-            await _note_membership(session, group.id, member.id, now)
+        member = await batch.member(event)
+        officer = batch.directory.officer(event.channel, event.sender_id)
+        if event.kind != "message":
+            # Joins and leaves change memberships: each later message notes its own again.
+            batch.open_memberships.clear()
+        elif group is not None:
+            await batch.note_membership(group.id, member.id)
         ctx = HandlerContext(
             session=session,
             runtime=rt,
@@ -269,8 +403,13 @@ class Dispatcher:
         )
         limit = None
         if officer is None and event.kind == "message":
-            limit = await rate_limits.check(
-                session, cipher=rt.cipher, limits=rt.settings.limits, event=event, now=now
+            limit = await batch.counts.check(
+                session,
+                cipher=rt.cipher,
+                limits=rt.settings.limits,
+                event=event,
+                journal_id=journal_id,
+                now=now,
             )
         chain = self._when_limited.get(limit.over, []) if limit and limit.over else self._handlers
         taken = False
@@ -289,7 +428,7 @@ class Dispatcher:
             ctx.outbox += await resend_refused(
                 session, user_id=event.sender_id, now=now, source_event_id=journal_id
             )
-        await _mark_processed(session, journal_id, status, now)
+        batch.mark_processed(journal_id, status)
         passive = _claim_passive(ctx) if claim_passive is not None and claim_passive() else None
         if status == "unknown_group":
             log.warning(
@@ -305,16 +444,6 @@ class Dispatcher:
             len(ctx.outbox),
         )
         return DispatchResult(journal_id, False, status, tuple(ctx.outbox), passive)
-
-
-async def _mark_processed(
-    session: AsyncSession, journal_id: int, status: str, now: datetime
-) -> None:
-    # On the connection: the handlers' pending rows are flushed with the next event's first
-    # read or at the commit, and a passive reply claimed below is inserted once, as sent.
-    await (await core(session)).execute(
-        _stmts(session).processed, {"journal_id": journal_id, "status": status, "now": now}
-    )
 
 
 def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:

@@ -358,24 +358,28 @@ class Pipeline:
             async with rt.db_turn(), rt.sessions.begin() as session:
                 rows = await _claim(session, limit)
                 started = time.monotonic()
-                for row in rows:
+                events = [(row.id, _event(rt, row)) for row in rows]
+                # What the events share is read and written once for the batch.
+                batch = await self.dispatcher.prepare(session, events, now=now)
+                for journal_id, event in events:
                     if done and time.monotonic() - started > slice_s:
                         break  # the rest stays queued, in order, for the next batch
-                    claimed.append(row.id)
-                    event = _event(rt, row)
-                    waiter = self._waiters.get(row.id)
+                    claimed.append(journal_id)
+                    waiter = self._waiters.get(journal_id)
                     result = await self.dispatcher.process(
                         session,
                         event,
-                        row.id,
+                        journal_id,
                         now=now,
                         claim_passive=None if waiter is None else waiter.still_waiting(rt),
-                        classification=self._verdicts.get(row.id),
+                        classification=self._verdicts.get(journal_id),
+                        batch=batch,
                     )
                     if waiter is not None and result.passive is not None:
                         # No await since the claim: the endpoint now waits for the commit.
                         waiter.claimed = True
                     done.append((event, result))
+                await batch.finish()
         except Exception:
             if not isolate or not claimed:
                 raise

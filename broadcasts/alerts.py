@@ -37,7 +37,7 @@ from broadcasts.bulletins import (
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
-from models.base import rowcount
+from models.base import core, rowcount
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
 from models.outbox import OutboxMessage
@@ -350,7 +350,7 @@ async def recall_alert(
 
 # Built once: it runs for every resident message in a group.
 _ACTIVE_ALERT = (
-    select(Alert)
+    select(Alert.id, Alert.kind, Alert.parent_id)
     .join(AlertDelivery, AlertDelivery.alert_id == Alert.id)
     .where(
         AlertDelivery.group_id == bindparam("group_id"),
@@ -371,10 +371,18 @@ async def active_alert_for_group(
 
     Replies count toward the original alert, so a correction maps back to its parent.
     """
-    row = await session.scalar(_ACTIVE_ALERT, {"group_id": group_id, "since": now - REPLY_WINDOW})
-    if row is not None and row.kind == "correction" and row.parent_id is not None:
-        return await session.get(Alert, row.parent_id)
-    return row
+    # Asked for every message in a group, and nearly always answered "none": a narrow Core
+    # query on the connection (flushed first only when alerts changed in this transaction),
+    # and the ORM loads the alert only when there is one.
+    conn = await core(session, flush=(Alert, AlertDelivery))
+    row = (
+        await conn.execute(_ACTIVE_ALERT, {"group_id": group_id, "since": now - REPLY_WINDOW})
+    ).first()
+    if row is None:
+        return None
+    return await session.get(
+        Alert, row.parent_id if row.kind == "correction" and row.parent_id is not None else row.id
+    )
 
 
 async def record_ack(

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from bot.services.deadlines import next_check
 from bot.services.dispute_cases import open_for_ticket
@@ -30,7 +30,6 @@ from handlers.classify import FRAUD_PAID, SCAM_CHECK, Classification, normalise
 from handlers.context import HandlerContext
 from handlers.similarity import similarity
 from handlers.verification_support import is_verified, maybe_remind
-from models.base import core, table_of
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, chat_key
@@ -135,9 +134,6 @@ def _safety_reply_key(text: str) -> str:
     return "emergency_reply"
 
 
-_HOLD = insert(table_of(PendingItem))
-
-
 async def intake(ctx: HandlerContext) -> bool:
     """Take a resident's message: actionable items become tickets (emergencies came earlier)."""
     ev = ctx.event
@@ -158,10 +154,10 @@ async def intake(ctx: HandlerContext) -> bool:
         # Money already sent can sometimes still be stopped, within hours: say how, at once.
         ctx.reply(ctx.text("fraud_paid_advice"), priority=1)
     if not await is_verified(ctx.session, ctx.member.id):
-        # Core on the connection: nothing reads the row back in this transaction but a later
-        # query, and an ORM unit of work per held message cost more than the rest of it.
-        await (await core(ctx.session)).execute(
-            _HOLD, {"member_id": ctx.member.id, "journal_id": ctx.journal_id, "created_at": ctx.now}
+        # Held with the session's other rows: flushed once for the batch (at its commit, or
+        # before a query that reads pending items), not in a statement of its own.
+        ctx.session.add(
+            PendingItem(member_id=ctx.member.id, journal_id=ctx.journal_id, created_at=ctx.now)
         )
         await maybe_remind(ctx, unverified=True)
         return True

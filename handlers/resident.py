@@ -240,7 +240,7 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
     since = ctx.now - FOLLOW_UP_WINDOW
     # Most private messages answer nothing: a narrow Core query on the connection says so
     # before the ORM loads any ticket (it cost 15% of processing when it loaded them for all).
-    conn = await core(ctx.session, flush=True)
+    conn = await core(ctx.session, flush=(Ticket, TicketReporter))
     if (
         await conn.execute(_ANSWERED_LATELY, {"member_id": ctx.member.id, "since": since})
     ).first() is None:

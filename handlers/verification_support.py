@@ -146,9 +146,10 @@ _BINDING_OF = select(Binding.id).where(Binding.member_id == bindparam("member_id
 
 async def is_verified(session: AsyncSession, member_id: int) -> bool:
     """Whether the member has a real-name binding."""
-    # On the connection (flushed first: a binding made earlier in this batch counts): asked
-    # for every actionable message, and the ORM's path costs several times the query.
-    result = await (await core(session, flush=True)).execute(_BINDING_OF, {"member_id": member_id})
+    # On the connection (flushed first when a binding changed in this batch: it counts):
+    # asked for every actionable message, and the ORM's path costs several times the query.
+    conn = await core(session, flush=(Binding,))
+    result = await conn.execute(_BINDING_OF, {"member_id": member_id})
     return result.first() is not None
 
 

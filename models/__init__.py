@@ -10,7 +10,7 @@ from models.bulletins import (
     BulletinRun,
 )
 from models.console import AuditEntry, ConsoleAccount, ConsoleFormUse, ConsoleSession
-from models.directory import Group, Officer, RosterEntry, Station
+from models.directory import DirectoryVersion, Group, Officer, RosterEntry, Station
 from models.disputes import DisputeCase, DisputeEvent
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, RateCounter, SendPace
@@ -41,6 +41,7 @@ __all__ = [
     "ConsoleAccount",
     "ConsoleFormUse",
     "ConsoleSession",
+    "DirectoryVersion",
     "DisputeCase",
     "DisputeEvent",
     "Group",

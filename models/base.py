@@ -70,14 +70,25 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
-async def core(session: AsyncSession, *, flush: bool = False) -> AsyncConnection:
+async def core(
+    session: AsyncSession, *, flush: bool | tuple[type[Base], ...] = False
+) -> AsyncConnection:
     """The connection of ``session``'s transaction, for Core statements on the hot path.
 
     ``session.execute`` runs even a Core statement through the ORM (autoflush, the ORM's
     execution context, synchronising the identity map for DML): several times the CPU that the
     statement costs on the connection (docs/performance.md). Only for statements that no
     loaded object mirrors. ``flush``: write the session's pending changes first, for a read
-    that must see what the handlers wrote in this transaction."""
-    if flush:
+    that must see what the handlers wrote in this transaction; given the models the read
+    reads, only when some of those changes are to them (a flush per event costs more than
+    the event's statements: one flush for a whole batch writes its rows together)."""
+    if flush is True or (flush and has_changes(session, flush)):
         await session.flush()
     return await session.connection()
+
+
+def has_changes(session: AsyncSession, models: tuple[type[Base], ...]) -> bool:
+    """Whether ``session`` holds unflushed changes (new, changed or deleted objects) to rows
+    of ``models``."""
+    sync = session.sync_session
+    return any(isinstance(obj, models) for obj in (*sync.new, *sync.dirty, *sync.deleted))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import JSON, Date, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -64,3 +64,14 @@ class RosterEntry(Base):
     on_date: Mapped[date | None] = mapped_column(Date)
     start: Mapped[str] = mapped_column(String(5))
     end: Mapped[str] = mapped_column(String(5))
+
+
+class DirectoryVersion(Base):
+    """One row (``id`` 1) that every change to stations, officers or groups moves: triggers
+    (migration 0010) bump ``version`` in the writing transaction, whoever writes. Processes
+    that keep the directory in memory (bot/services/directory_cache.py) compare it per batch."""
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
