@@ -113,9 +113,3 @@ class DirectoryView:
             session.add(found)
         self._attached[key] = found
         return found
-
-
-def version_of(row: Row[Any]) -> int | None:
-    """The version column of a row that selected :data:`VERSION` as ``version``."""
-    version: int | None = row.version
-    return version
