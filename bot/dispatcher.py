@@ -34,6 +34,7 @@ from broadcasts.outbox import (
     scrub_payload,
 )
 from handlers.context import Handler, HandlerContext
+from handlers.verification_support import BOUND_AMONG, know_bindings
 from models.base import core
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, chat_key
@@ -185,6 +186,8 @@ class Batch:
     # (group, member) known to be open in this transaction
     open_memberships: set[tuple[str, int]] = field(default_factory=set)
     counts: rate_limits.BatchCount = field(default_factory=rate_limits.BatchCount)
+    # member id → whether they have a binding, until an event of theirs was handled
+    bindings: dict[int, bool] = field(default_factory=dict)
     added: list[OutboxMessage] = field(default_factory=list)  # queued by this batch's events
     processed: list[dict[str, Any]] = field(default_factory=list)
 
@@ -318,6 +321,12 @@ class Dispatcher:
             batch.members = await _upsert_members(
                 session, [_member_params(rt, ev, now) for _, ev in first.values()]
             )
+            ids = sorted(m.id for m in batch.members.values())
+            bound = set(
+                (await (await core(session)).execute(BOUND_AMONG, {"member_ids": ids})).scalars()
+            )
+            batch.bindings = {member_id: member_id in bound for member_id in ids}
+            know_bindings(session, batch.bindings)
             pairs = {
                 (group.id, batch.members[key].id)
                 for key, (_, ev) in first.items()
@@ -429,6 +438,7 @@ class Dispatcher:
                 session, user_id=event.sender_id, now=now, source_event_id=journal_id
             )
         batch.mark_processed(journal_id, status)
+        batch.bindings.pop(member.id, None)  # their own commands may have changed it
         passive = _claim_passive(ctx) if claim_passive is not None and claim_passive() else None
         if status == "unknown_group":
             log.warning(

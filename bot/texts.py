@@ -28,6 +28,36 @@ def _s2t() -> opencc.OpenCC:
     return opencc.OpenCC("s2tw")
 
 
+@lru_cache(maxsize=4)
+def _changing_keys(
+    converter: opencc.OpenCC,
+) -> tuple[frozenset[str], frozenset[str], tuple[int, ...]]:
+    """The dictionary entries of ``converter`` that change what they match (many map a phrase
+    to itself, to keep its characters from being converted one by one): their keys, the keys'
+    first characters, and their lengths, longest first."""
+    keys: set[str] = set()
+    # opencc-python-reimplemented's loaded chain: stages of (max_len, min_len, {key: value}).
+    for stage in converter._dict_chain_data:
+        for _, _, mapping in stage if isinstance(stage, list) else [stage]:
+            keys |= {k for k, v in mapping.items() if k != v}
+    lengths = tuple(sorted(set(map(len, keys)), reverse=True))
+    return frozenset(keys), frozenset({k[0] for k in keys}), lengths
+
+
+def _converts(converter: opencc.OpenCC, text: str) -> bool:
+    """Whether ``converter`` changes ``text``. Where no entry that changes anything occurs in
+    the text, every match leaves its characters as they are, so the text comes out as it went
+    in: that is checked first, with set look-ups instead of the converter's parse tree."""
+    keys, firsts, lengths = _changing_keys(converter)
+    # Plain loops: a generator would cost a Python call per step.
+    for i, char in enumerate(text):
+        if char in firsts:
+            for n in lengths:
+                if text[i : i + n] in keys:
+                    return bool(converter.convert(text) != text)
+    return False
+
+
 @lru_cache(maxsize=4096)
 def script_of(text: str) -> Script | None:
     """``hant`` or ``hans`` when the text shows which; None when it reads the same in both
@@ -37,9 +67,9 @@ def script_of(text: str) -> Script | None:
     (a group's name, the message asked about by several handlers) come back on every event."""
     if not text:
         return None
-    if _t2s().convert(text) != text:
+    if _converts(_t2s(), text):
         return "hant"
-    if _s2t().convert(text) != text:
+    if _converts(_s2t(), text):
         return "hans"
     return None
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Media, OutboundMessage
@@ -364,6 +364,40 @@ _ACTIVE_ALERT = (
 )
 
 
+# Whether any alert went out in the window at all, asked once per transaction (an inbound
+# batch): on most days none did, and then no group needs asking. Alerts made in this process
+# since (a chat command earlier in the batch) count them again; one another process sends is
+# seen from the next transaction.
+_ANY_SENT = (
+    select(Alert.id)
+    .where(
+        Alert.kind.in_(("alert", "correction")),
+        Alert.status == "sent",
+        Alert.created_at >= bindparam("since"),
+    )
+    .limit(1)
+)
+_SENT = "lianxin.alerts.sent_since"  # session.info: ((since, alerts made), any sent)
+_made = [0]  # alerts constructed in this process
+
+
+@event.listens_for(Alert, "init")
+def _count_made(*_: Any) -> None:
+    _made[0] += 1
+
+
+async def _none_sent(session: AsyncSession, since: datetime) -> bool:
+    """True when no alert was sent since ``since`` (known for this transaction)."""
+    asked = (since, _made[0])
+    known = session.info.get(_SENT)
+    if known is not None and known[0] == asked:
+        return not known[1]
+    conn = await core(session, flush=(Alert,))
+    sent = (await conn.execute(_ANY_SENT, {"since": since})).first() is not None
+    session.info[_SENT] = (asked, sent)
+    return not sent
+
+
 async def active_alert_for_group(
     session: AsyncSession, *, group_id: str, now: datetime
 ) -> Alert | None:
@@ -371,13 +405,13 @@ async def active_alert_for_group(
 
     Replies count toward the original alert, so a correction maps back to its parent.
     """
-    # Asked for every message in a group, and nearly always answered "none": a narrow Core
-    # query on the connection (flushed first only when alerts changed in this transaction),
-    # and the ORM loads the alert only when there is one.
+    since = now - REPLY_WINDOW
+    if await _none_sent(session, since):
+        return None
+    # A narrow Core query on the connection (flushed first only when alerts changed in this
+    # transaction), and the ORM loads the alert only when there is one.
     conn = await core(session, flush=(Alert, AlertDelivery))
-    row = (
-        await conn.execute(_ACTIVE_ALERT, {"group_id": group_id, "since": now - REPLY_WINDOW})
-    ).first()
+    row = (await conn.execute(_ACTIVE_ALERT, {"group_id": group_id, "since": since})).first()
     if row is None:
         return None
     return await session.get(

@@ -17,7 +17,7 @@ from bot.services.identity import normalise_text
 from bot.texts import Script, detect_script, script_of
 from broadcasts.outbox import enqueue
 from handlers.context import HandlerContext
-from models.base import core
+from models.base import core, has_changes
 from models.outbox import OutboxMessage
 from models.people import Binding, VerificationCode
 
@@ -142,10 +142,25 @@ async def group_reply_once_a_day(ctx: HandlerContext, tag: str, text: str) -> No
 
 
 _BINDING_OF = select(Binding.id).where(Binding.member_id == bindparam("member_id")).limit(1)
+BOUND_AMONG = select(Binding.member_id).where(
+    Binding.member_id.in_(bindparam("member_ids", expanding=True))
+)
+_KNOWN = "lianxin.bindings.known"  # session.info: member id → has a binding (read for a batch)
+
+
+def know_bindings(session: AsyncSession, known: dict[int, bool]) -> None:
+    """Let :func:`is_verified` answer from ``known`` (member id → whether they have a binding,
+    read at once for a batch of events with :data:`BOUND_AMONG`). Only a member's own commands
+    change their binding: the caller removes a member from ``known`` once an event of theirs
+    was handled, and a binding changed and not yet flushed is looked up as before."""
+    session.info[_KNOWN] = known
 
 
 async def is_verified(session: AsyncSession, member_id: int) -> bool:
     """Whether the member has a real-name binding."""
+    known = session.info.get(_KNOWN)
+    if known and member_id in known and not has_changes(session, (Binding,)):
+        return bool(known[member_id])
     # On the connection (flushed first when a binding changed in this batch: it counts):
     # asked for every actionable message, and the ORM's path costs several times the query.
     conn = await core(session, flush=(Binding,))
