@@ -91,4 +91,7 @@ def has_changes(session: AsyncSession, models: tuple[type[Base], ...]) -> bool:
     """Whether ``session`` holds unflushed changes (new, changed or deleted objects) to rows
     of ``models``."""
     sync = session.sync_session
-    return any(isinstance(obj, models) for obj in (*sync.new, *sync.dirty, *sync.deleted))
+    for obj in (*sync.new, *sync.dirty, *sync.deleted):  # a loop: asked per event, on hot paths
+        if isinstance(obj, models):
+            return True
+    return False
