@@ -133,7 +133,9 @@ async def _delete_order(conn: AsyncConnection) -> list[str]:
         order += ready
         for t in ready:
             del referrers[t]
-    return order
+    # Deleting from the directory's tables moves its version row (triggers, migration 0010),
+    # making it again: it goes last.
+    return sorted(order, key=lambda t: t == "directory_version")
 
 
 async def _pg_fresh(url: str) -> None:
