@@ -268,7 +268,10 @@ def main() -> int:
         accepted_at = time.time()
         sos.join()
         full_rps = full["requests"] / (full["duration_us"] / 1e6)
-        print(f"  wrk done ({uptime()})")
+        print(
+            f"  wrk done ({uptime()}): lianxin {full_rps:.0f} req/s, p99 "
+            f"{full['p99_us'] / 1000:.1f} ms; floor {base_rps:.0f} req/s"
+        )
         done_at = None
         deadline = time.time() + 600
         while time.time() < deadline:

@@ -361,6 +361,10 @@ class Pipeline:
                 for row in rows:
                     if done and time.monotonic() - started > slice_s:
                         break  # the rest stays queued, in order, for the next batch
+                    if done and rows[0].emergency and not row.emergency:
+                        # Emergencies are committed on their own: their safety replies and
+                        # pages go out without waiting for a batch of ordinary events.
+                        break
                     claimed.append(row.id)
                     event = _event(rt, row)
                     waiter = self._waiters.get(row.id)
