@@ -169,6 +169,23 @@ async def test_the_urgent_lane_looks_again_when_an_ordinary_batch_is_recorded(
     assert not h.runtime.urgent_wakeup.is_set()
 
 
+async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Harness) -> None:
+    # The urgent lane's flag is up (a safety reply to send): the processor's next ordinary
+    # batch waits for it to come down, but not for an emergency of its own, and not forever.
+    pipeline = h.pipeline
+    h.runtime.urgent_wakeup.set()
+    waiting = asyncio.create_task(pipeline._yield_to_urgent_sends(30))
+    await asyncio.sleep(0.02)
+    assert not waiting.done()
+    h.runtime.urgent_wakeup.clear()  # the lane found nothing more to send
+    await asyncio.wait_for(waiting, 5)
+    h.runtime.urgent_wakeup.set()
+    pipeline._urgent.set()  # an emergency journaled here goes first
+    await asyncio.wait_for(pipeline._yield_to_urgent_sends(30), 5)
+    pipeline._urgent.clear()
+    await asyncio.wait_for(pipeline._yield_to_urgent_sends(0.01), 5)  # bounded
+
+
 async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
     body = h.bridge_body("路口的路燈壞了好幾天了", group=GROUP, sender="wxid_lamp")
     raw = json.dumps(body, ensure_ascii=False).encode()
