@@ -301,6 +301,7 @@ class Pipeline:
         settings = self.runtime.settings.inbound
         while True:
             self._wakeup.clear()
+            await self._yield_to_urgent_sends(settings.urgent_yield_s)
             started = time.monotonic()
             try:
                 done = await self.process_once()
@@ -330,6 +331,20 @@ class Pipeline:
             else:
                 await asyncio.sleep(0)
 
+    async def _yield_to_urgent_sends(self, at_most_s: float) -> None:
+        """Wait while the outbox's urgent lane has work (``Runtime.urgent_wakeup`` is set until
+        the lane finds nothing to send), unless an emergency is queued here, at most
+        ``at_most_s``. Its sends need a few turns of the event loop each, and every batch run
+        in the meantime lengthens each turn by its own duration."""
+        deadline = time.monotonic() + at_most_s
+        # Polled: asyncio cannot await an Event being cleared.
+        while (  # noqa: ASYNC110
+            self.runtime.urgent_wakeup.is_set()
+            and not self._urgent.is_set()
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.002)
+
     async def drain(self) -> None:
         """Process until no journaled event waits (the tests' deterministic drain, after the
         requests were answered: their events are journaled by then)."""
@@ -357,6 +372,11 @@ class Pipeline:
         try:
             async with rt.db_turn(), rt.sessions.begin() as session:
                 rows = await _claim(session, limit)
+                if rows and rows[0].emergency:
+                    # Emergencies are committed on their own: their safety replies and pages
+                    # go out without waiting for a batch of ordinary events (claimed first,
+                    # they are the rows' prefix).
+                    rows = [row for row in rows if row.emergency]
                 started = time.monotonic()
                 events = [(row.id, _event(rt, row)) for row in rows]
                 # What the events share is read and written once for the batch.
