@@ -161,6 +161,14 @@ async def _upsert_members(
     return {(m.channel, m.sender_id): m for m in members.all()}
 
 
+_ECHO = select(OutboxMessage.id).where(
+    OutboxMessage.echo_hash == bindparam("echo_hash"),
+    OutboxMessage.created_at >= bindparam("since"),
+)
+_ECHO_TO_GROUP = _ECHO.where(OutboxMessage.group_id == bindparam("chat")).limit(1)
+_ECHO_TO_USER = _ECHO.where(OutboxMessage.user_id == bindparam("chat")).limit(1)
+
+
 def _chat(event: InboundMessage) -> tuple[str, str]:
     """Where an echo of ours would be addressed: the group, or the sender in private."""
     return ("g", event.group_id) if event.group_id else ("u", event.sender_id)
@@ -189,6 +197,7 @@ class Batch:
     # member id → whether they have a binding, until an event of theirs was handled
     bindings: dict[int, bool] = field(default_factory=dict)
     added: list[OutboxMessage] = field(default_factory=list)  # queued by this batch's events
+    cut: set[tuple[str, str]] = field(default_factory=set)  # senders who cut their link in it
     processed: list[dict[str, Any]] = field(default_factory=list)
 
     def own_message(self, event: InboundMessage, journal_id: int) -> bool:
@@ -209,6 +218,26 @@ class Batch:
                     return True
         return False
 
+    async def own(self, event: InboundMessage, journal_id: int) -> bool:
+        """:meth:`own_message` at the event's turn. A sender who cut their link earlier in the
+        batch had the rows addressed to them rewritten since the batch read them: for them the
+        outbox is asked again."""
+        key = (event.channel, event.sender_id)
+        member = self.members.get(key)
+        cut = key in self.cut or (member is not None and member.sender_id != event.sender_id)
+        hash_ = self.echo_hashes.get(journal_id)
+        if not cut or hash_ is None:
+            return self.own_message(event, journal_id)
+        if event.sender_id in self.runtime.settings.bridge.self_ids:
+            return True
+        conn = await core(self.session, flush=(OutboxMessage,))
+        kind, chat = _chat(event)
+        found = await conn.execute(
+            _ECHO_TO_GROUP if kind == "g" else _ECHO_TO_USER,
+            {"echo_hash": hash_, "since": self.now - ECHO_WINDOW, "chat": chat},
+        )
+        return found.first() is not None
+
     def _queued(self, session: Session, instance: object) -> None:
         if isinstance(instance, OutboxMessage) and instance.echo_hash is not None:
             self.added.append(instance)
@@ -222,6 +251,8 @@ class Batch:
             event.channel,
             event.sender_id,
         ):
+            if member is not None:
+                self.cut.add((event.channel, event.sender_id))  # see :meth:`own`
             params = _member_params(rt, event, self.now)
             member = (await _upsert_members(self.session, [params]))[
                 (event.channel, event.sender_id)
@@ -388,7 +419,7 @@ class Dispatcher:
         rt = self._runtime
         group = batch.directory.group(event.group_id)
         status = "unknown_group" if event.group_id and group is None else "handled"
-        if batch.own_message(event, journal_id):
+        if await batch.own(event, journal_id):
             # Our own words coming back through the bridge: recorded, never answered.
             batch.mark_processed(journal_id, "own_message")
             return DispatchResult(journal_id, False, "own_message")

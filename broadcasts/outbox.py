@@ -151,6 +151,9 @@ async def resend_refused(
         refused = (
             await session.scalars(_REFUSED, {"user_id": user_id, "since": now - RESEND_WITHIN})
         ).all()
+    # A row queued again by an earlier event of the batch is changed in the session and not yet
+    # in the table: the query's condition, on what the session holds.
+    refused = [r for r in refused if r.status == "failed" and r.last_error in _WINDOW_CLOSED]
     again = []
     for row in refused:
         row.last_error = f"{row.last_error}; sent again when the resident wrote"

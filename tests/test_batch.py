@@ -5,6 +5,7 @@ handled, and what it takes back for the events it leaves to the next batch."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -104,3 +105,79 @@ async def test_a_resident_who_cuts_the_link_and_writes_again_in_one_batch_is_a_n
     assert first.sender_id.startswith("anon:") and again.sender_id == "wxid_yang"
     row = await _membership(h, "wxid_yang")
     assert row.member_id == again.id and row.left_at is None
+
+
+async def _status_of_last(h: Harness) -> str:
+    async with h.runtime.sessions() as s:
+        status = await s.scalar(select(InboundEvent.status).order_by(InboundEvent.id.desc()))
+        assert status is not None
+        return status
+
+
+async def test_our_reply_queued_earlier_in_the_batch_counts_as_our_echo(h: Harness) -> None:
+    greeting = h.runtime.texts.render("private_greeting", "hans")
+    client = plain_client(h)
+    await post(client, h, "你好", group=None, sender="wxid_a")  # answered with the greeting
+    await post(client, h, greeting, group=None, sender="wxid_a")  # the greeting coming back
+    await h.pipeline.drain()
+    await client.aclose()
+    assert await _status_of_last(h) == "own_message"
+    assert await _statuses(h) == {"handled": 1, "own_message": 1}
+
+
+async def test_after_a_cut_link_our_earlier_words_to_them_are_no_echo(h: Harness) -> None:
+    if h.runtime.settings.inbound.slice_ms < 1:
+        pytest.skip("the second message must be read in the cut's batch")
+    greeting = h.runtime.texts.render("private_greeting", "hans")
+    await h.bind("wxid_yang")
+    await h.say("你好", group=None, sender="wxid_yang")  # processed: the greeting queued …
+    await h.sent()  # … and sent: the row now names them
+    client = plain_client(h)
+    await post(client, h, "註銷實名", group=None, sender="wxid_yang")
+    await post(client, h, greeting, group=None, sender="wxid_yang")  # a new member writes it
+    await h.pipeline.drain()
+    await client.aclose()
+    # The greeting went to the account before the cut; the row now names the pseudonym.
+    assert await _status_of_last(h) == "handled"
+
+
+async def test_a_refused_answer_goes_out_once_when_the_resident_writes_twice_in_one_batch(
+    db_url: str, world: FakeWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness.build(
+        db_url,
+        world,
+        wechat={"reply_mode": "api"},
+        inbound={"process_batch": 64, "slice_ms": 60_000.0},
+    )
+    try:
+        await h.load_directory()
+        await h.bind("o_resident", channel="wechat")
+        await h.post_wechat_safe(
+            h.wechat_text_xml("我想咨询一下办理居住证需要什么材料", openid="o_resident")
+        )
+        [ticket] = await h.tickets()
+        h.clock.advance(timedelta(hours=49).total_seconds())
+        h.world.state.custom_send_script.extend([45015])  # the resident's window has closed
+        await h.say(f"#{ticket.code} 带身份证到户籍窗口办理", group=None, sender="wxid_county")
+        await h.drain()
+        h.clock.advance(timedelta(hours=30).total_seconds())
+        settled, h.client = h.client, plain_client(h)  # both messages wait for one batch
+        for text in ("你好,请问有结果了吗", "在吗"):
+            await h.post_wechat_safe(h.wechat_text_xml(text, openid="o_resident"))
+        await h.client.aclose()
+        h.client = settled
+        await h.pipeline.drain()
+        h.clock.advance(10)
+        await h.drain()
+        # Queued again once, in the batch itself (not after the batch failed on a second copy
+        # and its events were retried one by one).
+        assert "one by one" not in caplog.text
+        assert "failed" not in await _statuses(h)
+        sends = h.world.state.by_path("/cgi-bin/message/custom/send")
+        delivered = [
+            s.json()["text"]["content"] for s in sends if s.headers["x-fake-accepted"] == "1"
+        ]
+        assert sum("户籍窗口" in t for t in delivered) == 1
+    finally:
+        await h.close()
