@@ -24,10 +24,12 @@ class InboundEvent(Base):
     __tablename__ = "inbound_events"
     __table_args__ = (
         UniqueConstraint("channel", "dedup_key"),
-        # The processor's queue: only unprocessed rows are in it, emergencies first.
+        # The processor's queue: only unprocessed rows are in it, emergencies first. In the
+        # claim's order (emergency DESC, id): read in index order, a claim stops at its first
+        # rows instead of sorting the whole backlog (migration 0010).
         Index(
             "ix_inbound_events_queue",
-            "emergency",
+            text("emergency DESC"),
             "id",
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),

@@ -1,4 +1,5 @@
-"""directory version: a row every change to stations, officers or groups moves (issue 17)
+"""directory version: a row every change to stations, officers or groups moves; the journal's
+queue index in the claim's order (issue 17)
 
 The inbound processor keeps the directory in memory and reads this one row per batch; a
 trigger on each directory table moves it in the writing transaction, whoever writes
@@ -39,7 +40,23 @@ $$
 """
 
 
+def _queue_index(*columns: sa.TextClause | str) -> None:
+    op.drop_index('ix_inbound_events_queue', table_name='inbound_events')
+    op.create_index(
+        'ix_inbound_events_queue',
+        'inbound_events',
+        list(columns),
+        unique=False,
+        sqlite_where=sa.text('processed_at IS NULL'),
+        postgresql_where=sa.text('processed_at IS NULL'),
+    )
+
+
 def upgrade() -> None:
+    # The processor claims ORDER BY emergency DESC, id: on (emergency, id) both databases read
+    # every unprocessed ordinary row and sort them before the first is returned, a cost that
+    # grows with the backlog; in the claim's order the first rows are the answer.
+    _queue_index(sa.text('emergency DESC'), 'id')
     op.create_table(
         'directory_version',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -77,3 +94,4 @@ def downgrade() -> None:
             for event in ('insert', 'update', 'delete'):
                 op.execute(f'DROP TRIGGER {table}_{event}_directory_version')
     op.drop_table('directory_version')
+    _queue_index('emergency', 'id')
