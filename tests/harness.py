@@ -23,6 +23,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
+from bot.channels.http_lanes import lane_client
 from bot.clock import ManualClock
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
@@ -126,7 +127,7 @@ def make_runtime(settings: Settings, **kwargs: Any) -> Runtime:
     classifier, texts = shared_data()
     # The client build_runtime would make, but with the shared TLS context; the fakes answer
     # on plain HTTP, so it only ever serves a test that reaches for https.
-    kwargs.setdefault("http", httpx.AsyncClient(timeout=settings.bridge.timeout_s, verify=_tls()))
+    kwargs.setdefault("http", lane_client(timeout=settings.bridge.timeout_s, verify=_tls()))
     return build_runtime(settings, classifier=classifier, texts=texts, **kwargs)
 
 
