@@ -35,6 +35,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
+def memory_mb() -> tuple[float, float]:
+    """This process's resident and peak resident memory (VmRSS, VmHWM), MB."""
+    status = dict(
+        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines()
+    )
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
 async def one_round(
     workdir: Path, bridge_url: str, groups: int, concurrency: int | None, profile: int
 ) -> dict[str, Any]:
@@ -60,15 +68,18 @@ async def one_round(
     runtime = build_runtime(settings)
     worker = make_worker(runtime)
     profiler = cProfile.Profile(time.process_time) if profile else None
+    memory = [memory_mb()]
     try:
         cpu = time.process_time()
         await bulletin_tick(runtime)
         fan_cpu = time.process_time() - cpu
+        memory.append(memory_mb())
         if profiler:
             profiler.enable()
         cpu, wall = time.process_time(), time.perf_counter()
         outcomes = await worker.drain()
         send_cpu, send_wall = time.process_time() - cpu, time.perf_counter() - wall
+        memory.append(memory_mb())
         if profiler:
             profiler.disable()
     finally:
@@ -86,6 +97,7 @@ async def one_round(
         "send_wall": send_wall,
         "sent": sent,
         "top": top,
+        "memory": " → ".join(f"{rss:.0f} ({peak:.0f})" for rss, peak in memory),
     }
 
 
@@ -134,6 +146,7 @@ def main() -> int:
                         f"({r['sent'] / r['send_wall']:.0f}/s), {per:.3f} ms CPU per delivery",
                         flush=True,
                     )
+                    print(f"  RSS (peak) MB before, after the fan-out, after sending: {r['memory']}")
                     if r["top"]:
                         print(r["top"])
                     if r["sent"] != args.groups:
