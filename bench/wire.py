@@ -180,6 +180,13 @@ def main() -> int:
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--reply-mode", choices=["passive", "api"])
     p.add_argument("--keep", action="store_true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a config.yaml value for Lianxin (YAML value), e.g. inbound.slice_ms=20",
+    )
     args = p.parse_args()
     s = webhook.Secrets.random()
     workdir = Path(tempfile.mkdtemp(prefix="lianxin-wire-"))
@@ -206,10 +213,14 @@ def main() -> int:
     servers = [fake, floor, *fulls]
     try:
         webhook.write_config(config, db_url, fake.url, s)
+        data = yaml.safe_load(config.read_text("utf-8"))
         if args.reply_mode:
-            data = yaml.safe_load(config.read_text("utf-8"))
             data["wechat"]["reply_mode"] = args.reply_mode
-            config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+        for item in args.set:
+            dotted, value = item.split("=", 1)
+            section, key = dotted.split(".", 1)
+            data.setdefault(section, {})[key] = yaml.safe_load(value)
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
         cli = [sys.executable, "-m", "bot"]
         for command in (["db", "upgrade"], ["directory", "load", str(webhook.DIRECTORY)]):
             subprocess.run(
@@ -241,6 +252,7 @@ def main() -> int:
         print(
             f"{where}, {args.processes} lianxin process(es), reply_mode "
             f"{args.reply_mode or 'default'}, wrk -c{args.connections} -d{args.seconds}s"
+            + (f", config {' '.join(args.set)}" if args.set else "")
         )
 
         print(f"floor ... ({uptime()})")
@@ -268,7 +280,10 @@ def main() -> int:
         accepted_at = time.time()
         sos.join()
         full_rps = full["requests"] / (full["duration_us"] / 1e6)
-        print(f"  wrk done ({uptime()})")
+        print(
+            f"  wrk done ({uptime()}): lianxin {full_rps:.0f} req/s, p99 "
+            f"{full['p99_us'] / 1000:.1f} ms; floor {base_rps:.0f} req/s"
+        )
         done_at = None
         deadline = time.time() + 600
         while time.time() < deadline:
@@ -280,7 +295,13 @@ def main() -> int:
                 break
             time.sleep(0.05)
         full_cpu = sum(f.cpu_seconds() for f in fulls) - full_cpu
+        # The safety replies are sent behind their processing: wait (up to 30 s) for them to
+        # reach the fake bridge rather than count as missing those still on their way.
         arrived = httpx.get(f"{fake.url}/sos", timeout=10).json()
+        settle_until = time.time() + 30
+        while len(arrived) < len(posted) and time.time() < settle_until:
+            time.sleep(0.2)
+            arrived = httpx.get(f"{fake.url}/sos", timeout=10).json()
         lat = [(arrived[w] - t) * 1000 for w, t in posted.items() if w in arrived]
         missing = len(posted) - len(lat)
 

@@ -66,6 +66,10 @@ def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
         health=runtime.health,
         metrics=runtime.metrics,
         max_priority=1 if urgent else None,
+        # An urgent row waits while an ordinary one to its chat is in flight: the urgent lane
+        # looks again as soon as the ordinary worker has recorded a batch, not a poll later.
+        sent_signal=None if urgent else runtime.urgent_wakeup,
+        turn=runtime.db_turn,
     )
 
 
@@ -149,7 +153,9 @@ def create_app(
         app.add_middleware(
             ProxyHeadersMiddleware, trusted_hosts=runtime.settings.server.trusted_proxies
         )
-    routers = (health, bridge_routes, wechat_routes, api, bulletins_api, docs, wecom_routes)
+    # The channels' callbacks first: a request is matched against the routes in order, and
+    # they carry nearly all of the traffic.
+    routers = (wechat_routes, bridge_routes, wecom_routes, health, api, bulletins_api, docs)
     for module in (*routers, disputes_api, visits_api, metrics_route):
         app.include_router(module.router)
     console.install(app)

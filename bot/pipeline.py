@@ -301,6 +301,7 @@ class Pipeline:
         settings = self.runtime.settings.inbound
         while True:
             self._wakeup.clear()
+            await self._yield_to_urgent_sends(settings.urgent_yield_s)
             started = time.monotonic()
             try:
                 done = await self.process_once()
@@ -329,6 +330,20 @@ class Pipeline:
                     await asyncio.wait_for(self._urgent.wait(), pause)
             else:
                 await asyncio.sleep(0)
+
+    async def _yield_to_urgent_sends(self, at_most_s: float) -> None:
+        """Wait while the outbox's urgent lane has work (``Runtime.urgent_wakeup`` is set until
+        the lane finds nothing to send), unless an emergency is queued here, at most
+        ``at_most_s``. Its sends need a few turns of the event loop each, and every batch run
+        in the meantime lengthens each turn by its own duration."""
+        deadline = time.monotonic() + at_most_s
+        # Polled: asyncio cannot await an Event being cleared.
+        while (  # noqa: ASYNC110
+            self.runtime.urgent_wakeup.is_set()
+            and not self._urgent.is_set()
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.002)
 
     async def drain(self) -> None:
         """Process until no journaled event waits (the tests' deterministic drain, after the
@@ -361,6 +376,10 @@ class Pipeline:
                 for row in rows:
                     if done and time.monotonic() - started > slice_s:
                         break  # the rest stays queued, in order, for the next batch
+                    if done and rows[0].emergency and not row.emergency:
+                        # Emergencies are committed on their own: their safety replies and
+                        # pages go out without waiting for a batch of ordinary events.
+                        break
                     claimed.append(row.id)
                     event = _event(rt, row)
                     waiter = self._waiters.get(row.id)

@@ -15,7 +15,8 @@ import random
 import re
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -300,7 +301,9 @@ def _candidates_statement() -> Any:
             )
             .label("rank"),
         )
-        .where(_due(now))
+        # The urgent lane ranks only urgent rows: the same first row per chat (a chat's
+        # most urgent row ranks first anyway), without ranking every ordinary row due.
+        .where(_due(now), OutboxMessage.priority <= bindparam("max_priority"))
         .subquery()
     )
     other = aliased(OutboxMessage)
@@ -315,7 +318,7 @@ def _candidates_statement() -> Any:
     )
     return (
         select(ranked.c.id, ranked.c.chat_key, ranked.c.channel, ranked.c.priority)
-        .where(ranked.c.rank == 1, ranked.c.priority <= bindparam("max_priority"), ~in_flight)
+        .where(ranked.c.rank == 1, ~in_flight)
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
         .limit(bindparam("limit"))
     )
@@ -397,9 +400,18 @@ class OutboxWorker:
         health: ChannelHealth | None = None,
         metrics: Metrics | None = None,
         max_priority: int | None = None,
+        sent_signal: asyncio.Event | None = None,
+        turn: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         """``max_priority``: send only rows this urgent or more (the urgent lane: a second
-        worker for safety replies and P1 pages, never behind a batch of ordinary sends)."""
+        worker for safety replies and P1 pages, never behind a batch of ordinary sends).
+        ``sent_signal`` is set whenever this worker has recorded a batch: the urgent lane's
+        wake-up, since an urgent row waits while an ordinary one to its chat is in flight."""
+        self._sent_signal = sent_signal
+        # The runtime's first-come-first-served turn for the database (Runtime.db_turn):
+        # straight from the pool, a worker was overtaken by every journal write and
+        # processing batch during a burst, and an urgent row waited seconds to be claimed.
+        self._turn = turn or contextlib.nullcontext
         self._max_priority = 1_000_000 if max_priority is None else max_priority
         self._sessions = sessions
         self._senders = senders
@@ -424,7 +436,7 @@ class OutboxWorker:
         allows; returns them most urgent first."""
         now = self._clock.now()
         limit = self._settings.batch_size
-        async with self._sessions.begin() as session:
+        async with self._turn(), self._sessions.begin() as session:
             candidates = (
                 await session.execute(
                     _candidates_statement(),
@@ -562,7 +574,7 @@ class OutboxWorker:
         (a run of sends is one statement), a failure with a notice on its own."""
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         notices = False
-        async with self._sessions.begin() as session:
+        async with self._turn(), self._sessions.begin() as session:
             for a in attempts:
                 params = {"outbox_id": a.outcome.outbox_id}
                 params.update({f"v_{k}": v for k, v in a.values.items()})
@@ -582,6 +594,8 @@ class OutboxWorker:
                 await connection.execute(_finish_statement(columns), rows)
         if notices:
             self.wakeup.set()
+        if self._sent_signal is not None:
+            self._sent_signal.set()
 
     async def run_forever(self) -> None:
         """The service loop: send what is due, then sleep until woken or the poll interval."""

@@ -62,6 +62,32 @@ def pytest_report_header() -> str:
     return "database backends: " + ", ".join(BACKENDS)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_reply_modes: run the test in each WeChat reply mode, passive and api (issue 17)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test of WeChat's private conversations runs in both reply modes: `passive` (the first
+    # reply rides in the callback's response when it is ready in time) and `api` (every reply
+    # through the customer-service API). Whatever it checks must hold in each.
+    if metafunc.definition.get_closest_marker("both_reply_modes"):
+        metafunc.parametrize("reply_mode", ["passive", "api"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def reply_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The WeChat reply mode this test's harness is built with (tests/harness.py reads it).
+
+    Autouse, so that it is set before any fixture builds a harness."""
+    mode: str | None = getattr(request, "param", None)
+    if mode is not None:
+        monkeypatch.setenv("LIANXIN_TEST_REPLY_MODE", mode)
+    return mode or os.environ.get("LIANXIN_TEST_REPLY_MODE", "passive")
+
+
 async def _admin(sql: str) -> None:
     """Run ``sql`` outside a transaction on the server of ``TEST_DATABASE_URL``."""
     assert BASE_PG_URL

@@ -148,6 +148,7 @@ async def test_unbinding_cuts_every_link_and_keeps_the_matter(h: Harness) -> Non
     assert query and f"#{in_group}" in query[0] and "嫌疑人" not in query[0]
 
 
+@pytest.mark.both_reply_modes
 async def test_unbinding_on_the_official_account_forgets_the_openid(h: Harness) -> None:
     # The passive reply is sent in the HTTP response; WeChat's de-duplication keys name the
     # sender ("msg:<openid>:<MsgId>").

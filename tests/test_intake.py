@@ -93,6 +93,7 @@ async def test_an_answer_that_cannot_be_delivered_is_reported_back_to_the_office
     assert any(f"#{code}" in t and "未能送达" in t for t in told), told
 
 
+@pytest.mark.both_reply_modes
 async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: Harness) -> None:
     await h.bind("o_resident", channel="wechat")
     r = await h.post_wechat_safe(
@@ -117,6 +118,7 @@ async def test_private_report_via_wechat_gets_passive_ack_and_answer_via_api(h: 
     assert "户籍窗口" in bodies[-1]["text"]["content"]
 
 
+@pytest.mark.both_reply_modes
 async def test_an_answer_refused_outside_the_48_hours_goes_out_when_the_resident_writes(
     h: Harness,
 ) -> None:
@@ -170,6 +172,7 @@ async def test_emergency_from_unverified_stranger_is_answered_and_paged(h: Harne
     assert "emergency_reply" in kinds and kinds.count("paged") == 2
 
 
+@pytest.mark.both_reply_modes
 async def test_emergency_in_traditional_via_wechat_is_answered_passively(h: Harness) -> None:
     r = await h.post_wechat_safe(
         h.wechat_text_xml("隔壁房子著火了,火很大,有人被困在裡面!", openid="o_x")
@@ -304,6 +307,7 @@ async def test_officer_publicity_is_not_a_ticket(h: Harness) -> None:
     assert await h.tickets() == []
 
 
+@pytest.mark.both_reply_modes
 async def test_official_account_resident_is_routed_to_their_groups_station(h: Harness) -> None:
     # The same person, verified with the same phone, in a Hexi group (bridge) and on the OA.
     await h.bind("wxid_hexi_resident", phone="13700001111", group="grp-hexi-01")
@@ -349,6 +353,7 @@ async def test_transfer_and_reclassify_restart_the_deadline_ladder(h: Harness) -
     assert any("⏰" in m for m in h.to_user("wxid_chen"))
 
 
+@pytest.mark.both_reply_modes
 async def test_transfer_to_someone_the_bot_cannot_reach_or_to_the_holder_changes_nothing(
     h: Harness,
 ) -> None:
@@ -423,6 +428,7 @@ async def test_emergency_in_an_unknown_group_keeps_the_group(h: Harness) -> None
     assert h.to_group("grp-unknown") and "110" in h.to_group("grp-unknown")[0]["text"]
 
 
+@pytest.mark.both_reply_modes
 async def test_scam_question_gets_the_warning_at_once_even_unverified(h: Harness) -> None:
     r = await h.post_wechat_safe(
         h.wechat_text_xml(
@@ -753,6 +759,7 @@ def _oa_xml(h: Harness, openid: str, msg_type: str, fields: str) -> str:
     )
 
 
+@pytest.mark.both_reply_modes
 async def test_a_photo_and_a_location_after_a_report_reach_its_officer(h: Harness) -> None:
     r = await h.post_wechat_safe(h.wechat_text_xml("樓下著火了!火很大", openid="o_fire"))
     assert "119" in (await h.reply_to(r))["Content"]
@@ -771,6 +778,7 @@ async def test_a_photo_and_a_location_after_a_report_reach_its_officer(h: Harnes
     assert any("http://mmbiz.example/pic1.jpg" in m for m in told)
 
 
+@pytest.mark.both_reply_modes
 async def test_a_photo_with_no_matter_to_belong_to_gets_the_greeting(h: Harness) -> None:
     image = "<PicUrl><![CDATA[http://mmbiz.example/pic2.jpg]]></PicUrl><MediaId>m2</MediaId>"
     reply = await h.reply_to(await h.post_wechat_safe(_oa_xml(h, "o_new", "image", image)))

@@ -133,9 +133,10 @@ async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> 
             )
         assert await queued(h) == 2000
         await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
-    # One batch of the processor: the emergency is in it, nearly everything else still queued.
-    await h.pipeline.process_once()
-    assert await queued(h) > 1900
+    # One batch of the processor: the emergency, committed on its own so that its replies do
+    # not wait for a batch of ordinary events; all 2,000 of those still queued.
+    assert await h.pipeline.process_once() == 1
+    assert await queued(h) == 2000
     (ticket,) = await h.tickets()
     assert ticket.emergency
     # The processor woke the outbox's urgent lane; one round of it sends the safety reply and
@@ -148,6 +149,41 @@ async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> 
     assert len(safety) == 1 and "119" in safety[0]["text"]
     pages = [d for d in delivered if d["user_id"] and "P1" in d["text"]]
     assert pages and len(safety) + len(pages) == len(delivered), delivered
+
+
+async def test_the_urgent_lane_looks_again_when_an_ordinary_batch_is_recorded(
+    h: Harness,
+) -> None:
+    # An urgent page waits while an ordinary message to the same chat is in flight; the
+    # ordinary worker wakes the urgent lane when it has recorded its batch, so the page goes
+    # then, not a poll interval later.
+    async with plain_client(h) as client:
+        await post(client, h, "你好", group=None, sender="wxid_hello")
+    await h.pipeline.drain()
+    h.runtime.urgent_wakeup.clear()
+    assert await make_worker(h.runtime).run_once()
+    assert h.runtime.urgent_wakeup.is_set()
+    # The urgent lane wakes only itself: it never signals the ordinary worker.
+    h.runtime.urgent_wakeup.clear()
+    assert not await make_worker(h.runtime, urgent=True).run_once()
+    assert not h.runtime.urgent_wakeup.is_set()
+
+
+async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Harness) -> None:
+    # The urgent lane's flag is up (a safety reply to send): the processor's next ordinary
+    # batch waits for it to come down, but not for an emergency of its own, and not forever.
+    pipeline = h.pipeline
+    h.runtime.urgent_wakeup.set()
+    waiting = asyncio.create_task(pipeline._yield_to_urgent_sends(30))
+    await asyncio.sleep(0.02)
+    assert not waiting.done()
+    h.runtime.urgent_wakeup.clear()  # the lane found nothing more to send
+    await asyncio.wait_for(waiting, 5)
+    h.runtime.urgent_wakeup.set()
+    pipeline._urgent.set()  # an emergency journaled here goes first
+    await asyncio.wait_for(pipeline._yield_to_urgent_sends(30), 5)
+    pipeline._urgent.clear()
+    await asyncio.wait_for(pipeline._yield_to_urgent_sends(0.01), 5)  # bounded
 
 
 async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:

@@ -544,6 +544,7 @@ async def test_assign_refusals(vh: Harness) -> None:
 # --- the helpers intake calls -----------------------------------------------------------------
 
 
+@pytest.mark.both_reply_modes
 async def test_maybe_remind_once_a_day_and_is_verified(db_url: str, world: FakeWorld) -> None:
     seen: list[tuple[bool, bool]] = []
 
@@ -584,6 +585,7 @@ async def _oa(h: Harness, text: str, openid: str = "o_resident") -> str:
     return str((await h.reply_to(response))["Content"])
 
 
+@pytest.mark.both_reply_modes
 async def test_binding_through_the_official_account(vh: Harness) -> None:
     answer = await _oa(vh, f"實名 張三 {PHONE}")
     assert "138****5678" in answer and "驗證碼已發送" in answer

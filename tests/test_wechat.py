@@ -17,6 +17,9 @@ from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld
 from tests.harness import ACCOUNT, WECHAT_TOKEN, Harness
 
+# Every test here runs in both WeChat reply modes (tests/conftest.py, issue 17).
+pytestmark = pytest.mark.both_reply_modes
+
 
 def _sig(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()

@@ -98,8 +98,10 @@ class WeChatCallback:
         ):
             raise Rejected(403, "bad signature")
 
-    def _check_msg_signature(self, q: CallbackQuery, body: bytes) -> None:
-        # wechatpy compares with `!=`; compare in constant time first (PROTOCOL-NOTES).
+    def _check_msg_signature(self, q: CallbackQuery, body: bytes) -> str:
+        """The envelope's ``Encrypt`` once its signature holds.
+
+        wechatpy compares with `!=`; compare in constant time first (PROTOCOL-NOTES)."""
         try:
             envelope = xmltodict.parse(body)["xml"]["Encrypt"]
         except Exception as exc:
@@ -110,6 +112,7 @@ class WeChatCallback:
         given = (q.msg_signature or "").lower().encode("utf-8", "replace")
         if not hmac.compare_digest(expected.encode(), given):
             raise Rejected(403, "bad msg_signature")
+        return envelope
 
     def verify_url(self, q: CallbackQuery, now: datetime) -> str:
         """The GET handshake: returns ``echostr`` when the signature holds."""
@@ -128,9 +131,12 @@ class WeChatCallback:
             if not q.msg_signature or q.nonce is None or q.timestamp is None:
                 raise Rejected(403, "missing msg_signature")
             self._check_fresh(q.timestamp, now)
-            self._check_msg_signature(q, body)
+            envelope = self._check_msg_signature(q, body)
             try:
-                xml = self._crypto.decrypt_message(body, q.msg_signature, q.timestamp, q.nonce)
+                # The envelope parsed above, not the body: wechatpy would parse it again.
+                xml = self._crypto.decrypt_message(
+                    {"Encrypt": envelope}, q.msg_signature, q.timestamp, q.nonce
+                )
             except InvalidSignatureException:
                 raise Rejected(403, "bad msg_signature") from None
             except Exception as exc:  # wrong key, garbage, broken XML: see PROTOCOL-NOTES

@@ -157,6 +157,10 @@ class InboundSettings(Section):
     process_share: float = Field(0.4, gt=0, le=1)
     # How often an idle processor looks for events journaled by another process.
     poll_interval_s: float = Field(0.5, gt=0)
+    # While the outbox's urgent lane has safety replies or P1 pages to send, ordinary
+    # processing waits for it up to this long: each of the lane's sends takes several turns
+    # of the event loop, and a batch in the loop makes every turn that much longer.
+    urgent_yield_s: float = Field(0.5, ge=0)
 
 
 class IntakeSettings(Section):

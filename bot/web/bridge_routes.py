@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from bot.channels import bridge
 from bot.channels.body import read_capped_body
-from bot.pipeline import Pipeline
-from bot.runtime import Runtime
 from bot.settings import secret_value
-from bot.web.deps import get_pipeline, get_runtime
+from bot.web.deps import pipeline_of, runtime_of
 
 log = logging.getLogger("lianxin.bridge")
 router = APIRouter()
 
 
 @router.post("/bridge/events")
-async def bridge_events(
-    request: Request,
-    runtime: Runtime = Depends(get_runtime),
-    pipeline: Pipeline = Depends(get_pipeline),
-) -> JSONResponse:
+async def bridge_events(request: Request) -> JSONResponse:
     """Verify, parse and journal one bridge event; answer once it is committed (it is handled
     behind, by the pipeline's processor)."""
+    runtime, pipeline = runtime_of(request), pipeline_of(request)
     secret = secret_value(runtime.settings.bridge.secret)
     if not secret:
         raise HTTPException(404, "bridge channel not configured")

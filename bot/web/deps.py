@@ -19,13 +19,24 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (pages of `limit`)")]
 
 
-async def get_runtime(request: Request) -> Runtime:
-    """The app's runtime."""
+def runtime_of(request: Request) -> Runtime:
+    """The app's runtime, read directly: the channel endpoints, whose every microsecond counts
+    (issue 17), skip FastAPI's dependency solving (about a fifth of an accepted event's CPU)."""
     runtime: Runtime = request.app.state.runtime  # app.state holds untyped attributes
     return runtime
 
 
-async def get_pipeline(request: Request) -> Pipeline:
-    """The app's inbound pipeline (journal writer and processor)."""
+def pipeline_of(request: Request) -> Pipeline:
+    """The app's inbound pipeline (journal writer and processor), read directly."""
     pipeline: Pipeline = request.app.state.pipeline
     return pipeline
+
+
+async def get_runtime(request: Request) -> Runtime:
+    """The app's runtime."""
+    return runtime_of(request)
+
+
+async def get_pipeline(request: Request) -> Pipeline:
+    """The app's inbound pipeline (journal writer and processor)."""
+    return pipeline_of(request)

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.channels.body import read_capped_body
 from bot.channels.wecom import Rejected, WeComCallback, WeComQuery
-from bot.pipeline import Pipeline
 from bot.runtime import Runtime
-from bot.web.deps import get_pipeline, get_runtime
+from bot.web.deps import pipeline_of, runtime_of
 
 log = logging.getLogger("lianxin.wecom")
 router = APIRouter()
@@ -36,20 +34,16 @@ def _callback(runtime: Runtime) -> WeComCallback:
     return callback
 
 
-async def _query(
-    msg_signature: Annotated[str | None, Query()] = None,
-    timestamp: Annotated[str | None, Query()] = None,
-    nonce: Annotated[str | None, Query()] = None,
-    echostr: Annotated[str | None, Query()] = None,
-) -> WeComQuery:
-    return WeComQuery(msg_signature, timestamp, nonce, echostr)
+def _query(request: Request) -> WeComQuery:
+    # Read directly, not as Query() parameters (bot/web/wechat_routes.py says why).
+    q = request.query_params
+    return WeComQuery(q.get("msg_signature"), q.get("timestamp"), q.get("nonce"), q.get("echostr"))
 
 
 @router.get(PATH)
-async def verify_url(
-    q: WeComQuery = Depends(_query), runtime: Runtime = Depends(get_runtime)
-) -> PlainTextResponse:
+async def verify_url(request: Request) -> PlainTextResponse:
     """WeCom's URL check: answer the decrypted ``echostr`` as plain text."""
+    q, runtime = _query(request), runtime_of(request)
     try:
         echo = _callback(runtime).verify_url(q, runtime.clock.now())
     except Rejected as exc:
@@ -59,13 +53,9 @@ async def verify_url(
 
 
 @router.post(PATH)
-async def receive(
-    request: Request,
-    q: WeComQuery = Depends(_query),
-    runtime: Runtime = Depends(get_runtime),
-    pipeline: Pipeline = Depends(get_pipeline),
-) -> Response:
+async def receive(request: Request) -> Response:
     """Verify, decrypt, journal and handle one callback; answer passively when in time."""
+    q, runtime, pipeline = _query(request), runtime_of(request), pipeline_of(request)
     callback = _callback(runtime)
     started = runtime.clock.now()
     body = await read_capped_body(request, runtime.settings.server.max_body_bytes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,17 @@ class LinearModel:
     def score(self, norm: str) -> Scores:
         """Score normalised text; the cost grows with its length."""
         vocab = self.vocab
-        ids = [i for i in map(vocab.get, ngrams(norm)) if i is not None]
-        if not ids:
+        # Counted before they are looked up (each distinct n-gram once), then in vocabulary
+        # order as np.unique gave them, so that the sums below add up in the same order.
+        hits = {
+            i: n for gram, n in Counter(ngrams(norm)).items() if (i := vocab.get(gram)) is not None
+        }
+        if not hits:
             bias = self.label_bias
             return Scores(dict(zip(LABELS, map(float, bias), strict=True)), self.emergency_bias)
-        index, counts = np.unique(np.array(ids), return_counts=True)
+        order = sorted(hits)
+        index = np.array(order)
+        counts = np.array([hits[i] for i in order])
         values = (1.0 + np.log(counts)) * self.idf[index]
         values /= np.sqrt(values @ values)
         labels = values @ self.label_weights[index] + self.label_bias
