@@ -37,9 +37,7 @@ HERE = Path(__file__).resolve().parent
 
 def memory_mb() -> tuple[float, float]:
     """This process's resident and peak resident memory (VmRSS, VmHWM), MB."""
-    status = dict(
-        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines()
-    )
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
@@ -146,7 +144,9 @@ def main() -> int:
                         f"({r['sent'] / r['send_wall']:.0f}/s), {per:.3f} ms CPU per delivery",
                         flush=True,
                     )
-                    print(f"  RSS (peak) MB before, after the fan-out, after sending: {r['memory']}")
+                    print(
+                        f"  RSS (peak) MB before, after the fan-out, after sending: {r['memory']}"
+                    )
                     if r["top"]:
                         print(r["top"])
                     if r["sent"] != args.groups:
