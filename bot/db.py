@@ -23,7 +23,7 @@ from bot.sqlite_inline import InlineConnection, inline_creator
 if TYPE_CHECKING:
     from alembic.config import Config
 
-# Alembic (about 10 MB with Mako) is imported by the functions that migrate, not here: a server
+# Alembic (about 9 MB with Mako) is imported by the functions that migrate, not here: a server
 # started on a database already at the newest revision never needs it (docs/performance.md,
 # "Fan-out, second pass").
 
