@@ -237,8 +237,10 @@ class Harness:
         aes_key: str = WECHAT_AES_KEY,
         tamper: bool = False,
         at: datetime | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
-        """POST a message encrypted by wechatpy, as WeChat's servers would."""
+        """POST a message encrypted by wechatpy, as WeChat's servers would (through ``client``
+        when given, e.g. one that does not process the queue after the response)."""
         ts = str(int((at or self.clock.now()).timestamp()))
         nonce = os.urandom(4).hex()
         encrypted = self.wechat_crypto(aes_key).encrypt_message(xml, nonce, ts)
@@ -255,7 +257,7 @@ class Harness:
             f"<Encrypt><![CDATA[{envelope}]]></Encrypt></xml>"
         )
         sent_before = len(self.world.state.by_path(API_SEND))
-        response = await self.client.post(
+        response = await (client or self.client).post(
             "/wechat/callback",
             params={
                 "signature": _sha1(WECHAT_TOKEN, ts, nonce),

@@ -23,7 +23,7 @@ from bot.services.tokens import create_token
 from handlers.context import HandlerContext
 from models.journal import InboundEvent
 from tests.fakes import FakeWorld
-from tests.harness import BRIDGE_SECRET, Harness, make_runtime
+from tests.harness import API_SEND, BRIDGE_SECRET, Harness, make_runtime
 
 GROUP = "grp-qiaozhen-01"
 FIRE = "着火了!三楼冒烟了,快来人"
@@ -184,6 +184,38 @@ async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Har
     await asyncio.wait_for(pipeline._yield_to_urgent_sends(30), 5)
     pipeline._urgent.clear()
     await asyncio.wait_for(pipeline._yield_to_urgent_sends(0.01), 5)  # bounded
+
+
+async def test_a_passive_request_far_behind_the_queue_answers_at_once(
+    db_url: str, world: FakeWorld
+) -> None:
+    # WeChat, passive mode, with the server's processor task running but busy (its turn held
+    # here): an event queued more than a batch behind what the processor has done would wait
+    # out its whole budget. It is answered at once, and its reply goes through the API.
+    # A long budget: had the request waited it out, the wait_for below would give up first.
+    h = Harness.build(
+        db_url, world, wechat={"reply_mode": "passive", "passive_reply_budget_s": 60}
+    )
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            for i in range(40):
+                await post(client, h, "你好", group=None, sender=f"wxid_q{i}")
+            done = 0
+            while done < 16:  # the processor has done a batch or more of them
+                done += await h.pipeline.process_once()
+            h.pipeline.start_processing()
+            async with h.pipeline._turn:  # the processor is in the middle of a batch
+                xml = h.wechat_text_xml("请问办居住证要带什么材料", openid="o_far_behind")
+                response = await asyncio.wait_for(h.post_wechat_safe(xml, client=client), 5)
+                assert response.text == "success"
+        await h.pipeline.stop()
+        await h.pipeline.drain()
+        await h.worker.drain()
+        sent = [r.json() for r in h.world.state.by_path(API_SEND)]
+        assert [b for b in sent if b.get("touser") == "o_far_behind"], "sent through the API"
+    finally:
+        await h.close()
 
 
 async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
