@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -151,22 +152,34 @@ async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> 
     assert pages and len(safety) + len(pages) == len(delivered), delivered
 
 
-async def test_the_urgent_lane_looks_again_when_an_ordinary_batch_is_recorded(
+async def test_an_urgent_row_behind_a_send_in_flight_is_looked_for_again_soon(
     h: Harness,
 ) -> None:
-    # An urgent page waits while an ordinary message to the same chat is in flight; the
-    # ordinary worker wakes the urgent lane when it has recorded its batch, so the page goes
-    # then, not a poll interval later.
+    # An answer to the officer on duty is in flight (leased by the ordinary worker, not yet
+    # recorded) when a fire is reported in the group: the urgent lane sends the safety reply
+    # and, finding the officer's P1 page waiting for that chat, marks itself blocked (it looks
+    # again in 50 ms, not after the poll interval); once the chat is free it sends the page.
     async with plain_client(h) as client:
-        await post(client, h, "你好", group=None, sender="wxid_hello")
-    await h.pipeline.drain()
-    h.runtime.urgent_wakeup.clear()
-    assert await make_worker(h.runtime).run_once()
-    assert h.runtime.urgent_wakeup.is_set()
-    # The urgent lane wakes only itself: it never signals the ordinary worker.
-    h.runtime.urgent_wakeup.clear()
-    assert not await make_worker(h.runtime, urgent=True).run_once()
-    assert not h.runtime.urgent_wakeup.is_set()
+        await post(client, h, "你好", group=None, sender="wxid_wang")
+        await h.pipeline.drain()
+        ordinary = make_worker(h.runtime)
+        (in_flight,) = await ordinary._claim()  # leased, not recorded
+        assert in_flight.user_id == "wxid_wang"
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+        await h.pipeline.drain()
+    urgent = make_worker(h.runtime, urgent=True)
+    while await urgent.run_once():
+        pass
+    assert urgent.blocked
+    safety = [d for d in h.world.state.delivered() if d["mentions"] == ["wxid_fire"]]
+    assert len(safety) == 1
+    assert not [d for d in h.world.state.delivered() if d["user_id"] == "wxid_wang"]
+    h.clock.advance(timedelta(seconds=h.runtime.settings.outbox.lease_s + 1))  # the chat free
+    assert await urgent.run_once()
+    assert not await urgent.run_once()
+    assert not urgent.blocked
+    (page,) = [d for d in h.world.state.delivered() if d["user_id"] == "wxid_wang"]
+    assert "P1" in page["text"]
 
 
 async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Harness) -> None:
