@@ -112,16 +112,25 @@ def write_requests(path: Path, n: int, s: webhook.Secrets) -> None:
 
 def scrape(url: str, token: str) -> tuple[float, float]:
     """(received, processed) events from one instance's ``/metrics``."""
+    received, processed, _ = scrape_all(url, token)
+    return received, processed
+
+
+def scrape_all(url: str, token: str) -> tuple[float, float, float]:
+    """(received, processed, outbox pending) from one instance's ``/metrics``; the outbox
+    figure is the database's, the same from every instance."""
     text = httpx.get(
         f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).text
-    received = processed = 0.0
+    received = processed = pending = 0.0
     for line in text.splitlines():
         if line.startswith("lianxin_events_received_total"):
             received += float(line.rsplit(" ", 1)[1])
         elif line.startswith("lianxin_events_processed_total"):
             processed += float(line.rsplit(" ", 1)[1])
-    return received, processed
+        elif line.startswith("lianxin_outbox_pending{"):
+            pending += float(line.rsplit(" ", 1)[1])
+    return received, processed, pending
 
 
 def emergency_texts(k: int) -> list[str]:
@@ -295,6 +304,14 @@ def main() -> int:
                 break
             time.sleep(0.05)
         full_cpu = sum(f.cpu_seconds() for f in fulls) - full_cpu
+        # (d) The replies: when the outbox has none left to send (up to 180 s more).
+        replied_at = None
+        reply_deadline = time.time() + 180
+        while done_at is not None and time.time() < reply_deadline:
+            if scrape_all(fulls[0].url, token)[2] == 0:
+                replied_at = time.time()
+                break
+            time.sleep(0.2)
         # The safety replies are sent behind their processing: wait (up to 30 s) for them to
         # reach the fake bridge rather than count as missing those still on their way.
         arrived = httpx.get(f"{fake.url}/sos", timeout=10).json()
@@ -333,6 +350,13 @@ def main() -> int:
             f"{max(lat, default=0):.0f} ms (target p99 < 1000 ms)"
             + (f"; {missing} never arrived" if missing else "")
         )
+        if replied_at is None:
+            print("(d) replies      outbox NOT empty within 180 s of the processing's end")
+        else:
+            print(
+                f"(d) replies      every reply sent {replied_at - started:.1f} s after the first "
+                "request (outbox empty)"
+            )
         for f in fulls:
             n, last = f.last_exception()
             if n:

@@ -66,9 +66,6 @@ def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
         health=runtime.health,
         metrics=runtime.metrics,
         max_priority=1 if urgent else None,
-        # An urgent row waits while an ordinary one to its chat is in flight: the urgent lane
-        # looks again as soon as the ordinary worker has recorded a batch, not a poll later.
-        sent_signal=None if urgent else runtime.urgent_wakeup,
         turn=runtime.db_turn,
     )
 

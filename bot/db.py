@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +19,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.sqlite_inline import InlineConnection, inline_creator
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (about 9 MB with Mako) is imported by the functions that migrate, not here: a server
+# started on a database already at the newest revision never needs it (docs/performance.md,
+# "Fan-out, second pass").
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
 # How long a statement waits for another process's SQLite write lock. The wait pauses the
@@ -93,6 +97,8 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def alembic_config() -> Config:
     """An Alembic config pointing at ``models/migrations`` (no alembic.ini needed)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
@@ -101,7 +107,17 @@ def alembic_config() -> Config:
 async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
     """Apply migrations up to ``revision`` on ``engine``; the revisions before and after."""
 
+    if revision == "head":
+        async with engine.connect() as conn:
+            stamped = await conn.run_sync(_stamped_revisions)
+        head = head_by_reading()
+        if head is not None and stamped == [head]:
+            return head, head  # nothing to do: Alembic stays unimported
+
     def _upgrade(connection: Connection) -> tuple[str | None, str | None]:
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         before = MigrationContext.configure(connection).get_current_revision()
@@ -112,13 +128,48 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
         return await conn.run_sync(_upgrade)
 
 
+def _stamped_revisions(connection: Connection) -> list[str]:
+    """The revisions in Alembic's version table, without Alembic; none when there is none."""
+    if not inspect(connection).has_table("alembic_version"):
+        return []
+    return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+def head_by_reading() -> str | None:
+    """The newest migration, read from the ``revision`` and ``down_revision`` lines of
+    ``models/migrations/versions`` without importing Alembic; None unless they form one line
+    of descent with a single head (then Alembic itself is asked)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text("utf-8")
+        found = {m.group(1): m.group(2) for m in _REVISION_LINE.finditer(source)}
+        revision, parent = found.get("revision", ""), found.get("down_revision", "None")
+        if not re.fullmatch(r"['\"][\w-]+['\"]", revision):
+            return None
+        revisions.add(revision.strip("'\""))
+        if parent != "None":
+            if not re.fullmatch(r"['\"][\w-]+['\"]", parent):
+                return None  # a merge (a tuple of parents), or something computed
+            parents.add(parent.strip("'\""))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
 def head_revision() -> str | None:
     """The newest migration this version of the code knows."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def known_revisions() -> set[str]:
     """Every migration this version of the code knows."""
+    from alembic.script import ScriptDirectory
+
     return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
@@ -126,6 +177,8 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at; None when it was never migrated (or is empty)."""
 
     def _read(connection: Connection) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(connection).get_current_revision()
 
     async with engine.connect() as conn:

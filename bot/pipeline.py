@@ -138,6 +138,9 @@ class Pipeline:
     _waiters: dict[int, _Waiter] = field(default_factory=dict)
     _verdicts: dict[int, Any] = field(default_factory=dict)  # journal id → classification
     _last_write: float = 0.0
+    # The newest journal id this process's processor has settled; None while its queue is
+    # empty (caught up). A passive request whose event is far behind it does not wait.
+    _head: int | None = None
     _writer: asyncio.Task[None] | None = None
     _processor: asyncio.Task[None] | None = None
 
@@ -246,9 +249,13 @@ class Pipeline:
             # request processes the queue, emergencies and earlier events first, up to its own.
             while not waiter.future.done() and await self.process_once():
                 pass
-        elif len(self._waiters) > self.runtime.settings.inbound.process_batch:
-            # A burst: more than a batch is ahead of this event. Answer now rather than hold
-            # the connection; the reply goes through the channel's API when it is ready.
+        elif (
+            len(self._waiters) > self.runtime.settings.inbound.process_batch
+            or journal_id - (self._head or journal_id) > self.runtime.settings.inbound.process_batch
+        ):
+            # A burst: more than a batch is waiting, or queued ahead of this event. Answer now
+            # rather than hold the connection until the budget runs out; the reply goes
+            # through the channel's API when it is ready.
             waiter.abandoned = True
             self._waiters.pop(journal_id, None)
             return None
@@ -310,6 +317,7 @@ class Pipeline:
                 done = 0
                 await asyncio.sleep(settings.poll_interval_s)
             if done == 0:
+                self._head = None  # caught up
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), settings.poll_interval_s)
                 continue
@@ -419,6 +427,7 @@ class Pipeline:
         return len(done)
 
     def _settle(self, journal_id: int, passive: OutboxMessage | None) -> None:
+        self._head = max(self._head or 0, journal_id)
         self._verdicts.pop(journal_id, None)
         waiter = self._waiters.get(journal_id)
         if waiter is not None and not waiter.future.done():

@@ -14,6 +14,7 @@ from sqlalchemy.pool import QueuePool
 
 from bot.channel_health import ChannelHealth
 from bot.channels.bridge import BridgeClient
+from bot.channels.http_lanes import lane_client
 from bot.channels.sms import make_sms_sender
 from bot.channels.wechat import WeChatApi, WeChatCallback
 from bot.channels.wecom import WeComCallback
@@ -52,7 +53,8 @@ def build_runtime(
         decode_key(secret_value(sec.pii_key)),
         [decode_key(secret_value(k)) for k in sec.pii_previous_keys],
     )
-    http = http or httpx.AsyncClient(timeout=settings.bridge.timeout_s)
+    # Lanes: the delivery worker's sends in flight cost what one does (bot/channels/http_lanes.py).
+    http = http or lane_client(timeout=settings.bridge.timeout_s)
     runtime = Runtime(
         settings=settings,
         clock=clock,

@@ -327,6 +327,23 @@ def _candidates_statement() -> Any:
     )
 
 
+# The ordinary worker's priority bound: every row.
+_ORDINARY = 1_000_000
+# How soon a blocked urgent lane looks again: a safety reply or a P1 page waits at most for the
+# send in flight to its chat, plus this.
+_BLOCKED_POLL_S = 0.05
+
+
+@functools.cache
+def _waiting_statement() -> Any:
+    """Any due row this urgent (the candidates found none: each waits for its chat)."""
+    return (
+        select(OutboxMessage.id)
+        .where(_due(bindparam("now")), OutboxMessage.priority <= bindparam("max_priority"))
+        .limit(1)
+    )
+
+
 @functools.cache
 def _claim_statement() -> Any:
     return (
@@ -403,19 +420,18 @@ class OutboxWorker:
         health: ChannelHealth | None = None,
         metrics: Metrics | None = None,
         max_priority: int | None = None,
-        sent_signal: asyncio.Event | None = None,
         turn: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         """``max_priority``: send only rows this urgent or more (the urgent lane: a second
-        worker for safety replies and P1 pages, never behind a batch of ordinary sends).
-        ``sent_signal`` is set whenever this worker has recorded a batch: the urgent lane's
-        wake-up, since an urgent row waits while an ordinary one to its chat is in flight."""
-        self._sent_signal = sent_signal
+        worker for safety replies and P1 pages, never behind a batch of ordinary sends)."""
+        # The urgent lane found due rows that all wait for a send in flight to their chat: it
+        # looks again in _BLOCKED_POLL_S, not after the poll interval.
+        self.blocked = False
         # The runtime's first-come-first-served turn for the database (Runtime.db_turn):
         # straight from the pool, a worker was overtaken by every journal write and
         # processing batch during a burst, and an urgent row waited seconds to be claimed.
         self._turn = turn or contextlib.nullcontext
-        self._max_priority = 1_000_000 if max_priority is None else max_priority
+        self._max_priority = _ORDINARY if max_priority is None else max_priority
         self._sessions = sessions
         self._senders = senders
         self._cipher = cipher
@@ -446,6 +462,13 @@ class OutboxWorker:
                     {"now": now, "limit": limit * 2, "max_priority": self._max_priority},
                 )
             ).all()
+            if not candidates and self._max_priority < _ORDINARY:
+                found = await session.scalar(
+                    _waiting_statement(), {"now": now, "max_priority": self._max_priority}
+                )
+                self.blocked = found is not None
+            else:
+                self.blocked = False
             chosen: list[int] = []
             for row in candidates:
                 pace = self._pacing.get(row.channel)
@@ -597,8 +620,6 @@ class OutboxWorker:
                 await connection.execute(_finish_statement(columns), rows)
         if notices:
             self.wakeup.set()
-        if self._sent_signal is not None:
-            self._sent_signal.set()
 
     async def run_forever(self) -> None:
         """The service loop: send what is due, then sleep until woken or the poll interval."""
@@ -611,8 +632,9 @@ class OutboxWorker:
             if did:
                 continue
             self.wakeup.clear()
+            wait_s = _BLOCKED_POLL_S if self.blocked else self._settings.poll_interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), self._settings.poll_interval_s)
+                await asyncio.wait_for(self.wakeup.wait(), wait_s)
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return after the current pass."""

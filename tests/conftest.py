@@ -55,8 +55,7 @@ _prepared: dict[str, str] = {}
 _pg_reset: list[str] = []
 
 _cheap_hasher = PasswordHasher.from_parameters(CHEAPEST)
-bot.services.accounts._hasher = _cheap_hasher
-bot.services.accounts._DUMMY_HASH = _cheap_hasher.hash("not-any-account's-password")
+bot.services.accounts._hasher = _cheap_hasher  # the unknown names' dummy hash is made with it
 
 
 def pytest_report_header() -> str:

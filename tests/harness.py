@@ -23,6 +23,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
+from bot.channels.http_lanes import lane_client
 from bot.clock import ManualClock
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
@@ -126,7 +127,7 @@ def make_runtime(settings: Settings, **kwargs: Any) -> Runtime:
     classifier, texts = shared_data()
     # The client build_runtime would make, but with the shared TLS context; the fakes answer
     # on plain HTTP, so it only ever serves a test that reaches for https.
-    kwargs.setdefault("http", httpx.AsyncClient(timeout=settings.bridge.timeout_s, verify=_tls()))
+    kwargs.setdefault("http", lane_client(timeout=settings.bridge.timeout_s, verify=_tls()))
     return build_runtime(settings, classifier=classifier, texts=texts, **kwargs)
 
 
@@ -236,8 +237,10 @@ class Harness:
         aes_key: str = WECHAT_AES_KEY,
         tamper: bool = False,
         at: datetime | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
-        """POST a message encrypted by wechatpy, as WeChat's servers would."""
+        """POST a message encrypted by wechatpy, as WeChat's servers would (through ``client``
+        when given, e.g. one that does not process the queue after the response)."""
         ts = str(int((at or self.clock.now()).timestamp()))
         nonce = os.urandom(4).hex()
         encrypted = self.wechat_crypto(aes_key).encrypt_message(xml, nonce, ts)
@@ -254,7 +257,7 @@ class Harness:
             f"<Encrypt><![CDATA[{envelope}]]></Encrypt></xml>"
         )
         sent_before = len(self.world.state.by_path(API_SEND))
-        response = await self.client.post(
+        response = await (client or self.client).post(
             "/wechat/callback",
             params={
                 "signature": _sha1(WECHAT_TOKEN, ts, nonce),

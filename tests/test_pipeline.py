@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from bot.services.tokens import create_token
 from handlers.context import HandlerContext
 from models.journal import InboundEvent
 from tests.fakes import FakeWorld
-from tests.harness import BRIDGE_SECRET, Harness, make_runtime
+from tests.harness import API_SEND, BRIDGE_SECRET, Harness, make_runtime
 
 GROUP = "grp-qiaozhen-01"
 FIRE = "着火了!三楼冒烟了,快来人"
@@ -151,22 +152,34 @@ async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> 
     assert pages and len(safety) + len(pages) == len(delivered), delivered
 
 
-async def test_the_urgent_lane_looks_again_when_an_ordinary_batch_is_recorded(
+async def test_an_urgent_row_behind_a_send_in_flight_is_looked_for_again_soon(
     h: Harness,
 ) -> None:
-    # An urgent page waits while an ordinary message to the same chat is in flight; the
-    # ordinary worker wakes the urgent lane when it has recorded its batch, so the page goes
-    # then, not a poll interval later.
+    # An answer to the officer on duty is in flight (leased by the ordinary worker, not yet
+    # recorded) when a fire is reported in the group: the urgent lane sends the safety reply
+    # and, finding the officer's P1 page waiting for that chat, marks itself blocked (it looks
+    # again in 50 ms, not after the poll interval); once the chat is free it sends the page.
     async with plain_client(h) as client:
-        await post(client, h, "你好", group=None, sender="wxid_hello")
-    await h.pipeline.drain()
-    h.runtime.urgent_wakeup.clear()
-    assert await make_worker(h.runtime).run_once()
-    assert h.runtime.urgent_wakeup.is_set()
-    # The urgent lane wakes only itself: it never signals the ordinary worker.
-    h.runtime.urgent_wakeup.clear()
-    assert not await make_worker(h.runtime, urgent=True).run_once()
-    assert not h.runtime.urgent_wakeup.is_set()
+        await post(client, h, "你好", group=None, sender="wxid_wang")
+        await h.pipeline.drain()
+        ordinary = make_worker(h.runtime)
+        (in_flight,) = await ordinary._claim()  # leased, not recorded
+        assert in_flight.user_id == "wxid_wang"
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+        await h.pipeline.drain()
+    urgent = make_worker(h.runtime, urgent=True)
+    while await urgent.run_once():
+        pass
+    assert urgent.blocked
+    safety = [d for d in h.world.state.delivered() if d["mentions"] == ["wxid_fire"]]
+    assert len(safety) == 1
+    assert not [d for d in h.world.state.delivered() if d["user_id"] == "wxid_wang"]
+    h.clock.advance(timedelta(seconds=h.runtime.settings.outbox.lease_s + 1))  # the chat free
+    assert await urgent.run_once()
+    assert not await urgent.run_once()
+    assert not urgent.blocked
+    (page,) = [d for d in h.world.state.delivered() if d["user_id"] == "wxid_wang"]
+    assert "P1" in page["text"]
 
 
 async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Harness) -> None:
@@ -184,6 +197,36 @@ async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Har
     await asyncio.wait_for(pipeline._yield_to_urgent_sends(30), 5)
     pipeline._urgent.clear()
     await asyncio.wait_for(pipeline._yield_to_urgent_sends(0.01), 5)  # bounded
+
+
+async def test_a_passive_request_far_behind_the_queue_answers_at_once(
+    db_url: str, world: FakeWorld
+) -> None:
+    # WeChat, passive mode, with the server's processor task running but busy (its turn held
+    # here): an event queued more than a batch behind what the processor has done would wait
+    # out its whole budget. It is answered at once, and its reply goes through the API.
+    # A long budget: had the request waited it out, the wait_for below would give up first.
+    h = Harness.build(db_url, world, wechat={"reply_mode": "passive", "passive_reply_budget_s": 60})
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            for i in range(40):
+                await post(client, h, "你好", group=None, sender=f"wxid_q{i}")
+            done = 0
+            while done < 16:  # the processor has done a batch or more of them
+                done += await h.pipeline.process_once()
+            h.pipeline.start_processing()
+            async with h.pipeline._turn:  # the processor is in the middle of a batch
+                xml = h.wechat_text_xml("请问办居住证要带什么材料", openid="o_far_behind")
+                response = await asyncio.wait_for(h.post_wechat_safe(xml, client=client), 5)
+                assert response.text == "success"
+        await h.pipeline.stop()
+        await h.pipeline.drain()
+        await h.worker.drain()
+        sent = [r.json() for r in h.world.state.by_path(API_SEND)]
+        assert [b for b in sent if b.get("touser") == "o_far_behind"], "sent through the API"
+    finally:
+        await h.close()
 
 
 async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:

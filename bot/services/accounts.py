@@ -9,6 +9,7 @@ Only the hash is stored. Verifying one costs about 64 MiB and tens of millisecon
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -31,9 +32,17 @@ MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" would only
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 
 _hasher = PasswordHasher()
-# Verified against when the username names no account, so that an unknown name takes as
-# long to refuse as a wrong password (no probing for names by timing).
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username names no account, so that an unknown name takes as
+    long to refuse as a wrong password (no probing for names by timing).
+
+    Made at the first such sign-in, not at import: hashing takes argon2's 64 MiB for a moment,
+    which at import raised every process's peak memory by that much, `serve` included, though
+    most never refuse a sign-in (docs/performance.md, "Fan-out, second pass")."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
@@ -68,6 +77,10 @@ def _verify(stored: str, password: str) -> bool:
         return _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _verify_unknown(password: str) -> bool:
+    return _verify(_dummy_hash(), password)  # in the worker thread, hashing the first time too
 
 
 async def create_account(
@@ -220,7 +233,7 @@ async def authenticate(
     account for 15 minutes, during which even the right password fails."""
     account = await find_account(session, username)
     if account is None or account.disabled_at is not None:
-        await asyncio.to_thread(_verify, _DUMMY_HASH, password[:MAX_PASSWORD])
+        await asyncio.to_thread(_verify_unknown, password[:MAX_PASSWORD])
         return SignIn("unknown" if account is None else "disabled", account)
     if account.locked_until is not None:
         if now < account.locked_until:

@@ -22,7 +22,6 @@ from fastapi.responses import Response
 
 from bot.runtime import Runtime
 from bot.services import audit
-from bot.services.report import build_report, workbook_bytes
 from bot.services.stats import (
     Period,
     StatsInputError,
@@ -285,6 +284,10 @@ async def report_download(
 ) -> Response:
     """The month's workbook (bot/services/report.py, as ``lianxin report``) for the chosen station
     within the viewer's scope; every download is audited (``report``)."""
+    # Here, not at the top: openpyxl is ~6 MB that a serving process needs only for this
+    # download (docs/performance.md, "Fan-out, second pass").
+    from bot.services.report import build_report, workbook_bytes
+
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
     month = (request.query_params.get("month") or "").strip()[:16]
