@@ -206,7 +206,14 @@ async def test_a_passive_request_far_behind_the_queue_answers_at_once(
     # here): an event queued more than a batch behind what the processor has done would wait
     # out its whole budget. It is answered at once, and its reply goes through the API.
     # A long budget: had the request waited it out, the wait_for below would give up first.
-    h = Harness.build(db_url, world, wechat={"reply_mode": "passive", "passive_reply_budget_s": 60})
+    # No time slice: the batches below take 16 events each, whatever the machine's load (a
+    # batch cut short and a full one after it would leave this event less than a batch behind).
+    h = Harness.build(
+        db_url,
+        world,
+        wechat={"reply_mode": "passive", "passive_reply_budget_s": 60},
+        inbound={"slice_ms": 60_000.0},
+    )
     await h.load_directory()
     try:
         async with plain_client(h) as client:
