@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from models.bulletins import AlertAck
 from models.journal import InboundEvent
 from models.outbox import RateCounter
 from models.people import GroupMember, Member
@@ -181,3 +182,21 @@ async def test_a_refused_answer_goes_out_once_when_the_resident_writes_twice_in_
         assert sum("户籍窗口" in t for t in delivered) == 1
     finally:
         await h.close()
+
+
+async def test_an_alert_sent_by_chat_is_answered_in_the_same_batch(h: Harness) -> None:
+    client = plain_client(h)
+    await post(client, h, "大家好", group=GROUP, sender="wxid_b")  # asks: no alert went out
+    await post(
+        client,
+        h,
+        "紧急通报 橋鎮派出所 今晚有寒潮,请照顾好独居老人。",
+        group=None,
+        sender="wxid_zhao",
+    )
+    await post(client, h, "收到", group=GROUP, sender="wxid_a")  # answers the alert
+    await h.pipeline.drain()
+    await client.aclose()
+    async with h.runtime.sessions() as s:
+        acks = (await s.scalars(select(AlertAck.member_id))).all()
+    assert len(acks) == 1
