@@ -199,6 +199,7 @@ class Batch:
     added: list[OutboxMessage] = field(default_factory=list)  # queued by this batch's events
     cut: set[tuple[str, str]] = field(default_factory=set)  # senders who cut their link in it
     processed: list[dict[str, Any]] = field(default_factory=list)
+    listening: bool = False  # for rows the session queues (:meth:`_queued`)
 
     def own_message(self, event: InboundMessage, journal_id: int) -> bool:
         """Our own words coming back: the bot's account, or a text we sent to this chat within
@@ -280,7 +281,9 @@ class Batch:
     async def finish(self) -> None:
         """Mark the handled events processed and take back what was counted for the others;
         in the batch's transaction, before its commit."""
-        sa_event.remove(self.session.sync_session, "transient_to_pending", self._queued)
+        if self.listening:
+            sa_event.remove(self.session.sync_session, "transient_to_pending", self._queued)
+            self.listening = False
         if self.processed:
             # On the connection: the handlers' pending rows are flushed at the commit, and a
             # passive reply claimed in its event is inserted once, as sent.
@@ -322,6 +325,8 @@ class Dispatcher:
         end. The caller runs :meth:`process` for a prefix of ``events`` and then
         :meth:`Batch.finish`, in the same transaction."""
         rt = self._runtime
+        if not events:  # nothing claimed (an idle poll): nothing to read
+            return Batch(rt, session, now, self.directory.as_loaded(session), {}, set())
         stmts = _stmts(session)
         hashes = {
             journal_id: (
@@ -379,6 +384,7 @@ class Dispatcher:
         batch.counts = await rate_limits.count_batch(session, rt.cipher, counted, now)
         # Rows queued from here on (by the handlers) count as ours for the later events.
         sa_event.listen(session.sync_session, "transient_to_pending", batch._queued)
+        batch.listening = True
         return batch
 
     async def process(

@@ -59,6 +59,10 @@ class DirectoryCache:
             self.loads += 1
         return DirectoryView(session, tables)
 
+    def as_loaded(self, session: AsyncSession) -> DirectoryView:
+        """The directory as last read, not checked: for a transaction that asks nothing of it."""
+        return DirectoryView(session, self._tables)
+
 
 async def _load(conn: AsyncConnection, version: int | None) -> _Tables:
     tables = _Tables(version)
