@@ -66,7 +66,8 @@ def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
         health=runtime.health,
         metrics=runtime.metrics,
         max_priority=1 if urgent else None,
-        turn=runtime.db_turn,
+        # The urgent lane's claims and records go before queued journal writes and batches.
+        turn=(lambda: runtime.db_turn(urgent=True)) if urgent else runtime.db_turn,
     )
 
 

@@ -373,12 +373,13 @@ class Pipeline:
     async def _batch(self, limit: int, *, isolate: bool = False) -> int:
         rt = self.runtime
         slice_s = rt.settings.inbound.slice_ms / 1000
+        emergencies_queued = self._urgent.is_set()
         self._urgent.clear()
         done: list[tuple[InboundMessage, DispatchResult]] = []
         claimed: list[int] = []
         now = rt.clock.now()
         try:
-            async with rt.db_turn(), rt.sessions.begin() as session:
+            async with rt.db_turn(urgent=emergencies_queued), rt.sessions.begin() as session:
                 rows = await _claim(session, limit)
                 if rows and rows[0].emergency:
                     # Emergencies are committed on their own: their safety replies and pages

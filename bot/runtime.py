@@ -25,6 +25,7 @@ from bot.metrics import Metrics
 from bot.pii import PiiCipher
 from bot.settings import Settings
 from bot.texts import Texts
+from bot.turns import Turns
 
 if TYPE_CHECKING:
     from bot.channels.wechat import WeChatCallback
@@ -55,16 +56,18 @@ class Runtime:
     # Whether this instance runs the scheduler's jobs (bot.leadership); one process
     # on SQLite always does.
     leadership: Leadership = field(default_factory=lambda: Leadership(None))
-    # Inbound events take turns for the database, in arrival order. SQLAlchemy's pool hands a
-    # returned connection to whoever asks first, so under a burst new requests overtook
-    # waiting ones and the unluckiest waited seconds. SQLite (one connection, one writer):
-    # one at a time. PostgreSQL: as many as the pool's base size, leaving its overflow to the
-    # outbox worker and the scheduler. asyncio's Lock and Semaphore serve waiters in order.
-    _turns: asyncio.Lock | asyncio.Semaphore | None = None
+    # The inbound pipeline and the delivery workers take turns for the database (bot/turns.py:
+    # in arrival order, urgent work first). SQLite (one connection, one writer): one at a
+    # time. PostgreSQL: as many as the pool's base size, leaving its overflow to the
+    # scheduler and the console. None: no turns (a runtime built without wiring).
+    turns: Turns | None = None
 
-    def db_turn(self) -> AbstractAsyncContextManager[Any]:
-        """Hold while using the database for an inbound event (first come, first served)."""
-        return self._turns if self._turns is not None else contextlib.nullcontext()
+    def db_turn(self, *, urgent: bool = False) -> AbstractAsyncContextManager[Any]:
+        """Hold while using the database for inbound events or deliveries (first come, first
+        served; ``urgent``: before every ordinary waiter)."""
+        return (
+            self.turns.take(urgent=urgent) if self.turns is not None else contextlib.nullcontext()
+        )
 
     async def aclose(self) -> None:
         """Stop background tasks, release connections (HTTP client, scheduler lock, pool)."""

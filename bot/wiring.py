@@ -7,8 +7,6 @@ knows every layer; it builds the channel senders and callbacks and hands them to
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from sqlalchemy.pool import QueuePool
 
@@ -28,6 +26,7 @@ from bot.pii import PiiCipher
 from bot.runtime import Runtime
 from bot.settings import Settings, decode_key, secret_value
 from bot.texts import Texts
+from bot.turns import Turns
 from handlers.classify import Classifier
 
 
@@ -68,9 +67,9 @@ def build_runtime(
         leadership=Leadership.for_url(settings.database.url),
     )
     if engine.dialect.name == "sqlite":
-        runtime._turns = asyncio.Lock()
+        runtime.turns = Turns(1)
     elif isinstance(engine.pool, QueuePool):
-        runtime._turns = asyncio.Semaphore(max(1, engine.pool.size()))
+        runtime.turns = Turns(engine.pool.size())
     b = settings.bridge
     if b.send_url and secret_value(b.secret):
         runtime.senders["bridge"] = BridgeClient(

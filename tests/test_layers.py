@@ -18,7 +18,7 @@ LAYERS = {  # top to bottom: a module may import its own layer and those below i
     "intent handlers": ("handlers/",),
     "domain services": ("bot/services/", "broadcasts/"),
     "outbox": ("broadcasts/outbox.py",),
-    "foundation": ("bot/__init__.py", "bot/settings/", "bot/clock.py", "bot/pii.py", "bot/texts.py", "bot/messages.py",
+    "foundation": ("bot/__init__.py", "bot/settings/", "bot/clock.py", "bot/turns.py", "bot/pii.py", "bot/texts.py", "bot/messages.py",
                    "bot/runtime.py", "bot/db.py", "bot/sqlite_inline.py", "bot/metrics.py", "bot/channel_health.py",
                    "bot/leadership.py", "bot/sms_templates.py"),
     "models": ("models/",),
