@@ -21,11 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import json
 import os
 import pstats
-import random
 import sys
 import tempfile
 import time
@@ -33,18 +30,14 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE / "bench"))
+import cpu_runs  # noqa: E402
 
 
 def _texts(repo: Path, n: int) -> list[str]:
-    seen: dict[str, None] = {}
-    for path in sorted((repo / "handlers" / "classify" / "corpus").glob("*.jsonl")):
-        for line in path.read_text("utf-8").splitlines():
-            row = json.loads(line) if line.strip() else None
-            if row and not row.get("emergency"):
-                seen.setdefault(row["text"], None)
-    texts = list(seen)
-    random.Random(20261207).shuffle(texts)
-    return [f"{texts[i % len(texts)]}" + ("" if i < len(texts) else f" {i}") for i in range(n)]
+    """``n`` distinct texts: the corpus's non-emergencies, numbered once they run out."""
+    texts = cpu_runs.corpus_texts(repo, 20261207)
+    return [texts[i % len(texts)] + ("" if i < len(texts) else f" {i}") for i in range(n)]
 
 
 def _requests(texts: list[str], now: int) -> list[tuple[bytes, bytes]]:
@@ -180,12 +173,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if profiler:
             stats = pstats.Stats(profiler)
             result["python_calls_per_request"] = stats.total_calls // args.events  # type: ignore[attr-defined]
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
-            print(out.getvalue())
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
-            print(out.getvalue())
+            cpu_runs.print_profile(profiler, args.profile)
         return result
 
 
@@ -205,23 +193,10 @@ def _floor_app(h: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repo", default=str(HERE), help="the checkout whose code is measured")
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=1, help="runs; the least CPU is printed")
-    parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
-    args = parser.parse_args()
-    repo = Path(args.repo).resolve()
-    args.repo = repo
-    sys.path.insert(0, str(repo))
-    os.chdir(repo)
-    runs = []
-    for _ in range(args.repeat):
-        runs.append(asyncio.run(run(args)))
-        print(json.dumps(runs[-1], ensure_ascii=False))
-    if args.repeat > 1:
-        best = {k: min(r[k] for r in runs) for k in runs[0] if k.endswith("_per_request")}
-        print(json.dumps({"best_of": args.repeat, **best}, ensure_ascii=False))
+    cpu_runs.add_common(parser)
+    cpu_runs.run_repeatedly(run, parser.parse_args(), "request")
 
 
 if __name__ == "__main__":

@@ -19,13 +19,10 @@ events ended with, so that two checkouts are seen to do the same work.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
-import io
 import json
 import os
 import pstats
-import random
 import sys
 import tempfile
 import time
@@ -35,19 +32,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE / "bench"))
+import cpu_runs  # noqa: E402
 
 
 def _texts(repo: Path) -> list[str]:
     """The corpus's labelled non-emergencies, in a fixed shuffle (as bench/webhook.py)."""
-    seen: dict[str, None] = {}
-    for path in sorted((repo / "handlers" / "classify" / "corpus").glob("*.jsonl")):
-        for line in path.read_text("utf-8").splitlines():
-            row = json.loads(line) if line.strip() else None
-            if row and not row.get("emergency"):
-                seen.setdefault(row["text"], None)
-    texts = list(seen)
-    random.Random(20261129).shuffle(texts)
-    return texts
+    return cpu_runs.corpus_texts(repo, 20261129)
 
 
 async def _empty_postgres(url: str) -> None:
@@ -168,12 +159,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         world.stop()
         if profiler:
             profiler.dump_stats(os.path.join(tempfile.gettempdir(), "process_cost.prof"))
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
-            print(out.getvalue())
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
-            print(out.getvalue())
+            cpu_runs.print_profile(profiler, args.profile)
         return {
             "repo": str(args.repo),
             "database": url.split(":", 1)[0],
@@ -195,28 +181,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repo", default=str(HERE), help="the checkout whose code is measured")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--chunk", type=int, default=60)
     parser.add_argument(
         "--warm", type=int, default=0, help="events processed first and not measured"
     )
     parser.add_argument("--db-url", default=None, help="a PostgreSQL database to empty and use")
-    parser.add_argument("--repeat", type=int, default=1, help="runs; the least CPU is printed")
-    parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
-    args = parser.parse_args()
-    repo = Path(args.repo).resolve()
-    args.repo = repo
-    sys.path.insert(0, str(repo))
-    os.chdir(repo)
-    runs = []
-    for _ in range(args.repeat):
-        runs.append(asyncio.run(run(args)))
-        print(json.dumps(runs[-1], ensure_ascii=False))
-    if args.repeat > 1:
-        # The least CPU of the runs: what the code costs when the shared machine slows it least.
-        best = {k: min(r[k] for r in runs) for k in runs[0] if k.endswith("_per_event")}
-        print(json.dumps({"best_of": args.repeat, **best}, ensure_ascii=False))
+    cpu_runs.add_common(parser)
+    cpu_runs.run_repeatedly(run, parser.parse_args(), "event")
 
 
 if __name__ == "__main__":
