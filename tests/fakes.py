@@ -39,6 +39,9 @@ class FakeState:
     requests: list[Recorded] = field(default_factory=list)
     # Scripted answers for /send, consumed in order; an int is an HTTP status, "hang" sleeps.
     send_script: deque[int | str] = field(default_factory=deque)
+    # The same, for the sends to one group only (sends to different chats go out side by side,
+    # so which one would take the next answer of send_script is a race).
+    group_send_script: dict[str, deque[int | str]] = field(default_factory=dict)
     token_counter: int = 0
     # errcodes to answer on custom/send, consumed in order (0 = ok)
     custom_send_script: deque[int] = field(default_factory=deque)
@@ -65,6 +68,7 @@ class FakeState:
         with self.lock:
             self.requests.clear()
             self.send_script.clear()
+            self.group_send_script.clear()
             self.custom_send_script.clear()
             self.valid_tokens.clear()
 
@@ -92,7 +96,11 @@ def _app(state: FakeState) -> FastAPI:
             await record(request, accepted=False)
             return JSONResponse({"error": "bad signature"}, status_code=401)
         with state.lock:
-            step = state.send_script.popleft() if state.send_script else 200
+            for_group = state.group_send_script.get(json.loads(body).get("group_id") or "")
+            if for_group:
+                step = for_group.popleft()
+            else:
+                step = state.send_script.popleft() if state.send_script else 200
         if step == "hang":
             # Delivered, but the answer comes too late for the client. Recorded on arrival: five
             # seconds later another test owns the shared state, and a late record there is a

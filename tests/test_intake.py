@@ -4,6 +4,7 @@ replies, emergencies, merges, resident commands (issue 4)."""
 from __future__ import annotations
 
 import re
+from collections import deque
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -84,7 +85,7 @@ async def test_an_answer_that_cannot_be_delivered_is_reported_back_to_the_office
     code = code_in(h.to_group(GROUP)[-1]["text"])
     confirmations_before = len(h.to_user("wxid_wang"))
     # The bridge refuses the group post for good (400: not retried).
-    h.world.state.send_script.extend([400])
+    h.world.state.group_send_script[GROUP] = deque([400])
     await h.say(f"#{code} 请到派出所做笔录", group=None, sender="wxid_wang")
     await h.sent()
     assert not [m for m in h.to_group(GROUP) if "做笔录" in m["text"]]

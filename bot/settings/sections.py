@@ -152,12 +152,13 @@ class InboundSettings(Section):
     # transaction, stopping early after slice_ms so that the journal writer gets its turn.
     process_batch: int = Field(16, ge=1)
     # On SQLite a batch runs without yielding the event loop (statements run inline): every
-    # request and send waits for the slice, so it is short (50 ms gave p99 160 ms, 20 ms 120 ms
-    # and the safety replies' p99 0.98 s → 0.36 s in bench/wire.py on a loaded machine).
-    slice_ms: float = Field(20.0, gt=0)
+    # request and send waits for the slice, so it is short (bench/wire.py, docs/performance.md:
+    # 50 ms gave accept p99 160 ms on a loaded machine, 20 ms 120; with the share below at 0.25,
+    # 10 ms gave 90-93 ms on a quiet one against 102-108 for 20 ms and 0.4).
+    slice_ms: float = Field(10.0, gt=0)
     # While requests keep arriving, the processor takes at most this share of the event loop
     # (emergencies excepted): a burst is accepted first and its backlog processed after it.
-    process_share: float = Field(0.4, gt=0, le=1)
+    process_share: float = Field(0.25, gt=0, le=1)
     # How often an idle processor looks for events journaled by another process.
     poll_interval_s: float = Field(0.5, gt=0)
     # While the outbox's urgent lane has safety replies or P1 pages to send, ordinary
