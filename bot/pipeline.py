@@ -138,6 +138,7 @@ class Pipeline:
     _waiters: dict[int, _Waiter] = field(default_factory=dict)
     _verdicts: dict[int, Any] = field(default_factory=dict)  # journal id → classification
     _last_write: float = 0.0
+    _last_arrival: float = 0.0  # when the last event reached accept()
     # The newest journal id this process's processor has settled; None while its queue is
     # empty (caught up). A passive request whose event is far behind it does not wait.
     _head: int | None = None
@@ -168,6 +169,7 @@ class Pipeline:
             "emergency": bool(classification is not None and classification.emergency),
         }
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._last_arrival = time.monotonic()
         self._incoming.append(_Incoming(event, values, passive_until, classification, future))
         self._incoming_ready.set()
         self.start()
@@ -309,9 +311,22 @@ class Pipeline:
         while True:
             self._wakeup.clear()
             await self._yield_to_urgent_sends(settings.urgent_yield_s)
+            # Two turns of the event loop: requests that arrived while the last batch held it
+            # are read and reach accept() first, so that they count below.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
             started = time.monotonic()
+            # Catching up: no request for a moment, none waiting for its reply, no emergency
+            # queued. Nothing then waits for the event loop, and larger batches spread each
+            # batch's own statements over more events.
+            catching_up = (
+                started - self._last_arrival > settings.catch_up_after_s
+                and not self._waiters
+                and not self._urgent.is_set()
+                and not self.runtime.urgent_wakeup.is_set()
+            )
             try:
-                done = await self.process_once()
+                done = await self.process_once(catching_up=catching_up)
             except Exception:
                 log.exception("inbound processing failed; trying again")
                 done = 0
@@ -359,20 +374,29 @@ class Pipeline:
         while await self.process_once():
             pass
 
-    async def process_once(self) -> int:
-        """Claim and process one batch; returns how many events were processed."""
+    async def process_once(self, *, catching_up: bool = False) -> int:
+        """Claim and process one batch; returns how many events were processed.
+        ``catching_up``: the larger batch and time slice of a backlog with nobody waiting."""
+        settings = self.runtime.settings.inbound
+        limit, slice_ms = (
+            (settings.catch_up_batch, settings.catch_up_slice_ms)
+            if catching_up
+            else (settings.process_batch, settings.slice_ms)
+        )
         async with self._turn:
             try:
-                return await self._batch(self.runtime.settings.inbound.process_batch)
+                return await self._batch(limit, slice_ms=slice_ms)
             except Exception:
                 log.exception("a batch of inbound events failed; processing them one by one")
                 for waiter in self._waiters.values():
                     waiter.claimed = False
             return await self._batch(1, isolate=True)
 
-    async def _batch(self, limit: int, *, isolate: bool = False) -> int:
+    async def _batch(
+        self, limit: int, *, isolate: bool = False, slice_ms: float | None = None
+    ) -> int:
         rt = self.runtime
-        slice_s = rt.settings.inbound.slice_ms / 1000
+        slice_s = (rt.settings.inbound.slice_ms if slice_ms is None else slice_ms) / 1000
         emergencies_queued = self._urgent.is_set()
         self._urgent.clear()
         done: list[tuple[InboundMessage, DispatchResult]] = []

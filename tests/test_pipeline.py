@@ -236,6 +236,36 @@ async def test_a_passive_request_far_behind_the_queue_answers_at_once(
         await h.close()
 
 
+async def test_catching_up_takes_larger_batches(db_url: str, world: FakeWorld) -> None:
+    # With nobody waiting, the processor works through a backlog in batches of
+    # inbound.catch_up_batch; otherwise in batches of inbound.process_batch.
+    h = Harness.build(
+        db_url,
+        world,
+        inbound={
+            "process_batch": 5,
+            "slice_ms": 60_000.0,
+            "catch_up_batch": 30,
+            "catch_up_slice_ms": 60_000.0,
+        },
+    )
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            for start in range(0, 40, 10):
+                await asyncio.gather(
+                    *(
+                        post(client, h, "你好", group=None, sender=f"wxid_c{i}")
+                        for i in range(start, start + 10)
+                    )
+                )
+        assert await h.pipeline.process_once() == 5
+        assert await h.pipeline.process_once(catching_up=True) == 30
+        assert await queued(h) == 5
+    finally:
+        await h.close()
+
+
 async def test_a_retry_while_queued_is_one_event(h: Harness) -> None:
     body = h.bridge_body("路口的路燈壞了好幾天了", group=GROUP, sender="wxid_lamp")
     raw = json.dumps(body, ensure_ascii=False).encode()
