@@ -501,22 +501,39 @@ class OutboxWorker:
 
     async def run_once(self) -> list[Outcome]:
         """Send one batch of due rows, different chats concurrently, then record every
-        outcome in one transaction; returns what happened to each, in the batch's order."""
+        outcome in one transaction; returns what happened to each, in the batch's order.
+
+        The urgent lane records each send as soon as it ends instead: a chat's next message
+        waits until its last one is recorded, and the next safety reply to a group must not
+        wait for a slow page to someone else in the same batch."""
         claimed = await self._claim()
         if not claimed:
             return []
         if len(claimed) == 1:
             attempts = [await self._attempt(claimed[0])]
-        else:
-            slots = asyncio.Semaphore(self._settings.concurrency)
+            await self._record(attempts)
+            return [attempts[0].outcome]
+        slots = asyncio.Semaphore(self._settings.concurrency)
 
-            async def attempt(row: Any) -> _Attempt:
-                async with slots:
-                    return await self._attempt(row)
+        async def attempt(row: Any) -> _Attempt:
+            async with slots:
+                return await self._attempt(row)
 
+        if self._max_priority >= _ORDINARY:
             attempts = list(await asyncio.gather(*(attempt(row) for row in claimed)))
-        await self._record(attempts)
-        return [a.outcome for a in attempts]
+            await self._record(attempts)
+            return [a.outcome for a in attempts]
+        ended: dict[int, Outcome] = {}
+        tasks = [asyncio.ensure_future(attempt(row)) for row in claimed]
+        try:
+            for next_ended in asyncio.as_completed(tasks):
+                one = await next_ended
+                await self._record([one])
+                ended[one.outcome.outbox_id] = one.outcome
+        finally:
+            for task in tasks:  # stopped or failed midway: the rest is not sent now
+                task.cancel()
+        return [ended[row.id] for row in claimed]
 
     async def drain(self, max_rounds: int = 10_000) -> list[Outcome]:
         """Run batches until nothing is due now (tests, the demo script, shutdown)."""

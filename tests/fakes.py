@@ -37,7 +37,8 @@ class Recorded:
 class FakeState:
     bridge_secret: str = ""
     requests: list[Recorded] = field(default_factory=list)
-    # Scripted answers for /send, consumed in order; an int is an HTTP status, "hang" sleeps.
+    # Scripted answers for /send, consumed in order; an int is an HTTP status, "hang" sleeps
+    # (5 s, or "hang:N" N seconds).
     send_script: deque[int | str] = field(default_factory=deque)
     # The same, for the sends to one group only (sends to different chats go out side by side,
     # so which one would take the next answer of send_script is a race).
@@ -101,12 +102,13 @@ def _app(state: FakeState) -> FastAPI:
                 step = for_group.popleft()
             else:
                 step = state.send_script.popleft() if state.send_script else 200
-        if step == "hang":
+        if isinstance(step, str) and step.startswith("hang"):
             # Delivered, but the answer comes too late for the client. Recorded on arrival: five
             # seconds later another test owns the shared state, and a late record there is a
             # send that test never made.
             await record(request, accepted=True)
-            await asyncio.sleep(5)
+            # "hang:1.5": this long instead of 5 s.
+            await asyncio.sleep(float(step.partition(":")[2] or 5))
             return JSONResponse({"ok": True})
         await record(request, accepted=step == 200)
         return JSONResponse({"ok": step == 200}, status_code=int(step))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from bot.pipeline import Pipeline
 from bot.services.tokens import create_token
 from handlers.context import HandlerContext
 from models.journal import InboundEvent
+from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld
 from tests.harness import API_SEND, BRIDGE_SECRET, Harness, make_runtime
 
@@ -180,6 +182,37 @@ async def test_an_urgent_row_behind_a_send_in_flight_is_looked_for_again_soon(
     assert not urgent.blocked
     (page,) = [d for d in h.world.state.delivered() if d["user_id"] == "wxid_wang"]
     assert "P1" in page["text"]
+
+
+async def test_the_urgent_lane_records_each_send_as_it_ends(db_url: str, world: FakeWorld) -> None:
+    # A fire's safety reply to the group and its P1 pages go out in one urgent batch; one page
+    # hangs until the client's timeout. The safety reply is recorded sent while it hangs, so
+    # the group's next urgent message need not wait for it.
+    h = Harness.build(db_url, world, bridge={"timeout_s": 1.0})
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+        await h.pipeline.drain()
+        world.state.group_send_script[GROUP] = deque([200])
+        world.state.send_script.extend(["hang:1.5"])  # the first page, past the timeout
+        urgent = make_worker(h.runtime, urgent=True)
+        sending = asyncio.create_task(urgent.run_once())
+        recorded_while_hanging = False
+        for _ in range(200):
+            async with h.runtime.sessions() as s:
+                status = await s.scalar(
+                    select(OutboxMessage.status).where(OutboxMessage.group_id == GROUP)
+                )
+            if status == "sent":
+                recorded_while_hanging = not sending.done()
+                break
+            await asyncio.sleep(0.01)
+        outcomes = await sending
+        assert recorded_while_hanging
+        assert sorted(o.status for o in outcomes) == ["pending", "sent", "sent"]
+    finally:
+        await h.close()
 
 
 async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Harness) -> None:
