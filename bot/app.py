@@ -42,10 +42,13 @@ from handlers.registry import default_handlers, when_limited
 log = logging.getLogger("lianxin")
 
 
-def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
+def make_worker(
+    runtime: Runtime, *, urgent: bool = False, beside_urgent: bool = False
+) -> OutboxWorker:
     """The delivery worker for a runtime, with each channel's per-chat pacing. ``urgent``: the
     urgent lane, which sends only safety replies and P1 pages (priority ≤ 1), woken by the
-    inbound processor the moment it commits one."""
+    inbound processor the moment it commits one. ``beside_urgent``: an ordinary worker that
+    leaves those to an urgent lane running beside it (the server's)."""
     return OutboxWorker(
         sessions=runtime.sessions,
         senders=runtime.senders,
@@ -66,6 +69,9 @@ def make_worker(runtime: Runtime, *, urgent: bool = False) -> OutboxWorker:
         health=runtime.health,
         metrics=runtime.metrics,
         max_priority=1 if urgent else None,
+        # The server's ordinary worker leaves safety replies and P1 pages to the urgent lane,
+        # which records each as it is sent (see OutboxWorker.run_once).
+        min_priority=2 if beside_urgent else 0,
         # The urgent lane's claims and records go before queued journal writes and batches.
         turn=(lambda: runtime.db_turn(urgent=True)) if urgent else runtime.db_turn,
     )
@@ -97,7 +103,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
-        worker = make_worker(runtime)
+        worker = make_worker(runtime, beside_urgent=True)
         urgent = make_worker(runtime, urgent=True)
         scheduler = build_scheduler(runtime)
         if background:

@@ -321,7 +321,10 @@ def _candidates_statement() -> Any:
     )
     return (
         select(ranked.c.id, ranked.c.chat_key, ranked.c.channel, ranked.c.priority)
-        .where(ranked.c.rank == 1, ~in_flight)
+        # The ordinary worker beside an urgent lane leaves a chat whose next row is urgent
+        # to that lane (min_priority 2): it would record it only with its whole batch, and
+        # the chat's next urgent message would wait for that.
+        .where(ranked.c.rank == 1, ranked.c.priority >= bindparam("min_priority"), ~in_flight)
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
         .limit(bindparam("limit"))
     )
@@ -421,6 +424,7 @@ class OutboxWorker:
         metrics: Metrics | None = None,
         max_priority: int | None = None,
         turn: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+        min_priority: int = 0,
     ) -> None:
         """``max_priority``: send only rows this urgent or more (the urgent lane: a second
         worker for safety replies and P1 pages, never behind a batch of ordinary sends)."""
@@ -432,6 +436,9 @@ class OutboxWorker:
         # processing batch during a burst, and an urgent row waited seconds to be claimed.
         self._turn = turn or contextlib.nullcontext
         self._max_priority = _ORDINARY if max_priority is None else max_priority
+        # Rows more urgent than this are left to the urgent lane (the ordinary worker of a
+        # server, which runs both; alone, as in the tests' drain, a worker sends everything).
+        self._min_priority = min_priority
         self._sessions = sessions
         self._senders = senders
         self._cipher = cipher
@@ -459,7 +466,12 @@ class OutboxWorker:
             candidates = (
                 await session.execute(
                     _candidates_statement(),
-                    {"now": now, "limit": limit * 2, "max_priority": self._max_priority},
+                    {
+                        "now": now,
+                        "limit": limit * 2,
+                        "max_priority": self._max_priority,
+                        "min_priority": self._min_priority,
+                    },
                 )
             ).all()
             if not candidates and self._max_priority < _ORDINARY:

@@ -215,6 +215,26 @@ async def test_the_urgent_lane_records_each_send_as_it_ends(db_url: str, world: 
         await h.close()
 
 
+async def test_the_servers_ordinary_worker_leaves_urgent_rows_to_the_urgent_lane(
+    h: Harness,
+) -> None:
+    # The ordinary worker records a batch only when all of it is sent: had it taken the fire's
+    # safety reply, the group's next urgent message would wait for its whole batch. Beside an
+    # urgent lane it takes the ordinary rows and leaves the urgent ones.
+    async with plain_client(h) as client:
+        await post(client, h, FIRE, group=GROUP, sender="wxid_fire")
+        await post(client, h, "你好", group=None, sender="wxid_hi")
+    await h.pipeline.drain()
+    ordinary = make_worker(h.runtime, beside_urgent=True)
+    sent = await ordinary.drain()
+    assert sent and all(o.status == "sent" for o in sent)
+    assert [d for d in h.world.state.delivered() if d["user_id"] == "wxid_hi"]
+    assert not [d for d in h.world.state.delivered() if d["mentions"] == ["wxid_fire"]]
+    urgent = await make_worker(h.runtime, urgent=True).drain()
+    assert len(urgent) >= 2  # the safety reply and the pages
+    assert [d for d in h.world.state.delivered() if d["mentions"] == ["wxid_fire"]]
+
+
 async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Harness) -> None:
     # The urgent lane's flag is up (a safety reply to send): the processor's next ordinary
     # batch waits for it to come down, but not for an emergency of its own, and not forever.
