@@ -134,6 +134,17 @@ class Secrets:
             f"{ENV_PREFIX}AES_KEY": self.aes_key,
         }
 
+    def product_env(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with the secrets ``lianxin serve`` and its CLI read (CONTRACT §1)."""
+        return {
+            **env,
+            "LIANXIN__SECURITY__PII_KEY": self.pii_key,
+            "LIANXIN__BRIDGE__SECRET": self.bridge_secret,
+            "LIANXIN__WECHAT__TOKEN": self.wechat_token,
+            "LIANXIN__WECHAT__ENCODING_AES_KEY": self.aes_key,
+            "LIANXIN__WECHAT__APP_SECRET": self.app_secret,
+        }
+
     def crypto(self) -> WeChatCrypto:
         return WeChatCrypto(self.wechat_token, self.aes_key, APP_ID)
 
@@ -767,14 +778,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
     env["PYTHONUNBUFFERED"] = "1"
     helper_env = {**env, **s.to_env()}
-    product_env = {
-        **env,
-        "LIANXIN__SECURITY__PII_KEY": s.pii_key,
-        "LIANXIN__BRIDGE__SECRET": s.bridge_secret,
-        "LIANXIN__WECHAT__TOKEN": s.wechat_token,
-        "LIANXIN__WECHAT__ENCODING_AES_KEY": s.aes_key,
-        "LIANXIN__WECHAT__APP_SECRET": s.app_secret,
-    }
+    product_env = s.product_env(env)
     me = [sys.executable, str(Path(__file__).resolve())]
     fake = Server("fake", [*me, "--serve", "fake"], helper_env, workdir)
     baseline = Server("baseline", [*me, "--serve", "baseline"], helper_env, workdir)

@@ -204,14 +204,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
     env["PYTHONUNBUFFERED"] = "1"
     helper_env = {**env, **s.to_env()}
-    product_env = {
-        **env,
-        "LIANXIN__SECURITY__PII_KEY": s.pii_key,
-        "LIANXIN__BRIDGE__SECRET": s.bridge_secret,
-        "LIANXIN__WECHAT__TOKEN": s.wechat_token,
-        "LIANXIN__WECHAT__ENCODING_AES_KEY": s.aes_key,
-        "LIANXIN__WECHAT__APP_SECRET": s.app_secret,
-    }
+    product_env = s.product_env(env)
     me = [sys.executable, str(Path(webhook.__file__).resolve())]
     fake = webhook.Server("fake", [*me, "--serve", "fake"], helper_env, workdir)
     floor = webhook.Server("floor", [*me, "--serve", "baseline"], helper_env, workdir)
