@@ -312,15 +312,25 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f} s\n{self.log_tail()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (Linux; NaN elsewhere)."""
+    def cpu_seconds(self, *, tree: bool = True) -> float:
+        """User + system CPU time so far of the server process and, with ``tree``, of its
+        living descendants (``lianxin serve``'s processing process) (Linux; NaN elsewhere)."""
         if self._proc is None:
             return float("nan")
-        try:
-            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pids, total = [self._proc.pid], 0.0
+        while pids:
+            pid = pids.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                if pid == self._proc.pid:
+                    return float("nan")
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if tree:
+                pids += [int(c) for c in children]
+        return total
 
     def last_exception(self) -> tuple[int, str]:
         """How many tracebacks the server logged, and the exception line of the last one."""

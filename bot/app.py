@@ -19,6 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from bot.channels.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
 from bot.dispatcher import Dispatcher
 from bot.pipeline import Pipeline
+from bot.pipeline_link import ProcessorLink, ProcessorUnavailable
 from bot.runtime import Runtime
 from bot.scheduler import build_scheduler
 from bot.web import (
@@ -87,48 +88,78 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def build_pipeline(runtime: Runtime, handlers: Sequence[Handler] | None = None) -> Pipeline:
+    """The inbound pipeline over the handler chain (the default one unless given)."""
+    if handlers is None:
+        handlers = default_handlers()
+    # A custom chain keeps, when limited, those of its handlers the default keeps.
+    limited = {k: [h for h in v if h in handlers] for k, v in when_limited().items()}
+    return Pipeline(runtime, Dispatcher(runtime, handlers, when_limited=limited))
+
+
+@asynccontextmanager
+async def background_work(runtime: Runtime, pipeline: Pipeline) -> AsyncIterator[None]:
+    """While inside: the inbound processor, the delivery workers (ordinary and urgent), the
+    scheduler's election and jobs. Run by the server, or by its processing process."""
+    tasks: list[asyncio.Task[None]] = []
+    worker = make_worker(runtime, beside_urgent=True)
+    urgent = make_worker(runtime, urgent=True)
+    scheduler = build_scheduler(runtime)
+    settle_heap()
+    try:
+        # Events journaled before a restart (or by another process) are processed now.
+        pipeline.start_processing()
+        tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
+        tasks.append(asyncio.create_task(urgent.run_forever(), name="outbox-urgent"))
+        # Elect before the first jobs are due, so a lone instance does not skip them.
+        await runtime.leadership.check()
+        tasks.append(asyncio.create_task(runtime.leadership.run_forever(), name="election"))
+        scheduler.start()
+        yield
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        worker.stop()
+        urgent.stop()
+        await pipeline.stop()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runtime.leadership.close()  # at once: a standby need not wait for the exit
+
+
 def create_app(
     runtime: Runtime,
     *,
     handlers: Sequence[Handler] | None = None,
     background: bool = True,
     close_runtime: bool = True,
+    processor_command: Sequence[str] | None = None,
 ) -> FastAPI:
-    """Build the ASGI app. ``background`` starts the delivery worker with the server."""
-    if handlers is None:
-        handlers = default_handlers()
-    # A custom chain keeps, when limited, those of its handlers the default keeps.
-    limited = {k: [h for h in v if h in handlers] for k, v in when_limited().items()}
+    """Build the ASGI app. ``background`` starts the processor, the delivery workers and the
+    scheduler with the server: in this process, or with ``processor_command`` (the argv that
+    starts bot/processor_process.py) in a processing process beside it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks: list[asyncio.Task[None]] = []
-        worker = make_worker(runtime, beside_urgent=True)
-        urgent = make_worker(runtime, urgent=True)
-        scheduler = build_scheduler(runtime)
-        if background:
-            settle_heap()
-            # Events journaled before a restart (or by another process) are processed now.
-            pipeline.start_processing()
-            tasks.append(asyncio.create_task(worker.run_forever(), name="outbox-worker"))
-            tasks.append(asyncio.create_task(urgent.run_forever(), name="outbox-urgent"))
-            # Elect before the first jobs are due, so a lone instance does not skip them.
-            await runtime.leadership.check()
-            tasks.append(asyncio.create_task(runtime.leadership.run_forever(), name="election"))
-            scheduler.start()
         try:
-            yield
+            if not background:
+                yield
+            elif link is None:
+                async with background_work(runtime, pipeline):
+                    yield
+            else:
+                # Accepting here, processing, delivery and the scheduler in the processing
+                # process (bot/pipeline_link.py): each has a core of its own.
+                await link.start()
+                app.state.pipeline = link
+                try:
+                    yield
+                finally:
+                    await link.stop()
         finally:
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
-            worker.stop()
-            urgent.stop()
             await pipeline.stop()
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await runtime.leadership.close()  # at once: a standby need not wait for the exit
             if close_runtime:
                 await runtime.aclose()
 
@@ -143,12 +174,14 @@ def create_app(
         openapi_url=None,
     )
     app.state.runtime = runtime
-    pipeline = Pipeline(runtime, Dispatcher(runtime, handlers, when_limited=limited))
+    pipeline = build_pipeline(runtime, handlers)
+    link = None if processor_command is None else ProcessorLink(runtime, processor_command)
     # Its tasks outlive a request: stopped with the runtime when no lifespan runs.
     runtime.closers.append(pipeline.stop)
     app.state.pipeline = pipeline
     # Starlette types a handler as taking any Exception; ours takes the one it is registered for.
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
+    app.add_exception_handler(ProcessorUnavailable, _unavailable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     if runtime.settings.server.trusted_proxies:
         # Added last, so it runs first: every route, the console's sign-in throttle and the
@@ -181,3 +214,13 @@ def _printable(value: Any) -> Any:
 async def _unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 with the same shape, but one that can always be sent."""
     return JSONResponse({"detail": _printable(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: ProcessorUnavailable) -> JSONResponse:
+    """The processing process is starting again: nothing was answered, so the sender's retry
+    (WeChat's, the bridge's) is journaled once it is back."""
+    return JSONResponse(
+        {"detail": "processing is restarting; try again"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )

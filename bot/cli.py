@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    app = create_app(runtime)
+    app = create_app(runtime, processor_command=_processor_command(args, settings))
     uvicorn.run(
         app,
         host=args.host,
@@ -70,6 +70,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
     )
     return 0
+
+
+def _processor_command(args: argparse.Namespace, settings: Any) -> list[str] | None:
+    """The argv of the processing process (bot/processor_process.py), None without one: the
+    same settings as this process, from the same file and environment."""
+    if not settings.inbound.separate_process:
+        return None
+    from bot.settings.loading import config_path
+
+    command = [sys.executable, "-m", "bot.processor_process"]
+    file = config_path(getattr(args, "config", None), os.environ)
+    return command if file is None else [*command, "--config", str(file.resolve())]
 
 
 async def _unopened(runtime: Any) -> list[str]:

@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.dispatcher import Dispatcher, DispatchResult
+from bot.inbound_status import earlier_passive, metrics_text, readiness
 from bot.messages import InboundMessage
 from bot.runtime import Runtime
 from handlers.context import classifiable
@@ -101,6 +102,24 @@ class Accepted:
     unknown_group: bool = False
 
 
+class InboundPort(Protocol):
+    """What the channel routes and the status routes use of the inbound side: the
+    :class:`Pipeline` of this process, or the server's link to its processing process
+    (bot/pipeline_link.py)."""
+
+    async def accept(
+        self, event: InboundMessage, *, passive_until: datetime | None = None
+    ) -> Accepted: ...
+
+    async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None: ...
+
+    async def earlier_passive(self, journal_id: int) -> OutboxMessage | None: ...
+
+    async def metrics_text(self) -> bytes: ...
+
+    async def readiness(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class _Incoming:
     event: InboundMessage
@@ -153,6 +172,13 @@ class Pipeline:
 
         With ``passive_until`` a waiter is registered for :meth:`passive_reply`. The emergency
         check runs here, so that an emergency is processed before everything queued."""
+        return await self.submit(event, passive_until=passive_until)
+
+    def submit(
+        self, event: InboundMessage, *, passive_until: datetime | None = None
+    ) -> asyncio.Future[Accepted]:
+        """:meth:`accept` without a coroutine: the future is resolved once the row is durable
+        (the processing process answers the server from its callback, no task per event)."""
         rt = self.runtime
         classification = None
         if event.kind == "message" and (words := classifiable(event)).strip():
@@ -174,7 +200,7 @@ class Pipeline:
         self._incoming_ready.set()
         self.start()
         rt.metrics.events_received.labels(event.channel).inc()
-        return await future
+        return future
 
     async def _write_loop(self) -> None:
         gather_s = self.runtime.settings.inbound.gather_ms / 1000
@@ -273,16 +299,15 @@ class Pipeline:
 
     async def earlier_passive(self, journal_id: int) -> OutboxMessage | None:
         """The passive reply an earlier arrival of a retried event was answered with."""
-        async with self.runtime.sessions() as session:
-            return await session.scalar(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.source_event_id == journal_id,
-                    OutboxMessage.sent_via == "passive",
-                )
-                .order_by(OutboxMessage.id)
-                .limit(1)
-            )
+        return await earlier_passive(self.runtime, journal_id)
+
+    async def metrics_text(self) -> bytes:
+        """``GET /metrics``'s body: this process's counters and the shared backlog."""
+        return await metrics_text(self.runtime)
+
+    async def readiness(self) -> dict[str, Any]:
+        """``GET /readyz``'s body: the database, the channels marked down, the scheduler."""
+        return await readiness(self.runtime)
 
     # --- processing -----------------------------------------------------------------------
     def start(self) -> None:
@@ -457,18 +482,6 @@ class Pipeline:
         waiter = self._waiters.get(journal_id)
         if waiter is not None and not waiter.future.done():
             waiter.future.set_result(passive)
-
-    async def queue_state(self, session: AsyncSession) -> tuple[dict[str, int], datetime | None]:
-        """Unprocessed events by channel, and when the oldest of them was received."""
-        rows = (
-            await session.execute(
-                select(_journal.c.channel, func.count(), func.min(_journal.c.received_at))
-                .where(_journal.c.processed_at.is_(None))
-                .group_by(_journal.c.channel)
-            )
-        ).all()
-        oldest = min((r[2] for r in rows if r[2] is not None), default=None)
-        return {r[0]: int(r[1]) for r in rows}, oldest
 
 
 def _insert(conn: AsyncConnection) -> Any:

@@ -12,15 +12,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {  # top to bottom: a module may import its own layer and those below it
-    "composition root": ("bot/app.py", "bot/wiring.py", "bot/cli", "bot/demo/", "bot/__main__.py", "bot/scheduler.py"),
+    "composition root": ("bot/app.py", "bot/wiring.py", "bot/cli", "bot/demo/", "bot/__main__.py", "bot/scheduler.py",
+                         "bot/processor_process.py"),
     "routes and channels": ("bot/web/", "bot/channels/"),
-    "dispatcher": ("bot/pipeline.py", "bot/dispatcher.py"),
+    "dispatcher": ("bot/pipeline.py", "bot/dispatcher.py", "bot/pipeline_link.py", "bot/inbound_status.py"),
     "intent handlers": ("handlers/",),
     "domain services": ("bot/services/", "broadcasts/"),
     "outbox": ("broadcasts/outbox.py",),
     "foundation": ("bot/__init__.py", "bot/settings/", "bot/clock.py", "bot/turns.py", "bot/pii.py", "bot/texts.py", "bot/messages.py",
                    "bot/runtime.py", "bot/db.py", "bot/sqlite_inline.py", "bot/metrics.py", "bot/channel_health.py",
-                   "bot/leadership.py", "bot/sms_templates.py"),
+                   "bot/leadership.py", "bot/sms_templates.py", "bot/frames.py"),
     "models": ("models/",),
 }  # fmt: skip
 FILES = {

@@ -173,6 +173,10 @@ class InboundSettings(Section):
     # processing waits for it up to this long: each of the lane's sends takes several turns
     # of the event loop, and a batch in the loop makes every turn that much longer.
     urgent_yield_s: float = Field(0.5, ge=0)
+    # `lianxin serve` accepts in its own process and journals, processes, delivers and runs
+    # the scheduler in a second one it starts beside it (bot/pipeline_link.py): each has a
+    # core of its own. False: all in one process (one core; `lianxin demo` always is).
+    separate_process: bool = True
 
 
 class IntakeSettings(Section):

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request
 
-from bot.pipeline import Pipeline
+from bot.pipeline import InboundPort
 from bot.runtime import Runtime
 
 # Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
@@ -26,9 +26,10 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def pipeline_of(request: Request) -> Pipeline:
-    """The app's inbound pipeline (journal writer and processor), read directly."""
-    pipeline: Pipeline = request.app.state.pipeline
+def pipeline_of(request: Request) -> InboundPort:
+    """The app's inbound pipeline (journal writer and processor, in this process or in the
+    server's processing process), read directly."""
+    pipeline: InboundPort = request.app.state.pipeline
     return pipeline
 
 
@@ -37,6 +38,6 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime_of(request)
 
 
-async def get_pipeline(request: Request) -> Pipeline:
+async def get_pipeline(request: Request) -> InboundPort:
     """The app's inbound pipeline (journal writer and processor)."""
     return pipeline_of(request)

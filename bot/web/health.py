@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from bot.db import ping
-from bot.runtime import Runtime
-from bot.web.deps import get_runtime
+from bot.pipeline import InboundPort
+from bot.web.deps import get_pipeline
 
 router = APIRouter()
 
@@ -19,13 +18,10 @@ async def healthz() -> dict[str, bool]:
 
 
 @router.get("/readyz")
-async def readyz(runtime: Runtime = Depends(get_runtime)) -> JSONResponse:
+async def readyz(pipeline: InboundPort = Depends(get_pipeline)) -> JSONResponse:
     """Ready when the database answers and no outgoing channel is marked down; 503 otherwise,
-    naming what is down (``{"bridge": "down"}``). ``scheduler`` says whether this instance
-    runs the scheduled jobs (``leader``) or waits to take over (``standby``): both are ready."""
-    body: dict[str, object] = {"database": "up" if await ping(runtime.engine) else "down"}
-    for channel in sorted(runtime.health.down()):
-        body[channel] = "down"
-    ok = all(value != "down" for value in body.values())
-    body["scheduler"] = runtime.leadership.role
-    return JSONResponse({"ok": ok, **body}, status_code=200 if ok else 503)
+    naming what is down (``{"bridge": "down"}``, ``{"processor": "down"}`` while the server's
+    processing process restarts). ``scheduler`` says whether this instance runs the scheduled
+    jobs (``leader``) or waits to take over (``standby``): both are ready."""
+    body = await pipeline.readiness()
+    return JSONResponse(body, status_code=200 if body["ok"] else 503)

@@ -1,0 +1,88 @@
+"""What the inbound side reports: ``/metrics``' body, ``/readyz``' body, a retried event's
+earlier passive reply.
+
+Read by the process that processes the events (its counters, its channels' health, its
+scheduler's role): the server itself, or its processing process (bot/pipeline_link.py), which
+the server then asks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from prometheus_client import generate_latest
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import ping
+from bot.runtime import Runtime
+from models.journal import InboundEvent
+from models.outbox import OutboxMessage
+
+_journal = cast(Table, InboundEvent.__table__)
+
+
+async def earlier_passive(runtime: Runtime, journal_id: int) -> OutboxMessage | None:
+    """The passive reply an earlier arrival of a retried event was answered with."""
+    async with runtime.sessions() as session:
+        return await session.scalar(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.source_event_id == journal_id,
+                OutboxMessage.sent_via == "passive",
+            )
+            .order_by(OutboxMessage.id)
+            .limit(1)
+        )
+
+
+async def queue_state(session: AsyncSession) -> tuple[dict[str, int], datetime | None]:
+    """Unprocessed events by channel, and when the oldest of them was received."""
+    rows = (
+        await session.execute(
+            select(_journal.c.channel, func.count(), func.min(_journal.c.received_at))
+            .where(_journal.c.processed_at.is_(None))
+            .group_by(_journal.c.channel)
+        )
+    ).all()
+    oldest = min((r[2] for r in rows if r[2] is not None), default=None)
+    return {r[0]: int(r[1]) for r in rows}, oldest
+
+
+async def metrics_text(runtime: Runtime) -> bytes:
+    """This process's counters and the shared backlog, in Prometheus' text format."""
+    m = runtime.metrics
+    async with runtime.sessions() as session:
+        pending = dict(
+            (
+                await session.execute(
+                    select(OutboxMessage.channel, func.count())
+                    .where(OutboxMessage.status.in_(("pending", "sending")))
+                    .group_by(OutboxMessage.channel)
+                )
+            ).all()
+        )
+        queued, oldest = await queue_state(session)
+    for channel in {*runtime.senders, *pending}:
+        m.outbox_pending.labels(channel).set(pending.get(channel, 0))
+    for channel in {"bridge", "wechat", "wecom", *queued}:
+        m.inbound_queued.labels(channel).set(queued.get(channel, 0))
+    lag = (runtime.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+    m.inbound_lag.set(max(0.0, lag))
+    down = runtime.health.down()
+    for channel in runtime.senders:
+        m.channel_up.labels(channel).set(0 if channel in down else 1)
+    m.scheduler_leader.set(1 if runtime.leadership.role == "leader" else 0)
+    return generate_latest(m.registry)
+
+
+async def readiness(runtime: Runtime) -> dict[str, Any]:
+    """``{"ok": …, "database": "up"|"down", <channel>: "down"…, "scheduler": role}``: ready
+    when the database answers and no outgoing channel is marked down."""
+    body: dict[str, Any] = {"database": "up" if await ping(runtime.engine) else "down"}
+    for channel in sorted(runtime.health.down()):
+        body[channel] = "down"
+    ok = all(value != "down" for value in body.values())
+    body["scheduler"] = runtime.leadership.role
+    return {"ok": ok, **body}

@@ -1,0 +1,117 @@
+"""The server's processing process: ``python -m bot.processor_process --fd N [--config FILE]``.
+
+Started by ``lianxin serve`` (bot/pipeline_link.py), never by hand. It builds its own runtime
+from the same settings (the same file, the same environment), runs the inbound pipeline, the
+delivery workers and the scheduler (bot/app.py's :func:`background_work`), and answers the
+server over the inherited socket. It ends when the server closes the socket or dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from bot.app import background_work, build_pipeline
+from bot.cli_common import settings_of, setup_logging
+from bot.frames import FrameProtocol
+from bot.pipeline import Pipeline
+from bot.runtime import Runtime
+from bot.wiring import build_runtime
+
+log = logging.getLogger("lianxin.processor")
+
+
+class Answering:
+    """Answers the server's frames from the pipeline (see bot/pipeline_link.py)."""
+
+    def __init__(self, runtime: Runtime, pipeline: Pipeline) -> None:
+        self.runtime = runtime
+        self.pipeline = pipeline
+        self.link: FrameProtocol | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def on_frame(self, frame: tuple[Any, ...]) -> None:
+        """One request of the server's."""
+        kind, request_id, *args = frame
+        if kind == "accept":
+            event, passive_until = args
+            # No task per event: the answer is sent from the future's callback.
+            self._answer(request_id, self.pipeline.submit(event, passive_until=passive_until))
+        elif kind == "passive":
+            journal_id, budget_s = args
+            self._answer(
+                request_id,
+                asyncio.ensure_future(self.pipeline.passive_reply(journal_id, budget_s=budget_s)),
+            )
+        elif kind == "metrics":
+            self._answer(request_id, asyncio.ensure_future(self.pipeline.metrics_text()))
+        elif kind == "ready":
+            self._answer(request_id, asyncio.ensure_future(self.pipeline.readiness()))
+        elif kind == "wake":
+            (self.runtime.urgent_wakeup if args[0] else self.runtime.outbox_wakeup).set()
+
+    def _answer(self, request_id: int, future: asyncio.Future[Any]) -> None:
+        self._tasks.add(future)
+        future.add_done_callback(lambda f: self._send(request_id, f))
+
+    def _send(self, request_id: int, future: asyncio.Future[Any]) -> None:
+        self._tasks.discard(future)
+        if self.link is None:
+            return
+        if future.cancelled():
+            self.link.send(("error", request_id, "cancelled"))
+        elif (exc := future.exception()) is not None:
+            # Logged here (the journal writer logs its own); the server answers 500.
+            self.link.send(("error", request_id, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.link.send(("ok", request_id, future.result()))
+
+
+async def serve(runtime: Runtime, fd: int) -> None:
+    """Answer the server on socket ``fd`` until it closes; then stop the background work."""
+    loop = asyncio.get_running_loop()
+    pipeline = build_pipeline(runtime)
+    answering = Answering(runtime, pipeline)
+    closed: asyncio.Future[None] = loop.create_future()
+
+    def on_lost(_: Exception | None) -> None:
+        if not closed.done():
+            closed.set_result(None)
+
+    # A SIGTERM of its own (a service manager stopping the group): end as if closed.
+    loop.add_signal_handler(signal.SIGTERM, on_lost, None)
+    try:
+        async with background_work(runtime, pipeline):
+            _, link = await loop.create_connection(
+                lambda: FrameProtocol(answering.on_frame, on_lost),
+                sock=socket.socket(fileno=fd),
+            )
+            answering.link = link
+            link.send(("ready", 0, None))
+            await closed
+    finally:
+        await runtime.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the processing process."""
+    parser = argparse.ArgumentParser(prog="lianxin-processor")
+    parser.add_argument("--config", default=argparse.SUPPRESS)
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    settings = settings_of(args)
+    setup_logging(settings.server.log_level)
+    # Ctrl-C reaches the whole process group: the server stops this process by closing the
+    # socket, after its last requests are answered.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(serve(build_runtime(settings), args.fd))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

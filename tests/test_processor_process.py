@@ -1,0 +1,255 @@
+"""``lianxin serve`` with its processing process (issue 17, bot/pipeline_link.py): the real
+server on loopback, the fake world as the bridge and WeChat's API, wechatpy as WeChat.
+
+The server accepts; its child journals, processes, delivers. What a user of the server can
+tell: events are answered and handled as in one process, passive replies still ride in the
+response, ``/readyz`` and ``/metrics`` speak for the child, and the child's death costs a few
+503s that the senders' retries make good, never an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.services.tokens import create_token
+from models.journal import InboundEvent
+from models.tickets import Ticket
+from tests.fakes import FakeWorld, free_port
+from tests.harness import API_SEND, Harness
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP = "grp-qiaozhen-01"
+
+
+def _env_of(h: Harness, **extra: str) -> dict[str, str]:
+    """The harness's settings as ``lianxin serve`` reads them: from the environment."""
+    s = h.runtime.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
+    values = {
+        "database.url": s.database.url,
+        "bridge.secret": s.bridge.secret.get_secret_value(),
+        "bridge.send_url": s.bridge.send_url,
+        "bridge.send_interval_s": "0",
+        "security.pii_key": s.security.pii_key.get_secret_value(),
+        "wechat.token": s.wechat.token.get_secret_value(),
+        "wechat.encoding_aes_key": s.wechat.encoding_aes_key.get_secret_value(),
+        "wechat.app_id": s.wechat.app_id,
+        "wechat.app_secret": s.wechat.app_secret.get_secret_value(),
+        "wechat.original_id": s.wechat.original_id,
+        "wechat.api_base_url": s.wechat.api_base_url,
+        "wechat.reply_mode": s.wechat.reply_mode,
+        "sms.provider": "http",
+        "sms.url": str(s.sms.url),
+    }
+    for name, value in values.items():
+        section, key = name.split(".")
+        env[f"LIANXIN__{section.upper()}__{key.upper()}"] = str(value)
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@contextmanager
+def _serving(h: Harness, cwd: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real ``lianxin serve`` on the harness's database; yields its URL once ready."""
+    port = free_port()
+    log = (cwd / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        cwd=cwd,
+        env=_env_of(h, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _ready(base), f"not ready: {(cwd / 'server.log').read_text()}", process)
+        yield base, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _wait(
+    condition: Callable[[], bool],
+    message: str,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = 60,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, message
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
+
+
+async def _until(condition: Callable[[], Any], message: str, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while not await condition():
+        assert time.monotonic() < deadline, message
+        await asyncio.sleep(0.05)
+
+
+async def _count(h: Harness, statement: Any) -> int:
+    async with h.runtime.sessions() as s:
+        return int(await s.scalar(statement) or 0)
+
+
+async def _post_until_taken(h: Harness, client: httpx.AsyncClient, body: dict[str, Any]) -> int:
+    """Post as the bridge does: again after a 503 (or a refused connection), until taken.
+    Returns how many times it was refused."""
+    refused = 0
+    while True:
+        try:
+            response = await _post(h, client, body)
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code == 200:
+            return refused
+        assert response is None or response.status_code == 503, response.text
+        refused += 1
+        await asyncio.sleep(0.2)
+
+
+async def _post(h: Harness, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    import json
+
+    from bot.channels.bridge import signed_headers
+    from tests.harness import BRIDGE_SECRET
+
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    return await client.post(
+        "/bridge/events", content=raw, headers=signed_headers(BRIDGE_SECRET, raw, h.clock.now())
+    )
+
+
+async def test_the_child_processes_and_delivers_and_the_status_routes_speak_for_it(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    h = harness
+    await h.load_directory()
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    with _serving(h, tmp_path) as (base, server):
+        (child,) = _children(server.pid)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            ready = (await client.get("/readyz")).json()
+            assert ready["processor"] == "up" and ready["database"] == "up", ready
+            body = h.bridge_body("小区门口有人持刀打人，快来", group=GROUP)
+            response = await _post(h, client, body)
+            assert response.status_code == 200, response.text
+            # The emergency's safety reply reaches the group through the child's urgent lane.
+            await _until(
+                lambda: _async(bool(h.to_group(GROUP))),
+                f"no reply to {GROUP}: {world.state.sends()}",
+            )
+            assert await _count(h, select(func.count()).select_from(Ticket)) == 1
+            metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+            assert metrics.status_code == 200
+            assert 'lianxin_events_received_total{channel="bridge"} 1.0' in metrics.text
+            assert 'lianxin_events_processed_total{channel="bridge",status="handled"} 1.0' in (
+                metrics.text
+            )
+            # The journal was written by the child: it runs the emergency check.
+            async with h.runtime.sessions() as s:
+                flagged = await s.scalar(select(InboundEvent.emergency))
+            assert flagged is True
+    # Stopping the server stops its child.
+    _wait(
+        lambda: not Path(f"/proc/{child}").exists(), f"child {child} outlived the server", None, 20
+    )
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def test_a_killed_child_costs_retries_never_an_event(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    h = harness
+    await h.load_directory()
+    with _serving(h, tmp_path) as (base, server):
+        (first,) = _children(server.pid)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            bodies = [h.bridge_body(f"第{i}号楼电梯坏了好几天了", group=GROUP) for i in range(120)]
+            taken: list[int] = []  # how often each was refused before it was taken
+
+            async def bridge(mine: list[dict[str, Any]]) -> None:
+                for body in mine:
+                    taken.append(await _post_until_taken(h, client, body))
+                    if len(taken) == 40:  # mid-stream: the others are posting now
+                        os.kill(first, signal.SIGKILL)
+
+            await asyncio.gather(*(bridge(bodies[i::4]) for i in range(4)))
+            assert sum(taken) >= 1, "no request met the restart"
+            # Started again: a new child, ready.
+            _wait(lambda: _ready(base), "the child was not started again", server)
+            (second,) = _children(server.pid)
+            assert second != first
+            journaled = select(func.count()).select_from(InboundEvent)
+            unprocessed = journaled.where(InboundEvent.processed_at.is_(None))
+            await _until(
+                lambda: _count_is(h, unprocessed, 0), "events left unprocessed after the restart"
+            )
+            # Every event once: retried events are not journaled twice.
+            assert await _count(h, journaled) == len(bodies)
+        assert "the processing process ended" in (tmp_path / "server.log").read_text()
+
+
+async def _count_is(h: Harness, statement: Any, n: int) -> bool:
+    return await _count(h, statement) == n
+
+
+@pytest.mark.both_reply_modes
+async def test_a_wechat_message_is_answered_through_the_child(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    h = harness
+    await h.load_directory()
+    with _serving(h, tmp_path) as (base, _):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            response = await h.post_wechat_safe(h.wechat_text_xml("你好"), client=client)
+            assert response.status_code == 200, response.text
+            if h.passive:
+                reply = h.decrypt_reply(response)
+                assert reply["ToUserName"] == "o_resident" and reply["Content"]
+            else:
+                assert response.text == "success"
+                await _until(
+                    lambda: _async(
+                        any(
+                            r.json()["touser"] == "o_resident"
+                            for r in world.state.by_path(API_SEND)
+                        )
+                    ),
+                    "no reply through the customer-service API",
+                )
