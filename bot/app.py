@@ -152,6 +152,7 @@ def create_app(
             else:
                 # Accepting here, processing, delivery and the scheduler in the processing
                 # process (bot/pipeline_link.py): each has a core of its own.
+                settle_heap()
                 await link.start()
                 app.state.pipeline = link
                 try:
