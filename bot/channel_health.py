@@ -44,3 +44,8 @@ class ChannelHealth:
     def down(self) -> set[str]:
         """The channels marked down now."""
         return set(self._down)
+
+    def mirror(self, down: set[str]) -> None:
+        """Take another process's view as this one's: the server's accepting process shows
+        (console overview) what its processing process, which sends, has marked down."""
+        self._down = set(down)

@@ -12,7 +12,8 @@ Over a ``socketpair`` the server made (bot/frames.py), the server asks and the c
   nothing is answered before it is journaled, as in one process.
 - ``passive``: the child's :meth:`Pipeline.passive_reply`. The waiter, its deadline and the
   claim handshake stay in the one process that processes the event.
-- ``metrics`` and ``ready``: the child's counters, channel health and scheduler role.
+- ``metrics`` and ``ready``: the child's counters, channel health and scheduler role;
+  ``health`` (every second): the channels it marked down, for this process's console.
 - ``wake``: the console queued a message here; the child's delivery worker looks now.
 
 When the child dies, what it was asked fails (:class:`ProcessorUnavailable`, a 503: nothing
@@ -60,6 +61,7 @@ class ProcessorLink:
     restart_after_s: float = 1.0
     start_timeout_s: float = 60.0
     stop_timeout_s: float = 15.0
+    health_every_s: float = 1.0  # how often this process takes the child's channel health
     _link: FrameProtocol | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
@@ -80,6 +82,7 @@ class ProcessorLink:
             (self.runtime.urgent_wakeup, True),
         ):
             self._tasks.append(asyncio.create_task(self._forward(wakeup, urgent=urgent)))
+        self._tasks.append(asyncio.create_task(self._mirror_health(), name="processor-health"))
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait(
             {ready, self._tasks[0]},
@@ -189,6 +192,14 @@ class ProcessorLink:
             wakeup.clear()
             if self._link is not None:
                 self._link.send(("wake", 0, urgent))
+
+    async def _mirror_health(self) -> None:
+        """The console of this process shows the channels the child (which sends) has marked
+        down; looked up every ``health_every_s``."""
+        while True:
+            await asyncio.sleep(self.health_every_s)
+            with contextlib.suppress(ProcessorUnavailable, ProcessorFailed):
+                self.runtime.health.mirror(set(await self._ask("health", None)))
 
     # --- the inbound port -----------------------------------------------------------------
     async def accept(

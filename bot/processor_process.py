@@ -52,6 +52,9 @@ class Answering:
             self._answer(request_id, asyncio.ensure_future(self.pipeline.metrics_text()))
         elif kind == "ready":
             self._answer(request_id, asyncio.ensure_future(self.pipeline.readiness()))
+        elif kind == "health":
+            if self.link is not None:
+                self.link.send(("ok", request_id, sorted(self.runtime.health.down())))
         elif kind == "wake":
             (self.runtime.urgent_wakeup if args[0] else self.runtime.outbox_wakeup).set()
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from bot.services.tokens import create_token
 from models.journal import InboundEvent
 from models.tickets import Ticket
+from tests.console_support import add_accounts, sign_in
 from tests.fakes import FakeWorld, free_port
 from tests.harness import API_SEND, Harness
 
@@ -253,3 +254,37 @@ async def test_a_wechat_message_is_answered_through_the_child(
                     ),
                     "no reply through the customer-service API",
                 )
+
+
+async def test_a_channel_the_child_marks_down_shows_in_the_servers_console_and_readiness(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    h = harness
+    await h.load_directory()
+    await add_accounts(h)
+    with _serving(h, tmp_path) as (base, _):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await sign_in(client, "zhao")).status_code == 303
+            world.state.send_script.extend([503] * 20)
+            for sender, text in (
+                ("wxid_yang", "請問晚上派出所有人值班嗎"),
+                ("wxid_liu", "請問辦證要多久"),
+            ):
+                body = h.bridge_body(text, sender=sender, group=GROUP)
+                assert (await _post(h, client, body)).status_code == 200
+            body = h.bridge_body("請問在哪裡交罰款", sender="wxid_he", group="grp-hexi-01")
+            assert (await _post(h, client, body)).status_code == 200
+
+            async def marked_down() -> bool:
+                ready = await client.get("/readyz")
+                return ready.status_code == 503 and ready.json().get("bridge") == "down"
+
+            # The child sends and sees the failures; /readyz asks it.
+            await _until(marked_down, "the bridge was not marked down")
+
+            async def shown_down() -> bool:
+                panel = (await client.get("/console/overview/panel")).text
+                return '<tr class="channel down" data-channel="bridge">' in panel
+
+            # This process's console shows the child's view within a second or so.
+            await _until(shown_down, "the console did not show the bridge down", within_s=10)
