@@ -69,6 +69,13 @@ class Runtime:
             self.turns.take(urgent=urgent) if self.turns is not None else contextlib.nullcontext()
         )
 
+    def wake_outbox(self, *, urgent: bool = False) -> None:
+        """Wake the delivery workers to rows just committed. ``urgent``: rows at priority ≤ 1
+        (urgent notices, their corrections and recalls), which the urgent lane sends."""
+        self.outbox_wakeup.set()
+        if urgent:
+            self.urgent_wakeup.set()
+
     async def aclose(self) -> None:
         """Stop background tasks, release connections (HTTP client, scheduler lock, pool)."""
         for close in self.closers:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.pipeline_link import ProcessorLink
 from bot.services.tokens import create_token
 from models.journal import InboundEvent
 from models.tickets import Ticket
@@ -288,3 +289,37 @@ async def test_a_channel_the_child_marks_down_shows_in_the_servers_console_and_r
 
             # This process's console shows the child's view within a second or so.
             await _until(shown_down, "the console did not show the bridge down", within_s=10)
+
+
+async def test_a_message_the_server_queues_is_sent_by_the_child_at_once(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # The child's delivery worker would look for it only after its 30 s poll: the server's
+    # wake-up reaches it over the link.
+    h = harness
+    await h.load_directory()
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    with _serving(h, tmp_path, LIANXIN__OUTBOX__POLL_INTERVAL_S="30") as (base, _):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            created = await client.post(
+                "/api/v1/alerts",
+                json={"scope": {"groups": [GROUP]}, "text": "寻找走失儿童"},
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            assert created.status_code == 201, created.text
+            await _until(lambda: _async(bool(h.to_group(GROUP))), "the notice waited", within_s=10)
+
+
+async def test_a_processing_process_that_cannot_start_stops_the_server_start(
+    harness: Harness,
+) -> None:
+    link = ProcessorLink(
+        harness.runtime, [sys.executable, "-c", "import sys; sys.exit(3)"], start_timeout_s=30
+    )
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="did not start"):
+        await link.start()
+    assert time.monotonic() - started < 20  # at its exit, not after the whole timeout
+    assert link.pid is not None and link._process is not None
+    assert link._process.returncode == 3

@@ -394,7 +394,7 @@ async def create_alert(
             )
     except Problem as exc:
         raise _unprocessable(exc.field, exc.message) from None
-    runtime.outbox_wakeup.set()
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     return AlertCreated(id=alert.id, groups=count)
 
 
@@ -465,7 +465,7 @@ async def recall(
             )
     except Problem as exc:
         raise HTTPException(409, exc.message) from None
-    runtime.outbox_wakeup.set()
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     return AlertCreated(id=notice.id, groups=count)
 
 
@@ -490,7 +490,7 @@ async def correct(
             )
     except Problem as exc:
         raise HTTPException(409, exc.message) from None
-    runtime.outbox_wakeup.set()
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     return AlertCreated(id=correction.id, groups=count)
 
 

@@ -308,7 +308,7 @@ async def recall(
         )
     except Problem:
         done = "refused"
-    runtime.outbox_wakeup.set()
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     return RedirectResponse(f"/console/alerts/{alert_id}?done={done}", status_code=303)
 
 
@@ -439,7 +439,7 @@ async def submit_alert(
                 who, runtime, form, errors={where: why}, media=media, status_code=400
             )
         # Once committed: the worker wakes to rows it can see.
-        runtime.outbox_wakeup.set()
+        runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
         return RedirectResponse(f"/console/alerts/{alert.id}?done=sent", status_code=303)
     if posted.get("step") == "send":
         notice = "al_changed_since_preview"
