@@ -29,8 +29,9 @@ from bot.services.tokens import create_token
 from models.journal import InboundEvent
 from models.tickets import Ticket
 from tests.console_support import add_accounts, sign_in
-from tests.fakes import FakeWorld, free_port
+from tests.fakes import FakeWorld
 from tests.harness import API_SEND, Harness
+from tests.serving import answers, running
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "grp-qiaozhen-01"
@@ -70,34 +71,12 @@ def _children(pid: int) -> list[int]:
 @contextmanager
 def _serving(h: Harness, cwd: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The real ``lianxin serve`` on the harness's database; yields its URL once ready."""
-    port = free_port()
-    log = (cwd / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=cwd,
-        env=_env_of(h, **env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ready(base), f"not ready: {(cwd / 'server.log').read_text()}", process)
-        yield base, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with running(["serve"], cwd, _env_of(h, **env), ready="/readyz") as served:
+        yield served
 
 
 def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
+    return answers(f"{base}/readyz")
 
 
 def _wait(
