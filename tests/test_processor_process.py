@@ -132,13 +132,18 @@ async def _post(h: Harness, client: httpx.AsyncClient, body: dict[str, Any]) -> 
     )
 
 
+async def _directory_and_admin(h: Harness) -> str:
+    """Load the test directory; an admin token for the API."""
+    await h.load_directory()
+    async with h.runtime.sessions.begin() as s:
+        return await create_token(s, role="admin", name="ops", now=h.clock.now())
+
+
 async def test_the_child_processes_and_delivers_and_the_status_routes_speak_for_it(
     harness: Harness, world: FakeWorld, tmp_path: Path
 ) -> None:
     h = harness
-    await h.load_directory()
-    async with h.runtime.sessions.begin() as s:
-        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    admin = await _directory_and_admin(h)
     with _serving(h, tmp_path) as (base, server):
         (child,) = _children(server.pid)
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -276,9 +281,7 @@ async def test_a_message_the_server_queues_is_sent_by_the_child_at_once(
     # The child's delivery worker would look for it only after its 30 s poll: the server's
     # wake-up reaches it over the link.
     h = harness
-    await h.load_directory()
-    async with h.runtime.sessions.begin() as s:
-        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    admin = await _directory_and_admin(h)
     with _serving(h, tmp_path, LIANXIN__OUTBOX__POLL_INTERVAL_S="30") as (base, _):
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             created = await client.post(
