@@ -118,9 +118,9 @@ class InboundPort(Protocol):
         self, event: InboundMessage, *, passive_until: datetime | None = None
     ) -> Accepted: ...
 
-    async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None: ...
-
-    async def earlier_passive(self, journal_id: int) -> OutboxMessage | None: ...
+    async def accept_with_reply(
+        self, event: InboundMessage, *, passive_until: datetime
+    ) -> OutboxMessage | None: ...
 
     async def metrics_text(self) -> bytes: ...
 
@@ -165,6 +165,12 @@ class Pipeline:
     _verdicts: dict[int, Any] = field(default_factory=dict)  # journal id → classification
     _last_write: float = 0.0
     _last_arrival: float = 0.0  # when the last event reached accept()
+    # Every ordinary event up to this journal id is processed, as far as this process knows:
+    # the newest one its processor settled (emergencies, taken out of order, do not move it),
+    # or, when the processor found nothing left, the newest one its writer journaled. None
+    # until either happens. A passive request far behind it does not wait.
+    _head: int | None = None
+    _last_id: int = 0  # the newest journal id this process's writer inserted
     _writer: asyncio.Task[None] | None = None
     _processor: asyncio.Task[None] | None = None
 
@@ -236,6 +242,7 @@ class Pipeline:
                 known = set((await conn.execute(_KNOWN_GROUPS, {"ids": group_ids})).scalars())
             rows = await conn.execute(_insert(conn), [item.values for item in first.values()])
             ids = {(r.channel, r.dedup_key): r.id for r in rows}
+            self._last_id = max(self._last_id, *ids.values()) if ids else self._last_id
             existing = {
                 key: (await conn.execute(_EXISTING, {"channel": key[0], "dedup_key": key[1]})).one()
                 for key in first
@@ -269,6 +276,20 @@ class Pipeline:
                 item.future.set_result(result)
         self._wakeup.set()
 
+    async def accept_with_reply(
+        self, event: InboundMessage, *, passive_until: datetime
+    ) -> OutboxMessage | None:
+        """Journal ``event`` and return the reply to answer its request with (a passive
+        reply): for a retried event, the one its first arrival was answered with; otherwise
+        its first reply, when it is processed before ``passive_until``. None: answer without
+        one (the replies go through the channel's API)."""
+        accepted = await self.accept(event, passive_until=passive_until)
+        if accepted.duplicate:
+            # The channel retries only when our answer did not reach it: the same reply again.
+            return await self.earlier_passive(accepted.journal_id)
+        left = (passive_until - self.runtime.clock.now()).total_seconds()
+        return await self.passive_reply(accepted.journal_id, budget_s=max(0.0, left))
+
     async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None:
         """The reply to answer in the response: wait (at most ``budget_s``) for the event's
         processing. None when there is none or it is not ready in time (the outbox worker then
@@ -283,7 +304,7 @@ class Pipeline:
                 pass
         elif (
             len(self._waiters) > (batch := self.runtime.settings.inbound.process_batch)
-            or await self._queued_ahead(journal_id, more_than=batch)
+            or await self._behind(journal_id, more_than=batch)
         ) and not (waiter.claimed or waiter.future.done()):
             # A burst: more than a batch is waiting, or queued ahead of this event. Answer now
             # rather than hold the connection until the budget runs out; the reply goes
@@ -302,10 +323,12 @@ class Pipeline:
         finally:
             self._waiters.pop(journal_id, None)
 
-    async def _queued_ahead(self, journal_id: int, *, more_than: int) -> bool:
-        """Whether more than ``more_than`` unprocessed events precede ``journal_id`` in the
-        journal (whoever journaled them; emergencies processed out of order do not count as
-        done). Reads at most ``more_than + 1`` index entries."""
+    async def _behind(self, journal_id: int, *, more_than: int) -> bool:
+        """Whether more than ``more_than`` unprocessed events precede ``journal_id``: measured
+        from :attr:`_head` (ordinary events are processed in journal order), or, before this
+        process has one, counted in the journal (at most ``more_than + 1`` index entries)."""
+        if self._head is not None:
+            return journal_id - self._head > more_than
         async with self.runtime.db_turn(), self.runtime.engine.connect() as conn:
             ahead = await conn.scalar(_AHEAD, {"id": journal_id, "n": more_than + 1})
         return int(ahead or 0) > more_than
@@ -354,6 +377,7 @@ class Pipeline:
             await asyncio.sleep(0)
             await asyncio.sleep(0)
             started = time.monotonic()
+            journaled = self._last_id  # before the look below: all of it is in its snapshot
             # Catching up: no request for a moment, none waiting for its reply, no emergency
             # queued. Nothing then waits for the event loop, and larger batches spread each
             # batch's own statements over more events.
@@ -370,6 +394,8 @@ class Pipeline:
                 done = 0
                 await asyncio.sleep(settings.poll_interval_s)
             if done == 0:
+                if journaled:  # everything journaled before this look is processed
+                    self._head = max(self._head or 0, journaled)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), settings.poll_interval_s)
                 continue
@@ -479,9 +505,12 @@ class Pipeline:
             self._settle(claimed[-1], None)
             rt.metrics.events_processed.labels("-", "failed").inc()
             return 1
+        emergencies = {row.id for row in rows if row.emergency}
         for event, result in done:
             rt.metrics.events_processed.labels(event.channel, result.status).inc()
             self._settle(result.journal_id, result.passive)
+            if result.journal_id not in emergencies:
+                self._head = max(self._head or 0, result.journal_id)
         if any(result.outbox for _, result in done):
             rt.outbox_wakeup.set()
         if any(row.priority <= 1 for _, result in done for row in result.outbox):

@@ -10,8 +10,9 @@ Over a ``socketpair`` the server made (bot/frames.py), the server asks and the c
 
 - ``accept``: the child's :meth:`Pipeline.submit`; answered once the row is durable, so
   nothing is answered before it is journaled, as in one process.
-- ``passive``: the child's :meth:`Pipeline.passive_reply`. The waiter, its deadline and the
-  claim handshake stay in the one process that processes the event.
+- ``accept_reply``: the child's :meth:`Pipeline.accept_with_reply` (passive replies). The
+  waiter, its deadline and the claim handshake stay in the one process that processes the
+  event, and the request costs one round trip.
 - ``metrics`` and ``ready``: the child's counters, channel health and scheduler role;
   ``health`` (every second): the channels it marked down, for this process's console.
 - ``wake``: the console queued a message here; the child's delivery worker looks now.
@@ -35,7 +36,6 @@ from typing import Any
 
 from bot.db import ping
 from bot.frames import FrameProtocol
-from bot.inbound_status import earlier_passive
 from bot.messages import InboundMessage
 from bot.pipeline import Accepted
 from bot.runtime import Runtime
@@ -209,18 +209,14 @@ class ProcessorLink:
         accepted: Accepted = await self._ask("accept", event, passive_until)
         return accepted
 
-    async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None:
-        """The child's passive reply for the event, or None (also when the child is gone: the
-        reply, if one was made, goes through the channel's API)."""
-        try:
-            reply: OutboxMessage | None = await self._ask("passive", journal_id, budget_s)
-        except ProcessorUnavailable:
-            return None
+    async def accept_with_reply(
+        self, event: InboundMessage, *, passive_until: datetime
+    ) -> OutboxMessage | None:
+        """Journaled by the child, which also waits for the passive reply: one round trip.
+        When the child goes away meanwhile this fails (a 503) whether or not the event was
+        journaled: the channel's retry is journaled, or answered as the duplicate it is."""
+        reply: OutboxMessage | None = await self._ask("accept_reply", event, passive_until)
         return reply
-
-    async def earlier_passive(self, journal_id: int) -> OutboxMessage | None:
-        """The passive reply an earlier arrival of a retried event was answered with."""
-        return await earlier_passive(self.runtime, journal_id)
 
     async def metrics_text(self) -> bytes:
         """The child's counters and the shared backlog."""

@@ -42,12 +42,10 @@ class Answering:
             event, passive_until = args
             # No task per event: the answer is sent from the future's callback.
             self._answer(request_id, self.pipeline.submit(event, passive_until=passive_until))
-        elif kind == "passive":
-            journal_id, budget_s = args
-            self._answer(
-                request_id,
-                asyncio.ensure_future(self.pipeline.passive_reply(journal_id, budget_s=budget_s)),
-            )
+        elif kind == "accept_reply":
+            event, passive_until = args
+            reply = self.pipeline.accept_with_reply(event, passive_until=passive_until)
+            self._answer(request_id, asyncio.ensure_future(reply))
         elif kind == "metrics":
             self._answer(request_id, asyncio.ensure_future(self.pipeline.metrics_text()))
         elif kind == "ready":

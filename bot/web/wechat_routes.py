@@ -68,15 +68,9 @@ async def receive(request: Request) -> Response:
         await pipeline.accept(parsed.inbound)
         return PlainTextResponse("success")
     budget = timedelta(seconds=settings.passive_reply_budget_s)
-    accepted = await pipeline.accept(parsed.inbound, passive_until=started + budget)
-    if accepted.duplicate:
-        # WeChat retries only when our answer did not reach it: the same passive reply again.
-        candidate = await pipeline.earlier_passive(accepted.journal_id)
-    else:
-        left = budget - (runtime.clock.now() - started)
-        candidate = await pipeline.passive_reply(
-            accepted.journal_id, budget_s=max(0.0, left.total_seconds())
-        )
+    # A retry gets the reply its first arrival was answered with; otherwise the event's first
+    # reply when it is ready within the budget (the rest go by the API).
+    candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
     # The first reply to the sender rides back in this response; the rest go by the API.
     if candidate is None:
         return PlainTextResponse("success")

@@ -69,14 +69,9 @@ async def receive(request: Request) -> Response:
         log.info("wecom %s callback ignored", parsed.msgtype)
         return Response(status_code=200)
     budget = timedelta(seconds=callback.passive_reply_budget_s)
-    accepted = await pipeline.accept(parsed.inbound, passive_until=started + budget)
-    if accepted.duplicate:
-        candidate = await pipeline.earlier_passive(accepted.journal_id)
-    else:
-        left = budget - (runtime.clock.now() - started)
-        candidate = await pipeline.passive_reply(
-            accepted.journal_id, budget_s=max(0.0, left.total_seconds())
-        )
+    # A retry gets the reply its first arrival was answered with; otherwise the event's first
+    # reply when it is ready within the budget (the rest go by the API).
+    candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
     if candidate is None:
         return Response(status_code=200)  # WeCom: an empty answer means "no reply"
     text = runtime.cipher.decrypt_json(candidate.payload_enc).get("text", "")
