@@ -210,12 +210,14 @@ class ProcessorLink:
         return accepted
 
     async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None:
-        """The child's passive reply for the event, or None (also when the child is gone: the
-        reply, if one was made, goes through the channel's API)."""
+        """The child's passive reply for the event, or None (also when the child is gone and
+        had not claimed one: the reply, once made, goes through the channel's API)."""
         try:
             reply: OutboxMessage | None = await self._ask("passive", journal_id, budget_s)
         except ProcessorUnavailable:
-            return None
+            # The child may have committed a reply as passive (marked sent) and died before
+            # answering: nothing else would send it, and WeChat, answered, does not retry.
+            return await earlier_passive(self.runtime, journal_id)
         return reply
 
     async def earlier_passive(self, journal_id: int) -> OutboxMessage | None:

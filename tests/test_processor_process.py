@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.messages import InboundMessage
 from bot.pipeline_link import ProcessorLink
 from bot.services.tokens import create_token
 from models.journal import InboundEvent
+from models.outbox import OutboxMessage
 from models.tickets import Ticket
 from tests.console_support import add_accounts, sign_in
 from tests.fakes import FakeWorld, free_port
@@ -323,3 +326,61 @@ async def test_a_processing_process_that_cannot_start_stops_the_server_start(
     assert time.monotonic() - started < 20  # at its exit, not after the whole timeout
     assert link.pid is not None and link._process is not None
     assert link._process.returncode == 3
+
+
+@contextmanager
+def _child_env(h: Harness, monkeypatch: pytest.MonkeyPatch, cwd: Path) -> Iterator[list[str]]:
+    """The environment a :class:`ProcessorLink` of this test passes on to the real processing
+    process (the harness's settings); yields the child's argv."""
+    for name in [n for n in os.environ if n.startswith("LIANXIN")]:
+        monkeypatch.delenv(name)
+    for name, value in _env_of(h).items():
+        if name.startswith("LIANXIN") or name == "PYTHONPATH":
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(cwd)
+    yield [sys.executable, "-m", "bot.processor_process"]
+
+
+async def test_a_passive_reply_the_child_committed_before_it_died_is_still_answered(
+    harness: Harness, world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child claimed the reply as passive (committed: status sent, sent_via passive) and
+    # died before answering. Answering without it would lose it: the outbox worker never
+    # sends a row marked sent, and WeChat, answered, does not retry.
+    h = harness
+    await h.load_directory()
+    with _child_env(h, monkeypatch, tmp_path) as command:
+        link = ProcessorLink(h.runtime, command, restart_after_s=60)
+        await link.start()
+        try:
+            now = datetime.now().astimezone()
+            event = InboundMessage(
+                channel="wechat",
+                dedup_key="wechat:msg-1",
+                kind="message",
+                sender_id="o_resident",
+                occurred_at=now,
+                text="你好",
+            )
+            accepted = await link.accept(event, passive_until=now + timedelta(seconds=60))
+            passive = (
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
+                    OutboxMessage.source_event_id == accepted.journal_id,
+                    OutboxMessage.sent_via == "passive",
+                )
+            )
+            # Processed and claimed while the endpoint waits: the child holds the answer.
+            await _until(lambda: _count_is(h, passive, 1), "no passive reply committed")
+            assert link.pid is not None
+            # The endpoint asks a child that can no longer answer, and the child dies.
+            os.kill(link.pid, signal.SIGSTOP)
+            asked = asyncio.create_task(link.passive_reply(accepted.journal_id, budget_s=30))
+            await asyncio.sleep(0.2)
+            os.kill(link.pid, signal.SIGKILL)
+            reply = await asyncio.wait_for(asked, 10)
+            assert reply is not None, "the committed passive reply was not answered"
+            assert h.runtime.cipher.decrypt_json(reply.payload_enc)["text"]
+        finally:
+            await link.stop()
