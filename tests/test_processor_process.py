@@ -71,8 +71,11 @@ def _children(pid: int) -> list[int]:
 
 
 @contextmanager
-def _serving(h: Harness, cwd: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The real ``lianxin serve`` on the harness's database; yields its URL once ready."""
+def _serving(
+    h: Harness, cwd: Path, *, own_group: bool = False, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real ``lianxin serve`` on the harness's database; yields its URL once ready.
+    ``own_group``: in a process group of its own, as a service manager starts it."""
     port = free_port()
     log = (cwd / "server.log").open("w")
     process = subprocess.Popen(
@@ -81,6 +84,7 @@ def _serving(h: Harness, cwd: Path, **env: str) -> Iterator[tuple[str, subproces
         env=_env_of(h, **env),
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=own_group,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -384,3 +388,65 @@ async def test_a_passive_reply_the_child_committed_before_it_died_is_still_answe
             assert h.runtime.cipher.decrypt_json(reply.payload_enc)["text"]
         finally:
             await link.stop()
+
+
+async def test_a_request_in_flight_when_the_whole_group_is_stopped_is_still_answered(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # A service manager (systemd's default) sends SIGTERM to every process of the service at
+    # once. The server finishes the requests it has begun before it closes the socket; its
+    # processing process must still be there to journal them, and must not be started again.
+    import json
+
+    from bot.channels.bridge import signed_headers
+    from tests.harness import BRIDGE_SECRET
+
+    h = harness
+    await h.load_directory()
+    raw = json.dumps(h.bridge_body("請問辦證要多久", group=GROUP), ensure_ascii=False).encode()
+    headers = signed_headers(BRIDGE_SECRET, raw, h.clock.now())
+    with _serving(h, tmp_path, own_group=True) as (base, server):
+        (child,) = _children(server.pid)
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"POST /bridge/events HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n"
+            f"{head}\r\n".encode()
+            + raw[:10]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the server is reading the body
+        os.killpg(server.pid, signal.SIGTERM)
+        await asyncio.sleep(2)  # longer than the server waits before starting a child again
+        writer.write(raw[10:])
+        await writer.drain()
+        status = (await asyncio.wait_for(reader.readline(), 20)).decode()
+        writer.close()
+        assert " 200 " in status, status
+        # Then both end (uvicorn ends by the signal it was sent), the child first.
+        await asyncio.get_running_loop().run_in_executor(None, server.wait, 20)
+        _wait(lambda: not Path(f"/proc/{child}").exists(), f"child {child} outlived it", None, 1)
+    log = (tmp_path / "server.log").read_text()
+    assert "starting it again" not in log, log
+    assert await _count(h, select(func.count()).select_from(InboundEvent)) == 1
+
+
+async def test_a_child_stopped_alone_is_started_again(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # Sent to the child alone, SIGTERM ends it (a second one at once, the first after a
+    # grace), and the server, which is not stopping, starts a new one.
+    h = harness
+    await h.load_directory()
+    with _serving(h, tmp_path) as (base, server):
+        (first,) = _children(server.pid)
+        os.kill(first, signal.SIGTERM)
+        await asyncio.sleep(0.5)  # two signals at once would arrive as one
+        os.kill(first, signal.SIGTERM)
+        started = time.monotonic()
+        _wait(lambda: _children(server.pid) not in ([], [first]), "not started again", server)
+        assert time.monotonic() - started < 5  # not after the grace
+        _wait(lambda: _ready(base), "the new child is not ready", server)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await _post(h, client, h.bridge_body("你好", group=GROUP))).status_code == 200
