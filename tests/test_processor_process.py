@@ -32,8 +32,9 @@ from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.tickets import Ticket
 from tests.console_support import add_accounts, sign_in
-from tests.fakes import FakeWorld, free_port
+from tests.fakes import FakeWorld
 from tests.harness import API_SEND, Harness
+from tests.serving import answers, running
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "grp-qiaozhen-01"
@@ -76,35 +77,12 @@ def _serving(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The real ``lianxin serve`` on the harness's database; yields its URL once ready.
     ``own_group``: in a process group of its own, as a service manager starts it."""
-    port = free_port()
-    log = (cwd / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=cwd,
-        env=_env_of(h, **env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=own_group,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ready(base), f"not ready: {(cwd / 'server.log').read_text()}", process)
-        yield base, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with running(["serve"], cwd, _env_of(h, **env), ready="/readyz", own_group=own_group) as served:
+        yield served
 
 
 def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
+    return answers(f"{base}/readyz")
 
 
 def _wait(
@@ -160,13 +138,18 @@ async def _post(h: Harness, client: httpx.AsyncClient, body: dict[str, Any]) -> 
     )
 
 
+async def _directory_and_admin(h: Harness) -> str:
+    """Load the test directory; an admin token for the API."""
+    await h.load_directory()
+    async with h.runtime.sessions.begin() as s:
+        return await create_token(s, role="admin", name="ops", now=h.clock.now())
+
+
 async def test_the_child_processes_and_delivers_and_the_status_routes_speak_for_it(
     harness: Harness, world: FakeWorld, tmp_path: Path
 ) -> None:
     h = harness
-    await h.load_directory()
-    async with h.runtime.sessions.begin() as s:
-        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    admin = await _directory_and_admin(h)
     with _serving(h, tmp_path) as (base, server):
         (child,) = _children(server.pid)
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -304,9 +287,7 @@ async def test_a_message_the_server_queues_is_sent_by_the_child_at_once(
     # The child's delivery worker would look for it only after its 30 s poll: the server's
     # wake-up reaches it over the link.
     h = harness
-    await h.load_directory()
-    async with h.runtime.sessions.begin() as s:
-        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    admin = await _directory_and_admin(h)
     with _serving(h, tmp_path, LIANXIN__OUTBOX__POLL_INTERVAL_S="30") as (base, _):
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             created = await client.post(

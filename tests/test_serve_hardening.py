@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import stat
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +19,7 @@ import httpx
 from sqlalchemy import text
 
 from bot.db import make_engine
+from tests.serving import running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,46 +59,6 @@ async def test_a_new_sqlite_database_and_its_wal_are_owner_only(tmp_path: Path) 
     assert files == dict.fromkeys(files, 0o600), {k: oct(v) for k, v in files.items()}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]:
-    """``lianxin ARGS --port P`` started as its own process; yields its base URL when it answers."""
-    port = _free_port()
-    log = (cwd / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", *args, "--port", str(port)],
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (cwd / "server.log").read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIANXIN")}
     env["PYTHONPATH"] = str(ROOT)
@@ -121,7 +78,7 @@ def test_serve_shows_no_banner_keeps_its_api_page_and_its_files_private(tmp_path
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'lianxin.db'}\n")
     env = _env(LIANXIN__SECURITY__PII_KEY=base64.b64encode(os.urandom(32)).decode())
-    with _umask(0o022), _running(["serve", "--config", str(config)], tmp_path, env) as base:
+    with _umask(0o022), running(["serve", "--config", str(config)], tmp_path, env) as (base, _):
         health = httpx.get(f"{base}/healthz")
         _assert_hardened(health, html=False)
         for path in ("/docs", "/openapi.json"):
@@ -134,7 +91,7 @@ def test_serve_shows_no_banner_keeps_its_api_page_and_its_files_private(tmp_path
 
 
 def test_demo_shows_no_banner_and_its_api_page_is_open(tmp_path: Path) -> None:
-    with _running(["demo"], tmp_path, _env()) as base:
+    with running(["demo"], tmp_path, _env()) as (base, _):
         page = httpx.get(f"{base}/simulator")
         assert page.status_code == 200
         _assert_hardened(page, html=True)

@@ -15,7 +15,7 @@ from bot.settings import ConfigError
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld
-from tests.harness import ACCOUNT, WECHAT_TOKEN, Harness
+from tests.harness import ACCOUNT, WECHAT_TOKEN, Harness, make_runtime
 
 # Every test here runs in both WeChat reply modes (tests/conftest.py, issue 17).
 pytestmark = pytest.mark.both_reply_modes
@@ -224,6 +224,32 @@ async def test_access_token_cached_and_refreshed_on_expiry(harness: Harness) -> 
     assert len(state.by_path("/cgi-bin/token")) == 2  # refreshed once, then sent
     sends = state.by_path("/cgi-bin/message/custom/send")
     assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "1", "0", "1"]
+
+
+async def test_a_token_another_process_fetched_is_taken_from_the_database(
+    harness: Harness,
+) -> None:
+    # Each process keeps the token it used. When another process (the second `serve`, or the
+    # processing process after a restart) fetched a newer one and WeChat refuses ours, ours is
+    # read again from the database, not fetched a third time.
+    api = harness.runtime.senders["wechat"]
+    payload = {"text": "測試"}
+    state = harness.world.state
+    await api.send(idempotency_key="k1", group_id=None, user_id="o_1", payload=payload)
+    ours = state.by_path("/cgi-bin/message/custom/send")[0].query["access_token"]
+    other = make_runtime(harness.runtime.settings, clock=harness.clock)
+    try:
+        newer = await other.senders["wechat"].access_token(stale=ours)
+    finally:
+        await other.aclose()
+    assert newer != ours
+    state.valid_tokens.discard(ours)  # WeChat retires ours
+    await api.send(idempotency_key="k2", group_id=None, user_id="o_1", payload=payload)
+    await api.send(idempotency_key="k3", group_id=None, user_id="o_1", payload=payload)
+    assert len(state.by_path("/cgi-bin/token")) == 2
+    sends = state.by_path("/cgi-bin/message/custom/send")
+    assert [s.query["access_token"] for s in sends] == [ours, ours, newer, newer]
+    assert [s.headers["x-fake-accepted"] for s in sends] == ["1", "0", "1", "1"]
 
 
 async def test_a_token_rejected_again_after_a_refresh_is_retried_later(harness: Harness) -> None:

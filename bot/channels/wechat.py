@@ -264,24 +264,34 @@ class WeChatApi:
         self._sessions = sessions
         self._clock = clock
         self._lock = asyncio.Lock()
+        # The token this process last used, and until when: a send needs no database read
+        # (and, on PostgreSQL, no round trip under the lock) while it lasts. Refused as
+        # ``stale`` (another process fetched a newer one), it is looked up again.
+        self._known: tuple[str, datetime] | None = None
+
+    def _usable(self, token: str, expires_at: datetime, stale: str | None) -> bool:
+        return token != stale and expires_at - timedelta(seconds=300) > self._clock.now()
 
     async def access_token(self, *, stale: str | None = None) -> str:
-        """The cached token, refreshed when missing, near expiry, or equal to ``stale``."""
+        """The cached token, refreshed when missing, near expiry, or equal to ``stale``: this
+        process's copy first, then the database's (shared by every process), then WeChat."""
+        if self._known is not None and self._usable(*self._known, stale):
+            return self._known[0]
         async with self._lock:
+            if self._known is not None and self._usable(*self._known, stale):
+                return self._known[0]  # refreshed by a send that held the lock before us
             async with self._sessions.begin() as session:
                 row = await session.get(AccessTokenCache, self._app_id)
-                now = self._clock.now()
-                if row and row.token != stale and row.expires_at - timedelta(seconds=300) > now:
+                if row and self._usable(row.token, row.expires_at, stale):
+                    self._known = (row.token, row.expires_at)
                     return row.token
             token, expires_in = await self._fetch_token()
+            expires_at = self._clock.now() + timedelta(seconds=expires_in)
             async with self._sessions.begin() as session:
                 await session.merge(
-                    AccessTokenCache(
-                        app_id=self._app_id,
-                        token=token,
-                        expires_at=self._clock.now() + timedelta(seconds=expires_in),
-                    )
+                    AccessTokenCache(app_id=self._app_id, token=token, expires_at=expires_at)
                 )
+            self._known = (token, expires_at)
             return token
 
     async def _fetch_token(self) -> tuple[str, int]:
