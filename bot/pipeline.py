@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -81,6 +81,13 @@ _PG_RECHECK = (
 _MAX_VERDICTS = 20_000
 # How far past the rows it takes a processor looks for chats no other process holds.
 _PG_WINDOW = 8
+# Unprocessed events before a given one, counted up to :n (the queue's partial index).
+_AHEAD = select(func.count()).select_from(
+    select(_journal.c.id)
+    .where(_journal.c.processed_at.is_(None), _journal.c.id < bindparam("id"))
+    .limit(bindparam("n"))
+    .subquery()
+)
 _KNOWN_GROUPS = select(Group.id).where(Group.id.in_(bindparam("ids", expanding=True)))
 _EXISTING = select(_journal.c.id, _journal.c.status).where(
     _journal.c.channel == bindparam("channel"), _journal.c.dedup_key == bindparam("dedup_key")
@@ -158,9 +165,6 @@ class Pipeline:
     _verdicts: dict[int, Any] = field(default_factory=dict)  # journal id → classification
     _last_write: float = 0.0
     _last_arrival: float = 0.0  # when the last event reached accept()
-    # The newest journal id this process's processor has settled; None while its queue is
-    # empty (caught up). A passive request whose event is far behind it does not wait.
-    _head: int | None = None
     _writer: asyncio.Task[None] | None = None
     _processor: asyncio.Task[None] | None = None
 
@@ -278,12 +282,13 @@ class Pipeline:
             while not waiter.future.done() and await self.process_once():
                 pass
         elif (
-            len(self._waiters) > self.runtime.settings.inbound.process_batch
-            or journal_id - (self._head or journal_id) > self.runtime.settings.inbound.process_batch
-        ):
+            len(self._waiters) > (batch := self.runtime.settings.inbound.process_batch)
+            or await self._queued_ahead(journal_id, more_than=batch)
+        ) and not (waiter.claimed or waiter.future.done()):
             # A burst: more than a batch is waiting, or queued ahead of this event. Answer now
             # rather than hold the connection until the budget runs out; the reply goes
-            # through the channel's API when it is ready.
+            # through the channel's API when it is ready. (Checked after the await above: a
+            # reply claimed meanwhile rides in this response.)
             waiter.abandoned = True
             self._waiters.pop(journal_id, None)
             return None
@@ -296,6 +301,14 @@ class Pipeline:
             return None
         finally:
             self._waiters.pop(journal_id, None)
+
+    async def _queued_ahead(self, journal_id: int, *, more_than: int) -> bool:
+        """Whether more than ``more_than`` unprocessed events precede ``journal_id`` in the
+        journal (whoever journaled them; emergencies processed out of order do not count as
+        done). Reads at most ``more_than + 1`` index entries."""
+        async with self.runtime.db_turn(), self.runtime.engine.connect() as conn:
+            ahead = await conn.scalar(_AHEAD, {"id": journal_id, "n": more_than + 1})
+        return int(ahead or 0) > more_than
 
     async def earlier_passive(self, journal_id: int) -> OutboxMessage | None:
         """The passive reply an earlier arrival of a retried event was answered with."""
@@ -357,7 +370,6 @@ class Pipeline:
                 done = 0
                 await asyncio.sleep(settings.poll_interval_s)
             if done == 0:
-                self._head = None  # caught up
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), settings.poll_interval_s)
                 continue
@@ -477,7 +489,6 @@ class Pipeline:
         return len(done)
 
     def _settle(self, journal_id: int, passive: OutboxMessage | None) -> None:
-        self._head = max(self._head or 0, journal_id)
         self._verdicts.pop(journal_id, None)
         waiter = self._waiters.get(journal_id)
         if waiter is not None and not waiter.future.done():

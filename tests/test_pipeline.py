@@ -289,6 +289,39 @@ async def test_a_passive_request_far_behind_the_queue_answers_at_once(
         await h.close()
 
 
+async def test_an_emergency_processed_first_does_not_make_a_request_look_near_the_head(
+    db_url: str, world: FakeWorld
+) -> None:
+    # Emergencies are processed before the events queued ahead of them. A passive request
+    # after one is still behind everything queued: it is answered at once, not held for its
+    # whole budget (the rule had measured "behind" from the newest event processed).
+    h = Harness.build(
+        db_url,
+        world,
+        wechat={"reply_mode": "passive", "passive_reply_budget_s": 60},
+        inbound={"slice_ms": 60_000.0},
+    )
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            for i in range(40):
+                await post(client, h, "你好", group=None, sender=f"wxid_q{i}")
+            await post(client, h, "救命 有人持刀砍人", sender="wxid_sos")
+            assert await h.pipeline.process_once() == 1  # the emergency, alone and first
+            h.pipeline.start_processing()
+            async with h.pipeline._turn:  # the processor is in the middle of a batch
+                xml = h.wechat_text_xml("请问办居住证要带什么材料", openid="o_behind_sos")
+                response = await asyncio.wait_for(h.post_wechat_safe(xml, client=client), 5)
+                assert response.text == "success"
+        await h.pipeline.stop()
+        await h.pipeline.drain()
+        await h.worker.drain()
+        sent = [r.json() for r in h.world.state.by_path(API_SEND)]
+        assert [b for b in sent if b.get("touser") == "o_behind_sos"], "sent through the API"
+    finally:
+        await h.close()
+
+
 async def test_catching_up_takes_larger_batches(db_url: str, world: FakeWorld) -> None:
     # With nobody waiting, the processor works through a backlog in batches of
     # inbound.catch_up_batch; otherwise in batches of inbound.process_batch.
