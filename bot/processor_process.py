@@ -3,7 +3,8 @@
 Started by ``lianxin serve`` (bot/pipeline_link.py), never by hand. It builds its own runtime
 from the same settings (the same file, the same environment), runs the inbound pipeline, the
 delivery workers and the scheduler (bot/app.py's :func:`background_work`), and answers the
-server over the inherited socket. It ends when the server closes the socket or dies.
+server over the inherited socket. It ends when the server closes the socket or dies, or
+TERM_GRACE_S after a SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from bot.runtime import Runtime
 from bot.wiring import build_runtime
 
 log = logging.getLogger("lianxin.processor")
+# How long a SIGTERM leaves the server to close the socket (see serve()).
+TERM_GRACE_S = 10.0
 
 
 class Answering:
@@ -84,8 +87,17 @@ async def serve(runtime: Runtime, fd: int) -> None:
         if not closed.done():
             closed.set_result(None)
 
-    # A SIGTERM of its own (a service manager stopping the group): end as if closed.
-    loop.add_signal_handler(signal.SIGTERM, on_lost, None)
+    def on_term() -> None:
+        # A service manager stops the whole group at once: the server, stopping too, finishes
+        # the requests it has begun (they wait for this process) and then closes the socket.
+        # Ending now would fail them, and the server would start another one. Alone (the
+        # server is not stopping), end after TERM_GRACE_S; a second SIGTERM ends it now.
+        if terms:
+            on_lost(None)
+        terms.append(loop.call_later(TERM_GRACE_S, on_lost, None))
+
+    terms: list[asyncio.TimerHandle] = []
+    loop.add_signal_handler(signal.SIGTERM, on_term)
     try:
         async with background_work(runtime, pipeline):
             _, link = await loop.create_connection(

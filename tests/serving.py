@@ -31,10 +31,16 @@ def answers(url: str) -> bool:
 
 @contextmanager
 def running(
-    args: list[str], cwd: Path, env: dict[str, str], *, ready: str = "/healthz"
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    *,
+    ready: str = "/healthz",
+    own_group: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``lianxin ARGS --port P`` started as its own process (its output in ``cwd/server.log``);
-    yields its base URL and process once ``ready`` answers 200, and stops it afterwards."""
+    yields its base URL and process once ``ready`` answers 200, and stops it afterwards.
+    ``own_group``: in a process group of its own, as a service manager starts it."""
     port = free_port()
     log = (cwd / "server.log").open("w")
     process = subprocess.Popen(
@@ -43,6 +49,7 @@ def running(
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=own_group,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.pipeline_link import ProcessorLink
+from bot.messages import InboundMessage
+from bot.pipeline_link import ProcessorLink, ProcessorUnavailable
 from bot.services.tokens import create_token
 from models.journal import InboundEvent
 from models.tickets import Ticket
@@ -69,9 +71,12 @@ def _children(pid: int) -> list[int]:
 
 
 @contextmanager
-def _serving(h: Harness, cwd: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The real ``lianxin serve`` on the harness's database; yields its URL once ready."""
-    with running(["serve"], cwd, _env_of(h, **env), ready="/readyz") as served:
+def _serving(
+    h: Harness, cwd: Path, *, own_group: bool = False, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The real ``lianxin serve`` on the harness's database; yields its URL once ready.
+    ``own_group``: in a process group of its own, as a service manager starts it."""
+    with running(["serve"], cwd, _env_of(h, **env), ready="/readyz", own_group=own_group) as served:
         yield served
 
 
@@ -305,3 +310,118 @@ async def test_a_processing_process_that_cannot_start_stops_the_server_start(
     assert time.monotonic() - started < 20  # at its exit, not after the whole timeout
     assert link.pid is not None and link._process is not None
     assert link._process.returncode == 3
+
+
+@contextmanager
+def _child_env(h: Harness, monkeypatch: pytest.MonkeyPatch, cwd: Path) -> Iterator[list[str]]:
+    """The environment a :class:`ProcessorLink` of this test passes on to the real processing
+    process (the harness's settings); yields the child's argv."""
+    for name in [n for n in os.environ if n.startswith("LIANXIN")]:
+        monkeypatch.delenv(name)
+    for name, value in _env_of(h).items():
+        if name.startswith("LIANXIN") or name == "PYTHONPATH":
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(cwd)
+    yield [sys.executable, "-m", "bot.processor_process"]
+
+
+async def test_a_retry_after_the_child_died_gets_the_passive_reply_already_committed(
+    harness: Harness, world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child committed a reply as passive (status sent, sent_via passive) and its answer did
+    # not reach WeChat (the child died, the connection broke). WeChat retries: the retry, taken
+    # by a new child, is answered with that same reply; nothing else would send it.
+    h = harness
+    await h.load_directory()
+    with _child_env(h, monkeypatch, tmp_path) as command:
+        link = ProcessorLink(h.runtime, command, restart_after_s=0.1)
+        await link.start()
+        try:
+            now = datetime.now().astimezone()
+            event = InboundMessage(
+                channel="wechat",
+                dedup_key="wechat:msg-1",
+                kind="message",
+                sender_id="o_resident",
+                occurred_at=now,
+                text="你好",
+            )
+            until = now + timedelta(seconds=60)
+            first = await link.accept_with_reply(event, passive_until=until)
+            assert first is not None and first.sent_via == "passive"
+            assert link.pid is not None
+            os.kill(link.pid, signal.SIGKILL)
+            retry = None
+            for _ in range(200):  # until the new child takes it
+                try:
+                    retry = await link.accept_with_reply(event, passive_until=until)
+                    break
+                except ProcessorUnavailable:
+                    await asyncio.sleep(0.1)
+            assert retry is not None, "the committed passive reply was not answered again"
+            assert retry.id == first.id
+            assert h.runtime.cipher.decrypt_json(retry.payload_enc)["text"]
+        finally:
+            await link.stop()
+
+
+async def test_a_request_in_flight_when_the_whole_group_is_stopped_is_still_answered(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # A service manager (systemd's default) sends SIGTERM to every process of the service at
+    # once. The server finishes the requests it has begun before it closes the socket; its
+    # processing process must still be there to journal them, and must not be started again.
+    import json
+
+    from bot.channels.bridge import signed_headers
+    from tests.harness import BRIDGE_SECRET
+
+    h = harness
+    await h.load_directory()
+    raw = json.dumps(h.bridge_body("請問辦證要多久", group=GROUP), ensure_ascii=False).encode()
+    headers = signed_headers(BRIDGE_SECRET, raw, h.clock.now())
+    with _serving(h, tmp_path, own_group=True) as (base, server):
+        (child,) = _children(server.pid)
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"POST /bridge/events HTTP/1.1\r\nHost: x\r\nContent-Length: {len(raw)}\r\n"
+            f"{head}\r\n".encode()
+            + raw[:10]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the server is reading the body
+        os.killpg(server.pid, signal.SIGTERM)
+        await asyncio.sleep(2)  # longer than the server waits before starting a child again
+        writer.write(raw[10:])
+        await writer.drain()
+        status = (await asyncio.wait_for(reader.readline(), 20)).decode()
+        writer.close()
+        assert " 200 " in status, status
+        # Then both end (uvicorn ends by the signal it was sent), the child first.
+        await asyncio.get_running_loop().run_in_executor(None, server.wait, 20)
+        _wait(lambda: not Path(f"/proc/{child}").exists(), f"child {child} outlived it", None, 1)
+    log = (tmp_path / "server.log").read_text()
+    assert "starting it again" not in log, log
+    assert await _count(h, select(func.count()).select_from(InboundEvent)) == 1
+
+
+async def test_a_child_stopped_alone_is_started_again(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # Sent to the child alone, SIGTERM ends it (a second one at once, the first after a
+    # grace), and the server, which is not stopping, starts a new one.
+    h = harness
+    await h.load_directory()
+    with _serving(h, tmp_path) as (base, server):
+        (first,) = _children(server.pid)
+        os.kill(first, signal.SIGTERM)
+        await asyncio.sleep(0.5)  # two signals at once would arrive as one
+        os.kill(first, signal.SIGTERM)
+        started = time.monotonic()
+        _wait(lambda: _children(server.pid) not in ([], [first]), "not started again", server)
+        assert time.monotonic() - started < 5  # not after the grace
+        _wait(lambda: _ready(base), "the new child is not ready", server)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await _post(h, client, h.bridge_body("你好", group=GROUP))).status_code == 200
