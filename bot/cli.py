@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    app = create_app(runtime, processor_command=_processor_command(args, settings))
+    app = create_app(runtime, processor_command=_processor_command(settings))
     uvicorn.run(
         app,
         host=args.host,
@@ -72,16 +72,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _processor_command(args: argparse.Namespace, settings: Any) -> list[str] | None:
-    """The argv of the processing process (bot/processor_process.py), None without one: the
-    same settings as this process, from the same file and environment."""
+def _processor_command(settings: Any) -> list[str] | None:
+    """The argv of the processing process (bot/processor_process.py), None without one. It
+    gets this process's settings over its socket, not from the config file."""
     if not settings.inbound.separate_process:
         return None
-    from bot.settings.loading import config_path
-
-    command = [sys.executable, "-m", "bot.processor_process"]
-    file = config_path(getattr(args, "config", None), os.environ)
-    return command if file is None else [*command, "--config", str(file.resolve())]
+    return [sys.executable, "-m", "bot.processor_process"]
 
 
 async def _unopened(runtime: Any) -> list[str]:

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
 from bot.db import ping
 from bot.frames import FrameProtocol
 from bot.messages import InboundMessage
@@ -62,6 +64,10 @@ class ProcessorLink:
     start_timeout_s: float = 60.0
     stop_timeout_s: float = 15.0
     health_every_s: float = 1.0  # how often this process takes the child's channel health
+    # A child that has not answered that look for this long is stuck (its event loop held):
+    # it is killed, and started again like one that died.
+    hang_after_s: float = 10.0
+    restart_at_most_s: float = 30.0  # failed starts in a row wait twice as long each time
     _link: FrameProtocol | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
@@ -71,6 +77,25 @@ class ProcessorLink:
     _stopping: bool = False
     _starts: int = 0
     _was_ready: bool = False  # the child has been ready once (a restart, not a failed start)
+    _failures: int = 0  # starts in a row that ended before the child was ready
+    metrics: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
+    _up: Gauge | None = None
+    _restarts: Counter | None = None
+
+    def __post_init__(self) -> None:
+        # The server's own figures, in front of the child's on /metrics (and alone while
+        # there is no child to ask).
+        self._up = Gauge(
+            "lianxin_processor_up",
+            "1 while the processing process answers, 0 while it is (re)starting.",
+            registry=self.metrics,
+        )
+        self._restarts = Counter(
+            "lianxin_processor_restarts",
+            "Times the processing process was started again after it ended or hung "
+            "(its own counters start again from zero then).",
+            registry=self.metrics,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -82,7 +107,7 @@ class ProcessorLink:
             (self.runtime.urgent_wakeup, True),
         ):
             self._tasks.append(asyncio.create_task(self._forward(wakeup, urgent=urgent)))
-        self._tasks.append(asyncio.create_task(self._mirror_health(), name="processor-health"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="processor-watch"))
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait(
             {ready, self._tasks[0]},
@@ -130,6 +155,11 @@ class ProcessorLink:
                     pass_fds=(theirs.fileno(),),
                     stdin=asyncio.subprocess.DEVNULL,
                 )
+            except OSError as exc:  # out of processes or descriptors: try again later
+                ours.close()
+                log.error("could not start the processing process: %s", exc)
+                await self._pause_before_restart()
+                continue
             finally:
                 theirs.close()
             self._starts += 1
@@ -143,9 +173,16 @@ class ProcessorLink:
                 lambda: FrameProtocol(self._on_frame, on_lost), sock=ours
             )
             self._link = link
+            # The child runs on this process's settings as they were at its start, not on the
+            # config file as it may have been edited since.
+            link.send(("settings", 0, self.runtime.settings))
+            if self._stopping:  # stop() came while the child was starting
+                link.close()
             await lost
             self._link = None
             self._ready.clear()
+            if self._up is not None:
+                self._up.set(0)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ProcessorUnavailable("the processing process ended"))
@@ -155,14 +192,30 @@ class ProcessorLink:
                 return
             if self._starts == 1 and code != 0 and not self._was_ready:
                 return  # it never started: start() reports it
-            log.error("the processing process ended (exit %s); starting it again", code)
-            await asyncio.sleep(self.restart_after_s)
+            (log.warning if code == 0 else log.error)(
+                "the processing process ended (exit %s); starting it again", code
+            )
+            if self._restarts is not None:
+                self._restarts.inc()
+            await self._pause_before_restart()
+
+    async def _pause_before_restart(self) -> None:
+        """``restart_after_s``, doubled for each start in a row that never got ready (a child
+        that cannot start does not spin), up to ``restart_at_most_s``."""
+        pause = min(self.restart_after_s * 2**self._failures, self.restart_at_most_s)
+        self._failures += 1
+        await asyncio.sleep(pause)
 
     def _on_frame(self, frame: tuple[Any, ...]) -> None:
         kind, request_id, value = frame
         if kind == "ready":
+            if self._was_ready:
+                log.info("the processing process is ready again (pid %s)", self.pid)
             self._was_ready = True
+            self._failures = 0
             self._ready.set()
+            if self._up is not None:
+                self._up.set(1)
             return
         future = self._pending.pop(request_id, None)
         if future is None or future.done():
@@ -193,13 +246,26 @@ class ProcessorLink:
             if self._link is not None:
                 self._link.send(("wake", 0, urgent))
 
-    async def _mirror_health(self) -> None:
-        """The console of this process shows the channels the child (which sends) has marked
-        down; looked up every ``health_every_s``."""
+    async def _watch(self) -> None:
+        """Every ``health_every_s``: take the child's channel health (this process's console
+        shows the channels the child, which sends, has marked down), and kill a child that
+        has not answered for ``hang_after_s`` (requests would wait for it without end)."""
         while True:
             await asyncio.sleep(self.health_every_s)
-            with contextlib.suppress(ProcessorUnavailable, ProcessorFailed):
-                self.runtime.health.mirror(set(await self._ask("health", None)))
+            try:
+                down = await asyncio.wait_for(self._ask("health", None), self.hang_after_s)
+            except (ProcessorUnavailable, ProcessorFailed):
+                continue
+            except TimeoutError:
+                process = self._process
+                if process is not None and process.returncode is None and not self._stopping:
+                    log.error(
+                        "the processing process has not answered for %.0f s; killing it",
+                        self.hang_after_s,
+                    )
+                    process.kill()
+                continue
+            self.runtime.health.mirror(set(down))
 
     # --- the inbound port -----------------------------------------------------------------
     async def accept(
@@ -219,9 +285,14 @@ class ProcessorLink:
         return reply
 
     async def metrics_text(self) -> bytes:
-        """The child's counters and the shared backlog."""
-        text: bytes = await self._ask("metrics", None)
-        return text
+        """This process's figures about the child, then the child's counters and the shared
+        backlog (only the former while the child is not there)."""
+        own = generate_latest(self.metrics)
+        try:
+            text: bytes = await self._ask("metrics", None)
+        except (ProcessorUnavailable, ProcessorFailed):
+            return own
+        return own + text
 
     async def readiness(self) -> dict[str, Any]:
         """The child's readiness; while it is not there, ``processor: down`` (not ready)."""

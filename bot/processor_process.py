@@ -1,10 +1,11 @@
-"""The server's processing process: ``python -m bot.processor_process --fd N [--config FILE]``.
+"""The server's processing process: ``python -m bot.processor_process --fd N``.
 
 Started by ``lianxin serve`` (bot/pipeline_link.py), never by hand. It builds its own runtime
-from the same settings (the same file, the same environment), runs the inbound pipeline, the
-delivery workers and the scheduler (bot/app.py's :func:`background_work`), and answers the
-server over the inherited socket. It ends when the server closes the socket or dies, or
-TERM_GRACE_S after a SIGTERM.
+from the settings the server sends first over the socket (the server's own, as they were when
+it started: an edited config file takes effect at the next start of the server, never half),
+runs the inbound pipeline, the delivery workers and the scheduler (bot/app.py's
+:func:`background_work`), and answers the server over the inherited socket. It ends when the
+server closes the socket or dies, or TERM_GRACE_S after a SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.app import background_work, build_pipeline
-from bot.cli_common import settings_of, setup_logging
+from bot.cli_common import setup_logging
 from bot.frames import FrameProtocol
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
+from bot.settings import Settings
 from bot.wiring import build_runtime
 
 log = logging.getLogger("lianxin.processor")
@@ -32,10 +34,10 @@ TERM_GRACE_S = 10.0
 class Answering:
     """Answers the server's frames from the pipeline (see bot/pipeline_link.py)."""
 
-    def __init__(self, runtime: Runtime, pipeline: Pipeline) -> None:
+    def __init__(self, runtime: Runtime, pipeline: Pipeline, link: FrameProtocol) -> None:
         self.runtime = runtime
         self.pipeline = pipeline
-        self.link: FrameProtocol | None = None
+        self.link: FrameProtocol | None = link
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def on_frame(self, frame: tuple[Any, ...]) -> None:
@@ -76,14 +78,23 @@ class Answering:
             self.link.send(("ok", request_id, future.result()))
 
 
-async def serve(runtime: Runtime, fd: int) -> None:
-    """Answer the server on socket ``fd`` until it closes; then stop the background work."""
+async def serve(fd: int) -> None:
+    """Take the settings the server sends first on socket ``fd``, then answer the server
+    until it closes the socket; then stop the background work."""
     loop = asyncio.get_running_loop()
-    pipeline = build_pipeline(runtime)
-    answering = Answering(runtime, pipeline)
     closed: asyncio.Future[None] = loop.create_future()
+    given: asyncio.Future[Settings] = loop.create_future()
+    answering: list[Answering] = []  # set once the runtime is built
+
+    def on_frame(frame: tuple[Any, ...]) -> None:
+        if answering:
+            answering[0].on_frame(frame)
+        elif frame[0] == "settings" and not given.done():
+            given.set_result(frame[2])
 
     def on_lost(_: Exception | None) -> None:
+        if not given.done():
+            given.set_exception(EOFError())
         if not closed.done():
             closed.set_result(None)
 
@@ -98,13 +109,19 @@ async def serve(runtime: Runtime, fd: int) -> None:
 
     terms: list[asyncio.TimerHandle] = []
     loop.add_signal_handler(signal.SIGTERM, on_term)
+    _, link = await loop.create_connection(
+        lambda: FrameProtocol(on_frame, on_lost), sock=socket.socket(fileno=fd)
+    )
+    try:
+        settings = await given
+    except EOFError:
+        return  # the server went away before it sent them
+    setup_logging(settings.server.log_level)
+    runtime = build_runtime(settings)
+    pipeline = build_pipeline(runtime)
+    answering.append(Answering(runtime, pipeline, link))
     try:
         async with background_work(runtime, pipeline):
-            _, link = await loop.create_connection(
-                lambda: FrameProtocol(answering.on_frame, on_lost),
-                sock=socket.socket(fileno=fd),
-            )
-            answering.link = link
             link.send(("ready", 0, None))
             await closed
     finally:
@@ -114,15 +131,12 @@ async def serve(runtime: Runtime, fd: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the processing process."""
     parser = argparse.ArgumentParser(prog="lianxin-processor")
-    parser.add_argument("--config", default=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)
-    settings = settings_of(args)
-    setup_logging(settings.server.log_level)
     # Ctrl-C reaches the whole process group: the server stops this process by closing the
     # socket, after its last requests are answered.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(serve(build_runtime(settings), args.fd))
+    asyncio.run(serve(args.fd))
     return 0
 
 

@@ -15,8 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -312,57 +312,55 @@ async def test_a_processing_process_that_cannot_start_stops_the_server_start(
     assert link._process.returncode == 3
 
 
-@contextmanager
-def _child_env(h: Harness, monkeypatch: pytest.MonkeyPatch, cwd: Path) -> Iterator[list[str]]:
-    """The environment a :class:`ProcessorLink` of this test passes on to the real processing
-    process (the harness's settings); yields the child's argv."""
-    for name in [n for n in os.environ if n.startswith("LIANXIN")]:
-        monkeypatch.delenv(name)
-    for name, value in _env_of(h).items():
-        if name.startswith("LIANXIN") or name == "PYTHONPATH":
-            monkeypatch.setenv(name, value)
-    monkeypatch.chdir(cwd)
-    yield [sys.executable, "-m", "bot.processor_process"]
+# The real processing process, as `serve` starts it: it takes the harness's settings from the
+# link, whatever the environment or the working folder hold.
+CHILD = [sys.executable, "-m", "bot.processor_process"]
+
+
+@asynccontextmanager
+async def _linked(h: Harness, **options: Any) -> AsyncIterator[ProcessorLink]:
+    """A started :class:`ProcessorLink` over the harness's runtime, stopped afterwards."""
+    link = ProcessorLink(h.runtime, CHILD, **options)
+    await link.start()
+    try:
+        yield link
+    finally:
+        await link.stop()
 
 
 async def test_a_retry_after_the_child_died_gets_the_passive_reply_already_committed(
-    harness: Harness, world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, world: FakeWorld
 ) -> None:
     # The child committed a reply as passive (status sent, sent_via passive) and its answer did
     # not reach WeChat (the child died, the connection broke). WeChat retries: the retry, taken
     # by a new child, is answered with that same reply; nothing else would send it.
     h = harness
     await h.load_directory()
-    with _child_env(h, monkeypatch, tmp_path) as command:
-        link = ProcessorLink(h.runtime, command, restart_after_s=0.1)
-        await link.start()
-        try:
-            now = datetime.now().astimezone()
-            event = InboundMessage(
-                channel="wechat",
-                dedup_key="wechat:msg-1",
-                kind="message",
-                sender_id="o_resident",
-                occurred_at=now,
-                text="你好",
-            )
-            until = now + timedelta(seconds=60)
-            first = await link.accept_with_reply(event, passive_until=until)
-            assert first is not None and first.sent_via == "passive"
-            assert link.pid is not None
-            os.kill(link.pid, signal.SIGKILL)
-            retry = None
-            for _ in range(200):  # until the new child takes it
-                try:
-                    retry = await link.accept_with_reply(event, passive_until=until)
-                    break
-                except ProcessorUnavailable:
-                    await asyncio.sleep(0.1)
-            assert retry is not None, "the committed passive reply was not answered again"
-            assert retry.id == first.id
-            assert h.runtime.cipher.decrypt_json(retry.payload_enc)["text"]
-        finally:
-            await link.stop()
+    async with _linked(h, restart_after_s=0.1) as link:
+        now = datetime.now().astimezone()
+        event = InboundMessage(
+            channel="wechat",
+            dedup_key="wechat:msg-1",
+            kind="message",
+            sender_id="o_resident",
+            occurred_at=now,
+            text="你好",
+        )
+        until = now + timedelta(seconds=60)
+        first = await link.accept_with_reply(event, passive_until=until)
+        assert first is not None and first.sent_via == "passive"
+        assert link.pid is not None
+        os.kill(link.pid, signal.SIGKILL)
+        retry = None
+        for _ in range(200):  # until the new child takes it
+            try:
+                retry = await link.accept_with_reply(event, passive_until=until)
+                break
+            except ProcessorUnavailable:
+                await asyncio.sleep(0.1)
+        assert retry is not None, "the committed passive reply was not answered again"
+        assert retry.id == first.id
+        assert h.runtime.cipher.decrypt_json(retry.payload_enc)["text"]
 
 
 async def test_a_request_in_flight_when_the_whole_group_is_stopped_is_still_answered(
@@ -425,3 +423,64 @@ async def test_a_child_stopped_alone_is_started_again(
         _wait(lambda: _ready(base), "the new child is not ready", server)
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             assert (await _post(h, client, h.bridge_body("你好", group=GROUP))).status_code == 200
+
+
+async def test_a_stuck_child_is_killed_and_started_again(harness: Harness) -> None:
+    # Its event loop held (SIGSTOP here): every request would wait for it without end.
+    async with _linked(harness, hang_after_s=1.0, restart_after_s=0.1) as link:
+        stuck = link.pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)
+        deadline = time.monotonic() + 30
+        while link.pid == stuck or not link._ready.is_set():
+            assert time.monotonic() < deadline, "the stuck child was not replaced"
+            await asyncio.sleep(0.1)
+        assert _gone(stuck)
+        metrics = (await link.metrics_text()).decode()
+        assert "lianxin_processor_restarts_total 1.0" in metrics
+        assert "lianxin_processor_up 1.0" in metrics
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie."""
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def test_while_the_child_restarts_metrics_say_so_instead_of_failing(
+    harness: Harness,
+) -> None:
+    async with _linked(harness, restart_after_s=30) as link:
+        assert link.pid is not None
+        assert "lianxin_events_received" in (await link.metrics_text()).decode()  # the child's
+        os.kill(link.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while link._ready.is_set():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        metrics = (await link.metrics_text()).decode()
+        assert "lianxin_processor_up 0.0" in metrics
+        assert "lianxin_processor_restarts_total 1.0" in metrics
+        assert "lianxin_events_received" not in metrics  # no child to count them
+        ready = await link.readiness()
+        assert ready["ok"] is False and ready["processor"] == "down"
+
+
+async def test_a_child_started_again_runs_on_the_servers_settings_not_the_edited_file(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # An operator edits config.yaml for the next start; the child started again after a crash
+    # must not pick it up half-way (here: a value that does not load at all).
+    h = harness
+    await h.load_directory()
+    config = tmp_path / "config.yaml"
+    config.write_text("inbound:\n  gather_ms: 1.5\n", "utf-8")
+    with _serving(h, tmp_path, LIANXIN_CONFIG=str(config)) as (base, server):
+        (first,) = _children(server.pid)
+        config.write_text("inbound:\n  gather_ms: -5\n", "utf-8")
+        os.kill(first, signal.SIGKILL)
+        _wait(lambda: _children(server.pid) not in ([], [first]) and _ready(base), "no restart")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            body = h.bridge_body("小区门口有人持刀打人，快来", group=GROUP)
+            assert (await _post(h, client, body)).status_code == 200
+            await _until(lambda: _async(bool(h.to_group(GROUP))), "not processed")

@@ -86,7 +86,8 @@ class Out:
                 now=self.now,
                 **urgent_fallback(self.runtime.settings.sms, urgent_for),
             )
-        self.runtime.outbox_wakeup.set()
+        # Priority ≤ 1 (a P1 page) is the urgent lane's to send.
+        self.runtime.wake_outbox(urgent=message.priority <= 1)
 
     def officer_channel(self) -> str:
         # Officers are reached in private through the bridge (their wechat_id); the Official
