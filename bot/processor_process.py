@@ -41,7 +41,17 @@ class Answering:
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def on_frame(self, frame: tuple[Any, ...]) -> None:
-        """One request of the server's."""
+        """One request of the server's. One that fails here is answered as failed (the
+        server answers 500): raised, it would close the socket and end this process, and the
+        sender's retries would end the next one."""
+        try:
+            self._take(frame)
+        except Exception as exc:
+            log.exception("a request from the server failed")
+            if self.link is not None:
+                self.link.send(("error", frame[1], f"{type(exc).__name__}: {exc}"))
+
+    def _take(self, frame: tuple[Any, ...]) -> None:
         kind, request_id, *args = frame
         if kind == "accept":
             event, passive_until = args

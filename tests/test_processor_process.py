@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.messages import InboundMessage
-from bot.pipeline_link import ProcessorLink, ProcessorUnavailable
+from bot.pipeline_link import ProcessorFailed, ProcessorLink, ProcessorUnavailable
 from bot.services.tokens import create_token
 from models.journal import InboundEvent
 from models.tickets import Ticket
@@ -484,3 +484,14 @@ async def test_a_child_started_again_runs_on_the_servers_settings_not_the_edited
             body = h.bridge_body("小区门口有人持刀打人，快来", group=GROUP)
             assert (await _post(h, client, body)).status_code == 200
             await _until(lambda: _async(bool(h.to_group(GROUP))), "not processed")
+
+
+async def test_a_request_that_fails_in_the_child_fails_alone(harness: Harness) -> None:
+    # Raised from the socket's callback it would have ended the child, and every retry of the
+    # same event would end the next one.
+    async with _linked(harness) as link:
+        child = link.pid
+        with pytest.raises(ProcessorFailed):
+            await link._ask("accept", None, None)  # no event at all
+        assert link.pid == child and link._ready.is_set()
+        assert (await link.readiness())["processor"] == "up"
