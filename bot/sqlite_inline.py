@@ -10,9 +10,11 @@ This module offers the small part of aiosqlite's interface that SQLAlchemy's ada
 backed by a plain ``sqlite3`` connection called directly on the event loop's thread. It is passed
 to ``create_async_engine(async_creator=…)``; the dialect, its SQL and its error handling stay
 SQLAlchemy's own. The trade-off: while another *process* holds SQLite's write lock (a CLI
-command, a second server), a statement waits in SQLite's busy handler on the loop's thread, so
-the whole process pauses for that time (bounded by ``busy_timeout``). Within one process there
-is no such wait: the engine has a single pooled connection. PostgreSQL is unaffected.
+command, a second server, or ``lianxin serve``'s other process: the server writes for console
+and API actions, its processing process for everything else), a statement waits in SQLite's
+busy handler on the loop's thread, so the whole process pauses for that time (bounded by
+``busy_timeout``). Within one process there is no such wait: the engine has a single pooled
+connection. PostgreSQL is unaffected.
 """
 
 from __future__ import annotations
