@@ -25,8 +25,6 @@ class FrameProtocol(asyncio.Protocol):
         self._on_frame = on_frame
         self._on_lost = on_lost
         self._buffer = bytearray()
-        self._out = bytearray()
-        self._flush_due = False
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,30 +52,19 @@ class FrameProtocol(asyncio.Protocol):
         self._on_lost(exc)
 
     def send(self, frame: Any) -> bool:
-        """Queue ``frame`` for the other end; False when the socket is closed.
+        """Send ``frame`` to the other end now; False when the socket is closed.
 
-        The frames queued during one turn of the event loop leave in one write at its end: a
-        burst's hundreds of events a second cost a system call per turn, not one each."""
+        Written at once, not gathered for the end of the event loop's turn: the bench measured
+        the gathering (one write per turn) at 0.34–0.37 of the floor against 0.45–0.50 at once,
+        since every request's answer then waited for the rest of a busy turn on both sides."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
         payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-        self._out += len(payload).to_bytes(_LENGTH, "big")
-        self._out += payload
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        transport.write(len(payload).to_bytes(_LENGTH, "big") + payload)
         return True
 
-    def _flush(self) -> None:
-        self._flush_due = False
-        transport = self.transport
-        if transport is not None and not transport.is_closing() and self._out:
-            transport.write(bytes(self._out))
-        self._out.clear()
-
     def close(self) -> None:
-        """Send what is queued, then close the socket (the other end sees it as lost)."""
-        self._flush()
+        """Close the socket once what was sent is written (the other end sees it as lost)."""
         if self.transport is not None:
             self.transport.close()
