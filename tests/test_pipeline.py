@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -252,15 +252,17 @@ async def test_ordinary_processing_waits_while_urgent_sends_are_under_way(h: Har
     await asyncio.wait_for(pipeline._yield_to_urgent_sends(0.01), 5)  # bounded
 
 
-async def test_a_passive_request_far_behind_the_queue_answers_at_once(
-    db_url: str, world: FakeWorld
+async def _answered_at_once_behind(
+    db_url: str,
+    world: FakeWorld,
+    openid: str,
+    queue: Callable[[Harness, httpx.AsyncClient], Awaitable[None]],
 ) -> None:
-    # WeChat, passive mode, with the server's processor task running but busy (its turn held
-    # here): an event queued more than a batch behind what the processor has done would wait
-    # out its whole budget. It is answered at once, and its reply goes through the API.
-    # A long budget: had the request waited it out, the wait_for below would give up first.
-    # No time slice: the batches below take 16 events each, whatever the machine's load (a
-    # batch cut short and a full one after it would leave this event less than a batch behind).
+    """After ``queue`` (40 events posted, some of them processed), with the server's processor
+    task running but busy (its turn held here), a passive WeChat request is answered at once
+    and its reply goes through the API. A long budget: had the request waited it out, the
+    wait_for below would give up first. No time slice: a batch takes 16 events whatever the
+    machine's load (one cut short and a full one after it would leave less than a batch)."""
     h = Harness.build(
         db_url,
         world,
@@ -272,54 +274,45 @@ async def test_a_passive_request_far_behind_the_queue_answers_at_once(
         async with plain_client(h) as client:
             for i in range(40):
                 await post(client, h, "你好", group=None, sender=f"wxid_q{i}")
-            done = 0
-            while done < 16:  # the processor has done a batch or more of them
-                done += await h.pipeline.process_once()
+            await queue(h, client)
             h.pipeline.start_processing()
             async with h.pipeline._turn:  # the processor is in the middle of a batch
-                xml = h.wechat_text_xml("请问办居住证要带什么材料", openid="o_far_behind")
+                xml = h.wechat_text_xml("请问办居住证要带什么材料", openid=openid)
                 response = await asyncio.wait_for(h.post_wechat_safe(xml, client=client), 5)
                 assert response.text == "success"
         await h.pipeline.stop()
         await h.pipeline.drain()
         await h.worker.drain()
         sent = [r.json() for r in h.world.state.by_path(API_SEND)]
-        assert [b for b in sent if b.get("touser") == "o_far_behind"], "sent through the API"
+        assert [b for b in sent if b.get("touser") == openid], "sent through the API"
     finally:
         await h.close()
+
+
+async def test_a_passive_request_far_behind_the_queue_answers_at_once(
+    db_url: str, world: FakeWorld
+) -> None:
+    # An event queued more than a batch behind what the processor has done would wait out its
+    # whole budget.
+    async def a_batch_done(h: Harness, client: httpx.AsyncClient) -> None:
+        done = 0
+        while done < 16:  # the processor has done a batch or more of them
+            done += await h.pipeline.process_once()
+
+    await _answered_at_once_behind(db_url, world, "o_far_behind", a_batch_done)
 
 
 async def test_an_emergency_processed_first_does_not_make_a_request_look_near_the_head(
     db_url: str, world: FakeWorld
 ) -> None:
-    # Emergencies are processed before the events queued ahead of them. A passive request
-    # after one is still behind everything queued: it is answered at once, not held for its
-    # whole budget (the rule had measured "behind" from the newest event processed).
-    h = Harness.build(
-        db_url,
-        world,
-        wechat={"reply_mode": "passive", "passive_reply_budget_s": 60},
-        inbound={"slice_ms": 60_000.0},
-    )
-    await h.load_directory()
-    try:
-        async with plain_client(h) as client:
-            for i in range(40):
-                await post(client, h, "你好", group=None, sender=f"wxid_q{i}")
-            await post(client, h, "救命 有人持刀砍人", sender="wxid_sos")
-            assert await h.pipeline.process_once() == 1  # the emergency, alone and first
-            h.pipeline.start_processing()
-            async with h.pipeline._turn:  # the processor is in the middle of a batch
-                xml = h.wechat_text_xml("请问办居住证要带什么材料", openid="o_behind_sos")
-                response = await asyncio.wait_for(h.post_wechat_safe(xml, client=client), 5)
-                assert response.text == "success"
-        await h.pipeline.stop()
-        await h.pipeline.drain()
-        await h.worker.drain()
-        sent = [r.json() for r in h.world.state.by_path(API_SEND)]
-        assert [b for b in sent if b.get("touser") == "o_behind_sos"], "sent through the API"
-    finally:
-        await h.close()
+    # Emergencies are processed before the events queued ahead of them. A request after one
+    # is still behind everything queued (the rule had measured "behind" from the newest event
+    # processed).
+    async def an_emergency_done(h: Harness, client: httpx.AsyncClient) -> None:
+        await post(client, h, "救命 有人持刀砍人", sender="wxid_sos")
+        assert await h.pipeline.process_once() == 1  # the emergency, alone and first
+
+    await _answered_at_once_behind(db_url, world, "o_behind_sos", an_emergency_done)
 
 
 async def test_catching_up_takes_larger_batches(db_url: str, world: FakeWorld) -> None:
