@@ -397,6 +397,15 @@ async def test_metrics_show_the_queue_and_its_lag(h: Harness) -> None:
     assert m['lianxin_events_processed_total{channel="bridge",status="handled"}'] == 3
 
 
+async def test_metrics_show_every_channels_counters_from_the_start(h: Harness) -> None:
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    r = await h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
+    for name in ("events_received", "outbox_sent", "outbox_failed", "outbox_retried"):
+        assert found[f'lianxin_{name}_total{{channel="bridge"}}'] == "0.0", name
+
+
 async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> None:
     if h.runtime.engine.dialect.name != "postgresql":
         pytest.skip("several processes share PostgreSQL; SQLite runs one")
