@@ -66,10 +66,6 @@ async def metrics_text(runtime: Runtime) -> bytes:
         queued, oldest = await queue_state(session)
     for channel in {*runtime.senders, *pending}:
         m.outbox_pending.labels(channel).set(pending.get(channel, 0))
-    for channel in runtime.senders:
-        # Shown at 0 before the first event or send: an alert on rate() has a series to read.
-        for counter in (m.events_received, m.outbox_sent, m.outbox_failed, m.outbox_retried):
-            counter.labels(channel)
     for channel in {"bridge", "wechat", "wecom", *queued}:
         m.inbound_queued.labels(channel).set(queued.get(channel, 0))
     lag = (runtime.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
@@ -77,6 +73,9 @@ async def metrics_text(runtime: Runtime) -> bytes:
     down = runtime.health.down()
     for channel in runtime.senders:
         m.channel_up.labels(channel).set(0 if channel in down else 1)
+        # Shown at 0 before the first event or send: an alert on rate() has a series to read.
+        for counter in (m.events_received, m.outbox_sent, m.outbox_failed, m.outbox_retried):
+            counter.labels(channel)
     m.scheduler_leader.set(1 if runtime.leadership.role == "leader" else 0)
     return generate_latest(m.registry)
 

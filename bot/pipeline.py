@@ -242,7 +242,8 @@ class Pipeline:
                 known = set((await conn.execute(_KNOWN_GROUPS, {"ids": group_ids})).scalars())
             rows = await conn.execute(_insert(conn), [item.values for item in first.values()])
             ids = {(r.channel, r.dedup_key): r.id for r in rows}
-            self._last_id = max(self._last_id, *ids.values()) if ids else self._last_id
+            if ids:
+                self._last_id = max(self._last_id, *ids.values())
             existing = {
                 key: (await conn.execute(_EXISTING, {"channel": key[0], "dedup_key": key[1]})).one()
                 for key in first
@@ -286,7 +287,7 @@ class Pipeline:
         accepted = await self.accept(event, passive_until=passive_until)
         if accepted.duplicate:
             # The channel retries only when our answer did not reach it: the same reply again.
-            return await self.earlier_passive(accepted.journal_id)
+            return await earlier_passive(self.runtime, accepted.journal_id)
         left = (passive_until - self.runtime.clock.now()).total_seconds()
         return await self.passive_reply(accepted.journal_id, budget_s=max(0.0, left))
 
@@ -332,10 +333,6 @@ class Pipeline:
         async with self.runtime.db_turn(), self.runtime.engine.connect() as conn:
             ahead = await conn.scalar(_AHEAD, {"id": journal_id, "n": more_than + 1})
         return int(ahead or 0) > more_than
-
-    async def earlier_passive(self, journal_id: int) -> OutboxMessage | None:
-        """The passive reply an earlier arrival of a retried event was answered with."""
-        return await earlier_passive(self.runtime, journal_id)
 
     async def metrics_text(self) -> bytes:
         """``GET /metrics``'s body: this process's counters and the shared backlog."""

@@ -75,12 +75,11 @@ class ProcessorLink:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _process: asyncio.subprocess.Process | None = None
     _stopping: bool = False
-    _starts: int = 0
     _was_ready: bool = False  # the child has been ready once (a restart, not a failed start)
     _failures: int = 0  # starts in a row that ended before the child was ready
-    metrics: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
-    _up: Gauge | None = None
-    _restarts: Counter | None = None
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _up: Gauge = field(init=False)
+    _restarts: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         # The server's own figures, in front of the child's on /metrics (and alone while
@@ -162,7 +161,6 @@ class ProcessorLink:
                 continue
             finally:
                 theirs.close()
-            self._starts += 1
             lost: asyncio.Future[None] = loop.create_future()
 
             def on_lost(_: Exception | None, lost: asyncio.Future[None] = lost) -> None:
@@ -181,8 +179,7 @@ class ProcessorLink:
             await lost
             self._link = None
             self._ready.clear()
-            if self._up is not None:
-                self._up.set(0)
+            self._up.set(0)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ProcessorUnavailable("the processing process ended"))
@@ -190,13 +187,12 @@ class ProcessorLink:
             code = await self._process.wait()
             if self._stopping:
                 return
-            if self._starts == 1 and code != 0 and not self._was_ready:
-                return  # it never started: start() reports it
+            if not self._was_ready:
+                return  # the first one never started: start() reports it
             (log.warning if code == 0 else log.error)(
                 "the processing process ended (exit %s); starting it again", code
             )
-            if self._restarts is not None:
-                self._restarts.inc()
+            self._restarts.inc()
             await self._pause_before_restart()
 
     async def _pause_before_restart(self) -> None:
@@ -214,8 +210,7 @@ class ProcessorLink:
             self._was_ready = True
             self._failures = 0
             self._ready.set()
-            if self._up is not None:
-                self._up.set(1)
+            self._up.set(1)
             return
         future = self._pending.pop(request_id, None)
         if future is None or future.done():

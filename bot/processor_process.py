@@ -37,7 +37,7 @@ class Answering:
     def __init__(self, runtime: Runtime, pipeline: Pipeline, link: FrameProtocol) -> None:
         self.runtime = runtime
         self.pipeline = pipeline
-        self.link: FrameProtocol | None = link
+        self.link = link
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def on_frame(self, frame: tuple[Any, ...]) -> None:
@@ -48,8 +48,7 @@ class Answering:
             self._take(frame)
         except Exception as exc:
             log.exception("a request from the server failed")
-            if self.link is not None:
-                self.link.send(("error", frame[1], f"{type(exc).__name__}: {exc}"))
+            self.link.send(("error", frame[1], f"{type(exc).__name__}: {exc}"))
 
     def _take(self, frame: tuple[Any, ...]) -> None:
         kind, request_id, *args = frame
@@ -66,8 +65,7 @@ class Answering:
         elif kind == "ready":
             self._answer(request_id, asyncio.ensure_future(self.pipeline.readiness()))
         elif kind == "health":
-            if self.link is not None:
-                self.link.send(("ok", request_id, sorted(self.runtime.health.down())))
+            self.link.send(("ok", request_id, sorted(self.runtime.health.down())))
         elif kind == "wake":
             (self.runtime.urgent_wakeup if args[0] else self.runtime.outbox_wakeup).set()
 
@@ -77,12 +75,10 @@ class Answering:
 
     def _send(self, request_id: int, future: asyncio.Future[Any]) -> None:
         self._tasks.discard(future)
-        if self.link is None:
-            return
         if future.cancelled():
             self.link.send(("error", request_id, "cancelled"))
         elif (exc := future.exception()) is not None:
-            # Logged here (the journal writer logs its own); the server answers 500.
+            # The journal writer or the task logged it; the server answers 500.
             self.link.send(("error", request_id, f"{type(exc).__name__}: {exc}"))
         else:
             self.link.send(("ok", request_id, future.result()))

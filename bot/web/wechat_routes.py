@@ -71,7 +71,6 @@ async def receive(request: Request) -> Response:
     # A retry gets the reply its first arrival was answered with; otherwise the event's first
     # reply when it is ready within the budget (the rest go by the API).
     candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
-    # The first reply to the sender rides back in this response; the rest go by the API.
     if candidate is None:
         return PlainTextResponse("success")
     text = runtime.cipher.decrypt_json(candidate.payload_enc)["text"]
