@@ -195,7 +195,10 @@ async def db_url(
 ) -> str:
     """A migrated, empty database for this test."""
     if request.param == "postgresql":
-        assert PG_URL
+        if not PG_URL:
+            # Only a test that asks for PostgreSQL by name gets here without it (the README's
+            # command runs on SQLite alone).
+            pytest.skip("PostgreSQL only: set TEST_DATABASE_URL to run it")
         await _pg_fresh(PG_URL)
         return PG_URL
     if "sqlite" not in _prepared:
