@@ -236,7 +236,9 @@ class Pipeline:
         for item in batch:
             first.setdefault((item.event.channel, item.event.dedup_key), item)
         group_ids = sorted({i.event.group_id for i in first.values() if i.event.group_id})
-        async with rt.db_turn(), rt.engine.begin() as conn:
+        # Before processing batches and deliveries: each of these events' requests is held
+        # open until this commit.
+        async with rt.db_turn(request=True), rt.engine.begin() as conn:
             known: set[str] = set()
             if group_ids:
                 known = set((await conn.execute(_KNOWN_GROUPS, {"ids": group_ids})).scalars())
@@ -330,7 +332,7 @@ class Pipeline:
         process has one, counted in the journal (at most ``more_than + 1`` index entries)."""
         if self._head is not None:
             return journal_id - self._head > more_than
-        async with self.runtime.db_turn(), self.runtime.engine.connect() as conn:
+        async with self.runtime.db_turn(request=True), self.runtime.engine.connect() as conn:
             ahead = await conn.scalar(_AHEAD, {"id": journal_id, "n": more_than + 1})
         return int(ahead or 0) > more_than
 

@@ -62,12 +62,15 @@ class Runtime:
     # scheduler and the console. None: no turns (a runtime built without wiring).
     turns: Turns | None = None
 
-    def db_turn(self, *, urgent: bool = False) -> AbstractAsyncContextManager[Any]:
+    def db_turn(
+        self, *, urgent: bool = False, request: bool = False
+    ) -> AbstractAsyncContextManager[Any]:
         """Hold while using the database for inbound events or deliveries (first come, first
-        served; ``urgent``: before every ordinary waiter)."""
-        return (
-            self.turns.take(urgent=urgent) if self.turns is not None else contextlib.nullcontext()
-        )
+        served; ``urgent``: before every other waiter; ``request``: work an HTTP request is
+        held open for, before the ordinary waiters)."""
+        if self.turns is None:
+            return contextlib.nullcontext()
+        return self.turns.take(urgent=urgent, request=request)
 
     def wake_outbox(self, *, urgent: bool = False) -> None:
         """Wake the delivery workers to rows just committed. ``urgent``: rows at priority ≤ 1

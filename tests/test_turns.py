@@ -1,4 +1,5 @@
-"""Turns for the database (bot/turns.py): in order, urgent work first, none lost."""
+"""Turns for the database (bot/turns.py): in order, urgent work first, then held requests,
+none lost."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from bot.turns import Turns
 
 
 async def _holder(
-    turns: Turns, name: str, log: list[str], release: asyncio.Event, *, urgent: bool = False
+    turns: Turns,
+    name: str,
+    log: list[str],
+    release: asyncio.Event,
+    *,
+    urgent: bool = False,
+    request: bool = False,
 ) -> None:
-    async with turns.take(urgent=urgent):
+    async with turns.take(urgent=urgent, request=request):
         log.append(name)
         await release.wait()
 
@@ -20,22 +27,21 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_waiters_are_served_in_order_and_urgent_ones_first() -> None:
+async def test_waiters_are_served_in_order_urgent_ones_first_then_requests() -> None:
     turns, log = Turns(1), []
-    gates = {name: asyncio.Event() for name in ("first", "a", "b", "urgent")}
-    tasks = [asyncio.create_task(_holder(turns, "first", log, gates["first"]))]
-    await _settle()
-    for name in ("a", "b"):
-        tasks.append(asyncio.create_task(_holder(turns, name, log, gates[name])))
+    names = ("first", "a", "request 1", "b", "request 2", "urgent")
+    gates = {name: asyncio.Event() for name in names}
+    tasks = []
+    for name in names:  # queued in this order, each while "first" holds the only turn
+        kind = {"urgent": name == "urgent", "request": name.startswith("request")}
+        tasks.append(asyncio.create_task(_holder(turns, name, log, gates[name], **kind)))
         await _settle()
-    tasks.append(asyncio.create_task(_holder(turns, "urgent", log, gates["urgent"], urgent=True)))
-    await _settle()
     assert log == ["first"]  # one turn at a time
-    for name in ("first", "urgent", "a", "b"):
+    for name in ("first", "urgent", "request 1", "request 2", "a", "b"):
         gates[name].set()
         await _settle()
     await asyncio.gather(*tasks)
-    assert log == ["first", "urgent", "a", "b"]
+    assert log == ["first", "urgent", "request 1", "request 2", "a", "b"]
 
 
 async def test_several_slots_and_a_cancelled_waiter_loses_no_turn() -> None:
