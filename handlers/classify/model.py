@@ -106,18 +106,18 @@ class LinearModel:
 
     def score(self, norm: str) -> Scores:
         """Score normalised text; the cost grows with its length."""
-        vocab = self.vocab
-        # Counted before they are looked up (each distinct n-gram once), then in vocabulary
-        # order as np.unique gave them, so that the sums below add up in the same order.
-        hits = {
-            i: n for gram, n in Counter(ngrams(norm)).items() if (i := vocab.get(gram)) is not None
-        }
+        # Looked up and counted in C (map, Counter): None stands for every n-gram outside the
+        # vocabulary. Then in vocabulary order as np.unique gave them, so that the sums below
+        # add up in the same order.
+        hits = Counter(map(self.vocab.get, ngrams(norm)))
+        hits.pop(None, None)
         if not hits:
             bias = self.label_bias
             return Scores(dict(zip(LABELS, map(float, bias), strict=True)), self.emergency_bias)
-        order = sorted(hits)
-        index = np.array(order)
-        counts = np.array([hits[i] for i in order])
+        index = np.fromiter(hits, np.intp, len(hits))
+        counts = np.fromiter(hits.values(), np.int64, len(hits))
+        order = index.argsort()
+        index, counts = index[order], counts[order]
         values = (1.0 + np.log(counts)) * self.idf[index]
         values /= np.sqrt(values @ values)
         labels = values @ self.label_weights[index] + self.label_bias

@@ -30,19 +30,57 @@ _SECTIONS = (
 )
 
 Rule = tuple[re.Pattern[str], str]
+# Rules asked together whether any of them matches (see _Gated): a few long messages' worth of
+# alternatives per search, so that a hit re-runs only its own few rules.
+_GATE_SIZE = 8
+# Sources a combined search would read differently: a numbered or named back-reference, a
+# conditional on a group (their numbers shift in an alternation). Such a group is never skipped.
+_REFERS_TO_GROUPS = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """Rules applied in order, each group of them skipped when none of its rules matches the
+    text as it stands: then none of their substitutions changes it (each rule would see the
+    same text), so skipping gives exactly what applying them one by one gives. About half of
+    normalising was rules that matched nothing (issue 17)."""
+
+    groups: tuple[tuple[re.Pattern[str] | None, tuple[Rule, ...]], ...]
+
+    @classmethod
+    def of(cls, rules: tuple[Rule, ...]) -> _Gated:
+        """Group ``rules`` in order under combined searches (None: always applied)."""
+        groups = []
+        for start in range(0, len(rules), _GATE_SIZE):
+            part = rules[start : start + _GATE_SIZE]
+            gate: re.Pattern[str] | None = None
+            if not any(_REFERS_TO_GROUPS.search(p.pattern) for p, _ in part):
+                try:
+                    gate = re.compile("|".join(f"(?:{p.pattern})" for p, _ in part))
+                except re.error:  # an inline flag or a group name twice: not combinable
+                    gate = None
+            groups.append((gate, part))
+        return cls(tuple(groups))
+
+    def apply(self, text: str) -> str:
+        """``text`` after every rule's substitution, in order."""
+        for gate, part in self.groups:
+            if gate is None or gate.search(text):
+                for pattern, dst in part:
+                    text = pattern.sub(dst, text)
+        return text
 
 
 @dataclass(frozen=True)
 class _Tables:
-    words: tuple[tuple[str, str], ...]
-    patterns: tuple[Rule, ...]
-    northern: tuple[Rule, ...]
+    words: _Gated  # literal replacements, as rules
+    patterns: _Gated  # the "patterns" section, then "northern"
     wu_markers: re.Pattern[str]
-    wu: tuple[Rule, ...]
+    wu: _Gated
     cantonese_markers: re.Pattern[str]
-    cantonese_before: tuple[Rule, ...]
-    cantonese: tuple[Rule, ...]
-    abbreviations: tuple[Rule, ...]
+    cantonese_before: _Gated
+    cantonese: _Gated
+    abbreviations: _Gated
 
 
 def _read(path: Path) -> dict[str, list[str]]:
@@ -79,16 +117,27 @@ def _pairs(lines: list[str], where: str) -> list[tuple[str, str]]:
 def _tables() -> _Tables:
     raw = _read(TABLES)
 
-    def rules(name: str) -> tuple[Rule, ...]:
-        return tuple((re.compile(src), dst) for src, dst in _pairs(raw.get(name, []), name))
+    def rules(*names: str) -> _Gated:
+        return _Gated.of(
+            tuple(
+                (re.compile(src), dst)
+                for name in names
+                for src, dst in _pairs(raw.get(name, []), name)
+            )
+        )
 
     def markers(name: str) -> re.Pattern[str]:
         return re.compile("|".join(raw.get(name, [])) or r"(?!)")
 
     return _Tables(
-        words=tuple(_pairs(raw.get("words", []), "words")),
-        patterns=rules("patterns"),
-        northern=rules("northern"),
+        words=_Gated.of(
+            tuple(
+                # Literal on both sides: a backslash in a replacement is one, not an escape.
+                (re.compile(re.escape(src)), dst.replace("\\", "\\\\"))
+                for src, dst in _pairs(raw.get("words", []), "words")
+            )
+        ),
+        patterns=rules("patterns", "northern"),
         wu_markers=markers("wu markers"),
         wu=rules("wu"),
         cantonese_markers=markers("cantonese markers"),
@@ -144,6 +193,9 @@ def _to_simplified(text: str) -> str:
     would cost a tree per comma): the pieces are converted exactly as opencc would, but empty and
     repeated ones are not redone.
     """
+    witnesses = _t2s_witnesses()
+    if witnesses and witnesses.isdisjoint(text):
+        return text  # no piece of it holds one (most Simplified messages): nothing to convert
     splitter = getattr(_t2s(), "split_chars_re", None)
     if splitter is None:  # pragma: no cover - another opencc build
         converted: str = _t2s().convert(text)
@@ -180,22 +232,14 @@ def normalise(text: str) -> str:
     t = _tables()
     simplified = _to_simplified(text)
     if t.wu_markers.search(simplified):
-        for pattern, dst in t.wu:
-            simplified = pattern.sub(dst, simplified)
+        simplified = t.wu.apply(simplified)
     cantonese = t.cantonese_markers.search(simplified) is not None
     if cantonese:
-        for pattern, dst in t.cantonese_before:
-            simplified = pattern.sub(dst, simplified)
-    for src, dst in t.words:
-        simplified = simplified.replace(src, dst)
-    for pattern, dst in (*t.patterns, *t.northern):
-        simplified = pattern.sub(dst, simplified)
+        simplified = t.cantonese_before.apply(simplified)
+    simplified = t.patterns.apply(t.words.apply(simplified))
     if cantonese:
-        for pattern, dst in t.cantonese:
-            simplified = pattern.sub(dst, simplified)
+        simplified = t.cantonese.apply(simplified)
     # NFKC folds full-width forms (ＡＢＣ，１２３！) and the ideographic space; CJK punctuation
     # without a compatibility mapping (。、) stays.
-    folded = unicodedata.normalize("NFKC", simplified).lower()
-    for pattern, dst in t.abbreviations:
-        folded = pattern.sub(dst, folded)
+    folded = t.abbreviations.apply(unicodedata.normalize("NFKC", simplified).lower())
     return _join_word_spacing(_WHITESPACE.sub(" ", folded).strip())
