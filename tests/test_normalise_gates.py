@@ -14,7 +14,7 @@ from handlers.classify.normalise import _Gated, _tables, _to_simplified, normali
 # The package exports the function under the module's name.
 normalise_module = importlib.import_module("handlers.classify.normalise")
 
-CORPUS = Path(normalise_module.__file__).with_name("corpus")
+CORPUS = Path(str(normalise_module.__file__)).with_name("corpus")
 
 
 def _one_by_one(gated: _Gated, text: str) -> str:
@@ -37,7 +37,7 @@ def _ungated(text: str) -> str:
     if cantonese:
         simplified = _one_by_one(t.cantonese, simplified)
     folded = _one_by_one(t.abbreviations, unicodedata.normalize("NFKC", simplified).lower())
-    joined = normalise_module._join_word_spacing(re.sub(r"\s+", " ", folded).strip())
+    joined: str = normalise_module._join_word_spacing(re.sub(r"\s+", " ", folded).strip())
     return joined
 
 
