@@ -216,8 +216,12 @@ class Pipeline:
         gather_s = self.runtime.settings.inbound.gather_ms / 1000
         max_batch = self.runtime.settings.inbound.max_batch
         while True:
+            # Events that arrived during the last write have waited for it already: they are
+            # written now, together. Only a first event after a quiet moment waits gather_ms
+            # for the ones arriving with it.
+            arrived_meanwhile = self._incoming_ready.is_set()
             await self._incoming_ready.wait()
-            if gather_s and len(self._incoming) < max_batch:
+            if gather_s and not arrived_meanwhile and len(self._incoming) < max_batch:
                 await asyncio.sleep(gather_s)  # let the events arriving now share the commit
             batch, self._incoming = self._incoming[:max_batch], self._incoming[max_batch:]
             if not self._incoming:

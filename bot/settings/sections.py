@@ -145,7 +145,8 @@ class InboundSettings(Section):
     """Accepting and processing inbound events (bot/pipeline.py, docs/performance.md)."""
 
     # The journal writer waits this long after the first event of a batch for others to join
-    # its transaction (group commit), unless max_batch are already waiting.
+    # its transaction (group commit), unless max_batch are already waiting or the events came
+    # while the writer was busy with the last batch (they have waited already).
     gather_ms: float = Field(1.5, ge=0)
     max_batch: int = Field(200, ge=1)
     # The processor claims up to process_batch events at a time and handles them in one
