@@ -11,7 +11,7 @@ import json
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
+from bot.clock import ManualClock
 from bot.pipeline import Pipeline
 from bot.services.tokens import create_token
 from handlers.context import HandlerContext
@@ -30,6 +31,9 @@ from tests.harness import API_SEND, BRIDGE_SECRET, Harness, make_runtime
 
 GROUP = "grp-qiaozhen-01"
 FIRE = "着火了!三楼冒烟了,快来人"
+# A Monday, 10:00 in Beijing: off-wang is on duty for grp-qiaozhen-01 and off-zhao is the
+# station's leader (tests/data/directory.yaml), whatever the hour the tests run at.
+WEEKDAY_MORNING = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 
 
 class ProcessDied(BaseException):
@@ -64,7 +68,7 @@ async def queued(h: Harness) -> int:
 
 @pytest.fixture
 async def h(db_url: str, world: FakeWorld) -> AsyncIterator[Harness]:
-    harness = Harness.build(db_url, world)
+    harness = Harness.build(db_url, world, clock=ManualClock(WEEKDAY_MORNING))
     await harness.load_directory()
     yield harness
     await harness.close()
@@ -188,7 +192,9 @@ async def test_the_urgent_lane_records_each_send_as_it_ends(db_url: str, world: 
     # A fire's safety reply to the group and its P1 pages go out in one urgent batch; one page
     # hangs until the client's timeout. The safety reply is recorded sent while it hangs, so
     # the group's next urgent message need not wait for it.
-    h = Harness.build(db_url, world, bridge={"timeout_s": 1.0})
+    h = Harness.build(
+        db_url, world, clock=ManualClock(WEEKDAY_MORNING), bridge={"timeout_s": 1.0}
+    )
     await h.load_directory()
     try:
         async with plain_client(h) as client:
