@@ -192,9 +192,7 @@ async def test_the_urgent_lane_records_each_send_as_it_ends(db_url: str, world: 
     # A fire's safety reply to the group and its P1 pages go out in one urgent batch; one page
     # hangs until the client's timeout. The safety reply is recorded sent while it hangs, so
     # the group's next urgent message need not wait for it.
-    h = Harness.build(
-        db_url, world, clock=ManualClock(WEEKDAY_MORNING), bridge={"timeout_s": 1.0}
-    )
+    h = Harness.build(db_url, world, clock=ManualClock(WEEKDAY_MORNING), bridge={"timeout_s": 1.0})
     await h.load_directory()
     try:
         async with plain_client(h) as client:
