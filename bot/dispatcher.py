@@ -30,10 +30,12 @@ from bot.services.directory_cache import VERSION, DirectoryCache, DirectoryView
 from broadcasts.outbox import (
     echo_hash,
     recipient_after_sending,
+    refused_among,
     resend_refused,
     scrub_payload,
 )
 from handlers.context import Handler, HandlerContext
+from handlers.resident import answered_lately_among
 from handlers.verification_support import BOUND_AMONG, know_bindings
 from models.base import core
 from models.journal import InboundEvent
@@ -200,6 +202,30 @@ class Batch:
     cut: set[tuple[str, str]] = field(default_factory=set)  # senders who cut their link in it
     processed: list[dict[str, Any]] = field(default_factory=list)
     listening: bool = False  # for rows the session queues (:meth:`_queued`)
+    # Private senders' member ids whose open tickets answered lately the batch read (and, of
+    # them, those with one), each until an event of theirs or any officer's is handled: their
+    # own messages and officers' answers change it.
+    answered_known: set[int] = field(default_factory=set)
+    answered_lately: set[int] = field(default_factory=set)
+    # WeChat senders with messages WeChat refused while their window was closed (None: not
+    # read). Only the sender marks a message refused, in a transaction of its own.
+    refused: set[str] | None = None
+
+    def knows_answered_lately(self, member_id: int) -> bool | None:
+        """Whether ``member_id`` has an open ticket answered within the follow-up window, as
+        read for the batch; None when the batch does not know (any more)."""
+        if member_id not in self.answered_known:
+            return None
+        return member_id in self.answered_lately
+
+    def handled(self, member_id: int, *, officer: bool) -> None:
+        """After an event of ``member_id`` (an officer's when ``officer``): what the batch
+        read that the event may have changed is asked again for later events."""
+        self.bindings.pop(member_id, None)  # their own commands may have changed it
+        if officer:
+            self.answered_known.clear()
+        else:
+            self.answered_known.discard(member_id)
 
     def own_message(self, event: InboundMessage, journal_id: int) -> bool:
         """Our own words coming back: the bot's account, or a text we sent to this chat within
@@ -363,6 +389,20 @@ class Dispatcher:
             )
             batch.bindings = {member_id: member_id in bound for member_id in ids}
             know_bindings(session, batch.bindings)
+            private = sorted(
+                {
+                    batch.members[key].id
+                    for key, (_, ev) in first.items()
+                    if ev.kind == "message" and ev.group_id is None
+                }
+            )
+            batch.answered_lately = await answered_lately_among(session, private, now)
+            batch.answered_known = set(private)
+            batch.refused = await refused_among(
+                session,
+                {sender for channel, sender in first if channel == "wechat"},
+                now,
+            )
             pairs = {
                 (group.id, batch.members[key].id)
                 for key, (_, ev) in first.items()
@@ -445,6 +485,7 @@ class Dispatcher:
             member=member,
             officer=officer,
             now=now,
+            answered_lately=batch.knows_answered_lately(member.id),
             _classification=classification,
         )
         limit = None
@@ -468,14 +509,18 @@ class Dispatcher:
             status = "rate_limited"
             if limit.notify:
                 ctx.reply(ctx.text(f"rate_limited_{limit.over}"))
-        if event.channel == "wechat" and event.kind == "message":
+        if (
+            event.channel == "wechat"
+            and event.kind == "message"
+            and (batch.refused is None or event.sender_id in batch.refused)
+        ):
             # They wrote: WeChat lets us reach them again. After the handlers' own replies,
             # so that the passive reply answers what they just said when there is one.
             ctx.outbox += await resend_refused(
                 session, user_id=event.sender_id, now=now, source_event_id=journal_id
             )
         batch.mark_processed(journal_id, status)
-        batch.bindings.pop(member.id, None)  # their own commands may have changed it
+        batch.handled(member.id, officer=officer is not None)
         passive = _claim_passive(ctx) if claim_passive is not None and claim_passive() else None
         if status == "unknown_group":
             log.warning(

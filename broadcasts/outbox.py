@@ -15,7 +15,7 @@ import random
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +32,7 @@ from bot.messages import OutboundMessage, Sender, SendError
 from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
-from models.base import rowcount
+from models.base import core, rowcount
 from models.outbox import OutboxMessage, SendPace, chat_key
 
 log = logging.getLogger("lianxin.outbox")
@@ -138,6 +138,32 @@ _REFUSED = (
     )
     .order_by(OutboxMessage.id)
 )
+
+
+_REFUSED_AMONG = (
+    select(OutboxMessage.user_id)
+    .where(
+        OutboxMessage.channel == "wechat",
+        OutboxMessage.user_id.in_(bindparam("user_ids", expanding=True)),
+        OutboxMessage.status == "failed",
+        OutboxMessage.last_error.in_(_WINDOW_CLOSED),
+        OutboxMessage.created_at >= bindparam("since"),
+    )
+    .distinct()
+)
+
+
+async def refused_among(
+    session: AsyncSession, user_ids: Collection[str], now: datetime
+) -> set[str]:
+    """Of the WeChat ``user_ids``, those WeChat refused a message to because their window had
+    closed (what :func:`resend_refused` would find for them)."""
+    if not user_ids:
+        return set()
+    rows = await (await core(session)).execute(
+        _REFUSED_AMONG, {"user_ids": sorted(user_ids), "since": now - RESEND_WITHIN}
+    )
+    return {user_id for user_id in rows.scalars() if user_id is not None}
 
 
 async def resend_refused(

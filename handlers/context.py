@@ -56,6 +56,9 @@ class HandlerContext:
     # applied to the passive reply once it is sent in the response (the worker does the same
     # for queued rows through ``extra.pseudonyms``).
     pseudonyms: dict[str, str] = field(default_factory=dict)
+    # Whether the sender has an open ticket an officer answered within the follow-up window,
+    # when the batch already knows (read for all its senders at once); None: ask.
+    answered_lately: bool | None = None
     _classification: Any = None
 
     def classify(self) -> Any:
