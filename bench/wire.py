@@ -8,6 +8,9 @@ wechatpy's signature check, AES decrypt and XML parse, ``bench/webhook.py --serv
     pre-encrypted requests for both sides): req/s, p50/p99, errors, and full/floor.
 (b) processing: from wrk's first request until every instance's ``/metrics`` shows as many
     events processed as received: events/s, and that rate over the floor's req/s.
+    Then the backlog: the events not yet processed when wrk stopped, over the time they took
+    (with no load running, what the processes can process; in runs with several ``serve``s
+    the figure to compare with one).
 (c) emergency lane: 20 emergencies (the corpus's labelled emergencies, as signed bridge events
     in a known group, each from its own ``sos-`` sender) sent while wrk runs; the latency from
     each POST until the fake bridge receives the first message that @-mentions the sender (the
@@ -281,6 +284,11 @@ def main() -> int:
             f"{fulls[0].url}/wechat/callback", script, requests_file, args.seconds, args.connections
         )
         accepted_at = time.time()
+        # What was left to process when the load stopped: worked off with nothing else
+        # running, its rate is the processing capacity alone ("backlog" below).
+        at_end = [scrape(f.url, token) for f in fulls]
+        backlog = sum(c[0] for c in at_end) - sum(c[1] for c in at_end)
+        backlog_at = time.time()
         sos.join()
         full_rps = full["requests"] / (full["duration_us"] / 1e6)
         print(
@@ -342,6 +350,12 @@ def main() -> int:
                 f"(accepting took {accepted_at - started:.1f} s): {rate:.0f}/s = "
                 f"{rate / base_rps:.3f} of the floor (target ≥ 0.15)"
             )
+            if backlog > 0 and done_at > backlog_at:
+                print(
+                    f"    backlog      {backlog:.0f} events left when the load stopped, "
+                    f"processed in {done_at - backlog_at:.1f} s: "
+                    f"{backlog / (done_at - backlog_at):.0f}/s"
+                )
         print(
             f"(c) emergencies  {len(lat)} of {len(posted)} safety replies: p50 "
             f"{pct(lat, 0.5):.0f} ms, p99 {pct(lat, 0.99):.0f} ms, max "
