@@ -69,12 +69,12 @@ _PG_LOCK = text(
     "LIMIT :n"
 )
 # Then read them again in a new snapshot: rows another process processed before it let go of
-# the chat's lock are done.
+# the chat's lock are done. By primary key alone, filtered and ordered here: with the queue's
+# condition in the statement PostgreSQL reads the rows through the queue's partial index, which
+# walks the whole backlog for them (5 ms a batch behind 10,000 events).
 _PG_RECHECK = (
-    select(*_CLAIM_COLUMNS)
+    select(*_CLAIM_COLUMNS, _journal.c.processed_at)
     .where(_journal.c.id.in_(bindparam("ids", expanding=True)))
-    .where(_journal.c.processed_at.is_(None))
-    .order_by(_journal.c.emergency.desc(), _journal.c.id)
     .with_for_update()
 )
 # Verdicts of the emergency check kept for the processor (it would classify again without).
@@ -556,7 +556,11 @@ async def _claim(session: AsyncSession, limit: int) -> Sequence[Any]:
     ids = list((await session.execute(_PG_LOCK, {"n": limit, "window": window})).scalars())
     if not ids:
         return []
-    return (await session.execute(_PG_RECHECK, {"ids": ids})).all()
+    rows = (await session.execute(_PG_RECHECK, {"ids": ids})).all()
+    return sorted(
+        (row for row in rows if row.processed_at is None),
+        key=lambda row: (not row.emergency, row.id),
+    )
 
 
 def _event(rt: Runtime, row: Any) -> InboundMessage:
