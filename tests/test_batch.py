@@ -202,45 +202,48 @@ async def test_an_alert_sent_by_chat_is_answered_in_the_same_batch(h: Harness) -
     assert len(acks) == 1
 
 
+QUESTION = "已收到,请问是几路公交车？"
+
+
+async def _reported_privately(h: Harness) -> str:
+    """A bound resident reports a theft privately; returns the ticket's code."""
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("我的钱包在公交车上被偷了", group=None, sender="wxid_yang")
+    await h.sent()
+    [ticket] = await h.tickets()
+    return ticket.code
+
+
+async def _in_one_batch(h: Harness, messages: list[tuple[str, str]]) -> None:
+    """Private (sender, text) messages journaled first and then processed together."""
+    client = plain_client(h)
+    for sender, text in messages:
+        await post(client, h, text, group=None, sender=sender)
+    await client.aclose()
+    await h.pipeline.drain()
+    await h.sent()
+
+
 async def test_an_officers_question_and_the_residents_answer_in_one_batch_reach_the_officer(
     h: Harness,
 ) -> None:
     # The batch reads at once which private senders have a ticket answered lately (none here:
     # the question is in the batch itself); the officer's event makes it ask again.
-    await h.bind("wxid_yang", group=GROUP)
-    await h.say("我的钱包在公交车上被偷了", group=None, sender="wxid_yang")
-    await h.sent()
-    [ticket] = await h.tickets()
-    client = plain_client(h)
-    await post(
-        client, h, f"#{ticket.code} 已收到,请问是几路公交车？", group=None, sender="wxid_wang"
-    )
-    await post(client, h, "23路", group=None, sender="wxid_yang")
-    await client.aclose()
-    await h.pipeline.drain()
-    await h.sent()
+    code = await _reported_privately(h)
+    await _in_one_batch(h, [("wxid_wang", f"#{code} {QUESTION}"), ("wxid_yang", "23路")])
     forwarded = [t for t in h.to_user("wxid_wang") if "23路" in t]
-    assert len(forwarded) == 1 and f"#{ticket.code}" in forwarded[0]
+    assert len(forwarded) == 1 and f"#{code}" in forwarded[0]
     assert len(await h.tickets()) == 1
 
 
 async def test_two_answers_of_a_resident_in_one_batch_both_reach_the_officer(
     h: Harness,
 ) -> None:
-    # Both of a resident's answers to an officer's question, read in one batch, reach them.
-    await h.bind("wxid_yang", group=GROUP)
-    await h.say("我的钱包在公交车上被偷了", group=None, sender="wxid_yang")
+    code = await _reported_privately(h)
+    await h.say(f"#{code} {QUESTION}", group=None, sender="wxid_wang")
     await h.sent()
-    [ticket] = await h.tickets()
-    await h.say(f"#{ticket.code} 已收到,请问是几路公交车？", group=None, sender="wxid_wang")
-    await h.sent()
-    client = plain_client(h)
-    for text in ("23路", "下午三点左右在车上"):
-        await post(client, h, text, group=None, sender="wxid_yang")
-    await client.aclose()
-    await h.pipeline.drain()
-    await h.sent()
-    forwarded = [t for t in h.to_user("wxid_wang") if f"#{ticket.code}" in t]
+    await _in_one_batch(h, [("wxid_yang", "23路"), ("wxid_yang", "下午三点左右在车上")])
+    forwarded = [t for t in h.to_user("wxid_wang") if f"#{code}" in t]
     assert sum("23路" in t for t in forwarded) == 1
     assert sum("下午三点" in t for t in forwarded) == 1
     assert len(await h.tickets()) == 1
