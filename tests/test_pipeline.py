@@ -158,6 +158,32 @@ async def test_an_emergency_behind_2000_events_is_answered_first(h: Harness) -> 
     assert pages and len(safety) + len(pages) == len(delivered), delivered
 
 
+async def test_emergencies_queued_together_are_processed_in_one_batch_whatever_the_slice(
+    db_url: str, world: FakeWorld
+) -> None:
+    # A time slice shorter than any event: an ordinary batch stops after its first event. The
+    # emergencies queued are all handled in the first batch, before the ordinary event.
+    h = Harness.build(
+        db_url, world, clock=ManualClock(WEEKDAY_MORNING), inbound={"slice_ms": 0.001}
+    )
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            await post(client, h, "你好", group=None, sender="wxid_first")
+            for i in range(3):
+                await post(client, h, FIRE, group=GROUP, sender=f"wxid_fire{i}")
+        assert await h.pipeline.process_once() == 3
+        async with h.runtime.sessions() as s:
+            left = (
+                await s.scalars(
+                    select(InboundEvent.sender_id).where(InboundEvent.processed_at.is_(None))
+                )
+            ).all()
+        assert left == ["wxid_first"]
+    finally:
+        await h.close()
+
+
 async def test_an_urgent_row_behind_a_send_in_flight_is_looked_for_again_soon(
     h: Harness,
 ) -> None:
