@@ -202,11 +202,10 @@ class Batch:
     cut: set[tuple[str, str]] = field(default_factory=set)  # senders who cut their link in it
     processed: list[dict[str, Any]] = field(default_factory=list)
     listening: bool = False  # for rows the session queues (:meth:`_queued`)
-    # Private senders' member ids whose open tickets answered lately the batch read (and, of
-    # them, those with one), each until an event of theirs or any officer's is handled: their
-    # own messages and officers' answers change it.
-    answered_known: set[int] = field(default_factory=set)
-    answered_lately: set[int] = field(default_factory=set)
+    # Private senders' member id → whether they have an open ticket answered lately, as the
+    # batch read it; each until an event of theirs or any officer's is handled: their own
+    # messages and officers' answers change it.
+    answered_lately: dict[int, bool] = field(default_factory=dict)
     # WeChat senders with messages WeChat refused while their window was closed (None: not
     # read). Only the sender marks a message refused, in a transaction of its own.
     refused: set[str] | None = None
@@ -214,18 +213,16 @@ class Batch:
     def knows_answered_lately(self, member_id: int) -> bool | None:
         """Whether ``member_id`` has an open ticket answered within the follow-up window, as
         read for the batch; None when the batch does not know (any more)."""
-        if member_id not in self.answered_known:
-            return None
-        return member_id in self.answered_lately
+        return self.answered_lately.get(member_id)
 
     def handled(self, member_id: int, *, officer: bool) -> None:
         """After an event of ``member_id`` (an officer's when ``officer``): what the batch
         read that the event may have changed is asked again for later events."""
         self.bindings.pop(member_id, None)  # their own commands may have changed it
         if officer:
-            self.answered_known.clear()
+            self.answered_lately.clear()
         else:
-            self.answered_known.discard(member_id)
+            self.answered_lately.pop(member_id, None)
 
     def own_message(self, event: InboundMessage, journal_id: int) -> bool:
         """Our own words coming back: the bot's account, or a text we sent to this chat within
@@ -396,8 +393,8 @@ class Dispatcher:
                     if ev.kind == "message" and ev.group_id is None
                 }
             )
-            batch.answered_lately = await answered_lately_among(session, private, now)
-            batch.answered_known = set(private)
+            answered = await answered_lately_among(session, private, now)
+            batch.answered_lately = {member_id: member_id in answered for member_id in private}
             batch.refused = await refused_among(
                 session,
                 {sender for channel, sender in first if channel == "wechat"},

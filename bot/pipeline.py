@@ -514,8 +514,8 @@ class Pipeline:
             rt.metrics.events_processed.labels("-", "failed").inc()
             return 1
         emergencies = {row.id for row in rows if row.emergency}
-        if urgent_batch and (more or len(done) < len(rows)):
-            self._urgent.set()  # emergencies are left: the next batch is theirs, at once
+        if more:
+            self._urgent.set()  # emergencies may be left: the next batch is theirs, at once
         for event, result in done:
             rt.metrics.events_processed.labels(event.channel, result.status).inc()
             self._settle(result.journal_id, result.passive)

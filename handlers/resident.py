@@ -218,20 +218,8 @@ _ASKS = re.compile(
 _NEW_MATTER = re.compile(r"^\s*(?:另外|還有一件事|还有一件事|還有個事|还有个事|順便|顺便|再反映)")
 
 
-# Whether a resident has an open ticket an officer answered since :since (the window).
-_ANSWERED_LATELY = (
-    select(TicketReporter.ticket_id)
-    .join(Ticket, Ticket.id == TicketReporter.ticket_id)
-    .where(
-        TicketReporter.member_id == bindparam("member_id"),
-        Ticket.status.in_(OPEN_STATUSES),
-        Ticket.answered_at >= bindparam("since"),
-    )
-    .limit(1)
-)
-
-
-# The same for the members of a batch at once (bot/dispatcher.py, ``Batch``).
+# Which of :member_ids have an open ticket an officer answered since :since (the window):
+# for a batch's private senders at once (bot/dispatcher.py, ``Batch``), or for one.
 _ANSWERED_LATELY_AMONG = (
     select(TicketReporter.member_id)
     .join(Ticket, Ticket.id == TicketReporter.ticket_id)
@@ -251,7 +239,8 @@ async def answered_lately_among(
     window: the residents whose private messages may answer an officer."""
     if not member_ids:
         return set()
-    rows = await (await core(session)).execute(
+    # Flushed first: an officer's answer handled earlier in the transaction counts.
+    rows = await (await core(session, flush=(Ticket, TicketReporter))).execute(
         _ANSWERED_LATELY_AMONG,
         {"member_ids": sorted(member_ids), "since": now - FOLLOW_UP_WINDOW},
     )
@@ -270,16 +259,10 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
     # Most private messages answer nothing: the batch knows it for most senders (one query
     # for all of them); otherwise a narrow Core query on the connection says so before the
     # ORM loads any ticket (it cost 15% of processing when it loaded them for all).
-    if ctx.answered_lately is False:
-        return None
-    conn = await core(ctx.session, flush=(Ticket, TicketReporter))
-    if (
-        ctx.answered_lately is None
-        and (
-            await conn.execute(_ANSWERED_LATELY, {"member_id": ctx.member.id, "since": since})
-        ).first()
-        is None
-    ):
+    answered_lately = ctx.answered_lately
+    if answered_lately is None:
+        answered_lately = bool(await answered_lately_among(ctx.session, [ctx.member.id], ctx.now))
+    if not answered_lately:
         return None
     answered = (
         await ctx.session.scalars(
