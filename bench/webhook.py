@@ -312,24 +312,35 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout_s:.0f} s\n{self.log_tail()}")
 
+    def pids(self) -> list[int]:
+        """The server process and its living descendants (Linux; empty elsewhere)."""
+        if self._proc is None:
+            return []
+        pids, found = [self._proc.pid], []
+        while pids:
+            pid = pids.pop()
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            found.append(pid)
+            pids += [int(c) for c in children]
+        return found
+
     def cpu_seconds(self, *, tree: bool = True) -> float:
         """User + system CPU time so far of the server process and, with ``tree``, of its
         living descendants (``lianxin serve``'s processing process) (Linux; NaN elsewhere)."""
         if self._proc is None:
             return float("nan")
-        pids, total = [self._proc.pid], 0.0
-        while pids:
-            pid = pids.pop()
+        total = 0.0
+        for pid in self.pids() if tree else [self._proc.pid]:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
                 if pid == self._proc.pid:
                     return float("nan")
                 continue
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            if tree:
-                pids += [int(c) for c in children]
         return total
 
     def last_exception(self) -> tuple[int, str]:

@@ -47,6 +47,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine
 import webhook
 
 from bot.channels.bridge import signed_headers
@@ -279,6 +280,7 @@ def main() -> int:
         full_cpu = sum(f.cpu_seconds() for f in fulls)
         accept_cpu = sum(f.cpu_seconds(tree=False) for f in fulls)
         started = time.time()
+        at_start = machine.reading(started)
         sos.start()
         full = wrk(
             f"{fulls[0].url}/wechat/callback", script, requests_file, args.seconds, args.connections
@@ -289,6 +291,7 @@ def main() -> int:
         at_end = [scrape(f.url, token) for f in fulls]
         backlog = sum(c[0] for c in at_end) - sum(c[1] for c in at_end)
         backlog_at = time.time()
+        at_backlog = machine.reading(backlog_at)
         sos.join()
         full_rps = full["requests"] / (full["duration_us"] / 1e6)
         print(
@@ -303,6 +306,7 @@ def main() -> int:
             processed = sum(c[1] for c in counts) - received0
             if processed >= received:
                 done_at = time.time()
+                at_done = machine.reading(done_at)
                 break
             # Not more often: each scrape counts the queue (O(backlog)); at 50 ms it took 3-4 %
             # of the server's CPU away from the processing it measures.
@@ -368,6 +372,23 @@ def main() -> int:
             print(
                 f"(d) replies      every reply sent {replied_at - started:.1f} s after the first "
                 "request (outbox empty)"
+            )
+        if done_at is not None:
+            groups = {f.name: f.pids() for f in fulls}
+            groups["fake peers"] = fake.pids()
+            groups["bench"] = [os.getpid()]
+            print("    machine      (from /proc; the ceiling assumes CPU per event stays the same)")
+            for phase, a, b in (
+                ("under load", at_start, at_backlog),
+                ("backlog", at_backlog, at_done),
+                ("all of (b)", at_start, at_done),
+            ):
+                busy, cores, used = machine.split(a, b, groups)
+                print(f"      {phase:11}{machine.describe(busy, cores, used)}")
+            busy, cores, _ = machine.split(at_start, at_done, groups)
+            print(
+                f"      so more serves could make (b) at most {cores / max(busy, 1e-9):.2f} × "
+                "this run's on this machine"
             )
         for f in fulls:
             n, last = f.last_exception()
