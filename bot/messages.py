@@ -12,6 +12,18 @@ from bot.pii import PSEUDONYM_PREFIX
 
 Kind = Literal["message", "member_joined", "member_left", "event"]
 
+# Control characters a text may not carry: C0 but tab and line breaks, DEL, C1. A resident's
+# words keep everything else; a NUL or an escape sequence would reach an officer's page, a log
+# or a terminal as it is (docs/interfaces.md, "texts").
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def without_controls(value: str | None) -> str | None:
+    """``value`` without the control characters a text may not carry."""
+    if value and _TEXT_CONTROL.search(value):
+        return _TEXT_CONTROL.sub("", value)
+    return value
+
 
 @dataclass(frozen=True)
 class InboundMessage:
@@ -29,6 +41,15 @@ class InboundMessage:
     text: str = ""
     mentions: tuple[str, ...] = ()
     media_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every channel's texts are cleaned here, once, whatever built the event: removed,
+        # not refused, so that a resident's message is never lost for a stray character.
+        for attr in ("text", "nickname", "group_name"):
+            value = getattr(self, attr)
+            cleaned = without_controls(value)
+            if cleaned is not value:
+                object.__setattr__(self, attr, cleaned or ("" if attr == "text" else None))
 
     @property
     def is_private(self) -> bool:

@@ -213,6 +213,40 @@ async def test_ids_and_texts_that_cannot_be_stored_are_422_naming_the_field(
     assert (await harness.post_bridge(harness.bridge_body("你好"))).status_code == 200
 
 
+# Control characters a text may not carry (C0 but tab and line breaks, DEL, C1).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+async def test_control_characters_are_removed_from_texts_and_the_message_kept(
+    db_url: str, world: FakeWorld
+) -> None:
+    # A Monday morning in Beijing: the group's officer is on duty to be paged.
+    h = Harness.build(db_url, world, clock=ManualClock(datetime(2026, 12, 7, 2, 0, tzinfo=UTC)))
+    await h.load_directory()
+    try:
+        body = h.bridge_body(
+            "有人拿刀\x00砍人\x07快來\x1b[31m\x7f\x85\n在\t三樓",
+            nickname="楊\x1b[2J某某\x00",
+        )
+        body["group"]["name"] = "測試\x00群"
+        r = await h.post_bridge(body)
+        assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+
+        async with h.runtime.sessions() as s:
+            row = (await s.scalars(select(InboundEvent))).one()
+        stored = h.runtime.cipher.decrypt_json(row.payload_enc)
+        # The words stay, line breaks and tabs too; the controls are gone.
+        assert stored["text"] == "有人拿刀砍人快來[31m\n在\t三樓"
+        assert stored["nickname"] == "楊[2J某某" and stored["group_name"] == "測試群"
+
+        delivered = await h.sent()
+        page = [d["text"] for d in delivered if "有人拿刀砍人快來" in d["text"]]
+        assert page, delivered  # the emergency was paged with the resident's words
+        assert not any(_CONTROLS.search(d["text"]) for d in delivered)
+    finally:
+        await h.close()
+
+
 @pytest.mark.parametrize(
     "raw",
     [
