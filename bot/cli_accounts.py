@@ -98,7 +98,7 @@ def cmd_account_create(args: argparse.Namespace) -> int:
 
     password = _new_password(args, "")
     if password is None:
-        return 2
+        return 1  # refused input: nothing applied (docs/interfaces.md, exit codes)
     now = SystemClock().now()
 
     async def work(session: Any) -> str:
@@ -118,7 +118,7 @@ def cmd_account_create(args: argparse.Namespace) -> int:
         username = in_transaction(args, work)
     except AccountError as exc:
         print(f"lianxin: nothing created: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(f"account {username} created ({args.role})")
     if args.generate:
         print(f"password: {password}")
@@ -206,7 +206,7 @@ def cmd_account_password(args: argparse.Namespace) -> int:
 
     password = _new_password(args, "password unchanged: ")
     if password is None:
-        return 2
+        return 1  # refused input: nothing applied (docs/interfaces.md, exit codes)
     now = SystemClock().now()
 
     async def work(session: Any) -> bool:

@@ -86,7 +86,7 @@ async def test_a_generated_password_is_printed_once_and_works(h: Harness) -> Non
 async def test_a_bad_new_password_or_an_unknown_account_changes_nothing(h: Harness) -> None:
     client = await signed_in(h, "wang")
     code, _, err = await lianxin("account", "password", "wang", stdin="short\n")
-    assert code == 2 and "password unchanged" in err and "at least 10 characters" in err
+    assert code == 1 and "password unchanged" in err and "at least 10 characters" in err
     code, _, err = await lianxin("account", "password", "nobody", stdin="a-long-password\n")
     assert code == 1 and "no account 'nobody'" in err
     # Still signed in, still the old password.

@@ -339,7 +339,7 @@ def test_account_create_list_and_disable_from_the_command_line(
     ]
     for argv, stdin, reason in refusals:
         code, _, err = run(argv, stdin)
-        assert code == 2 and reason in err, (argv, err)
+        assert code == 1 and reason in err, (argv, err)  # refused, nothing applied
 
     code, out, _ = run(["account", "list"])
     lines = out.strip().splitlines()

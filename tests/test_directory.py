@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -183,7 +184,7 @@ def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leade
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
     path = tmp_path / "d.yaml"
     path.write_text(
-        "stations:\n  - {id: s1, name: 一所}\n  - {id: s2, name: 二所}\n"
+        "stations:\n  - {id: s1, name: 一所}\n  - {id: s2, name: 二所, parent: s1}\n"
         "officers:\n  - {id: o1, name: 甲, station: s1}\n"
         "  - {id: l2, name: 乙, station: s2, wechat_id: wx_l2, role: leader}\n"
         "groups:\n  - {id: g1, name: 一群, station: s1}\n  - {id: g2, name: 二群, station: s2}\n",
@@ -195,9 +196,42 @@ def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leade
     out, err = capsys.readouterr()
     assert "directory loaded" in out  # warnings do not stop the load
     warnings = [line for line in err.splitlines() if line.startswith("lianxin: warning:")]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert "officer o1 has no wechat_id" in warnings[0]
     assert "station s1 has groups but no leader" in warnings[1]
+    # s1 is the county centre (no parent) and o1 cannot be reached: escalations end there.
+    assert "station s1 is the county centre and has no officer the bot can reach" in warnings[2]
+
+
+def test_a_second_station_without_a_parent_is_refused_and_nothing_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    first = tmp_path / "d.yaml"
+    first.write_text("stations:\n  - {id: county, name: 縣局}\n", "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    assert main(["--config", str(config), "directory", "load", str(first)]) == 0
+    capsys.readouterr()
+    # The forgotten parent: an id that sorts before the county would have taken its desk.
+    second = tmp_path / "e.yaml"
+    second.write_text(
+        "stations:\n  - {id: a-town, name: 甲鎮}\n"
+        "groups:\n  - {id: g1, name: 一群, station: a-town}\n",
+        "utf-8",
+    )
+    assert main(["--config", str(config), "directory", "load", str(second)]) == 1
+    err = capsys.readouterr().err
+    assert f"{second} line 2: station a-town: has no parent, and neither has county" in err
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+
+    async def ids() -> list[str]:
+        async with make_sessions(engine)() as s:
+            found = list((await s.scalars(select(Station.id))).all())
+        await engine.dispose()
+        return found
+
+    assert asyncio.run(ids()) == ["county"]  # nothing of the second file applied
 
 
 def _officers_file(tmp_path: Path, *officers: str) -> Path:

@@ -273,6 +273,11 @@ async def test_the_api_lists_disputes_by_colour_and_level_with_history(h: Harnes
     assert (
         one["history"][-1]["level"] == "station" and one["history"][-1]["by"] == "officer:off-wang"
     )
+    # The page is credited to whoever made the case red, not to the leader it went to.
+    assert [s["by"] for s in one["history"] if s["action"] in ("graded", "paged_leader")] == [
+        "officer:off-wang",
+        "officer:off-wang",
+    ]
     assert (await h.client.get("/api/v1/disputes/Z9999", headers=auth)).status_code == 404
 
 

@@ -91,7 +91,7 @@ async def test_an_officer_the_bot_cannot_reach_is_passed_over(h: Harness, tmp_pa
     # with somebody who never hears of it, so the chain goes on to the leader.
     path = tmp_path / "d.yaml"
     path.write_text(
-        "stations:\n  - {id: east, name: 東所}\n"
+        "stations:\n  - {id: east, name: 東所, parent: county}\n"
         "officers:\n  - {id: o-mute, name: 無號, station: east}\n"
         "  - {id: l-east, name: 東所長, station: east, wechat_id: wx_le, role: leader}\n"
         "groups:\n  - {id: g-east, name: 東群, station: east, officer: o-mute}\n"

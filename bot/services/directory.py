@@ -147,6 +147,7 @@ async def apply_directory(
             )
         )
         await session.flush()
+    await _one_county_centre(session, sections["stations"], source)
     for column in ("wechat_id", "wecom_id"):
         await _free_moved_accounts(session, sections["officers"], source, column)
     if cipher is None and any(off.get("phone") is not None for off in sections["officers"]):
@@ -223,11 +224,30 @@ async def apply_directory(
     )
 
 
+async def _one_county_centre(
+    session: AsyncSession, stations: list[dict[str, Any]], source: str
+) -> None:
+    """Refuse a second station without a parent: the one without is the county centre, whose
+    duty desk takes private messages and unknown groups' matters; with two, the first by id
+    would take them silently. The caller's transaction is rolled back: nothing applied."""
+    roots = (
+        await session.scalars(
+            select(Station.id).where(Station.parent_id.is_(None)).order_by(Station.id)
+        )
+    ).all()
+    if len(roots) < 2:
+        return
+    from_file = [st for st in stations if not st.get("parent") and str(st["id"]) in roots]
+    culprit = from_file[-1] if from_file else {"id": roots[-1]}
+    others = ", ".join(r for r in roots if r != str(culprit["id"]))
+    raise fail(source, culprit, "station", culprit["id"], "second_root", others=others)
+
+
 async def _warnings(
     session: AsyncSession, sections: dict[str, list[dict[str, Any]]]
 ) -> tuple[str, ...]:
     """What the loaded directory leaves without a way through: officers the bot cannot reach,
-    and stations with groups but no leader to escalate to."""
+    stations with groups but no leader to escalate to, a county centre with nobody to reach."""
     found = [
         f"officer {o['id']} has no wechat_id: the bot cannot reach them, so tickets go to the "
         "next officer on the chain, and they cannot use chat commands"
@@ -248,6 +268,21 @@ async def _warnings(
         f"station {sid} has groups but no leader: its escalations skip to the parent station "
         "or the county"
         for sid in leaderless
+    ]
+    empty_roots = (
+        await session.scalars(
+            select(Station.id)
+            .where(
+                Station.parent_id.is_(None),
+                Station.id.not_in(select(Officer.station_id).where(Officer.wechat_id.is_not(None))),
+            )
+            .order_by(Station.id)
+        )
+    ).all()
+    found += [
+        f"station {sid} is the county centre and has no officer the bot can reach: private "
+        "messages, unknown groups' matters and escalations that reach it find nobody to tell"
+        for sid in empty_roots
     ]
     return tuple(found)
 

@@ -39,6 +39,10 @@ PROBLEMS = {
     "unknown_timezone": "unknown timezone",
     "unknown_parent": "unknown parent station '{ref}'",
     "parent_loop": "parent chain loops",
+    "second_root": (
+        "has no parent, and neither has {others}: only the county centre has none "
+        "(give this station its 'parent')"
+    ),
     "unknown_station": "unknown station '{ref}'",
     "bad_role": "role must be 'officer' or 'leader'",
     "account_twice": "{column} '{account}' used twice",

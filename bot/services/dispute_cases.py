@@ -155,14 +155,21 @@ async def open_for_ticket(
             ),
         )
     if case.colour == "red":
-        await page_red(session, runtime, case, ticket, now=now)
+        await page_red(session, runtime, case, ticket, now=now, by=by)
     return case
 
 
 async def page_red(
-    session: AsyncSession, runtime: Runtime, case: DisputeCase, ticket: Ticket, *, now: datetime
+    session: AsyncSession,
+    runtime: Runtime,
+    case: DisputeCase,
+    ticket: Ticket,
+    *,
+    now: datetime,
+    by: str,
 ) -> None:
-    """A red case pages the station's leader at once (and stays at the top of their 待辦)."""
+    """A red case pages the station's leader at once (and stays at the top of their 待辦).
+    The history credits ``by``, whose act made the case red, not the leader who was told."""
     if ticket.station_id is None:
         return
     leader = await Router(session, runtime.settings.timezone).leader(ticket.station_id)
@@ -182,7 +189,7 @@ async def page_red(
         ),
         priority=1,
     )
-    record(session, case, "paged_leader", now=now, by=f"officer:{leader.id}")
+    record(session, case, "paged_leader", now=now, by=by)
 
 
 async def people_at(session: AsyncSession, runtime: Runtime, case: DisputeCase) -> list[Officer]:

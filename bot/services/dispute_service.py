@@ -102,7 +102,7 @@ async def grade(
         detail=f"{before} -> {colour}",
     )
     if colour == "red" and before != "red" and case.status == "open":
-        await page_red(out.session, out.runtime, case, ticket, now=out.now)
+        await page_red(out.session, out.runtime, case, ticket, now=out.now, by=actor.key)
     return Outcome(case, before=before)
 
 
@@ -253,5 +253,5 @@ async def follow_up(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Out
             note=text,
         )
         if case.colour == "red":
-            await page_red(out.session, out.runtime, case, ticket, now=out.now)
+            await page_red(out.session, out.runtime, case, ticket, now=out.now, by=actor.key)
     return Outcome(case, returned=returned)
