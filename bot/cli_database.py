@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from bot.settings import Settings, config_path, env_name
 
@@ -40,7 +41,11 @@ def database_problem(
         finally:
             await engine.dispose()
 
-    revision, head = asyncio.run(read()), head_revision()
+    try:
+        revision = asyncio.run(read())
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        return f"cannot use the database at {where} ({origin}): {_unreachable(exc, url, advice)}"
+    head = head_revision()
     if revision == head:
         return None
     if revision is None:
@@ -54,6 +59,22 @@ def database_problem(
         f"the database at {where} ({origin}) is at revision {revision}, this version of "
         f"lianxin needs {head}: {advice}"
     )
+
+
+def _unreachable(exc: BaseException, url: str, advice: str) -> str:
+    """The driver's first line, then what to do about it (never the password)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    parsed = make_url(url)
+    if reason.startswith("database ") and "does not exist" in reason and parsed.database:
+        host = f" -h {parsed.host}" if parsed.host else ""
+        user = f" -U {parsed.username}" if parsed.username else ""
+        return f"{reason}: create it (`createdb{host}{user} {parsed.database}`), then {advice}"
+    if "password" in reason or "authentication" in reason or reason.startswith("role "):
+        return f"{reason}: check the user and password in database.url"
+    if isinstance(exc, OSError | TimeoutError) or "connect" in reason.lower():
+        return f"{reason}: is the database server running, and reachable from here?"
+    return reason
 
 
 def _origin(config: str | None, environ: Mapping[str, str]) -> tuple[str, str]:

@@ -188,3 +188,42 @@ def test_a_database_from_a_newer_version_is_refused(
     assert "revision f00dfeed0001, which this version of lianxin does not know" in (
         capsys.readouterr().err
     )
+
+
+def _port_nobody_listens_on() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_is_named_with_what_to_check(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _port_nobody_listens_on()
+    monkeypatch.setenv(
+        "LIANXIN__DATABASE__URL", f"postgresql+asyncpg://lianxin:s3cret-pw@127.0.0.1:{port}/county"
+    )
+    assert run(["token", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith(
+        f"lianxin: cannot use the database at postgresql+asyncpg://lianxin:***@127.0.0.1:{port}/"
+        "county (database.url from $LIANXIN__DATABASE__URL): "
+    )
+    assert "is the database server running" in err and "s3cret-pw" not in err
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (TEST_DATABASE_URL)")
+def test_a_postgresql_database_that_does_not_exist_says_how_to_create_it(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert PG_URL
+    name = f"lx_nosuch_{uuid.uuid4().hex[:8]}"
+    url = make_url(PG_URL).set(database=name)
+    monkeypatch.setenv("LIANXIN__DATABASE__URL", url.render_as_string(hide_password=False))
+    assert run(["bulletin", "list"]) == 2
+    err = capsys.readouterr().err
+    assert f'database "{name}" does not exist: create it (`createdb -h {url.host}' in err
+    assert f" {name}`), then run `lianxin db upgrade" in err
