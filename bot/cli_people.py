@@ -90,7 +90,10 @@ def cmd_households_load(args: argparse.Namespace) -> int:
             return 1
         finally:
             await engine.dispose()
-        print(f"households loaded: {summary.created} new, {summary.updated} updated")
+        print(
+            f"households loaded: {summary.created} new, {summary.updated} updated, "
+            f"{summary.unchanged} unchanged"
+        )
         return 0
 
     return asyncio.run(run())

@@ -177,6 +177,24 @@ def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "nothing loaded" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", ["", "# the county's directory, to be filled in\n", "[]\n"])
+def test_an_empty_file_loads_nothing_and_a_list_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    path = tmp_path / "d.yaml"
+    path.write_text(content, "utf-8")
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
+    code = main(["--config", str(config), "directory", "load", str(path)])
+    out, err = capsys.readouterr()
+    if content.startswith("["):  # a file that is not a mapping at all is still an error
+        assert code == 1 and "top level must be a mapping" in err
+    else:  # every section is optional: an empty file is a directory with nothing in it
+        assert code == 0 and "directory loaded: 0 stations" in out, (out, err)
+
+
 def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leader(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -76,6 +76,32 @@ async def test_roster_loads_with_bom_and_reloads_by_phone(
         await h.close()
 
 
+async def test_the_same_roster_again_changes_nothing_and_says_so(
+    db_url: str, world: FakeWorld, tmp_path: Path
+) -> None:
+    h = await build_harness(db_url, world)
+    try:
+        async with h.runtime.sessions.begin() as session:
+            first = await load_households_file(session, ROSTER, h.runtime.cipher)
+        before = {x.id: (x.name_enc, x.address_enc) for x in await rows(h, Household)}
+        async with h.runtime.sessions.begin() as session:
+            again = await load_households_file(session, ROSTER, h.runtime.cipher)
+        assert (first.created, first.updated, first.unchanged) == (3, 0, 0)
+        assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+        # Not even new ciphertexts of the same words.
+        assert {x.id: (x.name_enc, x.address_enc) for x in await rows(h, Household)} == before
+
+        moved = tmp_path / "moved.csv"  # one household moves to another group
+        moved.write_text(
+            "name,mobile,address,group_id\n張三,13812345678,橋鎮村1組3號,\n", encoding="utf-8"
+        )
+        async with h.runtime.sessions.begin() as session:
+            third = await load_households_file(session, moved, h.runtime.cipher)
+        assert (third.created, third.updated, third.unchanged) == (0, 1, 0)
+    finally:
+        await h.close()
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -343,7 +369,7 @@ def test_cli_load_rotate_and_drop_old_key(
     assert run_cli(["--config", str(config), "keys", "rotate"]) == 0
     assert "households: 0 of 3 rows re-encrypted" in capsys.readouterr().out
     assert run_cli(["--config", str(config), "households", "load", str(ROSTER)]) == 0
-    assert "0 new, 3 updated" in capsys.readouterr().out
+    assert "0 new, 0 updated, 3 unchanged" in capsys.readouterr().out  # found by new hashes
 
 
 def test_cli_needs_the_pii_key(

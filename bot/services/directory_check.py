@@ -143,6 +143,8 @@ def parse_directory(
         raise DirectoryError(source, "yaml_invalid", line=line, problem=problem) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise DirectoryError(source, "yaml_invalid", problem=exc) from None
+    if doc is None:
+        doc = {}  # empty, or comments only: every section is optional, so nothing to apply
     if not isinstance(doc, dict):
         raise DirectoryError(source, "top_not_mapping")
     unknown = set(doc) - {"stations", "officers", "groups", "roster", "__line__"}

@@ -54,6 +54,7 @@ class HouseholdRow:
 class HouseholdSummary:
     created: int
     updated: int
+    unchanged: int = 0
 
 
 def parse_households(data: bytes, source: str = "households") -> list[HouseholdRow]:
@@ -118,13 +119,17 @@ async def apply_households(
         chunk = keys[start : start + 500]
         found = await session.scalars(select(Household).where(Household.phone_hash.in_(chunk)))
         existing.update({h.phone_hash: h for h in found if h.phone_hash is not None})
-    created = updated = 0
+    created = updated = unchanged = 0
     for p_hash, row in hashes.items():
         household = existing.get(p_hash)
         if household is None:
             household = Household(phone_hash=p_hash)
             session.add(household)
             created += 1
+        elif _same(household, row, cipher):
+            # Left as it is: new ciphertexts of the same words would be a change of nothing.
+            unchanged += 1
+            continue
         else:
             updated += 1
         household.name_enc = cipher.encrypt(row.name)
@@ -133,7 +138,18 @@ async def apply_households(
         household.address_enc = cipher.encrypt(row.address)
         household.group_id = row.group_id
     await session.flush()
-    return HouseholdSummary(created, updated)
+    return HouseholdSummary(created, updated, unchanged)
+
+
+def _same(household: Household, row: HouseholdRow, cipher: PiiCipher) -> bool:
+    """Whether the stored household already says what ``row`` says (same mobile: same hash)."""
+    return (
+        household.group_id == row.group_id
+        and household.name_hash == name_hash(cipher, row.name)
+        and cipher.decrypt(household.name_enc) == row.name
+        and (cipher.decrypt(household.address_enc) if household.address_enc else None)
+        == row.address
+    )
 
 
 async def load_households_file(
