@@ -221,6 +221,25 @@ def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leade
     assert "station s1 is the county centre and has no officer the bot can reach" in warnings[2]
 
 
+def test_a_county_centre_staffed_by_its_roster_is_not_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+    path = tmp_path / "d.yaml"
+    # Nobody belongs to the county, but its roster puts a station's leader on duty there.
+    path.write_text(
+        "stations:\n  - {id: county, name: 縣局}\n  - {id: s1, name: 一所, parent: county}\n"
+        "officers:\n  - {id: l1, name: 甲, station: s1, wechat_id: wx_l1, role: leader}\n"
+        "roster:\n  - {station: county, officer: l1, days: [mon], from: '00:00', to: '24:00'}\n",
+        "utf-8",
+    )
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "directory", "load", str(path)]) == 0
+    assert "county centre" not in capsys.readouterr().err
+
+
 def test_a_second_station_without_a_parent_is_refused_and_nothing_applied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

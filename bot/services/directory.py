@@ -269,12 +269,17 @@ async def _warnings(
         "or the county"
         for sid in leaderless
     ]
+    reachable = select(Officer.id).where(Officer.wechat_id.is_not(None))
     empty_roots = (
         await session.scalars(
             select(Station.id)
             .where(
                 Station.parent_id.is_(None),
-                Station.id.not_in(select(Officer.station_id).where(Officer.wechat_id.is_not(None))),
+                # Its own officers, or those its roster puts on duty there from elsewhere.
+                Station.id.not_in(select(Officer.station_id).where(Officer.id.in_(reachable))),
+                Station.id.not_in(
+                    select(RosterEntry.station_id).where(RosterEntry.officer_id.in_(reachable))
+                ),
             )
             .order_by(Station.id)
         )
