@@ -120,6 +120,13 @@ _FIRST_NUMBER = {
 }
 
 
+# The writer's own crisis: nobody else reports the same one ("我被绑架了", "我不想活了").
+_OWN_CRISIS = re.compile(
+    r"我(?:们)?(?:被|让人|叫人)(?:绑|拐|劫|关|锁|困|打|砍|捅|追)"
+    r"|我(?:不想活|活不下去|想死|要死|想自杀|要自杀|想轻生|要轻生|要跳|想跳)"
+)
+
+
 # A new occurrence of the same kind of incident: "又被偷了一辆", "又一次", "再次被撬".
 _AGAIN = re.compile(r"又[^,.!?]{0,6}了|又一[辆个次回台只头家户]|再次|这次又")
 
@@ -408,10 +415,16 @@ async def _merge_target(
     for ticket in others.all():
         if ticket.emergency != emergency:
             continue
-        # Two residents, one incident: same kind and the same things named. A knife attack
-        # reported during a fire is a second emergency with its own page to the leader.
-        same_kind = emergency or ticket.category == result.label
         first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
+        # Two residents, one incident: same kind and the same things named. A knife attack
+        # reported during a fire, a second resident's "救命", somebody's own crisis (我被绑架了,
+        # 不想活了) are emergencies of their own, with their own pages to the leader.
+        if emergency:
+            same_kind = _safety_reply_key(first) == _safety_reply_key(item.text) and not (
+                _OWN_CRISIS.search(normalise(first)) or _OWN_CRISIS.search(normalise(item.text))
+            )
+        else:
+            same_kind = ticket.category == result.label
         threshold = _SIMILAR / 2 if emergency else _SIMILAR
         if same_kind and similarity(first, item.text) >= threshold:
             return ticket

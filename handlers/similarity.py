@@ -13,12 +13,18 @@ _FUNCTION_CHARS = set(
 )
 
 
+# Cries and calls for help name no thing: two residents' "快来" are not one incident.
+_CRIES = {"快来", "来人", "救命", "报警", "快点", "赶快", "赶紧", "紧急", "求救", "求助", "帮忙"}
+
+
 def _bigrams(text: str) -> set[str]:
     chars = re.sub(r"\W", "", normalise(text))
     return {
         chars[i : i + 2]
         for i in range(len(chars) - 1)
-        if chars[i] not in _FUNCTION_CHARS and chars[i + 1] not in _FUNCTION_CHARS
+        if chars[i] not in _FUNCTION_CHARS
+        and chars[i + 1] not in _FUNCTION_CHARS
+        and chars[i : i + 2] not in _CRIES
     }
 
 

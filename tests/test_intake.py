@@ -414,6 +414,23 @@ async def test_a_second_emergency_during_a_fire_is_its_own_p1(h: Harness) -> Non
     assert len(pages) == 2  # the leader is paged for each emergency
 
 
+async def test_other_residents_emergencies_sharing_only_a_cry_are_their_own_p1s(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: the fire joined the knife attack's ticket through "快来" alone, and
+    # a third resident's "救命" and a fourth's own crisis joined it too.
+    await h.say("有人拿刀砍人!!快来", group=GROUP, sender="wxid_p01")
+    await h.say("着火了 3栋冒烟了 快来", group=GROUP, sender="wxid_p02")
+    await h.say("救命", group=GROUP, sender="wxid_p03")
+    await h.say("我被人打了 救命 快来", group=GROUP, sender="wxid_p04")
+    await h.say("我被人打了 快来救我", group=GROUP, sender="wxid_p05")  # somebody else's own
+    tickets = await h.tickets()
+    assert len(tickets) == 5 and all(t.emergency and t.priority == 1 for t in tickets)
+    # The same fire from another resident still joins its ticket.
+    await h.say("3栋冒烟了 好大的火", group=GROUP, sender="wxid_p06")
+    assert len(await h.tickets()) == 5
+
+
 async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
     await h.bind("wxid_sun", group=GROUP)
     await h.say("建议在村口路口装个红绿灯,车太快了", group=GROUP, sender="wxid_sun")
