@@ -202,6 +202,16 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "我妈现在正在银行排队要转账到安全账户 快去拦住她",
         "隔壁有人要跳楼 站在楼顶边上",
         "SOS",
+        # Short cries a newcomer found unanswered (2026-12-07, corpus round 38).
+        "我想自殺",
+        "我要去死",
+        "救火啊",
+        "搶劫啊",
+        "报警!!!",
+        "有人在家暴",
+        "我被綁架了",
+        "車禍 人不動了",
+        "我兒子走丟了",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -216,6 +226,9 @@ def test_plain_danger_now_is_never_missed(text: str) -> None:
         "如果家里着火了应该怎么办",
         "哈哈 我老婆说我再不洗碗就要杀了我😂",
         "消防演练:三楼着火了,大家按路线撤离",
+        "楼道里堆了好多纸箱 着火隐患很大",
+        "老人走失了多久才能报警?",
+        "家暴怎么取证",
     ],
 )
 def test_danger_words_over_or_pretend_are_no_emergency(text: str) -> None:

@@ -32,6 +32,7 @@ CHATTER = "other:chatter"
 NO_WORDS = "forced:no_words"
 ADDRESS = "forced:address_only"
 FRAGMENT = "rule:fragment"
+HAZARD = "rule:hazard_not_danger"
 
 # A letter of any script (CJK included): text without one has no words to read.
 _WORDS = re.compile(r"[^\W\d_]")
@@ -64,7 +65,18 @@ _DANGER = re.compile(
     r"|(?:燃气|煤气|天然气|液化气)(?:泄漏|漏气|漏了)|一氧化碳中毒|煤气中毒"
     r"|被困|困在(?:电梯|火|水|楼|屋|车)|(?:孩子|小孩|老人|人)被?(?:关|锁)在"
     r"|要(?:跳楼|跳河|自杀|轻生)|想不开(?:要|了)"
+    # Cries newcomers found unanswered (2026-12-07): one's own life, a child gone, a robbery,
+    # a fire, violence at home, a kidnapping, somebody lying still after a crash.
+    r"|(?:想|要|准备|打算)(?:去)?(?:自杀|轻生|寻死|割腕|喝农药)|(?:我|他|她)(?:想|要)去死"
+    r"|不想活了|活不下去了|一死了之"
+    r"|(?:孩子|小孩|女儿|儿子|孙子|孙女|老人|爷爷|奶奶|外公|外婆|爸爸|妈妈)(?:走失|走丢)了"
+    r"|抢劫(?:啊|呀|了|!|$)|救火(?:啊|呀|!|$)|^快?报警(?:啊|呀)?!+$"
+    r"|(?:在|正在)(?:家暴|打老婆|打孩子)|被(?:绑架|劫持)了|被拐走了|人不动了"
 )
+# A hazard: somebody should look, nobody is in danger now (楼道堆杂物 着火隐患). The model
+# alone read an emergency into it; plain danger words still win. (Firecrackers are not here:
+# at a petrol station they are an emergency in the corpus.)
+_HAZARD = re.compile(r"隐患|会不会着火|容易着火|防火")
 # A danger told as over, elsewhere in time, hearsay, fiction, a joke or a what-if.
 _CALM = re.compile(
     r"昨天|昨晚|前天|上周|上个?月|去年|以前|之前|那次|当时|差点|幸好|还好|好在|虚惊一场"
@@ -73,6 +85,8 @@ _CALM = re.compile(
     r"|原来是|怎么预防|如何|注意事项|提醒大家|转发|一旦|真(?:要|的)?(?:着火|出事)"
     # A question about what one should do, a lesson, a proposal: nobody in danger now.
     r"|应该怎么|怎么处理|怎么救|想学|学一下|学习|培训|请问|建议|报警器"
+    # How long before one may report (老人走失了多久才能报警): a question, not the loss now.
+    r"|多久|要等|才能报警|才好报警"
 )
 # Overrides _CALM: a present-time or urgent word ("昨天他说要弄死我,现在又拿着刀来了").
 _URGENT = re.compile(r"现在|正在|还在|快来|快点来|赶紧来|马上来|快报警|快打110")
@@ -178,6 +192,8 @@ def apply(norm: str) -> Verdict:
         return Verdict(label="report", concepts=(FRAUD_PAID,))
     if _danger_now(mask_hyperbole(norm)):
         return Verdict(emergency=True, concepts=(DANGER_NOW,))
+    if _HAZARD.search(norm):
+        return Verdict(emergency=False, concepts=(HAZARD,))
     concepts = []
     if _CHATTER.search(norm) and len(norm) <= 12:
         concepts.append(CHATTER)
