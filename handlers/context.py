@@ -31,11 +31,15 @@ from models.people import Member
 _TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-z]\d{4,6}\b")
 
 
+# Messages whose ``text`` is a caption the resident wrote under a photo, a video or a file.
+CAPTIONED = ("image", "video", "file")
+
+
 def classifiable(event: InboundMessage) -> str:
-    """The words of ``event`` the classifier judges: the resident's own text, without our ticket
-    codes. A location's place name or a link's title rides in ``text`` too: not words the
-    resident wrote, so nothing to classify."""
-    words = event.text if event.msg_type in ("text", "voice") else ""
+    """The words of ``event`` the classifier judges: the resident's own text or caption, without
+    our ticket codes. A location's place name or a link's title rides in ``text`` too: not
+    words the resident wrote, so nothing to classify."""
+    words = event.text if event.msg_type in ("text", "voice", *CAPTIONED) else ""
     return _TICKET_CODE.sub(" ", words)
 
 
@@ -80,6 +84,17 @@ class HandlerContext:
     def text(self, key: str, /, **values: Any) -> str:
         """A sentence from texts.yaml in the sender's script."""
         return self.runtime.texts.render(key, self.script, **values)
+
+    def words(self) -> str:
+        """What the resident said, as a ticket keeps it and an officer reads it: the text, and
+        under a captioned photo, video or file, where the attachment is (the officer sees it)."""
+        ev = self.event
+        said = ev.text.strip()
+        if ev.msg_type not in CAPTIONED or not ev.media_url:
+            return said
+        marker = self.text(f"attachment_{ev.msg_type}", label="", url=ev.media_url)
+        marker = " ".join(marker.split())  # no caption in the marker: it is on the line above
+        return f"{said}\n{marker}" if said else marker
 
     async def redact_journal(self, text: str) -> None:
         """Keep ``text`` in this event's journal row instead of what the sender wrote (for

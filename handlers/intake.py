@@ -61,7 +61,7 @@ class Item:
         """The event being handled."""
         ev = ctx.event
         return cls(
-            ev.text, ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script, ev.group_id
+            ctx.words(), ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script, ev.group_id
         )
 
     @property

@@ -24,7 +24,7 @@ from bot.services.tickets import (
     resident_label,
 )
 from handlers.commands import clean, parse
-from handlers.context import HandlerContext
+from handlers.context import CAPTIONED, HandlerContext
 from models.base import core
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
@@ -184,7 +184,7 @@ async def resident_followups(ctx: HandlerContext) -> bool:
     ev = ctx.event
     if ev.kind != "message" or ctx.officer is not None:
         return False
-    if ev.is_private and _attachment(ctx) is not None:
+    if ev.is_private and _attachment(ctx) is not None and not _captions_a_matter(ctx):
         return await _forward_attachment(ctx)
     if not ev.text.strip():
         return False
@@ -203,8 +203,15 @@ async def resident_followups(ctx: HandlerContext) -> bool:
     ticket = await _conversation(ctx)
     if ticket is None:
         return False
-    await _forward(ctx, ticket, ev.text.strip())
+    await _forward(ctx, ticket, ctx.words())
     return True
+
+
+def _captions_a_matter(ctx: HandlerContext) -> bool:
+    """A photo, video or file whose caption is a matter of its own (这个人偷了我家电动车):
+    read like a text message, not passed on as an attachment to whatever ticket is open."""
+    ev = ctx.event
+    return ev.msg_type in CAPTIONED and bool(ev.text.strip()) and ctx.classify().label != "other"
 
 
 # An officer's answer that asks the resident something: a question mark, 嗎/呢 at the end of a
@@ -312,6 +319,7 @@ async def _forward_attachment(ctx: HandlerContext) -> bool:
         return False
     ev = ctx.event
     what = ctx.text(f"attachment_{_attachment(ctx)}", label=ev.text.strip(), url=ev.media_url or "")
+    what = " ".join(what.split())  # a photo without a caption: no double space
     await _forward(ctx, ticket, what)
     return True
 

@@ -765,6 +765,38 @@ async def test_an_answer_from_a_group_to_a_private_reporter_is_confirmed_private
     assert any(f"#{code}" in m for m in h.to_user("wxid_wang")[before:])
 
 
+async def _captioned(
+    h: Harness, text: str, kind: str, url: str, *, group: str | None, sender: str
+) -> None:
+    body = h.bridge_body(text, group=group, sender=sender)
+    body["message"].update(type=kind, media_url=url)
+    assert (await h.post_bridge(body)).status_code == 200
+
+
+async def test_the_words_under_a_photo_or_video_are_read_like_a_message(h: Harness) -> None:
+    # Found by a newcomer: a captioned fire photo in a group got no answer, and a theft
+    # reported under a video privately reached the officer as "[视频] url" alone.
+    photo = "https://media.example/p/1.jpg"
+    await _captioned(h, "着火了!!快来人 就在村口", "image", photo, group=GROUP, sender="wxid_cap")
+    [fire] = await h.tickets()
+    assert fire.emergency
+    await h.sent()
+    assert any("119" in m["text"] for m in h.to_group(GROUP))  # the safety reply, at once
+    pages = [m for m in h.to_user("wxid_wang") if f"#{fire.code}" in m]
+    assert any("村口" in m and photo in m for m in pages)  # the words and the photo
+
+    await h.bind("wxid_thief", group=GROUP)
+    video = "https://media.example/v/2.mp4"
+    await _captioned(
+        h, "这个人偷了我家电动车 请帮忙查一下", "video", video, group=None, sender="wxid_thief"
+    )
+    theft = next(t for t in await h.tickets() if t.code != fire.code)
+    assert theft.category == "report" and not theft.emergency
+    await h.sent()
+    told = [m for m in h.to_user("wxid_wang") if f"#{theft.code}" in m]
+    assert any("电动车" in m and video in m for m in told)
+
+
 def _oa_xml(h: Harness, openid: str, msg_type: str, fields: str) -> str:
     ts = int(h.clock.now().timestamp())
     from tests.harness import ACCOUNT
