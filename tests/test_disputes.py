@@ -214,6 +214,13 @@ async def test_bad_input_gets_a_clear_answer_in_the_senders_script(h: Harness) -
     await h.say(f"轉介 #{ticket.code} 已引導當事人向法院起訴", group=None, sender="wxid_county")
     await h.sent()
     assert (await _case(h)).status == "referred"
+    # Mediation is over: the ticket closes and the resident hears where it went.
+    referred = next(t for t in await h.tickets() if t.code == ticket.code)
+    assert (referred.status, referred.next_check_at) == ("closed", None)
+    assert any(
+        ticket.code in m["text"] and "已轉介:已引導當事人向法院起訴" in m["text"]
+        for m in h.to_group(GROUP)
+    )
     # A dispute command on a matter that is not a dispute.
     await h.say("我家电动车被偷了", group=GROUP, sender="wxid_yang")
     await h.sent()
@@ -293,8 +300,16 @@ async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Ha
     await h.sent()
     case = await _case(h)
     assert (case.status, case.level_deadline, case.follow_up_at) == ("withdrawn", None, None)
-    assert "已撤回,不能再记录协议" in h.to_user("wxid_wang")[-1]
+    assert "#" + ticket.code + " 的纠纷已撤回,不能再记录协议" in h.to_user("wxid_wang")[-1]
+    # The ticket is over too (found open, its deadline running, by a newcomer), and the
+    # resident who asked for mediation hears it ended.
+    [after] = await h.tickets()
+    assert (after.status, after.next_check_at) == ("closed", None)
+    told = [m["text"] for m in h.to_group(GROUP) if ticket.code in m["text"]]
+    assert any("已撤回调解申请" in t and "私下和解" in t for t in told)
+    before = len(h.world.state.delivered())
     h.clock.advance(timedelta(days=8))
     await h.sweep()
     assert (await _case(h)).level == "village"  # nothing climbs
     assert "withdrawn" in await _actions(h)
+    assert (await h.sent())[before:] == []  # no reminder, no escalation of a closed matter

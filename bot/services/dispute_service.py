@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from bot.services.dispute_cases import (
     conflict_returned,
@@ -204,6 +205,7 @@ async def refer(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outcome
     text = _needs_text(ticket, "refer", text)
     cases.refer(out.session, case, now=out.now, by=actor.key, note_enc=_enc(out, text))
     add_event(out.session, out.runtime, ticket, "referred", now=out.now, actor=actor.key, note=text)
+    await _mediation_over(out, actor, ticket, text, "referred")
     return Outcome(case)
 
 
@@ -218,7 +220,27 @@ async def withdraw(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outc
         out.session, out.runtime, ticket, "dispute_withdrawn", now=out.now, actor=actor.key,
         note=text,
     )  # fmt: skip
+    await _mediation_over(out, actor, ticket, text, "withdrawn")
     return Outcome(case)
+
+
+async def _mediation_over(
+    out: Out, actor: Actor, ticket: Ticket, text: str, how: Literal["referred", "withdrawn"]
+) -> None:
+    """Mediation ended without an agreement: the ticket closes (no deadline left to run, out
+    of every 待辦) and its residents hear how it ended, in their script. Before, it stayed
+    open with its acknowledge deadline, and nobody told them."""
+    ticket.status, ticket.closed_at, ticket.next_check_at = "closed", out.now, None
+    ticket.acknowledged_at = ticket.acknowledged_at or out.now
+    ticket.resolution_enc = out.runtime.cipher.encrypt(text)
+    add_event(
+        out.session, out.runtime, ticket, "closed", now=out.now, actor=actor.key,
+        detail=f"dispute {how}", note=text,
+    )  # fmt: skip
+    out.to_reporters(
+        await reporters(out.session, ticket),
+        out.text(f"dispute_{how}_to_resident", ticket.script, code=ticket.code, text=text),
+    )
 
 
 async def follow_up(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outcome:
