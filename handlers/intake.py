@@ -26,7 +26,7 @@ from bot.services.tickets import (
 )
 from bot.texts import Script, detect_script
 from handlers.alert_links import answers_active_alert, link_to_active_alert
-from handlers.classify import FRAUD_PAID, SCAM_CHECK, Classification, normalise
+from handlers.classify import FRAUD_PAID, SCAM_CHECK, SCAM_NOW, Classification, normalise
 from handlers.context import HandlerContext
 from handlers.similarity import similarity
 from handlers.verification_support import is_verified, maybe_remind
@@ -117,6 +117,7 @@ _FIRST_NUMBER = {
     "emergency_reply": "110",
     "emergency_reply_fire": "119",
     "emergency_reply_medical": "120",
+    "emergency_reply_fraud": "110",  # and 96110, the anti-fraud line, in the same sentence
 }
 
 
@@ -131,8 +132,11 @@ _OWN_CRISIS = re.compile(
 _AGAIN = re.compile(r"又[^,.!?]{0,6}了|又一[辆个次回台只头家户]|再次|这次又")
 
 
-def _safety_reply_key(text: str) -> str:
-    """Fire first names 119, an injury or illness 120, everything else 110."""
+def _safety_reply_key(text: str, result: Classification | None = None) -> str:
+    """Fire first names 119, an injury or illness 120, money leaving a victim now says stop
+    the transfer (110, 96110), everything else 110."""
+    if result is not None and SCAM_NOW in result.matched:
+        return "emergency_reply_fraud"
     plain = normalise(text)
     if _FIRE.search(plain):
         return "emergency_reply_fire"
@@ -180,7 +184,7 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     if ticket is None:
         ticket = await _open(ctx, result, item, emergency=True)
     officer = await _officer(ctx, ticket)
-    reply_key = _safety_reply_key(item.text)
+    reply_key = _safety_reply_key(item.text, result)
     if not (merged and await _told_here_lately(ctx, ticket)):
         ctx.reply(
             ctx.text(reply_key, officer=officer.name if officer else "", code=ticket.code),

@@ -581,6 +581,19 @@ async def test_scam_questions_and_paid_victims_get_advice_at_once_unverified_too
     assert not [t for t in h.to_user("wxid_third") if "止付" in t]
 
 
+async def test_money_leaving_now_is_told_to_stop_and_a_should_i_pay_gets_the_warning(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: a transfer in progress got the generic "stay safe" reply, and
+    # "我现在转吗" no warning at all.
+    await h.say("他们让我把钱转到安全账户,我正在转账,是真的吗", group=None, sender="wxid_now")
+    await h.say("客服说要我先转3000保证金才能退款 我现在转吗", group=None, sender="wxid_ask")
+    await h.sent()
+    [stop] = [t for t in h.to_user("wxid_now") if "停止转账" in t]
+    assert "96110" in stop and "#" in stop  # a P1 ticket, its officer paged
+    assert any("防诈提醒" in t for t in h.to_user("wxid_ask"))
+
+
 # --- residents answering officers (handlers.resident) ---------------------------------------
 async def _private_ticket(h: Harness, text: str, answer: str) -> str:
     """A verified resident reports privately; 王警官 answers; returns the code."""
