@@ -103,6 +103,8 @@ async def _satisfaction(ctx: HandlerContext, satisfied: bool, code: str | None) 
     if code:
         query = query.where(Ticket.code == code)
     ticket = await ctx.session.scalar(query)
+    if ticket is None and code:
+        return await _not_to_rate(ctx, code)
     if ticket is None:
         return False  # a plain "满意" with nothing to rate is just chat
     ticket.awaiting_satisfaction = False
@@ -286,6 +288,24 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
     if answered and ctx.classify().label == "other":
         return answered[0]
     return None
+
+
+async def _not_to_rate(ctx: HandlerContext, code: str) -> bool:
+    """``不滿意 #CODE`` about a ticket of one's own that asks for no rating: still open, the
+    officer hears it (a follow-up); rated already, the resident is told. Before, nothing
+    answered it at all. Someone else's code stays an ordinary message."""
+    ticket = await ctx.session.scalar(
+        select(Ticket)
+        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+        .where(TicketReporter.member_id == ctx.member.id, Ticket.code == code)
+    )
+    if ticket is None:
+        return False
+    if ticket.status in OPEN_STATUSES:
+        await _forward(ctx, ticket, ctx.event.text.strip())
+    else:
+        ctx.reply(ctx.text("satisfaction_already", code=ticket.code))
+    return True
 
 
 # How long after reporting a photo or a location sent privately belongs with the report.

@@ -282,6 +282,29 @@ async def test_satisfied_is_recorded(h: Harness) -> None:
     assert (t.status, t.satisfaction, t.awaiting_satisfaction) == ("closed", "satisfied", False)
 
 
+async def test_a_rating_of_ones_own_ticket_that_asks_for_none_is_answered(h: Harness) -> None:
+    # Found by a newcomer: "不满意 #CODE" on an answered, still open ticket got no reply.
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"#{t.code} 已经报给镇政府了", group=None, sender="wxid_wang")
+    await h.sent()
+    await h.say(f"不满意 #{t.code}", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    assert any(f"#{t.code}" in m and "不满意" in m for m in h.to_user("wxid_wang"))
+    assert f"#{t.code}" in h.to_group(GROUP)[-1]["text"]  # told it reached the officer
+    await h.say(f"结案 #{t.code} 已安装", group=None, sender="wxid_wang")
+    await h.say(f"满意 #{t.code}", group=GROUP, sender="wxid_yang")
+    await h.say(f"满意 #{t.code}", group=GROUP, sender="wxid_yang")  # again
+    await h.sent()
+    assert "已经评价过了" in h.to_group(GROUP)[-1]["text"]
+    # Somebody else's code is still an ordinary message: nothing answered.
+    before = len(h.to_group(GROUP))
+    await h.say(f"不满意 #{t.code}", group=GROUP, sender="wxid_other")
+    await h.sent()
+    assert len(h.to_group(GROUP)) == before
+
+
 async def test_query_shows_status_only_to_reporters(h: Harness) -> None:
     await h.bind("wxid_yang", group=GROUP)
     await h.bind("wxid_other", group=GROUP)
