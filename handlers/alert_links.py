@@ -9,6 +9,8 @@ from bot.services.tickets import Out, clip
 from broadcasts.alerts import (
     active_alert_for_group,
 )
+from handlers.classify import normalise
+from handlers.classify.rules import DANGER_NOW
 from handlers.context import HandlerContext
 from handlers.similarity import similarity
 from models.bulletins import Alert
@@ -26,6 +28,10 @@ _CHATTER_MAX = 10
 
 # Share of character bigrams with the alert's text above which a message is about the alert.
 SAME_MATTER = 0.2
+_PERSON = r"(?:小孩|孩子|男孩|女孩|小朋友|儿童|老人|老太|老头|大爷|大妈|男的|女的|男子|女子|人)"
+# A notice that seeks a person, and a message that says one was seen.
+_SEEKS_SOMEONE = re.compile(rf"寻找|找人|走失|失踪|走丢|不见|寻人|{_PERSON}")
+_SIGHTING = re.compile(rf"(?:看到|看见|见到|见过|碰到|遇到|发现)(?:了|过)?.{{0,8}}{_PERSON}")
 
 
 async def answers_active_alert(ctx: HandlerContext) -> bool:
@@ -36,7 +42,20 @@ async def answers_active_alert(ctx: HandlerContext) -> bool:
     if alert is None:
         return False
     alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
-    return similarity(alert_text, ctx.event.text) >= SAME_MATTER
+    if similarity(alert_text, ctx.event.text) >= SAME_MATTER:
+        return True
+    return sights_the_sought(ctx, alert_text, ctx.event.text)
+
+
+def sights_the_sought(ctx: HandlerContext, alert_text: str, text: str) -> bool:
+    """ "刚才在桥头好像看到一个小孩,穿红衣服": somebody seen while the notice seeks somebody,
+    in other words than the notice's. Danger named plainly (掉河里了, 救命) is no clue: it
+    stays an emergency, with its safety reply."""
+    return (
+        _SEEKS_SOMEONE.search(normalise(alert_text)) is not None
+        and _SIGHTING.search(normalise(text)) is not None
+        and DANGER_NOW not in ctx.classify().matched
+    )
 
 
 async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:

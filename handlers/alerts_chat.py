@@ -34,7 +34,7 @@ from broadcasts.alerts import (
     send_alert,
 )
 from broadcasts.bulletins import Problem
-from handlers.alert_links import SAME_MATTER, tell_officer_of_clue
+from handlers.alert_links import SAME_MATTER, sights_the_sought, tell_officer_of_clue
 from handlers.classify import CHATTER
 from handlers.commands import clean
 from handlers.context import HandlerContext
@@ -193,7 +193,7 @@ def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
     alert, over-capturing is the safe side.
     """
     result = ctx.classify()
-    if similarity(alert_text, text) >= SAME_MATTER:
+    if similarity(alert_text, text) >= SAME_MATTER or sights_the_sought(ctx, alert_text, text):
         return True
     if result.label != "other":
         return False

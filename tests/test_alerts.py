@@ -225,3 +225,24 @@ async def test_a_sighting_for_the_alert_is_a_clue_not_a_new_emergency(b: Bench) 
         for m in await b.h.sent()
         if m["group_id"] == QZ and "走失儿童" not in m["text"]
     )
+
+
+async def test_a_sighting_in_other_words_is_a_clue_and_plain_danger_still_an_emergency(
+    b: Bench,
+) -> None:
+    # Found by a newcomer: a sighting sharing no words with the notice got the 110 reply.
+    out = await b.post(
+        "/api/v1/alerts",
+        {"scope": {"stations": ["qiaozhen"]}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
+        status=201,
+    )
+    await b.h.sent()
+    await b.h.say("剛才在橋頭好像看到一個小孩,穿紅衣服,一個人", group=QZ, sender="wxid_c")
+    [clue] = await b.h.tickets()
+    assert clue.alert_id == out["id"] and clue.category == "help"
+    to_c = [m["text"] for m in await b.h.sent() if m["mentions"] == ["wxid_c"]]
+    assert not any("110" in t for t in to_c), to_c  # no safety reply: a clue
+    # Danger named plainly is an emergency whatever the notice: the 110 (or 120) reply.
+    await b.h.say("救命 看到一个小孩掉河里了", group=QZ, sender="wxid_d")
+    assert any(t.emergency for t in await b.h.tickets())
+    assert any(m["mentions"] == ["wxid_d"] for m in await b.h.sent())
