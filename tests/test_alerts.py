@@ -4,6 +4,7 @@ chat command, residents' 收到 and clues (tickets linked to the alert), correct
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -94,12 +95,7 @@ async def test_chat_command_is_for_leaders_only(b: Bench) -> None:
 
 
 async def test_residents_acknowledge_and_clues_become_linked_tickets(b: Bench) -> None:
-    out = await b.post(
-        "/api/v1/alerts",
-        {"scope": {"stations": ["qiaozhen"]}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
-        status=201,
-    )
-    await b.h.sent()
+    out = await _lost_child_alert(b)
     await b.h.say("收到", group=QZ, sender="wxid_a")
     await b.h.say("收到!", group=QZ, sender="wxid_a")  # once per resident
     await b.h.say("已收到", group="grp-qiaozhen-02", sender="wxid_b")
@@ -210,13 +206,19 @@ async def test_ordinary_matters_during_an_alert_still_go_through_intake(b: Bench
     ]
 
 
-async def test_a_sighting_for_the_alert_is_a_clue_not_a_new_emergency(b: Bench) -> None:
+async def _lost_child_alert(b: Bench) -> dict[str, Any]:
+    """The lost-child notice to 橋鎮's groups, delivered."""
     out = await b.post(
         "/api/v1/alerts",
         {"scope": {"stations": ["qiaozhen"]}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
         status=201,
     )
     await b.h.sent()
+    return out
+
+
+async def test_a_sighting_for_the_alert_is_a_clue_not_a_new_emergency(b: Bench) -> None:
+    out = await _lost_child_alert(b)
     await b.h.say("我在桥头看到一个穿红色外套的男孩在哭,好像走失了", group=QZ, sender="wxid_c")
     [ticket] = await b.h.tickets()
     assert ticket.alert_id == out["id"] and ticket.category == "help"
@@ -231,12 +233,7 @@ async def test_a_sighting_in_other_words_is_a_clue_and_plain_danger_still_an_eme
     b: Bench,
 ) -> None:
     # Found by a newcomer: a sighting sharing no words with the notice got the 110 reply.
-    out = await b.post(
-        "/api/v1/alerts",
-        {"scope": {"stations": ["qiaozhen"]}, "text": "寻找走失儿童:男孩,6岁,穿红色外套。"},
-        status=201,
-    )
-    await b.h.sent()
+    out = await _lost_child_alert(b)
     await b.h.say("剛才在橋頭好像看到一個小孩,穿紅衣服,一個人", group=QZ, sender="wxid_c")
     [clue] = await b.h.tickets()
     assert clue.alert_id == out["id"] and clue.category == "help"

@@ -177,18 +177,28 @@ def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "nothing loaded" in capsys.readouterr().err
 
 
+def _cli_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, name: str = "d.yaml"
+) -> tuple[int, str, str]:
+    """``lianxin directory load`` of ``content`` on a SQLite database in ``tmp_path``
+    (migrated on first use): the exit code, stdout and stderr of the load."""
+    config = tmp_path / "config.yaml"
+    if not config.exists():
+        config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
+        assert main(["--config", str(config), "db", "upgrade"]) == 0
+    path = tmp_path / name
+    path.write_text(content, "utf-8")
+    capsys.readouterr()
+    code = main(["--config", str(config), "directory", "load", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.mark.parametrize("content", ["", "# the county's directory, to be filled in\n", "[]\n"])
 def test_an_empty_file_loads_nothing_and_a_list_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
 ) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
-    path = tmp_path / "d.yaml"
-    path.write_text(content, "utf-8")
-    assert main(["--config", str(config), "db", "upgrade"]) == 0
-    capsys.readouterr()
-    code = main(["--config", str(config), "directory", "load", str(path)])
-    out, err = capsys.readouterr()
+    code, out, err = _cli_load(tmp_path, capsys, content)
     if content.startswith("["):  # a file that is not a mapping at all is still an error
         assert code == 1 and "top level must be a mapping" in err
     else:  # every section is optional: an empty file is a directory with nothing in it
@@ -198,21 +208,15 @@ def test_an_empty_file_loads_nothing_and_a_list_is_refused(
 def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leader(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
-    path = tmp_path / "d.yaml"
-    path.write_text(
+    code, out, err = _cli_load(
+        tmp_path,
+        capsys,
         "stations:\n  - {id: s1, name: 一所}\n  - {id: s2, name: 二所, parent: s1}\n"
         "officers:\n  - {id: o1, name: 甲, station: s1}\n"
         "  - {id: l2, name: 乙, station: s2, wechat_id: wx_l2, role: leader}\n"
         "groups:\n  - {id: g1, name: 一群, station: s1}\n  - {id: g2, name: 二群, station: s2}\n",
-        "utf-8",
     )
-    assert main(["--config", str(config), "db", "upgrade"]) == 0
-    capsys.readouterr()
-    assert main(["--config", str(config), "directory", "load", str(path)]) == 0
-    out, err = capsys.readouterr()
-    assert "directory loaded" in out  # warnings do not stop the load
+    assert code == 0 and "directory loaded" in out  # warnings do not stop the load
     warnings = [line for line in err.splitlines() if line.startswith("lianxin: warning:")]
     assert len(warnings) == 3
     assert "officer o1 has no wechat_id" in warnings[0]
@@ -224,41 +228,30 @@ def test_cli_load_warns_of_officers_it_cannot_reach_and_stations_without_a_leade
 def test_a_county_centre_staffed_by_its_roster_is_not_warned_of(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
-    path = tmp_path / "d.yaml"
     # Nobody belongs to the county, but its roster puts a station's leader on duty there.
-    path.write_text(
+    code, _, err = _cli_load(
+        tmp_path,
+        capsys,
         "stations:\n  - {id: county, name: 縣局}\n  - {id: s1, name: 一所, parent: county}\n"
         "officers:\n  - {id: l1, name: 甲, station: s1, wechat_id: wx_l1, role: leader}\n"
         "roster:\n  - {station: county, officer: l1, days: [mon], from: '00:00', to: '24:00'}\n",
-        "utf-8",
     )
-    assert main(["--config", str(config), "db", "upgrade"]) == 0
-    capsys.readouterr()
-    assert main(["--config", str(config), "directory", "load", str(path)]) == 0
-    assert "county centre" not in capsys.readouterr().err
+    assert code == 0 and "county centre" not in err
 
 
 def test_a_second_station_without_a_parent_is_refused_and_nothing_applied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")
-    first = tmp_path / "d.yaml"
-    first.write_text("stations:\n  - {id: county, name: 縣局}\n", "utf-8")
-    assert main(["--config", str(config), "db", "upgrade"]) == 0
-    assert main(["--config", str(config), "directory", "load", str(first)]) == 0
-    capsys.readouterr()
+    assert _cli_load(tmp_path, capsys, "stations:\n  - {id: county, name: 縣局}\n")[0] == 0
     # The forgotten parent: an id that sorts before the county would have taken its desk.
-    second = tmp_path / "e.yaml"
-    second.write_text(
-        "stations:\n  - {id: a-town, name: 甲鎮}\n"
-        "groups:\n  - {id: g1, name: 一群, station: a-town}\n",
-        "utf-8",
+    code, _, err = _cli_load(
+        tmp_path,
+        capsys,
+        "stations:\n  - {id: a-town, name: 甲鎮}\ngroups:\n  - {id: g1, name: 一群, station: a-town}\n",
+        name="e.yaml",
     )
-    assert main(["--config", str(config), "directory", "load", str(second)]) == 1
-    err = capsys.readouterr().err
+    second = tmp_path / "e.yaml"
+    assert code == 1
     assert f"{second} line 2: station a-town: has no parent, and neither has county" in err
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
 
