@@ -35,7 +35,7 @@ from broadcasts.outbox import (
     scrub_payload,
 )
 from handlers.context import Handler, HandlerContext
-from handlers.resident import answered_lately_among
+from handlers.resident import answered_lately_among, reported_emergency_lately_among
 from handlers.verification_support import BOUND_AMONG, know_bindings
 from models.base import core
 from models.journal import InboundEvent
@@ -206,6 +206,9 @@ class Batch:
     # batch read it; each until an event of theirs or any officer's is handled: their own
     # messages and officers' answers change it.
     answered_lately: dict[int, bool] = field(default_factory=dict)
+    # Group senders' member id → whether they reported an emergency still open, raised within
+    # the merge window; each until an event of theirs is handled (it may raise one).
+    reported_emergency: dict[int, bool] = field(default_factory=dict)
     # WeChat senders with messages WeChat refused while their window was closed (None: not
     # read). Only the sender marks a message refused, in a transaction of its own.
     refused: set[str] | None = None
@@ -215,10 +218,16 @@ class Batch:
         read for the batch; None when the batch does not know (any more)."""
         return self.answered_lately.get(member_id)
 
+    def knows_reported_emergency(self, member_id: int) -> bool | None:
+        """Whether ``member_id`` reported an emergency still open within the merge window, as
+        read for the batch; None when the batch does not know (any more)."""
+        return self.reported_emergency.get(member_id)
+
     def handled(self, member_id: int, *, officer: bool) -> None:
         """After an event of ``member_id`` (an officer's when ``officer``): what the batch
         read that the event may have changed is asked again for later events."""
         self.bindings.pop(member_id, None)  # their own commands may have changed it
+        self.reported_emergency.pop(member_id, None)
         if officer:
             self.answered_lately.clear()
         else:
@@ -395,6 +404,17 @@ class Dispatcher:
             )
             answered = await answered_lately_among(session, private, now)
             batch.answered_lately = {member_id: member_id in answered for member_id in private}
+            in_groups = sorted(
+                {
+                    batch.members[key].id
+                    for key, (_, ev) in first.items()
+                    if ev.kind == "message" and ev.group_id is not None
+                }
+            )
+            alarmed = await reported_emergency_lately_among(
+                session, in_groups, now, rt.settings.intake.merge_window_s
+            )
+            batch.reported_emergency = {m: m in alarmed for m in in_groups}
             batch.refused = await refused_among(
                 session,
                 {sender for channel, sender in first if channel == "wechat"},
@@ -483,6 +503,7 @@ class Dispatcher:
             officer=officer,
             now=now,
             answered_lately=batch.knows_answered_lately(member.id),
+            reported_emergency_lately=batch.knows_reported_emergency(member.id),
             _classification=classification,
         )
         limit = None

@@ -63,6 +63,9 @@ class HandlerContext:
     # Whether the sender has an open ticket an officer answered within the follow-up window,
     # when the batch already knows (read for all its senders at once); None: ask.
     answered_lately: bool | None = None
+    # Whether the group sender reported an emergency that is still open within the merge
+    # window, when the batch already knows (read for its group senders at once); None: ask.
+    reported_emergency_lately: bool | None = None
     _classification: Any = None
 
     def classify(self) -> Any:

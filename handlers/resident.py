@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
@@ -23,6 +24,7 @@ from bot.services.tickets import (
     open_reported_by,
     resident_label,
 )
+from handlers.classify import CHATTER
 from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
 from models.base import core
@@ -200,6 +202,13 @@ async def resident_followups(ctx: HandlerContext) -> bool:
             return True
         await _forward(ctx, ticket, command.text)
         return True
+    if not ev.is_private and command is None and _an_update(ctx):
+        emergency = await _own_emergency_here(ctx)
+        if emergency is not None:
+            # "孩子找到了!!谢谢大家" from the resident who raised the alarm: the officer on
+            # the way needs it, and nothing else would tell them (it is no matter of its own).
+            await _forward(ctx, emergency, ctx.words())
+            return True
     if not ev.is_private or command is not None:
         return False  # 滿意, 查詢 and the like are commands, not replies
     ticket = await _conversation(ctx)
@@ -207,6 +216,71 @@ async def resident_followups(ctx: HandlerContext) -> bool:
         return False
     await _forward(ctx, ticket, ctx.words())
     return True
+
+
+def _an_update(ctx: HandlerContext) -> bool:
+    """Words that open nothing of their own (label ``other``) and say more than a bare
+    哈哈/谢谢/好的: in a group, what a reporter adds about their alarm."""
+    result = ctx.classify()
+    if result.label != "other" or result.emergency:
+        return False
+    return not (CHATTER in result.matched and len(_CJK.findall(ctx.event.text)) <= 4)
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
+    """The sender's open emergency in this group, raised within the merge window."""
+    if ctx.reported_emergency_lately is False:
+        return None  # the batch read it for every group sender at once: none
+    window = timedelta(seconds=ctx.runtime.settings.intake.merge_window_s)
+    return await ctx.session.scalar(
+        open_reported_by(ctx.member.id)
+        .where(
+            Ticket.emergency.is_(True),
+            Ticket.group_id == ctx.event.group_id,
+            Ticket.created_at >= ctx.now - window,
+        )
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(1)
+    )
+
+
+# Which of :member_ids reported an emergency still open, raised since :since (the merge
+# window): for a batch's group senders at once (bot/dispatcher.py, ``Batch``).
+_REPORTED_EMERGENCY_AMONG = (
+    select(TicketReporter.member_id)
+    .join(Ticket, Ticket.id == TicketReporter.ticket_id)
+    .where(
+        TicketReporter.member_id.in_(bindparam("member_ids", expanding=True)),
+        Ticket.status.in_(OPEN_STATUSES),
+        Ticket.emergency.is_(True),
+        Ticket.created_at >= bindparam("since"),
+    )
+    .distinct()
+)
+
+
+async def reported_emergency_lately_among(
+    session: AsyncSession, member_ids: Sequence[int], now: datetime, window_s: float
+) -> set[int]:
+    """Of ``member_ids``, those who reported an emergency still open within the window."""
+    since = now - timedelta(seconds=window_s)
+    return await _members_among(session, _REPORTED_EMERGENCY_AMONG, member_ids, since)
+
+
+async def _members_among(
+    session: AsyncSession, query: Any, member_ids: Sequence[int], since: datetime
+) -> set[int]:
+    """The member ids ``query`` (bound to ``member_ids`` and ``since``) finds."""
+    if not member_ids:
+        return set()
+    # Flushed first: a ticket or an answer handled earlier in the transaction counts.
+    rows = await (await core(session, flush=(Ticket, TicketReporter))).execute(
+        query, {"member_ids": sorted(member_ids), "since": since}
+    )
+    return {member_id for member_id in rows.scalars() if member_id is not None}
 
 
 def _captions_a_matter(ctx: HandlerContext) -> bool:
@@ -246,14 +320,7 @@ async def answered_lately_among(
 ) -> set[int]:
     """Of ``member_ids``, those with an open ticket an officer answered within the follow-up
     window: the residents whose private messages may answer an officer."""
-    if not member_ids:
-        return set()
-    # Flushed first: an officer's answer handled earlier in the transaction counts.
-    rows = await (await core(session, flush=(Ticket, TicketReporter))).execute(
-        _ANSWERED_LATELY_AMONG,
-        {"member_ids": sorted(member_ids), "since": now - FOLLOW_UP_WINDOW},
-    )
-    return {member_id for member_id in rows.scalars() if member_id is not None}
+    return await _members_among(session, _ANSWERED_LATELY_AMONG, member_ids, now - FOLLOW_UP_WINDOW)
 
 
 async def _conversation(ctx: HandlerContext) -> Ticket | None:

@@ -247,3 +247,20 @@ async def test_two_answers_of_a_resident_in_one_batch_both_reach_the_officer(
     assert sum("23路" in t for t in forwarded) == 1
     assert sum("下午三点" in t for t in forwarded) == 1
     assert len(await h.tickets()) == 1
+
+
+async def test_an_alarm_and_its_reporters_update_in_one_batch_reach_the_officer(
+    h: Harness,
+) -> None:
+    # The batch reads at once which group senders raised an emergency lately (none: it is in
+    # the batch itself); the alarm's event makes it ask again for the update.
+    client = plain_client(h)
+    await post(client, h, "我家孩子不见了 快来人帮忙找", group=GROUP, sender="wxid_mum")
+    await post(client, h, "孩子找到了!!在奶奶家 谢谢大家", group=GROUP, sender="wxid_mum")
+    await post(client, h, "哈哈", group=GROUP, sender="wxid_mum")
+    await client.aclose()
+    await h.pipeline.drain()
+    await h.sent()
+    [ticket] = await h.tickets()
+    assert ticket.emergency
+    assert (await h.timeline(ticket)).count("followup") == 1  # the update, not the 哈哈

@@ -454,6 +454,26 @@ async def test_other_residents_emergencies_sharing_only_a_cry_are_their_own_p1s(
     assert len(await h.tickets()) == 5
 
 
+async def test_the_reporters_update_on_their_alarm_reaches_the_officer(h: Harness) -> None:
+    # Found by a newcomer: "孩子找到了!!谢谢大家" from the mother who raised the alarm reached
+    # nobody; the officer would still be searching.
+    await h.say("我家孩子不见了 快来人帮忙找", group=GROUP, sender="wxid_mum")
+    [ticket] = await h.tickets()
+    await h.sent()
+    await h.say("孩子找到了!!在奶奶家 谢谢大家", group=GROUP, sender="wxid_mum")
+    await h.say("孩子找到了吗", group=GROUP, sender="wxid_neighbour")  # not the reporter
+    await h.sent()
+    told = [m for m in h.to_user("wxid_wang") if f"#{ticket.code}" in m and "奶奶家" in m]
+    assert len(told) == 1
+    assert not [m for m in h.to_user("wxid_wang") if "孩子找到了吗" in m]
+    assert len(await h.tickets()) == 1
+    # After the merge window it is an ordinary message again.
+    h.clock.advance(timedelta(minutes=31))
+    await h.say("孩子又跑出去玩了 哈哈 没事", group=GROUP, sender="wxid_mum")
+    await h.sent()
+    assert not [m for m in h.to_user("wxid_wang") if "又跑出去" in m]
+
+
 async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
     await h.bind("wxid_sun", group=GROUP)
     await h.say("建议在村口路口装个红绿灯,车太快了", group=GROUP, sender="wxid_sun")
