@@ -247,21 +247,6 @@ async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
     )
 
 
-# Which of :member_ids reported an emergency still open, raised since :since (the merge
-# window): for a batch's group senders at once (bot/dispatcher.py, ``Batch``).
-_REPORTED_EMERGENCY_AMONG = (
-    select(TicketReporter.member_id)
-    .join(Ticket, Ticket.id == TicketReporter.ticket_id)
-    .where(
-        TicketReporter.member_id.in_(bindparam("member_ids", expanding=True)),
-        Ticket.status.in_(OPEN_STATUSES),
-        Ticket.emergency.is_(True),
-        Ticket.created_at >= bindparam("since"),
-    )
-    .distinct()
-)
-
-
 async def reported_emergency_lately_among(
     session: AsyncSession, member_ids: Sequence[int], now: datetime, window_s: float
 ) -> set[int]:
@@ -301,17 +286,28 @@ _ASKS = re.compile(
 _NEW_MATTER = re.compile(r"^\s*(?:另外|還有一件事|还有一件事|還有個事|还有个事|順便|顺便|再反映)")
 
 
+def _reporters_among(*conditions: Any) -> Any:
+    """Which of :member_ids report an open ticket meeting ``conditions`` (one query for a
+    batch's senders at once)."""
+    return (
+        select(TicketReporter.member_id)
+        .join(Ticket, Ticket.id == TicketReporter.ticket_id)
+        .where(
+            TicketReporter.member_id.in_(bindparam("member_ids", expanding=True)),
+            Ticket.status.in_(OPEN_STATUSES),
+            *conditions,
+        )
+        .distinct()
+    )
+
+
 # Which of :member_ids have an open ticket an officer answered since :since (the window):
 # for a batch's private senders at once (bot/dispatcher.py, ``Batch``), or for one.
-_ANSWERED_LATELY_AMONG = (
-    select(TicketReporter.member_id)
-    .join(Ticket, Ticket.id == TicketReporter.ticket_id)
-    .where(
-        TicketReporter.member_id.in_(bindparam("member_ids", expanding=True)),
-        Ticket.status.in_(OPEN_STATUSES),
-        Ticket.answered_at >= bindparam("since"),
-    )
-    .distinct()
+_ANSWERED_LATELY_AMONG = _reporters_among(Ticket.answered_at >= bindparam("since"))
+# Which of :member_ids reported an emergency still open, raised since :since (the merge
+# window): for a batch's group senders at once (bot/dispatcher.py, ``Batch``).
+_REPORTED_EMERGENCY_AMONG = _reporters_among(
+    Ticket.emergency.is_(True), Ticket.created_at >= bindparam("since")
 )
 
 
