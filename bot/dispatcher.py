@@ -35,7 +35,7 @@ from broadcasts.outbox import (
     scrub_payload,
 )
 from handlers.context import Handler, HandlerContext
-from handlers.resident import answered_lately_among, reported_emergency_lately_among
+from handlers.resident import lately_among
 from handlers.verification_support import BOUND_AMONG, know_bindings
 from models.base import core
 from models.journal import InboundEvent
@@ -402,8 +402,6 @@ class Dispatcher:
                     if ev.kind == "message" and ev.group_id is None
                 }
             )
-            answered = await answered_lately_among(session, private, now)
-            batch.answered_lately = {member_id: member_id in answered for member_id in private}
             in_groups = sorted(
                 {
                     batch.members[key].id
@@ -411,9 +409,10 @@ class Dispatcher:
                     if ev.kind == "message" and ev.group_id is not None
                 }
             )
-            alarmed = await reported_emergency_lately_among(
-                session, in_groups, now, rt.settings.intake.merge_window_s
+            answered, alarmed = await lately_among(
+                session, sorted({*private, *in_groups}), now, rt.settings.intake.merge_window_s
             )
+            batch.answered_lately = {member_id: member_id in answered for member_id in private}
             batch.reported_emergency = {m: m in alarmed for m in in_groups}
             batch.refused = await refused_among(
                 session,

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.deadlines import next_check
@@ -247,27 +246,6 @@ async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
     )
 
 
-async def reported_emergency_lately_among(
-    session: AsyncSession, member_ids: Sequence[int], now: datetime, window_s: float
-) -> set[int]:
-    """Of ``member_ids``, those who reported an emergency still open within the window."""
-    since = now - timedelta(seconds=window_s)
-    return await _members_among(session, _REPORTED_EMERGENCY_AMONG, member_ids, since)
-
-
-async def _members_among(
-    session: AsyncSession, query: Any, member_ids: Sequence[int], since: datetime
-) -> set[int]:
-    """The member ids ``query`` (bound to ``member_ids`` and ``since``) finds."""
-    if not member_ids:
-        return set()
-    # Flushed first: a ticket or an answer handled earlier in the transaction counts.
-    rows = await (await core(session, flush=(Ticket, TicketReporter))).execute(
-        query, {"member_ids": sorted(member_ids), "since": since}
-    )
-    return {member_id for member_id in rows.scalars() if member_id is not None}
-
-
 def _captions_a_matter(ctx: HandlerContext) -> bool:
     """A photo, video or file whose caption is a matter of its own (这个人偷了我家电动车):
     read like a text message, not passed on as an attachment to whatever ticket is open."""
@@ -286,37 +264,54 @@ _ASKS = re.compile(
 _NEW_MATTER = re.compile(r"^\s*(?:另外|還有一件事|还有一件事|還有個事|还有个事|順便|顺便|再反映)")
 
 
-def _reporters_among(*conditions: Any) -> Any:
-    """Which of :member_ids report an open ticket meeting ``conditions`` (one query for a
-    batch's senders at once)."""
-    return (
-        select(TicketReporter.member_id)
-        .join(Ticket, Ticket.id == TicketReporter.ticket_id)
-        .where(
-            TicketReporter.member_id.in_(bindparam("member_ids", expanding=True)),
-            Ticket.status.in_(OPEN_STATUSES),
-            *conditions,
-        )
-        .distinct()
+# What a batch reads at once of its senders' open tickets (bot/dispatcher.py, ``Batch``): who
+# has one an officer answered since :answered_since (the follow-up window: their private
+# messages may answer the officer), and who raised an emergency since :alarm_since (the merge
+# window: what they add in its group is an update for its officer).
+_LATELY_AMONG = (
+    select(
+        TicketReporter.member_id,
+        (Ticket.answered_at >= bindparam("answered_since")).label("answered"),
+        and_(Ticket.emergency.is_(True), Ticket.created_at >= bindparam("alarm_since")).label(
+            "alarmed"
+        ),
     )
-
-
-# Which of :member_ids have an open ticket an officer answered since :since (the window):
-# for a batch's private senders at once (bot/dispatcher.py, ``Batch``), or for one.
-_ANSWERED_LATELY_AMONG = _reporters_among(Ticket.answered_at >= bindparam("since"))
-# Which of :member_ids reported an emergency still open, raised since :since (the merge
-# window): for a batch's group senders at once (bot/dispatcher.py, ``Batch``).
-_REPORTED_EMERGENCY_AMONG = _reporters_among(
-    Ticket.emergency.is_(True), Ticket.created_at >= bindparam("since")
+    .join(Ticket, Ticket.id == TicketReporter.ticket_id)
+    .where(
+        TicketReporter.member_id.in_(bindparam("member_ids", expanding=True)),
+        Ticket.status.in_(OPEN_STATUSES),
+        or_(
+            Ticket.answered_at >= bindparam("answered_since"),
+            and_(Ticket.emergency.is_(True), Ticket.created_at >= bindparam("alarm_since")),
+        ),
+    )
 )
 
 
-async def answered_lately_among(
-    session: AsyncSession, member_ids: Sequence[int], now: datetime
-) -> set[int]:
-    """Of ``member_ids``, those with an open ticket an officer answered within the follow-up
-    window: the residents whose private messages may answer an officer."""
-    return await _members_among(session, _ANSWERED_LATELY_AMONG, member_ids, now - FOLLOW_UP_WINDOW)
+async def lately_among(
+    session: AsyncSession, member_ids: Sequence[int], now: datetime, merge_window_s: float
+) -> tuple[set[int], set[int]]:
+    """Of ``member_ids``: those with an open ticket an officer answered within the follow-up
+    window, and those who raised an emergency still open within the merge window."""
+    if not member_ids:
+        return set(), set()
+    # Flushed first: a ticket or an answer handled earlier in the transaction counts.
+    rows = await (await core(session, flush=(Ticket, TicketReporter))).execute(
+        _LATELY_AMONG,
+        {
+            "member_ids": sorted(member_ids),
+            "answered_since": now - FOLLOW_UP_WINDOW,
+            "alarm_since": now - timedelta(seconds=merge_window_s),
+        },
+    )
+    answered: set[int] = set()
+    alarmed: set[int] = set()
+    for member_id, was_answered, was_alarmed in rows:
+        if member_id is not None and was_answered:
+            answered.add(member_id)
+        if member_id is not None and was_alarmed:
+            alarmed.add(member_id)
+    return answered, alarmed
 
 
 async def _conversation(ctx: HandlerContext) -> Ticket | None:
@@ -333,7 +328,9 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
     # ORM loads any ticket (it cost 15% of processing when it loaded them for all).
     answered_lately = ctx.answered_lately
     if answered_lately is None:
-        answered_lately = bool(await answered_lately_among(ctx.session, [ctx.member.id], ctx.now))
+        window = ctx.runtime.settings.intake.merge_window_s
+        who, _ = await lately_among(ctx.session, [ctx.member.id], ctx.now, window)
+        answered_lately = bool(who)
     if not answered_lately:
         return None
     answered = (
