@@ -212,6 +212,9 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "我被綁架了",
         "車禍 人不動了",
         "我兒子走丟了",
+        # A hazard word does not veto what is happening already.
+        "燃气管道漏了 有很大隐患 快来看看",
+        "楼下电动车冒烟了 有隐患 快来",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:

@@ -77,6 +77,8 @@ _DANGER = re.compile(
 # alone read an emergency into it; plain danger words still win. (Firecrackers are not here:
 # at a petrol station they are an emergency in the corpus.)
 _HAZARD = re.compile(r"隐患|会不会着火|容易着火|防火")
+# ...unless something is happening already or somebody asks to come (燃气管道漏了 有隐患 快来).
+_HAZARD_NOW = re.compile(r"漏|泄|冒烟|起火|着火了|烧起来|爆|晕|困|伤")
 # A danger told as over, elsewhere in time, hearsay, fiction, a joke or a what-if.
 _CALM = re.compile(
     r"昨天|昨晚|前天|上周|上个?月|去年|以前|之前|那次|当时|差点|幸好|还好|好在|虚惊一场"
@@ -193,7 +195,7 @@ def apply(norm: str) -> Verdict:
         return Verdict(label="report", concepts=(FRAUD_PAID,))
     if _danger_now(mask_hyperbole(norm)):
         return Verdict(emergency=True, concepts=(DANGER_NOW,))
-    if _HAZARD.search(norm):
+    if _HAZARD.search(norm) and not (_URGENT.search(norm) or _HAZARD_NOW.search(norm)):
         return Verdict(emergency=False, concepts=(HAZARD,))
     concepts = []
     if _CHATTER.search(norm) and len(norm) <= 12:
