@@ -9,7 +9,7 @@ from bot.services.tickets import Out, clip
 from broadcasts.alerts import (
     active_alert_for_group,
 )
-from handlers.classify import normalise
+from handlers.classify import CHATTER, Classification, normalise
 from handlers.classify.rules import DANGER_NOW
 from handlers.context import HandlerContext
 from handlers.similarity import similarity
@@ -17,12 +17,6 @@ from models.bulletins import Alert
 from models.directory import Officer
 from models.tickets import Ticket
 
-_SEND = re.compile(r"^(?:緊急通報|紧急通报)(?:\s+(?P<scope>\S+))?(?:\s+(?P<text>.+))?$", re.S)
-_RECALL = re.compile(r"^(?:撤回通報|撤回通报)\s*#?(?P<id>\d+)(?:\s+(?P<reason>.+))?$", re.S)
-_CORRECT = re.compile(r"^(?:更正通報|更正通报)\s*#?(?P<id>\d+)\s+(?P<text>.+)$", re.S)
-_WHOLE_COUNTY = {"全縣", "全县"}
-# 收到, 已收到, 收到了, 收到!, 好的收到, 收到收到 … and nothing else.
-_ACK = re.compile(r"^(?:好的)?(?:已)?(?:收到)+(?:了|啦|啊)?$")
 _PUNCT = re.compile(r"[\s\W_]+")
 _CHATTER_MAX = 10
 
@@ -45,6 +39,14 @@ async def answers_active_alert(ctx: HandlerContext) -> bool:
     if similarity(alert_text, ctx.event.text) >= SAME_MATTER:
         return True
     return sights_the_sought(ctx, alert_text, ctx.event.text)
+
+
+def more_than_chatter(result: Classification, text: str) -> bool:
+    """Of words that open no matter of their own, whether they say something a person should
+    hear (a clue, a reporter's update): at least four characters, and not thanks or a greeting
+    of up to ten ("那是我孫子!我馬上去廣場,謝謝" is; "谢谢大家" is not)."""
+    size = len(_PUNCT.sub("", text))
+    return size >= 4 and not (CHATTER in result.matched and size <= _CHATTER_MAX)
 
 
 def sights_the_sought(ctx: HandlerContext, alert_text: str, text: str) -> bool:

@@ -34,8 +34,12 @@ from broadcasts.alerts import (
     send_alert,
 )
 from broadcasts.bulletins import Problem
-from handlers.alert_links import SAME_MATTER, sights_the_sought, tell_officer_of_clue
-from handlers.classify import CHATTER
+from handlers.alert_links import (
+    SAME_MATTER,
+    more_than_chatter,
+    sights_the_sought,
+    tell_officer_of_clue,
+)
 from handlers.commands import clean
 from handlers.context import HandlerContext
 from handlers.intake import Item, submit
@@ -50,7 +54,6 @@ _WHOLE_COUNTY = {"全縣", "全县"}
 # 收到, 已收到, 收到了, 收到!, 好的收到, 收到收到 … and nothing else.
 _ACK = re.compile(r"^(?:好的)?(?:已)?(?:收到)+(?:了|啦|啊)?$")
 _PUNCT = re.compile(r"[\s\W_]+")
-_CHATTER_MAX = 10
 
 
 async def alert_commands(ctx: HandlerContext) -> bool:
@@ -195,11 +198,7 @@ def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
     result = ctx.classify()
     if similarity(alert_text, text) >= SAME_MATTER or sights_the_sought(ctx, alert_text, text):
         return True
-    if result.label != "other":
-        return False
-    size = len(_PUNCT.sub("", text))
-    chatter = CHATTER in result.matched
-    return size >= 4 and not (chatter and size <= _CHATTER_MAX)
+    return result.label == "other" and more_than_chatter(result, text)
 
 
 async def alert_replies(ctx: HandlerContext) -> bool:

@@ -137,7 +137,11 @@ def _safety_reply_key(text: str, result: Classification | None = None) -> str:
     the transfer (110, 96110), everything else 110."""
     if result is not None and SCAM_NOW in result.matched:
         return "emergency_reply_fraud"
-    plain = normalise(text)
+    return _reply_key_of(normalise(text))
+
+
+def _reply_key_of(plain: str) -> str:
+    """:func:`_safety_reply_key` of normalised text."""
     if _FIRE.search(plain):
         return "emergency_reply_fire"
     if _MEDICAL.search(plain) and not re.search(r"刀|枪|砍|捅|打|抢|绑|杀", plain):
@@ -424,8 +428,9 @@ async def _merge_target(
         # reported during a fire, a second resident's "救命", somebody's own crisis (我被绑架了,
         # 不想活了) are emergencies of their own, with their own pages to the leader.
         if emergency:
-            same_kind = _safety_reply_key(first) == _safety_reply_key(item.text) and not (
-                _OWN_CRISIS.search(normalise(first)) or _OWN_CRISIS.search(normalise(item.text))
+            theirs, mine = normalise(first), normalise(item.text)
+            same_kind = _reply_key_of(theirs) == _reply_key_of(mine) and not (
+                _OWN_CRISIS.search(theirs) or _OWN_CRISIS.search(mine)
             )
         else:
             same_kind = ticket.category == result.label

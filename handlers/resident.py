@@ -23,7 +23,7 @@ from bot.services.tickets import (
     open_reported_by,
     resident_label,
 )
-from handlers.classify import CHATTER
+from handlers.alert_links import more_than_chatter
 from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
 from models.base import core
@@ -221,12 +221,11 @@ def _an_update(ctx: HandlerContext) -> bool:
     """Words that open nothing of their own (label ``other``) and say more than a bare
     哈哈/谢谢/好的: in a group, what a reporter adds about their alarm."""
     result = ctx.classify()
-    if result.label != "other" or result.emergency:
-        return False
-    return not (CHATTER in result.matched and len(_CJK.findall(ctx.event.text)) <= 4)
-
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+    return (
+        result.label == "other"
+        and not result.emergency
+        and more_than_chatter(result, ctx.event.text)
+    )
 
 
 async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
