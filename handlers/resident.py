@@ -1,5 +1,6 @@
 """Residents about their tickets: ``查詢 #CODE``, the satisfaction answer, and follow-ups that
-reach the officer (``#CODE 內容``, or privately after an officer's answer)."""
+reach the officer (``#CODE 內容``, or privately after an officer's answer; a neighbour's
+``#CODE 內容`` about a matter of their group)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
 from models.base import core
 from models.directory import Officer
+from models.people import GroupMember
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
 # How long after an officer's answer a resident's private message is taken as their reply.
@@ -183,7 +185,8 @@ async def resident_followups(ctx: HandlerContext) -> bool:
     private chat, any message within a day of an officer's answer to one of their tickets
     (the officer asked "are you safe now?", the resident answers "安全了"). Without this the
     conversation would end at the officer's first message. Emergencies were handled before
-    this; ``#CODE`` from anyone else stays an ordinary message (CONTRACT §5)."""
+    this. ``#CODE 內容`` from a neighbour is their clue (:func:`_neighbours_word`); otherwise
+    ``#CODE`` from anyone else stays an ordinary message (CONTRACT §5)."""
     ev = ctx.event
     if ev.kind != "message" or ctx.officer is not None:
         return False
@@ -194,8 +197,10 @@ async def resident_followups(ctx: HandlerContext) -> bool:
     command = parse(ev.text)
     if command is not None and command.name == "answer" and command.code:
         ticket = await find_ticket(ctx.session, command.code)
-        if ticket is None or not await _is_reporter(ctx, ticket):
+        if ticket is None:
             return False
+        if not await _is_reporter(ctx, ticket):
+            return await _neighbours_word(ctx, ticket, command.text)
         if ticket.status not in OPEN_STATUSES:
             ctx.reply(ctx.text("followup_closed", code=ticket.code))
             return True
@@ -215,6 +220,32 @@ async def resident_followups(ctx: HandlerContext) -> bool:
         return False
     await _forward(ctx, ticket, ctx.words())
     return True
+
+
+async def _neighbours_word(ctx: HandlerContext, ticket: Ticket, text: str) -> bool:
+    """``#B0020 我好像看到过有人推走一辆电动车``: a neighbour answers the matter whose code was
+    posted in their group. The words reach its officer as a clue, not as a new matter, and the
+    neighbour is told so. About another group's matter, a closed one, or a bare 谢谢, the
+    message stays ordinary (a non-reporter learns nothing about a ticket they could not see)."""
+    if ticket.status not in OPEN_STATUSES or ticket.group_id is None:
+        return False
+    if not more_than_chatter(ctx.classify(), text) or not await _sees_group(ctx, ticket.group_id):
+        return False
+    await _forward(ctx, ticket, text, neighbour=True)
+    return True
+
+
+async def _sees_group(ctx: HandlerContext, group_id: str) -> bool:
+    """Whether the sender writes in ``group_id``, or (privately) is one of its known members."""
+    ev = ctx.event
+    if not ev.is_private:
+        return ev.group_id == group_id
+    member = await ctx.session.scalar(
+        select(GroupMember.id).where(
+            GroupMember.group_id == group_id, GroupMember.member_id == ctx.member.id
+        )
+    )
+    return member is not None
 
 
 def _an_update(ctx: HandlerContext) -> bool:
@@ -425,10 +456,19 @@ async def _talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | Non
     return await ctx.session.get(Officer, ticket.assigned_officer_id)
 
 
-async def _forward(ctx: HandlerContext, ticket: Ticket, text: str) -> None:
-    """Record the follow-up, pass it to the ticket's officer, and tell the resident so."""
+async def _forward(
+    ctx: HandlerContext, ticket: Ticket, text: str, *, neighbour: bool = False
+) -> None:
+    """Record the follow-up, pass it to the ticket's officer, and tell the resident so (a
+    ``neighbour``'s words are marked as a clue from somebody who did not report the matter)."""
     add_event(
-        ctx.session, ctx.runtime, ticket, "followup", now=ctx.now, actor="resident", note=text
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "followup",
+        now=ctx.now,
+        actor="neighbour" if neighbour else "resident",
+        note=text,
     )
     officer = await _talking_officer(ctx, ticket)
     if officer is None:
@@ -438,11 +478,12 @@ async def _forward(ctx: HandlerContext, ticket: Ticket, text: str) -> None:
     out.to_officer(
         officer,
         out.text(
-            "officer_followup",
+            "officer_neighbour_note" if neighbour else "officer_followup",
             ctx.script,
             code=ticket.code,
             resident=await resident_label(ctx.session, ctx.runtime, ctx.member, ctx.script),
             text=clip(text),
         ),
     )
-    ctx.reply(ctx.text("followup_forwarded", code=ticket.code, officer=officer.name))
+    forwarded = "neighbour_note_forwarded" if neighbour else "followup_forwarded"
+    ctx.reply(ctx.text(forwarded, code=ticket.code, officer=officer.name))

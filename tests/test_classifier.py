@@ -215,6 +215,10 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         # A hazard word does not veto what is happening already.
         "燃气管道漏了 有很大隐患 快来看看",
         "楼下电动车冒烟了 有隐患 快来",
+        # A description with danger in it is still danger.
+        "一个穿黑衣服的男的拿着刀",
+        "我女儿三岁,在超市走丢了,穿红色外套",
+        "我看到过他拿刀,现在又来了,正在砸门",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -235,6 +239,25 @@ def test_plain_danger_now_is_never_missed(text: str) -> None:
     ],
 )
 def test_danger_words_over_or_pretend_are_no_emergency(text: str) -> None:
+    assert not clf().classify(text).emergency
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A neighbour's clue about a ticket whose code was posted in the group: the code says
+        # nothing, "seen some time" is no danger now (the model alone read one into it).
+        "#B0020 我好像看到過有人推走一輛電動車",
+        "我好像看到过有人推走一辆电动车",
+        "有人在码头那边见过我家的狗吗",
+        # What somebody looked like, the answer to "what did he look like?".
+        "是一個穿黑衣服的男的",
+        "那人穿黑衣服,大概四十歲",
+        "穿红衣服的小孩",
+        "戴眼镜,高个子,光头",
+    ],
+)
+def test_clues_and_descriptions_are_no_emergency(text: str) -> None:
     assert not clf().classify(text).emergency
 
 

@@ -285,3 +285,14 @@ async def test_every_showing_of_personal_data_is_audited(county: County) -> None
     refused = await admin.post(action, data={"csrf_token": token, "nonce": "n1"})
     assert refused.status_code == 409 and "13912345678" not in refused.text
     assert "聯繫方式只提供給負責民警和本所領導" in refused.text
+
+
+async def test_a_neighbours_clue_shows_on_the_timeline_as_theirs(county: County) -> None:
+    c = county
+    # 劉 is in the theft's group but did not report it.
+    await c.h.say(
+        f"#{c.theft.code} 我好像看到過有人推走", sender="wxid_liu", group="grp-qiaozhen-01"
+    )
+    admin = await signed_in(c.h, "admin")
+    page = await admin.get(f"/console/tickets/{c.theft.code}")
+    assert "群友(非報案人)" in page.text and "我好像看到過有人推走" in page.text

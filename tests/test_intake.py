@@ -716,6 +716,55 @@ async def test_someone_elses_code_is_an_ordinary_message(h: Harness) -> None:
     assert not any(f"#{code}" in t and "哈哈" in t for t in h.to_user("wxid_wang")[before:])
 
 
+async def _stolen_bike(h: Harness) -> str:
+    await h.bind("wxid_yang", name="楊某某", phone="13912345678", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    return code_in(h.to_group(GROUP)[-1]["text"])
+
+
+async def test_a_neighbours_words_on_a_code_of_their_group_reach_its_officer_as_a_clue(
+    h: Harness,
+) -> None:
+    code = await _stolen_bike(h)
+    await h.bind("wxid_zhou", name="周某", phone="13912345600", group=GROUP)
+    before = len(h.to_user("wxid_wang"))
+    await h.say(f"#{code} 我好像看到過有人推走一輛電動車", group=GROUP, sender="wxid_zhou")
+    await h.sent()
+    # The officer hears it as a clue from somebody who did not report the matter...
+    [clue] = h.to_user("wxid_wang")[before:]
+    assert f"#{code}" in clue and "線索" in clue and "非報案人" in clue
+    assert "推走一輛電動車" in clue and "周*" in clue
+    # ...the neighbour is thanked, and nothing new is opened: no second ticket, no 110 reply.
+    [thanks] = h.to_group(GROUP)[-1:]
+    assert "謝謝提供線索" in thanks["text"] and thanks["mentions"] == ["wxid_zhou"]
+    assert not any("110" in m["text"] for m in h.to_group(GROUP)[1:])
+    [ticket] = await h.tickets()
+    assert (await h.timeline(ticket))[-1] == "followup"
+    # A known member of the group may say it privately too.
+    await h.say(f"#{code} 是一個穿黑衣服的男的", group=None, sender="wxid_zhou")
+    await h.sent()
+    assert "黑衣服" in h.to_user("wxid_wang")[-1] and "線索" in h.to_user("wxid_wang")[-1]
+    assert len(await h.tickets()) == 1
+
+
+async def test_a_code_of_another_group_or_a_closed_matter_is_no_clue(h: Harness) -> None:
+    code = await _stolen_bike(h)
+    # Somebody of another group, in their own group and privately: their words are their own.
+    await h.bind("wxid_he", name="何某", phone="13912345601", group="grp-hexi-01")
+    await h.say(f"#{code} 我好像看到過有人推走一輛電動車", group="grp-hexi-01", sender="wxid_he")
+    await h.say(f"#{code} 我好像看到過有人推走一輛電動車", group=None, sender="wxid_he")
+    await h.sent()
+    assert not any("線索" in t or "线索" in t for t in h.to_user("wxid_wang"))
+    # A closed matter takes no clues either.
+    await h.say(f"结案 #{code} 车已找回", group=None, sender="wxid_wang")
+    await h.bind("wxid_zhou", name="周某", phone="13912345600", group=GROUP)
+    before = len(h.to_user("wxid_wang"))
+    await h.say(f"#{code} 我好像看到過有人推走一輛電動車", group=GROUP, sender="wxid_zhou")
+    await h.sent()
+    assert not any("線索" in t for t in h.to_user("wxid_wang")[before:])
+
+
 async def test_a_closed_tickets_code_says_it_is_closed(h: Harness) -> None:
     code = await _private_ticket(h, "请问办居住证要带什么材料", "带身份证到户籍窗口。")
     await h.say(f"结案 #{code} 已答复", group=None, sender="wxid_wang")

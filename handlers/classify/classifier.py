@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ _EMERGENCY_LABELS = ("report", "help")
 _NOTHING = dict.fromkeys(LABELS, 0.0)
 # A fragment (rules.FRAGMENT) keeps the model's label only with at least this decision margin.
 FRAGMENT_MARGIN = 0.5
+# A ticket code (#B0020) refers to a matter; it says nothing about what kind the words are,
+# and no corpus message carries one ("#B0020 我好像看到过…" from a neighbour, "#B0020 谢谢").
+_TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-zＡ-Ｚａ-ｚ][0-9０-９]{4,6}(?![0-9０-９A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Classifier:
 
     def classify(self, text: str) -> Classification:
         """Classify one chat message (any script; up to the bridge's 20,000 characters)."""
-        norm = normalise(text)
+        norm = normalise(_TICKET_CODE.sub(" ", text))
         verdict = rules.apply(norm) if self.use_rules else rules.Verdict(checked=False)
         # Text without words, a bare address: nothing for the model to read.
         scores = None if verdict.final else self.model.score(norm)

@@ -33,6 +33,8 @@ NO_WORDS = "forced:no_words"
 ADDRESS = "forced:address_only"
 FRAGMENT = "rule:fragment"
 HAZARD = "rule:hazard_not_danger"
+SEEN_BEFORE = "rule:seen_before"
+DESCRIPTION = "rule:description_only"
 
 # A letter of any script (CJK included): text without one has no words to read.
 _WORDS = re.compile(r"[^\W\d_]")
@@ -79,6 +81,17 @@ _DANGER = re.compile(
 _HAZARD = re.compile(r"隐患|会不会着火|容易着火|防火")
 # ...unless something is happening already or somebody asks to come (燃气管道漏了 有隐患 快来).
 _HAZARD_NOW = re.compile(r"漏|泄|冒烟|起火|着火了|烧起来|爆|晕|困|伤")
+# Something the writer saw some time (有人在码头那边见过吗, 我好像看到过有人推走一辆电动车): a
+# clue or a question, no danger now; the model alone read an emergency into the second.
+_SEEN_BEFORE = re.compile(r"(?:看到|看见|见|遇到|碰到)过")
+# What somebody looked like, said on its own (是一个穿黑衣服的男的, 穿红衣服的小孩): the answer to
+# an officer's "what did he look like?", or a clue. The model learned clothes from lost-child
+# and fleeing-attacker emergencies; without a danger word (_FRAGMENT_DANGER) and in a few words
+# it is no emergency. No corpus message of up to 14 characters is both.
+_DESCRIPTION = re.compile(
+    r"穿.{0,6}(?:衣|裤|外套|褂|衫|裙|鞋|帽|袄)|戴.{0,4}(?:帽|眼镜|口罩)|个子|高个|矮个|光头|短发|长发"
+)
+_DESCRIPTION_CHARS = 14
 # A danger told as over, elsewhere in time, hearsay, fiction, a joke or a what-if.
 _CALM = re.compile(
     r"昨天|昨晚|前天|上周|上个?月|去年|以前|之前|那次|当时|差点|幸好|还好|好在|虚惊一场"
@@ -177,6 +190,15 @@ def _danger_now(norm: str) -> bool:
     return urgent or not _CALM.search(norm)
 
 
+def _description_only(norm: str, size: int) -> bool:
+    return (
+        size <= _DESCRIPTION_CHARS
+        and _DESCRIPTION.search(norm) is not None
+        and not _FRAGMENT_DANGER.search(norm)
+        and not _URGENT.search(norm)
+    )
+
+
 def apply(norm: str) -> Verdict:
     """The rules' verdict on normalised text (the model is asked for the rest)."""
     if not _WORDS.search(norm):
@@ -197,10 +219,14 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=True, concepts=(DANGER_NOW,))
     if _HAZARD.search(norm) and not (_URGENT.search(norm) or _HAZARD_NOW.search(norm)):
         return Verdict(emergency=False, concepts=(HAZARD,))
+    if _SEEN_BEFORE.search(norm) and not _URGENT.search(norm):
+        return Verdict(emergency=False, concepts=(SEEN_BEFORE,))
+    size = len(_CJK.findall(norm))
+    if _description_only(norm, size):
+        return Verdict(emergency=False, concepts=(DESCRIPTION,))
     concepts = []
     if _CHATTER.search(norm) and len(norm) <= 12:
         concepts.append(CHATTER)
-    size = len(_CJK.findall(norm))
     if size <= _FRAGMENT_CHARS and not _FRAGMENT_DANGER.search(norm):
         label = "other" if size <= _CHATTER_CHARS else None
         return Verdict(emergency=False, label=label, concepts=(*concepts, FRAGMENT))

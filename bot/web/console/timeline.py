@@ -32,8 +32,8 @@ def actor_name(actor: str, ui: Ui, officers: dict[str, str], accounts: dict[str,
         return officers.get(who, who)
     if kind == "console":
         return accounts.get(who, who)
-    if actor == "resident":
-        return ui.t("actor_resident")
+    if actor in ("resident", "neighbour"):
+        return ui.t(f"actor_{actor}")
     return ui.t("actor_system")
 
 
