@@ -7,7 +7,6 @@ root passes handlers/registry.py's chain); handlers import this module, never th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,13 +22,11 @@ from broadcasts.outbox import (
     enqueue,
     urgent_fallback,
 )
+from handlers.classify import without_ticket_codes
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import Member
-
-_TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-z]\d{4,6}\b")
-
 
 # Messages whose ``text`` is a caption the resident wrote under a photo, a video or a file.
 CAPTIONED = ("image", "video", "file")
@@ -40,7 +37,7 @@ def classifiable(event: InboundMessage) -> str:
     our ticket codes. A location's place name or a link's title rides in ``text`` too: not
     words the resident wrote, so nothing to classify."""
     words = event.text if event.msg_type in ("text", "voice", *CAPTIONED) else ""
-    return _TICKET_CODE.sub(" ", words)
+    return without_ticket_codes(words)
 
 
 @dataclass

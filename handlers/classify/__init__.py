@@ -14,7 +14,7 @@ The labelled messages are in ``corpus/``.  This package imports only the standar
 numpy, opencc and its own files (scikit-learn only when training).  See docs/classifier.md.
 """
 
-from handlers.classify.classifier import Classification, Classifier
+from handlers.classify.classifier import Classification, Classifier, without_ticket_codes
 from handlers.classify.model import LABELS
 from handlers.classify.normalise import normalise
 from handlers.classify.rules import CHATTER, FRAUD_PAID, SCAM_CHECK, SCAM_NOW
@@ -32,4 +32,5 @@ __all__ = [
     "Classification",
     "Classifier",
     "normalise",
+    "without_ticket_codes",
 ]

@@ -10,7 +10,7 @@ from handlers.classify import rules
 from handlers.classify.model import DEFAULT_MODEL, LABELS, LinearModel, Scores
 from handlers.classify.normalise import normalise
 
-__all__ = ["Classification", "Classifier", "decide"]
+__all__ = ["Classification", "Classifier", "decide", "without_ticket_codes"]
 
 # Labels that may carry an emergency: a fire reported with "请问" is still a fire.
 _EMERGENCY_LABELS = ("report", "help")
@@ -20,6 +20,11 @@ FRAGMENT_MARGIN = 0.5
 # A ticket code (#B0020) refers to a matter; it says nothing about what kind the words are,
 # and no corpus message carries one ("#B0020 我好像看到过…" from a neighbour, "#B0020 谢谢").
 _TICKET_CODE = re.compile(r"[#＃]\s*[A-Za-zＡ-Ｚａ-ｚ][0-9０-９]{4,6}(?![0-9０-９A-Za-z])")
+
+
+def without_ticket_codes(text: str) -> str:
+    """``text`` without our ticket codes (``#A1023``, full-width too)."""
+    return _TICKET_CODE.sub(" ", text)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class Classifier:
 
     def classify(self, text: str) -> Classification:
         """Classify one chat message (any script; up to the bridge's 20,000 characters)."""
-        norm = normalise(_TICKET_CODE.sub(" ", text))
+        norm = normalise(without_ticket_codes(text))
         verdict = rules.apply(norm) if self.use_rules else rules.Verdict(checked=False)
         # Text without words, a bare address: nothing for the model to read.
         scores = None if verdict.final else self.model.score(norm)
