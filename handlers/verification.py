@@ -133,6 +133,7 @@ async def _request_code(ctx: HandlerContext, request: BindRequest) -> None:
             expires_at=ctx.now + timedelta(seconds=vs.code_ttl_s),
             attempts=0,
             status="open",
+            script=script,
         )
     )
     minutes = max(1, math.ceil(vs.code_ttl_s / 60))
@@ -186,7 +187,7 @@ async def _confirm_code(ctx: HandlerContext, digits: str) -> bool:
     cipher = ctx.runtime.cipher
     vs = ctx.runtime.settings.verification
     name = cipher.decrypt(row.name_enc) or ""
-    script = name_script(name)
+    script = row.script or name_script(name)
     if as_utc(ctx.now) >= as_utc(row.expires_at):
         _close_code(row, "dead", cipher)
         ctx.reply(say(ctx, "verify_code_expired", script))

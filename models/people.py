@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import Base, Script
 
 
 class Member(Base):
@@ -56,6 +56,8 @@ class VerificationCode(Base):
     expires_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | used | dead
+    # The script of the request (實名 / 实名): its answer's six digits do not tell one.
+    script: Mapped[Script | None] = mapped_column(String(4), default=None)
 
 
 class GroupMember(Base):

@@ -637,3 +637,14 @@ async def test_sms_row_keeps_the_number_out_of_clear_columns(vh: Harness) -> Non
     (sms,) = await rows(vh, OutboxMessage, OutboxMessage.channel == "sms")
     assert sms.status == "sent"
     assert vh.runtime.cipher.decrypt_json(sms.payload_enc)["extra"]["phone"] == "138****5678"
+
+
+@pytest.mark.parametrize(("command", "bound"), [("實名", "實名認證成功"), ("实名", "实名认证成功")])
+async def test_the_answer_to_the_code_follows_the_request_not_the_name(
+    vh: Harness, command: str, bound: str
+) -> None:
+    # 林美 reads the same in both scripts; the six digits tell none: the request decides.
+    asked = await dm(vh, f"{command} 林美 {PHONE}")
+    assert ("驗證碼已發送" if command == "實名" else "验证码已发送") in asked[0]
+    answers = await dm(vh, code_in(sms_to(vh.world)[-1]))
+    assert bound in answers[0]
