@@ -219,6 +219,9 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "一个穿黑衣服的男的拿着刀",
         "我女儿三岁,在超市走丢了,穿红色外套",
         "我看到过他拿刀,现在又来了,正在砸门",
+        # Firecrackers where fuel is, or setting something alight.
+        "熊孩子在加油站放鞭炮",
+        "放鞭炮把草垛点着了",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -255,6 +258,9 @@ def test_danger_words_over_or_pretend_are_no_emergency(text: str) -> None:
         "那人穿黑衣服,大概四十歲",
         "穿红衣服的小孩",
         "戴眼镜,高个子,光头",
+        # Firecrackers are a nuisance, not a danger, unless fuel or fire or a wound is named.
+        "有人在我家门口放鞭炮",
+        "楼下有人半夜放烟花 吵死了",
     ],
 )
 def test_clues_and_descriptions_are_no_emergency(text: str) -> None:

@@ -35,6 +35,7 @@ FRAGMENT = "rule:fragment"
 HAZARD = "rule:hazard_not_danger"
 SEEN_BEFORE = "rule:seen_before"
 DESCRIPTION = "rule:description_only"
+FIRECRACKERS = "rule:firecrackers_no_fire"
 
 # A letter of any script (CJK included): text without one has no words to read.
 _WORDS = re.compile(r"[^\W\d_]")
@@ -92,6 +93,12 @@ _DESCRIPTION = re.compile(
     r"穿.{0,6}(?:衣|裤|外套|褂|衫|裙|鞋|帽|袄)|戴.{0,4}(?:帽|眼镜|口罩)|个子|高个|矮个|光头|短发|长发"
 )
 _DESCRIPTION_CHARS = 14
+# Firecrackers are a nuisance (有人在我家门口放鞭炮) unless something catches or somebody is hurt,
+# or they go off where fuel is (every corpus emergency with them: 加油站, 烧起来).
+_FIRECRACKERS = re.compile(r"鞭炮|烟花|炮仗|爆竹|放炮")
+_FIRECRACKERS_DANGER = re.compile(
+    r"加油站|加气站|油库|气站|仓库|草垛|柴|烧|着火|着了|起火|火已|伤|炸到|炸了人|扔进|往.{0,6}扔"
+)
 # A danger told as over, elsewhere in time, hearsay, fiction, a joke or a what-if.
 _CALM = re.compile(
     r"昨天|昨晚|前天|上周|上个?月|去年|以前|之前|那次|当时|差点|幸好|还好|好在|虚惊一场"
@@ -221,6 +228,8 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=False, concepts=(HAZARD,))
     if _SEEN_BEFORE.search(norm) and not _URGENT.search(norm):
         return Verdict(emergency=False, concepts=(SEEN_BEFORE,))
+    if _FIRECRACKERS.search(norm) and not _FIRECRACKERS_DANGER.search(norm):
+        return Verdict(emergency=False, concepts=(FIRECRACKERS,))
     size = len(_CJK.findall(norm))
     if _description_only(norm, size):
         return Verdict(emergency=False, concepts=(DESCRIPTION,))
