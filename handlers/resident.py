@@ -472,7 +472,9 @@ async def _forward(
     )
     officer = await _talking_officer(ctx, ticket)
     if officer is None:
-        ctx.reply(ctx.text("followup_noted", code=ticket.code))
+        ctx.reply(
+            ctx.text("neighbour_note_kept" if neighbour else "followup_noted", code=ticket.code)
+        )
         return
     out = Out.of(ctx)
     out.to_officer(

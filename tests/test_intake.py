@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
+from models.tickets import Ticket
 from tests.harness import Harness
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -746,6 +748,21 @@ async def test_a_neighbours_words_on_a_code_of_their_group_reach_its_officer_as_
     await h.sent()
     assert "黑衣服" in h.to_user("wxid_wang")[-1] and "線索" in h.to_user("wxid_wang")[-1]
     assert len(await h.tickets()) == 1
+
+
+async def test_words_on_a_ticket_nobody_holds_are_kept_and_each_writer_told_so(h: Harness) -> None:
+    code = await _stolen_bike(h)
+    async with h.runtime.sessions.begin() as session:  # its officer left the directory
+        await session.execute(update(Ticket).values(assigned_officer_id=None))
+    await h.bind("wxid_zhou", name="周某", phone="13912345600", group=GROUP)
+    await h.say(f"#{code} 我好像看到過有人推走一輛電動車", group=GROUP, sender="wxid_zhou")
+    await h.say(f"#{code} 車是紅色的", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    neighbour, reporter = h.to_group(GROUP)[-2:]
+    assert "謝謝提供線索,已記入" in neighbour["text"] and neighbour["mentions"] == ["wxid_zhou"]
+    assert "已記入" in reporter["text"] and "民警會儘快回覆" in reporter["text"]
+    [ticket] = await h.tickets()
+    assert (await h.timeline(ticket))[-2:] == ["followup", "followup"]
 
 
 async def test_a_code_of_another_group_or_a_closed_matter_is_no_clue(h: Harness) -> None:
