@@ -356,6 +356,8 @@ def _candidates_statement() -> Any:
     )
 
 
+# Priorities up to this are urgent (0: urgent notices, 1: safety replies and P1 pages).
+URGENT = 1
 # The ordinary worker's priority bound: every row.
 _ORDINARY = 1_000_000
 # How soon a blocked urgent lane looks again: a safety reply or a P1 page waits at most for the
@@ -387,6 +389,10 @@ def _claim_statement() -> Any:
     )
 
 
+# A tolerance no slot's time exceeds: the conditional upsert then always takes the slot.
+_ALWAYS = 1e15
+
+
 @functools.cache
 def _admit_statement(dialect: str) -> Any:
     """Take a chat's next sending slot, or nothing when it is not free yet (GCRA, see
@@ -402,17 +408,16 @@ def _admit_statement(dialect: str) -> Any:
     ).returning(SendPace.key)
 
 
-async def admit(session: AsyncSession, key: str, *, now: datetime, pace: Pace) -> bool:
+async def admit(
+    session: AsyncSession, key: str, *, now: datetime, pace: Pace, taken_anyway: bool = False
+) -> bool:
     """Whether chat ``key`` may be sent to now; if so its slot is taken in ``session``'s
-    transaction, so that every worker of every instance sees it."""
+    transaction, so that every worker of every instance sees it. ``taken_anyway``: the slot
+    is taken whether free or not (what follows waits a whole interval after it)."""
+    tolerance = _ALWAYS if taken_anyway else (pace.burst - 1) * pace.interval_s
     result = await session.execute(
         _admit_statement(session.get_bind().dialect.name),
-        {
-            "key": key,
-            "now": now.timestamp(),
-            "interval": pace.interval_s,
-            "tolerance": (pace.burst - 1) * pace.interval_s,
-        },
+        {"key": key, "now": now.timestamp(), "interval": pace.interval_s, "tolerance": tolerance},
     )
     return result.first() is not None
 
@@ -483,6 +488,26 @@ class OutboxWorker:
         delay = min(self._settings.backoff_max_s, base) * (1 + random.uniform(0, 0.2))
         return timedelta(seconds=delay)
 
+    async def _chat_admits(
+        self, session: AsyncSession, row: Any, now: datetime, pace: Pace
+    ) -> bool:
+        """Whether ``row``'s chat may be sent to now, taking its slot if so.
+
+        An urgent message (a safety reply, a P1 page) waits only for the chat's previous urgent
+        one, never for an ordinary message sent just before it (an acknowledgement, the "too
+        fast" notice of a flood). It takes the chat's next ordinary slot too, so what is
+        ordinary goes one interval later than it would have: a chat never gets more than one
+        ordinary and one urgent message in an interval."""
+        # Keyed hash: a private chat's key holds the person's account id.
+        key = self._cipher.lookup_hash(f"pace:{row.chat_key}")
+        if row.priority > URGENT:
+            return await admit(session, key, now=now, pace=pace)
+        urgent_key = self._cipher.lookup_hash(f"pace-urgent:{row.chat_key}")
+        if not await admit(session, urgent_key, now=now, pace=pace):
+            return False
+        await admit(session, key, now=now, pace=pace, taken_anyway=True)
+        return True
+
     async def _claim(self) -> list[Any]:
         """Lease due rows to this worker, at most one per chat and only where the chat's pace
         allows; returns them most urgent first."""
@@ -510,15 +535,12 @@ class OutboxWorker:
             chosen: list[int] = []
             for row in candidates:
                 pace = self._pacing.get(row.channel)
-                if pace is not None:
-                    # Keyed hash: a private chat's key holds the person's account id.
-                    key = self._cipher.lookup_hash(f"pace:{row.chat_key}")
-                    if not await admit(session, key, now=now, pace=pace):
-                        continue  # this chat waits for its slot; the others go on
+                if pace is not None and not await self._chat_admits(session, row, now, pace):
+                    continue  # this chat waits for its slot; the others go on
                 account = self._account_pacing.get(row.channel)
                 if (
                     account is not None
-                    and row.priority > 1  # urgent messages are never held by the account cap
+                    and row.priority > URGENT  # urgent messages are never held by the account cap
                     and not await admit(session, f"account:{row.channel}", now=now, pace=account)
                 ):
                     continue

@@ -160,6 +160,35 @@ async def test_a_flood_in_one_group_never_delays_an_emergency_in_another(
         await h.close()
 
 
+async def test_an_emergency_never_waits_for_an_ordinary_message_just_sent_to_its_chat(
+    db_url: str, world: FakeWorld
+) -> None:
+    h = Harness.build(db_url, world, bridge={"send_interval_s": 3})
+    try:
+        await h.load_directory()
+        h.clock.set(MONDAY_10)
+        await h.bind("wxid_yang", group=GROUP)
+        await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+        await h.worker.run_once()
+        assert len(h.to_group(GROUP)) == 1  # the acknowledgement
+        # A second later, in the same group: the fire's safety reply goes out at once...
+        h.clock.advance(timedelta(seconds=1))
+        await h.say(FIRE, group=GROUP, sender="wxid_other")
+        await h.say("我家门口的路灯坏了", group=GROUP, sender="wxid_yang")
+        await h.worker.run_once()
+        assert len(h.to_group(GROUP)) == 2 and "119" in h.to_group(GROUP)[1]["text"]
+        # ...and takes the next ordinary slot too: the acknowledgement's (3 s after the first)
+        # goes to the fire, what is ordinary waits one interval more.
+        h.clock.advance(timedelta(seconds=4.9))
+        await h.worker.run_once()
+        assert len(h.to_group(GROUP)) == 2
+        h.clock.advance(timedelta(seconds=0.2))
+        await h.worker.run_once()
+        assert len(h.to_group(GROUP)) == 3 and "建议" in h.to_group(GROUP)[2]["text"]  # 路灯
+    finally:
+        await h.close()
+
+
 # --- 3. limits on what one resident sends ---------------------------------------------------
 async def test_a_flooding_resident_opens_nothing_new_and_is_told_once_a_minute(h: Harness) -> None:
     await h.bind("wxid_yang", group=GROUP)
