@@ -36,7 +36,8 @@ from bot.web import (
     wecom_routes,
 )
 from bot.web.headers import SecurityHeaders
-from broadcasts.outbox import OutboxWorker, Pace
+from broadcasts.outbox import OutboxWorker
+from broadcasts.pacing import Pace
 from handlers.context import Handler
 from handlers.registry import default_handlers, when_limited
 

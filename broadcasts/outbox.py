@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Float, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BindParameter, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -32,8 +31,9 @@ from bot.messages import OutboundMessage, Sender, SendError
 from bot.metrics import Metrics
 from bot.pii import PiiCipher, mask_phone
 from bot.settings import OutboxSettings, SmsSettings
+from broadcasts.pacing import Pace, admit
 from models.base import core, rowcount
-from models.outbox import OutboxMessage, SendPace, chat_key
+from models.outbox import OutboxMessage, chat_key
 
 log = logging.getLogger("lianxin.outbox")
 
@@ -291,15 +291,6 @@ class _Attempt:
     at: datetime
 
 
-@dataclass(frozen=True)
-class Pace:
-    """How fast one chat of a channel may be sent to: one message per ``interval_s``, with
-    up to ``burst`` at once (a WeCom group robot: 20 a minute)."""
-
-    interval_s: float
-    burst: int = 1
-
-
 def _due(now: Any) -> Any:
     return or_(
         and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
@@ -387,39 +378,6 @@ def _claim_statement() -> Any:
         .returning(*(getattr(OutboxMessage, c) for c in _CLAIMED))
         .execution_options(synchronize_session=False)
     )
-
-
-# A tolerance no slot's time exceeds: the conditional upsert then always takes the slot.
-_ALWAYS = 1e15
-
-
-@functools.cache
-def _admit_statement(dialect: str) -> Any:
-    """Take a chat's next sending slot, or nothing when it is not free yet (GCRA, see
-    :class:`models.outbox.SendPace`); RETURNING a row means admitted."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Typed: PostgreSQL cannot tell what `$1 + $2` adds.
-    now, interval = bindparam("now", type_=Float), bindparam("interval", type_=Float)
-    stmt = insert(SendPace).values(key=bindparam("key"), tat=now + interval)
-    return stmt.on_conflict_do_update(
-        index_elements=["key"],
-        set_={"tat": case((SendPace.tat > now, SendPace.tat), else_=now) + interval},
-        where=SendPace.tat <= now + bindparam("tolerance", type_=Float),
-    ).returning(SendPace.key)
-
-
-async def admit(
-    session: AsyncSession, key: str, *, now: datetime, pace: Pace, taken_anyway: bool = False
-) -> bool:
-    """Whether chat ``key`` may be sent to now; if so its slot is taken in ``session``'s
-    transaction, so that every worker of every instance sees it. ``taken_anyway``: the slot
-    is taken whether free or not (what follows waits a whole interval after it)."""
-    tolerance = _ALWAYS if taken_anyway else (pace.burst - 1) * pace.interval_s
-    result = await session.execute(
-        _admit_statement(session.get_bind().dialect.name),
-        {"key": key, "now": now.timestamp(), "interval": pace.interval_s, "tolerance": tolerance},
-    )
-    return result.first() is not None
 
 
 @functools.cache
