@@ -139,6 +139,7 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket) -> None:
     if leader is None and previous is not None:
         leader = await router.escalation_target(previous, 3)
     ticket.status = "escalated"
+    ticket.first_acknowledged_at, ticket.first_answered_at = ticket.ack_time, ticket.answer_time
     ticket.closed_at = None
     ticket.acknowledged_at = None
     ticket.answered_at = None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, func
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Script
@@ -67,6 +69,30 @@ class Ticket(Base):
     awaiting_satisfaction: Mapped[bool] = mapped_column(default=False)
     alert_id: Mapped[int | None]
     script: Mapped[Script] = mapped_column(String(4), default="hans")  # the resident's: hant | hans
+    # A resident's 不滿意 reopens the ticket and clears the three times above, so that its
+    # deadlines run again; the first handling's times are kept here for the figures.
+    first_acknowledged_at: Mapped[datetime | None]
+    first_answered_at: Mapped[datetime | None]  # the first answer, or close without one
+
+    @hybrid_property
+    def ack_time(self) -> datetime | None:
+        """When the ticket was first acknowledged (statistics, the monthly report)."""
+        return self.first_acknowledged_at or self.acknowledged_at
+
+    @ack_time.inplace.expression
+    @classmethod
+    def _ack_time(cls) -> Any:
+        return func.coalesce(cls.first_acknowledged_at, cls.acknowledged_at)
+
+    @hybrid_property
+    def answer_time(self) -> datetime | None:
+        """When the ticket was first answered, or closed when it was closed without an answer."""
+        return self.first_answered_at or self.answered_at or self.closed_at
+
+    @answer_time.inplace.expression
+    @classmethod
+    def _answer_time(cls) -> Any:
+        return func.coalesce(cls.first_answered_at, cls.answered_at, cls.closed_at)
 
 
 class TicketReporter(Base):

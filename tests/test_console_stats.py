@@ -16,6 +16,7 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.services.tokens import create_token
+from bot.web.console.stats_data import band
 from tests.console_support import add_accounts, audit_rows, signed_in, visible_text
 from tests.harness import Harness
 from tests.stats_support import COUNTY, QIAOZHEN, seed_month
@@ -128,6 +129,37 @@ async def test_an_admin_sees_the_county_s_figures_as_the_api_gives_them(h: Harne
     assert "/console/households?group=grp-hexi-01" in specs["coverage"]["series"][0]["links"]
     disputes = table_rows(page.text, "disputes")
     assert [int(r[-1]) for r in disputes] == list(COUNTY["disputes"]["by_level"].values())
+
+
+async def test_acknowledgements_and_answers_share_one_set_of_time_bands(h: Harness) -> None:
+    client = await signed_in(h, "admin")
+    page = await client.get("/console/stats", params=NOVEMBER)
+    rows = table_rows(page.text, "response")
+    # docs/statistics.md: 5 min, 15 min, 30 min, 1 h, 4 h, 24 h, 3 days, none overlapping.
+    # The county's acknowledgements [2, 4, 6, 8, 10, 20, 30] min, answers [1, 2, 3, 4, 10] h.
+    assert rows == [
+        ["5分鐘內", "2", "0"],
+        ["5–15分鐘", "3", "0"],
+        ["15–30分鐘", "1", "0"],
+        ["30分鐘–1小時", "1", "0"],
+        ["1–4小時", "0", "3"],
+        ["4–24小時", "0", "2"],
+        ["1–3天", "0", "0"],
+        ["3天以上", "0", "0"],
+    ]
+    # An answer within the hour is counted where it was given, not in the band of the hour.
+    assert [band(m) for m in (4.9, 5, 29.9, 45, 59.9, 60, 300, 1439, 1440, 4320)] == [
+        "st_b_m5",
+        "st_b_m15",
+        "st_b_m30",
+        "st_b_h1",
+        "st_b_h1",
+        "st_b_h4",
+        "st_b_d1",
+        "st_b_d1",
+        "st_b_d3",
+        "st_b_more_d3",
+    ]
 
 
 async def test_a_leader_sees_their_station_and_not_another(h: Harness) -> None:

@@ -169,3 +169,28 @@ async def test_month_and_period_checks(h: Harness) -> None:
         assert period.end - period.start == timedelta(days=30)
         ticket = await session.scalar(select(Ticket).where(Ticket.code == "S0000"))
         assert ticket is not None and period.start <= ticket.created_at < period.end
+
+
+async def test_times_count_from_the_first_handling_when_a_resident_reopens_it(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.load_directory()
+    h.clock.set(local(12, 1, 10))  # a Tuesday: 王警官 is on duty
+    await h.bind("wxid_yang", group="grp-qiaozhen-01")
+    await h.say("我家的电动车昨晚在楼下被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
+    [ticket] = await h.tickets()
+    h.clock.advance(timedelta(minutes=30))
+    await h.say(f"#{ticket.code} 已调取监控", group=None, sender="wxid_wang")  # acknowledges too
+    await h.say(f"结案 #{ticket.code} 已答复", group=None, sender="wxid_wang")
+    await h.say("不满意", group=None, sender="wxid_yang")  # reopened to the leader
+    h.clock.advance(timedelta(minutes=10))
+    await h.say(f"接单 #{ticket.code}", group=None, sender="wxid_zhao")
+    [ticket] = await h.tickets()
+    assert ticket.status != "closed" and ticket.answered_at is None  # its deadlines run again
+    response = await h.client.get(
+        "/api/v1/stats", params={"from": "2026-12-01", "to": "2026-12-01"}, headers=await admin(h)
+    )
+    body = response.json()
+    assert body["ack_minutes"] == {"p50": 30.0, "p90": 30.0}  # not 40: the first handling
+    assert body["answer_hours"] == {"p50": 0.5, "p90": 0.5}  # not left out

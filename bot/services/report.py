@@ -198,7 +198,6 @@ class _Sheets:
             query = query.where(Ticket.station_id.in_(sorted(period.stations)))
         rows = []
         for ticket in (await self.session.scalars(query)).all():
-            answered = ticket.answered_at or ticket.closed_at
             rows.append(
                 [
                     ticket.code,
@@ -210,11 +209,11 @@ class _Sheets:
                     self.groups.get(ticket.group_id or "", "-"),
                     self.officers.get(ticket.assigned_officer_id or "", "-"),
                     self.local(ticket.created_at),
-                    self.local(ticket.acknowledged_at),
-                    self.local(ticket.answered_at),
+                    self.local(ticket.ack_time),
+                    self.local(ticket.first_answered_at or ticket.answered_at),
                     self.local(ticket.closed_at),
-                    _minutes(ticket.created_at, ticket.acknowledged_at, 60),
-                    _minutes(ticket.created_at, answered, 3600),
+                    _minutes(ticket.created_at, ticket.ack_time, 60),
+                    _minutes(ticket.created_at, ticket.answer_time, 3600),
                     self.t(f"report_{ticket.satisfaction}_word") if ticket.satisfaction else "",
                 ]
             )

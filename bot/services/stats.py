@@ -149,9 +149,11 @@ class SecondsBetween(FunctionElement[float]):
 
 @compiles(SecondsBetween, "sqlite")
 def _seconds_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps timestamps as ISO text in UTC; julianday reads it (days, as a float).
+    # SQLite keeps timestamps as ISO text in UTC; julianday reads it (days, as a float), which
+    # leaves 30 minutes as 1799.99999…: rounded to the millisecond, it is 1800 as on PostgreSQL
+    # (a time band's bound would otherwise depend on the database).
     later, earlier = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+    return f"round((julianday({later}) - julianday({earlier})) * 86400.0, 3)"
 
 
 @compiles(SecondsBetween, "postgresql")
@@ -246,12 +248,11 @@ async def ticket_figures(session: AsyncSession, period: Period) -> dict[str, Any
         emergencies += int(urgent or 0)
         rated += int(rated_here or 0)
         satisfied += int(satisfied_here or 0)
-    answered_at = func.coalesce(Ticket.answered_at, Ticket.closed_at)
     times = await percentiles(
         session,
         {
-            "ack": SecondsBetween(Ticket.acknowledged_at, Ticket.created_at),
-            "answer": SecondsBetween(answered_at, Ticket.created_at),
+            "ack": SecondsBetween(Ticket.ack_time, Ticket.created_at),
+            "answer": SecondsBetween(Ticket.answer_time, Ticket.created_at),
         },
         where,
     )

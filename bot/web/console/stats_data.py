@@ -28,16 +28,12 @@ from models.people import Household
 from models.tickets import Ticket
 from models.visits import Visit
 
-# Response-time buckets: (upper bound in minutes or None for "and more", label key).
-ACK_BUCKETS: tuple[tuple[float | None, str], ...] = (
+# Response-time bands, one set for acknowledgements and answers alike (docs/statistics.md):
+# (upper bound in minutes, or None for "and more"; label key).
+BANDS: tuple[tuple[float | None, str], ...] = (
     (5, "st_b_m5"),
     (15, "st_b_m15"),
     (30, "st_b_m30"),
-    (60, "st_b_h1"),
-    (240, "st_b_h4"),
-    (None, "st_b_more_h4"),
-)
-ANSWER_BUCKETS: tuple[tuple[float | None, str], ...] = (
     (60, "st_b_h1"),
     (240, "st_b_h4"),
     (1440, "st_b_d1"),
@@ -91,7 +87,6 @@ async def ticket_rows(session: AsyncSession, period: Period) -> list[TicketRow]:
     where = [Ticket.created_at >= period.start, Ticket.created_at < period.end]
     if period.stations is not None:
         where.append(Ticket.station_id.in_(sorted(period.stations)))
-    answered = func.coalesce(Ticket.answered_at, Ticket.closed_at)
     result = await session.execute(
         select(
             Ticket.created_at,
@@ -99,8 +94,8 @@ async def ticket_rows(session: AsyncSession, period: Period) -> list[TicketRow]:
             Ticket.station_id,
             Ticket.assigned_officer_id,
             Ticket.satisfaction,
-            SecondsBetween(Ticket.acknowledged_at, Ticket.created_at),
-            SecondsBetween(answered, Ticket.created_at),
+            SecondsBetween(Ticket.ack_time, Ticket.created_at),
+            SecondsBetween(Ticket.answer_time, Ticket.created_at),
         ).where(*where)
     )
     return [
@@ -171,26 +166,24 @@ def items_chart(
     return Chart("items", "stacked", header, table, categories, series)
 
 
-def _bucket(minutes: float, buckets: tuple[tuple[float | None, str], ...]) -> int:
-    for index, (upper, _) in enumerate(buckets):
+def band(minutes: float) -> str:
+    """The label key of the band ``minutes`` falls in (upper bounds exclusive)."""
+    for upper, key in BANDS:
         if upper is None or minutes < upper:
-            return index
-    return len(buckets) - 1
+            return key
+    raise AssertionError("the last band has no upper bound")
 
 
 def response_chart(rows: list[TicketRow], w: Labels, link: Any) -> Chart:
     """How many tickets were acknowledged / answered within each time band (bars)."""
-    names = [key for _, key in ACK_BUCKETS]
-    for _, key in ANSWER_BUCKETS:
-        if key not in names:
-            names.append(key)
+    names = [key for _, key in BANDS]
     ack = dict.fromkeys(names, 0)
     answer = dict.fromkeys(names, 0)
     for r in rows:
         if r.ack_s is not None:
-            ack[ACK_BUCKETS[_bucket(r.ack_s / 60, ACK_BUCKETS)][1]] += 1
+            ack[band(r.ack_s / 60)] += 1
         if r.answer_s is not None:
-            answer[ANSWER_BUCKETS[_bucket(r.answer_s / 60, ANSWER_BUCKETS)][1]] += 1
+            answer[band(r.answer_s / 60)] += 1
     everything = link()
     series = [
         {
