@@ -151,6 +151,9 @@ async def test_night_runs_of_a_cron_bulletin_wait_as_one(b: Bench) -> None:
     b.h.clock.set(local(2026, 12, 1, 7, 30))
     await b.tick()
     assert len([m for m in await b.h.sent() if m["group_id"] == deliveries[0]["group_id"]]) == 1
+    # The figures count the one run that went out, not the three merged into it.
+    figures = await b.get("/api/v1/stats?from=2026-11-30&to=2026-11-30")
+    assert figures["bulletins"] == {"runs": 1, "delivered": 1, "failed": 0}
 
 
 def test_quiet_hours_maths() -> None:

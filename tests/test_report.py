@@ -134,7 +134,7 @@ async def test_the_summary_equals_the_api_and_the_sheets_list_the_month(
     assert [v[5] for v in visits].count("(已应要求删除)") == 1
     assert {v[5] for v in visits} - {"(已应要求删除)"} == {"住**"}
     [run] = list(book["宣传推送"].iter_rows(min_row=2, values_only=True))[:1]
-    assert run[1:3] == ("反詐提醒", "anti-fraud") and run[4:8] == (3, 2, 1, 0)
+    assert run[1:3] == ("反詐提醒", "防诈骗") and run[4:8] == (3, 2, 1, 0)  # category in words
     # Names only masked, never an address or a number.
     text = all_text(path)
     for secret in ("住戶甲", "住户甲", "0號", "…"):

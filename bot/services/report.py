@@ -163,6 +163,10 @@ class _Sheets:
     def t(self, key: str, **values: Any) -> str:
         return self.texts.render(key, self.script, **values)
 
+    def word(self, key: str, fallback: str) -> str:
+        """A vocabulary word (a category), or ``fallback`` when the texts have none."""
+        return self.t(key) if key in self.texts else fallback
+
     def local(self, at: datetime | None) -> datetime | None:
         """Excel keeps no time zones: local wall-clock time, as the bureau reads it."""
         return at.astimezone(self.tz).replace(tzinfo=None, microsecond=0) if at else None
@@ -305,6 +309,8 @@ class _Sheets:
                 BulletinRun.due_at < period.end,
             )
             .group_by(BulletinRun.id, Bulletin.title, Bulletin.category, BulletinRun.due_at)
+            # Runs that went out, as the figures count them (stats.bulletin_figures).
+            .having(func.sum(case((BulletinDelivery.status != "cancelled", 1), else_=0)) > 0)
             .order_by(BulletinRun.due_at, BulletinRun.id)
         )
         if period.stations is not None:
@@ -315,7 +321,7 @@ class _Sheets:
             [
                 run_id,
                 title,
-                category,
+                self.word(f"bcat_{category}", category),
                 self.local(due),
                 int(groups),
                 int(sent or 0),

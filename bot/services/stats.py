@@ -331,10 +331,12 @@ async def visit_figures(session: AsyncSession, period: Period) -> dict[str, Any]
 
 async def bulletin_figures(session: AsyncSession, period: Period) -> dict[str, Any]:
     """Runs due in the range that went out (to the stations' groups), their messages sent and
-    failed."""
+    failed. A run counts when one of its messages was not cancelled: a run whose messages were
+    all cancelled with the bulletin, or merged into an earlier run's, did not go out."""
+    went_out = BulletinDelivery.status != "cancelled"
     query = (
         select(
-            func.count(distinct(BulletinRun.id)),
+            func.count(distinct(case((went_out, BulletinRun.id)))),
             func.sum(case((OutboxMessage.status == "sent", 1), else_=0)),
             func.sum(case((OutboxMessage.status == "failed", 1), else_=0)),
         )

@@ -130,9 +130,8 @@ class Ui:
         return self._chat_word(f"dispute_status_{status}", status)
 
     def bcat(self, category: str) -> str:
-        """A bulletin category in words."""
-        key = f"bcat_{category}"
-        return self.t(key) if key in self._texts else category
+        """A bulletin category in words (the chat's vocabulary, as the monthly report's)."""
+        return self._chat_word(f"bcat_{category}", category)
 
     def local(self, at: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         """``at`` in the configured timezone (``—`` for none)."""
