@@ -302,6 +302,7 @@ async def add_bulletin(db: Path, due: datetime) -> int:
                 tz=ZoneInfo("Asia/Shanghai"),
                 created_by="bench",
                 now=datetime.now(UTC),
+                media_dir=None,  # the bench's media is a link elsewhere
             )
             return b.id
     finally:

@@ -35,6 +35,7 @@ from bot.web import (
     wechat_routes,
     wecom_routes,
 )
+from bot.web.body_cap import ApiBodyCap
 from bot.web.headers import SecurityHeaders
 from broadcasts.outbox import OutboxWorker
 from broadcasts.pacing import Pace
@@ -185,6 +186,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _unprocessable)  # type: ignore[arg-type]
     app.add_exception_handler(ProcessorUnavailable, _unavailable)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ApiBodyCap, limit=runtime.settings.server.max_body_bytes)
     if runtime.settings.server.trusted_proxies:
         # Added last, so it runs first: every route, the console's sign-in throttle and the
         # audit log's addresses see the client the proxy names. Only the configured proxies

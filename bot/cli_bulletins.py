@@ -98,6 +98,7 @@ def cmd_bulletin_add(args: argparse.Namespace) -> int:
                     tz=settings.tz,
                     created_by=f"cli:{args.by}",
                     now=SystemClock().now(),
+                    media_dir=settings.bulletins.media_folder,
                 )
                 return bulletin.id, bulletin.next_run_at
         except Problem as exc:

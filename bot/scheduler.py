@@ -14,7 +14,6 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -63,7 +62,7 @@ async def upload_sweep_job(runtime: Runtime) -> list[str]:
         async with runtime.sessions() as session:
             gone = await sweep_unused_uploads(
                 session,
-                folder=Path(runtime.settings.bulletins.media_dir),
+                folder=runtime.settings.bulletins.media_folder,
                 keep_for=timedelta(days=days),
                 now=runtime.clock.now(),
             )

@@ -32,6 +32,7 @@ from broadcasts.bulletins import (
     CANCELLED,
     Problem,
     channel_for,
+    check_media,
     check_within,
     public_url,
     resolve_targets,
@@ -156,11 +157,13 @@ async def send_alert(
     """Write an alert and queue it to every group in ``scope``; returns it and the group count.
 
     :class:`Problem` as :func:`check_text` and :func:`alert_groups` say, or (field ``media``,
-    code ``media_kind``) for media other than :data:`MEDIA_KINDS`.
+    code ``media_kind``) for media other than :data:`MEDIA_KINDS`, or as :func:`check_media`
+    for an upload not stored here or not of its type.
     """
     text = check_text(text)
     if media is not None and media.get("type") not in MEDIA_KINDS:
         raise Problem("media", "an alert carries a photo or a video", code="media_kind")
+    check_media(media, None, runtime.settings.bulletins.media_folder)
     groups = await alert_groups(session, scope, within=within)
     alert = Alert(
         kind="alert",

@@ -246,6 +246,12 @@ async def preview_draft(
     """A draft checked exactly as ``create_bulletin`` would check it (:class:`Problem`
     otherwise), and its preview; nothing is stored."""
     draft = await build_bulletin(
-        session, spec=spec, tz=runtime.settings.tz, created_by="preview", now=now, within=within
+        session,
+        spec=spec,
+        tz=runtime.settings.tz,
+        created_by="preview",
+        now=now,
+        media_dir=runtime.settings.bulletins.media_folder,
+        within=within,
     )
     return draft, await preview_bulletin(session, runtime=runtime, bulletin=draft, now=now)

@@ -4,6 +4,7 @@ missed runs, retries and crashes through the outbox, the admin API, the CLI, med
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -500,6 +501,74 @@ async def test_media_upload_is_served_at_a_stable_url(b: Bench, tmp_path: Path) 
     await b.tick()
     [sent] = await b.h.sent()
     assert sent["media"]["url"] == "https://lianxin.example.gov.cn" + url
+
+
+async def test_a_media_url_must_name_an_upload_stored_here_of_its_type(
+    b: Bench, tmp_path: Path
+) -> None:
+    b.h.runtime.settings.bulletins.media_dir = str(tmp_path / "media")
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    uploaded = await b.api.post(
+        "/api/v1/media", content=png, headers=b.admin | {"Content-Type": "image/png"}
+    )
+    url = uploaded.json()["url"]
+    body = {
+        "title": "防詐",
+        "category": "anti-fraud",
+        "text": "看視頻",
+        "targets": {"all": True},
+        "schedule": {"at": MON_10.isoformat()},
+    }
+    cases = [
+        ({"type": "video", "url": "/media/" + "0" * 64 + ".mp4"}, "media.url", "no stored upload"),
+        ({"type": "video", "url": url}, "media.type", "image, not a video"),
+    ]
+    for media, field, words in cases:
+        r = await b.api.post("/api/v1/bulletins", json=body | {"media": media}, headers=b.admin)
+        assert r.status_code == 422, r.text
+        [detail] = r.json()["detail"]
+        assert ".".join(map(str, detail["loc"][1:])) == field and words in detail["msg"], detail
+    gone = "/media/" + "1" * 64 + ".png"
+    r = await b.api.post("/api/v1/bulletins", json=body | {"cover": gone}, headers=b.admin)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][1:] == ["cover"]
+    # An urgent notice's photo too; an upload of the right kind, and any http(s) link, pass.
+    alert = {"scope": {"all": True}, "text": "尋人", "media": {"type": "image", "url": gone}}
+    assert (await b.api.post("/api/v1/alerts", json=alert, headers=b.admin)).status_code == 422
+    for media in ({"type": "image", "url": url}, {"type": "video", "url": "https://v.example/a"}):
+        r = await b.api.post("/api/v1/bulletins", json=body | {"media": media}, headers=b.admin)
+        assert r.status_code == 201, r.text
+
+
+async def test_api_bodies_over_the_cap_are_413_and_uploads_name_their_own_limit(
+    b: Bench, tmp_path: Path
+) -> None:
+    limit = b.h.runtime.settings.server.max_body_bytes
+    huge = {
+        "title": "防詐",
+        "category": "anti-fraud",
+        "text": "x" * (limit + 1),
+        "targets": {"all": True},
+        "schedule": {"at": MON_10.isoformat()},
+    }
+    r = await b.api.post("/api/v1/bulletins", json=huge, headers=b.admin)
+    assert r.status_code == 413 and r.json() == {"detail": f"body larger than {limit} bytes"}
+    assert len(r.content) < 100  # nothing of the body echoed back
+    # Without a declared length too (a chunked body): counted as it is read.
+    async def chunks() -> AsyncIterator[bytes]:
+        for part in (b'{"scope": {"all": true}, "text": "', b"y" * limit, b'"}'):
+            yield part
+
+    r = await b.api.post("/api/v1/alerts", content=chunks(), headers=b.admin)
+    assert r.status_code == 413
+    assert await b.get("/api/v1/bulletins") == []  # nothing stored
+    # Uploads have their own limit, and the refusal names it (not the slack of multipart).
+    b.h.runtime.settings.bulletins.media_dir = str(tmp_path / "media")
+    b.h.runtime.settings.bulletins.max_upload_bytes = 1000
+    big = b"\x89PNG\r\n\x1a\n" + b"0" * 200_000
+    r = await b.api.post(
+        "/api/v1/media", content=big, headers=b.admin | {"Content-Type": "image/png"}
+    )
+    assert r.status_code == 413 and r.json()["detail"] == "upload larger than 1000 bytes"
 
 
 # --- the CLI -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import (
@@ -110,6 +111,11 @@ class BulletinSettings(Section):
     # never used) are deleted this many days after their last upload; None keeps them.
     unused_upload_days: int | None = Field(7, ge=1, le=3650)
     wecom_webhook_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+
+    @property
+    def media_folder(self) -> Path:
+        """Where uploads are stored (``media_dir``; relative to the working directory)."""
+        return Path(self.media_dir)
 
     @field_validator("quiet_hours")
     @classmethod

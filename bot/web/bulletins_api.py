@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from email import policy
 from email.parser import BytesParser
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -19,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.channels.body import read_capped_body
 from bot.runtime import Runtime
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import MAX_ROW_ID, Offset, RowId, get_runtime
@@ -124,6 +124,7 @@ async def create(
                 tz=runtime.settings.tz,
                 created_by=_caller_name(caller),
                 now=runtime.clock.now(),
+                media_dir=runtime.settings.bulletins.media_folder,
             )
     except Problem as exc:
         raise _unprocessable(exc.field, exc.message) from None
@@ -173,6 +174,7 @@ async def patch_bulletin(
                 patch=patch,
                 tz=runtime.settings.tz,
                 now=runtime.clock.now(),
+                media_dir=runtime.settings.bulletins.media_folder,
             )
     except Problem as exc:
         raise _unprocessable(exc.field, exc.message) from None
@@ -501,19 +503,6 @@ class MediaOut(BaseModel):
     bytes: int
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"upload larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _from_multipart(ctype_header: str, body: bytes) -> bytes:
     """The first file part of a multipart/form-data body.
 
@@ -547,7 +536,11 @@ async def upload_media(
     """
     options = runtime.settings.bulletins
     # A multipart body carries a little more than the file: its boundaries and headers.
-    body = await _read_capped(request, options.max_upload_bytes + MULTIPART_SLACK)
+    body = await read_capped_body(
+        request,
+        options.max_upload_bytes + MULTIPART_SLACK,
+        refusal=f"upload larger than {options.max_upload_bytes} bytes",
+    )
     ctype_header = request.headers.get("content-type", "")
     data = (
         _from_multipart(ctype_header, body)
@@ -557,7 +550,7 @@ async def upload_media(
     try:
         stored = await save_upload(
             data,
-            folder=Path(options.media_dir),
+            folder=options.media_folder,
             limit=options.max_upload_bytes,
             now=runtime.clock.now(),
         )
@@ -570,7 +563,7 @@ async def upload_media(
 @router.get("/media/{name}", include_in_schema=True)
 async def get_media(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
     """An uploaded file. Public (bridges fetch it); names are content hashes."""
-    path = media_file(Path(runtime.settings.bulletins.media_dir), name)
+    path = media_file(runtime.settings.bulletins.media_folder, name)
     if path is None:
         raise HTTPException(404, "no such media")
     return FileResponse(

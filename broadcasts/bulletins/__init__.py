@@ -33,6 +33,7 @@ from __future__ import annotations
 from broadcasts.bulletins.crud import (
     build_bulletin,
     cancel_bulletin,
+    check_media,
     create_bulletin,
     pause_bulletin,
     replacing,
@@ -107,6 +108,7 @@ __all__ = [
     "cap_counts",
     "cap_taken",
     "channel_for",
+    "check_media",
     "check_within",
     "create_bulletin",
     "delivery_status",

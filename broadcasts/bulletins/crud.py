@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broadcasts.bulletins.schedule import first_run
 from broadcasts.bulletins.specs import BulletinPatch, BulletinSpec, Conflict, Problem, ScheduleSpec
 from broadcasts.bulletins.targets import check_within, resolve_targets
+from broadcasts.media import stored_media
 from models.base import rowcount
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.outbox import CANCELLED, HELD, OutboxMessage
@@ -41,6 +43,29 @@ def _check_schedule(bulletin: Bulletin, *, tz: ZoneInfo, now: datetime) -> datet
     return first
 
 
+def check_media(media: dict[str, Any] | None, cover: str | None, media_dir: Path | None) -> None:
+    """A ``/media/…`` URL must name an upload stored here (``POST /api/v1/media``), of the
+    kind the bulletin says it is: a dead link would reach every group. An http(s) URL is the
+    author's to vouch for. ``media_dir`` None: nothing is stored here to check against."""
+    if media_dir is None:
+        return
+    claimed = (media or {}).get("type")
+    for field, url, kind in (
+        ("media.url", (media or {}).get("url"), claimed),
+        ("cover", cover, "image"),
+    ):
+        if not isinstance(url, str) or not url.startswith("/media/"):
+            continue
+        stored = stored_media(media_dir, url)
+        if stored is None:
+            raise Problem(
+                field, "names no stored upload (POST /api/v1/media first)", code="no_upload"
+            )
+        if kind in ("image", "video", "file") and stored.kind != kind:
+            where = "media.type" if field == "media.url" else field
+            raise Problem(where, f"the upload is a {stored.kind}, not a {kind}", code="media_kind")
+
+
 async def build_bulletin(
     session: AsyncSession,
     *,
@@ -48,11 +73,14 @@ async def build_bulletin(
     tz: ZoneInfo,
     created_by: str,
     now: datetime,
+    media_dir: Path | None,
     within: frozenset[str] | None = None,
 ) -> Bulletin:
-    """A new bulletin checked against the directory, the clock and the author's stations
-    (``within``, see :func:`check_within`), not stored: what :func:`create_bulletin` saves
-    and what a preview of a draft shows. :class:`Problem` names what is wrong."""
+    """A new bulletin checked against the directory, the clock, its uploads (``media_dir``,
+    see :func:`check_media`) and the author's stations (``within``, see
+    :func:`check_within`), not stored: what :func:`create_bulletin` saves and what a preview
+    of a draft shows. :class:`Problem` names what is wrong."""
+    check_media(spec.media.model_dump() if spec.media else None, spec.cover, media_dir)
     targets = spec.targets.as_dict()
     groups = await resolve_targets(session, targets)
     check_within(targets, groups, within)
@@ -80,11 +108,18 @@ async def create_bulletin(
     tz: ZoneInfo,
     created_by: str,
     now: datetime,
+    media_dir: Path | None,
     within: frozenset[str] | None = None,
 ) -> Bulletin:
-    """Validate targets, schedule and scope (:func:`build_bulletin`), then store."""
+    """Validate targets, schedule, uploads and scope (:func:`build_bulletin`), then store."""
     bulletin = await build_bulletin(
-        session, spec=spec, tz=tz, created_by=created_by, now=now, within=within
+        session,
+        spec=spec,
+        tz=tz,
+        created_by=created_by,
+        now=now,
+        media_dir=media_dir,
+        within=within,
     )
     session.add(bulletin)
     await session.flush()
@@ -98,13 +133,20 @@ async def update_bulletin(
     patch: BulletinPatch,
     tz: ZoneInfo,
     now: datetime,
+    media_dir: Path | None,
     within: frozenset[str] | None = None,
 ) -> Bulletin:
     """Apply a PATCH. Runs already fanned out keep what they sent; later runs use the edit.
-    New targets are held to the editor's stations (``within``, as :func:`check_within`)."""
+    New targets are held to the editor's stations (``within``, as :func:`check_within`), new
+    uploads checked (:func:`check_media`)."""
     if bulletin.status == "cancelled":
         raise Conflict("the bulletin is cancelled")
     given = patch.model_fields_set
+    check_media(
+        patch.media.model_dump() if "media" in given and patch.media else None,
+        patch.cover if "cover" in given else None,
+        media_dir,
+    )
     if patch.targets is not None:
         check_within(
             patch.targets.as_dict(),

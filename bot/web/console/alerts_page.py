@@ -17,7 +17,6 @@ viewer's scope answers 404, like one that does not exist.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path as FilePath
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -185,9 +184,7 @@ async def _render_alert(
         recall = await lines.may_recall_here(session, who, alert)
     media = None
     if alert.media:
-        media = stored_media(
-            FilePath(runtime.settings.bulletins.media_dir), alert.media.get("url", "")
-        )
+        media = stored_media(runtime.settings.bulletins.media_folder, alert.media.get("url", ""))
     return page(
         template,
         ui=ui,
@@ -360,7 +357,7 @@ async def _media(
     posted: UploadForm, form: AlertForm, options: BulletinSettings, ui: Ui
 ) -> tuple[StoredMedia | None, str | None]:
     """The notice's photo or video: a picture or a video only (the service's MEDIA_KINDS)."""
-    kept = stored_media(FilePath(options.media_dir), form.media_url) if form.media_url else None
+    kept = stored_media(options.media_folder, form.media_url) if form.media_url else None
     return await receive_media(
         posted, form, options, ui, kept=kept, kinds=MEDIA_KINDS, wrong_kind=ui.t("al_media_kind")
     )

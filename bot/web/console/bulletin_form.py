@@ -280,6 +280,8 @@ def problem_errors(
 ) -> dict[str, str]:
     """A refusal of ``build_bulletin`` (the directory, the clock, the author's scope) beside
     its field; ``names`` turns ids into names."""
+    if problem.field.startswith(("media", "cover")):
+        return {"media": ui.t("bf_media_gone")}  # swept meanwhile: the form uploads it again
     if problem.field.startswith("targets"):
         where = "targets"
     elif problem.field == "schedule.at":

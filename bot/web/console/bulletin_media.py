@@ -5,7 +5,6 @@ of the form, or (for a bulletin's edit) the bulletin's own media given by addres
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 from typing import Protocol
 
 from bot.settings import BulletinSettings
@@ -23,7 +22,7 @@ def kept_media(
     (``PATCH`` and the API take any https URL), which stays unless removed or replaced."""
     if not form.media_url:
         return None
-    kept = stored_media(Path(options.media_dir), form.media_url)
+    kept = stored_media(options.media_folder, form.media_url)
     own = (bulletin.media or {}) if bulletin is not None else {}
     if kept is None and own.get("url") == form.media_url and not form.media_url.startswith("/"):
         return StoredMedia(url=form.media_url, kind=own.get("type", "file"), ctype="", size=0)
@@ -59,7 +58,7 @@ async def receive_media(
                 return kept, wrong_kind
             stored = await save_upload(
                 upload.data,
-                folder=Path(options.media_dir),
+                folder=options.media_folder,
                 limit=options.max_upload_bytes,
                 now=ui.now,
             )

@@ -392,6 +392,7 @@ async def _submit(
                         tz=runtime.settings.tz,
                         created_by=f"console:{who.account.username}",
                         now=now,
+                        media_dir=runtime.settings.bulletins.media_folder,
                         within=limit,
                     )
                 else:
@@ -404,6 +405,7 @@ async def _submit(
                         patch=replacing(spec),
                         tz=runtime.settings.tz,
                         now=now,
+                        media_dir=runtime.settings.bulletins.media_folder,
                         within=limit,
                     )
                 done = "created" if editing is None else "edited"
