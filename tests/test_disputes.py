@@ -286,6 +286,12 @@ async def test_the_api_lists_disputes_by_colour_and_level_with_history(h: Harnes
         "officer:off-wang",
     ]
     assert (await h.client.get("/api/v1/disputes/Z9999", headers=auth)).status_code == 404
+    # A station takes those below it, as /visits and /stats do; an unknown one is named.
+    for station, found in (("qiaozhen", [ticket.code]), ("county", [ticket.code]), ("hexi", [])):
+        listed = await h.client.get(f"/api/v1/disputes?station={station}", headers=auth)
+        assert [d["code"] for d in listed.json()] == found, station
+    unknown = await h.client.get("/api/v1/disputes?station=nope", headers=auth)
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["query", "station"]
 
 
 async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Harness) -> None:

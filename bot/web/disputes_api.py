@@ -10,8 +10,10 @@ from sqlalchemy import select
 
 from bot.runtime import Runtime
 from bot.services.dispute_cases import history
+from bot.services.routing import station_subtree
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import Offset, get_runtime
+from models.directory import Station
 from models.disputes import DisputeCase
 from models.tickets import Ticket
 
@@ -59,13 +61,14 @@ async def disputes(
     colour: str | None = Query(None, pattern="^(|red|yellow|blue)$"),
     level: str | None = Query(None, pattern="^(|village|station|county)$"),
     status: str | None = Query(None, pattern="^(|open|resolved|referred|withdrawn)$"),
-    station: str | None = Query(None, max_length=64),
+    station: str | None = Query(None, max_length=64, description="a station and those below it"),
     limit: int = Query(200, ge=1, le=2000),
     offset: Offset = 0,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[DisputeView]:
-    """Dispute cases, newest first (no personal data); an empty filter means none."""
+    """Dispute cases, newest first (no personal data); an empty filter means none. ``station``
+    takes the stations below it too, as ``/visits`` and ``/stats`` do (``county``: all)."""
     query = (
         select(DisputeCase, Ticket.code)
         .join(Ticket, Ticket.id == DisputeCase.ticket_id)
@@ -79,9 +82,21 @@ async def disputes(
         query = query.where(DisputeCase.level == level)
     if status:
         query = query.where(DisputeCase.status == status)
-    if station:
-        query = query.where(DisputeCase.station_id == station)
     async with runtime.sessions() as session:
+        if station:
+            if await session.get(Station, station) is None:
+                raise HTTPException(
+                    422,
+                    [
+                        {
+                            "loc": ["query", "station"],
+                            "msg": f"no station {station!r}",
+                            "type": "value_error",
+                        }
+                    ],
+                )
+            subtree = await station_subtree(session, [station])
+            query = query.where(DisputeCase.station_id.in_(sorted(subtree)))
         rows = (await session.execute(query)).all()
     return [DisputeView.model_validate(_view(case, code)) for case, code in rows]
 
