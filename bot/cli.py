@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_classify import register as register_classify
-from bot.cli_common import in_transaction, port_problem, settings_of, setup_logging
+from bot.cli_common import in_transaction, port_problem, settings_of, setup_logging, when
 from bot.cli_people import register as register_people
 from bot.cli_purge import register as register_purge
 from bot.cli_report import register as register_report
@@ -174,10 +174,12 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     from bot.services.tokens import list_tokens
 
+    tz = settings_of(args, require_secrets=False).tz
+
     async def rows(session: Any) -> list[str]:
         return [
-            f"{t.id}\t{t.role}\t{t.name or '-'}\tcreated {t.created_at:%Y-%m-%d %H:%M}"
-            + (f"\trevoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
+            f"{t.id}\t{t.role}\t{t.name or '-'}\tcreated {when(t.created_at, tz)}"
+            + (f"\trevoked {when(t.revoked_at, tz)}" if t.revoked_at else "")
             for t in await list_tokens(session)
         ]
 

@@ -126,24 +126,25 @@ def cmd_account_create(args: argparse.Namespace) -> int:
 
 
 def cmd_account_list(args: argparse.Namespace) -> int:
-    from bot.cli_common import in_transaction
+    from bot.cli_common import in_transaction, settings_of, when
     from bot.clock import SystemClock
     from bot.services.accounts import list_accounts
     from models.directory import Officer
 
     now = SystemClock().now()
+    tz = settings_of(args, require_secrets=False).tz
 
     async def rows(session: Any) -> list[str]:
         lines = []
         for a in await list_accounts(session):
             officer = await session.get(Officer, a.officer_id) if a.officer_id else None
             if a.disabled_at:
-                state = f"disabled {a.disabled_at:%Y-%m-%d %H:%M}"
+                state = f"disabled {when(a.disabled_at, tz)}"
             elif a.locked_until and a.locked_until > now:
-                state = f"locked until {a.locked_until:%Y-%m-%d %H:%M} UTC"
+                state = f"locked until {when(a.locked_until, tz)}"
             else:
                 state = "active"
-            last = f"last sign-in {a.last_login_at:%Y-%m-%d %H:%M}" if a.last_login_at else "-"
+            last = f"last sign-in {when(a.last_login_at, tz)}" if a.last_login_at else "-"
             who = f"{officer.id} {officer.name}" if officer else (a.officer_id or "-")
             lines.append(f"{a.username}\t{a.role}\t{who}\t{a.script}\t{state}\t{last}")
         return lines

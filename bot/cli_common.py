@@ -10,6 +10,7 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.settings import ConfigError, Settings, load_settings
@@ -74,3 +75,9 @@ def in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awai
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def when(at: datetime, tz: tzinfo) -> str:
+    """``at`` on the bureau's wall clock (the settings' ``timezone``), offset shown:
+    ``2026-12-08 00:51 +0800``. Every time a command prints reads the same way."""
+    return f"{at.astimezone(tz):%Y-%m-%d %H:%M %z}"

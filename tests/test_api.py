@@ -82,6 +82,7 @@ def test_token_create_cli_prints_a_token_once(
     assert main([*cli, "list"]) == 0
     listing = capsys.readouterr().out
     assert listing.startswith("1\tadmin\tops\tcreated ") and token not in listing
+    assert listing.strip().endswith("+0800")  # the bureau's wall clock, and it says so
     assert main([*cli, "revoke", "1"]) == 0
     assert main([*cli, "revoke", "1"]) == 1
     assert "no live token 1" in capsys.readouterr().err

@@ -553,6 +553,7 @@ async def test_api_bodies_over_the_cap_are_413_and_uploads_name_their_own_limit(
     r = await b.api.post("/api/v1/bulletins", json=huge, headers=b.admin)
     assert r.status_code == 413 and r.json() == {"detail": f"body larger than {limit} bytes"}
     assert len(r.content) < 100  # nothing of the body echoed back
+
     # Without a declared length too (a chunked body): counted as it is read.
     async def chunks() -> AsyncIterator[bytes]:
         for part in (b'{"scope": {"all": true}, "text": "', b"y" * limit, b'"}'):
