@@ -79,6 +79,13 @@ def detect_script(text: str, default: Script = "hans") -> Script:
     return script_of(text) or default
 
 
+def group_script(name: str | None) -> Script:
+    """What a group is written to in when the words do not tell (an announcement, an urgent
+    notice that reads the same in both scripts): its name's script; Traditional when the name
+    does not tell either ("群" alone)."""
+    return "hans" if name and script_of(name) == "hans" else "hant"
+
+
 class Texts:
     """Looks up and fills user-facing sentences by key and script."""
 

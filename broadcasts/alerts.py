@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import Media, OutboundMessage
 from bot.runtime import Runtime
 from bot.settings import BulletinSettings
-from bot.texts import detect_script
+from bot.texts import group_script, script_of
 from broadcasts.bulletins import (
     CANCELLED,
     Problem,
@@ -99,10 +99,13 @@ def _message(
     )
 
 
-def render_alert(runtime: Runtime, alert: Alert, *, parent_id: int | None, reason: str) -> str:
-    """The group message: the author's words as written inside the alert frame."""
+def render_alert(
+    runtime: Runtime, alert: Alert, *, parent_id: int | None, reason: str, group_name: str | None
+) -> str:
+    """The group message: the author's words as written inside the alert frame, in their
+    script; words that read the same in both (更正:已找到) take the group name's."""
     text = runtime.cipher.decrypt(alert.text_enc) or ""
-    script = detect_script(text or reason)
+    script = script_of(text or reason) or group_script(group_name)
     if alert.kind == "correction":
         return runtime.texts.render("alert_correction", script, parent=parent_id, text=text)
     if alert.kind == "recall":
@@ -124,8 +127,14 @@ async def _fan_out(
     now: datetime,
 ) -> int:
     options = runtime.settings.bulletins
-    text = render_alert(runtime, alert, parent_id=parent_id, reason=reason)
+    rendered: dict[str, str] = {}  # by the script a group's name asks for: two at most
     for group in groups:
+        text = rendered.get(group_script(group.name))
+        if text is None:
+            text = render_alert(
+                runtime, alert, parent_id=parent_id, reason=reason, group_name=group.name
+            )
+            rendered[group_script(group.name)] = text
         message = _message(runtime, alert, group, text, options)
         key = f"alert-{alert.id}-{group.id}"
         session.add(

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import OutboundMessage
 from bot.services.routing import Router, station_subtree
 from bot.services.tickets import Out
-from bot.texts import Script
+from bot.texts import Script, group_script
 from handlers.context import HandlerContext
-from handlers.verification_support import group_script, is_verified, say
+from handlers.verification_support import is_verified, say
 from models.directory import Group, Officer
 from models.people import GroupMember
 

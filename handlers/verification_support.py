@@ -14,7 +14,7 @@ from bot.clock import as_utc
 from bot.messages import OutboundMessage
 from bot.pii import mask_name, mask_phone
 from bot.services.identity import normalise_text
-from bot.texts import Script, detect_script, script_of
+from bot.texts import Script, detect_script
 from broadcasts.outbox import enqueue
 from handlers.context import HandlerContext
 from models.base import core, has_changes
@@ -97,11 +97,6 @@ def tell_privately(ctx: HandlerContext, text: str) -> None:
 
 def local_day(ctx: HandlerContext, when: datetime) -> date:
     return as_utc(when).astimezone(ctx.runtime.settings.tz).date()
-
-
-def group_script(name: str | None) -> Script:
-    """Announcements follow the group name's script; Traditional when the name does not tell."""
-    return "hans" if name and script_of(name) == "hans" else "hant"
 
 
 def name_script(name: str) -> Script:

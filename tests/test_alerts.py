@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from models.bulletins import AlertAck
+from models.directory import Group
 from tests.bulletins_support import GROUPS, Bench, local
 from tests.harness import Harness
 
@@ -36,6 +37,19 @@ async def test_urgent_notice_jumps_ahead_of_queued_bulletins(b: Bench) -> None:
     view = await b.get(f"/api/v1/alerts/{out['id']}")
     assert [(g["group_id"], g["status"]) for g in view["groups"]] == [(g, "sent") for g in GROUPS]
     assert view["totals"]["sent"] == 3 and view["text"] == "寻找走失儿童"
+
+
+async def test_words_that_read_alike_in_both_scripts_take_each_group_name_s(b: Bench) -> None:
+    async with b.h.runtime.sessions.begin() as session:  # one group named in Simplified
+        group = await session.get(Group, "grp-qiaozhen-02")
+        assert group is not None
+        group.name = "桥镇社区警民群"
+    await b.post("/api/v1/alerts", {"scope": {"all": True}, "text": "更正:已找到"}, status=201)
+    await b.h.drain()
+    by_group = {s["group_id"]: s["text"] for s in b.h.world.state.sends()}
+    assert by_group["grp-qiaozhen-02"].startswith("【紧急通报 ")
+    assert by_group["grp-qiaozhen-01"].startswith("【緊急通報 ")
+    assert by_group["grp-hexi-01"].startswith("【緊急通報 ")
 
 
 async def test_urgent_notice_ignores_quiet_hours_and_the_daily_cap(b: Bench) -> None:
