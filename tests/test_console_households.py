@@ -257,6 +257,7 @@ async def test_bad_visit_input_comes_back_beside_the_field(h: Harness) -> None:
         ({"at": later, "note": "已走訪"}, "走訪時間不能晚於現在"),
         ({"at": local_input(h, h.clock.now()), "note": "  "}, "請寫上走訪情況"),
         ({"at": "昨天", "note": "已走訪"}, "時間應寫作"),
+        ({"at": "1900-01-01T10:00", "note": "已走訪"}, "不能早於一年前"),  # no range counts it
     ):
         answer = await wang.post(f"{path}/visit", data={**form, **fields})
         assert answer.status_code == 400, fields

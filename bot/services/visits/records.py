@@ -18,6 +18,11 @@ from models.visits import Visit, VisitPlan
 # --- visits -----------------------------------------------------------------------------------
 
 
+# A visit entered afterwards may be up to a year old: later than that it is a typing mistake
+# (1900-01-01), which no statistics range would ever count.
+VISIT_BACKDATE_LIMIT = timedelta(days=366)
+
+
 async def record_visit(
     session: AsyncSession,
     cipher: PiiCipher,
@@ -29,13 +34,16 @@ async def record_visit(
     now: datetime,
     source: str = "chat",
 ) -> Visit:
-    """Record a visit (``at`` may be earlier than ``now``: entered afterwards, never later).
+    """Record a visit (``at`` may be earlier than ``now``: entered afterwards, up to
+    :data:`VISIT_BACKDATE_LIMIT`, never later).
     The household's plan, if any, falls due again ``every_days`` after its latest visit."""
     household = await session.get(Household, household_id)
     if household is None:
         raise VisitError("visit_household_gone")
     if at > now + timedelta(minutes=5):
         raise VisitError("visit_in_future")
+    if at < now - VISIT_BACKDATE_LIMIT:
+        raise VisitError("visit_too_old")
     group = await session.get(Group, household.group_id) if household.group_id else None
     visit = Visit(
         household_id=household.id,

@@ -122,6 +122,7 @@ def error_of(ui: Ui, exc: visits.VisitError) -> tuple[str, str]:
         "visit_phone_known": "phone",
         "visit_unknown_group": "group",
         "visit_in_future": "at",
+        "visit_too_old": "at",
         "plan_bad_reason": "reason",
         "plan_bad_every": "every",
     }.get(exc.key, "form")
