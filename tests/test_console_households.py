@@ -158,6 +158,10 @@ async def test_bad_input_is_refused_beside_the_field_and_nothing_written(h: Harn
         ({"name": "1", "phone": "", "group": "grp-qiaozhen-01"}, "不是姓名"),
         ({"name": "林秀英", "phone": "12345", "group": "grp-qiaozhen-01"}, "手機號不正確"),
         ({"name": "林秀英", "phone": "", "group": "grp-hexi-01"}, "請選擇您轄區內的警民群"),
+        (
+            {"name": "林秀英", "phone": "", "group": "grp-qiaozhen-01", "address": "村" * 201},
+            "地址太長(最多 200 字)",
+        ),
     ):
         answer = await wang.post("/console/households", data={**form, "address": "", **fields})
         assert answer.status_code == 400, fields
@@ -165,6 +169,15 @@ async def test_bad_input_is_refused_beside_the_field_and_nothing_written(h: Harn
         assert f'value="{fields["name"]}"' in answer.text  # what was typed is kept
     assert await count_households(h) == before
     assert await audit_rows(h, "household_added") == []
+    # The same householder at the same address of the same group is on the roster once: a
+    # second form (a new one, not the same sent twice) is refused beside the name.
+    same = {"name": "林秀英", "phone": "", "address": "橋鎮村3組12號", "group": "grp-qiaozhen-01"}
+    for expected in (303, 400):
+        fresh = form_of((await wang.get("/console/households")).text, "/console/households")
+        answer = await wang.post("/console/households", data={**fresh, **same})
+        assert answer.status_code == expected
+    assert "已有這位戶主、這個地址" in visible_text(answer.text)
+    assert await count_households(h) == before + 1
     # An officer may not delete: the form is not offered and the route refuses.
     theirs = household_ids(page.text)[0]
     details = await wang.get(f"/console/households/{theirs}")
@@ -174,7 +187,7 @@ async def test_bad_input_is_refused_beside_the_field_and_nothing_written(h: Harn
         f"/console/households/{theirs}/delete", data={**edit, "confirm": "yes"}
     )
     assert refused.status_code == 404
-    assert await count_households(h) == before
+    assert await count_households(h) == before + 1  # 林秀英's, above
 
 
 # --- visits, plans and 待訪 (household_visits.py) ---------------------------------------------

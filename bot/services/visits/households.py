@@ -35,6 +35,35 @@ def audit(
     )
 
 
+# Longer than any address: a paste of something else.
+ADDRESS_MAX = 200
+
+
+def _address(address: str | None) -> str | None:
+    """An address as kept: NFKC, trimmed, None for none; :class:`VisitError` when too long."""
+    address = unicodedata.normalize("NFKC", address).strip() if address else None
+    if address and len(address) > ADDRESS_MAX:
+        raise VisitError("visit_bad_address", limit=ADDRESS_MAX)
+    return address or None
+
+
+async def _on_the_roster(
+    session: AsyncSession,
+    cipher: PiiCipher,
+    *,
+    name: str,
+    address: str | None,
+    group_id: str | None,
+) -> bool:
+    """Whether the group's roster already has this householder at this address (the same
+    form sent twice, a household typed in again): a second row would count it twice."""
+    group = Household.group_id == group_id if group_id else Household.group_id.is_(None)
+    same_name = await session.scalars(
+        select(Household).where(Household.name_hash == name_hash(cipher, name), group)
+    )
+    return any((cipher.decrypt(h.address_enc) or None) == address for h in same_name)
+
+
 async def add_household(
     session: AsyncSession,
     cipher: PiiCipher,
@@ -47,7 +76,8 @@ async def add_household(
     now: datetime,
 ) -> Household:
     """A household on the roster (a number is optional). Raises :class:`VisitError`
-    (``visit_bad_name``, ``visit_bad_phone``, ``visit_phone_known``, ``visit_unknown_group``)."""
+    (``visit_bad_name``, ``visit_bad_phone``, ``visit_phone_known``, ``visit_unknown_group``,
+    ``visit_bad_address``, ``visit_household_known``)."""
     try:
         name = check_name(name)
     except ValueError:
@@ -64,7 +94,9 @@ async def add_household(
             raise VisitError("visit_phone_known")
     if group_id is not None and await session.get(Group, group_id) is None:
         raise VisitError("visit_unknown_group", group=group_id)
-    address = unicodedata.normalize("NFKC", address).strip() if address else None
+    address = _address(address)
+    if await _on_the_roster(session, cipher, name=name, address=address, group_id=group_id):
+        raise VisitError("visit_household_known")
     household = Household(
         name_enc=cipher.encrypt(name),
         name_hash=name_hash(cipher, name),
@@ -189,8 +221,7 @@ async def update_household(
         household.phone_hash = phone_hash(cipher, number) if number else None
         changed.append("phone")
     if address is not _KEEP:
-        text = unicodedata.normalize("NFKC", str(address)).strip() if address else None
-        household.address_enc = cipher.encrypt(text or None)
+        household.address_enc = cipher.encrypt(_address(str(address) if address else None))
         changed.append("address")
     if group_id is not _KEEP:
         if group_id is not None and await session.get(Group, str(group_id)) is None:

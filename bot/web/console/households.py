@@ -35,6 +35,9 @@ from models.people import Household
 router = APIRouter()
 PAGE_SIZE = 100
 FIELDS = ("name", "phone", "address", "group")
+# Fields are cut only far past what the roster takes, so that a too-long address is refused
+# beside its field (ADDRESS_MAX) instead of being cut short without a word.
+TYPED_MAX = 1000
 HOUSEHOLD = Path(ge=1, le=2**31 - 1)
 
 
@@ -120,13 +123,15 @@ def error_of(ui: Ui, exc: visits.VisitError) -> tuple[str, str]:
         "visit_bad_name": "name",
         "visit_bad_phone": "phone",
         "visit_phone_known": "phone",
+        "visit_household_known": "name",
+        "visit_bad_address": "address",
         "visit_unknown_group": "group",
         "visit_in_future": "at",
         "visit_too_old": "at",
         "plan_bad_reason": "reason",
         "plan_bad_every": "every",
     }.get(exc.key, "form")
-    return where, ui.t(f"hh_{exc.key}")
+    return where, ui.t(f"hh_{exc.key}", **exc.values)
 
 
 @router.get("/households", include_in_schema=False)
@@ -189,7 +194,7 @@ async def add(
     who, form = posted
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
-    typed = {k: field_of(form, k) for k in FIELDS}
+    typed = {k: field_of(form, k, TYPED_MAX) for k in FIELDS}
     try:
         async with runtime.sessions.begin() as session:
             await check_group(session, who, typed["group"])
@@ -319,7 +324,7 @@ async def edit(
     who, form = posted
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
-    typed = {k: field_of(form, k) for k in FIELDS}
+    typed = {k: field_of(form, k, TYPED_MAX) for k in FIELDS}
     try:
         async with runtime.sessions.begin() as session:
             if await in_scope(session, who, household_id) is None:
