@@ -28,7 +28,7 @@ from bot.texts import Script, detect_script
 from handlers.alert_links import answers_active_alert, link_to_active_alert
 from handlers.classify import FRAUD_PAID, SCAM_CHECK, SCAM_NOW, Classification, normalise
 from handlers.context import HandlerContext
-from handlers.similarity import similarity
+from handlers.similarity import names_nothing, similarity
 from handlers.verification_support import is_verified, maybe_remind
 from models.directory import Group, Officer
 from models.journal import InboundEvent
@@ -394,8 +394,11 @@ async def _merge_target(
         if ticket.emergency != emergency:
             continue
         recent = ctx.now - ticket.updated_at <= follow_up
-        if emergency and recent:
+        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
+        if emergency and recent and _same_danger(first, item.text):
             return ticket  # "快来啊" after "着火了": the same person's same danger
+        if emergency:
+            continue  # a fire after their stuck lift: its own P1, its own pages
         # The same matter: the same resident writing about the same thing again, unless they
         # say it happened again (又被偷了一辆) after the first report has gone quiet.
         if (
@@ -404,7 +407,6 @@ async def _merge_target(
             and _AGAIN.search(normalise(item.text))
         ):
             continue
-        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
         if similarity(first, item.text) >= _FOLLOW_UP_SIMILAR and (
             recent or ticket.category == result.label
         ):
@@ -438,6 +440,15 @@ async def _merge_target(
         if same_kind and similarity(first, item.text) >= threshold:
             return ticket
     return None
+
+
+def _same_danger(theirs: str, mine: str) -> bool:
+    """One resident's next alarm is about their open one when it is the same kind of danger
+    (fire, injury, the rest: what the safety reply names) or names nothing at all (快来啊)."""
+    kind = _reply_key_of(normalise(mine))
+    if kind == _reply_key_of(normalise(theirs)):
+        return True
+    return kind == "emergency_reply" and names_nothing(mine)
 
 
 async def _attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:

@@ -37,3 +37,8 @@ def similarity(a: str, b: str) -> float:
     coefficient): two residents describing one incident at different lengths still match."""
     x, y = _bigrams(a), _bigrams(b)
     return len(x & y) / min(len(x), len(y)) if x and y else 0.0
+
+
+def names_nothing(text: str) -> bool:
+    """Whether ``text`` names no thing at all: a cry ("快来啊!!", "救命"), no content bigram."""
+    return not _bigrams(text)

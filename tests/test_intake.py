@@ -456,6 +456,40 @@ async def test_other_residents_emergencies_sharing_only_a_cry_are_their_own_p1s(
     assert len(await h.tickets()) == 5
 
 
+async def test_the_same_residents_fire_after_their_own_false_alarm_is_its_own_p1(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: a stuck lift (a P1 the officer filed as 其他, which the resident
+    # rated 不满意) swallowed the same resident's fire minutes later: no P1 page at all.
+    await h.bind("wxid_b1", group=GROUP)
+    await h.say("电梯坏了 我被困在电梯里了", group=GROUP, sender="wxid_b1")
+    [lift] = await h.tickets()
+    assert lift.emergency
+    await h.say(f"分類 #{lift.code} 其他", group=None, sender="wxid_wang")
+    [lift] = await h.tickets()
+    assert (lift.emergency, lift.priority) == (False, 3)  # stood down: no P1 ladder to the county
+    assert (await h.timeline(lift))[-1] == "classified"
+    await h.sent()
+    await h.say("救命啊 我家着火了 快来人", group=GROUP, sender="wxid_b1")
+    fire = [t for t in await h.tickets() if t.id != lift.id]
+    assert len(fire) == 1 and fire[0].emergency and fire[0].priority == 1
+    await h.sent()
+    assert any(f"P1 #{fire[0].code}" in m for m in h.to_user("wxid_wang"))
+    assert any(f"P1 #{fire[0].code}" in m for m in h.to_user("wxid_zhao"))
+
+
+async def test_a_residents_other_danger_is_its_own_p1_and_a_bare_cry_joins_theirs(
+    h: Harness,
+) -> None:
+    await h.say("着火了!我家厨房着火了", group=GROUP, sender="wxid_c1")
+    await h.say("快来啊!!!", group=GROUP, sender="wxid_c1")  # names nothing: the same fire
+    assert len(await h.tickets()) == 1
+    await h.say("我爸被烟呛晕了 叫不醒", group=GROUP, sender="wxid_c1")  # in that fire
+    assert len(await h.tickets()) == 1
+    await h.say("楼下有人拿刀砍人", group=GROUP, sender="wxid_c1")  # another danger
+    assert len(await h.tickets()) == 2
+
+
 async def test_the_reporters_update_on_their_alarm_reaches_the_officer(h: Harness) -> None:
     # Found by a newcomer: "孩子找到了!!谢谢大家" from the mother who raised the alarm reached
     # nobody; the officer would still be searching.

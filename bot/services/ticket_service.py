@@ -303,14 +303,25 @@ async def transfer(out: Out, *, actor: Actor, ticket: Ticket, officer_id: str) -
     return target
 
 
+# Categories an emergency may keep when an officer files it anew.
+STILL_URGENT = ("report", "help", "dispute")
+
+
 async def reclassify(out: Out, *, actor: Actor, ticket: Ticket, label: str) -> str:
-    """分類: a new category (and with it, unless an emergency, a new priority and deadline);
+    """分類: a new category (and with it, unless an emergency, a new priority and deadline;
+    an emergency filed as anything but a report, a help request or a dispute stands down);
     returns the previous category."""
     check_scope(actor, ticket)
     if label not in CATEGORIES:
         raise Refused("unknown_label", code=ticket.code, label=label)
     previous = ticket.category
     ticket.category, ticket.unclear = label, False
+    # An emergency filed as a question, a proposal or chatter is the officer saying it was
+    # none (a false alarm): its P1 ladder, which climbs to the county, stands down. A report,
+    # a help request or a dispute (a fight) may still be one.
+    stood_down = ticket.emergency and label not in STILL_URGENT
+    if stood_down:
+        ticket.emergency = False
     if not ticket.emergency and ticket.priority != priority_for(label, False):
         ticket.priority = priority_for(label, False)
         if ticket.status != "closed":
@@ -322,7 +333,7 @@ async def reclassify(out: Out, *, actor: Actor, ticket: Ticket, label: str) -> s
         "classified",
         now=out.now,
         actor=actor.key,
-        detail=f"{previous} -> {label}",
+        detail=f"{previous} -> {label}" + (" (no emergency)" if stood_down else ""),
     )
     if label == "dispute" and ticket.status != "closed":
         # A dispute gets its case: colour, mediation level and deadline (docs/disputes.md).

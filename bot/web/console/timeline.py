@@ -43,7 +43,9 @@ def _detail(event: TicketEvent, ui: Ui, officers: dict[str, str]) -> str:
     detail = event.detail or ""
     if event.kind == "classified" and "->" in detail:
         before, _, after = (part.strip() for part in detail.partition("->"))
-        return f"{ui.cat(before)} → {ui.cat(after)}"
+        after, _, stood_down = after.partition(" ")
+        changed = f"{ui.cat(before)} → {ui.cat(after)}"
+        return f"{changed} {ui.t('ev_no_emergency')}" if stood_down else changed
     if event.kind in ("transferred", "handover") and "->" in detail:
         before, _, after = detail.partition("->")
         left = officers.get(before.strip(), ui.t("nobody"))
