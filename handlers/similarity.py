@@ -17,6 +17,17 @@ _FUNCTION_CHARS = set(
 _CRIES = {"快来", "来人", "救命", "报警", "快点", "赶快", "赶紧", "紧急", "求救", "求助", "帮忙"}
 
 
+# Where and when, said of every matter a neighbour raises (我家门口, 楼下, 一个月了, 天天): two
+# residents' street lamp and rubbish share them and are still two matters (a newcomer found
+# them merged, with one answer to both).
+_GENERIC = {
+    "家门", "门口", "楼下", "楼上", "楼道", "小区", "村里", "隔壁", "对面", "附近", "旁边",
+    "天天", "每天", "今天", "昨天", "晚上", "早上", "白天", "半夜", "现在", "刚才", "最近",
+    "一直", "好几", "几天", "个月", "时候", "我们", "大家", "邻居", "谢谢", "麻烦", "请问",
+    "警官", "民警", "派出", "出所",
+}  # fmt: skip
+
+
 _URL = re.compile(r"\S+://\S+")
 
 
@@ -29,6 +40,7 @@ def _bigrams(text: str) -> set[str]:
         if chars[i] not in _FUNCTION_CHARS
         and chars[i + 1] not in _FUNCTION_CHARS
         and chars[i : i + 2] not in _CRIES
+        and chars[i : i + 2] not in _GENERIC
     }
 
 

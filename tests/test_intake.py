@@ -428,6 +428,16 @@ async def test_two_thefts_by_two_residents_are_two_tickets(h: Harness) -> None:
     assert len(await h.tickets()) == 2
 
 
+async def test_neighbours_matters_sharing_only_where_and_when_stay_apart(h: Harness) -> None:
+    # Found by a newcomer: a street lamp, a drunk neighbour and rubbish at a door became one
+    # ticket through 我家门口 and 一个月了, and one answer about the lamp went to all three.
+    for who in ("wxid_zhou", "wxid_yang"):
+        await h.bind(who, group=GROUP)
+    await h.say("还有我家门口的路灯坏了一个月了", group=GROUP, sender="wxid_zhou")
+    await h.say("我家門口天天有人亂倒垃圾,一個月了,說他也不聽", group=GROUP, sender="wxid_yang")
+    assert len(await h.tickets()) == 2
+
+
 async def test_a_second_emergency_during_a_fire_is_its_own_p1(h: Harness) -> None:
     await h.say("着火了!村东头老李家房子着火了,火很大", group=GROUP, sender="wxid_a")
     await h.say("老李家着火了,烟好大,快来人", group=GROUP, sender="wxid_b")  # the same fire
