@@ -30,6 +30,8 @@ LABEL_WORDS = {
 
 _CODE = r"#?\s*(?P<code>[A-Za-z]\d{4,6})"
 _CODE2 = r"#?\s*(?P<code2>[A-Za-z]\d{4,6})"
+# Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating).
+_REASON = r"(?:[\s,，、:：;；]+(?P<text>\S.*))?"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ack", re.compile(rf"^(?:接單|接单)\s*{_CODE}$")),
     ("close", re.compile(rf"^(?:結案|结案)\s*{_CODE}(?:\s*[:：,，]?\s*(?P<text>.*))?$", re.S)),
@@ -37,15 +39,28 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("classify", re.compile(rf"^(?:分類|分类)\s*{_CODE}\s+(?P<label>\S+)$")),
     ("todo", re.compile(r"^(?:待辦|待办)$")),
     # Ratings before answers: "#A1023 滿意" is a resident's rating, not an officer's reply.
+    # A rating may carry words after it ("满意 谢谢王警官👍", "不满意,根本没人来看"): they are
+    # the resident's reason, not another message.
     (
         "satisfied",
-        re.compile(rf"^(?:{_CODE}\s*)?(?:非常|很|挺)?(?:滿意|满意)(?:\s*{_CODE2})?[!！。.]*$"),
+        re.compile(
+            rf"^(?:{_CODE}\s*)?(?:非常|很|挺)?(?:滿意|满意)(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$",
+            re.S,
+        ),
     ),
-    ("unsatisfied", re.compile(rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.]*$")),
+    (
+        "unsatisfied",
+        re.compile(
+            rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$", re.S
+        ),
+    ),
     ("answer", re.compile(r"^#\s*(?P<code>[A-Za-z]\d{4,6})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
     ("query", re.compile(rf"^(?:查詢|查询)\s*{_CODE}$")),
     ("contact", re.compile(rf"^(?:聯繫|联系|電話|电话)\s*{_CODE}$")),
 ]
+
+
+_RATINGS = ("satisfied", "unsatisfied")
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,8 @@ def parse(text: str) -> Command | None:
         return Command(
             name=name,
             code=code.upper() if code else None,
-            text=_as_written(text, code, free) if free and code else free,
+            # An officer's words as written; a rating's reason is only what follows the rating.
+            text=_as_written(text, code, free) if free and code and name not in _RATINGS else free,
             officer=groups.get("officer"),
             label=groups.get("label"),
         )

@@ -47,7 +47,7 @@ async def resident_commands(ctx: HandlerContext) -> bool:
         await _query(ctx, command.code)
         return True
     if command.name in ("satisfied", "unsatisfied"):
-        return await _satisfaction(ctx, command.name == "satisfied", command.code)
+        return await _satisfaction(ctx, command.name == "satisfied", command.code, command.text)
     if command.name in _OFFICERS_ONLY:
         # "結案 #E2115 已處理" from a resident is no matter to open a ticket for.
         ctx.reply(ctx.text("officer_command_from_resident"))
@@ -96,7 +96,11 @@ async def _query(ctx: HandlerContext, code: str) -> None:
     )
 
 
-async def _satisfaction(ctx: HandlerContext, satisfied: bool, code: str | None) -> bool:
+async def _satisfaction(
+    ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = ""
+) -> bool:
+    """滿意/不滿意 (with or without a code, and words after it: the resident's reason, kept in
+    the timeline and, when unsatisfied, shown to the leader who takes the ticket over)."""
     query = (
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
@@ -120,15 +124,17 @@ async def _satisfaction(ctx: HandlerContext, satisfied: bool, code: str | None) 
         now=ctx.now,
         actor="resident",
         detail=ticket.satisfaction,
+        note=reason or None,
     )
     if satisfied:
         ctx.reply(ctx.text("satisfaction_thanks", code=ticket.code))
-        return True
-    await _reopen_to_leader(ctx, ticket)
+        # "满意 另外我家门口又被偷了": the rest is a matter of its own, for intake to take.
+        return not (reason and ctx.classify().label != "other")
+    await _reopen_to_leader(ctx, ticket, reason)
     return True
 
 
-async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket) -> None:
+async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) -> None:
     router = Router(ctx.session, ctx.runtime.settings.timezone)
     previous = (
         await ctx.session.get(Officer, ticket.assigned_officer_id)
@@ -175,6 +181,9 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket) -> None:
                 category=category_text(ctx.runtime, ticket),
                 officer=previous.name if previous else "-",
                 text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),
+                reason=out.text("reopened_reason", ticket.script, reason=clip(reason))
+                if reason
+                else "",
             ),
         )
 

@@ -284,6 +284,40 @@ async def test_satisfied_is_recorded(h: Harness) -> None:
     assert (t.status, t.satisfaction, t.awaiting_satisfaction) == ("closed", "satisfied", False)
 
 
+async def test_a_rating_with_words_after_it_is_a_rating_and_its_reason_reaches_the_leader(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: "不满意,根本没人来看" became a new ticket and reopened nothing;
+    # "满意 谢谢王警官 👍" was not recorded at all.
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"结案 #{t.code} 已报镇政府安装", group=None, sender="wxid_wang")
+    await h.say("不满意,根本没人来看", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    assert (t.satisfaction, t.status, t.assigned_officer_id) == (
+        "unsatisfied",
+        "escalated",
+        "off-zhao",
+    )
+    await h.sent()
+    [page] = [m for m in h.to_user("wxid_zhao") if f"#{t.code}" in m]
+    assert "根本没人来看" in page
+    await h.say(f"结案 #{t.code} 路灯已装好", group=None, sender="wxid_zhao")
+    await h.say("满意 谢谢赵所长 👍", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    assert (t.status, t.satisfaction) == ("closed", "satisfied")
+    assert (await h.timeline(t)).count("rated") == 2
+    # A matter told after a rating is not lost in it.
+    await h.say("建议村口再装个监控", group=GROUP, sender="wxid_yang")
+    [_, t2] = await h.tickets()
+    await h.say(f"结案 #{t2.code} 已报镇政府", group=None, sender="wxid_wang")
+    await h.say("满意,另外我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    tickets = await h.tickets()
+    assert len(tickets) == 3 and tickets[-1].category == "report"
+    assert tickets[1].satisfaction == "satisfied"
+
+
 async def test_a_rating_of_ones_own_ticket_that_asks_for_none_is_answered(h: Harness) -> None:
     # Found by a newcomer: "不满意 #CODE" on an answered, still open ticket got no reply.
     await h.bind("wxid_yang", group=GROUP)

@@ -36,6 +36,7 @@ HAZARD = "rule:hazard_not_danger"
 SEEN_BEFORE = "rule:seen_before"
 DESCRIPTION = "rule:description_only"
 FIRECRACKERS = "rule:firecrackers_no_fire"
+OVER = "rule:over_or_hearsay"
 
 # A letter of any script (CJK included): text without one has no words to read.
 _WORDS = re.compile(r"[^\W\d_]")
@@ -93,6 +94,20 @@ _DESCRIPTION = re.compile(
     r"穿.{0,6}(?:衣|裤|外套|褂|衫|裙|鞋|帽|袄)|戴.{0,4}(?:帽|眼镜|口罩)|个子|高个|矮个|光头|短发|长发"
 )
 _DESCRIPTION_CHARS = 14
+# Told as over, elsewhere in time, or hearsay: what the model alone may not make an
+# emergency (前天…有人流血, 路口追尾了 没人受伤). Not "since yesterday" or "still": a
+# grandmother unanswered since yesterday is one. No corpus emergency matches (checked).
+_OVER = re.compile(
+    r"(?:前天|昨天|昨晚|上周|上个?月|去年|后来|拉走了|送走了|抬走了|送(?:去|到)?医院了|没人受伤"
+    r"|没有人受伤|没有受伤|无人受伤|人没事|听说|据说|有人说|是真的吗|真的假的|已经出来了)"
+)
+_STILL = re.compile(r"到现在|一直|还没|至今|从昨|从前天")
+# A report of a crime (我要举报有人开赌场), a leak of water, a missing manhole cover: an officer
+# should come, nobody is in danger now, unless the rules' plain danger words say otherwise or
+# water meets electricity, fire or a dam.
+_NOT_DANGER = re.compile(r"举报|井盖")
+_WATER = re.compile(r"漏水|渗水")
+_WATER_DANGER = re.compile(r"电|火|坝|堤|越来越|淹|塌|煤气|燃气")
 # Firecrackers are a nuisance (有人在我家门口放鞭炮) unless something catches or somebody is hurt,
 # or they go off where fuel is (every corpus emergency with them: 加油站, 烧起来).
 _FIRECRACKERS = re.compile(r"鞭炮|烟花|炮仗|爆竹|放炮")
@@ -109,9 +124,16 @@ _CALM = re.compile(
     r"|应该怎么|怎么处理|怎么救|想学|学一下|学习|培训|请问|建议|报警器"
     # How long before one may report (老人走失了多久才能报警): a question, not the loss now.
     r"|多久|要等|才能报警|才好报警"
+    # Over, nobody hurt, or hearsay (a newcomer's trial, 2026-12-07): 后来120拉走了, 没人受伤,
+    # 有人说今天村里有人溺水了 是真的吗.
+    r"|后来|拉走了|送走了|抬走了|没人受伤|没有人受伤|没有受伤|无人受伤|人没事|已经出来了"
+    r"|听说|据说|有人说|是真的吗|真的假的"
 )
 # Overrides _CALM: a present-time or urgent word ("昨天他说要弄死我,现在又拿着刀来了").
-_URGENT = re.compile(r"现在|正在|还在|快来|快点来|赶紧来|马上来|快报警|快打110")
+# "现在已经出来了", "现在没事了" say it is over: 现在 alone is not urgent there.
+_URGENT = re.compile(
+    r"现在(?!已经|没事|好了|出来|不)|正在|还在|快来|快点来|赶紧来|马上来|快报警|快打110"
+)
 
 # Fraud.  What a caller, text or app asks for; "is it real?"; money that has left; money leaving.
 _SCAM_ASK = re.compile(
@@ -230,6 +252,12 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=False, concepts=(SEEN_BEFORE,))
     if _FIRECRACKERS.search(norm) and not _FIRECRACKERS_DANGER.search(norm):
         return Verdict(emergency=False, concepts=(FIRECRACKERS,))
+    if not _URGENT.search(norm) and (
+        (_OVER.search(norm) and not _STILL.search(norm))
+        or _NOT_DANGER.search(norm)
+        or (_WATER.search(norm) and not _WATER_DANGER.search(norm))
+    ):
+        return Verdict(emergency=False, concepts=(OVER,))
     size = len(_CJK.findall(norm))
     if _description_only(norm, size):
         return Verdict(emergency=False, concepts=(DESCRIPTION,))
