@@ -222,6 +222,10 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         # Firecrackers where fuel is, or setting something alight.
         "熊孩子在加油站放鞭炮",
         "放鞭炮把草垛点着了",
+        # Still going on, or now: no veto.
+        "阿嬤從昨天下午就沒接電話,門從裡面鎖著,叫也沒回應",
+        "楼上漏水漏到电闸了 在冒火星",
+        "昨天打我的那个人现在又拿着刀来了",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -261,6 +265,15 @@ def test_danger_words_over_or_pretend_are_no_emergency(text: str) -> None:
         # Firecrackers are a nuisance, not a danger, unless fuel or fire or a wound is named.
         "有人在我家门口放鞭炮",
         "楼下有人半夜放烟花 吵死了",
+        # Over, nobody hurt, hearsay, a crime reported, a leak (a newcomer's trial).
+        "刚才有个人在超市门口晕倒了,后来120拉走了,跟大家说一声",
+        "前天我在路口看到两辆车撞了 有人流血 不知道后来怎么样了",
+        "路口剛剛兩輛車追尾了,沒人受傷,就是堵住了,司機在吵",
+        "电梯坏了 困了十分钟 现在已经出来了 物业太不负责",
+        "我要舉報有人在家裡開賭場,就在5棟地下室",
+        "#W5342 楼上又漏水了",
+        "#J0559 我也看到那个井盖了,旁边还有个坑",
+        "有人说今天村里有人溺水了 是真的吗",
     ],
 )
 def test_clues_and_descriptions_are_no_emergency(text: str) -> None:
