@@ -106,10 +106,15 @@ async def emergency_first(ctx: HandlerContext) -> bool:
     return True
 
 
-_FIRE = re.compile(r"火|烟|燃|烧|爆炸|煤气|燃气|天然气|液化气")
+_FIRE = re.compile(r"火|烟|燃|烧|爆炸|煤气|燃气|天然气|液化气|\bfire\b|\bsmoke|\bburning\b")
 _MEDICAL = re.compile(
     r"晕|昏|倒地|不醒|没气|没呼吸|抽搐|抽风|吐血|流血|出血|中毒|心脏|喘不|摔|骨折|受伤"
+    r"|\bunconscious\b|\bnot breathing\b|\bbleeding\b|\boverdose\b"
 )
+
+
+# An injury from violence is the police's first (110), not the ambulance's.
+_VIOLENCE = re.compile(r"刀|枪|砍|捅|打|抢|绑|杀|knife|gun|stab|beat")
 
 
 # The number each safety reply tells the resident to call first; officers' pages say the same.
@@ -144,7 +149,9 @@ def _reply_key_of(plain: str) -> str:
     """:func:`_safety_reply_key` of normalised text."""
     if _FIRE.search(plain):
         return "emergency_reply_fire"
-    if _MEDICAL.search(plain) and not re.search(r"刀|枪|砍|捅|打|抢|绑|杀", plain):
+    if _MEDICAL.search(plain) and not re.search(
+        r"刀|枪|砍|捅|打|抢|绑|杀|knife|gun|stab|beat", plain
+    ):
         return "emergency_reply_medical"
     return "emergency_reply"
 

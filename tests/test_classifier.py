@@ -413,3 +413,24 @@ def test_scores_add_up_as_numpy_unique_ordered_them() -> None:
         scores = model.score(norm)
         assert scores.emergency_logit == logit
         assert list(scores.label_scores.values()) == [float(v) for v in labels]
+
+
+@pytest.mark.parametrize(
+    ("text", "emergency", "label"),
+    [
+        # English only (a newcomer's trial: every one of these got no answer at all).
+        ("Help! There is a fire in building 3, lots of smoke!!", True, "help"),
+        ("HELP someone is beating my mother right now", True, "help"),
+        ("Someone stole my bike last night outside building 5, what should I do?", False, "report"),
+        ("What time does the police station open on Saturday?", False, "consultation"),
+        ("Can you help me find the office hours?", False, "consultation"),
+        ("thank you", False, "other"),
+    ],
+)
+def test_english_is_read_by_plain_words_and_never_dropped(
+    text: str, emergency: bool, label: str
+) -> None:
+    result = clf().classify(text)
+    assert (result.emergency, result.label) == (emergency, label), result
+    # The model does not read English: a matter is marked for the officer to check.
+    assert result.unclear == (label not in ("other",) and not emergency)

@@ -462,6 +462,24 @@ async def test_two_thefts_by_two_residents_are_two_tickets(h: Harness) -> None:
     assert len(await h.tickets()) == 2
 
 
+async def test_english_gets_its_safety_reply_or_its_ticket(h: Harness) -> None:
+    # Found by a newcomer: English messages, a fire among them, got no answer at all.
+    await h.say(
+        "Help! There is a fire in building 3, lots of smoke!!", group=GROUP, sender="wxid_em"
+    )
+    await h.sent()
+    [reply] = h.to_group(GROUP)
+    assert "119" in reply["text"] and reply["mentions"] == ["wxid_em"]
+    await h.bind("wxid_tom", group=GROUP)
+    await h.say(
+        "Someone stole my bike last night, what should I do?", group=GROUP, sender="wxid_tom"
+    )
+    await h.sent()
+    bike = [t for t in await h.tickets() if not t.emergency]
+    assert len(bike) == 1 and bike[0].category == "report" and bike[0].unclear
+    assert any(f"#{bike[0].code}" in m and "stole my bike" in m for m in h.to_user("wxid_wang"))
+
+
 async def test_neighbours_matters_sharing_only_where_and_when_stay_apart(h: Harness) -> None:
     # Found by a newcomer: a street lamp, a drunk neighbour and rubbish at a door became one
     # ticket through 我家门口 and 一个月了, and one answer about the lamp went to all three.

@@ -55,7 +55,9 @@ def decide(
     """
     if scores is None:
         label, emergency = verdict.label or "other", bool(verdict.emergency)
-        return Classification(label, emergency, 1.0, False, _NOTHING, verdict.concepts)
+        # Words the model cannot read (English): the officer is asked to check the category.
+        unclear = rules.ENGLISH in verdict.concepts and label != "other" and not emergency
+        return Classification(label, emergency, 1.0, unclear, _NOTHING, verdict.concepts)
     values = scores.label_scores
     ranked = sorted(LABELS, key=lambda lb: -values[lb])
     label = ranked[0]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from handlers.classify.english import english_only, english_verdict
+
 __all__ = ["Verdict", "apply", "mask_hyperbole"]
 
 # Concepts the handlers act on (handlers/intake.py, handlers/alerts_chat.py).
@@ -37,6 +39,7 @@ SEEN_BEFORE = "rule:seen_before"
 DESCRIPTION = "rule:description_only"
 FIRECRACKERS = "rule:firecrackers_no_fire"
 OVER = "rule:over_or_hearsay"
+ENGLISH = "forced:english"
 
 # A letter of any script (CJK included): text without one has no words to read.
 _WORDS = re.compile(r"[^\W\d_]")
@@ -199,7 +202,7 @@ class Verdict:
     @property
     def final(self) -> bool:
         """Nothing for the model to read (no words, a bare address)."""
-        return bool(self.concepts) and self.concepts[0] in (NO_WORDS, ADDRESS)
+        return bool(self.concepts) and self.concepts[0] in (NO_WORDS, ADDRESS, ENGLISH)
 
     @property
     def fragment(self) -> bool:
@@ -234,6 +237,9 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=False, label="other", concepts=(NO_WORDS,))
     if len(norm) <= 40 and _ADDRESS_PART.sub("", norm) == "":
         return Verdict(emergency=False, label="other", concepts=(ADDRESS,))
+    if english_only(norm):
+        emergency, label = english_verdict(norm)
+        return Verdict(emergency=emergency, label=label, concepts=(ENGLISH,))
     fraud = _FRAUD.search(norm) is not None
     scam_ask = _SCAM_ASK.search(norm) is not None
     moving = (fraud or scam_ask) and _MONEY_MOVING.search(norm) is not None
