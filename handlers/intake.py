@@ -26,7 +26,14 @@ from bot.services.tickets import (
 )
 from bot.texts import Script, detect_script
 from handlers.alert_links import answers_active_alert, link_to_active_alert
-from handlers.classify import FRAUD_PAID, SCAM_CHECK, SCAM_NOW, Classification, normalise
+from handlers.classify import (
+    FRAUD_PAID,
+    SCAM_CHECK,
+    SCAM_NOW,
+    SCAM_SCRIPT,
+    Classification,
+    normalise,
+)
 from handlers.context import HandlerContext
 from handlers.similarity import names_nothing, similarity
 from handlers.verification_support import is_verified, maybe_remind
@@ -81,7 +88,8 @@ class Item:
 
 
 def _asks_about_a_scam(result: Classification) -> bool:
-    return result.label == "consultation" and SCAM_CHECK in result.matched
+    asked = result.label == "consultation" and SCAM_CHECK in result.matched
+    return asked or SCAM_SCRIPT in result.matched
 
 
 def _paid_a_scammer(result: Classification) -> bool:

@@ -735,6 +735,22 @@ async def test_money_leaving_now_is_told_to_stop_and_a_should_i_pay_gets_the_war
     assert any("防诈提醒" in t for t in h.to_user("wxid_ask"))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A fraudster's script told, not asked about (a newcomer's trial): no warning before.
+        "有个人加我微信说是我领导 让我先帮他转两万给供应商",
+        "收到短信说我医保卡被冻结 让我点链接解冻",
+        "有个人说我中奖了 要先交税才能领",
+    ],
+)
+async def test_a_scam_script_told_gets_the_warning_too(h: Harness, text: str) -> None:
+    await h.say(text, group=None, sender="wxid_told")
+    await h.sent()
+    [warning] = [t for t in h.to_user("wxid_told") if "防诈提醒" in t]
+    assert "96110" in warning and "领导" in warning and "中奖" in warning  # not only 公安
+
+
 # --- residents answering officers (handlers.resident) ---------------------------------------
 async def _private_ticket(h: Harness, text: str, answer: str) -> str:
     """A verified resident reports privately; 王警官 answers; returns the code."""

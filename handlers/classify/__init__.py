@@ -17,18 +17,20 @@ numpy, opencc and its own files (scikit-learn only when training).  See docs/cla
 from handlers.classify.classifier import Classification, Classifier, without_ticket_codes
 from handlers.classify.model import LABELS
 from handlers.classify.normalise import normalise
-from handlers.classify.rules import CHATTER, FRAUD_PAID, SCAM_CHECK, SCAM_NOW
+from handlers.classify.rules import CHATTER, FRAUD_PAID, SCAM_CHECK, SCAM_NOW, SCAM_SCRIPT
 
-# CHATTER, FRAUD_PAID, SCAM_CHECK and SCAM_NOW are concepts in Classification.matched that the
-# handlers act on: thanks and greetings; money already paid to a fraudster (stop-payment
-# advice); a question whether a demand is a scam (the anti-fraud warning); money leaving now
-# (the safety reply says stop the transfer, 96110).
+# CHATTER, FRAUD_PAID, SCAM_CHECK, SCAM_SCRIPT and SCAM_NOW are concepts in
+# Classification.matched that the handlers act on: thanks and greetings; money already paid to
+# a fraudster (stop-payment advice); a question whether a demand is a scam, or a fraudster's
+# script told (the anti-fraud warning); money leaving now (the safety reply says stop the
+# transfer, 96110).
 __all__ = [
     "CHATTER",
     "FRAUD_PAID",
     "LABELS",
     "SCAM_CHECK",
     "SCAM_NOW",
+    "SCAM_SCRIPT",
     "Classification",
     "Classifier",
     "normalise",

@@ -29,6 +29,7 @@ __all__ = ["Verdict", "apply", "mask_hyperbole"]
 SCAM_CHECK = "consultation:scam_check"
 FRAUD_PAID = "report:fraud_paid"
 SCAM_NOW = "emergency:scam_in_progress"
+SCAM_SCRIPT = "warn:scam_script"
 DANGER_NOW = "emergency:danger_now"
 CHATTER = "other:chatter"
 NO_WORDS = "forced:no_words"
@@ -156,6 +157,14 @@ _MONEY_GONE = re.compile(
     r"|忽悠(?:着)?买了|骗(?:去|着)?(?:买|做|投)"
 )
 _FRAUD = re.compile(r"骗|诈|刷单|忽悠|冒充|安全账户|传销|杀猪盘|提不出来|提现不了")
+# A fraudster's script told, not asked about (有个人加我微信说是我领导 让我先帮他转两万; 短信说
+# 我医保卡被冻结 让我点链接解冻; 说我中奖了 要先交税): the warning goes out all the same.
+_SCAM_SCRIPT = re.compile(
+    r"(?:说|自称|冒充)(?:他)?(?:是)?(?:我)?(?:的)?(?:领导|老板|老师|公安|警察|法院|检察院|客服|快递)"
+    r".{0,20}(?:转|汇|打钱|交|借|验证码|链接|下载)"
+    r"|冻结.{0,12}(?:链接|解冻|验证码|转)|(?:点|打开)链接.{0,8}(?:解冻|退款|理赔|领)"
+    r"|中奖.{0,12}(?:交|先付|手续费|税|保证金)|先交.{0,6}(?:税|手续费|保证金|押金)"
+)
 # Not a loss of the writer's own: a near miss, nothing sent, a warning for others.
 _NOT_PAID = re.compile(
     r"差点|幸好|还好|好在|还没(?:转|汇|给|交|打)|没(?:敢)?(?:转|汇|交|给)|没上当|识破"
@@ -250,6 +259,9 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=False, label="consultation", concepts=(SCAM_CHECK,))
     if fraud and _MONEY_GONE.search(norm) and not _NOT_PAID.search(norm):
         return Verdict(label="report", concepts=(FRAUD_PAID,))
+    if _SCAM_SCRIPT.search(norm) and not moving and not _MONEY_GONE.search(norm):
+        # The model keeps its say on the label and on an emergency; the warning is added.
+        return Verdict(concepts=(SCAM_SCRIPT,))
     if _danger_now(mask_hyperbole(norm)):
         return Verdict(emergency=True, concepts=(DANGER_NOW,))
     if _HAZARD.search(norm) and not (_URGENT.search(norm) or _HAZARD_NOW.search(norm)):
