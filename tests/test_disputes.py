@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.services.dispute_cases import suggest_colour
 from bot.services.tokens import create_token
 from models.disputes import DisputeCase, DisputeEvent
 from models.tickets import Ticket
@@ -319,3 +320,18 @@ async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Ha
     assert (await _case(h)).level == "village"  # nothing climbs
     assert "withdrawn" in await _actions(h)
     assert (await h.sent())[before:] == []  # no reminder, no escalation of a closed matter
+
+
+@pytest.mark.parametrize(
+    ("words", "colour"),
+    [
+        # Farm tools as weapons and threats of a beating are red (a newcomer's trial: yellow).
+        ("隔壁老王說再來就拿鋤頭打我,這事沒完", "red"),
+        ("为了宅基地吵了好几次 今天差点动手 两家都拿着锄头 我看要出事", "red"),
+        # Not every 打我 or 没完 is a threat.
+        ("他老是打我电话吵架", "yellow"),
+        ("邻居天天吵个没完没了", "blue"),
+    ],
+)
+def test_the_suggested_colour_reads_weapons_and_threats(words: str, colour: str) -> None:
+    assert suggest_colour(words) == colour
