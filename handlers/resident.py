@@ -1,6 +1,7 @@
-"""Residents about their tickets: ``查詢 #CODE``, the satisfaction answer, and follow-ups that
-reach the officer (``#CODE 內容``, or privately after an officer's answer; a neighbour's
-``#CODE 內容`` about a matter of their group)."""
+"""Residents about their tickets: ``查詢 #CODE``, the satisfaction answer (handlers/ratings.py),
+and follow-ups that reach the officer they are talking with (handlers/forwarding.py):
+``#CODE 內容``, a private reply after an officer's answer, a reporter's update on their alarm,
+a neighbour's ``#CODE 內容`` about a matter of their group."""
 
 from __future__ import annotations
 
@@ -12,26 +13,25 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.deadlines import next_check
-from bot.services.routing import Router
 from bot.services.tickets import (
-    Out,
-    add_event,
     category_text,
-    clip,
     find_ticket,
-    first_deadline,
     open_reported_by,
-    resident_label,
 )
 from handlers.alert_links import more_than_chatter
+from handlers.classify import normalise
 from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
+from handlers.forwarding import forward, last_answer
+from handlers.ratings import rate
+from handlers.similarity import similarity
 from models.base import core
 from models.directory import Officer
 from models.people import GroupMember
-from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
+from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
+# Share of the alarm's content bigrams an update must repeat when it says no status word.
+_ABOUT_SIMILAR = 0.2
 # How long after an officer's answer a resident's private message is taken as their reply.
 FOLLOW_UP_WINDOW = timedelta(hours=24)
 
@@ -47,7 +47,7 @@ async def resident_commands(ctx: HandlerContext) -> bool:
         await _query(ctx, command.code)
         return True
     if command.name in ("satisfied", "unsatisfied"):
-        return await _satisfaction(ctx, command.name == "satisfied", command.code, command.text)
+        return await rate(ctx, command.name == "satisfied", command.code, command.text)
     if command.name in _OFFICERS_ONLY:
         # "結案 #E2115 已處理" from a resident is no matter to open a ticket for.
         ctx.reply(ctx.text("officer_command_from_resident"))
@@ -96,98 +96,6 @@ async def _query(ctx: HandlerContext, code: str) -> None:
     )
 
 
-async def _satisfaction(
-    ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = ""
-) -> bool:
-    """滿意/不滿意 (with or without a code, and words after it: the resident's reason, kept in
-    the timeline and, when unsatisfied, shown to the leader who takes the ticket over)."""
-    query = (
-        select(Ticket)
-        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
-        .where(TicketReporter.member_id == ctx.member.id, Ticket.awaiting_satisfaction.is_(True))
-        .order_by(Ticket.closed_at.desc())
-    )
-    if code:
-        query = query.where(Ticket.code == code)
-    ticket = await ctx.session.scalar(query)
-    if ticket is None and code:
-        return await _not_to_rate(ctx, code)
-    if ticket is None:
-        return False  # a plain "满意" with nothing to rate is just chat
-    ticket.awaiting_satisfaction = False
-    ticket.satisfaction = "satisfied" if satisfied else "unsatisfied"
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "rated",
-        now=ctx.now,
-        actor="resident",
-        detail=ticket.satisfaction,
-        note=reason or None,
-    )
-    if satisfied:
-        ctx.reply(ctx.text("satisfaction_thanks", code=ticket.code))
-        # "满意 另外我家门口又被偷了": the rest is a matter of its own, for intake to take.
-        return not (reason and ctx.classify().label != "other")
-    await _reopen_to_leader(ctx, ticket, reason)
-    return True
-
-
-async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) -> None:
-    router = Router(ctx.session, ctx.runtime.settings.timezone)
-    previous = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
-    leader = await router.leader(ticket.station_id) if ticket.station_id else None
-    if leader is None and previous is not None:
-        leader = await router.escalation_target(previous, 3)
-    ticket.status = "escalated"
-    ticket.first_acknowledged_at, ticket.first_answered_at = ticket.ack_time, ticket.answer_time
-    ticket.closed_at = None
-    ticket.acknowledged_at = None
-    ticket.answered_at = None
-    ticket.escalation_level = 0
-    ack_due, answer_due = first_deadline(ctx.runtime, ticket.priority, ctx.now)
-    ticket.ack_due_at, ticket.answer_due_at = (
-        ack_due,
-        max(answer_due, ack_due + timedelta(seconds=1)),
-    )
-    if leader is not None:
-        ticket.assigned_officer_id, ticket.assigned_by = leader.id, "manual"
-    ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "reopened",
-        now=ctx.now,
-        actor="resident",
-        detail=f"unsatisfied; to {leader.id if leader else '-'}",
-    )
-    ctx.reply(
-        ctx.text("satisfaction_reopened", code=ticket.code, officer=leader.name if leader else "-")
-    )
-    if leader is not None:
-        out = Out.of(ctx)
-        out.to_officer(
-            leader,
-            out.text(
-                "reopened_to_leader",
-                ticket.script,
-                code=ticket.code,
-                category=category_text(ctx.runtime, ticket),
-                officer=previous.name if previous else "-",
-                text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),
-                reason=out.text("reopened_reason", ticket.script, reason=clip(reason))
-                if reason
-                else "",
-            ),
-        )
-
-
 async def resident_followups(ctx: HandlerContext) -> bool:
     """A reporter's words about their own open ticket reach its officer.
 
@@ -214,21 +122,21 @@ async def resident_followups(ctx: HandlerContext) -> bool:
         if ticket.status not in OPEN_STATUSES:
             ctx.reply(ctx.text("followup_closed", code=ticket.code))
             return True
-        await _forward(ctx, ticket, command.text)
+        await forward(ctx, ticket, command.text)
         return True
     if not ev.is_private and command is None and _an_update(ctx):
         emergency = await _own_emergency_here(ctx)
-        if emergency is not None:
+        if emergency is not None and _about(ctx, emergency):
             # "孩子找到了!!谢谢大家" from the resident who raised the alarm: the officer on
             # the way needs it, and nothing else would tell them (it is no matter of its own).
-            await _forward(ctx, emergency, ctx.words())
+            await forward(ctx, emergency, ctx.words())
             return True
     if not ev.is_private or command is not None:
         return False  # 滿意, 查詢 and the like are commands, not replies
     ticket = await _conversation(ctx)
     if ticket is None:
         return False
-    await _forward(ctx, ticket, ctx.words())
+    await forward(ctx, ticket, ctx.words())
     return True
 
 
@@ -241,7 +149,7 @@ async def _neighbours_word(ctx: HandlerContext, ticket: Ticket, text: str) -> bo
         return False
     if not more_than_chatter(ctx.classify(), text) or not await _sees_group(ctx, ticket.group_id):
         return False
-    await _forward(ctx, ticket, text, neighbour=True)
+    await forward(ctx, ticket, text, neighbour=True)
     return True
 
 
@@ -267,6 +175,25 @@ def _an_update(ctx: HandlerContext) -> bool:
         and not result.emergency
         and more_than_chatter(result, ctx.event.text)
     )
+
+
+# What people say of how an alarm turned out or goes on: found, safe, out, gone, caught, come,
+# still, again, bigger.
+_STATUS = re.compile(
+    r"找到|没事|安全|灭了|扑灭|出来了|走了|跑了|抓|带走|来了|到了|送医|醒了|还在|又|更大|越来越"
+    r"|不见|报警了|打了110|已经"
+)
+
+
+def _about(ctx: HandlerContext, alarm: Ticket) -> bool:
+    """Whether an update speaks of the alarm: how it turned out or goes on (孩子找到了, 火灭了,
+    人还在里面), or the same things as the alarm; the weather is not (a newcomer's trial found
+    "今天天气真冷 哈哈" forwarded to the officer as news of a fight)."""
+    said = normalise(ctx.event.text)
+    if _STATUS.search(said):
+        return True
+    alarm_text = ctx.runtime.cipher.decrypt(alarm.text_enc) or ""
+    return similarity(alarm_text, ctx.event.text) >= _ABOUT_SIMILAR
 
 
 async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
@@ -381,31 +308,13 @@ async def _conversation(ctx: HandlerContext) -> Ticket | None:
         )
     ).all()
     for ticket in answered:
-        last = await _last_answer(ctx, ticket)
+        last = await last_answer(ctx, ticket)
         answer = ctx.runtime.cipher.decrypt(last.note_enc) if last and last.note_enc else ""
         if answer and _ASKS.search(answer):
             return ticket
     if answered and ctx.classify().label == "other":
         return answered[0]
     return None
-
-
-async def _not_to_rate(ctx: HandlerContext, code: str) -> bool:
-    """``不滿意 #CODE`` about a ticket of one's own that asks for no rating: still open, the
-    officer hears it (a follow-up); rated already, the resident is told. Before, nothing
-    answered it at all. Someone else's code stays an ordinary message."""
-    ticket = await ctx.session.scalar(
-        select(Ticket)
-        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
-        .where(TicketReporter.member_id == ctx.member.id, Ticket.code == code)
-    )
-    if ticket is None:
-        return False
-    if ticket.status in OPEN_STATUSES:
-        await _forward(ctx, ticket, ctx.event.text.strip())
-    else:
-        ctx.reply(ctx.text("satisfaction_already", code=ticket.code))
-    return True
 
 
 # How long after reporting a photo or a location sent privately belongs with the report.
@@ -440,62 +349,5 @@ async def _forward_attachment(ctx: HandlerContext) -> bool:
     ev = ctx.event
     what = ctx.text(f"attachment_{_attachment(ctx)}", label=ev.text.strip(), url=ev.media_url or "")
     what = " ".join(what.split())  # a photo without a caption: no double space
-    await _forward(ctx, ticket, what)
+    await forward(ctx, ticket, what)
     return True
-
-
-async def _last_answer(ctx: HandlerContext, ticket: Ticket) -> TicketEvent | None:
-    return await ctx.session.scalar(
-        select(TicketEvent)
-        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "answered")
-        .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
-        .limit(1)
-    )
-
-
-async def _talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
-    """The officer the resident is talking with: whoever answered last (any officer may answer
-    a ticket), else the one it is assigned to."""
-    last = await _last_answer(ctx, ticket)
-    if last is not None and last.actor.startswith("officer:"):
-        officer = await ctx.session.get(Officer, last.actor.removeprefix("officer:"))
-        if officer is not None:
-            return officer
-    if ticket.assigned_officer_id is None:
-        return None
-    return await ctx.session.get(Officer, ticket.assigned_officer_id)
-
-
-async def _forward(
-    ctx: HandlerContext, ticket: Ticket, text: str, *, neighbour: bool = False
-) -> None:
-    """Record the follow-up, pass it to the ticket's officer, and tell the resident so (a
-    ``neighbour``'s words are marked as a clue from somebody who did not report the matter)."""
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "followup",
-        now=ctx.now,
-        actor="neighbour" if neighbour else "resident",
-        note=text,
-    )
-    officer = await _talking_officer(ctx, ticket)
-    if officer is None:
-        ctx.reply(
-            ctx.text("neighbour_note_kept" if neighbour else "followup_noted", code=ticket.code)
-        )
-        return
-    out = Out.of(ctx)
-    out.to_officer(
-        officer,
-        out.text(
-            "officer_neighbour_note" if neighbour else "officer_followup",
-            ctx.script,
-            code=ticket.code,
-            resident=await resident_label(ctx.session, ctx.runtime, ctx.member, ctx.script),
-            text=clip(text),
-        ),
-    )
-    forwarded = "neighbour_note_forwarded" if neighbour else "followup_forwarded"
-    ctx.reply(ctx.text(forwarded, code=ticket.code, officer=officer.name))

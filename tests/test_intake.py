@@ -565,6 +565,10 @@ async def test_the_reporters_update_on_their_alarm_reaches_the_officer(h: Harnes
     assert len(told) == 1
     assert not [m for m in h.to_user("wxid_wang") if "孩子找到了吗" in m]
     assert len(await h.tickets()) == 1
+    # Chatter that says nothing of the alarm is not news for the officer.
+    await h.say("今天天气真冷 热死了都不可能哈哈", group=GROUP, sender="wxid_mum")
+    await h.sent()
+    assert not [m for m in h.to_user("wxid_wang") if "天气" in m]
     # After the merge window it is an ordinary message again.
     h.clock.advance(timedelta(minutes=31))
     await h.say("孩子又跑出去玩了 哈哈 没事", group=GROUP, sender="wxid_mum")

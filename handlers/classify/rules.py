@@ -247,8 +247,8 @@ def apply(norm: str) -> Verdict:
     if len(norm) <= 40 and _ADDRESS_PART.sub("", norm) == "":
         return Verdict(emergency=False, label="other", concepts=(ADDRESS,))
     if english_only(norm):
-        emergency, label = english_verdict(norm)
-        return Verdict(emergency=emergency, label=label, concepts=(ENGLISH,))
+        danger, kind = english_verdict(norm)
+        return Verdict(emergency=danger, label=kind, concepts=(ENGLISH,))
     fraud = _FRAUD.search(norm) is not None
     scam_ask = _SCAM_ASK.search(norm) is not None
     moving = (fraud or scam_ask) and _MONEY_MOVING.search(norm) is not None

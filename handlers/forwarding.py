@@ -1,0 +1,69 @@
+"""A resident's words about a ticket, passed on to the officer they are talking with: the
+reporter's follow-ups, a neighbour's clue, an unsatisfied rating on a ticket still open."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.services.tickets import Out, add_event, clip, resident_label
+from handlers.context import HandlerContext
+from models.directory import Officer
+from models.tickets import Ticket, TicketEvent
+
+
+async def last_answer(ctx: HandlerContext, ticket: Ticket) -> TicketEvent | None:
+    """The ticket's latest officer answer in its timeline, or None."""
+    return await ctx.session.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "answered")
+        .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+async def talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
+    """The officer the resident is talking with: whoever answered last (any officer may answer
+    a ticket), else the one it is assigned to."""
+    last = await last_answer(ctx, ticket)
+    if last is not None and last.actor.startswith("officer:"):
+        officer = await ctx.session.get(Officer, last.actor.removeprefix("officer:"))
+        if officer is not None:
+            return officer
+    if ticket.assigned_officer_id is None:
+        return None
+    return await ctx.session.get(Officer, ticket.assigned_officer_id)
+
+
+async def forward(
+    ctx: HandlerContext, ticket: Ticket, text: str, *, neighbour: bool = False
+) -> None:
+    """Record the follow-up, pass it to the ticket's officer, and tell the resident so (a
+    ``neighbour``'s words are marked as a clue from somebody who did not report the matter)."""
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "followup",
+        now=ctx.now,
+        actor="neighbour" if neighbour else "resident",
+        note=text,
+    )
+    officer = await talking_officer(ctx, ticket)
+    if officer is None:
+        ctx.reply(
+            ctx.text("neighbour_note_kept" if neighbour else "followup_noted", code=ticket.code)
+        )
+        return
+    out = Out.of(ctx)
+    out.to_officer(
+        officer,
+        out.text(
+            "officer_neighbour_note" if neighbour else "officer_followup",
+            ctx.script,
+            code=ticket.code,
+            resident=await resident_label(ctx.session, ctx.runtime, ctx.member, ctx.script),
+            text=clip(text),
+        ),
+    )
+    forwarded = "neighbour_note_forwarded" if neighbour else "followup_forwarded"
+    ctx.reply(ctx.text(forwarded, code=ticket.code, officer=officer.name))

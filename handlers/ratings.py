@@ -1,0 +1,124 @@
+"""滿意 / 不滿意 after a close: the resident's rating, its reason, and the reopening of an
+unsatisfied ticket to the station leader with fresh deadlines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.services.deadlines import next_check
+from bot.services.routing import Router
+from bot.services.tickets import Out, add_event, category_text, clip, first_deadline
+from handlers.context import HandlerContext
+from handlers.forwarding import forward
+from models.directory import Officer
+from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
+
+
+async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = "") -> bool:
+    """滿意/不滿意 (with or without a code, and words after it: the resident's reason, kept in
+    the timeline and, when unsatisfied, shown to the leader who takes the ticket over)."""
+    query = (
+        select(Ticket)
+        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+        .where(TicketReporter.member_id == ctx.member.id, Ticket.awaiting_satisfaction.is_(True))
+        .order_by(Ticket.closed_at.desc())
+    )
+    if code:
+        query = query.where(Ticket.code == code)
+    ticket = await ctx.session.scalar(query)
+    if ticket is None and code:
+        return await _not_to_rate(ctx, code)
+    if ticket is None:
+        return False  # a plain "满意" with nothing to rate is just chat
+    ticket.awaiting_satisfaction = False
+    ticket.satisfaction = "satisfied" if satisfied else "unsatisfied"
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "rated",
+        now=ctx.now,
+        actor="resident",
+        detail=ticket.satisfaction,
+        note=reason or None,
+    )
+    if satisfied:
+        ctx.reply(ctx.text("satisfaction_thanks", code=ticket.code))
+        # "满意 另外我家门口又被偷了": the rest is a matter of its own, for intake to take.
+        return not (reason and ctx.classify().label != "other")
+    await _reopen_to_leader(ctx, ticket, reason)
+    return True
+
+
+async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) -> None:
+    router = Router(ctx.session, ctx.runtime.settings.timezone)
+    previous = (
+        await ctx.session.get(Officer, ticket.assigned_officer_id)
+        if ticket.assigned_officer_id
+        else None
+    )
+    leader = await router.leader(ticket.station_id) if ticket.station_id else None
+    if leader is None and previous is not None:
+        leader = await router.escalation_target(previous, 3)
+    ticket.status = "escalated"
+    ticket.first_acknowledged_at, ticket.first_answered_at = ticket.ack_time, ticket.answer_time
+    ticket.closed_at = None
+    ticket.acknowledged_at = None
+    ticket.answered_at = None
+    ticket.escalation_level = 0
+    ack_due, answer_due = first_deadline(ctx.runtime, ticket.priority, ctx.now)
+    ticket.ack_due_at, ticket.answer_due_at = (
+        ack_due,
+        max(answer_due, ack_due + timedelta(seconds=1)),
+    )
+    if leader is not None:
+        ticket.assigned_officer_id, ticket.assigned_by = leader.id, "manual"
+    ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "reopened",
+        now=ctx.now,
+        actor="resident",
+        detail=f"unsatisfied; to {leader.id if leader else '-'}",
+    )
+    ctx.reply(
+        ctx.text("satisfaction_reopened", code=ticket.code, officer=leader.name if leader else "-")
+    )
+    if leader is not None:
+        out = Out.of(ctx)
+        out.to_officer(
+            leader,
+            out.text(
+                "reopened_to_leader",
+                ticket.script,
+                code=ticket.code,
+                category=category_text(ctx.runtime, ticket),
+                officer=previous.name if previous else "-",
+                text=clip(ctx.runtime.cipher.decrypt(ticket.text_enc) or ""),
+                reason=out.text("reopened_reason", ticket.script, reason=clip(reason))
+                if reason
+                else "",
+            ),
+        )
+
+
+async def _not_to_rate(ctx: HandlerContext, code: str) -> bool:
+    """``不滿意 #CODE`` about a ticket of one's own that asks for no rating: still open, the
+    officer hears it (a follow-up); rated already, the resident is told. Before, nothing
+    answered it at all. Someone else's code stays an ordinary message."""
+    ticket = await ctx.session.scalar(
+        select(Ticket)
+        .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
+        .where(TicketReporter.member_id == ctx.member.id, Ticket.code == code)
+    )
+    if ticket is None:
+        return False
+    if ticket.status in OPEN_STATUSES:
+        await forward(ctx, ticket, ctx.event.text.strip())
+    else:
+        ctx.reply(ctx.text("satisfaction_already", code=ticket.code))
+    return True
