@@ -55,7 +55,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("answer", re.compile(r"^#\s*(?P<code>[A-Za-z]\d{4,6})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
-    ("query", re.compile(rf"^(?:查詢|查询)\s*{_CODE}$")),
+    # 查詢 alone asks after all of one's open matters; several codes after each of them.
+    (
+        "query",
+        re.compile(
+            r"^(?:查詢|查询|查)(?:\s*(?:#\s*)?(?P<codes>[A-Za-z]\d{4,6}(?:[\s,，、]*#?\s*[A-Za-z]\d{4,6})*))?\s*$"
+        ),
+    ),
     ("contact", re.compile(rf"^(?:聯繫|联系|電話|电话)\s*{_CODE}$")),
 ]
 
@@ -70,6 +76,7 @@ class Command:
     text: str = ""
     officer: str | None = None
     label: str | None = None
+    codes: tuple[str, ...] = ()  # 查詢's codes, when several (or none: every open one)
 
 
 def clean(text: str) -> str:
@@ -97,7 +104,8 @@ def parse(text: str) -> Command | None:
         if match is None:
             continue
         groups = match.groupdict()
-        code = groups.get("code") or groups.get("code2")
+        codes = re.findall(r"[A-Za-z]\d{4,6}", groups.get("codes") or "")
+        code = groups.get("code") or groups.get("code2") or (codes[0] if codes else None)
         free = (groups.get("text") or "").strip()
         return Command(
             name=name,
@@ -106,5 +114,6 @@ def parse(text: str) -> Command | None:
             text=_as_written(text, code, free) if free and code and name not in _RATINGS else free,
             officer=groups.get("officer"),
             label=groups.get("label"),
+            codes=tuple(c.upper() for c in codes),
         )
     return None

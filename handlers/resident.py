@@ -43,8 +43,11 @@ async def resident_commands(ctx: HandlerContext) -> bool:
     command = parse(ctx.event.text)
     if command is None:
         return False
-    if command.name == "query" and command.code:
-        await _query(ctx, command.code)
+    if command.name == "query":
+        for code in command.codes[:_QUERY_MAX]:
+            await _query(ctx, code)
+        if not command.codes:
+            await _query_open(ctx)
         return True
     if command.name in ("satisfied", "unsatisfied"):
         return await rate(ctx, command.name == "satisfied", command.code, command.text)
@@ -68,6 +71,26 @@ async def _is_reporter(ctx: HandlerContext, ticket: Ticket) -> bool:
             )
         )
     ) is not None
+
+
+# Codes answered from one 查詢; more are ignored (one reply each: a list of fifty is spam).
+_QUERY_MAX = 5
+
+
+async def _query_open(ctx: HandlerContext) -> None:
+    """``查詢`` alone: the sender's open matters, newest first, or that there are none."""
+    open_ones = (
+        await ctx.session.scalars(
+            open_reported_by(ctx.member.id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(_QUERY_MAX)
+        )
+    ).all()
+    if not open_ones:
+        ctx.reply(ctx.text("query_none_open"))
+        return
+    for ticket in open_ones:
+        await _query(ctx, ticket.code)
 
 
 async def _query(ctx: HandlerContext, code: str) -> None:

@@ -351,6 +351,20 @@ async def test_query_shows_status_only_to_reporters(h: Harness) -> None:
     await h.sent()
     assert "待接單" in h.to_user("wxid_yang")[-1] or "待接单" in h.to_user("wxid_yang")[-1]
     assert "没有找到" in h.to_user("wxid_other")[-1]
+    # 查詢 alone lists one's open matters; several codes are answered each (a newcomer's
+    # trial: both were silence).
+    await h.say("建议村口装个路灯", group=GROUP, sender="wxid_yang")
+    await h.say("查詢", group=None, sender="wxid_yang")
+    await h.say("查询", group=None, sender="wxid_other")
+    await h.sent()
+    codes = [x.code for x in await h.tickets()]
+    listed = [m for m in h.to_user("wxid_yang") if "目前狀態" in m or "目前状态" in m][-2:]
+    assert len(listed) == 2 and all(any(f"#{c}" in m for m in listed) for c in codes)
+    assert "没有正在办理的事项" in h.to_user("wxid_other")[-1]
+    before = len(h.to_user("wxid_yang"))
+    await h.say(f"查詢 #{codes[0]} #{codes[1]}", group=None, sender="wxid_yang")
+    await h.sent()
+    assert len(h.to_user("wxid_yang")) == before + 2
 
 
 async def test_officer_unknown_code_is_told_privately(h: Harness) -> None:
