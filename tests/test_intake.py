@@ -253,7 +253,7 @@ async def test_officer_commands_ack_transfer_classify_close_and_satisfaction(h: 
     await h.say(f"接單 #{t.code}", group=None, sender="wxid_wang")
     [t] = await h.tickets()
     assert t.status == "acknowledged" and t.acknowledged_at is not None
-    await h.say(f"转派 #{t.code} off-li", group=None, sender="wxid_wang")
+    await h.say(f"转派 #{t.code} 李警官", group=None, sender="wxid_wang")  # a name will do
     await h.say(f"分類 #{t.code} 建議", group=None, sender="wxid_li")
     [t] = await h.tickets()
     assert t.assigned_officer_id == "off-li" and t.category == "suggestion"

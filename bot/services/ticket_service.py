@@ -256,11 +256,25 @@ async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
         await _to_reporters(out, ticket, "ticket_closed_to_resident_plain")
 
 
+async def _officer_named(session: AsyncSession, actor: Actor, said: str) -> Officer | None:
+    """The officer ``said`` names: their id (off-li), or their name as the directory writes it
+    (李警官, as officers say it in the chat) when exactly one officer of the actor's stations
+    has it."""
+    if not said:
+        return None
+    by_id = await session.get(Officer, said)
+    if by_id is not None:
+        return by_id
+    named = (await session.scalars(select(Officer).where(Officer.name == said))).all()
+    mine = [o for o in named if actor.scope.covers_station(o.station_id)]
+    return mine[0] if len(mine) == 1 else None
+
+
 async def transfer(out: Out, *, actor: Actor, ticket: Ticket, officer_id: str) -> Officer:
     """轉派 (or, for a ticket nobody holds, assign) to another officer of the actor's stations
     whom the bot can reach; returns them. Escalation follows the new holder's station."""
     check_scope(actor, ticket)
-    target = await out.session.get(Officer, officer_id or "")
+    target = await _officer_named(out.session, actor, officer_id)
     if target is None:
         raise Refused("unknown_officer", code=ticket.code, officer_id=officer_id)
     if target.id == ticket.assigned_officer_id:
