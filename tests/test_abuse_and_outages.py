@@ -108,6 +108,21 @@ async def test_the_previous_holder_is_told_when_a_colleague_takes_the_ticket(h: 
     assert len(taken) == 1 and "李警官" in taken[0] and f"#{ticket.code}" in taken[0]
 
 
+
+async def test_the_holder_is_told_when_someone_else_closes_the_ticket(h: Harness) -> None:
+    # Found by a newcomer: 李警官 had taken it, 王警官 closed it; 李警官 heard nothing.
+    ticket = await _report(h)
+    await h.say(f"接单 #{ticket.code}", group=None, sender="wxid_li")
+    await h.sent()
+    before = len(h.to_user("wxid_li"))
+    await h.say(f"结案 #{ticket.code} 我来结", group=None, sender="wxid_wang")
+    await h.sent()
+    told = h.to_user("wxid_li")[before:]
+    assert len(told) == 1 and "王警官" in told[0] and "结案" in told[0]
+    # Closing one's own ticket tells nobody else (the closer gets only the confirmation).
+    assert not [m for m in h.to_user("wxid_wang") if "由王警官结案" in m]
+
+
 async def test_a_leader_sees_the_unacknowledged_p1_page_in_his_todo(h: Harness) -> None:
     await h.say(FIRE, group=GROUP, sender="wxid_stranger")
     await h.sent()

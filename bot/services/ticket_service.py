@@ -254,6 +254,17 @@ async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
         await _to_reporters(out, ticket, "ticket_closed_to_resident", text=note)
     else:
         await _to_reporters(out, ticket, "ticket_closed_to_resident_plain")
+    holder = (
+        await out.session.get(Officer, ticket.assigned_officer_id)
+        if ticket.assigned_officer_id
+        else None
+    )
+    if holder is not None and not _is_actor(actor, holder):
+        # Closed by a colleague or a leader: the holder stops working on it, and knows why.
+        out.to_officer(
+            holder,
+            out.text("officer_ticket_closed_by", ticket.script, code=ticket.code, by=actor.name),
+        )
 
 
 async def _officer_named(session: AsyncSession, actor: Actor, said: str) -> Officer | None:
