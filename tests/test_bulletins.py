@@ -348,6 +348,13 @@ async def test_patch_changes_text_and_schedule(b: Bench) -> None:
     b.h.clock.set(MON_10 + timedelta(hours=2))
     await b.tick()
     assert [m["text"] for m in await b.h.sent()] == ["【防詐騙提醒】\n新的內容"]
+    # A null for a field a bulletin cannot be without is refused, naming it (it was a 200
+    # that changed nothing); null still removes media.
+    for field in ("title", "text", "category", "targets", "schedule"):
+        r = await b.api.patch(f"/api/v1/bulletins/{bid}", json={field: None}, headers=b.admin)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, r.text
+    r = await b.api.patch(f"/api/v1/bulletins/{bid}", json={"media": None}, headers=b.admin)
+    assert r.status_code == 200 and r.json()["media"] is None
 
 
 async def test_preview_shows_exact_messages_groups_and_timing(b: Bench) -> None:

@@ -169,6 +169,15 @@ class BulletinPatch(InputSpec):
             raise ValueError(f"must be one of {', '.join(BULLETIN_CATEGORIES)}")
         return value
 
+    @field_validator("title", "category", "text", "targets", "schedule", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # null removes media and a cover; these a bulletin cannot be without (left out, a
+        # field keeps its value). Before, a null was taken as "unchanged" without a word.
+        if value is None:
+            raise PydanticCustomError("not_null", "cannot be removed: leave it out to keep it")
+        return value
+
 
 class Problem(Exception):
     """A request that is well-formed but wrong; ``field`` is a dotted path into the body.
