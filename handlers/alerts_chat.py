@@ -42,7 +42,8 @@ from handlers.alert_links import (
 )
 from handlers.commands import clean
 from handlers.context import HandlerContext
-from handlers.intake import Item, submit
+from handlers.intake import submit
+from handlers.merges import Item
 from handlers.similarity import similarity
 from models.bulletins import Alert
 from models.directory import Officer, Station

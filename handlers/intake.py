@@ -3,9 +3,7 @@ ticket, route it to the officer on duty and tell them — all in the event's tra
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -20,71 +18,26 @@ from bot.services.tickets import (
     first_deadline,
     group_label,
     new_code,
-    open_reported_by,
     priority_for,
     resident_label,
 )
-from bot.texts import Script, detect_script
+from bot.texts import detect_script
 from handlers.alert_links import answers_active_alert, link_to_active_alert
 from handlers.classify import (
     FRAUD_PAID,
     SCAM_CHECK,
-    SCAM_NOW,
     SCAM_SCRIPT,
     Classification,
-    normalise,
 )
 from handlers.context import HandlerContext
-from handlers.similarity import names_nothing, similarity
+from handlers.merges import Item, attach, merge_target
+from handlers.safety import FIRST_NUMBER, safety_reply_key
 from handlers.verification_support import is_verified, maybe_remind
 from models.directory import Group, Officer
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage, chat_key
 from models.people import Member, PendingItem
-from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
-
-# Overlap of content bigrams above which two messages are taken to describe one incident:
-# stricter between different residents (two thefts on one evening are two matters) than for
-# the same resident's follow-up.
-_SIMILAR = 0.5
-_FOLLOW_UP_SIMILAR = 0.34
-
-
-@dataclass(frozen=True)
-class Item:
-    """One resident message about to become (part of) a ticket, and where to answer it."""
-
-    text: str
-    member: Member
-    channel: str
-    sender_id: str
-    group: Group | None
-    script: Script
-    # The chat's group id even when the directory does not know the group (emergencies there).
-    chat_group_id: str | None = None
-
-    @classmethod
-    def of(cls, ctx: HandlerContext) -> Item:
-        """The event being handled."""
-        ev = ctx.event
-        return cls(
-            ctx.words(), ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script, ev.group_id
-        )
-
-    @property
-    def group_id(self) -> str | None:
-        return self.group.id if self.group else self.chat_group_id
-
-    def reporter(self, ticket: Ticket, now: datetime) -> TicketReporter:
-        """A reporter row for this item's sender on ``ticket``."""
-        return TicketReporter(
-            ticket_id=ticket.id,
-            member_id=self.member.id,
-            channel=self.channel,
-            sender_id=self.sender_id,
-            group_id=self.group_id,
-            added_at=now,
-        )
+from models.tickets import Ticket
 
 
 def _asks_about_a_scam(result: Classification) -> bool:
@@ -112,56 +65,6 @@ async def emergency_first(ctx: HandlerContext) -> bool:
         return False  # a sighting for the lost-child notice: a clue, not a new emergency
     await _emergency(ctx, result)
     return True
-
-
-_FIRE = re.compile(r"火|烟|燃|烧|爆炸|煤气|燃气|天然气|液化气|\bfire\b|\bsmoke|\bburning\b")
-_MEDICAL = re.compile(
-    r"晕|昏|倒地|不醒|没气|没呼吸|抽搐|抽风|吐血|流血|出血|中毒|心脏|喘不|摔|骨折|受伤"
-    r"|\bunconscious\b|\bnot breathing\b|\bbleeding\b|\boverdose\b"
-)
-
-
-# An injury from violence is the police's first (110), not the ambulance's.
-_VIOLENCE = re.compile(r"刀|枪|砍|捅|打|抢|绑|杀|knife|gun|stab|beat")
-
-
-# The number each safety reply tells the resident to call first; officers' pages say the same.
-_FIRST_NUMBER = {
-    "emergency_reply": "110",
-    "emergency_reply_fire": "119",
-    "emergency_reply_medical": "120",
-    "emergency_reply_fraud": "110",  # and 96110, the anti-fraud line, in the same sentence
-}
-
-
-# The writer's own crisis: nobody else reports the same one ("我被绑架了", "我不想活了").
-_OWN_CRISIS = re.compile(
-    r"我(?:们)?(?:被|让人|叫人)(?:绑|拐|劫|关|锁|困|打|砍|捅|追)"
-    r"|我(?:不想活|活不下去|想死|要死|想自杀|要自杀|想轻生|要轻生|要跳|想跳)"
-)
-
-
-# A new occurrence of the same kind of incident: "又被偷了一辆", "又一次", "再次被撬".
-_AGAIN = re.compile(r"又[^,.!?]{0,6}了|又一[辆个次回台只头家户]|再次|这次又")
-
-
-def _safety_reply_key(text: str, result: Classification | None = None) -> str:
-    """Fire first names 119, an injury or illness 120, money leaving a victim now says stop
-    the transfer (110, 96110), everything else 110."""
-    if result is not None and SCAM_NOW in result.matched:
-        return "emergency_reply_fraud"
-    return _reply_key_of(normalise(text))
-
-
-def _reply_key_of(plain: str) -> str:
-    """:func:`_safety_reply_key` of normalised text."""
-    if _FIRE.search(plain):
-        return "emergency_reply_fire"
-    if _MEDICAL.search(plain) and not re.search(
-        r"刀|枪|砍|捅|打|抢|绑|杀|knife|gun|stab|beat", plain
-    ):
-        return "emergency_reply_medical"
-    return "emergency_reply"
 
 
 async def intake(ctx: HandlerContext) -> bool:
@@ -198,12 +101,12 @@ async def intake(ctx: HandlerContext) -> bool:
 async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     """Safety reply in the same request, a P1 ticket, pages to the duty officer and the leader."""
     item = Item.of(ctx)
-    ticket = await _merge_target(ctx, result, item, emergency=True)
+    ticket = await merge_target(ctx, result, item, emergency=True)
     merged = ticket is not None
     if ticket is None:
         ticket = await _open(ctx, result, item, emergency=True)
     officer = await _officer(ctx, ticket)
-    reply_key = _safety_reply_key(item.text, result)
+    reply_key = safety_reply_key(item.text, result)
     if not (merged and await _told_here_lately(ctx, ticket)):
         ctx.reply(
             ctx.text(reply_key, officer=officer.name if officer else "", code=ticket.code),
@@ -217,12 +120,12 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
             "emergency_reply",
             now=ctx.now,
             # The number comes first: an SMS page names the same one (bot/services/sms_fallback.py).
-            detail=f"{_FIRST_NUMBER[reply_key]} safety reply sent",
+            detail=f"{FIRST_NUMBER[reply_key]} safety reply sent",
         )
     await link_to_active_alert(ctx, ticket)
     out = Out.of(ctx)
     if merged:
-        await _attach(ctx, ticket, out, item)
+        await attach(ctx, ticket, out, item)
         return
     paged: list[Officer] = [officer] if officer else []
     if ticket.station_id:
@@ -237,7 +140,7 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         group=await group_label(ctx.session, ctx.runtime, ticket),
         resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
         text=clip(item.text),
-        number=_FIRST_NUMBER[reply_key],
+        number=FIRST_NUMBER[reply_key],
     )
     for target in paged:
         out.to_officer(target, page, priority=0, urgent_for=ticket.id)
@@ -279,9 +182,9 @@ async def _officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
 async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Ticket:
     """Merge into an open ticket or open a new one; acknowledge to the resident."""
     out = Out.of(ctx)
-    ticket = await _merge_target(ctx, result, item, emergency=False)
+    ticket = await merge_target(ctx, result, item, emergency=False)
     if ticket is not None:
-        await _attach(ctx, ticket, out, item)
+        await attach(ctx, ticket, out, item)
         return ticket
     ticket = await _open(ctx, result, item, emergency=False)
     officer = await _officer(ctx, ticket)
@@ -385,130 +288,6 @@ async def _open(
             detail=f"to {assignment.officer.id} via {assignment.how}",
         )
     return ticket
-
-
-async def _merge_target(
-    ctx: HandlerContext, result: Classification, item: Item, *, emergency: bool
-) -> Ticket | None:
-    """An open ticket this item belongs to: the same resident's same matter, or the same
-    incident reported by several residents of one group within the merge window."""
-    settings = ctx.runtime.settings.intake
-    same_chat = (
-        Ticket.group_id.is_(None) if item.group_id is None else Ticket.group_id == item.group_id
-    )
-    own = await ctx.session.scalars(
-        open_reported_by(item.member.id)
-        .where(
-            Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
-            same_chat,
-        )
-        .order_by(Ticket.created_at.desc())
-    )
-    follow_up = timedelta(seconds=settings.merge_window_s)
-    for ticket in own.all():
-        if ticket.emergency != emergency:
-            continue
-        recent = ctx.now - ticket.updated_at <= follow_up
-        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
-        if emergency and recent and _same_danger(first, item.text):
-            return ticket  # "快来啊" after "着火了": the same person's same danger
-        if emergency:
-            continue  # a fire after their stuck lift: its own P1, its own pages
-        # The same matter: the same resident writing about the same thing again, unless they
-        # say it happened again (又被偷了一辆) after the first report has gone quiet.
-        if (
-            not recent
-            and result.label in ("report", "help")
-            and _AGAIN.search(normalise(item.text))
-        ):
-            continue
-        if similarity(first, item.text) >= _FOLLOW_UP_SIMILAR and (
-            recent or ticket.category == result.label
-        ):
-            return ticket
-    if item.group_id is None:
-        return None
-    others = await ctx.session.scalars(
-        select(Ticket)
-        .where(
-            Ticket.group_id == item.group_id,
-            Ticket.status.in_(OPEN_STATUSES),
-            Ticket.created_at >= ctx.now - follow_up,
-        )
-        .order_by(Ticket.created_at.desc())
-    )
-    for ticket in others.all():
-        if ticket.emergency != emergency:
-            continue
-        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
-        # Two residents, one incident: same kind and the same things named. A knife attack
-        # reported during a fire, a second resident's "救命", somebody's own crisis (我被绑架了,
-        # 不想活了) are emergencies of their own, with their own pages to the leader.
-        if emergency:
-            theirs, mine = normalise(first), normalise(item.text)
-            same_kind = _reply_key_of(theirs) == _reply_key_of(mine) and not (
-                _OWN_CRISIS.search(theirs) or _OWN_CRISIS.search(mine)
-            )
-        else:
-            same_kind = ticket.category == result.label
-        threshold = _SIMILAR / 2 if emergency else _SIMILAR
-        if same_kind and similarity(first, item.text) >= threshold:
-            return ticket
-    return None
-
-
-def _same_danger(theirs: str, mine: str) -> bool:
-    """One resident's next alarm is about their open one when it is the same kind of danger
-    (fire, injury, the rest: what the safety reply names) or names nothing at all (快来啊)."""
-    kind = _reply_key_of(normalise(mine))
-    if kind == _reply_key_of(normalise(theirs)):
-        return True
-    return kind == "emergency_reply" and names_nothing(mine)
-
-
-async def _attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:
-    """Attach a reporter and their words to an open ticket; tell them and the assignee."""
-    exists = await ctx.session.scalar(
-        select(TicketReporter).where(
-            TicketReporter.ticket_id == ticket.id, TicketReporter.member_id == item.member.id
-        )
-    )
-    reporter = exists or item.reporter(ticket, ctx.now)
-    if exists is None:
-        ctx.session.add(reporter)
-    add_event(
-        ctx.session,
-        ctx.runtime,
-        ticket,
-        "merged",
-        now=ctx.now,
-        actor="resident",
-        detail="same resident" if exists else "another reporter",
-        note=item.text,
-    )
-    officer = await _officer(ctx, ticket)
-    if not ticket.emergency:  # emergency reporters already got the safety reply
-        out.to_reporter(
-            reporter,
-            out.text(
-                "ticket_merged",
-                item.script,
-                code=ticket.code,
-                category=category_text(ctx.runtime, ticket, item.script),
-                officer=officer.name if officer else "",
-            ),
-        )
-    if officer is not None:
-        out.to_officer(
-            officer,
-            out.text(
-                "officer_merged_same" if exists else "officer_merged",
-                item.script,
-                code=ticket.code,
-                resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
-                text=clip(item.text),
-            ),
-        )
 
 
 async def release_pending(ctx: HandlerContext, member: Member) -> list[Ticket]:

@@ -494,6 +494,19 @@ async def test_english_gets_its_safety_reply_or_its_ticket(h: Harness) -> None:
     assert any(f"#{bike[0].code}" in m and "stole my bike" in m for m in h.to_user("wxid_wang"))
 
 
+async def test_the_same_words_again_are_kept_but_do_not_ping_the_officer(h: Harness) -> None:
+    # Found by a newcomer: every identical repeat reached the officer as a 补充.
+    await h.bind("wxid_yang", group=GROUP)
+    for _ in range(3):
+        await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    await h.say("我家的电动车昨晚在楼下被偷了 是红色的雅迪", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    [ticket] = await h.tickets()
+    assert (await h.timeline(ticket)).count("merged") == 3  # every word is kept
+    told = [m for m in h.to_user("wxid_wang") if f"#{ticket.code}" in m]
+    assert len(told) == 2 and "雅迪" in told[1]  # the new ticket, then what is new
+
+
 async def test_neighbours_matters_sharing_only_where_and_when_stay_apart(h: Harness) -> None:
     # Found by a newcomer: a street lamp, a drunk neighbour and rubbish at a door became one
     # ticket through 我家门口 and 一个月了, and one answer about the lamp went to all three.

@@ -1,0 +1,225 @@
+"""Whether a resident's message belongs to an open ticket, and joining it: the same resident's
+same matter, or one incident reported by several residents of a group (docs/decisions.md,
+"Merges")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.services.tickets import (
+    Out,
+    add_event,
+    category_text,
+    clip,
+    open_reported_by,
+    resident_label,
+)
+from bot.texts import Script
+from handlers.classify import Classification, normalise
+from handlers.context import HandlerContext
+from handlers.safety import reply_key_of
+from handlers.similarity import names_nothing, similarity
+from models.directory import Group, Officer
+from models.people import Member
+from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
+
+# Overlap of content bigrams above which two messages are taken to describe one incident:
+# stricter between different residents (two thefts on one evening are two matters) than for
+# the same resident's follow-up.
+_SIMILAR = 0.5
+_FOLLOW_UP_SIMILAR = 0.34
+
+# The writer's own crisis: nobody else reports the same one ("我被绑架了", "我不想活了").
+_OWN_CRISIS = re.compile(
+    r"我(?:们)?(?:被|让人|叫人)(?:绑|拐|劫|关|锁|困|打|砍|捅|追)"
+    r"|我(?:不想活|活不下去|想死|要死|想自杀|要自杀|想轻生|要轻生|要跳|想跳)"
+)
+
+
+# How many of a ticket's latest reports a repeat is compared with.
+_REPEAT_LOOKBACK = 5
+
+# A new occurrence of the same kind of incident: "又被偷了一辆", "又一次", "再次被撬".
+_AGAIN = re.compile(r"又[^,.!?]{0,6}了|又一[辆个次回台只头家户]|再次|这次又")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One resident message about to become (part of) a ticket, and where to answer it."""
+
+    text: str
+    member: Member
+    channel: str
+    sender_id: str
+    group: Group | None
+    script: Script
+    # The chat's group id even when the directory does not know the group (emergencies there).
+    chat_group_id: str | None = None
+
+    @classmethod
+    def of(cls, ctx: HandlerContext) -> Item:
+        """The event being handled."""
+        ev = ctx.event
+        return cls(
+            ctx.words(), ctx.member, ev.channel, ev.sender_id, ctx.group, ctx.script, ev.group_id
+        )
+
+    @property
+    def group_id(self) -> str | None:
+        return self.group.id if self.group else self.chat_group_id
+
+    def reporter(self, ticket: Ticket, now: datetime) -> TicketReporter:
+        """A reporter row for this item's sender on ``ticket``."""
+        return TicketReporter(
+            ticket_id=ticket.id,
+            member_id=self.member.id,
+            channel=self.channel,
+            sender_id=self.sender_id,
+            group_id=self.group_id,
+            added_at=now,
+        )
+
+
+async def merge_target(
+    ctx: HandlerContext, result: Classification, item: Item, *, emergency: bool
+) -> Ticket | None:
+    """An open ticket this item belongs to: the same resident's same matter, or the same
+    incident reported by several residents of one group within the merge window."""
+    settings = ctx.runtime.settings.intake
+    same_chat = (
+        Ticket.group_id.is_(None) if item.group_id is None else Ticket.group_id == item.group_id
+    )
+    own = await ctx.session.scalars(
+        open_reported_by(item.member.id)
+        .where(
+            Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
+            same_chat,
+        )
+        .order_by(Ticket.created_at.desc())
+    )
+    follow_up = timedelta(seconds=settings.merge_window_s)
+    for ticket in own.all():
+        if ticket.emergency != emergency:
+            continue
+        recent = ctx.now - ticket.updated_at <= follow_up
+        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
+        if emergency and recent and _same_danger(first, item.text):
+            return ticket  # "快来啊" after "着火了": the same person's same danger
+        if emergency:
+            continue  # a fire after their stuck lift: its own P1, its own pages
+        # The same matter: the same resident writing about the same thing again, unless they
+        # say it happened again (又被偷了一辆) after the first report has gone quiet.
+        if (
+            not recent
+            and result.label in ("report", "help")
+            and _AGAIN.search(normalise(item.text))
+        ):
+            continue
+        if similarity(first, item.text) >= _FOLLOW_UP_SIMILAR and (
+            recent or ticket.category == result.label
+        ):
+            return ticket
+    if item.group_id is None:
+        return None
+    others = await ctx.session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.group_id == item.group_id,
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.created_at >= ctx.now - follow_up,
+        )
+        .order_by(Ticket.created_at.desc())
+    )
+    for ticket in others.all():
+        if ticket.emergency != emergency:
+            continue
+        first = ctx.runtime.cipher.decrypt(ticket.text_enc) or ""
+        # Two residents, one incident: same kind and the same things named. A knife attack
+        # reported during a fire, a second resident's "救命", somebody's own crisis (我被绑架了,
+        # 不想活了) are emergencies of their own, with their own pages to the leader.
+        if emergency:
+            theirs, mine = normalise(first), normalise(item.text)
+            same_kind = reply_key_of(theirs) == reply_key_of(mine) and not (
+                _OWN_CRISIS.search(theirs) or _OWN_CRISIS.search(mine)
+            )
+        else:
+            same_kind = ticket.category == result.label
+        threshold = _SIMILAR / 2 if emergency else _SIMILAR
+        if same_kind and similarity(first, item.text) >= threshold:
+            return ticket
+    return None
+
+
+def _same_danger(theirs: str, mine: str) -> bool:
+    """One resident's next alarm is about their open one when it is the same kind of danger
+    (fire, injury, the rest: what the safety reply names) or names nothing at all (快来啊)."""
+    kind = reply_key_of(normalise(mine))
+    if kind == reply_key_of(normalise(theirs)):
+        return True
+    return kind == "emergency_reply" and names_nothing(mine)
+
+
+async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:
+    """Attach a reporter and their words to an open ticket; tell them and the assignee."""
+    exists = await ctx.session.scalar(
+        select(TicketReporter).where(
+            TicketReporter.ticket_id == ticket.id, TicketReporter.member_id == item.member.id
+        )
+    )
+    reporter = exists or item.reporter(ticket, ctx.now)
+    if exists is None:
+        ctx.session.add(reporter)
+    repeated = exists is not None and await _said_before(ctx, ticket, item.text)
+    add_event(
+        ctx.session,
+        ctx.runtime,
+        ticket,
+        "merged",
+        now=ctx.now,
+        actor="resident",
+        detail="same resident" if exists else "another reporter",
+        note=item.text,
+    )
+    officer = (
+        await ctx.session.get(Officer, ticket.assigned_officer_id)
+        if ticket.assigned_officer_id
+        else None
+    )
+    if not ticket.emergency:  # emergency reporters already got the safety reply
+        out.to_reporter(
+            reporter,
+            out.text(
+                "ticket_merged",
+                item.script,
+                code=ticket.code,
+                category=category_text(ctx.runtime, ticket, item.script),
+                officer=officer.name if officer else "",
+            ),
+        )
+    if officer is not None and not repeated:  # the same words again tell the officer nothing
+        out.to_officer(
+            officer,
+            out.text(
+                "officer_merged_same" if exists else "officer_merged",
+                item.script,
+                code=ticket.code,
+                resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
+                text=clip(item.text),
+            ),
+        )
+
+
+async def _said_before(ctx: HandlerContext, ticket: Ticket, text: str) -> bool:
+    """Whether ``text`` is word for word what the ticket was opened with or lately given."""
+    notes = await ctx.session.scalars(
+        select(TicketEvent.note_enc)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind.in_(("opened", "merged")))
+        .order_by(TicketEvent.id.desc())
+        .limit(_REPEAT_LOOKBACK)
+    )
+    said = normalise(text)
+    return any(normalise(ctx.runtime.cipher.decrypt(n) or "") == said for n in notes if n)
