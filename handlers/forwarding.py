@@ -6,8 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.services.tickets import Out, add_event, clip, resident_label
+from bot.texts import Script
 from handlers.context import HandlerContext
 from models.directory import Officer
+from models.people import Member
 from models.tickets import Ticket, TicketEvent
 
 
@@ -54,16 +56,25 @@ async def forward(
             ctx.text("neighbour_note_kept" if neighbour else "followup_noted", code=ticket.code)
         )
         return
-    out = Out.of(ctx)
-    out.to_officer(
-        officer,
-        out.text(
-            "officer_neighbour_note" if neighbour else "officer_followup",
-            ctx.script,
-            code=ticket.code,
-            resident=await resident_label(ctx.session, ctx.runtime, ctx.member, ctx.script),
-            text=clip(text),
-        ),
-    )
+    key = "officer_neighbour_note" if neighbour else "officer_followup"
+    await words_to_officer(ctx, Out.of(ctx), officer, key, ticket, ctx.member, ctx.script, text)
     forwarded = "neighbour_note_forwarded" if neighbour else "followup_forwarded"
     ctx.reply(ctx.text(forwarded, code=ticket.code, officer=officer.name))
+
+
+async def words_to_officer(
+    ctx: HandlerContext,
+    out: Out,
+    officer: Officer,
+    key: str,
+    ticket: Ticket,
+    member: Member,
+    script: Script,
+    text: str,
+) -> None:
+    """A resident's words about ``ticket`` to ``officer``: sentence ``key`` with the code, the
+    resident (masked) and the words, clipped."""
+    resident = await resident_label(ctx.session, ctx.runtime, member, script)
+    out.to_officer(
+        officer, out.text(key, script, code=ticket.code, resident=resident, text=clip(text))
+    )

@@ -14,13 +14,12 @@ from bot.services.tickets import (
     Out,
     add_event,
     category_text,
-    clip,
     open_reported_by,
-    resident_label,
 )
 from bot.texts import Script
 from handlers.classify import Classification, normalise
 from handlers.context import HandlerContext
+from handlers.forwarding import words_to_officer
 from handlers.safety import reply_key_of
 from handlers.similarity import names_nothing, similarity
 from models.directory import Group, Officer
@@ -201,16 +200,8 @@ async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> N
             ),
         )
     if officer is not None and not repeated:  # the same words again tell the officer nothing
-        out.to_officer(
-            officer,
-            out.text(
-                "officer_merged_same" if exists else "officer_merged",
-                item.script,
-                code=ticket.code,
-                resident=await resident_label(ctx.session, ctx.runtime, item.member, item.script),
-                text=clip(item.text),
-            ),
-        )
+        key = "officer_merged_same" if exists else "officer_merged"
+        await words_to_officer(ctx, out, officer, key, ticket, item.member, item.script, item.text)
 
 
 async def _said_before(ctx: HandlerContext, ticket: Ticket, text: str) -> bool:
