@@ -33,13 +33,13 @@ from bot.services.visits import (
     VisitError,
     add_household,
     find_households,
-    find_reason,
     households_by_id,
     may_see_plan,
     officer_scope,
     plans_in_view,
     put_on_plan,
     reason_label,
+    reasons_named,
     record_visit,
     take_off_plan,
 )
@@ -430,10 +430,15 @@ class _Visits:
             self.tell("plan_usage", reasons=self.reasons_text())
             return
         key, reason_word, *more = words
-        reason = find_reason(self.settings, reason_word)
-        if reason is None:
+        named = reasons_named(self.settings, reason_word)
+        if len(named) > 1:
+            labels = "、".join(reason_label(self.settings, k, self.ctx.script) for k in named)
+            self.tell("plan_ambiguous_reason", reason=reason_word, reasons=labels)
+            return
+        if not named:
             self.tell("plan_bad_reason", reason=reason_word, reasons=self.reasons_text())
             return
+        reason = named[0]
         every = None
         if more:
             every = _every("".join(more))

@@ -108,7 +108,6 @@ async def test_the_previous_holder_is_told_when_a_colleague_takes_the_ticket(h: 
     assert len(taken) == 1 and "李警官" in taken[0] and f"#{ticket.code}" in taken[0]
 
 
-
 async def test_the_holder_is_told_when_someone_else_closes_the_ticket(h: Harness) -> None:
     # Found by a newcomer: 李警官 had taken it, 王警官 closed it; 李警官 heard nothing.
     ticket = await _report(h)

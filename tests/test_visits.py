@@ -221,6 +221,8 @@ async def test_households_added_without_a_phone_and_a_known_phone_refused(h: Har
         ("入冊 楊德勝", "理由:"),
         ("入冊 楊德勝 愛打麻將", "不是走訪計畫的理由"),
         ("入冊 楊德勝 獨居 偶爾", "看不懂"),
+        # The start of two reasons: which one (a newcomer was told it was no reason at all).
+        ("入冊 楊德勝 留守 每週", "「留守」可以是:留守兒童、留守老人"),
     ],
 )
 async def test_bad_input_gets_a_clear_answer_and_records_nothing(

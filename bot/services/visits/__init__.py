@@ -29,6 +29,7 @@ from bot.services.visits.plans import (
     plans_in_view,
     put_on_plan,
     reason_label,
+    reasons_named,
     take_off_plan,
 )
 from bot.services.visits.records import VisitRow, last_visit_at, list_visits, next_due, record_visit
@@ -76,6 +77,7 @@ __all__ = [
     "plans_in_view",
     "put_on_plan",
     "reason_label",
+    "reasons_named",
     "record_visit",
     "station_of",
     "t2s",

@@ -33,19 +33,25 @@ def reason_label(settings: VisitSettings, reason: str, script: str) -> str:
 def find_reason(settings: VisitSettings, word: str) -> str | None:
     """The reason key an officer's word names: a key, a label in either script, or the start of
     exactly one label (``獨居`` → ``living_alone``)."""
+    found = reasons_named(settings, word)
+    return found[0] if len(found) == 1 else None
+
+
+def reasons_named(settings: VisitSettings, word: str) -> list[str]:
+    """Every reason key ``word`` could name: the one it names exactly, else those whose label
+    it begins (``留守`` → both 留守兒童 and 留守老人: the officer is asked which)."""
     word = unicodedata.normalize("NFKC", word).strip()
     if not word:
-        return None
+        return []
     plain = t2s().convert(word).casefold()
     for key, reason in settings.plan_reasons.items():
         if plain in (key, t2s().convert(reason.hant).casefold(), reason.hans.casefold()):
-            return key
-    starts = [
+            return [key]
+    return [
         key
         for key, reason in settings.plan_reasons.items()
         if len(plain) >= 2 and t2s().convert(reason.hans).casefold().startswith(plain)
     ]
-    return starts[0] if len(starts) == 1 else None
 
 
 async def put_on_plan(
