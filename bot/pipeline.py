@@ -144,6 +144,9 @@ class _Waiter:
     future: asyncio.Future[OutboxMessage | None]
     claimed: bool = False  # the processor marked a reply as passive: its commit decides
     abandoned: bool = False  # the endpoint answered without it
+    # The emergency check flagged it: processed first, and its safety reply is worth waiting
+    # for in a burst too (a subscription account has no API to send it later).
+    emergency: bool = False
 
     def still_waiting(self, rt: Runtime) -> Callable[[], bool]:
         """Asked when the handlers are done: may the first reply ride in the response?"""
@@ -263,7 +266,11 @@ class Pipeline:
                 journal_id = ids[key]
                 if item.passive_until is not None:
                     loop = asyncio.get_running_loop()
-                    self._waiters[journal_id] = _Waiter(item.passive_until, loop.create_future())
+                    self._waiters[journal_id] = _Waiter(
+                        item.passive_until,
+                        loop.create_future(),
+                        emergency=bool(item.values["emergency"]),
+                    )
                 if item.classification is not None:
                     if len(self._verdicts) > _MAX_VERDICTS:
                         # Kept for events another process handled: a saving, not a record.
@@ -310,13 +317,18 @@ class Pipeline:
             while not waiter.future.done() and await self.process_once():
                 pass
         elif (
-            len(self._waiters) > (batch := self.runtime.settings.inbound.process_batch)
-            or await self._behind(journal_id, more_than=batch)
-        ) and not (waiter.claimed or waiter.future.done()):
+            not waiter.emergency
+            and (
+                len(self._waiters) > (batch := self.runtime.settings.inbound.process_batch)
+                or await self._behind(journal_id, more_than=batch)
+            )
+            and not (waiter.claimed or waiter.future.done())
+        ):
             # A burst: more than a batch is waiting, or queued ahead of this event. Answer now
             # rather than hold the connection until the budget runs out; the reply goes
             # through the channel's API when it is ready. (Checked after the await above: a
-            # reply claimed meanwhile rides in this response.)
+            # reply claimed meanwhile rides in this response.) Not an emergency: it jumps the
+            # queue, and its safety reply rides in the response within the budget.
             waiter.abandoned = True
             self._waiters.pop(journal_id, None)
             return None

@@ -345,6 +345,37 @@ async def test_an_emergency_processed_first_does_not_make_a_request_look_near_th
     await _answered_at_once_behind(db_url, world, "o_behind_sos", an_emergency_done)
 
 
+async def test_an_emergency_in_a_burst_still_gets_its_passive_safety_reply(
+    db_url: str, world: FakeWorld
+) -> None:
+    # Found by a newcomer: behind a burst, an emergency's request was answered "success" at
+    # once like any other, and on a subscription account (no API) its safety reply was lost.
+    h = Harness.build(
+        db_url,
+        world,
+        wechat={"reply_mode": "passive", "passive_reply_budget_s": 4.5},
+        inbound={"slice_ms": 60_000.0},
+    )
+    await h.load_directory()
+    try:
+        async with plain_client(h) as client:
+            for i in range(40):  # more than a batch queued ahead
+                await post(client, h, "你好", group=None, sender=f"wxid_q{i}")
+            h.pipeline.start_processing()
+            xml = h.wechat_text_xml("有人拿刀砍人,在菜市场门口!", openid="o_sos_in_burst")
+            async with h.pipeline._turn:  # the processor is in the middle of a batch
+                request = asyncio.create_task(h.post_wechat_safe(xml, client=client))
+                # Before, the burst rule answered at once; now the request waits for its reply.
+                done, _ = await asyncio.wait([request], timeout=1.0)
+                assert not done
+            response = await asyncio.wait_for(request, 10)
+            assert response.text != "success"
+            assert "110" in h.decrypt_reply(response)["Content"], "the safety reply rides passively"
+        await h.pipeline.stop()
+    finally:
+        await h.close()
+
+
 async def test_catching_up_takes_larger_batches(db_url: str, world: FakeWorld) -> None:
     # With nobody waiting, the processor works through a backlog in batches of
     # inbound.catch_up_batch; otherwise in batches of inbound.process_batch.
