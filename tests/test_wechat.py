@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -15,10 +17,13 @@ from bot.settings import ConfigError
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from tests.fakes import FakeWorld
-from tests.harness import ACCOUNT, WECHAT_TOKEN, Harness, make_runtime
+from tests.harness import ACCOUNT, API_SEND, DIRECTORY, WECHAT_TOKEN, Harness, make_runtime
 
 # Every test here runs in both WeChat reply modes (tests/conftest.py, issue 17).
 pytestmark = pytest.mark.both_reply_modes
+
+
+MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # 王警官's shift
 
 
 def _sig(*parts: str) -> str:
@@ -383,3 +388,27 @@ async def test_a_timestamp_in_other_digits_is_403(harness: Harness) -> None:
         content=b"<xml><Encrypt>abc</Encrypt></xml>",
     )
     assert r.status_code == 403
+
+
+@pytest.mark.both_reply_modes
+async def test_an_officer_on_the_official_account_is_answered_and_paged_there(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # Found by a newcomer: an officer whose wechat_id is the account's OpenID sent 待辦 and
+    # 接單 there; every answer, and the P1 page, went to the bridge, which cannot reach him.
+    openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # as WeChat gives them: 28 characters
+    assert len(openid) == 28
+    text = DIRECTORY.read_text(encoding="utf-8").replace(
+        "wechat_id: wxid_wang,", f"wechat_id: {openid},"
+    )
+    (tmp_path / "directory.yaml").write_text(text, encoding="utf-8")
+    h = harness
+    await h.load_directory(tmp_path / "directory.yaml")
+    h.clock.set(MONDAY_10)
+    await h.say("着火了!三楼冒烟了,快来人", group="grp-qiaozhen-01", sender="wxid_resident")
+    await h.drain()
+    pages = [r.json() for r in h.world.state.by_path(API_SEND) if r.json().get("touser") == openid]
+    assert any("P1" in p["text"]["content"] for p in pages), "the page reached him on the account"
+    assert not [d for d in h.world.state.delivered() if d["user_id"] == openid]  # not the bridge
+    todo = await h.reply_to(await h.post_wechat_safe(h.wechat_text_xml("待辦", openid=openid)))
+    assert "#" in todo["Content"] and "P1" in todo["Content"]

@@ -6,6 +6,7 @@ messages and never commit.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +57,16 @@ async def new_code(session: AsyncSession) -> str:
     return secrets.choice(_CODE_LETTERS) + f"{secrets.randbelow(10**6):06d}"
 
 
+# An Official Account's OpenID: 28 characters of [A-Za-z0-9_-] beginning with "o". A WeChat
+# account id (wxid_…, or one its owner chose, 6–20 characters) is never that long.
+_OPENID = re.compile(r"o[A-Za-z0-9_-]{27}")
+
+
+def looks_like_openid(account: str | None) -> bool:
+    """Whether a directory ``wechat_id`` is an Official Account follower's OpenID."""
+    return bool(account) and _OPENID.fullmatch(account or "") is not None
+
+
 @dataclass
 class Out:
     """Queues messages for one unit of work (an event, a sweep step) with shared context."""
@@ -89,14 +100,14 @@ class Out:
         # Priority ≤ 1 (a P1 page) is the urgent lane's to send.
         self.runtime.wake_outbox(urgent=message.priority <= 1)
 
-    def officer_channel(self) -> str:
-        # Officers are reached in private through the bridge (their wechat_id); the Official
-        # Account only reaches followers by OpenID, which the directory does not hold.
-        return (
-            "bridge"
-            if "bridge" in self.runtime.senders or "wechat" not in self.runtime.senders
-            else "wechat"
-        )
+    def officer_channel(self, officer: Officer) -> str:
+        """The channel that reaches ``officer`` privately: the Official Account when their
+        ``wechat_id`` is one of its OpenIDs (they follow it and write to it), else the bridge
+        (their WeChat account id), when there is one."""
+        senders = self.runtime.senders
+        if "wechat" in senders and looks_like_openid(officer.wechat_id):
+            return "wechat"
+        return "bridge" if "bridge" in senders or "wechat" not in senders else "wechat"
 
     def to_officer(
         self,
@@ -113,7 +124,7 @@ class Out:
             return
         self.queue(
             OutboundMessage(
-                channel=self.officer_channel(),
+                channel=self.officer_channel(officer),
                 text=text,
                 user_id=officer.wechat_id,
                 priority=priority,
@@ -126,7 +137,9 @@ class Out:
         """A private message to an officer, not queued: for ``on_failure``."""
         if not officer.wechat_id:
             return None
-        return OutboundMessage(channel=self.officer_channel(), text=text, user_id=officer.wechat_id)
+        return OutboundMessage(
+            channel=self.officer_channel(officer), text=text, user_id=officer.wechat_id
+        )
 
     def to_reporter(
         self,
