@@ -27,6 +27,7 @@ from bot.messages import InboundMessage
 from bot.runtime import Runtime
 from bot.services import rate_limits
 from bot.services.directory_cache import VERSION, DirectoryCache, DirectoryView
+from bot.services.forget import forgotten_key
 from broadcasts.outbox import (
     echo_hash,
     recipient_after_sending,
@@ -171,6 +172,60 @@ _ECHO_TO_GROUP = _ECHO.where(OutboxMessage.group_id == bindparam("chat")).limit(
 _ECHO_TO_USER = _ECHO.where(OutboxMessage.user_id == bindparam("chat")).limit(1)
 
 
+_FORGOTTEN = (
+    select(InboundEvent.id)
+    .where(
+        InboundEvent.channel == bindparam("channel"),
+        InboundEvent.dedup_key == bindparam("key"),
+        # Its own row, journaled before the cut and rewritten by it, is no earlier arrival.
+        InboundEvent.id != bindparam("journal_id"),
+    )
+    .limit(1)
+)
+
+
+async def _forgotten_retries(
+    session: AsyncSession,
+    rt: Runtime,
+    events: Sequence[tuple[int, InboundMessage]],
+    batch: Batch,
+    now: datetime,
+) -> set[int]:
+    """Of the events of senders new in this batch, those journaled before under a sender who
+    has since been forgotten: one statement for the batch, none when nobody is new."""
+    keys: dict[tuple[str, str], int] = {}
+    for journal_id, ev in events:
+        member = batch.members.get((ev.channel, ev.sender_id))
+        if member is not None and member.first_seen_at == now:
+            keys[(ev.channel, forgotten_key(rt.cipher, ev.channel, ev.dedup_key))] = journal_id
+    if not keys:
+        return set()
+    rows = await session.execute(
+        select(InboundEvent.id, InboundEvent.channel, InboundEvent.dedup_key).where(
+            InboundEvent.channel.in_(sorted({c for c, _ in keys})),
+            InboundEvent.dedup_key.in_(sorted({k for _, k in keys})),
+        )
+    )
+    return {
+        keys[(channel, key)]
+        for row_id, channel, key in rows.all()
+        if (channel, key) in keys and row_id != keys[(channel, key)]
+    }
+
+
+async def _retry_of_forgotten(
+    session: AsyncSession, rt: Runtime, event: InboundMessage, journal_id: int
+) -> bool:
+    """Whether a new sender's event was journaled before under a sender who has since been
+    forgotten (:func:`bot.services.forget.forgotten_key`). Asked for new senders only: a
+    forgotten sender's next words come from an id with no member row."""
+    key = forgotten_key(rt.cipher, event.channel, event.dedup_key)
+    found = await session.scalar(
+        _FORGOTTEN, {"channel": event.channel, "key": key, "journal_id": journal_id}
+    )
+    return found is not None
+
+
 def _chat(event: InboundMessage) -> tuple[str, str]:
     """Where an echo of ours would be addressed: the group, or the sender in private."""
     return ("g", event.group_id) if event.group_id else ("u", event.sender_id)
@@ -212,6 +267,9 @@ class Batch:
     # WeChat senders with messages WeChat refused while their window was closed (None: not
     # read). Only the sender marks a message refused, in a transaction of its own.
     refused: set[str] | None = None
+    # New senders' events that are a channel's retry of an event journaled before under a
+    # sender who has since cut the link (bot.services.forget.forgotten_key): handled once.
+    forgotten_retries: set[int] = field(default_factory=set)
 
     def knows_answered_lately(self, member_id: int) -> bool | None:
         """Whether ``member_id`` has an open ticket answered within the follow-up window, as
@@ -389,6 +447,7 @@ class Dispatcher:
             batch.members = await _upsert_members(
                 session, [_member_params(rt, ev, now) for _, ev in first.values()]
             )
+            batch.forgotten_retries = await _forgotten_retries(session, rt, events, batch, now)
             ids = sorted(m.id for m in batch.members.values())
             bound = set(
                 (await (await core(session)).execute(BOUND_AMONG, {"member_ids": ids})).scalars()
@@ -486,6 +545,14 @@ class Dispatcher:
             batch.mark_processed(journal_id, "own_message")
             return DispatchResult(journal_id, False, "own_message")
         member = await batch.member(event)
+        cut_here = (event.channel, event.sender_id) in batch.cut  # a new member since prepare
+        if journal_id in batch.forgotten_retries or (
+            cut_here and await _retry_of_forgotten(session, rt, event, journal_id)
+        ):
+            # A channel's retry of an event whose sender has since cut the link (註銷實名):
+            # handled once already, under the key it keeps now.
+            batch.mark_processed(journal_id, "duplicate")
+            return DispatchResult(journal_id, True, "duplicate")
         officer = batch.directory.officer(event.channel, event.sender_id)
         if event.kind != "message":
             # Joins and leaves change memberships: each later message notes its own again.

@@ -166,6 +166,33 @@ async def test_unbinding_on_the_official_account_forgets_the_openid(h: Harness) 
     assert "reporter_left" in await h.timeline(ticket)
 
 
+@pytest.mark.both_reply_modes
+async def test_a_retry_after_unbinding_is_still_handled_once(h: Harness) -> None:
+    # Found by a newcomer: WeChat retried a fire message after the sender's 注销实名; the
+    # rewritten key no longer matched, and the fire got a second P1 and a second page.
+    await h.bind("o_resident", channel="wechat", phone=PHONE)
+    fire = h.wechat_text_xml("着火了!楼道里全是烟", openid="o_resident", msg_id=77_000_001)
+    await h.post_wechat_safe(fire)
+    await h.post_wechat_safe(h.wechat_text_xml("注销实名", openid="o_resident"))
+    await h.drain()
+    pages = len([m for m in h.to_user("wxid_wang") if "P1" in m])
+    await h.post_wechat_safe(fire)  # the same MsgId again
+    await h.drain()
+    assert len(await h.tickets()) == 1
+    assert len([m for m in h.to_user("wxid_wang") if "P1" in m]) == pages
+    # The forgotten rows' keys name nobody; only the retry's own row (a new sender's) does.
+    async with h.runtime.sessions() as session:
+        keys = (
+            await session.scalars(select(InboundEvent.dedup_key).order_by(InboundEvent.id))
+        ).all()
+    assert keys[0].startswith("forgotten:") and keys[1].startswith("forgotten:")
+    assert keys[2] == "msg:o_resident:77000001"
+    # A new message from the same account is a new sender's, handled as usual.
+    await h.post_wechat_safe(h.wechat_text_xml("又着火了,二楼也冒烟了", openid="o_resident"))
+    await h.drain()
+    assert len(await h.tickets()) == 2
+
+
 async def test_binding_and_deleting_twice_leaves_two_pseudonyms(h: Harness) -> None:
     await bind(h, phone=PHONE)
     assert "已注销实名" in (await dm(h, "注销实名"))[0]

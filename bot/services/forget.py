@@ -28,14 +28,10 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import (
     ColumnElement,
-    String,
     Table,
     and_,
     bindparam,
-    case,
-    cast,
     func,
-    literal,
     or_,
     select,
     update,
@@ -44,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
 from models.base import rowcount, table_of
-from models.journal import DEDUP_KEY_LENGTH, InboundEvent
+from models.journal import InboundEvent
 from models.outbox import OutboxMessage
 from models.people import GroupMember, Member
 from models.tickets import TicketReporter
@@ -131,12 +127,19 @@ async def _forget_in_journal(
     journal, sender = table_of(InboundEvent), member.sender_id
     own = and_(journal.c.channel == member.channel, journal.c.sender_id == sender)
     await _rewrite(session, cipher, journal, own, _without_nickname)
-    rows = await _update(
-        session,
-        update(journal)
-        .where(own)
-        .values(sender_id=pseudonym, dedup_key=_dedup_key(journal, sender, pseudonym)),
-    )
+    keys = (await session.execute(select(journal.c.id, journal.c.dedup_key).where(own))).all()
+    if keys:
+        await session.execute(
+            update(journal)
+            .where(journal.c.id == bindparam("row_id"))
+            .values(sender_id=pseudonym, dedup_key=bindparam("forgotten"))
+            .execution_options(synchronize_session=False),
+            [
+                {"row_id": row_id, "forgotten": forgotten_key(cipher, member.channel, key)}
+                for row_id, key in keys
+            ],
+        )
+    rows = len(keys)
     if not groups:
         return rows, 0
     in_their_groups = and_(
@@ -187,12 +190,13 @@ async def _forget_in_outbox(
     return rows, marked, swapped
 
 
-def _dedup_key(journal: Table, sender: str, pseudonym: str) -> ColumnElement[Any]:
-    """The de-duplication key with the id replaced (WeChat's and WeCom's name the sender);
-    when that would not fit the column, the pseudonym and the row id, which are unique too."""
-    replaced = func.replace(journal.c.dedup_key, sender, pseudonym)
-    fallback = literal(f"{pseudonym}:", String) + cast(journal.c.id, String)
-    return case((func.length(replaced) <= DEDUP_KEY_LENGTH, replaced), else_=fallback)
+def forgotten_key(cipher: PiiCipher, channel: str, dedup_key: str) -> str:
+    """What a forgotten sender's journal row keeps as its de-duplication key: a keyed hash of
+    the key it had (WeChat's and WeCom's name the sender). Nothing names them, and a channel's
+    retry of that very event, arriving after the 註銷實名, is still known: the dispatcher asks
+    for this key before it handles a new sender's message (a newcomer found a fire handled
+    twice: a second P1 and a second page)."""
+    return "forgotten:" + cipher.lookup_hash(f"{channel}\x1f{dedup_key}")
 
 
 def _without_nickname(payload: dict[str, Any]) -> dict[str, Any] | None:
