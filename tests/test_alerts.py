@@ -3,6 +3,7 @@ chat command, residents' 收到 and clues (tickets linked to the alert), correct
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -237,7 +238,7 @@ async def test_a_sighting_for_the_alert_is_a_clue_not_a_new_emergency(b: Bench) 
     [ticket] = await b.h.tickets()
     assert ticket.alert_id == out["id"] and ticket.category == "help"
     assert not any(
-        "110" in m["text"]
+        re.search("[撥拨]打1[12][09]", m["text"])  # the safety reply (a code may hold "110")
         for m in await b.h.sent()
         if m["group_id"] == QZ and "走失儿童" not in m["text"]
     )
@@ -252,7 +253,8 @@ async def test_a_sighting_in_other_words_is_a_clue_and_plain_danger_still_an_eme
     [clue] = await b.h.tickets()
     assert clue.alert_id == out["id"] and clue.category == "help"
     to_c = [m["text"] for m in await b.h.sent() if m["mentions"] == ["wxid_c"]]
-    assert not any("110" in t for t in to_c), to_c  # no safety reply: a clue
+    # No safety reply ("…撥打110…"): a clue. (A bare "110" would match a ticket code.)
+    assert not any(re.search("[撥拨]打1[12][09]", t) for t in to_c), to_c
     # Danger named plainly is an emergency whatever the notice: the 110 (or 120) reply.
     await b.h.say("救命 看到一个小孩掉河里了", group=QZ, sender="wxid_d")
     assert any(t.emergency for t in await b.h.tickets())
