@@ -78,7 +78,7 @@ async def test_an_officer_of_another_station_cannot_take_a_ticket_or_see_its_rep
     assert after.assigned_officer_id == "off-wang" and after.acknowledged_at is None
     told = h.to_user("wxid_chen")
     assert len(told) == 3 and all("其他派出所" in t for t in told)
-    assert not any("139" in t for t in told)  # no number ever reached him
+    assert not any("1391234" in t or "139****" in t for t in told)  # no number reached him
     assert "contact_shown" not in await h.timeline(after)
 
 
