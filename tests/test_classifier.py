@@ -319,12 +319,19 @@ def test_no_stop_payment_advice_without_a_loss(text: str) -> None:
     assert R.FRAUD_PAID not in clf().classify(text).matched
 
 
+def test_a_scam_script_with_danger_in_it_is_still_an_emergency() -> None:
+    result = clf().classify("有人自称警察让我转钱 还拿刀威胁我 快来")
+    assert result.emergency, result
+
+
 def test_a_scam_with_money_still_moving_is_an_emergency() -> None:
     result = clf().classify("对方还在视频里让我继续转 我已经转了五万了")
     assert result.emergency and result.label == "report"
 
 
-@pytest.mark.parametrize("text", ["谢谢", "谢谢警察同志辛苦了", "收到", "好的 明白", "早上好"])
+@pytest.mark.parametrize(
+    "text", ["谢谢", "谢谢警察同志辛苦了", "收到", "好的 明白", "早上好", "昨天的事谢谢了"]
+)
 def test_thanks_and_greetings_are_marked_chatter(text: str) -> None:
     result = clf().classify(text)
     assert result.label == "other" and R.CHATTER in result.matched

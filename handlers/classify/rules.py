@@ -259,30 +259,44 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=False, label="consultation", concepts=(SCAM_CHECK,))
     if fraud and _MONEY_GONE.search(norm) and not _NOT_PAID.search(norm):
         return Verdict(label="report", concepts=(FRAUD_PAID,))
-    if _SCAM_SCRIPT.search(norm) and not moving and not _MONEY_GONE.search(norm):
-        # The model keeps its say on the label and on an emergency; the warning is added.
-        return Verdict(concepts=(SCAM_SCRIPT,))
     if _danger_now(mask_hyperbole(norm)):
         return Verdict(emergency=True, concepts=(DANGER_NOW,))
-    if _HAZARD.search(norm) and not (_URGENT.search(norm) or _HAZARD_NOW.search(norm)):
-        return Verdict(emergency=False, concepts=(HAZARD,))
-    if _SEEN_BEFORE.search(norm) and not _URGENT.search(norm):
-        return Verdict(emergency=False, concepts=(SEEN_BEFORE,))
-    if _FIRECRACKERS.search(norm) and not _FIRECRACKERS_DANGER.search(norm):
-        return Verdict(emergency=False, concepts=(FIRECRACKERS,))
-    if not _URGENT.search(norm) and (
-        (_OVER.search(norm) and not _STILL.search(norm))
-        or _NOT_DANGER.search(norm)
-        or (_WATER.search(norm) and not _WATER_DANGER.search(norm))
-    ):
-        return Verdict(emergency=False, concepts=(OVER,))
     size = len(_CJK.findall(norm))
-    if _description_only(norm, size):
-        return Verdict(emergency=False, concepts=(DESCRIPTION,))
-    concepts = []
+    # A veto says no emergency but leaves the rest to read: chatter and fragments are marked
+    # as ever (an alert's clue is told from a thank-you by CHATTER).
+    concepts = [c for c in (_veto(norm, size),) if c]
+    if _SCAM_SCRIPT.search(norm) and not moving and not _MONEY_GONE.search(norm):
+        # The model keeps its say on the label; the warning is added.
+        concepts.append(SCAM_SCRIPT)
     if _CHATTER.search(norm) and len(norm) <= 12:
         concepts.append(CHATTER)
     if size <= _FRAGMENT_CHARS and not _FRAGMENT_DANGER.search(norm):
         label = "other" if size <= _CHATTER_CHARS else None
         return Verdict(emergency=False, label=label, concepts=(*concepts, FRAGMENT))
-    return Verdict(concepts=tuple(concepts))
+    vetoed = bool(concepts) and concepts[0] in _VETOES
+    return Verdict(emergency=False if vetoed else None, concepts=tuple(concepts))
+
+
+_VETOES = (HAZARD, SEEN_BEFORE, FIRECRACKERS, OVER, DESCRIPTION)
+
+
+def _veto(norm: str, size: int) -> str | None:
+    """Why a message the danger words did not flag is no emergency whatever the model reads,
+    or None: a hazard, something seen some time, a description, firecrackers, something over,
+    nobody hurt, hearsay, a crime reported, a water leak."""
+    urgent = _URGENT.search(norm) is not None
+    if _HAZARD.search(norm) and not (urgent or _HAZARD_NOW.search(norm)):
+        return HAZARD
+    if _SEEN_BEFORE.search(norm) and not urgent:
+        return SEEN_BEFORE
+    if _FIRECRACKERS.search(norm) and not _FIRECRACKERS_DANGER.search(norm):
+        return FIRECRACKERS
+    if not urgent and (
+        (_OVER.search(norm) and not _STILL.search(norm))
+        or _NOT_DANGER.search(norm)
+        or (_WATER.search(norm) and not _WATER_DANGER.search(norm))
+    ):
+        return OVER
+    if _description_only(norm, size):
+        return DESCRIPTION
+    return None
