@@ -432,6 +432,9 @@ def test_scores_add_up_as_numpy_unique_ordered_them() -> None:
         ("What time does the police station open on Saturday?", False, "consultation"),
         ("Can you help me find the office hours?", False, "consultation"),
         ("thank you", False, "other"),
+        ("Thank you so much everyone, have a nice weekend", False, "other"),
+        ("Help me find the opening hours of the police station?", False, "consultation"),
+        ("help!", True, "help"),
     ],
 )
 def test_english_is_read_by_plain_words_and_never_dropped(

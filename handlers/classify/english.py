@@ -13,7 +13,8 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # Danger now, in the words people use (text is lower-case: normalised).
 _DANGER = re.compile(
-    r"^help\b|\bhelp\s*(?:!|$)|\bhelp (?:us|me)\b(?! (?:to|with|find|know|understand))"
+    r"^help\b(?! (?:us|me) (?:to|with|find|know|understand|get|check))|\bhelp\s*(?:!|$)"
+    r"|\bhelp (?:us|me)\b(?! (?:to|with|find|know|understand|get|check))"
     r"|\b(?:sos|fire|smoke|burning|stab(?:bed|bing)?|knife|gun|shoot(?:ing)?|beat(?:ing)?"
     r"|attack(?:ed|ing)?|rob(?:bed|bery|bing)?|kidnap(?:ped)?|drown(?:ing)?|bleeding"
     r"|unconscious|not breathing|overdose|suicide|kill(?:ing)?|hurt(?:ing)?|emergency)\b"
@@ -23,8 +24,14 @@ _CALM = re.compile(r"\b(?:yesterday|last (?:night|week|month)|what if|how (?:do|
 _REPORT = re.compile(
     r"\b(?:stole|stolen|steal|theft|thief|burglar\w*|broke into|scam\w*|fraud|cheated|lost)\b"
 )
-# Fewer words are a greeting or thanks ("hi", "thank you so much").
+# Fewer words are a greeting or thanks ("hi", "ok").
 MIN_WORDS = 3
+# Thanks, greetings, goodbyes: chatter, however many words ("thank you so much everyone").
+_CHATTER = re.compile(
+    r"\b(?:thanks?|thank you|thx|hi|hello|hey|good (?:morning|night|evening|afternoon)|ok(?:ay)?"
+    r"|bye|see you|lol|haha\w*|cheers|welcome|congrat\w*|happy \w+ day|merry)\b"
+)
+_CHATTER_WORDS = 12
 
 
 def english_only(norm: str) -> bool:
@@ -38,6 +45,8 @@ def english_verdict(norm: str) -> tuple[bool, str]:
     if _DANGER.search(norm) and not _CALM.search(norm):
         return True, "help"
     if len(words) < MIN_WORDS:
+        return False, "other"
+    if _CHATTER.search(norm) and len(words) <= _CHATTER_WORDS and "?" not in norm:
         return False, "other"
     if _REPORT.search(norm):
         return False, "report"
