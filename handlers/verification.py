@@ -39,10 +39,10 @@ from handlers.membership import assign_officer
 from handlers.my_info import show_info, unbind
 from handlers.verification_support import (
     ASSIGN_COMMAND,
-    CODE_DIGITS,
     INFO_COMMANDS,
     UNBIND_COMMANDS,
     BindRequest,
+    code_typed,
     command_text,
     group_reply_once_a_day,
     name_script,
@@ -243,10 +243,11 @@ async def verification_commands(ctx: HandlerContext) -> bool:
 
 
 async def _private_command(ctx: HandlerContext, text: str, request: BindRequest | None) -> bool:
-    if CODE_DIGITS.fullmatch(text):
+    code = code_typed(text)
+    if code is not None:
         # Only a hash of a code is kept, in the journal as everywhere else.
         await ctx.redact_journal("******")
-        return await _confirm_code(ctx, text)
+        return await _confirm_code(ctx, code)
     if request is not None:
         await _request_code(ctx, request)
         return True

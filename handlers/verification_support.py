@@ -28,10 +28,24 @@ _BIND = re.compile(
     r"(?:實名|实名)(?:認證|认证)?(?P<sep>[\s:,;、]*)(?P<rest>.*)$",
     re.S,
 )
+_PHONE_AND_NAME = re.compile(
+    r"^(?P<phone>(?:\+|00)?(?:86)?[\s\-]*1[\d\-()]{10,16})[\s:,;、]+(?P<name>[^\d\s].*)$", re.S
+)
 _NAME_AND_PHONE = re.compile(
     r"^(?P<name>.*?)[\s:,;、]*(?P<phone>(?:\+|00)?(?:86)?[\s\-]*1[\d\s\-()]{9,16})$", re.S
 )
-CODE_DIGITS = re.compile(r"\d{6}")
+# The six digits as people type them back: "915614", "915 614", "验证码:915614", "code 915-614".
+_CODE_TYPED = re.compile(
+    r"(?:验证码|驗證碼|验证|驗證|code)?\s*[:：]?\s*(\d{3})[\s\-]?(\d{3})", re.I
+)
+
+
+def code_typed(text: str) -> str | None:
+    """The six digits of a verification code as typed back, or None for anything else."""
+    match = _CODE_TYPED.fullmatch(text.strip())
+    return match.group(1) + match.group(2) if match else None
+
+
 # Ids are ASCII (off-wang, grp-qiaozhen-01), so "指派出所的人来看看" is not a command.
 ASSIGN_COMMAND = re.compile(
     r"^指派(?:\s*(?P<a>[A-Za-z0-9][\w.\-]*))?(?:\s+(?P<b>[A-Za-z0-9][\w.\-]*))?$", re.A
@@ -61,11 +75,16 @@ def parse_bind(text: str) -> BindRequest | None:
         return None
     rest = match["rest"].strip()
     both = _NAME_AND_PHONE.match(rest)
-    if both:
+    if both and not re.search(r"[\d+(（]", both["name"]):
         return BindRequest(both["name"].strip(" :,;、"), both["phone"].strip())
+    turned = _PHONE_AND_NAME.match(rest)
+    if turned:  # "實名 13812340018 張三": the number first
+        return BindRequest(turned["name"].strip(" :,;、"), turned["phone"].strip())
     if rest and not match["sep"]:
         return None
-    digit = re.search(r"[+\d]", rest)
+    # The number starts at its first digit, "+" or bracket: "(+86)138…" and a landline
+    # ("010-…") are a number to refuse as one, not part of the name.
+    digit = re.search(r"[+\d(（]", rest)
     if digit is None:
         return BindRequest(rest, "")
     return BindRequest(rest[: digit.start()].strip(" :,;、"), rest[digit.start() :].strip())

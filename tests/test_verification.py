@@ -159,6 +159,9 @@ async def test_good_binding_sends_code_by_sms_and_binds_encrypted(vh: Harness) -
         ("实名 John Smith 0086 13612345678", "13612345678"),
         ("我要实名 赵小红 13912340002", "13912340002"),  # said as people say it
         ("請幫我實名認證 陳大文 13812340003", "13812340003"),
+        # A newcomer's forms, refused as a bad name before: the number first, in brackets.
+        ("实名 13812340018 张三", "13812340018"),
+        ("实名 陈大文 (+86)13812340019", "13812340019"),
     ],
 )
 async def test_forms_of_the_command_are_understood(vh: Harness, text: str, phone: str) -> None:
@@ -178,7 +181,15 @@ async def test_bad_name_is_refused_and_nothing_is_sent(vh: Harness, name: str) -
 
 
 @pytest.mark.parametrize(
-    "phone", ["12812345678", "1381234567", "138123456789", "+1 415 555 1234", "0571-8888888"]
+    "phone",
+    [
+        "12812345678",
+        "1381234567",
+        "138123456789",
+        "+1 415 555 1234",
+        "0571-8888888",
+        "010-12345678",
+    ],
 )
 async def test_bad_phone_is_refused_and_nothing_is_sent(vh: Harness, phone: str) -> None:
     answers = await dm(vh, f"实名 张三 {phone}")
@@ -203,6 +214,21 @@ async def test_wrong_code_says_tries_left_and_binds_nothing(vh: Harness) -> None
     assert await rows(vh, Binding) == []
     assert "成功" in (await dm(vh, code))[0]
     assert len(await rows(vh, Binding)) == 1
+
+
+@pytest.mark.parametrize("typed", ["{a} {b}", "验证码:{a}{b}", "驗證碼 {a}-{b}", "code {a}{b}"])
+async def test_a_code_typed_with_a_space_or_a_word_is_the_code(vh: Harness, typed: str) -> None:
+    # Found by a newcomer: "915 614" got the greeting, and the live code stayed in the journal.
+    await dm(vh, f"实名 张三 {PHONE}")
+    code = code_in(sms_to(vh.world)[0])
+    answers = await dm(vh, typed.format(a=code[:3], b=code[3:]))
+    assert "成功" in answers[0]
+    async with vh.runtime.sessions() as s:
+        texts = [
+            vh.runtime.cipher.decrypt_json(r.payload_enc).get("text")
+            for r in (await s.scalars(select(InboundEvent))).all()
+        ]
+    assert not [t for t in texts if t and code[:3] in t and code[3:] in t]  # masked
 
 
 async def test_expired_code_says_so_and_binds_nothing(vh: Harness) -> None:
