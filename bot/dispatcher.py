@@ -172,18 +172,6 @@ _ECHO_TO_GROUP = _ECHO.where(OutboxMessage.group_id == bindparam("chat")).limit(
 _ECHO_TO_USER = _ECHO.where(OutboxMessage.user_id == bindparam("chat")).limit(1)
 
 
-_FORGOTTEN = (
-    select(InboundEvent.id)
-    .where(
-        InboundEvent.channel == bindparam("channel"),
-        InboundEvent.dedup_key == bindparam("key"),
-        # Its own row, journaled before the cut and rewritten by it, is no earlier arrival.
-        InboundEvent.id != bindparam("journal_id"),
-    )
-    .limit(1)
-)
-
-
 async def _forgotten_retries(
     session: AsyncSession,
     rt: Runtime,
@@ -191,8 +179,10 @@ async def _forgotten_retries(
     batch: Batch,
     now: datetime,
 ) -> set[int]:
-    """Of the events of senders new in this batch, those journaled before under a sender who
-    has since been forgotten: one statement for the batch, none when nobody is new."""
+    """Of ``events`` of senders new in this batch (their member row made at ``now``), those
+    journaled before under a sender who has since been forgotten
+    (:func:`bot.services.forget.forgotten_key`): one statement, none when nobody is new. A
+    forgotten sender's next words come from an id with no member row."""
     keys: dict[tuple[str, str], int] = {}
     for journal_id, ev in events:
         member = batch.members.get((ev.channel, ev.sender_id))
@@ -211,19 +201,6 @@ async def _forgotten_retries(
         for row_id, channel, key in rows.all()
         if (channel, key) in keys and row_id != keys[(channel, key)]
     }
-
-
-async def _retry_of_forgotten(
-    session: AsyncSession, rt: Runtime, event: InboundMessage, journal_id: int
-) -> bool:
-    """Whether a new sender's event was journaled before under a sender who has since been
-    forgotten (:func:`bot.services.forget.forgotten_key`). Asked for new senders only: a
-    forgotten sender's next words come from an id with no member row."""
-    key = forgotten_key(rt.cipher, event.channel, event.dedup_key)
-    found = await session.scalar(
-        _FORGOTTEN, {"channel": event.channel, "key": key, "journal_id": journal_id}
-    )
-    return found is not None
 
 
 def _chat(event: InboundMessage) -> tuple[str, str]:
@@ -545,10 +522,11 @@ class Dispatcher:
             batch.mark_processed(journal_id, "own_message")
             return DispatchResult(journal_id, False, "own_message")
         member = await batch.member(event)
-        cut_here = (event.channel, event.sender_id) in batch.cut  # a new member since prepare
-        if journal_id in batch.forgotten_retries or (
-            cut_here and await _retry_of_forgotten(session, rt, event, journal_id)
-        ):
+        if (event.channel, event.sender_id) in batch.cut:  # a new member since prepare
+            batch.forgotten_retries |= await _forgotten_retries(
+                session, rt, [(journal_id, event)], batch, now
+            )
+        if journal_id in batch.forgotten_retries:
             # A channel's retry of an event whose sender has since cut the link (註銷實名):
             # handled once already, under the key it keeps now.
             batch.mark_processed(journal_id, "duplicate")

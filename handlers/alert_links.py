@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bot.services.tickets import Out, clip
+from bot.services.tickets import Out, clip, holder_of
 from broadcasts.alerts import (
     active_alert_for_group,
 )
@@ -14,7 +14,6 @@ from handlers.classify.rules import DANGER_NOW
 from handlers.context import HandlerContext
 from handlers.similarity import similarity
 from models.bulletins import Alert
-from models.directory import Officer
 from models.tickets import Ticket
 
 _PUNCT = re.compile(r"[\s\W_]+")
@@ -84,9 +83,7 @@ async def tell_officer_of_clue(
     """Tell the officer who has ``ticket`` that it answers urgent notice N, and what that
     notice seeks, so that the clue is not handled as an ordinary matter. Intake's own notice of
     the ticket is left as it is; ``priority`` places this line right after it."""
-    if ticket.assigned_officer_id is None:
-        return
-    officer = await ctx.session.get(Officer, ticket.assigned_officer_id)
+    officer = await holder_of(ctx.session, ticket)
     if officer is None:
         return
     sought = clip(ctx.runtime.cipher.decrypt(alert.text_enc) or "", 80)

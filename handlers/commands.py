@@ -28,8 +28,9 @@ LABEL_WORDS = {
     "其他": "other",
 }
 
-_CODE = r"#?\s*(?P<code>[A-Za-z]\d{4,6})"
-_CODE2 = r"#?\s*(?P<code2>[A-Za-z]\d{4,6})"
+_ID = r"[A-Za-z]\d{4,6}"  # a ticket code's letter and digits
+_CODE = rf"#?\s*(?P<code>{_ID})"
+_CODE2 = rf"#?\s*(?P<code2>{_ID})"
 # Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating).
 _REASON = r"(?:[\s,，、:：;；]+(?P<text>\S.*))?"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -54,12 +55,12 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$", re.S
         ),
     ),
-    ("answer", re.compile(r"^#\s*(?P<code>[A-Za-z]\d{4,6})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
+    ("answer", re.compile(rf"^#\s*(?P<code>{_ID})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
     # 查詢 alone asks after all of one's open matters; several codes after each of them.
     (
         "query",
         re.compile(
-            r"^(?:查詢|查询|查)(?:\s*(?:#\s*)?(?P<codes>[A-Za-z]\d{4,6}(?:[\s,，、]*#?\s*[A-Za-z]\d{4,6})*))?\s*$"
+            rf"^(?:查詢|查询|查)(?:\s*(?:#\s*)?(?P<codes>{_ID}(?:[\s,，、]*#?\s*{_ID})*))?\s*$"
         ),
     ),
     ("contact", re.compile(rf"^(?:聯繫|联系|電話|电话)\s*{_CODE}$")),
@@ -104,7 +105,7 @@ def parse(text: str) -> Command | None:
         if match is None:
             continue
         groups = match.groupdict()
-        codes = re.findall(r"[A-Za-z]\d{4,6}", groups.get("codes") or "")
+        codes = re.findall(_ID, groups.get("codes") or "")
         code = groups.get("code") or groups.get("code2") or (codes[0] if codes else None)
         free = (groups.get("text") or "").strip()
         return Command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.services.tickets import Out, add_event, clip, resident_label
+from bot.services.tickets import Out, add_event, clip, holder_of, resident_label
 from bot.texts import Script
 from handlers.context import HandlerContext
 from models.directory import Officer
@@ -31,9 +31,7 @@ async def talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None
         officer = await ctx.session.get(Officer, last.actor.removeprefix("officer:"))
         if officer is not None:
             return officer
-    if ticket.assigned_officer_id is None:
-        return None
-    return await ctx.session.get(Officer, ticket.assigned_officer_id)
+    return await holder_of(ctx.session, ticket)
 
 
 async def forward(

@@ -17,6 +17,7 @@ from bot.services.tickets import (
     clip,
     first_deadline,
     group_label,
+    holder_of,
     new_code,
     priority_for,
     resident_label,
@@ -105,7 +106,7 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     merged = ticket is not None
     if ticket is None:
         ticket = await _open(ctx, result, item, emergency=True)
-    officer = await _officer(ctx, ticket)
+    officer = await holder_of(ctx.session, ticket)
     reply_key = safety_reply_key(item.text, result)
     if not (merged and await _told_here_lately(ctx, ticket)):
         ctx.reply(
@@ -173,12 +174,6 @@ async def _told_here_lately(ctx: HandlerContext, ticket: Ticket) -> bool:
     return earlier is not None
 
 
-async def _officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
-    if ticket.assigned_officer_id is None:
-        return None
-    return await ctx.session.get(Officer, ticket.assigned_officer_id)
-
-
 async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Ticket:
     """Merge into an open ticket or open a new one; acknowledge to the resident."""
     out = Out.of(ctx)
@@ -187,7 +182,7 @@ async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Tic
         await attach(ctx, ticket, out, item)
         return ticket
     ticket = await _open(ctx, result, item, emergency=False)
-    officer = await _officer(ctx, ticket)
+    officer = await holder_of(ctx.session, ticket)
     category = category_text(ctx.runtime, ticket)
     out.to_reporter(
         item.reporter(ticket, ctx.now),

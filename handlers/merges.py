@@ -14,6 +14,7 @@ from bot.services.tickets import (
     Out,
     add_event,
     category_text,
+    holder_of,
     open_reported_by,
 )
 from bot.texts import Script
@@ -22,7 +23,7 @@ from handlers.context import HandlerContext
 from handlers.forwarding import words_to_officer
 from handlers.safety import reply_key_of
 from handlers.similarity import names_nothing, similarity
-from models.directory import Group, Officer
+from models.directory import Group
 from models.people import Member
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
@@ -183,11 +184,7 @@ async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> N
         detail="same resident" if exists else "another reporter",
         note=item.text,
     )
-    officer = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
+    officer = await holder_of(ctx.session, ticket)
     if not ticket.emergency:  # emergency reporters already got the safety reply
         out.to_reporter(
             reporter,

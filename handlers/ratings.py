@@ -9,10 +9,9 @@ from sqlalchemy import select
 
 from bot.services.deadlines import next_check
 from bot.services.routing import Router
-from bot.services.tickets import Out, add_event, category_text, clip, first_deadline
+from bot.services.tickets import Out, add_event, category_text, clip, first_deadline, holder_of
 from handlers.context import HandlerContext
 from handlers.forwarding import forward
-from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
 
@@ -54,11 +53,7 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
 
 async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) -> None:
     router = Router(ctx.session, ctx.runtime.settings.timezone)
-    previous = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
+    previous = await holder_of(ctx.session, ticket)
     leader = await router.leader(ticket.station_id) if ticket.station_id else None
     if leader is None and previous is not None:
         leader = await router.escalation_target(previous, 3)

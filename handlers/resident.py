@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.tickets import (
     category_text,
     find_ticket,
+    holder_of,
     open_reported_by,
 )
 from handlers.alert_links import more_than_chatter
@@ -26,7 +27,6 @@ from handlers.forwarding import forward, last_answer
 from handlers.ratings import rate
 from handlers.similarity import similarity
 from models.base import core
-from models.directory import Officer
 from models.people import GroupMember
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
@@ -99,11 +99,7 @@ async def _query(ctx: HandlerContext, code: str) -> None:
     if ticket is None or not await _is_reporter(ctx, ticket):
         ctx.reply(ctx.text("ticket_not_found", code=code))
         return
-    officer = (
-        await ctx.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
+    officer = await holder_of(ctx.session, ticket)
     created = ticket.created_at.astimezone(ZoneInfo(ctx.runtime.settings.timezone)).strftime(
         "%Y-%m-%d %H:%M"
     )

@@ -23,7 +23,15 @@ from bot.services.dispute_cases import todo_lines as dispute_todo_lines
 from bot.services.rate_limits import forget_expired
 from bot.services.routing import Router
 from bot.services.sms_fallback import page_by_sms
-from bot.services.tickets import Out, add_event, age_text, category_text, clip, open_tickets_of
+from bot.services.tickets import (
+    Out,
+    add_event,
+    age_text,
+    category_text,
+    clip,
+    holder_of,
+    open_tickets_of,
+)
 from bot.services.visit_reminders import remind_overdue_plans
 from bot.settings import DeadlineSettings
 from models.base import rowcount
@@ -111,11 +119,7 @@ async def _step(
     out = Out(session, runtime, now)
     script = ticket.script
     what = runtime.texts.render("what_ack" if _phase(ticket) == "ack" else "what_answer", script)
-    assignee = (
-        await session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
+    assignee = await holder_of(session, ticket)
     category = category_text(runtime, ticket)
     if level == 1:
         if assignee is not None:
@@ -199,11 +203,7 @@ async def handover(runtime: Runtime, now: datetime) -> int:
             duty = duty_cache[station_id]
             if not duty or any(o.id == ticket.assigned_officer_id for o in duty):
                 continue
-            previous = (
-                await session.get(Officer, ticket.assigned_officer_id)
-                if ticket.assigned_officer_id
-                else None
-            )
+            previous = await holder_of(session, ticket)
             successor = duty[0]
             ticket.assigned_officer_id = successor.id
             # The new officer gets a deadline of their own, as after a transfer: the one that

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from bot.services.routing import Router
-from bot.services.tickets import add_event, category_text, group_label
+from bot.services.tickets import add_event, category_text, group_label, holder_of
 from bot.sms_templates import sms_message
 from broadcasts.outbox import enqueue
 from models.directory import Officer
@@ -83,10 +83,9 @@ async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: da
     if already is not None:
         return 0  # once per ticket
     people: list[Officer] = []
-    if ticket.assigned_officer_id:
-        holder = await session.get(Officer, ticket.assigned_officer_id)
-        if holder is not None:
-            people.append(holder)
+    holder = await holder_of(session, ticket)
+    if holder is not None:
+        people.append(holder)
     if ticket.station_id:
         leader = await Router(session, runtime.settings.timezone).leader(ticket.station_id)
         if leader is not None and leader not in people:

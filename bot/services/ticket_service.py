@@ -26,6 +26,7 @@ from bot.services.tickets import (
     add_event,
     category_text,
     clip,
+    holder_of,
     priority_for,
     reachable,
     reporters,
@@ -175,8 +176,8 @@ async def answer(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> list[T
     if not text.strip():
         raise Refused("empty_answer", code=ticket.code)
     notify = actor.officer
-    if notify is None and ticket.assigned_officer_id:
-        notify = await out.session.get(Officer, ticket.assigned_officer_id)
+    if notify is None:
+        notify = await holder_of(out.session, ticket)
     failed = (
         out.notice_to_officer(
             notify, out.text("officer_answer_undelivered", actor.script, code=ticket.code)
@@ -225,11 +226,7 @@ async def acknowledge(out: Out, *, actor: Actor, ticket: Ticket) -> None:
     if ticket.status in ("new", "escalated"):
         ticket.status = "acknowledged"
     if ticket.assigned_officer_id != officer.id:
-        previous = (
-            await out.session.get(Officer, ticket.assigned_officer_id)
-            if ticket.assigned_officer_id
-            else None
-        )
+        previous = await holder_of(out.session, ticket)
         ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
         _tell_previous_holder(out, actor, ticket, previous)
     ticket.next_check_at = next_check(ticket, out.runtime.settings.deadlines)
@@ -254,11 +251,7 @@ async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
         await _to_reporters(out, ticket, "ticket_closed_to_resident", text=note)
     else:
         await _to_reporters(out, ticket, "ticket_closed_to_resident_plain")
-    holder = (
-        await out.session.get(Officer, ticket.assigned_officer_id)
-        if ticket.assigned_officer_id
-        else None
-    )
+    holder = await holder_of(out.session, ticket)
     if holder is not None and not _is_actor(actor, holder):
         # Closed by a colleague or a leader: the holder stops working on it, and knows why.
         out.to_officer(

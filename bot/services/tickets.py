@@ -57,6 +57,13 @@ async def new_code(session: AsyncSession) -> str:
     return secrets.choice(_CODE_LETTERS) + f"{secrets.randbelow(10**6):06d}"
 
 
+async def holder_of(session: AsyncSession, ticket: Ticket) -> Officer | None:
+    """The officer ``ticket`` is assigned to, or None."""
+    if ticket.assigned_officer_id is None:
+        return None
+    return await session.get(Officer, ticket.assigned_officer_id)
+
+
 # An Official Account's OpenID: 28 characters of [A-Za-z0-9_-] beginning with "o". A WeChat
 # account id (wxid_…, or one its owner chose, 6–20 characters) is never that long.
 _OPENID = re.compile(r"o[A-Za-z0-9_-]{27}")
@@ -64,7 +71,7 @@ _OPENID = re.compile(r"o[A-Za-z0-9_-]{27}")
 
 def looks_like_openid(account: str | None) -> bool:
     """Whether a directory ``wechat_id`` is an Official Account follower's OpenID."""
-    return bool(account) and _OPENID.fullmatch(account or "") is not None
+    return account is not None and _OPENID.fullmatch(account) is not None
 
 
 @dataclass
