@@ -28,6 +28,7 @@ from bot.runtime import Runtime
 from bot.services import rate_limits
 from bot.services.directory_cache import VERSION, DirectoryCache, DirectoryView
 from bot.services.forget import forgotten_key
+from bot.text_parts import WECHAT_TEXT_LIMIT, fits
 from broadcasts.outbox import (
     echo_hash,
     recipient_after_sending,
@@ -613,12 +614,19 @@ def _claim_passive(ctx: HandlerContext) -> OutboxMessage | None:
         else:
             same_chat = row.group_id is None and row.user_id == ev.sender_id
         if row.channel == ev.channel and same_chat and row.status == "pending":
+            if row.channel == "wechat" and not _fits_passive(ctx, row):
+                return None  # WeChat refuses it: the API sends it in parts, and the rest after
             row.status, row.sent_via, row.sent_at, row.attempts = "sent", "passive", ctx.now, 1
             row.fallback_at = None  # answered in the response: no SMS page needed
             if ctx.pseudonyms:
                 _scrub_sent(ctx, row)
             return row
     return None
+
+
+def _fits_passive(ctx: HandlerContext, row: OutboxMessage) -> bool:
+    text: str = ctx.runtime.cipher.decrypt_json(row.payload_enc).get("text", "")
+    return fits(text, WECHAT_TEXT_LIMIT)
 
 
 def _scrub_sent(ctx: HandlerContext, row: OutboxMessage) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from bot.settings import BulletinSettings
+from bot.text_parts import WECOM_ROBOT_MARKDOWN_LIMIT, fits, split_text
 from broadcasts.bulletins import (
     BulletinSpec,
     Problem,
@@ -38,7 +39,6 @@ from broadcasts.bulletins import (
 from models.bulletins import Bulletin
 
 NEXT_RUNS = 5
-WECOM_ROBOT_LIMIT = 4096
 _LOOPBACK = {"localhost", "0.0.0.0", "::1", "[::1]"}
 
 
@@ -191,12 +191,14 @@ async def preview_bulletin(
             capped.append(group.name)
         msg = bulletin_message(runtime, bulletin, group, options)
         payload = msg.payload()
-        if msg.channel == "wecom_robot" and len(msg.text.encode()) > WECOM_ROBOT_LIMIT:
+        if msg.channel == "wecom_robot" and not fits(msg.text, WECOM_ROBOT_MARKDOWN_LIMIT):
+            parts = split_text(msg.text, WECOM_ROBOT_MARKDOWN_LIMIT)
             warnings.append(
                 PreviewWarning(
                     "wecom_too_long",
-                    f"{group.id}: text too long for a WeCom group robot (4096 bytes)",
-                    {"group": group.name},
+                    f"{group.id}: over a WeCom group robot's {WECOM_ROBOT_MARKDOWN_LIMIT} bytes,"
+                    f" sent as {len(parts)} messages",
+                    {"group": group.name, "parts": len(parts)},
                 )
             )
         messages.append(

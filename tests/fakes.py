@@ -130,6 +130,9 @@ def _app(state: FakeState) -> FastAPI:
                 code = 40001
             else:
                 code = state.custom_send_script.popleft() if state.custom_send_script else 0
+        content = (await request.json()).get("text", {}).get("content", "")
+        if code == 0 and len(content.encode()) > 2048:
+            code = 45002  # WeChat's "content size out of limit"
         await record(request, accepted=code == 0)
         return JSONResponse({"errcode": code, "errmsg": "ok" if code == 0 else "error"})
 

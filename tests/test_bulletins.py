@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.channels.wecom_robot import WeComRobotSender, robot_body
+from bot.channels.wecom_robot import WeComRobotSender, robot_bodies
 from bot.cli import build_parser
 from bot.cli_bulletins import register
 from bot.messages import SendError
@@ -664,6 +664,23 @@ async def test_groups_with_a_robot_webhook_go_through_it(b: Bench) -> None:
     await client.aclose()
 
 
+async def test_preview_says_a_long_bulletin_goes_to_a_robot_group_in_parts(b: Bench) -> None:
+    async with b.h.runtime.sessions.begin() as s:
+        group = await s.get(Group, "grp-hexi-01")
+        assert group is not None
+        group.wecom_webhook = "KEY-HEXI"
+    draft = {
+        "title": "防詐騙",
+        "category": "anti-fraud",
+        "text": "\n".join(["陌生來電說你涉嫌洗錢,要你轉賬到安全賬戶,一定是詐騙。"] * 100),
+        "targets": {"all": True},
+        "schedule": {"at": (MON_10 + timedelta(hours=1)).isoformat()},
+    }
+    p = await b.post("/api/v1/bulletins/preview", draft)
+    (warning,) = [w for w in p["warnings"] if "WeCom" in w]
+    assert warning.startswith("grp-hexi-01:") and "sent as 2 messages" in warning, warning
+
+
 async def test_robot_sender_keeps_to_twenty_a_minute() -> None:
     robot = FakeRobot()
     now = [1000.0]
@@ -684,15 +701,44 @@ async def test_robot_sender_keeps_to_twenty_a_minute() -> None:
 
 
 def test_robot_body_uses_markdown_for_media_and_long_texts() -> None:
-    short = robot_body({"text": "短", "mentions": []})
+    (short,) = robot_bodies({"text": "短", "mentions": []})
     assert short["msgtype"] == "text"
-    media = robot_body(
+    (media,) = robot_bodies(
         {"text": "看", "media": {"type": "video", "url": "https://v", "title": "片"}}
     )
     assert media == {"msgtype": "markdown", "markdown": {"content": "看\n[片](https://v)"}}
-    assert robot_body({"text": "字" * 1000})["msgtype"] == "markdown"  # 3000 bytes > 2048
+    (long,) = robot_bodies({"text": "字" * 1000})  # 3000 bytes > 2048
+    assert long["msgtype"] == "markdown"
+
+
+async def test_a_text_over_the_robots_4096_bytes_goes_as_several_messages() -> None:
+    # It used to fail for good ("too long for a WeCom group robot"): the group got nothing.
+    robot = FakeRobot()
+    now = [1000.0]
+    sender = WeComRobotSender(
+        client=httpx.AsyncClient(transport=httpx.MockTransport(robot)), monotonic=lambda: now[0]
+    )
+    lines = [f"第{n}條:不要向陌生賬戶轉賬,不要點陌生鏈接。" for n in range(200)]
+    payload = {"text": "\n".join(lines), "extra": {"webhook": "K"}}
+    await sender.send(idempotency_key="k", group_id="g", user_id=None, payload=payload)
+    contents = [body["markdown"]["content"] for _, body in robot.bodies]
+    assert len(contents) >= 3 and all(len(c.encode()) <= 4096 for c in contents)
+    assert "\n".join(contents) == payload["text"]  # cut between lines, nothing lost
+    # The parts count against the robot's 20 a minute, all of them or none.
+    for _ in range(20 - len(contents) - 1):
+        await sender.send(
+            idempotency_key="k",
+            group_id="g",
+            user_id=None,
+            payload={"text": "x", "extra": {"webhook": "K"}},
+        )
     with pytest.raises(SendError) as exc:
-        robot_body({"text": "字" * 2000})
+        await sender.send(idempotency_key="k", group_id="g", user_id=None, payload=payload)
+    assert exc.value.retryable
+    assert len(robot.bodies) == 19
+    huge = {"text": "字\n" * 40_000, "extra": {"webhook": "K"}}  # 21 messages: never fits
+    with pytest.raises(SendError) as exc:
+        await sender.send(idempotency_key="k", group_id="g", user_id=None, payload=huge)
     assert not exc.value.retryable
 
 

@@ -21,7 +21,7 @@ LAYERS = {  # top to bottom: a module may import its own layer and those below i
     "outbox": ("broadcasts/outbox.py", "broadcasts/pacing.py"),
     "foundation": ("bot/__init__.py", "bot/settings/", "bot/clock.py", "bot/turns.py", "bot/pii.py", "bot/texts.py", "bot/messages.py",
                    "bot/runtime.py", "bot/db.py", "bot/sqlite_inline.py", "bot/metrics.py", "bot/channel_health.py",
-                   "bot/leadership.py", "bot/sms_templates.py", "bot/frames.py"),
+                   "bot/leadership.py", "bot/sms_templates.py", "bot/frames.py", "bot/text_parts.py"),
     "models": ("models/",),
 }  # fmt: skip
 FILES = {

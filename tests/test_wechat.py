@@ -16,6 +16,7 @@ from bot.cli_common import setup_logging
 from bot.settings import ConfigError
 from models.journal import InboundEvent
 from models.outbox import OutboxMessage
+from models.tickets import Ticket
 from tests.fakes import FakeWorld
 from tests.harness import ACCOUNT, API_SEND, DIRECTORY, WECHAT_TOKEN, Harness, make_runtime
 
@@ -412,3 +413,54 @@ async def test_an_officer_on_the_official_account_is_answered_and_paged_there(
     assert not [d for d in h.world.state.delivered() if d["user_id"] == openid]  # not the bridge
     todo = await h.reply_to(await h.post_wechat_safe(h.wechat_text_xml("待辦", openid=openid)))
     assert "#" in todo["Content"] and "P1" in todo["Content"]
+
+
+async def test_a_todo_list_over_wechats_2048_bytes_reaches_the_officer_in_parts(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # WeChat refuses a text over 2,048 bytes (errcode 45002, as the fake does): an officer with
+    # sixty open tickets asking 待辦 on the account got nothing, the list failed whole.
+    openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+    text = DIRECTORY.read_text(encoding="utf-8").replace(
+        "wechat_id: wxid_wang,", f"wechat_id: {openid},"
+    )
+    (tmp_path / "directory.yaml").write_text(text, encoding="utf-8")
+    h = harness
+    await h.load_directory(tmp_path / "directory.yaml")
+    h.clock.set(MONDAY_10)
+    codes = [f"T{n:04d}" for n in range(60)]
+    async with h.runtime.sessions.begin() as s:
+        for code in codes:
+            s.add(
+                Ticket(
+                    code=code,
+                    category="help",
+                    priority=3,
+                    status="acknowledged",
+                    channel="bridge",
+                    station_id="qiaozhen",
+                    assigned_officer_id="off-wang",
+                    text_enc=h.runtime.cipher.encrypt("…"),
+                    created_at=MONDAY_10,
+                    updated_at=MONDAY_10,
+                    acknowledged_at=MONDAY_10,
+                    ack_due_at=MONDAY_10,
+                    answer_due_at=MONDAY_10 + timedelta(days=1),
+                )
+            )
+    before = len(h.world.state.by_path(API_SEND))
+    r = await h.post_wechat_safe(h.wechat_text_xml("待辦", openid=openid))
+    assert r.status_code == 200 and r.text == "success"  # too long for a passive reply too
+    await h.drain()
+    parts = [
+        s.json()["text"]["content"]
+        for s in h.world.state.by_path(API_SEND)[before:]
+        if s.json()["touser"] == openid and s.headers["x-fake-accepted"] == "1"
+    ]
+    assert len(parts) >= 2 and all(len(p.encode()) <= 2048 for p in parts)
+    whole = "\n".join(parts)
+    assert [c for c in codes if f"#{c}" not in whole] == []
+    assert whole.index(f"#{codes[0]}") < whole.index(f"#{codes[-1]}")  # in order
+    async with h.runtime.sessions() as s:
+        statuses = (await s.scalars(select(OutboxMessage.status))).all()
+    assert "failed" not in statuses

@@ -24,6 +24,7 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.channels.bridge import post_for_delivery
 from bot.clock import Clock
 from bot.messages import InboundMessage, SendError, inbound_problem, unix_seconds
+from bot.text_parts import WECHAT_TEXT_LIMIT, split_text
 from models.tokens import AccessTokenCache
 
 # Codes meaning "your access token is no longer good": refresh once and try again.
@@ -324,13 +325,21 @@ class WeChatApi:
         user_id: str | None,
         payload: dict[str, Any],
     ) -> None:
-        """Send a text customer-service message to ``user_id`` (an OpenID)."""
+        """Send a text customer-service message to ``user_id`` (an OpenID); a text over
+        WeChat's 2,048 bytes goes as several messages, cut between lines.
+
+        A retry after a part failed sends the earlier parts again: the customer-service API has
+        no idempotency key (at-least-once, like every send on this channel)."""
         if not user_id:
             raise SendError("the Official Account cannot post to groups", retryable=False)
         text = payload.get("text", "")
         media = payload.get("media")
         if media:  # custom "news" needs a thumbnail upload; a link in the text always works
             text = f"{text}\n{media.get('title') or ''} {media['url']}".strip()
+        for part in split_text(text, WECHAT_TEXT_LIMIT):
+            await self._send_text(user_id, part)
+
+    async def _send_text(self, user_id: str, text: str) -> None:
         body = {"touser": user_id, "msgtype": "text", "text": {"content": text}}
         stale: str | None = None
         for _ in range(2):

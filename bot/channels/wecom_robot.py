@@ -5,9 +5,10 @@ encrypted payload's ``extra``: the key is a credential. WeCom's webhook has no i
 so a crash between sending and recording can repeat a message (at-least-once; the bridge is the
 channel with exactly-once delivery by key).
 
-Limits (docs: PROTOCOL-NOTES.md): text ≤ 2048 bytes, markdown ≤ 4096 bytes; errcode 45009 when
-over the rate. We keep our own sliding window per robot and answer "retry later" before WeCom
-has to, so the outbox's backoff paces the rest and the worker never sleeps on one robot.
+Limits (docs: PROTOCOL-NOTES.md): text ≤ 2048 bytes, markdown ≤ 4096 bytes (a longer text goes
+as several markdown messages); errcode 45009 when over the rate. We keep our own sliding window
+per robot and answer "retry later" before WeCom has to, so the outbox's backoff paces the rest
+and the worker never sleeps on one robot.
 """
 
 from __future__ import annotations
@@ -21,36 +22,38 @@ import httpx
 
 from bot.channels.bridge import post_for_delivery
 from bot.messages import SendError
+from bot.text_parts import WECOM_ROBOT_MARKDOWN_LIMIT, WECOM_ROBOT_TEXT_LIMIT, fits, split_text
 
-TEXT_LIMIT = 2048
-MARKDOWN_LIMIT = 4096
+TEXT_LIMIT = WECOM_ROBOT_TEXT_LIMIT
+MARKDOWN_LIMIT = WECOM_ROBOT_MARKDOWN_LIMIT
 PER_MINUTE = 20
 RATE_LIMITED = 45009
 
 
-def robot_body(payload: dict[str, Any]) -> dict[str, Any]:
-    """The webhook JSON for a payload: text when it fits, markdown for long texts or media.
+def robot_bodies(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The webhook JSON messages for a payload: one text message when it fits, else markdown,
+    as several messages (cut between lines) when even markdown's 4,096 bytes are too few.
 
     Media become a link line in markdown: a robot cannot post a video, and an image message
     would need the file's bytes.
     """
     text: str = payload.get("text", "")
     media = payload.get("media")
-    if not media and len(text.encode()) <= TEXT_LIMIT:
-        return {
-            "msgtype": "text",
-            "text": {"content": text, "mentioned_list": payload.get("mentions") or []},
-        }
+    if not media and fits(text, TEXT_LIMIT):
+        return [
+            {
+                "msgtype": "text",
+                "text": {"content": text, "mentioned_list": payload.get("mentions") or []},
+            }
+        ]
     content = text
     if media:
         title = media.get("title") or media.get("url")
         content += f"\n[{title}]({media['url']})"
-    if len(content.encode()) > MARKDOWN_LIMIT:
-        raise SendError(
-            f"too long for a WeCom group robot ({len(content.encode())} > {MARKDOWN_LIMIT} bytes)",
-            retryable=False,
-        )
-    return {"msgtype": "markdown", "markdown": {"content": content}}
+    return [
+        {"msgtype": "markdown", "markdown": {"content": part}}
+        for part in split_text(content, MARKDOWN_LIMIT)
+    ]
 
 
 class WeComRobotSender:
@@ -77,16 +80,22 @@ class WeComRobotSender:
             else (f"{self._base_url}?key={webhook}")
         )
 
-    def _admit(self, webhook: str) -> None:
-        """Count a send against the robot's last minute, or ask the outbox to retry later."""
+    def _admit(self, webhook: str, count: int) -> None:
+        """Count ``count`` messages against the robot's last minute, or ask the outbox to retry
+        later: all of a long text's parts go in one minute, or none of them."""
+        if count > self._per_minute:
+            raise SendError(
+                f"too long for a WeCom group robot ({count} messages, {self._per_minute} a minute)",
+                retryable=False,
+            )
         now = self._monotonic()
         window = self._sent.setdefault(webhook, deque())
         while window and now - window[0] >= 60:
             window.popleft()
-        if len(window) >= self._per_minute:
-            wait = 60 - (now - window[0])
+        if len(window) + count > self._per_minute:
+            wait = 60 - (now - window[len(window) + count - self._per_minute - 1])
             raise SendError(f"robot rate limit: retry in {wait:.0f} s", retryable=True)
-        window.append(now)
+        window.extend([now] * count)
 
     async def send(
         self,
@@ -99,8 +108,12 @@ class WeComRobotSender:
         webhook = (payload.get("extra") or {}).get("webhook")
         if not webhook:
             raise SendError(f"group {group_id} has no WeCom webhook", retryable=False)
-        body = robot_body(payload)
-        self._admit(webhook)
+        bodies = robot_bodies(payload)
+        self._admit(webhook, len(bodies))
+        for body in bodies:
+            await self._post(webhook, body)
+
+    async def _post(self, webhook: str, body: dict[str, Any]) -> None:
         response = await post_for_delivery(self._client, self._url(webhook), json=body)
         try:
             answer = response.json()
