@@ -29,6 +29,7 @@ from broadcasts.bulletins import (
     bulletin_message,
     cap_counts,
     cap_taken,
+    days_some_months_lack,
     first_run,
     group_timezones,
     plan_slot,
@@ -226,6 +227,16 @@ async def preview_bulletin(
         )
     warnings += _media_warnings(bulletin, options)
     warnings += _schedule_warnings(runs, runtime, options)
+    if bulletin.schedule_kind == "cron" and (short := days_some_months_lack(bulletin.cron or "")):
+        days = "、".join(str(d) for d in short)
+        warnings.append(
+            PreviewWarning(
+                "short_months",
+                f"day {days} of the month is not in every month the schedule names: "
+                "those months get no bulletin",
+                {"days": days},
+            )
+        )
     if not runs:
         warnings.append(
             PreviewWarning(

@@ -742,6 +742,36 @@ async def test_a_text_over_the_robots_4096_bytes_goes_as_several_messages() -> N
     assert not exc.value.retryable
 
 
+@pytest.mark.parametrize(
+    ("cron", "lacking"),
+    [
+        ("0 9 31 * *", [31]),
+        ("0 9 29-31 * *", [29, 30, 31]),
+        ("0 9 1,15,30 * *", [30]),
+        ("0 9 30 1,3 *", []),  # January and March have a 30th
+        ("0 9 29 2 *", [29]),  # only in leap years
+        ("0 9 28 * *", []),
+        ("0 9 * * 1", []),
+        ("0 9 31 jan *", []),  # month names: not judged
+    ],
+)
+def test_days_some_months_lack(cron: str, lacking: list[int]) -> None:
+    from broadcasts.bulletins import days_some_months_lack
+
+    assert days_some_months_lack(cron) == lacking
+
+
+async def test_preview_warns_that_a_monthly_31st_skips_short_months(b: Bench) -> None:
+    # Found by a newcomer: "每月31日" sent nothing in February, April, June… and nobody was told.
+    bid = await b.create(schedule={"cron": "0 9 31 * *"}, targets={"all": True})
+    p = await b.get(f"/api/v1/bulletins/{bid}/preview")
+    (warning,) = [w for w in p["warnings"] if w.startswith("day 31")]
+    assert "not in every month" in warning
+    fine = await b.create(schedule={"cron": "0 9 28 * *"}, targets={"all": True})
+    p = await b.get(f"/api/v1/bulletins/{fine}/preview")
+    assert not [w for w in p["warnings"] if "every month" in w]
+
+
 def test_cron_day_of_week_means_what_crontab_means() -> None:
     from broadcasts.bulletins import parse_cron
 

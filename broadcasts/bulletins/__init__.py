@@ -52,7 +52,13 @@ from broadcasts.bulletins.jobs import (
 )
 from broadcasts.bulletins.message import BULLETIN_PRIORITY, bulletin_message, public_url
 from broadcasts.bulletins.quiet import QuietHours, Slot, cap_counts, cap_taken, plan_slot
-from broadcasts.bulletins.schedule import first_run, next_after, parse_cron, upcoming
+from broadcasts.bulletins.schedule import (
+    days_some_months_lack,
+    first_run,
+    next_after,
+    parse_cron,
+    upcoming,
+)
 from broadcasts.bulletins.specs import (
     BulletinPatch,
     BulletinSpec,
@@ -111,6 +117,7 @@ __all__ = [
     "check_media",
     "check_within",
     "create_bulletin",
+    "days_some_months_lack",
     "delivery_status",
     "fan_out_pages",
     "fan_out_run",

@@ -55,6 +55,46 @@ def parse_cron(expr: str, tz: ZoneInfo | str = "UTC") -> CronTrigger:
         raise ValueError(f"not a valid cron expression: {exc}") from None
 
 
+# The most days each month can have (February: in a leap year).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _numbers(field: str, lo: int, hi: int) -> set[int] | None:
+    """The numbers a crontab field names, or None when it names something else (names)."""
+    out: set[int] = set()
+    for item in field.split(","):
+        base, _, step_text = item.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if base == "*":
+                a, b = lo, hi
+            elif "-" in base:
+                a, b = (int(x) for x in base.split("-", 1))
+            else:
+                a = int(base)
+                b = hi if step_text else a
+        except ValueError:
+            return None
+        out.update(range(a, b + 1, step))
+    return out
+
+
+def days_some_months_lack(expr: str) -> list[int]:
+    """The days of the month a cron schedule names that some of its months do not have (the
+    31st in April, the 30th in February, the 29th in February of three years in four): cron
+    skips those months without a word. Empty when every named day comes in every month named."""
+    fields = expr.split()
+    if len(fields) != 5 or fields[2] == "*":
+        return []
+    days = _numbers(fields[2], 1, 31)
+    months = _numbers(fields[3], 1, 12)
+    if days is None or months is None or not months:
+        return []
+    shortest = min(_MONTH_DAYS[m - 1] for m in months if 1 <= m <= 12)
+    leap_only = 2 in months and 29 in days
+    return sorted(d for d in days if d > shortest or (d == 29 and leap_only))
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
