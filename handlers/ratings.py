@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.services.deadlines import next_check
+from bot.services.dispute_cases import agreement_rejected
 from bot.services.routing import Router
 from bot.services.tickets import Out, add_event, category_text, clip, first_deadline, holder_of
 from handlers.context import HandlerContext
@@ -71,6 +72,7 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) ->
     if leader is not None:
         ticket.assigned_officer_id, ticket.assigned_by = leader.id, "manual"
     ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
+    await agreement_rejected(ctx.session, ctx.runtime, ticket, now=ctx.now)
     add_event(
         ctx.session,
         ctx.runtime,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, select
+from sqlalchemy import ColumnElement, ForeignKey, Index, LargeBinary, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,6 +21,9 @@ LEVELS = ("village", "station", "county")
 COLOURS = ("red", "yellow", "blue")
 # Open cases climb and are checked; the others wait only for their follow-up visits.
 STATUSES = ("open", "resolved", "referred", "withdrawn")
+# A case whose ticket an officer filed as something else (分類): no longer a dispute, it is
+# kept with its history (filed back as a dispute, it resumes) but counted and listed nowhere.
+SET_ASIDE = "set_aside"
 
 
 class DisputeCase(Base):
@@ -121,9 +124,19 @@ def record(
     case.updated_at = now
 
 
-async def case_of(session: AsyncSession, ticket_id: int) -> DisputeCase | None:
-    """The dispute case of a ticket, if it has one."""
-    return await session.scalar(select(DisputeCase).where(DisputeCase.ticket_id == ticket_id))
+def is_dispute() -> ColumnElement[bool]:
+    """Cases that count as disputes: every one but those set aside (see :data:`SET_ASIDE`)."""
+    return DisputeCase.status != SET_ASIDE
+
+
+async def case_of(
+    session: AsyncSession, ticket_id: int, *, set_aside_too: bool = False
+) -> DisputeCase | None:
+    """The dispute case of a ticket, if it has one (one set aside only with ``set_aside_too``)."""
+    query = select(DisputeCase).where(DisputeCase.ticket_id == ticket_id)
+    if not set_aside_too:
+        query = query.where(is_dispute())
+    return await session.scalar(query)
 
 
 async def open_case(
@@ -250,6 +263,43 @@ def withdraw(
     record(session, case, "withdrawn", now=now, by=by, note_enc=note_enc)
 
 
+def set_aside(session: AsyncSession, case: DisputeCase, *, now: datetime, by: str) -> None:
+    """The ticket is filed as something else: the case stops climbing and being checked."""
+    case.status = SET_ASIDE
+    case.level_deadline, case.check_at, case.follow_up_at = None, None, None
+    record(session, case, "set_aside", now=now, by=by)
+
+
+def reopen(
+    session: AsyncSession,
+    case: DisputeCase,
+    *,
+    deadlines: Deadlines,
+    now: datetime,
+    by: str,
+    action: str = "reopened",
+) -> None:
+    """Open again — the conflict came back after an agreement, a resident rejected the
+    agreement, or the ticket is filed as a dispute again — at the level that reached the
+    agreement (else where it was), with that level's full time again."""
+    case.status = "open"
+    case.level = case.resolved_level or case.level
+    case.level_started_at, case.level_deadline = now, now + deadlines.at(case.level)
+    case.resolved_at = case.resolved_level = None
+    case.follow_up_at = None
+    case.check_at = now + timedelta(days=7) if case.colour == "yellow" else None
+    record(session, case, action, now=now, by=by)
+
+
+def move_to_station(
+    session: AsyncSession, case: DisputeCase, station_id: str | None, *, now: datetime, by: str
+) -> None:
+    """The ticket went to an officer of another station (轉派): the case, its level's people
+    and its figures follow it; the level and its deadline stay."""
+    case.station_id = station_id
+    record(session, case, "transferred", now=now, by=by)
+
+
 def follow_up(
     session: AsyncSession,
     case: DisputeCase,
@@ -264,13 +314,7 @@ def follow_up(
     that reached the agreement, with that level's full deadline again."""
     record(session, case, "follow_up", now=now, by=by, note_enc=note_enc)
     if returned:
-        case.status = "open"
-        case.level = case.resolved_level or case.level
-        case.level_started_at, case.level_deadline = now, now + deadlines.at(case.level)
-        case.resolved_at = case.resolved_level = None
-        case.follow_up_at = None
-        case.check_at = now + timedelta(days=7) if case.colour == "yellow" else None
-        record(session, case, "reopened", now=now, by=by)
+        reopen(session, case, deadlines=deadlines, now=now, by=by)
         return
     case.follow_ups_done += 1
     remaining = deadlines.follow_ups[case.follow_ups_done :]

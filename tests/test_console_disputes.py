@@ -348,7 +348,8 @@ async def test_an_action_on_the_page_does_what_the_chat_command_does(county: Dis
         ("升级 #{code} 村里调不下来", "escalate", {"reason": "村里调不下来"}, {"wxid_zhao", group}),
         ("协议 #{code} 装修只在白天进行", "agreement", {"text": "装修只在白天进行"}, {group}),
         ("回访 #{code} 对方反悔了,又吵起来", "follow_up", {"text": "对方反悔了,又吵起来"}, {"wxid_zhao"}),
-        ("升级 #{code}", "escalate", {"reason": ""}, {"wxid_county", group}),
+        # The station's leader, whose level it leaves, hears it too.
+        ("升级 #{code}", "escalate", {"reason": ""}, {"wxid_county", "wxid_zhao", group}),
         ("转介 #{code} 已引导当事人向法院起诉", "refer", {"text": "已引导当事人向法院起诉"}, {group}),
     ]  # fmt: skip
     for command, action, fields, told in steps:

@@ -336,3 +336,105 @@ async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Ha
 )
 def test_the_suggested_colour_reads_weapons_and_threats(words: str, colour: str) -> None:
     assert suggest_colour(words) == colour
+
+
+# --- found by a newcomer's month of disputes (trial of 2026-12-07) ------------------------------
+async def _admin_api(h: Harness) -> dict[str, str]:
+    async with h.runtime.sessions.begin() as s:
+        token = await create_token(s, role="admin", name="t", now=h.clock.now())
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_dispute_filed_as_something_else_stops_climbing_and_counting(h: Harness) -> None:
+    ticket, _ = await _dispute(h, REPEATED)  # yellow: weekly checks too
+    await h.say(f"分類 #{ticket.code} 諮詢", group=None, sender="wxid_wang")
+    await h.say(f"#{ticket.code} 已告知可向住建部门咨询", group=None, sender="wxid_wang")
+    await h.sent()
+    before = len(h.world.state.delivered())
+    h.clock.advance(timedelta(days=8))
+    await h.sweep()
+    await h.sent()
+    about = [d for d in h.world.state.delivered()[before:] if f"#{ticket.code}" in d["text"]]
+    assert about == [], about  # no level change, no weekly check, to nobody
+    case = await _case(h)
+    assert (case.level, case.status) == ("village", "set_aside")
+    api = await _admin_api(h)
+    listed = await h.client.get("/api/v1/disputes?status=", headers=api)
+    assert listed.json() == []
+    assert (await h.client.get(f"/api/v1/disputes/{ticket.code}", headers=api)).status_code == 404
+    day = MONDAY_10.date().isoformat()
+    stats = (await h.client.get(f"/api/v1/stats?from={day}&to={day}", headers=api)).json()
+    assert sum(stats["disputes"]["by_colour"].values()) == 0
+    # Filed as a dispute again, it resumes where it was, with its level's full time.
+    await h.say(f"分類 #{ticket.code} 糾紛", group=None, sender="wxid_wang")
+    case = await _case(h)
+    assert (case.level, case.status) == ("village", "open")
+    assert case.level_deadline == h.clock.now() + timedelta(days=7)
+    assert (await _actions(h))[-2:] == ["set_aside", "resumed"]
+
+
+async def test_a_transferred_dispute_takes_its_case_to_the_new_station(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"转派 #{ticket.code} 陳警官", group=None, sender="wxid_county")
+    await h.say(f"定级 #{ticket.code} 红 对方扬言报复", group=None, sender="wxid_chen")
+    await h.sent()
+    case = await _case(h)
+    assert case.station_id == "hexi"
+    # 河西 has no leader: the red page goes to whoever leads for it above (the county desk).
+    pages = [t for t in h.to_user("wxid_county") if f"#{ticket.code}" in t and "红色" in t]
+    assert len(pages) == 1, h.to_user("wxid_county")
+    assert not [t for t in h.to_user("wxid_zhao") if "红色" in t and f"#{ticket.code}" in t]
+    # Its deadline takes it to 河西's station level, whose leader is the county desk too.
+    h.clock.advance(timedelta(days=7, minutes=1))
+    await h.sweep()
+    await h.sent()
+    case = await _case(h)
+    assert (case.level, case.station_id) == ("station", "hexi")
+    assert [d for d in h.to_group(GROUP) if "河西派出所" in d["text"]]
+    assert any("派出所调解" in t and f"#{ticket.code}" in t for t in h.to_user("wxid_county"))
+    await h.say(f"调解 #{ticket.code} 双方到所里谈", group=None, sender="wxid_zhao")
+    await h.sent()
+    assert "其他派出所" in h.to_user("wxid_zhao")[-1]
+
+
+async def test_a_rejected_agreement_opens_the_case_again(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"协议 #{ticket.code} 对方同意月底前还清", group=None, sender="wxid_wang")
+    await h.say("不满意 他根本不会还", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    case = await _case(h)
+    assert (case.status, case.level, case.resolved_at) == ("open", "village", None)
+    assert case.level_deadline == h.clock.now() + timedelta(days=7)
+    assert (await _actions(h))[-1] == "agreement_rejected"
+    await h.say(f"调解 #{ticket.code} 再约双方面谈", group=None, sender="wxid_zhao")
+    await h.sent()
+    assert "不能再" not in h.to_user("wxid_zhao")[-1]
+
+
+async def test_mediation_under_way_is_not_escalated_by_the_answer_ladder(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"调解 #{ticket.code} 老刘承认欠款,约定下周再谈", group=None, sender="wxid_wang")
+    await h.sent()
+    [taken] = await h.tickets()
+    assert taken.acknowledged_at is not None and taken.next_check_at is None
+    before = len(h.to_user("wxid_zhao"))
+    h.clock.advance(timedelta(days=6))
+    await h.sweep()
+    await h.sent()
+    # Six days without a "#CODE answer": still the village's week, nobody above is told.
+    assert [t for t in h.to_user("wxid_zhao")[before:] if f"#{ticket.code}" in t] == []
+    assert [t for t in h.to_user("wxid_county") if f"#{ticket.code}" in t] == []
+    assert (await _case(h)).level == "village"
+
+
+async def test_the_station_leader_hears_when_a_case_leaves_his_level(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"升级 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    before = len(h.to_user("wxid_zhao"))
+    h.clock.advance(timedelta(days=15, minutes=1))
+    await h.sweep()
+    await h.sent()
+    assert (await _case(h)).level == "county"
+    told = [t for t in h.to_user("wxid_zhao")[before:] if f"#{ticket.code}" in t]
+    assert len(told) == 1 and "已转到" in told[0], told

@@ -45,7 +45,12 @@ MAX_LEVEL = 3
 def _phase(ticket: Ticket) -> str | None:
     if ticket.status in ("closed", "answered"):
         return None
-    return "ack" if ticket.acknowledged_at is None else "answer"
+    if ticket.acknowledged_at is None:
+        return "ack"
+    # A dispute taken up is answered by mediation, on its level's deadlines (1 week, 15 days,
+    # 2 months: bot/services/dispute_cases.py climbs them): a 24-hour answer ladder took
+    # every case under mediation to the county within two days.
+    return None if ticket.category == "dispute" else "answer"
 
 
 def next_check(ticket: Ticket, settings: DeadlineSettings) -> datetime | None:
@@ -100,6 +105,11 @@ async def sweep(runtime: Runtime) -> int:
             ticket = await session.get(Ticket, ticket_id)
             assert ticket is not None
             await session.refresh(ticket)
+            if _phase(ticket) is None:
+                # Nothing left to wait for since the check was set (a ticket filed as a
+                # dispute after it was taken up): the ladder stands down without a step.
+                ticket.escalation_level, ticket.next_check_at = level, None
+                continue
             await _step(session, runtime, ticket, level + 1, now)
             ticket.next_check_at = next_check(ticket, runtime.settings.deadlines)
             fired += 1

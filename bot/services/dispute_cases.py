@@ -24,15 +24,19 @@ from bot.settings import parse_duration
 from bot.texts import Script
 from models.base import rowcount
 from models.directory import Officer, Station
-from models.disputes import Deadlines as LevelDeadlines
 from models.disputes import (
+    SET_ASIDE,
     DisputeCase,
     DisputeEvent,
     case_of,
+    move_to_station,
     move_up,
     open_case,
     record,
+    reopen,
+    set_aside,
 )
+from models.disputes import Deadlines as LevelDeadlines
 from models.people import Binding
 from models.tickets import Ticket
 
@@ -112,8 +116,16 @@ async def open_for_ticket(
 ) -> DisputeCase:
     """The dispute case of a ticket filed (or reclassified) as a dispute: opened at the village
     level, coloured as its words suggest; the officer holding it hears the suggestion, and a
-    red one pages the station leader at once. An existing case is returned as it is."""
-    existing = await case_of(session, ticket.id)
+    red one pages the station leader at once. An existing case is returned as it is; one set
+    aside when the ticket was filed as something else resumes where it was, with its level's
+    full time again."""
+    existing = await case_of(session, ticket.id, set_aside_too=True)
+    if existing is not None and existing.status == SET_ASIDE:
+        reopen(session, existing, deadlines=level_deadlines(runtime), now=now, by=by,
+               action="resumed")  # fmt: skip
+        existing.station_id = ticket.station_id
+        if existing.colour == "red":
+            await page_red(session, runtime, existing, ticket, now=now, by=by)
     if existing is not None:
         return existing
     cipher = runtime.cipher
@@ -159,6 +171,46 @@ async def open_for_ticket(
     return case
 
 
+async def set_aside_for(
+    session: AsyncSession, ticket: Ticket, *, now: datetime, by: str
+) -> DisputeCase | None:
+    """The ticket was filed as something other than a dispute (分類): its open case stops —
+    no more levels, checks, notices, figures (:data:`models.disputes.SET_ASIDE`). A case that
+    has already ended (agreement, referral, withdrawal) stays as it ended."""
+    case = await case_of(session, ticket.id)
+    if case is not None and case.status == "open":
+        set_aside(session, case, now=now, by=by)
+    return case
+
+
+async def agreement_rejected(
+    session: AsyncSession, runtime: Runtime, ticket: Ticket, *, now: datetime
+) -> None:
+    """A resident is not satisfied with the agreement (不滿意 after 協議): the case is open
+    again, at the level that reached the agreement with its full time, and counts as open
+    (the leader who takes the ticket over is told by the rating's reopening). Before, the
+    ticket reopened and the case stayed "resolved", so no dispute command could touch it."""
+    case = await case_of(session, ticket.id)
+    if case is None or case.status != "resolved":
+        return
+    reopen(session, case, deadlines=level_deadlines(runtime), now=now, by="resident",
+           action="agreement_rejected")  # fmt: skip
+
+
+async def follow_ticket(
+    session: AsyncSession, runtime: Runtime, ticket: Ticket, *, now: datetime, by: str
+) -> None:
+    """The ticket moved to another station (轉派 to its officer): the case goes with it, so
+    the new station's leaders mediate at its level and count it; a red open case pages the
+    leader who now answers for it."""
+    case = await case_of(session, ticket.id)
+    if case is None or case.station_id == ticket.station_id:
+        return
+    move_to_station(session, case, ticket.station_id, now=now, by=by)
+    if case.status == "open" and case.colour == "red":
+        await page_red(session, runtime, case, ticket, now=now, by=by)
+
+
 async def page_red(
     session: AsyncSession,
     runtime: Runtime,
@@ -168,17 +220,19 @@ async def page_red(
     now: datetime,
     by: str,
 ) -> None:
-    """A red case pages the station's leader at once (and stays at the top of their 待辦).
-    The history credits ``by``, whose act made the case red, not the leader who was told."""
-    if ticket.station_id is None:
+    """A red case pages the station's leader at once (and stays at the top of their 待辦); at a
+    station without a leader, whoever leads for it above (:meth:`Router.leaders_for`). The
+    history credits ``by``, whose act made the case red, not the leader who was told."""
+    station_id = case.station_id or ticket.station_id
+    if station_id is None:
         return
-    leader = await Router(session, runtime.settings.timezone).leader(ticket.station_id)
-    if leader is None:
+    leaders = await Router(session, runtime.settings.timezone).leaders_for(station_id)
+    if not leaders:
         return
     out = Out(session, runtime, now)
     holder = await session.get(Officer, ticket.assigned_officer_id or "")
     out.to_officer(
-        leader,
+        leaders[0],
         out.text(
             "dispute_red_page",
             ticket.script,
@@ -192,20 +246,16 @@ async def page_red(
     record(session, case, "paged_leader", now=now, by=by)
 
 
-async def people_at(session: AsyncSession, runtime: Runtime, case: DisputeCase) -> list[Officer]:
-    """Who mediates at the case's level: the station's leaders at ``station``, the county
-    centre's officers at ``county`` (at ``village`` the ticket's holder, told elsewhere)."""
-    if case.level == "station" and case.station_id:
-        return list(
-            (
-                await session.scalars(
-                    select(Officer)
-                    .where(Officer.station_id == case.station_id, Officer.role == "leader")
-                    .order_by(Officer.id)
-                )
-            ).all()
-        )
-    if case.level == "county":
+async def people_at(
+    session: AsyncSession, runtime: Runtime, case: DisputeCase, level: str | None = None
+) -> list[Officer]:
+    """Who mediates at the case's level (or ``level``): the station's leaders at ``station``
+    (at a station without one, whoever leads for it above), the county centre's officers at
+    ``county`` (at ``village`` the ticket's holder, told elsewhere)."""
+    level = level or case.level
+    if level == "station" and case.station_id:
+        return await Router(session, runtime.settings.timezone).leaders_for(case.station_id)
+    if level == "county":
         county = await Router(session, runtime.settings.timezone).county_station()
         if county is None:
             return []
@@ -261,10 +311,18 @@ async def tell_level_change(
             ),
             priority=3,
         )
+    # Who had it: the holder, and the level's own people (a station's leaders) it leaves.
     holder = await session.get(Officer, ticket.assigned_officer_id or "")
-    if holder is not None and holder not in newcomers and holder.id != by_officer_id:
+    previous = ([holder] if holder is not None else []) + await people_at(
+        session, runtime, case, before
+    )
+    told = {o.id for o in newcomers} | {by_officer_id}
+    for officer in previous:
+        if officer.id in told:
+            continue
+        told.add(officer.id)
         out.to_officer(
-            holder,
+            officer,
             out.text(
                 "dispute_level_to_previous",
                 script,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from bot.services.deadlines import next_check
 from bot.services.dispute_cases import (
     conflict_returned,
     level_deadlines,
@@ -65,6 +66,23 @@ async def case_for(out: Out, *, actor: Actor, ticket: Ticket) -> DisputeCase:
     return await open_for_ticket(out.session, out.runtime, ticket, now=out.now)
 
 
+def _taken_up(out: Out, actor: Actor, ticket: Ticket) -> None:
+    """The holder grading, mediating or moving up a case they never 接單'd has taken it up:
+    the ticket's acknowledge ladder stands down (mediation runs on the case's deadlines)."""
+    officer = actor.officer
+    if ticket.acknowledged_at is not None or officer is None:
+        return
+    if ticket.assigned_officer_id != officer.id or ticket.status == "closed":
+        return
+    ticket.acknowledged_at = out.now
+    ticket.escalation_level = 0
+    if ticket.status in ("new", "escalated"):
+        ticket.status = "acknowledged"
+    ticket.next_check_at = next_check(ticket, out.runtime.settings.deadlines)
+    add_event(out.session, out.runtime, ticket, "acknowledged", now=out.now, actor=actor.key,
+              detail="by a dispute command")  # fmt: skip
+
+
 def _still_open(ticket: Ticket, case: DisputeCase, action: str) -> None:
     if case.status != "open":
         raise Refused("not_open", code=ticket.code, status=case.status, action=action)
@@ -104,6 +122,7 @@ async def grade(
     )
     if colour == "red" and before != "red" and case.status == "open":
         await page_red(out.session, out.runtime, case, ticket, now=out.now, by=actor.key)
+    _taken_up(out, actor, ticket)
     return Outcome(case, before=before)
 
 
@@ -113,6 +132,7 @@ async def mediate(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Outco
     _still_open(ticket, case, "mediate")
     text = _needs_text(ticket, "mediate", text)
     cases.record(out.session, case, "mediated", now=out.now, by=actor.key, note_enc=_enc(out, text))
+    _taken_up(out, actor, ticket)
     return Outcome(case)
 
 
@@ -195,6 +215,7 @@ async def escalate(out: Out, *, actor: Actor, ticket: Ticket, reason: str = "") 
         by_name=actor.name,
         by_officer_id=actor.officer.id if actor.officer else None,
     )
+    _taken_up(out, actor, ticket)
     return Outcome(case, before=before)
 
 

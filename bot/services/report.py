@@ -32,7 +32,7 @@ from bot.services.stats import LABELS, Period, compute_stats
 from bot.texts import Script, Texts
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group, Officer, Station
-from models.disputes import COLOURS, LEVELS, DisputeCase
+from models.disputes import COLOURS, LEVELS, DisputeCase, is_dispute
 from models.outbox import OutboxMessage
 from models.people import Household
 from models.tickets import Ticket
@@ -231,7 +231,11 @@ class _Sheets:
         query = (
             select(DisputeCase, Ticket.code)
             .join(Ticket, Ticket.id == DisputeCase.ticket_id)
-            .where(DisputeCase.opened_at >= period.start, DisputeCase.opened_at < period.end)
+            .where(
+                is_dispute(),
+                DisputeCase.opened_at >= period.start,
+                DisputeCase.opened_at < period.end,
+            )
             .order_by(DisputeCase.opened_at, DisputeCase.id)
         )
         if period.stations is not None:

@@ -111,6 +111,31 @@ class Router:
             .order_by(Officer.id)
         )
 
+    async def leaders_for(self, station_id: str) -> list[Officer]:
+        """Who leads for a station: its leaders; at a station without one, as escalations go
+        (the directory loader warns of it), the nearest station above's leader, else an
+        officer there. Empty only when no station on the way up has anyone."""
+        own = (
+            await self._session.scalars(
+                select(Officer)
+                .where(Officer.station_id == station_id, Officer.role == "leader")
+                .order_by(Officer.id)
+            )
+        ).all()
+        if own:
+            return list(own)
+        station = await self._session.get(Station, station_id)
+        seen = {station_id}
+        while station is not None and station.parent_id and station.parent_id not in seen:
+            seen.add(station.parent_id)
+            above = await self.leader(station.parent_id) or await self._session.scalar(
+                select(Officer).where(Officer.station_id == station.parent_id).order_by(Officer.id)
+            )
+            if above is not None:
+                return [above]
+            station = await self._session.get(Station, station.parent_id)
+        return []
+
     async def county_station(self) -> Station | None:
         """The root of the station tree: the county, whose duty desk takes what has no home."""
         return await self._session.scalar(

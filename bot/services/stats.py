@@ -53,7 +53,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from bot.services.routing import station_subtree
 from models.bulletins import BulletinDelivery, BulletinRun
 from models.directory import Group, Station
-from models.disputes import COLOURS, LEVELS, DisputeCase
+from models.disputes import COLOURS, LEVELS, DisputeCase, is_dispute
 from models.outbox import OutboxMessage
 from models.people import Household
 from models.tickets import Ticket
@@ -277,6 +277,7 @@ async def dispute_figures(session: AsyncSession, period: Period) -> dict[str, An
         await session.execute(
             select(DisputeCase.colour, DisputeCase.level, DisputeCase.status, func.count())
             .where(
+                is_dispute(),
                 DisputeCase.opened_at >= period.start,
                 DisputeCase.opened_at < period.end,
                 _in(DisputeCase.station_id, period.stations),

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.deadlines import next_check, restart_ladder
-from bot.services.dispute_cases import open_for_ticket
+from bot.services.dispute_cases import follow_ticket, open_for_ticket, set_aside_for
 from bot.services.routing import station_subtree
 from bot.services.tickets import (
     Out,
@@ -294,6 +294,7 @@ async def transfer(out: Out, *, actor: Actor, ticket: Ticket, officer_id: str) -
     if ticket.status != "closed":
         ticket.status = "new" if ticket.acknowledged_at is None else ticket.status
         restart_ladder(out.runtime, ticket, out.now)
+    await follow_ticket(out.session, out.runtime, ticket, now=out.now, by=actor.key)
     add_event(
         out.session,
         out.runtime,
@@ -344,6 +345,9 @@ async def reclassify(out: Out, *, actor: Actor, ticket: Ticket, label: str) -> s
         ticket.priority = priority_for(label, False)
         if ticket.status != "closed":
             restart_ladder(out.runtime, ticket, out.now)
+    elif ticket.status != "closed":
+        # The same priority, maybe another ladder: a dispute taken up has no answer deadline.
+        ticket.next_check_at = next_check(ticket, out.runtime.settings.deadlines)
     add_event(
         out.session,
         out.runtime,
@@ -356,6 +360,9 @@ async def reclassify(out: Out, *, actor: Actor, ticket: Ticket, label: str) -> s
     if label == "dispute" and ticket.status != "closed":
         # A dispute gets its case: colour, mediation level and deadline (docs/disputes.md).
         await open_for_ticket(out.session, out.runtime, ticket, now=out.now, by=actor.key)
+    elif previous == "dispute" and label != "dispute":
+        # No longer a dispute: its case must not climb, notify or count on its own.
+        await set_aside_for(out.session, ticket, now=out.now, by=actor.key)
     return previous
 
 

@@ -14,7 +14,7 @@ from bot.services.routing import station_subtree
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import Offset, get_runtime
 from models.directory import Station
-from models.disputes import DisputeCase
+from models.disputes import DisputeCase, is_dispute
 from models.tickets import Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -72,6 +72,7 @@ async def disputes(
     query = (
         select(DisputeCase, Ticket.code)
         .join(Ticket, Ticket.id == DisputeCase.ticket_id)
+        .where(is_dispute())
         .order_by(DisputeCase.opened_at.desc(), DisputeCase.id.desc())
         .limit(limit)
         .offset(offset)
@@ -114,7 +115,7 @@ async def dispute(
             await session.execute(
                 select(DisputeCase, Ticket.code)
                 .join(Ticket, Ticket.id == DisputeCase.ticket_id)
-                .where(Ticket.code == code.lstrip("#").upper())
+                .where(Ticket.code == code.lstrip("#").upper(), is_dispute())
             )
         ).first()
         if row is None:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.ticket_service import Scope
 from bot.web.console.list_filters import ListFilters, read_station, read_typed
-from models.disputes import COLOURS, LEVELS, STATUSES, DisputeCase
+from models.disputes import COLOURS, LEVELS, STATUSES, DisputeCase, is_dispute
 from models.tickets import Ticket
 
 FIELDS = ("colour", "level", "status")
@@ -53,7 +53,9 @@ def parse_filters(
 
 def _in_scope(query: Select[*Row], scope: Scope) -> Select[*Row]:
     """A case is the viewer's when its ticket is (the scope rule of bot/services/ticket_service)."""
-    return query.join(Ticket, Ticket.id == DisputeCase.ticket_id).where(scope.clause())
+    return query.join(Ticket, Ticket.id == DisputeCase.ticket_id).where(
+        scope.clause(), is_dispute()
+    )
 
 
 def register_query(f: DisputeFilters, *, scope: Scope) -> Select[DisputeCase, Ticket]:

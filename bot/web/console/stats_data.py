@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.stats import LABELS, Period, SecondsBetween, interpolate
 from models.directory import Group, Officer, Station
-from models.disputes import COLOURS, LEVELS, DisputeCase
+from models.disputes import COLOURS, LEVELS, DisputeCase, is_dispute
 from models.people import Household
 from models.tickets import Ticket
 from models.visits import Visit
@@ -239,7 +239,11 @@ def satisfaction_chart(
 
 async def disputes_chart(session: AsyncSession, period: Period, w: Labels, link: Any) -> Chart:
     """Cases opened in the range, by colour (one series each) and level now (stacked)."""
-    where = [DisputeCase.opened_at >= period.start, DisputeCase.opened_at < period.end]
+    where = [
+        is_dispute(),
+        DisputeCase.opened_at >= period.start,
+        DisputeCase.opened_at < period.end,
+    ]
     if period.stations is not None:
         where.append(DisputeCase.station_id.in_(sorted(period.stations)))
     found = await session.execute(
