@@ -107,9 +107,9 @@ def _refusal(ctx: HandlerContext, refused: Refused) -> str:
     values = dict(refused.values)
     if refused.reason == "out_of_scope":
         return ctx.text("officer_out_of_scope", **values)
-    if refused.reason == "not_open":
+    if refused.reason in ("not_open", "mediation_ended"):
         return ctx.text(
-            "dispute_not_open",
+            f"dispute_{refused.reason}",
             code=values["code"],
             status=ctx.text(f"dispute_status_{values['status']}"),
             action=ctx.text(f"dispute_action_{values['action']}"),
@@ -117,6 +117,8 @@ def _refusal(ctx: HandlerContext, refused: Refused) -> str:
     if refused.reason == "empty_text":
         command = _COMMAND_WORDS[values["action"]][0 if ctx.script == "hant" else 1]
         return ctx.text("dispute_usage", command=command, code=values["code"])
+    if refused.reason == "bad_colour" and values.get("colour") == "-":
+        return ctx.text("dispute_colour_missing", code=values["code"])  # 定級 #CODE alone
     return ctx.text(f"dispute_{refused.reason}", **values)
 
 

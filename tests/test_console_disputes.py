@@ -305,7 +305,8 @@ async def test_the_chats_rules_refuse_on_the_page_too(county: Disputes) -> None:
     assert (await post("refer", "r1", text="已引導當事人向法院起訴")).status_code == 303
     again = await post("agreement", "a2", text="另一個協議")
     assert again.status_code == 409
-    assert f"#{c.noise.code} 的糾紛已轉介,不能再記錄協議" in visible_text(again.text)
+    said = visible_text(again.text)
+    assert f"#{c.noise.code} 的糾紛已轉介,調解已經結束,不能再記錄協議" in said
     case = await case_of(h, c.noise)
     assert (case.level, case.status) == ("county", "referred")
     assert [a for a, _ in await history(h, c.noise)] == [

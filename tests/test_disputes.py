@@ -308,7 +308,8 @@ async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Ha
     await h.sent()
     case = await _case(h)
     assert (case.status, case.level_deadline, case.follow_up_at) == ("withdrawn", None, None)
-    assert "#" + ticket.code + " 的纠纷已撤回,不能再记录协议" in h.to_user("wxid_wang")[-1]
+    said = h.to_user("wxid_wang")[-1]
+    assert "#" + ticket.code + " 的纠纷已撤回" in said and "不能再记录协议" in said
     # The ticket is over too (found open, its deadline running, by a newcomer), and the
     # resident who asked for mediation hears it ended.
     [after] = await h.tickets()
@@ -438,3 +439,28 @@ async def test_the_station_leader_hears_when_a_case_leaves_his_level(h: Harness)
     assert (await _case(h)).level == "county"
     told = [t for t in h.to_user("wxid_zhao")[before:] if f"#{ticket.code}" in t]
     assert len(told) == 1 and "已转到" in told[0], told
+
+
+async def test_a_referred_case_says_mediation_is_over_without_sending_the_officer_round(
+    h: Harness,
+) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"升级 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.say(f"升级 #{ticket.code}", group=None, sender="wxid_zhao")
+    await h.say(f"转介 #{ticket.code} 已引导当事人向法院起诉", group=None, sender="wxid_county")
+    for command in ("协议 #{code} 和解", "回访 #{code} 看看", "调解 #{code} 再谈"):
+        await h.say(command.format(code=ticket.code), group=None, sender="wxid_county")
+        await h.sent()
+        said = h.to_user("wxid_county")[-1]
+        # Not "record a follow-up to reopen it", nor "no agreement yet": it went to court.
+        assert "调解已经结束" in said and "请发" not in said, said
+        assert "尚未达成协议" not in said
+    assert (await _case(h)).status == "referred"
+
+
+async def test_grading_without_a_colour_asks_for_one(h: Harness) -> None:
+    ticket, _ = await _dispute(h)
+    await h.say(f"定级 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    said = h.to_user("wxid_wang")[-1]
+    assert "请写上风险等级" in said and "“-”" not in said, said

@@ -128,7 +128,10 @@ async def test_the_summary_equals_the_api_and_the_sheets_list_the_month(
     assert sorted(t[0] for t in tickets) == [f"S{n:04d}" for n in range(8)]
     report = next(t for t in tickets if t[0] == "S0002")
     assert report[1:3] == ("报警", "是") and report[13] == 3.0 and report[14] == "不满意"
+    disputes = {row[3]: row[8] for row in book["纠纷"].iter_rows(min_row=2, values_only=True)}
     assert len(list(book["纠纷"].iter_rows(min_row=2))) == 5
+    # 化解层级 only for an agreement: the referred case was not settled at the county.
+    assert disputes["已转介"] in ("", None) and disputes["已达成协议"]
     visits = list(book["走访"].iter_rows(min_row=2, values_only=True))
     assert len(visits) == 8
     assert [v[5] for v in visits].count("(已应要求删除)") == 1

@@ -33,11 +33,13 @@ from models.disputes import COLOURS, DisputeCase, next_level
 from models.tickets import Ticket
 
 # Why an action is refused (besides the ticket service's ``out_of_scope``), and the values
-# that come with it: ``code`` always; ``status`` and ``action`` (not_open), ``colour``
+# that come with it: ``code`` always; ``status`` and ``action`` (not_open: agreed, a follow-up
+# may reopen it; mediation_ended: referred or withdrawn, nothing reopens it), ``colour``
 # (bad_colour), ``action`` (empty_text).
 REASONS = (
     "not_a_dispute",
     "not_open",
+    "mediation_ended",
     "empty_text",
     "bad_colour",
     "at_county",
@@ -84,6 +86,8 @@ def _taken_up(out: Out, actor: Actor, ticket: Ticket) -> None:
 
 
 def _still_open(ticket: Ticket, case: DisputeCase, action: str) -> None:
+    if case.status in ("referred", "withdrawn"):
+        raise Refused("mediation_ended", code=ticket.code, status=case.status, action=action)
     if case.status != "open":
         raise Refused("not_open", code=ticket.code, status=case.status, action=action)
 
@@ -269,6 +273,9 @@ async def follow_up(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> Out
     at the level that reached the agreement (and the ticket); a red one pages the leader
     again."""
     case = await case_for(out, actor=actor, ticket=ticket)
+    if case.status in ("referred", "withdrawn"):
+        # Mediation ended elsewhere: no follow-up of ours is due, and none reopens it.
+        raise Refused("mediation_ended", code=ticket.code, status=case.status, action="follow_up")
     if case.status != "resolved":
         raise Refused("follow_up_not_due", code=ticket.code)
     text = _needs_text(ticket, "follow_up", text)

@@ -250,7 +250,10 @@ class _Sheets:
                 self.local(case.opened_at),
                 self.local(case.level_deadline),
                 self.local(case.resolved_at),
-                self.t(f"level_{case.resolved_level}") if case.resolved_level else "",
+                # 化解層級: only an agreement settles a case; a referral or withdrawal does not.
+                self.t(f"level_{case.resolved_level}")
+                if case.status == "resolved" and case.resolved_level
+                else "",
             ]
             for case, code in (await self.session.execute(query)).all()
         ]
