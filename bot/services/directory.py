@@ -148,6 +148,7 @@ async def apply_directory(
         )
         await session.flush()
     await _one_county_centre(session, sections["stations"], source)
+    await _no_loop_with_stored(session, sections["stations"], source)
     for column in ("wechat_id", "wecom_id"):
         await _free_moved_accounts(session, sections["officers"], source, column)
     if cipher is None and any(off.get("phone") is not None for off in sections["officers"]):
@@ -243,6 +244,24 @@ async def _one_county_centre(
     raise fail(source, culprit, "station", culprit["id"], "second_root", others=others)
 
 
+async def _no_loop_with_stored(
+    session: AsyncSession, stations: list[dict[str, Any]], source: str
+) -> None:
+    """Refuse a parent that makes a loop with the stations already stored: the file alone has
+    no loop (checked when parsed), but `county` given the parent `qiaozhen`, which is below
+    the county, left the tree without a county centre, and private emergencies paged nobody.
+    The caller's transaction is rolled back: nothing applied."""
+    parents = dict((await session.execute(select(Station.id, Station.parent_id))).all())
+    for st in stations:
+        sid = str(st["id"])
+        seen, node = {sid}, parents.get(sid)
+        while node is not None:
+            if node in seen:
+                raise fail(source, st, "station", sid, "parent_loop")
+            seen.add(node)
+            node = parents.get(node)
+
+
 async def _warnings(
     session: AsyncSession, sections: dict[str, list[dict[str, Any]]]
 ) -> tuple[str, ...]:
@@ -268,6 +287,21 @@ async def _warnings(
         f"station {sid} has groups but no leader: its escalations skip to the parent station "
         "or the county"
         for sid in leaderless
+    ]
+    # An officer moved to another station (or a group given another station's officer) stays
+    # its groups' officer: their items would escalate up the other station's chain.
+    crossed = (
+        await session.execute(
+            select(Group.id, Group.station_id, Officer.id, Officer.station_id)
+            .join(Officer, Officer.id == Group.officer_id)
+            .where(Group.station_id != Officer.station_id)
+            .order_by(Group.id)
+        )
+    ).all()
+    found += [
+        f"group {gid} (station {gsid}) has officer {oid} of station {osid}: their items there "
+        f"escalate to {osid}'s leader; give the group an officer of {gsid} if {oid} moved"
+        for gid, gsid, oid, osid in crossed
     ]
     reachable = select(Officer.id).where(Officer.wechat_id.is_not(None))
     empty_roots = (
