@@ -117,6 +117,20 @@ async def test_a_visit_by_name_in_either_script_and_part_of_an_address(h: Harnes
     assert [v.household_id for v in await visits(h)] == [zhang.id, zhang.id]
 
 
+async def test_the_same_visit_sent_twice_is_recorded_once(h: Harness) -> None:
+    # Found by a newcomer: a resend a minute later counted two visits in visits.count.
+    await officer_says(h, "wxid_wang", "走访 张三 看望")
+    h.clock.advance(timedelta(minutes=1))
+    told = await officer_says(h, "wxid_wang", "走访 张三 看望")
+    assert "已经记录过了" in told
+    assert len(await visits(h)) == 1
+    # Other words, or the same words later on, are another visit.
+    await officer_says(h, "wxid_wang", "走访 张三 送去防诈宣传单")
+    h.clock.advance(timedelta(minutes=30))
+    await officer_says(h, "wxid_wang", "走访 张三 看望")
+    assert len(await visits(h)) == 3
+
+
 async def test_the_group_written_in_decides_between_households_of_two_groups(h: Harness) -> None:
     # 3組12號 is in both of the station's groups: written in the community group, it is 王五's.
     told = await officer_says(h, "wxid_li", "走訪 3組12號 已走訪", group="grp-qiaozhen-02")

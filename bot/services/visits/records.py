@@ -21,6 +21,9 @@ from models.visits import Visit, VisitPlan
 # A visit entered afterwards may be up to a year old: later than that it is a typing mistake
 # (1900-01-01), which no statistics range would ever count.
 VISIT_BACKDATE_LIMIT = timedelta(days=366)
+# The same officer's same words about the same household within this time of a visit already
+# recorded are that visit typed twice (a resend when the chat seemed slow), not a second one.
+REPEAT_WITHIN = timedelta(minutes=10)
 
 
 async def record_visit(
@@ -44,6 +47,8 @@ async def record_visit(
         raise VisitError("visit_in_future")
     if at < now - VISIT_BACKDATE_LIMIT:
         raise VisitError("visit_too_old")
+    if await _same_visit(session, cipher, household.id, officer.id, note, at):
+        raise VisitError("visit_repeated")
     group = await session.get(Group, household.group_id) if household.group_id else None
     visit = Visit(
         household_id=household.id,
@@ -63,6 +68,22 @@ async def record_visit(
         if due > plan.next_due_at:
             plan.next_due_at, plan.reminded, plan.updated_at = due, 0, now
     return visit
+
+
+async def _same_visit(
+    session: AsyncSession, cipher: PiiCipher, household_id: int, officer_id: str, note: str,
+    at: datetime,
+) -> bool:  # fmt: skip
+    near = await session.scalars(
+        select(Visit.note_enc).where(
+            Visit.household_id == household_id,
+            Visit.officer_id == officer_id,
+            Visit.at > at - REPEAT_WITHIN,
+            Visit.at < at + REPEAT_WITHIN,
+        )
+    )
+    said = note.strip() or None
+    return any(cipher.decrypt(enc) == said for enc in near.all())
 
 
 async def last_visit_at(session: AsyncSession, household_id: int) -> datetime | None:
