@@ -131,12 +131,26 @@ class OutboundMessage:
 
 
 class SendError(Exception):
-    """A failed send. ``retryable`` decides between backoff and a final ``failed``."""
+    """A failed send. ``retryable`` decides between backoff and a final ``failed``.
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    ``throttled``: the channel said "not so fast" (HTTP 429, WeCom's 45009, or our own count of
+    a robot's 20 a minute) — nothing is wrong with it, so the try neither counts against the
+    message's attempts nor marks the channel down; ``retry_after`` (seconds), when known, is
+    when to try again."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        throttled: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retryable = retryable
+        self.retryable = retryable or throttled
+        self.throttled = throttled
+        self.retry_after = retry_after
 
 
 class Sender(Protocol):

@@ -277,7 +277,7 @@ def _failure_notice(payload: dict[str, Any]) -> OutboundMessage | None:
 
 _CLAIMED = (
     "id", "priority", "next_attempt_at", "channel", "group_id", "user_id", "idempotency_key",
-    "attempts", "payload_enc",
+    "attempts", "payload_enc", "created_at",
 )  # fmt: skip
 
 
@@ -305,7 +305,10 @@ def _candidates_statement() -> Any:
     """The first due row of every chat that has none in flight, most urgent first.
 
     One row per chat: a chat's messages go out in order and one at a time, and a backlog in
-    one group (thirty safety replies to one flood) never stands in front of another chat."""
+    one group (thirty safety replies to one flood) never stands in front of another chat. A
+    chat whose earlier message (as urgent or more) waits to be tried again after a failure
+    waits with it: its later ones went out first, out of order, after an outage. A message
+    put off by design (a bulletin held for the quiet hours) holds nothing up."""
     now: BindParameter[datetime] = bindparam("now")
     ranked = (
         select(
@@ -317,7 +320,9 @@ def _candidates_statement() -> Any:
             func.row_number()
             .over(
                 partition_by=OutboxMessage.chat_key,
-                order_by=(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id),
+                # Within a chat the order written, not the time due: a message tried again
+                # after a failure is due later than the next one, and must still go first.
+                order_by=(OutboxMessage.priority, OutboxMessage.id),
             )
             .label("rank"),
         )
@@ -336,12 +341,30 @@ def _candidates_statement() -> Any:
         )
         .exists()
     )
+    earlier = aliased(OutboxMessage)
+    retrying_before = (
+        select(earlier.id)
+        .where(
+            earlier.chat_key == ranked.c.chat_key,
+            earlier.status == "pending",
+            earlier.attempts > 0,
+            earlier.next_attempt_at > now,
+            earlier.priority <= ranked.c.priority,
+            earlier.id < ranked.c.id,
+        )
+        .exists()
+    )
     return (
         select(ranked.c.id, ranked.c.chat_key, ranked.c.channel, ranked.c.priority)
         # The ordinary worker beside an urgent lane leaves a chat whose next row is urgent
         # to that lane (min_priority 2): it would record it only with its whole batch, and
         # the chat's next urgent message would wait for that.
-        .where(ranked.c.rank == 1, ranked.c.priority >= bindparam("min_priority"), ~in_flight)
+        .where(
+            ranked.c.rank == 1,
+            ranked.c.priority >= bindparam("min_priority"),
+            ~in_flight,
+            ~retrying_before,
+        )
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
         .limit(bindparam("limit"))
     )
@@ -445,6 +468,16 @@ class OutboxWorker:
         base = self._settings.backoff_base_s * (2 ** max(0, attempts - 1))
         delay = min(self._settings.backoff_max_s, base) * (1 + random.uniform(0, 0.2))
         return timedelta(seconds=delay)
+
+    def _keeps_trying(self, attempts: int, created_at: datetime, now: datetime) -> bool:
+        """Whether a message that failed for a passing reason is tried again: until it has had
+        ``max_attempts`` tries and is ``give_up_after_s`` old. With attempts alone (8 tries,
+        about four minutes of backoff) a bridge down for five minutes lost its P1 pages and
+        its answers to residents for good."""
+        settings = self._settings
+        return attempts < settings.max_attempts or (
+            now - created_at < timedelta(seconds=settings.give_up_after_s)
+        )
 
     async def _chat_admits(
         self, session: AsyncSession, row: Any, now: datetime, pace: Pace
@@ -588,18 +621,29 @@ class OutboxWorker:
                 log.exception("sender crashed on outbox %s", outbox_id)
                 error = SendError(f"sender error: {type(exc).__name__}", retryable=True)
         now = self._clock.now()
-        if sender is not None and payload:
-            # A refusal of one message (4xx) says nothing about the channel; timeouts, 429 and
-            # 5xx do.
+        if sender is not None and payload and not (error is not None and error.throttled):
+            # A refusal of one message (4xx) says nothing about the channel; timeouts and 5xx
+            # do. "Not so fast" (429, a robot's 20 a minute) says it works.
             self.health.record(channel, ok=error is None or not error.retryable)
         values: dict[str, Any] = {"attempts": attempts, "lease_until": None}
-        if error is None:
+        if error is not None and error.throttled and error.retry_after is not None:
+            # Not a failed try: the message waits the time the channel named (or our own count
+            # of a robot's minute) without spending one of its attempts. Without a time, it
+            # backs off as after a failure.
+            values.update(
+                status="pending",
+                attempts=row.attempts,
+                next_attempt_at=now + timedelta(seconds=error.retry_after),
+                last_error=error.reason,
+            )
+            outcome = Outcome(outbox_id, "pending", error.reason)
+        elif error is None:
             values.update(
                 status="sent", sent_at=now, sent_via="api", last_error=None, fallback_at=None
             )
             outcome = Outcome(outbox_id, "sent")
             self._metrics.outbox_sent.labels(channel).inc()
-        elif error.retryable and attempts < self._settings.max_attempts:
+        elif error.retryable and self._keeps_trying(attempts, row.created_at, now):
             values.update(
                 status="pending",
                 next_attempt_at=now + self.backoff(attempts),

@@ -110,6 +110,11 @@ def _app(state: FakeState) -> FastAPI:
             # "hang:1.5": this long instead of 5 s.
             await asyncio.sleep(float(step.partition(":")[2] or 5))
             return JSONResponse({"ok": True})
+        if isinstance(step, str) and step.startswith("429:"):
+            # "429:42": slow down, with Retry-After: 42.
+            await record(request, accepted=False)
+            headers = {"Retry-After": step.partition(":")[2]}
+            return JSONResponse({"ok": False}, status_code=429, headers=headers)
         await record(request, accepted=step == 200)
         return JSONResponse({"ok": step == 200}, status_code=int(step))
 

@@ -78,15 +78,53 @@ async def test_other_4xx_fails_for_good_with_reason(harness: Harness) -> None:
     assert await harness.drain() == []
 
 
-async def test_gives_up_after_max_attempts(harness: Harness) -> None:
+async def test_gives_up_after_max_attempts_and_a_day(harness: Harness) -> None:
     harness.runtime.settings.outbox.max_attempts = 3
-    harness.world.state.send_script.extend([503, 503, 503, 503])
+    harness.world.state.send_script.extend([503] * 30)
     oid = await _enqueue(harness)
     for _ in range(3):
         await harness.drain()
         harness.clock.advance(3600)
+    # Three tries in three hours: still tried (a bridge down for five minutes used to lose
+    # its P1 pages and answers for good after eight tries in about four minutes).
     row = await _row(harness, oid)
-    assert row.status == "failed" and row.attempts == 3 and row.last_error == "HTTP 503"
+    assert row.status == "pending" and row.attempts == 3 and row.last_error == "HTTP 503"
+    harness.clock.advance(timedelta(hours=21))
+    await harness.drain()
+    row = await _row(harness, oid)
+    assert row.status == "failed" and row.attempts == 4 and row.last_error == "HTTP 503"
+
+
+async def test_an_outage_of_an_hour_loses_nothing_and_keeps_each_chats_order(
+    harness: Harness,
+) -> None:
+    harness.world.state.send_script.extend([503] * 12)  # the bridge is down for the first 12
+    first = await _enqueue(harness, "第一條")
+    await harness.drain()  # fails: backing off
+    harness.world.state.send_script.clear()  # the bridge is back, before the first is due
+    second = await _enqueue(harness, "第二條")
+    for _ in range(40):
+        await harness.drain()
+        harness.clock.advance(timedelta(minutes=2))
+    assert [(await _row(harness, oid)).status for oid in (first, second)] == ["sent", "sent"]
+    # The second, due while the first waited to be tried again, did not overtake it.
+    assert [d["text"] for d in harness.world.state.delivered()] == ["第一條", "第二條"]
+
+
+async def test_a_throttled_send_waits_the_time_named_without_spending_an_attempt_or_health(
+    harness: Harness,
+) -> None:
+    # Three 429s in a row used to mark the bridge down (and /readyz 503) and spend attempts.
+    harness.world.state.send_script.extend(["429:42"] * 5)
+    oid = await _enqueue(harness)
+    for _ in range(5):
+        await harness.drain()
+        row = await _row(harness, oid)
+        assert row.next_attempt_at == harness.clock.now() + timedelta(seconds=42)
+        harness.clock.advance(42)
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert not harness.worker.health.is_down("bridge")
+    assert [o.status for o in await harness.drain()] == ["sent"]
 
 
 async def test_pending_row_is_sent_after_a_restart(harness: Harness) -> None:

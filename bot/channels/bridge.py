@@ -183,6 +183,14 @@ class BridgeClient:
         await post_for_delivery(self._client, self._url, content=body, headers=headers)
 
 
+def _seconds(retry_after: str | None) -> float | None:
+    """A ``Retry-After`` of seconds (an HTTP date is rare from these peers: backoff then)."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after else None
+    except ValueError:
+        return None
+
+
 async def post_for_delivery(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
     """POST and sort the outcome: 2xx ok; 429/5xx/timeouts retryable; other 4xx final."""
     try:
@@ -191,7 +199,10 @@ async def post_for_delivery(client: httpx.AsyncClient, url: str, **kwargs: Any) 
         raise SendError("timeout", retryable=True) from None
     except httpx.TransportError as exc:
         raise SendError(f"transport error: {type(exc).__name__}", retryable=True) from None
-    if response.status_code == 429 or response.status_code >= 500:
+    if response.status_code == 429:
+        raise SendError("HTTP 429", retryable=True, throttled=True,
+                        retry_after=_seconds(response.headers.get("retry-after")))  # fmt: skip
+    if response.status_code >= 500:
         raise SendError(f"HTTP {response.status_code}", retryable=True)
     if response.status_code >= 300:
         raise SendError(f"HTTP {response.status_code}", retryable=False)

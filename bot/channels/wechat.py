@@ -360,7 +360,9 @@ class WeChatApi:
                 # Rejected again after a refresh: another process or tool fetched a token
                 # meanwhile (PROTOCOL-NOTES). Worth a later try with backoff, not a failure.
                 raise SendError(f"wechat errcode {code} after a token refresh", retryable=True)
-            raise SendError(f"wechat errcode {code}", retryable=code in _RETRYABLE)
+            # 45009: over the account's API quota, which refills: "not now", like HTTP 429.
+            raise SendError(f"wechat errcode {code}", retryable=code in _RETRYABLE,
+                            throttled=code == 45009)  # fmt: skip
         raise SendError("access token rejected after refresh", retryable=True)  # pragma: no cover
 
 

@@ -94,7 +94,8 @@ class WeComRobotSender:
             window.popleft()
         if len(window) + count > self._per_minute:
             wait = 60 - (now - window[len(window) + count - self._per_minute - 1])
-            raise SendError(f"robot rate limit: retry in {wait:.0f} s", retryable=True)
+            raise SendError(f"robot rate limit: retry in {wait:.0f} s", retryable=True,
+                            throttled=True, retry_after=wait)  # fmt: skip
         window.extend([now] * count)
 
     async def send(
@@ -123,6 +124,7 @@ class WeComRobotSender:
             ) from None
         code = answer.get("errcode", 0)
         if code == RATE_LIMITED:
-            raise SendError("WeCom errcode 45009 (rate limit)", retryable=True)
+            raise SendError("WeCom errcode 45009 (rate limit)", retryable=True, throttled=True,
+                            retry_after=60.0)  # fmt: skip
         if code != 0:
             raise SendError(f"WeCom errcode {code}: {answer.get('errmsg', '')}", retryable=False)

@@ -91,6 +91,9 @@ class SecuritySettings(Section):
 class OutboxSettings(Section):
     poll_interval_s: float = Field(1.0, gt=0)
     max_attempts: int = Field(8, ge=1)
+    # A message that failed for a passing reason (timeouts, 5xx) is given up only when it has
+    # had max_attempts tries AND is this old: an outage of a few hours loses nothing.
+    give_up_after_s: float = Field(24 * 3600, ge=0)
     backoff_base_s: float = Field(2.0, gt=0)
     backoff_max_s: float = Field(600.0, gt=0)
     lease_s: float = Field(60.0, gt=0)
