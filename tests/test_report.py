@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import update
 
 from bot.cli import main
 from bot.services.tokens import create_token
 from bot.settings import secret_value
+from models.bulletins import Bulletin
+from models.directory import Group, Officer, Station
 from tests.harness import Harness
 from tests.stats_support import seed_month
 
@@ -158,6 +162,51 @@ async def test_a_station_s_report_equals_the_station_s_figures_in_traditional_sc
     assert book.sheetnames[0] == "匯總"
     assert book["匯總"]["A1"].value == "橋鎮派出所社區警務月報 2026年11月"
     assert len(list(book["走訪"].iter_rows(min_row=2))) == 6
+
+
+async def test_names_and_titles_that_look_like_formulas_are_written_as_text(
+    h: Harness, cli_env: Path
+) -> None:
+    # Whoever writes a bulletin's title or a directory file chooses these words; Excel must
+    # show them, never run them (a HYPERLINK sends whoever clicks it elsewhere).
+    evil = {
+        "title": '=HYPERLINK("http://evil.example","反詐提醒")',
+        "station": "=1+1",
+        "group": '=HYPERLINK("http://evil.example","群")',
+        "officer": "=SUM(1,2)",
+    }
+    async with h.runtime.sessions.begin() as session:
+        await session.execute(update(Bulletin).values(title=evil["title"]))
+        await session.execute(
+            update(Station).where(Station.id == "qiaozhen").values(name=evil["station"])
+        )
+        await session.execute(update(Group).values(name=evil["group"]))
+        await session.execute(
+            update(Officer).where(Officer.id == "off-wang").values(name=evil["officer"])
+        )
+    out = cli_env / "qiaozhen.xlsx"
+    argv = ("report", "--month", "2026-11", "--station", "qiaozhen", "--output", str(out))
+    assert await lianxin(*argv) == 0
+
+    book = load_workbook(out)
+    texts = [
+        cell
+        for sheet in book.worksheets
+        for row in sheet.iter_rows()
+        for cell in row
+        if isinstance(cell.value, str)
+    ]
+    assert [c.coordinate for c in texts if c.data_type != "s"] == []
+    written = {c.value for c in texts}
+    # The station's name opens the summary's title, so that cell began with "=" too.
+    assert book.worksheets[0]["A1"].value.startswith(evil["station"])
+    assert {evil["title"], evil["station"], evil["group"], evil["officer"]} <= written
+    with zipfile.ZipFile(out) as archive:
+        sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
+        assert len(sheets) == len(book.worksheets)
+        for name in sheets:
+            xml = archive.read(name).decode()
+            assert "<f>" not in xml and "<f " not in xml, name
 
 
 @pytest.mark.parametrize(

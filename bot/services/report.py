@@ -427,7 +427,22 @@ async def build_report(
         ("report_sheet_bulletins", sheets.bulletins),
     ):
         await write(book.create_sheet(sheets.t(title_key)))
+    as_text(book)
     return book, stats
+
+
+def as_text(book: Workbook) -> None:
+    """Every text cell of ``book`` stored as text, never as a formula.
+
+    openpyxl stores any string that starts with "=" as a formula, and the sheets hold what
+    people typed (a bulletin's title, the directory's station, group and officer names): a
+    title ``=HYPERLINK("http://…","x")`` would be a live formula in the bureau's Excel. The
+    report has no formulas of its own, so every string is made plain text, on every sheet."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
 
 
 def workbook_bytes(book: Workbook) -> bytes:

@@ -30,6 +30,7 @@ from bot.services.stats import (
     parse_day,
     parse_month,
 )
+from bot.web.console.csv_cells import csv_cell
 from bot.web.console.stats_data import Chart, Labels, all_charts
 from bot.web.console.ticket_queries import choices
 from bot.web.console.ui import Ui, page
@@ -231,12 +232,6 @@ async def stats_page(
     )
 
 
-def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @router.get("/stats.csv", include_in_schema=False)
 async def stats_csv(
     request: Request, who: Viewer = Depends(viewer), runtime: Runtime = Depends(get_runtime)
@@ -266,7 +261,7 @@ async def stats_csv(
     writer = csv.writer(out)
     writer.writerow(chart.header)
     for row in chart.rows:
-        writer.writerow(_cell(v) for v in row)
+        writer.writerow(csv_cell(v) for v in row)
     name = f"stats-{key}-{q.first:%Y%m%d}-{q.last:%Y%m%d}.csv"
     return Response(
         "\ufeff" + out.getvalue(),

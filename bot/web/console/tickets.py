@@ -24,6 +24,7 @@ from bot.services import ticket_service as service
 from bot.services.console_sessions import use_form
 from bot.services.ticket_service import CATEGORIES, Contact, Refused
 from bot.services.tickets import Out, find_ticket, reporters, resident_label
+from bot.web.console.csv_cells import csv_cell
 from bot.web.console.overview_data import names, overdue_clause
 from bot.web.console.ticket_queries import (
     CSV_LIMIT,
@@ -129,12 +130,6 @@ async def ticket_list(
     )
 
 
-def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @router.get("/tickets.csv", include_in_schema=False)
 async def ticket_csv(
     request: Request, who: Viewer = Depends(viewer), runtime: Runtime = Depends(get_runtime)
@@ -169,7 +164,7 @@ async def ticket_csv(
     for r in rows:
         t = r.ticket
         writer.writerow(
-            _cell(v)
+            csv_cell(v)
             for v in (
                 t.code,
                 f"P{t.priority}",
