@@ -28,6 +28,8 @@ from bot.texts import Texts
 from bot.turns import Turns
 
 if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
     from bot.channels.wechat import WeChatCallback
     from bot.channels.wecom import WeComCallback
     from handlers.classify import Classifier
@@ -61,6 +63,10 @@ class Runtime:
     # time. PostgreSQL: as many as the pool's base size, leaving its overflow to the
     # scheduler and the console. None: no turns (a runtime built without wiring).
     turns: Turns | None = None
+    # Verifies the console's passwords at sign-in (bot.services.accounts.authenticate); None:
+    # that module's own argon2id hasher. A seam: a test counts the verifications a sign-in
+    # runs with argon2's own hasher, counting.
+    passwords: PasswordHasher | None = None
 
     def db_turn(
         self, *, urgent: bool = False, request: bool = False

@@ -10,8 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 
 from bot.cli import main
+from bot.services.accounts import MAX_PASSWORD, disable_account
 from tests.console_support import (
     PASSWORD,
     add_accounts,
@@ -161,6 +164,52 @@ async def test_unknown_and_disabled_accounts_fail_like_a_wrong_password(h: Harne
     # What was typed as a username that names nobody is not kept: it may be a password.
     assert [(r.username, r.detail) for r in rows] == [("admin", None), ("-", "unknown_user")]
     assert "nobody-here" not in str([(r.username, r.target, r.detail) for r in rows])
+
+
+class CountingHasher(PasswordHasher):
+    """argon2-cffi's own hasher, counting the verifications it runs."""
+
+    verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+async def test_every_failed_sign_in_costs_the_same_argon2_work_whatever_the_name(
+    h: Harness,
+) -> None:
+    # Timing told names apart: a locked account was refused before any hashing (5 ms against
+    # 200 ms for an unknown name), and an over-long password skipped argon2 for a real account
+    # but not for an unknown one. The work is counted here, not timed.
+    hasher = CountingHasher.from_parameters(CHEAPEST)
+    h.runtime.passwords = hasher
+    async with h.runtime.sessions.begin() as session:
+        await disable_account(session, username="chen", now=h.clock.now())
+    for _ in range(5):
+        await sign_in(browser(h), "zhao", "wrong-password")
+    assert [r.username for r in await audit_rows(h, "locked")] == ["zhao"]
+
+    async def verifications(username: str, password: str) -> int:
+        before = hasher.verified
+        answer = await sign_in(browser(h), username, password)
+        assert answer.status_code == 200 and "帳號或密碼錯誤" in answer.text, username
+        return hasher.verified - before
+
+    too_long = "x" * (MAX_PASSWORD + 1)
+    costs = {
+        name: (await verifications(name, PASSWORD), await verifications(name, too_long))
+        for name in ("nobody-here", "chen", "zhao")  # unknown, disabled, locked
+    }
+    costs["wang"] = (
+        await verifications("wang", "wrong-password"),
+        await verifications("wang", too_long),
+    )
+    # One verification for any password argon2 is given; none, for any name, for one too long.
+    assert costs == dict.fromkeys(("nobody-here", "chen", "zhao", "wang"), (1, 0))
+    before = hasher.verified
+    assert (await sign_in(browser(h), "wang")).status_code == 303
+    assert hasher.verified - before == 1
 
 
 async def test_a_session_ends_after_30_minutes_idle(h: Harness) -> None:

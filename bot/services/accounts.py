@@ -35,14 +35,15 @@ _hasher = PasswordHasher()
 
 
 @functools.cache
-def _dummy_hash() -> str:
-    """Verified against when the username names no account, so that an unknown name takes as
-    long to refuse as a wrong password (no probing for names by timing).
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified against when no account's own hash may be (the username names no account, or
+    a disabled or locked one), so that such a name takes as long to refuse as a wrong password
+    (no probing for names by timing). Made by ``hasher``, so that it costs what its hashes do.
 
     Made at the first such sign-in, not at import: hashing takes argon2's 64 MiB for a moment,
     which at import raised every process's peak memory by that much, `serve` included, though
     most never refuse a sign-in (docs/performance.md, "Fan-out, second pass")."""
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
@@ -72,15 +73,17 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def _verify(stored: str, password: str) -> bool:
+def _verify(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
+    """Whether ``password`` is the one ``stored`` was made from; with ``stored`` None, the
+    same work against the dummy hash, always False (in the worker thread: hashing the dummy
+    the first time too)."""
     try:
-        return _hasher.verify(stored, password)
+        if stored is None:
+            hasher.verify(_dummy_hash(hasher), password)
+            return False
+        return hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _verify_unknown(password: str) -> bool:
-    return _verify(_dummy_hash(), password)  # in the worker thread, hashing the first time too
 
 
 async def create_account(
@@ -227,24 +230,43 @@ class SignIn:
 
 
 async def authenticate(
-    session: AsyncSession, *, username: str, password: str, now: datetime
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    hasher: PasswordHasher | None = None,
 ) -> SignIn:
     """Check a username and password, counting failures: the fifth in a row locks the
-    account for 15 minutes, during which even the right password fails."""
+    account for 15 minutes, during which even the right password fails.
+
+    Every attempt costs the same work, whatever the name: one argon2 verification — against
+    the account's hash when it may sign in, against the dummy hash when the name is unknown,
+    disabled or locked — or, for a password over :data:`MAX_PASSWORD`, none for any name. So
+    the time an answer takes tells nothing the answer does not (docs/console.md).
+    ``hasher``: argon2-cffi's hasher to use (``Runtime.passwords``; this module's own when
+    None)."""
+    hasher = hasher or _hasher
     account = await find_account(session, username)
+    may_sign_in = (
+        account is not None
+        and account.disabled_at is None
+        and (account.locked_until is None or now >= account.locked_until)
+    )
+    verified = False
+    if len(password) <= MAX_PASSWORD:
+        stored = account.password_hash if account is not None and may_sign_in else None
+        verified = await asyncio.to_thread(_verify, hasher, stored, password)
     if account is None or account.disabled_at is not None:
-        await asyncio.to_thread(_verify_unknown, password[:MAX_PASSWORD])
         return SignIn("unknown" if account is None else "disabled", account)
     if account.locked_until is not None:
         if now < account.locked_until:
             return SignIn("locked", account)
         account.locked_until, account.failed_logins = None, 0
-    if len(password) <= MAX_PASSWORD and await asyncio.to_thread(
-        _verify, account.password_hash, password
-    ):
+    if verified:
         account.failed_logins, account.last_login_at = 0, now
-        if _hasher.check_needs_rehash(account.password_hash):
-            account.password_hash = await asyncio.to_thread(hash_password, password)
+        if hasher.check_needs_rehash(account.password_hash):
+            account.password_hash = await asyncio.to_thread(hasher.hash, password)
         return SignIn("ok", account)
     await session.flush()
     # Counted in the database: two failures at the same moment (two instances, two tabs) both

@@ -182,7 +182,9 @@ async def login(request: Request, runtime: Runtime = Depends(get_runtime)) -> Re
     async with runtime.sessions.begin() as session:
         # Signing in again ends the session this browser had (another account's, perhaps).
         await end_session(session, raw=request.cookies.get(COOKIE), now=now)
-        result = await authenticate(session, username=username, password=password, now=now)
+        result = await authenticate(
+            session, username=username, password=password, now=now, hasher=runtime.passwords
+        )
         account = result.account if result.outcome not in ("unknown",) else None
         if result.outcome == "ok":
             assert result.account is not None
