@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+
+# The years a date typed or loaded by people may have. Whatever reads a local date turns it
+# into instants in some time zone and steps from it (the day after, a week either side, a
+# night shift into the next morning), and datetime stops at the years 1 and 9999: within
+# these years none of that overflows. The API (422), 統計, the console's filters and the
+# directory's one-off shifts all refuse the rest with this rule.
+FIRST_YEAR, LAST_YEAR = 1971, 9998
+
+
+def within_years(day: date) -> bool:
+    """Whether ``day`` lies within :data:`FIRST_YEAR`–:data:`LAST_YEAR`."""
+    return FIRST_YEAR <= day.year <= LAST_YEAR
 
 
 class Clock(Protocol):

@@ -250,6 +250,37 @@ async def test_bad_roster_input_is_refused_beside_the_field_and_nothing_saved(h:
     assert WANG_DAY in await roster(h)
 
 
+async def test_dates_outside_the_years_are_refused_for_the_week_and_a_one_off_shift(
+    h: Harness,
+) -> None:
+    # The week before 0001-01-01 or after 9999-12-27 (the page's own links) overflowed into a
+    # 500, and a one-off shift on such a day was stored.
+    zhao = await signed_in(h, "zhao")
+    for week in ("0001-01-01", "9999-12-27", "9999-12-31"):
+        page = await zhao.get(QIAOZHEN, params={"week": week})
+        assert page.status_code == 400, (week, page.text[:300])
+        text = visible_text(page.text)
+        assert "日期須在1971年至9998年之間,顯示的是本週" in text
+        assert "2026-11-30 至 12-06" in text  # this week instead
+    for week in ("1971-01-01", "9998-12-31"):  # the edges are weeks like any other
+        assert (await zhao.get(QIAOZHEN, params={"week": week})).status_code == 200
+    before = await roster(h)
+    for day in ("9999-12-31", "0001-01-01", "1970-12-31"):
+        page = await zhao.get(QIAOZHEN)
+        add = hidden_after(page.text, 'id="add-slot"')
+        refused = await zhao.post(
+            f"{QIAOZHEN}/roster",
+            data={**add, "officer": "off-li", "date": day, "from": "08:00", "to": "09:00"},
+        )
+        assert refused.status_code == 400, day
+        # Beside the new slot's date field, with what was typed.
+        form = refused.text[refused.text.index('id="add-slot"') :]
+        field = re.search(r'name="date".*?</label>', form, re.S)
+        assert field and "日期須在1971年至9998年之間" in visible_text(field.group(0)), day
+        assert f'value="{day}"' in field.group(0)
+    assert await roster(h) == before and await audit_rows(h, "roster_edited") == []
+
+
 async def test_a_groups_new_officer_is_audited_and_takes_its_items(h: Harness) -> None:
     zhao = await signed_in(h, "zhao")
     page = await zhao.get(QIAOZHEN)

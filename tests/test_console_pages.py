@@ -176,6 +176,46 @@ async def test_filters_search_local_time_and_csv(county: County) -> None:
     assert export.username == "admin" and "station=qiaozhen" in (export.detail or "")
 
 
+async def test_dates_outside_the_years_are_refused_beside_the_field_not_a_500(
+    county: County,
+) -> None:
+    # A day either side of 0001-01-01 or 9999-12-31 overflowed when it became an instant.
+    c = county
+    admin = await signed_in(c.h, "admin")
+    everything = {c.theft.code, c.knife.code, c.hexi.code}
+    for query in (
+        "from=0001-01-01&to=9999-12-31",
+        "to=9999-12-31",
+        "from=0001-01-01",
+        "from=1970-12-31&to=9999-01-01",
+    ):
+        page = await admin.get(f"/console/tickets?status=all&{query}")
+        assert page.status_code == 200, (query, page.text[:300])
+        text = visible_text(page.text)
+        assert text.count("日期須在1971年至9998年之間") == query.count("="), query
+        # The refused dates are not applied (the list is every ticket) and stay in the form.
+        assert set(re.findall(r'data-code="(\w+)"', page.text)) == everything, query
+        assert query.split("=")[1].split("&")[0] in page.text
+        exported = await admin.get(f"/console/tickets.csv?status=all&{query}")
+        assert exported.status_code == 400, query
+        assert exported.headers["content-type"].startswith("text/plain")
+        assert exported.text.endswith("日期須在1971年至9998年之間。\n"), exported.text
+    # The first and last days of those years are dates like any other.
+    widest = await admin.get("/console/tickets?status=all&from=1971-01-01&to=9998-12-31")
+    assert set(re.findall(r'data-code="(\w+)"', widest.text)) == everything
+    assert "1971年至9998年" not in visible_text(widest.text)
+    # In the account's script.
+    await admin.post(
+        "/console/account/script",
+        data={"csrf_token": hidden(widest.text, "csrf_token"), "next": "/console/"},
+    )
+    simplified = await admin.get("/console/tickets?to=9999-12-31")
+    assert "日期须在1971年至9998年之间" in visible_text(simplified.text)
+    assert (await admin.get("/console/tickets.csv?to=9999-12-31")).text == (
+        "to: 日期须在1971年至9998年之间。\n"
+    )
+
+
 async def test_the_overview_shows_items_overdue_emergencies_bulletins_and_channels(
     county: County,
 ) -> None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.clock import FIRST_YEAR, LAST_YEAR, within_years
 from bot.messages import storable_id
 from bot.services.identity import IdentityError, normalise_phone
 
@@ -54,6 +55,7 @@ PROBLEMS = {
     "days_or_date": "give either 'days' (weekly) or 'date' (one-off)",
     "bad_days": "days must be a list of {days}",
     "bad_date": "date must be YYYY-MM-DD, got {value}",
+    "date_out_of_range": "date must be in the years {first}–{last}, got {value}",
     "account_elsewhere": (
         "{column} '{account}' belongs to officer {holder}, who is not in this file: give "
         "that officer another {column} here, or none"
@@ -337,11 +339,24 @@ def check_roster_entry(
         not isinstance(days, list) or not days or any(str(d).lower() not in DAYS for d in days)
     ):
         raise fail(source, entry, "roster", who, "bad_days", days=", ".join(DAYS))
-    if on is not None and not isinstance(on, date):
+    if on is not None:
         try:
-            date.fromisoformat(str(on))
+            day = on if isinstance(on, date) else date.fromisoformat(str(on))
         except ValueError:
             raise fail(source, entry, "roster", who, "bad_date", value=repr(on)) from None
+        # 9999-12-31 was stored, then every week view and duty check stepping past it
+        # overflowed: the years every date of ours keeps to.
+        if not within_years(day):
+            raise fail(
+                source,
+                entry,
+                "roster",
+                who,
+                "date_out_of_range",
+                value=repr(on),
+                first=FIRST_YEAR,
+                last=LAST_YEAR,
+            )
 
 
 def _check_no_cycles(stations: list[dict[str, Any]], source: str) -> None:

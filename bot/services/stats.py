@@ -50,6 +50,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from bot.clock import FIRST_YEAR, LAST_YEAR, within_years
 from bot.services.routing import station_subtree
 from models.bulletins import BulletinDelivery, BulletinRun
 from models.directory import Group, Station
@@ -66,12 +67,17 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 class StatsInputError(ValueError):
     """A bad range or station; ``field`` is the parameter to name (``from``, ``to``,
-    ``station``, ``month``)."""
+    ``station``, ``month``). ``out_of_range``: a date written well, outside the years
+    :func:`bot.clock.within_years` allows (the console says so in words of its own)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, out_of_range: bool = False) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.out_of_range = out_of_range
+
+
+_YEARS = f"years {FIRST_YEAR}–{LAST_YEAR}"
 
 
 def parse_day(field: str, value: str) -> date:
@@ -82,8 +88,8 @@ def parse_day(field: str, value: str) -> date:
         day = date.fromisoformat(value)
     except ValueError:
         raise StatsInputError(field, f"{value} is not a date") from None
-    if not 1971 <= day.year <= 9998:
-        raise StatsInputError(field, f"{value} is out of range (years 1971–9998)")
+    if not within_years(day):
+        raise StatsInputError(field, f"{value} is out of range ({_YEARS})", out_of_range=True)
     return day
 
 
@@ -95,8 +101,8 @@ def parse_month(value: str) -> tuple[date, date]:
     year, month = int(match.group(1)), int(match.group(2))
     if not 1 <= month <= 12:
         raise StatsInputError("month", f"{value}: there is no month {month:02d}")
-    if not 1971 <= year <= 9998:
-        raise StatsInputError("month", f"{value} is out of range (years 1971–9998)")
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise StatsInputError("month", f"{value} is out of range ({_YEARS})", out_of_range=True)
     first = date(year, month, 1)
     following = date(year + month // 12, month % 12 + 1, 1)
     return first, following - timedelta(days=1)

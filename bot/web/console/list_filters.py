@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from bot.services.stats import StatsInputError, parse_day
 from bot.services.ticket_service import Scope
 from models.directory import Station
 
@@ -80,6 +82,24 @@ def read_typed(
     f.typed = {k: (params.get(k) or "").strip()[:limit] for k in (*fields, "station", "below")}
     page = params.get("page") or "1"
     f.page = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
+
+
+def date_error(exc: StatsInputError) -> str:
+    """The text key of why a typed date was not used: not a date, or out of the years."""
+    return "f_date_out_of_range" if exc.out_of_range else "f_bad_date"
+
+
+def read_day(f: ListFilters, name: str) -> date | None:
+    """The date typed for ``name`` (``YYYY-MM-DD``, within the years the API and 統計 take:
+    ``stats.parse_day``), or None with the reason kept."""
+    typed = f.typed.get(name, "")
+    if not typed:
+        return None
+    try:
+        return parse_day(name, typed)
+    except StatsInputError as exc:
+        f.errors[name] = date_error(exc)
+        return None
 
 
 def read_station(f: ListFilters, subtrees: Mapping[str, frozenset[str]]) -> None:

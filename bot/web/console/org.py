@@ -9,7 +9,6 @@ org_upload.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +29,7 @@ from bot.services.directory_changes import (
     set_group_officer,
 )
 from bot.services.directory_check import DAYS
+from bot.services.stats import StatsInputError, parse_day
 from bot.web.console.org_data import (
     monday_of,
     officer_choices,
@@ -79,6 +79,7 @@ def reason_field(exc: DirectoryError) -> str:
         "days_or_date": "days",
         "bad_days": "days",
         "bad_date": "date",
+        "date_out_of_range": "date",
         "unknown_officer": "officer",
     }.get(exc.code, "form")
 
@@ -137,12 +138,16 @@ async def render_station(
         tz = station_tz(node.station, runtime.settings.tz)
         typed_week = request.query_params.get("week", "")[:10]
         today = now.astimezone(tz).date()
-        try:
-            monday = monday_of(date.fromisoformat(typed_week) if typed_week else today)
-        except ValueError:
-            monday = monday_of(today)
-            state.errors.setdefault("week", ui.t("org_bad_week"))
-            state.status_code = max(state.status_code, 400)
+        monday = monday_of(today)
+        if typed_week:
+            # The API's and 統計's rule for a date: the week either side of 0001-01-01 or
+            # 9999-12-31 (the page's links) overflowed into a 500.
+            try:
+                monday = monday_of(parse_day("week", typed_week))
+            except StatsInputError as exc:
+                key = "org_week_out_of_range" if exc.out_of_range else "org_bad_week"
+                state.errors.setdefault("week", ui.t(key))
+                state.status_code = max(state.status_code, 400)
         roster = await station_roster(session, station_id)
         week = week_view(roster, monday)
         editable = scope.edits(station_id)

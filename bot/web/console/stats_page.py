@@ -31,6 +31,7 @@ from bot.services.stats import (
     parse_month,
 )
 from bot.web.console.csv_cells import csv_cell
+from bot.web.console.list_filters import date_error
 from bot.web.console.stats_data import Chart, Labels, all_charts
 from bot.web.console.ticket_queries import choices
 from bot.web.console.ui import Ui, page
@@ -81,8 +82,8 @@ def read_query(request: Request, who: Viewer, stations: dict[str, str], today: d
         if typed[name]:
             try:
                 day = parse_day(name, typed[name])
-            except StatsInputError:
-                q.errors[name] = "f_bad_date"
+            except StatsInputError as exc:
+                q.errors[name] = date_error(exc)
                 continue
             if name == "from":
                 q.first = day

@@ -15,7 +15,13 @@ from sqlalchemy import Select, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.ticket_service import CATEGORIES, Scope
-from bot.web.console.list_filters import ListFilters, read_station, read_typed, station_subtrees
+from bot.web.console.list_filters import (
+    ListFilters,
+    read_day,
+    read_station,
+    read_typed,
+    station_subtrees,
+)
 from models.directory import Officer, Station
 from models.tickets import OPEN_STATUSES, Ticket
 
@@ -72,13 +78,6 @@ async def choices(session: AsyncSession, scope: Scope) -> Choices:
     return Choices(stations, officers, await station_subtrees(session, scope))
 
 
-def _date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def parse_filters(params: Mapping[str, str], picks: Choices) -> Filters:
     """Filters from a query string. A value that is not one of the choices (a station of
     another scope included) is reported and left out, never silently widened or narrowed."""
@@ -91,15 +90,10 @@ def parse_filters(params: Mapping[str, str], picks: Choices) -> Filters:
     f.priority = int(priority) if priority else None
     read_station(f, picks.subtrees)
     f.officer = f.choose("officer", picks.officers)
-    for name in ("from", "to"):
-        if typed[name]:
-            parsed = _date(typed[name])
-            if parsed is None:
-                f.errors[name] = "f_bad_date"
-            elif name == "from":
-                f.date_from = parsed
-            else:
-                f.date_to = parsed
+    # Within the years every date page takes: a day either side of 0001-01-01 or
+    # 9999-12-31 overflows when it becomes an instant (was a 500).
+    f.date_from = read_day(f, "from")
+    f.date_to = read_day(f, "to")
     if f.date_from and f.date_to and f.date_from > f.date_to:
         f.errors["to"] = "f_bad_range"
         f.date_to = None

@@ -135,12 +135,20 @@ async def ticket_csv(
     request: Request, who: Viewer = Depends(viewer), runtime: Runtime = Depends(get_runtime)
 ) -> Response:
     """The filtered list as CSV (UTF-8 with a byte-order mark, so that Excel reads it), every
-    page of it up to 10,000 rows, local times; no residents' words or names."""
+    page of it up to 10,000 rows, local times; no residents' words or names. A filter that
+    cannot be used answers 400 naming it, as 統計's CSV does."""
     now = runtime.clock.now()
     ui = Ui(runtime, who.script, now)
     async with runtime.sessions.begin() as session:
         picks = await choices(session, who.scope)
         f = parse_filters(request.query_params, picks)
+        if f.errors:
+            # A download has no form to say it beside, and a list without the filter asked
+            # for is not the export asked for (the list page's own link never carries one).
+            field_, key = next(iter(f.errors.items()))
+            return Response(
+                f"{field_}: {ui.t(key)}\n", status_code=400, media_type="text/plain; charset=utf-8"
+            )
         query = ticket_query(f, scope=who.scope, tz=runtime.settings.tz, mine=_mine(who))
         found = list(await session.scalars(query.limit(CSV_LIMIT)))
         rows = _rows(found, who, await names(session), set())
