@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.app import create_app
 from bot.cli import main
 from bot.services.tokens import create_token, hash_token, list_tokens, revoke_token
 from models.tokens import ApiToken
@@ -216,6 +218,42 @@ async def test_every_response_carries_the_security_headers(harness: Harness) -> 
     assert html.headers["content-security-policy"] == "frame-ancestors 'none'"
     for kind, r in responses.items():
         assert "x-frame-options" not in r.headers, kind
+
+
+class Crash(Exception):
+    """What the test route raises."""
+
+
+async def test_a_crash_answers_500_with_the_security_headers_and_is_still_raised(
+    harness: Harness,
+) -> None:
+    # Starlette's outermost error handler wrote the 500 outside every middleware: no nosniff,
+    # no no-referrer, no CSP. A route that raises, added on this app instance for the test.
+    app = create_app(harness.runtime, background=False, close_runtime=False)
+
+    async def crash() -> None:
+        raise Crash("boom")
+
+    for path in ("/crash", "/console/crash", "/api/v1/crash"):
+        app.add_api_route(path, crash)
+    # As the server sees it: the exception comes out of the app, to be logged …
+    raising = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lx")
+    with pytest.raises(Crash):
+        await raising.get("/crash")
+    # … after the 500 went out, with the headers.
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://lx"
+    )
+    for path in ("/crash", "/console/crash", "/api/v1/crash"):
+        r = await client.get(path)
+        assert r.status_code == 500 and r.text == "Internal Server Error", path
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["referrer-policy"] == "no-referrer", path
+        assert r.headers["x-frame-options"] == "DENY", path
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, path
+        assert r.headers["cache-control"] == "no-store", path
+        assert "server" not in r.headers and "boom" not in r.text, path
 
 
 async def test_empty_ticket_filters_mean_no_filter(harness: Harness) -> None:

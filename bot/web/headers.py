@@ -7,8 +7,11 @@ simulator do not carry our URLs). HTML responses also refuse to be framed
 page of ours cannot be overlaid on another site to trick a click. A header a route set itself
 is kept.
 
-Not covered: the bare ``500 Internal Server Error`` that Starlette's outermost error handler
-writes after a crash passes outside every added middleware (a fixed plain-text body).
+A crash too: an exception that reaches this middleware before its response started is answered
+here with a plain ``500 Internal Server Error`` carrying these headers (and a CSP that allows
+nothing, ``no-store``), then raised again, so that Starlette's outermost error handler and the
+server still log it. That handler's own 500 is written outside every added middleware and
+carried none of them; it now only logs, the response having started.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ HTML_ONLY: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", b"frame-ancestors 'none'"),
 )
+# The answer to a crash: a fixed text that runs nothing, is framed nowhere and is not kept.
+CRASH_BODY = b"Internal Server Error"
+CRASH_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(CRASH_BODY)).encode()),
+    *ALWAYS,
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+)
 
 
 class SecurityHeaders:
@@ -36,8 +49,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
                 content_type = next(
@@ -48,4 +65,12 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await send(
+                    {"type": "http.response.start", "status": 500, "headers": list(CRASH_HEADERS)}
+                )
+                await send({"type": "http.response.body", "body": CRASH_BODY})
+            raise
