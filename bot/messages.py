@@ -14,8 +14,12 @@ Kind = Literal["message", "member_joined", "member_left", "event"]
 
 # Control characters a text may not carry: C0 but tab and line breaks, DEL, C1. A resident's
 # words keep everything else; a NUL or an escape sequence would reach an officer's page, a log
-# or a terminal as it is (docs/interfaces.md, "texts").
-_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# or a terminal as it is (docs/interfaces.md, "texts"). Also the bidi embeddings, overrides and
+# isolates (U+202A–U+202E, U+2066–U+2069): on an officer's page a right-to-left override shows
+# a resident's "13912345678" or "12號" reversed, the words in another order than written. And
+# the zero-width space U+200B, which hides inside a word or a #CODE. The zero-width joiner
+# U+200D stays: emoji are made with it.
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2066-\u2069]")
 
 
 def without_controls(value: str | None) -> str | None:

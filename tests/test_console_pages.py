@@ -295,6 +295,32 @@ async def test_the_overview_refreshes_itself_with_htmx(county: County) -> None:
     assert panel.text.lstrip().startswith('<div id="overview"') and "<html" not in panel.text
 
 
+# Bidi embeddings, overrides and isolates, and the zero-width space.
+HIDDEN = re.compile("[\u200b\u202a-\u202e\u2066-\u2069]")
+
+
+async def test_bidi_controls_from_residents_never_reach_the_officers_page(
+    county: County,
+) -> None:
+    # A right-to-left override shows the resident's number and house number reversed on the
+    # officer's screen: "\u202e12號3棟" reads as "棟3號21".
+    c = county
+    words = (
+        "\u202e12號3棟\u202c門口的路燈壞了好幾天,電話\u2067139\u200b1234\u20695678,"
+        "\u202a左\u202b右\u202d鄰\u2066居\u2068都\u202c摔倒過👨\u200d👩\u200d👧"
+    )
+    body = c.h.bridge_body(words, sender="wxid_yang", nickname="楊\u202e某某")
+    body["group"]["name"] = "橋鎮\u2066群"
+    assert (await c.h.post_bridge(body)).status_code == 200
+    ticket = (await c.h.tickets())[-1]
+    clean = "12號3棟門口的路燈壞了好幾天,電話13912345678,左右鄰居都摔倒過👨\u200d👩\u200d👧"
+    assert c.h.runtime.cipher.decrypt(ticket.text_enc) == clean  # the family keeps its joiners
+    admin = await signed_in(c.h, "admin")
+    page = await admin.get(f"/console/tickets/{ticket.code}")
+    assert page.status_code == 200 and clean in page.text
+    assert not HIDDEN.search(page.text)
+
+
 async def test_every_showing_of_personal_data_is_audited(county: County) -> None:
     c = county
     admin = await signed_in(c.h, "admin")
