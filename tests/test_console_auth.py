@@ -251,6 +251,9 @@ async def test_a_session_ends_after_12_hours_however_busy(h: Harness) -> None:
         h.clock.advance(timedelta(minutes=29))
         elapsed += timedelta(minutes=29)
     assert timedelta(hours=12) < elapsed <= timedelta(hours=12, minutes=29)
+    # Never idle 30 minutes: the sign-in page says the 12 hours were up, not that it was left.
+    said = notice((await client.get("/console/login")).text)
+    assert "已登入滿12小時" in said and "閒置" not in said
 
 
 async def test_a_post_without_a_valid_csrf_token_is_403_and_changes_nothing(h: Harness) -> None:

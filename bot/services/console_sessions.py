@@ -13,6 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -111,15 +112,20 @@ async def end_session(session: AsyncSession, *, raw: str | None, now: datetime) 
     return True
 
 
-async def ended_idle(session: AsyncSession, *, raw: str | None) -> bool:
-    """Whether the session behind a cookie's value ended for being idle or too old (not by
-    signing out): the sign-in page then says why it is shown."""
+async def why_ended(session: AsyncSession, *, raw: str | None) -> Literal["idle", "old"] | None:
+    """Why the session behind a cookie's value ended on its own: ``idle`` (30 minutes without
+    use), ``old`` (its 12 hours were up, however busy), or None (it did not, or was signed
+    out): the sign-in page then says which. Idle first: a session that was both was left."""
     if not raw or len(raw) > 200:
-        return False
+        return None
     row = await session.get(ConsoleSession, _digest(raw))
     if row is None or row.ended_at is None:
-        return False
-    return row.ended_at - row.last_seen_at > IDLE_LIMIT or row.ended_at - row.created_at > MAX_AGE
+        return None
+    if row.ended_at - row.last_seen_at > IDLE_LIMIT:
+        return "idle"
+    if row.ended_at - row.created_at > MAX_AGE:
+        return "old"
+    return None
 
 
 async def use_form(session: AsyncSession, *, nonce: str, account_id: int, now: datetime) -> bool:

@@ -25,11 +25,11 @@ from bot.services.accounts import (
 )
 from bot.services.console_sessions import (
     end_session,
-    ended_idle,
     new_token,
     open_session,
     resume_session,
     tokens_match,
+    why_ended,
 )
 from bot.web.console.ui import Ui, page
 from bot.web.console.viewer import (
@@ -122,12 +122,15 @@ async def login_form(request: Request, runtime: Runtime = Depends(get_runtime)) 
     raw = request.cookies.get(COOKIE)
     async with runtime.sessions() as session:
         live = await resume_session(session, raw=raw, now=runtime.clock.now(), touch=False)
-        expired = await ended_idle(session, raw=raw)
+        ended = await why_ended(session, raw=raw)
     if live is not None and not live.expired and not request.headers.get("hx-request"):
         return RedirectResponse("/console/", status_code=303)
     message = None
-    if expired:
+    if ended == "idle":
         message = "login_expired"
+    elif ended == "old":
+        # Not "idle": someone busy all day would be told they had left the screen.
+        message = "login_expired_old"
     elif request.query_params.get("signed_out"):
         message = "login_signed_out"
     response = _login_page(request, runtime, token=_login_token(request), message=message)
