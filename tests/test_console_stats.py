@@ -249,7 +249,13 @@ async def test_week_rows_and_drill_down_links(h: Harness) -> None:
     assert listed.status_code == 200
     assert "S0000" in listed.text and "S0001" not in listed.text
     red = chart_specs(page.text)["disputes"]["series"][0]
-    assert red["links"][0] == "/console/disputes?status=all&colour=red&level=village"
+    assert red["links"][0] == (
+        "/console/disputes?status=all&colour=red&level=village&from=2026-11-01&to=2026-11-30"
+    )
+    # A bar of 1 opens a list of 1: the red case opened in October is not November's.
+    assert red["data"][0] == 1
+    listed = await client.get(red["links"][0])
+    assert "#D0000" in listed.text and "#D0005" not in listed.text
 
 
 async def test_shares_read_as_percentages(h: Harness) -> None:

@@ -7,17 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TypeVarTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.ticket_service import Scope
-from bot.web.console.list_filters import ListFilters, read_station, read_typed
+from bot.web.console.list_filters import (
+    ListFilters,
+    days_clause,
+    read_range,
+    read_station,
+    read_typed,
+)
 from models.disputes import COLOURS, LEVELS, STATUSES, DisputeCase, is_dispute
 from models.tickets import Ticket
 
-FIELDS = ("colour", "level", "status")
+FIELDS = ("colour", "level", "status", "from", "to")
 # "open" (the default) and "all" besides the case statuses.
 STATUS_CHOICES = ("open", "all", *(s for s in STATUSES if s != "open"))
 PAGE_SIZE = 50
@@ -31,9 +39,18 @@ class DisputeFilters(ListFilters):
     colour: str = ""
     level: str = ""
     status: str = "open"
+    # The local days the cases were opened on (統計's range: its bars link here with it).
+    opened_from: date | None = None
+    opened_to: date | None = None
 
     def values(self) -> dict[str, str]:
-        return {"colour": self.colour, "level": self.level, "status": self.status}
+        return {
+            "colour": self.colour,
+            "level": self.level,
+            "status": self.status,
+            "from": self.opened_from.isoformat() if self.opened_from else "",
+            "to": self.opened_to.isoformat() if self.opened_to else "",
+        }
 
 
 def parse_filters(
@@ -48,6 +65,7 @@ def parse_filters(
     f.level = f.choose("level", LEVELS)
     read_station(f, subtrees)
     f.status = f.choose("status", STATUS_CHOICES) or "open"
+    f.opened_from, f.opened_to = read_range(f)
     return f
 
 
@@ -58,11 +76,12 @@ def _in_scope(query: Select[*Row], scope: Scope) -> Select[*Row]:
     )
 
 
-def register_query(f: DisputeFilters, *, scope: Scope) -> Select[DisputeCase, Ticket]:
+def register_query(f: DisputeFilters, *, scope: Scope, tz: ZoneInfo) -> Select[DisputeCase, Ticket]:
     """The cases matching ``f`` within ``scope``, with their tickets. Red open cases first,
     then the other open ones (yellow before blue, the nearest deadline first), then the
     settled, newest first."""
     query = _in_scope(select(DisputeCase, Ticket), scope)
+    query = query.where(*days_clause(DisputeCase.opened_at, f.opened_from, f.opened_to, tz))
     if f.colour:
         query = query.where(DisputeCase.colour == f.colour)
     if f.level:

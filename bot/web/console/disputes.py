@@ -104,7 +104,7 @@ async def register(
     async with runtime.sessions() as session:
         picks = await choices(session, who.scope)
         f = parse_filters(request.query_params, picks.subtrees)
-        query = register_query(f, scope=who.scope)
+        query = register_query(f, scope=who.scope, tz=runtime.settings.tz)
         total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
         pages = max(1, -(-total // PAGE_SIZE))
         page_no = min(f.page, pages)

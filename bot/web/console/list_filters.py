@@ -1,16 +1,17 @@
 """What the console's list pages (工單, 糾紛台賬) read from a query string alike: the values as
 typed (cut to a length), a choice that must be one of a set (else reported, not applied), the
-page number, and the station filter — one station, or with ``below=1`` the station and every
-station under it (as 統計 counts a station, so that its drill-down lists hold what it
-counted) — and how they go back into links."""
+page number, the days a list's items came in (``from``, ``to``), and the station filter — one
+station, or with ``below=1`` the station and every station under it (as 統計 counts a station,
+so that its drill-down lists hold what it counted) — and how they go back into links."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -100,6 +101,28 @@ def read_day(f: ListFilters, name: str) -> date | None:
     except StatsInputError as exc:
         f.errors[name] = date_error(exc)
         return None
+
+
+def read_range(f: ListFilters) -> tuple[date | None, date | None]:
+    """The ``from`` and ``to`` days typed (local dates, both included); a ``to`` before the
+    ``from`` is reported and left out."""
+    first, last = read_day(f, "from"), read_day(f, "to")
+    if first and last and first > last:
+        f.errors["to"] = "f_bad_range"
+        last = None
+    return first, last
+
+
+def days_clause(
+    column: InstrumentedAttribute[datetime], first: date | None, last: date | None, tz: ZoneInfo
+) -> list[ColumnElement[bool]]:
+    """``column`` (an instant) on the local days ``first`` to ``last``, as 統計 counts them."""
+    where: list[ColumnElement[bool]] = []
+    if first:
+        where.append(column >= datetime.combine(first, time(0), tzinfo=tz))
+    if last:
+        where.append(column < datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz))
+    return where
 
 
 def read_station(f: ListFilters, subtrees: Mapping[str, frozenset[str]]) -> None:

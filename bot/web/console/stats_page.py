@@ -128,12 +128,15 @@ class Links:
         return "/console/tickets?" + urlencode({k: v for k, v in params.items() if v})
 
     def disputes(self, *, colour: str, level: str) -> str:
+        # The range too: the chart counts the cases opened in it, and so must the list.
         params = {
             "status": "all",
             "colour": colour,
             "level": level,
             "station": self.q.station,
             "below": "1" if self.q.station else "",
+            "from": self.q.first.isoformat(),
+            "to": self.q.last.isoformat(),
         }
         return "/console/disputes?" + urlencode({k: v for k, v in params.items() if v})
 

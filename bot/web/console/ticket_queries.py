@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.ticket_service import CATEGORIES, Scope
 from bot.web.console.list_filters import (
     ListFilters,
-    read_day,
+    days_clause,
+    read_range,
     read_station,
     read_typed,
     station_subtrees,
@@ -92,11 +93,7 @@ def parse_filters(params: Mapping[str, str], picks: Choices) -> Filters:
     f.officer = f.choose("officer", picks.officers)
     # Within the years every date page takes: a day either side of 0001-01-01 or
     # 9999-12-31 overflows when it becomes an instant (was a 500).
-    f.date_from = read_day(f, "from")
-    f.date_to = read_day(f, "to")
-    if f.date_from and f.date_to and f.date_from > f.date_to:
-        f.errors["to"] = "f_bad_range"
-        f.date_to = None
+    f.date_from, f.date_to = read_range(f)
     if typed["code"]:
         code = typed["code"].lstrip("#＃").strip().upper()
         if code and _CODE.fullmatch(code):
@@ -104,10 +101,6 @@ def parse_filters(params: Mapping[str, str], picks: Choices) -> Filters:
         else:
             f.errors["code"] = "f_bad_code"
     return f
-
-
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz)
 
 
 def ticket_query(f: Filters, *, scope: Scope, tz: ZoneInfo, mine: str | None) -> Select[Any]:
@@ -126,10 +119,7 @@ def ticket_query(f: Filters, *, scope: Scope, tz: ZoneInfo, mine: str | None) ->
         query = query.where(station)
     if f.officer:
         query = query.where(Ticket.assigned_officer_id == f.officer)
-    if f.date_from:
-        query = query.where(Ticket.created_at >= _local_midnight(f.date_from, tz))
-    if f.date_to:
-        query = query.where(Ticket.created_at < _local_midnight(f.date_to + timedelta(days=1), tz))
+    query = query.where(*days_clause(Ticket.created_at, f.date_from, f.date_to, tz))
     if f.code:
         # A code's start ("A10"), or its digits ("1023"), as people remember them.
         pattern = f"{f.code}%" if f.code[0].isalpha() else f"_{f.code}%"
