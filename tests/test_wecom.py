@@ -549,3 +549,28 @@ async def test_an_officer_is_the_id_the_directory_names_on_that_channel(
     )
     [after] = await w.h.tickets()
     assert after.status == "closed"
+
+
+async def test_an_officer_in_a_wecom_single_chat_is_answered_there(w: W, tmp_path: Path) -> None:
+    # Found by a newcomer: 待辦 and 接單 from an officer's WeCom single chat got an empty
+    # answer; the replies went to the bridge (his WeChat id), or with no WeChat id nowhere.
+    await w.add_group()
+    directory = tmp_path / "directory.yaml"
+    directory.write_text(
+        DIRECTORY.read_text(encoding="utf-8")
+        .replace("wechat_id: wxid_wang,", "wechat_id: wxid_wang, wecom_id: WangWei,")
+        .replace("wechat_id: wxid_li,", "wecom_id: LiNa,"),  # 李警官: WeCom only
+        encoding="utf-8",
+    )
+    await w.h.load_directory(directory)
+    await w.h.bind("wxid_yang", group="grp-qiaozhen-01")
+    await w.h.say("我家的电动车昨晚在楼下被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
+    [ticket] = await w.h.tickets()
+    todo = w.decrypt_reply(await w.post(w.message("待办", user="WangWei")))
+    assert f"#{ticket.code}" in todo["stream"]["content"]
+    taken = w.decrypt_reply(await w.post(w.message(f"接单 #{ticket.code}", user="LiNa")))
+    assert f"#{ticket.code}" in taken["stream"]["content"]
+    assert [t.assigned_officer_id for t in await w.h.tickets()] == ["off-li"]
+    cipher = w.h.runtime.cipher
+    bridged = [cipher.decrypt_json(r.payload_enc)["text"] for r in await w.outbox("bridge")]
+    assert todo["stream"]["content"] not in bridged  # not also (or only) to his WeChat id

@@ -269,7 +269,12 @@ async def _warnings(
     stations with groups but no leader to escalate to, a county centre with nobody to reach."""
     found = [
         f"officer {o['id']} has no wechat_id: the bot cannot reach them, so tickets go to the "
-        "next officer on the chain, and they cannot use chat commands"
+        + (
+            "next officer on the chain; they can use chat commands in a WeCom single chat and "
+            "are answered there, but nothing else reaches them (WeCom has no private send)"
+            if o.get("wecom_id")
+            else "next officer on the chain, and they cannot use chat commands"
+        )
         for o in sections["officers"]
         if not o.get("wechat_id")
     ]

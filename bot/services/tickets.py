@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import OutboundMessage
+from bot.messages import InboundMessage, OutboundMessage
 from bot.pii import is_pseudonym, mask_name
 from bot.runtime import Runtime
 from bot.texts import Script
@@ -32,6 +32,7 @@ class EventContext(Protocol):
     session: AsyncSession
     runtime: Runtime
     now: datetime
+    event: InboundMessage
 
     def send(self, message: OutboundMessage, *, urgent_for: int | None = None) -> object: ...
 
@@ -116,6 +117,16 @@ class Out:
             return "wechat"
         return "bridge" if "bridge" in senders or "wechat" not in senders else "wechat"
 
+    def _writing_privately(self, officer: Officer) -> InboundMessage | None:
+        """The event being handled, when it is ``officer`` writing privately: the answer goes
+        back the way it came. An officer working in a WeCom single chat got his 待辦 and 接單
+        answers on the bridge (to his WeChat id), or, with no WeChat id, nowhere at all."""
+        ev = self.ctx.event if self.ctx is not None else None
+        if ev is None or ev.group_id is not None:
+            return None
+        own = officer.wecom_id if ev.channel == "wecom" else officer.wechat_id
+        return ev if own is not None and own == ev.sender_id else None
+
     def to_officer(
         self,
         officer: Officer,
@@ -125,15 +136,21 @@ class Out:
         kept_text: str | None = None,
         urgent_for: int | None = None,
     ) -> None:
-        """A private message to an officer; ``kept_text`` replaces ``text`` in the outbox once
-        it is sent (for personal data the bot must not keep); ``urgent_for``: a P1 page."""
-        if not officer.wechat_id:
+        """A private message to an officer (back on the channel they are writing from, when
+        the event is theirs); ``kept_text`` replaces ``text`` in the outbox once it is sent
+        (for personal data the bot must not keep); ``urgent_for``: a P1 page."""
+        writing = self._writing_privately(officer)
+        if writing is not None:
+            channel, account = writing.channel, writing.sender_id
+        elif officer.wechat_id:
+            channel, account = self.officer_channel(officer), officer.wechat_id
+        else:
             return
         self.queue(
             OutboundMessage(
-                channel=self.officer_channel(officer),
+                channel=channel,
                 text=text,
-                user_id=officer.wechat_id,
+                user_id=account,
                 priority=priority,
                 extra={} if kept_text is None else {"kept_text": kept_text},
             ),
