@@ -271,6 +271,9 @@ async def test_bad_visit_input_comes_back_beside_the_field(h: Harness) -> None:
         ({"at": local_input(h, h.clock.now()), "note": "  "}, "請寫上走訪情況"),
         ({"at": "昨天", "note": "已走訪"}, "時間應寫作"),
         ({"at": "1900-01-01T10:00", "note": "已走訪"}, "不能早於一年前"),  # no range counts it
+        # Before year 1 in UTC, and after 9998: were a 500 (found by a security trial).
+        ({"at": "0001-01-01T00:00", "note": "已走訪"}, "不能早於一年前"),
+        ({"at": "9999-12-31T23:59", "note": "已走訪"}, "走訪時間不能晚於現在"),
     ):
         answer = await wang.post(f"{path}/visit", data={**form, **fields})
         assert answer.status_code == 400, fields

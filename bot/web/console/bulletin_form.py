@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from bot.clock import within_years
 from bot.web.console.ui import Ui
 from bot.web.console.uploads import UploadForm
 from broadcasts.bulletins import BulletinSpec, Problem
@@ -141,10 +142,13 @@ class Outcome:
 
 
 def _date(text: str) -> date | None:
+    """A date typed, or None when it is not one (or outside the years every page takes:
+    0001-01-01 local is before year 1 in UTC)."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return None
+    return day if within_years(day) else None
 
 
 def _hm(text: str) -> tuple[int, int] | None:

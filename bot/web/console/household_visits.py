@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from bot.clock import within_years
 from bot.pii import mask_name
 from bot.runtime import Runtime
 from bot.services import visits
@@ -70,9 +71,13 @@ def _back(household_id: int, done: str) -> Response:
 def _parse_at(ui: Ui, text: str) -> datetime:
     """The visit's local date and time; refused beside the field when it is not one."""
     try:
-        return datetime.strptime(text, AT_FORMAT).replace(tzinfo=ui.tz)
+        at = datetime.strptime(text, AT_FORMAT).replace(tzinfo=ui.tz)
     except ValueError:
         raise _Refused("at", ui.t("hh_bad_at")) from None
+    if not within_years(at.date()):
+        # 0001-01-01 in local time is before year 1 in UTC: comparing it was a 500.
+        raise _Refused("at", ui.t("hh_visit_too_old" if at.year < 2000 else "hh_visit_in_future"))
+    return at
 
 
 @router.get("/households/due", include_in_schema=False)
