@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_classify import register as register_classify
-from bot.cli_common import in_transaction, port_problem, settings_of, setup_logging, when
+from bot.cli_common import (
+    in_transaction,
+    port_problem,
+    settings_of,
+    setup_logging,
+    unopened_refusal,
+    when,
+)
 from bot.cli_people import register as register_people
 from bot.cli_purge import register as register_purge
 from bot.cli_report import register as register_report
@@ -49,13 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime = build_runtime(settings)
     unopened = asyncio.run(_unopened(runtime))
     if unopened:
-        print(
-            "lianxin: security.pii_key does not open personal data already stored "
-            f"({', '.join(unopened)}): start with the key that wrote it, or list that key in "
-            "LIANXIN__SECURITY__PII_PREVIOUS_KEYS and run `lianxin keys rotate` "
-            "(docs/verification.md)",
-            file=sys.stderr,
-        )
+        print(f"lianxin: {unopened_refusal(unopened)}", file=sys.stderr)
         return 2
     app = create_app(runtime, processor_command=_processor_command(settings))
     uvicorn.run(
@@ -113,6 +114,9 @@ def cmd_directory_load(args: argparse.Namespace) -> int:
             lambda s: load_noting_undone(
                 s, lambda: load_directory_file(s, Path(args.file), cipher=cipher)
             ),
+            # Officers' phone numbers: stored with this key beside those of another, they
+            # could not all be read again.
+            cipher=cipher,
         )
     except DirectoryError as exc:
         print(f"lianxin: nothing loaded: {exc}", file=sys.stderr)

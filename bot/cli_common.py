@@ -18,6 +18,8 @@ from bot.settings import ConfigError, Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from bot.pii import PiiCipher
+
 T = TypeVar("T")
 
 
@@ -58,13 +60,22 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``await work(session)`` in one transaction on the configured, migrated database."""
+def in_transaction(
+    args: argparse.Namespace,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    cipher: PiiCipher | None = None,
+) -> T:
+    """Run ``await work(session)`` in one transaction on the configured, migrated database.
+    With ``cipher`` (the work reads or writes personal data), the personal data already
+    stored must open with it first (:func:`require_key_opens_data`)."""
     from bot.cli_database import require_current_database
     from bot.db import make_engine, make_sessions
 
     settings = settings_of(args, require_secrets=False)
     require_current_database(settings, getattr(args, "config", None))
+    if cipher is not None:
+        require_key_opens_data(settings.database.url, cipher)
 
     async def run() -> T:
         engine = make_engine(settings.database.url)
@@ -75,6 +86,39 @@ def in_transaction(args: argparse.Namespace, work: Callable[[AsyncSession], Awai
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def unopened_refusal(columns: list[str]) -> str:
+    """The one line refusing a ``security.pii_key`` that does not open ``columns``
+    (``table.column``), for ``serve`` and for every command that reads or writes personal
+    data."""
+    return (
+        "security.pii_key does not open personal data already stored "
+        f"({', '.join(columns)}): use the key that wrote it, or list that key in "
+        "LIANXIN__SECURITY__PII_PREVIOUS_KEYS and run `lianxin keys rotate` "
+        "(docs/verification.md)"
+    )
+
+
+def require_key_opens_data(url: str, cipher: PiiCipher) -> None:
+    """Exit 2 with :func:`unopened_refusal` unless ``cipher`` opens the personal data already
+    stored at ``url`` (a migrated database). A command run with another key would otherwise
+    store rows that no later ``serve`` can read beside the old ones (``serve`` then refuses
+    to start), blank texts with a key nobody has, or stop half-way with a traceback."""
+    from bot.db import make_engine, make_sessions
+    from bot.services.keyrotation import unopened_columns
+
+    async def check() -> list[str]:
+        engine = make_engine(url)
+        try:
+            return await unopened_columns(make_sessions(engine), cipher)
+        finally:
+            await engine.dispose()
+
+    unopened = asyncio.run(check())
+    if unopened:
+        print(f"lianxin: {unopened_refusal(unopened)}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def when(at: datetime, tz: tzinfo) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bot.cli_common import require_key_opens_data
 from bot.cli_database import require_current_database
 from bot.pii import PiiCipher
 from bot.settings import ConfigError, Settings, decode_key, env_name, load_settings, secret_value
@@ -52,8 +53,9 @@ def _fail(message: str, code: int = 2) -> SystemExit:
 
 
 def _settings_and_cipher(args: argparse.Namespace) -> tuple[Settings, PiiCipher]:
-    """Settings without channel secrets, but with a usable PII key (both commands need it), for
-    a database that exists and is migrated (else exit 2, creating nothing)."""
+    """Settings without channel secrets, but with a usable PII key (every command here reads
+    or writes personal data), for a database that exists and is migrated and whose personal
+    data the key opens, as ``serve`` checks (else exit 2, creating and changing nothing)."""
     try:
         settings = load_settings(getattr(args, "config", None), require_secrets=False)
     except ConfigError as exc:
@@ -70,6 +72,7 @@ def _settings_and_cipher(args: argparse.Namespace) -> tuple[Settings, PiiCipher]
     except ValueError as exc:
         raise _fail(f"security keys: {exc}") from None
     require_current_database(settings, getattr(args, "config", None))
+    require_key_opens_data(settings.database.url, cipher)
     return settings, cipher
 
 

@@ -227,3 +227,60 @@ def test_a_postgresql_database_that_does_not_exist_says_how_to_create_it(
     err = capsys.readouterr().err
     assert f'database "{name}" does not exist: create it (`createdb -h {url.host}' in err
     assert f" {name}`), then run `lianxin db upgrade" in err
+
+
+# --- the PII key: every command on personal data checks it as serve does -----------------------
+# Found in a newcomer's trial: with another valid key, `households load` and `directory load`
+# wrote rows beside the old ones (then `serve` refused to start), `purge` blanked texts with a
+# key nobody had, and `report` died with a traceback.
+PERSONAL_DATA_COMMANDS = [
+    ["households", "load", str(DATA / "households.csv")],
+    ["directory", "load", "phones.yaml"],
+    ["purge"],
+    ["report", "--month", "2026-11"],
+    ["keys", "rotate"],
+]
+
+
+def _dump(db: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return list(conn.iterdump())
+
+
+@pytest.mark.parametrize("command", PERSONAL_DATA_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_command_on_personal_data_refuses_a_key_that_does_not_open_it(
+    elsewhere: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An officer's phone number: what `directory load` encrypts.
+    phones = (DATA / "directory.yaml").read_text("utf-8")
+    phones = phones.replace("id: off-wang,", "id: off-wang, phone: '13800000001',", 1)
+    assert "13800000001" in phones
+    (elsewhere / "phones.yaml").write_text(phones, "utf-8")
+    monkeypatch.setenv("LIANXIN__RETENTION__CLOSED_TICKET_DAYS", "1")
+    assert run(["db", "upgrade"]) == 0
+    assert run(["directory", "load", str(DATA / "directory.yaml")]) == 0
+    assert run(["households", "load", str(DATA / "households.csv")]) == 0
+    stored = _dump(elsewhere / "lianxin.db")
+    capsys.readouterr()
+
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", base64.b64encode(os.urandom(32)).decode())
+    assert run(command) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith(
+        "lianxin: security.pii_key does not open personal data already stored "
+        "(households.name_enc, households.phone_enc, households.address_enc): "
+    )
+    assert "LIANXIN__SECURITY__PII_PREVIOUS_KEYS" in err and "`lianxin keys rotate`" in err
+    assert _dump(elsewhere / "lianxin.db") == stored
+    assert not list(elsewhere.glob("*.xlsx"))
+
+    # With the key that wrote them listed as a previous one (as while rotating), it runs.
+    monkeypatch.setenv("LIANXIN__SECURITY__PII_PREVIOUS_KEYS", f'["{KEY}"]')
+    assert run(command) == 0

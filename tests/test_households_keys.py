@@ -354,10 +354,14 @@ def test_cli_load_rotate_and_drop_old_key(
     assert run_cli(["--config", str(config), "households", "load", str(bad)]) == 1
     assert "line 3" in capsys.readouterr().err
 
-    # Rotating without the old key is refused, naming the row; nothing is lost.
+    # Rotating without the old key is refused before it starts, naming the columns; nothing
+    # is lost.
     monkeypatch.setenv("LIANXIN__SECURITY__PII_KEY", new_key_)
-    assert run_cli(["--config", str(config), "keys", "rotate"]) == 1
-    assert "pii_previous_keys" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(["--config", str(config), "keys", "rotate"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "households.name_enc" in err and "LIANXIN__SECURITY__PII_PREVIOUS_KEYS" in err
 
     monkeypatch.setenv("LIANXIN__SECURITY__PII_PREVIOUS_KEYS", f'["{old_key}"]')
     assert run_cli(["--config", str(config), "keys", "rotate", "--batch-size", "2"]) == 0
