@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.app import create_app
     from bot.channels.sms import sms_warnings
-    from bot.db import migrate_url
+    from bot.cli_database import migrate_database
     from bot.wiring import build_runtime
 
     settings = settings_of(args)
@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_level)
     for warning in [*sms_warnings(settings), *settings.startup_warnings()]:
         logging.getLogger("lianxin").warning("%s", warning)
-    before, after = asyncio.run(migrate_url(settings.database.url))
+    before, after = migrate_database(settings, getattr(args, "config", None))
     if before != after:
         log = logging.getLogger("lianxin")
         log.info("database upgraded from %s to %s", before or "empty", after)
@@ -92,10 +92,10 @@ async def _unopened(runtime: Any) -> list[str]:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from bot.db import migrate_url
+    from bot.cli_database import migrate_database
 
     settings = settings_of(args, require_secrets=False)
-    before, after = asyncio.run(migrate_url(settings.database.url))
+    before, after = migrate_database(settings, getattr(args, "config", None))
     if before == after:
         print(f"database already at the latest revision ({after})")
     else:

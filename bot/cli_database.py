@@ -29,7 +29,7 @@ def database_problem(
     environ = os.environ if environ is None else environ
     url = settings.database.url
     file = sqlite_file(url)
-    where = f"{file.resolve()}" if file else make_url(url).render_as_string(hide_password=True)
+    where = _where(url)
     origin, advice = _origin(config, environ)
     if file is not None and not file.exists():
         return f"no database at {where} ({origin}): {advice}"
@@ -51,14 +51,41 @@ def database_problem(
     if revision is None:
         return f"the database at {where} ({origin}) was never migrated: {advice}"
     if revision not in known_revisions():
-        return (
-            f"the database at {where} ({origin}) is at revision {revision}, which this version "
-            "of lianxin does not know (a newer version migrated it): use that version"
-        )
+        return _newer(where, origin, revision)
     return (
         f"the database at {where} ({origin}) is at revision {revision}, this version of "
         f"lianxin needs {head}: {advice}"
     )
+
+
+def _where(url: str) -> str:
+    """The database as messages name it: the SQLite file, or the URL without the password."""
+    from bot.db import sqlite_file
+
+    file = sqlite_file(url)
+    return f"{file.resolve()}" if file else make_url(url).render_as_string(hide_password=True)
+
+
+def _newer(where: str, origin: str, revision: str) -> str:
+    return (
+        f"the database at {where} ({origin}) is at revision {revision}, which this version "
+        "of lianxin does not know (a newer version migrated it): use that version"
+    )
+
+
+def migrate_database(settings: Settings, config: str | None) -> tuple[str | None, str | None]:
+    """Migrate the configured database (``db upgrade``, ``serve``): the revisions before and
+    after. A database this version cannot migrate ends the command with one line naming it,
+    exit 2, as the other commands refuse it (was: Alembic's traceback, exit 1)."""
+    from bot.db import UnknownRevisionError, migrate_url
+
+    url = settings.database.url
+    try:
+        return asyncio.run(migrate_url(url))
+    except UnknownRevisionError as exc:
+        origin, _advice = _origin(config, os.environ)
+        print(f"lianxin: {_newer(_where(url), origin, exc.revision)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _unreachable(exc: BaseException, url: str, advice: str) -> str:

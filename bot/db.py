@@ -104,8 +104,18 @@ def alembic_config() -> Config:
     return cfg
 
 
+class UnknownRevisionError(Exception):
+    """The database is at a revision this version of the code does not know: a newer version
+    migrated it (the software was rolled back). Alembic would say it "can't locate" it."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(revision)
+        self.revision = revision
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Apply migrations up to ``revision`` on ``engine``; the revisions before and after."""
+    """Apply migrations up to ``revision`` on ``engine``; the revisions before and after.
+    Raises :class:`UnknownRevisionError` for a database a newer version migrated."""
 
     if revision == "head":
         async with engine.connect() as conn:
@@ -121,6 +131,8 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         before = MigrationContext.configure(connection).get_current_revision()
+        if before is not None and before not in known_revisions():
+            raise UnknownRevisionError(before)
         command.upgrade(cfg, revision)
         return before, MigrationContext.configure(connection).get_current_revision()
 

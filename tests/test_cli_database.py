@@ -190,6 +190,39 @@ def test_a_database_from_a_newer_version_is_refused(
     )
 
 
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"]], ids=" ".join)
+def test_db_upgrade_and_serve_refuse_a_database_from_a_newer_version(
+    elsewhere: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # After a rollback of the software: both printed Alembic's traceback ("Can't locate
+    # revision identified by '0099'") and exited 1.
+    db = elsewhere / "lianxin.db"
+    assert run(["db", "upgrade"]) == 0
+
+    async def stamp_unknown() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{db}")
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        await engine.dispose()
+
+    asyncio.run(stamp_unknown())
+    started: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))
+    capsys.readouterr()
+    port = ["--port", str(_port_nobody_listens_on())] if command == ["serve"] else []
+    assert run([*command, *port]) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        f"lianxin: the database at {db} (the default: no --config given and no config.yaml in "
+        "this folder) is at revision 0099, which this version of lianxin does not know (a "
+        "newer version migrated it): use that version\n"
+    )
+    assert out == "" and started == []
+
+
 def _port_nobody_listens_on() -> int:
     import socket
 
