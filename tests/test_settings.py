@@ -73,6 +73,12 @@ def test_env_values_still_reach_typed_settings(tmp_path: Path) -> None:
         ("bridge:\n  secret: s3cret\n", "LIANXIN__BRIDGE__SECRET"),
         ("security:\n  pii_key: abc\n", "LIANXIN__SECURITY__PII_KEY"),
         ("wechat:\n  app_secret: abc\n", "LIANXIN__WECHAT__APP_SECRET"),
+        # Values YAML reads as false-ish were let through, and 0 became the token "0".
+        ("wechat:\n  token: 0\n  app_id: wx1\n", "LIANXIN__WECHAT__TOKEN"),
+        ("bridge:\n  secret: 0\n", "LIANXIN__BRIDGE__SECRET"),
+        ("wecom:\n  encoding_aes_key: false\n", "LIANXIN__WECOM__ENCODING_AES_KEY"),
+        ("sms:\n  access_key_secret: 0.0\n", "LIANXIN__SMS__ACCESS_KEY_SECRET"),
+        ("security:\n  pii_previous_keys: {}\n", "LIANXIN__SECURITY__PII_PREVIOUS_KEYS"),
     ],
 )
 def test_a_secret_in_the_config_file_is_refused(tmp_path: Path, text: str, variable: str) -> None:

@@ -117,7 +117,11 @@ def load_settings(
             raise ConfigError(f"{file}: top level must be a mapping")
         data = loaded or {}
         for section, key in sorted({*_SECRET_KEYS, ("security", "pii_previous_keys")}):
-            if isinstance(data.get(section), dict) and data[section].get(key):
+            node = data.get(section)
+            # Any value but an empty one (null, "", []: no secret in it, as if the key were
+            # not there): `token: 0` or `secret: false` is a secret in the file, and would
+            # become the token "0" (a truthiness test let them through).
+            if isinstance(node, dict) and key in node and node[key] not in (None, "", []):
                 # CONTRACT §1: secrets come from the environment only. A config file is copied,
                 # mailed and committed; the environment of the service is not.
                 raise ConfigError(
