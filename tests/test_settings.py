@@ -133,6 +133,14 @@ def test_bad_value_names_the_key(tmp_path: Path, text: str, key: str) -> None:
         ("LIANXIN__WECHAT__ENCODING_AES_KEY", "short", "must be 43 characters"),
         ("LIANXIN__WECHAT__ENCODING_AES_KEY", "!" * 43, "is not an EncodingAESKey"),
         ("LIANXIN__WECOM__ENCODING_AES_KEY", "?" * 43, "wecom.encoding_aes_key"),
+        # URLs without http(s):// or a host were accepted, and every send then failed.
+        ("LIANXIN__BRIDGE__SEND_URL", "bridge.internal/send", "bridge.send_url: Value error"),
+        ("LIANXIN__BRIDGE__SEND_URL", "localhost:9000/send", "must start with http://"),
+        ("LIANXIN__SMS__URL", "ftp://sms.internal/send", "sms.url: Value error, must start"),
+        ("LIANXIN__SMS__API_BASE_URL", "https://", "sms.api_base_url: Value error, has no host"),
+        ("LIANXIN__WECHAT__API_BASE_URL", "api.weixin.qq.com", "wechat.api_base_url"),
+        ("LIANXIN__BULLETINS__PUBLIC_BASE_URL", "lianxin.example.gov.cn", "public_base_url"),
+        ("LIANXIN__BULLETINS__WECOM_WEBHOOK_URL", "http://h:99999/x", "not a number from 0"),
     ],
 )
 def test_bad_environment_value_names_the_key(variable: str, value: str, expected: str) -> None:
@@ -267,6 +275,32 @@ def _serve(
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     return code, started
+
+
+def test_a_url_without_its_scheme_stops_start_up_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It started, and every send to the bridge failed with httpx's UnsupportedProtocol.
+    code, started = _serve(
+        tmp_path,
+        monkeypatch,
+        "",
+        LIANXIN__BRIDGE__SEND_URL="bridge.internal/send",
+        LIANXIN__BRIDGE__SECRET="b" * 32,
+    )
+    assert code == 2 and started == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "bridge.send_url: Value error, must start with http:// or https://" in err
+    # Written as it should be, it starts.
+    code, started = _serve(
+        tmp_path,
+        monkeypatch,
+        "",
+        LIANXIN__BRIDGE__SEND_URL=" http://bridge.internal/send ",
+        LIANXIN__BRIDGE__SECRET="b" * 32,
+    )
+    assert code == 0 and len(started) == 1
 
 
 @pytest.mark.parametrize("secret", ["Q", "s3cret!", "Q" * 31])

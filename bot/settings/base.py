@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -46,6 +47,36 @@ def decode_key(text: str) -> bytes:
     if len(raw) != 32:
         raise ValueError("must be 32 bytes as base64 or 64 hex digits (lianxin keys generate)")
     return raw
+
+
+def check_http_url(value: str | None) -> str | None:
+    """A pydantic check of an optional URL Lianxin calls or hands out: ``http://`` or
+    ``https://`` and a host (``bridge.internal/send`` was accepted at start-up, and then every
+    send failed with httpx's UnsupportedProtocol). Surrounding spaces go; an empty value is
+    None (not set). The value is not repeated in the error: a URL may carry a password."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(
+            "must start with http:// or https:// (like http://bridge.internal:9000/send)"
+        )
+    try:
+        parts.port  # noqa: B018 - read for its check: a port that is not one raises
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("has no host name (like http://bridge.internal:9000/send)")
+    return text
+
+
+def check_required_http_url(value: str) -> str:
+    """:func:`check_http_url` for a URL that cannot be left unset."""
+    checked = check_http_url(value)
+    if checked is None:
+        raise ValueError("must be an http:// or https:// URL, not empty")
+    return checked
 
 
 def env_name(dotted: str) -> str:

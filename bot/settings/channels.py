@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.settings.base import Section, secret_value
+from bot.settings.base import Section, check_http_url, check_required_http_url, secret_value
 from bot.sms_templates import TEMPLATE_VALUES
 
 
@@ -54,6 +54,11 @@ class WeChatSettings(Section):
     def _aes_key_length(cls, value: SecretStr | None) -> SecretStr | None:
         return check_encoding_aes_key(value, "WeChat")
 
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_required_http_url(value)
+
 
 class BridgeSettings(Section):
     secret: SecretStr | None = None
@@ -72,6 +77,11 @@ class BridgeSettings(Section):
     @property
     def configured(self) -> bool:
         return bool(secret_value(self.secret) or self.send_url)
+
+    @field_validator("send_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return check_http_url(value)
 
 
 class SmsTemplate(Section):
@@ -125,6 +135,11 @@ class SmsSettings(Section):
     region: str = "ap-guangzhou"  # Tencent Cloud: X-TC-Region
     timeout_s: float = Field(10.0, gt=0)
     templates: dict[str, SmsTemplate] = Field(default_factory=dict)
+
+    @field_validator("url", "api_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return check_http_url(value)
 
     @field_validator("app_id", "access_key_id", mode="before")
     @classmethod

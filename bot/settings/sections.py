@@ -18,7 +18,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.settings.base import Section
+from bot.settings.base import Section, check_http_url, check_required_http_url
 
 # The async drivers Lianxin runs on, and what a URL without one means.
 _DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
@@ -119,6 +119,16 @@ class BulletinSettings(Section):
     def media_folder(self) -> Path:
         """Where uploads are stored (``media_dir``; relative to the working directory)."""
         return Path(self.media_dir)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return check_http_url(value)
+
+    @field_validator("wecom_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        return check_required_http_url(value)
 
     @field_validator("quiet_hours")
     @classmethod
