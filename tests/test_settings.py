@@ -174,6 +174,36 @@ def test_unreachable_database_is_one_line_not_a_traceback(
     assert err.startswith("lianxin: cannot use the database") and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "is a folder: give the file in it"),
+        ("timezone: Asia/Shanghai\n# 配置\n".encode("gb18030"), "not UTF-8 text (line 2)"),
+        (b"sms:\n  provider: [log\n", "not valid YAML: expected ',' or ']'"),
+    ],
+    ids=["folder", "gb18030", "bad-yaml"],
+)
+def test_a_config_that_cannot_be_read_is_one_line_naming_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes | None,
+    expected: str,
+) -> None:
+    # A folder gave IsADirectoryError's traceback, a file saved as GB18030 UnicodeDecodeError's
+    # (both exit 1), bad YAML several lines.
+    config = tmp_path / "conf"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(config), "db", "upgrade"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("lianxin: ") and str(config) in err and expected in err
+
+
 def test_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--port", "99999"])

@@ -91,6 +91,40 @@ def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, s
     return default if default.exists() else None
 
 
+def _read_config(file: Path) -> str:
+    """The config file's text; anything that keeps it from being read is one line naming the
+    file (a folder given as --config, or a file saved in another encoding, was a traceback)."""
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {file} is a folder: give the file in it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text (line {line}): save it as UTF-8, as the example config.yaml is"
+        ) from None
+
+
+def _yaml_of(text: str, file: Path) -> Any:
+    """``text`` read as YAML; an error is one line with its place, as every start-up error."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = " ".join(str(exc.problem or exc.context or "").split())
+        raise ConfigError(f"{file}: not valid YAML: {problem}{where}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"{file}: not valid YAML: {problem}") from None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -107,12 +141,7 @@ def load_settings(
     file = config_path(path, environ) if read_file else None
     data: dict[str, Any] = {}
     if file is not None:
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {file}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        loaded = _yaml_of(_read_config(file), file)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{file}: top level must be a mapping")
         data = loaded or {}
