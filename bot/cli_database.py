@@ -75,17 +75,28 @@ def _newer(where: str, origin: str, revision: str) -> str:
 
 def migrate_database(settings: Settings, config: str | None) -> tuple[str | None, str | None]:
     """Migrate the configured database (``db upgrade``, ``serve``): the revisions before and
-    after. A database this version cannot migrate ends the command with one line naming it,
-    exit 2, as the other commands refuse it (was: Alembic's traceback, exit 1)."""
-    from bot.db import UnknownRevisionError, migrate_url
+    after. A database this version cannot migrate or reach ends the command with one line
+    naming it and where its address came from, exit 2, as the other commands refuse it (was:
+    Alembic's traceback, exit 1; or the driver's words alone, such as "unable to open database
+    file", which left the operator to guess which database)."""
+    from bot.db import UnknownRevisionError, migrate_url, sqlite_file
 
     url = settings.database.url
+    origin, advice = _origin(config, os.environ)
     try:
         return asyncio.run(migrate_url(url))
     except UnknownRevisionError as exc:
-        origin, _advice = _origin(config, os.environ)
-        print(f"lianxin: {_newer(_where(url), origin, exc.revision)}", file=sys.stderr)
-        raise SystemExit(2) from None
+        problem = _newer(_where(url), origin, exc.revision)
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        file = sqlite_file(url)
+        if file is not None and not file.parent.is_dir():
+            # SQLite creates the file, never its folder, and says only "unable to open".
+            reason = f"there is no folder {file.parent.resolve()}: create it, or fix database.url"
+        else:
+            reason = _unreachable(exc, url, advice)
+        problem = f"cannot use the database at {_where(url)} ({origin}): {reason}"
+    print(f"lianxin: {problem}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _unreachable(exc: BaseException, url: str, advice: str) -> str:

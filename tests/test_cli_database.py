@@ -190,6 +190,12 @@ def test_a_database_from_a_newer_version_is_refused(
     )
 
 
+def _said(err: str) -> list[str]:
+    """What a command said on stderr, without serve's start-up log lines (its warnings)."""
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if not line[:4].isdigit()]
+
+
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"]], ids=" ".join)
 def test_db_upgrade_and_serve_refuse_a_database_from_a_newer_version(
     elsewhere: Path,
@@ -215,12 +221,43 @@ def test_db_upgrade_and_serve_refuse_a_database_from_a_newer_version(
     port = ["--port", str(_port_nobody_listens_on())] if command == ["serve"] else []
     assert run([*command, *port]) == 2
     out, err = capsys.readouterr()
-    assert err == (
+    assert _said(err) == [
         f"lianxin: the database at {db} (the default: no --config given and no config.yaml in "
         "this folder) is at revision 0099, which this version of lianxin does not know (a "
-        "newer version migrated it): use that version\n"
-    )
+        "newer version migrated it): use that version"
+    ]
     assert out == "" and started == []
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"]], ids=" ".join)
+def test_db_upgrade_and_serve_name_a_database_they_cannot_use(
+    elsewhere: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Both said only "cannot use the database: unable to open database file" (or "file is
+    # not a database"), without saying which database.
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served"))
+    port = ["--port", str(_port_nobody_listens_on())] if command == ["serve"] else []
+    missing = elsewhere / "no-such-folder" / "lianxin.db"
+    monkeypatch.setenv("LIANXIN__DATABASE__URL", f"sqlite+aiosqlite:///{missing}")
+    assert run([*command, *port]) == 2
+    assert _said(capsys.readouterr().err) == [
+        f"lianxin: cannot use the database at {missing} (database.url from "
+        f"$LIANXIN__DATABASE__URL): there is no folder {missing.parent}: create it, or fix "
+        "database.url"
+    ]
+    junk = elsewhere / "junk.db"
+    junk.write_text("not a database\n" * 100, "utf-8")
+    config = elsewhere / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{junk}\n", "utf-8")
+    monkeypatch.delenv("LIANXIN__DATABASE__URL")
+    assert run([*command, *port]) == 2
+    assert _said(capsys.readouterr().err) == [
+        f"lianxin: cannot use the database at {junk} (settings from config.yaml): "
+        "file is not a database"
+    ]
 
 
 def _port_nobody_listens_on() -> int:

@@ -169,7 +169,9 @@ def test_unreachable_database_is_one_line_not_a_traceback(
     missing = tmp_path / "no-such-folder" / "x.db"
     monkeypatch.setenv("LIANXIN__DATABASE__URL", f"sqlite+aiosqlite:///{missing}")
     monkeypatch.chdir(tmp_path)
-    assert main(["db", "upgrade"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["db", "upgrade"])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("lianxin: cannot use the database") and "Traceback" not in err
 
