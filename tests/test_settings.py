@@ -67,6 +67,35 @@ def test_env_values_still_reach_typed_settings(tmp_path: Path) -> None:
     assert list(s.bridge.self_ids) == ["wxid_bot", "wxid_bot2"]
 
 
+def test_an_env_override_inside_a_default_map_merges_into_it(tmp_path: Path) -> None:
+    # Without a config file that lists visits.plan_reasons, the override replaced the whole
+    # map with one entry holding every_days alone: "living_alone.hant: Field required".
+    env = {
+        "LIANXIN__SECURITY__PII_KEY": KEY,
+        "LIANXIN__VISITS__PLAN_REASONS__LIVING_ALONE__EVERY_DAYS": "7",
+        "LIANXIN__VISITS__PLAN_REASONS__DRUG_REHAB": "{hant: 社區戒毒人員, hans: 社区戒毒人员}",
+        "LIANXIN__VISITS__REMIND_AFTER_DAYS": "3",
+    }
+    reasons = load_settings(_write(tmp_path, ""), environ=env).visits.plan_reasons
+    assert reasons["living_alone"].every_days == 7
+    assert reasons["living_alone"].hant == "獨居老人" and reasons["living_alone"].hans == "独居老人"
+    assert reasons["drug_rehab"].hans == "社区戒毒人员"
+    assert {"left_behind_children", "severely_ill", "keep_in_touch"} <= set(reasons)
+    # The shipped config.yaml lists them: the same.
+    shipped = Path(__file__).resolve().parents[1] / "config.yaml"
+    assert load_settings(shipped, environ=env).visits.plan_reasons == reasons
+    # A file that sets its own list replaces the defaults, and so does a whole map given in
+    # one variable.
+    own = "visits:\n  plan_reasons:\n    elderly: {hant: 老人, hans: 老人}\n"
+    with pytest.raises(ConfigError, match=r"plan_reasons\.living_alone\.hant: Field required"):
+        load_settings(_write(tmp_path, own), environ=env)
+    whole = {
+        "LIANXIN__SECURITY__PII_KEY": KEY,
+        "LIANXIN__VISITS__PLAN_REASONS": "{a: {hant: 甲, hans: 甲}}",
+    }
+    assert list(load_settings(_write(tmp_path, ""), environ=whole).visits.plan_reasons) == ["a"]
+
+
 @pytest.mark.parametrize(
     ("text", "variable"),
     [

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 from pydantic import (
+    BaseModel,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -59,6 +61,44 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _with_default_maps(
+    data: dict[str, Any], paths: list[list[str]], model: type[BaseModel]
+) -> dict[str, Any]:
+    """``data`` plus the built-in entries of every map with defaults (``visits.plan_reasons``)
+    that an override's path (``paths``: ``LIANXIN__VISITS__PLAN_REASONS__LIVING_ALONE__EVERY_DAYS``
+    → visits, plan_reasons, living_alone, every_days) reaches inside of while ``data`` does
+    not set the map: the override then changes one field of a default entry instead of
+    replacing the whole map with a one-field entry. A map the file sets, or an override that
+    gives the whole map (``LIANXIN__VISITS__PLAN_REASONS='{…}'``), replaces the defaults."""
+    out = dict(data)
+    for key in {path[0] for path in paths if len(path) > 1}:  # overrides inside ``key``
+        field = model.model_fields.get(key)
+        if field is None or field.annotation is None:
+            continue  # a misspelt key: validation names it
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):  # a section: look inside
+            inner = out.get(key)
+            if inner is None or isinstance(inner, dict):
+                rest = [path[1:] for path in paths if path[0] == key]
+                filled = _with_default_maps(inner or {}, rest, kind)
+                if filled:
+                    out[key] = filled
+        elif key not in out:
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, dict) and default:
+                out[key] = TypeAdapter(kind).dump_python(default)
+    return out
+
+
+def _env_paths(environ: Mapping[str, str]) -> list[list[str]]:
+    """The key path each ``LIANXIN__…`` variable names, as :func:`_env_overrides` reads it."""
+    return [
+        [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        for name in environ
+        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX
+    ]
 
 
 _SECRET_KEYS = {
@@ -157,7 +197,7 @@ def load_settings(
                     f"{section}.{key} is set in {file}: secrets come from the environment only; "
                     f"remove it there and set {env_name(f'{section}.{key}')}"
                 )
-    data = _merge(data, _env_overrides(environ))
+    data = _merge(_with_default_maps(data, _env_paths(environ), Settings), _env_overrides(environ))
     if overrides:
         data = _merge(data, overrides)
     _stringify_secrets(data)
