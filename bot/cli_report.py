@@ -66,6 +66,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         return _fail(f"--output {output}: no folder {output.parent}")
     settings, cipher = _settings_and_cipher(args)
+    today = SystemClock().now().astimezone(settings.tz).date()
 
     async def run() -> tuple[Workbook, dict[str, Any]] | str:
         engine = make_engine(settings.database.url)
@@ -105,6 +106,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"report for {first:%Y-%m}{' ' + args.station if args.station else ''} written to "
         f"{output}: {sum(stats['items'].values())} items, {stats['visits']['count']} visits"
     )
+    if first > today:
+        # Most likely a typo (2099 for 2026): the empty workbook alone would not say so.
+        print(
+            f"lianxin: warning: {first:%Y-%m} has not begun (today is {today:%Y-%m-%d}): "
+            "the report counts nothing",
+            file=sys.stderr,
+        )
     return 0
 
 

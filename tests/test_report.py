@@ -230,3 +230,17 @@ async def test_bad_input_is_exit_2_with_one_line_and_no_file(
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and message in err, err
     assert os.listdir(cli_env) == []
+
+
+async def test_a_month_that_has_not_begun_is_written_with_a_warning(
+    h: Harness, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--month 2099-01` wrote an empty workbook as if the county had been quiet.
+    assert await lianxin("report", "--month", "2099-01") == 0
+    out, err = capsys.readouterr()
+    assert "written to lianxin-report-2099-01.xlsx: 0 items" in out
+    assert err.count("\n") == 1 and err.startswith("lianxin: warning: 2099-01 has not begun")
+    assert (cli_env / "lianxin-report-2099-01.xlsx").exists()
+    # A month that has begun has no such line.
+    assert await lianxin("report", "--month", "2020-01") == 0
+    assert "has not begun" not in capsys.readouterr().err
