@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.app import create_app
     from bot.channels.sms import sms_warnings
-    from bot.cli_database import migrate_database
+    from bot.cli_database import hold_sqlite_alone, migrate_database
     from bot.wiring import build_runtime
 
     settings = settings_of(args)
@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_level)
     for warning in [*sms_warnings(settings), *settings.startup_warnings()]:
         logging.getLogger("lianxin").warning("%s", warning)
+    alone = hold_sqlite_alone(settings.database.url)  # noqa: F841 (held until the process ends)
     before, after = migrate_database(settings, getattr(args, "config", None))
     if before != after:
         log = logging.getLogger("lianxin")

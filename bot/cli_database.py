@@ -9,9 +9,11 @@ to run, exits 2 and creates nothing.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sys
 from collections.abc import Mapping
+from typing import IO
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -138,3 +140,28 @@ def require_current_database(settings: Settings, config: str | None) -> None:
     if problem:
         print(f"lianxin: {problem}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def hold_sqlite_alone(url: str) -> IO[str] | None:
+    """For ``serve`` on SQLite: a lock beside the database file, held while the process lives,
+    or exit 2 naming the file when another ``serve`` holds it. Two processes on one SQLite
+    file each believed they led the scheduler (SQLite has no election: docs/operations.md);
+    on PostgreSQL several serves are the design. None for other databases and ``:memory:``."""
+    from bot.db import sqlite_file
+
+    file = sqlite_file(url)
+    if file is None or str(file) in ("", ":memory:"):
+        return None
+    # Owner-only, as the database's own files are; held open until the process exits.
+    lock = os.fdopen(os.open(f"{file}.serve-lock", os.O_RDWR | os.O_CREAT, 0o600), "a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        print(
+            f"lianxin: another `lianxin serve` is using {file}: SQLite takes one serve "
+            "(several share a PostgreSQL database: docs/operations.md)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    return lock

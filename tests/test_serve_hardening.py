@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import text
 
 from bot.db import make_engine
-from tests.serving import running
+from tests.serving import free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +88,25 @@ def test_serve_shows_no_banner_keeps_its_api_page_and_its_files_private(tmp_path
         modes = _modes(tmp_path)
     assert set(modes) >= {"lianxin.db", "lianxin.db-wal", "lianxin.db-shm"}, modes
     assert modes == dict.fromkeys(modes, 0o600), {k: oct(v) for k, v in modes.items()}
+
+
+def test_a_second_serve_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    # Found by a newcomer: both said "scheduler": "leader" on /readyz; SQLite has no election.
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'lianxin.db'}\n")
+    env = _env(LIANXIN__SECURITY__PII_KEY=base64.b64encode(os.urandom(32)).decode())
+    with running(["serve", "--config", str(config)], tmp_path, env):
+        port = str(free_port())
+        second = subprocess.run(
+            [sys.executable, "-m", "bot", "serve", "--config", str(config), "--port", port],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert second.returncode == 2, second.stderr
+    assert "another `lianxin serve` is using" in second.stderr
+    assert str(tmp_path / "lianxin.db") in second.stderr
 
 
 def test_demo_shows_no_banner_and_its_api_page_is_open(tmp_path: Path) -> None:
