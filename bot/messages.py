@@ -222,13 +222,19 @@ def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None)
             return f"{name}: at most {width} characters"
         if not storable_id(value):
             return f"{name}: control characters and lone surrogates are not allowed"
+    mention_name = names.get("mentions", "mentions")
+    for mention in msg.mentions:
+        # Account ids, held to sender_id's rules: the handlers compare them with officers' and
+        # the bot's own ids, and a control character would reach the logs.
+        if len(mention) > _ID_WIDTHS["sender_id"]:
+            return f"{mention_name}: at most {_ID_WIDTHS['sender_id']} characters"
+        if not storable_id(mention):
+            return f"{mention_name}: control characters and lone surrogates are not allowed"
     if msg.sender_id.startswith(PSEUDONYM_PREFIX):
         # A pseudonym stands for a resident who cut the link: no event may speak as them.
         name = names.get("sender_id", "sender_id")
         return f"{name}: ids starting {PSEUDONYM_PREFIX!r} are reserved"
-    fields = [(attr, getattr(msg, attr)) for attr in _TEXTS]
-    fields += [("mentions", m) for m in msg.mentions]
-    for attr, value in fields:
+    for attr, value in [(attr, getattr(msg, attr)) for attr in _TEXTS]:
         if value and not _encodable(value):
             return f"{names.get(attr, attr)}: not valid Unicode (a lone surrogate)"
     return None

@@ -213,6 +213,48 @@ async def test_ids_and_texts_that_cannot_be_stored_are_422_naming_the_field(
     assert (await harness.post_bridge(harness.bridge_body("你好"))).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mentions", ["wxid_\u0000bot"]),
+        ("mentions", ["wxid_bot\nERROR forged log line"]),
+        ("mentions", ["w" * 60_000]),
+        ("mentions", [""]),
+        ("mentions", ["m"] * 12_000),
+        ("media_url", "https://example.com/" + "a" * 60_000),
+    ],
+)
+async def test_mentions_and_media_urls_are_held_to_their_rules_and_named(
+    harness: Harness, field: str, value: Any
+) -> None:
+    # Each was answered 200 and kept with the event: ids with control characters, an id or a
+    # URL of 60,000 characters, 12,000 mentions in one message.
+    body = harness.bridge_body("你好")
+    body["message"][field] = value
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    assert len(raw) < 65536  # refused for what it says, not for its size
+    r = await harness.post_bridge(raw)
+    assert r.status_code == 422, r.text
+    assert r.json()["ok"] is False and r.json()["error"].startswith(f"message.{field}")
+    assert await _count(harness, InboundEvent) == 0
+
+
+async def test_mentions_within_their_rules_or_null_are_kept(harness: Harness) -> None:
+    # null means none, as leaving the field out does (it used to be a 422).
+    most = [f"wxid_{i:03d}_" + "m" * 119 for i in range(100)]  # 100 ids of 128 characters
+    for mentions, kept in ((None, []), (most, most)):
+        body = harness.bridge_body("你好", media_url="https://example.com/" + "a" * 1980)
+        body["message"]["mentions"] = mentions
+        r = await harness.post_bridge(body)
+        assert r.status_code == 200, r.text
+        async with harness.runtime.sessions() as s:
+            row = await s.scalar(
+                select(InboundEvent).where(InboundEvent.dedup_key == body["event_id"])
+            )
+        assert row is not None
+        assert harness.runtime.cipher.decrypt_json(row.payload_enc)["mentions"] == kept
+
+
 # Control characters a text may not carry (C0 but tab and line breaks, DEL, C1).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 

@@ -6,10 +6,17 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.messages import InboundMessage, SendError, inbound_problem, unix_seconds
 
@@ -64,11 +71,26 @@ class BridgeUser(_Strictish):
     nickname: str | None = Field(default=None, max_length=200)
 
 
+# @-mentions one message may carry: a group holds at most 500 members, and a bridge that sends
+# thousands is broken (each is kept with the event and compared with the bot's own ids).
+MAX_MENTIONS = 100
+# A link to an attachment; longer is no URL a chat app makes (it is kept and shown to officers).
+MAX_MEDIA_URL = 2000
+# A mention is an account id like sender.id (its control characters: bot.messages).
+_MentionId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
 class BridgeMessage(_Strictish):
     type: Literal["text", "image", "voice", "video", "file"]
     text: str | None = Field(default=None, max_length=20000)
-    mentions: list[str] = Field(default_factory=list)
-    media_url: str | None = None
+    mentions: list[_MentionId] = Field(default_factory=list, max_length=MAX_MENTIONS)
+    media_url: str | None = Field(default=None, max_length=MAX_MEDIA_URL)
+
+    @field_validator("mentions", mode="before")
+    @classmethod
+    def _no_mentions(cls, value: Any) -> Any:
+        # null is what a bridge writes for "none", as leaving the field out says.
+        return [] if value is None else value
 
 
 class BridgeEvent(_Strictish):
