@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, inspect, make_url, text
+from sqlalchemy import event, exc, inspect, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -219,3 +219,51 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except Exception:
         return False
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not take a statement just now (see :func:`unavailable`): nothing of
+    it was stored, and the same request may succeed when it is tried again."""
+
+
+# SQLSTATE classes of a database that is there but not usable now: connection exceptions,
+# insufficient resources (too many connections, disk full), operator intervention (a backend
+# terminated by pg_terminate_backend, a shutdown, a statement cancelled by its timeout).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57")
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be used (a connection refused, lost or
+    killed, a SQLite file that cannot be opened or is locked past the busy timeout, the pool
+    exhausted) rather than that a statement of ours was wrong (an integrity error, a bug):
+    the first kind is worth a retry, the second fails the same way every time."""
+    if isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError | OSError):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        # No statement: it failed while connecting (PostgreSQL refusing connections to the
+        # database, or too many of them), before anything of ours ran.
+        if error.connection_invalidated or error.statement is None:
+            return True
+        sqlstate = getattr(error.orig, "sqlstate", None) or ""
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return False
+
+
+@contextlib.contextmanager
+def reported_unavailable() -> Iterator[None]:
+    """Raise :class:`DatabaseUnavailable` (the cause chained) for an error that
+    :func:`unavailable` recognises; any other error passes as it is."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except Exception as error:
+        if unavailable(error):
+            raise DatabaseUnavailable(_one_line(error)) from error
+        raise
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's first line, without SQLAlchemy's background link (for a log line)."""
+    first = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {first[0] if first else ''}"[:300]

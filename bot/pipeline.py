@@ -30,6 +30,7 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bot.db import DatabaseUnavailable, reported_unavailable
 from bot.dispatcher import Dispatcher, DispatchResult
 from bot.inbound_status import earlier_passive, metrics_text, readiness
 from bot.messages import InboundMessage
@@ -112,7 +113,9 @@ class Accepted:
 class InboundPort(Protocol):
     """What the channel routes and the status routes use of the inbound side: the
     :class:`Pipeline` of this process, or the server's link to its processing process
-    (bot/pipeline_link.py)."""
+    (bot/pipeline_link.py). ``accept`` and ``accept_with_reply`` raise
+    :class:`bot.db.DatabaseUnavailable` when the database could not take the event: the
+    endpoints answer 503, and the sender's retry is journaled."""
 
     async def accept(
         self, event: InboundMessage, *, passive_until: datetime | None = None
@@ -184,7 +187,8 @@ class Pipeline:
         """Journal ``event`` (group-committed) and return once its row is durable.
 
         With ``passive_until`` a waiter is registered for :meth:`passive_reply`. The emergency
-        check runs here, so that an emergency is processed before everything queued."""
+        check runs here, so that an emergency is processed before everything queued.
+        :class:`DatabaseUnavailable` when the database could not take the row."""
         return await self.submit(event, passive_until=passive_until)
 
     def submit(
@@ -230,12 +234,21 @@ class Pipeline:
             if not self._incoming:
                 self._incoming_ready.clear()
             try:
-                await self._write(batch)
+                with reported_unavailable():
+                    await self._write(batch)
+            except DatabaseUnavailable as exc:
+                # Nothing answered, nothing lost: each request is answered 503 (the endpoints)
+                # and its sender retries. One line: an outage fails every batch.
+                log.error("journal write failed for %d events: %s", len(batch), exc)
+                failure: Exception = exc
             except Exception as exc:  # the requests fail (500): nothing answered, nothing lost
                 log.exception("journal write failed for %d events", len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                failure = exc
+            else:
+                continue
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(failure)
 
     async def _write(self, batch: Sequence[_Incoming]) -> None:
         rt = self.runtime
@@ -296,13 +309,16 @@ class Pipeline:
         """Journal ``event`` and return the reply to answer its request with (a passive
         reply): for a retried event, the one its first arrival was answered with; otherwise
         its first reply, when it is processed before ``passive_until``. None: answer without
-        one (the replies go through the channel's API)."""
-        accepted = await self.accept(event, passive_until=passive_until)
-        if accepted.duplicate:
-            # The channel retries only when our answer did not reach it: the same reply again.
-            return await earlier_passive(self.runtime, accepted.journal_id)
-        left = (passive_until - self.runtime.clock.now()).total_seconds()
-        return await self.passive_reply(accepted.journal_id, budget_s=max(0.0, left))
+        one (the replies go through the channel's API). :class:`DatabaseUnavailable` when the
+        database failed the journal write or a read after it: the channel's retry is journaled,
+        or answered as the duplicate it is."""
+        with reported_unavailable():
+            accepted = await self.accept(event, passive_until=passive_until)
+            if accepted.duplicate:
+                # The channel retries only when our answer did not reach it: the same reply.
+                return await earlier_passive(self.runtime, accepted.journal_id)
+            left = (passive_until - self.runtime.clock.now()).total_seconds()
+            return await self.passive_reply(accepted.journal_id, budget_s=max(0.0, left))
 
     async def passive_reply(self, journal_id: int, *, budget_s: float) -> OutboxMessage | None:
         """The reply to answer in the response: wait (at most ``budget_s``) for the event's

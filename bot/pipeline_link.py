@@ -9,7 +9,9 @@ of its own; in one process the processing took the accepting's event loop away i
 Over a ``socketpair`` the server made (bot/frames.py), the server asks and the child answers:
 
 - ``accept``: the child's :meth:`Pipeline.submit`; answered once the row is durable, so
-  nothing is answered before it is journaled, as in one process.
+  nothing is answered before it is journaled, as in one process. A database that failed the
+  write is answered ``unavailable`` (:class:`DatabaseUnavailable` here, a 503), any other
+  failure ``error`` (:class:`ProcessorFailed`, a 500).
 - ``accept_reply``: the child's :meth:`Pipeline.accept_with_reply` (passive replies). The
   waiter, its deadline and the claim handshake stay in the one process that processes the
   event, and the request costs one round trip.
@@ -36,7 +38,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from bot.db import ping
+from bot.db import DatabaseUnavailable, ping
 from bot.frames import FrameProtocol
 from bot.messages import InboundMessage
 from bot.pipeline import Accepted
@@ -217,6 +219,8 @@ class ProcessorLink:
             return
         if kind == "ok":
             future.set_result(value)
+        elif kind == "unavailable":  # the child's database failed: a 503, as in one process
+            future.set_exception(DatabaseUnavailable(value))
         else:
             future.set_exception(ProcessorFailed(value))
 

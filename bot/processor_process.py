@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.app import background_work, build_pipeline
 from bot.cli_common import setup_logging
+from bot.db import DatabaseUnavailable
 from bot.frames import FrameProtocol
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
@@ -77,7 +78,10 @@ class Answering:
         self._tasks.discard(future)
         if future.cancelled():
             self.link.send(("error", request_id, "cancelled"))
-        elif (exc := future.exception()) is not None:
+        elif isinstance(exc := future.exception(), DatabaseUnavailable):
+            # The server answers 503: the sender retries, as it would after a timeout.
+            self.link.send(("unavailable", request_id, str(exc)))
+        elif exc is not None:
             # The journal writer or the task logged it; the server answers 500.
             self.link.send(("error", request_id, f"{type(exc).__name__}: {exc}"))
         else:

@@ -4,6 +4,7 @@ wechatpy as the peer, a manual clock, the delivery worker driven step by step.""
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -12,6 +13,7 @@ import os
 import re
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
 from bot.channels.http_lanes import lane_client
 from bot.clock import ManualClock
+from bot.db import sqlite_file
 from bot.pipeline import Pipeline
 from bot.runtime import Runtime
 from bot.services.deadlines import sweep
@@ -169,6 +172,25 @@ class Harness:
     async def close(self) -> None:
         await self.client.aclose()
         await self.runtime.aclose()
+
+    @contextlib.asynccontextmanager
+    async def database_gone(self) -> AsyncIterator[None]:
+        """While inside, SQLite cannot open this harness's database: its file is replaced by
+        a folder (root opens any file, whatever its mode), and the pooled connection, which
+        would keep the old file open, is closed. Every statement then fails as on a database
+        that is down (OperationalError, "unable to open database file"); afterwards the file
+        is back as it was."""
+        path = sqlite_file(self.runtime.settings.database.url)
+        assert path is not None, "SQLite only"
+        await self.runtime.engine.dispose()
+        away = path.with_name(path.name + ".away")
+        path.rename(away)
+        path.mkdir()
+        try:
+            yield
+        finally:
+            path.rmdir()
+            away.rename(path)
 
     # --- the bridge -------------------------------------------------------------------------
     def bridge_body(

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.app import create_app, make_worker
 from bot.channels.bridge import signed_headers
@@ -527,3 +527,92 @@ async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> No
     for chat in map(str, range(8)):
         assert [seq for _, c, seq in log if c == chat] == list(range(10))
     assert {name for name, _, _ in log} == {"A", "B"}
+
+
+def _signed(h: Harness, body: dict[str, Any]) -> dict[str, Any]:
+    """``client.post``'s arguments for a bridge event, signed now."""
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    return {"content": raw, "headers": signed_headers(BRIDGE_SECRET, raw, h.clock.now())}
+
+
+UNAVAILABLE = {"ok": False, "error": "database unavailable, retry"}
+
+
+@pytest.mark.both_reply_modes
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_database_that_cannot_be_opened_is_a_503_to_retry_and_not_ready(
+    h: Harness,
+) -> None:
+    # It was a text/plain "500 Internal Server Error" (the bridge could not tell what to do),
+    # and WeChat's retries were welcome but not asked for. Nothing was journaled either way.
+    client = plain_client(h)
+    body = h.bridge_body("請問辦證要多久", group=GROUP)
+    xml = h.wechat_text_xml("請問辦證要多久", msg_id=4711)
+    async with h.database_gone():
+        r = await client.post("/bridge/events", **_signed(h, body))
+        assert (r.status_code, r.json()) == (503, UNAVAILABLE)
+        assert r.headers["retry-after"] == "5"
+        r = await h.post_wechat_safe(xml, client=client)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"  # WeChat sends again
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] == "down"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "up"
+    # The senders' retries are taken, each once.
+    r = await client.post("/bridge/events", **_signed(h, body))
+    assert (r.status_code, r.json()) == (200, {"ok": True})
+    r = await h.post_wechat_safe(xml, client=client)
+    assert r.status_code == 200
+    async with h.runtime.sessions() as s:
+        keys = (await s.scalars(select(InboundEvent.dedup_key))).all()
+    assert sorted(keys) == sorted([body["event_id"], "msg:o_resident:4711"]), keys
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_connection_killed_during_the_journal_write_is_a_503_and_the_retry_is_kept(
+    h: Harness,
+) -> None:
+    # pg_terminate_backend in the middle of a burst: the journal write's connection is gone.
+    # The INSERT is held by a lock until it is killed, so that it dies in the middle.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    client = plain_client(h)
+    admin = create_async_engine(h.runtime.settings.database.url, isolation_level="AUTOCOMMIT")
+    body = h.bridge_body("請問辦證要多久", group=GROUP)
+    try:
+        async with admin.connect() as holder:
+            await holder.execute(text("BEGIN"))
+            await holder.execute(text("LOCK TABLE inbound_events IN ACCESS EXCLUSIVE MODE"))
+            posting = asyncio.create_task(client.post("/bridge/events", **_signed(h, body)))
+            async with admin.connect() as conn:
+                for _ in range(400):
+                    killed = (
+                        await conn.execute(
+                            text(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                            )
+                        )
+                    ).all()
+                    if killed:
+                        break
+                    await asyncio.sleep(0.05)
+                assert killed, "the journal write never waited for the lock"
+            await holder.execute(text("COMMIT"))
+            r = await posting
+        assert (r.status_code, r.json()) == (503, UNAVAILABLE)
+        assert r.headers["retry-after"] == "5"
+    finally:
+        await admin.dispose()
+    # The database itself answers (a killed connection is replaced), and the retry is kept.
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "up"
+    r = await client.post("/bridge/events", **_signed(h, body))
+    assert (r.status_code, r.json()) == (200, {"ok": True})
+    async with h.runtime.sessions() as s:
+        n = await s.scalar(
+            select(func.count())
+            .select_from(InboundEvent)
+            .where(InboundEvent.dedup_key == body["event_id"])
+        )
+    assert n == 1

@@ -495,3 +495,40 @@ async def test_a_request_that_fails_in_the_child_fails_alone(harness: Harness) -
             await link._ask("accept", None, None)  # no event at all
         assert link.pid == child and link._ready.is_set()
         assert (await link.readiness())["processor"] == "up"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_database_the_child_cannot_write_is_a_503_to_retry_from_the_server(
+    harness: Harness, world: FakeWorld, tmp_path: Path
+) -> None:
+    # The child's journal write failed and the server answered text/plain 500, as for a bug.
+    # Here another process holds SQLite's write lock past the child's busy timeout, as a
+    # database that cannot take the write: the server says so, and the retry is kept.
+    import sqlite3
+
+    from bot.db import SQLITE_BUSY_S, sqlite_file
+
+    h = harness
+    await h.load_directory()
+    path = sqlite_file(h.runtime.settings.database.url)
+    assert path is not None
+    body = h.bridge_body("請問辦證要多久", group=GROUP)
+    with _serving(h, tmp_path) as (base, server):
+        (child,) = _children(server.pid)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            holder = sqlite3.connect(path, isolation_level=None)
+            try:
+                holder.execute("BEGIN IMMEDIATE")
+                started = time.monotonic()
+                response = await _post(h, client, body)
+                assert time.monotonic() - started >= SQLITE_BUSY_S * 0.9  # it waited for it
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            assert response.status_code == 503, response.text
+            assert response.json() == {"ok": False, "error": "database unavailable, retry"}
+            assert response.headers["retry-after"] == "5"
+            assert _children(server.pid) == [child]  # no reason to start another
+            response = await _post(h, client, body)
+            assert (response.status_code, response.json()) == (200, {"ok": True})
+    assert await _count(h, select(func.count()).select_from(InboundEvent)) == 1

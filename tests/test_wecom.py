@@ -327,6 +327,28 @@ async def test_unconfigured_channel_is_404(w: W) -> None:
 
 
 # --- duplicates, groups, emergencies --------------------------------------------------------
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_database_that_cannot_be_opened_is_a_503_and_the_retry_is_answered(
+    w: W,
+) -> None:
+    # It was a 500 from the server's error page; an empty 200 would mean "no reply" and the
+    # message would be lost. A 503 with Retry-After: WeCom sends it again.
+    message = w.message("請問辦證要多久")
+    settled = w.h.client
+    app = settled._transport.app  # type: ignore[attr-defined]
+    w.h.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x")
+    try:
+        async with w.h.database_gone():
+            r = await w.post(message)
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+    finally:
+        await w.h.client.aclose()
+        w.h.client = settled
+    assert await w.journal() == []
+    assert w.decrypt_reply(await w.post(message))["msgtype"] == "stream"
+    assert len(await w.journal()) == 1
+
+
 async def test_retry_of_same_msgid_has_one_effect(w: W) -> None:
     message = w.message("你好", user="wangwu", msgid="CAIQretry0001=")
     responses = [await w.post(message) for _ in range(3)]

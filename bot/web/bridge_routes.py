@@ -9,8 +9,10 @@ from fastapi.responses import JSONResponse
 
 from bot.channels import bridge
 from bot.channels.body import read_capped_body
+from bot.db import DatabaseUnavailable
 from bot.settings import secret_value
 from bot.web.deps import pipeline_of, runtime_of
+from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS
 
 log = logging.getLogger("lianxin.bridge")
 router = APIRouter()
@@ -42,7 +44,11 @@ async def bridge_events(request: Request) -> JSONResponse:
         event = bridge.parse_event(body)
     except bridge.BadEvent as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
-    accepted = await pipeline.accept(event)
+    try:
+        accepted = await pipeline.accept(event)
+    except DatabaseUnavailable:
+        error = {"ok": False, "error": DATABASE_UNAVAILABLE}
+        return JSONResponse(error, status_code=503, headers=RETRY_HEADERS)
     answer: dict[str, object] = {"ok": True}
     if accepted.duplicate:
         answer["duplicate"] = True

@@ -10,8 +10,10 @@ from fastapi.responses import PlainTextResponse, Response
 
 from bot.channels.body import read_capped_body
 from bot.channels.wechat import CallbackQuery, Rejected, WeChatCallback
+from bot.db import DatabaseUnavailable
 from bot.runtime import Runtime
 from bot.web.deps import pipeline_of, runtime_of
+from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS
 
 log = logging.getLogger("lianxin.wechat")
 router = APIRouter()
@@ -63,14 +65,19 @@ async def receive(request: Request) -> Response:
         log.warning("wechat callback refused: %s", exc.reason)
         return PlainTextResponse(exc.reason, status_code=exc.status)
     settings = runtime.settings.wechat
-    if settings.reply_mode == "api":
-        # Every reply goes through the customer-service API; WeChat only needs to know we have it.
-        await pipeline.accept(parsed.inbound)
-        return PlainTextResponse("success")
-    budget = timedelta(seconds=settings.passive_reply_budget_s)
-    # A retry gets the reply its first arrival was answered with; otherwise the event's first
-    # reply when it is ready within the budget (the rest go by the API).
-    candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
+    try:
+        if settings.reply_mode == "api":
+            # Every reply goes through the customer-service API; WeChat only needs to know we
+            # have it.
+            await pipeline.accept(parsed.inbound)
+            return PlainTextResponse("success")
+        budget = timedelta(seconds=settings.passive_reply_budget_s)
+        # A retry gets the reply its first arrival was answered with; otherwise the event's
+        # first reply when it is ready within the budget (the rest go by the API).
+        candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
+    except DatabaseUnavailable:
+        # Not "success": WeChat sends the message again, and it is journaled then.
+        return PlainTextResponse(DATABASE_UNAVAILABLE, status_code=503, headers=RETRY_HEADERS)
     if candidate is None:
         return PlainTextResponse("success")
     text = runtime.cipher.decrypt_json(candidate.payload_enc)["text"]

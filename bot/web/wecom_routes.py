@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.channels.body import read_capped_body
 from bot.channels.wecom import Rejected, WeComCallback, WeComQuery
+from bot.db import DatabaseUnavailable
 from bot.runtime import Runtime
 from bot.web.deps import pipeline_of, runtime_of
+from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS
 
 log = logging.getLogger("lianxin.wecom")
 router = APIRouter()
@@ -71,7 +73,11 @@ async def receive(request: Request) -> Response:
     budget = timedelta(seconds=callback.passive_reply_budget_s)
     # A retry gets the reply its first arrival was answered with; otherwise the event's first
     # reply when it is ready within the budget (the rest go by the API).
-    candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
+    try:
+        candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
+    except DatabaseUnavailable:
+        # Not an empty 200 ("no reply"): WeCom sends the callback again, journaled then.
+        return PlainTextResponse(DATABASE_UNAVAILABLE, status_code=503, headers=RETRY_HEADERS)
     if candidate is None:
         return Response(status_code=200)  # WeCom: an empty answer means "no reply"
     text = runtime.cipher.decrypt_json(candidate.payload_enc).get("text", "")
