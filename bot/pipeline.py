@@ -494,7 +494,7 @@ class Pipeline:
         emergencies_queued = self._urgent.is_set()
         self._urgent.clear()
         done: list[tuple[InboundMessage, DispatchResult]] = []
-        claimed: list[int] = []
+        claimed: list[tuple[int, str]] = []  # journal id, channel
         urgent_batch = more = False
         now = rt.clock.now()
         try:
@@ -516,7 +516,7 @@ class Pipeline:
                 for journal_id, event in events:
                     if done and not urgent_batch and time.monotonic() - started > slice_s:
                         break  # the rest stays queued, in order, for the next batch
-                    claimed.append(journal_id)
+                    claimed.append((journal_id, event.channel))
                     waiter = self._waiters.get(journal_id)
                     result = await self.dispatcher.process(
                         session,
@@ -535,11 +535,14 @@ class Pipeline:
         except Exception:
             if not isolate or not claimed:
                 raise
-            log.exception("inbound event %s failed: marked failed", claimed[-1])
+            journal_id, channel = claimed[-1]
+            log.exception("inbound event %s failed: marked failed", journal_id)
             async with rt.db_turn(), rt.sessions.begin() as session:
-                await session.execute(_FAILED, {"journal_id": claimed[-1], "now": now})
-            self._settle(claimed[-1], None)
-            rt.metrics.events_processed.labels("-", "failed").inc()
+                await session.execute(_FAILED, {"journal_id": journal_id, "now": now})
+            self._settle(journal_id, None)
+            # By its channel, like the other outcomes: which channel's events fail is the
+            # first thing to know about them.
+            rt.metrics.events_processed.labels(channel, "failed").inc()
             return 1
         emergencies = {row.id for row in rows if row.emergency}
         if more:

@@ -467,6 +467,33 @@ async def test_metrics_show_every_channels_counters_from_the_start(h: Harness) -
         assert found[f'lianxin_{name}_total{{channel="bridge"}}'] == "0.0", name
 
 
+async def test_an_event_whose_handlers_fail_is_counted_failed_under_its_channel(
+    h: Harness,
+) -> None:
+    # It was counted under channel="-", which says nothing of where failing events come from.
+    async def fails_on_a_bug(ctx: HandlerContext) -> bool:
+        if "bug" in ctx.event.text:
+            raise RuntimeError("a handler's bug")
+        return False
+
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    runtime = make_runtime(h.runtime.settings, clock=h.clock)
+    app = create_app(runtime, handlers=[fails_on_a_bug], background=False)
+    try:
+        async with plain_client(h, app) as client:
+            await post(client, h, "你好", group=GROUP)
+            await post(client, h, "bug", group=GROUP, sender="wxid_m1")
+            await app.state.pipeline.drain()
+            r = await client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    finally:
+        await runtime.aclose()
+    found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
+    assert found['lianxin_events_processed_total{channel="bridge",status="failed"}'] == "1.0"
+    assert found['lianxin_events_processed_total{channel="bridge",status="handled"}'] == "1.0"
+    assert 'channel="-"' not in r.text
+
+
 async def test_two_processors_share_the_queue_but_never_a_chat(h: Harness) -> None:
     if h.runtime.engine.dialect.name != "postgresql":
         pytest.skip("several processes share PostgreSQL; SQLite runs one")
