@@ -17,7 +17,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.events_received = Counter(
             "lianxin_events_received",
-            "Inbound events accepted by a channel endpoint, journaled (before de-duplication).",
+            "Inbound events taken by a channel endpoint once the journal is committed: new "
+            "ones, and retries of stored ones (also counted processed, status duplicate).",
             ["channel"],
             registry=self.registry,
         )

@@ -216,7 +216,6 @@ class Pipeline:
         self._incoming.append(_Incoming(event, values, passive_until, classification, future))
         self._incoming_ready.set()
         self.start()
-        rt.metrics.events_received.labels(event.channel).inc()
         return future
 
     async def _write_loop(self) -> None:
@@ -273,6 +272,9 @@ class Pipeline:
             }
         self._last_write = time.monotonic()
         for item in batch:
+            # Counted once committed: an event the database did not take (a 503, retried)
+            # was not received, and its retry is counted when it is.
+            rt.metrics.events_received.labels(item.event.channel).inc()
             key = (item.event.channel, item.event.dedup_key)
             unknown = bool(item.event.group_id) and item.event.group_id not in known
             if key in ids and first[key] is item:

@@ -595,6 +595,23 @@ async def test_a_database_that_cannot_be_opened_is_a_503_to_retry_and_not_ready(
     assert sorted(keys) == sorted([body["event_id"], "msg:o_resident:4711"]), keys
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_events_the_database_did_not_take_are_not_counted_received(h: Harness) -> None:
+    # They were counted as they arrived, so an outage's 503s (and their retries) inflated it.
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    body = h.bridge_body("請問辦證要多久", group=GROUP)
+    async with plain_client(h) as client:
+        async with h.database_gone():
+            assert (await client.post("/bridge/events", **_signed(h, body))).status_code == 503
+        for _ in range(2):  # the retry taken, then a retry of it
+            assert (await client.post("/bridge/events", **_signed(h, body))).status_code == 200
+        r = await client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
+    assert found['lianxin_events_received_total{channel="bridge"}'] == "2.0"
+    assert found['lianxin_events_processed_total{channel="bridge",status="duplicate"}'] == "1.0"
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_a_connection_killed_during_the_journal_write_is_a_503_and_the_retry_is_kept(
     h: Harness,
