@@ -30,9 +30,12 @@ class Metrics:
             registry=self.registry,
         )
         self.outbox_sent = Counter(
-            "lianxin_outbox_sent", "Messages delivered by this process.", ["channel"],
+            "lianxin_outbox_sent",
+            "Messages delivered by this process: by the delivery worker, or as the passive "
+            "reply in a WeChat or WeCom callback's response.",
+            ["channel"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.outbox_failed = Counter(
             "lianxin_outbox_failed",
             "Messages given up for good by this process.",

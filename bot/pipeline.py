@@ -551,6 +551,11 @@ class Pipeline:
             self._urgent.set()  # emergencies may be left: the next batch is theirs, at once
         for event, result in done:
             rt.metrics.events_processed.labels(event.channel, result.status).inc()
+            if result.passive is not None:
+                # Sent in the waiting request's response (WeChat's, WeCom's passive reply):
+                # the delivery worker, which counts the others, never sees it. Counted once
+                # committed, as the claim of a batch that failed is undone.
+                rt.metrics.outbox_sent.labels(result.passive.channel).inc()
             self._settle(result.journal_id, result.passive)
             if result.journal_id not in emergencies:
                 self._head = max(self._head or 0, result.journal_id)

@@ -90,6 +90,18 @@ async def test_safe_mode_message_gets_encrypted_passive_reply(harness: Harness) 
         assert len(harness.world.state.by_path("/cgi-bin/message/custom/send")) == 1
 
 
+async def test_a_reply_is_counted_sent_once_whichever_way_it_went(harness: Harness) -> None:
+    # A passive reply was never counted (only the delivery worker counted its sends).
+    from bot.services.tokens import create_token
+
+    async with harness.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=harness.clock.now())
+    reply = await harness.reply_to(await harness.post_wechat_safe(harness.wechat_text_xml("你好")))
+    assert reply["Content"]
+    r = await harness.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    assert 'lianxin_outbox_sent_total{channel="wechat"} 1.0' in r.text
+
+
 async def test_tampered_ciphertext_is_403_and_stores_nothing(harness: Harness) -> None:
     r = await harness.post_wechat_safe(harness.wechat_text_xml("你好"), tamper=True)
     assert r.status_code == 403

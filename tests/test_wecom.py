@@ -389,6 +389,19 @@ async def test_group_mention_is_dispatched_with_chatid_and_answered_passively(w:
     assert len(await w.journal()) == 1 and len(await w.h.tickets()) == 1
 
 
+async def test_a_passive_reply_is_counted_sent(w: W) -> None:
+    # Only the delivery worker counted: a WeCom deployment's /metrics showed nothing sent.
+    from bot.services.tokens import create_token
+
+    async with w.h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=w.h.clock.now())
+    message = w.message("你好", user="lisi")
+    for _ in range(2):  # a retry gets the same reply again: not a second message
+        assert w.decrypt_reply(await w.post(message))["msgtype"] == "stream"
+    r = await w.h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    assert 'lianxin_outbox_sent_total{channel="wecom"} 1.0' in r.text, r.text
+
+
 async def test_group_safety_replies_are_never_taken_by_a_busy_worker(w: W) -> None:
     # In production the delivery worker wakes the moment an event commits. The safety reply
     # must already be the response's by then: a group without a robot webhook has no other way
