@@ -15,6 +15,18 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # What the process that answers the webhooks counts itself (the server, when events
+        # are processed in a processing process beside it): shown by /metrics beside the
+        # processing side's registry, whichever process that is.
+        self.front = CollectorRegistry(auto_describe=True)
+        self.requests_refused = Counter(
+            "lianxin_requests_refused",
+            "Requests to a channel endpoint answered without storing their event, by endpoint "
+            "(bridge, wechat, wecom) and status (400, 401, 403, 413, 422; 503: the database "
+            "could not take it).",
+            ["endpoint", "status"],
+            registry=self.front,
+        )
         self.events_received = Counter(
             "lianxin_events_received",
             "Inbound events taken by a channel endpoint once the journal is committed: new "

@@ -405,6 +405,38 @@ async def test_metrics_show_events_deliveries_and_the_bridge_for_admins_only(h: 
     assert m['lianxin_channel_up{channel="bridge"}'] == 0
 
 
+async def test_metrics_count_refused_requests_by_endpoint_and_status(h: Harness) -> None:
+    # A bridge with the wrong secret, a clock off, a broken bridge: each refusal was counted
+    # nowhere, so an operator saw only that fewer events came in.
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    body = h.bridge_body("你好", group=GROUP)
+    statuses = [
+        (await h.post_bridge(body, secret="another-secret-of-32-characters-at-least")),
+        (await h.post_bridge(body, at=h.clock.now() - timedelta(minutes=10))),
+        (await h.post_bridge(b'{"event_id": ')),
+        (await h.post_bridge(b"x" * 70_000)),
+        (await h.post_wechat_safe(h.wechat_text_xml("你好"), tamper=True)),
+        (await h.post_wechat_safe(h.wechat_text_xml("你好"), aes_key="x" * 43)),
+    ]
+    assert [r.status_code for r in statuses] == [401, 401, 422, 413, 403, 400]
+    await h.say("你好", group=GROUP)  # taken: not counted
+    r = await h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    refused = {
+        labels: float(value)
+        for labels, value in re.findall(
+            r"^lianxin_requests_refused_total\{(.*)\} (\S+)$", r.text, re.M
+        )
+    }
+    assert refused == {
+        'endpoint="bridge",status="401"': 2,
+        'endpoint="bridge",status="422"': 1,
+        'endpoint="bridge",status="413"': 1,
+        'endpoint="wechat",status="403"': 1,
+        'endpoint="wechat",status="400"': 1,
+    }
+
+
 async def test_an_account_cap_holds_ordinary_messages_but_never_urgent_ones(
     db_url: str, world: FakeWorld
 ) -> None:

@@ -509,7 +509,7 @@ async def test_a_database_the_child_cannot_write_is_a_503_to_retry_from_the_serv
     from bot.db import SQLITE_BUSY_S, sqlite_file
 
     h = harness
-    await h.load_directory()
+    admin = await _directory_and_admin(h)
     path = sqlite_file(h.runtime.settings.database.url)
     assert path is not None
     body = h.bridge_body("請問辦證要多久", group=GROUP)
@@ -531,4 +531,9 @@ async def test_a_database_the_child_cannot_write_is_a_503_to_retry_from_the_serv
             assert _children(server.pid) == [child]  # no reason to start another
             response = await _post(h, client, body)
             assert (response.status_code, response.json()) == (200, {"ok": True})
+            # Counted by the server, which answered; received by the child, once.
+            metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+            refused = 'lianxin_requests_refused_total{endpoint="bridge",status="503"} 1.0'
+            assert refused in metrics.text, metrics.text
+            assert 'lianxin_events_received_total{channel="bridge"} 1.0' in metrics.text
     assert await _count(h, select(func.count()).select_from(InboundEvent)) == 1

@@ -320,6 +320,21 @@ async def test_oversized_body_is_413(w: W) -> None:
     assert r.status_code == 413
 
 
+async def test_refused_callbacks_are_counted_by_status(w: W) -> None:
+    from bot.services.tokens import create_token
+
+    async with w.h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=w.h.clock.now())
+    assert (await w.post(w.message("你好"), tamper=True)).status_code == 403
+    assert (await w.post(w.message("你好"), key="x" * 43)).status_code == 400
+    big = await w.h.client.post(PATH, params={"timestamp": "1", "nonce": "1"}, content=b"x" * 70000)
+    assert big.status_code == 413
+    r = await w.h.client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    for status in (403, 400, 413):
+        line = f'lianxin_requests_refused_total{{endpoint="wecom",status="{status}"}} 1.0'
+        assert line in r.text, r.text
+
+
 async def test_unconfigured_channel_is_404(w: W) -> None:
     w.h.runtime.wecom = None
     assert (await w.h.client.post(PATH, content=b"{}")).status_code == 404

@@ -12,7 +12,7 @@ from bot.channels.body import read_capped_body
 from bot.db import DatabaseUnavailable
 from bot.settings import secret_value
 from bot.web.deps import pipeline_of, runtime_of
-from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS
+from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS, count_refused
 
 log = logging.getLogger("lianxin.bridge")
 router = APIRouter()
@@ -26,10 +26,15 @@ async def bridge_events(request: Request) -> JSONResponse:
     secret = secret_value(runtime.settings.bridge.secret)
     if not secret:
         raise HTTPException(404, "bridge channel not configured")
+
+    def refuse(status: int, error: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        count_refused(runtime, "bridge", status)
+        return JSONResponse({"ok": False, "error": error}, status_code=status, headers=headers)
+
     try:
         body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
     except HTTPException as exc:
-        return JSONResponse({"ok": False, "error": exc.detail}, status_code=exc.status_code)
+        return refuse(exc.status_code, exc.detail)
     problem = bridge.verify(
         secret,
         request.headers,
@@ -39,16 +44,15 @@ async def bridge_events(request: Request) -> JSONResponse:
     )
     if problem:
         log.warning("bridge event refused: %s", problem)
-        return JSONResponse({"ok": False, "error": problem}, status_code=401)
+        return refuse(401, problem)
     try:
         event = bridge.parse_event(body)
     except bridge.BadEvent as exc:
-        return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
+        return refuse(422, str(exc))
     try:
         accepted = await pipeline.accept(event)
     except DatabaseUnavailable:
-        error = {"ok": False, "error": DATABASE_UNAVAILABLE}
-        return JSONResponse(error, status_code=503, headers=RETRY_HEADERS)
+        return refuse(503, DATABASE_UNAVAILABLE, RETRY_HEADERS)
     answer: dict[str, object] = {"ok": True}
     if accepted.duplicate:
         answer["duplicate"] = True

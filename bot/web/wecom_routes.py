@@ -22,7 +22,7 @@ from bot.channels.wecom import Rejected, WeComCallback, WeComQuery
 from bot.db import DatabaseUnavailable
 from bot.runtime import Runtime
 from bot.web.deps import pipeline_of, runtime_of
-from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS
+from bot.web.refusals import DATABASE_UNAVAILABLE, RETRY_HEADERS, count_refused
 
 log = logging.getLogger("lianxin.wecom")
 router = APIRouter()
@@ -50,6 +50,7 @@ async def verify_url(request: Request) -> PlainTextResponse:
         echo = _callback(runtime).verify_url(q, runtime.clock.now())
     except Rejected as exc:
         log.warning("wecom verification refused: %s", exc.reason)
+        count_refused(runtime, "wecom", exc.status)
         return PlainTextResponse(exc.reason, status_code=exc.status)
     return PlainTextResponse(echo)
 
@@ -60,11 +61,16 @@ async def receive(request: Request) -> Response:
     q, runtime, pipeline = _query(request), runtime_of(request), pipeline_of(request)
     callback = _callback(runtime)
     started = runtime.clock.now()
-    body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
+    try:
+        body = await read_capped_body(request, runtime.settings.server.max_body_bytes)
+    except HTTPException as exc:  # 413 (or 400 for a bad Content-Length), answered as it is
+        count_refused(runtime, "wecom", exc.status_code)
+        raise
     try:
         parsed = callback.parse(q, body, started)
     except Rejected as exc:
         log.warning("wecom callback refused: %s", exc.reason)
+        count_refused(runtime, "wecom", exc.status)
         return PlainTextResponse(exc.reason, status_code=exc.status)
     if parsed.inbound is None:
         # A stream refresh: our streams finish in the first reply, so there is nothing to add.
@@ -77,6 +83,7 @@ async def receive(request: Request) -> Response:
         candidate = await pipeline.accept_with_reply(parsed.inbound, passive_until=started + budget)
     except DatabaseUnavailable:
         # Not an empty 200 ("no reply"): WeCom sends the callback again, journaled then.
+        count_refused(runtime, "wecom", 503)
         return PlainTextResponse(DATABASE_UNAVAILABLE, status_code=503, headers=RETRY_HEADERS)
     if candidate is None:
         return Response(status_code=200)  # WeCom: an empty answer means "no reply"
