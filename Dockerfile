@@ -17,7 +17,7 @@ USER lianxin
 ENV LIANXIN_CONFIG=/app/config.yaml LIANXIN__DATABASE__URL=sqlite+aiosqlite:////data/lianxin.db \
     LIANXIN__BULLETINS__MEDIA_DIR=/data/media
 EXPOSE 8000
-# Liveness (/healthz): /readyz is 503 whenever the bridge or the database is down, which
+# Liveness (/healthz): /readyz is 503 whenever the database is down, which
 # restarting this container would not mend; it is for a load balancer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)"
 CMD ["lianxin", "serve", "--host", "0.0.0.0", "--port", "8000"]
