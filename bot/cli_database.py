@@ -153,7 +153,10 @@ def hold_sqlite_alone(url: str) -> IO[str] | None:
     if file is None or str(file) in ("", ":memory:"):
         return None
     # Owner-only, as the database's own files are; held open until the process exits.
-    lock = os.fdopen(os.open(f"{file}.serve-lock", os.O_RDWR | os.O_CREAT, 0o600), "a+")
+    try:
+        lock = os.fdopen(os.open(f"{file}.serve-lock", os.O_RDWR | os.O_CREAT, 0o600), "a+")
+    except OSError:
+        return None  # no such folder, not writable: opening the database says so, naming it
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
