@@ -32,6 +32,7 @@ from handlers.classify import (
 )
 from handlers.context import HandlerContext
 from handlers.merges import Item, attach, merge_target
+from handlers.ratings import awaited_rating, rate
 from handlers.safety import FIRST_NUMBER, safety_reply_key
 from handlers.verification_support import is_verified, maybe_remind
 from models.directory import Group, Officer
@@ -55,6 +56,13 @@ def _resident_text(ctx: HandlerContext) -> bool:
     return ev.kind == "message" and ctx.officer is None and bool(ev.text.strip())
 
 
+def _names_danger(result: Classification) -> bool:
+    """Danger named in plain words (a rule of the emergency layer), not only the model's
+    reading: a rating's reason is a complaint about how a matter was handled, and the model
+    reads "到现在都没人来看过" (nobody has come yet) as a cry for help."""
+    return any(concept.startswith("emergency:") for concept in result.matched)
+
+
 async def emergency_first(ctx: HandlerContext) -> bool:
     """The emergency layer: before verification, duty hours and queues, for anyone at all."""
     if not _resident_text(ctx):
@@ -64,6 +72,12 @@ async def emergency_first(ctx: HandlerContext) -> bool:
         return False
     if await answers_active_alert(ctx):
         return False  # a sighting for the lost-child notice: a clue, not a new emergency
+    rating = await awaited_rating(ctx)
+    if rating is not None:
+        if not rating.text or not _names_danger(ctx.runtime.classifier.classify(rating.text)):
+            return False  # a complaint with the rating: rated (resident_commands), not an alarm
+        # "不满意 现在又着火了": rated, and the danger in its words answered as any other.
+        await rate(ctx, rating.name == "satisfied", rating.code, rating.text)
     await _emergency(ctx, result)
     return True
 

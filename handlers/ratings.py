@@ -5,29 +5,47 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from bot.services.deadlines import next_check
 from bot.services.dispute_cases import agreement_rejected
 from bot.services.routing import Router
 from bot.services.tickets import Out, add_event, category_text, clip, first_deadline, holder_of
+from handlers.commands import Command, parse
 from handlers.context import HandlerContext
 from handlers.forwarding import forward
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
 
-async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = "") -> bool:
-    """滿意/不滿意 (with or without a code, and words after it: the resident's reason, kept in
-    the timeline and, when unsatisfied, shown to the leader who takes the ticket over)."""
+async def awaited_rating(ctx: HandlerContext) -> Command | None:
+    """The event as a rating (滿意/不滿意, its code and reason) when the sender has a ticket
+    waiting for one: the emergency layer leaves it to :func:`rate` unless the reason itself
+    is an alarm. "不满意 到现在都没人来看过" was read as an emergency, a new P1 paged the
+    officer and the leader, and the rating was lost."""
+    command = parse(ctx.event.text)
+    if command is None or command.name not in ("satisfied", "unsatisfied"):
+        return None
+    return command if await _awaiting(ctx, command.code) is not None else None
+
+
+def _awaiting_query(ctx: HandlerContext, code: str | None) -> Select[Ticket]:
     query = (
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
         .where(TicketReporter.member_id == ctx.member.id, Ticket.awaiting_satisfaction.is_(True))
         .order_by(Ticket.closed_at.desc())
     )
-    if code:
-        query = query.where(Ticket.code == code)
-    ticket = await ctx.session.scalar(query)
+    return query.where(Ticket.code == code) if code else query
+
+
+async def _awaiting(ctx: HandlerContext, code: str | None) -> Ticket | None:
+    return await ctx.session.scalar(_awaiting_query(ctx, code))
+
+
+async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = "") -> bool:
+    """滿意/不滿意 (with or without a code, and words after it: the resident's reason, kept in
+    the timeline and, when unsatisfied, shown to the leader who takes the ticket over)."""
+    ticket = await _awaiting(ctx, code)
     if ticket is None and code:
         return await _not_to_rate(ctx, code)
     if ticket is None:

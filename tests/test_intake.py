@@ -318,6 +318,32 @@ async def test_a_rating_with_words_after_it_is_a_rating_and_its_reason_reaches_t
     assert tickets[1].satisfaction == "satisfied"
 
 
+async def test_a_complaint_with_a_rating_is_a_rating_not_an_alarm(h: Harness) -> None:
+    # Found by a newcomer: "不满意 到现在都没人来看过" was read as an emergency: a new P1
+    # paged the officer and the leader, the group got a 110 reply, and the rating was lost.
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"结案 #{t.code} 已报镇政府安装", group=None, sender="wxid_wang")
+    await h.say("不满意 到现在都没人来看过", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()  # no second, P1 ticket
+    assert (t.satisfaction, t.status, t.assigned_officer_id) == (
+        "unsatisfied",
+        "escalated",
+        "off-zhao",
+    )
+    await h.sent()
+    assert not [d for d in h.to_group(GROUP) if re.search("[撥拨]打1[12][09]", d["text"])]
+    # Danger in a rating's words is still answered at once, and the rating kept.
+    await h.say(f"结案 #{t.code} 已派人查看", group=None, sender="wxid_zhao")
+    await h.say("不满意 现在村口又着火了 快来人", group=GROUP, sender="wxid_yang")
+    tickets = await h.tickets()
+    assert tickets[0].satisfaction == "unsatisfied" and tickets[0].status == "escalated"
+    assert any(x.emergency for x in tickets[1:])
+    await h.sent()
+    assert any("119" in d["text"] for d in h.to_group(GROUP))
+
+
 async def test_a_rating_of_ones_own_ticket_that_asks_for_none_is_answered(h: Harness) -> None:
     # Found by a newcomer: "不满意 #CODE" on an answered, still open ticket got no reply.
     await h.bind("wxid_yang", group=GROUP)
