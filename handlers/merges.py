@@ -148,19 +148,26 @@ async def merge_target(
             )
         else:
             same_kind = ticket.category == result.label
-        threshold = _SIMILAR / 2 if emergency else _SIMILAR
+        # An emergency's reports share fewer words (each says what they see), but a place alone
+        # is not one incident: a bag snatched and a fight both "at the market" were merged.
+        threshold = _FOLLOW_UP_SIMILAR if emergency else _SIMILAR
         if same_kind and similarity(first, item.text) >= threshold:
             return ticket
     return None
 
 
 def _same_danger(theirs: str, mine: str) -> bool:
-    """One resident's next alarm is about their open one when it is the same kind of danger
-    (fire, injury, the rest: what the safety reply names) or names nothing at all (快来啊)."""
-    kind = reply_key_of(normalise(mine))
-    if kind == reply_key_of(normalise(theirs)):
+    """One resident's next alarm is about their open one when it names nothing at all
+    (快来啊), or is the same kind of danger (what the safety reply names) — for a fire or an
+    injury, whatever it says; for the rest (violence, a scam, a missing child: all 110) only
+    when it names the same things. A scam on the phone after a fight at the market was folded
+    into the fight, and its writer got no answer."""
+    if names_nothing(mine):
         return True
-    return kind == "emergency_reply" and names_nothing(mine)
+    kind = reply_key_of(normalise(mine))
+    if kind != reply_key_of(normalise(theirs)):
+        return False
+    return kind != "emergency_reply" or similarity(theirs, mine) >= _FOLLOW_UP_SIMILAR
 
 
 async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:

@@ -571,6 +571,22 @@ async def test_other_residents_emergencies_sharing_only_a_cry_are_their_own_p1s(
     assert len(await h.tickets()) == 5
 
 
+async def test_two_dangers_at_one_place_or_from_one_resident_are_two_p1s(h: Harness) -> None:
+    # Found by a newcomer: a bag snatched near the market joined a fight at the market (the
+    # place alone was shared), and the same resident's scam on the phone after her fight was
+    # folded into the fight, with no answer to her.
+    await h.say("菜市场门口有人拿棍子打架 快来", group=GROUP, sender="wxid_m1")
+    await h.say("快报警 有人在抢那个老太太的包 往菜市场跑了", group=GROUP, sender="wxid_m2")
+    assert len(await h.tickets()) == 2
+    await h.say("有人拿刀追着我砍 快来救我", group=GROUP, sender="wxid_m3")
+    await h.say("骗子叫我开屏幕共享 我现在正在转账 已经输了银行卡号", group=GROUP, sender="wxid_m3")
+    tickets = await h.tickets()
+    assert len(tickets) == 4 and all(t.emergency for t in tickets)
+    # The same resident's cry that names nothing still joins her open alarm.
+    await h.say("快来啊!!!", group=GROUP, sender="wxid_m3")
+    assert len(await h.tickets()) == 4
+
+
 async def test_the_same_residents_fire_after_their_own_false_alarm_is_its_own_p1(
     h: Harness,
 ) -> None:
