@@ -145,7 +145,7 @@ async def resident_followups(ctx: HandlerContext) -> bool:
         return True
     if not ev.is_private and command is None and _an_update(ctx):
         emergency = await _own_emergency_here(ctx)
-        if emergency is not None and _about(ctx, emergency):
+        if emergency is not None:
             # "孩子找到了!!谢谢大家" from the resident who raised the alarm: the officer on
             # the way needs it, and nothing else would tell them (it is no matter of its own).
             await forward(ctx, emergency, ctx.words())
@@ -216,20 +216,32 @@ def _about(ctx: HandlerContext, alarm: Ticket) -> bool:
 
 
 async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
-    """The sender's open emergency in this group, raised within the merge window."""
+    """The sender's open emergency in this group, raised within the merge window, that the
+    update speaks of (:func:`_about`): the one naming the same things, else the latest when
+    the update only says how things turned out. "后山的火已经灭了" went to the same resident's
+    later alarm about his father fainting, not to the fire."""
     if ctx.reported_emergency_lately is False:
         return None  # the batch read it for every group sender at once: none
     window = timedelta(seconds=ctx.runtime.settings.intake.merge_window_s)
-    return await ctx.session.scalar(
-        open_reported_by(ctx.member.id)
-        .where(
-            Ticket.emergency.is_(True),
-            Ticket.group_id == ctx.event.group_id,
-            Ticket.created_at >= ctx.now - window,
+    alarms = (
+        await ctx.session.scalars(
+            open_reported_by(ctx.member.id)
+            .where(
+                Ticket.emergency.is_(True),
+                Ticket.group_id == ctx.event.group_id,
+                Ticket.created_at >= ctx.now - window,
+            )
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(5)
         )
-        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-        .limit(1)
-    )
+    ).all()
+    for alarm in alarms:
+        if similarity(ctx.runtime.cipher.decrypt(alarm.text_enc) or "", ctx.event.text) >= (
+            _ABOUT_SIMILAR
+        ):
+            return alarm
+    latest = alarms[0] if alarms else None
+    return latest if latest is not None and _about(ctx, latest) else None
 
 
 def _captions_a_matter(ctx: HandlerContext) -> bool:

@@ -645,6 +645,19 @@ async def test_the_reporters_update_on_their_alarm_reaches_the_officer(h: Harnes
     assert not [m for m in h.to_user("wxid_wang") if "又跑出去" in m]
 
 
+async def test_an_update_reaches_the_alarm_it_speaks_of(h: Harness) -> None:
+    # Found by a newcomer: "后山的火已经灭了" went to the same resident's later alarm (his
+    # father fainting), not to the fire.
+    await h.say("后山着火了 烧到林子里了 快来", group=GROUP, sender="wxid_yd")
+    await h.say("我爸突然晕倒了 叫不醒 快来人", group=GROUP, sender="wxid_yd")
+    fire, faint = await h.tickets()
+    await h.sent()
+    await h.say("后山的火已经灭了 大家放心", group=GROUP, sender="wxid_yd")
+    await h.sent()
+    told = [m for m in h.to_user("wxid_wang") if "已经灭了" in m]
+    assert len(told) == 1 and f"#{fire.code}" in told[0] and f"#{faint.code}" not in told[0]
+
+
 async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
     await h.bind("wxid_sun", group=GROUP)
     await h.say("建议在村口路口装个红绿灯,车太快了", group=GROUP, sender="wxid_sun")
