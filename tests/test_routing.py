@@ -152,3 +152,19 @@ async def test_fallback_chain_never_ends_empty(h: Harness, tmp_path: Path) -> No
     assert leader is not None and (leader.officer.id, leader.how) == ("l-east", "leader")
     assert parent is not None and (parent.officer.id, parent.how) == ("c-duty", "parent-roster")
     assert nowhere is not None and nowhere.officer.id == "c-duty"
+
+
+async def test_a_private_matter_goes_to_the_group_last_written_in(h: Harness) -> None:
+    # Found by a newcomer: a 橋鎮 resident who had once joined 河西's group later had every
+    # private question routed to 河西's officer (the group joined last, not written in last).
+    h.clock.set(at(0, 10))
+    await h.bind("wxid_yang", group="grp-qiaozhen-01")
+    await h.say("大家早", group="grp-qiaozhen-01", sender="wxid_yang")
+    h.clock.advance(timedelta(minutes=5))
+    await h.say("你好", group="grp-hexi-01", sender="wxid_yang")  # joins 河西's group: newest
+    h.clock.advance(timedelta(minutes=5))
+    await h.say("请问大家 村口修路要修到什么时候", group="grp-qiaozhen-01", sender="wxid_yang")
+    h.clock.advance(timedelta(minutes=5))
+    await h.say("我想问下 孙子的户口能不能落在我这里", group=None, sender="wxid_yang")
+    private = [t for t in await h.tickets() if t.group_id is None]
+    assert [t.station_id for t in private] == ["qiaozhen"]

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.directory import Group, Officer, RosterEntry, Station
+from models.journal import InboundEvent
 from models.people import Binding, GroupMember, Member
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -264,14 +265,32 @@ async def home_station_of(session: AsyncSession, member: Member) -> tuple[str | 
     binding = await session.scalar(select(Binding).where(Binding.member_id == member.id))
     if binding is not None:
         same_person = select(Binding.member_id).where(Binding.phone_hash == binding.phone_hash)
-    row = await session.scalar(
-        select(GroupMember)
+    member_of = and_(
+        GroupMember.group_id == InboundEvent.group_id,
+        GroupMember.member_id.in_(same_person),
+        GroupMember.left_at.is_(None),
+    )
+    # The group they last wrote in (the journal says), of those they are still in; else the
+    # one they joined last. By joining alone, a resident of 橋鎮 who had once joined 河西's
+    # group had every private question routed to 河西's officer.
+    group_id = await session.scalar(
+        select(InboundEvent.group_id)
+        .join(GroupMember, member_of)
+        .where(
+            InboundEvent.sender_id.in_(select(Member.sender_id).where(Member.id.in_(same_person))),
+            InboundEvent.group_id.is_not(None),
+        )
+        .order_by(InboundEvent.id.desc())
+        .limit(1)
+    ) or await session.scalar(
+        select(GroupMember.group_id)
         .where(GroupMember.member_id.in_(same_person), GroupMember.left_at.is_(None))
         .order_by(GroupMember.joined_at.desc())
+        .limit(1)
     )
-    if row is None:
+    if group_id is None:
         return None, None
-    group = await session.get(Group, row.group_id)
+    group = await session.get(Group, group_id)
     return (group.station_id, group) if group else (None, None)
 
 
