@@ -34,7 +34,11 @@ _CODE2 = rf"#?\s*(?P<code2>{_ID})"
 # Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating).
 _REASON = r"(?:[\s,，、:：;；]+(?P<text>\S.*))?"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("ack", re.compile(rf"^(?:接單|接单)\s*{_CODE}$")),
+    # 接單 takes several codes at once ("接單 #K5156 #V9932"), each taken in turn.
+    (
+        "ack",
+        re.compile(rf"^(?:接單|接单)\s*{_CODE}(?P<codes>(?:[\s,，、]*#?\s*{_ID})*)\s*$"),
+    ),
     ("close", re.compile(rf"^(?:結案|结案)\s*{_CODE}(?:\s*[:：,，]?\s*(?P<text>.*))?$", re.S)),
     ("transfer", re.compile(rf"^(?:轉派|转派)\s*{_CODE}\s+(?P<officer>[\w.\-]+)$")),
     ("classify", re.compile(rf"^(?:分類|分类)\s*{_CODE}\s+(?P<label>\S+)$")),

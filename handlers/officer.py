@@ -11,12 +11,13 @@ from sqlalchemy import and_, or_, select
 from bot.services import ticket_service as tickets
 from bot.services.dispute_cases import todo_lines as dispute_todo_lines
 from bot.services.routing import station_subtree
-from bot.services.ticket_service import Actor, Refused, officer_actor
+from bot.services.ticket_service import Actor, Refused, check_scope, officer_actor
 from bot.services.tickets import (
     Out,
     age_text,
     category_text,
     find_ticket,
+    holder_of,
     open_tickets_of,
     reachable,
 )
@@ -25,7 +26,7 @@ from handlers.context import HandlerContext
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket
 
-OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer", "contact"}
+OFFICER_COMMANDS = {"ack", "close", "transfer", "classify", "todo", "answer", "contact", "query"}
 
 
 async def officer_commands(ctx: HandlerContext) -> bool:
@@ -41,13 +42,8 @@ async def officer_commands(ctx: HandlerContext) -> bool:
             Out.of(ctx).to_officer(officer, ctx.text("officer_help"))
         return True  # officers' publicity and chat in groups are not tickets
     out = Out.of(ctx)
-    if command.name == "todo":
-        await _todo(ctx, officer)
-        return True
-    assert command.code is not None
-    ticket = await find_ticket(ctx.session, command.code)
-    if ticket is None:
-        _tell(out, officer, ctx.text("officer_unknown_ticket", code=command.code))
+    if command.name == "todo" or (command.name == "query" and not command.codes):
+        await _todo(ctx, officer)  # 查詢 alone: what is theirs, as 待辦 lists it
         return True
     actor = await officer_actor(ctx.session, officer, script=ctx.script)
     handler = {
@@ -57,13 +53,48 @@ async def officer_commands(ctx: HandlerContext) -> bool:
         "transfer": _transfer,
         "classify": _classify,
         "contact": _contact,
+        "query": _query,
     }[command.name]
-    try:
-        await handler(ctx, out, actor, ticket, command)
-    except Refused as refused:
-        # Nothing changed; the officer hears why, privately (bot/services/ticket_service.py).
-        _tell(out, officer, ctx.text(f"officer_{refused.reason}", **refused.values))
+    for code in _codes(command):
+        ticket = await find_ticket(ctx.session, code)
+        if ticket is None:
+            _tell(out, officer, ctx.text("officer_unknown_ticket", code=code))
+            continue
+        try:
+            await handler(ctx, out, actor, ticket, command)
+        except Refused as refused:
+            # Nothing changed; the officer hears why, privately (bot/services/ticket_service.py).
+            _tell(out, officer, ctx.text(f"officer_{refused.reason}", **refused.values))
     return True
+
+
+# At most this many codes in one 接單 or 查詢: a pasted list is not a reason to flood.
+_MAX_CODES = 10
+
+
+def _codes(command: Command) -> list[str]:
+    """The tickets a command names: one, or for 接單 and 查詢 several (each in turn)."""
+    codes = [command.code] if command.code and command.name != "query" else []
+    if command.name in ("ack", "query"):
+        codes += command.codes
+    return list(dict.fromkeys(codes))[:_MAX_CODES]
+
+
+async def _query(ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, cmd: Command) -> None:
+    """查詢 #CODE from an officer: the ticket's category, priority, status, age and holder,
+    for a ticket of their stations (it answered with the help text)."""
+    check_scope(actor, ticket)
+    holder = await holder_of(ctx.session, ticket)
+    assert actor.officer is not None
+    _tell(
+        out,
+        actor.officer,
+        ctx.text(
+            "officer_todo_supervised_line",
+            **_todo_values(ctx, ticket),
+            officer=holder.name if holder else "-",
+        ),
+    )
 
 
 def _tell(out: Out, officer: Officer, text: str) -> None:

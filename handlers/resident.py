@@ -42,6 +42,11 @@ async def resident_commands(ctx: HandlerContext) -> bool:
         return False
     command = parse(ctx.event.text)
     if command is None:
+        if _QUERY_WORD.match(clean(ctx.event.text)):
+            # "查询 #zzzzz": a query mistyped, not words for whatever ticket is open (it was
+            # forwarded to an officer as the resident's reply to another matter).
+            ctx.reply(ctx.text("query_usage"))
+            return True
         return False
     if command.name == "query":
         for code in command.codes[:_QUERY_MAX]:
@@ -75,22 +80,27 @@ async def _is_reporter(ctx: HandlerContext, ticket: Ticket) -> bool:
 
 # Codes answered from one 查詢; more are ignored (one reply each: a list of fifty is spam).
 _QUERY_MAX = 5
+# A query for a code that is not one ("查询 #zzzzz"); "查询 身份证进度" is a question.
+_QUERY_WORD = re.compile(r"^(?:查詢|查询|查)\s*[#＃]")
 
 
 async def _query_open(ctx: HandlerContext) -> None:
-    """``查詢`` alone: the sender's open matters, newest first, or that there are none."""
+    """``查詢`` alone: the sender's open matters, urgent ones first, then newest; how many
+    more there are when they do not all fit (five of eight were shown without a word)."""
     open_ones = (
         await ctx.session.scalars(
-            open_reported_by(ctx.member.id)
-            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-            .limit(_QUERY_MAX)
+            open_reported_by(ctx.member.id).order_by(
+                Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc()
+            )
         )
     ).all()
     if not open_ones:
         ctx.reply(ctx.text("query_none_open"))
         return
-    for ticket in open_ones:
+    for ticket in open_ones[:_QUERY_MAX]:
         await _query(ctx, ticket.code)
+    if len(open_ones) > _QUERY_MAX:
+        ctx.reply(ctx.text("query_more", count=len(open_ones) - _QUERY_MAX))
 
 
 async def _query(ctx: HandlerContext, code: str) -> None:

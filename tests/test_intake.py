@@ -1154,3 +1154,43 @@ async def test_a_photo_with_no_matter_to_belong_to_gets_the_greeting(h: Harness)
     reply = await h.reply_to(await h.post_wechat_safe(_oa_xml(h, "o_new", "image", image)))
     assert "連心" in reply["Content"] or "连心" in reply["Content"]
     assert await h.tickets() == []
+
+
+async def test_officers_query_tickets_and_take_several_at_once(h: Harness) -> None:
+    # Found by a newcomer: 查詢 from an officer, and 接單 with several codes, got the help text.
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    await h.say("请问护照怎么办理,需要什么材料", group=GROUP, sender="wxid_yang")
+    first, second = await h.tickets()
+    await h.say(f"查询 #{first.code}", group=None, sender="wxid_li")
+    await h.sent()
+    said = h.to_user("wxid_li")[-1]
+    assert said.startswith(f"#{first.code}") and "王警官" in said, said
+    await h.say(f"接单 #{first.code} #{second.code}", group=None, sender="wxid_li")
+    assert [t.assigned_officer_id for t in await h.tickets()] == ["off-li", "off-li"]
+    await h.say(f"查詢 #{first.code}", group=None, sender="wxid_chen")  # another station's
+    await h.sent()
+    assert "其他派出所" in h.to_user("wxid_chen")[-1]
+
+
+async def test_a_residents_query_shows_how_many_more_and_a_bad_code_is_no_reply(
+    h: Harness,
+) -> None:
+    await h.bind("wxid_yang", group=GROUP)
+    await h.bind("wxid_yang", channel="wechat", group=None)
+    matters = [
+        "建议在村口装个路灯,晚上太黑了", "请问护照怎么办理,需要什么材料", "我家的电动车昨晚被偷了",
+        "建议学校门口设个减速带", "请问居住证多久能办好", "小区垃圾好几天没人清运了",
+        "请问身份证丢了怎么补办",
+    ]  # fmt: skip
+    for text in matters:
+        await h.say(text, group=GROUP, sender="wxid_yang")
+    assert len(await h.tickets()) == 7
+    await h.say("查询", group=None, sender="wxid_yang")
+    await h.sent()
+    said = h.to_user("wxid_yang")
+    assert "另有2件未列出" in said[-1], said[-3:]
+    await h.say("查询 #zzzzz", group=None, sender="wxid_yang")
+    await h.sent()
+    assert "查询 #编号" in h.to_user("wxid_yang")[-1]
+    assert not [m for m in h.to_user("wxid_wang") if "zzzzz" in m]
