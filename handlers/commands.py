@@ -29,6 +29,9 @@ LABEL_WORDS = {
 }
 
 _ID = r"[A-Za-z]\d{4,6}"  # a ticket code's letter and digits
+# "#J3811 答复:明天上午…": the word is the command's, not the answer's (the resident got
+# "答复:答复:明天上午…"); without its colon it stays ("回复你一下" is words).
+_ANSWER_WORD = r"(?:(?:答[复覆]|回[复覆])\s*[:：]\s*)?"
 _CODE = rf"#?\s*(?P<code>{_ID})"
 _CODE2 = rf"#?\s*(?P<code2>{_ID})"
 # Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating).
@@ -59,7 +62,10 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$", re.S
         ),
     ),
-    ("answer", re.compile(rf"^#\s*(?P<code>{_ID})\s*[:：,，]?\s*(?P<text>.+)$", re.S)),
+    (
+        "answer",
+        re.compile(rf"^#\s*(?P<code>{_ID})\s*[:：,，]?\s*{_ANSWER_WORD}(?P<text>.+)$", re.S),
+    ),
     # 查詢 alone asks after all of one's open matters; several codes after each of them.
     (
         "query",
@@ -97,7 +103,7 @@ def _as_written(raw: str, code: str, cleaned: str) -> str:
     Commands are matched on the NFKC-cleaned text, but that also turns the officer's "，" and "："
     into "," and ":" — the resident must get the words as written. Falls back to the cleaned
     text when the code itself was typed in full-width characters."""
-    match = re.search(rf"{re.escape(code)}\s*[:：,，]?\s*", raw, re.I)
+    match = re.search(rf"{re.escape(code)}\s*[:：,，]?\s*{_ANSWER_WORD}", raw, re.I)
     return raw[match.end() :].strip() if match else cleaned
 
 

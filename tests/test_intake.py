@@ -76,6 +76,11 @@ async def test_the_officers_answer_reaches_the_resident_as_written(h: Harness) -
     await h.sent()
     [answer] = [m for m in h.to_group(GROUP) if "調取監控" in m["text"]]
     assert "已調取監控，請到所裡：二樓。" in answer["text"]
+    # "#CODE 答覆：…": the word is the command's (the resident got "答覆:答覆：…").
+    await h.say(f"#{code}答覆：明天上午派人來看", group=None, sender="wxid_wang")
+    await h.sent()
+    [answer] = [m for m in h.to_group(GROUP) if "明天上午派人來看" in m["text"]]
+    assert answer["text"].count("答覆") == 1, answer
 
 
 async def test_an_answer_that_cannot_be_delivered_is_reported_back_to_the_officer(
