@@ -403,21 +403,29 @@ async def test_a_timestamp_in_other_digits_is_403(harness: Harness) -> None:
     assert r.status_code == 403
 
 
+WANG_OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # as WeChat gives them: 28 characters
+
+
+async def _wang_on_the_account(h: Harness, tmp_path: Path) -> None:
+    """The directory with 王警官's wechat_id an OpenID of the account; Monday 10:00."""
+    assert len(WANG_OPENID) == 28
+    text = DIRECTORY.read_text(encoding="utf-8").replace(
+        "wechat_id: wxid_wang,", f"wechat_id: {WANG_OPENID},"
+    )
+    (tmp_path / "directory.yaml").write_text(text, encoding="utf-8")
+    await h.load_directory(tmp_path / "directory.yaml")
+    h.clock.set(MONDAY_10)
+
+
 @pytest.mark.both_reply_modes
 async def test_an_officer_on_the_official_account_is_answered_and_paged_there(
     harness: Harness, tmp_path: Path
 ) -> None:
     # Found by a newcomer: an officer whose wechat_id is the account's OpenID sent 待辦 and
     # 接單 there; every answer, and the P1 page, went to the bridge, which cannot reach him.
-    openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # as WeChat gives them: 28 characters
-    assert len(openid) == 28
-    text = DIRECTORY.read_text(encoding="utf-8").replace(
-        "wechat_id: wxid_wang,", f"wechat_id: {openid},"
-    )
-    (tmp_path / "directory.yaml").write_text(text, encoding="utf-8")
     h = harness
-    await h.load_directory(tmp_path / "directory.yaml")
-    h.clock.set(MONDAY_10)
+    await _wang_on_the_account(h, tmp_path)
+    openid = WANG_OPENID
     await h.say("着火了!三楼冒烟了,快来人", group="grp-qiaozhen-01", sender="wxid_resident")
     await h.drain()
     pages = [r.json() for r in h.world.state.by_path(API_SEND) if r.json().get("touser") == openid]
@@ -432,14 +440,9 @@ async def test_a_todo_list_over_wechats_2048_bytes_reaches_the_officer_in_parts(
 ) -> None:
     # WeChat refuses a text over 2,048 bytes (errcode 45002, as the fake does): an officer with
     # sixty open tickets asking 待辦 on the account got nothing, the list failed whole.
-    openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-    text = DIRECTORY.read_text(encoding="utf-8").replace(
-        "wechat_id: wxid_wang,", f"wechat_id: {openid},"
-    )
-    (tmp_path / "directory.yaml").write_text(text, encoding="utf-8")
     h = harness
-    await h.load_directory(tmp_path / "directory.yaml")
-    h.clock.set(MONDAY_10)
+    await _wang_on_the_account(h, tmp_path)
+    openid = WANG_OPENID
     codes = [f"T{n:04d}" for n in range(60)]
     async with h.runtime.sessions.begin() as s:
         for code in codes:
