@@ -226,6 +226,8 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "阿嬤從昨天下午就沒接電話,門從裡面鎖著,叫也沒回應",
         "楼上漏水漏到电闸了 在冒火星",
         "昨天打我的那个人现在又拿着刀来了",
+        # A newcomer's trial (2026-12-08): the model read "我该怎么办" as a question.
+        "家裡有人割腕 流好多血 我該怎麼辦",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -243,10 +245,36 @@ def test_plain_danger_now_is_never_missed(text: str) -> None:
         "楼道里堆了好多纸箱 着火隐患很大",
         "老人走失了多久才能报警?",
         "家暴怎么取证",
+        # Over, a near miss, redress asked for something done (a newcomer's trial, 2026-12-08).
+        "熊孩子在楼道玩打火机 差点把纸箱点着了 已经被我骂走了",
+        "剛才樓下有人吵架 現在已經走了 沒事了",
+        "我家孩子被同学打了 脸都肿了 学校也不管 我要讨个说法",
     ],
 )
 def test_danger_words_over_or_pretend_are_no_emergency(text: str) -> None:
     assert not clf().classify(text).emergency
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A complaint about the service, alone or as the reason after a rating: the rating
+        # handler runs after the emergency layer, which paged the leader with a P1 instead.
+        "到现在都没人来看过",
+        "不满意 栏杆到现在还是断的 晚上有人差点掉下去",
+        "不满意 到现在都没人来看过 狗还躺在路边",
+    ],
+)
+def test_a_complaint_that_nobody_came_is_no_emergency(text: str) -> None:
+    assert not clf().classify(text).emergency
+
+
+def test_a_complaint_or_a_rating_does_not_hide_danger_now() -> None:
+    for text in ["不满意 我家门口又着火了", "不满意 现在又有人在打架 快来"]:
+        assert clf().classify(text).emergency, text
+    # "Still missing" stays an emergency; only "nobody came" is a complaint.
+    assert clf().classify("我爷爷有老年痴呆，上午出去到现在没回来").emergency
+    assert not clf().classify("到现在都没人来看过").emergency
 
 
 @pytest.mark.parametrize(
@@ -327,6 +355,36 @@ def test_a_scam_script_with_danger_in_it_is_still_an_emergency() -> None:
 def test_a_scam_with_money_still_moving_is_an_emergency() -> None:
     result = clf().classify("对方还在视频里让我继续转 我已经转了五万了")
     assert result.emergency and result.label == "report"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A newcomer's trial (2026-12-08): a consultation, nothing, another danger, a generic reply.
+        "我老公刚接到电话说儿子出车祸在医院要马上交手术费 他现在正在手机上转账 我拦不住 这是不是骗子啊",
+        "网上刷单的客服让我再充3万才能提现 我马上就要付了 银行卡都绑好了",
+        "对方说是快递理赔客服 叫我开屏幕共享 我现在正在操作 已经输了银行卡号了",
+        "我妈现在在银行要给一个自称公安的人转20万 怎么拦住她",
+        "my mom is on the phone with a scammer right now and is about to transfer money, please help",
+    ],
+)
+def test_money_about_to_leave_a_victim_is_a_scam_in_progress(text: str) -> None:
+    result = clf().classify(text)
+    assert result.emergency and result.label == "report", result
+    assert R.SCAM_NOW in result.matched
+
+
+def test_a_demand_to_pay_is_asked_about_and_paying_now_is_stopped() -> None:
+    # The caller's "要马上交" is his demand, asked about before paying: the warning, no
+    # emergency. The victim's "我马上就要交了" is money leaving now.
+    asked = clf().classify("对方说要马上交保证金 是不是骗子")
+    assert (asked.label, asked.emergency) == ("consultation", False)
+    assert R.SCAM_CHECK in asked.matched
+    paying = clf().classify("对方说要马上交保证金 我马上就要交了")
+    assert paying.emergency and R.SCAM_NOW in paying.matched
+    assert (
+        R.SCAM_NOW not in clf().classify("a scammer asked me to pay a fee, should I pay?").matched
+    )
 
 
 @pytest.mark.parametrize(
@@ -444,3 +502,22 @@ def test_english_is_read_by_plain_words_and_never_dropped(
     assert (result.emergency, result.label) == (emergency, label), result
     # The model does not read English: a matter is marked for the officer to check.
     assert result.unclear == (label not in ("other",) and not emergency)
+
+
+def test_a_missing_child_in_english_and_cries_in_pinyin_are_emergencies() -> None:
+    # A newcomer's trial (2026-12-08): all of these were consultations or reports.
+    for text in [
+        "my son is missing, 6 years old, lost him at the market 20 min ago",
+        "zhao huo le kuai lai",
+        "wo jia xiao hai bu jian le",
+        "jiuming a you ren diao jin shui tang li le",
+    ]:
+        assert verdict(text) == ("help", True), text
+    # A thing missing, pinyin that only sounds like danger: no emergency.
+    for text in [
+        "my wallet is missing",
+        "my cat is missing since yesterday",
+        "wo de shou ji bu jian le",
+        "wo na dao le xie xie",
+    ]:
+        assert not clf().classify(text).emergency, text

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handlers.classify.english import english_only, english_verdict
+from handlers.classify.english import english_only, english_scam_now, english_verdict
 
 __all__ = ["Verdict", "apply", "mask_hyperbole"]
 
@@ -37,6 +37,7 @@ ADDRESS = "forced:address_only"
 FRAGMENT = "rule:fragment"
 HAZARD = "rule:hazard_not_danger"
 SEEN_BEFORE = "rule:seen_before"
+COMPLAINT = "rule:complaint"
 DESCRIPTION = "rule:description_only"
 FIRECRACKERS = "rule:firecrackers_no_fire"
 OVER = "rule:over_or_hearsay"
@@ -68,7 +69,7 @@ _DANGER = re.compile(
     r"|(?:拿|持|举|提)着?(?:刀|菜刀|砍刀|斧头|枪|刀子)(?:在|要|追|砍|捅|乱|威胁)"
     r"|(?:在|正在)(?:砍人|捅人|打人|抢劫|绑人)|砍伤了人|捅了人"
     r"|(?:晕倒|昏倒|倒地不起|没有?呼吸|没气了|叫不醒|不省人事|口吐白沫)"
-    r"|(?:人|孩子|小孩|老人|他|她)(?:掉|落|跌|摔)(?:进|到|入)?(?:河|江|湖|水库|井|冰窟窿|粪池)"
+    r"|(?:人|孩子|小孩|老人|他|她)(?:掉|落|跌|摔)(?:进|到|入)?(?:河|江|湖|水库|井|冰窟窿|粪池|水塘|池塘|鱼塘)"
     r"|有人溺水"
     r"|(?:燃气|煤气|天然气|液化气)(?:泄漏|漏气|漏了)|一氧化碳中毒|煤气中毒"
     r"|被困|困在(?:电梯|火|水|楼|屋|车)|(?:孩子|小孩|老人|人)被?(?:关|锁)在"
@@ -80,6 +81,13 @@ _DANGER = re.compile(
     r"|(?:孩子|小孩|女儿|儿子|孙子|孙女|老人|爷爷|奶奶|外公|外婆|爸爸|妈妈)(?:走失|走丢)了"
     r"|抢劫(?:啊|呀|了|!|$)|救火(?:啊|呀|!|$)|^快?报警(?:啊|呀)?!+$"
     r"|(?:在|正在)(?:家暴|打老婆|打孩子)|被(?:绑架|劫持)了|被拐走了|人不动了"
+    # A newcomer's trial (2026-12-08): wrists cut and bleeding, the model read "我该怎么办" as a
+    # question; a child gone, as the pinyin and English cries say it (english.py).
+    r"|割腕|(?:流|出)了?(?:好多|很多|一地|满地|不少)的?血|血(?:流)?不止|血止不住"
+    r"|(?:孩子|小孩|女儿|儿子|孙子|孙女)不见了"
+    # Something set alight (放鞭炮把草垛点着了): the model learned 差点把纸箱点着了 as no
+    # emergency in round 40, and 差点 is a calm word here too.
+    r"|把.{1,6}(?:点着|烧着)了"
 )
 # A hazard: somebody should look, nobody is in danger now (楼道堆杂物 着火隐患). The model
 # alone read an emergency into it; plain danger words still win. (Firecrackers are not here:
@@ -103,9 +111,19 @@ _DESCRIPTION_CHARS = 14
 # grandmother unanswered since yesterday is one. No corpus emergency matches (checked).
 _OVER = re.compile(
     r"(?:前天|昨天|昨晚|上周|上个?月|去年|后来|拉走了|送走了|抬走了|送(?:去|到)?医院了|没人受伤"
-    r"|没有人受伤|没有受伤|无人受伤|人没事|听说|据说|有人说|是真的吗|真的假的|已经出来了)"
+    r"|没有人受伤|没有受伤|无人受伤|人没事|听说|据说|有人说|是真的吗|真的假的|已经出来了"
+    # A newcomer's trial (2026-12-08): a near miss (差点把纸箱点着了), somebody gone or sent off
+    # (现在已经走了, 已经被我骂走了), all right now, and redress asked for something done
+    # (孩子被同学打了…我要讨个说法: a report or a dispute). "Still" and present-time words
+    # keep the model's emergency (差点被电到 人还在那电).
+    r"|差点|已经(?:被.{0,3})?(?:骂|赶|劝|撵)?走了|没事了|讨个?说法|要个说法|讨公道)"
 )
 _STILL = re.compile(r"到现在|一直|还没|至今|从昨|从前天")
+# A complaint about the service (a newcomer's trial, 2026-12-08): the reason after a 不满意
+# rating, or nobody having come (到现在都没人来看过). The rating handler runs after the
+# emergency layer, so a model's emergency here paged the leader with a P1 instead of
+# reopening the rated matter. Unlike _OVER, "until now" (_STILL) does not keep it.
+_COMPLAINT = re.compile(r"^\s*不满意|没有?人来(?:看|管|修|处理|问)过?")
 # A report of a crime (我要举报有人开赌场), a leak of water, a missing manhole cover: an officer
 # should come, nobody is in danger now, unless the rules' plain danger words say otherwise or
 # water meets electricity, fire or a dam.
@@ -135,8 +153,9 @@ _CALM = re.compile(
 )
 # Overrides _CALM: a present-time or urgent word ("昨天他说要弄死我,现在又拿着刀来了").
 # "现在已经出来了", "现在没事了" say it is over: 现在 alone is not urgent there.
+# "到现在" is "until now" (still), not "now": the complaint 到现在都没人来看过 is no urgency.
 _URGENT = re.compile(
-    r"现在(?!已经|没事|好了|出来|不)|正在|还在|快来|快点来|赶紧来|马上来|快报警|快打110"
+    r"(?<!到)现在(?!已经|没事|好了|出来|不)|正在|还在|快来|快点来|赶紧来|马上来|快报警|快打110"
 )
 
 # Fraud.  What a caller, text or app asks for; "is it real?"; money that has left; money leaving.
@@ -156,7 +175,11 @@ _MONEY_GONE = re.compile(
     r"|被骗了|骗了[0-9一二三四五六七八九十几两百千万]|骗走|转给(?:了)?骗子|(?:亏|损失)了"
     r"|忽悠(?:着)?买了|骗(?:去|着)?(?:买|做|投)"
 )
-_FRAUD = re.compile(r"骗|诈|刷单|忽悠|冒充|安全账户|传销|杀猪盘|提不出来|提现不了")
+_FRAUD = re.compile(
+    r"骗|诈|刷单|忽悠|冒充|安全账户|传销|杀猪盘|提不出来|提现不了"
+    # A caller who says he is an official (我妈要给一个自称公安的人转20万).
+    r"|自称(?:是)?(?:公安|警察|法院|检察|领导|银行)"
+)
 # A fraudster's script told, not asked about (有个人加我微信说是我领导 让我先帮他转两万; 短信说
 # 我医保卡被冻结 让我点链接解冻; 说我中奖了 要先交税): the warning goes out all the same.
 _SCAM_SCRIPT = re.compile(
@@ -174,6 +197,12 @@ _MONEY_MOVING = re.compile(
     r"(?:正在|还在|继续|准备)(?:去)?(?:转|汇|打钱|充|交钱|借钱|取钱)"
     r"|(?:在|去)(?:银行|atm|农商行|信用社)(?:的路上|排队|门口)|(?:现在|正)在(?:银行|atm|农商行|信用社)"
     r"|刮序号|还在(?:扣|少)|一笔一笔|余额还在|视频里(?:让我)?继续"
+    # A newcomer's trial (2026-12-08): 正在手机上转账, 我马上就要付了, 屏幕共享…我现在正在操作,
+    # and somebody who must be stopped (我拦不住, 怎么拦住她). Not 要马上交 (the caller's demand,
+    # asked about before paying: SCAM_CHECK).
+    r"|(?:正在|还在)(?:手机上|网上|微信上|支付宝上)(?:转|汇|付|充)|马上就要(?:去)?(?:付|转|汇|充|交)"
+    r"|(?:正在|还在)(?:操作|输(?!液)|填)"
+    r"|拦不住|(?:怎么|快|帮我|帮忙|赶紧)(?:去)?拦"
 )
 
 # A fragment: a few characters, typically the answer to an officer's question ("23路", "两个人",
@@ -248,7 +277,9 @@ def apply(norm: str) -> Verdict:
         return Verdict(emergency=False, label="other", concepts=(ADDRESS,))
     if english_only(norm):
         danger, kind = english_verdict(norm)
-        return Verdict(emergency=danger, label=kind, concepts=(ENGLISH,))
+        # Money leaving now gets the stop-the-transfer reply in English too.
+        scam = (SCAM_NOW,) if english_scam_now(norm) else ()
+        return Verdict(emergency=danger, label=kind, concepts=(ENGLISH, *scam))
     fraud = _FRAUD.search(norm) is not None
     scam_ask = _SCAM_ASK.search(norm) is not None
     moving = (fraud or scam_ask) and _MONEY_MOVING.search(norm) is not None
@@ -277,13 +308,13 @@ def apply(norm: str) -> Verdict:
     return Verdict(emergency=False if vetoed else None, concepts=tuple(concepts))
 
 
-_VETOES = (HAZARD, SEEN_BEFORE, FIRECRACKERS, OVER, DESCRIPTION)
+_VETOES = (HAZARD, SEEN_BEFORE, FIRECRACKERS, OVER, DESCRIPTION, COMPLAINT)
 
 
 def _veto(norm: str, size: int) -> str | None:
     """Why a message the danger words did not flag is no emergency whatever the model reads,
-    or None: a hazard, something seen some time, a description, firecrackers, something over,
-    nobody hurt, hearsay, a crime reported, a water leak."""
+    or None: a hazard, something seen some time, a description, firecrackers, a complaint about
+    the service, something over, nobody hurt, hearsay, a crime reported, a water leak."""
     urgent = _URGENT.search(norm) is not None
     if _HAZARD.search(norm) and not (urgent or _HAZARD_NOW.search(norm)):
         return HAZARD
@@ -291,6 +322,8 @@ def _veto(norm: str, size: int) -> str | None:
         return SEEN_BEFORE
     if _FIRECRACKERS.search(norm) and not _FIRECRACKERS_DANGER.search(norm):
         return FIRECRACKERS
+    if _COMPLAINT.search(norm) and not urgent:
+        return COMPLAINT
     if not urgent and (
         (_OVER.search(norm) and not _STILL.search(norm))
         or _NOT_DANGER.search(norm)
