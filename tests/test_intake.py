@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
+from handlers.classify import normalise
 from models.tickets import Ticket
 from tests.harness import Harness
 
@@ -698,6 +699,52 @@ async def test_fire_reply_names_119_first(h: Harness) -> None:
     for officer in ("wxid_wang", "wxid_zhao"):
         [page] = h.to_user(officer)
         assert "P1" in page and "拨打119" in page
+
+
+@pytest.mark.parametrize(
+    ("text", "number", "says"),
+    [
+        # A newcomer's trial (2026-12-08): 110 first, the fire reply, or no reply at all.
+        ("我奶奶喝了农药 现在在地上打滚", "120", "急救"),
+        ("一家三口煤气中毒了 都晕了", "120", "通风"),
+        ("我老婆要生了 羊水破了", "120", "急救"),
+        ("我爸心口疼得厉害 满头大汗 说不出话", "120", "急救"),
+        ("一个骑摩托的倒在路中间不动了", "120", "急救"),
+        ("有人卡在车里出不来", "120", "急救"),
+        ("家裡有人割腕 流好多血 我該怎麼辦", "120", "急救"),
+        ("zhao huo le kuai lai", "119", "撤离"),
+        ("网上刷单的客服让我再充3万才能提现 我马上就要付了 银行卡都绑好了", "110", "停止转账"),
+        (
+            "my mom is on the phone with a scammer right now and is about to transfer money",
+            "110",
+            "停止转账",
+        ),
+    ],
+)
+async def test_the_safety_reply_names_the_number_for_the_danger_first(
+    h: Harness, text: str, number: str, says: str
+) -> None:
+    await h.say(text, group=GROUP, sender="wxid_x")
+    await h.sent()
+    [reply] = h.to_group(GROUP)
+    told = normalise(reply["text"])  # Latin letters are answered in the group's script
+    assert re.findall("拨打(1[12][09])", told)[0] == number, told
+    assert says in told
+    for officer in ("wxid_wang", "wxid_zhao"):  # the pages say what the resident was told
+        [page] = h.to_user(officer)
+        assert "P1" in page and f"拨打{number}" in normalise(page)
+
+
+async def test_a_complaint_after_a_rating_reopens_the_matter_and_pages_nobody(h: Harness) -> None:
+    # A newcomer's trial (2026-12-08): the reason after 不满意 was read as a new emergency (a
+    # P1, the leader paged) before the rating was ever seen.
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("桥边的栏杆断了 晚上很危险", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"结案 #{t.code} 已报镇政府修理", group=None, sender="wxid_wang")
+    await h.say("不满意 栏杆到现在还是断的 晚上有人差点掉下去", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    assert (t.satisfaction, t.status, t.emergency) == ("unsatisfied", "escalated", False)
 
 
 async def test_acknowledging_twice_tells_the_officer_not_the_group_again(h: Harness) -> None:
