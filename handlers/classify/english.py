@@ -19,7 +19,7 @@ _DANGER = re.compile(
     r"|\b(?:sos|fire|smoke|burning|stab(?:bed|bing)?|knife|gun|shoot(?:ing)?|beat(?:ing)?"
     r"|attack(?:ed|ing)?|rob(?:bed|bery|bing)?|kidnap(?:ped)?|drown(?:ing)?|bleeding"
     r"|unconscious|not breathing|overdose|suicide|kill(?:ing)?|hurt(?:ing)?|emergency)\b"
-    # A child or an elder gone (a newcomer's trial, 2026-12-08: "my son is missing, 6 years
+    # A child or an elder gone (a newcomer's trial, 2026-12-07: "my son is missing, 6 years
     # old, lost him at the market"); a wallet or a cat missing is a report.
     r"|\b(?:son|daughter|child|kid|boy|girl|baby|toddler|grand\w+|mom|mother|dad|father)"
     r"(?: is| has gone| went| got)? missing\b"
@@ -27,7 +27,7 @@ _DANGER = re.compile(
     r"|\bmissing (?:child|kid|boy|girl|baby|toddler)\b"
     r"|\bcan'?t find (?:my )?(?:son|daughter|child|kid|boy|girl|baby|toddler)\b"
 )
-# Pinyin cries, toneless, syllables spaced or not (a newcomer's trial, 2026-12-08: zhao huo le
+# Pinyin cries, toneless, syllables spaced or not (a newcomer's trial, 2026-12-07: zhao huo le
 # kuai lai, wo jia xiao hai bu jian le, jiuming a you ren diao jin shui tang li le). Only
 # phrases no English sentence and no harmless pinyin phrase has: not "na dao" (拿到/拿刀),
 # "kan ren" (看人/砍人), "liu xue" (留学/流血).

@@ -81,7 +81,7 @@ _DANGER = re.compile(
     r"|(?:孩子|小孩|女儿|儿子|孙子|孙女|老人|爷爷|奶奶|外公|外婆|爸爸|妈妈)(?:走失|走丢)了"
     r"|抢劫(?:啊|呀|了|!|$)|救火(?:啊|呀|!|$)|^快?报警(?:啊|呀)?!+$"
     r"|(?:在|正在)(?:家暴|打老婆|打孩子)|被(?:绑架|劫持)了|被拐走了|人不动了"
-    # A newcomer's trial (2026-12-08): wrists cut and bleeding, the model read "我该怎么办" as a
+    # A newcomer's trial (2026-12-07): wrists cut and bleeding, the model read "我该怎么办" as a
     # question; a child gone, as the pinyin and English cries say it (english.py).
     r"|割腕|(?:流|出)了?(?:好多|很多|一地|满地|不少)的?血|血(?:流)?不止|血止不住"
     r"|(?:孩子|小孩|女儿|儿子|孙子|孙女)不见了"
@@ -112,14 +112,14 @@ _DESCRIPTION_CHARS = 14
 _OVER = re.compile(
     r"(?:前天|昨天|昨晚|上周|上个?月|去年|后来|拉走了|送走了|抬走了|送(?:去|到)?医院了|没人受伤"
     r"|没有人受伤|没有受伤|无人受伤|人没事|听说|据说|有人说|是真的吗|真的假的|已经出来了"
-    # A newcomer's trial (2026-12-08): a near miss (差点把纸箱点着了), somebody gone or sent off
+    # A newcomer's trial (2026-12-07): a near miss (差点把纸箱点着了), somebody gone or sent off
     # (现在已经走了, 已经被我骂走了), all right now, and redress asked for something done
     # (孩子被同学打了…我要讨个说法: a report or a dispute). "Still" and present-time words
     # keep the model's emergency (差点被电到 人还在那电).
     r"|差点|已经(?:被.{0,3})?(?:骂|赶|劝|撵)?走了|没事了|讨个?说法|要个说法|讨公道)"
 )
 _STILL = re.compile(r"到现在|一直|还没|至今|从昨|从前天")
-# A complaint about the service (a newcomer's trial, 2026-12-08): the reason after a 不满意
+# A complaint about the service (a newcomer's trial, 2026-12-07): the reason after a 不满意
 # rating, or nobody having come (到现在都没人来看过). The rating handler runs after the
 # emergency layer, so a model's emergency here paged the leader with a P1 instead of
 # reopening the rated matter. Unlike _OVER, "until now" (_STILL) does not keep it.
@@ -197,7 +197,7 @@ _MONEY_MOVING = re.compile(
     r"(?:正在|还在|继续|准备)(?:去)?(?:转|汇|打钱|充|交钱|借钱|取钱)"
     r"|(?:在|去)(?:银行|atm|农商行|信用社)(?:的路上|排队|门口)|(?:现在|正)在(?:银行|atm|农商行|信用社)"
     r"|刮序号|还在(?:扣|少)|一笔一笔|余额还在|视频里(?:让我)?继续"
-    # A newcomer's trial (2026-12-08): 正在手机上转账, 我马上就要付了, 屏幕共享…我现在正在操作,
+    # A newcomer's trial (2026-12-07): 正在手机上转账, 我马上就要付了, 屏幕共享…我现在正在操作,
     # and somebody who must be stopped (我拦不住, 怎么拦住她). Not 要马上交 (the caller's demand,
     # asked about before paying: SCAM_CHECK).
     r"|(?:正在|还在)(?:手机上|网上|微信上|支付宝上)(?:转|汇|付|充)|马上就要(?:去)?(?:付|转|汇|充|交)"
