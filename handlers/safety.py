@@ -26,7 +26,7 @@ _POISONED = re.compile(
 _FLAMES = re.compile(r"着火|起火|失火|火(?:很|越来越)?大|烧起来|爆炸|炸了|冒烟|浓烟")
 _MEDICAL = re.compile(
     r"晕|昏|倒地|不醒|没气|没呼吸|抽搐|抽风|吐血|流血|出血|中毒|心脏|喘不|摔|骨折|受伤"
-    # A newcomer's trial (2026-12-08) found these sent to 110: poison swallowed (not threatened:
+    # A newcomer's trial (2026-12-07) found these sent to 110: poison swallowed (not threatened:
     # 说要喝农药 is the police's), wrists cut, a birth, a heart or a stroke, a fever with fits,
     # somebody lying still after a crash or caught in the wreck. Not a swimmer in trouble or a
     # car in a flood: the rescue comes first (110).

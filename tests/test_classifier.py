@@ -226,7 +226,7 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "阿嬤從昨天下午就沒接電話,門從裡面鎖著,叫也沒回應",
         "楼上漏水漏到电闸了 在冒火星",
         "昨天打我的那个人现在又拿着刀来了",
-        # A newcomer's trial (2026-12-08): the model read "我该怎么办" as a question.
+        # A newcomer's trial (2026-12-07): the model read "我该怎么办" as a question.
         "家裡有人割腕 流好多血 我該怎麼辦",
     ],
 )
@@ -245,7 +245,7 @@ def test_plain_danger_now_is_never_missed(text: str) -> None:
         "楼道里堆了好多纸箱 着火隐患很大",
         "老人走失了多久才能报警?",
         "家暴怎么取证",
-        # Over, a near miss, redress asked for something done (a newcomer's trial, 2026-12-08).
+        # Over, a near miss, redress asked for something done (a newcomer's trial, 2026-12-07).
         "熊孩子在楼道玩打火机 差点把纸箱点着了 已经被我骂走了",
         "剛才樓下有人吵架 現在已經走了 沒事了",
         "我家孩子被同学打了 脸都肿了 学校也不管 我要讨个说法",
@@ -360,7 +360,7 @@ def test_a_scam_with_money_still_moving_is_an_emergency() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        # A newcomer's trial (2026-12-08): a consultation, nothing, another danger, a generic reply.
+        # A newcomer's trial (2026-12-07): a consultation, nothing, another danger, a generic reply.
         "我老公刚接到电话说儿子出车祸在医院要马上交手术费 他现在正在手机上转账 我拦不住 这是不是骗子啊",
         "网上刷单的客服让我再充3万才能提现 我马上就要付了 银行卡都绑好了",
         "对方说是快递理赔客服 叫我开屏幕共享 我现在正在操作 已经输了银行卡号了",
@@ -505,7 +505,7 @@ def test_english_is_read_by_plain_words_and_never_dropped(
 
 
 def test_a_missing_child_in_english_and_cries_in_pinyin_are_emergencies() -> None:
-    # A newcomer's trial (2026-12-08): all of these were consultations or reports.
+    # A newcomer's trial (2026-12-07): all of these were consultations or reports.
     for text in [
         "my son is missing, 6 years old, lost him at the market 20 min ago",
         "zhao huo le kuai lai",

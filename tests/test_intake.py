@@ -704,7 +704,7 @@ async def test_fire_reply_names_119_first(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("text", "number", "says"),
     [
-        # A newcomer's trial (2026-12-08): 110 first, the fire reply, or no reply at all.
+        # A newcomer's trial (2026-12-07): 110 first, the fire reply, or no reply at all.
         ("我奶奶喝了农药 现在在地上打滚", "120", "急救"),
         ("一家三口煤气中毒了 都晕了", "120", "通风"),
         ("我老婆要生了 羊水破了", "120", "急救"),
@@ -736,7 +736,7 @@ async def test_the_safety_reply_names_the_number_for_the_danger_first(
 
 
 async def test_a_complaint_after_a_rating_reopens_the_matter_and_pages_nobody(h: Harness) -> None:
-    # A newcomer's trial (2026-12-08): the reason after 不满意 was read as a new emergency (a
+    # A newcomer's trial (2026-12-07): the reason after 不满意 was read as a new emergency (a
     # P1, the leader paged) before the rating was ever seen.
     await h.bind("wxid_yang", group=GROUP)
     await h.say("桥边的栏杆断了 晚上很危险", group=GROUP, sender="wxid_yang")
