@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from bot.services.deadlines import next_check
 from bot.services.dispute_cases import agreement_rejected
@@ -28,18 +28,15 @@ async def awaited_rating(ctx: HandlerContext) -> Command | None:
     return command if await _awaiting(ctx, command.code) is not None else None
 
 
-def _awaiting_query(ctx: HandlerContext, code: str | None) -> Select[Ticket]:
+async def _awaiting(ctx: HandlerContext, code: str | None) -> Ticket | None:
+    """The sender's latest ticket waiting for their rating (the one ``code`` names, if any)."""
     query = (
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
         .where(TicketReporter.member_id == ctx.member.id, Ticket.awaiting_satisfaction.is_(True))
         .order_by(Ticket.closed_at.desc())
     )
-    return query.where(Ticket.code == code) if code else query
-
-
-async def _awaiting(ctx: HandlerContext, code: str | None) -> Ticket | None:
-    return await ctx.session.scalar(_awaiting_query(ctx, code))
+    return await ctx.session.scalar(query.where(Ticket.code == code) if code else query)
 
 
 async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = "") -> bool:

@@ -24,8 +24,6 @@ from bot.channels.bridge import post_for_delivery
 from bot.messages import SendError
 from bot.text_parts import WECOM_ROBOT_MARKDOWN_LIMIT, WECOM_ROBOT_TEXT_LIMIT, fits, split_text
 
-TEXT_LIMIT = WECOM_ROBOT_TEXT_LIMIT
-MARKDOWN_LIMIT = WECOM_ROBOT_MARKDOWN_LIMIT
 PER_MINUTE = 20
 RATE_LIMITED = 45009
 
@@ -39,7 +37,7 @@ def robot_bodies(payload: dict[str, Any]) -> list[dict[str, Any]]:
     """
     text: str = payload.get("text", "")
     media = payload.get("media")
-    if not media and fits(text, TEXT_LIMIT):
+    if not media and fits(text, WECOM_ROBOT_TEXT_LIMIT):
         return [
             {
                 "msgtype": "text",
@@ -52,7 +50,7 @@ def robot_bodies(payload: dict[str, Any]) -> list[dict[str, Any]]:
         content += f"\n[{title}]({media['url']})"
     return [
         {"msgtype": "markdown", "markdown": {"content": part}}
-        for part in split_text(content, MARKDOWN_LIMIT)
+        for part in split_text(content, WECOM_ROBOT_MARKDOWN_LIMIT)
     ]
 
 

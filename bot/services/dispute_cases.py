@@ -171,16 +171,13 @@ async def open_for_ticket(
     return case
 
 
-async def set_aside_for(
-    session: AsyncSession, ticket: Ticket, *, now: datetime, by: str
-) -> DisputeCase | None:
+async def set_aside_for(session: AsyncSession, ticket: Ticket, *, now: datetime, by: str) -> None:
     """The ticket was filed as something other than a dispute (分類): its open case stops —
     no more levels, checks, notices, figures (:data:`models.disputes.SET_ASIDE`). A case that
     has already ended (agreement, referral, withdrawal) stays as it ended."""
     case = await case_of(session, ticket.id)
     if case is not None and case.status == "open":
         set_aside(session, case, now=now, by=by)
-    return case
 
 
 async def agreement_rejected(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.services.deadlines import next_check
 from bot.services.dispute_cases import (
     conflict_returned,
     level_deadlines,
@@ -26,7 +25,7 @@ from bot.services.dispute_cases import (
     tell_level_change,
     word,
 )
-from bot.services.ticket_service import Actor, Refused, check_scope
+from bot.services.ticket_service import Actor, Refused, check_scope, mark_acknowledged
 from bot.services.tickets import Out, add_event, reporters
 from models import disputes as cases
 from models.disputes import COLOURS, DisputeCase, next_level
@@ -76,13 +75,7 @@ def _taken_up(out: Out, actor: Actor, ticket: Ticket) -> None:
         return
     if ticket.assigned_officer_id != officer.id or ticket.status == "closed":
         return
-    ticket.acknowledged_at = out.now
-    ticket.escalation_level = 0
-    if ticket.status in ("new", "escalated"):
-        ticket.status = "acknowledged"
-    ticket.next_check_at = next_check(ticket, out.runtime.settings.deadlines)
-    add_event(out.session, out.runtime, ticket, "acknowledged", now=out.now, actor=actor.key,
-              detail="by a dispute command")  # fmt: skip
+    mark_acknowledged(out, actor, ticket, detail="by a dispute command")
 
 
 def _still_open(ticket: Ticket, case: DisputeCase, action: str) -> None:

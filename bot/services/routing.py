@@ -7,7 +7,7 @@ Fallback: the group's own officer → the station leader → the parent station'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -125,17 +125,23 @@ class Router:
         ).all()
         if own:
             return list(own)
+        async for above in self._heads_above(station_id):
+            return [above]
+        return []
+
+    async def _heads_above(self, station_id: str) -> AsyncIterator[Officer]:
+        """Each station above ``station_id``, nearest first: its leader, else an officer
+        there (stations with nobody are passed over)."""
         station = await self._session.get(Station, station_id)
         seen = {station_id}
         while station is not None and station.parent_id and station.parent_id not in seen:
             seen.add(station.parent_id)
-            above = await self.leader(station.parent_id) or await self._session.scalar(
+            head = await self.leader(station.parent_id) or await self._session.scalar(
                 select(Officer).where(Officer.station_id == station.parent_id).order_by(Officer.id)
             )
-            if above is not None:
-                return [above]
+            if head is not None:
+                yield head
             station = await self._session.get(Station, station.parent_id)
-        return []
 
     async def county_station(self) -> Station | None:
         """The root of the station tree: the county, whose duty desk takes what has no home."""
@@ -211,22 +217,11 @@ class Router:
             if candidate is not None and candidate.id not in known:
                 chain.append(candidate)
 
-        station = await self._session.get(Station, officer.station_id)
-        if station is None:
+        if await self._session.get(Station, officer.station_id) is None:
             return chain
-        add(await self.leader(station.id))
-        seen = {station.id}
-        while station is not None and station.parent_id and station.parent_id not in seen:
-            seen.add(station.parent_id)
-            add(
-                await self.leader(station.parent_id)
-                or await self._session.scalar(
-                    select(Officer)
-                    .where(Officer.station_id == station.parent_id)
-                    .order_by(Officer.id)
-                )
-            )
-            station = await self._session.get(Station, station.parent_id)
+        add(await self.leader(officer.station_id))
+        async for head in self._heads_above(officer.station_id):
+            add(head)
         return chain
 
     async def escalation_target(self, officer: Officer, level: int) -> Officer | None:

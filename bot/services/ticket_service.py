@@ -220,18 +220,25 @@ async def acknowledge(out: Out, *, actor: Actor, ticket: Ticket) -> None:
     if ticket.acknowledged_at is not None and ticket.assigned_officer_id == officer.id:
         # Already theirs: the residents heard so once.
         raise Refused("already_acknowledged", code=ticket.code)
+    if ticket.assigned_officer_id != officer.id:
+        previous = await holder_of(out.session, ticket)
+        ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
+        _tell_previous_holder(out, actor, ticket, previous)
+    mark_acknowledged(out, actor, ticket)
+    await _to_reporters(out, ticket, "ticket_acknowledged_to_resident", officer=officer.name)
+
+
+def mark_acknowledged(out: Out, actor: Actor, ticket: Ticket, detail: str | None = None) -> None:
+    """The ticket is taken up (接單, or its holder's first dispute command): its acknowledge
+    ladder stands down and the next phase's deadline, if any, is what the sweep waits for."""
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = out.now
         ticket.escalation_level = 0
     if ticket.status in ("new", "escalated"):
         ticket.status = "acknowledged"
-    if ticket.assigned_officer_id != officer.id:
-        previous = await holder_of(out.session, ticket)
-        ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
-        _tell_previous_holder(out, actor, ticket, previous)
     ticket.next_check_at = next_check(ticket, out.runtime.settings.deadlines)
-    add_event(out.session, out.runtime, ticket, "acknowledged", now=out.now, actor=actor.key)
-    await _to_reporters(out, ticket, "ticket_acknowledged_to_resident", officer=officer.name)
+    add_event(out.session, out.runtime, ticket, "acknowledged", now=out.now, actor=actor.key,
+              detail=detail)  # fmt: skip
 
 
 async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
