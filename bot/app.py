@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -22,6 +23,7 @@ from bot.pipeline import Pipeline
 from bot.pipeline_link import ProcessorLink, ProcessorUnavailable
 from bot.runtime import Runtime
 from bot.scheduler import build_scheduler
+from bot.services.ticket_service import answer_undelivered
 from bot.web import (
     api,
     bridge_routes,
@@ -77,6 +79,7 @@ def make_worker(
         min_priority=2 if beside_urgent else 0,
         # The urgent lane's claims and records go before queued journal writes and batches.
         turn=(lambda: runtime.db_turn(urgent=True)) if urgent else runtime.db_turn,
+        given_up=functools.partial(answer_undelivered, runtime),
     )
 
 

@@ -15,7 +15,7 @@ import random
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -245,34 +245,60 @@ def recipient_after_sending(payload: dict[str, Any], user_id: str | None) -> str
     return pseudonym if isinstance(pseudonym, str) else user_id
 
 
-def on_failure_extra(notice: OutboundMessage | None) -> dict[str, Any]:
-    """The ``extra`` of a message that, when it finally fails, has ``notice`` sent instead (an
-    officer's answer that never reached the resident must not pass for delivered)."""
-    if notice is None:
+@dataclass(frozen=True)
+class OnFailure:
+    """What a message that finally fails brings about: ``notice`` is sent instead, and the
+    ``ticket_id`` it answered is handed to the worker's ``given_up`` (an officer's answer that
+    never reached the resident must not pass for delivered)."""
+
+    notice: OutboundMessage | None = None
+    ticket_id: int | None = None
+
+
+def on_failure_extra(on_failure: OnFailure | None) -> dict[str, Any]:
+    """The ``extra`` of a message that carries ``on_failure`` (see :class:`OnFailure`)."""
+    if on_failure is None or (on_failure.notice is None and on_failure.ticket_id is None):
         return {}
-    return {
-        "on_failure": {
+    spec: dict[str, Any] = {"ticket_id": on_failure.ticket_id}
+    notice = on_failure.notice
+    if notice is not None:
+        spec["notice"] = {
             "channel": notice.channel,
             "group_id": notice.group_id,
             "user_id": notice.user_id,
             "text": notice.text,
             "priority": notice.priority,
         }
-    }
+    return {"on_failure": spec}
 
 
-def _failure_notice(payload: dict[str, Any]) -> OutboundMessage | None:
+def _on_failure(payload: dict[str, Any]) -> OnFailure | None:
     extra = payload.get("extra")
     spec = extra.get("on_failure") if isinstance(extra, dict) else None
     if not isinstance(spec, dict):
         return None
-    return OutboundMessage(
-        channel=str(spec["channel"]),
-        text=str(spec["text"]),
-        group_id=spec.get("group_id"),
-        user_id=spec.get("user_id"),
-        priority=int(spec.get("priority", 5)),
+    # Rows queued before the ticket was named hold the notice itself.
+    notice = spec.get("notice") if "notice" in spec or "ticket_id" in spec else spec
+    ticket_id = spec.get("ticket_id")
+    return OnFailure(
+        notice=(
+            OutboundMessage(
+                channel=str(notice["channel"]),
+                text=str(notice["text"]),
+                group_id=notice.get("group_id"),
+                user_id=notice.get("user_id"),
+                priority=int(notice.get("priority", 5)),
+            )
+            if isinstance(notice, dict)
+            else None
+        ),
+        ticket_id=ticket_id if isinstance(ticket_id, int) else None,
     )
+
+
+GivenUp = Callable[[AsyncSession, int, datetime, datetime], Awaitable[None]]
+"""Called in the transaction that records a message as failed for good, with the ticket its
+:class:`OnFailure` names, when the message was queued and when it was given up."""
 
 
 _CLAIMED = (
@@ -287,8 +313,9 @@ class _Attempt:
 
     outcome: Outcome
     values: dict[str, Any]
-    notice: OutboundMessage | None
+    on_failure: OnFailure | None
     at: datetime
+    queued_at: datetime
 
 
 def _due(now: Any) -> Any:
@@ -437,9 +464,11 @@ class OutboxWorker:
         max_priority: int | None = None,
         turn: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
         min_priority: int = 0,
+        given_up: GivenUp | None = None,
     ) -> None:
         """``max_priority``: send only rows this urgent or more (the urgent lane: a second
-        worker for safety replies and P1 pages, never behind a batch of ordinary sends)."""
+        worker for safety replies and P1 pages, never behind a batch of ordinary sends).
+        ``given_up``: what a ticket's answer that finally failed does to the ticket."""
         # The urgent lane found due rows that all wait for a send in flight to their chat: it
         # looks again in _BLOCKED_POLL_S, not after the poll interval.
         self.blocked = False
@@ -461,6 +490,7 @@ class OutboxWorker:
         self.wakeup = wakeup or asyncio.Event()
         self.health = health or ChannelHealth()
         self._metrics = metrics or Metrics()
+        self._given_up = given_up
         self._stopping = False
 
     def backoff(self, attempts: int) -> timedelta:
@@ -671,8 +701,8 @@ class OutboxWorker:
                 error.reason,
                 outcome.status,
             )
-        notice = _failure_notice(payload) if values["status"] == "failed" else None
-        return _Attempt(outcome, values, notice, now)
+        on_failure = _on_failure(payload) if values["status"] == "failed" else None
+        return _Attempt(outcome, values, on_failure, now, row.created_at)
 
     async def _record(self, attempts: list[_Attempt]) -> None:
         """Write a batch's outcomes in one transaction: one executemany per shape of update
@@ -684,15 +714,19 @@ class OutboxWorker:
                 params = {"outbox_id": a.outcome.outbox_id}
                 params.update({f"v_{k}": v for k, v in a.values.items()})
                 columns = tuple(sorted(a.values))
-                if a.notice is None:
+                if a.on_failure is None:
                     shapes.setdefault(columns, []).append(params)
                     continue
                 finished = await session.execute(_finish_statement(columns), params)
-                # Only the worker that recorded the failure queues the notice, in the same
-                # commit (a row whose lease another worker took over matches nothing).
-                if rowcount(finished):
-                    enqueue(session, a.notice, cipher=self._cipher, now=a.at)
+                # Only the worker that recorded the failure acts on it, in the same commit (a
+                # row whose lease another worker took over matches nothing).
+                if not rowcount(finished):
+                    continue
+                if a.on_failure.notice is not None:
+                    enqueue(session, a.on_failure.notice, cipher=self._cipher, now=a.at)
                     notices = True
+                if a.on_failure.ticket_id is not None and self._given_up is not None:
+                    await self._given_up(session, a.on_failure.ticket_id, a.queued_at, a.at)
             # On the connection: a Core executemany, not the ORM's bulk update by primary key.
             connection = await session.connection()
             for columns, rows in shapes.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -292,6 +293,31 @@ async def test_a_p1_page_the_bridge_cannot_deliver_goes_by_sms_once(h: Harness) 
             select(TicketEvent.detail).where(TicketEvent.kind == "sms_page")
         )
     assert detail == "P1 page by SMS to off-wang, off-zhao"
+
+
+async def test_an_answer_that_never_reaches_the_resident_is_chased_again(h: Harness) -> None:
+    # It used to stand answered ("sent to 1 reporter") although the resident never heard it.
+    ticket = await _report(h)
+    await h.say(f"接单 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    h.world.state.group_send_script[GROUP] = deque([400])  # the group refuses it for good
+    await h.say(f"#{ticket.code} 监控已调取，明天上午来所里认领", group=None, sender="wxid_wang")
+    await h.sent()
+    told = [t for t in h.to_user("wxid_wang") if "未能送达" in t]
+    assert len(told) == 1 and f"#{ticket.code}" in told[0]
+    [after] = await h.tickets()
+    assert (after.status, after.answered_at) == ("acknowledged", None)
+    assert after.next_check_at is not None
+    assert (await h.timeline(after))[-1] == "answer_undelivered"
+    # Nobody answers anew: the ladder climbs as for any unanswered ticket.
+    h.clock.set(after.next_check_at + timedelta(seconds=1))
+    assert await h.sweep() == 1
+    # A new answer that arrives stands answered.
+    await h.say(f"#{ticket.code} 已电话联系您，明天来所里认领", group=None, sender="wxid_wang")
+    await h.sent()
+    [answered] = await h.tickets()
+    assert answered.status == "answered"
+    assert any("已电话联系您" in d["text"] for d in h.to_group(GROUP))
 
 
 async def test_a_delivered_page_sends_no_sms(h: Harness) -> None:

@@ -53,6 +53,18 @@ async def test_retry_after_503_then_success_delivers_once_with_same_key(harness:
     assert row.status == "sent" and row.attempts == 2 and row.sent_at is not None
 
 
+async def test_a_message_queued_before_an_upgrade_still_sends_its_failure_notice(
+    harness: Harness,
+) -> None:
+    # Rows queued by the previous release hold the notice itself under "on_failure".
+    harness.world.state.send_script.extend([400])
+    notice = {"channel": "bridge", "group_id": None, "user_id": "wxid_wang", "text": "未送达"}
+    await _enqueue(harness, "答复", extra={"on_failure": notice})
+    assert [o.status for o in await harness.drain()] == ["failed", "sent"]
+    delivered = harness.world.state.delivered()
+    assert [(d["user_id"], d["text"]) for d in delivered] == [("wxid_wang", "未送达")]
+
+
 async def test_backoff_grows_exponentially(harness: Harness) -> None:
     harness.world.state.send_script.extend([500, 429, 502])
     oid = await _enqueue(harness)

@@ -13,11 +13,13 @@ changed then. Confirmations to the actor themselves are the caller's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.runtime import Runtime
 from bot.services.deadlines import next_check, restart_ladder
 from bot.services.dispute_cases import follow_ticket, open_for_ticket, set_aside_for
 from bot.services.routing import station_subtree
@@ -32,6 +34,7 @@ from bot.services.tickets import (
     reporters,
 )
 from bot.texts import Script
+from broadcasts.outbox import OnFailure
 from models.directory import Officer, Station
 from models.people import Binding
 from models.tickets import Ticket, TicketReporter
@@ -178,12 +181,15 @@ async def answer(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> list[T
     notify = actor.officer
     if notify is None:
         notify = await holder_of(out.session, ticket)
-    failed = (
-        out.notice_to_officer(
-            notify, out.text("officer_answer_undelivered", actor.script, code=ticket.code)
-        )
-        if notify is not None
-        else None
+    failed = OnFailure(
+        notice=(
+            out.notice_to_officer(
+                notify, out.text("officer_answer_undelivered", actor.script, code=ticket.code)
+            )
+            if notify is not None
+            else None
+        ),
+        ticket_id=ticket.id,
     )
     people = await _to_reporters(
         out, ticket, "ticket_answer", on_failure=failed, officer=actor.name, text=text
@@ -207,6 +213,26 @@ async def answer(out: Out, *, actor: Actor, ticket: Ticket, text: str) -> list[T
         note=text,
     )
     return people
+
+
+async def answer_undelivered(
+    runtime: Runtime, session: AsyncSession, ticket_id: int, queued_at: datetime, at: datetime
+) -> None:
+    """An answer the outbox gave up on (for a day the channel refused or was down): the
+    timeline says so, and a ticket that stood answered awaits its answer again, on a fresh
+    deadline, so that the ladder chases it up to the leaders if nobody calls the resident and
+    answers anew. Its officer is told by the answer's failure notice."""
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None:
+        return
+    add_event(session, runtime, ticket, "answer_undelivered", now=at)
+    if ticket.status != "answered" or (
+        ticket.answered_at is not None and ticket.answered_at > queued_at
+    ):
+        return  # closed meanwhile, or answered anew: that answer has its own fate
+    ticket.status = "acknowledged"
+    ticket.answered_at = None
+    restart_ladder(runtime, ticket, at)
 
 
 async def acknowledge(out: Out, *, actor: Actor, ticket: Ticket) -> None:

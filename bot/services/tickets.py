@@ -19,7 +19,7 @@ from bot.messages import InboundMessage, OutboundMessage
 from bot.pii import is_pseudonym, mask_name
 from bot.runtime import Runtime
 from bot.texts import Script
-from broadcasts.outbox import enqueue, on_failure_extra, urgent_fallback
+from broadcasts.outbox import OnFailure, enqueue, on_failure_extra, urgent_fallback
 from models.directory import Group, Officer
 from models.people import Binding, Member
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
@@ -171,11 +171,11 @@ class Out:
         text: str,
         *,
         priority: int = 5,
-        on_failure: OutboundMessage | None = None,
+        on_failure: OnFailure | None = None,
     ) -> None:
         """Answer a reporter where they asked: in their group with an @-mention, or privately.
 
-        ``on_failure`` is sent instead when the answer cannot be delivered (see the outbox)."""
+        ``on_failure``: what follows when the answer cannot be delivered (see the outbox)."""
         sender = reachable_id(reporter)
         if sender is None:
             return  # the resident cut the link (註銷實名); nothing to reach
@@ -197,7 +197,7 @@ class Out:
         text: str,
         *,
         priority: int = 5,
-        on_failure: OutboundMessage | None = None,
+        on_failure: OnFailure | None = None,
     ) -> None:
         """Tell several reporters: one post per group @-mentioning all of them there (bridged
         accounts get banned for bursts), one private message each for the others."""
