@@ -39,7 +39,7 @@ from bot.web import (
 )
 from bot.web.body_cap import ApiBodyCap
 from bot.web.headers import SecurityHeaders
-from broadcasts.outbox import OutboxWorker
+from broadcasts.outbox_worker import OutboxWorker
 from broadcasts.pacing import Pace
 from handlers.context import Handler
 from handlers.registry import default_handlers, when_limited

@@ -35,7 +35,7 @@ from bot.services.directory import load_directory_file
 from bot.settings import Settings, load_settings
 from bot.texts import Texts
 from bot.wiring import build_runtime
-from broadcasts.outbox import OutboxWorker
+from broadcasts.outbox_worker import OutboxWorker
 from handlers.classify import Classifier
 from models.people import Binding, GroupMember, Member
 from models.tickets import Ticket, TicketEvent

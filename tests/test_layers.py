@@ -18,7 +18,7 @@ LAYERS = {  # top to bottom: a module may import its own layer and those below i
     "dispatcher": ("bot/pipeline.py", "bot/dispatcher.py", "bot/pipeline_link.py", "bot/inbound_status.py"),
     "intent handlers": ("handlers/",),
     "domain services": ("bot/services/", "broadcasts/"),
-    "outbox": ("broadcasts/outbox.py", "broadcasts/pacing.py"),
+    "outbox": ("broadcasts/outbox.py", "broadcasts/outbox_worker.py", "broadcasts/pacing.py"),
     "foundation": ("bot/__init__.py", "bot/settings/", "bot/clock.py", "bot/turns.py", "bot/pii.py", "bot/texts.py", "bot/messages.py",
                    "bot/runtime.py", "bot/db.py", "bot/sqlite_inline.py", "bot/metrics.py", "bot/channel_health.py",
                    "bot/leadership.py", "bot/sms_templates.py", "bot/frames.py", "bot/text_parts.py"),
