@@ -15,7 +15,7 @@ LAYERS = {  # top to bottom: a module may import its own layer and those below i
     "composition root": ("bot/app.py", "bot/wiring.py", "bot/cli", "bot/demo/", "bot/__main__.py", "bot/scheduler.py",
                          "bot/processor_process.py"),
     "routes and channels": ("bot/web/", "bot/channels/"),
-    "dispatcher": ("bot/pipeline.py", "bot/dispatcher.py", "bot/pipeline_link.py", "bot/inbound_status.py"),
+    "dispatcher": ("bot/pipeline.py", "bot/dispatcher.py", "bot/dispatch_batch.py", "bot/pipeline_link.py", "bot/inbound_status.py"),
     "intent handlers": ("handlers/",),
     "domain services": ("bot/services/", "broadcasts/"),
     "outbox": ("broadcasts/outbox.py", "broadcasts/outbox_worker.py", "broadcasts/pacing.py"),
