@@ -25,6 +25,7 @@ from bot.runtime import Runtime
 from bot.scheduler import build_scheduler
 from bot.services.ticket_service import answer_undelivered
 from bot.web import (
+    alerts_api,
     api,
     bridge_routes,
     bulletins_api,
@@ -199,7 +200,16 @@ def create_app(
         )
     # The channels' callbacks first: a request is matched against the routes in order, and
     # they carry nearly all of the traffic.
-    routers = (wechat_routes, bridge_routes, wecom_routes, health, api, bulletins_api, docs)
+    routers = (
+        wechat_routes,
+        bridge_routes,
+        wecom_routes,
+        health,
+        api,
+        bulletins_api,
+        alerts_api,
+        docs,
+    )
     for module in (*routers, disputes_api, visits_api, metrics_route):
         app.include_router(module.router)
     console.install(app)

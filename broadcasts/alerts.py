@@ -10,7 +10,7 @@ Residents answer in their group: ``收到`` is recorded as an acknowledgement, a
 becomes a help ticket linked to the alert (``handlers/alerts_chat.py``).
 
 The rules are here once, for the chat (``handlers/alerts_chat.py``), the API
-(``bot/web/bulletins_api.py``) and the console (``bot/web/console/alerts_page.py``): what a text
+(``bot/web/alerts_api.py``) and the console (``bot/web/console/alerts_page.py``): what a text
 and a scope must be (:func:`alert_groups`, :func:`check_text`), which media go out with an alert
 (:data:`MEDIA_KINDS`), who may recall (:func:`may_recall`) and what a recall does. What the
 pages and the API read is in ``broadcasts/alert_views.py``.

@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.services.tokens import create_token
-from bot.web import bulletins_api
 from broadcasts.bulletins import TickResult, bulletin_tick
 from handlers.alerts_chat import alert_commands, alert_replies
 from handlers.context import Handler
@@ -58,8 +57,6 @@ class Bench:
         if at is not None:
             h.clock.set(at)
         app = create_app(h.runtime, handlers=chain(), background=False, close_runtime=False)
-        if not any(getattr(r, "path", "") == "/api/v1/bulletins" for r in app.routes):
-            app.include_router(bulletins_api.router)
         api = httpx.AsyncClient(transport=SettledTransport(app=app), base_url="http://lianxin")
         # Bridge events go through the same app, so the alert handlers see them.
         await h.client.aclose()

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -445,9 +444,6 @@ async def play(folder: Path) -> int:
     sms = SimulatedBridge(clock=clock)
     runtime = build_runtime(settings, clock=clock, senders={"bridge": bridge, "sms": sms})
     app = create_app(runtime, background=False, close_runtime=False)
-    extra = _extra_routes()
-    for router in extra:
-        app.include_router(router)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://demo"
     ) as client:
@@ -490,15 +486,6 @@ async def play(folder: Path) -> int:
         return 1
     print("✔ every scene played as expected")
     return 0
-
-
-def _extra_routes() -> list[Any]:
-    """Routers not yet in create_app (bulletins API) when available."""
-    try:
-        from bot.web.bulletins_api import router
-    except ImportError:
-        return []
-    return [router]
 
 
 def run_script() -> int:

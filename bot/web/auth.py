@@ -21,6 +21,11 @@ class Caller:
     role: str
     name: str
 
+    @property
+    def author(self) -> str:
+        """How what an admin's token made is signed (``created_by``): ``admin:<name or id>``."""
+        return f"admin:{self.name or self.token_id}"
+
 
 def require_role(*roles: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting tokens whose role is one of ``roles``."""

@@ -1,0 +1,203 @@
+"""Admin API for urgent notices (緊急通知: a lost child, a wanted suspect), CONTRACT §6: send,
+list, show, recall, correct. Admin token only, like every ``/api/v1`` route; input errors are
+``422`` in FastAPI's own shape, as in :mod:`bot.web.bulletins_api`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.runtime import Runtime
+from bot.web.auth import Caller, require_admin
+from bot.web.deps import RowId, body_error, get_runtime
+from broadcasts.alert_views import alert_view
+from broadcasts.alerts import TEXT_MAX, correct_alert, recall_alert, send_alert
+from broadcasts.bulletins import (
+    InputSpec,
+    MediaSpec,
+    Problem,
+)
+from models.bulletins import Alert
+
+router = APIRouter(tags=["urgent notices"])
+
+
+class AlertScope(InputSpec):
+    stations: list[str] | None = None
+    groups: list[str] | None = None
+    all: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AlertScope:
+        given = [k for k in ("stations", "groups", "all") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of stations, groups, all")
+        if given[0] == "all" and self.all is not True:
+            raise ValueError("all must be true")
+        if given[0] != "all" and not getattr(self, given[0]):
+            raise ValueError(f"{given[0]} is empty: name at least one")
+        return self
+
+
+class AlertIn(InputSpec):
+    scope: AlertScope
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
+    media: MediaSpec | None = None
+
+
+class AlertCreated(BaseModel):
+    id: int
+    groups: int
+
+
+class AlertGroupOut(BaseModel):
+    group_id: str
+    status: str
+    sent_at: datetime | None
+    attempts: int
+    acks: int
+    error: str | None = None
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    parent_id: int | None
+    status: str
+    scope: dict[str, Any]
+    text: str
+    created_by: str
+    created_at: datetime
+    recalled_at: datetime | None
+    totals: dict[str, int]
+    groups: list[AlertGroupOut]
+    acks: int
+    tickets: list[str]
+    followups: list[int]
+
+
+@router.post("/api/v1/alerts", status_code=201, response_model=AlertCreated)
+async def create_alert(
+    body: AlertIn,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertCreated:
+    """An urgent notice: out at once to every group in scope, ahead of queued bulletins,
+    regardless of quiet hours and caps."""
+    try:
+        async with runtime.sessions.begin() as session:
+            alert, count = await send_alert(
+                session,
+                runtime=runtime,
+                scope=body.scope.model_dump(exclude_none=True),
+                text=body.text,
+                media=body.media.model_dump() if body.media else None,
+                created_by=caller.author,
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise body_error(exc.field, exc.message) from None
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
+    return AlertCreated(id=alert.id, groups=count)
+
+
+async def _alert_out(session: AsyncSession, runtime: Runtime, alert: Alert) -> AlertOut:
+    view = await alert_view(session, runtime=runtime, alert=alert)
+    data = dict(view.__dict__)
+    data["groups"] = [AlertGroupOut(**g.__dict__) for g in view.groups]
+    return AlertOut(**data)
+
+
+async def _get_alert(session: AsyncSession, alert_id: int) -> Alert:
+    alert = await session.get(Alert, alert_id)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    return alert
+
+
+@router.get("/api/v1/alerts", response_model=list[AlertOut])
+async def list_alerts(
+    limit: int = Query(50, ge=1, le=500),
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> list[AlertOut]:
+    """Alerts, corrections and recalls, newest first, with per-group delivery."""
+    async with runtime.sessions() as session:
+        alerts = (await session.scalars(select(Alert).order_by(Alert.id.desc()).limit(limit))).all()
+        return [await _alert_out(session, runtime, a) for a in alerts]
+
+
+@router.get("/api/v1/alerts/{alert_id}", response_model=AlertOut)
+async def get_alert(
+    alert_id: RowId,
+    _: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertOut:
+    """Per group: whether it went out (sent, pending, failed, cancelled) and acknowledgements;
+    tickets opened from residents' clues."""
+    async with runtime.sessions() as session:
+        return await _alert_out(session, runtime, await _get_alert(session, alert_id))
+
+
+class RecallIn(InputSpec):
+    reason: str = Field("", max_length=1000)
+
+
+class CorrectionIn(InputSpec):
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
+
+
+@router.post("/api/v1/alerts/{alert_id}/recall", response_model=AlertCreated)
+async def recall(
+    alert_id: RowId,
+    body: RecallIn | None = None,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertCreated:
+    """Withdraw what has not gone out and tell the groups it reached; returns the notice."""
+    try:
+        async with runtime.sessions.begin() as session:
+            alert = await _get_alert(session, alert_id)
+            notice, count, _withdrawn = await recall_alert(
+                session,
+                runtime=runtime,
+                alert=alert,
+                reason=(body.reason if body else "").strip(),
+                created_by=caller.author,
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise HTTPException(409, exc.message) from None
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
+    return AlertCreated(id=notice.id, groups=count)
+
+
+@router.post("/api/v1/alerts/{alert_id}/correct", status_code=201, response_model=AlertCreated)
+async def correct(
+    alert_id: RowId,
+    body: CorrectionIn,
+    caller: Caller = Depends(require_admin),
+    runtime: Runtime = Depends(get_runtime),
+) -> AlertCreated:
+    """A correction, sent the same way to the groups the alert reached."""
+    try:
+        async with runtime.sessions.begin() as session:
+            alert = await _get_alert(session, alert_id)
+            correction, count = await correct_alert(
+                session,
+                runtime=runtime,
+                alert=alert,
+                text=body.text,
+                created_by=caller.author,
+                now=runtime.clock.now(),
+            )
+    except Problem as exc:
+        raise HTTPException(409, exc.message) from None
+    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
+    return AlertCreated(id=correction.id, groups=count)
