@@ -35,9 +35,20 @@ async def answers_active_alert(ctx: HandlerContext) -> bool:
     if alert is None:
         return False
     alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
+    if names_new_danger(ctx, alert_text):
+        return False  # "救命!有人拿刀砍那个穿红外套的男孩": the notice's words, and danger now
     if similarity(alert_text, ctx.event.text) >= SAME_MATTER:
         return True
     return sights_the_sought(ctx, alert_text, ctx.event.text)
+
+
+def names_new_danger(ctx: HandlerContext, alert_text: str) -> bool:
+    """Whether the message names danger now (救命, 掉河里, 拿刀砍) that the notice itself does
+    not: an emergency, however many of the notice's words it repeats. A copy of a notice that
+    names danger (a wanted man with a knife) stays an answer to it."""
+    if DANGER_NOW not in ctx.classify().matched:
+        return False
+    return DANGER_NOW not in ctx.runtime.classifier.classify(alert_text).matched
 
 
 def more_than_chatter(result: Classification, text: str) -> bool:

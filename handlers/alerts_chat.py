@@ -44,7 +44,7 @@ from handlers.commands import clean
 from handlers.context import HandlerContext
 from handlers.intake import submit
 from handlers.merges import Item
-from handlers.similarity import similarity
+from handlers.similarity import passes_on, similarity
 from models.bulletins import Alert
 from models.directory import Officer, Station
 
@@ -213,15 +213,21 @@ async def alert_replies(ctx: HandlerContext) -> bool:
     alert = await active_alert_for_group(ctx.session, group_id=ctx.group.id, now=ctx.now)
     if alert is None:
         return False
-    if is_ack(text):
+    alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
+    if is_ack(text) or passes_on(ev.text, alert_text):
+        # Passing the notice on says it was read; it is no clue (the officer would get a
+        # "clue" for every resident who shares it).
         await record_ack(
             ctx.session, alert=alert, group_id=ctx.group.id, member_id=ctx.member.id, now=ctx.now
         )
         return True
-    if not is_clue(ctx, text, ctx.runtime.cipher.decrypt(alert.text_enc) or ""):
+    if not is_clue(ctx, text, alert_text):
         return False  # an ordinary matter or chatter: intake decides, as on any other day
     ticket = await submit(
-        ctx, dataclasses.replace(ctx.classify(), label="help", unclear=False), Item.of(ctx)
+        ctx,
+        dataclasses.replace(ctx.classify(), label="help", unclear=False),
+        Item.of(ctx),
+        alert_id=alert.id,
     )
     if ticket.alert_id is None:
         ticket.alert_id = alert.id

@@ -188,10 +188,13 @@ async def _told_here_lately(ctx: HandlerContext, ticket: Ticket) -> bool:
     return earlier is not None
 
 
-async def submit(ctx: HandlerContext, result: Classification, item: Item) -> Ticket:
-    """Merge into an open ticket or open a new one; acknowledge to the resident."""
+async def submit(
+    ctx: HandlerContext, result: Classification, item: Item, *, alert_id: int | None = None
+) -> Ticket:
+    """Merge into an open ticket or open a new one; acknowledge to the resident. ``alert_id``:
+    a clue for that urgent notice, merged only into the notice's own tickets."""
     out = Out.of(ctx)
-    ticket = await merge_target(ctx, result, item, emergency=False)
+    ticket = await merge_target(ctx, result, item, emergency=False, alert_id=alert_id)
     if ticket is not None:
         await attach(ctx, ticket, out, item)
         return ticket

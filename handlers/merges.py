@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 
 from bot.services.tickets import (
     Out,
@@ -85,19 +85,28 @@ class Item:
 
 
 async def merge_target(
-    ctx: HandlerContext, result: Classification, item: Item, *, emergency: bool
+    ctx: HandlerContext,
+    result: Classification,
+    item: Item,
+    *,
+    emergency: bool,
+    alert_id: int | None = None,
 ) -> Ticket | None:
     """An open ticket this item belongs to: the same resident's same matter, or the same
-    incident reported by several residents of one group within the merge window."""
+    incident reported by several residents of one group within the merge window. A clue for
+    urgent notice ``alert_id`` belongs only with that notice's tickets (a sighting of the lost
+    child went into its writer's bicycle theft of minutes before, by the place they shared)."""
     settings = ctx.runtime.settings.intake
     same_chat = (
         Ticket.group_id.is_(None) if item.group_id is None else Ticket.group_id == item.group_id
     )
+    same_notice = true() if alert_id is None else Ticket.alert_id == alert_id
     own = await ctx.session.scalars(
         open_reported_by(item.member.id)
         .where(
             Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
             same_chat,
+            same_notice,
         )
         .order_by(Ticket.created_at.desc())
     )
@@ -131,6 +140,7 @@ async def merge_target(
             Ticket.group_id == item.group_id,
             Ticket.status.in_(OPEN_STATUSES),
             Ticket.created_at >= ctx.now - follow_up,
+            same_notice,
         )
         .order_by(Ticket.created_at.desc())
     )

@@ -51,6 +51,21 @@ def similarity(a: str, b: str) -> float:
     return len(x & y) / min(len(x), len(y)) if x and y else 0.0
 
 
+def passes_on(text: str, notice: str) -> bool:
+    """Whether ``text`` is ``notice`` passed on ("转发:寻找走失儿童…", "扩散!…大家帮忙转发"):
+    most of the notice's content, and next to nothing of its own. A sighting in the notice's
+    words ("穿红色外套的男孩刚才在我家门口") carries too little of it."""
+    mine, theirs = _bigrams(text), _bigrams(notice)
+    if not theirs:
+        return False
+    return len(mine & theirs) >= _COPY_SHARE * len(theirs) and len(mine - theirs) <= _COPY_SLACK
+
+
+# A copy keeps most of a notice (it may be cut), and adds a word or two: 转发, 扩散.
+_COPY_SHARE = 0.6
+_COPY_SLACK = 3
+
+
 def names_nothing(text: str) -> bool:
     """Whether ``text`` names no thing at all: a cry ("快来啊!!", "救命"), no content bigram."""
     return not _bigrams(text)

@@ -259,3 +259,41 @@ async def test_a_sighting_in_other_words_is_a_clue_and_plain_danger_still_an_eme
     await b.h.say("救命 看到一个小孩掉河里了", group=QZ, sender="wxid_d")
     assert any(t.emergency for t in await b.h.tickets())
     assert any(m["mentions"] == ["wxid_d"] for m in await b.h.sent())
+
+
+async def test_danger_in_the_notices_own_words_is_still_an_emergency(b: Bench) -> None:
+    # Found by a newcomer: "救命" with the notice's words became a P2 clue, no 110 reply, no page.
+    out = await _lost_child_alert(b)
+    await b.h.say("救命!有人拿刀砍那个穿红色外套的男孩,6岁", group=QZ, sender="wxid_c")
+    await b.h.say(
+        "救命!走失的男孩穿红色外套,掉河里了,在桥头", group="grp-qiaozhen-02", sender="wxid_d"
+    )
+    tickets = await b.h.tickets()
+    assert [t.emergency for t in tickets] == [True, True]
+    assert all(t.priority == 1 and t.alert_id == out["id"] for t in tickets)
+    sent = await b.h.sent()
+    for sender in ("wxid_c", "wxid_d"):
+        to_them = [m["text"] for m in sent if m["mentions"] == [sender]]
+        assert any(re.search("[撥拨]打1[12][09]", t) for t in to_them), to_them
+    # A resident passing the notice on is no emergency and no clue.
+    await b.h.say("转发:寻找走失儿童:男孩,6岁,穿红色外套。", group=QZ, sender="wxid_e")
+    assert len(await b.h.tickets()) == 2
+
+
+async def test_a_clue_is_not_folded_into_the_same_residents_other_matter(b: Bench) -> None:
+    # Found by a newcomer: a sighting went into the writer's cow-theft ticket of minutes before.
+    await b.h.bind("wxid_yang", group=QZ)
+    await b.h.say("桥头小卖部门口我的电动车被偷了", group=QZ, sender="wxid_yang")
+    [theft] = await b.h.tickets()
+    out = await _lost_child_alert(b)
+    b.h.clock.advance(timedelta(minutes=2))
+    # Words shared with the theft (the place) do not make it the same matter.
+    await b.h.say(
+        "刚才在桥头小卖部门口看到一个穿红衣服的小男孩往河边走了", group=QZ, sender="wxid_yang"
+    )
+    tickets = await b.h.tickets()
+    assert len(tickets) == 2
+    clue = next(t for t in tickets if t.id != theft.id)
+    assert (clue.alert_id, clue.category) == (out["id"], "help")
+    view = await b.get(f"/api/v1/alerts/{out['id']}")
+    assert view["tickets"] == [clue.code]
