@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot.channels.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
@@ -228,8 +228,11 @@ def _printable(value: Any) -> Any:
     return value
 
 
-async def _unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 with the same shape, but one that can always be sent."""
+async def _unprocessable(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422 with the same shape, but one that can always be sent; the console's pages
+    answer in the console's words instead."""
+    if request.url.path.startswith("/console/"):
+        return await console.address_not_understood(request)
     return JSONResponse({"detail": _printable(jsonable_encoder(exc.errors()))}, status_code=422)
 
 

@@ -94,6 +94,22 @@ async def test_another_stations_ticket_is_404_by_url_exactly_like_no_ticket(
         assert (await admin.get(f"/console/tickets/{code}")).status_code == 200
 
 
+async def test_an_address_that_cannot_be_read_is_the_consoles_404_not_json(
+    county: County,
+) -> None:
+    # Found by a newcomer: /console/tickets/export.csv answered FastAPI's 422 in English JSON.
+    c = county
+    wang = await signed_in(c.h, "wang")
+    nothing = await wang.get("/console/tickets/Z0000")
+    for path in ("/console/tickets/export.csv", "/console/tickets/%3Cb%3E"):
+        answer = await wang.get(path)
+        assert answer.status_code == 404 and answer.text == nothing.text, path
+        assert "找不到這個頁面" in visible_text(answer.text)
+    # Signed out, the sign-in comes first, as for every console page.
+    c.h.client.cookies.clear()
+    assert (await c.h.client.get("/console/tickets/export.csv")).status_code == 303
+
+
 async def test_an_officer_sees_their_own_items_first(county: County) -> None:
     c = county
     # The leader hands the theft and the emergency to 李警官 from the chat.

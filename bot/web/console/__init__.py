@@ -32,8 +32,8 @@ from bot.web.console import (
     stats_page,
     tickets,
 )
-from bot.web.console.ui import STATIC, Ui, page
-from bot.web.console.viewer import LOGIN_PATH, CsrfRefused, SignInRequired
+from bot.web.console.ui import STATIC, Ui, not_found, page
+from bot.web.console.viewer import LOGIN_PATH, CsrfRefused, SignInRequired, resolve
 
 router = APIRouter(prefix="/console")
 for module in (
@@ -70,6 +70,18 @@ async def _csrf_refused(request: Request, exc: Exception) -> Response:
         text="error_csrf_text",
         status_code=403,
     )
+
+
+async def address_not_understood(request: Request) -> Response:
+    """A console address with a part that cannot be read (``/console/tickets/export.csv``,
+    ``/console/households/abc``): the console's own 404 in the viewer's script, as for a page
+    that does not exist (it was FastAPI's 422 in English JSON); signed out, the sign-in."""
+    runtime = request.app.state.runtime
+    try:
+        viewer = await resolve(request, runtime, touch=False)
+    except SignInRequired:
+        return RedirectResponse(LOGIN_PATH, status_code=303)
+    return not_found(Ui(runtime, viewer.actor.script, runtime.clock.now()), viewer)
 
 
 def install(app: FastAPI) -> None:

@@ -47,7 +47,16 @@ from models.tickets import Ticket, TicketEvent
 router = APIRouter()
 CODE = Path(pattern=r"^[A-Za-z]\d{4,6}$")
 ANSWER_LIMIT = 1500
-BAD_INPUT = {"empty_answer", "answer_too_long", "unknown_label", "unknown_officer"}
+# Refusals of what the form said (a 400); the rest are of the ticket's state (a 409).
+BAD_INPUT = {
+    "empty_answer",
+    "answer_too_long",
+    "unknown_label",
+    "unknown_officer",
+    "transfer_same",
+    "transfer_out_of_scope",
+    "transfer_unreachable",
+}
 ACTIONS = ("take", "answer", "close", "transfer", "reclassify", "contacts")
 
 
