@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.messages import Media, OutboundMessage
+from bot.messages import Media, OutboundMessage, without_controls
 from bot.runtime import Runtime
 from bot.settings import BulletinSettings
 from bot.texts import group_script, script_of
@@ -55,7 +55,9 @@ MEDIA_KINDS = ("image", "video")
 def check_text(text: str) -> str:
     """The alert's words, stripped; :class:`Problem` (field ``text``, code ``required`` or
     ``too_long``) for none or too many."""
-    text = text.strip()
+    # Bidi overrides and zero-width spaces go, as from residents' words: an override showed
+    # the notice's words reversed in every group.
+    text = (without_controls(text) or "").strip()
     if not text:
         raise Problem("text", "an alert needs a text", code="required")
     if len(text) > TEXT_MAX:

@@ -78,6 +78,23 @@ async def test_alert_api_auth_and_validation(b: Bench) -> None:
         assert any(e["loc"][: len(where)] == where for e in r.json()["detail"]), r.text
 
 
+async def test_bidi_controls_never_reach_the_groups_from_a_notice_or_a_bulletin(b: Bench) -> None:
+    # Found by a newcomer: a right-to-left override showed a notice's words reversed.
+    await b.post(
+        "/api/v1/alerts",
+        {"scope": {"groups": [QZ]}, "text": "\u202e反向\u202c 寻找\u200b走失儿童"},
+        status=201,
+    )
+    bid = await b.create(
+        title="防\u2066詐騙\u2069", text="不要\u202e轉賬", schedule={"at": b.h.clock.now()}
+    )
+    await b.tick()
+    texts = [m["text"] for m in await b.h.sent() if m["group_id"] == QZ]
+    assert len(texts) == 2
+    assert "反向 寻找走失儿童" in texts[0] and "【防詐騙】\n不要轉賬" in texts[1], texts
+    assert (await b.get(f"/api/v1/bulletins/{bid}"))["title"] == "防詐騙"
+
+
 async def test_leader_sends_by_chat_to_a_station_and_its_groups(b: Bench) -> None:
     await b.h.say(
         "紧急通报 橋鎮派出所 今晚有寒潮,请照顾好独居老人。", group=None, sender="wxid_zhao"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bot.messages import storable_text
+from bot.messages import storable_text, without_controls
 from broadcasts.bulletins.schedule import parse_cron
 from models.bulletins import BULLETIN_CATEGORIES, BulletinCategory
 
@@ -29,6 +29,12 @@ class InputSpec(BaseModel):
             raise PydanticCustomError(
                 "unstorable", "NUL characters and lone surrogates are not allowed"
             )
+        # Bidi overrides and zero-width spaces go, as from residents' words (bot.messages): a
+        # right-to-left override showed a bulletin's words reversed in every group.
+        if isinstance(value, str):
+            return without_controls(value)
+        if isinstance(value, list):
+            return [without_controls(t) if isinstance(t, str) else t for t in value]
         return value
 
 
