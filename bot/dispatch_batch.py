@@ -219,7 +219,7 @@ class Batch:
     # batch read it; each until an event of theirs or any officer's is handled: their own
     # messages and officers' answers change it.
     answered_lately: dict[int, bool] = field(default_factory=dict)
-    # Group senders' member id → whether they reported an emergency still open, raised within
+    # Senders' member id → whether they reported an emergency still open, raised within
     # the merge window; each until an event of theirs is handled (it may raise one).
     reported_emergency: dict[int, bool] = field(default_factory=dict)
     # WeChat senders with messages WeChat refused while their window was closed (None: not
@@ -413,7 +413,7 @@ async def prepare_batch(
             session, sorted({*private, *in_groups}), now, rt.settings.intake.merge_window_s
         )
         batch.answered_lately = {member_id: member_id in answered for member_id in private}
-        batch.reported_emergency = {m: m in alarmed for m in in_groups}
+        batch.reported_emergency = {m: m in alarmed for m in {*private, *in_groups}}
         batch.refused = await refused_among(
             session,
             {sender for channel, sender in first if channel == "wechat"},

@@ -21,7 +21,7 @@ from bot.texts import Script
 from handlers.classify import Classification, normalise
 from handlers.context import HandlerContext
 from handlers.forwarding import words_to_officer
-from handlers.safety import reply_key_of
+from handlers.safety import goes_on, names_a_danger, reply_key_of
 from handlers.similarity import names_nothing, similarity
 from models.directory import Group
 from models.people import Member
@@ -168,16 +168,24 @@ async def merge_target(
 
 def _same_danger(theirs: str, mine: str) -> bool:
     """One resident's next alarm is about their open one when it names nothing at all
-    (快来啊), or is the same kind of danger (what the safety reply names) — for a fire or an
-    injury, whatever it says; for the rest (violence, a scam, a missing child: all 110) only
-    when it names the same things. A scam on the phone after a fight at the market was folded
-    into the fight, and its writer got no answer."""
+    (快来啊), when it names no danger and says how the alarm goes on (a fire's "老人还在二楼"),
+    or is the same kind of danger (what the safety reply names) — for a fire or an injury,
+    whatever it says; for the rest (violence, a scam, a missing child: all 110) when it names
+    the same things or says how it goes on (打人的那个开车往镇上跑了). A scam on the phone
+    after a fight at the market was folded into the fight, and its writer got no answer."""
     if names_nothing(mine):
         return True
-    kind = reply_key_of(normalise(mine))
+    plain = normalise(mine)
+    if goes_on(plain) and not names_a_danger(plain):
+        return True
+    kind = reply_key_of(plain)
     if kind != reply_key_of(normalise(theirs)):
         return False
-    return kind != "emergency_reply" or similarity(theirs, mine) >= _FOLLOW_UP_SIMILAR
+    return (
+        kind != "emergency_reply"
+        or similarity(theirs, mine) >= _FOLLOW_UP_SIMILAR
+        or goes_on(plain)
+    )
 
 
 async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:

@@ -25,6 +25,7 @@ from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
 from handlers.forwarding import forward, last_answer
 from handlers.ratings import rate
+from handlers.safety import goes_on
 from handlers.similarity import similarity
 from models.base import core
 from models.people import GroupMember
@@ -153,11 +154,13 @@ async def resident_followups(ctx: HandlerContext) -> bool:
             return True
         await forward(ctx, ticket, command.text)
         return True
-    if not ev.is_private and command is None and _an_update(ctx):
+    if command is None and (_an_update(ctx) or goes_on(normalise(ev.text))):
         emergency = await _own_emergency_here(ctx)
         if emergency is not None:
-            # "孩子找到了!!谢谢大家" from the resident who raised the alarm: the officer on
-            # the way needs it, and nothing else would tell them (it is no matter of its own).
+            # "孩子找到了!!谢谢大家", "那人往菜市场跑了" from the resident who raised the alarm,
+            # in the chat they raised it in: the officer on the way needs it, before any check
+            # of who they are (it is no matter of its own, and was held for verification), and
+            # before an older conversation (privately it went to a ticket answered yesterday).
             await forward(ctx, emergency, ctx.words())
             return True
     if not ev.is_private or command is not None:
@@ -197,7 +200,7 @@ async def _sees_group(ctx: HandlerContext, group_id: str) -> bool:
 
 def _an_update(ctx: HandlerContext) -> bool:
     """Words that open nothing of their own (label ``other``) and say more than a bare
-    哈哈/谢谢/好的: in a group, what a reporter adds about their alarm."""
+    哈哈/谢谢/好的: what a reporter adds about their alarm."""
     result = ctx.classify()
     return (
         result.label == "other"
@@ -226,19 +229,20 @@ def _about(ctx: HandlerContext, alarm: Ticket) -> bool:
 
 
 async def _own_emergency_here(ctx: HandlerContext) -> Ticket | None:
-    """The sender's open emergency in this group, raised within the merge window, that the
-    update speaks of (:func:`_about`): the one naming the same things, else the latest when
-    the update only says how things turned out. "后山的火已经灭了" went to the same resident's
-    later alarm about his father fainting, not to the fire."""
+    """The sender's open emergency in this chat (the group, or privately), raised within the
+    merge window, that the update speaks of (:func:`_about`): the one naming the same things,
+    else the latest when the update only says how things turned out. "后山的火已经灭了" went
+    to the same resident's later alarm about his father fainting, not to the fire."""
     if ctx.reported_emergency_lately is False:
         return None  # the batch read it for every group sender at once: none
     window = timedelta(seconds=ctx.runtime.settings.intake.merge_window_s)
+    group_id = ctx.event.group_id
     alarms = (
         await ctx.session.scalars(
             open_reported_by(ctx.member.id)
             .where(
                 Ticket.emergency.is_(True),
-                Ticket.group_id == ctx.event.group_id,
+                Ticket.group_id.is_(None) if group_id is None else Ticket.group_id == group_id,
                 Ticket.created_at >= ctx.now - window,
             )
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())

@@ -51,6 +51,31 @@ _NOT_VIOLENCE = re.compile(
 )
 
 
+# How an alarm goes on, in the words of the one who raised it: where the attacker ran or drove,
+# that the fire is out, who is still inside, that help came. A newcomer's trial found "打人的
+# 那个开一辆白色面包车往镇上跑了" and a fire's "老人还在二楼" opened second P1s with second pages.
+_GOES_ON = re.compile(
+    r"跑了|逃了|逃跑|溜了|往.{0,10}(?:跑|逃|去了|走了|开走|开了)|开走了|车牌|穿(?:着|的)?[红黑白蓝灰绿黄]"
+    r"|灭了|扑灭|没事了|找到了|抓到|抓住|送医|醒了|还在|越来越|更大了|到了|来了"
+)
+
+
+def goes_on(plain: str) -> bool:
+    """Whether normalised ``plain`` says how an alarm goes on (:data:`_GOES_ON`)."""
+    return _GOES_ON.search(plain) is not None
+
+
+def names_a_danger(plain: str) -> bool:
+    """Whether normalised ``plain`` names a danger of some kind (flames, an injury, violence,
+    gas): "在村东头第三家 老人还在二楼" names none, it says where."""
+    return bool(
+        _FIRE.search(_NOT_FIRE.sub("", plain))
+        or _MEDICAL.search(plain)
+        or _GAS.search(plain)
+        or _VIOLENCE.search(_NOT_VIOLENCE.sub("", plain))
+    )
+
+
 # The number each safety reply tells the resident to call first; officers' pages say the same.
 FIRST_NUMBER = {
     "emergency_reply": "110",

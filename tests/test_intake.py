@@ -664,6 +664,69 @@ async def test_an_update_reaches_the_alarm_it_speaks_of(h: Harness) -> None:
     assert len(told) == 1 and f"#{fire.code}" in told[0] and f"#{faint.code}" not in told[0]
 
 
+async def test_an_alarms_next_words_join_it_and_page_nobody_again(h: Harness) -> None:
+    # Found by a newcomer: where the attacker drove off, and where the burning house is, each
+    # opened a second P1 with second pages (the house's with "call 110" instead of the fire's).
+    await h.say("快来人啊 村委会门口两伙人打起来了 有人拿着铁棍", group=GROUP, sender="wxid_f1")
+    await h.say(
+        "打人的那个开一辆白色面包车往镇上跑了 车牌好像是苏A开头", group=GROUP, sender="wxid_f1"
+    )
+    await h.say("我家着火了!!厨房烧起来了", group=GROUP, sender="wxid_f2")
+    await h.say("在村东头第三家 两层小楼 老人还在二楼", group=GROUP, sender="wxid_f2")
+    fight, fire = await h.tickets()
+    await h.sent()
+    pages = [m for m in h.to_user("wxid_wang") if m.startswith("🚨")]
+    assert len(pages) == 2, pages
+    told = "\n".join(h.to_user("wxid_wang"))
+    assert "白色面包车" in told and "老人还在二楼" in told
+    replies = [m["text"] for m in h.to_group(GROUP)]
+    assert len([r for r in replies if "请立即拨打119" in r]) == 1  # the fire's, once
+    assert len([r for r in replies if "请立即拨打110" in r]) == 1  # the fight's, once
+    assert not [r for r in replies if "老人还在二楼" in r]
+
+
+async def test_an_unverified_reporters_update_on_their_alarm_is_not_held(h: Harness) -> None:
+    # Found by a newcomer: the attacker's direction waited four minutes for the reporter's SMS
+    # code, and then came as a separate P2 ticket.
+    await h.say("救命啊!!桥头有人拿刀砍人,流了好多血", group=GROUP, sender="wxid_new")
+    [alarm] = await h.tickets()
+    await h.sent()
+    await h.say("那人往菜市场方向跑了,穿黑衣服", group=GROUP, sender="wxid_new")
+    await h.sent()
+    assert len(await h.tickets()) == 1
+    told = [m for m in h.to_user("wxid_wang") if "菜市场方向" in m]
+    assert len(told) == 1 and f"#{alarm.code}" in told[0]
+    assert not [m for m in h.to_user("wxid_new") if "实名" in m]
+
+
+async def test_private_words_after_a_new_alarm_go_to_it_not_to_an_older_conversation(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: the knife attacker's escape went to the reporter's gambling ticket,
+    # whose officer had asked her something the day before.
+    await h.bind("wxid_sun", group=GROUP)
+    await h.say("村口小卖部后面有人聚众赌博", group=None, sender="wxid_sun")
+    [old] = await h.tickets()
+    await h.say(f"#{old.code} 请问是哪天晚上?", group=None, sender="wxid_wang")
+    await h.sent()
+    await h.say("救命 我家楼下有人拿刀砍人", group=None, sender="wxid_sun")
+    alarm = next(t for t in await h.tickets() if t.emergency)
+    await h.say("人已经跑了 往东边跑的 穿红衣服", group=None, sender="wxid_sun")
+    await h.sent()
+    told = [m for m in h.to_user("wxid_wang") if "往东边跑的" in m]
+    assert len(told) == 1 and f"#{alarm.code}" in told[0] and f"#{old.code}" not in told[0]
+    # Unverified, privately: the all-clear reaches the officer, not the greeting.
+    await h.say("我家厨房着火了 火很大 怎么办", group=None, sender="wxid_new2")
+    fire = next(t for t in await h.tickets() if t.emergency and t.id != alarm.id)
+    await h.sent()
+    await h.say("火已经扑灭了,没人受伤", group=None, sender="wxid_new2")
+    await h.sent()
+    # (Nobody knows where this resident lives: the county's duty desk holds it.)
+    told = [m for m in h.to_user("wxid_county") if "没人受伤" in m]
+    assert len(told) == 1 and f"#{fire.code}" in told[0]
+    assert not [m for m in h.to_user("wxid_new2") if "连心警民服务" in m]  # no greeting
+
+
 async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
     await h.bind("wxid_sun", group=GROUP)
     await h.say("建议在村口路口装个红绿灯,车太快了", group=GROUP, sender="wxid_sun")
