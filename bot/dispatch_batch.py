@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Table, and_, bindparam, literal, select, update
+from sqlalchemy import Table, and_, bindparam, func, literal, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from bot.runtime import Runtime
 from bot.services import rate_limits
 from bot.services.directory_cache import VERSION, DirectoryCache, DirectoryView
 from bot.services.forget import forgotten_key
+from bot.texts import script_of
 from broadcasts.outbox import (
     echo_hash,
     refused_among,
@@ -90,6 +91,7 @@ def _statements(dialect: str) -> _Statements:
         nickname_enc=bindparam("nickname_enc"),
         first_seen_at=bindparam("first_seen_at"),
         last_seen_at=bindparam("last_seen_at"),
+        script=bindparam("script"),
     )
     membership = _dialect_insert(dialect, GroupMember.__table__).values(
         group_id=bindparam("group_id"), member_id=bindparam("member_id"), joined_at=bindparam("now")
@@ -101,7 +103,10 @@ def _statements(dialect: str) -> _Statements:
         .values(status=bindparam("status"), processed_at=bindparam("now")),
         member=member.on_conflict_do_update(
             index_elements=["channel", "sender_id"],
-            set_={"last_seen_at": member.excluded.last_seen_at},
+            set_={
+                "last_seen_at": member.excluded.last_seen_at,
+                "script": func.coalesce(member.excluded.script, Member.__table__.c.script),
+            },
         ).returning(Member),
         membership=membership.on_conflict_do_update(
             index_elements=["group_id", "member_id"],
@@ -131,6 +136,8 @@ def _member_params(rt: Runtime, event: InboundMessage, now: datetime) -> dict[st
         "nickname_enc": rt.cipher.encrypt(event.nickname),
         "first_seen_at": now,
         "last_seen_at": now,
+        # Of their first message in the batch; a text that reads alike keeps the one before.
+        "script": script_of(event.text) if event.kind == "message" else None,
     }
 
 

@@ -77,9 +77,14 @@ class HandlerContext:
     @property
     def script(self) -> Script:
         """The script the sender wrote in; answers follow it. Text that reads the same in both
-        scripts is answered in the script of the group's name, else Simplified."""
-        group_name = self.group.name if self.group else ""
-        return script_of(self.event.text) or detect_script(group_name)
+        scripts is answered in the script they last wrote in, else that of the group's name,
+        else Simplified."""
+        written = script_of(self.event.text)
+        if written is not None:
+            return written
+        if self.member.script in ("hant", "hans"):
+            return "hant" if self.member.script == "hant" else "hans"
+        return detect_script(self.group.name if self.group else "")
 
     def text(self, key: str, /, **values: Any) -> str:
         """A sentence from texts.yaml in the sender's script."""

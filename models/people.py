@@ -25,6 +25,9 @@ class Member(Base):
     # At most one verification reminder a day; the welcome once.
     last_reminder_at: Mapped[datetime | None]
     welcomed_at: Mapped[datetime | None]
+    # The script of their latest message that told the two apart (hant | hans): words that
+    # read alike in both ("我的信息") are answered in it, not in the group name's.
+    script: Mapped[str | None] = mapped_column(String(4))
 
 
 class Binding(Base):

@@ -674,6 +674,7 @@ async def test_an_alarms_next_words_join_it_and_page_nobody_again(h: Harness) ->
     await h.say("我家着火了!!厨房烧起来了", group=GROUP, sender="wxid_f2")
     await h.say("在村东头第三家 两层小楼 老人还在二楼", group=GROUP, sender="wxid_f2")
     fight, fire = await h.tickets()
+    assert (await h.timeline(fight))[-1] == (await h.timeline(fire))[-1] == "merged"
     await h.sent()
     pages = [m for m in h.to_user("wxid_wang") if m.startswith("🚨")]
     assert len(pages) == 2, pages
@@ -725,6 +726,23 @@ async def test_private_words_after_a_new_alarm_go_to_it_not_to_an_older_conversa
     told = [m for m in h.to_user("wxid_county") if "没人受伤" in m]
     assert len(told) == 1 and f"#{fire.code}" in told[0]
     assert not [m for m in h.to_user("wxid_new2") if "连心警民服务" in m]  # no greeting
+
+
+async def test_words_alike_in_both_scripts_are_answered_in_the_writers_last_script(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: a Simplified writer's "我的信息" in 橋鎮's group (a Traditional name)
+    # was answered in Traditional, and a Traditional writer's digits in the Simplified greeting.
+    await h.say("我家门口的路灯坏了", group=GROUP, sender="wxid_jian")
+    await h.say("我的信息", group=GROUP, sender="wxid_jian")
+    await h.say("請問身份證怎麼補辦", group=None, sender="wxid_fan")
+    await h.say("12345", group=None, sender="wxid_fan")
+    await h.sent()
+    mine = [m["text"] for m in h.to_group(GROUP) if m["mentions"] == ["wxid_jian"]]
+    assert mine and "私聊" in mine[-1] and "個人" not in mine[-1], mine
+    assert all(m == h.runtime.texts.render("private_greeting", "hant") or "您" in m
+               for m in h.to_user("wxid_fan"))  # fmt: skip
+    assert h.to_user("wxid_fan")[-1] == h.runtime.texts.render("private_greeting", "hant")
 
 
 async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
