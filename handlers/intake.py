@@ -144,7 +144,9 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
         return
     paged: list[Officer] = [officer] if officer else []
     if ticket.station_id:
-        leader = await Router(ctx.session, ctx.runtime.settings.timezone).leader(ticket.station_id)
+        leader = await Router(ctx.session, ctx.runtime.settings.timezone).head_for(
+            ticket.station_id
+        )
         if leader is not None and leader not in paged:
             paged.append(leader)
     page = out.text(

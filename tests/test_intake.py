@@ -745,6 +745,19 @@ async def test_words_alike_in_both_scripts_are_answered_in_the_writers_last_scri
     assert h.to_user("wxid_fan")[-1] == h.runtime.texts.render("private_greeting", "hant")
 
 
+async def test_an_emergency_at_a_station_without_a_leader_pages_the_head_above(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: 河西 has no leader; only its duty officer was paged, and the county
+    # heard of the knife attack at the second escalation step.
+    await h.say("河西村有人拿刀砍人,已经有人受伤了", group="grp-hexi-01", sender="wxid_hx")
+    [ticket] = await h.tickets()
+    await h.sent()
+    for officer in ("wxid_chen", "wxid_county"):
+        assert any(f"P1 #{ticket.code}" in m for m in h.to_user(officer)), officer
+    assert (await h.timeline(ticket)).count("paged") == 2
+
+
 async def test_the_same_residents_unrelated_questions_stay_apart(h: Harness) -> None:
     await h.bind("wxid_sun", group=GROUP)
     await h.say("建议在村口路口装个红绿灯,车太快了", group=GROUP, sender="wxid_sun")

@@ -129,6 +129,14 @@ class Router:
             return [above]
         return []
 
+    async def head_for(self, station_id: str) -> Officer | None:
+        """The one who leads for a station, paged with its duty officer for an emergency: its
+        (first) leader, else :meth:`leaders_for`'s nearest head above. A knife attack at a
+        station without a leader paged its duty officer alone, the county hearing of it only
+        at the second escalation step."""
+        heads = await self.leaders_for(station_id)
+        return heads[0] if heads else None
+
     async def _heads_above(self, station_id: str) -> AsyncIterator[Officer]:
         """Each station above ``station_id``, nearest first: its leader, else an officer
         there (stations with nobody are passed over)."""

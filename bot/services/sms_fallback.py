@@ -87,7 +87,7 @@ async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: da
     if holder is not None:
         people.append(holder)
     if ticket.station_id:
-        leader = await Router(session, runtime.settings.timezone).leader(ticket.station_id)
+        leader = await Router(session, runtime.settings.timezone).head_for(ticket.station_id)
         if leader is not None and leader not in people:
             people.append(leader)
     text = runtime.texts.render(
