@@ -97,6 +97,27 @@ async def test_one_address_failing_across_usernames_waits_for_its_window(h: Harn
     assert (await attempt(attacker, "zhao")).status_code == 303
 
 
+async def test_the_window_rolls_and_failures_age_out_one_by_one(h: Harness) -> None:
+    # Found by a newcomer: fixed 15-minute blocks let an address try twice the limit around a
+    # block's end, and made a blocked address wait anything from nothing to fifteen minutes.
+    attacker = from_address(h, "203.0.113.9")
+    start = h.clock.now()
+    h.clock.set(start + timedelta(minutes=14))
+    await fail_from(attacker, LIMIT - 1)
+    h.clock.set(start + timedelta(minutes=15, seconds=30))  # the next fixed block
+    await fail_from(attacker, 1)
+    refused = await attempt(attacker, "zhao")
+    assert refused.status_code == 429
+    # The five of minute 14 age out at minute 29: then it may try again, not before.
+    assert refused.headers["retry-after"] == str(
+        int(timedelta(minutes=13, seconds=30).total_seconds())
+    )
+    h.clock.set(start + timedelta(minutes=28, seconds=59))
+    assert (await attempt(attacker, "zhao")).status_code == 429
+    h.clock.set(start + timedelta(minutes=29))
+    assert (await attempt(attacker, "zhao")).status_code == 303
+
+
 async def test_an_ipv6_address_counts_with_its_64(h: Harness) -> None:
     for i in range(LIMIT):
         client = from_address(h, f"2001:db8:1:2::{i + 1:x}")

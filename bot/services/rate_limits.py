@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, delete, text, update
+from sqlalchemy import Integer, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,6 +96,16 @@ async def peek(session: AsyncSession, key: str, now: datetime) -> int:
     if counter is None or counter.expires_at < now:
         return 0
     return counter.count
+
+
+async def peek_many(session: AsyncSession, keys: Sequence[str], now: datetime) -> dict[str, int]:
+    """The counts of ``keys`` still in their windows, in one statement (absent: not listed)."""
+    rows = await session.execute(
+        select(RateCounter.key, RateCounter.count).where(
+            RateCounter.key.in_(list(keys)), RateCounter.expires_at >= now
+        )
+    )
+    return {key: count for key, count in rows.all()}
 
 
 def _keys(cipher: PiiCipher, event: InboundMessage, now: datetime) -> list[tuple[str, datetime]]:
