@@ -178,11 +178,29 @@ async def _store_binding(ctx: HandlerContext, name: str, phone: str, matched: bo
     await ctx.session.flush()
 
 
+async def _after_a_dead_code(ctx: HandlerContext) -> bool:
+    """Six digits again after the member's latest code died (tried too often, or expired)
+    within the hour: they are told it is dead and how to get a new one, in the request's
+    script (a newcomer got the greeting, in the other script). False otherwise."""
+    latest = await ctx.session.scalar(
+        select(VerificationCode)
+        .where(VerificationCode.member_id == ctx.member.id)
+        .order_by(VerificationCode.id.desc())
+        .limit(1)
+    )
+    if latest is None or latest.status != "dead":
+        return False
+    if as_utc(ctx.now) - as_utc(latest.created_at) > timedelta(hours=1):
+        return False
+    ctx.reply(say(ctx, "verify_code_dead", latest.script or ctx.script))
+    return True
+
+
 async def _confirm_code(ctx: HandlerContext, digits: str) -> bool:
     """Check six digits against the member's open code; False when there is none."""
     open_codes = await open_code_rows(ctx.session, ctx.member.id)
     if not open_codes:
-        return False
+        return await _after_a_dead_code(ctx)
     row = open_codes[0]
     cipher = ctx.runtime.cipher
     vs = ctx.runtime.settings.verification
