@@ -8,6 +8,7 @@ from sqlalchemy import select
 from bot.services.tickets import Out, add_event, clip, holder_of, resident_label
 from bot.texts import Script
 from handlers.context import HandlerContext
+from handlers.verification_support import tell_privately
 from models.directory import Officer
 from models.people import Member
 from models.tickets import Ticket, TicketEvent
@@ -21,6 +22,22 @@ async def last_answer(ctx: HandlerContext, ticket: Ticket) -> TicketEvent | None
         .order_by(TicketEvent.at.desc(), TicketEvent.id.desc())
         .limit(1)
     )
+
+
+def of_this_chat(ctx: HandlerContext, ticket: Ticket) -> bool:
+    """Whether what is said about ``ticket`` may be said where the event came from: in a
+    private chat always, in a group only for a ticket raised in that group. A bare 查询 in the
+    village group listed a domestic-violence report made privately."""
+    return ctx.event.is_private or ticket.group_id == ctx.event.group_id
+
+
+def reply_about(ctx: HandlerContext, ticket: Ticket, text: str) -> None:
+    """Answer about ``ticket`` where the event came from, or privately when the ticket is not
+    of that group (:func:`of_this_chat`)."""
+    if of_this_chat(ctx, ticket):
+        ctx.reply(text)
+    else:
+        tell_privately(ctx, text)
 
 
 async def talking_officer(ctx: HandlerContext, ticket: Ticket) -> Officer | None:
@@ -50,14 +67,13 @@ async def forward(
     )
     officer = await talking_officer(ctx, ticket)
     if officer is None:
-        ctx.reply(
-            ctx.text("neighbour_note_kept" if neighbour else "followup_noted", code=ticket.code)
-        )
+        kept = "neighbour_note_kept" if neighbour else "followup_noted"
+        reply_about(ctx, ticket, ctx.text(kept, code=ticket.code))
         return
     key = "officer_neighbour_note" if neighbour else "officer_followup"
     await words_to_officer(ctx, Out.of(ctx), officer, key, ticket, ctx.member, ctx.script, text)
     forwarded = "neighbour_note_forwarded" if neighbour else "followup_forwarded"
-    ctx.reply(ctx.text(forwarded, code=ticket.code, officer=officer.name))
+    reply_about(ctx, ticket, ctx.text(forwarded, code=ticket.code, officer=officer.name))
 
 
 async def words_to_officer(

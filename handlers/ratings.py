@@ -13,7 +13,7 @@ from bot.services.routing import Router
 from bot.services.tickets import Out, add_event, category_text, clip, first_deadline, holder_of
 from handlers.commands import Command, parse
 from handlers.context import HandlerContext
-from handlers.forwarding import forward
+from handlers.forwarding import forward, reply_about
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
 
@@ -60,7 +60,7 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
         note=reason or None,
     )
     if satisfied:
-        ctx.reply(ctx.text("satisfaction_thanks", code=ticket.code))
+        reply_about(ctx, ticket, ctx.text("satisfaction_thanks", code=ticket.code))
         # "满意 另外我家门口又被偷了": the rest is a matter of its own, for intake to take.
         return not (reason and ctx.classify().label != "other")
     await _reopen_to_leader(ctx, ticket, reason)
@@ -97,9 +97,10 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) ->
         actor="resident",
         detail=f"unsatisfied; to {leader.id if leader else '-'}",
     )
-    ctx.reply(
-        ctx.text("satisfaction_reopened", code=ticket.code, officer=leader.name if leader else "-")
+    reopened = ctx.text(
+        "satisfaction_reopened", code=ticket.code, officer=leader.name if leader else "-"
     )
+    reply_about(ctx, ticket, reopened)
     if leader is not None:
         out = Out.of(ctx)
         out.to_officer(
@@ -132,5 +133,5 @@ async def _not_to_rate(ctx: HandlerContext, code: str) -> bool:
     if ticket.status in OPEN_STATUSES:
         await forward(ctx, ticket, ctx.event.text.strip())
     else:
-        ctx.reply(ctx.text("satisfaction_already", code=ticket.code))
+        reply_about(ctx, ticket, ctx.text("satisfaction_already", code=ticket.code))
     return True

@@ -23,7 +23,7 @@ from handlers.alert_links import more_than_chatter
 from handlers.classify import normalise
 from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
-from handlers.forwarding import forward, last_answer
+from handlers.forwarding import forward, last_answer, reply_about
 from handlers.ratings import rate
 from handlers.safety import goes_on
 from handlers.similarity import similarity
@@ -87,21 +87,27 @@ _QUERY_WORD = re.compile(r"^(?:查詢|查询|查)\s*[#＃]")
 
 async def _query_open(ctx: HandlerContext) -> None:
     """``查詢`` alone: the sender's open matters, urgent ones first, then newest; how many
-    more there are when they do not all fit (five of eight were shown without a word)."""
+    more there are when they do not all fit (five of eight were shown without a word). In a
+    group only that group's, and a line that the rest may be asked about privately, said to
+    everyone alike: it neither counts nor names them."""
+    here = ctx.event.group_id
+    query = open_reported_by(ctx.member.id)
+    if here is not None:
+        query = query.where(Ticket.group_id == here)
     open_ones = (
         await ctx.session.scalars(
-            open_reported_by(ctx.member.id).order_by(
-                Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc()
-            )
+            query.order_by(Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc())
         )
     ).all()
     if not open_ones:
-        ctx.reply(ctx.text("query_none_open"))
+        ctx.reply(ctx.text("query_none_open" if here is None else "query_none_open_here"))
         return
     for ticket in open_ones[:_QUERY_MAX]:
         await _query(ctx, ticket.code)
     if len(open_ones) > _QUERY_MAX:
         ctx.reply(ctx.text("query_more", count=len(open_ones) - _QUERY_MAX))
+    if here is not None:
+        ctx.reply(ctx.text("query_private_hint"))
 
 
 async def _query(ctx: HandlerContext, code: str) -> None:
@@ -114,16 +120,15 @@ async def _query(ctx: HandlerContext, code: str) -> None:
     created = ticket.created_at.astimezone(ZoneInfo(ctx.runtime.settings.timezone)).strftime(
         "%Y-%m-%d %H:%M"
     )
-    ctx.reply(
-        ctx.text(
-            "ticket_status",
-            code=ticket.code,
-            category=category_text(ctx.runtime, ticket, ctx.script),
-            status=ctx.text(f"status_{ticket.status}"),
-            officer=officer.name if officer else "-",
-            created=created,
-        )
+    status = ctx.text(
+        "ticket_status",
+        code=ticket.code,
+        category=category_text(ctx.runtime, ticket, ctx.script),
+        status=ctx.text(f"status_{ticket.status}"),
+        officer=officer.name if officer else "-",
+        created=created,
     )
+    reply_about(ctx, ticket, status)
 
 
 async def resident_followups(ctx: HandlerContext) -> bool:
@@ -150,7 +155,7 @@ async def resident_followups(ctx: HandlerContext) -> bool:
         if not await _is_reporter(ctx, ticket):
             return await _neighbours_word(ctx, ticket, command.text)
         if ticket.status not in OPEN_STATUSES:
-            ctx.reply(ctx.text("followup_closed", code=ticket.code))
+            reply_about(ctx, ticket, ctx.text("followup_closed", code=ticket.code))
             return True
         await forward(ctx, ticket, command.text)
         return True
