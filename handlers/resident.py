@@ -31,6 +31,7 @@ from models.base import core
 from models.people import GroupMember
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
+_PUNCT = re.compile(r"[\s\W_]+")
 # Share of the alarm's content bigrams an update must repeat when it says no status word.
 _ABOUT_SIMILAR = 0.2
 # How long after an officer's answer a resident's private message is taken as their reply.
@@ -184,10 +185,26 @@ async def _neighbours_word(ctx: HandlerContext, ticket: Ticket, text: str) -> bo
     message stays ordinary (a non-reporter learns nothing about a ticket they could not see)."""
     if ticket.status not in OPEN_STATUSES or ticket.group_id is None:
         return False
-    if not more_than_chatter(ctx.classify(), text) or not await _sees_group(ctx, ticket.group_id):
+    if _bare_thanks(text) or not await _sees_group(ctx, ticket.group_id):
         return False
     await forward(ctx, ticket, text, neighbour=True)
     return True
+
+
+# Thanks, OK and laughter, and the words that go with them (大家, 李警官, 了): what a message
+# addressed with a code may say and still tell its officer nothing.
+_THANKS = re.compile(
+    r"(?:谢谢|谢啦|谢了|多谢|感谢|辛苦|好的|好滴|好|收到|嗯|哦|噢|ok|okay|明白|知道|哈|呵"
+    r"|大家|您|你们|你|[\u4e00-\u9fff]?(?:警官|所长)|民警|了|啦|呀|啊)+"
+)
+
+
+def _bare_thanks(text: str) -> bool:
+    """Whether words after a code are only thanks or an OK (谢谢, 好的, 收到, 嗯, with their
+    punctuation and emoji). Anything more is for the officer: "好的 我明天上午过去" from a
+    reporter who had unbound, and "路灯已经修好了,谢谢", were dropped as chatter."""
+    said = _PUNCT.sub("", normalise(text))
+    return _THANKS.fullmatch(said) is not None or not said
 
 
 async def _sees_group(ctx: HandlerContext, group_id: str) -> bool:

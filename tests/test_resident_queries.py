@@ -97,3 +97,31 @@ async def test_a_rating_in_a_group_of_a_private_matter_is_answered_privately(h: 
     assert private.satisfaction == "satisfied"
     assert f"#{private.code}" not in _said_in_group(h)
     assert "满意" in h.to_user("wxid_liu")[-1] and f"#{private.code}" in h.to_user("wxid_liu")[-1]
+
+
+async def test_words_with_a_code_in_its_group_reach_the_officer_unless_bare_thanks(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: "#L0987 好的 我明天上午过去" from a reporter who had unbound, and a
+    # neighbour's "#U8611 路灯已经修好了，谢谢", were dropped as chatter: no answer, no officer.
+    await h.bind("wxid_zhou", name="周某某", phone="13700001111", group=GROUP)
+    await h.say("我的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_zhou")
+    [bike] = await h.tickets()
+    await h.say(f"#{bike.code} 监控调了,你方便来所里做个笔录吗?", group=None, sender="wxid_wang")
+    await h.say("注销实名", group=None, sender="wxid_zhou")
+    await h.sent()
+    before = len(h.to_user("wxid_wang"))
+    await h.say(f"#{bike.code} 好的 我明天上午过去", group=GROUP, sender="wxid_zhou")
+    await h.sent()
+    [heard] = h.to_user("wxid_wang")[before:]
+    assert f"#{bike.code}" in heard and "明天上午过去" in heard
+    told = h.to_group(GROUP)[-1]
+    assert told["mentions"] == ["wxid_zhou"] and "王警官" in told["text"]
+    # A neighbour's news with thanks after it is news; thanks or OK alone are not.
+    await h.say(f"#{bike.code} 车找到了,在村口河边,谢谢", group=GROUP, sender="wxid_ma")
+    for bare in ("谢谢👍", "好的!", "收到🙏", "嗯嗯", "谢谢王警官"):
+        await h.say(f"#{bike.code} {bare}", group=GROUP, sender="wxid_ma")
+    await h.sent()
+    heard_now = h.to_user("wxid_wang")[before + 1 :]
+    assert len(heard_now) == 1 and "在村口河边" in heard_now[0] and "非报案人" in heard_now[0]
+    assert len(await h.tickets()) == 1
