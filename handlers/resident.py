@@ -27,6 +27,7 @@ from handlers.forwarding import forward, last_answer, reply_about
 from handlers.ratings import rate
 from handlers.safety import goes_on
 from handlers.similarity import similarity
+from handlers.status_questions import asks_after_own_matter
 from models.base import core
 from models.people import GroupMember
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
@@ -49,7 +50,7 @@ async def resident_commands(ctx: HandlerContext) -> bool:
             # forwarded to an officer as the resident's reply to another matter).
             ctx.reply(ctx.text("query_usage"))
             return True
-        return False
+        return await _status_question(ctx)
     if command.name == "query":
         for code in command.codes[:_QUERY_MAX]:
             await _query(ctx, code)
@@ -91,23 +92,46 @@ async def _query_open(ctx: HandlerContext) -> None:
     more there are when they do not all fit (five of eight were shown without a word). In a
     group only that group's, and a line that the rest may be asked about privately, said to
     everyone alike: it neither counts nor names them."""
-    here = ctx.event.group_id
-    query = open_reported_by(ctx.member.id)
-    if here is not None:
-        query = query.where(Ticket.group_id == here)
-    open_ones = (
-        await ctx.session.scalars(
-            query.order_by(Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc())
-        )
-    ).all()
+    open_ones = await _open_here(ctx)
     if not open_ones:
-        ctx.reply(ctx.text("query_none_open" if here is None else "query_none_open_here"))
+        private = ctx.event.is_private
+        ctx.reply(ctx.text("query_none_open" if private else "query_none_open_here"))
         return
+    await _list(ctx, open_ones)
+
+
+async def _status_question(ctx: HandlerContext) -> bool:
+    """A question after one's own matter ("我反映的问题有结果了吗") from a resident with open
+    matters (in a group: of that group) is answered as ``查詢`` is, and opens nothing: each
+    became a consultation of its own, and the resident heard nothing of the matter they asked
+    about. Without such matters it is a message like any other."""
+    text = clean(ctx.event.text)
+    if not ctx.event.text.strip() or _NEW_MATTER.match(text) or not asks_after_own_matter(text):
+        return False
+    open_ones = await _open_here(ctx)
+    if open_ones:
+        await _list(ctx, open_ones)
+    return bool(open_ones)
+
+
+async def _open_here(ctx: HandlerContext) -> Sequence[Ticket]:
+    """The sender's open matters that may be named where they wrote: urgent first, then newest;
+    in a group only that group's."""
+    query = open_reported_by(ctx.member.id)
+    if not ctx.event.is_private:
+        query = query.where(Ticket.group_id == ctx.event.group_id)
+    order = (Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc())
+    return (await ctx.session.scalars(query.order_by(*order))).all()
+
+
+async def _list(ctx: HandlerContext, open_ones: Sequence[Ticket]) -> None:
+    """The status of the first few of ``open_ones``, how many more, and in a group where to ask
+    about the rest."""
     for ticket in open_ones[:_QUERY_MAX]:
         await _query(ctx, ticket.code)
     if len(open_ones) > _QUERY_MAX:
         ctx.reply(ctx.text("query_more", count=len(open_ones) - _QUERY_MAX))
-    if here is not None:
+    if not ctx.event.is_private:
         ctx.reply(ctx.text("query_private_hint"))
 
 

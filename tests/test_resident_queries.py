@@ -125,3 +125,38 @@ async def test_words_with_a_code_in_its_group_reach_the_officer_unless_bare_than
     heard_now = h.to_user("wxid_wang")[before + 1 :]
     assert len(heard_now) == 1 and "在村口河边" in heard_now[0] and "非报案人" in heard_now[0]
     assert len(await h.tickets()) == 1
+
+
+async def test_asking_how_ones_matter_goes_is_answered_and_opens_nothing(h: Harness) -> None:
+    # Found by a newcomer: "我的事情怎么样了？都三天了也没人回" and "我家鸡的事有进展没有啊"
+    # became new consultations; nobody told the resident how their matter stood.
+    lamp, private = await _one_here_one_private(h)
+    await h.sent()
+    await h.say("我的事情怎么样了？都三天了也没人回", group=GROUP, sender="wxid_liu")
+    await h.sent()
+    assert len(await h.tickets()) == 2
+    said = _said_in_group(h)
+    assert f"#{lamp.code}(建议)目前状态:待接单" in said and f"#{private.code}" not in said
+    assert "私下反映" in h.to_group(GROUP)[-1]["text"]
+    # Privately every open matter; in Traditional, answered in Traditional.
+    await h.say("王警官，我家鸡的事有进展没有啊？？", group=None, sender="wxid_liu")
+    await h.say("我反應的問題有結果了嗎", group=GROUP, sender="wxid_liu")
+    await h.sent()
+    assert len(await h.tickets()) == 2
+    assert any(f"#{private.code}(报警)目前状态" in m for m in h.to_user("wxid_liu"))
+    assert f"#{lamp.code}(建議)目前狀態" in h.to_group(GROUP)[-2]["text"]
+    # Somebody with no open matter of the group asks: a message like any other, as before.
+    await h.bind("wxid_ma", name="馬某某", phone="13600001234", group=GROUP)
+    await h.say("我反映的问题有结果了吗", group=GROUP, sender="wxid_ma")
+    await h.sent()
+    assert "目前状态" not in h.to_group(GROUP)[-1]["text"]
+
+
+async def test_the_acknowledgement_says_how_to_add_to_the_matter(h: Harness) -> None:
+    await h.bind("wxid_huang", name="黃某某", phone="13912340001", group=GROUP)
+    await h.say("建議在村口裝個路燈,晚上太黑了", group=GROUP, sender="wxid_huang")
+    await h.say("请问护照怎么办理,需要什么材料", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    hant, hans = (m["text"] for m in h.to_group(GROUP))
+    first, second = await h.tickets()
+    assert f"「#{first.code} 補充內容」" in hant and f"“#{second.code} 补充内容”" in hans
