@@ -14,6 +14,7 @@ from bot.services.tickets import Out, add_event, category_text, clip, first_dead
 from handlers.commands import Command, parse
 from handlers.context import HandlerContext
 from handlers.forwarding import forward, reply_about
+from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
 
@@ -68,11 +69,8 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
 
 
 async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) -> None:
-    router = Router(ctx.session, ctx.runtime.settings.timezone)
     previous = await holder_of(ctx.session, ticket)
-    leader = await router.leader(ticket.station_id) if ticket.station_id else None
-    if leader is None and previous is not None:
-        leader = await router.escalation_target(previous, 3)
+    leader = await _leader_over(ctx, ticket, previous)
     ticket.status = "escalated"
     ticket.first_acknowledged_at, ticket.first_answered_at = ticket.ack_time, ticket.answer_time
     ticket.closed_at = None
@@ -97,14 +95,17 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) ->
         actor="resident",
         detail=f"unsatisfied; to {leader.id if leader else '-'}",
     )
-    reopened = ctx.text(
-        "satisfaction_reopened", code=ticket.code, officer=leader.name if leader else "-"
-    )
-    reply_about(ctx, ticket, reopened)
     if leader is not None:
+        reopened = ctx.text("satisfaction_reopened", code=ticket.code, officer=leader.name)
+    else:
+        reopened = ctx.text("satisfaction_reopened_unnamed", code=ticket.code)
+    reply_about(ctx, ticket, reopened)
+    # With nobody above, the complaint goes back to whoever held it: someone must hear it.
+    told = leader or previous
+    if told is not None:
         out = Out.of(ctx)
         out.to_officer(
-            leader,
+            told,
             out.text(
                 "reopened_to_leader",
                 ticket.script,
@@ -117,6 +118,30 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) ->
                 else "",
             ),
         )
+
+
+async def _leader_over(
+    ctx: HandlerContext, ticket: Ticket, previous: Officer | None
+) -> Officer | None:
+    """Who takes an unsatisfied ticket over: whoever leads for its station (at a station
+    without a leader, the first above), else the holder's escalation chain, else the county's
+    leader or duty desk, as escalation goes; never the holder. At 河西, with no leader,
+    ``escalation_target(holder, 3)`` asked for the second one up, found nobody, and the
+    complaint reached no one ("交由-督辦")."""
+    router = Router(ctx.session, ctx.runtime.settings.timezone)
+    candidates: list[Officer | None] = []
+    if ticket.station_id:
+        candidates += await router.leaders_for(ticket.station_id)
+    if previous is not None:
+        candidates += await router.escalation_chain(previous)
+    county = await router.county_station()
+    candidates.append(await router.leader(county.id) if county else None)
+    desk = await router.assign(station_id=None, group=None, at=ctx.now)
+    candidates.append(desk.officer if desk else None)
+    return next(
+        (c for c in candidates if c is not None and (previous is None or c.id != previous.id)),
+        None,
+    )
 
 
 async def _not_to_rate(ctx: HandlerContext, code: str) -> bool:
