@@ -34,8 +34,21 @@ _ID = r"[A-Za-z]\d{4,6}"  # a ticket code's letter and digits
 _ANSWER_WORD = r"(?:(?:答[复覆]|回[复覆])\s*[:：]\s*)?"
 _CODE = rf"#?\s*(?P<code>{_ID})"
 _CODE2 = rf"#?\s*(?P<code2>{_ID})"
-# Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating).
-_REASON = r"(?:[\s,，、:：;；]+(?P<text>\S.*))?"
+# Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating),
+# or starting with an emoji or a WeChat sticker code: "满意👍", "满意[强]" were no rating at all.
+_EMOJI = r"\[\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
+_REASON = rf"(?:(?:[\s,，、:：;；]+|(?=[{_EMOJI}]))(?P<text>\S.*))?"
+# How residents rate: "很满意", "基本满意"; "不太满意", "不是很满意", "非常不满意" are complaints
+# (they were no rating, and the complaint was lost without a reply).
+_SATISFIED = r"(?:非常|很|挺|蠻|蛮|十分|比較|比较|基本|還算|还算)?(?:滿意|满意)"
+_UNSATISFIED = (
+    r"(?:(?:非常|很|十分|特別|特别|極|极)不|不(?:太|大|是很|是太|怎麼|怎么)?)(?:滿意|满意)"
+)
+# Neither: "一般", "还行". Answered with how to rate when a rating is awaited, never rated.
+LUKEWARM = re.compile(
+    rf"^(?:一般般?|還行|还行|還可以|还可以|馬馬虎虎|马马虎虎|湊合|凑合)"
+    rf"[吧啦了呀啊]*[\s!！。.~～…]*(?:[{_EMOJI}]\S*)?$"
+)
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # 接單 takes several codes at once ("接單 #K5156 #V9932"), each taken in turn.
     (
@@ -52,15 +65,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "satisfied",
         re.compile(
-            rf"^(?:{_CODE}\s*)?(?:非常|很|挺)?(?:滿意|满意)(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$",
+            rf"^(?:{_CODE}\s*)?{_SATISFIED}(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$",
             re.S,
         ),
     ),
     (
         "unsatisfied",
-        re.compile(
-            rf"^(?:{_CODE}\s*)?(?:不滿意|不满意)(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$", re.S
-        ),
+        re.compile(rf"^(?:{_CODE}\s*)?{_UNSATISFIED}(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$", re.S),
     ),
     (
         "answer",

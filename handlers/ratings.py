@@ -11,11 +11,11 @@ from bot.services.deadlines import next_check
 from bot.services.dispute_cases import agreement_rejected
 from bot.services.routing import Router
 from bot.services.tickets import Out, add_event, category_text, clip, first_deadline, holder_of
-from handlers.commands import Command, parse
+from handlers.commands import LUKEWARM, Command, clean, parse
 from handlers.context import HandlerContext
 from handlers.forwarding import forward, reply_about
 from models.directory import Officer
-from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
+from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
 
 async def awaited_rating(ctx: HandlerContext) -> Command | None:
@@ -66,6 +66,30 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
         return not (reason and ctx.classify().label != "other")
     await _reopen_to_leader(ctx, ticket, reason)
     return True
+
+
+async def hint_rating(ctx: HandlerContext) -> bool:
+    """A resident's "一般" / "还行" while a rating is awaited: no rating, so nothing is rated,
+    but they hear how to rate (they had no answer at all). Once per ticket: the rating waits
+    without end, and "还行" is also said to neighbours."""
+    if LUKEWARM.match(clean(ctx.event.text)) is None:
+        return False
+    ticket = await _awaiting(ctx, None)
+    if ticket is None or await _hinted(ctx, ticket):
+        return False
+    add_event(ctx.session, ctx.runtime, ticket, "rating_hinted", now=ctx.now, actor="resident")
+    ctx.reply(ctx.text("satisfaction_hint", code=ticket.code))
+    return True
+
+
+async def _hinted(ctx: HandlerContext, ticket: Ticket) -> bool:
+    return (
+        await ctx.session.scalar(
+            select(TicketEvent.id).where(
+                TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "rating_hinted"
+            )
+        )
+    ) is not None
 
 
 async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) -> None:

@@ -24,7 +24,7 @@ from handlers.classify import normalise
 from handlers.commands import clean, parse
 from handlers.context import CAPTIONED, HandlerContext
 from handlers.forwarding import forward, last_answer, reply_about
-from handlers.ratings import rate
+from handlers.ratings import hint_rating, rate
 from handlers.safety import goes_on
 from handlers.similarity import similarity
 from handlers.status_questions import asks_after_own_matter
@@ -50,7 +50,7 @@ async def resident_commands(ctx: HandlerContext) -> bool:
             # forwarded to an officer as the resident's reply to another matter).
             ctx.reply(ctx.text("query_usage"))
             return True
-        return await _status_question(ctx)
+        return await hint_rating(ctx) or await _status_question(ctx)
     if command.name == "query":
         for code in command.codes[:_QUERY_MAX]:
             await _query(ctx, code)

@@ -3,6 +3,7 @@ reopened to, the ways residents actually write a rating, and which ticket it rat
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -77,3 +78,67 @@ async def test_the_leader_holding_a_ticket_is_not_handed_it_back(h: Harness) -> 
     assert (t.status, t.assigned_officer_id) == ("escalated", "off-county")
     await h.sent()
     assert "縣局值班室" in h.to_group(GROUP)[-1]["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "rating", "reason"),
+    [
+        ("满意👍", "satisfied", None),
+        ("非常满意👍👍 谢谢李警官", "satisfied", None),
+        ("很满意", "satisfied", None),
+        ("基本滿意[强]", "satisfied", None),
+        ("不太满意", "unsatisfied", None),
+        ("不是很滿意", "unsatisfied", None),
+        ("很不满意，说了等于没说", "unsatisfied", "说了等于没说"),
+        ("非常不滿意 窗口幾點開門都沒講", "unsatisfied", "窗口幾點開門都沒講"),
+    ],
+)
+async def test_ratings_as_residents_write_them(
+    h: Harness, text: str, rating: str, reason: str | None
+) -> None:
+    # A newcomer's trial: "满意👍" and "非常满意👍👍 谢谢李警官" were no rating, and a
+    # "不太满意" was lost without a reply.
+    await h.bind("wxid_huang", group=GROUP)
+    code = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    await h.say(text, group=GROUP, sender="wxid_huang")
+    [t] = await h.tickets()  # no ticket of its own
+    assert t.satisfaction == rating
+    await h.sent()
+    if rating == "unsatisfied":
+        assert (t.status, t.assigned_officer_id) == ("escalated", "off-zhao")
+        [page] = [m for m in h.to_user("wxid_zhao") if f"#{code}" in m]
+        assert reason is None or reason in page
+    else:
+        assert f"#{code}" in h.to_group(GROUP)[-1]["text"]
+
+
+async def test_a_complaint_that_is_no_rating_stays_a_matter(h: Harness) -> None:
+    # With nothing to rate, "很不满意" is what it says: a matter for intake.
+    await h.bind("wxid_huang", group=GROUP)
+    await h.say("很不满意，物业乱收费，每个月多收五十块", group=GROUP, sender="wxid_huang")
+    [t] = await h.tickets()
+    assert t.satisfaction is None
+    # With a rating awaited, only a message that starts as a rating is one.
+    await h.say(f"结案 #{t.code} 已转告物业", group=None, sender="wxid_wang")
+    await h.say("我对物业很不满意，他们乱收费", group=GROUP, sender="wxid_huang")
+    [t, *_] = await h.tickets()
+    assert (t.satisfaction, t.awaiting_satisfaction) == (None, True)
+
+
+async def test_so_so_is_no_rating_but_is_told_how_to_rate_once(h: Harness) -> None:
+    await h.bind("wxid_huang", group=GROUP)
+    code = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    await h.sent()
+    before = len(h.to_group(GROUP))
+    await h.say("一般般吧", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    [hint] = h.to_group(GROUP)[before:]
+    assert f"#{code}" in hint["text"] and re.search("不[滿满]意", hint["text"])
+    await h.say("还行", group=GROUP, sender="wxid_huang")  # told once already: chat again
+    await h.sent()
+    assert len(h.to_group(GROUP)) == before + 1
+    [t] = await h.tickets()
+    assert (t.satisfaction, t.awaiting_satisfaction) == (None, True)
+    await h.say("不太满意", group=GROUP, sender="wxid_huang")
+    [t] = await h.tickets()
+    assert t.satisfaction == "unsatisfied"
