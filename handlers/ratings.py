@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from bot.services.deadlines import next_check
 from bot.services.dispute_cases import agreement_rejected
@@ -29,20 +29,47 @@ async def awaited_rating(ctx: HandlerContext) -> Command | None:
     return command if await _awaiting(ctx, command.code) is not None else None
 
 
-async def _awaiting(ctx: HandlerContext, code: str | None) -> Ticket | None:
-    """The sender's latest ticket waiting for their rating (the one ``code`` names, if any)."""
-    query = (
+def _awaiting_query(ctx: HandlerContext) -> Select[Ticket]:
+    return (
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
         .where(TicketReporter.member_id == ctx.member.id, Ticket.awaiting_satisfaction.is_(True))
         .order_by(Ticket.closed_at.desc())
     )
+
+
+async def _awaiting(ctx: HandlerContext, code: str | None) -> Ticket | None:
+    """The sender's latest ticket waiting for their rating (the one ``code`` names, if any)."""
+    query = _awaiting_query(ctx)
     return await ctx.session.scalar(query.where(Ticket.code == code) if code else query)
+
+
+async def _all_awaiting(ctx: HandlerContext) -> list[Ticket]:
+    """Every ticket of the sender's waiting for their rating, the one closed last first."""
+    return list((await ctx.session.scalars(_awaiting_query(ctx))).all())
+
+
+def _ask_which(ctx: HandlerContext, waiting: list[Ticket]) -> None:
+    codes = "、".join(f"#{t.code}" for t in reversed(waiting))
+    ctx.reply(ctx.text("satisfaction_which", codes=codes, code=waiting[0].code))
+
+
+def _rest_is_chat(ctx: HandlerContext, satisfied: bool, reason: str) -> bool:
+    """Whether the rating's message is done with: after 满意 the rest may be a matter of its
+    own ("满意 另外我家门口又被偷了"), for intake to take; after 不满意 it is the complaint."""
+    return not (satisfied and reason and ctx.classify().label != "other")
 
 
 async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: str = "") -> bool:
     """滿意/不滿意 (with or without a code, and words after it: the resident's reason, kept in
-    the timeline and, when unsatisfied, shown to the leader who takes the ticket over)."""
+    the timeline and, when unsatisfied, shown to the leader who takes the ticket over).
+    Without a code while several wait, the resident is asked which: the one closed last was
+    rated, silently, when they meant another."""
+    if code is None:
+        waiting = await _all_awaiting(ctx)
+        if len(waiting) > 1:
+            _ask_which(ctx, waiting)
+            return _rest_is_chat(ctx, satisfied, reason)
     ticket = await _awaiting(ctx, code)
     if ticket is None and code:
         return await _not_to_rate(ctx, code)
@@ -62,8 +89,7 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
     )
     if satisfied:
         reply_about(ctx, ticket, ctx.text("satisfaction_thanks", code=ticket.code))
-        # "满意 另外我家门口又被偷了": the rest is a matter of its own, for intake to take.
-        return not (reason and ctx.classify().label != "other")
+        return _rest_is_chat(ctx, satisfied, reason)
     await _reopen_to_leader(ctx, ticket, reason)
     return True
 
@@ -74,11 +100,14 @@ async def hint_rating(ctx: HandlerContext) -> bool:
     without end, and "还行" is also said to neighbours."""
     if LUKEWARM.match(clean(ctx.event.text)) is None:
         return False
-    ticket = await _awaiting(ctx, None)
-    if ticket is None or await _hinted(ctx, ticket):
+    waiting = await _all_awaiting(ctx)
+    if not waiting or await _hinted(ctx, waiting[0]):
         return False
-    add_event(ctx.session, ctx.runtime, ticket, "rating_hinted", now=ctx.now, actor="resident")
-    ctx.reply(ctx.text("satisfaction_hint", code=ticket.code))
+    add_event(ctx.session, ctx.runtime, waiting[0], "rating_hinted", now=ctx.now, actor="resident")
+    if len(waiting) > 1:
+        _ask_which(ctx, waiting)
+    else:
+        ctx.reply(ctx.text("satisfaction_hint", code=waiting[0].code))
     return True
 
 

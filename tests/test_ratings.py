@@ -4,7 +4,7 @@ reopened to, the ways residents actually write a rating, and which ticket it rat
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -142,3 +142,47 @@ async def test_so_so_is_no_rating_but_is_told_how_to_rate_once(h: Harness) -> No
     await h.say("不太满意", group=GROUP, sender="wxid_huang")
     [t] = await h.tickets()
     assert t.satisfaction == "unsatisfied"
+
+
+async def test_a_rating_without_a_code_while_several_wait_asks_which(h: Harness) -> None:
+    # A newcomer's trial: 黃伯's 不滿意 was meant for #C2272, the real answer, and was
+    # applied to #E8899, closed last as "同 #C2272"; #C2272 was never rated.
+    await h.bind("wxid_huang", group=HEXI)
+    first = await _closed(h, "請問戶口遷回來要帶什麼材料", HEXI, "wxid_chen")
+    h.clock.advance(timedelta(hours=1))
+    second = await _closed(h, "請問辦身份證要預約嗎", HEXI, "wxid_chen")
+    await h.sent()
+    before = len(h.to_group(HEXI))
+    await h.say("不滿意 說了等於沒說，窗口幾點開門都沒講", group=HEXI, sender="wxid_huang")
+    assert [(t.satisfaction, t.status) for t in await h.tickets()] == [(None, "closed")] * 2
+    await h.sent()
+    [ask] = h.to_group(HEXI)[before:]
+    assert f"#{first}" in ask["text"] and f"#{second}" in ask["text"]
+    assert f"不滿意 #{second}" in ask["text"]
+    assert not [m for m in h.to_user("wxid_county") if "不滿意" in m]
+    # With the code, that one is rated; then the other is the only one left.
+    await h.say(f"不滿意 #{first} 窗口幾點開門都沒講", group=HEXI, sender="wxid_huang")
+    await h.say("滿意👍", group=HEXI, sender="wxid_huang")
+    one, two = await h.tickets()
+    assert (one.satisfaction, one.status, two.satisfaction) == (
+        "unsatisfied",
+        "escalated",
+        "satisfied",
+    )
+    await h.sent()
+    [page] = [m for m in h.to_user("wxid_county") if f"#{first}" in m]
+    assert "窗口幾點開門都沒講" in page
+
+
+async def test_so_so_while_several_wait_lists_them(h: Harness) -> None:
+    await h.bind("wxid_huang", group=GROUP)
+    first = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    h.clock.advance(timedelta(hours=1))
+    second = await _closed(h, "请问办身份证要预约吗", GROUP, "wxid_wang")
+    await h.sent()
+    before = len(h.to_group(GROUP))
+    await h.say("还行吧", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    [ask] = h.to_group(GROUP)[before:]
+    assert f"#{first}" in ask["text"] and f"#{second}" in ask["text"]
+    assert all(t.satisfaction is None for t in await h.tickets())
