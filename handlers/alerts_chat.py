@@ -40,6 +40,7 @@ from handlers.alert_links import (
     sights_the_sought,
     tell_officer_of_clue,
 )
+from handlers.classify import normalise
 from handlers.commands import clean
 from handlers.context import HandlerContext
 from handlers.intake import submit
@@ -182,6 +183,15 @@ async def _correct(
     )
 
 
+# What makes words of no label a clue while a notice is out: somebody seen or met, a moment
+# (刚才) or a place (在桥头, 在河边) named, a guess (好像), or the sought claimed as one's own.
+_CLUE_SIGNS = re.compile(
+    r"看到|看见|见到|见过|碰到|遇到|发现|刚才|刚刚|好像|像是"
+    r"|在.{0,8}(?:边|旁|口|里|路|街|村|镇|桥|河|站|场|店|楼|家|门)"
+    r"|是我(?:家)?的?(?:孙子|孙女|外孙|儿子|女儿|孩子|小孩|爸|妈|父亲|母亲|爷爷|奶奶|外公|外婆|老伴|老公|老婆)"
+)
+
+
 def is_ack(text: str) -> bool:
     """``收到`` and its everyday variants, with any punctuation or emoji around it."""
     return bool(_ACK.match(_PUNCT.sub("", clean(text))))
@@ -192,14 +202,19 @@ def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
 
     A message that talks about what the alert says is a clue. Otherwise one the classifier files
     under a real label (a fraud question, a theft) is an ordinary matter for intake, and one it
-    calls ``other`` (a sighting in other words) is a clue. Short thanks and greetings are
-    not clues; a longer message that also thanks ("那是我孫子!我馬上去廣場,謝謝") is: during an
-    alert, over-capturing is the safe side.
+    calls ``other`` is a clue when it has a clue's signs (:data:`_CLUE_SIGNS`: somebody seen,
+    a place or a moment named, the sought claimed as one's own: "那是我孫子!我馬上去廣場,謝謝").
+    Short thanks and greetings are not clues, nor is the day's chatter ("大家早上好,今天去趕集
+    的人多嗎" was a P2 clue for the officer: a notice to every group would have buried him).
     """
     result = ctx.classify()
     if similarity(alert_text, text) >= SAME_MATTER or sights_the_sought(ctx, alert_text, text):
         return True
-    return result.label == "other" and more_than_chatter(result, text)
+    return (
+        result.label == "other"
+        and more_than_chatter(result, text)
+        and _CLUE_SIGNS.search(normalise(text)) is not None
+    )
 
 
 async def alert_replies(ctx: HandlerContext) -> bool:

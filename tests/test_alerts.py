@@ -314,3 +314,16 @@ async def test_a_clue_is_not_folded_into_the_same_residents_other_matter(b: Benc
     assert (clue.alert_id, clue.category) == (out["id"], "help")
     view = await b.get(f"/api/v1/alerts/{out['id']}")
     assert view["tickets"] == [clue.code]
+
+
+async def test_the_days_chatter_during_a_notice_is_no_clue(b: Bench) -> None:
+    # Found by a newcomer: any message over ten characters became a P2 clue for the officer,
+    # who would be buried under them after a notice to every group.
+    await _lost_child_alert(b)
+    await b.h.say("大家早上好,今天去赶集的人多吗", group=QZ, sender="wxid_c")
+    await b.h.say("今天降温了大家出门多穿点衣服", group=QZ, sender="wxid_d")
+    assert await b.h.tickets() == []
+    # Words with a clue's signs still are one: a place and a moment, or a family's claim.
+    await b.h.say("刚才在河边有个小孩一个人坐着", group=QZ, sender="wxid_e")
+    await b.h.say("那是我孙子!我马上去广场,谢谢", group=QZ, sender="wxid_f")
+    assert [t.category for t in await b.h.tickets()] == ["help", "help"]
