@@ -94,7 +94,9 @@ def build_runtime(
                 clock=clock,
             )
     runtime.senders["sms"] = make_sms_sender(settings, http, clock)
-    runtime.senders["wecom_robot"] = WeComRobotSender(client=http)
+    runtime.senders["wecom_robot"] = WeComRobotSender(
+        client=http, base_url=settings.bulletins.wecom_webhook_url
+    )
     runtime.senders.update(senders or {})
     if settings.wecom.configured:
         runtime.wecom = WeComCallback.from_settings(

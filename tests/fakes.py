@@ -1,4 +1,5 @@
-"""A small fake of the outside world on loopback: the bridge's send endpoint, WeChat's API, SMS.
+"""A small fake of the outside world on loopback: the bridge's send endpoint, WeChat's API, SMS,
+WeCom group robots.
 
 It runs a real HTTP server (uvicorn in a thread) so the product's own HTTP client, timeouts and
 signatures are exercised. Tests script its answers and read what it recorded.
@@ -140,6 +141,12 @@ def _app(state: FakeState) -> FastAPI:
             code = 45002  # WeChat's "content size out of limit"
         await record(request, accepted=code == 0)
         return JSONResponse({"errcode": code, "errmsg": "ok" if code == 0 else "error"})
+
+    @app.post("/cgi-bin/webhook/send")
+    async def wecom_robot(request: Request) -> JSONResponse:
+        # A WeCom group robot's webhook (``?key=``), for bulletins.wecom_webhook_url.
+        await record(request)
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     @app.post("/sms")
     async def sms(request: Request) -> JSONResponse:

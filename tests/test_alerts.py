@@ -13,6 +13,7 @@ from sqlalchemy import select
 from models.bulletins import AlertAck
 from models.directory import Group
 from tests.bulletins_support import GROUPS, Bench, local
+from tests.fakes import FakeWorld
 from tests.harness import Harness
 
 MON_10 = local(2026, 11, 30, 10)
@@ -108,6 +109,28 @@ async def test_leader_sends_by_chat_to_a_station_and_its_groups(b: Bench) -> Non
     assert "寒潮" in b.h.to_group(QZ)[0]["text"]
     [confirm] = b.h.to_user("wxid_zhao")
     assert "已發往 2 個群組" in confirm  # answered in the script the leader wrote in
+
+
+async def test_a_groups_robot_gets_the_notice_at_the_configured_webhook_address(
+    db_url: str, world: FakeWorld
+) -> None:
+    # Found by a newcomer: bulletins.wecom_webhook_url was read and never used, so a group
+    # robot's key always went to qyapi.weixin.qq.com, and a missing child's notice was lost.
+    robots = f"{world.base_url}/cgi-bin/webhook/send"
+    b = await Bench.build(Harness.build(db_url, world, bulletins={"wecom_webhook_url": robots}))
+    try:
+        async with b.h.runtime.sessions.begin() as session:
+            group = await session.get(Group, "grp-qiaozhen-02")
+            assert group is not None
+            group.wecom_webhook = "k-qz03"
+        await b.h.say("緊急通報 橋鎮 一名8歲男孩走失,穿紅色外套", group=None, sender="wxid_zhao")
+        await b.h.sent()
+        [robot] = world.state.by_path("/cgi-bin/webhook/send")
+        assert robot.query == {"key": "k-qz03"}
+        assert "男孩走失" in robot.json()["text"]["content"]
+        assert b.h.to_group("grp-qiaozhen-02") == [] and len(b.h.to_group(QZ)) == 1
+    finally:
+        await b.h.close()
 
 
 async def test_chat_command_is_for_leaders_only(b: Bench) -> None:
