@@ -81,6 +81,8 @@ def make_worker(
         # The urgent lane's claims and records go before queued journal writes and batches.
         turn=(lambda: runtime.db_turn(urgent=True)) if urgent else runtime.db_turn,
         given_up=functools.partial(answer_undelivered, runtime),
+        # A channel that works again makes its waiting urgent rows due: that lane sends them.
+        urgent_wakeup=runtime.urgent_wakeup,
     )
 
 

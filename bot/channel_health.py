@@ -20,14 +20,16 @@ class ChannelHealth:
         self._failures: dict[str, int] = {}
         self._down: set[str] = set()
 
-    def record(self, channel: str, *, ok: bool) -> None:
-        """Note one delivery attempt's outcome on ``channel``."""
+    def record(self, channel: str, *, ok: bool) -> bool:
+        """Note one delivery attempt's outcome on ``channel``; whether it is a success after
+        failures (the channel works again: what waits to be tried again on it need not)."""
         if ok:
+            revived = self._failures.get(channel, 0) > 0 or channel in self._down
             self._failures[channel] = 0
             if channel in self._down:
                 self._down.discard(channel)
                 log.info("channel %s is up again", channel)
-            return
+            return revived
         self._failures[channel] = self._failures.get(channel, 0) + 1
         if self._failures[channel] >= self._down_after and channel not in self._down:
             self._down.add(channel)
@@ -36,6 +38,7 @@ class ChannelHealth:
                 channel,
                 self._failures[channel],
             )
+        return False
 
     def is_down(self, channel: str) -> bool:
         """Whether ``channel`` is marked down now."""

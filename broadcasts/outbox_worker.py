@@ -68,6 +68,8 @@ class _Attempt:
     on_failure: OnFailure | None
     at: datetime
     queued_at: datetime
+    # The channel, when this send was its first success after failures.
+    revived: str | None = None
 
 
 def _due(now: Any) -> Any:
@@ -183,6 +185,25 @@ def _claim_statement() -> Any:
 
 
 @functools.cache
+def _revive_statement() -> Any:
+    """Make due now a channel's urgent rows that wait to be tried again after a failure."""
+    now: BindParameter[datetime] = bindparam("now")
+    return (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.channel == bindparam("on_channel"),
+            OutboxMessage.status == "pending",
+            # Tried and failed: a row held by a "slow down" or by design has spent no try.
+            OutboxMessage.attempts > 0,
+            OutboxMessage.priority <= URGENT,
+            OutboxMessage.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
 def _finish_statement(columns: tuple[str, ...]) -> Any:
     """Record a delivery attempt: ``v_<column>`` parameters for ``columns``, ``outbox_id``."""
     return (
@@ -217,10 +238,12 @@ class OutboxWorker:
         turn: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
         min_priority: int = 0,
         given_up: GivenUp | None = None,
+        urgent_wakeup: asyncio.Event | None = None,
     ) -> None:
         """``max_priority``: send only rows this urgent or more (the urgent lane: a second
         worker for safety replies and P1 pages, never behind a batch of ordinary sends).
-        ``given_up``: what a ticket's answer that finally failed does to the ticket."""
+        ``given_up``: what a ticket's answer that finally failed does to the ticket.
+        ``urgent_wakeup``: the urgent lane's wake-up (this worker's own when not given)."""
         # The urgent lane found due rows that all wait for a send in flight to their chat: it
         # looks again in _BLOCKED_POLL_S, not after the poll interval.
         self.blocked = False
@@ -240,6 +263,7 @@ class OutboxWorker:
         self._pacing = {c: p for c, p in (pacing or {}).items() if p.interval_s > 0}
         self._account_pacing = dict(account_pacing or {})
         self.wakeup = wakeup or asyncio.Event()
+        self._urgent_wakeup = urgent_wakeup or self.wakeup
         self.health = health or ChannelHealth()
         self._metrics = metrics or Metrics()
         self._given_up = given_up
@@ -378,6 +402,13 @@ class OutboxWorker:
             outcomes.extend(batch)
         return outcomes
 
+    def _works_again(self, channel: str, error: SendError | None) -> bool:
+        """Note a send's outcome in the channel's health; whether the channel works again."""
+        if error is not None and error.throttled:
+            return False  # "not so fast" (429, a robot's 20 a minute): it works, counts neither way
+        # A refusal of one message (4xx) says nothing about the channel; timeouts and 5xx do.
+        return self.health.record(channel, ok=error is None or not error.retryable)
+
     async def _attempt(self, row: Any) -> _Attempt:
         """Send one claimed row; what to record about it (nothing is written here)."""
         outbox_id, channel, group_id, user_id = row.id, row.channel, row.group_id, row.user_id
@@ -403,10 +434,9 @@ class OutboxWorker:
                 log.exception("sender crashed on outbox %s", outbox_id)
                 error = SendError(f"sender error: {type(exc).__name__}", retryable=True)
         now = self._clock.now()
-        if sender is not None and payload and not (error is not None and error.throttled):
-            # A refusal of one message (4xx) says nothing about the channel; timeouts and 5xx
-            # do. "Not so fast" (429, a robot's 20 a minute) says it works.
-            self.health.record(channel, ok=error is None or not error.retryable)
+        revived = None
+        if sender is not None and payload and self._works_again(channel, error):
+            revived = channel
         values: dict[str, Any] = {"attempts": attempts, "lease_until": None}
         if error is not None and error.throttled and error.retry_after is not None:
             # Not a failed try: the message waits the time the channel named (or our own count
@@ -454,7 +484,7 @@ class OutboxWorker:
                 outcome.status,
             )
         on_failure = on_failure_of(payload) if values["status"] == "failed" else None
-        return _Attempt(outcome, values, on_failure, now, row.created_at)
+        return _Attempt(outcome, values, on_failure, now, row.created_at, revived)
 
     async def _record(self, attempts: list[_Attempt]) -> None:
         """Write a batch's outcomes in one transaction: one executemany per shape of update
@@ -483,8 +513,26 @@ class OutboxWorker:
             connection = await session.connection()
             for columns, rows in shapes.items():
                 await connection.execute(_finish_statement(columns), rows)
+            revived = await self._revive(session, {a.revived for a in attempts if a.revived})
         if notices:
             self.wakeup.set()
+        if revived:
+            self._urgent_wakeup.set()
+
+    async def _revive(self, session: AsyncSession, channels: set[str]) -> bool:
+        """Make the urgent rows waiting out a backoff on ``channels``, which work again, due
+        now; whether there were any. After an outage the safety replies and P1 pages that
+        failed during it waited for their own timers (up to ``backoff_max_s``) while the
+        channel was sending again. Each chat's order and pace are still the claim's."""
+        now = self._clock.now()
+        revived = 0
+        for channel in sorted(channels):
+            params = {"on_channel": channel, "now": now}
+            made_due = rowcount(await session.execute(_revive_statement(), params))
+            if made_due:
+                log.info("channel %s works again: %d urgent messages due now", channel, made_due)
+            revived += made_due
+        return revived > 0
 
     async def run_forever(self) -> None:
         """The service loop: send what is due, then sleep until woken or the poll interval."""

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import make_worker
 from bot.clock import ManualClock
 from bot.messages import OutboundMessage
 from bot.services.tokens import create_token
@@ -357,6 +358,30 @@ async def test_the_bridge_is_marked_down_and_up_and_a_down_bridge_pages_by_sms_a
     await h.drain()
     ready = await h.client.get("/readyz")
     assert ready.status_code == 200 and "bridge" not in ready.json()
+
+
+async def test_an_emergency_held_by_an_outage_goes_with_the_first_send_that_works_again(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: after a bridge outage the fire's safety reply and its P1 pages sat
+    # out their backoff (22 s after two minutes down; up to backoff_max_s, ten minutes, after a
+    # long outage) while ordinary messages went out.
+    ordinary = make_worker(h.runtime, beside_urgent=True)
+    urgent = make_worker(h.runtime, urgent=True)
+    h.world.state.send_script.extend([503] * 20)
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    failed = await urgent.run_once()  # the safety reply and the pages to 王 and 趙
+    assert len(failed) == 3 and {o.status for o in failed} == {"pending"}
+    h.world.state.send_script.clear()
+    h.runtime.urgent_wakeup.clear()
+    await h.say("你好", group=None, sender="wxid_passer_by")
+    assert [o.status for o in await ordinary.run_once()] == ["sent"]
+    assert h.runtime.urgent_wakeup.is_set()  # the urgent lane is woken, not left to its poll
+    # The clock has not moved: every one of them is still inside its backoff.
+    assert sorted(o.status for o in await urgent.run_once()) == ["sent"] * 3
+    [reply] = h.to_group(GROUP)
+    assert "119" in reply["text"]
+    assert len(h.to_user("wxid_wang")) == len(h.to_user("wxid_zhao")) == 1
 
 
 async def test_two_instances_share_one_pace_per_chat(db_url: str, world: FakeWorld) -> None:
