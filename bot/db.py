@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -267,3 +269,58 @@ def _one_line(error: BaseException) -> str:
     """The error's first line, without SQLAlchemy's background link (for a log line)."""
     first = str(error).strip().splitlines()
     return f"{type(error).__name__}: {first[0] if first else ''}"[:300]
+
+
+class FailureRun:
+    """How a loop that tries again after every failure (the delivery workers, the inbound
+    processor) logs a run of failures: the first with its traceback, then at most one short
+    line every ``every_s`` saying it still fails (the error's class and message), and one when
+    a pass works again. A database outage logged the full chained traceback of every pass of
+    every loop: 43 KB a second with no traffic, drowning the lines an operator watches."""
+
+    def __init__(
+        self, logger: logging.Logger, what: str, now: Callable[[], datetime], every_s: float = 60
+    ) -> None:
+        self._log = logger
+        self._what = what
+        self._now = now
+        self._every = timedelta(seconds=every_s)
+        self._since: datetime | None = None  # when the run began; None: the last pass worked
+        self._told_at: datetime | None = None
+        self._failures = 0
+        self._kinds: set[type[BaseException]] = set()
+
+    def failed(self, error: BaseException) -> None:
+        """A pass failed with ``error``."""
+        now = self._now()
+        self._failures += 1
+        since = self._since = self._since or now
+        # Another kind of error within the run (the database back, a bug behind it) is worth
+        # its own traceback once.
+        if type(error) not in self._kinds:
+            self._kinds.add(type(error))
+            self._told_at = now
+            self._log.error("%s failed", self._what, exc_info=error)
+        elif self._told_at is None or now - self._told_at >= self._every:
+            self._told_at = now
+            self._log.error(
+                "%s still failing: %d failures in %.0f s (%s)",
+                self._what,
+                self._failures,
+                (now - since).total_seconds(),
+                _one_line(error),
+            )
+
+    def worked(self) -> None:
+        """A pass worked: the end of a run of failures, if there was one."""
+        if self._since is None:
+            return
+        self._log.info(
+            "%s works again after %d failures in %.0f s",
+            self._what,
+            self._failures,
+            (self._now() - self._since).total_seconds(),
+        )
+        self._since = self._told_at = None
+        self._failures = 0
+        self._kinds.clear()

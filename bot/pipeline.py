@@ -30,7 +30,7 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot.db import DatabaseUnavailable, reported_unavailable
+from bot.db import DatabaseUnavailable, FailureRun, ping, reported_unavailable, unavailable
 from bot.dispatcher import Dispatcher, DispatchResult
 from bot.inbound_status import earlier_passive, metrics_text, readiness
 from bot.messages import InboundMessage
@@ -402,6 +402,7 @@ class Pipeline:
 
     async def _process_loop(self) -> None:
         settings = self.runtime.settings.inbound
+        failures = FailureRun(log, "inbound processing", self.runtime.clock.now)
         while True:
             self._wakeup.clear()
             await self._yield_to_urgent_sends(settings.urgent_yield_s)
@@ -422,10 +423,12 @@ class Pipeline:
             )
             try:
                 done = await self.process_once(catching_up=catching_up)
-            except Exception:
-                log.exception("inbound processing failed; trying again")
+            except Exception as error:
+                failures.failed(error)
                 done = 0
                 await asyncio.sleep(settings.poll_interval_s)
+            else:
+                failures.worked()
             if done == 0:
                 if journaled:  # everything journaled before this look is processed
                     self._head = max(self._head or 0, journaled)
@@ -482,7 +485,10 @@ class Pipeline:
         async with self._turn:
             try:
                 return await self._batch(limit, slice_ms=slice_ms)
-            except Exception:
+            except Exception as error:
+                # The database down is no event's fault: one by one would only fail again.
+                if unavailable(error) and not await ping(self.runtime.engine):
+                    raise
                 log.exception("a batch of inbound events failed; processing them one by one")
                 for waiter in self._waiters.values():
                     waiter.claimed = False

@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 
 from bot.channel_health import ChannelHealth
 from bot.clock import Clock
+from bot.db import FailureRun
 from bot.messages import Sender, SendError
 from bot.metrics import Metrics
 from bot.pii import PiiCipher
@@ -536,12 +537,16 @@ class OutboxWorker:
 
     async def run_forever(self) -> None:
         """The service loop: send what is due, then sleep until woken or the poll interval."""
+        lane = "urgent outbox pass" if self._max_priority < _ORDINARY else "outbox pass"
+        failures = FailureRun(log, lane, self._clock.now)
         while not self._stopping:
             try:
                 did = await self.run_once()
-            except Exception:
-                log.exception("outbox pass failed")
+            except Exception as error:
+                failures.failed(error)
                 did = []
+            else:
+                failures.worked()
             if did:
                 continue
             self.wakeup.clear()

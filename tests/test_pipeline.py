@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -610,6 +611,62 @@ async def test_events_the_database_did_not_take_are_not_counted_received(h: Harn
     found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
     assert found['lianxin_events_received_total{channel="bridge"}'] == "2.0"
     assert found['lianxin_events_processed_total{channel="bridge",status="duplicate"}'] == "1.0"
+
+
+def _loop_lines(caplog: pytest.LogCaptureFixture, words: str) -> list[logging.LogRecord]:
+    """What the outbox and inbound loops logged with ``words`` in it."""
+    return [
+        r
+        for r in caplog.records
+        if r.name in ("lianxin.outbox", "lianxin.pipeline") and words in r.getMessage()
+    ]
+
+
+async def _until_logged(caplog: pytest.LogCaptureFixture, words: str, count: int) -> None:
+    for _ in range(500):
+        if len(_loop_lines(caplog, words)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never logged {count} times: {words}")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_database_outage_logs_one_traceback_a_loop_then_a_line_a_minute(
+    db_url: str, world: FakeWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by a newcomer: while the database was down, every pass of every loop logged its
+    # full chained traceback (43 KB a second with no traffic), and the processor said that a
+    # batch of events had failed when none was waiting.
+    fast = {"poll_interval_s": 0.01}
+    h = Harness.build(db_url, world, clock=ManualClock(WEEKDAY_MORNING), outbox=fast, inbound=fast)
+    caplog.set_level(logging.INFO)
+    worker = make_worker(h.runtime)
+    loop = asyncio.create_task(worker.run_forever())
+    try:
+        async with h.database_gone():
+            h.pipeline.start_processing()
+            await _until_logged(caplog, "failed", 2)
+            await asyncio.sleep(0.3)  # tens of passes of each loop
+            assert sorted(r.getMessage() for r in _loop_lines(caplog, "")) == [
+                "inbound processing failed",
+                "outbox pass failed",
+            ]
+            assert all(r.exc_info for r in _loop_lines(caplog, ""))  # the first: in full
+            h.clock.advance(61)
+            await _until_logged(caplog, "still failing", 2)
+            await asyncio.sleep(0.1)
+        await _until_logged(caplog, "works again", 2)
+    finally:
+        worker.stop()
+        await loop
+        await h.close()
+    still = _loop_lines(caplog, "still failing")
+    assert len(still) == 2 and not any(r.exc_info for r in still)
+    assert all("OperationalError" in r.getMessage() for r in still), still
+    assert all("unable to open database file" in r.getMessage() for r in still), still
+    assert len(_loop_lines(caplog, "works again")) == 2
+    assert not _loop_lines(caplog, "batch")  # no events were waiting
+    assert len(_loop_lines(caplog, "")) == 6  # and nothing more
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
