@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.db import FailureRun
 from bot.runtime import Runtime
 from bot.services.deadlines import sweep
 from bot.services.purge import retention_purge_job
@@ -28,47 +29,48 @@ log = logging.getLogger("lianxin.scheduler")
 Job = Callable[[Runtime], Awaitable[object]]  # what a job returns (a report) is not used
 
 
-def leader_only(job: Job) -> Job:
-    """``job`` as a scheduled job: it runs only while this instance leads the scheduler."""
+def leader_only(job: Job, what: str, runtime: Runtime) -> Job:
+    """``job`` as a scheduled job: it runs only while this instance leads the scheduler, and
+    its failures are logged as a run (:class:`bot.db.FailureRun`: the first with its
+    traceback, then a line a minute; each job's full traceback every run flooded the log while
+    the database was away). The next run tries again."""
+    failures = FailureRun(log, what, runtime.clock.now)
 
     @functools.wraps(job)
     async def gated(runtime: Runtime) -> None:
         if not runtime.leadership.is_leader:
             log.debug("%s skipped: this instance is a standby", job.__name__)
             return
-        await job(runtime)
+        try:
+            await job(runtime)
+        except Exception as error:
+            failures.failed(error)
+        else:
+            failures.worked()
 
     return gated
 
 
 async def deadline_sweep_job(runtime: Runtime) -> None:
-    """Run one deadline sweep; errors are logged, the next run tries again."""
-    try:
-        fired = await sweep(runtime)
-    except Exception:
-        log.exception("deadline sweep failed")
-        return
+    """Run one deadline sweep."""
+    fired = await sweep(runtime)
     if fired:
         log.info("deadline sweep fired %d step(s)", fired)
 
 
 async def upload_sweep_job(runtime: Runtime) -> list[str]:
     """Delete uploads nothing names, ``bulletins.unused_upload_days`` after their last upload
-    (by the runtime's clock); errors are logged and the next hour tries again."""
+    (by the runtime's clock)."""
     days = runtime.settings.bulletins.unused_upload_days
     if days is None:
         return []
-    try:
-        async with runtime.sessions() as session:
-            gone = await sweep_unused_uploads(
-                session,
-                folder=runtime.settings.bulletins.media_folder,
-                keep_for=timedelta(days=days),
-                now=runtime.clock.now(),
-            )
-    except Exception:
-        log.exception("upload sweep failed")
-        return []
+    async with runtime.sessions() as session:
+        gone = await sweep_unused_uploads(
+            session,
+            folder=runtime.settings.bulletins.media_folder,
+            keep_for=timedelta(days=days),
+            now=runtime.clock.now(),
+        )
     if gone:
         log.info("upload sweep: %d unused upload(s) older than %d days deleted", len(gone), days)
     return gone
@@ -81,7 +83,7 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     # The first runs are due at once; "now" is the injected clock's, like every time of ours.
     start = runtime.clock.now().astimezone(runtime.settings.tz)
     scheduler.add_job(
-        leader_only(deadline_sweep_job),
+        leader_only(deadline_sweep_job, "deadline sweep", runtime),
         "interval",
         seconds=runtime.settings.deadlines.sweep_interval_s,
         args=[runtime],
@@ -91,7 +93,7 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         next_run_time=start,
     )
     scheduler.add_job(
-        leader_only(bulletin_tick_job),
+        leader_only(bulletin_tick_job, "bulletin tick", runtime),
         "interval",
         seconds=runtime.settings.bulletins.tick_interval_s,
         args=[runtime],
@@ -102,7 +104,7 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
     )
     if runtime.settings.bulletins.unused_upload_days is not None:
         scheduler.add_job(
-            leader_only(upload_sweep_job),
+            leader_only(upload_sweep_job, "upload sweep", runtime),
             "interval",
             hours=1,
             args=[runtime],
@@ -116,7 +118,7 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         # Daily at a quiet hour, local time. A day missed while the server was down is not made
         # up: the next day's run blanks everything due by then.
         scheduler.add_job(
-            leader_only(retention_purge_job),
+            leader_only(retention_purge_job, "retention purge", runtime),
             "cron",
             hour=hour,
             minute=minute,

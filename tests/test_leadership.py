@@ -249,3 +249,39 @@ async def test_serve_elects_at_start_and_releases_at_stop(pair: tuple[Harness, H
         [_] = await lock_holders(b)
     assert not a.runtime.leadership.is_leader
     assert await b.runtime.leadership.check() is True  # released at the stop, not at exit
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_scheduled_jobs_log_a_database_outage_once_then_a_line_a_minute(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by a newcomer: the deadline sweep (every 15 s) and the bulletin tick (every 10 s)
+    # logged a full traceback every run while the database was away.
+    caplog.set_level(logging.INFO, logger="lianxin.scheduler")
+    jobs = [j for j in build_scheduler(harness.runtime).get_jobs() if j.id != "retention-purge"]
+
+    def lines(words: str) -> list[logging.LogRecord]:
+        return [
+            r for r in caplog.records if r.name == "lianxin.scheduler" and words in r.getMessage()
+        ]
+
+    async with harness.database_gone():
+        for _ in range(5):
+            for job in jobs:
+                await job.func(*job.args)
+        first = lines("failed")
+        assert sorted(r.getMessage() for r in first) == [
+            "bulletin tick failed",
+            "deadline sweep failed",
+            "upload sweep failed",
+        ]
+        assert all(r.exc_info for r in first)
+        harness.clock.advance(61)
+        for job in jobs:
+            await job.func(*job.args)
+        still = lines("still failing")
+        assert len(still) == 3 and not any(r.exc_info for r in still)
+    for job in jobs:
+        await job.func(*job.args)
+    assert len(lines("works again")) == 3
+    assert len(lines("")) == 9  # and nothing more

@@ -365,8 +365,5 @@ async def bulletin_tick(runtime: Runtime) -> TickResult:
 
 
 async def bulletin_tick_job(runtime: Runtime) -> None:
-    """The scheduler job: one tick; errors are logged and the next tick tries again."""
-    try:
-        await bulletin_tick(runtime)
-    except Exception:
-        log.exception("bulletin tick failed")
+    """The scheduler job: one tick (the scheduler logs a failure; the next tick tries again)."""
+    await bulletin_tick(runtime)
