@@ -110,6 +110,24 @@ async def test_the_previous_holder_is_told_when_a_colleague_takes_the_ticket(h: 
     assert len(taken) == 1 and "李警官" in taken[0] and f"#{ticket.code}" in taken[0]
 
 
+async def test_the_previous_holder_hears_who_holds_the_ticket_now_in_one_script(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: after 趙所長's 轉派 to 王警官, 李警官 heard "已由趙所長接手,不再由您负责"
+    # (the leader named as the holder; Traditional names in a Simplified sentence).
+    ticket = await _report(h)  # written in Simplified, held by 王警官
+    await h.say(f"轉派 #{ticket.code} 李警官", group=None, sender="wxid_zhao")
+    await h.sent()
+    [moved] = [t for t in h.to_user("wxid_wang") if "不再由您" in t]
+    assert moved == f"#{ticket.code} 已由趙所長轉派給李警官,不再由您負責。"
+    [given] = [t for t in h.to_user("wxid_li") if "轉派給您" in t]
+    assert "報警" in given and "由趙所長轉派" in given and "转" not in given
+    await h.say(f"转派 #{ticket.code} off-chen", group=None, sender="wxid_county")
+    await h.sent()
+    [moved] = [t for t in h.to_user("wxid_li") if "不再由您" in t]
+    assert moved == f"#{ticket.code} 已由縣局值班室轉派給陳警官,不再由您負責。"
+
+
 async def test_the_holder_is_told_when_someone_else_closes_the_ticket(h: Harness) -> None:
     # Found by a newcomer: 李警官 had taken it, 王警官 closed it; 李警官 heard nothing.
     ticket = await _report(h)

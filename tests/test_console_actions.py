@@ -86,7 +86,7 @@ async def test_take_transfer_reclassify_and_close(county: County) -> None:
         t.startswith(f"【轉派給您 #{c.theft.code}】") and "由趙所長轉派" in t
         for t in h.to_user("wxid_li")
     )
-    assert f"#{c.theft.code} 已由趙所長接手,不再由您負責。" in h.to_user("wxid_wang")
+    assert f"#{c.theft.code} 已由趙所長轉派給李警官,不再由您負責。" in h.to_user("wxid_wang")
     assert "李警官" in visible_text((await zhao.get(path)).text.split('id="holder"')[1][:200])
 
     await post_form(zhao, path, f"{path}/reclassify", category="consultation")

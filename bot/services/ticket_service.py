@@ -33,7 +33,7 @@ from bot.services.tickets import (
     reachable,
     reporters,
 )
-from bot.texts import Script
+from bot.texts import Script, script_of
 from broadcasts.outbox import OnFailure
 from models.directory import Officer, Station
 from models.people import Binding
@@ -144,19 +144,27 @@ def _is_actor(actor: Actor, officer: Officer | None) -> bool:
     return officer is not None and actor.officer is not None and officer.id == actor.officer.id
 
 
-def _tell_previous_holder(out: Out, actor: Actor, ticket: Ticket, previous: Officer | None) -> None:
-    """A ticket taken from someone (接單 by another, 轉派): they hear it, so that nobody goes
-    on working on, or waiting for, a matter that is no longer theirs."""
+def _notice_script(ticket: Ticket, *names: str) -> Script:
+    """The script of a notice to an officer that names officers: the directory's, as their
+    names show it (趙所長), so that the sentence does not switch script around them; the
+    ticket's when the names read alike in both (王警官)."""
+    return script_of("".join(names)) or ticket.script
+
+
+def _tell_previous_holder(
+    out: Out, actor: Actor, ticket: Ticket, previous: Officer | None, holder: Officer
+) -> None:
+    """A ticket taken from someone (接單 by another, 轉派): they hear who holds it now (and who
+    moved it, when that is someone else), so that nobody goes on working on, or waiting for,
+    a matter that is no longer theirs, nor calls the wrong colleague about it."""
     if previous is None or _is_actor(actor, previous) or previous.id == ticket.assigned_officer_id:
         return
+    names = (holder.name,) if _is_actor(actor, holder) else (holder.name, actor.name)
+    key = "officer_ticket_taken" if len(names) == 1 else "officer_ticket_moved"
+    script = _notice_script(ticket, *names)
     out.to_officer(
         previous,
-        out.text(
-            "officer_ticket_taken",
-            ticket.script,
-            code=ticket.code,
-            by=actor.name,
-        ),
+        out.text(key, script, code=ticket.code, holder=holder.name, by=actor.name),
     )
 
 
@@ -249,7 +257,7 @@ async def acknowledge(out: Out, *, actor: Actor, ticket: Ticket) -> None:
     if ticket.assigned_officer_id != officer.id:
         previous = await holder_of(out.session, ticket)
         ticket.assigned_officer_id, ticket.assigned_by = officer.id, "manual"
-        _tell_previous_holder(out, actor, ticket, previous)
+        _tell_previous_holder(out, actor, ticket, previous, officer)
     mark_acknowledged(out, actor, ticket)
     await _to_reporters(out, ticket, "ticket_acknowledged_to_resident", officer=officer.name)
 
@@ -289,7 +297,12 @@ async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
         # Closed by a colleague or a leader: the holder stops working on it, and knows why.
         out.to_officer(
             holder,
-            out.text("officer_ticket_closed_by", ticket.script, code=ticket.code, by=actor.name),
+            out.text(
+                "officer_ticket_closed_by",
+                _notice_script(ticket, actor.name),
+                code=ticket.code,
+                by=actor.name,
+            ),
         )
 
 
@@ -338,15 +351,16 @@ async def transfer(out: Out, *, actor: Actor, ticket: Ticket, officer_id: str) -
         detail=f"{previous} -> {target.id}",
     )
     _tell_previous_holder(
-        out, actor, ticket, await out.session.get(Officer, previous) if previous else None
+        out, actor, ticket, await out.session.get(Officer, previous) if previous else None, target
     )
+    script = _notice_script(ticket, actor.name)
     out.to_officer(
         target,
         out.text(
             "officer_transferred_to_you",
-            ticket.script,
+            script,
             code=ticket.code,
-            category=category_text(out.runtime, ticket),
+            category=category_text(out.runtime, ticket, script),
             priority=ticket.priority,
             by=actor.name,
             text=clip(out.runtime.cipher.decrypt(ticket.text_enc) or ""),
