@@ -859,10 +859,39 @@ async def test_a_close_without_words_says_closed_without_a_dash(h: Harness) -> N
     await h.bind("wxid_yang", group=GROUP)
     await h.say("请问驾驶证到期了怎么换证", group=GROUP, sender="wxid_yang")
     [t] = await h.tickets()
+    await h.say(f"#{t.code} 带身份证去车管所办理", group=None, sender="wxid_wang")
     await h.say(f"结案 #{t.code}", group=None, sender="wxid_wang")
     await h.sent()
     [closed] = [m["text"] for m in h.to_group(GROUP) if "已结案" in m["text"]]
     assert f"#{t.code} 已结案。" in closed and ":-" not in closed and "满意" in closed
+
+
+async def test_an_unanswered_ticket_is_closed_only_with_words_for_the_resident(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: a bare 結案 left the resident with "已结案" and no answer at all,
+    # and a 說明 sent after the close went to nobody while the officer was told "已結案".
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("我家的电动车昨晚在楼下被偷了", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    await h.say(f"結案 #{t.code}", group=None, sender="wxid_wang")
+    await h.sent()
+    [t] = await h.tickets()
+    assert t.status != "closed" and "closed" not in await h.timeline(t)
+    assert not [m for m in h.to_group(GROUP) if "结案" in m["text"]]
+    refused = h.to_user("wxid_wang")[-1]
+    assert "未結案" in refused and f"結案 #{t.code} " in refused and "答覆" in refused
+    await h.say(f"結案 #{t.code} 已找回電動車,歸還失主", group=None, sender="wxid_wang")
+    await h.sent()
+    [closed] = [m["text"] for m in h.to_group(GROUP) if "已结案" in m["text"]]
+    assert "已找回電動車" in closed
+    posts = len(h.to_group(GROUP))
+    await h.say(f"結案 #{t.code} 再結一次", group=None, sender="wxid_wang")
+    await h.sent()
+    told = h.to_user("wxid_wang")[-1]
+    assert "沒有發給居民" in told and f"「#{t.code} 內容」" in told
+    assert len(h.to_group(GROUP)) == posts
+    assert (await h.timeline(t)).count("closed") == 1
 
 
 async def test_a_merge_is_acknowledged_in_the_joiners_own_script(h: Harness) -> None:

@@ -276,11 +276,16 @@ def mark_acknowledged(out: Out, actor: Actor, ticket: Ticket, detail: str | None
 
 
 async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
-    """結案 with an optional note; the reporters are asked whether they are satisfied."""
+    """結案 with a note, which may be left out once the reporters have had an answer; the
+    reporters are asked whether they are satisfied."""
     check_scope(actor, ticket)
-    if ticket.status == "closed":
-        raise Refused("already_closed", code=ticket.code)
     note = note.strip()
+    if ticket.status == "closed":
+        # A note now would reach nobody: the actor hears how to send the residents a word.
+        raise Refused("already_closed_note" if note else "already_closed", code=ticket.code)
+    if not note and ticket.answered_at is None:
+        # Every matter gets an answer: a bare close would leave the residents with none.
+        raise Refused("close_needs_note", code=ticket.code)
     ticket.status = "closed"
     ticket.closed_at = out.now
     ticket.acknowledged_at = ticket.acknowledged_at or out.now

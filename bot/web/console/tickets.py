@@ -50,6 +50,7 @@ ANSWER_LIMIT = 1500
 # Refusals of what the form said (a 400); the rest are of the ticket's state (a 409).
 BAD_INPUT = {
     "empty_answer",
+    "close_needs_note",
     "answer_too_long",
     "unknown_label",
     "unknown_officer",
