@@ -21,6 +21,12 @@ def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
+def simplified(text: str) -> str:
+    """``text`` in Simplified script: what two spellings of one word share (陳 = 陈)."""
+    converted: str = _t2s().convert(text)
+    return converted
+
+
 @lru_cache(maxsize=1)
 def _s2t() -> opencc.OpenCC:
     # Taiwan's standard forms: plain s2t writes 群 as 羣 and 床 as 牀, so "警民群" would read

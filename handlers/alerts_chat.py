@@ -2,9 +2,10 @@
 
 ``alert_commands`` (before ``officer_commands``, which takes every officer message):
 
-- ``緊急通報 範圍 內容`` / ``紧急通报 范围 内容``: scope is a station id or name (its sub-stations
-  included), or ``全縣``/``全县``. Leaders only — any leader, any scope: a child lost in one
-  township may be found in the next, and the station chief is who decides that.
+- ``緊急通報 範圍 內容`` / ``紧急通报 范围 内容``: scope is a station id or name, in either
+  script (its sub-stations included), or ``全縣``/``全县``. Leaders only — any leader, any
+  scope: a child lost in one township may be found in the next, and the station chief is who
+  decides that.
 - ``撤回通報 ID [原因]`` / ``撤回通报 ID [原因]``, and ``更正通報 ID 內容`` / ``更正通报 ID 内容``:
   by the alert's author, or a leader whose stations hold every group it reached (the county's
   leader: any alert) — :func:`broadcasts.alerts.may_recall`, the console's rule too.
@@ -21,8 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from sqlalchemy import or_, select
-
+from bot.services.routing import station_named
 from bot.services.ticket_service import officer_scope
 from bot.services.tickets import Out
 from broadcasts.alerts import (
@@ -47,7 +47,7 @@ from handlers.intake import submit
 from handlers.merges import Item
 from handlers.similarity import passes_on, similarity
 from models.bulletins import Alert
-from models.directory import Officer, Station
+from models.directory import Officer
 
 _SEND = re.compile(r"^(?:緊急通報|紧急通报)(?:\s+(?P<scope>\S+))?(?:\s+(?P<text>.+))?$", re.S)
 _RECALL = re.compile(r"^(?:撤回通報|撤回通报)\s*#?(?P<id>\d+)(?:\s+(?P<reason>.+))?$", re.S)
@@ -80,19 +80,6 @@ async def alert_commands(ctx: HandlerContext) -> bool:
     return True
 
 
-async def _find_station(ctx: HandlerContext, word: str) -> Station | None:
-    """A station by id, by exact name, or by a unique name prefix (``橋鎮`` for 橋鎮派出所)."""
-    exact = await ctx.session.scalar(
-        select(Station).where(or_(Station.id == word, Station.name == word))
-    )
-    if exact is not None:
-        return exact
-    prefixed = (
-        await ctx.session.scalars(select(Station).where(Station.name.startswith(word)))
-    ).all()
-    return prefixed[0] if len(prefixed) == 1 else None
-
-
 async def _send(
     ctx: HandlerContext, out: Out, officer: Officer, scope_word: str | None, text: str | None
 ) -> None:
@@ -102,7 +89,7 @@ async def _send(
     if scope_word in _WHOLE_COUNTY:
         scope: dict[str, object] = {"all": True}
     else:
-        station = await _find_station(ctx, scope_word)
+        station = await station_named(ctx.session, scope_word)
         if station is None:
             out.to_officer(officer, ctx.text("alert_unknown_scope", scope=scope_word))
             return

@@ -99,6 +99,20 @@ async def test_a_leader_cannot_transfer_out_of_his_subtree_and_the_county_can(h:
     assert any(f"#{ticket.code}" in t and "不再由您" in t for t in h.to_user("wxid_wang"))
 
 
+async def test_an_officer_is_named_in_either_script(h: Harness) -> None:
+    # Found by a newcomer: "转派 #… 赵所长" and "转派 #… 陈警官" (the directory writes 趙所長,
+    # 陳警官) got 名册里没有民警.
+    ticket = await _report(h)
+    await h.say(f"转派 #{ticket.code} 赵所长", group=None, sender="wxid_wang")
+    await h.sent()
+    [after] = await h.tickets()
+    assert after.assigned_officer_id == "off-zhao"
+    await h.say(f"转派 #{ticket.code} 陈警官", group=None, sender="wxid_county")
+    await h.sent()
+    [after] = await h.tickets()
+    assert after.assigned_officer_id == "off-chen"
+
+
 async def test_the_previous_holder_is_told_when_a_colleague_takes_the_ticket(h: Harness) -> None:
     ticket = await _report(h)
     before = len(h.to_user("wxid_wang"))

@@ -133,6 +133,17 @@ async def test_a_groups_robot_gets_the_notice_at_the_configured_webhook_address(
         await b.h.close()
 
 
+async def test_a_station_is_named_in_either_script(b: Bench) -> None:
+    # Found by a newcomer: "紧急通报 桥镇 …" (the directory writes 橋鎮派出所) got 找不到范围.
+    await b.h.say("紧急通报 桥镇 一名8岁男孩走失,穿红色外套", group=None, sender="wxid_zhao")
+    await b.h.say("紧急通报 桥镇派出所 男孩已找到,谢谢大家", group=None, sender="wxid_zhao")
+    await b.h.sent()
+    sent = [m["text"] for m in b.h.to_group("grp-qiaozhen-02")]
+    assert len(sent) == 2 and "红色外套" in sent[0] and "已找到" in sent[1]
+    assert b.h.to_group("grp-hexi-01") == []
+    assert all("已发往 2 个群组" in t for t in b.h.to_user("wxid_zhao"))
+
+
 async def test_chat_command_is_for_leaders_only(b: Bench) -> None:
     await b.h.say("緊急通報 橋鎮 有人冒充民警", group=None, sender="wxid_wang")  # not a leader
     await b.h.say("紧急通报 火星 有人冒充民警", group=None, sender="wxid_zhao")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
-import opencc
 import phonenumbers
 
 from bot.pii import PiiCipher
+from bot.texts import simplified
 
 # --- identity: names and numbers --------------------------------------------------------------
 
@@ -67,15 +66,9 @@ def normalise_phone(raw: str) -> str:
     return national
 
 
-@lru_cache(maxsize=1)
-def _t2s() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
-
-
 def name_key(name: str) -> str:
     """What two spellings of one name share: Simplified script, case-folded (張三 == 张三)."""
-    simplified: str = _t2s().convert(re.sub(r"\s+", " ", normalise_text(name)).strip())
-    return simplified.casefold()
+    return simplified(re.sub(r"\s+", " ", normalise_text(name)).strip()).casefold()
 
 
 def phone_hash(cipher: PiiCipher, phone: str) -> str:

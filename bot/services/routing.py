@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services.identity import name_key
 from models.directory import Group, Officer, RosterEntry, Station
 from models.journal import InboundEvent
 from models.people import Binding, GroupMember, Member
 
+_Named = TypeVar("_Named", Officer, Station)
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -256,6 +259,36 @@ async def station_subtree(session: AsyncSession, station_ids: Iterable[str]) -> 
         found.add(sid)
         todo.extend(children.get(sid, []))
     return found
+
+
+async def _named(
+    session: AsyncSession, table: type[_Named], said: str, *, prefix: bool = False
+) -> list[_Named]:
+    """The officers or stations whose directory name is ``said`` in either script, as visits
+    match householders' names (陈警官 = 陳警官, 桥镇 = 橋鎮); with ``prefix``, whose name starts
+    with it. A directory's few hundred names, for a rare command: folded here, not in SQL."""
+    key = name_key(said)
+    rows = (await session.scalars(select(table).order_by(table.id))).all()
+    if prefix:
+        return [row for row in rows if name_key(row.name).startswith(key)]
+    return [row for row in rows if name_key(row.name) == key]
+
+
+async def officers_named(session: AsyncSession, said: str) -> list[Officer]:
+    """Every officer of the county called ``said``, in either script."""
+    return await _named(session, Officer, said)
+
+
+async def station_named(session: AsyncSession, said: str) -> Station | None:
+    """A station by id, by name, or by a unique name prefix (``橋鎮`` for 橋鎮派出所), the
+    name in either script (``桥镇``)."""
+    exact = await session.get(Station, said) or next(
+        iter(await _named(session, Station, said)), None
+    )
+    if exact is not None:
+        return exact
+    prefixed = await _named(session, Station, said, prefix=True)
+    return prefixed[0] if len(prefixed) == 1 else None
 
 
 async def home_station_of(session: AsyncSession, member: Member) -> tuple[str | None, Group | None]:

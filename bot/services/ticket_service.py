@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.runtime import Runtime
 from bot.services.deadlines import next_check, restart_ladder
 from bot.services.dispute_cases import follow_ticket, open_for_ticket, set_aside_for
-from bot.services.routing import station_subtree
+from bot.services.routing import officers_named, station_subtree
 from bot.services.tickets import (
     Out,
     add_event,
@@ -312,15 +312,14 @@ async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
 
 
 async def _officer_named(session: AsyncSession, actor: Actor, said: str) -> Officer | None:
-    """The officer ``said`` names: their id (off-li), or their name as the directory writes it
-    (李警官, as officers say it in the chat) when exactly one officer of the actor's stations
-    has it."""
+    """The officer ``said`` names: their id (off-li), or their name as the directory writes it,
+    in either script (李警官, 陈警官), when exactly one officer of the actor's stations has it."""
     if not said:
         return None
     by_id = await session.get(Officer, said)
     if by_id is not None:
         return by_id
-    named = (await session.scalars(select(Officer).where(Officer.name == said))).all()
+    named = await officers_named(session, said)
     mine = [o for o in named if actor.scope.covers_station(o.station_id)]
     return mine[0] if len(mine) == 1 else None
 
