@@ -113,6 +113,18 @@ async def test_an_officer_is_named_in_either_script(h: Harness) -> None:
     assert after.assigned_officer_id == "off-chen"
 
 
+async def test_a_transfer_by_name_to_another_stations_officer_says_why_not(h: Harness) -> None:
+    # Found by a newcomer: 李警官's "轉派 #… 陳警官" (河西's) said 名冊裡沒有民警 陳警官, while
+    # "轉派 #… off-chen" said, rightly, that 陳警官 is outside his stations.
+    ticket = await _report(h)
+    await h.say(f"轉派 #{ticket.code} 陳警官", group=None, sender="wxid_li")
+    await h.sent()
+    refused = h.to_user("wxid_li")[-1]
+    assert "陳警官不在您所在派出所" in refused and "名冊" not in refused
+    [after] = await h.tickets()
+    assert after.assigned_officer_id == "off-wang"
+
+
 async def test_the_previous_holder_is_told_when_a_colleague_takes_the_ticket(h: Harness) -> None:
     ticket = await _report(h)
     before = len(h.to_user("wxid_wang"))

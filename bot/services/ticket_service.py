@@ -313,7 +313,9 @@ async def close(out: Out, *, actor: Actor, ticket: Ticket, note: str) -> None:
 
 async def _officer_named(session: AsyncSession, actor: Actor, said: str) -> Officer | None:
     """The officer ``said`` names: their id (off-li), or their name as the directory writes it,
-    in either script (李警官, 陈警官), when exactly one officer of the actor's stations has it."""
+    in either script (陳警官, 陈警官): the one of that name within the actor's stations, else the
+    county's (whom :func:`transfer` then refuses as out of scope, saying so, not "no such
+    officer")."""
     if not said:
         return None
     by_id = await session.get(Officer, said)
@@ -321,7 +323,9 @@ async def _officer_named(session: AsyncSession, actor: Actor, said: str) -> Offi
         return by_id
     named = await officers_named(session, said)
     mine = [o for o in named if actor.scope.covers_station(o.station_id)]
-    return mine[0] if len(mine) == 1 else None
+    if len(mine) == 1:
+        return mine[0]
+    return named[0] if named and not mine else None
 
 
 async def transfer(out: Out, *, actor: Actor, ticket: Ticket, officer_id: str) -> Officer:
