@@ -118,6 +118,33 @@ def _as_written(raw: str, code: str, cleaned: str) -> str:
     return raw[match.end() :].strip() if match else cleaned
 
 
+# "#A2065" alone: an answer with its words left out.
+_BARE_CODE = re.compile(rf"^#\s*(?P<code>{_ID})\s*[:：,，]?$")
+# "定級 #ZZZZZ 紅", "#A12 好的": a command's code that no ticket can have.
+_SOME_CODE = re.compile(r"^(?:[^\s#]{2,4}\s*)?#\s*(?P<code>[A-Za-z0-9]+)")
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """What is wrong with a message meant as a command: ``reason`` names the sentence."""
+
+    reason: str  # "answer_needs_text" | "bad_code"
+    code: str
+
+
+def near_miss(text: str) -> NearMiss | None:
+    """Why ``text``, which :func:`parse` took for no command, still reads as one: a ticket code
+    with no answer after it, or a code that is not a ticket code's shape."""
+    body = clean(text)
+    bare = _BARE_CODE.match(body)
+    if bare is not None:
+        return NearMiss("answer_needs_text", bare.group("code").upper())
+    some = _SOME_CODE.match(body)
+    if some is not None and not re.fullmatch(_ID, some.group("code")):
+        return NearMiss("bad_code", some.group("code"))
+    return None
+
+
 def parse(text: str) -> Command | None:
     """The command in ``text``, if it is one."""
     body = clean(text)

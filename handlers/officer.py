@@ -21,7 +21,7 @@ from bot.services.tickets import (
     open_tickets_of,
     reachable,
 )
-from handlers.commands import LABEL_WORDS, Command, clean, parse
+from handlers.commands import LABEL_WORDS, Command, clean, near_miss, parse
 from handlers.context import HandlerContext
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket
@@ -39,7 +39,7 @@ async def officer_commands(ctx: HandlerContext) -> bool:
         if clean(ctx.event.text).startswith("指派"):
             return False  # group assignment belongs to the membership handlers
         if ctx.event.is_private:
-            Out.of(ctx).to_officer(officer, ctx.text("officer_help"))
+            Out.of(ctx).to_officer(officer, _help(ctx))
         return True  # officers' publicity and chat in groups are not tickets
     out = Out.of(ctx)
     if command.name == "todo" or (command.name == "query" and not command.codes):
@@ -66,6 +66,15 @@ async def officer_commands(ctx: HandlerContext) -> bool:
             # Nothing changed; the officer hears why, privately (bot/services/ticket_service.py).
             _tell(out, officer, ctx.text(f"officer_{refused.reason}", **refused.values))
     return True
+
+
+def _help(ctx: HandlerContext) -> str:
+    """For an officer's private message that is no command: what is missing from the one they
+    nearly wrote (the whole command list buried it), else the command list."""
+    miss = near_miss(ctx.event.text)
+    if miss is None:
+        return ctx.text("officer_help")
+    return ctx.text(f"officer_{miss.reason}", code=miss.code)
 
 
 # At most this many codes in one 接單 or 查詢: a pasted list is not a reason to flood.

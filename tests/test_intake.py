@@ -1348,6 +1348,26 @@ async def test_officers_query_tickets_and_take_several_at_once(h: Harness) -> No
     assert "其他派出所" in h.to_user("wxid_chen")[-1]
 
 
+async def test_an_officers_code_without_words_or_a_malformed_code_gets_a_pointed_hint(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: "#A2065" alone and "定級 #ZZZZZ 紅" got the whole command list.
+    await h.bind("wxid_yang", group=GROUP)
+    await h.say("请问护照怎么办理,需要什么材料", group=GROUP, sender="wxid_yang")
+    [t] = await h.tickets()
+    for text in (f"#{t.code}", "定級 #ZZZZZ 紅", "#A12 已處理", "今天值班"):
+        await h.say(text, group=None, sender="wxid_wang")
+    await h.sent()
+    bare, graded, short, chat = h.to_user("wxid_wang")[-4:]
+    # "#A2065" reads alike in both scripts: the hint may come in either.
+    assert bare.startswith(f"#{t.code} ") and re.search("寫上答覆內容|写上答复内容", bare)
+    assert "找不到編號「#ZZZZZ」" in graded and "#A1023" in graded
+    assert "找不到編號「#A12」" in short
+    assert chat.startswith("民警指令")  # nothing command-like: the list, as before
+    [t] = await h.tickets()
+    assert t.status == "new" and "answered" not in await h.timeline(t)
+
+
 async def test_a_residents_query_shows_how_many_more_and_a_bad_code_is_no_reply(
     h: Harness,
 ) -> None:
