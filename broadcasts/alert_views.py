@@ -32,6 +32,9 @@ class AlertGroupView:
     attempts: int
     acks: int
     error: str | None = None  # the last sending error: a retry's (pending) or the final one
+    # Withdrawn by a recall while it was being sent: that attempt may have reached the group,
+    # which gets the recall notice (broadcasts.alerts.recall_alert).
+    maybe_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,11 @@ async def group_states(session: AsyncSession, alert_id: int) -> list[AlertGroupV
         else:
             status = "pending"  # queued, or being sent (a retry waits here too)
         error = last_error[:ERROR_SHOWN] if last_error and status in ("pending", "failed") else None
+        maybe_sent = status == CANCELLED and own != CANCELLED
         out.append(
-            AlertGroupView(group_id, status, sent_at, attempts or 0, acks.get(group_id, 0), error)
+            AlertGroupView(
+                group_id, status, sent_at, attempts or 0, acks.get(group_id, 0), error, maybe_sent
+            )
         )
     return out
 

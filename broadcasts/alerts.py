@@ -4,7 +4,7 @@ An alert is written with one ``AlertDelivery`` and one outbox row per group in t
 transaction, at outbox priority 0 (the worker claims lower priorities first) and ``not_before``
 now: quiet hours and the daily cap are for bulletins, never for alerts. Corrections and recalls
 are alerts too (``kind``), sent the same way to the groups the original reached; a recall also
-withdraws the original's rows that had not gone out yet.
+withdraws the original's rows that had not gone out yet, also one being sent.
 
 Residents answer in their group: ``收到`` is recorded as an acknowledgement, anything with content
 becomes a help ticket linked to the alert (``handlers/alerts_chat.py``).
@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, or_, select, update
+from sqlalchemy import bindparam, case, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Media, OutboundMessage, without_controls
@@ -38,7 +38,7 @@ from broadcasts.bulletins import (
     resolve_targets,
 )
 from broadcasts.outbox import enqueue
-from models.base import core, rowcount
+from models.base import core
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
 from models.outbox import OutboxMessage
@@ -47,6 +47,10 @@ ALERT_PRIORITY = 0
 # Residents' answers count toward an alert for this long after it went out.
 REPLY_WINDOW = timedelta(hours=24)
 TEXT_MAX = 4000
+# ``last_error`` of a copy the recall withdrew while the worker was sending it: the attempt may
+# have reached the group, so that group is told of the recall (see :func:`recall_alert`).
+RECALLED = "alert recalled"
+RECALLED_IN_FLIGHT = "alert recalled while being sent: it may have reached the group"
 # What an alert may carry: a photo (a lost child's face) or a short video. A PDF or a file is
 # for bulletins; a group reading an urgent notice on a phone should see it at once.
 MEDIA_KINDS = ("image", "video")
@@ -127,6 +131,7 @@ async def _fan_out(
     parent_id: int | None,
     reason: str,
     now: datetime,
+    not_before: dict[str, datetime] | None = None,
 ) -> int:
     options = runtime.settings.bulletins
     rendered: dict[str, str] = {}  # by the script a group's name asks for: two at most
@@ -149,7 +154,14 @@ async def _fan_out(
                 created_at=now,
             )
         )
-        enqueue(session, message, cipher=runtime.cipher, now=now, idempotency_key=key)
+        enqueue(
+            session,
+            message,
+            cipher=runtime.cipher,
+            now=now,
+            idempotency_key=key,
+            not_before=(not_before or {}).get(group.id),
+        )
     runtime.outbox_wakeup.set()
     return len(groups)
 
@@ -282,8 +294,10 @@ async def _follow_up(
     reason: str,
     created_by: str,
     now: datetime,
+    not_before: dict[str, datetime] | None = None,
 ) -> tuple[Alert, int]:
-    """A correction or recall notice, sent to exactly the groups the alert reached."""
+    """A correction or recall notice, sent to exactly the groups the alert reached
+    (``not_before``: per group, not before then)."""
     groups = await _reached_groups(session, alert.id)
     notice = Alert(
         kind=kind,
@@ -305,8 +319,51 @@ async def _follow_up(
         parent_id=alert.id,
         reason=reason,
         now=now,
+        not_before=not_before,
     )
     return notice, count
+
+
+async def _withdraw(session: AsyncSession, family: list[int]) -> tuple[int, dict[str, datetime]]:
+    """Cancel every copy of ``family`` not yet sent, also one being sent: a failed attempt is
+    recorded only on a row still ``sending``, so it can no longer be retried after the recall.
+    Returns how many were withdrawn before they left, and the groups whose copy was in flight
+    with the end of its lease (the attempt is over by then)."""
+    keys = select(AlertDelivery.idempotency_key).where(AlertDelivery.alert_id.in_(family))
+    rows = (
+        await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.idempotency_key.in_(keys),
+                OutboxMessage.status.in_(("pending", "sending")),
+            )
+            .values(
+                status=CANCELLED,
+                last_error=case(
+                    (OutboxMessage.status == "sending", RECALLED_IN_FLIGHT), else_=RECALLED
+                ),
+            )
+            .returning(OutboxMessage.group_id, OutboxMessage.last_error, OutboxMessage.lease_until)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    # Only a copy that never left is withdrawn from its group; one in flight may be there.
+    await session.execute(
+        update(AlertDelivery)
+        .where(AlertDelivery.alert_id.in_(family))
+        .where(
+            AlertDelivery.idempotency_key.in_(
+                select(OutboxMessage.idempotency_key).where(
+                    OutboxMessage.status == CANCELLED, OutboxMessage.last_error == RECALLED
+                )
+            )
+        )
+        .values(status=CANCELLED)
+    )
+    in_flight = {
+        g: lease for g, error, lease in rows if error == RECALLED_IN_FLIGHT and g and lease
+    }
+    return sum(error == RECALLED for _, error, _ in rows), in_flight
 
 
 async def recall_alert(
@@ -319,36 +376,25 @@ async def recall_alert(
     now: datetime,
 ) -> tuple[Alert, int, int]:
     """Recall an alert (and its corrections): withdraw what has not gone out, and tell the
-    groups it reached. Returns (the recall notice, groups told, messages withdrawn).
+    groups it reached. Returns (the recall notice, groups told, messages withdrawn before they
+    left).
 
-    A group whose copy was withdrawn never saw it and is told nothing; one whose copy the
-    worker had already taken, or had sent, gets the recall notice at priority 0.
+    A group whose copy was withdrawn before it left never saw it and is told nothing; one
+    whose copy was sent gets the recall notice at priority 0, and so does one whose copy was
+    being sent (withdrawn too: it is never tried again, but that attempt may have got
+    through), once that attempt is over.
     :class:`Problem` (``not_alert``, ``recalled``) for a correction, a recall notice or an
     alert already recalled."""
     _recallable(alert)
     children = await session.scalars(select(Alert.id).where(Alert.parent_id == alert.id))
     family = [alert.id, *children.all()]
-    keys = select(AlertDelivery.idempotency_key).where(AlertDelivery.alert_id.in_(family))
-    # Conditional on ``pending``: a row the worker has already taken goes out, and is recalled.
-    withdrawn = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.idempotency_key.in_(keys), OutboxMessage.status == "pending")
-        .values(status=CANCELLED, last_error="alert recalled")
-    )
-    await session.execute(
-        update(AlertDelivery)
-        .where(AlertDelivery.alert_id.in_(family))
-        .where(
-            AlertDelivery.idempotency_key.in_(
-                select(OutboxMessage.idempotency_key).where(OutboxMessage.status == CANCELLED)
-            )
-        )
-        .values(status=CANCELLED)
-    )
+    withdrawn, in_flight = await _withdraw(session, family)
     await session.execute(
         update(Alert).where(Alert.id.in_(family)).values(status="recalled", recalled_at=now)
     )
     await session.refresh(alert)
+    # A group whose copy was in flight hears of the recall after that attempt is over, never
+    # before the copy it recalls.
     notice, count = await _follow_up(
         session,
         runtime=runtime,
@@ -358,8 +404,9 @@ async def recall_alert(
         reason=reason,
         created_by=created_by,
         now=now,
+        not_before=in_flight,
     )
-    return notice, count, rowcount(withdrawn)
+    return notice, count, withdrawn
 
 
 # Built once: it runs for every resident message in a group.

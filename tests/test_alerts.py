@@ -3,7 +3,9 @@ chat command, residents' 收到 and clues (tickets linked to the alert), correct
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -235,6 +237,37 @@ async def test_recall_before_sending_withdraws_and_after_sending_tells_the_group
         assert (await s.scalars(select(AlertAck))).all() == []
     listing = await b.get("/api/v1/alerts")
     assert [a["kind"] for a in listing][:3] == ["recall", "correction", "alert"]
+
+
+async def test_a_recall_while_a_copy_is_being_sent_stops_it_and_still_tells_the_group(
+    db_url: str, world: FakeWorld
+) -> None:
+    # The bridge takes the notice and answers too late: the worker sees a timeout, the bridge
+    # may well have posted it. The fake answers a "hang" after 1 s, the client gives up at 0.3.
+    h = Harness.build(db_url, world, bridge={"timeout_s": 0.3})
+    try:
+        b = await Bench.build(h, at=MON_10)
+        world.state.group_send_script[QZ] = deque(["hang:1"])
+        text = {"scope": {"groups": [QZ]}, "text": "嫌疑人驾驶白色面包车逃逸"}
+        out = await b.post("/api/v1/alerts", text, status=201)
+        attempt = asyncio.ensure_future(h.worker.run_once())
+        for _ in range(500):  # until the bridge has the notice and holds the answer
+            if world.state.sends():
+                break
+            await asyncio.sleep(0.01)
+        notice = await b.post(f"/api/v1/alerts/{out['id']}/recall", {"reason": "车辆信息有误"})
+        assert notice["groups"] == 1  # the copy in flight may be there: the group is told
+        assert [o.status for o in await attempt] == ["pending"]  # the timeout, tried no more
+        assert await h.drain() == []  # the recall waits for that attempt's lease to end
+        h.clock.advance(timedelta(minutes=2))
+        await h.drain()
+        keys = [s["idempotency_key"] for s in world.state.sends()]
+        assert keys == [f"alert-{out['id']}-{QZ}", f"alert-{notice['id']}-{QZ}"]
+        view = await b.get(f"/api/v1/alerts/{out['id']}")
+        [group] = view["groups"]
+        assert group["status"] == "cancelled" and group["maybe_sent"] is True
+    finally:
+        await h.close()
 
 
 async def test_leader_recalls_by_chat_only_their_own(b: Bench) -> None:

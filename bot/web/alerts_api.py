@@ -63,6 +63,7 @@ class AlertGroupOut(BaseModel):
     attempts: int
     acks: int
     error: str | None = None
+    maybe_sent: bool = False
 
 
 class AlertOut(BaseModel):

@@ -136,6 +136,7 @@ class GroupState:
     attempts: int
     acks: int
     error: str | None
+    maybe_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ def _states(views: list[AlertGroupView], names: Names) -> list[GroupState]:
                 attempts=v.attempts,
                 acks=v.acks,
                 error=v.error,
+                maybe_sent=v.maybe_sent,
             )
         )
     return sorted(out, key=lambda g: (g.station, g.name))
