@@ -336,6 +336,27 @@ async def test_pause_holds_resume_releases_cancel_withdraws(b: Bench) -> None:
     assert r.status_code == 409
 
 
+async def test_a_one_off_moved_to_a_later_time_survives_a_pause_and_resume(b: Bench) -> None:
+    bid = await b.create(schedule={"at": MON_10 + timedelta(minutes=5)})
+    b.h.clock.set(MON_10 + timedelta(minutes=5))
+    await b.tick()
+    assert len(await b.h.sent()) == 1
+    again = MON_10 + timedelta(hours=2)
+    r = await b.api.patch(
+        f"/api/v1/bulletins/{bid}", json={"schedule": {"at": again.isoformat()}}, headers=b.admin
+    )
+    assert r.status_code == 200 and r.json()["status"] == "active", r.text
+    await b.post(f"/api/v1/bulletins/{bid}/pause")
+    resumed = await b.post(f"/api/v1/bulletins/{bid}/resume")
+    assert resumed["status"] == "active" and resumed["next_run_at"].startswith("2026-11-30T04:00")
+    b.h.clock.set(again)
+    await b.tick()
+    assert len(await b.h.sent()) == 2
+    # Once its new time has been sent, a pause and resume leave it finished.
+    await b.post(f"/api/v1/bulletins/{bid}/pause")
+    assert (await b.post(f"/api/v1/bulletins/{bid}/resume"))["status"] == "finished"
+
+
 async def test_patch_changes_text_and_schedule(b: Bench) -> None:
     bid = await b.create(schedule={"at": MON_10 + timedelta(hours=1)})
     r = await b.api.patch(

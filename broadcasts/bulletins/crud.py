@@ -241,10 +241,14 @@ async def resume_bulletin(
             .values(status="pending", next_attempt_at=max(now, d.not_before))
         )
         d.status = "queued"
-    has_run = await session.scalar(
-        select(BulletinRun.id).where(BulletinRun.bulletin_id == bulletin.id).limit(1)
-    )
     if bulletin.schedule_kind == "at":
+        # A run at its time, not any run: a one-off moved to a later time (PATCH) after it
+        # went out has an earlier run, and its new time is still to come.
+        has_run = await session.scalar(
+            select(BulletinRun.id).where(
+                BulletinRun.bulletin_id == bulletin.id, BulletinRun.due_at == bulletin.run_at
+            )
+        )
         bulletin.next_run_at = None if has_run else bulletin.run_at
     else:
         bulletin.next_run_at = first_run(bulletin, tz=tz, at_or_after=now)
