@@ -4,6 +4,7 @@ missed runs, retries and crashes through the outbox, the admin API, the CLI, med
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -187,6 +188,22 @@ async def test_fourth_bulletin_of_a_day_waits_for_the_next_day(b: Bench) -> None
     assert run["totals"]["deferred"] == 1 and run["totals"]["pending"] == 1
     b.h.clock.set(local(2026, 12, 1, 7, 30))
     assert len(await b.h.sent()) == 4
+
+
+async def test_a_bulletin_that_failed_for_good_does_not_count_toward_the_cap(b: Bench) -> None:
+    # Three the same morning: two reach the group, the third is refused for good.
+    b.h.world.state.group_send_script["grp-qiaozhen-01"] = deque([200, 200, 400])
+    for i in range(3):
+        await b.create(schedule={"at": MON_10 + timedelta(minutes=5)}, title=f"第{i}期")
+    b.h.clock.set(MON_10 + timedelta(minutes=5))
+    await b.tick()
+    assert len(await b.h.sent()) == 2
+    fourth = await b.create(schedule={"at": MON_10 + timedelta(minutes=10)}, title="第3期")
+    b.h.clock.set(MON_10 + timedelta(minutes=10))
+    await b.tick()
+    [d] = await b.deliveries(fourth)
+    assert d["status"] == "pending" and d["reason"] is None, d
+    assert len(await b.h.sent()) == 3
 
 
 # --- restarts, missed runs, retries, crashes ---------------------------------------------------

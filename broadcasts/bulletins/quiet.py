@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.bulletins import BulletinDelivery
-from models.outbox import CANCELLED
+from models.outbox import CANCELLED, OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,14 @@ def plan_slot(
 async def cap_counts(
     session: AsyncSession, *, since: date, groups: Sequence[str] | None = None
 ) -> Counter[tuple[str, date]]:
-    """Bulletins per (group, local day) from ``since`` on, not counting cancelled ones; only
-    for ``groups`` when given (a fan-out counts one page of groups at a time)."""
+    """Bulletins per (group, local day) from ``since`` on, sent or still on their way: not
+    cancelled ones, nor ones that failed for good (the group never read them); only for
+    ``groups`` when given (a fan-out counts one page of groups at a time)."""
     query = (
         select(BulletinDelivery.group_id, BulletinDelivery.slot_date, func.count())
+        .outerjoin(OutboxMessage, OutboxMessage.idempotency_key == BulletinDelivery.idempotency_key)
         .where(BulletinDelivery.slot_date >= since, BulletinDelivery.status != CANCELLED)
+        .where(or_(OutboxMessage.status.is_(None), OutboxMessage.status != "failed"))
         .group_by(BulletinDelivery.group_id, BulletinDelivery.slot_date)
     )
     if groups is not None:
