@@ -6,11 +6,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import create_app
 from bot.cli import main
 from bot.services.tokens import create_token, hash_token, list_tokens, revoke_token
+from models.outbox import HELD, OutboxMessage
 from models.tokens import ApiToken
 from tests.fakes import FakeWorld
 from tests.harness import Harness
@@ -43,6 +44,14 @@ async def test_admin_sees_outbox_totals_without_content(harness: Harness) -> Non
     body = r.json()
     assert body["totals"] == {"pending": 1}
     assert "text" not in body["rows"][0] and "payload_enc" not in body["rows"][0]
+    # Every status the totals can name filters the rows too.
+    async with harness.runtime.sessions.begin() as s:
+        await s.execute(update(OutboxMessage).values(status=HELD))
+    for status, rows in (("held", 1), ("cancelled", 0)):
+        r = await harness.client.get(
+            f"/api/v1/outbox?status={status}", headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert r.status_code == 200 and len(r.json()["rows"]) == rows, r.text
 
 
 async def test_only_the_hash_is_stored(harness: Harness) -> None:

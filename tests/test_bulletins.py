@@ -566,7 +566,7 @@ async def test_a_media_url_must_name_an_upload_stored_here_of_its_type(
     }
     cases = [
         ({"type": "video", "url": "/media/" + "0" * 64 + ".mp4"}, "media.url", "no stored upload"),
-        ({"type": "video", "url": url}, "media.type", "image, not a video"),
+        ({"type": "video", "url": url}, "media.type", "the upload is an image, not a video"),
     ]
     for media, field, words in cases:
         r = await b.api.post("/api/v1/bulletins", json=body | {"media": media}, headers=b.admin)

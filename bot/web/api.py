@@ -47,7 +47,8 @@ class OutboxView(BaseModel):
 
 @router.get("/outbox", response_model=OutboxView)
 async def outbox(
-    status: str | None = Query(None, pattern="^(pending|sending|sent|failed)$"),
+    # Every status the totals can show (held: a paused bulletin; cancelled: withdrawn).
+    status: str | None = Query(None, pattern="^(pending|sending|sent|failed|held|cancelled)$"),
     limit: int = Query(100, ge=1, le=1000),
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),

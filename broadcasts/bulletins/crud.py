@@ -43,6 +43,11 @@ def _check_schedule(bulletin: Bulletin, *, tz: ZoneInfo, now: datetime) -> datet
     return first
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its English article: an image, a video."""
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def check_media(media: dict[str, Any] | None, cover: str | None, media_dir: Path | None) -> None:
     """A ``/media/…`` URL must name an upload stored here (``POST /api/v1/media``), of the
     kind the bulletin says it is: a dead link would reach every group. An http(s) URL is the
@@ -63,7 +68,11 @@ def check_media(media: dict[str, Any] | None, cover: str | None, media_dir: Path
             )
         if kind in ("image", "video", "file") and stored.kind != kind:
             where = "media.type" if field == "media.url" else field
-            raise Problem(where, f"the upload is a {stored.kind}, not a {kind}", code="media_kind")
+            raise Problem(
+                where,
+                f"the upload is {_a(stored.kind)}, not {_a(kind)}",
+                code="media_kind",
+            )
 
 
 async def build_bulletin(
