@@ -7,6 +7,7 @@ import asyncio
 import re
 from collections import deque
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +65,24 @@ async def test_urgent_notice_ignores_quiet_hours_and_the_daily_cap(b: Bench) -> 
     sent = await b.h.sent()
     assert len(sent) == 2 and all(s["group_id"] == QZ for s in sent)
     assert sent[0]["text"].startswith("【紧急通报 ")
+
+
+async def test_a_photo_nobody_outside_can_open_is_warned_about(b: Bench, tmp_path: Path) -> None:
+    b.h.runtime.settings.bulletins.media_dir = str(tmp_path / "media")
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    r = await b.api.post(
+        "/api/v1/media", content=png, headers=b.admin | {"Content-Type": "image/png"}
+    )
+    photo = {"type": "image", "url": r.json()["url"]}
+    body = {"scope": {"groups": [QZ]}, "text": "寻找走失儿童", "media": photo}
+    out = await b.post("/api/v1/alerts", body, status=201)
+    [warning] = out["warnings"]  # the words a bulletin's preview has
+    assert "bulletins.public_base_url is not set" in warning and photo["url"] in warning
+    b.h.runtime.settings.bulletins.public_base_url = "https://lianxin.example.gov.cn"
+    assert (await b.post("/api/v1/alerts", body, status=201))["warnings"] == []
+    link = body | {"media": {"type": "image", "url": "https://example.org/child.jpg"}}
+    b.h.runtime.settings.bulletins.public_base_url = None
+    assert (await b.post("/api/v1/alerts", link, status=201))["warnings"] == []
 
 
 async def test_alert_api_auth_and_validation(b: Bench) -> None:

@@ -86,6 +86,9 @@ def test_serve_shows_no_banner_keeps_its_api_page_and_its_files_private(tmp_path
             assert refused.status_code == 401, path
             _assert_hardened(refused, html=False)
         modes = _modes(tmp_path)
+    # No public address for uploads: said once at start, not only in each bulletin's preview.
+    said = (tmp_path / "server.log").read_text()
+    assert said.count("bulletins.public_base_url is not set") == 1, said
     assert set(modes) >= {"lianxin.db", "lianxin.db-wal", "lianxin.db-shm"}, modes
     assert modes == dict.fromkeys(modes, 0o600), {k: oct(v) for k, v in modes.items()}
 

@@ -144,6 +144,12 @@ class Settings(Section):
             warnings.append(
                 "server.public_docs is true: /docs and /openapi.json answer without a token"
             )
+        if not self.bulletins.public_base_url:
+            warnings.append(
+                "bulletins.public_base_url is not set: photos and videos uploaded for bulletins "
+                "and urgent notices reach the groups as relative /media/ URLs that nobody "
+                "outside can open"
+            )
         return warnings
 
     def _sms_gateway_missing(self) -> list[str]:

@@ -18,6 +18,7 @@ from bot.web.auth import Caller, require_admin
 from bot.web.deps import RowId, body_error, get_runtime
 from broadcasts.alert_views import alert_view
 from broadcasts.alerts import TEXT_MAX, correct_alert, recall_alert, send_alert
+from broadcasts.bulletin_preview import media_warnings
 from broadcasts.bulletins import (
     InputSpec,
     MediaSpec,
@@ -54,6 +55,9 @@ class AlertIn(InputSpec):
 class AlertCreated(BaseModel):
     id: int
     groups: int
+    # What the author should know about what went out (media nobody outside can open), as a
+    # bulletin preview says it.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class AlertGroupOut(BaseModel):
@@ -105,7 +109,9 @@ async def create_alert(
     except Problem as exc:
         raise body_error(exc.field, exc.message) from None
     runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
-    return AlertCreated(id=alert.id, groups=count)
+    urls = [body.media.url] if body.media else []
+    warnings = media_warnings(urls, runtime.settings.bulletins)
+    return AlertCreated(id=alert.id, groups=count, warnings=[w.text for w in warnings])
 
 
 async def _alert_out(session: AsyncSession, runtime: Runtime, alert: Alert) -> AlertOut:
