@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
-from broadcasts.bulletins import CANCELLED
+from broadcasts.bulletins import CANCELLED, delivery_summary
 from models.bulletins import Alert, AlertAck, AlertDelivery
 from models.directory import Group
 from models.outbox import OutboxMessage
@@ -42,7 +42,7 @@ class AlertView:
     id: int
     kind: str
     parent_id: int | None
-    status: str
+    status: str  # recalled | sending | sent | partly_failed | failed (alert_state)
     scope: dict[str, Any]
     text: str
     created_by: str
@@ -124,12 +124,24 @@ async def group_states(session: AsyncSession, alert_id: int) -> list[AlertGroupV
     return out
 
 
-async def alert_view(session: AsyncSession, *, runtime: Runtime, alert: Alert) -> AlertView:
-    """Per group: whether it went out, and how many residents acknowledged; linked tickets."""
-    groups = await group_states(session, alert.id)
+def totals_of(groups: list[AlertGroupView]) -> dict[str, int]:
+    """How many groups' copies were sent, are pending, failed or were withdrawn."""
     totals = {"sent": 0, "pending": 0, "failed": 0, "cancelled": 0}
     for g in groups:
         totals[g.status] += 1
+    return totals
+
+
+def alert_state(alert: Alert, totals: dict[str, int]) -> str:
+    """``recalled``, or what its copies came to (:func:`broadcasts.bulletins.delivery_summary`:
+    sending, sent, partly_failed, failed), for the API and the console alike."""
+    return "recalled" if alert.status == "recalled" else delivery_summary(totals)
+
+
+async def alert_view(session: AsyncSession, *, runtime: Runtime, alert: Alert) -> AlertView:
+    """Per group: whether it went out, and how many residents acknowledged; linked tickets."""
+    groups = await group_states(session, alert.id)
+    totals = totals_of(groups)
     tickets = [t.code for t in await clue_tickets(session, alert.id)]
     followups = list(
         (
@@ -142,7 +154,7 @@ async def alert_view(session: AsyncSession, *, runtime: Runtime, alert: Alert) -
         id=alert.id,
         kind=alert.kind,
         parent_id=alert.parent_id,
-        status=alert.status,
+        status=alert_state(alert, totals),
         scope=alert.scope,
         text=runtime.cipher.decrypt(alert.text_enc) or "",
         created_by=alert.created_by,

@@ -44,6 +44,34 @@ async def test_urgent_notice_jumps_ahead_of_queued_bulletins(b: Bench) -> None:
     assert view["totals"]["sent"] == 3 and view["text"] == "寻找走失儿童"
 
 
+async def test_an_alert_s_status_says_what_its_copies_came_to(b: Bench) -> None:
+    # The bridge answers 500: nothing has reached a group, and the status must not say "sent".
+    script = b.h.world.state.group_send_script
+    script[QZ] = deque([500])
+    out = await b.post(
+        "/api/v1/alerts", {"scope": {"groups": [QZ]}, "text": "暴雨预警"}, status=201
+    )
+    await b.h.drain()
+    view = await b.get(f"/api/v1/alerts/{out['id']}")
+    assert (view["status"], view["totals"]["pending"]) == ("sending", 1)
+    b.h.clock.advance(timedelta(minutes=1))
+    await b.h.drain()
+    assert (await b.get(f"/api/v1/alerts/{out['id']}"))["status"] == "sent"
+    script[QZ], script["grp-hexi-01"] = deque([400]), deque([400])  # refused for good
+    some = await b.post("/api/v1/alerts", {"scope": {"all": True}, "text": "道路封闭"}, status=201)
+    await b.h.drain()
+    view = await b.get(f"/api/v1/alerts/{some['id']}")
+    assert (view["status"], view["totals"]["sent"], view["totals"]["failed"]) == (
+        "partly_failed",
+        1,
+        2,
+    )
+    script[QZ] = deque([400])
+    none = await b.post("/api/v1/alerts", {"scope": {"groups": [QZ]}, "text": "停水"}, status=201)
+    await b.h.drain()
+    assert (await b.get(f"/api/v1/alerts/{none['id']}"))["status"] == "failed"
+
+
 async def test_words_that_read_alike_in_both_scripts_take_each_group_name_s(b: Bench) -> None:
     async with b.h.runtime.sessions.begin() as session:  # one group named in Simplified
         group = await session.get(Group, "grp-qiaozhen-02")

@@ -133,11 +133,14 @@ async def test_quiet_hours_hold_a_bulletin_until_morning(b: Bench) -> None:
     [d] = await b.deliveries(bid)
     assert d["status"] == "deferred"
     assert d["reason"].startswith("quiet_hours") and "2026-12-01 07:30" in d["reason"]
+    [run] = await b.runs(bid)
+    assert run["status"] == "waiting"  # fanned out, and nothing has gone yet
     b.h.clock.set(local(2026, 12, 1, 7, 29))
     assert await b.h.sent() == []
     b.h.clock.set(local(2026, 12, 1, 7, 30))
     assert len(await b.h.sent()) == 1
     assert (await b.deliveries(bid))[0]["status"] == "sent"
+    assert (await b.runs(bid))[0]["status"] == "sent"
 
 
 async def test_night_runs_of_a_cron_bulletin_wait_as_one(b: Bench) -> None:
@@ -194,10 +197,11 @@ async def test_a_bulletin_that_failed_for_good_does_not_count_toward_the_cap(b: 
     # Three the same morning: two reach the group, the third is refused for good.
     b.h.world.state.group_send_script["grp-qiaozhen-01"] = deque([200, 200, 400])
     for i in range(3):
-        await b.create(schedule={"at": MON_10 + timedelta(minutes=5)}, title=f"第{i}期")
+        bid = await b.create(schedule={"at": MON_10 + timedelta(minutes=5)}, title=f"第{i}期")
     b.h.clock.set(MON_10 + timedelta(minutes=5))
     await b.tick()
     assert len(await b.h.sent()) == 2
+    assert [r["status"] for r in await b.runs(bid)] == ["failed"]  # the third
     fourth = await b.create(schedule={"at": MON_10 + timedelta(minutes=10)}, title="第3期")
     b.h.clock.set(MON_10 + timedelta(minutes=10))
     await b.tick()
@@ -260,7 +264,8 @@ async def test_cron_after_an_outage_records_old_runs_missed_and_sends_the_recent
     result = await b.tick()
     assert (result.missed, result.deliveries) == (5, 1)
     runs = await b.runs(bid)
-    assert [r["status"] for r in runs] == ["sent"] + ["missed"] * 5
+    # The recent one is fanned out and on its way (not delivered until the outbox sends it).
+    assert [r["status"] for r in runs] == ["sending"] + ["missed"] * 5
     assert runs[0]["due_at"].startswith("2026-11-30T07:00:00")  # 15:00 local
 
 
@@ -283,6 +288,8 @@ async def test_delivery_is_retried_after_a_503(b: Bench) -> None:
     assert await b.h.sent() == []
     [d] = await b.deliveries(bid)
     assert (d["status"], d["attempts"], d["reason"]) == ("pending", 1, "HTTP 503")
+    [run] = await b.runs(bid)  # fanned out, and nothing delivered: not "sent"
+    assert (run["status"], run["totals"]["pending"]) == ("sending", 1)
     b.h.clock.advance(60)
     assert len(await b.h.sent()) == 1
     [d] = await b.deliveries(bid)

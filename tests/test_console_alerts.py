@@ -208,7 +208,7 @@ async def test_a_failed_group_shows_its_error_and_a_retry_waits(desk: Desk) -> N
     assert states(panel.text) == {"橋鎮村警民群": "pending"}
     assert "等待發送 已試1次,稍後重試 HTTP 503" in " ".join(visible_text(panel.text).split())
     listing = visible_text((await admin.get("/console/alerts")).text)
-    assert "部分失敗" in listing and "發送中" in listing
+    assert "全部失敗" in listing and "發送中" in listing
 
 
 # --- clues ------------------------------------------------------------------------------------

@@ -211,6 +211,8 @@ async def test_the_preview_is_what_is_saved_and_what_the_api_says(desk: Desk) ->
     assert "每週防詐騙提醒" in row and "每週一 09:00" in row
     assert "橋鎮村警民群 已送達" in row and "橋鎮社區警民群 已送達" in row
     assert "2026-12-14 週一 09:00" in row  # the next send time, local
+    runs = section((await admin.get(f"/console/bulletins/{bid}")).text, "runs")
+    assert "已全部發出" in runs  # the run's state in an urgent notice's words
     for raw in IDS:
         assert raw not in visible_text(listing.text), raw
         assert raw not in visible_text((await admin.get(f"/console/bulletins/{bid}")).text), raw
@@ -517,6 +519,7 @@ async def test_cancel_withdraws_what_waits_and_says_so_per_group(desk: Desk) -> 
     page = await admin.get(f"/console/bulletins/{bid}")
     runs = section(page.text, "runs")
     assert "橋鎮村警民群 延後發送 免打擾時段,12-01 07:30發出" in runs
+    assert "等候發送時段" in runs and "已全部發出" not in runs  # the run, not yet out
     cancelled = await admin.post(
         f"/console/bulletins/{bid}/cancel",
         data={"csrf_token": hidden(page.text, "csrf_token"), "nonce": hidden(page.text, "nonce")},
@@ -525,6 +528,7 @@ async def test_cancel_withdraws_what_waits_and_says_so_per_group(desk: Desk) -> 
     page = await admin.get(cancelled.headers["location"])
     assert "公告已取消" in page.text and "/cancel" not in page.text
     assert "橋鎮村警民群 已取消" in section(page.text, "runs")
+    assert "已全部發出" not in section(page.text, "runs")
     h.clock.set(local(2026, 12, 1, 8, 0))
     assert await h.sent() == []  # nothing went out in the morning
     listing = await (await desk.client()).get("/console/bulletins?status=cancelled")

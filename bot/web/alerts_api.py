@@ -146,7 +146,8 @@ async def get_alert(
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> AlertOut:
-    """Per group: whether it went out (sent, pending, failed, cancelled) and acknowledgements;
+    """``status``: recalled, or what its copies came to (sending, sent, partly_failed, failed);
+    per group whether it went out (sent, pending, failed, cancelled) and acknowledgements;
     tickets opened from residents' clues."""
     async with runtime.sessions() as session:
         return await _alert_out(session, runtime, await _get_alert(session, alert_id))

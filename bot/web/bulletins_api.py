@@ -299,7 +299,8 @@ async def runs(
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[RunOut]:
-    """Runs newest first (pending, sent, missed, cancelled) with delivery totals."""
+    """Runs newest first with delivery totals; ``status`` pending, missed or cancelled, or once
+    fanned out what its copies came to (sending, waiting, sent, partly_failed, failed)."""
     async with runtime.sessions() as session:
         await _get(session, bulletin_id)
         views = await list_runs(session, bulletin_id=bulletin_id, now=runtime.clock.now())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,6 +89,22 @@ async def list_deliveries(
     return out
 
 
+def delivery_summary(totals: Mapping[str, int]) -> str:
+    """What copies came to, from their totals (``sent``, ``pending`` with the ``deferred`` and
+    ``held`` among them, ``failed``; withdrawn ones aside): ``sending`` while any is on its way,
+    ``waiting`` while all that are left wait on purpose (quiet hours, the daily cap, a pause),
+    else ``failed`` when none reached a group and some failed for good, ``partly_failed``
+    when some did, ``cancelled`` when every copy was withdrawn, and ``sent`` when every copy
+    not withdrawn reached its group."""
+    pending = totals.get("pending", 0)
+    if pending:
+        held_back = totals.get("deferred", 0) + totals.get("held", 0)
+        return "waiting" if held_back >= pending else "sending"
+    if totals.get("failed", 0):
+        return "partly_failed" if totals.get("sent", 0) else "failed"
+    return "cancelled" if totals.get("cancelled", 0) and not totals.get("sent", 0) else "sent"
+
+
 @dataclass(frozen=True)
 class RunView:
     id: int
@@ -99,7 +116,8 @@ class RunView:
 
 
 async def list_runs(session: AsyncSession, *, bulletin_id: int, now: datetime) -> list[RunView]:
-    """Runs newest first with delivery totals (sent, pending incl. deferred/held, failed)."""
+    """Runs newest first with delivery totals (sent, pending incl. deferred/held, failed);
+    ``status`` pending, missed or cancelled, or once fanned out :func:`delivery_summary`."""
     runs = (
         await session.scalars(
             select(BulletinRun)
@@ -113,20 +131,16 @@ async def list_runs(session: AsyncSession, *, bulletin_id: int, now: datetime) -
         per_run[view.run_id][bucket] += 1
         if view.status in ("deferred", "held"):
             per_run[view.run_id][view.status] += 1
-    return [
-        RunView(
-            id=r.id,
-            due_at=r.due_at,
-            status=r.status,
-            reason=r.reason,
-            groups=r.groups,
-            totals={
-                k: per_run[r.id][k]
-                for k in ("sent", "pending", "failed", "cancelled", "deferred", "held")
-            },
-        )
-        for r in runs
-    ]
+    out = []
+    for r in runs:
+        totals = {
+            k: per_run[r.id][k]
+            for k in ("sent", "pending", "failed", "cancelled", "deferred", "held")
+        }
+        # A run fanned out is stored ``sent``: what its copies came to says more.
+        status = delivery_summary(totals) if r.status == "sent" else r.status
+        out.append(RunView(r.id, r.due_at, status, r.reason, r.groups, totals))
+    return out
 
 
 def schedule_dict(bulletin: Bulletin) -> dict[str, Any]:

@@ -20,7 +20,14 @@ from bot.web.console.bulletin_views import author_names
 from bot.web.console.ui import Ui
 from bot.web.console.uploads import UploadForm
 from bot.web.console.viewer import Viewer
-from broadcasts.alert_views import AlertGroupView, clue_tickets, group_states, reached_stations
+from broadcasts.alert_views import (
+    AlertGroupView,
+    alert_state,
+    clue_tickets,
+    group_states,
+    reached_stations,
+    totals_of,
+)
 from broadcasts.alerts import may_recall
 from broadcasts.bulletins import Problem
 from models.bulletins import Alert
@@ -158,6 +165,7 @@ class AlertLine:
     scope: str
     author: str
     totals: dict[str, int]
+    state: str  # broadcasts.alert_views.alert_state, the API's status
     acks: int
     clues: int
     groups: list[GroupState] = field(default_factory=list)
@@ -229,9 +237,7 @@ async def line(
 ) -> AlertLine:
     """A notice with its scope and author in words and its delivery per group."""
     views = await group_states(session, alert.id)
-    totals = {"sent": 0, "pending": 0, "failed": 0, "cancelled": 0}
-    for v in views:
-        totals[v.status] += 1
+    totals = totals_of(views)
     clues = len(await clue_tickets(session, alert.id))
     return AlertLine(
         alert=alert,
@@ -239,6 +245,7 @@ async def line(
         scope=scope_words(alert.scope or {}, ui, names),
         author=author_word(alert.created_by, names, tokens),
         totals=totals,
+        state=alert_state(alert, totals),
         acks=sum(v.acks for v in views),
         clues=clues,
         groups=_states(views, names),
