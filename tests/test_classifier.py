@@ -171,6 +171,23 @@ def test_a_bare_address_or_number_is_chatter(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        # Found by a newcomer: with its thanks the blocked ditch was chatter, and no ticket.
+        ("我們村的水渠堵了，下雨就淹到路上，請派人來看看，謝謝。", "help"),
+        ("楼上又漏水了,都滴到我家厨房了,谢谢", "dispute"),
+        ("请问身份证丢了怎么补办?麻烦了,谢谢警官", "consultation"),
+        # Good news with thanks, and thanks alone, stay chatter.
+        ("上次丢的手机找到了,谢谢大家", "other"),
+        ("孩子已经回来了 谢谢警察同志", "other"),
+        ("谢谢王警官辛苦了", "other"),
+    ],
+)
+def test_thanks_after_a_matter_is_manners_not_chatter(text: str, label: str) -> None:
+    assert clf().classify(text).label == label
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "热死了",
