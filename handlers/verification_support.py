@@ -210,6 +210,15 @@ async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool
         return False
     if not unverified and await is_verified(ctx.session, member.id):
         return False
-    tell_privately(ctx, say(ctx, "verify_reminder"))
+    if ctx.event.channel in _REPLY_ONLY and not ctx.event.is_private:
+        # A WeCom robot cannot write to a user unprompted (a private row failed for good): the
+        # reminder, which names nobody, answers the @-mention in the group, where it was asked.
+        ctx.reply(say(ctx, "verify_reminder"))
+    else:
+        tell_privately(ctx, say(ctx, "verify_reminder"))
     member.last_reminder_at = ctx.now
     return True
+
+
+# Channels that can only answer a message, never write to a user first.
+_REPLY_ONLY = frozenset({"wecom"})
