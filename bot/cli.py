@@ -83,9 +83,20 @@ def _processor_command(settings: Any) -> list[str] | None:
 
 
 async def _unopened(runtime: Any) -> list[str]:
+    from bot.services.directory import officers_out_of_reach
     from bot.services.keyrotation import unopened_columns
 
     try:
+        async with runtime.sessions() as session:
+            unreachable = await officers_out_of_reach(session, runtime.senders)
+        if unreachable:
+            logging.getLogger("lianxin").warning(
+                "no bridge is configured and %d officer(s) have a wechat_id that is no Official "
+                "Account OpenID (%s): nothing reaches them, P1 pages included; give them the "
+                "OpenID they follow the account with, or configure bridge.send_url",
+                len(unreachable),
+                ", ".join(unreachable[:10]) + (" …" if len(unreachable) > 10 else ""),
+            )
         return await unopened_columns(runtime.sessions, runtime.cipher)
     finally:
         # The server's event loop is another one: leave no connection bound to this one.

@@ -93,6 +93,33 @@ def test_serve_shows_no_banner_keeps_its_api_page_and_its_files_private(tmp_path
     assert modes == dict.fromkeys(modes, 0o600), {k: oct(v) for k, v in modes.items()}
 
 
+def test_serve_warns_of_officers_no_configured_channel_reaches(tmp_path: Path) -> None:
+    # Found by a newcomer: with no bridge, every P1 page to a wxid_… officer went to the
+    # Official Account's API, which refuses any id that is no OpenID (errcode 40003).
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'lianxin.db'}\n")
+    env = _env(LIANXIN__SECURITY__PII_KEY=base64.b64encode(os.urandom(32)).decode())
+    directory = ROOT / "tests" / "data" / "directory.yaml"
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(config)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stderr
+    loaded = subprocess.run(
+        [sys.executable, "-m", "bot", "directory", "load", str(directory), "--config", str(config)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    with running(["serve", "--config", str(config)], tmp_path, env):
+        pass
+    said = (tmp_path / "server.log").read_text()
+    assert said.count("no bridge is configured and 5 officer(s)") == 1, said
+    assert "off-wang" in said
+
+
 def test_a_second_serve_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     # Found by a newcomer: both said "scheduler": "leader" on /readyz; SQLite has no election.
     import subprocess

@@ -9,6 +9,7 @@ twice changes nothing. The console's edits (bot/services/directory_changes.py) g
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,7 @@ from bot.services.directory_check import (
     parse_directory,
 )
 from bot.services.identity import normalise_phone
+from bot.services.tickets import looks_like_openid
 from models.directory import Group, Officer, RosterEntry, Station
 
 __all__ = [
@@ -260,6 +262,22 @@ async def _no_loop_with_stored(
                 raise fail(source, st, "station", sid, "parent_loop")
             seen.add(node)
             node = parents.get(node)
+
+
+async def officers_out_of_reach(session: AsyncSession, senders: Collection[str]) -> list[str]:
+    """Officers whose ``wechat_id`` no configured channel can write to: with no bridge, an id
+    that is no Official Account OpenID (a WeChat account id, ``wxid_…``) reaches nobody — the
+    Official Account's API refuses it (errcode 40003), and every P1 page to them failed."""
+    if "bridge" in senders:
+        return []
+    ids = (
+        await session.execute(
+            select(Officer.id, Officer.wechat_id)
+            .where(Officer.wechat_id.is_not(None))
+            .order_by(Officer.id)
+        )
+    ).all()
+    return [oid for oid, account in ids if not looks_like_openid(account)]
 
 
 async def _warnings(
