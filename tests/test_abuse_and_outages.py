@@ -365,6 +365,32 @@ async def test_an_answer_that_never_reaches_the_resident_is_chased_again(h: Harn
     assert any("已电话联系您" in d["text"] for d in h.to_group(GROUP))
 
 
+async def test_an_urgent_message_refused_for_good_pages_by_sms_at_the_next_sweep(
+    h: Harness,
+) -> None:
+    # Found by a newcomer: a page WeChat refused at once (the 48-hour window) still waited out
+    # the 60 s before the SMS went.
+    h.world.state.group_send_script[GROUP] = deque([400])
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    await h.drain()
+    await h.sweep()
+    await h.drain()
+    assert len(h.world.state.by_path("/sms")) == 2
+
+
+async def test_a_ticket_taken_in_the_chat_is_not_paged_by_sms(h: Harness) -> None:
+    # Found by a newcomer: 王警官 had taken the ticket (接單) and still got "please take it".
+    h.world.state.send_script.extend([503] * 50)
+    await h.say(FIRE, group=GROUP, sender="wxid_stranger")
+    [ticket] = await h.tickets()
+    await h.say(f"接單 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.drain()
+    h.clock.advance(timedelta(seconds=61))
+    await h.sweep()
+    await h.drain()
+    assert not h.world.state.by_path("/sms")
+
+
 async def test_a_delivered_page_sends_no_sms(h: Harness) -> None:
     await h.say(FIRE, group=GROUP, sender="wxid_stranger")
     await h.sent()

@@ -2,9 +2,10 @@
 
 A P1 page and an emergency's safety reply are queued with ``fallback_at`` (``sms.fallback_after_s``
 after queueing). Should one of them still be unsent then — the bridge answering 429/5xx, timing
-out, or marked down, which triggers it at once — the ticket's holder and its station's leader
-are paged by SMS at the numbers the directory gives (``phone``), once per ticket, and the
-ticket's timeline says so. Run by the scheduler's sweep (one instance at a time).
+out, or marked down, or the message refused for good, which trigger it at once — the ticket's
+holder and its station's leader are paged by SMS at the numbers the directory gives
+(``phone``), once per ticket, and the ticket's timeline says so; not when someone has taken the
+ticket (接單) meanwhile. Run by the scheduler's sweep (one instance at a time).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ async def page_by_sms(runtime: Runtime, now: datetime | None = None) -> int:
     tickets paged now."""
     now = now or runtime.clock.now()
     down = runtime.health.down()
-    overdue = OutboxMessage.fallback_at <= now
+    # Refused for good (WeChat's closed 48-hour window, 45015): no waiting for the deadline.
+    overdue = or_(OutboxMessage.fallback_at <= now, OutboxMessage.status == "failed")
     if down:
         overdue = or_(overdue, OutboxMessage.channel.in_(sorted(down)))
     due = and_(OutboxMessage.fallback_at.is_not(None), OutboxMessage.status != "sent", overdue)
@@ -74,6 +76,10 @@ async def _first_number(session: AsyncSession, ticket: Ticket) -> str:
 async def _page(session: AsyncSession, runtime: Runtime, ticket_id: int, now: datetime) -> int:
     ticket = await session.get(Ticket, ticket_id)
     if ticket is None or ticket.status == "closed":
+        return 0
+    if ticket.acknowledged_at is not None:
+        # Taken in the chat already (接單 from WeCom while the Official Account refused the
+        # page): an SMS asking for it would only confuse.
         return 0
     already = await session.scalar(
         select(TicketEvent.id).where(
