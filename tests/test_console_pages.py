@@ -110,6 +110,24 @@ async def test_an_address_that_cannot_be_read_is_the_consoles_404_not_json(
     assert (await c.h.client.get("/console/tickets/export.csv")).status_code == 303
 
 
+async def test_an_admin_reads_the_api_page_in_the_console_and_nobody_else(
+    county: County,
+) -> None:
+    # Found by a newcomer: /docs asks for a bearer token, which a browser cannot send, and the
+    # console's cookie is not sent outside /console: no admin could open the API page.
+    c = county
+    admin = await signed_in(c.h, "admin")
+    page = await admin.get("/console/api-docs")
+    assert page.status_code == 200 and "/console/api-docs/openapi.json" in page.text
+    schema = await admin.get("/console/api-docs/openapi.json")
+    assert schema.status_code == 200 and "/api/v1/bulletins" in schema.json()["paths"]
+    zhao = await signed_in(c.h, "zhao")
+    for path in ("/console/api-docs", "/console/api-docs/openapi.json"):
+        assert (await zhao.get(path)).status_code == 404, path
+    c.h.client.cookies.clear()
+    assert (await c.h.client.get("/console/api-docs")).status_code == 303
+
+
 async def test_an_officer_sees_their_own_items_first(county: County) -> None:
     c = county
     # The leader hands the theft and the emergency to 李警官 from the chat.

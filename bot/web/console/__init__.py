@@ -6,7 +6,8 @@ without a valid CSRF token" (``403``). Pages: ``auth_routes`` (sign-in and out),
 (總覽), ``tickets`` (工單), ``disputes`` (糾紛台賬), ``bulletins_page`` (公告), ``alerts_page``
 (緊急通報), ``stats_page`` (統計), ``households`` and ``household_visits`` (住戶: roster,
 visits, plans, 待訪), ``org`` and ``org_upload`` (組織: the tree, a station's roster week,
-edits, the directory upload), ``audit_page`` (審計); ``coming`` holds the places of pages not
+edits, the directory upload), ``audit_page`` (審計), ``api_docs`` (the admin API's page for
+admins); ``coming`` holds the places of pages not
 built yet, listed in ``ui.NAV``.
 """
 
@@ -18,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from bot.web.console import (
     alerts_page,
+    api_docs,
     audit_page,
     auth_routes,
     bulletin_suggest,
@@ -50,6 +52,7 @@ for module in (
     org_upload,
     org,
     audit_page,
+    api_docs,
     coming,
 ):
     router.include_router(module.router)
