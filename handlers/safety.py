@@ -56,8 +56,11 @@ _NOT_VIOLENCE = re.compile(
 # 那个开一辆白色面包车往镇上跑了" and a fire's "老人还在二楼" opened second P1s with second pages.
 _GOES_ON = re.compile(
     r"跑了|逃了|逃跑|溜了|往.{0,10}(?:跑|逃|去了|走了|开走|开了)|开走了|车牌|穿(?:着|的)?[红黑白蓝灰绿黄]"
-    r"|灭了|扑灭|没事了|找到了|抓到|抓住|送医|醒了|还在|越来越|更大了|到了|来了"
+    r"|灭了|扑灭|没事了|找到了|抓到|抓住|送医|醒了|还在"
 )
+# A scam names no flames, wound or blow, and is still a danger of its own: "有人冒充公安打电话来了
+# 叫我马上转账" after the same resident's fight is a second P1 (it was folded into the fight).
+_SCAM = re.compile(r"转账|汇款|冒充|骗|验证码|屏幕共享|共享屏幕|安全账户|银行卡")
 
 
 def goes_on(plain: str) -> bool:
@@ -67,12 +70,13 @@ def goes_on(plain: str) -> bool:
 
 def names_a_danger(plain: str) -> bool:
     """Whether normalised ``plain`` names a danger of some kind (flames, an injury, violence,
-    gas): "在村东头第三家 老人还在二楼" names none, it says where."""
+    gas, a scam): "在村东头第三家 老人还在二楼" names none, it says where."""
     return bool(
         _FIRE.search(_NOT_FIRE.sub("", plain))
         or _MEDICAL.search(plain)
         or _GAS.search(plain)
         or _VIOLENCE.search(_NOT_VIOLENCE.sub("", plain))
+        or _SCAM.search(plain)
     )
 
 

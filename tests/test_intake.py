@@ -588,9 +588,14 @@ async def test_two_dangers_at_one_place_or_from_one_resident_are_two_p1s(h: Harn
     await h.say("骗子叫我开屏幕共享 我现在正在转账 已经输了银行卡号", group=GROUP, sender="wxid_m3")
     tickets = await h.tickets()
     assert len(tickets) == 4 and all(t.emergency for t in tickets)
+    # Found in review: a scam with words of how things go on (来了) was folded into a fight.
+    other = "grp-qiaozhen-02"
+    await h.say("菜市场门口有人拿棍子打架 快来", group=other, sender="wxid_m4")
+    await h.say("有人冒充公安打电话来了 叫我马上转账 救命", group=other, sender="wxid_m4")
+    assert len(await h.tickets()) == 6
     # The same resident's cry that names nothing still joins her open alarm.
     await h.say("快来啊!!!", group=GROUP, sender="wxid_m3")
-    assert len(await h.tickets()) == 4
+    assert len(await h.tickets()) == 6
 
 
 async def test_the_same_residents_fire_after_their_own_false_alarm_is_its_own_p1(
