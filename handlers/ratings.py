@@ -13,7 +13,8 @@ from bot.services.routing import Router
 from bot.services.tickets import Out, add_event, category_text, clip, first_deadline, holder_of
 from handlers.commands import LUKEWARM, Command, clean, parse
 from handlers.context import HandlerContext
-from handlers.forwarding import forward, reply_about
+from handlers.forwarding import forward, of_this_chat, reply_about
+from handlers.verification_support import tell_privately
 from models.directory import Officer
 from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
@@ -50,8 +51,14 @@ async def _all_awaiting(ctx: HandlerContext) -> list[Ticket]:
 
 
 def _ask_which(ctx: HandlerContext, waiting: list[Ticket]) -> None:
+    """Which ticket they rate: asked where they wrote when every one is of that chat, else
+    privately (a group must not read the codes of matters raised privately)."""
     codes = "、".join(f"#{t.code}" for t in reversed(waiting))
-    ctx.reply(ctx.text("satisfaction_which", codes=codes, code=waiting[0].code))
+    text = ctx.text("satisfaction_which", codes=codes, code=waiting[0].code)
+    if all(of_this_chat(ctx, t) for t in waiting):
+        ctx.reply(text)
+    else:
+        tell_privately(ctx, text)
 
 
 def _rest_is_chat(ctx: HandlerContext, satisfied: bool, reason: str) -> bool:
@@ -107,7 +114,7 @@ async def hint_rating(ctx: HandlerContext) -> bool:
     if len(waiting) > 1:
         _ask_which(ctx, waiting)
     else:
-        ctx.reply(ctx.text("satisfaction_hint", code=waiting[0].code))
+        reply_about(ctx, waiting[0], ctx.text("satisfaction_hint", code=waiting[0].code))
     return True
 
 

@@ -105,11 +105,19 @@ def say(ctx: HandlerContext, key: str, script: Script | None = None, **values: o
     return ctx.runtime.texts.render(key, script or ctx.script, **values)
 
 
+# Channels that can only answer a message, never write to a user first.
+_REPLY_ONLY = frozenset({"wecom"})
+
+
 def tell_privately(ctx: HandlerContext, text: str) -> None:
     """Private message to the sender: a reply when the event was private (so WeChat can carry
-    it passively), else a direct message on the same channel."""
+    it passively), else a direct message on the same channel. On a channel that can only
+    answer (WeCom's robot cannot write to a user first: the private row failed for good), the
+    group hears a line that names nothing, asking them to write privately."""
     if ctx.event.is_private:
         ctx.reply(text)
+    elif ctx.event.channel in _REPLY_ONLY:
+        ctx.reply(say(ctx, "ask_privately"))
     else:
         ctx.send(OutboundMessage(channel=ctx.event.channel, text=text, user_id=ctx.event.sender_id))
 
@@ -218,7 +226,3 @@ async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool
         tell_privately(ctx, say(ctx, "verify_reminder"))
     member.last_reminder_at = ctx.now
     return True
-
-
-# Channels that can only answer a message, never write to a user first.
-_REPLY_ONLY = frozenset({"wecom"})

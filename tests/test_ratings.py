@@ -186,3 +186,21 @@ async def test_so_so_while_several_wait_lists_them(h: Harness) -> None:
     [ask] = h.to_group(GROUP)[before:]
     assert f"#{first}" in ask["text"] and f"#{second}" in ask["text"]
     assert all(t.satisfaction is None for t in await h.tickets())
+
+
+async def test_a_private_matters_code_is_never_listed_in_a_group(h: Harness) -> None:
+    # Found in review: asking which one to rate, or how to rate, named a privately reported
+    # matter in the village group (the leak 查询 had just been cured of).
+    await h.bind("wxid_huang", group=GROUP)
+    in_group = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    h.clock.advance(timedelta(hours=1))
+    private = await _closed(h, "我老公喝了酒经常打我,想咨询能不能申请人身保护令", None, "wxid_wang")
+    await h.sent()
+    before = len(h.to_group(GROUP))
+    await h.say("满意", group=GROUP, sender="wxid_huang")
+    await h.say("还行", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    said = " ".join(m["text"] for m in h.to_group(GROUP)[before:])
+    assert f"#{private}" not in said
+    told = " ".join(h.to_user("wxid_huang"))
+    assert f"#{private}" in told and f"#{in_group}" in told

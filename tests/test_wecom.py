@@ -624,3 +624,18 @@ async def test_an_officer_in_a_wecom_single_chat_is_answered_there(w: W, tmp_pat
     cipher = w.h.runtime.cipher
     bridged = [cipher.decrypt_json(r.payload_enc)["text"] for r in await w.outbox("bridge")]
     assert todo["stream"]["content"] not in bridged  # not also (or only) to his WeChat id
+
+
+async def test_a_private_matter_asked_about_in_a_group_is_not_named_there(w: W) -> None:
+    # Found in review: answers about a matter raised privately go to the writer privately,
+    # which a WeCom robot cannot send (the row failed for good): they got nothing. The group
+    # now hears a line that names nothing and asks them to write privately.
+    await w.add_group()
+    await w.post(w.message(FIRE, user="sunqi"))  # privately: a P1 of sunqi's
+    [ticket] = await w.h.tickets()
+    r = await w.post(w.message(f"@{ROBOT} 查询 #{ticket.code}", chattype="group", user="sunqi"))
+    said = json.dumps(w.decrypt_reply(r), ensure_ascii=False)
+    assert "私聊" in said and ticket.code not in said
+    assert [
+        row for row in await w.outbox() if row.group_id is None and row.sent_via != "passive"
+    ] == []
