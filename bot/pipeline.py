@@ -486,12 +486,14 @@ class Pipeline:
             try:
                 return await self._batch(limit, slice_ms=slice_ms)
             except Exception as error:
+                # Nothing of the batch was committed: a request waiting for its passive reply
+                # must not wait for a row that is not there (it waited out the whole outage).
+                for waiter in self._waiters.values():
+                    waiter.claimed = False
                 # The database down is no event's fault: one by one would only fail again.
                 if unavailable(error) and not await ping(self.runtime.engine):
                     raise
                 log.exception("a batch of inbound events failed; processing them one by one")
-                for waiter in self._waiters.values():
-                    waiter.claimed = False
             return await self._batch(1, isolate=True)
 
     async def _batch(

@@ -230,7 +230,8 @@ async def answer_undelivered(
     timeline says so, and a ticket that stood answered awaits its answer again, on a fresh
     deadline, so that the ladder chases it up to the leaders if nobody calls the resident and
     answers anew. Its officer is told by the answer's failure notice."""
-    ticket = await session.get(Ticket, ticket_id)
+    # Locked first: a 結案 committed between this read and its write would come back open.
+    ticket = await session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
     if ticket is None:
         return
     add_event(session, runtime, ticket, "answer_undelivered", now=at)
