@@ -232,8 +232,9 @@ def _printable(value: Any) -> Any:
 
 async def _unprocessable(request: Request, exc: RequestValidationError) -> Response:
     """FastAPI's 422 with the same shape, but one that can always be sent; the console's pages
-    answer in the console's words instead."""
-    if request.url.path.startswith("/console/"):
+    answer an address they cannot read (a path or query part) with the console's 404."""
+    address = all(e.get("loc", ("",))[0] in ("path", "query") for e in exc.errors())
+    if request.url.path.startswith("/console/") and address:
         return await console.address_not_understood(request)
     return JSONResponse({"detail": _printable(jsonable_encoder(exc.errors()))}, status_code=422)
 

@@ -386,6 +386,9 @@ async def recall_alert(
     :class:`Problem` (``not_alert``, ``recalled``) for a correction, a recall notice or an
     alert already recalled."""
     _recallable(alert)
+    # The reason goes to every group in the notice: cleaned as an alert's words are, whoever
+    # calls (the console's form passed it on as typed).
+    reason = (without_controls(reason) or "").strip()
     children = await session.scalars(select(Alert.id).where(Alert.parent_id == alert.id))
     family = [alert.id, *children.all()]
     withdrawn, in_flight = await _withdraw(session, family)
