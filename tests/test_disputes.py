@@ -128,7 +128,14 @@ async def test_deadlines_move_a_case_up_telling_the_right_people_once_even_after
         await h2.sent()
         overdue = [t for t in h2.to_user("wxid_county") if "期限已过" in t and "转介" in t]
         assert len(overdue) == 1
-        assert (await _case(h2)).level == "county"
+        overdue_case = await _case(h2)
+        assert overdue_case.level == "county"
+        # Found by a newcomer: the passed deadline was wiped, so an overdue case looked like
+        # one that never had a deadline (API null, 期限 —, a blank in the report).
+        assert overdue_case.level_deadline is not None
+        assert overdue_case.level_deadline < h2.clock.now()
+        h2.clock.advance(timedelta(days=1))
+        await h2.sweep()  # and still reminds only once
         actions = await _actions(h2)
         assert actions.count("auto_escalated") == 2 and actions.count("county_overdue") == 1
     finally:

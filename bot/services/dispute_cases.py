@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import opencc
 import yaml
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
@@ -366,6 +366,12 @@ async def sweep(runtime: Runtime, now: datetime) -> int:
                     DisputeCase.status == "open",
                     DisputeCase.level_deadline.is_not(None),
                     DisputeCase.level_deadline <= now,
+                    # The county's own deadline reminds once; the deadline stays on the case.
+                    ~exists().where(
+                        DisputeEvent.dispute_id == DisputeCase.id,
+                        DisputeEvent.action == "county_overdue",
+                        DisputeEvent.at >= DisputeCase.level_deadline,
+                    ),
                 )
             )
         ).all()
@@ -389,7 +395,8 @@ async def sweep(runtime: Runtime, now: datetime) -> int:
             ticket = await session.get(Ticket, case.ticket_id)
             assert ticket is not None
             if level == "county":
-                case.level_deadline = None
+                # The deadline is kept: an overdue case at the county showed no deadline at all
+                # (API null, 期限 —), exactly like a case that never had one.
                 record(session, case, "county_overdue", now=now)
                 out = Out(session, runtime, now)
                 for officer in await people_at(session, runtime, case):
