@@ -34,16 +34,22 @@ async def docs_allowed(
         await require_admin(credentials=credentials, runtime=runtime)
 
 
-@router.get("/docs", dependencies=[Depends(docs_allowed)])
-async def swagger_ui(request: Request) -> HTMLResponse:
-    """Swagger UI for ``/openapi.json`` with local assets."""
+def swagger_page(request: Request, openapi_url: str) -> HTMLResponse:
+    """Swagger UI for the OpenAPI document at ``openapi_url``, with the local assets (here and
+    in the console's admin page)."""
     return get_swagger_ui_html(
-        openapi_url=OPENAPI_URL,
+        openapi_url=openapi_url,
         title=f"{request.app.title} — API",
         swagger_js_url="/docs/assets/swagger-ui-bundle.js",
         swagger_css_url="/docs/assets/swagger-ui.css",
         swagger_favicon_url="data:,",
     )
+
+
+@router.get("/docs", dependencies=[Depends(docs_allowed)])
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI for ``/openapi.json`` with local assets."""
+    return swagger_page(request, OPENAPI_URL)
 
 
 @router.get(OPENAPI_URL, dependencies=[Depends(docs_allowed)])

@@ -9,13 +9,13 @@ from the page still need a token (its **Authorize** button).
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 
 from bot.runtime import Runtime
 from bot.web.console.ui import Ui, not_found
 from bot.web.console.viewer import Viewer, viewer
 from bot.web.deps import get_runtime
+from bot.web.docs import swagger_page
 
 router = APIRouter()
 SCHEMA_PATH = "/console/api-docs/openapi.json"
@@ -28,13 +28,7 @@ async def api_docs(
     """Swagger UI over :data:`SCHEMA_PATH`, with the app's own copy of its files."""
     if not who.is_admin:
         return not_found(Ui(runtime, who.script, runtime.clock.now()), who)
-    return get_swagger_ui_html(
-        openapi_url=SCHEMA_PATH,
-        title=f"{request.app.title} — API",
-        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-        swagger_css_url="/docs/assets/swagger-ui.css",
-        swagger_favicon_url="data:,",
-    )
+    return swagger_page(request, SCHEMA_PATH)
 
 
 @router.get("/api-docs/openapi.json", include_in_schema=False)
