@@ -486,15 +486,24 @@ class Pipeline:
             try:
                 return await self._batch(limit, slice_ms=slice_ms)
             except Exception as error:
-                # Nothing of the batch was committed: a request waiting for its passive reply
-                # must not wait for a row that is not there (it waited out the whole outage).
-                for waiter in self._waiters.values():
-                    waiter.claimed = False
-                # The database down is no event's fault: one by one would only fail again.
-                if unavailable(error) and not await ping(self.runtime.engine):
-                    raise
+                self._release_waiters()
+                if unavailable(error):
+                    # The database down is no event's fault: one by one would only fail again.
+                    if not await ping(self.runtime.engine):
+                        raise
+                    # It answers again (the batch failed as it came back): the batch once more.
+                    try:
+                        return await self._batch(limit, slice_ms=slice_ms)
+                    except Exception:
+                        self._release_waiters()
                 log.exception("a batch of inbound events failed; processing them one by one")
             return await self._batch(1, isolate=True)
+
+    def _release_waiters(self) -> None:
+        """Nothing of a failed batch was committed: a request waiting for its passive reply must
+        not wait for a row that is not there (it waited out a whole database outage)."""
+        for waiter in self._waiters.values():
+            waiter.claimed = False
 
     async def _batch(
         self, limit: int, *, isolate: bool = False, slice_ms: float | None = None
