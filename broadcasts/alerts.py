@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, event, or_, select, update
+from sqlalchemy import and_, bindparam, case, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Media, OutboundMessage, without_controls
@@ -324,11 +324,19 @@ async def _follow_up(
     return notice, count
 
 
-async def _withdraw(session: AsyncSession, family: list[int]) -> tuple[int, dict[str, datetime]]:
+async def _withdraw(
+    session: AsyncSession, family: list[int], now: datetime
+) -> tuple[int, dict[str, datetime]]:
     """Cancel every copy of ``family`` not yet sent, also one being sent: a failed attempt is
     recorded only on a row still ``sending``, so it can no longer be retried after the recall.
-    Returns how many were withdrawn before they left, and the groups whose copy was in flight
-    with the end of its lease (the attempt is over by then)."""
+    A copy waiting to be tried again after an attempt (a timeout, a 5xx) may have got through
+    as well, and counts as in flight. Returns how many were withdrawn before they left, and
+    the groups whose copy was in flight with when the recall may follow it (the end of the
+    attempt's lease; now, for one already over)."""
+    tried = or_(
+        OutboxMessage.status == "sending",
+        and_(OutboxMessage.status == "pending", OutboxMessage.attempts > 0),
+    )
     keys = select(AlertDelivery.idempotency_key).where(AlertDelivery.alert_id.in_(family))
     rows = (
         await session.execute(
@@ -339,9 +347,7 @@ async def _withdraw(session: AsyncSession, family: list[int]) -> tuple[int, dict
             )
             .values(
                 status=CANCELLED,
-                last_error=case(
-                    (OutboxMessage.status == "sending", RECALLED_IN_FLIGHT), else_=RECALLED
-                ),
+                last_error=case((tried, RECALLED_IN_FLIGHT), else_=RECALLED),
             )
             .returning(OutboxMessage.group_id, OutboxMessage.last_error, OutboxMessage.lease_until)
             .execution_options(synchronize_session=False)
@@ -361,7 +367,7 @@ async def _withdraw(session: AsyncSession, family: list[int]) -> tuple[int, dict
         .values(status=CANCELLED)
     )
     in_flight = {
-        g: lease for g, error, lease in rows if error == RECALLED_IN_FLIGHT and g and lease
+        g: max(lease or now, now) for g, error, lease in rows if error == RECALLED_IN_FLIGHT and g
     }
     return sum(error == RECALLED for _, error, _ in rows), in_flight
 
@@ -391,7 +397,7 @@ async def recall_alert(
     reason = (without_controls(reason) or "").strip()
     children = await session.scalars(select(Alert.id).where(Alert.parent_id == alert.id))
     family = [alert.id, *children.all()]
-    withdrawn, in_flight = await _withdraw(session, family)
+    withdrawn, in_flight = await _withdraw(session, family, now)
     await session.execute(
         update(Alert).where(Alert.id.in_(family)).values(status="recalled", recalled_at=now)
     )

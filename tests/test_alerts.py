@@ -317,6 +317,32 @@ async def test_a_recall_while_a_copy_is_being_sent_stops_it_and_still_tells_the_
         await h.close()
 
 
+async def test_a_recall_after_a_timed_out_attempt_still_tells_the_group(
+    db_url: str, world: FakeWorld
+) -> None:
+    # Found in review: a copy whose attempt timed out (the bridge may have posted it) waited
+    # to be tried again; the recall withdrew it as never sent, and the group heard nothing.
+    h = Harness.build(db_url, world, bridge={"timeout_s": 0.3})
+    try:
+        b = await Bench.build(h, at=MON_10)
+        world.state.group_send_script[QZ] = deque(["hang:1"])
+        out = await b.post(
+            "/api/v1/alerts",
+            {"scope": {"groups": [QZ]}, "text": "嫌疑人驾驶白色面包车逃逸"},
+            status=201,
+        )
+        assert [o.status for o in await h.worker.run_once()] == ["pending"]
+        notice = await b.post(f"/api/v1/alerts/{out['id']}/recall", {"reason": "车辆信息有误"})
+        assert notice["groups"] == 1
+        await h.drain()
+        keys = [s["idempotency_key"] for s in world.state.sends()]
+        assert keys == [f"alert-{out['id']}-{QZ}", f"alert-{notice['id']}-{QZ}"]
+        [group] = (await b.get(f"/api/v1/alerts/{out['id']}"))["groups"]
+        assert group["status"] == "cancelled" and group["maybe_sent"] is True
+    finally:
+        await h.close()
+
+
 async def test_leader_recalls_by_chat_only_their_own(b: Bench) -> None:
     await b.h.say("紧急通报 qiaozhen 山体滑坡,请绕行", group=None, sender="wxid_zhao")
     await b.h.sent()
