@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log = logging.getLogger("lianxin")
         log.info("database upgraded from %s to %s", before or "empty", after)
     runtime = build_runtime(settings)
-    unopened = asyncio.run(_unopened(runtime))
+    unopened = asyncio.run(_checks_at_start(runtime))
     if unopened:
         print(f"lianxin: {unopened_refusal(unopened)}", file=sys.stderr)
         return 2
@@ -82,7 +82,9 @@ def _processor_command(settings: Any) -> list[str] | None:
     return [sys.executable, "-m", "bot.processor_process"]
 
 
-async def _unopened(runtime: Any) -> list[str]:
+async def _checks_at_start(runtime: Any) -> list[str]:
+    """What ``serve`` reads of the database before it starts: warns of officers no configured
+    channel reaches, and returns the encrypted columns the configured keys cannot open."""
     from bot.services.directory import officers_out_of_reach
     from bot.services.keyrotation import unopened_columns
 

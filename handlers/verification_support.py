@@ -109,15 +109,16 @@ def say(ctx: HandlerContext, key: str, script: Script | None = None, **values: o
 _REPLY_ONLY = frozenset({"wecom"})
 
 
-def tell_privately(ctx: HandlerContext, text: str) -> None:
+def tell_privately(ctx: HandlerContext, text: str, *, names_nobody: bool = False) -> None:
     """Private message to the sender: a reply when the event was private (so WeChat can carry
     it passively), else a direct message on the same channel. On a channel that can only
     answer (WeCom's robot cannot write to a user first: the private row failed for good), the
-    group hears a line that names nothing, asking them to write privately."""
+    group hears ``text`` itself when it ``names_nobody`` (the verification reminder), else a
+    line that names nothing, asking them to write privately."""
     if ctx.event.is_private:
         ctx.reply(text)
     elif ctx.event.channel in _REPLY_ONLY:
-        ctx.reply(say(ctx, "ask_privately"))
+        ctx.reply(text if names_nobody else say(ctx, "ask_privately"))
     else:
         ctx.send(OutboundMessage(channel=ctx.event.channel, text=text, user_id=ctx.event.sender_id))
 
@@ -218,11 +219,7 @@ async def maybe_remind(ctx: HandlerContext, *, unverified: bool = False) -> bool
         return False
     if not unverified and await is_verified(ctx.session, member.id):
         return False
-    if ctx.event.channel in _REPLY_ONLY and not ctx.event.is_private:
-        # A WeCom robot cannot write to a user unprompted (a private row failed for good): the
-        # reminder, which names nobody, answers the @-mention in the group, where it was asked.
-        ctx.reply(say(ctx, "verify_reminder"))
-    else:
-        tell_privately(ctx, say(ctx, "verify_reminder"))
+    # On WeCom the reminder answers the @-mention in the group, where it was asked.
+    tell_privately(ctx, say(ctx, "verify_reminder"), names_nobody=True)
     member.last_reminder_at = ctx.now
     return True

@@ -4,8 +4,10 @@ chat command, residents' 收到 and clues (tickets linked to the alert), correct
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import deque
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -286,17 +288,36 @@ async def test_recall_before_sending_withdraws_and_after_sending_tells_the_group
     assert [a["kind"] for a in listing][:3] == ["recall", "correction", "alert"]
 
 
-async def test_a_recall_while_a_copy_is_being_sent_stops_it_and_still_tells_the_group(
+@contextlib.asynccontextmanager
+async def _slow_bridge_alert(
     db_url: str, world: FakeWorld
-) -> None:
-    # The bridge takes the notice and answers too late: the worker sees a timeout, the bridge
-    # may well have posted it. The fake answers a "hang" after 1 s, the client gives up at 0.3.
+) -> AsyncIterator[tuple[Harness, Bench, dict[str, Any]]]:
+    """A notice to 橋鎮村 whose first send the bridge takes and answers too late: the fake
+    answers a "hang" after 1 s, the client gives up at 0.3 (the bridge may well have posted it)."""
     h = Harness.build(db_url, world, bridge={"timeout_s": 0.3})
     try:
         b = await Bench.build(h, at=MON_10)
         world.state.group_send_script[QZ] = deque(["hang:1"])
         text = {"scope": {"groups": [QZ]}, "text": "嫌疑人驾驶白色面包车逃逸"}
-        out = await b.post("/api/v1/alerts", text, status=201)
+        yield h, b, await b.post("/api/v1/alerts", text, status=201)
+    finally:
+        await h.close()
+
+
+async def _recalled_and_told(
+    b: Bench, world: FakeWorld, out: dict[str, Any], notice: dict[str, Any]
+) -> None:
+    """The bridge saw the notice once, then the recall; the copy shows maybe sent."""
+    keys = [s["idempotency_key"] for s in world.state.sends()]
+    assert keys == [f"alert-{out['id']}-{QZ}", f"alert-{notice['id']}-{QZ}"]
+    [group] = (await b.get(f"/api/v1/alerts/{out['id']}"))["groups"]
+    assert group["status"] == "cancelled" and group["maybe_sent"] is True
+
+
+async def test_a_recall_while_a_copy_is_being_sent_stops_it_and_still_tells_the_group(
+    db_url: str, world: FakeWorld
+) -> None:
+    async with _slow_bridge_alert(db_url, world) as (h, b, out):
         attempt = asyncio.ensure_future(h.worker.run_once())
         for _ in range(500):  # until the bridge has the notice and holds the answer
             if world.state.sends():
@@ -308,13 +329,7 @@ async def test_a_recall_while_a_copy_is_being_sent_stops_it_and_still_tells_the_
         assert await h.drain() == []  # the recall waits for that attempt's lease to end
         h.clock.advance(timedelta(minutes=2))
         await h.drain()
-        keys = [s["idempotency_key"] for s in world.state.sends()]
-        assert keys == [f"alert-{out['id']}-{QZ}", f"alert-{notice['id']}-{QZ}"]
-        view = await b.get(f"/api/v1/alerts/{out['id']}")
-        [group] = view["groups"]
-        assert group["status"] == "cancelled" and group["maybe_sent"] is True
-    finally:
-        await h.close()
+        await _recalled_and_told(b, world, out, notice)
 
 
 async def test_a_recall_after_a_timed_out_attempt_still_tells_the_group(
@@ -322,25 +337,12 @@ async def test_a_recall_after_a_timed_out_attempt_still_tells_the_group(
 ) -> None:
     # Found in review: a copy whose attempt timed out (the bridge may have posted it) waited
     # to be tried again; the recall withdrew it as never sent, and the group heard nothing.
-    h = Harness.build(db_url, world, bridge={"timeout_s": 0.3})
-    try:
-        b = await Bench.build(h, at=MON_10)
-        world.state.group_send_script[QZ] = deque(["hang:1"])
-        out = await b.post(
-            "/api/v1/alerts",
-            {"scope": {"groups": [QZ]}, "text": "嫌疑人驾驶白色面包车逃逸"},
-            status=201,
-        )
+    async with _slow_bridge_alert(db_url, world) as (h, b, out):
         assert [o.status for o in await h.worker.run_once()] == ["pending"]
         notice = await b.post(f"/api/v1/alerts/{out['id']}/recall", {"reason": "车辆信息有误"})
         assert notice["groups"] == 1
         await h.drain()
-        keys = [s["idempotency_key"] for s in world.state.sends()]
-        assert keys == [f"alert-{out['id']}-{QZ}", f"alert-{notice['id']}-{QZ}"]
-        [group] = (await b.get(f"/api/v1/alerts/{out['id']}"))["groups"]
-        assert group["status"] == "cancelled" and group["maybe_sent"] is True
-    finally:
-        await h.close()
+        await _recalled_and_told(b, world, out, notice)
 
 
 async def test_leader_recalls_by_chat_only_their_own(b: Bench) -> None:

@@ -129,10 +129,8 @@ async def count_failure(
     settings: ConsoleSettings,
     ip: str | None,
     now: datetime,
-) -> int:
-    """Count a failed sign-in from ``ip`` (in the same transaction as its audit row); returns
-    the address's failures over the last window."""
+) -> None:
+    """Count a failed sign-in from ``ip`` (in the same transaction as its audit row)."""
     bucket = _buckets(settings, now)[-1]
     key = _key(cipher, ip, "f", bucket)
     await rate_limits.count(session, [(key, _aged_out(settings, bucket))])
-    return sum((await _failures(session, cipher, settings, ip, now)).values())

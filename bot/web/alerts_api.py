@@ -176,7 +176,7 @@ async def recall(
                 session,
                 runtime=runtime,
                 alert=alert,
-                reason=(body.reason if body else "").strip(),
+                reason=body.reason if body else "",
                 created_by=caller.author,
                 now=runtime.clock.now(),
             )
