@@ -35,15 +35,24 @@ _ANSWER_WORD = r"(?:(?:答[复覆]|回[复覆])\s*[:：]\s*)?"
 _CODE = rf"#?\s*(?P<code>{_ID})"
 _CODE2 = rf"#?\s*(?P<code2>{_ID})"
 # Words after a rating, set off by a space or punctuation ("满意吗" is a question, no rating),
-# or starting with an emoji or a WeChat sticker code: "满意👍", "满意[强]" were no rating at all.
+# or starting with an emoji or a WeChat sticker code: "满意👍", "满意[强]" were no rating at all;
+# thanks may follow at once ("满意了谢谢").
 _EMOJI = r"\[\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
-_REASON = rf"(?:(?:[\s,，、:：;；]+|(?=[{_EMOJI}]))(?P<text>\S.*))?"
-# How residents rate: "很满意", "基本满意"; "不太满意", "不是很满意", "非常不满意" are complaints
-# (they were no rating, and the complaint was lost without a reply).
-_SATISFIED = r"(?:非常|很|挺|蠻|蛮|十分|比較|比较|基本|還算|还算)?(?:滿意|满意)"
-_UNSATISFIED = (
-    r"(?:(?:非常|很|十分|特別|特别|極|极)不|不(?:太|大|是很|是太|怎麼|怎么)?)(?:滿意|满意)"
+_THANKS = r"謝|谢|感謝|感谢|多謝|多谢"
+_REASON = rf"(?:(?:[\s,，、:：;；]+|(?=[{_EMOJI}]|{_THANKS}))(?P<text>\S.*))?"
+# How residents rate: "很满意", "基本满意", "我挺满意的"; "不太满意", "不是很满意", "非常不满意"
+# are complaints (they were no rating, and the complaint was lost without a reply).
+_SELF = r"(?:我|我們|我们)?(?:都|也)?"
+_SATISFIED = (
+    rf"{_SELF}(?:非常|很|挺|蠻|蛮|十分|比較|比较|基本上?|還算|还算|還|还|算|都)?(?:滿意|满意)"
 )
+_UNSATISFIED = (
+    rf"{_SELF}(?:(?:非常|很|十分|特別|特别|極|极|挺|蠻|蛮|太)不"
+    r"|不(?:太|大|是很|是太|怎麼|怎么|算|夠|够)?)(?:滿意|满意)"
+)
+# A final particle: "满意了", "满意吧", "挺满意的", "還算滿意啦" read no rating, and the
+# resident heard nothing. Questions ("满意吗", "满意么") are not among them.
+_PARTICLE = r"(?:[了啦的啊呀哦喔哈吧嘞咯滴])*"
 # Neither: "一般", "还行". Answered with how to rate when a rating is awaited, never rated.
 LUKEWARM = re.compile(
     rf"^(?:一般般?|還行|还行|還可以|还可以|馬馬虎虎|马马虎虎|湊合|凑合)"
@@ -65,13 +74,16 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "satisfied",
         re.compile(
-            rf"^(?:{_CODE}\s*)?{_SATISFIED}(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$",
+            rf"^(?:{_CODE}\s*)?{_SATISFIED}{_PARTICLE}(?:\s*{_CODE2})?[!！。.~～,，]*{_REASON}$",
             re.S,
         ),
     ),
     (
         "unsatisfied",
-        re.compile(rf"^(?:{_CODE}\s*)?{_UNSATISFIED}(?:\s*{_CODE2})?[!！。.~～]*{_REASON}$", re.S),
+        re.compile(
+            rf"^(?:{_CODE}\s*)?{_UNSATISFIED}{_PARTICLE}(?:\s*{_CODE2})?[!！。.~～,，]*{_REASON}$",
+            re.S,
+        ),
     ),
     (
         "answer",

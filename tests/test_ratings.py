@@ -91,6 +91,17 @@ async def test_the_leader_holding_a_ticket_is_not_handed_it_back(h: Harness) -> 
         ("不是很滿意", "unsatisfied", None),
         ("很不满意，说了等于没说", "unsatisfied", "说了等于没说"),
         ("非常不滿意 窗口幾點開門都沒講", "unsatisfied", "窗口幾點開門都沒講"),
+        # A trial (2026-12-08): with a final particle, none of these was a rating, and the
+        # resident heard nothing at all.
+        ("满意了", "satisfied", None),
+        ("满意吧", "satisfied", None),
+        ("挺满意的", "satisfied", None),
+        ("還算滿意啦", "satisfied", None),
+        ("我们都很满意，谢谢", "satisfied", None),
+        ("满意了谢谢王警官", "satisfied", None),
+        ("不太满意吧", "unsatisfied", None),
+        ("我不满意 路灯还是没装", "unsatisfied", "路灯还是没装"),
+        ("不算滿意", "unsatisfied", None),
     ],
 )
 async def test_ratings_as_residents_write_them(
@@ -121,6 +132,15 @@ async def test_a_complaint_that_is_no_rating_stays_a_matter(h: Harness) -> None:
     # With a rating awaited, only a message that starts as a rating is one.
     await h.say(f"结案 #{t.code} 已转告物业", group=None, sender="wxid_wang")
     await h.say("我对物业很不满意，他们乱收费", group=GROUP, sender="wxid_huang")
+    [t, *_] = await h.tickets()
+    assert (t.satisfaction, t.awaiting_satisfaction) == (None, True)
+
+
+@pytest.mark.parametrize("text", ["满意吗", "满意吧?", "没有不满意的地方吗", "满意的话就结了吧"])
+async def test_a_question_about_satisfaction_is_no_rating(h: Harness, text: str) -> None:
+    await h.bind("wxid_huang", group=GROUP)
+    await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    await h.say(text, group=GROUP, sender="wxid_huang")
     [t, *_] = await h.tickets()
     assert (t.satisfaction, t.awaiting_satisfaction) == (None, True)
 
