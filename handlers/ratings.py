@@ -30,11 +30,23 @@ async def awaited_rating(ctx: HandlerContext) -> Command | None:
     return command if await _awaiting(ctx, command.code) is not None else None
 
 
-def _awaiting_query(ctx: HandlerContext) -> Select[Ticket]:
+def _rating_window(ctx: HandlerContext) -> timedelta:
+    return timedelta(seconds=ctx.runtime.settings.deadlines.rating_window_s)
+
+
+def _awaiting_query(ctx: HandlerContext, *, expired: bool = False) -> Select[Ticket]:
+    """The sender's tickets waiting for their rating, closed within the rating window (past
+    it, ``expired``): a 不滿意 weeks after the close reopened the ticket, with fresh deadlines,
+    and moved a past month's figures (docs/decisions.md)."""
+    since = ctx.now - _rating_window(ctx)
     return (
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
-        .where(TicketReporter.member_id == ctx.member.id, Ticket.awaiting_satisfaction.is_(True))
+        .where(
+            TicketReporter.member_id == ctx.member.id,
+            Ticket.awaiting_satisfaction.is_(True),
+            Ticket.closed_at < since if expired else Ticket.closed_at >= since,
+        )
         .order_by(Ticket.closed_at.desc())
     )
 
@@ -79,9 +91,10 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
             return _rest_is_chat(ctx, satisfied, reason)
     ticket = await _awaiting(ctx, code)
     if ticket is None and code:
-        return await _not_to_rate(ctx, code)
+        return await _not_to_rate(ctx, code, reason)
     if ticket is None:
-        return False  # a plain "满意" with nothing to rate is just chat
+        # A plain "满意" with nothing to rate is just chat, once a late rating was answered.
+        return await _too_late(ctx, None) and not reason
     ticket.awaiting_satisfaction = False
     ticket.satisfaction = "satisfied" if satisfied else "unsatisfied"
     add_event(
@@ -204,19 +217,42 @@ async def _leader_over(
     )
 
 
-async def _not_to_rate(ctx: HandlerContext, code: str) -> bool:
+async def _not_to_rate(ctx: HandlerContext, code: str, reason: str) -> bool:
     """``不滿意 #CODE`` about a ticket of one's own that asks for no rating: still open, the
-    officer hears it (a follow-up); rated already, the resident is told. Before, nothing
-    answered it at all. Someone else's code stays an ordinary message."""
+    officer hears it (a follow-up); rated already, or past the rating window, the resident is
+    told. Before, nothing answered it at all. Someone else's code is answered as a code that
+    is no ticket."""
     ticket = await ctx.session.scalar(
         select(Ticket)
         .join(TicketReporter, TicketReporter.ticket_id == Ticket.id)
         .where(TicketReporter.member_id == ctx.member.id, Ticket.code == code)
     )
     if ticket is None:
-        return False
+        # Somebody else's code, or none at all, answered alike: whose matter it is stays
+        # unsaid. Before, the neighbour who typed "满意 #CODE" heard nothing and thought it
+        # counted.
+        ctx.reply(ctx.text("satisfaction_not_yours", code=code))
+        return True
+    if await _too_late(ctx, code):
+        return not reason
     if ticket.status in OPEN_STATUSES:
         await forward(ctx, ticket, ctx.event.text.strip())
     else:
         reply_about(ctx, ticket, ctx.text("satisfaction_already", code=ticket.code))
+    return True
+
+
+async def _too_late(ctx: HandlerContext, code: str | None) -> bool:
+    """Whether this is a rating past the window (``deadlines.rating_window_s`` after the
+    close): not recorded and nothing reopens; the resident is told so once, and that a matter
+    still unsolved is taken as a new one. The caller leaves words after it ("不满意 墙还是没拆")
+    to intake, as that new matter; said again later, the rating is plain chat."""
+    query = _awaiting_query(ctx, expired=True)
+    ticket = await ctx.session.scalar(query.where(Ticket.code == code) if code else query)
+    if ticket is None:
+        return False
+    ticket.awaiting_satisfaction = False
+    add_event(ctx.session, ctx.runtime, ticket, "rating_expired", now=ctx.now, actor="resident")
+    days = ctx.runtime.settings.deadlines.rating_window_s // 86400
+    reply_about(ctx, ticket, ctx.text("satisfaction_expired", code=ticket.code, days=days))
     return True

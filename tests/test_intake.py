@@ -366,11 +366,12 @@ async def test_a_rating_of_ones_own_ticket_that_asks_for_none_is_answered(h: Har
     await h.say(f"满意 #{t.code}", group=GROUP, sender="wxid_yang")  # again
     await h.sent()
     assert "已经评价过了" in h.to_group(GROUP)[-1]["text"]
-    # Somebody else's code is still an ordinary message: nothing answered.
-    before = len(h.to_group(GROUP))
+    # Somebody else's code is answered as one that is no ticket (test_ratings), and rates
+    # nothing.
     await h.say(f"不满意 #{t.code}", group=GROUP, sender="wxid_other")
     await h.sent()
-    assert len(h.to_group(GROUP)) == before
+    assert "不是您反映的事项" in h.to_group(GROUP)[-1]["text"]
+    assert (await h.tickets())[0].satisfaction == "satisfied"
 
 
 async def test_query_shows_status_only_to_reporters(h: Harness) -> None:

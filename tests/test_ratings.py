@@ -145,6 +145,59 @@ async def test_a_question_about_satisfaction_is_no_rating(h: Harness, text: str)
     assert (t.satisfaction, t.awaiting_satisfaction) == (None, True)
 
 
+async def test_a_rating_weeks_after_the_close_reopens_nothing_and_says_so(h: Harness) -> None:
+    # A trial (2026-12-08): a 不满意 76 days after the agreement reopened the ticket and the
+    # dispute, with fresh deadlines, and moved November's figures. A week is the window.
+    await h.bind("wxid_huang", group=GROUP)
+    code = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    h.clock.advance(timedelta(days=7, minutes=1))
+    await h.sent()
+    before = len(h.to_group(GROUP))
+    await h.say("不满意", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    [t] = await h.tickets()
+    assert (t.status, t.satisfaction, t.awaiting_satisfaction) == ("closed", None, False)
+    [told] = h.to_group(GROUP)[before:]
+    assert f"#{code}" in told["text"] and "超过7天" in told["text"]
+    assert "rating_expired" in await h.timeline(t)
+    assert not [m for m in h.to_user("wxid_zhao") if f"#{code}" in m]
+    # Said again, it is chat; with words, those words are a new matter of its own.
+    await h.say("不满意", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    assert len(h.to_group(GROUP)) == before + 1
+    await h.say("不满意 路灯到现在还是没装 晚上黑乎乎的", group=GROUP, sender="wxid_huang")
+    old, new = await h.tickets()
+    assert (old.status, new.status) == ("closed", "new")
+
+
+async def test_a_late_rating_with_its_code_in_traditional_script(h: Harness) -> None:
+    await h.bind("wxid_huang", group=HEXI)
+    code = await _closed(h, "請問戶口遷回來要帶什麼材料", HEXI, "wxid_chen")
+    h.clock.advance(timedelta(days=20))
+    await h.say(f"不滿意 #{code}", group=HEXI, sender="wxid_huang")
+    await h.sent()
+    [t] = await h.tickets()
+    assert (t.status, t.satisfaction) == ("closed", None)
+    assert f"#{code} 已結案超過7天" in h.to_group(HEXI)[-1]["text"]
+
+
+async def test_rating_somebody_elses_ticket_is_answered_without_saying_whose(h: Harness) -> None:
+    # A trial (2026-12-08): a neighbour's "满意 #CODE" got no answer, and they took it as
+    # counted. A code that is no ticket gets the same answer: nothing tells them it exists.
+    await h.bind("wxid_huang", group=GROUP)
+    await h.bind("wxid_sun", group=GROUP)
+    code = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")
+    await h.sent()
+    await h.say(f"满意 #{code}", group=GROUP, sender="wxid_sun")
+    await h.say("不满意 #Q9999 乱讲", group=GROUP, sender="wxid_sun")
+    await h.sent()
+    mine, none = (m["text"] for m in h.to_group(GROUP)[-2:])
+    assert mine == f"#{code} 不是您反映的事项,只有反映人可以评价。如您有同样的问题,请直接说明情况。"
+    assert none == mine.replace(code, "Q9999")
+    [t] = await h.tickets()
+    assert (t.satisfaction, t.awaiting_satisfaction) == (None, True)
+
+
 async def test_so_so_is_no_rating_but_is_told_how_to_rate_once(h: Harness) -> None:
     await h.bind("wxid_huang", group=GROUP)
     code = await _closed(h, "建议在村口装个路灯,晚上太黑了", GROUP, "wxid_wang")

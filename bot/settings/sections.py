@@ -154,6 +154,8 @@ class DeadlineSettings(Section):
     p3_ack_s: int = Field(14400, gt=0)
     answer_s: int = Field(86400, gt=0)
     digest_at: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # 滿意 / 不滿意 count within this long after the close (docs/decisions.md).
+    rating_window_s: int = Field(7 * 86400, gt=0)
     sweep_interval_s: float = Field(15.0, gt=0)
 
     def ack_seconds(self, priority: int) -> int:
