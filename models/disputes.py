@@ -257,10 +257,18 @@ def refer(
 def withdraw(
     session: AsyncSession, case: DisputeCase, *, now: datetime, by: str, note_enc: bytes | None
 ) -> None:
-    """Withdrawn (撤回調解): the parties no longer ask for mediation; nothing is left to climb."""
-    case.status, case.resolved_at, case.resolved_level = "withdrawn", now, case.level
+    """Withdrawn (撤回調解): the parties no longer ask for mediation; nothing is left to climb.
+    Nothing was resolved either: ``resolved_at`` stays empty (the history has the time), or
+    the API, the report and the console told it as settled (:func:`ended_at`)."""
+    case.status = "withdrawn"
     case.level_deadline, case.check_at, case.follow_up_at = None, None, None
     record(session, case, "withdrawn", now=now, by=by, note_enc=note_enc)
+
+
+def ended_at(case: DisputeCase) -> datetime | None:
+    """When an agreement or a referral ended the case; None for any other (a withdrawn case of
+    an older version still carries the withdrawal's time in ``resolved_at``)."""
+    return case.resolved_at if case.status in ("resolved", "referred") else None
 
 
 def set_aside(session: AsyncSession, case: DisputeCase, *, now: datetime, by: str) -> None:

@@ -211,6 +211,26 @@ async def test_a_case_page_shows_its_history_and_the_words_audited(county: Dispu
     assert f'href="/console/disputes/{c.noise.code}"' in log.text
 
 
+async def test_a_withdrawn_case_is_not_told_as_settled(county: Disputes) -> None:
+    # A trial (2026-12-08): a withdrawn case showed "化解 <time> · 村(社區)調解" on its page,
+    # a resolved_at in the API and a time under 化解或轉介時間 in the report.
+    c = county
+    await c.h.say(f"撤回調解 #{c.noise.code} 雙方私下談妥", group=None, sender="wxid_wang")
+    await c.h.say(f"升級 #{c.leak.code}", group=None, sender="wxid_wang")
+    await c.h.say(f"升級 #{c.leak.code}", group=None, sender="wxid_zhao")
+    await c.h.say(f"轉介 #{c.leak.code} 引導向法院起訴", group=None, sender="wxid_county")
+    zhao = await signed_in(c.h, "zhao")
+
+    async def facts(ticket: Ticket) -> str:
+        page = (await zhao.get(f"/console/disputes/{ticket.code}")).text
+        return visible_text(page.split('class="facts"')[1].split("</dl>")[0])
+
+    withdrawn = await facts(c.noise)
+    assert "撤回" in withdrawn and "化解" not in withdrawn
+    assert (await case_of(c.h, c.noise)).resolved_at is None
+    assert re.search(r"轉介\s*\d{4}-\d\d-\d\d", await facts(c.leak))
+
+
 async def test_another_stations_case_is_404_by_url_and_cannot_be_acted_on(
     county: Disputes,
 ) -> None:

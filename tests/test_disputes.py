@@ -315,6 +315,12 @@ async def test_a_withdrawn_request_ends_mediation_and_leaves_the_deadlines(h: Ha
     await h.sent()
     case = await _case(h)
     assert (case.status, case.level_deadline, case.follow_up_at) == ("withdrawn", None, None)
+    # Nothing was resolved: no resolved_at in the API (a trial found the withdrawal's time).
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    auth = {"Authorization": f"Bearer {admin}"}
+    [listed] = (await h.client.get("/api/v1/disputes", headers=auth)).json()
+    assert (listed["status"], listed["resolved_at"]) == ("withdrawn", None)
     said = h.to_user("wxid_wang")[-1]
     assert "#" + ticket.code + " 的纠纷已撤回" in said and "不能再记录协议" in said
     # The ticket is over too (found open, its deadline running, by a newcomer), and the

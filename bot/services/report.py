@@ -32,7 +32,7 @@ from bot.services.stats import LABELS, Period, compute_stats
 from bot.texts import Script, Texts
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group, Officer, Station
-from models.disputes import COLOURS, LEVELS, DisputeCase, is_dispute
+from models.disputes import COLOURS, LEVELS, DisputeCase, ended_at, is_dispute
 from models.outbox import OutboxMessage
 from models.people import Household
 from models.tickets import Ticket
@@ -249,7 +249,7 @@ class _Sheets:
                 self.stations.get(case.station_id or "", "-"),
                 self.local(case.opened_at),
                 self.local(case.level_deadline),
-                self.local(case.resolved_at),
+                self.local(ended_at(case)),
                 # 化解層級: only an agreement settles a case; a referral or withdrawal does not.
                 self.t(f"level_{case.resolved_level}")
                 if case.status == "resolved" and case.resolved_level

@@ -14,7 +14,7 @@ from bot.services.routing import station_subtree
 from bot.web.auth import Caller, require_admin
 from bot.web.deps import Offset, get_runtime
 from models.directory import Station
-from models.disputes import DisputeCase, is_dispute
+from models.disputes import DisputeCase, ended_at, is_dispute
 from models.tickets import Ticket
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -52,7 +52,7 @@ def _view(case: DisputeCase, code: str) -> dict[str, object]:
         "station": case.station_id,
         "opened_at": case.opened_at,
         "level_deadline": case.level_deadline,
-        "resolved_at": case.resolved_at,
+        "resolved_at": ended_at(case),
     }
 
 
