@@ -151,9 +151,12 @@ async def open_case(
     place_enc: bytes | None,
     summary_enc: bytes | None,
     by: str = "system",
+    raised_at: datetime | None = None,
 ) -> DisputeCase:
     """A new case at the village level, coloured as suggested until an officer grades it; the
-    ticket's existing case when it has one."""
+    ticket's existing case when it has one. ``opened_at`` is when the resident raised the
+    matter (``raised_at``, for a ticket filed as a dispute later), so the month that counts
+    the ticket counts its case; the village level's time runs from ``now``."""
     existing = await case_of(session, ticket_id)
     if existing is not None:
         return existing
@@ -164,7 +167,7 @@ async def open_case(
         suggested_colour=suggested,
         level="village",
         status="open",
-        opened_at=now,
+        opened_at=raised_at or now,
         level_started_at=now,
         level_deadline=now + deadlines.village,
         check_at=now + timedelta(days=7) if suggested == "yellow" else None,

@@ -253,6 +253,31 @@ async def test_reclassifying_a_ticket_as_a_dispute_opens_a_case(h: Harness) -> N
     assert (case.level, case.status) == ("village", "open")
 
 
+async def test_a_ticket_filed_as_a_dispute_next_month_counts_in_the_month_it_was_raised(
+    h: Harness,
+) -> None:
+    # A trial (2026-12-08): raised on 30 November, filed as a dispute on 1 December, it was a
+    # November item and a December dispute, so neither month's totals agreed.
+    await h.bind("wxid_yang", group=GROUP)
+    h.clock.set(datetime(2026, 11, 30, 23, 30, tzinfo=TZ))
+    await h.say("请问一下 宅基地边界跟人有争议 归哪个部门管的", group=GROUP, sender="wxid_yang")
+    [ticket] = await h.tickets()
+    h.clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=TZ))
+    await h.say(f"分类 #{ticket.code} 纠纷", group=None, sender="wxid_wang")
+    case = await _case(h)
+    assert case.opened_at == ticket.created_at
+    assert case.level_deadline == h.clock.now() + timedelta(days=7)  # the level's time from now
+    async with h.runtime.sessions.begin() as s:
+        admin = await create_token(s, role="admin", name="ops", now=h.clock.now())
+    auth = {"Authorization": f"Bearer {admin}"}
+    for first, last, count in (("2026-11-01", "2026-11-30", 1), ("2026-12-01", "2026-12-31", 0)):
+        params = {"from": first, "to": last}
+        stats = (await h.client.get("/api/v1/stats", params=params, headers=auth)).json()
+        assert stats["items"]["dispute"] == sum(stats["disputes"]["by_colour"].values()) == count
+    [listed] = (await h.client.get("/api/v1/disputes", headers=auth)).json()
+    assert listed["opened_at"].startswith("2026-11-30T15:30")
+
+
 async def test_the_api_lists_disputes_by_colour_and_level_with_history(h: Harness) -> None:
     ticket, _ = await _dispute(h)
     await h.say(f"定级 #{ticket.code} 红", group=None, sender="wxid_wang")

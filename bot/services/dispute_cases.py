@@ -150,6 +150,10 @@ async def open_for_ticket(
         place_enc=cipher.encrypt(await group_label(session, runtime, ticket)),
         summary_enc=cipher.encrypt(text),
         by=by,
+        # Reclassified (分類) a day later, it still counts in the month the resident raised it,
+        # as the ticket does: a ticket of 30 November filed as a dispute on 1 December was a
+        # November item and a December dispute.
+        raised_at=ticket.created_at,
     )
     out = Out(session, runtime, now)
     holder = await session.get(Officer, ticket.assigned_officer_id or "")
