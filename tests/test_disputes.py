@@ -142,6 +142,30 @@ async def test_deadlines_move_a_case_up_telling_the_right_people_once_even_after
         await h2.close()
 
 
+async def test_a_dispute_under_mediation_is_not_overdue_in_the_morning_digest(h: Harness) -> None:
+    # A trial (2026-12-08): a case taken up (接单) and under mediation was listed every
+    # morning as the officer's overdue item ("已接单 已69天"), though the answer ladder stands
+    # down for it and its level's deadlines move it up.
+    ticket, _ = await _dispute(h)
+    await h.say(f"接单 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.say("建议在村口装个路灯,晚上太黑了", group=GROUP, sender="wxid_yang")
+    lamp = (await h.tickets())[-1]
+    await h.say(f"接单 #{lamp.code}", group=None, sender="wxid_wang")
+    h.clock.set(MONDAY_10 + timedelta(days=2, hours=-2, minutes=5))  # Wednesday 08:05
+    await h.sweep()
+    await h.sent()
+    [digest] = [t for t in h.to_user("wxid_wang") if "每日提醒" in t]
+    assert f"#{lamp.code}" in digest and f"#{ticket.code}" not in digest
+    # Not yet taken up, it is overdue as any ticket is.
+    await h.say(LAND, group=GROUP, sender="wxid_yang")
+    land = (await h.tickets())[-1]
+    h.clock.advance(timedelta(days=1))
+    await h.sweep()
+    await h.sent()
+    digest = [t for t in h.to_user("wxid_wang") if "每日提醒" in t][-1]
+    assert f"#{land.code}" in digest and f"#{ticket.code}" not in digest
+
+
 async def test_an_agreement_resolves_at_its_level_and_follow_ups_fall_due(h: Harness) -> None:
     ticket, _ = await _dispute(h)
     await h.say(f"调解 #{ticket.code} 双方到村委会当面沟通", group=None, sender="wxid_wang")

@@ -268,11 +268,13 @@ async def daily_digest(runtime: Runtime, now: datetime) -> int:
         officers = (await session.scalars(select(Officer).order_by(Officer.id))).all()
         out = Out(session, runtime, now)
         for officer in officers:
+            # Overdue as the ladder reads it: a dispute taken up runs on its level's deadlines,
+            # and was listed as overdue every morning for the two months at the county centre.
             overdue = [
                 t
                 for t in await open_tickets_of(session, officer.id)
                 if (t.acknowledged_at is None and t.ack_due_at <= now)
-                or (t.answered_at is None and t.answer_due_at <= now)
+                or (_phase(t) == "answer" and t.answered_at is None and t.answer_due_at <= now)
             ]
             script = overdue[0].script if overdue else "hans"
             # Red disputes head every digest until they are downgraded or resolved.
