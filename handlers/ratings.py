@@ -93,8 +93,11 @@ async def rate(ctx: HandlerContext, satisfied: bool, code: str | None, reason: s
     if ticket is None and code:
         return await _not_to_rate(ctx, code, reason)
     if ticket is None:
-        # A plain "满意" with nothing to rate is just chat, once a late rating was answered.
-        return await _too_late(ctx, None) and not reason
+        # Nothing to rate (or only a late one, answered once): a bare "不太满意吧" is chat,
+        # never a matter ("還算滿意啦" became a consultation, "不太满意吧" a suggestion);
+        # words after it ("很不满意，物业乱收费") go on to intake.
+        await _too_late(ctx, None)
+        return not reason
     ticket.awaiting_satisfaction = False
     ticket.satisfaction = "satisfied" if satisfied else "unsatisfied"
     add_event(

@@ -123,6 +123,15 @@ async def test_ratings_as_residents_write_them(
         assert f"#{code}" in h.to_group(GROUP)[-1]["text"]
 
 
+@pytest.mark.parametrize("text", ["還算滿意啦", "不太满意吧", "满意"])
+async def test_a_bare_rating_with_nothing_to_rate_is_no_matter(h: Harness, text: str) -> None:
+    # A trial (2026-12-08): with nothing waiting for a rating, "還算滿意啦" became a
+    # consultation and "不太满意吧" a suggestion, each paging the officer.
+    await h.bind("wxid_huang", group=GROUP)
+    await h.say(text, group=GROUP, sender="wxid_huang")
+    assert await h.tickets() == []
+
+
 async def test_a_complaint_that_is_no_rating_stays_a_matter(h: Harness) -> None:
     # With nothing to rate, "很不满意" is what it says: a matter for intake.
     await h.bind("wxid_huang", group=GROUP)
