@@ -161,7 +161,7 @@ async def _reopen_to_leader(ctx: HandlerContext, ticket: Ticket, reason: str) ->
     if leader is not None:
         ticket.assigned_officer_id, ticket.assigned_by = leader.id, "manual"
     ticket.next_check_at = next_check(ticket, ctx.runtime.settings.deadlines)
-    await agreement_rejected(ctx.session, ctx.runtime, ticket, now=ctx.now)
+    await agreement_rejected(ctx.session, ctx.runtime, ticket, now=ctx.now, reason=reason)
     add_event(
         ctx.session,
         ctx.runtime,

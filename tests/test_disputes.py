@@ -474,6 +474,25 @@ async def test_a_rejected_agreement_opens_the_case_again(h: Harness) -> None:
     assert "不能再" not in h.to_user("wxid_zhao")[-1]
 
 
+async def test_the_county_centre_hears_its_agreement_was_rejected(h: Harness) -> None:
+    # A trial (2026-12-08): the county centre's agreement, rejected, reopened the case at the
+    # county level but went to the station's leader alone; the centre heard nothing until the
+    # ticket ladder paged it days later.
+    ticket, _ = await _dispute(h, LAND)
+    await h.say(f"升級 #{ticket.code}", group=None, sender="wxid_wang")
+    await h.say(f"升級 #{ticket.code} 分歧太大", group=None, sender="wxid_zhao")
+    await h.say(f"協議 #{ticket.code} 按測量結果拆除越界圍牆", group=None, sender="wxid_county")
+    await h.sent()
+    before = len(h.to_user("wxid_county"))
+    await h.say("不是很满意 他家拆墙拖着不动", group=GROUP, sender="wxid_yang")
+    await h.sent()
+    case = await _case(h)
+    assert (case.status, case.level) == ("open", "county")
+    [told] = h.to_user("wxid_county")[before:]
+    assert f"#{ticket.code}" in told and "縣調解中心" in told and "拆墙拖着不动" in told
+    assert any(f"#{ticket.code}" in t and "拆墙拖着不动" in t for t in h.to_user("wxid_zhao"))
+
+
 async def test_mediation_under_way_is_not_escalated_by_the_answer_ladder(h: Harness) -> None:
     ticket, _ = await _dispute(h)
     await h.say(f"调解 #{ticket.code} 老刘承认欠款,约定下周再谈", group=None, sender="wxid_wang")

@@ -185,17 +185,35 @@ async def set_aside_for(session: AsyncSession, ticket: Ticket, *, now: datetime,
 
 
 async def agreement_rejected(
-    session: AsyncSession, runtime: Runtime, ticket: Ticket, *, now: datetime
+    session: AsyncSession, runtime: Runtime, ticket: Ticket, *, now: datetime, reason: str = ""
 ) -> None:
     """A resident is not satisfied with the agreement (不滿意 after 協議): the case is open
     again, at the level that reached the agreement with its full time, and counts as open
     (the leader who takes the ticket over is told by the rating's reopening). Before, the
-    ticket reopened and the case stayed "resolved", so no dispute command could touch it."""
+    ticket reopened and the case stayed "resolved", so no dispute command could touch it.
+    The people of that level hear it too: an agreement the county centre reached went back
+    to the station's leader alone, and the centre, mediating it again, learnt nothing."""
     case = await case_of(session, ticket.id)
     if case is None or case.status != "resolved":
         return
     reopen(session, case, deadlines=level_deadlines(runtime), now=now, by="resident",
            action="agreement_rejected")  # fmt: skip
+    out = Out(session, runtime, now)
+    script: Script = ticket.script
+    for officer in await people_at(session, runtime, case):
+        if officer.id == ticket.assigned_officer_id:
+            continue  # told by the rating's reopening
+        out.to_officer(
+            officer,
+            out.text(
+                "dispute_agreement_rejected",
+                script,
+                code=ticket.code,
+                level=word(runtime, "level", case.level, script),
+                deadline=local_date(runtime, case.level_deadline),
+                reason=out.text("reopened_reason", script, reason=clip(reason)) if reason else "",
+            ),
+        )
 
 
 async def follow_ticket(
