@@ -6,7 +6,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import OutboundMessage
@@ -15,7 +15,14 @@ from bot.services.forget import forget_sender
 from bot.services.tickets import Out, add_event, open_reported_by
 from broadcasts.outbox import scrub_payload
 from handlers.context import HandlerContext
-from handlers.verification_support import local_day, open_code_rows, parse_bind, redacted_bind, say
+from handlers.verification_support import (
+    close_code,
+    local_day,
+    open_code_rows,
+    parse_bind,
+    redacted_bind,
+    say,
+)
 from models.base import rowcount
 from models.directory import Group, Officer
 from models.journal import InboundEvent
@@ -62,24 +69,24 @@ async def unbind(ctx: HandlerContext) -> None:
     """Delete the binding and every code that still holds a name or number; when a binding was
     deleted, cut the account link too (:func:`_cut_the_link`)."""
     session, member_id = ctx.session, ctx.member.id
-    had_open_code = bool(await open_code_rows(session, member_id))
+    open_codes = await open_code_rows(session, member_id)
     deleted = await session.execute(delete(Binding).where(Binding.member_id == member_id))
-    # Closed codes hold no personal data any more; recent ones stay (hash only) so that
-    # 註銷 + 實名 cannot be used to get around the hourly limits.
+    # An open code is closed, not deleted: its name and number go, its phone hash and time stay
+    # like every closed code's for the hour, so that 實名 + 註銷 over and over cannot send
+    # someone's phone a code at every round (the pause and the hourly limits count them).
+    for row in open_codes:
+        close_code(row, "dead", ctx.runtime.cipher)
     await session.execute(
         delete(VerificationCode).where(
             VerificationCode.member_id == member_id,
-            or_(
-                VerificationCode.status == "open",
-                VerificationCode.created_at <= ctx.now - timedelta(hours=1),
-            ),
+            VerificationCode.created_at <= ctx.now - timedelta(hours=1),
         )
     )
     await _scrub_history(ctx)
     had_binding = bool(rowcount(deleted))
     if had_binding:
         await _cut_the_link(ctx)
-    elif had_open_code:  # a verification under way: its code no longer works
+    elif open_codes:  # a verification under way: its code no longer works
         ctx.reply(say(ctx, "verify_unbind_code_cancelled"))
     else:
         ctx.reply(say(ctx, "verify_unbind_nothing"))

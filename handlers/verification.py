@@ -42,6 +42,7 @@ from handlers.verification_support import (
     INFO_COMMANDS,
     UNBIND_COMMANDS,
     BindRequest,
+    close_code,
     code_typed,
     command_text,
     group_reply_once_a_day,
@@ -54,13 +55,6 @@ from handlers.verification_support import (
 from models.people import Binding, Household, VerificationCode
 
 # --- codes ------------------------------------------------------------------------------------
-
-
-def _close_code(row: VerificationCode, status: str, cipher: PiiCipher) -> None:
-    """A code that can no longer bind keeps no name or number; the hash stays for rate limits."""
-    row.status = status
-    row.name_enc = cipher.encrypt("")
-    row.phone_enc = cipher.encrypt("")
 
 
 async def _limit_refusal(ctx: HandlerContext, script: Script, p_hash: str) -> str | None:
@@ -119,7 +113,7 @@ async def _request_code(ctx: HandlerContext, request: BindRequest) -> None:
         ctx.reply(refusal)
         return
     for old in await open_code_rows(ctx.session, ctx.member.id):
-        _close_code(old, "dead", cipher)  # a new request replaces the previous code
+        close_code(old, "dead", cipher)  # a new request replaces the previous code
     vs = ctx.runtime.settings.verification
     code = f"{secrets.randbelow(10**6):06d}"
     ctx.session.add(
@@ -207,14 +201,14 @@ async def _confirm_code(ctx: HandlerContext, digits: str) -> bool:
     name = cipher.decrypt(row.name_enc) or ""
     script = row.script or name_script(name)
     if as_utc(ctx.now) >= as_utc(row.expires_at):
-        _close_code(row, "dead", cipher)
+        close_code(row, "dead", cipher)
         ctx.reply(say(ctx, "verify_code_expired", script))
         return True
     if not hmac.compare_digest(row.code_hash, code_hash(cipher, ctx.member.id, digits)):
         row.attempts += 1
         left = vs.max_tries - row.attempts
         if left <= 0:
-            _close_code(row, "dead", cipher)
+            close_code(row, "dead", cipher)
             ctx.reply(say(ctx, "verify_code_exhausted", script))
         else:
             ctx.reply(say(ctx, "verify_code_wrong", script, left=left))
@@ -222,10 +216,10 @@ async def _confirm_code(ctx: HandlerContext, digits: str) -> bool:
     phone = cipher.decrypt(row.phone_enc) or ""
     matched = await _roster_matches(ctx.session, cipher, name, phone)
     if vs.roster_match and not matched:
-        _close_code(row, "dead", cipher)
+        close_code(row, "dead", cipher)
         ctx.reply(say(ctx, "verify_roster_mismatch", script))
         return True
-    _close_code(row, "used", cipher)
+    close_code(row, "used", cipher)
     await _store_binding(ctx, name, phone, matched)
     # The confirmation first (it is the passive reply on the Official Account), then the
     # acknowledgements of whatever was held for them.

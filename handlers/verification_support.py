@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import as_utc
 from bot.messages import OutboundMessage
-from bot.pii import mask_name, mask_phone
+from bot.pii import PiiCipher, mask_name, mask_phone
 from bot.services.identity import normalise_text
 from bot.texts import Script, detect_script
 from broadcasts.outbox import enqueue
@@ -189,6 +189,13 @@ async def is_verified(session: AsyncSession, member_id: int) -> bool:
     conn = await core(session, flush=(Binding,))
     result = await conn.execute(_BINDING_OF, {"member_id": member_id})
     return result.first() is not None
+
+
+def close_code(row: VerificationCode, status: str, cipher: PiiCipher) -> None:
+    """A code that can no longer bind keeps no name or number; the hash stays for rate limits."""
+    row.status = status
+    row.name_enc = cipher.encrypt("")
+    row.phone_enc = cipher.encrypt("")
 
 
 async def open_code_rows(session: AsyncSession, member_id: int) -> list[VerificationCode]:

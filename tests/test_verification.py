@@ -405,6 +405,30 @@ async def test_unbinding_during_a_verification_says_the_code_is_void(vh: Harness
     assert await rows(vh, Binding) == []
 
 
+async def test_unbinding_during_a_verification_does_not_reset_the_sms_limits(vh: Harness) -> None:
+    # 實名 someone else's number, 註銷 at once, again and again: every round used to send
+    # another code, the 60-second pause and the hourly limit never seeing the cancelled ones.
+    await dm(vh, f"实名 张三 {PHONE}")
+    await dm(vh, "注销实名")
+    answers = await dm(vh, f"实名 张三 {PHONE}")
+    assert "秒后" in answers[0]
+    assert len(sms_to(vh.world)) == 1
+    # Another account asking for the same number waits as well.
+    assert "秒后" in (await dm(vh, f"实名 张三 {PHONE}", sender="wxid_other"))[0]
+    limit = vh.runtime.settings.verification.max_requests_per_hour
+    for _ in range(limit - 1):
+        vh.clock.advance(61)
+        await dm(vh, f"实名 张三 {PHONE}")
+        await dm(vh, "注销实名")
+    assert len(sms_to(vh.world)) == limit
+    vh.clock.advance(61)
+    assert "太频繁" in (await dm(vh, f"实名 张三 {PHONE}"))[0]
+    assert len(sms_to(vh.world)) == limit
+    # The cancelled codes keep no name or number, only the hash the limits count.
+    readable = [vh.runtime.cipher.decrypt(c.phone_enc) for c in await rows(vh, VerificationCode)]
+    assert readable and set(readable) == {""}
+
+
 async def _readable_texts(h: Harness) -> str:
     """Every journal and outbox payload, decrypted with the running key: what an operator with
     the key (or a thief with both) could read."""
