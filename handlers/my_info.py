@@ -101,7 +101,9 @@ async def _cut_the_link(ctx: HandlerContext) -> None:
     tickets = list(
         (await ctx.session.scalars(open_reported_by(member.id).order_by(Ticket.id))).all()
     )
-    forgotten = await forget_sender(ctx.session, ctx.runtime.cipher, member, ctx.now)
+    forgotten = await forget_sender(
+        ctx.session, ctx.runtime.cipher, member, ctx.now, up_to=ctx.journal_id
+    )
     log.info(
         "member %s cut the link: journal=%d outbox=%d waiting=%d reporters=%d mentions=%d",
         member.id,
@@ -164,6 +166,9 @@ async def _scrub_history(ctx: HandlerContext) -> None:
                 InboundEvent.channel == member.channel,
                 InboundEvent.sender_id == member.sender_id,
                 InboundEvent.kind == "message",
+                # Their commands up to this one: a 實名 sent after it and not handled yet
+                # must still read as typed.
+                InboundEvent.id <= ctx.journal_id,
             )
         )
     ).all()

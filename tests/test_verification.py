@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import create_app, make_worker
+from bot.channels.bridge import signed_headers
 from bot.channels.sms import LogSmsSender, make_sms_sender
 from bot.clock import ManualClock
 from bot.services.directory import load_directory_file
@@ -427,6 +428,27 @@ async def test_unbinding_during_a_verification_does_not_reset_the_sms_limits(vh:
     # The cancelled codes keep no name or number, only the hash the limits count.
     readable = [vh.runtime.cipher.decrypt(c.phone_enc) for c in await rows(vh, VerificationCode)]
     assert readable and set(readable) == {""}
+
+
+async def test_unbinding_leaves_a_later_real_name_command_readable(vh: Harness) -> None:
+    # 註銷 and a new 實名 sent in a row, both journaled before either is processed (a busy
+    # moment): the 註銷 used to mask every 實名 of the sender in the journal, the later one
+    # too, which then read "實名 王** 139****0001" and was refused as a name with digits.
+    await bind(vh)
+    vh.clock.advance(61)
+    app = vh.client._transport.app  # type: ignore[attr-defined]
+    plain = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lianxin")
+    async with plain:
+        for text in ("註銷實名", "實名 王小明 13900000001"):
+            raw = json.dumps(vh.bridge_body(text, group=None), ensure_ascii=False).encode()
+            headers = signed_headers(BRIDGE_SECRET, raw, vh.clock.now())
+            response = await plain.post("/bridge/events", content=raw, headers=headers)
+            assert response.status_code == 200, response.text
+    await vh.pipeline.drain()
+    await vh.drain()
+    answers = private_to(vh.world)[-2:]
+    assert "139****0001" in answers[-1] and "姓名" not in answers[-1], answers
+    assert len(sms_to(vh.world, "13900000001")) == 1
 
 
 async def _readable_texts(h: Harness) -> str:

@@ -65,9 +65,15 @@ class Forgotten:
 
 
 async def forget_sender(
-    session: AsyncSession, cipher: PiiCipher, member: Member, now: datetime
+    session: AsyncSession,
+    cipher: PiiCipher,
+    member: Member,
+    now: datetime,
+    *,
+    up_to: int | None = None,
 ) -> Forgotten:
-    """Replace ``member``'s sender id by its pseudonym wherever it is stored."""
+    """Replace ``member``'s sender id by its pseudonym wherever it is stored. ``up_to``: the
+    journal id of the event that asked (their journal rows after it are left as they are)."""
     # Pending ORM changes first (the journal's masked commands): the statements below work on
     # the tables, and a later flush must not write an old payload over a rewritten one.
     await session.flush()
@@ -79,7 +85,9 @@ async def forget_sender(
             )
         ).all()
     )
-    journal, journal_mentions = await _forget_in_journal(session, cipher, member, pseudonym, groups)
+    journal, journal_mentions = await _forget_in_journal(
+        session, cipher, member, pseudonym, groups, up_to
+    )
     outbox, waiting, outbox_mentions = await _forget_in_outbox(
         session, cipher, member, pseudonym, groups
     )
@@ -120,12 +128,22 @@ async def forget_sender(
 
 
 async def _forget_in_journal(
-    session: AsyncSession, cipher: PiiCipher, member: Member, pseudonym: str, groups: list[str]
+    session: AsyncSession,
+    cipher: PiiCipher,
+    member: Member,
+    pseudonym: str,
+    groups: list[str],
+    up_to: int | None,
 ) -> tuple[int, int]:
-    """Their own rows lose the nickname and take the pseudonym; other people's messages in
-    their groups since they appeared @-mention the pseudonym. Returns (own rows, mentions)."""
+    """Their own rows up to ``up_to`` lose the nickname and take the pseudonym; other people's
+    messages in their groups since they appeared @-mention the pseudonym. Returns (own rows,
+    mentions)."""
     journal, sender = table_of(InboundEvent), member.sender_id
     own = and_(journal.c.channel == member.channel, journal.c.sender_id == sender)
+    if up_to is not None:
+        # What they sent after the 註銷實名 and is not handled yet is a newcomer's (a new
+        # 實名 among it): given the pseudonym, its answer would go to nobody.
+        own = and_(own, journal.c.id <= up_to)
     await _rewrite(session, cipher, journal, own, _without_nickname)
     keys = (await session.execute(select(journal.c.id, journal.c.dedup_key).where(own))).all()
     if keys:
