@@ -72,14 +72,14 @@ async def unbind(ctx: HandlerContext) -> None:
     open_codes = await open_code_rows(session, member_id)
     deleted = await session.execute(delete(Binding).where(Binding.member_id == member_id))
     # An open code is closed, not deleted: its name and number go, its phone hash and time stay
-    # like every closed code's for the hour, so that 實名 + 註銷 over and over cannot send
-    # someone's phone a code at every round (the pause and the hourly limits count them).
+    # like every closed code's for the day, so that 實名 + 註銷 over and over cannot send
+    # someone's phone a code at every round (the pause and the limits count them).
     for row in open_codes:
         close_code(row, "dead", ctx.runtime.cipher)
     await session.execute(
         delete(VerificationCode).where(
             VerificationCode.member_id == member_id,
-            VerificationCode.created_at <= ctx.now - timedelta(hours=1),
+            VerificationCode.created_at <= ctx.now - timedelta(days=1),
         )
     )
     await _scrub_history(ctx)

@@ -61,25 +61,32 @@ async def _limit_refusal(ctx: HandlerContext, script: Script, p_hash: str) -> st
     """The refusal when this member or this number asked too often, else None."""
     vs = ctx.runtime.settings.verification
     now = as_utc(ctx.now)
-    window_start = now - timedelta(hours=1)
-    waits: list[float] = []
-    for clause in (
-        VerificationCode.member_id == ctx.member.id,
-        VerificationCode.phone_hash == p_hash,
-    ):
-        recent = (
-            await ctx.session.scalars(
-                select(VerificationCode.created_at).where(
-                    clause, VerificationCode.created_at > window_start
+    # (window, limit, what the refusal says): a day's cap on top of the hour's, as SMS
+    # gateways' own flow control has (1 a minute, 5 an hour, 10 a day per number): without it
+    # one number could be sent 120 codes a day, and a stranger get 25 tries an hour at it.
+    limits = (
+        (timedelta(hours=1), vs.max_requests_per_hour, "verify_too_many_requests"),
+        (timedelta(days=1), vs.max_requests_per_day, "verify_too_many_today"),
+    )
+    for window, limit, key in reversed(limits):
+        waits: list[float] = []
+        for clause in (
+            VerificationCode.member_id == ctx.member.id,
+            VerificationCode.phone_hash == p_hash,
+        ):
+            recent = (
+                await ctx.session.scalars(
+                    select(VerificationCode.created_at).where(
+                        clause, VerificationCode.created_at > now - window
+                    )
                 )
-            )
-        ).all()
-        if len(recent) >= vs.max_requests_per_hour:
-            oldest = min(as_utc(t) for t in recent)
-            waits.append((oldest + timedelta(hours=1) - now).total_seconds())
-    if waits:
-        minutes = max(1, math.ceil(max(waits) / 60))
-        return say(ctx, "verify_too_many_requests", script, minutes=minutes)
+            ).all()
+            if len(recent) >= limit:
+                oldest = min(as_utc(t) for t in recent)
+                waits.append((oldest + window - now).total_seconds())
+        if waits:
+            minutes = max(1, math.ceil(max(waits) / 60))
+            return say(ctx, key, script, minutes=minutes, hours=math.ceil(minutes / 60))
     latest = await ctx.session.scalar(
         select(func.max(VerificationCode.created_at)).where(
             or_(VerificationCode.member_id == ctx.member.id, VerificationCode.phone_hash == p_hash)

@@ -406,6 +406,29 @@ async def test_unbinding_during_a_verification_says_the_code_is_void(vh: Harness
     assert await rows(vh, Binding) == []
 
 
+async def test_a_day_caps_the_codes_per_number_and_per_sender(vh: Harness) -> None:
+    # Five an hour, hour after hour, was 120 codes a day to one phone (and 600 guesses a day at
+    # it for whoever asked): the day's cap stops it at ten.
+    per_day = vh.runtime.settings.verification.max_requests_per_day
+    for i in range(per_day):
+        await dm(vh, f"实名 李四 {PHONE}", sender=f"wxid_stranger{i}")
+        vh.clock.advance(3600 / 4)
+    assert len(sms_to(vh.world)) == per_day
+    answers = await dm(vh, f"实名 李四 {PHONE}", sender="wxid_late")
+    assert "今天申请验证码的次数已达上限" in answers[0] and "小时后再试" in answers[0]
+    assert len(sms_to(vh.world)) == per_day
+    # The same cap for one sender asking for many numbers.
+    for i in range(per_day):
+        await dm(vh, f"实名 张三 1391234{i:04d}")
+        vh.clock.advance(3600 / 4)
+    assert "次數已達上限" in (await dm(vh, "實名 張三 13912349999"))[0]
+    assert sms_to(vh.world, "13912349999") == []
+    # A day after the first of them, the number may be asked for again.
+    vh.clock.advance(24 * 3600)
+    await dm(vh, f"实名 李四 {PHONE}", sender="wxid_late")
+    assert len(sms_to(vh.world)) == per_day + 1
+
+
 async def test_unbinding_during_a_verification_does_not_reset_the_sms_limits(vh: Harness) -> None:
     # 實名 someone else's number, 註銷 at once, again and again: every round used to send
     # another code, the 60-second pause and the hourly limit never seeing the cancelled ones.

@@ -144,6 +144,7 @@ class VerificationSettings(Section):
     max_tries: int = Field(5, ge=1)
     resend_after_s: int = Field(60, ge=0)
     max_requests_per_hour: int = Field(5, ge=1)
+    max_requests_per_day: int = Field(10, ge=1)
 
 
 class DeadlineSettings(Section):
