@@ -415,7 +415,7 @@ async def test_a_day_caps_the_codes_per_number_and_per_sender(vh: Harness) -> No
         vh.clock.advance(3600 / 4)
     assert len(sms_to(vh.world)) == per_day
     answers = await dm(vh, f"实名 李四 {PHONE}", sender="wxid_late")
-    assert "今天申请验证码的次数已达上限" in answers[0] and "小时后再试" in answers[0]
+    assert "24小时内申请验证码的次数已达上限" in answers[0] and "小时后再试" in answers[0]
     assert len(sms_to(vh.world)) == per_day
     # The same cap for one sender asking for many numbers.
     for i in range(per_day):
