@@ -321,6 +321,8 @@ async def test_public_binding_in_a_group_is_answered_once_without_the_number(vh:
     replies = in_group(vh.world)
     assert len(replies) == 1
     assert "私聊" in replies[0]
+    # The number stays in the group's history unless they recall it (WeChat allows 2 minutes).
+    assert "撤回" in replies[0]
     for secret in (PHONE, "5678", "张三", "張三"):
         assert secret not in replies[0]
     assert vh.world.state.by_path("/sms") == []
