@@ -50,6 +50,13 @@ async def assign_officer(ctx: HandlerContext, first: str | None, second: str | N
     if not await _station_within(ctx.session, group.station_id, leader.station_id):
         ctx.reply(say(ctx, "verify_assign_out_of_scope", group=group.name))
         return
+    if officer.id != group.officer_id and not await _station_within(
+        ctx.session, officer.station_id, leader.station_id
+    ):
+        # As on the console: only the leader's own officers. Another station's would get the
+        # group's tickets when nobody is on duty, read them, and be refused acting on them.
+        ctx.reply(say(ctx, "verify_assign_officer_out_of_scope", officer=officer.name))
+        return
     group.officer_id = officer.id
     ctx.reply(say(ctx, "verify_assign_done", officer=officer.name, group=group.name))
 

@@ -634,6 +634,12 @@ async def test_assign_refusals(vh: Harness) -> None:
     assert "不属于" in (await dm(vh, "指派 grp-hexi-01 off-li", "wxid_zhao"))[0]
     assert "用法" in (await dm(vh, "指派 off-li", "wxid_zhao"))[0]
     assert (await rows(vh, Group, Group.id == "grp-hexi-01"))[0].officer_id == "off-chen"
+    # Another station's officer is not the leader's to give their group (the console refuses
+    # it too): 河西's 陳警官 used to become 橋鎮村's officer, its tickets routed to him when
+    # nobody was on duty, where he could read them but not act on them.
+    answers = await dm(vh, "指派 grp-qiaozhen-01 off-chen", "wxid_zhao")
+    assert "陳警官" in answers[0] and "不能指派" in answers[0] and "已指派" not in answers[0]
+    assert (await rows(vh, Group, Group.id == GROUP))[0].officer_id == "off-wang"
     # Ordinary words starting with 指派 are not the command.
     await vh.say("指派出所的人来看看吧", group=GROUP, sender="wxid_yang")
     await vh.drain()
