@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 
+from bot.services import audit
 from bot.services import ticket_service as tickets
 from bot.services.dispute_cases import todo_lines as dispute_todo_lines
 from bot.services.routing import station_subtree
@@ -165,7 +166,8 @@ async def _contact(
     ctx: HandlerContext, out: Out, actor: Actor, ticket: Ticket, cmd: Command
 ) -> None:
     """``聯繫 #CODE``: the reporters' verified names and numbers, privately, for the officer
-    holding the ticket or a leader, so that they can call; every look is in the timeline."""
+    holding the ticket or a leader, so that they can call; every look is in the timeline and,
+    as the console's showings are, in the audit log (the 審計 page)."""
     assert actor.officer is not None
     lines = [ctx.text("officer_contact_header", code=ticket.code)]
     for contact in await tickets.contacts(out, actor=actor, ticket=ticket):
@@ -176,6 +178,14 @@ async def _contact(
     # Sent, the names and numbers leave the outbox: 註銷實名 must be able to delete them all.
     kept = ctx.text("officer_contact_sent", code=ticket.code)
     out.to_officer(actor.officer, "\n".join(lines), kept_text=kept)
+    audit.record(
+        ctx.session,
+        now=ctx.now,
+        action=audit.PERSONAL_DATA_SHOWN,
+        target=f"ticket:{ticket.code}",
+        detail="contacts",
+        by=actor.key,
+    )
 
 
 async def _todo(ctx: HandlerContext, officer: Officer) -> None:

@@ -931,6 +931,15 @@ async def test_the_holder_or_a_leader_can_see_the_number_privately_and_it_is_rec
     assert "13912345678" not in h.to_user("wxid_li")[-1] and "负责" in h.to_user("wxid_li")[-1]
     assert "13912345678" in h.to_user("wxid_zhao")[-1]
     assert (await h.timeline(t)).count("contact_shown") == 2
+    # Every showing of personal data is audited, the chat's as the console's (審計 page).
+    from bot.services import audit
+
+    async with h.runtime.sessions() as s:
+        shown, _ = await audit.entries(s, action=audit.PERSONAL_DATA_SHOWN)
+    assert sorted((e.username, e.target, e.detail) for e in shown) == [
+        ("officer:off-wang", f"ticket:{t.code}", "contacts"),
+        ("officer:off-zhao", f"ticket:{t.code}", "contacts"),
+    ]
     # A leader of another station is refused: a leader's reach is their own stations.
     from sqlalchemy import update
 

@@ -81,16 +81,18 @@ def record(
     target: str | None = None,
     detail: str | None = None,
     ip: str | None = None,
+    by: str | None = None,
 ) -> None:
     """Add an audit row. ``detail`` never carries personal data: what was shown is named
-    (``words``, ``contacts``), never quoted. ``action`` is one of :data:`ACTIONS`."""
+    (``words``, ``contacts``), never quoted. ``action`` is one of :data:`ACTIONS`. ``by``
+    names who acted when no console account did (``officer:off-wang``, from the chat)."""
     if action not in ACTIONS:
         raise ValueError(f"audit action {action!r} is not in audit.ACTIONS (give it a label)")
     session.add(
         AuditEntry(
             at=now,
             account_id=account.id if account is not None else None,
-            username=account.username if account is not None else "-",
+            username=account.username if account is not None else (by or "-")[:64],
             action=action,
             target=target,
             detail=detail[:500] if detail else None,
