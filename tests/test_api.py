@@ -271,3 +271,67 @@ async def test_empty_ticket_filters_mean_no_filter(harness: Harness) -> None:
         "/api/v1/tickets?status=&category=", headers={"Authorization": f"Bearer {admin}"}
     )
     assert r.status_code == 200 and r.json() == []
+
+
+async def test_tickets_filter_by_station_and_its_subtree(harness: Harness) -> None:
+    """A client asking for one station's tickets gets that station's (and those below it), as
+    /disputes and /visits filter; it got every station's, the parameter silently ignored."""
+    await harness.load_directory()
+    await harness.bind("wxid_yang", group="grp-qiaozhen-01")
+    await harness.bind("wxid_ma", group="grp-hexi-01", name="馬某某", phone="13812345678")
+    await harness.say("村口路灯坏了好几天了晚上黑咕隆咚的", group="grp-qiaozhen-01", sender="wxid_yang")
+    await harness.say("俺家隔壁天天半夜放炮仗吵死人咯😡", group="grp-hexi-01", sender="wxid_ma")
+    headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+
+    async def stations(query: str) -> list[str | None]:
+        r = await harness.client.get(f"/api/v1/tickets?{query}", headers=headers)
+        assert r.status_code == 200, r.text
+        return sorted(t["station_id"] for t in r.json())
+
+    assert await stations("station=qiaozhen") == ["qiaozhen"]
+    assert await stations("station=hexi") == ["hexi"]
+    assert await stations("station=county") == ["hexi", "qiaozhen"]  # the root: its subtree
+    assert await stations("station=") == ["hexi", "qiaozhen"]  # empty: no filter
+    unknown = await harness.client.get("/api/v1/tickets?station=qiaozen", headers=headers)
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["query", "station"]
+    assert "qiaozen" in unknown.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tickets?stauts=new",
+        "/api/v1/disputes?colur=red",
+        "/api/v1/visits?form=2026-12-01",
+        "/api/v1/bulletins?state=active",
+        "/api/v1/alerts?station=qiaozhen",
+        "/api/v1/outbox?page=2",
+        "/api/v1/tickets/M0001/events?limit=5",
+    ],
+)
+async def test_a_query_parameter_a_route_does_not_take_is_422_naming_it(
+    harness: Harness, path: str
+) -> None:
+    """A misspelt or unsupported filter was ignored: the whole list came back as if filtered."""
+    name = path.split("?")[1].split("=")[0]
+    # Without a token it is still 401 (the route's parameters are nobody else's business).
+    assert (await harness.client.get(path)).status_code == 401
+    headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    r = await harness.client.get(path, headers=headers)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["query", name] and "unknown query parameter" in error["msg"]
+
+
+async def test_outbox_rows_come_in_pages(harness: Harness) -> None:
+    headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    for text in ("你好", "在吗", "有人没"):
+        await harness.say(text, group=None)
+    whole = (await harness.client.get("/api/v1/outbox", headers=headers)).json()["rows"]
+    pages = [
+        (await harness.client.get(f"/api/v1/outbox?limit=2&offset={n}", headers=headers)).json()
+        for n in (0, 2)
+    ]
+    assert [r["id"] for p in pages for r in p["rows"]] == [r["id"] for r in whole]
+    assert len(whole) == 3 and all(p["totals"] == {"pending": 3} for p in pages)

@@ -831,3 +831,26 @@ def test_cron_day_of_week_means_what_crontab_means() -> None:
     assert fire is not None and fire.strftime("%a") == "Tue"
     with pytest.raises(ValueError):
         parse_cron("0 9 * * 8", TZ)
+
+
+async def test_runs_and_deliveries_come_in_pages(b: Bench) -> None:
+    """A daily bulletin to every group makes a row per group per day: a year of it is thousands
+    of rows, and a client had no way to read them but all at once."""
+    b.h.runtime.settings.bulletins.quiet_hours = None
+    bid = await b.create(schedule={"cron": "0 12 * * *"}, targets={"all": True})
+    for day in range(3):
+        b.h.clock.set(local(2026, 11, 30 + day, 12) if day == 0 else local(2026, 12, day, 12))
+        await b.tick()
+    runs = await b.runs(bid)
+    deliveries = await b.deliveries(bid)
+    assert (len(runs), len(deliveries)) == (3, 3 * len(GROUPS))
+    paged_runs = [await b.get(f"/api/v1/bulletins/{bid}/runs?limit=1&offset={n}") for n in range(4)]
+    assert [p[0]["id"] for p in paged_runs[:3]] == [r["id"] for r in runs] and paged_runs[3] == []
+    # A page of runs carries the same totals as the whole list.
+    assert [p[0]["totals"] for p in paged_runs[:3]] == [r["totals"] for r in runs]
+    size = len(GROUPS)
+    pages = [
+        await b.get(f"/api/v1/bulletins/{bid}/deliveries?limit={size}&offset={n * size}")
+        for n in range(4)
+    ]
+    assert [d for page in pages for d in page] == deliveries and pages[3] == []

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
-from bot.web.auth import Caller, require_admin
-from bot.web.deps import RowId, body_error, get_runtime
+from bot.web.auth import ADMIN_QUERY, Caller, require_admin
+from bot.web.deps import Offset, RowId, body_error, get_runtime
 from broadcasts.alert_views import alert_view
 from broadcasts.alerts import TEXT_MAX, correct_alert, recall_alert, send_alert
 from broadcasts.bulletin_preview import media_warnings
@@ -26,7 +26,7 @@ from broadcasts.bulletins import (
 )
 from models.bulletins import Alert
 
-router = APIRouter(tags=["urgent notices"])
+router = APIRouter(tags=["urgent notices"], dependencies=[ADMIN_QUERY])
 
 
 class AlertScope(InputSpec):
@@ -131,12 +131,18 @@ async def _get_alert(session: AsyncSession, alert_id: int) -> Alert:
 @router.get("/api/v1/alerts", response_model=list[AlertOut])
 async def list_alerts(
     limit: int = Query(50, ge=1, le=500),
+    offset: Offset = 0,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[AlertOut]:
-    """Alerts, corrections and recalls, newest first, with per-group delivery."""
+    """Alerts, corrections and recalls, newest first, with per-group delivery; page with
+    ``limit`` and ``offset``."""
     async with runtime.sessions() as session:
-        alerts = (await session.scalars(select(Alert).order_by(Alert.id.desc()).limit(limit))).all()
+        alerts = (
+            await session.scalars(
+                select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
+            )
+        ).all()
         return [await _alert_out(session, runtime, a) for a in alerts]
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.runtime import Runtime
 from bot.services.tokens import find_token
-from bot.web.deps import get_runtime
+from bot.web.deps import get_runtime, refuse_unknown_query
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -51,3 +51,15 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Caller]]:
 
 require_admin = require_role("admin")
 require_officer = require_role("admin", "officer")
+
+
+async def admin_known_query(request: Request, caller: Caller = Depends(require_admin)) -> Caller:
+    """An admin route's guard: the token first (401/403 say nothing of the route), then every
+    query parameter must be one the route takes (422 naming it otherwise). Shares
+    :data:`require_admin`'s answer, so the token is looked up once."""
+    refuse_unknown_query(request)
+    return caller
+
+
+# For ``dependencies=[…]`` of an admin router or route.
+ADMIN_QUERY = Depends(admin_known_query)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.body import read_capped_body
 from bot.runtime import Runtime
-from bot.web.auth import Caller, require_admin
+from bot.web.auth import ADMIN_QUERY, Caller, require_admin
 from bot.web.deps import MAX_ROW_ID, Offset, RowId, body_error, get_runtime
 from broadcasts import bulletin_preview
 from broadcasts.bulletin_preview import Preview, preview_bulletin
@@ -94,7 +94,9 @@ async def _get(session: AsyncSession, bulletin_id: int) -> Bulletin:
     return bulletin
 
 
-@router.post("/api/v1/bulletins", status_code=201, response_model=Created)
+@router.post(
+    "/api/v1/bulletins", status_code=201, response_model=Created, dependencies=[ADMIN_QUERY]
+)
 async def create(
     spec: BulletinSpec,
     caller: Caller = Depends(require_admin),
@@ -117,7 +119,7 @@ async def create(
     return Created(id=bulletin.id)
 
 
-@router.get("/api/v1/bulletins", response_model=list[BulletinOut])
+@router.get("/api/v1/bulletins", response_model=list[BulletinOut], dependencies=[ADMIN_QUERY])
 async def list_bulletins(
     status: str | None = Query(None, pattern="^(active|paused|cancelled|finished)$"),
     limit: int = Query(200, ge=1, le=2000),
@@ -133,7 +135,9 @@ async def list_bulletins(
         return [_out(b) for b in (await session.scalars(query)).all()]
 
 
-@router.get("/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut)
+@router.get(
+    "/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut, dependencies=[ADMIN_QUERY]
+)
 async def get_bulletin(
     bulletin_id: RowId,
     _: Caller = Depends(require_admin),
@@ -144,7 +148,9 @@ async def get_bulletin(
         return _out(await _get(session, bulletin_id))
 
 
-@router.patch("/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut)
+@router.patch(
+    "/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut, dependencies=[ADMIN_QUERY]
+)
 async def patch_bulletin(
     bulletin_id: RowId,
     patch: BulletinPatch,
@@ -169,7 +175,11 @@ async def patch_bulletin(
     return _out(bulletin)
 
 
-@router.post("/api/v1/bulletins/{bulletin_id}/{action}", response_model=BulletinOut)
+@router.post(
+    "/api/v1/bulletins/{bulletin_id}/{action}",
+    response_model=BulletinOut,
+    dependencies=[ADMIN_QUERY],
+)
 async def bulletin_action(
     bulletin_id: RowId,
     action: Literal["pause", "resume", "cancel"],
@@ -226,7 +236,9 @@ async def _preview(session: AsyncSession, runtime: Runtime, bulletin: Bulletin) 
     )
 
 
-@router.get("/api/v1/bulletins/{bulletin_id}/preview", response_model=PreviewOut)
+@router.get(
+    "/api/v1/bulletins/{bulletin_id}/preview", response_model=PreviewOut, dependencies=[ADMIN_QUERY]
+)
 async def preview_saved(
     bulletin_id: RowId,
     _: Caller = Depends(require_admin),
@@ -237,7 +249,7 @@ async def preview_saved(
         return await _preview(session, runtime, await _get(session, bulletin_id))
 
 
-@router.post("/api/v1/bulletins/preview", response_model=PreviewOut)
+@router.post("/api/v1/bulletins/preview", response_model=PreviewOut, dependencies=[ADMIN_QUERY])
 async def preview_draft(
     spec: BulletinSpec,
     _: Caller = Depends(require_admin),
@@ -267,19 +279,31 @@ class DeliveryOut(BaseModel):
     reason: str | None
 
 
-@router.get("/api/v1/bulletins/{bulletin_id}/deliveries", response_model=list[DeliveryOut])
+@router.get(
+    "/api/v1/bulletins/{bulletin_id}/deliveries",
+    response_model=list[DeliveryOut],
+    dependencies=[ADMIN_QUERY],
+)
 async def deliveries(
     bulletin_id: RowId,
     run_id: int | None = Query(None, ge=1, le=MAX_ROW_ID),
+    limit: int = Query(1000, ge=1, le=5000),
+    offset: Offset = 0,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[DeliveryOut]:
     """One row per (run, group): ``status`` is deferred (quiet hours or daily cap, see
-    ``reason``), pending, sent, failed, held (paused) or cancelled; attempts from the outbox."""
+    ``reason``), pending, sent, failed, held (paused) or cancelled; attempts from the outbox.
+    Oldest run first, by group; page with ``limit`` and ``offset``."""
     async with runtime.sessions() as session:
         await _get(session, bulletin_id)
         views = await list_deliveries(
-            session, bulletin_id=bulletin_id, now=runtime.clock.now(), run_id=run_id
+            session,
+            bulletin_id=bulletin_id,
+            now=runtime.clock.now(),
+            run_id=run_id,
+            limit=limit,
+            offset=offset,
         )
     return [DeliveryOut(**v.__dict__) for v in views]
 
@@ -293,17 +317,24 @@ class RunOut(BaseModel):
     totals: dict[str, int]
 
 
-@router.get("/api/v1/bulletins/{bulletin_id}/runs", response_model=list[RunOut])
+@router.get(
+    "/api/v1/bulletins/{bulletin_id}/runs", response_model=list[RunOut], dependencies=[ADMIN_QUERY]
+)
 async def runs(
     bulletin_id: RowId,
+    limit: int = Query(200, ge=1, le=2000),
+    offset: Offset = 0,
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[RunOut]:
     """Runs newest first with delivery totals; ``status`` pending, missed or cancelled, or once
-    fanned out what its copies came to (sending, waiting, sent, partly_failed, failed)."""
+    fanned out what its copies came to (sending, waiting, sent, partly_failed, failed); page
+    with ``limit`` and ``offset``."""
     async with runtime.sessions() as session:
         await _get(session, bulletin_id)
-        views = await list_runs(session, bulletin_id=bulletin_id, now=runtime.clock.now())
+        views = await list_runs(
+            session, bulletin_id=bulletin_id, now=runtime.clock.now(), limit=limit, offset=offset
+        )
     return [RunOut(**v.__dict__) for v in views]
 
 
@@ -332,7 +363,7 @@ def _from_multipart(ctype_header: str, body: bytes) -> bytes:
     raise HTTPException(422, [{"type": "missing", "loc": ["body", "file"], "msg": "no file part"}])
 
 
-@router.post("/api/v1/media", status_code=201, response_model=MediaOut)
+@router.post("/api/v1/media", status_code=201, response_model=MediaOut, dependencies=[ADMIN_QUERY])
 async def upload_media(
     request: Request,
     _: Caller = Depends(require_admin),

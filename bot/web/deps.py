@@ -9,9 +9,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pipeline import InboundPort
 from bot.runtime import Runtime
+from bot.services.routing import station_subtree
+from models.directory import Station
 
 # Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
 MAX_ROW_ID = 2**31 - 1
@@ -25,6 +30,53 @@ def body_error(field: str, message: str) -> HTTPException:
     return HTTPException(
         422, [{"type": "value_error", "loc": ["body", *field.split(".")], "msg": message}]
     )
+
+
+def query_error(name: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's validation errors, ``loc`` naming the query parameter."""
+    return HTTPException(422, [{"type": "value_error", "loc": ["query", name], "msg": message}])
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take (``?stauts=new``, ``?station=`` where
+    there is no such filter) with a 422 naming it: ignored, it would answer every row as if
+    filtered, and a client would act on the wrong list without knowing."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["query", name],
+                    "msg": "unknown query parameter; this route takes: "
+                    + (", ".join(sorted(known)) or "none"),
+                }
+                for name in unknown
+            ],
+        )
+
+
+async def station_filter(session: AsyncSession, station: str | None) -> set[str] | None:
+    """The ids of ``station`` and the stations below it, for a list's ``?station=`` (``None``:
+    no filter); an unknown station is a 422 naming the parameter, never an empty list."""
+    if not station:
+        return None
+    if await session.get(Station, station) is None:
+        raise query_error("station", f"no station {station!r}")
+    return await station_subtree(session, [station])
 
 
 def runtime_of(request: Request) -> Runtime:

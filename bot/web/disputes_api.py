@@ -10,14 +10,12 @@ from sqlalchemy import select
 
 from bot.runtime import Runtime
 from bot.services.dispute_cases import history
-from bot.services.routing import station_subtree
-from bot.web.auth import Caller, require_admin
-from bot.web.deps import Offset, get_runtime
-from models.directory import Station
+from bot.web.auth import ADMIN_QUERY, Caller, require_admin
+from bot.web.deps import Offset, get_runtime, station_filter
 from models.disputes import DisputeCase, ended_at, is_dispute
 from models.tickets import Ticket
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[ADMIN_QUERY])
 
 
 class DisputeView(BaseModel):
@@ -84,20 +82,9 @@ async def disputes(
     if status:
         query = query.where(DisputeCase.status == status)
     async with runtime.sessions() as session:
-        if station:
-            if await session.get(Station, station) is None:
-                raise HTTPException(
-                    422,
-                    [
-                        {
-                            "loc": ["query", "station"],
-                            "msg": f"no station {station!r}",
-                            "type": "value_error",
-                        }
-                    ],
-                )
-            subtree = await station_subtree(session, [station])
-            query = query.where(DisputeCase.station_id.in_(sorted(subtree)))
+        stations = await station_filter(session, station)
+        if stations is not None:
+            query = query.where(DisputeCase.station_id.in_(sorted(stations)))
         rows = (await session.execute(query)).all()
     return [DisputeView.model_validate(_view(case, code)) for case, code in rows]
 

@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from bot.runtime import Runtime
 from bot.services.stats import Period, StatsInputError, compute_stats, make_period, parse_day
 from bot.services.visits import list_visits
-from bot.web.auth import Caller, require_admin
+from bot.web.auth import ADMIN_QUERY, Caller, require_admin
 from bot.web.deps import Offset, get_runtime
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[ADMIN_QUERY])
 
 
 class VisitView(BaseModel):

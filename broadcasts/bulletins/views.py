@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,9 +47,17 @@ def delivery_status(
 
 
 async def list_deliveries(
-    session: AsyncSession, *, bulletin_id: int, now: datetime, run_id: int | None = None
+    session: AsyncSession,
+    *,
+    bulletin_id: int,
+    now: datetime,
+    run_id: int | None = None,
+    run_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[DeliveryView]:
-    """Every delivery of a bulletin (or one run), joined to its outbox row by key."""
+    """Every delivery of a bulletin (or of one run, or of some), joined to its outbox row by
+    key, oldest run first; a page of ``limit`` from ``offset`` when given."""
     query = (
         select(
             BulletinDelivery,
@@ -67,6 +75,10 @@ async def list_deliveries(
     )
     if run_id is not None:
         query = query.where(BulletinDelivery.run_id == run_id)
+    if run_ids is not None:
+        query = query.where(BulletinDelivery.run_id.in_(run_ids))
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
     out = []
     for d, due_at, ob_status, attempts, sent_at, next_at, last_error in (
         await session.execute(query)
@@ -115,18 +127,28 @@ class RunView:
     totals: dict[str, int]
 
 
-async def list_runs(session: AsyncSession, *, bulletin_id: int, now: datetime) -> list[RunView]:
+async def list_runs(
+    session: AsyncSession,
+    *,
+    bulletin_id: int,
+    now: datetime,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[RunView]:
     """Runs newest first with delivery totals (sent, pending incl. deferred/held, failed);
-    ``status`` pending, missed or cancelled, or once fanned out :func:`delivery_summary`."""
-    runs = (
-        await session.scalars(
-            select(BulletinRun)
-            .where(BulletinRun.bulletin_id == bulletin_id)
-            .order_by(BulletinRun.due_at.desc())
-        )
-    ).all()
+    ``status`` pending, missed or cancelled, or once fanned out :func:`delivery_summary`.
+    A page of ``limit`` runs from ``offset`` when given (only their deliveries are read)."""
+    query = (
+        select(BulletinRun)
+        .where(BulletinRun.bulletin_id == bulletin_id)
+        .order_by(BulletinRun.due_at.desc(), BulletinRun.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    runs = (await session.scalars(query)).all()
     per_run: dict[int, Counter[str]] = {r.id: Counter() for r in runs}
-    for view in await list_deliveries(session, bulletin_id=bulletin_id, now=now):
+    page = [r.id for r in runs] if limit is not None else None
+    for view in await list_deliveries(session, bulletin_id=bulletin_id, now=now, run_ids=page):
         bucket = view.status if view.status in ("sent", "failed", "cancelled") else "pending"
         per_run[view.run_id][bucket] += 1
         if view.status in ("deferred", "held"):
