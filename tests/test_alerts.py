@@ -469,3 +469,24 @@ async def test_the_days_chatter_during_a_notice_is_no_clue(b: Bench) -> None:
     await b.h.say("刚才在河边有个小孩一个人坐着", group=QZ, sender="wxid_e")
     await b.h.say("那是我孙子!我马上去广场,谢谢", group=QZ, sender="wxid_f")
     assert [t.category for t in await b.h.tickets()] == ["help", "help"]
+
+
+async def test_each_scope_mistake_says_what_is_wrong(b: Bench) -> None:
+    """A client got one generic ``value_error`` ("Value error, …") at ``scope`` for every
+    mistake; each now has its own ``type`` and says what to send."""
+    cases = [
+        ({"groups": ["grp-nowhere"]}, ["body", "scope", "groups"], "unknown", "grp-nowhere"),
+        ({"stations": ["mars"]}, ["body", "scope", "stations"], "unknown", "mars"),
+        ({"groups": []}, ["body", "scope"], "scope_empty", "groups is empty"),
+        ({}, ["body", "scope"], "scope_one", "got none"),
+        ({"groups": [QZ], "all": True}, ["body", "scope"], "scope_one", "got groups, all"),
+        ({"all": False}, ["body", "scope"], "scope_all", "all must be true"),
+        ({"tags": ["village"]}, ["body", "scope"], "scope_tags", "tags are for bulletins"),
+    ]
+    for scope, loc, kind, said in cases:
+        body = {"scope": scope, "text": "紧急寻人:一名老人走失,穿灰色棉袄"}
+        r = await b.api.post("/api/v1/alerts", json=body, headers=b.admin)
+        assert r.status_code == 422, (scope, r.text)
+        [error] = r.json()["detail"]
+        assert (error["loc"], error["type"]) == (loc, kind), (scope, error)
+        assert said in error["msg"] and not error["msg"].startswith("Value error"), error

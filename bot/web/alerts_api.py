@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,19 +31,43 @@ router = APIRouter(tags=["urgent notices"], dependencies=[ADMIN_QUERY])
 
 
 class AlertScope(InputSpec):
+    """Exactly one of ``stations`` (with the stations below them), ``groups``, ``all``.
+
+    Each mistake has its own error ``type`` and says what to send instead: a client used to get
+    one generic ``value_error`` for all of them, and no word that tags are for bulletins only.
+    """
+
     stations: list[str] | None = None
     groups: list[str] | None = None
     all: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tags(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tags" in data:
+            # A tag is resolved across the county: a notice goes where it is meant, by name.
+            raise PydanticCustomError(
+                "scope_tags",
+                "an urgent notice goes by stations, groups or all, not by tags "
+                "(tags are for bulletins)",
+            )
+        return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AlertScope:
         given = [k for k in ("stations", "groups", "all") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of stations, groups, all")
+            raise PydanticCustomError(
+                "scope_one",
+                "give exactly one of stations, groups, all (got {given})",
+                {"given": ", ".join(given) or "none"},
+            )
         if given[0] == "all" and self.all is not True:
-            raise ValueError("all must be true")
+            raise PydanticCustomError("scope_all", "all must be true")
         if given[0] != "all" and not getattr(self, given[0]):
-            raise ValueError(f"{given[0]} is empty: name at least one")
+            raise PydanticCustomError(
+                "scope_empty", "{key} is empty: name at least one", {"key": given[0]}
+            )
         return self
 
 
@@ -107,7 +132,7 @@ async def create_alert(
                 now=runtime.clock.now(),
             )
     except Problem as exc:
-        raise body_error(exc.field, exc.message) from None
+        raise body_error(exc.field, exc.message, exc.code) from None
     runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     urls = [body.media.url] if body.media else []
     warnings = media_warnings(urls, runtime.settings.bulletins)

@@ -115,7 +115,7 @@ async def create(
                 media_dir=runtime.settings.bulletins.media_folder,
             )
     except Problem as exc:
-        raise body_error(exc.field, exc.message) from None
+        raise body_error(exc.field, exc.message, exc.code) from None
     return Created(id=bulletin.id)
 
 
@@ -169,7 +169,7 @@ async def patch_bulletin(
                 media_dir=runtime.settings.bulletins.media_folder,
             )
     except Problem as exc:
-        raise body_error(exc.field, exc.message) from None
+        raise body_error(exc.field, exc.message, exc.code) from None
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
     return _out(bulletin)
@@ -263,7 +263,7 @@ async def preview_draft(
                 session, runtime=runtime, spec=spec, now=runtime.clock.now()
             )
         except Problem as exc:
-            raise body_error(exc.field, exc.message) from None
+            raise body_error(exc.field, exc.message, exc.code) from None
     return _preview_out(preview)
 
 

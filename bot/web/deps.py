@@ -24,11 +24,13 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (pages of `limit`)")]
 
 
-def body_error(field: str, message: str) -> HTTPException:
+def body_error(field: str, message: str, kind: str = "") -> HTTPException:
     """A 422 shaped like FastAPI's validation errors, ``loc`` pointing into the body at the
-    dotted ``field``: for requests that parse but are wrong for the directory or the clock."""
+    dotted ``field``: for requests that parse but are wrong for the directory or the clock.
+    ``kind`` is the error's ``type`` (``unknown``, ``past``, ``empty``…: a client can act on
+    it without reading the words), ``value_error`` when none is given."""
     return HTTPException(
-        422, [{"type": "value_error", "loc": ["body", *field.split(".")], "msg": message}]
+        422, [{"type": kind or "value_error", "loc": ["body", *field.split(".")], "msg": message}]
     )
 
 
