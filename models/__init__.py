@@ -23,7 +23,7 @@ from models.people import (
     VerificationCode,
 )
 from models.tickets import JobRun, Ticket, TicketEvent, TicketReporter
-from models.tokens import AccessTokenCache, ApiToken
+from models.tokens import AccessTokenCache, ApiToken, IdempotencyKey
 from models.visits import HouseholdEvent, Visit, VisitChoice, VisitPlan
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "GroupMember",
     "Household",
     "HouseholdEvent",
+    "IdempotencyKey",
     "InboundEvent",
     "JobRun",
     "Member",

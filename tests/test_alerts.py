@@ -490,3 +490,16 @@ async def test_each_scope_mistake_says_what_is_wrong(b: Bench) -> None:
         [error] = r.json()["detail"]
         assert (error["loc"], error["type"]) == (loc, kind), (scope, error)
         assert said in error["msg"] and not error["msg"].startswith("Value error"), error
+
+
+async def test_a_retried_notice_with_an_idempotency_key_reaches_each_group_once(b: Bench) -> None:
+    body = {"scope": {"groups": [QZ]}, "text": "紧急寻人:8岁女孩 穿粉色羽绒服 下午在集市走散"}
+    key = {**b.admin, "Idempotency-Key": "alert-2026-12-08-001"}
+    first = await b.api.post("/api/v1/alerts", json=body, headers=key)
+    again = await b.api.post("/api/v1/alerts", json=body, headers=key)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len(await b.get("/api/v1/alerts")) == 1
+    assert len(await b.h.sent()) == 1
+    other = await b.api.post("/api/v1/alerts", json=body | {"text": "已找到"}, headers=key)
+    assert other.status_code == 409

@@ -279,7 +279,9 @@ async def test_tickets_filter_by_station_and_its_subtree(harness: Harness) -> No
     await harness.load_directory()
     await harness.bind("wxid_yang", group="grp-qiaozhen-01")
     await harness.bind("wxid_ma", group="grp-hexi-01", name="馬某某", phone="13812345678")
-    await harness.say("村口路灯坏了好几天了晚上黑咕隆咚的", group="grp-qiaozhen-01", sender="wxid_yang")
+    await harness.say(
+        "村口路灯坏了好几天了晚上黑咕隆咚的", group="grp-qiaozhen-01", sender="wxid_yang"
+    )
     await harness.say("俺家隔壁天天半夜放炮仗吵死人咯😡", group="grp-hexi-01", sender="wxid_ma")
     headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
 

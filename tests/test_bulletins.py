@@ -3,6 +3,7 @@ missed runs, retries and crashes through the outbox, the admin API, the CLI, med
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator
@@ -854,3 +855,74 @@ async def test_runs_and_deliveries_come_in_pages(b: Bench) -> None:
         for n in range(4)
     ]
     assert [d for page in pages for d in page] == deliveries and pages[3] == []
+
+
+async def test_a_retried_create_with_an_idempotency_key_creates_one_bulletin(b: Bench) -> None:
+    """A client that timed out and sent its POST again created a second bulletin, and every
+    group got the video twice."""
+    body = {
+        "title": "冬季防火",
+        "category": "fire",
+        "text": "天冷烤火注意通风，电热毯别整夜开着🔥",
+        "targets": {"all": True},
+        "schedule": {"at": (MON_10 + timedelta(hours=1)).isoformat()},
+    }
+    key = {**b.admin, "Idempotency-Key": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"}
+    first = await b.api.post("/api/v1/bulletins", json=body, headers=key)
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    # The same request again, its keys in another order: the first answer, nothing new.
+    again = await b.api.post("/api/v1/bulletins", json=dict(reversed(body.items())), headers=key)
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(await b.get("/api/v1/bulletins")) == 1
+    # The same key with another body is refused, saying why; nothing is created.
+    changed = await b.api.post("/api/v1/bulletins", json=body | {"text": "改了"}, headers=key)
+    assert changed.status_code == 409 and "another request" in changed.json()["detail"]
+    assert len(await b.get("/api/v1/bulletins")) == 1
+    # Without a key each POST creates one, as before.
+    await b.create(**body)
+    assert len(await b.get("/api/v1/bulletins")) == 2
+    b.h.clock.set(MON_10 + timedelta(hours=1))
+    await b.tick()
+    assert len(await b.h.sent()) == 2 * len(GROUPS)  # the keyed one once, the other once
+
+
+async def test_an_idempotency_key_stores_no_refusal_and_must_be_printable(b: Bench) -> None:
+    body = {
+        "title": "防盗提醒",
+        "category": "anti-theft",
+        "text": "最近有人偷电动车电瓶 晚上记得推进院子锁好",
+        "targets": {"groups": ["grp-nowhere"]},
+        "schedule": {"at": (MON_10 + timedelta(hours=1)).isoformat()},
+    }
+    key = {**b.admin, "Idempotency-Key": "retry-me-1"}
+    refused = await b.api.post("/api/v1/bulletins", json=body, headers=key)
+    assert refused.status_code == 422
+    # A refusal is not remembered: the corrected request under the same key is created.
+    fixed = body | {"targets": {"groups": ["grp-qiaozhen-01"]}}
+    assert (await b.api.post("/api/v1/bulletins", json=fixed, headers=key)).status_code == 201
+    for bad in ("has space", "x" * 201):
+        r = await b.api.post(
+            "/api/v1/bulletins", json=fixed, headers={**b.admin, "Idempotency-Key": bad}
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == [
+            "header",
+            "Idempotency-Key",
+        ]
+
+
+async def test_two_twins_racing_with_one_key_create_one_bulletin(b: Bench) -> None:
+    body = {
+        "title": "禁毒宣传",
+        "category": "drugs",
+        "text": "陌生人给的烟和饮料不要碰",
+        "targets": {"all": True},
+        "schedule": {"at": (MON_10 + timedelta(hours=1)).isoformat()},
+    }
+    key = {**b.admin, "Idempotency-Key": "twin"}
+    answers = await asyncio.gather(
+        *(b.api.post("/api/v1/bulletins", json=body, headers=key) for _ in range(2))
+    )
+    assert [r.status_code for r in answers] == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    assert len(await b.get("/api/v1/bulletins")) == 1

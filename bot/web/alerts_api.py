@@ -8,15 +8,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
+from bot.services.idempotency import KeyReused, create_once
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
-from bot.web.deps import Offset, RowId, body_error, get_runtime
+from bot.web.deps import (
+    REPLAYED_HEADER,
+    IdempotencyKeyHeader,
+    Offset,
+    RowId,
+    body_error,
+    get_runtime,
+)
 from broadcasts.alert_views import alert_view
 from broadcasts.alerts import TEXT_MAX, correct_alert, recall_alert, send_alert
 from broadcasts.bulletin_preview import media_warnings
@@ -115,28 +123,50 @@ class AlertOut(BaseModel):
 @router.post("/api/v1/alerts", status_code=201, response_model=AlertCreated)
 async def create_alert(
     body: AlertIn,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
     caller: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> AlertCreated:
     """An urgent notice: out at once to every group in scope, ahead of queued bulletins,
-    regardless of quiet hours and caps."""
+    regardless of quiet hours and caps. With an ``Idempotency-Key`` header, a retry of the
+    same body answers the first ``201`` again and sends nothing (the groups heard it once);
+    the same key with another body is ``409``."""
+    now = runtime.clock.now()
+    urls = [body.media.url] if body.media else []
+    warnings = [w.text for w in media_warnings(urls, runtime.settings.bulletins)]
+
+    async def send(session: AsyncSession) -> dict[str, Any]:
+        alert, count = await send_alert(
+            session,
+            runtime=runtime,
+            scope=body.scope.model_dump(exclude_none=True),
+            text=body.text,
+            media=body.media.model_dump() if body.media else None,
+            created_by=caller.author,
+            now=now,
+        )
+        return AlertCreated(id=alert.id, groups=count, warnings=warnings).model_dump()
+
     try:
-        async with runtime.sessions.begin() as session:
-            alert, count = await send_alert(
-                session,
-                runtime=runtime,
-                scope=body.scope.model_dump(exclude_none=True),
-                text=body.text,
-                media=body.media.model_dump() if body.media else None,
-                created_by=caller.author,
-                now=runtime.clock.now(),
-            )
+        answer, replayed = await create_once(
+            runtime.sessions,
+            route="POST /api/v1/alerts",
+            key=idempotency_key,
+            body=body.model_dump(mode="json"),
+            created_by=caller.author,
+            now=now,
+            create=send,
+        )
     except Problem as exc:
         raise body_error(exc.field, exc.message, exc.code) from None
-    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
-    urls = [body.media.url] if body.media else []
-    warnings = media_warnings(urls, runtime.settings.bulletins)
-    return AlertCreated(id=alert.id, groups=count, warnings=[w.text for w in warnings])
+    except KeyReused as exc:
+        raise HTTPException(409, str(exc)) from None
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    else:
+        runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
+    return AlertCreated.model_validate(answer)
 
 
 async def _alert_out(session: AsyncSession, runtime: Runtime, alert: Alert) -> AlertOut:

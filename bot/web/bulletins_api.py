@@ -13,7 +13,7 @@ from email import policy
 from email.parser import BytesParser
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -21,8 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.body import read_capped_body
 from bot.runtime import Runtime
+from bot.services.idempotency import KeyReused, create_once
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
-from bot.web.deps import MAX_ROW_ID, Offset, RowId, body_error, get_runtime
+from bot.web.deps import (
+    MAX_ROW_ID,
+    REPLAYED_HEADER,
+    IdempotencyKeyHeader,
+    Offset,
+    RowId,
+    body_error,
+    get_runtime,
+)
 from broadcasts import bulletin_preview
 from broadcasts.bulletin_preview import Preview, preview_bulletin
 from broadcasts.bulletins import (
@@ -99,24 +108,45 @@ async def _get(session: AsyncSession, bulletin_id: int) -> Bulletin:
 )
 async def create(
     spec: BulletinSpec,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
     caller: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> Created:
     """Schedule a bulletin: ``{"title", "category", "text", "media"?, "cover"?, "targets",
-    "schedule"}``."""
+    "schedule"}``. With an ``Idempotency-Key`` header, a retry of the same body answers the
+    first ``201`` again (same id, ``Idempotent-Replayed: true``) and creates nothing; the same
+    key with another body is ``409``."""
+    now = runtime.clock.now()
+
+    async def store(session: AsyncSession) -> dict[str, Any]:
+        bulletin = await create_bulletin(
+            session,
+            spec=spec,
+            tz=runtime.settings.tz,
+            created_by=caller.author,
+            now=now,
+            media_dir=runtime.settings.bulletins.media_folder,
+        )
+        return Created(id=bulletin.id).model_dump()
+
     try:
-        async with runtime.sessions.begin() as session:
-            bulletin = await create_bulletin(
-                session,
-                spec=spec,
-                tz=runtime.settings.tz,
-                created_by=caller.author,
-                now=runtime.clock.now(),
-                media_dir=runtime.settings.bulletins.media_folder,
-            )
+        answer, replayed = await create_once(
+            runtime.sessions,
+            route="POST /api/v1/bulletins",
+            key=idempotency_key,
+            body=spec.model_dump(mode="json"),
+            created_by=caller.author,
+            now=now,
+            create=store,
+        )
     except Problem as exc:
         raise body_error(exc.field, exc.message, exc.code) from None
-    return Created(id=bulletin.id)
+    except KeyReused as exc:
+        raise HTTPException(409, str(exc)) from None
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return Created.model_validate(answer)
 
 
 @router.get("/api/v1/bulletins", response_model=list[BulletinOut], dependencies=[ADMIN_QUERY])

@@ -8,19 +8,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import HTTPException, Path, Query, Request
+from fastapi import Header, HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pipeline import InboundPort
 from bot.runtime import Runtime
+from bot.services.idempotency import KEY_PATTERN
 from bot.services.routing import station_subtree
 from models.directory import Station
 
 # Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
 MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+# A creating POST's retry key (bot.services.idempotency); the answer to a retry says it is one.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=KEY_PATTERN,
+        description="any unique string (a UUID), the same on every retry of one request: a "
+        "retry answers the first answer again and creates nothing; the key with another "
+        "body is 409",
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
 Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (pages of `limit`)")]
 
 
