@@ -82,6 +82,10 @@ class BulletinRun(Base):
     groups: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
     fanned_out_at: Mapped[datetime | None]
+    # What this run sent (title, category, text, media, cover, targets), written when its
+    # fan-out starts: a later edit of the bulletin changes later runs, not this record. None
+    # until then, and for runs fanned out before the column existed.
+    sent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class BulletinDelivery(Base):

@@ -926,3 +926,50 @@ async def test_two_twins_racing_with_one_key_create_one_bulletin(b: Bench) -> No
     assert [r.status_code for r in answers] == [201, 201]
     assert answers[0].json() == answers[1].json()
     assert len(await b.get("/api/v1/bulletins")) == 1
+
+
+async def test_an_edit_never_rewrites_what_a_run_sent(b: Bench) -> None:
+    """A PATCH of a bulletin that had gone out changed its text in the record, so the record
+    said the groups got words they never got (and a one-off's queued copies still carried the
+    old ones)."""
+    # A one-off fanned out at 23:00, its copies waiting for quiet hours to end.
+    bid = await b.create(schedule={"at": local(2026, 11, 30, 23, 0)}, text="晚上锁好电瓶车")
+    b.h.clock.set(local(2026, 11, 30, 23, 0))
+    await b.tick()
+    assert {d["status"] for d in await b.deliveries(bid)} == {"deferred"}
+    r = await b.api.patch(f"/api/v1/bulletins/{bid}", json={"text": "改过的"}, headers=b.admin)
+    assert r.status_code == 409 and "went out at" in r.json()["detail"], r.text
+    assert "text" in r.json()["detail"]
+    assert (await b.get(f"/api/v1/bulletins/{bid}"))["text"] == "晚上锁好电瓶车"
+    # The same words again are no change; sending it again at a new time may change them.
+    same = await b.api.patch(
+        f"/api/v1/bulletins/{bid}", json={"text": "晚上锁好电瓶车"}, headers=b.admin
+    )
+    assert same.status_code == 200, same.text
+    b.h.clock.set(local(2026, 12, 1, 8, 0))
+    assert [m["text"] for m in await b.h.sent()] == ["【防詐騙提醒】\n晚上锁好电瓶车"]
+    again = local(2026, 12, 1, 9, 0)
+    resend = {"text": "更正:晚上把电瓶车推进屋", "schedule": {"at": again.isoformat()}}
+    r = await b.api.patch(f"/api/v1/bulletins/{bid}", json=resend, headers=b.admin)
+    assert r.status_code == 200 and r.json()["status"] == "active", r.text
+    b.h.clock.set(again)
+    await b.tick()
+    assert [m["text"] for m in await b.h.sent()][1:] == ["【防詐騙提醒】\n更正:晚上把电瓶车推进屋"]
+    # Each run says what it sent.
+    runs = await b.runs(bid)
+    assert [r["sent"]["text"] for r in runs] == ["更正:晚上把电瓶车推进屋", "晚上锁好电瓶车"]
+
+    # A recurring one: the edit is for later runs; the runs before keep their words.
+    b.h.runtime.settings.bulletins.quiet_hours = None
+    cron = await b.create(schedule={"cron": "0 12 * * *"}, text="天干物燥 小心火烛")
+    b.h.clock.set(local(2026, 12, 1, 12))
+    await b.tick()
+    r = await b.api.patch(
+        f"/api/v1/bulletins/{cron}", json={"text": "烧秸秆违法 罚款"}, headers=b.admin
+    )
+    assert r.status_code == 200, r.text
+    b.h.clock.set(local(2026, 12, 2, 12))
+    await b.tick()
+    runs = await b.runs(cron)
+    assert [r["sent"]["text"] for r in runs] == ["烧秸秆违法 罚款", "天干物燥 小心火烛"]
+    assert runs[0]["sent"]["targets"] == {"groups": ["grp-qiaozhen-01"]}

@@ -187,7 +187,10 @@ async def patch_bulletin(
     _: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> BulletinOut:
-    """Change any fields; runs already sent keep what they sent."""
+    """Change any fields, for the runs still to come: a run already fanned out keeps what it
+    sent (its ``sent`` in ``…/runs``). A one-off that has gone out is ``409`` for a change of
+    title, category, text, media, cover or targets, unless a new ``schedule.at`` sends it
+    again; a cancelled one is ``409``."""
     try:
         async with runtime.sessions.begin() as session:
             bulletin = await update_bulletin(
@@ -345,6 +348,9 @@ class RunOut(BaseModel):
     reason: str | None
     groups: int
     totals: dict[str, int]
+    # What this run sent: title, category, text, media, cover, targets (null until it fans
+    # out); an edit of the bulletin changes later runs, never this.
+    sent: dict[str, Any] | None
 
 
 @router.get(

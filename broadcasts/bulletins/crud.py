@@ -135,6 +135,57 @@ async def create_bulletin(
     return bulletin
 
 
+# What a run sends, kept on the run (``BulletinRun.sent``) and compared by an edit.
+CONTENT_FIELDS = ("title", "category", "text", "media", "cover", "targets")
+
+
+def sent_record(bulletin: Bulletin) -> dict[str, Any]:
+    """The bulletin's content as a run sends it now: kept on the run when its fan-out starts,
+    so the record of what went out survives a later edit."""
+    return {name: getattr(bulletin, name) for name in CONTENT_FIELDS}
+
+
+def _content_changes(bulletin: Bulletin, patch: BulletinPatch) -> list[str]:
+    """The content fields ``patch`` would change (a field sent with its current value is no
+    change)."""
+    given = patch.model_fields_set
+    new = {
+        "title": patch.title,
+        "category": patch.category,
+        "text": patch.text,
+        "media": patch.media.model_dump() if patch.media else None,
+        "cover": patch.cover,
+        "targets": patch.targets.as_dict() if patch.targets else None,
+    }
+    return [n for n in CONTENT_FIELDS if n in given and new[n] != getattr(bulletin, n)]
+
+
+async def _check_not_sent(session: AsyncSession, bulletin: Bulletin, patch: BulletinPatch) -> None:
+    """A one-off that has gone out (or is going out: deliveries written, some perhaps waiting
+    for quiet hours to end) keeps what it said: editing its words would make the record say
+    what no group received, while its queued copies still carry the old ones. Sending it again
+    with a new ``schedule.at`` may change it; a recurring bulletin's edit is for its later
+    runs (each run keeps what it sent: :func:`sent_record`)."""
+    if bulletin.schedule_kind != "at" or patch.schedule is not None:
+        return
+    changes = _content_changes(bulletin, patch)
+    if not changes:
+        return
+    went_out = await session.scalar(
+        select(BulletinRun.due_at)
+        .join(BulletinDelivery, BulletinDelivery.run_id == BulletinRun.id)
+        .where(BulletinRun.bulletin_id == bulletin.id)
+        .order_by(BulletinRun.due_at.desc())
+        .limit(1)
+    )
+    if went_out is not None:
+        raise Conflict(
+            f"bulletin {bulletin.id} went out at {went_out.isoformat()}: its "
+            f"{', '.join(changes)} stay as sent. To correct it, create a new bulletin (or send "
+            "this one again with the change and a new schedule.at)"
+        )
+
+
 async def update_bulletin(
     session: AsyncSession,
     *,
@@ -145,11 +196,14 @@ async def update_bulletin(
     media_dir: Path | None,
     within: frozenset[str] | None = None,
 ) -> Bulletin:
-    """Apply a PATCH. Runs already fanned out keep what they sent; later runs use the edit.
+    """Apply a PATCH. Runs already fanned out keep what they sent (and say so: ``sent``);
+    later runs use the edit; a one-off already out refuses a change of content
+    (:class:`Conflict`) unless it is sent again at a new time.
     New targets are held to the editor's stations (``within``, as :func:`check_within`), new
     uploads checked (:func:`check_media`)."""
     if bulletin.status == "cancelled":
         raise Conflict("the bulletin is cancelled")
+    await _check_not_sent(session, bulletin, patch)
     given = patch.model_fields_set
     check_media(
         patch.media.model_dump() if "media" in given and patch.media else None,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import OutboundMessage
 from bot.runtime import Runtime
+from broadcasts.bulletins.crud import sent_record
 from broadcasts.bulletins.message import bulletin_messages
 from broadcasts.bulletins.quiet import QuietHours, cap_counts, cap_taken, plan_slot
 from broadcasts.bulletins.schedule import first_run, next_after
@@ -183,6 +184,8 @@ async def fan_out_pages(
         bulletin = await session.get(Bulletin, run.bulletin_id)
         assert bulletin is not None
         targets, bulletin_id = dict(bulletin.targets), bulletin.id
+        if run.sent is None:
+            run.sent = sent_record(bulletin)
         message_for = bulletin_messages(runtime, bulletin, options)
         tzs = await group_timezones(session, runtime.settings.timezone)
     total = int(written or 0)

@@ -125,6 +125,8 @@ class RunView:
     reason: str | None
     groups: int
     totals: dict[str, int]
+    # What the run sent (BulletinRun.sent): None before its fan-out, or for an old run.
+    sent: dict[str, Any] | None = None
 
 
 async def list_runs(
@@ -161,7 +163,7 @@ async def list_runs(
         }
         # A run fanned out is stored ``sent``: what its copies came to says more.
         status = delivery_summary(totals) if r.status == "sent" else r.status
-        out.append(RunView(r.id, r.due_at, status, r.reason, r.groups, totals))
+        out.append(RunView(r.id, r.due_at, status, r.reason, r.groups, totals, r.sent))
     return out
 
 
