@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any, cast
 
 from prometheus_client import generate_latest
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import ping
 from bot.runtime import Runtime
 from models.journal import InboundEvent
-from models.outbox import OutboxMessage
+from models.outbox import HELD, OutboxMessage
 
 _journal = cast(Table, InboundEvent.__table__)
 
@@ -50,22 +50,48 @@ async def queue_state(session: AsyncSession) -> tuple[dict[str, int], datetime |
     return {r[0]: int(r[1]) for r in rows}, oldest
 
 
+# Why a row not sent is not being sent now (lianxin_outbox_waiting's ``reason``).
+WAITING_REASONS = ("scheduled", "retry", "paused")
+
+
+async def outbox_backlog(session: AsyncSession, now: datetime) -> dict[tuple[str, str], int]:
+    """Rows not yet sent by channel and state: ``due`` (being sent, or pending with their time
+    come: what the worker has to do now), or held back on purpose (``WAITING_REASONS``).
+    ``lianxin_outbox_pending`` counted them all: a 21:00 bulletin to every group, waiting for
+    quiet hours to end, read as a backlog all night."""
+    state = case(
+        (OutboxMessage.status == "sending", "due"),
+        (OutboxMessage.status == HELD, "paused"),
+        (OutboxMessage.next_attempt_at <= now, "due"),
+        (OutboxMessage.attempts > 0, "retry"),
+        else_="scheduled",
+    )
+    # Grouped in an outer query: PostgreSQL would take the CASE written twice, with its own
+    # parameters each time, for two expressions.
+    unsent = (
+        select(OutboxMessage.channel.label("channel"), state.label("state"))
+        .where(OutboxMessage.status.in_(("pending", "sending", HELD)))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(unsent.c.channel, unsent.c.state, func.count()).group_by(
+            unsent.c.channel, unsent.c.state
+        )
+    )
+    return {(str(channel), str(kind)): int(n) for channel, kind, n in rows.all()}
+
+
 async def metrics_text(runtime: Runtime) -> bytes:
     """This process's counters and the shared backlog, in Prometheus' text format."""
     m = runtime.metrics
     async with runtime.sessions() as session:
-        pending = dict(
-            (
-                await session.execute(
-                    select(OutboxMessage.channel, func.count())
-                    .where(OutboxMessage.status.in_(("pending", "sending")))
-                    .group_by(OutboxMessage.channel)
-                )
-            ).all()
-        )
+        backlog = await outbox_backlog(session, runtime.clock.now())
         queued, oldest = await queue_state(session)
-    for channel in {*runtime.senders, *pending}:
-        m.outbox_pending.labels(channel).set(pending.get(channel, 0))
+    channels = {*runtime.senders, *(channel for channel, _ in backlog)}
+    for channel in channels:
+        m.outbox_pending.labels(channel).set(backlog.get((channel, "due"), 0))
+        for reason in WAITING_REASONS:
+            m.outbox_waiting.labels(channel, reason).set(backlog.get((channel, reason), 0))
     for channel in {"bridge", "wechat", "wecom", *queued}:
         m.inbound_queued.labels(channel).set(queued.get(channel, 0))
     lag = (runtime.clock.now() - oldest).total_seconds() if oldest is not None else 0.0

@@ -62,8 +62,17 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "lianxin_outbox_pending",
-            "Messages waiting to be sent (pending or being sent), all instances.",
+            "Messages due to be sent now (being sent, or pending with their time come), all "
+            "instances; those held back on purpose are lianxin_outbox_waiting.",
             ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_waiting = Gauge(
+            "lianxin_outbox_waiting",
+            "Messages held back on purpose, all instances: reason scheduled (a bulletin copy "
+            "waiting for quiet hours to end or the daily cap), retry (a failed try waiting "
+            "for its next one), paused (a paused bulletin's copies).",
+            ["channel", "reason"],
             registry=self.registry,
         )
         self.inbound_queued = Gauge(

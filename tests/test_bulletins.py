@@ -973,3 +973,43 @@ async def test_an_edit_never_rewrites_what_a_run_sent(b: Bench) -> None:
     runs = await b.runs(cron)
     assert [r["sent"]["text"] for r in runs] == ["烧秸秆违法 罚款", "天干物燥 小心火烛"]
     assert runs[0]["sent"]["targets"] == {"groups": ["grp-qiaozhen-01"]}
+
+
+async def test_outbox_pending_counts_what_is_due_and_waiting_says_why_the_rest_waits(
+    b: Bench,
+) -> None:
+    """A 23:00 bulletin to every group, waiting for quiet hours to end, showed as a backlog of
+    ``lianxin_outbox_pending`` all night: an alert on it fired for rows held on purpose."""
+
+    async def scrape() -> dict[str, float]:
+        r = await b.api.get("/metrics", headers=b.admin)
+        assert r.status_code == 200
+        lines = (line.split(" ") for line in r.text.splitlines() if line.startswith("lianxin_"))
+        return {name: float(value) for name, value in lines}
+
+    def series(name: str, **labels: str) -> str:
+        return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+    pending = series("lianxin_outbox_pending", channel="bridge")
+
+    def waiting(reason: str) -> str:
+        return series("lianxin_outbox_waiting", channel="bridge", reason=reason)
+
+    bid = await b.create(schedule={"at": local(2026, 11, 30, 23, 0)}, targets={"all": True})
+    b.h.clock.set(local(2026, 11, 30, 23, 0))
+    await b.tick()
+    m = await scrape()
+    assert (m[pending], m[waiting("scheduled")], m[waiting("paused")]) == (0, len(GROUPS), 0)
+    await b.post(f"/api/v1/bulletins/{bid}/pause")
+    m = await scrape()
+    assert (m[pending], m[waiting("scheduled")], m[waiting("paused")]) == (0, 0, len(GROUPS))
+    # Resumed after quiet hours: due now, and counted as pending.
+    b.h.clock.set(local(2026, 12, 1, 8, 0))
+    await b.post(f"/api/v1/bulletins/{bid}/resume")
+    m = await scrape()
+    assert (m[pending], m[waiting("paused")]) == (len(GROUPS), 0)
+    # A send that failed waits for its retry: not due until then.
+    b.h.world.state.send_script.extend([503] * len(GROUPS))
+    await b.h.worker.run_once()
+    m = await scrape()
+    assert m[waiting("retry")] >= 1 and m[pending] + m[waiting("retry")] == len(GROUPS)
