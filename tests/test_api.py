@@ -337,3 +337,32 @@ async def test_outbox_rows_come_in_pages(harness: Harness) -> None:
     ]
     assert [r["id"] for p in pages for r in p["rows"]] == [r["id"] for r in whole]
     assert len(whole) == 3 and all(p["totals"] == {"pending": 3} for p in pages)
+
+
+async def test_the_api_page_names_every_error_a_route_answers(harness: Harness) -> None:
+    """The OpenAPI document listed only 200 and 422: a client generated from it knew nothing
+    of 401, 403, 404 or 409, and the media upload had no body to send."""
+    headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    spec = (await harness.client.get("/openapi.json", headers=headers)).json()
+    assert spec["components"]["schemas"]["ErrorOut"]["properties"]["detail"]["type"] == "string"
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert "401" in codes, (method, path)
+            if path != "/api/v1/whoami":
+                assert "403" in codes, (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            if method == "patch" or path.endswith(("/{action}", "/recall", "/correct")):
+                assert "409" in codes, (method, path)
+    post = spec["paths"]["/api/v1/bulletins"]["post"]
+    assert "409" in post["responses"]
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in post["parameters"])
+    upload = spec["paths"]["/api/v1/media"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert {"413", "415"} <= set(upload["responses"])
+    assert "text/plain" in next(
+        iter(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"])
+    )

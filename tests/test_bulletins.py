@@ -1013,3 +1013,20 @@ async def test_outbox_pending_counts_what_is_due_and_waiting_says_why_the_rest_w
     await b.h.worker.run_once()
     m = await scrape()
     assert m[waiting("retry")] >= 1 and m[pending] + m[waiting("retry")] == len(GROUPS)
+
+
+async def test_deliveries_of_a_run_that_is_not_the_bulletins_is_422_not_an_empty_list(
+    b: Bench,
+) -> None:
+    first = await b.create(schedule={"at": MON_10 + timedelta(hours=1)})
+    other = await b.create(schedule={"at": MON_10 + timedelta(hours=1)})
+    b.h.clock.set(MON_10 + timedelta(hours=1))
+    await b.tick()
+    [run] = await b.runs(first)
+    assert len(await b.get(f"/api/v1/bulletins/{first}/deliveries?run_id={run['id']}")) == 1
+    for bid, run_id in ((other, run["id"]), (first, 9999)):
+        r = await b.api.get(f"/api/v1/bulletins/{bid}/deliveries?run_id={run_id}", headers=b.admin)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "run_id"], r.text
+    # An empty status filter means none here too, as on the tickets and disputes lists.
+    assert len(await b.get("/api/v1/bulletins?status=")) == 2
+    assert (await b.api.get("/api/v1/outbox?status=", headers=b.admin)).status_code == 200

@@ -18,11 +18,13 @@ from bot.runtime import Runtime
 from bot.services.idempotency import KeyReused, create_once
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
 from bot.web.deps import (
+    ADMIN_ERRORS,
     REPLAYED_HEADER,
     IdempotencyKeyHeader,
     Offset,
     RowId,
     body_error,
+    errors,
     get_runtime,
 )
 from broadcasts.alert_views import alert_view
@@ -35,7 +37,7 @@ from broadcasts.bulletins import (
 )
 from models.bulletins import Alert
 
-router = APIRouter(tags=["urgent notices"], dependencies=[ADMIN_QUERY])
+router = APIRouter(tags=["urgent notices"], dependencies=[ADMIN_QUERY], responses=ADMIN_ERRORS)
 
 
 class AlertScope(InputSpec):
@@ -120,7 +122,7 @@ class AlertOut(BaseModel):
     followups: list[int]
 
 
-@router.post("/api/v1/alerts", status_code=201, response_model=AlertCreated)
+@router.post("/api/v1/alerts", status_code=201, response_model=AlertCreated, responses=errors(409))
 async def create_alert(
     body: AlertIn,
     response: Response,
@@ -201,7 +203,7 @@ async def list_alerts(
         return [await _alert_out(session, runtime, a) for a in alerts]
 
 
-@router.get("/api/v1/alerts/{alert_id}", response_model=AlertOut)
+@router.get("/api/v1/alerts/{alert_id}", response_model=AlertOut, responses=errors(404))
 async def get_alert(
     alert_id: RowId,
     _: Caller = Depends(require_admin),
@@ -222,7 +224,9 @@ class CorrectionIn(InputSpec):
     text: str = Field(min_length=1, max_length=TEXT_MAX)
 
 
-@router.post("/api/v1/alerts/{alert_id}/recall", response_model=AlertCreated)
+@router.post(
+    "/api/v1/alerts/{alert_id}/recall", response_model=AlertCreated, responses=errors(404, 409)
+)
 async def recall(
     alert_id: RowId,
     body: RecallIn | None = None,
@@ -247,7 +251,12 @@ async def recall(
     return AlertCreated(id=notice.id, groups=count)
 
 
-@router.post("/api/v1/alerts/{alert_id}/correct", status_code=201, response_model=AlertCreated)
+@router.post(
+    "/api/v1/alerts/{alert_id}/correct",
+    status_code=201,
+    response_model=AlertCreated,
+    responses=errors(404, 409),
+)
 async def correct(
     alert_id: RowId,
     body: CorrectionIn,

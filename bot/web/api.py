@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.runtime import Runtime
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin, require_officer
-from bot.web.deps import Offset, get_runtime, station_filter
+from bot.web.deps import Offset, errors, get_runtime, station_filter
 from models.outbox import OutboxMessage
 from models.tickets import Ticket, TicketEvent
 
@@ -22,7 +22,7 @@ class WhoAmI(BaseModel):
     name: str
 
 
-@router.get("/whoami", response_model=WhoAmI)
+@router.get("/whoami", response_model=WhoAmI, responses=errors(401))
 async def whoami(caller: Caller = Depends(require_officer)) -> WhoAmI:
     """The role and name of the presented token."""
     return WhoAmI(role=caller.role, name=caller.name)
@@ -45,10 +45,13 @@ class OutboxView(BaseModel):
     rows: list[OutboxRow]
 
 
-@router.get("/outbox", response_model=OutboxView, dependencies=[ADMIN_QUERY])
+@router.get(
+    "/outbox", response_model=OutboxView, dependencies=[ADMIN_QUERY], responses=errors(401, 403)
+)
 async def outbox(
-    # Every status the totals can show (held: a paused bulletin; cancelled: withdrawn).
-    status: str | None = Query(None, pattern="^(pending|sending|sent|failed|held|cancelled)$"),
+    # Every status the totals can show (held: a paused bulletin; cancelled: withdrawn); empty:
+    # no filter, as on every list.
+    status: str | None = Query(None, pattern="^(|pending|sending|sent|failed|held|cancelled)$"),
     limit: int = Query(100, ge=1, le=1000),
     offset: Offset = 0,
     _: Caller = Depends(require_admin),
@@ -94,7 +97,12 @@ class TicketView(BaseModel):
     answer_due_at: datetime
 
 
-@router.get("/tickets", response_model=list[TicketView], dependencies=[ADMIN_QUERY])
+@router.get(
+    "/tickets",
+    response_model=list[TicketView],
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403),
+)
 async def tickets(
     # An empty value (`?status=&category=`) means no filter.
     status: str | None = Query(None, pattern="^(|new|acknowledged|answered|closed|escalated)$"),
@@ -137,7 +145,10 @@ class TicketEventView(BaseModel):
 
 
 @router.get(
-    "/tickets/{code}/events", response_model=list[TicketEventView], dependencies=[ADMIN_QUERY]
+    "/tickets/{code}/events",
+    response_model=list[TicketEventView],
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404),
 )
 async def ticket_events(
     code: str = Path(pattern=r"^#?[A-Za-z]\d{4,6}$"),

@@ -30,7 +30,9 @@ from bot.web.deps import (
     Offset,
     RowId,
     body_error,
+    errors,
     get_runtime,
+    query_error,
 )
 from broadcasts import bulletin_preview
 from broadcasts.bulletin_preview import Preview, preview_bulletin
@@ -49,7 +51,7 @@ from broadcasts.bulletins import (
     update_bulletin,
 )
 from broadcasts.media import EXT_TYPES, MediaRefused, media_file, save_upload
-from models.bulletins import Bulletin
+from models.bulletins import Bulletin, BulletinRun
 
 router = APIRouter(tags=["bulletins"])
 
@@ -104,7 +106,11 @@ async def _get(session: AsyncSession, bulletin_id: int) -> Bulletin:
 
 
 @router.post(
-    "/api/v1/bulletins", status_code=201, response_model=Created, dependencies=[ADMIN_QUERY]
+    "/api/v1/bulletins",
+    status_code=201,
+    response_model=Created,
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 409),
 )
 async def create(
     spec: BulletinSpec,
@@ -149,9 +155,15 @@ async def create(
     return Created.model_validate(answer)
 
 
-@router.get("/api/v1/bulletins", response_model=list[BulletinOut], dependencies=[ADMIN_QUERY])
+@router.get(
+    "/api/v1/bulletins",
+    response_model=list[BulletinOut],
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403),
+)
 async def list_bulletins(
-    status: str | None = Query(None, pattern="^(active|paused|cancelled|finished)$"),
+    # An empty value means no filter, as on every list.
+    status: str | None = Query(None, pattern="^(|active|paused|cancelled|finished)$"),
     limit: int = Query(200, ge=1, le=2000),
     offset: Offset = 0,
     _: Caller = Depends(require_admin),
@@ -166,7 +178,10 @@ async def list_bulletins(
 
 
 @router.get(
-    "/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut, dependencies=[ADMIN_QUERY]
+    "/api/v1/bulletins/{bulletin_id}",
+    response_model=BulletinOut,
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404),
 )
 async def get_bulletin(
     bulletin_id: RowId,
@@ -179,7 +194,10 @@ async def get_bulletin(
 
 
 @router.patch(
-    "/api/v1/bulletins/{bulletin_id}", response_model=BulletinOut, dependencies=[ADMIN_QUERY]
+    "/api/v1/bulletins/{bulletin_id}",
+    response_model=BulletinOut,
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404, 409),
 )
 async def patch_bulletin(
     bulletin_id: RowId,
@@ -212,6 +230,7 @@ async def patch_bulletin(
     "/api/v1/bulletins/{bulletin_id}/{action}",
     response_model=BulletinOut,
     dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404, 409),
 )
 async def bulletin_action(
     bulletin_id: RowId,
@@ -270,7 +289,10 @@ async def _preview(session: AsyncSession, runtime: Runtime, bulletin: Bulletin) 
 
 
 @router.get(
-    "/api/v1/bulletins/{bulletin_id}/preview", response_model=PreviewOut, dependencies=[ADMIN_QUERY]
+    "/api/v1/bulletins/{bulletin_id}/preview",
+    response_model=PreviewOut,
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404),
 )
 async def preview_saved(
     bulletin_id: RowId,
@@ -282,7 +304,12 @@ async def preview_saved(
         return await _preview(session, runtime, await _get(session, bulletin_id))
 
 
-@router.post("/api/v1/bulletins/preview", response_model=PreviewOut, dependencies=[ADMIN_QUERY])
+@router.post(
+    "/api/v1/bulletins/preview",
+    response_model=PreviewOut,
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403),
+)
 async def preview_draft(
     spec: BulletinSpec,
     _: Caller = Depends(require_admin),
@@ -316,6 +343,7 @@ class DeliveryOut(BaseModel):
     "/api/v1/bulletins/{bulletin_id}/deliveries",
     response_model=list[DeliveryOut],
     dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404),
 )
 async def deliveries(
     bulletin_id: RowId,
@@ -330,6 +358,10 @@ async def deliveries(
     Oldest run first, by group; page with ``limit`` and ``offset``."""
     async with runtime.sessions() as session:
         await _get(session, bulletin_id)
+        run = await session.get(BulletinRun, run_id) if run_id is not None else None
+        if run_id is not None and (run is None or run.bulletin_id != bulletin_id):
+            # Ignored, it answered an empty list: as if the run had reached no group.
+            raise query_error("run_id", f"bulletin {bulletin_id} has no run {run_id}")
         views = await list_deliveries(
             session,
             bulletin_id=bulletin_id,
@@ -354,7 +386,10 @@ class RunOut(BaseModel):
 
 
 @router.get(
-    "/api/v1/bulletins/{bulletin_id}/runs", response_model=list[RunOut], dependencies=[ADMIN_QUERY]
+    "/api/v1/bulletins/{bulletin_id}/runs",
+    response_model=list[RunOut],
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 404),
 )
 async def runs(
     bulletin_id: RowId,
@@ -399,7 +434,29 @@ def _from_multipart(ctype_header: str, body: bytes) -> bytes:
     raise HTTPException(422, [{"type": "missing", "loc": ["body", "file"], "msg": "no file part"}])
 
 
-@router.post("/api/v1/media", status_code=201, response_model=MediaOut, dependencies=[ADMIN_QUERY])
+@router.post(
+    "/api/v1/media",
+    status_code=201,
+    response_model=MediaOut,
+    dependencies=[ADMIN_QUERY],
+    responses=errors(401, 403, 413, 415),
+    # The body is read by hand (no multipart dependency): described here for the API's page.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 async def upload_media(
     request: Request,
     _: Caller = Depends(require_admin),
@@ -438,7 +495,16 @@ async def upload_media(
     return MediaOut(url=stored.url, type=stored.kind, bytes=stored.size)
 
 
-@router.get("/media/{name}", include_in_schema=True)
+@router.get(
+    "/media/{name}",
+    responses={
+        200: {
+            "description": "the file, with its type's Content-Type",
+            "content": {t: {} for t in sorted(set(EXT_TYPES.values()))},
+        },
+        **errors(404),
+    },
+)
 async def get_media(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
     """An uploaded file. Public (bridges fetch it); names are content hashes."""
     path = media_file(runtime.settings.bulletins.media_folder, name)

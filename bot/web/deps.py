@@ -6,11 +6,12 @@ its thread pool, a thread hop per request for a single attribute read.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pipeline import InboundPort
@@ -35,6 +36,31 @@ IdempotencyKeyHeader = Annotated[
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
 Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="skip this many (pages of `limit`)")]
+
+
+class ErrorOut(BaseModel):
+    """An error answer other than a validation error: what went wrong, in words."""
+
+    detail: str
+
+
+_WHY = {
+    401: "no token, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
+    403: "the token's role may not use this route (an officer's on an admin route)",
+    404: "no such id or code",
+    409: "the current state does not allow it (the detail says why)",
+    413: "a body over the size cap",
+    415: "an upload of a type not taken (the detail says what it looks like)",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error answers a route gives, so the API's page and a
+    generated client know them (FastAPI lists only 200 and 422 by itself)."""
+    return {code: {"model": ErrorOut, "description": _WHY[code]} for code in codes}
+
+
+ADMIN_ERRORS = errors(401, 403)
 
 
 def body_error(field: str, message: str, kind: str = "") -> HTTPException:

@@ -11,11 +11,13 @@ from sqlalchemy import select
 from bot.runtime import Runtime
 from bot.services.dispute_cases import history
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
-from bot.web.deps import Offset, get_runtime, station_filter
+from bot.web.deps import ADMIN_ERRORS, Offset, errors, get_runtime, station_filter
 from models.disputes import DisputeCase, ended_at, is_dispute
 from models.tickets import Ticket
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[ADMIN_QUERY])
+router = APIRouter(
+    prefix="/api/v1", tags=["admin"], dependencies=[ADMIN_QUERY], responses=ADMIN_ERRORS
+)
 
 
 class DisputeView(BaseModel):
@@ -89,7 +91,7 @@ async def disputes(
     return [DisputeView.model_validate(_view(case, code)) for case, code in rows]
 
 
-@router.get("/disputes/{code}", response_model=DisputeDetail)
+@router.get("/disputes/{code}", response_model=DisputeDetail, responses=errors(404))
 async def dispute(
     code: str = Path(pattern=r"^#?[A-Za-z]\d{4,6}$"),
     _: Caller = Depends(require_admin),

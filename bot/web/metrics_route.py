@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.pipeline import InboundPort
 from bot.web.auth import Caller, require_admin
-from bot.web.deps import get_pipeline, runtime_of
+from bot.web.deps import ADMIN_ERRORS, get_pipeline, runtime_of
 
 router = APIRouter()
 
 
-@router.get("/metrics", tags=["admin"])
+@router.get(
+    "/metrics",
+    tags=["admin"],
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}},
+        **ADMIN_ERRORS,
+    },
+)
 async def metrics(
     request: Request,
     _: Caller = Depends(require_admin),

@@ -12,9 +12,11 @@ from bot.runtime import Runtime
 from bot.services.stats import Period, StatsInputError, compute_stats, make_period, parse_day
 from bot.services.visits import list_visits
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
-from bot.web.deps import Offset, get_runtime
+from bot.web.deps import ADMIN_ERRORS, Offset, get_runtime
 
-router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[ADMIN_QUERY])
+router = APIRouter(
+    prefix="/api/v1", tags=["admin"], dependencies=[ADMIN_QUERY], responses=ADMIN_ERRORS
+)
 
 
 class VisitView(BaseModel):
