@@ -973,6 +973,16 @@ async def test_an_edit_never_rewrites_what_a_run_sent(b: Bench) -> None:
     runs = await b.runs(cron)
     assert [r["sent"]["text"] for r in runs] == ["烧秸秆违法 罚款", "天干物燥 小心火烛"]
     assert runs[0]["sent"]["targets"] == {"groups": ["grp-qiaozhen-01"]}
+    # Once past its end it has no run left: a change of words is refused like a one-off's,
+    # and a new schedule takes it up again.
+    end = {"cron": "0 12 * * *", "end": local(2026, 12, 2, 23, 59).isoformat()}
+    r = await b.api.patch(f"/api/v1/bulletins/{cron}", json={"schedule": end}, headers=b.admin)
+    assert r.status_code == 200, r.text
+    b.h.clock.set(local(2026, 12, 3, 12))
+    await b.tick()
+    assert (await b.get(f"/api/v1/bulletins/{cron}"))["status"] == "finished"
+    r = await b.api.patch(f"/api/v1/bulletins/{cron}", json={"text": "又改"}, headers=b.admin)
+    assert r.status_code == 409 and "no run to come" in r.json()["detail"], r.text
 
 
 async def test_outbox_pending_counts_what_is_due_and_waiting_says_why_the_rest_waits(

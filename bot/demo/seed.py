@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pii import PiiCipher
 from bot.services.identity import name_hash, phone_hash
+from broadcasts.bulletins.crud import sent_record
 from models.bulletins import Bulletin, BulletinDelivery, BulletinRun
 from models.directory import Group
 from models.disputes import DisputeCase
@@ -270,6 +271,7 @@ async def _bulletins(
             groups=len(villages),
             created_at=due,
             fanned_out_at=due,
+            sent=sent_record(bulletin),
         )
         session.add(run)
         await session.flush()

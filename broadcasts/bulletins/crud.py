@@ -162,11 +162,15 @@ def _content_changes(bulletin: Bulletin, patch: BulletinPatch) -> list[str]:
 
 async def _check_not_sent(session: AsyncSession, bulletin: Bulletin, patch: BulletinPatch) -> None:
     """A one-off that has gone out (or is going out: deliveries written, some perhaps waiting
-    for quiet hours to end) keeps what it said: editing its words would make the record say
-    what no group received, while its queued copies still carry the old ones. Sending it again
+    for quiet hours to end), or a recurring one that has finished, keeps what it said: editing
+    its words would make the record say what no group received, while its queued copies still
+    carry the old ones. Sending it again
     with a new ``schedule.at`` may change it; a recurring bulletin's edit is for its later
     runs (each run keeps what it sent: :func:`sent_record`)."""
-    if bulletin.schedule_kind != "at" or patch.schedule is not None:
+    # A finished recurring bulletin (past its end) has no run left for an edit either.
+    if patch.schedule is not None or (
+        bulletin.schedule_kind != "at" and bulletin.status != "finished"
+    ):
         return
     changes = _content_changes(bulletin, patch)
     if not changes:
@@ -180,9 +184,9 @@ async def _check_not_sent(session: AsyncSession, bulletin: Bulletin, patch: Bull
     )
     if went_out is not None:
         raise Conflict(
-            f"bulletin {bulletin.id} went out at {went_out.isoformat()}: its "
-            f"{', '.join(changes)} stay as sent. To correct it, create a new bulletin (or send "
-            "this one again with the change and a new schedule.at)"
+            f"bulletin {bulletin.id} went out at {went_out.isoformat()} and has no run to come: "
+            f"its {', '.join(changes)} stay as sent. To correct it, create a new bulletin (or "
+            "send this one again with the change and a new schedule)"
         )
 
 
