@@ -503,3 +503,11 @@ async def test_a_retried_notice_with_an_idempotency_key_reaches_each_group_once(
     assert len(await b.h.sent()) == 1
     other = await b.api.post("/api/v1/alerts", json=body | {"text": "已找到"}, headers=key)
     assert other.status_code == 409
+    # A correction retried with its key goes out once too.
+    fix = {"text": "更正:女孩穿的是红色羽绒服"}
+    ckey = {**b.admin, "Idempotency-Key": "alert-2026-12-08-001-fix"}
+    path = f"/api/v1/alerts/{first.json()['id']}/correct"
+    once = await b.api.post(path, json=fix, headers=ckey)
+    twice = await b.api.post(path, json=fix, headers=ckey)
+    assert (once.status_code, twice.status_code) == (201, 201) and once.json() == twice.json()
+    assert len(await b.get("/api/v1/alerts")) == 2 and len(await b.h.sent()) == 2

@@ -260,22 +260,45 @@ async def recall(
 async def correct(
     alert_id: RowId,
     body: CorrectionIn,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
     caller: Caller = Depends(require_admin),
     runtime: Runtime = Depends(get_runtime),
 ) -> AlertCreated:
-    """A correction, sent the same way to the groups the alert reached."""
+    """A correction, sent the same way to the groups the alert reached. An
+    ``Idempotency-Key`` makes a retry answer the first ``201`` again, as for a new notice."""
+    now = runtime.clock.now()
+
+    async def send(session: AsyncSession) -> dict[str, Any]:
+        alert = await _get_alert(session, alert_id)
+        correction, count = await correct_alert(
+            session,
+            runtime=runtime,
+            alert=alert,
+            text=body.text,
+            created_by=caller.author,
+            now=now,
+        )
+        return AlertCreated(id=correction.id, groups=count).model_dump()
+
     try:
-        async with runtime.sessions.begin() as session:
-            alert = await _get_alert(session, alert_id)
-            correction, count = await correct_alert(
-                session,
-                runtime=runtime,
-                alert=alert,
-                text=body.text,
-                created_by=caller.author,
-                now=runtime.clock.now(),
-            )
+        answer, replayed = await create_once(
+            runtime.sessions,
+            # One alert's corrections apart from another's: the same key may not be reused
+            # across them either (the route and the alert are part of what is compared).
+            route="POST /api/v1/alerts/{id}/correct",
+            key=idempotency_key,
+            body={"alert": alert_id, **body.model_dump(mode="json")},
+            created_by=caller.author,
+            now=now,
+            create=send,
+        )
     except Problem as exc:
         raise HTTPException(409, exc.message) from None
-    runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
-    return AlertCreated(id=correction.id, groups=count)
+    except KeyReused as exc:
+        raise HTTPException(409, str(exc)) from None
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    else:
+        runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
+    return AlertCreated.model_validate(answer)
