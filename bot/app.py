@@ -33,6 +33,7 @@ from bot.web import (
     disputes_api,
     docs,
     health,
+    media_api,
     metrics_route,
     visits_api,
     wechat_routes,
@@ -209,6 +210,7 @@ def create_app(
         health,
         api,
         bulletins_api,
+        media_api,
         alerts_api,
         docs,
     )
