@@ -1040,3 +1040,25 @@ async def test_deliveries_of_a_run_that_is_not_the_bulletins_is_422_not_an_empty
     # An empty status filter means none here too, as on the tickets and disputes lists.
     assert len(await b.get("/api/v1/bulletins?status=")) == 2
     assert (await b.api.get("/api/v1/outbox?status=", headers=b.admin)).status_code == 200
+
+
+async def test_a_correction_sent_while_the_first_copy_waits_replaces_it(b: Bench) -> None:
+    """A one-off sent again with corrected words while its first copy waited for quiet hours
+    was "merged" into that copy: the group got the old words, the correction was dropped."""
+    bid = await b.create(schedule={"at": local(2026, 11, 30, 23, 0)}, text="明早八点停水")
+    b.h.clock.set(local(2026, 11, 30, 23, 0))
+    await b.tick()
+    again = local(2026, 11, 30, 23, 30)
+    fix = {"text": "更正:明早九点停水 下午三点来水", "schedule": {"at": again.isoformat()}}
+    r = await b.api.patch(f"/api/v1/bulletins/{bid}", json=fix, headers=b.admin)
+    assert r.status_code == 200, r.text
+    b.h.clock.set(again)
+    await b.tick()
+    by_run = {d["run_id"]: d for d in await b.deliveries(bid)}
+    first, second = sorted(by_run)
+    assert by_run[first]["status"] == "cancelled" and "replaced" in by_run[first]["reason"]
+    assert by_run[second]["status"] == "deferred"
+    b.h.clock.set(local(2026, 12, 1, 8, 0))
+    assert [m["text"] for m in await b.h.sent()] == [
+        "【防詐騙提醒】\n更正:明早九点停水 下午三点来水"
+    ]

@@ -186,6 +186,7 @@ async def fan_out_pages(
         targets, bulletin_id = dict(bulletin.targets), bulletin.id
         if run.sent is None:
             run.sent = sent_record(bulletin)
+        words = dict(run.sent)
         message_for = bulletin_messages(runtime, bulletin, options)
         tzs = await group_timezones(session, runtime.settings.timezone)
     total = int(written or 0)
@@ -208,6 +209,7 @@ async def fan_out_pages(
                 bulletin_id=bulletin_id,
                 groups=groups,
                 message_for=message_for,
+                words=words,
                 tzs=tzs,
                 now=now,
             )
@@ -234,6 +236,7 @@ async def _write_page(
     bulletin_id: int,
     groups: list[Group],
     message_for: Callable[[Group], OutboundMessage],
+    words: dict[str, Any],
     tzs: dict[str, ZoneInfo],
     now: datetime,
 ) -> None:
@@ -249,6 +252,7 @@ async def _write_page(
     waiting = await _still_waiting(session, bulletin_id, ids)
     deliveries: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
+    replaced: list[str] = []
     for group in groups:
         tz = tzs.get(group.station_id, runtime.settings.tz)
         slot = plan_slot(
@@ -267,16 +271,19 @@ async def _write_page(
             "status": "queued",
             "created_at": now,
         }
-        if group.id in waiting:
+        earlier = waiting.get(group.id)
+        if earlier is not None and earlier[1] in (None, words):
             # A cron bulletin due every few minutes through the night would otherwise queue a
             # copy per run, all released together at the end of the quiet hours: one copy of
             # the same words waiting for a group is enough.
-            delivery["reason"] = (
-                f"merged: run {waiting[group.id]} of this bulletin still waits to go"
-            )
+            delivery["reason"] = f"merged: run {earlier[0]} of this bulletin still waits to go"
             delivery["status"] = CANCELLED
             deliveries.append(delivery)
             continue
+        if earlier is not None:
+            # Edited since that copy was queued: merged, the group got the old words and the
+            # correction was dropped. The newer words go instead.
+            replaced.append(f"bulletin-{earlier[0]}-{group.id}")
         counts[(group.id, slot.slot_date)] += 1
         deliveries.append(delivery)
         outbox.append(
@@ -293,17 +300,42 @@ async def _write_page(
     await connection.execute(insert(BulletinDelivery), deliveries)
     if outbox:
         await connection.execute(insert(OutboxMessage), outbox)
+    if replaced:
+        await _withdraw(session, replaced, reason=f"replaced by run {run_id} (edited since)")
+
+
+async def _withdraw(session: AsyncSession, keys: list[str], *, reason: str) -> None:
+    """Withdraw the copies ``keys`` not yet tried (one the worker took meanwhile goes out)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.idempotency_key.in_(keys))
+        .where(OutboxMessage.status == "pending", OutboxMessage.attempts == 0)
+        .values(status=CANCELLED, last_error=reason)
+    )
+    await session.execute(
+        update(BulletinDelivery)
+        .where(BulletinDelivery.idempotency_key.in_(keys))
+        .where(
+            BulletinDelivery.idempotency_key.in_(
+                select(OutboxMessage.idempotency_key).where(
+                    OutboxMessage.idempotency_key.in_(keys), OutboxMessage.status == CANCELLED
+                )
+            )
+        )
+        .values(status=CANCELLED, reason=reason)
+    )
 
 
 async def _still_waiting(
     session: AsyncSession, bulletin_id: int, groups: list[str]
-) -> dict[str, int]:
+) -> dict[str, tuple[int, dict[str, Any] | None]]:
     """Of ``groups``, those with a delivery of this bulletin queued and not yet tried (waiting
-    for the end of quiet hours, a day under the cap, or the worker), and the run it belongs
-    to."""
+    for the end of quiet hours, a day under the cap, or the worker), the run it belongs to
+    and what that run sent (None for a run older than the record)."""
     rows = await session.execute(
-        select(BulletinDelivery.group_id, BulletinDelivery.run_id)
+        select(BulletinDelivery.group_id, BulletinDelivery.run_id, BulletinRun.sent)
         .join(OutboxMessage, OutboxMessage.idempotency_key == BulletinDelivery.idempotency_key)
+        .join(BulletinRun, BulletinRun.id == BulletinDelivery.run_id)
         .where(
             BulletinDelivery.bulletin_id == bulletin_id,
             BulletinDelivery.group_id.in_(groups),
@@ -311,7 +343,7 @@ async def _still_waiting(
             OutboxMessage.attempts == 0,
         )
     )
-    return {group_id: run for group_id, run in rows.all()}
+    return {group_id: (run, sent) for group_id, run, sent in rows.all()}
 
 
 async def bulletin_tick(runtime: Runtime) -> TickResult:
