@@ -300,6 +300,29 @@ async def test_tickets_filter_by_station_and_its_subtree(harness: Harness) -> No
     assert "qiaozen" in unknown.json()["detail"][0]["msg"]
 
 
+async def test_tickets_open_means_every_status_but_closed(harness: Harness) -> None:
+    """``?status=open`` (the disputes' word for what is still in hand) lists the tickets not
+    yet closed, whatever their step; before, it was a 422."""
+    await harness.load_directory()
+    await harness.bind("wxid_yang", group="grp-qiaozhen-01")
+    await harness.say("村口路灯坏了好几天了", group="grp-qiaozhen-01", sender="wxid_yang")
+    await harness.say("我家的电动车昨晚被偷了", group="grp-qiaozhen-01", sender="wxid_yang")
+    lamp, bike = sorted(await harness.tickets(), key=lambda t: t.id)
+    await harness.say(f"#{lamp.code} 已报给电力所,明天来修", group=None, sender="wxid_wang")
+    await harness.say(f"结案 #{lamp.code}", group=None, sender="wxid_wang")
+    headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+
+    async def codes(query: str) -> list[str]:
+        r = await harness.client.get(f"/api/v1/tickets?{query}", headers=headers)
+        assert r.status_code == 200, r.text
+        return sorted(t["code"] for t in r.json())
+
+    assert await codes("status=closed") == [lamp.code]
+    assert await codes("status=open") == [bike.code]
+    assert await codes("status=open&category=report") == [bike.code]
+    assert await codes("status=") == sorted([lamp.code, bike.code])
+
+
 @pytest.mark.parametrize(
     "path",
     [

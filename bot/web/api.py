@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin, require_officer
 from bot.web.deps import Offset, errors, get_runtime, station_filter
 from models.outbox import OutboxMessage
-from models.tickets import Ticket, TicketEvent
+from models.tickets import OPEN_STATUSES, Ticket, TicketEvent
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -104,8 +104,11 @@ class TicketView(BaseModel):
     responses=errors(401, 403),
 )
 async def tickets(
-    # An empty value (`?status=&category=`) means no filter.
-    status: str | None = Query(None, pattern="^(|new|acknowledged|answered|closed|escalated)$"),
+    # An empty value (`?status=&category=`) means no filter; `open` is every status but closed
+    # (what a client following up on what is still open asks for; the disputes' word too).
+    status: str | None = Query(
+        None, pattern="^(|open|new|acknowledged|answered|closed|escalated)$"
+    ),
     category: str | None = Query(
         None, pattern="^(|consultation|suggestion|report|help|dispute|other)$"
     ),
@@ -125,7 +128,9 @@ async def tickets(
         .limit(limit)
         .offset(offset)
     )
-    if status:
+    if status == "open":
+        query = query.where(Ticket.status.in_(sorted(OPEN_STATUSES)))
+    elif status:
         query = query.where(Ticket.status == status)
     if category:
         query = query.where(Ticket.category == category)
