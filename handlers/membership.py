@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import OutboundMessage
 from bot.services.routing import Router, station_subtree
-from bot.services.tickets import Out
+from bot.services.tickets import Out, holder_of
 from bot.texts import Script, group_script
 from handlers.context import HandlerContext
 from handlers.verification_support import is_verified, say
 from models.directory import Group, Officer
 from models.people import GroupMember
+from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
 
 log = logging.getLogger("lianxin.verification")
 
@@ -122,6 +123,39 @@ async def _left(ctx: HandlerContext, group_id: str) -> None:
     group, officer = ctx.group, ctx.officer
     if group is not None and officer is not None and group.officer_id == officer.id:
         await _release_group(ctx, group, officer)
+    if group is not None and officer is None:
+        await _answers_go_private(ctx, group)
+
+
+async def _answers_go_private(ctx: HandlerContext, group: Group) -> None:
+    """A resident left a group with matters still open that they reported there: an answer
+    posted there now would @-mention somebody who cannot read it, and the officer would think
+    it delivered. Their answers go privately from now on (a reporter is verified, and binding
+    is done in the private chat, so that chat exists), and each ticket's officer is told."""
+    rows = (
+        await ctx.session.scalars(
+            select(TicketReporter)
+            .join(Ticket, Ticket.id == TicketReporter.ticket_id)
+            .where(
+                TicketReporter.member_id == ctx.member.id,
+                TicketReporter.group_id == group.id,
+                TicketReporter.channel == ctx.event.channel,
+                Ticket.status.in_(OPEN_STATUSES),
+            )
+            .order_by(TicketReporter.id)
+        )
+    ).all()
+    out = Out.of(ctx)
+    for reporter in rows:
+        reporter.group_id = None
+        ticket = await ctx.session.get(Ticket, reporter.ticket_id)
+        holder = await holder_of(ctx.session, ticket) if ticket is not None else None
+        if ticket is None or holder is None:
+            continue
+        text = say(
+            ctx, "reporter_left_group", group_script(group.name), code=ticket.code, group=group.name
+        )
+        out.to_officer(holder, text)
 
 
 async def _release_group(ctx: HandlerContext, group: Group, officer: Officer) -> None:

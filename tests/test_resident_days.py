@@ -1,0 +1,49 @@
+"""Residents' real days in both channels (a newcomer's trial, 2026-12-08): what they met that
+the earlier trials did not — a reporter leaving the group while their matter is open, a code
+typed back the way elders type it, a forwarded scam text, a photo sent before its caption."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.harness import Harness
+
+TZ = ZoneInfo("Asia/Shanghai")
+GROUP = "grp-qiaozhen-01"
+MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)  # off-wang's day shift
+
+
+@pytest.fixture
+async def h(harness: Harness) -> Harness:
+    await harness.load_directory()
+    harness.clock.set(MONDAY_10)
+    return harness
+
+
+def code_in(text: str) -> str:
+    match = re.search(r"#([A-Z]\d{4,6})", text)
+    assert match, text
+    return match.group(1)
+
+
+async def test_a_reporter_who_left_the_group_gets_the_answer_privately(h: Harness) -> None:
+    await h.bind("wxid_zhang", name="張秀英", phone="13812345678", group=GROUP)
+    await h.say("昨晚我家电动车在楼下棚子里被人剪了锁偷走了", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    code = code_in(h.to_group(GROUP)[0]["text"])
+
+    # She leaves the group (a new phone, a move) while the matter is open.
+    await h.post_bridge(h.bridge_body(type="member_left", sender="wxid_zhang", group=GROUP))
+    await h.sent()
+    told = [t for t in h.to_user("wxid_wang") if "退出" in t]
+    assert len(told) == 1 and f"#{code}" in told[0] and "私聊" in told[0]
+
+    posts_before = len(h.to_group(GROUP))
+    await h.say(f"#{code} 调了监控,请问车是什么颜色", group=None, sender="wxid_wang")
+    await h.sent()
+    assert len(h.to_group(GROUP)) == posts_before  # nobody @-mentioned who is not there
+    assert any("什么颜色" in t for t in h.to_user("wxid_zhang"))
