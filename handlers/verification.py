@@ -43,6 +43,7 @@ from handlers.verification_support import (
     UNBIND_COMMANDS,
     BindRequest,
     close_code,
+    code_attempt,
     code_typed,
     command_text,
     group_reply_once_a_day,
@@ -263,6 +264,10 @@ async def verification_commands(ctx: HandlerContext) -> bool:
 
 async def _private_command(ctx: HandlerContext, text: str, request: BindRequest | None) -> bool:
     code = code_typed(text)
+    if code is None and request is None:
+        code = await _code_in_words(ctx, text)
+        if code == "":
+            return True
     if code is not None:
         # Only a hash of a code is kept, in the journal as everywhere else.
         await ctx.redact_journal("******")
@@ -277,6 +282,25 @@ async def _private_command(ctx: HandlerContext, text: str, request: BindRequest 
         await unbind(ctx)
         return True
     return False
+
+
+async def _code_in_words(ctx: HandlerContext, text: str) -> str | None:
+    """The six digits of a code typed back among words while one is open; "" when the digits
+    are too few or too many (the resident is told to send the six, no try is counted); None
+    when the message is no attempt at a code (it went to the greeting, which asked for words
+    again: elders did not see why their code was ignored)."""
+    attempt = code_attempt(text)
+    if attempt is None:
+        return None
+    open_codes = await open_code_rows(ctx.session, ctx.member.id)
+    if not open_codes:
+        return None
+    if len(attempt) == 6:
+        return attempt
+    await ctx.redact_journal("******")
+    script = open_codes[0].script or ctx.script
+    ctx.reply(say(ctx, "verify_code_length", script, count=len(attempt)))
+    return ""
 
 
 async def _group_command(ctx: HandlerContext, text: str, request: BindRequest | None) -> bool:

@@ -46,6 +46,23 @@ def code_typed(text: str) -> str | None:
     return match.group(1) + match.group(2) if match else None
 
 
+# Words people put around the digits when a code is awaited ("验证码是877125", "877125 谢谢",
+# "我收到的验证码为 87712"): what is left without them is an attempt at the code.
+_AROUND_A_CODE = re.compile(
+    r"验证码|驗證碼|验证|驗證|code|我的|收到|是|为|為|的|了|好的|谢谢|謝謝|麻烦|麻煩|你好|您好"
+    r"|[\s:,;.!?~、\-]|[\U0001F300-\U0001FAFF\u2600-\u27BF]",
+    re.I,
+)
+
+
+def code_attempt(text: str) -> str | None:
+    """The digits of a message that can only be a code typed back in words, whatever their
+    number (an elder's "验证码是87712" is five digits, not a new matter), or None when other
+    words remain. Read only while the sender has a code open."""
+    rest = _AROUND_A_CODE.sub("", text)
+    return rest if rest.isascii() and rest.isdigit() and 4 <= len(rest) <= 8 else None
+
+
 # Ids are ASCII (off-wang, grp-qiaozhen-01), so "指派出所的人来看看" is not a command.
 ASSIGN_COMMAND = re.compile(
     r"^指派(?:\s*(?P<a>[A-Za-z0-9][\w.\-]*))?(?:\s+(?P<b>[A-Za-z0-9][\w.\-]*))?$", re.A

@@ -47,3 +47,32 @@ async def test_a_reporter_who_left_the_group_gets_the_answer_privately(h: Harnes
     await h.sent()
     assert len(h.to_group(GROUP)) == posts_before  # nobody @-mentioned who is not there
     assert any("什么颜色" in t for t in h.to_user("wxid_zhang"))
+
+
+async def _wx(h: Harness, text: str, openid: str = "o_liu") -> str:
+    response = await h.post_wechat_safe(h.wechat_text_xml(text, openid=openid))
+    assert response.status_code == 200, response.text
+    return str((await h.reply_to(response))["Content"])
+
+
+async def _sms_code(h: Harness, phone: str) -> str:
+    await h.drain()
+    (sms,) = [r.json()["text"] for r in h.world.state.by_path("/sms") if r.json()["phone"] == phone]
+    match = re.search(r"\d{6}", sms)
+    assert match, sms
+    return match.group()
+
+
+async def test_a_code_typed_back_among_words_or_short_of_a_digit_is_understood(
+    h: Harness,
+) -> None:
+    assert "159****5678" in await _wx(h, "实名 刘桂兰 15912345678")
+    code = await _sms_code(h, "15912345678")
+    # One digit missed: told it is six digits, no try counted, not the greeting.
+    short = await _wx(h, f"验证码是{code[:5]}")
+    assert "6位" in short and "5位" in short and "有事请直接说明" not in short
+    # The code with words around it, as elders type it.
+    bound = await _wx(h, f"我的验证码是 {code} 谢谢")
+    assert "实名认证成功" in bound, bound
+    # Once bound, digits among words are no code any more: an ordinary message.
+    assert "验证码" not in await _wx(h, "验证码是123456")
