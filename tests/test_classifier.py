@@ -342,6 +342,21 @@ def test_a_scam_question_gets_the_warning_concept(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "【重要通知】您的医保卡已被冻结,涉嫌违规套现,请联系医保局专员,需要将资金转入安全账户"
+        "进行核查,核查完成后原路退回。点击链接办理:http://ybj-gov.cn.xyz/v",
+        "您的賬戶因異常已被凍結,請於今日內點擊以下鏈接解凍 http://bank-cn.top/a",
+    ],
+)
+def test_a_scam_text_forwarded_without_a_word_is_a_question_with_the_warning(text: str) -> None:
+    # Residents paste what they received into the group and say nothing: they are asking.
+    result = clf().classify(text)
+    assert (result.label, result.emergency) == ("consultation", False)
+    assert R.SCAM_SCRIPT in result.matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "我被骗了三千块 对方说刷单返利 现在把我拉黑了",
         "網上買東西被騙了八百塊",
         "前天被冒充客服的骗了3000 转了以后就联系不上了",

@@ -76,3 +76,21 @@ async def test_a_code_typed_back_among_words_or_short_of_a_digit_is_understood(
     assert "实名认证成功" in bound, bound
     # Once bound, digits among words are no code any more: an ordinary message.
     assert "验证码" not in await _wx(h, "验证码是123456")
+
+
+async def test_a_scam_text_pasted_into_the_group_gets_the_warning_and_an_officer(
+    h: Harness,
+) -> None:
+    await h.bind("wxid_liu", name="劉大爺", phone="13712345678", group=GROUP)
+    await h.say(
+        "【重要通知】尊敬的医保用户您好,您的医保卡已被冻结,涉嫌违规套现,请在24小时内联系国家"
+        "医保局专员处理,需要将资金转入安全账户进行核查,核查完成后原路退回。点击链接办理:"
+        "http://ybj-gov.cn.xyz/verify 切勿告诉他人",
+        group=GROUP,
+        sender="wxid_liu",
+    )
+    await h.sent()
+    said = [m["text"] for m in h.to_group(GROUP)]
+    assert any("防诈提醒" in t for t in said), said
+    [ticket] = await h.tickets()
+    assert ticket.category == "consultation"

@@ -107,6 +107,11 @@ def decide(
         # "23路", "在的": the model guesses at a few characters; an answer, not a new matter.
         label, margin = "other", 1.0
         matched.append("rule:fragment_other")
+    if label == "other" and rules.SCAM_SCRIPT in verdict.concepts and not emergency:
+        # A fraudster's script put before the police, even without a question, is asking
+        # whether it is one: the warning goes out and an officer looks (not chatter).
+        label, margin = "consultation", 1.0
+        matched.append("rule:scam_script_consultation")
     if emergency and label not in _EMERGENCY_LABELS:
         # Never file danger now as a question, proposal or chatter.
         label = max(_EMERGENCY_LABELS, key=lambda lb: values[lb])

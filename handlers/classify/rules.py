@@ -187,6 +187,9 @@ _SCAM_SCRIPT = re.compile(
     r".{0,20}(?:转|汇|打钱|交|借|验证码|链接|下载)"
     r"|冻结.{0,12}(?:链接|解冻|验证码|转)|(?:点|打开)链接.{0,8}(?:解冻|退款|理赔|领)"
     r"|中奖.{0,12}(?:交|先付|手续费|税|保证金)|先交.{0,6}(?:税|手续费|保证金|押金)"
+    # The script itself forwarded whole (a newcomer's trial, 2026-12-08: a "医保局" text with a
+    # "安全账户" and a link, pasted into the group without a word): the model reads chatter.
+    r"|(?:转|汇|存)(?:入|到|进)?安全账户|冻结.{0,60}(?:点击|点开|打开)?链接"
 )
 # Not a loss of the writer's own: a near miss, nothing sent, a warning for others.
 _NOT_PAID = re.compile(
