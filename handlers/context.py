@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import InboundMessage, OutboundMessage
@@ -30,6 +30,9 @@ from models.people import Member
 
 # Messages whose ``text`` is a caption the resident wrote under a photo, a video or a file.
 CAPTIONED = ("image", "video", "file")
+# How long before a message a photo, video or file its sender sent in the same chat without a
+# caption is taken as part of it: people send the picture first, then say what it shows.
+MEDIA_BEFORE = timedelta(minutes=5)
 
 
 def classifiable(event: InboundMessage) -> str:
@@ -100,6 +103,40 @@ class HandlerContext:
         marker = self.text(f"attachment_{ev.msg_type}", label="", url=ev.media_url)
         marker = " ".join(marker.split())  # no caption in the marker: it is on the line above
         return f"{said}\n{marker}" if said else marker
+
+    async def media_before(self) -> list[str]:
+        """Where the photos, videos and files are ("[图片] URL") that the sender sent in this
+        chat without a caption just before this message, nothing with words in between: the
+        picture of the cut lock, then "这是我家门口的电动车被人剪了锁". Without them the
+        officer read "这是…" with nothing to see (in a group the photo alone reaches nobody)."""
+        ev = self.event
+        chat = (
+            InboundEvent.group_id.is_(None)
+            if ev.group_id is None
+            else InboundEvent.group_id == ev.group_id
+        )
+        rows = await self.session.scalars(
+            select(InboundEvent.payload_enc)
+            .where(
+                InboundEvent.channel == ev.channel,
+                InboundEvent.sender_id == ev.sender_id,
+                chat,
+                InboundEvent.kind == "message",
+                InboundEvent.id < self.journal_id,
+                InboundEvent.received_at >= self.now - MEDIA_BEFORE,
+            )
+            .order_by(InboundEvent.id.desc())
+            .limit(5)
+        )
+        markers: list[str] = []
+        for blob in rows:
+            payload = self.runtime.cipher.decrypt_json(blob) or {}
+            kind, url = payload.get("msg_type"), payload.get("media_url")
+            if kind not in CAPTIONED or not url or (payload.get("text") or "").strip():
+                break
+            marker = self.text(f"attachment_{kind}", label="", url=url)
+            markers.append(" ".join(marker.split()))
+        return markers[::-1]
 
     async def redact_journal(self, text: str) -> None:
         """Keep ``text`` in this event's journal row instead of what the sender wrote (for

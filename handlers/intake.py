@@ -3,6 +3,7 @@ ticket, route it to the officer on duty and tell them — all in the event's tra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -109,13 +110,20 @@ async def intake(ctx: HandlerContext) -> bool:
         )
         await maybe_remind(ctx, unverified=True)
         return True
-    await submit(ctx, result, Item.of(ctx))
+    await submit(ctx, result, await _item(ctx))
     return True
+
+
+async def _item(ctx: HandlerContext) -> Item:
+    """The event as a ticket's item, with the photos sent just before it (``media_before``)."""
+    item = Item.of(ctx)
+    markers = await ctx.media_before()
+    return replace(item, text="\n".join((item.text, *markers))) if markers else item
 
 
 async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     """Safety reply in the same request, a P1 ticket, pages to the duty officer and the leader."""
-    item = Item.of(ctx)
+    item = await _item(ctx)
     ticket = await merge_target(ctx, result, item, emergency=True)
     merged = ticket is not None
     if ticket is None:

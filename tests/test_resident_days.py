@@ -94,3 +94,19 @@ async def test_a_scam_text_pasted_into_the_group_gets_the_warning_and_an_officer
     assert any("防诈提醒" in t for t in said), said
     [ticket] = await h.tickets()
     assert ticket.category == "consultation"
+
+
+async def test_a_photo_sent_before_its_caption_reaches_the_officer_with_it(h: Harness) -> None:
+    await h.bind("wxid_zhang", name="張秀英", phone="13812345678", group=GROUP)
+    photo = "https://bridge.example/m/lock.jpg"
+    body = h.bridge_body("", group=GROUP, sender="wxid_zhang", media_url=photo)
+    body["message"]["type"] = "image"
+    assert (await h.post_bridge(body)).status_code == 200
+    await h.say("这是我家门口的电动车被人剪了锁 昨晚停的早上就没了", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    [notice] = h.to_user("wxid_wang")
+    assert "剪了锁" in notice and photo in notice and "[图片]" in notice
+    # Only the photos just before: a later matter in words does not carry them again.
+    await h.say("另外想问下 孩子办身份证要预约吗", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    assert photo not in h.to_user("wxid_wang")[-1]
