@@ -105,7 +105,10 @@ async def merge_target(
         open_reported_by(item.member.id)
         .where(
             Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
-            same_chat,
+            # The same matter written in the group and privately too ("in case"): one ticket,
+            # not two for the officer to answer and the ladder to chase. An alarm stays with
+            # its chat: its safety reply and pages belong where it was raised.
+            same_chat if emergency else true(),
             same_notice,
         )
         .order_by(Ticket.created_at.desc())
@@ -210,9 +213,12 @@ async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> N
         note=item.text,
     )
     officer = await holder_of(ctx.session, ticket)
+    # Told where they wrote: their words in the private chat are not acknowledged in the group
+    # they first reported in (nor the other way round); answers still go where they first asked.
+    here = reporter if reporter.group_id == item.group_id else item.reporter(ticket, ctx.now)
     if not ticket.emergency:  # emergency reporters already got the safety reply
         out.to_reporter(
-            reporter,
+            here,
             out.text(
                 "ticket_merged",
                 item.script,

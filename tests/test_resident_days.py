@@ -102,7 +102,9 @@ async def test_a_photo_sent_before_its_caption_reaches_the_officer_with_it(h: Ha
     body = h.bridge_body("", group=GROUP, sender="wxid_zhang", media_url=photo)
     body["message"]["type"] = "image"
     assert (await h.post_bridge(body)).status_code == 200
-    await h.say("这是我家门口的电动车被人剪了锁 昨晚停的早上就没了", group=GROUP, sender="wxid_zhang")
+    await h.say(
+        "这是我家门口的电动车被人剪了锁 昨晚停的早上就没了", group=GROUP, sender="wxid_zhang"
+    )
     await h.sent()
     [notice] = h.to_user("wxid_wang")
     assert "剪了锁" in notice and photo in notice and "[图片]" in notice
@@ -110,3 +112,19 @@ async def test_a_photo_sent_before_its_caption_reaches_the_officer_with_it(h: Ha
     await h.say("另外想问下 孩子办身份证要预约吗", group=GROUP, sender="wxid_zhang")
     await h.sent()
     assert photo not in h.to_user("wxid_wang")[-1]
+
+
+async def test_the_same_matter_in_the_group_and_privately_is_one_ticket(h: Harness) -> None:
+    said = "我家門口那條路的路燈壞了一個多禮拜了 晚上黑漆漆的 老人走路怕摔 能不能找人修一下"
+    await h.bind("wxid_huang", name="黃美玲", phone="13712345678", group=GROUP)
+    await h.say(said, group=GROUP, sender="wxid_huang")
+    await h.sent()
+    code = code_in(h.to_group(GROUP)[0]["text"])
+    # The same words pasted into the private chat too, "in case".
+    await h.say("警察同志 " + said, group=None, sender="wxid_huang")
+    await h.sent()
+    assert len(await h.tickets()) == 1
+    # Acknowledged where she wrote it, with the code she already has; the group hears nothing.
+    [merged] = h.to_user("wxid_huang")
+    assert f"#{code}" in merged
+    assert len(h.to_group(GROUP)) == 1
