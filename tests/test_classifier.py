@@ -331,6 +331,7 @@ def test_clues_and_descriptions_are_no_emergency(text: str) -> None:
         "有人打电话说我医保卡被冻结了,让我转账到安全账户,这是真的吗",
         "收到短信说快递丢了要理赔 让我加QQ 是不是骗子",
         "有個自稱公安局的打電話叫我下載APP配合調查,這是詐騙嗎",
+        "伊講伊是公安局的 叫阮匯錢去安全帳戶 敢是真的",  # Minnan
     ],
 )
 def test_a_scam_question_gets_the_warning_concept(text: str) -> None:

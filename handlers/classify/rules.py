@@ -169,6 +169,8 @@ _IS_IT_REAL = re.compile(
     r"|真定假|能不能信|会不会是骗|要不要(?:转|交|给)|是不是(?:骗子|诈骗|骗局|骗人|被骗)"
     r"|(?:现在|可以|能|该|应该)(?:转|交|给)吗|(?:转|交)不(?:转|交)|该不该(?:转|交|给)"
     r"|(?:骗子|诈骗|骗局|骗人|骗人的)(?:吧|吗|啊|呀|呢|嘛|哦|\?)"
+    # Minnan asks with 敢 (伊讲伊是公安局的 叫阮汇钱去安全账户 敢是真的): the model reads chatter.
+    r"|敢是真的|敢(?:是|会是)(?:骗|诈)"
 )
 _MONEY_GONE = re.compile(
     r"(?:已经|刚|都)(?:转|汇|打|交|充|付)了|(?:转|汇|打|交|充|付)了[0-9一二三四五六七八九十几两百千万]"
@@ -189,7 +191,7 @@ _SCAM_SCRIPT = re.compile(
     r"|中奖.{0,12}(?:交|先付|手续费|税|保证金)|先交.{0,6}(?:税|手续费|保证金|押金)"
     # The script itself forwarded whole (a newcomer's trial, 2026-12-08: a "医保局" text with a
     # "安全账户" and a link, pasted into the group without a word): the model reads chatter.
-    r"|(?:转|汇|存)(?:入|到|进)?安全账户|冻结.{0,60}(?:点击|点开|打开)?链接"
+    r"|(?:转|汇|存|打)(?:钱|款)?(?:入|到|进|去)?安全账户|冻结.{0,60}(?:点击|点开|打开)?链接"
 )
 # Not a loss of the writer's own: a near miss, nothing sent, a warning for others.
 _NOT_PAID = re.compile(
