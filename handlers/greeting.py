@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.context import HandlerContext
+from handlers.context import CAPTIONED, HandlerContext
 
 
 async def private_greeting(ctx: HandlerContext) -> bool:
@@ -14,5 +14,19 @@ async def private_greeting(ctx: HandlerContext) -> bool:
         return True
     if ev.kind != "message" or not ev.is_private:
         return False
-    ctx.reply(ctx.text("private_greeting"))
+    ctx.reply(ctx.text(_greeting_key(ctx)))
     return True
+
+
+def _greeting_key(ctx: HandlerContext) -> str:
+    """Which greeting: a voice message nobody turned into text, or a photo, video or file
+    without words, is told what to send instead (an elder re-sent the voice message after "说明
+    情况"); a picture is kept and goes with the words that follow (``media_before``)."""
+    ev = ctx.event
+    if ev.text.strip():
+        return "private_greeting"
+    if ev.msg_type == "voice":
+        return "private_greeting_voice"
+    if ev.msg_type in CAPTIONED and ev.media_url:
+        return "private_greeting_media"
+    return "private_greeting"

@@ -128,3 +128,24 @@ async def test_the_same_matter_in_the_group_and_privately_is_one_ticket(h: Harne
     [merged] = h.to_user("wxid_huang")
     assert f"#{code}" in merged
     assert len(h.to_group(GROUP)) == 1
+
+
+async def test_a_voice_or_photo_alone_privately_is_told_what_to_send_instead(h: Harness) -> None:
+    # WeChat's speech-to-text off: a voice message without Recognition.
+    voice = (
+        f"<xml><ToUserName><![CDATA[{h.runtime.settings.wechat.original_id}]]></ToUserName>"
+        "<FromUserName><![CDATA[o_elder]]></FromUserName>"
+        f"<CreateTime>{int(h.clock.now().timestamp())}</CreateTime>"
+        "<MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[v1]]></MediaId>"
+        "<Format><![CDATA[amr]]></Format><MsgId>7700001</MsgId></xml>"
+    )
+    response = await h.post_wechat_safe(voice)
+    answer = str((await h.reply_to(response))["Content"])
+    assert "语音" in answer and "文字" in answer
+    # A photo alone (no matter of theirs open): the words that follow take it along.
+    body = h.bridge_body("", group=None, sender="wxid_qian", media_url="https://b.example/p.jpg")
+    body["message"]["type"] = "image"
+    await h.post_bridge(body)
+    await h.sent()
+    [told] = h.to_user("wxid_qian")
+    assert "文字" in told and ("一併" in told or "一并" in told)
