@@ -49,7 +49,8 @@ def code_typed(text: str) -> str | None:
 # Words people put around the digits when a code is awaited ("验证码是877125", "877125 谢谢",
 # "我收到的验证码为 87712"): what is left without them is an attempt at the code.
 _AROUND_A_CODE = re.compile(
-    r"验证码|驗證碼|验证|驗證|code|我的|收到|是|为|為|的|了|好的|谢谢|謝謝|麻烦|麻煩|你好|您好"
+    r"验证码|驗證碼|验证|驗證|code|我的|收到|是|为|為|的|了|好的|麻烦|麻煩|你好|您好"
+    r"|谢谢|謝謝|多谢|多謝|感谢|感謝|唔该晒|唔該晒|唔该|唔該|辛苦|嗯|哦|喔|啊|呀|啦|吧"
     r"|[\s:,;.!?~、\-]|[\U0001F300-\U0001FAFF\u2600-\u27BF]",
     re.I,
 )

@@ -72,6 +72,8 @@ async def test_a_code_typed_back_among_words_or_short_of_a_digit_is_understood(
     short = await _wx(h, f"验证码是{code[:5]}")
     assert "6位" in short and "5位" in short and "有事请直接说明" not in short
     # The code with words around it, as elders type it.
+    wrong = await _wx(h, f"唔該晒 {code[::-1] if code[::-1] != code else '000000'}")  # Cantonese
+    assert "不正确" in wrong, wrong
     bound = await _wx(h, f"我的验证码是 {code} 谢谢")
     assert "实名认证成功" in bound, bound
     # Once bound, digits among words are no code any more: an ordinary message.
