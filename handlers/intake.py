@@ -115,10 +115,11 @@ async def intake(ctx: HandlerContext) -> bool:
 
 
 async def _item(ctx: HandlerContext) -> Item:
-    """The event as a ticket's item, with the photos sent just before it (``media_before``)."""
+    """The event as a ticket's item, after the photos sent just before it (``media_before``):
+    first, in the order sent, and so never clipped off a long message quoted to an officer."""
     item = Item.of(ctx)
     markers = await ctx.media_before()
-    return replace(item, text="\n".join((item.text, *markers))) if markers else item
+    return replace(item, text="\n".join((*markers, item.text))) if markers else item
 
 
 async def _emergency(ctx: HandlerContext, result: Classification) -> None:

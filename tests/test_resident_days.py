@@ -110,6 +110,11 @@ async def test_a_photo_sent_before_its_caption_reaches_the_officer_with_it(h: Ha
     await h.sent()
     [notice] = h.to_user("wxid_wang")
     assert "剪了锁" in notice and photo in notice and "[图片]" in notice
+    # Before a long message, the photo still reaches the officer (quotes are clipped at 500).
+    await h.post_bridge(body | {"event_id": "evt-photo-2"})
+    await h.say("另外说一下 " + "村口那段路晚上没有路灯 " * 60, group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    assert photo in h.to_user("wxid_wang")[-1]
     # Only the photos just before: a later matter in words does not carry them again.
     await h.say("另外想问下 孩子办身份证要预约吗", group=GROUP, sender="wxid_zhang")
     await h.sent()
