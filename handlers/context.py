@@ -93,37 +93,48 @@ class HandlerContext:
         """A sentence from texts.yaml in the sender's script."""
         return self.runtime.texts.render(key, self.script, **values)
 
-    def words(self) -> str:
+    def words(self, payload: dict[str, Any] | None = None) -> str:
         """What the resident said, as a ticket keeps it and an officer reads it: the text, and
-        under a captioned photo, video or file, where the attachment is (the officer sees it)."""
+        under a captioned photo, video or file, where the attachment is (the officer sees it).
+        ``payload``: a journaled message's instead of this event's (an item held until its
+        writer verified)."""
         ev = self.event
-        said = ev.text.strip()
-        if ev.msg_type not in CAPTIONED or not ev.media_url:
+        said, kind, url = ev.text.strip(), ev.msg_type, ev.media_url
+        if payload is not None:
+            said = (payload.get("text") or "").strip()
+            kind, url = payload.get("msg_type") or "text", payload.get("media_url")
+        if kind not in CAPTIONED or not url:
             return said
-        marker = self.text(f"attachment_{ev.msg_type}", label="", url=ev.media_url)
+        marker = self.text(f"attachment_{kind}", label="", url=url)
         marker = " ".join(marker.split())  # no caption in the marker: it is on the line above
         return f"{said}\n{marker}" if said else marker
 
-    async def media_before(self) -> list[str]:
+    async def media_before(self, journal: InboundEvent | None = None) -> list[str]:
         """Where the photos, videos and files are ("[图片] URL") that the sender sent in this
-        chat without a caption just before this message, nothing with words in between: the
-        picture of the cut lock, then "这是我家门口的电动车被人剪了锁". Without them the
-        officer read "这是…" with nothing to see (in a group the photo alone reaches nobody)."""
+        chat without a caption just before this message (or the journaled ``journal``, an item
+        held until its writer verified), nothing with words in between: the picture of the cut
+        lock, then "这是我家门口的电动车被人剪了锁". Without them the officer read "这是…"
+        with nothing to see (in a group the photo alone reaches nobody)."""
         ev = self.event
+        channel, sender, group_id = ev.channel, ev.sender_id, ev.group_id
+        before, since = self.journal_id, self.now - MEDIA_BEFORE
+        if journal is not None:
+            channel, sender, group_id = journal.channel, journal.sender_id, journal.group_id
+            before, since = journal.id, journal.received_at - MEDIA_BEFORE
         chat = (
             InboundEvent.group_id.is_(None)
-            if ev.group_id is None
-            else InboundEvent.group_id == ev.group_id
+            if group_id is None
+            else InboundEvent.group_id == group_id
         )
         rows = await self.session.scalars(
             select(InboundEvent.payload_enc)
             .where(
-                InboundEvent.channel == ev.channel,
-                InboundEvent.sender_id == ev.sender_id,
+                InboundEvent.channel == channel,
+                InboundEvent.sender_id == sender,
                 chat,
                 InboundEvent.kind == "message",
-                InboundEvent.id < self.journal_id,
-                InboundEvent.received_at >= self.now - MEDIA_BEFORE,
+                InboundEvent.id < before,
+                InboundEvent.received_at >= since,
             )
             .order_by(InboundEvent.id.desc())
             .limit(5)

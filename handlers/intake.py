@@ -328,9 +328,13 @@ async def release_pending(ctx: HandlerContext, member: Member) -> list[Ticket]:
         pending.status, pending.released_at = "released", ctx.now
         if journal is None:
             continue
-        text = ctx.runtime.cipher.decrypt_json(journal.payload_enc).get("text") or ""
+        payload = ctx.runtime.cipher.decrypt_json(journal.payload_enc)
+        text = payload.get("text") or ""
         group = await ctx.session.get(Group, journal.group_id) if journal.group_id else None
-        item = Item(text, member, journal.channel, journal.sender_id, group, detect_script(text))
+        # The photo under the words, and those sent just before them, go along as they would
+        # have for a verified writer (they were dropped: the officer read "这是…" alone).
+        said = "\n".join((*await ctx.media_before(journal), ctx.words(payload)))
+        item = Item(said, member, journal.channel, journal.sender_id, group, detect_script(text))
         ticket = await submit(ctx, ctx.runtime.classifier.classify(text), item)
         if ticket not in tickets:
             tickets.append(ticket)

@@ -156,3 +156,29 @@ async def test_a_voice_or_photo_alone_privately_is_told_what_to_send_instead(h: 
     await h.sent()
     [told] = h.to_user("wxid_qian")
     assert "文字" in told and ("一併" in told or "一并" in told)
+
+
+async def test_photos_of_a_matter_held_until_its_writer_verified_reach_the_officer(
+    h: Harness,
+) -> None:
+    first, second = "https://b.example/m/wall.jpg", "https://b.example/m/car.jpg"
+    # A captioned photo (its own matter), then a photo alone and the words that go with it.
+    for event_id, url, caption in (
+        ("evt-w1", second, "建议村口多装两个监控探头"),
+        ("evt-w2", first, ""),
+    ):
+        body = h.bridge_body(caption, group=GROUP, sender="wxid_new", media_url=url)
+        body["message"]["type"] = "image"
+        body["event_id"] = event_id
+        assert (await h.post_bridge(body)).status_code == 200
+    await h.say("昨晚有人在我家院墙上乱涂乱画还砸了车", group=GROUP, sender="wxid_new")
+    await h.sent()
+    assert await h.tickets() == []  # held: not verified yet
+    await h.say("实名 钱小红 13812340000", group=None, sender="wxid_new")
+    await h.drain()
+    code = await _sms_code(h, "13812340000")
+    await h.say(code, group=None, sender="wxid_new")
+    await h.sent()
+    notices = [t for t in h.to_user("wxid_wang") if "新事" in t]
+    assert any(first in t and "涂乱画" in t for t in notices), notices
+    assert any(second in t and "监控探头" in t for t in notices), notices
