@@ -105,10 +105,12 @@ async def merge_target(
         open_reported_by(item.member.id)
         .where(
             Ticket.created_at >= ctx.now - timedelta(seconds=settings.same_resident_window_s),
-            # The same matter written in the group and privately too ("in case"): one ticket,
-            # not two for the officer to answer and the ladder to chase. An alarm stays with
-            # its chat: its safety reply and pages belong where it was raised.
-            same_chat if emergency else true(),
+            # The same matter written in the group and then privately too ("in case"): one
+            # ticket, not two for the officer to answer and the ladder to chase. Not the other
+            # way: a group's acknowledgement naming a matter told privately would tell the
+            # group it exists. An alarm stays with its chat: its safety reply and pages belong
+            # where it was raised.
+            same_chat if emergency or item.group_id is not None else true(),
             same_notice,
         )
         .order_by(Ticket.created_at.desc())

@@ -135,6 +135,13 @@ async def test_the_same_matter_in_the_group_and_privately_is_one_ticket(h: Harne
     [merged] = h.to_user("wxid_huang")
     assert f"#{code}" in merged
     assert len(h.to_group(GROUP)) == 1
+    # Told privately first and then in the group: the group's is its own (its acknowledgement
+    # there must not name the private matter).
+    private = "我想反映一下 隔壁老张家天天晚上在家里聚众赌博 我不敢在群里说"
+    await h.say(private, group=None, sender="wxid_huang")
+    await h.say("隔壁老张家天天晚上聚众赌博 吵得睡不着", group=GROUP, sender="wxid_huang")
+    await h.sent()
+    assert len(await h.tickets()) == 3
 
 
 async def test_a_voice_or_photo_alone_privately_is_told_what_to_send_instead(h: Harness) -> None:
