@@ -152,9 +152,8 @@ async def _answers_go_private(ctx: HandlerContext, group: Group) -> None:
         holder = await holder_of(ctx.session, ticket) if ticket is not None else None
         if ticket is None or holder is None:
             continue
-        text = say(
-            ctx, "reporter_left_group", group_script(group.name), code=ticket.code, group=group.name
-        )
+        # In the ticket's script, as the officer's other notices about it.
+        text = say(ctx, "reporter_left_group", ticket.script, code=ticket.code, group=group.name)
         out.to_officer(holder, text)
 
 

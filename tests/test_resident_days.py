@@ -41,6 +41,7 @@ async def test_a_reporter_who_left_the_group_gets_the_answer_privately(h: Harnes
     await h.sent()
     told = [t for t in h.to_user("wxid_wang") if "退出" in t]
     assert len(told) == 1 and f"#{code}" in told[0] and "私聊" in told[0]
+    assert "报事人" in told[0]  # in the ticket's script, as its other notices
 
     posts_before = len(h.to_group(GROUP))
     await h.say(f"#{code} 调了监控,请问车是什么颜色", group=None, sender="wxid_wang")
