@@ -30,7 +30,7 @@ from handlers.similarity import similarity
 from handlers.status_questions import asks_after_own_matter
 from models.base import core
 from models.people import GroupMember
-from models.tickets import OPEN_STATUSES, Ticket, TicketReporter
+from models.tickets import OPEN_STATUSES, Ticket, TicketEvent, TicketReporter
 
 _PUNCT = re.compile(r"[\s\W_]+")
 # Share of the alarm's content bigrams an update must repeat when it says no status word.
@@ -193,8 +193,14 @@ async def resident_followups(ctx: HandlerContext) -> bool:
             # before an older conversation (privately it went to a ticket answered yesterday).
             await forward(ctx, emergency, ctx.words())
             return True
-    if not ev.is_private or command is not None:
+    if command is not None:
         return False  # 滿意, 查詢 and the like are commands, not replies
+    if not ev.is_private:
+        asked = await _asked_here(ctx)
+        if asked is None:
+            return False
+        await forward(ctx, asked, ctx.words())
+        return True
     ticket = await _conversation(ctx)
     if ticket is None:
         return False
@@ -316,6 +322,52 @@ def _captions_a_matter(ctx: HandlerContext) -> bool:
 _ASKS = re.compile(
     r"[?？]|[吗嗎呢](?=[。.!！\s]|$)|請問|请问|請提供|请提供|請發|请发|告訴我|告诉我"
 )
+
+
+# In a group, how long after an officer asked a reporter something there their next words are
+# taken as the answer (the officer asked "是哪一根电杆?", they wrote "路口那根 靠小卖部的",
+# which opened a ticket of its own while the question went unanswered).
+GROUP_ANSWER_WINDOW = timedelta(hours=2)
+
+
+async def _asked_here(ctx: HandlerContext) -> Ticket | None:
+    """The open ticket this group message answers: one the sender reported in this group whose
+    officer's latest answer, within the window, asked something and has had no words from them
+    since. Only their first words after the question: the group's chatter is no reply, and
+    a matter told later is a matter of its own (docs/decisions.md)."""
+    answered_lately = ctx.answered_lately
+    if answered_lately is None:
+        window = ctx.runtime.settings.intake.merge_window_s
+        who, _ = await lately_among(ctx.session, [ctx.member.id], ctx.now, window)
+        answered_lately = bool(who)
+    if not answered_lately or _NEW_MATTER.match(clean(ctx.event.text)):
+        return None
+    asked = await ctx.session.scalars(
+        open_reported_by(ctx.member.id)
+        .where(
+            TicketReporter.group_id == ctx.event.group_id,
+            Ticket.answered_at >= ctx.now - GROUP_ANSWER_WINDOW,
+        )
+        .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
+    )
+    for ticket in asked.all():
+        last = await last_answer(ctx, ticket)
+        if last is None or last.note_enc is None:
+            continue
+        if not _ASKS.search(ctx.runtime.cipher.decrypt(last.note_enc) or ""):
+            continue
+        told_since = await ctx.session.scalar(
+            select(TicketEvent.id)
+            .where(
+                TicketEvent.ticket_id == ticket.id,
+                TicketEvent.kind == "followup",
+                TicketEvent.at >= last.at,
+            )
+            .limit(1)
+        )
+        if told_since is None:
+            return ticket
+    return None
 
 
 # A resident opening another matter: "另外, …", "还有一件事 …".

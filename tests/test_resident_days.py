@@ -190,3 +190,25 @@ async def test_photos_of_a_matter_held_until_its_writer_verified_reach_the_offic
     notices = [t for t in h.to_user("wxid_wang") if "新事" in t]
     assert any(first in t and "涂乱画" in t for t in notices), notices
     assert any(second in t and "监控探头" in t for t in notices), notices
+
+
+async def test_a_reporter_answering_the_officers_question_in_the_group_reaches_the_officer(
+    h: Harness,
+) -> None:
+    await h.bind("wxid_zhang", name="張秀英", phone="13812345678", group=GROUP)
+    await h.say("我家门口的路灯坏了一个多星期了 晚上太黑", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    code = code_in(h.to_group(GROUP)[0]["text"])
+    await h.say(
+        f"#{code} 张阿姨您好,请问是哪一根电杆?门口还是路口?", group=GROUP, sender="wxid_wang"
+    )
+    await h.sent()
+    # She answers where she was asked, without the code, as anyone would.
+    await h.say("路口那根 靠小卖部的", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    assert len(await h.tickets()) == 1
+    assert "路口那根" in h.to_user("wxid_wang")[-1] and f"#{code}" in h.to_user("wxid_wang")[-1]
+    # Only the first words after the question: what she says next is her own again.
+    await h.say("另外 村东头那家小卖部晚上老是卖烟给小孩子", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    assert len(await h.tickets()) == 2
