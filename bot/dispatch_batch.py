@@ -222,7 +222,7 @@ class Batch:
     cut: set[tuple[str, str]] = field(default_factory=set)  # senders who cut their link in it
     processed: list[dict[str, Any]] = field(default_factory=list)
     listening: bool = False  # for rows the session queues (:meth:`_queued`)
-    # Private senders' member id → whether they have an open ticket answered lately, as the
+    # Senders' member id → whether they have an open ticket answered lately, as the
     # batch read it; each until an event of theirs or any officer's is handled: their own
     # messages and officers' answers change it.
     answered_lately: dict[int, bool] = field(default_factory=dict)
@@ -419,7 +419,10 @@ async def prepare_batch(
         answered, alarmed = await lately_among(
             session, sorted({*private, *in_groups}), now, rt.settings.intake.merge_window_s
         )
-        batch.answered_lately = {member_id: member_id in answered for member_id in private}
+        # Group senders too: their first words after an officer's question there answer it
+        # (handlers/resident.py, ``_asked_here``), read here instead of once per message.
+        senders = {*private, *in_groups}
+        batch.answered_lately = {member_id: member_id in answered for member_id in senders}
         batch.reported_emergency = {m: m in alarmed for m in {*private, *in_groups}}
         batch.refused = await refused_among(
             session,
