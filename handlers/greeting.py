@@ -12,6 +12,11 @@ async def private_greeting(ctx: HandlerContext) -> bool:
         # Following the Official Account: what it is for, how to bind, and 110 first.
         ctx.reply(ctx.text("subscribe_welcome"))
         return True
+    if ev.kind == "event" and ev.msg_type == "event:click" and ev.is_private:
+        # A menu button tapped (我要反映, 联系民警…): with the server in charge of the account
+        # WeChat's own menu replies are off, and silence looked like a broken button.
+        ctx.reply(ctx.text("private_greeting"))
+        return True
     if ev.kind != "message" or not ev.is_private:
         return False
     ctx.reply(ctx.text(_greeting_key(ctx)))

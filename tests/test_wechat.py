@@ -479,3 +479,15 @@ async def test_a_todo_list_over_wechats_2048_bytes_reaches_the_officer_in_parts(
     async with h.runtime.sessions() as s:
         statuses = (await s.scalars(select(OutboxMessage.status))).all()
     assert "failed" not in statuses
+
+
+async def test_a_menu_button_tapped_is_answered(harness: Harness) -> None:
+    # Found in a newcomer's trial: a tap on the account's menu (a CLICK event) got `success`
+    # and nothing, so the button looked broken; a location report (LOCATION) stays silent.
+    xml = _event_xml(harness, "o_tap", "CLICK", "<EventKey><![CDATA[MENU_REPORT]]></EventKey>")
+    reply = await harness.reply_to(await harness.post_wechat_safe(xml))
+    assert "连心" in reply["Content"] and "110" in reply["Content"]
+    harness.clock.advance(timedelta(seconds=1))
+    located = "<Latitude>34.7</Latitude><Longitude>113.6</Longitude><Precision>30</Precision>"
+    response = await harness.post_wechat_safe(_event_xml(harness, "o_tap", "LOCATION", located))
+    assert response.text == "success"
