@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import as_utc
 from bot.messages import InboundMessage, OutboundMessage
 from bot.runtime import Runtime
 from bot.texts import Script, detect_script, script_of
@@ -33,6 +34,17 @@ CAPTIONED = ("image", "video", "file")
 # How long before a message a photo, video or file its sender sent in the same chat without a
 # caption is taken as part of it: people send the picture first, then say what it shows.
 MEDIA_BEFORE = timedelta(minutes=5)
+
+
+# The journal's receiving clock against the channel's: a generous bound for the query only.
+_CLOCK_SLACK = timedelta(minutes=10)
+
+
+def _sent_at(payload: dict[str, Any]) -> datetime | None:
+    """When a journaled message was sent, by the channel's clock (None for rows journaled
+    before that was kept)."""
+    occurred = payload.get("occurred_at")
+    return datetime.fromisoformat(occurred) if occurred else None
 
 
 def classifiable(event: InboundMessage) -> str:
@@ -117,10 +129,14 @@ class HandlerContext:
         with nothing to see (in a group the photo alone reaches nobody)."""
         ev = self.event
         channel, sender, group_id = ev.channel, ev.sender_id, ev.group_id
-        before, since = self.journal_id, self.now - MEDIA_BEFORE
+        before, at = self.journal_id, ev.occurred_at
         if journal is not None:
             channel, sender, group_id = journal.channel, journal.sender_id, journal.group_id
-            before, since = journal.id, journal.received_at - MEDIA_BEFORE
+            sent = _sent_at(self.runtime.cipher.decrypt_json(journal.payload_enc))
+            before, at = journal.id, sent or as_utc(journal.received_at)
+        # Measured between the messages' own times (the channel's clock), not the processing
+        # time: a backlog worked through late still pairs a photo with its words.
+        since = at - MEDIA_BEFORE - _CLOCK_SLACK
         chat = (
             InboundEvent.group_id.is_(None)
             if group_id is None
@@ -144,6 +160,9 @@ class HandlerContext:
             payload = self.runtime.cipher.decrypt_json(blob) or {}
             kind, url = payload.get("msg_type"), payload.get("media_url")
             if kind not in CAPTIONED or not url or (payload.get("text") or "").strip():
+                break
+            sent = _sent_at(payload)
+            if sent is None or at - sent > MEDIA_BEFORE:
                 break
             marker = self.text(f"attachment_{kind}", label="", url=url)
             markers.append(" ".join(marker.split()))

@@ -4,13 +4,16 @@ typed back the way elders type it, a forwarded scam text, a photo sent before it
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
-from tests.harness import Harness
+from bot.channels.bridge import signed_headers
+from tests.harness import BRIDGE_SECRET, Harness
 
 TZ = ZoneInfo("Asia/Shanghai")
 GROUP = "grp-qiaozhen-01"
@@ -212,3 +215,36 @@ async def test_a_reporter_answering_the_officers_question_in_the_group_reaches_t
     await h.say("另外 村东头那家小卖部晚上老是卖烟给小孩子", group=GROUP, sender="wxid_zhang")
     await h.sent()
     assert len(await h.tickets()) == 2
+
+
+async def test_a_photo_is_paired_with_its_words_by_when_they_were_sent(h: Harness) -> None:
+    # Words sent a quarter of an hour after the photo are not about it (measured by when each
+    # was sent, so a backlog processed late still pairs a photo with the words right after it).
+    await h.bind("wxid_zhang", name="張秀英", phone="13812345678", group=GROUP)
+    body = h.bridge_body("", group=GROUP, sender="wxid_zhang", media_url="https://b.example/x.jpg")
+    body["message"]["type"] = "image"
+    await h.post_bridge(body)
+    h.clock.advance(timedelta(minutes=15))
+    await h.say("村口的路灯坏了好几天了 晚上太黑", group=GROUP, sender="wxid_zhang")
+    await h.sent()
+    assert "x.jpg" not in h.to_user("wxid_wang")[-1]
+
+
+async def test_a_backlog_worked_through_late_still_pairs_the_photo_with_its_words(
+    h: Harness,
+) -> None:
+    await h.bind("wxid_zhang", name="張秀英", phone="13812345678", group=GROUP)
+    app = h.client._transport.app  # type: ignore[attr-defined]
+    # Accepted, not yet processed (the processing process was busy, or restarting).
+    accepting = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lx")
+    body = h.bridge_body("", group=GROUP, sender="wxid_zhang", media_url="https://b.example/y.jpg")
+    body["message"]["type"] = "image"
+    words = h.bridge_body("这是我家门口被人砸坏的车窗 昨晚的事", group=GROUP, sender="wxid_zhang")
+    for event in (body, words):
+        raw = json.dumps(event, ensure_ascii=False).encode()
+        headers = signed_headers(BRIDGE_SECRET, raw, h.clock.now())
+        assert (await accepting.post("/bridge/events", content=raw, headers=headers)).is_success
+    h.clock.advance(timedelta(minutes=10))
+    await app.state.pipeline.drain()
+    await h.sent()
+    assert "y.jpg" in h.to_user("wxid_wang")[-1]
