@@ -178,14 +178,17 @@ def _cipher_if_configured(args: argparse.Namespace) -> Any:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
-    from bot.services.tokens import create_token
+    from bot.services.tokens import TokenError, create_token
 
     now = SystemClock().now()
-    print(
-        in_transaction(
+    try:
+        token = in_transaction(
             args, lambda s: create_token(s, role=args.role, name=args.name or "", now=now)
         )
-    )
+    except TokenError as exc:
+        print(f"lianxin: nothing created: {exc}", file=sys.stderr)
+        return 1
+    print(token)
     return 0
 
 

@@ -180,7 +180,10 @@ def unix_seconds(value: str | None) -> int | None:
 
 
 # The ids an event is stored under in clear columns, with the columns' widths.
-_ID_WIDTHS = {"dedup_key": 200, "sender_id": 128, "group_id": 128}
+# The sender and the group first: a channel's dedup key is made of the sender's id and its
+# message id (WeCom, WeChat), and a sender's id too long for its column is to be named as that,
+# not as the message id it made too long.
+_ID_WIDTHS = {"sender_id": 128, "group_id": 128, "dedup_key": 200}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXTS = ("text", "nickname", "group_name", "media_url")
 
@@ -203,6 +206,18 @@ def storable_id(value: str) -> bool:
     """Whether an id can be stored and logged: no control characters at all (a newline in an id
     would forge log lines) and no lone surrogate."""
     return not _CONTROL.search(value) and _encodable(value)
+
+
+def name_problem(value: str, width: int) -> str | None:
+    """Why ``value`` cannot be a one-line name (a token's, an account's) in a column ``width``
+    characters wide, or None: held to an id's rules, since the name is listed in
+    tab-separated lines and written into logs (SQLite would keep a longer one that PostgreSQL
+    refuses)."""
+    if len(value) > width:
+        return f"at most {width} characters (got {len(value)})"
+    if not storable_id(value):
+        return "no tabs, line breaks or other control characters"
+    return None
 
 
 def inbound_problem(msg: InboundMessage, names: Mapping[str, str] | None = None) -> str | None:

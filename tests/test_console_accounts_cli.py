@@ -149,3 +149,16 @@ async def test_unlock_lifts_a_lock_out_before_its_15_minutes(h: Harness) -> None
     code, _, err = await lianxin("account", "unlock", "nobody")
     assert code == 1 and "no account 'nobody'" in err
     assert [r.username for r in await audit_rows(h, "account_unlocked")] == ["wang", "zhao"]
+
+
+async def test_a_name_no_column_or_listing_can_hold_is_refused(h: Harness) -> None:
+    # SQLite kept a 300-character --name that PostgreSQL refused as "cannot use the
+    # database" (exit 2); a line break would split the account's line in `account list`.
+    for name, problem in (("名" * 201, "at most 200 characters"), ("a\nb", "no tabs, line breaks")):
+        code, out, err = await lianxin(
+            "account", "create", "newadmin", "--role", "admin", "--name", name, stdin=PASSWORD
+        )
+        assert (code, out) == (1, ""), err
+        assert f"nothing created: --name: {problem}" in err
+    code, out, _ = await lianxin("account", "list")
+    assert code == 0 and "newadmin" not in out

@@ -379,7 +379,7 @@ def test_account_create_list_and_disable_from_the_command_line(
     assert generated and len(generated.group(1)) >= 16
 
     refusals = [
-        (["account", "create", "li", "--role", "officer"], "a-long-password\n", "needs --officer"),
+        (["account", "create", "li", "--role", "officer"], "a-long-password\n", "need --officer"),
         (
             ["account", "create", "li", "--role", "officer", "--officer", "off-nobody"],
             "a-long-password\n",

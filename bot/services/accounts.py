@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.messages import name_problem
 from bot.services import audit
 from models.console import CONSOLE_ROLES, ConsoleAccount, ConsoleSession
 from models.directory import Officer
@@ -110,15 +111,18 @@ async def create_account(
     if script not in ("hant", "hans"):
         raise AccountError(f"script {script!r}: hant (Traditional) or hans (Simplified)")
     if role != "admin" and not officer_id:
-        raise AccountError(f"a {role} account needs --officer ID (their directory officer)")
+        raise AccountError(f"{role} accounts need --officer ID (their directory officer)")
     if officer_id and await session.get(Officer, officer_id) is None:
         raise AccountError(f"no officer {officer_id!r} in the directory (lianxin directory load)")
     if await session.scalar(select(ConsoleAccount.id).where(ConsoleAccount.username == username)):
         raise AccountError(f"an account {username!r} exists already")
+    name = name.strip()
+    if problem := name_problem(name, ConsoleAccount.name.type.length or 200):
+        raise AccountError(f"--name: {problem}")
     check_password(password)
     account = ConsoleAccount(
         username=username,
-        name=name.strip(),
+        name=name,
         password_hash=await asyncio.to_thread(hash_password, password),
         role=role,
         officer_id=officer_id or None,

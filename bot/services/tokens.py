@@ -10,9 +10,14 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.messages import name_problem
 from models.tokens import ApiToken
 
 Role = Literal["admin", "officer"]
+
+
+class TokenError(ValueError):
+    """A token refused as asked for; the message says why (nothing was created)."""
 
 
 def hash_token(token: str) -> str:
@@ -22,6 +27,10 @@ def hash_token(token: str) -> str:
 
 async def create_token(session: AsyncSession, *, role: Role, name: str, now: datetime) -> str:
     """Create a token and return its only plain copy."""
+    name = name.strip()
+    problem = name_problem(name, ApiToken.name.type.length or 200)
+    if problem:
+        raise TokenError(f"--name: {problem}")
     token = "lx_" + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=now))
     return token
