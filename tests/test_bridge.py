@@ -99,7 +99,7 @@ async def test_message_event_without_message_is_422(harness: Harness) -> None:
     del body["message"]
     r = await harness.post_bridge(body)
     assert r.status_code == 422
-    assert "message is required" in r.json()["error"]
+    assert r.json()["error"] == "message: required when type is 'message'"
 
 
 async def test_oversized_body_is_413_and_stores_nothing(harness: Harness) -> None:

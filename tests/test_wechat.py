@@ -137,6 +137,14 @@ async def test_decrypted_but_malformed_inner_xml_is_400(harness: Harness) -> Non
     inner = "<xml><ToUserName>gh_lianxin_test</ToUserName><FromUserName>o_x</FromUserName></xml>"
     r = await harness.post_wechat_safe(inner)
     assert r.status_code == 400
+    # The answer (and the log) names what is missing, never quoting the message: it said
+    # only "KeyError" or "ValueError".
+    assert r.text == "malformed message (missing MsgType)"
+    no_content = (
+        harness.wechat_text_xml("你好").replace("<Content>", "<X>").replace("</Content>", "</X>")
+    )
+    r = await harness.post_wechat_safe(no_content)
+    assert (r.status_code, r.text) == (400, "malformed message (text without Content)")
     assert await _journal_count(harness) == 0
 
 

@@ -287,9 +287,24 @@ async def test_decrypted_but_malformed_message_is_400(w: W) -> None:
     del group_without_chat["chatid"]
     wrong_type = w.message("你好")
     wrong_type["text"] = {"content": ["a", "list"]}
-    for body in (no_sender, group_without_chat, wrong_type, {**w.message("x"), "chattype": "x"}):
-        assert (await w.post(body)).status_code == 400
-    assert (await w.post("[1, 2]")).status_code == 400
+    cases = (
+        (no_sender, "missing from"),
+        (group_without_chat, "group message without chatid"),
+        (wrong_type, "missing content"),
+        ({**w.message("x"), "chattype": "x"}, "bad chattype"),
+        ("[1, 2]", "not an object"),
+    )
+    for body, reason in cases:
+        r = await w.post(body)
+        # It said "malformed message (ValueError)" for each: our own words name the field.
+        assert (r.status_code, r.text) == (400, f"malformed message ({reason})")
+    # A sender's id too long for its column is named as that, not as the message id it
+    # makes the de-duplication key too long for.
+    r = await w.post(w.message("你好", user="u" * 200))
+    assert (r.status_code, r.text) == (
+        400,
+        "malformed message (from.userid: at most 128 characters)",
+    )
     assert await w.journal() == []
 
 

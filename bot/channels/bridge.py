@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from bot.messages import InboundMessage, SendError, inbound_problem, unix_seconds
 
@@ -104,12 +105,14 @@ class BridgeEvent(_Strictish):
 
     @model_validator(mode="after")
     def _message_present(self) -> BridgeEvent:
+        # Each names its field as the others do ("message: …"), without pydantic's "Value
+        # error," (an error of the whole body has no field of its own).
         if self.type == "message" and self.message is None:
-            raise ValueError("message is required when type is 'message'")
+            raise _missing("message", "required when type is 'message'")
         if self.message is not None and self.message.type == "text" and self.message.text is None:
-            raise ValueError("message.text is required when message.type is 'text'")
+            raise _missing("message.text", "required when message.type is 'text'")
         if self.type != "message" and self.group is None:
-            raise ValueError(f"group is required when type is {self.type!r}")
+            raise _missing("group", f"required when type is {self.type!r} (null is for messages)")
         return self
 
     def to_inbound(self) -> InboundMessage:
@@ -129,6 +132,11 @@ class BridgeEvent(_Strictish):
             mentions=tuple(msg.mentions) if msg else (),
             media_url=msg.media_url if msg else None,
         )
+
+
+def _missing(field: str, problem: str) -> PydanticCustomError:
+    context = {"field": field, "problem": problem}
+    return PydanticCustomError("missing", "{field}: {problem}", context)
 
 
 class BadEvent(Exception):
@@ -163,8 +171,8 @@ def parse_event(body: bytes) -> InboundMessage:
     except ValidationError as exc:
         parts = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "body"
-            parts.append(f"{where}: {err['msg']}")
+            where = ".".join(str(p) for p in err["loc"])
+            parts.append(f"{where}: {err['msg']}" if where else err["msg"])
         raise BadEvent("; ".join(parts)) from None
     inbound = event.to_inbound()
     problem = inbound_problem(inbound, _FIELD_NAMES)

@@ -42,6 +42,22 @@ class Rejected(Exception):
         self.reason = reason
 
 
+class Malformed(ValueError):
+    """A message missing a field or giving it in a form we cannot read; its text names the
+    field and never quotes the message, so it may go into the answer and the log."""
+
+
+def malformed(exc: Exception) -> str:
+    """Why a decrypted message was refused, for the 400 and the log: our own words for what
+    is missing, the field name of a tag the parser looked up, else only the class (a library's
+    words may quote the message)."""
+    if isinstance(exc, Malformed):
+        return f"malformed message ({exc})"
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        return f"malformed message (missing {exc.args[0]})"
+    return f"malformed message ({type(exc).__name__})"
+
+
 def _sha1_signature(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
@@ -155,7 +171,7 @@ class WeChatCallback:
         except Rejected:
             raise
         except Exception as exc:
-            raise Rejected(400, f"malformed message ({type(exc).__name__})") from None
+            raise Rejected(400, malformed(exc)) from None
         problem = inbound_problem(inbound, _FIELD_NAMES)
         if problem:
             raise Rejected(400, f"malformed message ({problem})")
@@ -176,6 +192,7 @@ class WeChatCallback:
 
 
 # WeChat's tag names for the fields of a normalised event, for error messages.
+# WeChat's tag names for the fields of a normalised event, for error messages.
 _FIELD_NAMES = {"dedup_key": "MsgId", "sender_id": "FromUserName", "text": "Content"}
 
 
@@ -184,7 +201,7 @@ def _str(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         # xmltodict turns a repeated tag into a list and a tag with attributes into a dict.
-        raise ValueError("unexpected structure")
+        raise Malformed("a tag given twice or with attributes")
     return value
 
 
@@ -195,9 +212,9 @@ def _to_inbound(message: Any) -> InboundMessage:
     create_time = unix_seconds(_str(data["CreateTime"]))
     msg_type = _str(data["MsgType"]).lower()
     if not source or not target:
-        raise ValueError("missing user names")
+        raise Malformed("missing user names")
     if not create_time:
-        raise ValueError("bad CreateTime")
+        raise Malformed("bad CreateTime")
     occurred = datetime.fromtimestamp(create_time, UTC)
     if msg_type == "event":
         event = _str(data.get("Event")).lower()
@@ -215,12 +232,12 @@ def _to_inbound(message: Any) -> InboundMessage:
         )
     msg_id = _str(data.get("MsgId"))
     if not (msg_id.isascii() and msg_id.isdigit()):
-        raise ValueError("missing MsgId")
+        raise Malformed("missing MsgId")
     text = ""
     media_url = None
     if msg_type == "text":
         if data.get("Content") is None:
-            raise ValueError("text without Content")
+            raise Malformed("text without Content")
         text = _str(data.get("Content"))
     elif msg_type == "voice":
         text = _str(data.get("Recognition"))  # WeChat's speech-to-text when enabled

@@ -29,7 +29,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import WeChatSigner, to_text
 
-from bot.channels.wechat import Rejected
+from bot.channels.wechat import Malformed, Rejected, malformed
 from bot.messages import (
     InboundMessage,
     inbound_problem,
@@ -205,7 +205,7 @@ class WeComCallback:
         except Rejected:
             raise
         except Exception as exc:
-            raise Rejected(400, f"malformed message ({type(exc).__name__})") from None
+            raise Rejected(400, malformed(exc)) from None
         problem = parsed.inbound and inbound_problem(parsed.inbound, _FIELD_NAMES)
         if problem:
             raise Rejected(400, f"malformed message ({problem})")
@@ -213,15 +213,15 @@ class WeComCallback:
 
     def _to_parsed(self, data: Any, now: datetime) -> ParsedWeCom:
         if not isinstance(data, dict):
-            raise ValueError("not an object")
+            raise Malformed("not an object")
         msgid = _field(data, "msgid")
         msgtype = _field(data, "msgtype")
         chattype = _field(data, "chattype")
         if chattype not in {"group", "single"}:
-            raise ValueError("bad chattype")
+            raise Malformed("bad chattype")
         sender = data.get("from")
         if not isinstance(sender, dict):
-            raise ValueError("missing from")
+            raise Malformed("missing from")
         user_id = _field(sender, "userid")
         if self._aibot_id is not None:
             aibot = data.get("aibotid")
@@ -231,7 +231,7 @@ class WeComCallback:
                 raise Rejected(403, "aibotid is not this robot")
         chat_id = _optional(data, "chatid")
         if chattype == "group" and not chat_id:
-            raise ValueError("group message without chatid")
+            raise Malformed("group message without chatid")
         group_id = chat_id if chattype == "group" else None
         response_url = _optional(data, "response_url")
         common = partial(
@@ -272,7 +272,7 @@ class WeComCallback:
             parts = []
             items = _object(data, "mixed").get("msg_item")
             if not isinstance(items, list):
-                raise ValueError("bad mixed.msg_item")
+                raise Malformed("bad mixed.msg_item")
             for item in items:
                 if isinstance(item, dict) and item.get("msgtype") == "text":
                     parts.append(_field(_object(item, "text"), "content"))
@@ -337,7 +337,7 @@ _FIELD_NAMES = {
 def _field(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
-        raise ValueError(f"missing {key}")
+        raise Malformed(f"missing {key}")
     return value
 
 
@@ -346,14 +346,14 @@ def _optional(data: dict[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValueError(f"bad {key}")
+        raise Malformed(f"bad {key}")
     return value
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key)
     if not isinstance(value, dict):
-        raise ValueError(f"missing {key}")
+        raise Malformed(f"missing {key}")
     return value
 
 
