@@ -165,6 +165,19 @@ def test_bad_entries_are_named(snippet: str, expected: str) -> None:
     assert expected in str(err.value) and "f.yaml line" in str(err.value)
 
 
+def test_a_key_given_twice_is_named_at_its_second_line() -> None:
+    # A block mapping spans lines: the entry's first line sent the administrator to the
+    # first, correct key.
+    from bot.services.directory import parse_directory
+
+    doc = "stations:\n  - id: s1\n    name: 一所\n    parent: s0\n    parent: s0\n"
+    with pytest.raises(DirectoryError) as err:
+        parse_directory(doc, "f.yaml")
+    assert str(err.value).startswith("f.yaml line 5: ") and "key 'parent' given twice" in str(
+        err.value
+    )
+
+
 def test_cli_load_reports_and_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'x.db'}\n", "utf-8")

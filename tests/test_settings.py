@@ -87,7 +87,10 @@ def test_an_env_override_inside_a_default_map_merges_into_it(tmp_path: Path) -> 
     # A file that sets its own list replaces the defaults, and so does a whole map given in
     # one variable.
     own = "visits:\n  plan_reasons:\n    elderly: {hant: 老人, hans: 老人}\n"
-    with pytest.raises(ConfigError, match=r"plan_reasons\.living_alone\.hant: Field required"):
+    with pytest.raises(
+        ConfigError,
+        match=r"plan_reasons\.living_alone\.hant \(from \S+config\.yaml\): Field required",
+    ):
         load_settings(_write(tmp_path, own), environ=env)
     whole = {
         "LIANXIN__SECURITY__PII_KEY": KEY,
@@ -155,7 +158,11 @@ def test_bad_value_names_the_key(tmp_path: Path, text: str, key: str) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("LIANXIN__DATABASE__URL", "not a url", "database.url: Value error, not a database URL"),
+        (
+            "LIANXIN__DATABASE__URL",
+            "not a url",
+            "database.url (from $LIANXIN__DATABASE__URL): not a database URL",
+        ),
         ("LIANXIN__DATABASE__URL", "mysql://x/y", "unsupported database 'mysql'"),
         ("LIANXIN__DATABASE__URL", "sqlite+pysqlcipher:///x.db", "sqlite+aiosqlite"),
         ("LIANXIN__DATABASE__URL", "sqlite+aiosqlite://", "SQLite needs a file"),
@@ -163,10 +170,22 @@ def test_bad_value_names_the_key(tmp_path: Path, text: str, key: str) -> None:
         ("LIANXIN__WECHAT__ENCODING_AES_KEY", "!" * 43, "is not an EncodingAESKey"),
         ("LIANXIN__WECOM__ENCODING_AES_KEY", "?" * 43, "wecom.encoding_aes_key"),
         # URLs without http(s):// or a host were accepted, and every send then failed.
-        ("LIANXIN__BRIDGE__SEND_URL", "bridge.internal/send", "bridge.send_url: Value error"),
+        (
+            "LIANXIN__BRIDGE__SEND_URL",
+            "bridge.internal/send",
+            "bridge.send_url (from $LIANXIN__BRIDGE__SEND_URL): must",
+        ),
         ("LIANXIN__BRIDGE__SEND_URL", "localhost:9000/send", "must start with http://"),
-        ("LIANXIN__SMS__URL", "ftp://sms.internal/send", "sms.url: Value error, must start"),
-        ("LIANXIN__SMS__API_BASE_URL", "https://", "sms.api_base_url: Value error, has no host"),
+        (
+            "LIANXIN__SMS__URL",
+            "ftp://sms.internal/send",
+            "sms.url (from $LIANXIN__SMS__URL): must start",
+        ),
+        (
+            "LIANXIN__SMS__API_BASE_URL",
+            "https://",
+            "sms.api_base_url (from $LIANXIN__SMS__API_BASE_URL): has no host",
+        ),
         ("LIANXIN__WECHAT__API_BASE_URL", "api.weixin.qq.com", "wechat.api_base_url"),
         ("LIANXIN__BULLETINS__PUBLIC_BASE_URL", "lianxin.example.gov.cn", "public_base_url"),
         ("LIANXIN__BULLETINS__WECOM_WEBHOOK_URL", "http://h:99999/x", "not a number from 0"),
@@ -352,7 +371,10 @@ def test_a_url_without_its_scheme_stops_start_up_naming_the_key(
     assert code == 2 and started == []
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
-    assert "bridge.send_url: Value error, must start with http:// or https://" in err
+    assert (
+        "bridge.send_url (from $LIANXIN__BRIDGE__SEND_URL): must start with http:// or https://"
+        in err
+    )
     # Written as it should be, it starts.
     code, started = _serve(
         tmp_path,
@@ -443,3 +465,23 @@ def test_safe_mode_starts_without_the_plain_mode_warning(
     assert not [r for r in caplog.records if "plain" in r.getMessage()]
     # Nor the banner naming the server software (uvicorn's "server: uvicorn").
     assert started[0]["server_header"] is False  # type: ignore[index]
+
+
+def test_a_bad_key_is_named_with_where_its_value_came_from(tmp_path: Path) -> None:
+    # An operator told "databse: Extra inputs are not permitted" looked in config.yaml for a
+    # key that a misspelt variable had made.
+    env = {"LIANXIN__SECURITY__PII_KEY": KEY, "LIANXIN__DATABSE__URL": "x"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=env, read_file=False)
+    assert str(err.value) == (
+        "invalid configuration: databse (from $LIANXIN__DATABSE__URL): unknown setting"
+    )
+    env = {"LIANXIN__SECURITY__PII_KEY": KEY, "LIANXIN__BRIDGE__SEND_INTERVAL_S": "soon"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, "timezone: Asia/Shanghai\n"), environ=env)
+    assert "bridge.send_interval_s (from $LIANXIN__BRIDGE__SEND_INTERVAL_S): " in str(err.value)
+    file = _write(tmp_path, "bulletins:\n  quiet_hours: late\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(file, environ={"LIANXIN__SECURITY__PII_KEY": KEY})
+    assert f"bulletins.quiet_hours (from {file}): must look like" in str(err.value)
+    assert "Value error" not in str(err.value)

@@ -111,10 +111,12 @@ _LineLoader.yaml_implicit_resolvers = {
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
     keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
-    twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-    if twice is not None:
+    second = next((i for i, k in enumerate(keys) if k in keys[:i]), None)
+    if second is not None:
+        # The line of the second one (a block mapping spans lines; the entry's first line
+        # would send the administrator looking at the first, correct one).
         raise yaml.constructor.ConstructorError(
-            None, None, f"key '{twice}' given twice", node.start_mark
+            None, None, f"key '{keys[second]}' given twice", node.value[second][0].start_mark
         )
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1

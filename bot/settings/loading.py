@@ -21,9 +21,9 @@ from bot.settings.root import Settings
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+        if not _is_override(name):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        path = _env_path(name)
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -92,13 +92,18 @@ def _with_default_maps(
     return out
 
 
+def _is_override(name: str) -> bool:
+    return name.startswith(ENV_PREFIX) and name != ENV_PREFIX
+
+
+def _env_path(name: str) -> list[str]:
+    """The key path a variable names: ``LIANXIN__BRIDGE__SECRET`` → bridge, secret."""
+    return [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+
+
 def _env_paths(environ: Mapping[str, str]) -> list[list[str]]:
     """The key path each ``LIANXIN__…`` variable names, as :func:`_env_overrides` reads it."""
-    return [
-        [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
-        for name in environ
-        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX
-    ]
+    return [_env_path(name) for name in environ if _is_override(name)]
 
 
 _SECRET_KEYS = {
@@ -204,15 +209,30 @@ def load_settings(
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, environ, file)) from None
     if require_secrets:
         settings.check_secrets()
     return settings
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, environ: Mapping[str, str], file: Path | None) -> str:
+    """One line naming each bad key and where its value came from: the variable that set it
+    (an operator looking for a misspelt ``databse`` in config.yaml would not find it), or the
+    file."""
+    overrides = [(tuple(_env_path(name)), name) for name in environ if _is_override(name)]
     parts = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{key}: {err['msg']}")
+        loc = tuple(str(p) for p in err["loc"])
+        # The variables that set this key, a key inside it (LIANXIN__DATABSE__URL makes an
+        # unknown section "databse"), or a section or map above it.
+        names = sorted(name for path, name in overrides if path[: len(loc)] == loc[: len(path)])
+        where = ", ".join(f"${name}" for name in names) or (str(file) if file else "")
+        # pydantic's "Value error, " is no news to an operator; "Extra inputs are not
+        # permitted" says less than what it means here.
+        message = (
+            "unknown setting"
+            if err["type"] == "extra_forbidden"
+            else err["msg"].removeprefix("Value error, ")
+        )
+        parts.append(f"{'.'.join(loc)}{f' (from {where})' if where else ''}: {message}")
     return "invalid configuration: " + "; ".join(parts)
