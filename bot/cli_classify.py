@@ -37,16 +37,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
         sys.stdin.reconfigure(errors="surrogateescape")
     for lineno, line in enumerate(sys.stdin, 1):
         # One output line per input line, so that outputs line up with inputs; a line that is
-        # not {"text": "…"} gets an error line, and the exit status says some did.
-        try:
-            item = json.loads(line)
-            text = item["text"]
-            if not isinstance(text, str):
-                raise TypeError
-            text.encode("utf-8")  # a lone surrogate (\ud800) cannot be written back out
-        except (ValueError, RecursionError, KeyError, TypeError):
+        # not {"text": "…"} gets an error line saying what it is, and the exit status says
+        # some did.
+        if lineno == 1:
+            line = line.removeprefix("\ufeff")  # Notepad's and Excel's UTF-8 starts with a BOM
+        text, problem = _text_of(line)
+        if problem:
             bad += 1
-            print(json.dumps({"error": f'line {lineno}: expected {{"text": …}}'}), flush=True)
+            print(json.dumps({"error": f"line {lineno}: {problem}"}), flush=True)
             continue
         result = classifier.classify(text)
         out = {
@@ -58,6 +56,27 @@ def cmd_classify(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, ensure_ascii=False), flush=True)
     return 1 if bad else 0
+
+
+def _text_of(line: str) -> tuple[str, str | None]:
+    """The ``text`` of a ``{"text": …}`` line, or why there is none."""
+    expected = 'expected {"text": …}'
+    try:
+        item = json.loads(line)
+    except (ValueError, RecursionError):
+        return "", f"not JSON ({expected})" if line.strip() else f"an empty line ({expected})"
+    if not isinstance(item, dict):
+        return "", f"not an object ({expected})"
+    if "text" not in item:
+        return "", f'no "text" ({expected})'
+    text = item["text"]
+    if not isinstance(text, str):
+        return "", f'"text" is not a string ({expected})'
+    try:
+        text.encode("utf-8")  # a lone surrogate (\ud800) cannot be written back out
+    except UnicodeEncodeError:
+        return "", f'"text" is not valid Unicode (a lone surrogate) ({expected})'
+    return text, None
 
 
 def _need_training_extra() -> bool:

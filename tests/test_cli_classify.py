@@ -150,3 +150,22 @@ def test_forward_trains_on_earlier_rounds_and_prints_the_table(
     rows = [json.loads(line) for line in saved.read_text("utf-8").splitlines()]
     assert len(rows) == 102 and {r["round"] for r in rows} == {"unseen-round3"}
     assert main([*args, "--recall", "1.5"]) == 2
+
+
+def test_a_bom_is_no_error_and_each_bad_line_says_what_it_is(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A file saved by Notepad or exported by Excel as UTF-8 starts with a BOM: its first line
+    # was refused; and every bad line said the same "expected {"text": …}".
+    raw = '\ufeff{"text": "你好"}\n{"text": 5}\n["x"]\n{"txt": "a"}\nnot json\n\n'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw.encode()), encoding="utf-8"))
+    assert main(["classify"]) == 1
+    first, *errors = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert first["label"] == "other"
+    assert [e["error"].split(" (expected")[0] for e in errors] == [
+        'line 2: "text" is not a string',
+        "line 3: not an object",
+        'line 4: no "text"',
+        "line 5: not JSON",
+        "line 6: an empty line",
+    ]
