@@ -111,6 +111,9 @@ async def test_the_same_roster_again_changes_nothing_and_says_so(
         ("name,address\n張三,x\n", "line 1: missing column(s): mobile"),
         ("name,mobile\n,13812345678\n", "line 2: missing name"),
         ("name,mobile\n張三,13812345678,extra\n", "line 2: more cells than columns"),
+        # A misspelt column was loaded without its values (every address or group lost).
+        ("name,mobile,addr\n張三,13812345678,x\n", "line 1: unknown column(s): addr (the columns"),
+        ("name,mobile,name\n張三,13812345678,李四\n", "line 1: column(s) given twice: name"),
         ("", "empty file"),
     ],
 )
@@ -120,8 +123,13 @@ def test_bad_roster_lines_are_named(body: str, expected: str) -> None:
     assert expected in str(caught.value)
 
 
+def test_a_spreadsheets_blank_columns_are_no_columns() -> None:
+    [row] = parse_households("name,mobile,,\n張三,13812345678,,\n".encode(), "roster.csv")
+    assert row.phone.endswith("12345678")
+
+
 def test_roster_that_is_not_utf8_is_refused() -> None:
-    with pytest.raises(HouseholdError, match="not UTF-8"):
+    with pytest.raises(HouseholdError, match="not UTF-8 .*save it as UTF-8"):
         parse_households("name,mobile\n張三,13812345678\n".encode("gb18030"), "roster.csv")
 
 

@@ -62,7 +62,10 @@ def parse_households(data: bytes, source: str = "households") -> list[HouseholdR
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise HouseholdError(f"{source}: not UTF-8 (byte {exc.start})") from None
+        # Excel on a Chinese Windows saves "CSV" in GBK; its "CSV UTF-8" is the one to use.
+        raise HouseholdError(
+            f"{source}: not UTF-8 (byte {exc.start}): save it as UTF-8 (Excel: CSV UTF-8)"
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
@@ -71,6 +74,20 @@ def parse_households(data: bytes, source: str = "households") -> list[HouseholdR
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise HouseholdError(f"{source} line 1: missing column(s): {', '.join(missing)}")
+    # A misspelt column (addr, group) was loaded without its values: every household of the
+    # file lost its address or group. Blank headings (a spreadsheet's empty columns) are no
+    # column.
+    unknown = [c for c in columns if c and c not in KNOWN_COLUMNS]
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if unknown or twice:
+        problem = (
+            f"unknown column(s): {', '.join(unknown)}"
+            if unknown
+            else f"column(s) given twice: {', '.join(twice)}"
+        )
+        raise HouseholdError(
+            f"{source} line 1: {problem} (the columns are {', '.join(KNOWN_COLUMNS)})"
+        )
     rows: list[HouseholdRow] = []
     first_line: dict[str, int] = {}
     for cells in reader:
@@ -79,7 +96,7 @@ def parse_households(data: bytes, source: str = "households") -> list[HouseholdR
             continue
         if len(cells) > len(columns):
             raise HouseholdError(f"{source} line {line}: more cells than columns")
-        record = dict(zip(columns, (c.strip() for c in cells), strict=False))
+        record = {c: v.strip() for c, v in zip(columns, cells, strict=False) if c}
         row = _check_row(record, line, source)
         if row.phone in first_line:
             raise HouseholdError(
