@@ -1062,3 +1062,17 @@ async def test_a_correction_sent_while_the_first_copy_waits_replaces_it(b: Bench
     assert [m["text"] for m in await b.h.sent()] == [
         "【防詐騙提醒】\n更正:明早九点停水 下午三点来水"
     ]
+
+
+async def test_a_media_type_no_bridge_knows_is_refused(b: Bench) -> None:
+    # "link" was accepted and sent on to bridges, whose contract names image, video and file.
+    body = {
+        "title": "防詐",
+        "category": "anti-fraud",
+        "text": "不要轉賬",
+        "media": {"type": "link", "url": "https://example.org/a", "title": "a"},
+        "targets": {"all": True},
+        "schedule": {"cron": "0 9 * * *"},
+    }
+    r = await b.api.post("/api/v1/bulletins", json=body, headers=b.admin)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "media", "type"]

@@ -39,7 +39,9 @@ class InputSpec(BaseModel):
 
 
 class MediaSpec(InputSpec):
-    type: Literal["video", "image", "file", "link"]
+    # The types the bridge contract names (docs/interfaces.md, 3.3): a "link" was accepted
+    # here and went to bridges that know only these three.
+    type: Literal["video", "image", "file"]
     url: str = Field(min_length=1, max_length=1000)
     title: str | None = Field(default=None, max_length=200)
 
