@@ -21,6 +21,9 @@ from models.journal import InboundEvent
 from models.outbox import HELD, OutboxMessage
 
 _journal = cast(Table, InboundEvent.__table__)
+# The channels events come in on (their endpoints: /bridge/events, /wechat/callback,
+# /wecom/bot/callback); the senders (sms, wecom_robot among them) are another list.
+INBOUND_CHANNELS = ("bridge", "wechat", "wecom")
 
 
 async def earlier_passive(runtime: Runtime, journal_id: int) -> OutboxMessage | None:
@@ -92,15 +95,18 @@ async def metrics_text(runtime: Runtime) -> bytes:
         m.outbox_pending.labels(channel).set(backlog.get((channel, "due"), 0))
         for reason in WAITING_REASONS:
             m.outbox_waiting.labels(channel, reason).set(backlog.get((channel, reason), 0))
-    for channel in {"bridge", "wechat", "wecom", *queued}:
+    for channel in {*INBOUND_CHANNELS, *queued}:
         m.inbound_queued.labels(channel).set(queued.get(channel, 0))
+        # Shown at 0 before the first event: an alert on rate() has a series to read.
+        m.events_received.labels(channel)
     lag = (runtime.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
     m.inbound_lag.set(max(0.0, lag))
     down = runtime.health.down()
     for channel in runtime.senders:
         m.channel_up.labels(channel).set(0 if channel in down else 1)
-        # Shown at 0 before the first event or send: an alert on rate() has a series to read.
-        for counter in (m.events_received, m.outbox_sent, m.outbox_failed, m.outbox_retried):
+        # Shown at 0 before the first send. Not events_received: a sender is no receiver (it
+        # showed events received from "sms" and "wecom_robot", which receive none).
+        for counter in (m.outbox_sent, m.outbox_failed, m.outbox_retried):
             counter.labels(channel)
     m.scheduler_leader.set(1 if runtime.leadership.role == "leader" else 0)
     return generate_latest(m.registry)

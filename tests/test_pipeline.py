@@ -466,6 +466,13 @@ async def test_metrics_show_every_channels_counters_from_the_start(h: Harness) -
     found = dict(re.findall(r"^(lianxin_\S+) (\S+)$", r.text, re.M))
     for name in ("events_received", "outbox_sent", "outbox_failed", "outbox_retried"):
         assert found[f'lianxin_{name}_total{{channel="bridge"}}'] == "0.0", name
+    # Events come in on the three endpoints' channels; the send-only ones (sms, WeCom group
+    # robots) received none and have no such series.
+    received = {k for k in found if k.startswith("lianxin_events_received_total")}
+    assert received == {
+        f'lianxin_events_received_total{{channel="{c}"}}' for c in ("bridge", "wechat", "wecom")
+    }
+    assert found['lianxin_outbox_sent_total{channel="sms"}'] == "0.0"
 
 
 async def test_an_event_whose_handlers_fail_is_counted_failed_under_its_channel(
