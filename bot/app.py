@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+import bot
 from bot.channels.wecom_robot import PER_MINUTE as WECOM_ROBOT_PER_MINUTE
 from bot.dispatcher import Dispatcher
 from bot.pipeline import Pipeline
@@ -176,7 +177,7 @@ def create_app(
     app = FastAPI(
         title="Lianxin",
         description="連心: police–resident chat groups; every matter answered and followed.",
-        version="0.1.0",
+        version=bot.version(),
         lifespan=lifespan,
         # Served by bot.web.docs with local assets, and only to admins unless server.public_docs.
         docs_url=None,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import bot
 from bot.cli_accounts import register as register_accounts
 from bot.cli_bulletins import register as register_bulletins
 from bot.cli_classify import register as register_classify
@@ -230,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="lianxin", description="Lianxin police–resident chatbot")
     parser.add_argument("--config", help="config file (default $LIANXIN_CONFIG or ./config.yaml)")
+    # A deployment script checks what it installed before it migrates.
+    parser.add_argument("--version", action="version", version=f"lianxin {bot.version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the webhook server, scheduler and delivery worker")

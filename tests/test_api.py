@@ -389,3 +389,11 @@ async def test_the_api_page_names_every_error_a_route_answers(harness: Harness) 
     assert "text/plain" in next(
         iter(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"])
     )
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    # A deployment script checks what it installed before it migrates.
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("lianxin ")
