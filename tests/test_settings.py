@@ -485,3 +485,11 @@ def test_a_bad_key_is_named_with_where_its_value_came_from(tmp_path: Path) -> No
         load_settings(file, environ={"LIANXIN__SECURITY__PII_KEY": KEY})
     assert f"bulletins.quiet_hours (from {file}): must look like" in str(err.value)
     assert "Value error" not in str(err.value)
+    # An empty value where none can be: said so, not "Input should be a valid string".
+    env = {"LIANXIN__SECURITY__PII_KEY": KEY, "LIANXIN__TIMEZONE": ""}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=env, read_file=False)
+    assert str(err.value) == (
+        "invalid configuration: timezone (from $LIANXIN__TIMEZONE): is empty and cannot be: "
+        "give a value, or unset the variable for the default"
+    )

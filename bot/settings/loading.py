@@ -229,10 +229,14 @@ def _describe(exc: ValidationError, environ: Mapping[str, str], file: Path | Non
         where = ", ".join(f"${name}" for name in names) or (str(file) if file else "")
         # pydantic's "Value error, " is no news to an operator; "Extra inputs are not
         # permitted" says less than what it means here.
-        message = (
-            "unknown setting"
-            if err["type"] == "extra_forbidden"
-            else err["msg"].removeprefix("Value error, ")
-        )
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif err.get("input", "") is None:
+            # An empty variable or key (or "null") clears it; this one cannot be cleared.
+            # "Input should be a valid string" said nothing of the empty value behind it.
+            undo = "unset the variable" if names else "remove the key"
+            message = f"is empty and cannot be: give a value, or {undo} for the default"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
         parts.append(f"{'.'.join(loc)}{f' (from {where})' if where else ''}: {message}")
     return "invalid configuration: " + "; ".join(parts)
