@@ -146,6 +146,9 @@ async def test_unknown_reference_names_the_line_and_applies_nothing(
         (f"officers:\n  - {{id: {'o' * 65}, name: 二, station: s1}}\n", "longer than 64"),
         ('officers:\n  - {id: "o\\0x", name: 二, station: s1}\n', "control characters"),
         ('groups:\n  - {id: g1, name: "群\\n", station: s1}\n', "control characters"),
+        # Every message of the group goes through its robot: a typo failed them all later.
+        ('groups:\n  - {id: g1, name: 群, station: s1, wecom_webhook: "a key"}\n', "wecom_webhook"),
+        ("groups:\n  - {id: g1, name: 群, station: s1, wecom_webhook: qyapi/x}\n", "wecom_webhook"),
     ],
 )
 def test_bad_entries_are_named(snippet: str, expected: str) -> None:
@@ -473,3 +476,21 @@ async def test_phones_need_the_pii_key(db_url: str, tmp_path: Path) -> None:
     )
     with pytest.raises(DirectoryError, match="pii_key"):
         await _load(db_url, path)
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "693a91f6-7a0b-4bc4-97a0-0ec2sifa5aaa",
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7a0b",
+        "http://127.0.0.1:9000/cgi-bin/webhook/send?key=k",
+    ],
+)
+def test_a_groups_robot_is_a_key_or_a_url(hook: str) -> None:
+    from bot.services.directory import parse_directory
+
+    doc = (
+        "stations:\n  - {id: s1, name: 一所}\n"
+        f"groups:\n  - {{id: g1, name: 群, station: s1, wecom_webhook: '{hook}'}}\n"
+    )
+    parse_directory(doc, "f.yaml")

@@ -23,6 +23,8 @@ from bot.services.identity import IdentityError, normalise_phone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+# A group robot's key (a UUID as WeCom gives it), or its whole webhook URL.
+_WEBHOOK = re.compile(r"[A-Za-z0-9-]{1,100}|https?://[^\s/?#]+[^\s]*")
 
 # Every reason the loader gives, in English; the console's words are in texts_org.yaml.
 PROBLEMS = {
@@ -50,6 +52,10 @@ PROBLEMS = {
     "bad_phone": "'phone' is not a mainland mobile number",
     "unknown_officer": "unknown officer '{ref}'",
     "bad_tags": "tags must be a list of words",
+    "bad_webhook": (
+        "'wecom_webhook' must be a WeCom group robot's key (letters, digits and -) or its "
+        "whole http(s):// URL"
+    ),
     # Unquoted, YAML reads 20:00 as the number 1200.
     "bad_time": "'{key}' must be HH:MM in quotes (\"20:00\"), got {value}",
     "days_or_date": "give either 'days' (weekly) or 'date' (one-off)",
@@ -318,6 +324,10 @@ def _check_groups(
         tags = grp.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise fail(source, grp, "group", gid, "bad_tags")
+        hook = grp.get("wecom_webhook")
+        if hook is not None and not _WEBHOOK.fullmatch(str(hook)):
+            # The group's every message goes through it: a typo failed them all at sending.
+            raise fail(source, grp, "group", gid, "bad_webhook")
 
 
 def check_roster_entry(
