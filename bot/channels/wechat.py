@@ -47,13 +47,17 @@ class Malformed(ValueError):
     field and never quotes the message, so it may go into the answer and the log."""
 
 
+# The tags a message is read by (a KeyError naming another key might quote the message).
+_TAGS = frozenset({"ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "Event"})
+
+
 def malformed(exc: Exception) -> str:
     """Why a decrypted message was refused, for the 400 and the log: our own words for what
     is missing, the field name of a tag the parser looked up, else only the class (a library's
     words may quote the message)."""
     if isinstance(exc, Malformed):
         return f"malformed message ({exc})"
-    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+    if isinstance(exc, KeyError) and exc.args and exc.args[0] in _TAGS:
         return f"malformed message (missing {exc.args[0]})"
     return f"malformed message ({type(exc).__name__})"
 
@@ -191,7 +195,6 @@ class WeChatCallback:
         return xml
 
 
-# WeChat's tag names for the fields of a normalised event, for error messages.
 # WeChat's tag names for the fields of a normalised event, for error messages.
 _FIELD_NAMES = {"dedup_key": "MsgId", "sender_id": "FromUserName", "text": "Content"}
 
