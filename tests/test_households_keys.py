@@ -129,7 +129,7 @@ def test_a_spreadsheets_blank_columns_are_no_columns() -> None:
 
 
 def test_roster_that_is_not_utf8_is_refused() -> None:
-    with pytest.raises(HouseholdError, match="not UTF-8 .*save it as UTF-8"):
+    with pytest.raises(HouseholdError, match=r"not UTF-8 .*save it as UTF-8"):
         parse_households("name,mobile\n張三,13812345678\n".encode("gb18030"), "roster.csv")
 
 
