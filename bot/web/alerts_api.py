@@ -15,15 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
-from bot.services.idempotency import KeyReused, create_once
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
 from bot.web.deps import (
     ADMIN_ERRORS,
-    REPLAYED_HEADER,
     IdempotencyKeyHeader,
     Offset,
     RowId,
-    body_error,
+    created_once,
     errors,
     get_runtime,
 )
@@ -150,23 +148,17 @@ async def create_alert(
         )
         return AlertCreated(id=alert.id, groups=count, warnings=warnings).model_dump()
 
-    try:
-        answer, replayed = await create_once(
-            runtime.sessions,
-            route="POST /api/v1/alerts",
-            key=idempotency_key,
-            body=body.model_dump(mode="json"),
-            created_by=caller.author,
-            now=now,
-            create=send,
-        )
-    except Problem as exc:
-        raise body_error(exc.field, exc.message, exc.code) from None
-    except KeyReused as exc:
-        raise HTTPException(409, str(exc)) from None
-    if replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    else:
+    answer, replayed = await created_once(
+        runtime,
+        response,
+        route="POST /api/v1/alerts",
+        key=idempotency_key,
+        body=body.model_dump(mode="json"),
+        created_by=caller.author,
+        now=now,
+        create=send,
+    )
+    if not replayed:
         runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     return AlertCreated.model_validate(answer)
 
@@ -281,24 +273,19 @@ async def correct(
         )
         return AlertCreated(id=correction.id, groups=count).model_dump()
 
-    try:
-        answer, replayed = await create_once(
-            runtime.sessions,
-            # One alert's corrections apart from another's: the same key may not be reused
-            # across them either (the route and the alert are part of what is compared).
-            route="POST /api/v1/alerts/{id}/correct",
-            key=idempotency_key,
-            body={"alert": alert_id, **body.model_dump(mode="json")},
-            created_by=caller.author,
-            now=now,
-            create=send,
-        )
-    except Problem as exc:
-        raise HTTPException(409, exc.message) from None
-    except KeyReused as exc:
-        raise HTTPException(409, str(exc)) from None
-    if replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    else:
+    answer, replayed = await created_once(
+        runtime,
+        response,
+        # One alert's corrections apart from another's: the same key may not be reused
+        # across them either (the route and the alert are part of what is compared).
+        route="POST /api/v1/alerts/{id}/correct",
+        key=idempotency_key,
+        body={"alert": alert_id, **body.model_dump(mode="json")},
+        created_by=caller.author,
+        now=now,
+        create=send,
+        problem_is_conflict=True,
+    )
+    if not replayed:
         runtime.wake_outbox(urgent=True)  # priority 0: the urgent lane
     return AlertCreated.model_validate(answer)

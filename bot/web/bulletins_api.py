@@ -17,15 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
-from bot.services.idempotency import KeyReused, create_once
 from bot.web.auth import ADMIN_QUERY, Caller, require_admin
 from bot.web.deps import (
     MAX_ROW_ID,
-    REPLAYED_HEADER,
     IdempotencyKeyHeader,
     Offset,
     RowId,
     body_error,
+    created_once,
     errors,
     get_runtime,
     query_error,
@@ -128,22 +127,16 @@ async def create(
         )
         return Created(id=bulletin.id).model_dump()
 
-    try:
-        answer, replayed = await create_once(
-            runtime.sessions,
-            route="POST /api/v1/bulletins",
-            key=idempotency_key,
-            body=spec.model_dump(mode="json"),
-            created_by=caller.author,
-            now=now,
-            create=store,
-        )
-    except Problem as exc:
-        raise body_error(exc.field, exc.message, exc.code) from None
-    except KeyReused as exc:
-        raise HTTPException(409, str(exc)) from None
-    if replayed:
-        response.headers[REPLAYED_HEADER] = "true"
+    answer, _ = await created_once(
+        runtime,
+        response,
+        route="POST /api/v1/bulletins",
+        key=idempotency_key,
+        body=spec.model_dump(mode="json"),
+        created_by=caller.author,
+        now=now,
+        create=store,
+    )
     return Created.model_validate(answer)
 
 

@@ -6,9 +6,11 @@ its thread pool, a thread hop per request for a single attribute read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Path, Query, Request
+from fastapi import Header, HTTPException, Path, Query, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -16,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pipeline import InboundPort
 from bot.runtime import Runtime
-from bot.services.idempotency import KEY_PATTERN
+from bot.services.idempotency import KEY_PATTERN, KeyReused, create_once
 from bot.services.routing import station_subtree
+from broadcasts.bulletins import Problem
 from models.directory import Station
 
 # Ids are 32-bit integers in PostgreSQL; a larger one is no row of ours (a 422, not a 500).
@@ -71,6 +74,44 @@ def body_error(field: str, message: str, kind: str = "") -> HTTPException:
     return HTTPException(
         422, [{"type": kind or "value_error", "loc": ["body", *field.split(".")], "msg": message}]
     )
+
+
+async def created_once(
+    runtime: Runtime,
+    response: Response,
+    *,
+    route: str,
+    key: str | None,
+    body: Any,
+    created_by: str,
+    now: datetime,
+    create: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    problem_is_conflict: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """A creating POST's answer, once per ``Idempotency-Key``
+    (:func:`bot.services.idempotency.create_once`), and whether it is a retry's (then marked
+    with :data:`REPLAYED_HEADER`). The key with another body is ``409``; a :class:`Problem`
+    of ``create`` is the body's ``422``, or a ``409`` when the state refused it
+    (``problem_is_conflict``: a correction of a recalled notice)."""
+    try:
+        answer, replayed = await create_once(
+            runtime.sessions,
+            route=route,
+            key=key,
+            body=body,
+            created_by=created_by,
+            now=now,
+            create=create,
+        )
+    except Problem as exc:
+        if problem_is_conflict:
+            raise HTTPException(409, exc.message) from None
+        raise body_error(exc.field, exc.message, exc.code) from None
+    except KeyReused as exc:
+        raise HTTPException(409, str(exc)) from None
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return answer, replayed
 
 
 def query_error(name: str, message: str) -> HTTPException:
