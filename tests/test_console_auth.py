@@ -101,6 +101,16 @@ async def test_without_a_session_every_page_answers_303_to_the_sign_in_page(h: H
     for path in ("/console/logout", "/console/tickets/A1234/answer", "/console/account/script"):
         answer = await client.post(path, data={"csrf_token": "x"})
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
+    # An address that is no page: the sign-in too (a 404 told who had none which are pages);
+    # signed in, the console's own 404.
+    for path in ("/console/dashboard", "/console/tickets/A1234/nothing", "/console/x/y/z"):
+        answer = await client.get(path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/login", path
+    assert (await client.post("/console/nothing", data={})).status_code == 303
+    await sign_in(client, "wang")
+    missing = await client.get("/console/dashboard")
+    assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+    assert (await client.get("/console/static/console.css")).status_code == 200
 
 
 def notice(page: str) -> str:

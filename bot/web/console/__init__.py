@@ -93,3 +93,13 @@ def install(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(SignInRequired, _sign_in)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
+    # Last of every route (``install`` is the app's last step): any other console address is
+    # answered as a page that does not exist, the sign-in first for a visitor without a
+    # session (CONTRACT §7: every console page without one answers 303; a plain 404 told a
+    # visitor which addresses are pages).
+    app.add_api_route(
+        "/console/{rest:path}",
+        address_not_understood,
+        methods=["GET", "POST"],
+        include_in_schema=False,
+    )
