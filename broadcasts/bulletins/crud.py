@@ -325,10 +325,15 @@ async def resume_bulletin(
 
 
 async def cancel_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: datetime) -> int:
-    """Stop for good: no more runs, unsent deliveries withdrawn. Returns how many were."""
+    """Stop for good: no more runs, unsent deliveries withdrawn. Returns how many were.
+
+    A finished bulletin with nothing left to send stays finished: it went out in full, and
+    "cancelled" would rewrite what happened (with copies still waiting for the end of quiet
+    hours, it is stopped before the end, and cancelled)."""
     if bulletin.status == "cancelled":
         return 0
-    bulletin.status, bulletin.next_run_at, bulletin.updated_at = "cancelled", None, now
+    finished = bulletin.status == "finished"
+    bulletin.next_run_at = None
     await session.execute(
         update(BulletinRun)
         .where(BulletinRun.bulletin_id == bulletin.id, BulletinRun.status == "pending")
@@ -350,4 +355,7 @@ async def cancel_bulletin(session: AsyncSession, *, bulletin: Bulletin, now: dat
         )
         .values(status=CANCELLED)
     )
-    return rowcount(withdrawn)
+    count = rowcount(withdrawn)
+    if count or not finished:
+        bulletin.status, bulletin.updated_at = "cancelled", now
+    return count
