@@ -108,7 +108,10 @@ async def intake(ctx: HandlerContext) -> bool:
         ctx.session.add(
             PendingItem(member_id=ctx.member.id, journal_id=ctx.journal_id, created_at=ctx.now)
         )
-        await maybe_remind(ctx, unverified=True)
+        if not await maybe_remind(ctx, unverified=True) and ev.is_private:
+            # Reminded already today: privately, a second matter met silence and read as
+            # lost. In a group nothing more is said (the reminder is private, once a day).
+            ctx.reply(ctx.text("verify_held_again"))
         return True
     await submit(ctx, result, await _item(ctx))
     return True

@@ -248,3 +248,35 @@ async def test_a_backlog_worked_through_late_still_pairs_the_photo_with_its_word
     await app.state.pipeline.drain()
     await h.sent()
     assert "y.jpg" in h.to_user("wxid_wang")[-1]
+
+
+async def test_an_unverified_residents_second_matter_privately_is_acknowledged(
+    h: Harness,
+) -> None:
+    """Reminded once a day, an unverified resident's next matter privately met silence (their
+    words kept, but nothing said they were): each is acknowledged now; in a group nothing
+    more is said."""
+    await h.say("大家好", group=GROUP, sender="wxid_new")  # a member of the village's group
+
+    async def private(text: str) -> list[str]:
+        before = len(h.to_user("wxid_new"))
+        await h.say(text, group=None, sender="wxid_new")
+        await h.sent()
+        return h.to_user("wxid_new")[before:]
+
+    first = await private("村口的路灯坏了好几天了,晚上走路很黑")
+    assert len(first) == 1 and "实名 姓名 手机号" in first[0]  # the day's reminder
+    second = await private("还有桥头的护栏也断了一截,小孩容易掉下去")
+    assert len(second) == 1 and "也已收到" in second[0] and "实名" in second[0]
+    third = await private("橋頭的護欄到現在也沒人修")
+    assert len(third) == 1 and "也已收到" in third[0] and "實名" in third[0]  # their script
+    before = len(h.world.state.delivered())
+    await h.say("菜市场门口的井盖没了", group=GROUP, sender="wxid_new")
+    await h.sent()
+    assert h.world.state.delivered()[before:] == []
+    from sqlalchemy import func, select
+
+    from models.people import PendingItem
+
+    async with h.runtime.sessions() as session:  # every one kept for the officer
+        assert await session.scalar(select(func.count()).select_from(PendingItem)) == 4
