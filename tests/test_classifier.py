@@ -245,6 +245,9 @@ def test_hyperbole_is_no_emergency(text: str) -> None:
         "昨天打我的那个人现在又拿着刀来了",
         # A newcomer's trial (2026-12-07): the model read "我该怎么办" as a question.
         "家裡有人割腕 流好多血 我該怎麼辦",
+        # Round 41: lights out at a crossing, people on it, danger named.
+        "十字路口信号灯不亮了 车都乱开 好几个学生在那过马路 很危险",
+        "學校門口紅綠燈壞了 車開得飛快 小孩過馬路太危險了",
     ],
 )
 def test_plain_danger_now_is_never_missed(text: str) -> None:
@@ -266,6 +269,12 @@ def test_plain_danger_now_is_never_missed(text: str) -> None:
         "熊孩子在楼道玩打火机 差点把纸箱点着了 已经被我骂走了",
         "剛才樓下有人吵架 現在已經走了 沒事了",
         "我家孩子被同学打了 脸都肿了 学校也不管 我要讨个说法",
+        # A dream told in the group (round 41): the danger words fired a P1 page.
+        "夢到我孩子掉河裡了 嚇醒了",
+        "做了个噩梦 梦见有人拿刀追我 醒来心还在跳",
+        "昨晚做梦梦到我家房子烧起来了 吓出一身汗",
+        # Lights out, told as a proposal: somebody should mend them, nobody is on it now.
+        "路口红绿灯坏了好几天了 太危险了 建议赶紧修一下",
     ],
 )
 def test_danger_words_over_or_pretend_are_no_emergency(text: str) -> None:
@@ -441,7 +450,34 @@ def test_normalise_maps_scripts_and_regional_words_to_one_spelling() -> None:
     assert normalise("佢喺度打緊交") == "他在这在打架"
     assert normalise("ＡＢＣ１２３") == "abc123"
     assert normalise("一一零") == "110"
-    assert normalise("俺们屯子今儿个干仗了") == "俺们村子今天打架了"
+    assert normalise("俺们屯子今儿个干仗了") == "我们村子今天打架了"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "mandarin"),
+    [
+        # Round 41: northern 俺 / 咱 / 咋 / 啥 / 中不中, south-western 屋头 / 老汉儿 / 啥子,
+        # Cantonese 晕低 / 斩人 / 过数, Minnan 跋倒 / 头壳 / 予人.
+        ("俺家三轮车叫人推走了", "我家三轮车叫人推走了"),
+        ("咱庄的路灯坏了 咋整", "我们庄的路灯坏了 怎么办"),
+        ("户口咋个上 要带啥子", "户口怎么上 要带什么"),
+        ("中不中让他爹去办", "行不行让他爹去办"),
+        ("老汉儿在屋头摔倒了", "爸爸在家里摔倒了"),
+        ("個阿伯喺巴士站暈低咗", "个阿伯在巴士站晕倒了"),
+        ("有人喺樓下斬人", "有人在楼下砍人"),
+        ("佢要我即刻過數", "他要我即刻转账"),
+        ("阿嬤跋倒 頭殼流血", "阿嬷摔倒 头流血"),
+        ("皮包予人偷提", "皮包被人偷提"),
+        # Not: Mandarin 咋舌, the Cantonese particle 咋, 超过数量, 斩获, 给予人.
+        ("价格让人咋舌", "价格让人咋舌"),
+        ("讲吓咋 不要当真", "讲吓咋 不要当真"),
+        ("超过数量要登记", "超过数量要登记"),
+        ("斩获冠军", "斩获冠军"),
+        ("给予人帮助", "给予人帮助"),
+    ],
+)
+def test_normalise_reads_round_41_dialect_words(dialect: str, mandarin: str) -> None:
+    assert normalise(dialect) == mandarin
 
 
 def test_the_package_sits_low_in_the_layers() -> None:

@@ -88,6 +88,10 @@ _DANGER = re.compile(
     # Something set alight (放鞭炮把草垛点着了): the model learned 差点把纸箱点着了 as no
     # emergency in round 40, and 差点 is a calm word here too.
     r"|把.{1,6}(?:点着|烧着)了"
+    # Round 41: a crossing whose lights are out, with traffic or children on it and danger
+    # named (红绿灯坏了…孩子过马路很危险): the model read a proposal. 建议 / 请问 / 昨天 keep
+    # it calm (_CALM), as for every danger word.
+    r"|(?:红绿灯|信号灯)[^,.!?。！？]{0,6}(?:坏|不亮|黑|灭|失灵).{0,40}(?:危险|乱开|差点撞)"
 )
 # A hazard: somebody should look, nobody is in danger now (楼道堆杂物 着火隐患). The model
 # alone read an emergency into it; plain danger words still win. (Firecrackers are not here:
@@ -151,6 +155,11 @@ _CALM = re.compile(
     r"|后来|拉走了|送走了|抬走了|没人受伤|没有人受伤|没有受伤|无人受伤|人没事|已经出来了"
     r"|听说|据说|有人说|是真的吗|真的假的"
 )
+# A dream told in the group (round 41: 夢到我孩子掉河裡了 嚇醒了; 梦见有人拿刀追我 醒来心还在跳):
+# the danger words fired a P1 page. Not the idiom 做梦都没想到, and "still" (还在) does not
+# undo it; a call for help does (_DREAM_URGENT).
+_DREAM = re.compile(r"梦见|梦到|做(?:了个?|个)?(?:噩|恶)?梦(?![都也])|噩梦|恶梦|是(?:个|场)?梦")
+_DREAM_URGENT = re.compile(r"救命|快来|快点来|赶紧来|马上来|快报警|快打110|正在")
 # Overrides _CALM: a present-time or urgent word ("昨天他说要弄死我,现在又拿着刀来了").
 # "现在已经出来了", "现在没事了" say it is over: 现在 alone is not urgent there.
 # "到现在" is "until now" (still), not "now": the complaint 到现在都没人来看过 is no urgency.
@@ -261,6 +270,8 @@ def _danger_now(norm: str) -> bool:
     """Danger in plain words, in a message that does not call it over, past or pretend."""
     if not _DANGER.search(norm):
         return False
+    if _DREAM.search(norm) and not _DREAM_URGENT.search(norm):
+        return False
     urgent = _URGENT.search(norm) is not None
     return urgent or not _CALM.search(norm)
 
@@ -319,8 +330,10 @@ _VETOES = (HAZARD, SEEN_BEFORE, FIRECRACKERS, OVER, DESCRIPTION, COMPLAINT)
 def _veto(norm: str, size: int) -> str | None:
     """Why a message the danger words did not flag is no emergency whatever the model reads,
     or None: a hazard, something seen some time, a description, firecrackers, a complaint about
-    the service, something over, nobody hurt, hearsay, a crime reported, a water leak."""
+    the service, something over, nobody hurt, hearsay, a crime reported, a water leak, a dream."""
     urgent = _URGENT.search(norm) is not None
+    if _DREAM.search(norm) and not _DREAM_URGENT.search(norm):
+        return OVER
     if _HAZARD.search(norm) and not (urgent or _HAZARD_NOW.search(norm)):
         return HAZARD
     if _SEEN_BEFORE.search(norm) and not urgent:
