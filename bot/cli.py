@@ -39,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.app import create_app
     from bot.channels.sms import sms_warnings
-    from bot.cli_database import hold_sqlite_alone, migrate_database
+    from bot.cli_database import hold_sqlite_alone, migrate_database, refuse_a_misplaced_database
     from bot.wiring import build_runtime
 
     settings = settings_of(args)
@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_level)
     for warning in [*sms_warnings(settings), *settings.startup_warnings()]:
         logging.getLogger("lianxin").warning("%s", warning)
+    refuse_a_misplaced_database(settings, getattr(args, "config", None))
     alone = hold_sqlite_alone(settings.database.url)  # noqa: F841 (held until the process ends)
     before, after = migrate_database(settings, getattr(args, "config", None))
     if before != after:
@@ -107,9 +108,10 @@ async def _checks_at_start(runtime: Any) -> list[str]:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from bot.cli_database import migrate_database
+    from bot.cli_database import migrate_database, refuse_a_misplaced_database
 
     settings = settings_of(args, require_secrets=False)
+    refuse_a_misplaced_database(settings, getattr(args, "config", None))
     before, after = migrate_database(settings, getattr(args, "config", None))
     if before == after:
         print(f"database already at the latest revision ({after})")

@@ -33,6 +33,9 @@ def database_problem(
     file = sqlite_file(url)
     where = _where(url)
     origin, advice = _origin(config, environ)
+    misplaced = _beside_the_config(url, config, environ)
+    if misplaced:
+        return f"no database at {where} ({origin}): {misplaced}"
     if file is not None and not file.exists():
         return f"no database at {where} ({origin}): {advice}"
 
@@ -73,6 +76,42 @@ def _newer(where: str, origin: str, revision: str) -> str:
         f"the database at {where} ({origin}) is at revision {revision}, which this version "
         "of lianxin does not know (a newer version migrated it): use that version"
     )
+
+
+def _beside_the_config(url: str, config: str | None, environ: Mapping[str, str]) -> str | None:
+    """What to do when a relative SQLite path finds no database in the current folder but
+    there is one beside the config file, or None. The path is taken from the folder the
+    command runs in (as SQLite takes it), so ``--config /srv/lianxin/config.yaml`` from
+    another folder pointed at another, empty database: the others refused it and told the
+    operator to run ``db upgrade``, which made it, and ``serve`` made it on its own and went
+    on with a county that had no data, no tokens and no accounts."""
+    from bot.db import sqlite_file
+
+    file = sqlite_file(url)
+    given = config_path(config, environ)
+    if file is None or file.is_absolute() or given is None or file.exists():
+        return None
+    beside = given.resolve().parent / file
+    if beside.resolve() == file.resolve() or not beside.exists():
+        return None
+    return (
+        f"database.url is the relative path {file}, taken from the folder you run lianxin in, "
+        f"not from the config file's; the database beside {given} is {beside}: run the "
+        f"command in {beside.parent}, or give database.url as an absolute path "
+        f"(sqlite+aiosqlite:///{beside})"
+    )
+
+
+def refuse_a_misplaced_database(settings: Settings, config: str | None) -> None:
+    """For ``db upgrade`` and ``serve``, which create a missing database: exit 2 with one line
+    instead of creating an empty one in the current folder beside the real one in the config
+    file's folder (see ``_beside_the_config``)."""
+    misplaced = _beside_the_config(settings.database.url, config, os.environ)
+    if misplaced:
+        where = _where(settings.database.url)
+        origin, _ = _origin(config, os.environ)
+        print(f"lianxin: no database at {where} ({origin}): {misplaced}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def migrate_database(settings: Settings, config: str | None) -> tuple[str | None, str | None]:

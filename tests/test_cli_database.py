@@ -354,3 +354,35 @@ def test_a_command_on_personal_data_refuses_a_key_that_does_not_open_it(
     # With the key that wrote them listed as a previous one (as while rotating), it runs.
     monkeypatch.setenv("LIANXIN__SECURITY__PII_PREVIOUS_KEYS", f'["{KEY}"]')
     assert run(command) == 0
+
+
+def test_a_relative_database_beside_the_config_is_named_not_made_again(
+    elsewhere: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by a newcomer: with the shipped ``url: sqlite+aiosqlite:///./lianxin.db`` and
+    ``$LIANXIN_CONFIG`` set, ``lianxin token list`` from another folder said to run ``db
+    upgrade``, which made a second, empty database there (and ``serve`` made one itself)."""
+    county = tmp_path / "county"
+    county.mkdir()
+    config = county / "config.yaml"
+    config.write_text("database:\n  url: sqlite+aiosqlite:///./lianxin.db\n", "utf-8")
+    monkeypatch.chdir(county)
+    assert run(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("LIANXIN_CONFIG", str(config))
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served"))
+    serve = ["serve", "--port", str(_port_nobody_listens_on())]
+    for command in (["token", "list"], ["db", "upgrade"], serve):
+        assert run(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert f"the database beside {config} is {county / 'lianxin.db'}" in err
+        assert f"run the command in {county}" in err
+    assert list(elsewhere.iterdir()) == []
+    # Where the file is, it is used as before.
+    monkeypatch.chdir(county)
+    assert run(["token", "list"]) == 0
