@@ -152,6 +152,22 @@ async def test_unknown_reference_names_the_line_and_applies_nothing(
     ],
 )
 def test_bad_entries_are_named(snippet: str, expected: str) -> None:
+    assert expected in _refusal(snippet)
+
+
+@pytest.mark.parametrize("typed", ["8:00", "08：00", "８:00"])
+def test_a_quoted_time_that_is_not_hh_mm_is_not_told_to_be_quoted(typed: str) -> None:
+    """Found by a newcomer: `from: "8:00"` was refused as needing quotes, which it had."""
+    roster = (
+        f"roster:\n  - {{station: s1, officer: o1, days: [mon], from: '{typed}', to: '20:00'}}\n"
+    )
+    refusal = _refusal(roster)
+    assert "'from' must be HH:MM, two digits each and an ASCII colon" in refusal
+    assert "quotes" not in refusal and repr(typed) in refusal
+
+
+def _refusal(snippet: str) -> str:
+    """Why the base directory with ``snippet`` added is refused."""
     from bot.services.directory import parse_directory
 
     base = (
@@ -165,7 +181,8 @@ def test_bad_entries_are_named(snippet: str, expected: str) -> None:
     )
     with pytest.raises(DirectoryError) as err:
         parse_directory(doc, "f.yaml")
-    assert expected in str(err.value) and "f.yaml line" in str(err.value)
+    assert "f.yaml line" in str(err.value)
+    return str(err.value)
 
 
 def test_a_key_given_twice_is_named_at_its_second_line() -> None:

@@ -58,6 +58,11 @@ PROBLEMS = {
     ),
     # Unquoted, YAML reads 20:00 as the number 1200.
     "bad_time": "'{key}' must be HH:MM in quotes (\"20:00\"), got {value}",
+    # Quoted but not HH:MM ("8:00", a full-width "08：00" from a Chinese keyboard): telling
+    # the operator to add the quotes they already had left them guessing.
+    "bad_time_text": (
+        "'{key}' must be HH:MM, two digits each and an ASCII colon (\"08:00\"), got {value}"
+    ),
     "days_or_date": "give either 'days' (weekly) or 'date' (one-off)",
     "bad_days": "days must be a list of {days}",
     "bad_date": "date must be YYYY-MM-DD, got {value}",
@@ -342,7 +347,8 @@ def check_roster_entry(
         raise fail(source, entry, "roster", who, "unknown_officer", ref=entry["officer"])
     for key in ("from", "to"):
         if not _TIME.match(str(entry[key])):
-            raise fail(source, entry, "roster", who, "bad_time", key=key, value=repr(entry[key]))
+            problem = "bad_time_text" if isinstance(entry[key], str) else "bad_time"
+            raise fail(source, entry, "roster", who, problem, key=key, value=repr(entry[key]))
     days = entry.get("days")
     on = entry.get("date")
     if (days is None) == (on is None):
