@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,28 @@ async def test_malformed_headers_and_fields_are_answered_not_crashed(harness: Ha
     body["timestamp"] = int(harness.clock.now().timestamp() * 1000)  # milliseconds by mistake
     r = await harness.post_bridge(body)
     assert r.status_code == 422 and "timestamp" in r.json()["error"]
+    assert await _count(harness, InboundEvent) == 0
+
+
+@pytest.mark.parametrize(
+    ("stamp", "said"),
+    [
+        (lambda s: s * 1000, "timestamp: Unix seconds expected, got {ms} (milliseconds?"),
+        (lambda s: str(s), "timestamp: Unix seconds as a JSON integer expected (not a string"),
+        (lambda s: -1, "timestamp: Unix seconds expected, got -1"),
+    ],
+)
+async def test_a_wrong_timestamp_is_explained_in_the_bridges_terms(
+    harness: Harness, stamp: Callable[[int], object], said: str
+) -> None:
+    """Found by a newcomer writing a bridge: milliseconds were answered "timestamp: Input
+    should be less than 100000000000"."""
+    seconds = int(harness.clock.now().timestamp())
+    body = harness.bridge_body("hi")
+    body["timestamp"] = stamp(seconds)
+    r = await harness.post_bridge(body)
+    assert r.status_code == 422
+    assert r.json()["error"].startswith(said.format(ms=seconds * 1000)), r.json()
     assert await _count(harness, InboundEvent) == 0
 
 

@@ -156,6 +156,17 @@ _FIELD_NAMES = {
 }
 
 
+# What a bridge gets wrong about ``timestamp``, said in its terms: pydantic's own words ("Input
+# should be less than 100000000000") left a bridge author sending milliseconds to guess.
+_TIMESTAMP_PROBLEMS = {
+    "less_than": "Unix seconds expected, got {value!r} (milliseconds? divide by 1000)",
+    "greater_than_equal": "Unix seconds expected, got {value!r}",
+    "int_type": (
+        "Unix seconds as a JSON integer expected (not a string or a fraction), got {value!r}"
+    ),
+}
+
+
 def parse_event(body: bytes) -> InboundMessage:
     """Parse, validate and normalise an inbound body, or raise :class:`BadEvent` naming the
     problem."""
@@ -172,7 +183,9 @@ def parse_event(body: bytes) -> InboundMessage:
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
-            parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+            problem = _TIMESTAMP_PROBLEMS.get(err["type"]) if where == "timestamp" else None
+            message = problem.format(value=err["input"]) if problem else err["msg"]
+            parts.append(f"{where}: {message}" if where else message)
         raise BadEvent("; ".join(parts)) from None
     inbound = event.to_inbound()
     problem = inbound_problem(inbound, _FIELD_NAMES)
