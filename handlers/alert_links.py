@@ -24,6 +24,7 @@ SAME_MATTER = 0.2
 _PERSON = r"(?:小孩|孩子|男孩|女孩|小朋友|儿童|老人|老太|老头|大爷|大妈|男的|女的|男子|女子|人)"
 # A notice that seeks a person, and a message that says one was seen.
 _SEEKS_SOMEONE = re.compile(rf"寻找|找人|走失|失踪|走丢|不见|寻人|{_PERSON}")
+_ANY_PERSON = re.compile(_PERSON)
 _SIGHTING = re.compile(rf"(?:看到|看见|见到|见过|碰到|遇到|发现)(?:了|过)?.{{0,8}}{_PERSON}")
 
 
@@ -80,8 +81,16 @@ async def link_to_active_alert(ctx: HandlerContext, ticket: Ticket) -> None:
         return
     # Weaker wording overlap than for clues: an emergency about a person during an alert is
     # more likely than not about the person the alert seeks, and a wrong link costs nothing.
-    overlap = similarity(ctx.runtime.cipher.decrypt(alert.text_enc) or "", ctx.event.text)
-    if overlap >= SAME_MATTER / 2 or ticket.category == "help":
+    alert_text = ctx.runtime.cipher.decrypt(alert.text_enc) or ""
+    overlap = similarity(alert_text, ctx.event.text)
+    # "About a person" is said, not assumed from the category: a fire ("柴房烧起来了", filed
+    # as help) during a notice about a power cut was told to the officer as that notice's clue.
+    about_the_sought = (
+        ticket.category == "help"
+        and _SEEKS_SOMEONE.search(normalise(alert_text)) is not None
+        and _ANY_PERSON.search(normalise(ctx.event.text)) is not None
+    )
+    if overlap >= SAME_MATTER / 2 or about_the_sought:
         ticket.alert_id = alert.id
         ticket.category = "help"  # a clue for the alert, as alert_replies files them
         # Priority 1: right after the P0 page intake queues next, ahead of everything else.

@@ -511,3 +511,26 @@ async def test_a_retried_notice_with_an_idempotency_key_reaches_each_group_once(
     twice = await b.api.post(path, json=fix, headers=ckey)
     assert (once.status_code, twice.status_code) == (201, 201) and once.json() == twice.json()
     assert len(await b.get("/api/v1/alerts")) == 2 and len(await b.h.sent()) == 2
+
+
+async def test_an_emergency_about_no_person_is_not_taken_for_the_notices_clue(b: Bench) -> None:
+    # Found by a newcomer: a fire during a notice about a power cut reached the officer as
+    # "a reply to urgent notice N, follow it up as a clue", filed under the notice.
+    out = await b.post(
+        "/api/v1/alerts",
+        {"scope": {"stations": ["qiaozhen"]}, "text": "今晚停电检修 请大家关好门窗 注意防盗"},
+        status=201,
+    )
+    await b.h.sent()
+    await b.h.say("着火了 着火了 村东头老王家柴房烧起来了 火好大", group=QZ, sender="wxid_c")
+    [fire] = await b.h.tickets()
+    assert fire.emergency and fire.priority == 1 and fire.alert_id is None
+    notices = [m["text"] for m in await b.h.sent() if m["user_id"]]
+    assert notices and not any(
+        f"通报 {out['id']}" in t or f"通報 {out['id']}" in t for t in notices
+    )
+    # A person in danger while a notice seeks one is still linked to it.
+    lost = await _lost_child_alert(b)
+    await b.h.say("救命 看到一个小孩掉河里了", group=QZ, sender="wxid_d")
+    river = next(t for t in await b.h.tickets() if t.id != fire.id)
+    assert river.emergency and river.alert_id == lost["id"]
