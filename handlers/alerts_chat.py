@@ -24,7 +24,7 @@ import re
 
 from bot.services.routing import station_named
 from bot.services.ticket_service import officer_scope
-from bot.services.tickets import Out
+from bot.services.tickets import Out, find_ticket
 from broadcasts.alerts import (
     active_alert_for_group,
     correct_alert,
@@ -41,7 +41,7 @@ from handlers.alert_links import (
     tell_officer_of_clue,
 )
 from handlers.classify import normalise
-from handlers.commands import clean
+from handlers.commands import clean, parse
 from handlers.context import HandlerContext
 from handlers.intake import submit
 from handlers.merges import Item
@@ -204,6 +204,14 @@ def is_clue(ctx: HandlerContext, text: str, alert_text: str) -> bool:
     )
 
 
+async def _names_a_ticket_in(ctx: HandlerContext, text: str) -> bool:
+    """Whether ``text`` is ``#CODE …`` for a ticket that exists."""
+    command = parse(text)
+    if command is None or command.name != "answer" or not command.code:
+        return False
+    return await find_ticket(ctx.session, command.code) is not None
+
+
 async def alert_replies(ctx: HandlerContext) -> bool:
     """收到 → acknowledgement; a clue → a help ticket linked to the alert; else pass on."""
     ev = ctx.event
@@ -223,6 +231,10 @@ async def alert_replies(ctx: HandlerContext) -> bool:
             ctx.session, alert=alert, group_id=ctx.group.id, member_id=ctx.member.id, now=ctx.now
         )
         return True
+    if await _names_a_ticket_in(ctx, ev.text):
+        # "#M9060 消防车到了": about that ticket, for its officer (the reporter's addition or
+        # a neighbour's clue, resident_followups), not a new ticket filed under the notice.
+        return False
     if not is_clue(ctx, text, alert_text):
         return False  # an ordinary matter or chatter: intake decides, as on any other day
     ticket = await submit(

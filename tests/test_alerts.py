@@ -534,3 +534,20 @@ async def test_an_emergency_about_no_person_is_not_taken_for_the_notices_clue(b:
     await b.h.say("救命 看到一个小孩掉河里了", group=QZ, sender="wxid_d")
     river = next(t for t in await b.h.tickets() if t.id != fire.id)
     assert river.emergency and river.alert_id == lost["id"]
+
+
+async def test_a_neighbours_word_on_a_ticket_during_a_notice_goes_to_that_ticket(b: Bench) -> None:
+    # Found by a newcomer: "#M9060 我刚路过看到消防车已经到了" from a neighbour, while a notice
+    # was out, became a new ticket "replying to urgent notice 3" instead of M9060's clue.
+    await b.post(
+        "/api/v1/alerts",
+        {"scope": {"stations": ["qiaozhen"]}, "text": "今晚停电检修 请大家关好门窗 注意防盗"},
+        status=201,
+    )
+    await b.h.sent()
+    await b.h.say("着火了 着火了 村东头老王家柴房烧起来了 火好大", group=QZ, sender="wxid_c")
+    [fire] = await b.h.tickets()
+    await b.h.say(f"#{fire.code} 我刚路过看到消防车已经到了 火小了", group=QZ, sender="wxid_d")
+    assert [t.code for t in await b.h.tickets()] == [fire.code]
+    to_officers = [m["text"] for m in await b.h.sent() if m["user_id"]]
+    assert any("非报案人" in t and "消防车已经到了" in t for t in to_officers), to_officers
