@@ -346,6 +346,9 @@ async def test_pause_holds_resume_releases_cancel_withdraws(b: Bench) -> None:
     assert await b.h.sent() == []
     assert (await b.post(f"/api/v1/bulletins/{bid}/resume"))["status"] == "finished"
     assert len(await b.h.sent()) == 3
+    # The resume again (a client's retry after a timeout): the same answer, nothing sent twice.
+    assert (await b.post(f"/api/v1/bulletins/{bid}/resume"))["status"] == "finished"
+    assert len(await b.h.sent()) == 3
     # Cancelling it now changes nothing: it went out in full, and its record says so (it
     # turned "cancelled", as if stopped before it was sent).
     assert (await b.post(f"/api/v1/bulletins/{bid}/cancel"))["status"] == "finished"

@@ -291,6 +291,10 @@ async def resume_bulletin(
     Cron times that fell inside the pause are skipped; a one-off whose time passed during the
     pause is handled like a missed run (sent if still within the grace period).
     """
+    if bulletin.status in ("active", "finished"):
+        # Running already (a client's retry after a timeout, a second click): nothing to do,
+        # as a second pause or cancel; a 409 told the retry that its resume had failed.
+        return 0
     if bulletin.status != "paused":
         raise Conflict(f"cannot resume a {bulletin.status} bulletin")
     held = (
