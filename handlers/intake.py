@@ -32,7 +32,7 @@ from handlers.classify import (
     Classification,
 )
 from handlers.context import HandlerContext
-from handlers.merges import Item, attach, merge_target
+from handlers.merges import Item, attach, flood_target, merge_target
 from handlers.ratings import awaited_rating, rate
 from handlers.safety import FIRST_NUMBER, safety_reply_key
 from handlers.verification_support import is_verified, maybe_remind
@@ -129,12 +129,17 @@ async def _emergency(ctx: HandlerContext, result: Classification) -> None:
     """Safety reply in the same request, a P1 ticket, pages to the duty officer and the leader."""
     item = await _item(ctx)
     ticket = await merge_target(ctx, result, item, emergency=True)
-    merged = ticket is not None
+    merged, flooding = ticket is not None, False
+    if ticket is None:
+        # A danger of its own, unless this sender has raised too many at once (a flood).
+        ticket = await flood_target(ctx, item)
+        merged = flooding = ticket is not None
     if ticket is None:
         ticket = await _open(ctx, result, item, emergency=True)
     officer = await holder_of(ctx.session, ticket)
     reply_key = safety_reply_key(item.text, result)
-    if not (merged and await _told_here_lately(ctx, ticket)):
+    # Joined by a flood, it is another danger all the same: its own safety reply (119, 120…).
+    if flooding or not (merged and await _told_here_lately(ctx, ticket)):
         ctx.reply(
             ctx.text(reply_key, officer=officer.name if officer else "", code=ticket.code),
             priority=0,

@@ -193,6 +193,31 @@ def _same_danger(theirs: str, mine: str) -> bool:
     )
 
 
+async def flood_target(ctx: HandlerContext, item: Item) -> Ticket | None:
+    """The sender's latest alarm in this chat when they have raised
+    ``intake.alarms_per_sender`` open ones or more within ``intake.merge_window_s``: a further
+    alarm joins it (its safety reply still goes at once; the holder reads it as a follow-up)
+    instead of paging the duty officer and the leader again. Other residents' alarms are never
+    held back by one sender's flood."""
+    settings = ctx.runtime.settings.intake
+    same_chat = (
+        Ticket.group_id.is_(None) if item.group_id is None else Ticket.group_id == item.group_id
+    )
+    alarms = (
+        await ctx.session.scalars(
+            open_reported_by(item.member.id)
+            .where(
+                Ticket.emergency.is_(True),
+                same_chat,
+                Ticket.created_at >= ctx.now - timedelta(seconds=settings.merge_window_s),
+            )
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(settings.alarms_per_sender)
+        )
+    ).all()
+    return alarms[0] if len(alarms) >= settings.alarms_per_sender else None
+
+
 async def attach(ctx: HandlerContext, ticket: Ticket, out: Out, item: Item) -> None:
     """Attach a reporter and their words to an open ticket; tell them and the assignee."""
     exists = await ctx.session.scalar(

@@ -588,3 +588,37 @@ async def test_an_account_cap_holds_ordinary_messages_but_never_urgent_ones(
         assert len([d for d in h.world.state.delivered() if d["text"] == "本週防詐騙提示"]) == 2
     finally:
         await h.close()
+
+
+async def test_one_senders_flood_of_alarms_pages_three_times_and_answers_every_one(
+    h: Harness,
+) -> None:
+    """A troll's fifteen different "emergencies" in a minute made eleven P1s and about twenty
+    pages. Now one sender's open alarms in a chat page up to ``intake.alarms_per_sender``
+    times; the next ones join the latest as follow-ups, each still answered at once with its
+    own safety number; another resident's alarm meanwhile is a P1 of its own, paged."""
+    alarms = [
+        "有人打架了!拿着棍子在打人,快来",  # 110
+        "着火了!村口柴房烧起来了",  # 119
+        "有个老人倒在路边不动了,快叫救护车",  # 120
+        "煤气泄漏了!整个楼道都是味,有人晕了",
+        "救命!有小孩掉河里了",
+    ]
+    for text in alarms:
+        await h.say(text, group=GROUP, sender="wxid_troll")
+    await h.say("救命 我家着火了 快来人", group=GROUP, sender="wxid_neighbour")
+    await h.sent()
+    tickets = await h.tickets()
+    theirs = [t for t in tickets if t.emergency]
+    assert len(theirs) == 4  # three of the troll's, and the neighbour's
+    pages = [m for m in h.to_user("wxid_wang") if "P1" in m]
+    assert len(pages) == 4
+    replies = [m["text"] for m in h.to_group(GROUP)]
+    assert len(replies) == 6  # every alarm answered, its own number among them
+    assert sum("119" in r[:20] for r in replies) == 2  # both fires, the troll's and hers
+    third = sorted(theirs, key=lambda t: t.id)[2]
+    timeline = await h.timeline(third)
+    assert timeline.count("merged") == 2  # the fourth and fifth joined the third
+    assert timeline.count("emergency_reply") == 3  # each answered all the same
+    told = [m for m in h.to_user("wxid_wang") if f"#{third.code}" in m and "P1" not in m]
+    assert len(told) == 2  # the holder reads them as follow-ups on the third

@@ -210,6 +210,10 @@ class IntakeSettings(Section):
     # Emergency messages from a chat that merge into one ticket get one safety reply there
     # per this window, not one each (a flood must not queue thirty identical replies).
     safety_reply_repeat_s: int = Field(300, ge=0)
+    # One sender's open alarms in one chat within merge_window_s that are each a P1 with its
+    # own pages; the next ones join the latest (its safety reply still goes at once): a sender
+    # flooding different "emergencies" paged the duty officer and the leader twice each time.
+    alarms_per_sender: int = Field(3, ge=1)
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm]?)\s*$")
