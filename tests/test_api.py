@@ -351,6 +351,20 @@ async def test_a_query_parameter_a_route_does_not_take_is_422_naming_it(
     assert error["loc"] == ["query", name] and "unknown query parameter" in error["msg"]
 
 
+async def test_a_filter_given_twice_is_422_naming_it(harness: Harness) -> None:
+    """``?category=report&category=help`` answered the help tickets alone (the last value), as
+    if the first had not been asked for."""
+    headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
+    r = await harness.client.get(
+        "/api/v1/tickets?category=report&category=help&status=", headers=headers
+    )
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["query", "category"] and "more than once" in error["msg"]
+    ok = await harness.client.get("/api/v1/tickets?category=help&status=", headers=headers)
+    assert ok.status_code == 200
+
+
 async def test_outbox_rows_come_in_pages(harness: Harness) -> None:
     headers = {"Authorization": f"Bearer {await _token(harness, 'admin')}"}
     for text in ("你好", "在吗", "有人没"):

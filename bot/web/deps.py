@@ -130,13 +130,17 @@ def _query_names(dependant: Dependant) -> set[str]:
 def refuse_unknown_query(request: Request) -> None:
     """Refuse a query parameter the route does not take (``?stauts=new``, ``?station=`` where
     there is no such filter) with a 422 naming it: ignored, it would answer every row as if
-    filtered, and a client would act on the wrong list without knowing."""
+    filtered, and a client would act on the wrong list without knowing. A parameter given
+    twice (``?category=report&category=help``) is refused too: each filter takes one value,
+    and the last one alone was used, as if the first had not been asked for."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     known = _query_names(route.dependant)
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
+    names = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted(set(names) - known)
+    repeated = sorted({name for name in names if names.count(name) > 1} & known)
+    if unknown or repeated:
         raise HTTPException(
             422,
             [
@@ -147,6 +151,14 @@ def refuse_unknown_query(request: Request) -> None:
                     + (", ".join(sorted(known)) or "none"),
                 }
                 for name in unknown
+            ]
+            + [
+                {
+                    "type": "repeated",
+                    "loc": ["query", name],
+                    "msg": "given more than once; it takes one value",
+                }
+                for name in repeated
             ],
         )
 
