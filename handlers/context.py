@@ -117,9 +117,13 @@ class HandlerContext:
             kind, url = payload.get("msg_type") or "text", payload.get("media_url")
         if kind not in CAPTIONED or not url:
             return said
-        marker = self.text(f"attachment_{kind}", label="", url=url)
-        marker = " ".join(marker.split())  # no caption in the marker: it is on the line above
+        marker = self._marker(kind, url)
         return f"{said}\n{marker}" if said else marker
+
+    def _marker(self, kind: str, url: str) -> str:
+        """Where an attachment is ("[图片] URL"), on one line: no caption in it (the words are
+        on the line above, or the attachment came without)."""
+        return " ".join(self.text(f"attachment_{kind}", label="", url=url).split())
 
     async def media_before(self, journal: InboundEvent | None = None) -> list[str]:
         """Where the photos, videos and files are ("[图片] URL") that the sender sent in this
@@ -164,8 +168,7 @@ class HandlerContext:
             sent = _sent_at(payload)
             if sent is None or at - sent > MEDIA_BEFORE:
                 break
-            marker = self.text(f"attachment_{kind}", label="", url=url)
-            markers.append(" ".join(marker.split()))
+            markers.append(self._marker(kind, url))
         return markers[::-1]
 
     async def redact_journal(self, text: str) -> None:

@@ -351,7 +351,7 @@ async def deliveries(
             session,
             bulletin_id=bulletin_id,
             now=runtime.clock.now(),
-            run_id=run_id,
+            run_ids=None if run_id is None else [run_id],
             limit=limit,
             offset=offset,
         )

@@ -71,9 +71,7 @@ def body_error(field: str, message: str, kind: str = "") -> HTTPException:
     dotted ``field``: for requests that parse but are wrong for the directory or the clock.
     ``kind`` is the error's ``type`` (``unknown``, ``past``, ``empty``…: a client can act on
     it without reading the words), ``value_error`` when none is given."""
-    return HTTPException(
-        422, [{"type": kind or "value_error", "loc": ["body", *field.split(".")], "msg": message}]
-    )
+    return _invalid(["body", *field.split(".")], message, kind)
 
 
 async def created_once(
@@ -116,7 +114,12 @@ async def created_once(
 
 def query_error(name: str, message: str) -> HTTPException:
     """A 422 shaped like FastAPI's validation errors, ``loc`` naming the query parameter."""
-    return HTTPException(422, [{"type": "value_error", "loc": ["query", name], "msg": message}])
+    return _invalid(["query", name], message)
+
+
+def _invalid(loc: list[str], message: str, kind: str = "") -> HTTPException:
+    """One error in FastAPI's validation-error shape (``type``, ``loc``, ``msg``)."""
+    return HTTPException(422, [{"type": kind or "value_error", "loc": loc, "msg": message}])
 
 
 def _query_names(dependant: Dependant) -> set[str]:

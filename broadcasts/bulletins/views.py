@@ -51,12 +51,11 @@ async def list_deliveries(
     *,
     bulletin_id: int,
     now: datetime,
-    run_id: int | None = None,
     run_ids: Sequence[int] | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[DeliveryView]:
-    """Every delivery of a bulletin (or of one run, or of some), joined to its outbox row by
+    """Every delivery of a bulletin (or of the runs ``run_ids``), joined to its outbox row by
     key, oldest run first; a page of ``limit`` from ``offset`` when given."""
     query = (
         select(
@@ -73,8 +72,6 @@ async def list_deliveries(
         .where(BulletinDelivery.bulletin_id == bulletin_id)
         .order_by(BulletinDelivery.run_id, BulletinDelivery.group_id)
     )
-    if run_id is not None:
-        query = query.where(BulletinDelivery.run_id == run_id)
     if run_ids is not None:
         query = query.where(BulletinDelivery.run_id.in_(run_ids))
     if limit is not None:

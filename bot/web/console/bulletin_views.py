@@ -217,7 +217,7 @@ async def line(
         runs.where(BulletinRun.status == "sent").order_by(BulletinRun.due_at.desc()).limit(1)
     )
     if sent is not None:
-        views = await list_deliveries(session, bulletin_id=bulletin.id, now=now, run_id=sent.id)
+        views = await list_deliveries(session, bulletin_id=bulletin.id, now=now, run_ids=[sent.id])
         groups = group_lines(views, names)
     else:
         groups = [GroupLine(name=g.name, status="waiting") for g in reached]
